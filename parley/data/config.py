@@ -1,0 +1,144 @@
+"""config.yml: recipe, language, assistant id, NLU pipeline, policies and importers.
+
+A missing or empty ``pipeline`` / ``policies`` is filled from ``default_config.yml`` and
+recorded in :attr:`ProjectConfig.filled_from_default`, so callers can tell the user.
+Which component names exist and which parameters they take is checked later, by the
+recipe, which knows the components; here only the file's shape is checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from parley.data.formats.schema import check_keys, expect_list, expect_mapping, expect_type
+from parley.data.formats.version import is_readable_version
+from parley.data.formats.yaml_io import line_of, parse_yaml, read_yaml_file
+from parley.errors import SchemaError
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yml")
+SUPPORTED_RECIPES = ("default.v1",)
+PLACEHOLDER_ASSISTANT_ID = "placeholder_default"
+_TOP_KEYS = ("version", "recipe", "language", "assistant_id", "pipeline", "policies",
+             "importers", "data", "core_target", "nlu_target")
+
+
+@dataclass
+class ComponentConfig:
+    """One pipeline component or policy: its Rasa name and its parameters as written."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    file: str | None = field(default=None, compare=False, repr=False)
+    line: int | None = field(default=None, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params}
+
+
+@dataclass
+class ProjectConfig:
+    recipe: str = "default.v1"
+    language: str = "en"
+    assistant_id: str = PLACEHOLDER_ASSISTANT_ID
+    pipeline: list[ComponentConfig] = field(default_factory=list)
+    policies: list[ComponentConfig] = field(default_factory=list)
+    importers: list[dict[str, Any]] = field(default_factory=list)
+    file: str | None = field(default=None, compare=False)
+    filled_from_default: list[str] = field(default_factory=list, compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for fingerprints and archive metadata."""
+        return {
+            "recipe": self.recipe,
+            "language": self.language,
+            "assistant_id": self.assistant_id,
+            "pipeline": [c.as_dict() for c in self.pipeline],
+            "policies": [c.as_dict() for c in self.policies],
+            "importers": self.importers,
+        }
+
+    def notices(self) -> list[str]:
+        """What was filled in for the user, in words they can act on."""
+        out = [
+            f"config.yml has no {part}: Parley's default {part} is used "
+            f"(see {DEFAULT_CONFIG_PATH.name} in the parley package to copy and adjust it)."
+            for part in self.filled_from_default
+        ]
+        if self.assistant_id == PLACEHOLDER_ASSISTANT_ID:
+            out.append("config.yml has no unique assistant_id; set one to tell models apart.")
+        return out
+
+
+def _components(value: Any, file: str | None, line: int | None, where: str) -> list[ComponentConfig]:
+    items = expect_list(value, file, line, f"'{where}'")
+    out = []
+    for index, item in enumerate(items):
+        item_line = line_of(items, index)
+        item = expect_mapping(item, file, item_line, f"an entry of '{where}'")
+        if "name" not in item:
+            raise SchemaError(
+                f"an entry of '{where}' has no 'name'.", file, item_line,
+                hint="Each entry starts with '- name: ComponentName'.",
+            )
+        expect_type(item["name"], str, file, line_of(item, "name"), "a component name")
+        params = {k: v for k, v in item.items() if k != "name"}
+        out.append(ComponentConfig(item["name"], _plain(params), file, item_line))
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def config_from_content(content: Any, file: str | Path | None = None) -> ProjectConfig:
+    file_name = str(file) if file is not None else None
+    if content is None:
+        content = {}
+    content = expect_mapping(content, file, 1, "the config file's top level")
+    check_keys(content, _TOP_KEYS, file, "config.yml")
+    if not is_readable_version(content, file):
+        content = {}
+    config = ProjectConfig(file=file_name)
+    recipe = content.get("recipe") or "default.v1"
+    if recipe not in SUPPORTED_RECIPES:
+        raise SchemaError(
+            f"the recipe '{recipe}' is not supported.", file, line_of(content, "recipe"),
+            hint=f"Use one of: {', '.join(SUPPORTED_RECIPES)}.",
+        )
+    config.recipe = recipe
+    for key in ("language", "assistant_id"):
+        if content.get(key) is not None:
+            expect_type(content[key], str, file, line_of(content, key), f"'{key}'")
+            setattr(config, key, content[key])
+    defaults = _default_content()
+    for part in ("pipeline", "policies"):
+        if content.get(part):
+            setattr(config, part, _components(content[part], file_name, line_of(content, part), part))
+        else:
+            setattr(config, part, _components(defaults[part], str(DEFAULT_CONFIG_PATH), None, part))
+            config.filled_from_default.append(part)
+    if content.get("importers"):
+        config.importers = [c.as_dict() for c in
+                            _components(content["importers"], file_name, line_of(content, "importers"), "importers")]
+    return config
+
+
+def _default_content() -> Any:
+    return read_yaml_file(DEFAULT_CONFIG_PATH)
+
+
+def read_config(path: str | Path | None) -> ProjectConfig:
+    """Read config.yml; a missing path gives Parley's default config (noted as filled)."""
+    if path is None:
+        return config_from_content(None)
+    return config_from_content(read_yaml_file(path), path)
+
+
+def read_config_text(text: str, file: str | Path | None = None) -> ProjectConfig:
+    return config_from_content(parse_yaml(text, file), file)

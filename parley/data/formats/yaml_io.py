@@ -1,0 +1,173 @@
+"""YAML reading that remembers line numbers, with Rasa's YAML 1.2 scalar rules.
+
+Rasa reads YAML 1.2 (ruamel), where ``yes``/``no``/``on``/``off`` are plain strings and
+dates stay strings. PyYAML speaks 1.1, so the resolvers are trimmed to match; otherwise
+``value: yes`` in a slot mapping would silently become ``True``.
+
+Mappings load as :class:`LineDict` and sequences as :class:`LineList`; both carry the
+1-based line of themselves and of each key / item, so every later error can name a line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from parley.errors import YamlSyntaxError
+
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseDumper: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class LineDict(dict):  # type: ignore[type-arg]
+    """A dict that knows its own line and the line of each key."""
+
+    __slots__ = ("line", "key_lines")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.line: int | None = None
+        self.key_lines: dict[Any, int] = {}
+
+
+class LineList(list):  # type: ignore[type-arg]
+    """A list that knows its own line and the line of each item."""
+
+    __slots__ = ("line", "item_lines")
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.line: int | None = None
+        self.item_lines: list[int] = []
+
+
+def line_of(obj: Any, key: Any = None) -> int | None:
+    """Line of ``obj`` itself, or of ``key`` (dict key or list index) inside it."""
+    if key is None:
+        return getattr(obj, "line", None)
+    if isinstance(obj, LineDict):
+        return obj.key_lines.get(key, obj.line)
+    if isinstance(obj, LineList) and isinstance(key, int) and key < len(obj.item_lines):
+        return obj.item_lines[key]
+    return getattr(obj, "line", None)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    pass
+
+
+# YAML 1.2 core schema: only true/false are booleans; no timestamps.
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+class DuplicateKeyError(yaml.MarkedYAMLError):
+    pass
+
+
+def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            ) from None
+        if key in result:
+            raise DuplicateKeyError(
+                None, None, f"the key '{key}' appears twice in the same mapping",
+                key_node.start_mark,
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _construct_sequence(loader: Any, node: yaml.SequenceNode) -> LineList:
+    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line + 1
+    result.item_lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+
+
+def parse_yaml(text: str, file: str | Path | None = None) -> Any:
+    """Parse YAML text; syntax errors become :class:`YamlSyntaxError` with file and line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or "invalid YAML"
+        if isinstance(exc, DuplicateKeyError):
+            raise YamlSyntaxError(
+                problem, file, line, hint="Merge the two entries or remove one."
+            ) from None
+        if exc.context:
+            problem = f"{exc.context}; {problem}"
+        raise YamlSyntaxError(
+            f"invalid YAML: {problem}",
+            file,
+            line,
+            hint="Check the indentation and quoting around this line.",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(f"invalid YAML: {exc}", file) from None
+
+
+def read_yaml_file(path: str | Path) -> Any:
+    """Read and parse one YAML file (UTF-8, BOM tolerated)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise YamlSyntaxError(
+            f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", path
+        ) from None
+    return parse_yaml(text, path)
+
+
+def _represent_str(dumper: Any, value: str) -> Any:
+    # Multi-line strings read best as block literals, as users write them by hand.
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
+    pass
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(LineDict, _Dumper.represent_dict)
+_Dumper.add_representer(LineList, _Dumper.represent_list)
+
+
+def dump_yaml(data: Any) -> str:
+    """Dump plain data as block-style YAML, keys in insertion order, unicode kept."""
+    text: str = yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+        default_flow_style=False, width=10_000,
+    )
+    return text
+
+
+def write_yaml_file(data: Any, path: str | Path) -> None:
+    Path(path).write_text(dump_yaml(data), encoding="utf-8")

@@ -1,0 +1,130 @@
+"""Every error Parley raises on purpose.
+
+::
+
+    ParleyError
+     ├── DataError                 a user file is wrong; knows file and line
+     │    ├── YamlSyntaxError      the YAML itself does not parse
+     │    ├── SchemaError          a key or value is not allowed where it stands
+     │    ├── FormatVersionError   the file is written in a format Parley does not read
+     │    └── ValidationError      cross-file checks failed (carries every issue)
+     ├── ConfigError               config.yml asks for something that cannot be built
+     ├── NotFittedError            a component was used before ``fit``
+     ├── ModelArchiveError         a model archive is corrupt, unsafe or cannot be written
+     └── CacheError                the training cache cannot be used as configured
+
+    ParleyWarning (a UserWarning)  something is odd but loading goes on; the message
+                                   names file and line like the errors do
+
+The CLI maps these to exit codes; library code only raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ParleyError(Exception):
+    """Base of every error Parley raises on purpose."""
+
+
+def location(file: str | Path | None, line: int | None) -> str:
+    """``file:line`` (1-based line) as shown to users; empty when unknown."""
+    if file is None:
+        return ""
+    return f"{file}:{line}" if line else str(file)
+
+
+class DataError(ParleyError):
+    """A problem in a user's file, pointing at the file and line."""
+
+    def __init__(
+        self,
+        message: str,
+        file: str | Path | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.hint = hint
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = location(self.file, self.line)
+        text = f"{where}: {self.message}" if where else self.message
+        if self.hint:
+            text += f" {self.hint}"
+        return text
+
+
+class YamlSyntaxError(DataError):
+    """The file is not valid YAML."""
+
+
+class SchemaError(DataError):
+    """A key or value is not allowed at its place in the file."""
+
+
+class FormatVersionError(DataError):
+    """The file uses a format version Parley cannot read (e.g. a Rasa 2.x domain)."""
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One finding of validation: an error or a warning, with its place."""
+
+    level: str  # "error" or "warning"
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = location(self.file, self.line)
+        prefix = f"{where}: " if where else ""
+        return f"{prefix}{self.level}: {self.message}"
+
+
+class ValidationError(DataError):
+    """Validation found errors; ``issues`` holds all of them (warnings too)."""
+
+    def __init__(self, issues: Sequence[Issue]) -> None:
+        self.issues = list(issues)
+        errors = [i for i in self.issues if i.level == "error"]
+        lines = "\n".join(f"  {i}" for i in errors)
+        super().__init__(f"the project has {len(errors)} error(s):\n{lines}")
+
+
+class ConfigError(ParleyError):
+    """config.yml asks for something Parley cannot build."""
+
+
+class NotFittedError(ParleyError):
+    """A component was used before it was trained."""
+
+
+class ParleyWarning(UserWarning):
+    """Something in the user's files is odd, yet Parley can go on."""
+
+
+def warn(message: str, file: str | Path | None = None, line: int | None = None) -> None:
+    """Emit a :class:`ParleyWarning` whose text starts with ``file:line``."""
+    import warnings
+
+    where = location(file, line)
+    warnings.warn(f"{where}: {message}" if where else message, ParleyWarning, stacklevel=2)
+
+
+class ModelArchiveError(ParleyError):
+    """A model archive is not a readable, safe Parley archive, or cannot be written.
+
+    The message names the archive file and what is wrong with it.
+    """
+
+
+class CacheError(ParleyError):
+    """The training cache cannot be used as configured (bad size limit, bad fingerprint,
+    or the disk refused a write)."""

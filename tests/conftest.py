@@ -1,0 +1,16 @@
+"""Shared test helpers: where ../shared/data is, and a skip when a fresh clone lacks it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+needs_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(),
+    reason="../shared/data (the benchmark sets and bots) is not beside this clone",
+)

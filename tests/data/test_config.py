@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from parley.data.config import ComponentConfig, read_config, read_config_text
+from parley.errors import SchemaError
+from tests.conftest import SHARED_DATA, needs_shared_data
+
+
+def test_should_read_pipeline_and_policies_with_parameters():
+    config = read_config_text(
+        "recipe: default.v1\nlanguage: de\nassistant_id: bot\npipeline:\n"
+        "- name: CountVectorsFeaturizer\n  analyzer: char_wb\n  max_ngram: 4\n"
+        "policies:\n- name: RulePolicy\n"
+    )
+    assert config.language == "de"
+    assert config.assistant_id == "bot"
+    assert config.pipeline == [ComponentConfig("CountVectorsFeaturizer", {"analyzer": "char_wb", "max_ngram": 4})]
+    assert config.pipeline[0].line == 5
+    assert config.filled_from_default == []
+
+
+def test_should_fill_missing_parts_from_the_default_and_say_so():
+    config = read_config_text("language: en\npipeline:\npolicies:\n")
+    assert config.filled_from_default == ["pipeline", "policies"]
+    assert config.pipeline and config.policies
+    assert any("no pipeline" in notice for notice in config.notices())
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("pipline: []\n", "c.yml:1: unknown key 'pipline' in config.yml. Did you mean 'pipeline'?"),
+        ("pipeline:\n- analyzer: word\n", "c.yml:2: an entry of 'pipeline' has no 'name'."),
+        ("recipe: graph.v1\n", "c.yml:1: the recipe 'graph.v1' is not supported."),
+        ("pipeline: WhitespaceTokenizer\n", "c.yml:1: 'pipeline' must be a list (- item), found the string"),
+    ],
+)
+def test_should_reject_bad_configs(text, message):
+    with pytest.raises(SchemaError) as info:
+        read_config_text(text, "c.yml")
+    assert str(info.value).startswith(message)
+
+
+@needs_shared_data
+def test_every_shared_config_should_load():
+    for path in sorted(SHARED_DATA.rglob("config*.yml")):
+        config = read_config(path)
+        assert config.pipeline and config.policies, path

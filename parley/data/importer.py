@@ -1,0 +1,197 @@
+"""Find a project's files, tell each file's kind by its content, read and merge them.
+
+``TrainingDataImporter(domain_path, config_path, training_files)`` takes the same three
+inputs as ``train()`` in the spec. Every YAML file is parsed once; its top-level keys say
+what it holds (``nlu``/``responses`` → NLU, ``stories``/``rules`` → dialogue, test stories
+when the file name starts with ``test_``, domain keys → domain). A file may hold several.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from parley.data.config import ProjectConfig, read_config
+from parley.data.domain import Domain
+from parley.data.formats.domain_yaml import DOMAIN_KEYS, domain_from_content, read_domain
+from parley.data.formats.nlu_yaml import nlu_from_content
+from parley.data.formats.schema import did_you_mean
+from parley.data.formats.story_yaml import StoryFile, story_file_from_content
+from parley.data.formats.yaml_io import read_yaml_file
+from parley.data.stories import Story
+from parley.data.training_data import TrainingData
+from parley.errors import SchemaError, warn
+
+YAML_SUFFIXES = (".yml", ".yaml")
+NLU_KEYS = ("nlu", "responses")
+STORY_KEYS = ("stories", "rules")
+CONFIG_KEYS = ("pipeline", "policies", "recipe", "language", "assistant_id", "importers")
+TEST_FILE_PREFIX = "test_"
+DEFAULT_DOMAIN = "domain.yml"
+DEFAULT_CONFIG = "config.yml"
+DEFAULT_DATA = "data"
+
+
+def yaml_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The YAML files under the given files/directories, sorted, hidden folders skipped."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(
+                p for p in sorted(path.rglob("*"))
+                if p.suffix in YAML_SUFFIXES and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise SchemaError(f"the training data path '{path}' does not exist.", hint=(
+                "Pass existing files or folders (e.g. --data data)."))
+    seen: set[Path] = set()
+    return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]
+
+
+@dataclass
+class ProjectFiles:
+    """Which file holds what kind of data."""
+
+    nlu: list[Path] = field(default_factory=list)
+    stories: list[Path] = field(default_factory=list)
+    tests: list[Path] = field(default_factory=list)
+    domain: list[Path] = field(default_factory=list)
+
+
+class TrainingDataImporter:
+    """Reads and merges a project's domain, config, NLU data, stories, rules and tests."""
+
+    def __init__(
+        self,
+        domain_path: str | Path | None = None,
+        config_path: str | Path | None = None,
+        training_files: str | Path | Iterable[str | Path] | None = None,
+    ) -> None:
+        self.domain_path = Path(domain_path) if domain_path is not None else None
+        self.config_path = Path(config_path) if config_path is not None else None
+        if training_files is None:
+            training_files = []
+        elif isinstance(training_files, (str, Path)):
+            training_files = [training_files]
+        self.training_paths = [Path(p) for p in training_files]
+        self._content: dict[Path, Any] = {}
+
+    @classmethod
+    def from_project(cls, project: str | Path = ".") -> TrainingDataImporter:
+        """Rasa's default layout: domain.yml (or domain/), config.yml, data/."""
+        root = Path(project)
+        domain = root / DEFAULT_DOMAIN
+        if not domain.exists() and (root / "domain").is_dir():
+            domain = root / "domain"
+        return cls(domain if domain.exists() else None, root / DEFAULT_CONFIG
+                   if (root / DEFAULT_CONFIG).exists() else None, [root / DEFAULT_DATA]
+                   if (root / DEFAULT_DATA).exists() else [])
+
+    # --- files -------------------------------------------------------------------------
+    def _parsed(self, path: Path) -> Any:
+        if path not in self._content:
+            self._content[path] = read_yaml_file(path)
+        return self._content[path]
+
+    @cached_property
+    def files(self) -> ProjectFiles:
+        files = ProjectFiles()
+        for path in yaml_files(self.training_paths):
+            content = self._parsed(path)
+            if content is None:
+                warn("the file is empty; it holds no training data.", path)
+                continue
+            if not isinstance(content, dict):
+                raise SchemaError("a training data file must be a mapping at its top level, "
+                                  "with keys such as nlu, stories, rules.", path, 1)
+            keys = set(content) - {"version"}
+            kinds = 0
+            if keys & set(NLU_KEYS):
+                files.nlu.append(path)
+                kinds += 1
+            if keys & set(STORY_KEYS):
+                (files.tests if path.name.startswith(TEST_FILE_PREFIX) else files.stories).append(path)
+                kinds += 1
+            if keys & set(DOMAIN_KEYS) - set(NLU_KEYS):
+                files.domain.append(path)
+                kinds += 1
+            known = set(NLU_KEYS) | set(STORY_KEYS) | set(DOMAIN_KEYS) | set(CONFIG_KEYS)
+            for key in keys - known:
+                raise SchemaError(
+                    f"unknown top-level key '{key}' in a training data file.{did_you_mean(key, known)}",
+                    path, getattr(content, "key_lines", {}).get(key),
+                    hint="Valid keys: version, nlu, responses, stories, rules (and domain keys).",
+                )
+            if not kinds and not keys & set(CONFIG_KEYS):
+                warn("the file holds no training data (no nlu, responses, stories or rules).", path)
+        return files
+
+    # --- what the project holds --------------------------------------------------------
+    @cached_property
+    def config(self) -> ProjectConfig:
+        return read_config(self.config_path)
+
+    @cached_property
+    def nlu_data(self) -> TrainingData:
+        data = TrainingData()
+        parts = [nlu_from_content(self._parsed(p), p) for p in self.files.nlu]
+        return data.merge(*parts)
+
+    @cached_property
+    def domain(self) -> Domain:
+        """The domain files merged, plus domain sections found among the training files
+        and the retrieval responses of the NLU files (as Rasa syncs them)."""
+        domain = read_domain(self.domain_path) if self.domain_path is not None else Domain.empty()
+        for path in self.files.domain:
+            domain = domain.merge(domain_from_content(self._parsed(path), path))
+        if self.nlu_data.responses:
+            # Domain responses win over NLU-file responses of the same name, as in Rasa.
+            merged = {**self.nlu_data.responses, **domain.responses}
+            locations = {**self.nlu_data.locations, **domain.locations}
+            domain = replace(domain, responses=merged, locations=locations)
+        return domain
+
+    @cached_property
+    def _story_files(self) -> list[StoryFile]:
+        return [story_file_from_content(self._parsed(p), p) for p in self.files.stories]
+
+    @cached_property
+    def stories(self) -> list[Story]:
+        return [s for f in self._story_files for s in f.stories]
+
+    @cached_property
+    def rules(self) -> list[Story]:
+        return [r for f in self._story_files for r in f.rules]
+
+    @cached_property
+    def test_stories(self) -> list[Story]:
+        tests = [story_file_from_content(self._parsed(p), p) for p in self.files.tests]
+        return [s for f in tests for s in (*f.stories, *f.rules)]
+
+    def summary(self) -> dict[str, int]:
+        """Counts of what the project holds, as ``parley data validate`` prints them."""
+        nlu, domain = self.nlu_data, self.domain
+        return {
+            "intents": len(domain.intents),
+            "entities": len(domain.entities),
+            "slots": len(domain.slots),
+            "responses": len(domain.responses),
+            "actions": len(domain.actions),
+            "forms": len(domain.forms),
+            "NLU examples": len(nlu.examples),
+            "intents with examples": len(nlu.intents),
+            "entity annotations": sum(len(m.entities) for m in nlu.examples),
+            "synonyms": len(nlu.synonyms),
+            "regexes": len(nlu.regexes),
+            "lookup tables": len(nlu.lookups),
+            "stories": len(self.stories),
+            "rules": len(self.rules),
+            "test stories": len(self.test_stories),
+        }

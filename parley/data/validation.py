@@ -1,0 +1,268 @@
+"""Cross-file checks of a project: what ``parley data validate`` and training run first.
+
+Errors: something used in NLU data, stories or rules (or referenced inside the domain)
+that the domain does not declare; the same example under two intents; regexes that do not
+compile; stories that make no sense. Warnings: declared but never used; odd annotations.
+Every issue carries the file and line of the place to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from parley.data.domain import DEFAULT_INTENTS, RULE_SNIPPET_ACTION, Domain
+from parley.data.formats.schema import did_you_mean
+from parley.data.importer import TrainingDataImporter
+from parley.data.message import Message
+from parley.data.stories import (
+    ActionStep, ActiveLoopStep, CheckpointStep, SlotStep, Story, UserStep,
+    story_structure_issues,
+)
+from parley.data.training_data import TrainingData
+from parley.errors import Issue, ValidationError
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass
+class ValidationReport:
+    issues: list[Issue]
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == ERROR]
+
+    @property
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.level == WARNING]
+
+    def ok(self, fail_on_warnings: bool = False) -> bool:
+        return not self.errors and not (fail_on_warnings and self.warnings)
+
+    def raise_for_errors(self, fail_on_warnings: bool = False) -> None:
+        if not self.ok(fail_on_warnings):
+            issues = self.issues
+            if fail_on_warnings:  # promote, so the exception lists them as errors
+                issues = [Issue(ERROR, i.message, i.file, i.line) for i in issues]
+            raise ValidationError(issues)
+
+
+def validate_project(importer: TrainingDataImporter) -> ValidationReport:
+    """Run every check; reading errors (bad YAML, bad schema) raise before this returns."""
+    domain, nlu = importer.domain, importer.nlu_data
+    dialogue = [*importer.stories, *importer.rules]
+    issues: list[Issue] = []
+    issues += check_nlu_against_domain(nlu, domain)
+    issues += check_examples(nlu)
+    issues += check_stories_against_domain([*dialogue, *importer.test_stories], domain)
+    issues += check_domain(domain)
+    issues += story_structure_issues(dialogue)
+    issues += check_unused(domain, nlu, dialogue)
+    return ValidationReport(issues)
+
+
+def _where(domain: Domain, kind: str, name: str) -> tuple[str | None, int | None]:
+    file, line = domain.locations.get((kind, name), (None, None))
+    return file, line
+
+
+def _unknown(what: str, name: str, known: Iterable[str], fix: str) -> str:
+    return f"the {what} '{name}' is not in the domain.{did_you_mean(name, known)} {fix}"
+
+
+# --- NLU ---------------------------------------------------------------------------------
+def check_nlu_against_domain(nlu: TrainingData, domain: Domain) -> list[Issue]:
+    issues: list[Issue] = []
+    intents = set(domain.intent_names)
+    reported: set[tuple[str, str]] = set()
+    for message in nlu.examples:
+        intent = message.base_intent
+        if intent is not None and intent not in intents and ("intent", intent) not in reported:
+            reported.add(("intent", intent))
+            issues.append(Issue(ERROR, _unknown(
+                "intent", intent, intents, "Add it under 'intents:' in the domain."),
+                message.file, message.line))
+        for entity in message.entities:
+            spec = domain.entities.get(entity.entity)
+            if spec is None:
+                if ("entity", entity.entity) not in reported:
+                    reported.add(("entity", entity.entity))
+                    issues.append(Issue(ERROR, _unknown(
+                        "entity", entity.entity, domain.entities,
+                        "Add it under 'entities:' in the domain."), message.file, message.line))
+                continue
+            for kind, value, allowed in (("role", entity.role, spec.roles),
+                                         ("group", entity.group, spec.groups)):
+                if value is not None and value not in allowed and (kind, value) not in reported:
+                    reported.add((kind, value))
+                    issues.append(Issue(ERROR, (
+                        f"the entity '{entity.entity}' has the {kind} '{value}', which the domain "
+                        f"does not list under its '{kind}s'."), message.file, message.line))
+    return issues
+
+
+def check_examples(nlu: TrainingData) -> list[Issue]:
+    """One text under two intents, odd entity spans, regexes that do not compile."""
+    issues: list[Issue] = []
+    first_seen: dict[str, Message] = {}
+    for message in nlu.examples:
+        first = first_seen.setdefault(message.text, message)
+        if first.intent != message.intent:
+            # A warning, as in Rasa: the data still trains, but one label must lose.
+            issues.append(Issue(WARNING, (
+                f"the example '{message.text}' is under the intent '{message.intent}' and also "
+                f"under '{first.intent}' ({first.file}:{first.line}); one text can teach only "
+                "one intent."), message.file, message.line))
+        for entity in message.entities:
+            surface = message.text[entity.start:entity.end]
+            if surface != surface.strip():
+                issues.append(Issue(WARNING, (
+                    f"the entity '{entity.entity}' in '{message.text}' starts or ends with a space;"
+                    " annotate the words only."), message.file, message.line))
+            elif (entity.start > 0 and message.text[entity.start - 1].isalnum()) or (
+                    entity.end < len(message.text) and message.text[entity.end].isalnum()):
+                issues.append(Issue(WARNING, (
+                    f"the entity '{entity.entity}' ('{surface}') in '{message.text}' cuts a word "
+                    "in two; extractors work on whole tokens."), message.file, message.line))
+    for name, patterns in nlu.regexes.items():
+        file, line = nlu.locations.get(("regex", name), (None, None))
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                issues.append(Issue(ERROR, (
+                    f"the regex '{pattern}' of '{name}' does not compile: {exc}."), file, line))
+    for name, elements in nlu.lookups.items():
+        if not elements:
+            file, line = nlu.locations.get(("lookup", name), (None, None))
+            issues.append(Issue(WARNING, f"the lookup table '{name}' is empty.", file, line))
+    return issues
+
+
+# --- stories and rules -------------------------------------------------------------------
+def check_stories_against_domain(stories: list[Story], domain: Domain) -> list[Issue]:
+    issues: list[Issue] = []
+    intents = set(domain.intent_names)
+    # Responses ``utter_faq/ask_name`` make ``utter_faq`` an action, as Rasa adds it.
+    retrieval_actions = {name.split("/", 1)[0] for name in domain.responses if "/" in name}
+    actions = set(domain.action_names) | retrieval_actions | {RULE_SNIPPET_ACTION}
+    slots = set(domain.slot_names)
+    loops = set(domain.forms) | set(domain.action_names)  # loop actions count, e.g. two-stage fallback
+    for story in stories:
+        for step in story.iter_steps():
+            file, line = step.file, step.line
+            if isinstance(step, UserStep):
+                if step.intent is not None and step.base_intent not in intents:
+                    issues.append(Issue(ERROR, _unknown(
+                        "intent", step.intent, intents, "Add it under 'intents:' in the domain."),
+                        file, line))
+                for entity in step.entities:
+                    if entity.entity not in domain.entities:
+                        issues.append(Issue(ERROR, _unknown(
+                            "entity", entity.entity, domain.entities,
+                            "Add it under 'entities:' in the domain."), file, line))
+            elif isinstance(step, ActionStep) and step.name not in actions:
+                fix = ("Add a response with this name under 'responses:'."
+                       if step.name.startswith("utter_") else "Add it under 'actions:' in the domain.")
+                issues.append(Issue(ERROR, _unknown("action", step.name, actions, fix), file, line))
+            elif isinstance(step, ActiveLoopStep) and step.name is not None and step.name not in loops:
+                issues.append(Issue(ERROR, _unknown(
+                    "form", step.name, loops, "Add it under 'forms:' in the domain."), file, line))
+            elif isinstance(step, (SlotStep, CheckpointStep)):
+                for slot in step.slots:
+                    if slot.name not in slots:
+                        issues.append(Issue(ERROR, _unknown(
+                            "slot", slot.name, slots, "Add it under 'slots:' in the domain."),
+                            file, line))
+    return issues
+
+
+# --- the domain itself -------------------------------------------------------------------
+def check_domain(domain: Domain) -> list[Issue]:
+    """References inside the domain: forms → slots, mappings → entities/intents/forms,
+    utter_ actions → responses."""
+    issues: list[Issue] = []
+    intents, slots = set(domain.intent_names), set(domain.slot_names)
+    for form in domain.forms.values():
+        file, line = _where(domain, "form", form.name)
+        for slot in form.required_slots:
+            if slot not in slots:
+                issues.append(Issue(ERROR, (
+                    f"the form '{form.name}' requires the slot '{slot}', which is not in the "
+                    f"domain.{did_you_mean(slot, slots)}"), file, line))
+        for intent in form.ignored_intents:
+            if intent not in intents:
+                issues.append(Issue(ERROR, _unknown(
+                    "intent", intent, intents, f"The form '{form.name}' ignores it."), file, line))
+    for slot in domain.slots.values():
+        file, line = _where(domain, "slot", slot.name)
+        for mapping in slot.mappings:
+            if mapping.entity is not None and mapping.entity not in domain.entities:
+                issues.append(Issue(ERROR, _unknown(
+                    "entity", mapping.entity, domain.entities,
+                    f"The slot '{slot.name}' is filled from it."), file, line))
+            for intent in (*mapping.intent, *mapping.not_intent):
+                if intent not in intents:  # harmless at run time: the mapping never fires
+                    issues.append(Issue(WARNING, _unknown(
+                        "intent", intent, intents,
+                        f"A mapping of the slot '{slot.name}' names it."), file, line))
+            for condition in mapping.conditions:
+                loop = condition.active_loop
+                if loop is not None and loop not in domain.forms and loop not in domain.actions:
+                    issues.append(Issue(ERROR, _unknown(
+                        "form", loop, domain.forms,
+                        f"A mapping condition of the slot '{slot.name}' names it."), file, line))
+    for name in domain.actions:
+        if name.startswith("utter_") and name not in domain.responses:
+            file, line = _where(domain, "action", name)
+            issues.append(Issue(WARNING, (
+                f"the action '{name}' is named like a response but the domain has no response "
+                f"'{name}'."), file, line))
+    return issues
+
+
+def check_unused(domain: Domain, nlu: TrainingData, dialogue: list[Story]) -> list[Issue]:
+    """Declared in the domain but used nowhere: warnings, as Rasa gives them."""
+    issues: list[Issue] = []
+    used_intents = nlu.intents | {i for s in dialogue for i in s.intents()}
+    used_intents = {i.split("/", 1)[0] for i in used_intents}
+    for name in domain.intents:
+        if name not in used_intents and name not in DEFAULT_INTENTS:
+            file, line = _where(domain, "intent", name)
+            issues.append(Issue(WARNING, (
+                f"the intent '{name}' is in the domain but has no NLU examples and appears in no "
+                "story or rule."), file, line))
+    used_entities = nlu.entities | {e for s in dialogue for e in s.entities()}
+    used_entities |= {m.entity for slot in domain.slots.values() for m in slot.mappings if m.entity}
+    for name in domain.entities:
+        if name not in used_entities and name not in nlu.lookups and name not in nlu.regexes:
+            file, line = _where(domain, "entity", name)
+            issues.append(Issue(WARNING, (
+                f"the entity '{name}' is in the domain but no example annotates it."), file, line))
+    used_actions = {a for s in dialogue for a in s.actions()}
+    retrieval = {f"utter_{i}" for i in nlu.retrieval_intents}
+    for name in domain.responses:
+        base = name.split("/", 1)[0]
+        if name.startswith("utter_") and name not in used_actions and base not in used_actions \
+                and base not in retrieval and not _is_form_question(name, domain):
+            file, line = _where(domain, "response", name)
+            issues.append(Issue(WARNING, (
+                f"the response '{name}' is used in no story or rule."), file, line))
+    used_loops = {loop for s in dialogue for loop in s.active_loops()} | used_actions
+    for name in domain.forms:
+        if name not in used_loops:
+            file, line = _where(domain, "form", name)
+            issues.append(Issue(WARNING, f"the form '{name}' is used in no story or rule.", file, line))
+    return issues
+
+
+def _is_form_question(response: str, domain: Domain) -> bool:
+    """``utter_ask_<slot>`` / ``utter_ask_<form>_<slot>`` are asked by forms, not stories."""
+    for form in domain.forms.values():
+        for slot in form.required_slots:
+            if response in (f"utter_ask_{slot}", f"utter_ask_{form.name}_{slot}"):
+                return True
+    return False

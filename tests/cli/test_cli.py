@@ -1,0 +1,85 @@
+"""The command line, driven in-process through ``main(argv)``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from parley.cli.main import main
+from parley.starter import STARTER_FILES
+
+
+def test_init_then_validate_should_exit_zero(tmp_path, monkeypatch, capsys):
+    assert main(["init", "--no-prompt", str(tmp_path / "bot")]) == 0
+    for name in STARTER_FILES:
+        assert (tmp_path / "bot" / name).is_file()
+    monkeypatch.chdir(tmp_path / "bot")
+    assert main(["data", "validate", "--fail-on-warnings"]) == 0
+    out = capsys.readouterr().out
+    assert "Validation passed: 0 errors, 0 warning(s)." in out
+    assert "7  intents" in out and "3  stories" in out
+
+
+def test_init_should_never_overwrite(tmp_path, capsys):
+    assert main(["init", "--no-prompt", str(tmp_path)]) == 0
+    assert main(["init", "--no-prompt", str(tmp_path)]) == 1
+    assert "config.yml already exists; parley init never overwrites files" in capsys.readouterr().err
+
+
+def test_validate_should_exit_one_and_name_the_line_on_errors(tmp_path, monkeypatch, capsys):
+    main(["init", "--no-prompt", str(tmp_path)])
+    stories = tmp_path / "data" / "stories.yml"
+    stories.write_text(stories.read_text().replace("action: utter_greet", "action: utter_gret"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "validate"]) == 1
+    out = capsys.readouterr().out
+    assert "data/stories.yml:7: error: the action 'utter_gret' is not in the domain. " \
+           "Did you mean 'utter_greet'?" in out
+    assert "Validation failed: 1 error(s)" in out
+
+
+def test_validate_should_fail_on_warnings_when_asked(tmp_path, monkeypatch, capsys):
+    main(["init", "--no-prompt", str(tmp_path)])
+    domain = tmp_path / "domain.yml"
+    domain.write_text(domain.read_text().replace("  - ask_watering\n", "  - ask_watering\n  - spare\n"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "validate"]) == 0
+    assert main(["data", "validate", "--fail-on-warnings"]) == 1
+    assert "the intent 'spare' is in the domain but" in capsys.readouterr().out
+
+
+def test_validate_should_report_broken_yaml_with_file_and_line(tmp_path, monkeypatch, capsys):
+    main(["init", "--no-prompt", str(tmp_path)])
+    (tmp_path / "data" / "nlu.yml").write_text("nlu:\n- intent: greet\n  examples: [hi\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "validate"]) == 1
+    assert "error: data/nlu.yml:4: invalid YAML" in capsys.readouterr().err
+
+
+def test_no_command_should_print_help_and_exit_two(capsys):
+    assert main([]) == 2
+    assert "usage: parley" in capsys.readouterr().out
+
+
+def test_module_entry_point_should_run(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "parley.cli.main", "--version"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.startswith("parley ")
+
+
+def test_importing_parley_should_stay_light():
+    code = ("import sys, parley, parley.data.importer, parley.data.validation; "
+            "heavy = [m for m in ('torch', 'sklearn', 'tensorflow') if m in sys.modules]; "
+            "print(heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("argv", [["data", "validate", "--data", "missing-folder"]])
+def test_missing_paths_should_be_a_clear_error(tmp_path, monkeypatch, capsys, argv):
+    main(["init", "--no-prompt", str(tmp_path)])
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 1
+    assert "the training data path 'missing-folder' does not exist" in capsys.readouterr().err

@@ -1,0 +1,151 @@
+"""The validator on small projects written here, one mistake each, with the exact message."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from parley.data.importer import TrainingDataImporter
+from parley.data.validation import validate_project
+from parley.errors import ValidationError
+
+DOMAIN = """\
+version: "3.1"
+intents:
+  - greet
+  - ask_weather
+  - unused_intent
+entities:
+  - city:
+      roles: [from, to]
+slots:
+  city:
+    type: text
+    mappings:
+      - type: from_entity
+        entity: city
+forms:
+  weather_form:
+    required_slots: [city]
+responses:
+  utter_greet:
+    - text: hi
+  utter_weather:
+    - text: sunny in {city}
+"""
+NLU = """\
+version: "3.1"
+nlu:
+  - intent: greet
+    examples: |
+      - hi
+      - hello
+  - intent: ask_weather
+    examples: |
+      - weather in [Paris](city)
+      - from [Rome]{"entity": "city", "role": "from"}
+"""
+STORIES = """\
+version: "3.1"
+stories:
+  - story: weather
+    steps:
+      - intent: greet
+      - action: utter_greet
+      - intent: ask_weather
+      - action: weather_form
+      - active_loop: weather_form
+      - active_loop: null
+      - action: utter_weather
+"""
+
+
+def make_project(tmp_path: Path, domain: str = DOMAIN, nlu: str = NLU,
+                 stories: str = STORIES) -> TrainingDataImporter:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "domain.yml").write_text(textwrap.dedent(domain))
+    (tmp_path / "data" / "nlu.yml").write_text(textwrap.dedent(nlu))
+    (tmp_path / "data" / "stories.yml").write_text(textwrap.dedent(stories))
+    return TrainingDataImporter.from_project(tmp_path)
+
+
+def messages(importer: TrainingDataImporter, level: str) -> list[str]:
+    report = validate_project(importer)
+    return [f"{Path(i.file).name if i.file else ''}:{i.line}: {i.message}"
+            for i in report.issues if i.level == level]
+
+
+def test_a_correct_project_should_have_no_errors(tmp_path):
+    importer = make_project(tmp_path)
+    assert messages(importer, "error") == []
+    assert messages(importer, "warning") == [
+        "domain.yml:5: the intent 'unused_intent' is in the domain but has no NLU examples and "
+        "appears in no story or rule.",
+    ]
+
+
+# (what was changed, the exact error a user sees)
+ERROR_CASES = [
+    (("nlu", "- intent: greet", "- intent: greeet"),
+     "nlu.yml:5: the intent 'greeet' is not in the domain. Did you mean 'greet'? "
+     "Add it under 'intents:' in the domain."),
+    (("nlu", "[Paris](city)", "[Paris](town)"),
+     "nlu.yml:9: the entity 'town' is not in the domain. Add it under 'entities:' in the domain."),
+    (("nlu", '"role": "from"', '"role": "via"'),
+     "nlu.yml:10: the entity 'city' has the role 'via', which the domain does not list under "
+     "its 'roles'."),
+    (("stories", "- intent: ask_weather", "- intent: ask_wether"),
+     "stories.yml:7: the intent 'ask_wether' is not in the domain. Did you mean 'ask_weather'? "
+     "Add it under 'intents:' in the domain."),
+    (("stories", "- action: utter_weather", "- action: utter_wether"),
+     "stories.yml:11: the action 'utter_wether' is not in the domain. Did you mean "
+     "'utter_weather'? Add a response with this name under 'responses:'."),
+    (("stories", "- action: weather_form", "- action: action_check"),
+     "stories.yml:8: the action 'action_check' is not in the domain. Did you mean 'action_back'? "
+     "Add it under 'actions:' in the domain."),
+    (("stories", "- active_loop: weather_form", "- active_loop: wether_form"),
+     "stories.yml:9: the form 'wether_form' is not in the domain. Did you mean 'weather_form'? "
+     "Add it under 'forms:' in the domain."),
+    (("stories", "- active_loop: null", "- slot_was_set:\n          - town: x"),
+     "stories.yml:10: the slot 'town' is not in the domain. Add it under 'slots:' in the domain."),
+    (("domain", "required_slots: [city]", "required_slots: [cty]"),
+     "domain.yml:16: the form 'weather_form' requires the slot 'cty', which is not in the "
+     "domain. Did you mean 'city'?"),
+    (("domain", "entity: city", "entity: town"),
+     "domain.yml:10: the entity 'town' is not in the domain. The slot 'city' is filled from it."),
+    (("stories", "      - action: utter_greet\n", ""),
+     "stories.yml:6: "),  # two user turns in a row: reported by the structure check
+]
+
+
+@pytest.mark.parametrize("change, expected", ERROR_CASES)
+def test_should_report_each_mistake_with_file_line_and_fix(tmp_path, change, expected):
+    part, old, new = change
+    files = {"domain": DOMAIN, "nlu": NLU, "stories": STORIES}
+    assert old in files[part]
+    files[part] = files[part].replace(old, new)
+    importer = make_project(tmp_path, files["domain"], files["nlu"], files["stories"])
+    found = messages(importer, "error") + messages(importer, "warning")
+    assert any(m.startswith(expected) for m in found), found
+
+
+def test_same_text_under_two_intents_should_warn_with_both_places(tmp_path):
+    importer = make_project(tmp_path, nlu=NLU + "  - intent: ask_weather\n    examples: |\n      - hi\n")
+    assert "nlu.yml:13: the example 'hi' is under the intent 'ask_weather' and also under " \
+           "'greet' (" in "\n".join(messages(importer, "warning"))
+
+
+def test_raise_for_errors_should_list_every_error(tmp_path):
+    importer = make_project(tmp_path, nlu=NLU.replace("greet", "greeet"))
+    report = validate_project(importer)
+    with pytest.raises(ValidationError, match="1 error"):
+        report.raise_for_errors()
+
+
+def test_fail_on_warnings_should_turn_warnings_into_a_failure(tmp_path):
+    report = validate_project(make_project(tmp_path))
+    report.raise_for_errors()
+    with pytest.raises(ValidationError):
+        report.raise_for_errors(fail_on_warnings=True)

@@ -53,12 +53,24 @@ class DataError(ParleyError):
         self.hint = hint
         super().__init__(str(self))
 
-    def __str__(self) -> str:
-        where = location(self.file, self.line)
-        text = f"{where}: {self.message}" if where else self.message
+    @property
+    def detail(self) -> str:
+        """The message and the hint, without the place."""
+        text = self.message
         if self.hint:
+            if not text.endswith((".", "?", "!", ":")):
+                text += "."
             text += f" {self.hint}"
         return text
+
+    def __str__(self) -> str:
+        where = location(self.file, self.line)
+        return f"{where}: {self.detail}" if where else self.detail
+
+    def report(self) -> str:
+        """One line as the CLI prints it: ``file:line: error: what. Hint.``"""
+        where = location(self.file, self.line)
+        return f"{where}: error: {self.detail}" if where else f"error: {self.detail}"
 
 
 class YamlSyntaxError(DataError):
@@ -107,15 +119,29 @@ class NotFittedError(ParleyError):
 
 
 class ParleyWarning(UserWarning):
-    """Something in the user's files is odd, yet Parley can go on."""
+    """Something in the user's files is odd, yet Parley can go on.
+
+    Its text starts with ``file:line``; ``issue`` gives it as an :class:`Issue`.
+    """
+
+    def __init__(self, message: str, file: str | Path | None = None,
+                 line: int | None = None) -> None:
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        where = location(file, line)
+        super().__init__(f"{where}: {message}" if where else message)
+
+    @property
+    def issue(self) -> Issue:
+        return Issue("warning", self.message, self.file, self.line)
 
 
 def warn(message: str, file: str | Path | None = None, line: int | None = None) -> None:
-    """Emit a :class:`ParleyWarning` whose text starts with ``file:line``."""
+    """Emit a :class:`ParleyWarning` about ``file`` at ``line``."""
     import warnings
 
-    where = location(file, line)
-    warnings.warn(f"{where}: {message}" if where else message, ParleyWarning, stacklevel=2)
+    warnings.warn(ParleyWarning(message, file, line), stacklevel=2)
 
 
 class ModelArchiveError(ParleyError):

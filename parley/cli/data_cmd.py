@@ -8,7 +8,7 @@ from typing import Any
 
 from parley.data.importer import TrainingDataImporter
 from parley.data.validation import validate_project
-from parley.errors import Issue, ParleyWarning
+from parley.errors import ParleyWarning
 
 
 def add_project_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,8 +43,7 @@ def run_validate(args: argparse.Namespace) -> int:
         config = importer.config
         summary = importer.summary()
         report = validate_project(importer)
-    read_warnings = [Issue("warning", str(w.message)) for w in caught
-                     if issubclass(w.category, ParleyWarning)]
+    read_warnings = [w.message.issue for w in caught if isinstance(w.message, ParleyWarning)]
     print(f"Project: domain {args.domain}, config {args.config}, data {' '.join(args.data)}")
     print(f"  language {config.language}, assistant_id {config.assistant_id}, "
           f"{len(config.pipeline)} pipeline components, {len(config.policies)} policies")

@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Sequence
 
 from parley.cli import data_cmd, init_cmd
-from parley.errors import ParleyError, ParleyWarning
+from parley.errors import DataError, ParleyError, ParleyWarning
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -31,8 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
     stream = file or sys.stderr
-    label = "warning" if issubclass(category, ParleyWarning) else category.__name__
-    print(f"{label}: {message}", file=stream)
+    if isinstance(message, ParleyWarning):
+        print(message.issue, file=stream)
+    else:
+        print(f"{category.__name__}: {message}", file=stream)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     try:
         return int(args.handler(args) or EXIT_OK)
+    except DataError as exc:
+        print(exc.report(), file=sys.stderr)
+        return EXIT_ERROR
     except ParleyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -10,6 +10,7 @@
      │    └── ValidationError      cross-file checks failed (carries every issue)
      ├── ConfigError               config.yml asks for something that cannot be built
      ├── NotFittedError            a component was used before ``fit``
+     ├── ProjectExistsError        ``parley init`` would overwrite a file
      ├── ModelArchiveError         a model archive is corrupt, unsafe or cannot be written
      └── CacheError                the training cache cannot be used as configured
 
@@ -116,6 +117,10 @@ class ConfigError(ParleyError):
 
 class NotFittedError(ParleyError):
     """A component was used before it was trained."""
+
+
+class ProjectExistsError(ParleyError):
+    """``parley init`` would overwrite a file that is already there."""
 
 
 class ParleyWarning(UserWarning):

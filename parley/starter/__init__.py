@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from parley.errors import ParleyError
+from parley.errors import ProjectExistsError
 
 _TEMPLATE = Path(__file__).parent
 STARTER_FILES = (
@@ -20,10 +20,6 @@ STARTER_FILES = (
     "data/rules.yml",
     "tests/test_stories.yml",
 )
-
-
-class ProjectExistsError(ParleyError):
-    """``parley init`` would overwrite a file that is already there."""
 
 
 def create_starter_project(path: str | Path = ".") -> list[Path]:

@@ -22,7 +22,7 @@ def test_should_refuse_duplicate_keys_with_their_line():
     with pytest.raises(YamlSyntaxError) as info:
         parse_yaml("a: 1\nb: 2\na: 3\n", "f.yml")
     assert str(info.value) == (
-        "f.yml:3: the key 'a' appears twice in the same mapping Merge the two entries or remove one."
+        "f.yml:3: the key 'a' appears twice in the same mapping. Merge the two entries or remove one."
     )
 
 

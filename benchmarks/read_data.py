@@ -2,10 +2,10 @@
 
     python benchmarks/read_data.py [NAME ...]     (default: every benchmark set and bot)
 
-For each project under ../shared/data: time to read everything (domain, config, NLU, stories),
+For each project under ../shared/data: time to read all of it (domain, config, NLU, stories),
 time to validate, examples read, peak memory of the reading (tracemalloc), and the wall time
-and peak RSS of a whole `parley data validate` process (imports included). Prints a table; exits 1 if a project
-fails to load.
+and peak RSS of a whole `parley data validate` process (imports included). Prints a
+Markdown table; a project that fails to load stops the run with its error.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def read_all(domain: Path, config: Path, data: list[Path]) -> TrainingDataImport
     importer = TrainingDataImporter(domain, config, data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        importer.config, importer.domain, importer.nlu_data, importer.stories, importer.rules
+        importer.load_all()
     return importer
 
 

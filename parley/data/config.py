@@ -124,8 +124,9 @@ def config_from_content(content: Any, file: str | Path | None = None) -> Project
             setattr(config, part, _components(defaults[part], str(DEFAULT_CONFIG_PATH), None, part))
             config.filled_from_default.append(part)
     if content.get("importers"):
-        config.importers = [c.as_dict() for c in
-                            _components(content["importers"], file_name, line_of(content, "importers"), "importers")]
+        importers = _components(content["importers"], file_name,
+                                line_of(content, "importers"), "importers")
+        config.importers = [c.as_dict() for c in importers]
     return config
 
 

@@ -51,8 +51,10 @@ def yaml_files(paths: Iterable[str | Path]) -> list[Path]:
         else:
             raise SchemaError(f"the training data path '{path}' does not exist.", hint=(
                 "Pass existing files or folders (e.g. --data data)."))
-    seen: set[Path] = set()
-    return [p for p in found if not (p.resolve() in seen or seen.add(p.resolve()))]
+    unique: dict[Path, Path] = {}  # a file named twice (e.g. data/ and data/nlu.yml) reads once
+    for p in found:
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
 
 
 @dataclass
@@ -154,7 +156,9 @@ class TrainingDataImporter:
         if self.nlu_data.responses:
             # Domain responses win over NLU-file responses of the same name, as in Rasa.
             merged = {**self.nlu_data.responses, **domain.responses}
-            locations = {**self.nlu_data.locations, **domain.locations}
+            locations = {key: (file, line or 0) for key, (file, line)
+                         in self.nlu_data.locations.items()}
+            locations.update(domain.locations)
             domain = replace(domain, responses=merged, locations=locations)
         return domain
 
@@ -174,6 +178,12 @@ class TrainingDataImporter:
     def test_stories(self) -> list[Story]:
         tests = [story_file_from_content(self._parsed(p), p) for p in self.files.tests]
         return [s for f in tests for s in (*f.stories, *f.rules)]
+
+    def load_all(self) -> None:
+        """Read everything now, so that reading errors surface here and not later."""
+        for _ in (self.config, self.domain, self.nlu_data, self.stories, self.rules,
+                  self.test_stories):
+            pass
 
     def summary(self) -> dict[str, int]:
         """Counts of what the project holds, as ``parley data validate`` prints them."""

@@ -188,11 +188,11 @@ def check_domain(domain: Domain) -> list[Issue]:
     intents, slots = set(domain.intent_names), set(domain.slot_names)
     for form in domain.forms.values():
         file, line = _where(domain, "form", form.name)
-        for slot in form.required_slots:
-            if slot not in slots:
+        for required in form.required_slots:
+            if required not in slots:
                 issues.append(Issue(ERROR, (
-                    f"the form '{form.name}' requires the slot '{slot}', which is not in the "
-                    f"domain.{did_you_mean(slot, slots)}"), file, line))
+                    f"the form '{form.name}' requires the slot '{required}', which is not in the "
+                    f"domain.{did_you_mean(required, slots)}"), file, line))
         for intent in form.ignored_intents:
             if intent not in intents:
                 issues.append(Issue(ERROR, _unknown(

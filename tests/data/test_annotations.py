@@ -44,9 +44,11 @@ def test_should_leave_plain_brackets_alone():
 @pytest.mark.parametrize(
     "example, message",
     [
-        ("bad [x](", "f.yml:3: malformed entity annotation near 'bad [x](' in the example 'bad [x]('."),
+        ("bad [x](",
+         "f.yml:3: malformed entity annotation near 'bad [x](' in the example 'bad [x]('."),
         ("[](plant)", "f.yml:3: malformed entity annotation near '[](plant)' in the example '[](plant)'."),
-        ('[x]{"entity": }', "f.yml:3: the entity annotation {\"entity\": } is not valid JSON (Expecting value)."),
+        ('[x]{"entity": }',
+         "f.yml:3: the entity annotation {\"entity\": } is not valid JSON (Expecting value)."),
         ('[x]{"role": "a"}', 'f.yml:3: the entity annotation {"role": "a"} has no "entity" key.'),
         ('[x]{"entity": "a", "rol": "b"}',
          'f.yml:3: the entity annotation {"entity": "a", "rol": "b"} has unknown key(s) rol.'),

@@ -15,7 +15,8 @@ def test_should_read_pipeline_and_policies_with_parameters():
     )
     assert config.language == "de"
     assert config.assistant_id == "bot"
-    assert config.pipeline == [ComponentConfig("CountVectorsFeaturizer", {"analyzer": "char_wb", "max_ngram": 4})]
+    expected = ComponentConfig("CountVectorsFeaturizer", {"analyzer": "char_wb", "max_ngram": 4})
+    assert config.pipeline == [expected]
     assert config.pipeline[0].line == 5
     assert config.filled_from_default == []
 

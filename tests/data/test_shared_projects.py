@@ -69,7 +69,7 @@ def test_bot_should_validate_without_errors(name):
     report = validate_project(bot_importer(name))
     expected = EXPECTED_ERRORS.get(name, [])
     assert len(report.errors) == len(expected), [str(i) for i in report.errors]
-    for issue, start in zip(report.errors, expected):
+    for issue, start in zip(report.errors, expected, strict=True):
         assert issue.message.startswith(start)
         assert issue.file is not None and issue.line is not None
 
@@ -83,7 +83,7 @@ def test_bot_nlu_files_should_round_trip(name):
 
 def test_carbon_bot_should_fail_saying_its_domain_is_the_old_format():
     with pytest.raises(FormatVersionError) as info:
-        bot_importer("carbon-bot").domain
+        bot_importer("carbon-bot").load_all()
     message = str(info.value)
     assert "domain.yml" in message and "Rasa 2.x domain" in message
     assert "required_slots" in message and "mappings" in message and '"3.1"' in message

@@ -60,10 +60,10 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
 
 
 # YAML 1.2 core schema: only true/false are booleans; no timestamps.
-_Loader.yaml_implicit_resolvers = {
+_Loader.yaml_implicit_resolvers = {  # type: ignore[attr-defined]
     first: [(tag, regexp) for tag, regexp in resolvers
             if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
-    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()  # type: ignore[attr-defined]
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",

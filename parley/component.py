@@ -1,0 +1,103 @@
+"""The component contract every pipeline component and policy follows.
+
+Sized like scikit-learn's estimators:
+
+- the constructor takes typed keyword hyperparameters with defaults, stores them unchanged
+  and does no work; config.yml keys are exactly these names;
+- ``fit(...)`` takes its inputs by name, learns state into attributes ending in ``_`` and
+  returns ``self``; using a component before ``fit`` raises :class:`NotFittedError`;
+- NLU components ``process(messages)`` in batches; policies ``predict(tracker, domain)``;
+- ``save(directory)`` / ``load(directory)`` persist to JSON / ``.npz`` only, never pickle;
+- ``random_seed`` makes training deterministic.
+
+Components never see caches, storage or the graph: the engine hands them directories.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+from parley.errors import ConfigError, NotFittedError
+
+PARAMS_FILE = "params.json"
+
+
+class Component:
+    """Base of every component: parameter handling, fitted checks, params persistence.
+
+    Subclasses set ``name`` (the Rasa name used in config.yml) and bump ``code_version``
+    whenever a change to their code changes what they learn, so cached results retrain.
+    """
+
+    name: ClassVar[str] = ""
+    code_version: ClassVar[int] = 1
+    # Python packages whose versions enter the fingerprint (their updates may change results).
+    uses_packages: ClassVar[tuple[str, ...]] = ()
+
+    # --- parameters ----------------------------------------------------------------
+    @classmethod
+    def param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return [p.name for p in signature.parameters.values()
+                if p.name != "self" and p.kind in kinds]
+
+    @classmethod
+    def default_params(cls) -> dict[str, Any]:
+        signature = inspect.signature(cls.__init__)
+        return {p.name: p.default for p in signature.parameters.values()
+                if p.name != "self" and p.default is not inspect.Parameter.empty}
+
+    def get_params(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], where: str = "") -> Component:
+        """Build from config.yml parameters; unknown keys name the valid ones."""
+        valid = cls.param_names()
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], valid, n=1)
+            guess = f" Did you mean '{close[0]}'?" if close else ""
+            prefix = f"{where}: " if where else ""
+            raise ConfigError(
+                f"{prefix}{cls.name} has no parameter '{unknown[0]}'.{guess} "
+                f"Its parameters: {', '.join(valid) or 'none'}."
+            )
+        return cls(**params)
+
+    # --- fitted state --------------------------------------------------------------
+    def fitted_attributes(self) -> list[str]:
+        return [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]
+
+    def check_is_fitted(self) -> None:
+        if not self.fitted_attributes():
+            raise NotFittedError(
+                f"{self.name or type(self).__name__} is not trained yet; call fit() first."
+            )
+
+    # --- persistence ---------------------------------------------------------------
+    def save_params(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / PARAMS_FILE).write_text(
+            json.dumps({"component": self.name, "code_version": self.code_version,
+                        "params": self.get_params()}, sort_keys=True, indent=1))
+
+    @classmethod
+    def load_params(cls, directory: Path) -> dict[str, Any]:
+        data = json.loads((directory / PARAMS_FILE).read_text())
+        if data.get("component") != cls.name:
+            raise ConfigError(
+                f"{directory} holds a '{data.get('component')}', not a '{cls.name}'."
+            )
+        params: dict[str, Any] = data["params"]
+        return params
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"

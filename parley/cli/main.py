@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from parley.cli import data_cmd, init_cmd
+from parley.cli import data_cmd, init_cmd, train_cmd
 from parley.errors import DataError, ParleyError, ParleyWarning
 
 EXIT_OK = 0
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     init_cmd.register(commands)
     data_cmd.register(commands)
+    train_cmd.register(commands)
     return parser
 
 

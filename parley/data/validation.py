@@ -50,17 +50,25 @@ class ValidationReport:
             raise ValidationError(issues)
 
 
-def validate_project(importer: TrainingDataImporter) -> ValidationReport:
-    """Run every check; reading errors (bad YAML, bad schema) raise before this returns."""
+def validate_project(importer: TrainingDataImporter, scope: str = "both") -> ValidationReport:
+    """Run the checks for ``scope`` ("both", "nlu" or "core"); reading errors raise first.
+
+    NLU-only training needs no domain: without one, NLU data is checked on its own.
+    """
     domain, nlu = importer.domain, importer.nlu_data
     dialogue = [*importer.stories, *importer.rules]
+    has_domain = not domain.is_empty()
     issues: list[Issue] = []
-    issues += check_nlu_against_domain(nlu, domain)
-    issues += check_examples(nlu)
-    issues += check_stories_against_domain([*dialogue, *importer.test_stories], domain)
-    issues += check_domain(domain)
-    issues += story_structure_issues(dialogue)
-    issues += check_unused(domain, nlu, dialogue)
+    if scope in ("both", "nlu"):
+        issues += check_examples(nlu)
+        if has_domain:
+            issues += check_nlu_against_domain(nlu, domain)
+    if scope in ("both", "core"):
+        issues += check_stories_against_domain([*dialogue, *importer.test_stories], domain)
+        issues += check_domain(domain)
+        issues += story_structure_issues(dialogue)
+    if scope == "both":
+        issues += check_unused(domain, nlu, dialogue)
     return ValidationReport(issues)
 
 

@@ -1,0 +1,107 @@
+"""``parley train [nlu|core]``: Rasa's training command and flags."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from parley.cli.data_cmd import add_project_arguments
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="models", help="Folder for the model (default: models).")
+    parser.add_argument("--fixed-model-name", help="Name of the model archive.")
+    parser.add_argument("--finetune", nargs="?", const="models", default=None, metavar="PATH",
+                        help="Continue from a model (or the newest in a folder).")
+    parser.add_argument("--epoch-fraction", type=float, default=1.0,
+                        help="Fraction of the configured epochs when finetuning.")
+    parser.add_argument("--num-threads", type=int, default=None,
+                        help="Threads for numeric work (default: all cores).")
+
+
+def register(commands: Any) -> None:
+    train = commands.add_parser("train", help="Train a model from the project.")
+    add_project_arguments(train)
+    _common(train)
+    train.add_argument("--dry-run", action="store_true",
+                       help="Say what would retrain and exit with its code; train nothing.")
+    train.add_argument("--force", action="store_true", help="Retrain everything.")
+    train.add_argument("--persist-nlu-data", action="store_true",
+                       help="Put the merged NLU training data into the archive.")
+    train.add_argument("--augmentation", type=int, default=50,
+                       help="How many augmented stories to build from the stories.")
+    train.set_defaults(handler=run_train)
+    sub = train.add_subparsers(dest="train_part", metavar="PART")
+    nlu = sub.add_parser("nlu", help="Train only the NLU part.")
+    nlu.add_argument("-u", "--nlu", default="data", help="NLU data files or folder.")
+    nlu.add_argument("-c", "--config", default="config.yml")
+    nlu.add_argument("-d", "--domain", default=None)
+    nlu.add_argument("--persist-nlu-data", action="store_true")
+    _common(nlu)
+    nlu.set_defaults(handler=run_train_nlu)
+    core = sub.add_parser("core", help="Train only the dialogue part.")
+    core.add_argument("-s", "--stories", default="data", help="Story/rule files or folder.")
+    core.add_argument("-c", "--config", default="config.yml")
+    core.add_argument("-d", "--domain", default="domain.yml")
+    core.add_argument("--augmentation", type=int, default=50)
+    _common(core)
+    core.set_defaults(handler=run_train_core)
+
+
+def _threads(args: argparse.Namespace) -> None:
+    if args.num_threads:
+        import os
+
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.num_threads)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from parley.model_training import train
+
+    _threads(args)
+    result = train(
+        args.domain, args.config, args.data, args.out, dry_run=args.dry_run,
+        force_training=args.force, fixed_model_name=args.fixed_model_name,
+        persist_nlu_training_data=args.persist_nlu_data,
+        core_additional_arguments={"augmentation_factor": args.augmentation},
+        model_to_finetune=args.finetune, finetuning_epoch_fraction=args.epoch_fraction,
+    )
+    if args.dry_run:
+        for node, info in (result.dry_run_results or {}).items():
+            print(f"  {node}: {info['status']} ({info['reason']})")
+        print(f"Dry run: code {result.code} ({describe_code(result.code)}).")
+        return result.code
+    print(f"Your model is at {result.model}")
+    return 0
+
+
+def describe_code(code: int) -> str:
+    if code == 0:
+        return "nothing to do"
+    parts = [text for bit, text in ((8, "training forced"), (1, "core must retrain"),
+                                    (2, "NLU must retrain"), (4, "only responses changed"))
+             if code & bit]
+    return ", ".join(parts)
+
+
+def run_train_nlu(args: argparse.Namespace) -> int:
+    from parley.model_training import train_nlu
+
+    _threads(args)
+    path = train_nlu(args.config, args.nlu, args.out, args.fixed_model_name,
+                     args.persist_nlu_data, domain=args.domain, model_to_finetune=args.finetune,
+                     finetuning_epoch_fraction=args.epoch_fraction)
+    print(f"Your NLU model is at {path}")
+    return 0
+
+
+def run_train_core(args: argparse.Namespace) -> int:
+    from parley.model_training import train_core
+
+    _threads(args)
+    path = train_core(args.domain, args.config, args.stories, args.out, args.fixed_model_name,
+                      {"augmentation_factor": args.augmentation}, model_to_finetune=args.finetune,
+                      finetuning_epoch_fraction=args.epoch_fraction)
+    print(f"Your Core model is at {path}")
+    return 0

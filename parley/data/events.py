@@ -1,0 +1,319 @@
+"""Conversation events, in Rasa 3.x's JSON shape.
+
+A tracker is a list of these. ``to_dict()`` writes the JSON Rasa writes (its ``"event"``
+names: ``user``, ``action``, ``bot``, ``slot``, ``active_loop`` …) and
+:func:`event_from_dict` / :func:`events_from_dicts` read it back, so trackers exchanged
+with an action server or a tracker store keep their meaning. Timestamps and metadata
+travel along but never enter equality: two conversations with the same events are equal.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from parley.errors import DataError
+
+__all__ = [
+    "ActionExecuted", "ActionExecutionRejected", "ActionReverted", "ActiveLoop",
+    "AllSlotsReset", "BotUttered", "Event", "FollowupAction", "LoopInterrupted",
+    "Restarted", "SessionStarted", "SlotSet", "UserUttered", "UserUtteranceReverted",
+    "event_from_dict", "events_from_dicts", "events_to_dicts",
+]
+
+ACTION_LISTEN = "action_listen"
+
+
+def _meta() -> Any:
+    return field(default_factory=dict, compare=False, repr=False, kw_only=True)
+
+
+def _stamp() -> Any:
+    return field(default=None, compare=False, repr=False, kw_only=True)
+
+
+@dataclass
+class Event:
+    """Base of all events; ``type_name`` is Rasa's ``"event"`` value."""
+
+    type_name: ClassVar[str] = ""
+
+    timestamp: float | None = _stamp()
+    metadata: dict[str, Any] = _meta()
+
+    def _body(self) -> dict[str, Any]:
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"event": self.type_name}
+        if self.timestamp is not None:
+            out["timestamp"] = self.timestamp
+        out.update(self._body())
+        out["metadata"] = copy.deepcopy(self.metadata)
+        return out
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        return cls()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        """Read one event; on the base class the ``"event"`` key picks the type."""
+        if cls is Event:
+            return event_from_dict(data)
+        event = cls._from_body(data)
+        event.timestamp = data.get("timestamp")
+        event.metadata = dict(data.get("metadata") or {})
+        return event
+
+
+@dataclass
+class UserUttered(Event):
+    """A user message with what NLU made of it (``intent`` is ``{"name", "confidence"}``)."""
+
+    type_name: ClassVar[str] = "user"
+
+    text: str | None = None
+    intent: dict[str, Any] | None = None
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    input_channel: str | None = None
+    message_id: str | None = None
+    # Further NLU output (intent_ranking, response_selector …), kept as it came.
+    parse_data_extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def intent_name(self) -> str | None:
+        return (self.intent or {}).get("name")
+
+    def is_empty(self) -> bool:
+        return not self.text and not self.intent_name and not self.entities
+
+    @property
+    def parse_data(self) -> dict[str, Any]:
+        return {
+            "intent": copy.deepcopy(self.intent or {}),
+            "entities": copy.deepcopy(self.entities),
+            "text": self.text,
+            "message_id": self.message_id,
+            "metadata": copy.deepcopy(self.metadata),
+            **copy.deepcopy(self.parse_data_extra),
+        }
+
+    def _body(self) -> dict[str, Any]:
+        return {"text": self.text, "parse_data": self.parse_data,
+                "input_channel": self.input_channel, "message_id": self.message_id}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        parse = dict(data.get("parse_data") or {})
+        extra = {k: v for k, v in parse.items()
+                 if k not in ("intent", "entities", "text", "message_id", "metadata")}
+        return cls(
+            text=data.get("text", parse.get("text")),
+            intent=parse.get("intent") or None,
+            entities=list(parse.get("entities") or []),
+            input_channel=data.get("input_channel"),
+            message_id=data.get("message_id", parse.get("message_id")),
+            parse_data_extra=extra,
+        )
+
+
+@dataclass
+class ActionExecuted(Event):
+    """The assistant ran an action (or said ``action_text`` in end-to-end stories).
+
+    ``hide_rule_turn`` marks a turn predicted by a rule that no story contains; policies
+    trained on stories skip such turns. ``unpredictable`` is training-only (a story that
+    starts with an action cannot learn to predict it) and is not written out.
+    """
+
+    type_name: ClassVar[str] = "action"
+
+    action_name: str | None = None
+    action_text: str | None = None
+    policy: str | None = field(default=None, compare=False)
+    confidence: float | None = field(default=None, compare=False)
+    hide_rule_turn: bool = field(default=False, compare=False)
+    unpredictable: bool = field(default=False, compare=False, repr=False)
+
+    def _body(self) -> dict[str, Any]:
+        return {"name": self.action_name, "policy": self.policy, "confidence": self.confidence,
+                "action_text": self.action_text, "hide_rule_turn": self.hide_rule_turn}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        return cls(action_name=data.get("name"), action_text=data.get("action_text"),
+                   policy=data.get("policy"), confidence=data.get("confidence"),
+                   hide_rule_turn=bool(data.get("hide_rule_turn", False)))
+
+
+@dataclass
+class BotUttered(Event):
+    """The assistant sent a message; ``data`` holds buttons, images, custom payloads."""
+
+    type_name: ClassVar[str] = "bot"
+
+    text: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def _body(self) -> dict[str, Any]:
+        return {"text": self.text, "data": copy.deepcopy(self.data)}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        return cls(text=data.get("text"), data=dict(data.get("data") or {}))
+
+
+@dataclass
+class SlotSet(Event):
+    """A slot got a value (None unsets it)."""
+
+    type_name: ClassVar[str] = "slot"
+
+    key: str = ""
+    value: Any = None
+
+    def _body(self) -> dict[str, Any]:
+        return {"name": self.key, "value": copy.deepcopy(self.value)}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        return cls(key=data.get("name", ""), value=data.get("value"))
+
+
+@dataclass
+class ActiveLoop(Event):
+    """A loop (form) became active, or with ``name`` None, none is active any more."""
+
+    type_name: ClassVar[str] = "active_loop"
+
+    name: str | None = None
+
+    def _body(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        return cls(name=data.get("name"))
+
+
+@dataclass
+class Restarted(Event):
+    """The conversation starts over: everything before is forgotten."""
+
+    type_name: ClassVar[str] = "restart"
+
+
+@dataclass
+class SessionStarted(Event):
+    """A new session starts; slots carried over follow as ``SlotSet`` events."""
+
+    type_name: ClassVar[str] = "session_started"
+
+
+@dataclass
+class ActionReverted(Event):
+    """Undo the last action (Rasa's ``undo``)."""
+
+    type_name: ClassVar[str] = "undo"
+
+
+@dataclass
+class UserUtteranceReverted(Event):
+    """Undo the last user message and everything after it (Rasa's ``rewind``)."""
+
+    type_name: ClassVar[str] = "rewind"
+
+
+@dataclass
+class AllSlotsReset(Event):
+    """Every slot goes back to its initial value."""
+
+    type_name: ClassVar[str] = "reset_slots"
+
+
+@dataclass
+class FollowupAction(Event):
+    """Run this action next, whatever the policies predict."""
+
+    type_name: ClassVar[str] = "followup"
+
+    name: str = ""
+
+    def _body(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        return cls(name=data.get("name", ""))
+
+
+@dataclass
+class LoopInterrupted(Event):
+    """The active loop was interrupted (its next run must not validate the user's input)."""
+
+    type_name: ClassVar[str] = "loop_interrupted"
+
+    is_interrupted: bool = False
+
+    def _body(self) -> dict[str, Any]:
+        return {"is_interrupted": self.is_interrupted}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        return cls(is_interrupted=bool(data.get("is_interrupted", False)))
+
+
+@dataclass
+class ActionExecutionRejected(Event):
+    """An action (typically a form) refused to run; the policies pick another one."""
+
+    type_name: ClassVar[str] = "action_execution_rejected"
+
+    action_name: str = ""
+    policy: str | None = None
+    confidence: float | None = None
+
+    def _body(self) -> dict[str, Any]:
+        return {"name": self.action_name, "policy": self.policy, "confidence": self.confidence}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        return cls(action_name=data.get("name", ""), policy=data.get("policy"),
+                   confidence=data.get("confidence"))
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type_name: cls for cls in (
+        UserUttered, ActionExecuted, BotUttered, SlotSet, ActiveLoop, Restarted,
+        SessionStarted, ActionReverted, UserUtteranceReverted, AllSlotsReset,
+        FollowupAction, LoopInterrupted, ActionExecutionRejected,
+    )
+}
+
+
+def event_from_dict(data: Any, where: str = "") -> Event:
+    """One event from its Rasa JSON; an unknown ``"event"`` name is a :class:`DataError`."""
+    prefix = f"{where}: " if where else ""
+    if not isinstance(data, dict) or "event" not in data:
+        raise DataError(f"{prefix}an event must be a mapping with an 'event' key, "
+                        f"found {data!r}.")
+    name = data["event"]
+    cls = EVENT_TYPES.get(name)
+    if cls is None:
+        close = difflib.get_close_matches(str(name), list(EVENT_TYPES), n=1)
+        guess = f" Did you mean '{close[0]}'?" if close else ""
+        raise DataError(f"{prefix}unknown event '{name}'.{guess}",
+                        hint=f"Parley reads these events: {', '.join(EVENT_TYPES)}.")
+    return cls.from_dict(data)
+
+
+def events_from_dicts(items: list[dict[str, Any]]) -> list[Event]:
+    """Events from a list of Rasa JSON events; errors name the event's position."""
+    return [event_from_dict(item, f"event {i + 1}") for i, item in enumerate(items)]
+
+
+def events_to_dicts(events: list[Event]) -> list[dict[str, Any]]:
+    return [event.to_dict() for event in events]

@@ -1,0 +1,2 @@
+"""Dialogue management: training trackers from stories and rules, and the policies that
+predict the assistant's next action."""

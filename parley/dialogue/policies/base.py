@@ -1,0 +1,156 @@
+"""What all policies share: priorities, prediction vectors, state histories, JSON storage.
+
+The state helpers follow Rasa's ``MaxHistoryTrackerFeaturizer`` without a state
+featurizer: a training example is the history of states before an action (the last
+``max_history`` of them) labelled with that action; a prediction uses the states now.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from parley.component import Component
+from parley.data.domain import Domain
+from parley.data.events import ActionExecuted
+from parley.data.tracker import USER, DialogueStateTracker, State, prev_action_is_listen
+from parley.errors import ConfigError, NotFittedError
+
+__all__ = ["Policy", "feature_key", "prediction_states", "training_states_and_labels"]
+
+LOOKUP_FILE = "lookup.json"
+
+
+def feature_key(states: Sequence[State]) -> str:
+    """The lookup key of a state history: its JSON with sorted keys."""
+    return json.dumps(list(states), sort_keys=True)
+
+
+def training_states_and_labels(
+    trackers: Sequence[DialogueStateTracker], domain: Domain, max_history: int | None,
+    omit_unset_slots: bool = False,
+) -> tuple[list[list[State]], list[str]]:
+    """Every (state history, next action) example of the trackers, each kept once.
+
+    Actions marked ``unpredictable`` (a story's opening action) give no example.
+    """
+    seen: set[tuple[str, str]] = set()
+    histories: list[list[State]] = []
+    labels: list[str] = []
+    for tracker in trackers:
+        states = tracker.past_states(domain, omit_unset_slots=omit_unset_slots)
+        index = 0
+        for event in tracker.applied_events():
+            if not isinstance(event, ActionExecuted):
+                continue
+            index += 1
+            if event.unpredictable:
+                continue
+            history = states[:index]
+            if max_history:
+                history = history[-max_history:]
+            label = event.action_name or event.action_text or ""
+            key = (feature_key(history), label)
+            if key in seen:
+                continue
+            seen.add(key)
+            histories.append(history)
+            labels.append(label)
+    return histories, labels
+
+
+def prediction_states(
+    tracker: DialogueStateTracker, domain: Domain, max_history: int | None,
+    use_text_for_last_user_input: bool = False, ignore_rule_only_turns: bool = False,
+    rule_only_data: dict[str, Any] | None = None,
+) -> list[State]:
+    """The states a policy predicts from.
+
+    Earlier user turns show their intent (their text only when there is no intent);
+    the latest one shows its text or its intent as asked, as Rasa does.
+    """
+    states = tracker.past_states(domain, ignore_rule_only_turns=ignore_rule_only_turns,
+                                 rule_only_data=rule_only_data)
+    if max_history:
+        states = states[-max_history:]
+    states = copy.deepcopy(states)
+    if states and prev_action_is_listen(states[-1]) and USER in states[-1]:
+        user = states[-1][USER]
+        if use_text_for_last_user_input:
+            user.pop("intent", None)
+            user.pop("entities", None)
+        else:
+            user.pop("text", None)
+    for state in states:
+        user = state.get(USER, {})
+        if user.get("intent") and user.get("text"):
+            del user["text"]
+        if USER in state and not state[USER]:
+            del state[USER]
+    return states
+
+
+class Policy(Component):
+    """Base of the dialogue policies: ``fit(trackers, domain)``, ``predict(tracker, domain)``.
+
+    ``priority`` breaks ties between equally confident policies (Rasa's values:
+    RulePolicy 6, MemoizationPolicy 3, UnexpecTEDIntentPolicy 2, others 1).
+    """
+
+    default_priority: ClassVar[int] = 1
+    # Whether the policy learns from rule trackers, story trackers or both.
+    uses_rules: ClassVar[bool] = False
+    uses_stories: ClassVar[bool] = True
+
+    priority: int
+
+    def default_predictions(self, domain: Domain) -> list[float]:
+        return [0.0] * len(domain.action_names)
+
+    def fit(self, trackers: Sequence[DialogueStateTracker], domain: Domain) -> Policy:
+        raise NotImplementedError
+
+    def predict(self, tracker: DialogueStateTracker, domain: Domain,
+                rule_only_data: dict[str, Any] | None = None) -> Any:
+        raise NotImplementedError
+
+    def rule_only_data(self) -> dict[str, Any] | None:
+        """Slots and loops only rules use (RulePolicy knows them; others return None)."""
+        return None
+
+    @staticmethod
+    def _action_index(action: str, domain: Domain) -> int:
+        try:
+            return domain.action_names.index(action)
+        except ValueError:
+            raise ConfigError(
+                f"the action '{action}' is not in the domain; the policy was trained on "
+                "another domain. Train again with this domain.") from None
+
+    # ---- persistence ---------------------------------------------------------------
+
+    def _state_to_save(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def save(self, directory: str | Path) -> None:
+        """Write parameters and what was learned as JSON."""
+        self.check_is_fitted()
+        path = Path(directory)
+        self.save_params(path)
+        (path / LOOKUP_FILE).write_text(json.dumps(self._state_to_save(), sort_keys=True,
+                                                   indent=1))
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Policy:
+        path = Path(directory)
+        if not (path / LOOKUP_FILE).is_file():
+            raise NotFittedError(f"{path} holds no trained {cls.name} ({LOOKUP_FILE} missing).")
+        policy = cls(**cls.load_params(path))
+        policy._restore(json.loads((path / LOOKUP_FILE).read_text()))
+        return policy

@@ -1,0 +1,131 @@
+"""MemoizationPolicy and AugmentedMemoizationPolicy: stories remembered by heart.
+
+Training stores, for every state history of ``max_history`` turns in the stories, the
+action that followed. A history seen with two different actions is ambiguous and
+forgotten. Prediction looks the current history up: a hit predicts its action with
+confidence 1 (or the intent's NLU confidence), a miss predicts nothing.
+
+The augmented variant, on a miss, forgets the conversation's oldest turns one action at a
+time and looks again, so a story's start is found in the middle of a conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from parley.data.domain import Domain
+from parley.data.events import ActionExecuted, SlotSet
+from parley.data.tracker import DialogueStateTracker, State
+from parley.dialogue.policies.base import (
+    Policy,
+    feature_key,
+    prediction_states,
+    training_states_and_labels,
+)
+from parley.dialogue.policies.prediction import PolicyPrediction
+
+__all__ = ["AugmentedMemoizationPolicy", "MemoizationPolicy"]
+
+
+class MemoizationPolicy(Policy):
+    """Predicts the action that followed the same state history in the stories."""
+
+    name: ClassVar[str] = "MemoizationPolicy"
+    default_priority: ClassVar[int] = 3
+
+    def __init__(self, max_history: int | None = 5, priority: int = 3,
+                 use_nlu_confidence_as_score: bool = False,
+                 enable_feature_string_compression: bool = True) -> None:
+        self.max_history = max_history
+        self.priority = priority
+        self.use_nlu_confidence_as_score = use_nlu_confidence_as_score
+        # Only changes how Rasa stores its keys; Parley keeps them readable. Accepted so
+        # that Rasa configs load unchanged.
+        self.enable_feature_string_compression = enable_feature_string_compression
+
+    def fit(self, trackers: Sequence[DialogueStateTracker],
+            domain: Domain) -> MemoizationPolicy:
+        """Memorize the story trackers (rule trackers are RulePolicy's)."""
+        stories = [t for t in trackers if not t.is_rule_tracker]
+        histories, labels = training_states_and_labels(stories, domain, self.max_history)
+        lookup: dict[str, str] = {}
+        ambiguous: set[str] = set()
+        for history, label in zip(histories, labels, strict=True):
+            key = feature_key(history)
+            if key in ambiguous:
+                continue
+            if key in lookup and lookup[key] != label:
+                ambiguous.add(key)
+                del lookup[key]
+            elif key not in lookup:
+                lookup[key] = label
+        self.lookup_ = lookup
+        return self
+
+    def _states(self, tracker: DialogueStateTracker, domain: Domain,
+                rule_only_data: dict[str, Any] | None) -> list[State]:
+        return prediction_states(tracker, domain, self.max_history,
+                                 ignore_rule_only_turns=True, rule_only_data=rule_only_data)
+
+    def recall(self, states: list[State], tracker: DialogueStateTracker, domain: Domain,
+               rule_only_data: dict[str, Any] | None) -> str | None:
+        return self.lookup_.get(feature_key(states))
+
+    def predict(self, tracker: DialogueStateTracker, domain: Domain,
+                rule_only_data: dict[str, Any] | None = None) -> PolicyPrediction:
+        self.check_is_fitted()
+        probabilities = self.default_predictions(domain)
+        states = self._states(tracker, domain, rule_only_data)
+        action = self.recall(states, tracker, domain, rule_only_data)
+        if action is not None and action in domain.action_names:
+            score = 1.0
+            if self.use_nlu_confidence_as_score:
+                score = float((tracker.latest_message.intent or {}).get("confidence", 1.0))
+            probabilities[self._action_index(action, domain)] = score
+        return PolicyPrediction(probabilities, self.name, self.priority)
+
+    def _state_to_save(self) -> dict[str, Any]:
+        return {"lookup": self.lookup_}
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        self.lookup_ = dict(data["lookup"])
+
+
+class AugmentedMemoizationPolicy(MemoizationPolicy):
+    """Memoization that, on a miss, drops the oldest turns and looks again."""
+
+    name: ClassVar[str] = "AugmentedMemoizationPolicy"
+
+    def recall(self, states: list[State], tracker: DialogueStateTracker, domain: Domain,
+               rule_only_data: dict[str, Any] | None) -> str | None:
+        action = self.lookup_.get(feature_key(states))
+        if action is not None:
+            return action
+        truncated = _without_first_turns(tracker, again=False)
+        while truncated is not None:
+            shorter = self._states(truncated, domain, rule_only_data)
+            if shorter != states:
+                action = self.lookup_.get(feature_key(shorter))
+                if action is not None:
+                    return action
+                states = shorter
+            truncated = _without_first_turns(truncated, again=True)
+        return None
+
+
+def _without_first_turns(tracker: DialogueStateTracker,
+                         again: bool) -> DialogueStateTracker | None:
+    """The tracker from its first action on (or its second, ``again``); the slots set
+    before the cut are kept, so that they still count."""
+    events = tracker.applied_events()
+    actions = [i for i, e in enumerate(events) if isinstance(e, ActionExecuted)]
+    position = 1 if again else 0
+    if len(actions) <= position:
+        return None
+    cut = actions[position]
+    slots = [e for e in events[:cut] if isinstance(e, SlotSet)]
+    truncated = tracker.init_copy()
+    for event in [*slots, *events[cut:]]:
+        truncated.update(event)
+    return truncated

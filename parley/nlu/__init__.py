@@ -1,0 +1,35 @@
+"""NLU pipeline components with Rasa 3.x names and parameters.
+
+Pick classes by their config.yml name with :func:`parley.nlu.registry.get_component_class`;
+importing this package imports nothing heavy.
+
+The contract every component here keeps (on top of :class:`parley.component.Component`):
+
+- ``__init__(self, *, param=default, ...)`` stores each parameter unchanged under its own
+  name and does no work; config.yml keys are these names (Rasa's, where Rasa has them).
+- ``fit(training_data) -> self`` learns into attributes ending in ``_``. Components with
+  nothing to learn still fit (they check their parameters and set ``fitted_``), so that
+  using any component before ``fit`` raises :class:`~parley.errors.NotFittedError`.
+  Parameter errors surface at ``fit`` as :class:`~parley.errors.ConfigError`.
+- ``process(messages)`` works on a batch and writes only into ``message.data``; the engine
+  also runs it on the training examples (after that component's ``fit``) so later
+  components see earlier output. Annotations (``message.intent``, ``message.entities``)
+  are never touched. The keys written:
+
+  ======================  ======================================================================
+  ``"tokens"``            list of :class:`~parley.nlu.tokens.Token` (text, start, end)
+  ``"intent_tokens"``     the intent label's tokens, for messages that have a label
+  ``"features"``          list of :class:`~parley.nlu.features.Features`, one per featurizer:
+                          ``sequence`` CSR ``n_tokens × dim``, ``sentence`` CSR ``1 × dim``,
+                          ``origin`` the featurizer's name
+  ``"intent"``            ``{"name": str | None, "confidence": float}``
+  ``"intent_ranking"``    list of such dicts, most likely first
+  ``"entities"``          list of Rasa entity dicts ``{"entity", "start", "end", "value",
+                          "extractor", ["processors"]}``
+  ======================  ======================================================================
+
+- ``save(directory)`` / ``load(directory)`` use ``params.json`` (from the base class) plus
+  JSON and ``.npz`` files (``allow_pickle=False`` both ways) — never pickle. Loading a
+  directory saved by another component, or holding nothing, raises a clear error.
+- Training is deterministic: the same data and parameters give the same outputs.
+"""

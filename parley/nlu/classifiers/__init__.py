@@ -1,0 +1,1 @@
+"""Intent classifiers: write ``message.data["intent"]`` (and ``"intent_ranking"``)."""

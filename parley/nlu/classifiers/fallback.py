@@ -1,0 +1,71 @@
+"""FallbackClassifier: predicts ``nlu_fallback`` when the intent prediction is unsure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from parley.component import Component
+from parley.data.message import Message
+from parley.data.training_data import TrainingData
+from parley.errors import ConfigError
+from parley.nlu._io import new_from_saved, read_json, write_json
+from parley.nlu.classifiers._output import FALLBACK_INTENT, INTENT_KEY, INTENT_RANKING_KEY
+
+if TYPE_CHECKING:
+    from typing import Self
+
+
+class FallbackClassifier(Component):
+    """Replaces an unsure intent with ``nlu_fallback``, as Rasa does.
+
+    Unsure means the top confidence is below ``threshold`` (a message without a predicted
+    intent counts as confidence 0), or the top two of the ranking are less than
+    ``ambiguity_threshold`` apart. The intent becomes ``{"name": "nlu_fallback",
+    "confidence": threshold}`` and the same entry is put first in the ranking.
+    """
+
+    name = "FallbackClassifier"
+
+    def __init__(self, *, threshold: float = 0.3, ambiguity_threshold: float = 0.1) -> None:
+        self.threshold = threshold
+        self.ambiguity_threshold = ambiguity_threshold
+
+    def fit(self, training_data: TrainingData) -> Self:
+        for key in ("threshold", "ambiguity_threshold"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ConfigError(f"{self.name}: {key} must be a number from 0 to 1, not {value!r}.")
+        self.fitted_ = True
+        return self
+
+    def should_fall_back(self, message: Message) -> bool:
+        intent = message.data.get(INTENT_KEY) or {}
+        confidence = intent.get("confidence") or 0.0
+        if confidence < self.threshold:
+            return True
+        ranking = message.data.get(INTENT_RANKING_KEY) or []
+        if len(ranking) >= 2:
+            gap = ranking[0].get("confidence", 1.0) - ranking[1].get("confidence", 1.0)
+            return bool(gap < self.ambiguity_threshold)
+        return False
+
+    def process(self, messages: list[Message]) -> None:
+        self.check_is_fitted()
+        for message in messages:
+            if not self.should_fall_back(message):
+                continue
+            fallback: dict[str, Any] = {"name": FALLBACK_INTENT, "confidence": self.threshold}
+            message.data[INTENT_KEY] = fallback
+            message.data.setdefault(INTENT_RANKING_KEY, []).insert(0, dict(fallback))
+
+    def save(self, directory: Path) -> None:
+        self.check_is_fitted()
+        self.save_params(directory)
+        write_json(directory, {"fitted": True})
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        classifier = new_from_saved(cls, directory)
+        read_json(directory)
+        return classifier.fit(TrainingData())

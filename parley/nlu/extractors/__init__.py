@@ -1,0 +1,3 @@
+"""Entity extractors and processors: write ``message.data["entities"]`` (Rasa-shaped dicts)."""
+
+ENTITIES_KEY = "entities"

@@ -1,0 +1,71 @@
+"""EntitySynonymMapper: maps extracted entity values to their canonical synonym."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from parley.component import Component
+from parley.data.message import Message
+from parley.data.training_data import TrainingData
+from parley.errors import warn
+from parley.nlu._io import new_from_saved, read_json, write_json
+from parley.nlu.extractors import ENTITIES_KEY
+
+if TYPE_CHECKING:
+    from typing import Self
+
+
+class EntitySynonymMapper(Component):
+    """Replaces an entity's value when its lower-cased text is a known synonym.
+
+    Synonyms come from ``synonym:`` blocks and from annotated entities whose value differs
+    from their text (``[NYC]{"entity": "city", "value": "New York"}``). A mapped entity
+    gets ``"processors": ["EntitySynonymMapper"]``. Only ``message.data["entities"]`` (what
+    extractors found) is changed, never a training example's annotations.
+    """
+
+    name = "EntitySynonymMapper"
+
+    def __init__(self) -> None:
+        pass
+
+    def fit(self, training_data: TrainingData) -> Self:
+        synonyms: dict[str, str] = {}
+
+        def add(text: str, value: str) -> None:
+            if text == value:
+                return
+            key = text.lower()
+            if key in synonyms and synonyms[key] != value:
+                warn(f"'{text}' is a synonym of '{synonyms[key]}' and of '{value}'; "
+                     f"{self.name} maps it to '{value}'.")
+            synonyms[key] = value
+
+        for variant, value in training_data.entity_synonyms.items():
+            add(variant, str(value))
+        for example in training_data.examples:
+            for entity in example.entities:
+                add(example.text[entity.start:entity.end], str(entity.value))
+        self.synonyms_ = synonyms
+        return self
+
+    def process(self, messages: list[Message]) -> None:
+        self.check_is_fitted()
+        for message in messages:
+            for entity in message.data.get(ENTITIES_KEY, []):
+                replacement = self.synonyms_.get(str(entity.get("value")).lower())
+                if replacement is not None:
+                    entity["value"] = replacement
+                    entity.setdefault("processors", []).append(self.name)
+
+    def save(self, directory: Path) -> None:
+        self.check_is_fitted()
+        self.save_params(directory)
+        write_json(directory, {"synonyms": self.synonyms_})
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        mapper = new_from_saved(cls, directory)
+        mapper.synonyms_ = dict(read_json(directory)["synonyms"])
+        return mapper

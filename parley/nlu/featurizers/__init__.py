@@ -1,0 +1,1 @@
+"""Sparse featurizers: each appends a :class:`~parley.nlu.features.Features` per message."""

@@ -1,0 +1,293 @@
+"""CountVectorsFeaturizer: bag of word or character n-grams, without scikit-learn.
+
+Follows Rasa's use of scikit-learn's ``CountVectorizer``: the tokenizer's tokens are
+cleaned (digit-only words become ``__NUMBER__``, lower-cased, out-of-vocabulary words
+become ``OOV_token``), then each token is analysed on its own for its sequence row and the
+tokens joined by spaces are analysed for the sentence row. Words are ``\\w+`` runs.
+
+The work is done once per distinct token, not per occurrence: each distinct token's
+n-gram counts form a small matrix ``U``; the sequence rows are rows of ``U`` and, where
+n-grams cannot cross token borders (``char_wb``, or word unigrams), the sentence rows are
+``M @ U`` with ``M`` counting tokens per message.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from parley.component import Component
+from parley.data.message import Message
+from parley.data.training_data import TrainingData
+from parley.errors import ConfigError
+from parley.nlu._io import new_from_saved, read_json, write_json
+from parley.nlu.features import attach_features
+from parley.nlu.featurizers._tokens import token_offsets, tokens_of
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scipy.sparse import csr_matrix
+
+_NUMBER = re.compile(r"\b[0-9]+\b")
+NUMBER_TOKEN = "__NUMBER__"
+_WORD = re.compile(r"\b\w+\b")
+_SPACES = re.compile(r"\s\s+")
+ANALYZERS = ("word", "char", "char_wb")
+
+
+class CountVectorsFeaturizer(Component):
+    """Counts word (``analyzer: word``) or character n-grams (``char``, ``char_wb``).
+
+    Parameters keep Rasa's names and defaults. ``min_df``/``max_df`` are document counts
+    when whole numbers and fractions of the documents when floats; ``max_features`` keeps
+    the most frequent terms. ``OOV_token``/``OOV_words`` work with the word analyzer only.
+    ``stop_words`` takes a list (the built-in ``english`` list of scikit-learn is not
+    bundled). ``use_lemma`` has no effect while no tokenizer sets lemmas, and only the
+    message text is featurized, so ``use_shared_vocab`` has nothing to share yet.
+    """
+
+    name = "CountVectorsFeaturizer"
+
+    def __init__(
+        self,
+        *,
+        analyzer: str = "word",
+        min_ngram: int = 1,
+        max_ngram: int = 1,
+        min_df: int | float = 1,
+        max_df: int | float = 1.0,
+        max_features: int | None = None,
+        lowercase: bool = True,
+        strip_accents: str | None = None,
+        stop_words: list[str] | None = None,
+        OOV_token: str | None = None,  # noqa: N803 - Rasa's name
+        OOV_words: list[str] | None = None,  # noqa: N803 - Rasa's name
+        use_shared_vocab: bool = False,
+        use_lemma: bool = True,
+        additional_vocabulary_size: dict[str, int | None] | None = None,
+    ) -> None:
+        self.analyzer = analyzer
+        self.min_ngram = min_ngram
+        self.max_ngram = max_ngram
+        self.min_df = min_df
+        self.max_df = max_df
+        self.max_features = max_features
+        self.lowercase = lowercase
+        self.strip_accents = strip_accents
+        self.stop_words = stop_words
+        self.OOV_token = OOV_token
+        self.OOV_words = OOV_words
+        self.use_shared_vocab = use_shared_vocab
+        self.use_lemma = use_lemma
+        self.additional_vocabulary_size = additional_vocabulary_size
+
+    # --- configuration -----------------------------------------------------------------
+    def _validate(self) -> None:
+        def bad(what: str) -> ConfigError:
+            return ConfigError(f"{self.name}: {what}")
+
+        if self.analyzer not in ANALYZERS:
+            raise bad(f"analyzer must be one of {', '.join(ANALYZERS)}, not {self.analyzer!r}.")
+        if not (isinstance(self.min_ngram, int) and isinstance(self.max_ngram, int)
+                and 1 <= self.min_ngram <= self.max_ngram):
+            raise bad(f"need 1 <= min_ngram <= max_ngram, got {self.min_ngram}, {self.max_ngram}.")
+        for key in ("min_df", "max_df"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
+                    isinstance(value, float) and value > 1.0):
+                raise bad(f"{key} must be a count (int >= 0) or a fraction (0.0-1.0), not {value!r}.")
+        if self.max_features is not None and not (
+                isinstance(self.max_features, int) and self.max_features > 0):
+            raise bad(f"max_features must be a positive whole number or null, not {self.max_features!r}.")
+        if self.strip_accents not in (None, "ascii", "unicode"):
+            raise bad(f"strip_accents must be 'ascii', 'unicode' or null, not {self.strip_accents!r}.")
+        if isinstance(self.stop_words, str):
+            raise bad(f"stop_words {self.stop_words!r}: give the stop words as a list; "
+                      "Parley does not bundle scikit-learn's built-in lists.")
+
+    def _oov_token(self) -> str | None:
+        if self.analyzer != "word" or not self.OOV_token:
+            return None
+        return self.OOV_token.lower() if self.lowercase else self.OOV_token
+
+    # --- analysis ----------------------------------------------------------------------
+    def _preprocess(self, text: str) -> str:
+        if self.strip_accents == "ascii":
+            text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+        elif self.strip_accents == "unicode":
+            decomposed = unicodedata.normalize("NFKD", text)
+            if decomposed != text:
+                text = "".join(c for c in decomposed if not unicodedata.combining(c))
+        return text.lower() if self.lowercase else text
+
+    def _analyzer(self) -> Callable[[str], list[str]]:
+        low, high = self.min_ngram, self.max_ngram
+        stop = set(self.stop_words or ())
+
+        def word(doc: str) -> list[str]:
+            words = [w for w in _WORD.findall(self._preprocess(doc)) if w not in stop]
+            if high == 1:
+                return words
+            return [" ".join(words[i:i + n]) for n in range(low, high + 1)
+                    for i in range(len(words) - n + 1)]
+
+        def char(doc: str) -> list[str]:
+            doc = _SPACES.sub(" ", self._preprocess(doc))
+            return [doc[i:i + n] for n in range(low, high + 1) for i in range(len(doc) - n + 1)]
+
+        def char_wb(doc: str) -> list[str]:
+            grams: list[str] = []
+            for w in self._preprocess(doc).split():
+                w = f" {w} "
+                for n in range(low, high + 1):
+                    if len(w) <= n:  # a short word counts once, whole
+                        grams.append(w)
+                        break
+                    grams.extend(w[i:i + n] for i in range(len(w) - n + 1))
+            return grams
+
+        return {"word": word, "char": char, "char_wb": char_wb}[self.analyzer]
+
+    def _sentence_is_sum_of_tokens(self) -> bool:
+        return self.analyzer == "char_wb" or (self.analyzer == "word" and self.max_ngram == 1)
+
+    # --- training ----------------------------------------------------------------------
+    def fit(self, training_data: TrainingData) -> Self:
+        self._validate()
+        messages = training_data.examples
+        oov = self._oov_token()
+        oov_words = {w.lower() if self.lowercase else w for w in (self.OOV_words or ())}
+        replace = {w: oov for w in oov_words} if oov else {}
+        token_lists = self._clean_tokens(messages, lambda t: replace.get(t, t))
+        terms: dict[str, int] = {}
+        _, counts = self._count(token_lists, terms, grow=True)
+        self.vocabulary_ = self._prune(counts, terms, len(messages))
+        return self
+
+    def _prune(self, counts: csr_matrix, terms: dict[str, int], n_docs: int) -> dict[str, int]:
+        counts = counts.tocsc()
+        counts.sum_duplicates()
+        df = np.diff(counts.indptr)
+        tf = np.asarray(counts.sum(axis=0)).ravel()
+        high = self.max_df if isinstance(self.max_df, int) else self.max_df * n_docs
+        low = self.min_df if isinstance(self.min_df, int) else self.min_df * n_docs
+        keep = np.flatnonzero((df >= low) & (df <= high))
+        if self.max_features is not None and len(keep) > self.max_features:
+            names = np.array(list(terms), dtype=object)
+            # most frequent first; ties by term so the choice does not depend on order
+            order = sorted(keep.tolist(), key=lambda i: (-tf[i], names[i]))
+            keep = np.array(order[: self.max_features])
+        by_id = list(terms)
+        return {term: i for i, term in enumerate(sorted(by_id[j] for j in keep.tolist()))}
+
+    # --- featurization -----------------------------------------------------------------
+    def _clean_tokens(
+        self, messages: list[Message], oov: Callable[[str], str]
+    ) -> list[list[str]]:
+        cleaned: dict[str, str] = {}
+        result = []
+        for tokens in tokens_of(messages, self.name):
+            row = []
+            for token in tokens:
+                text = cleaned.get(token.text)
+                if text is None:
+                    text = _NUMBER.sub(NUMBER_TOKEN, token.text)
+                    text = oov(text.lower() if self.lowercase else text)
+                    cleaned[token.text] = text
+                row.append(text)
+            result.append(row)
+        return result
+
+    def _count(
+        self, token_lists: list[list[str]], vocabulary: dict[str, int], grow: bool
+    ) -> tuple[csr_matrix, csr_matrix]:
+        """(per-token counts, per-message counts) of the batch over ``vocabulary``.
+
+        With ``grow`` every new n-gram is added to ``vocabulary`` (fitting); otherwise
+        unknown n-grams are dropped.
+        """
+        from scipy.sparse import csr_matrix
+
+        def term_id(gram: str) -> int | None:
+            if grow:
+                return vocabulary.setdefault(gram, len(vocabulary))
+            return vocabulary.get(gram)
+
+        analyze = self._analyzer()
+        distinct: dict[str, int] = {}
+        flat = np.fromiter(
+            (distinct.setdefault(t, len(distinct)) for tokens in token_lists for t in tokens),
+            dtype=np.int64,
+        )
+        t_rows, t_cols = _coordinates(enumerate(distinct), analyze, term_id)
+        s_rows: list[int] = []
+        s_cols: list[int] = []
+        if not self._sentence_is_sum_of_tokens():
+            docs = ((i, " ".join(tokens)) for i, tokens in enumerate(token_lists))
+            s_rows, s_cols = _coordinates(docs, analyze, term_id)
+        width = len(vocabulary)
+        per_token = csr_matrix(
+            (np.ones(len(t_rows)), (t_rows, t_cols)), shape=(len(distinct), width)
+        )
+        offsets = token_offsets(token_lists)
+        if self._sentence_is_sum_of_tokens():
+            message_of = np.repeat(np.arange(len(token_lists)), np.diff(offsets))
+            tokens_per_message = csr_matrix(
+                (np.ones(len(flat)), (message_of, flat)), shape=(len(token_lists), len(distinct))
+            )
+            sentence = (tokens_per_message @ per_token).tocsr()
+        else:
+            sentence = csr_matrix(
+                (np.ones(len(s_rows)), (s_rows, s_cols)), shape=(len(token_lists), width)
+            )
+        sequence = per_token[flat] if len(flat) else csr_matrix((0, width))
+        return sequence.tocsr(), sentence
+
+    def process(self, messages: list[Message]) -> None:
+        self.check_is_fitted()
+        if not messages or not self.vocabulary_:
+            return
+        oov = self._oov_token()
+        vocabulary = self.vocabulary_
+        if oov is not None and oov in vocabulary:
+            token_lists = self._clean_tokens(messages, lambda t: t if t in vocabulary else oov)
+        else:
+            token_lists = self._clean_tokens(messages, lambda t: t)
+        sequence, sentence = self._count(token_lists, vocabulary, grow=False)
+        attach_features(messages, sequence, sentence, token_offsets(token_lists), self.name)
+
+    # --- persistence -------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        self.check_is_fitted()
+        self.save_params(directory)
+        terms = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)
+        write_json(directory, {"vocabulary": terms})
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        featurizer = new_from_saved(cls, directory)
+        terms = read_json(directory)["vocabulary"]
+        featurizer.vocabulary_ = {term: i for i, term in enumerate(terms)}
+        return featurizer
+
+
+def _coordinates(
+    items: Iterable[tuple[int, str]],
+    analyze: Callable[[str], list[str]],
+    term_id: Callable[[str], int | None],
+) -> tuple[list[int], list[int]]:
+    rows: list[int] = []
+    cols: list[int] = []
+    for row, text in items:
+        for gram in analyze(text):
+            col = term_id(gram)
+            if col is not None:
+                rows.append(row)
+                cols.append(col)
+    return rows, cols

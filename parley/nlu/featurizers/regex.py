@@ -1,0 +1,121 @@
+"""RegexFeaturizer: one binary feature per regex / lookup-table pattern of the project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from parley.component import Component
+from parley.data.message import Message
+from parley.data.training_data import TrainingData
+from parley.errors import ConfigError
+from parley.nlu._io import new_from_saved, read_json, write_json
+from parley.nlu.features import attach_features
+from parley.nlu.featurizers._tokens import token_offsets, tokens_of
+from parley.nlu.patterns import Pattern, compile_patterns, extract_patterns
+
+if TYPE_CHECKING:
+    from typing import Self
+
+
+class RegexFeaturizer(Component):
+    """Marks the tokens a pattern matches (sequence) and the patterns found (sentence).
+
+    A token gets a 1 in a pattern's column when a match overlaps it; the sentence row has a
+    1 for every pattern that matched some token. Patterns are the project's ``regex:``
+    blocks (one per example) and ``lookup:`` tables (one per table). The feature width is
+    the number of patterns plus ``number_additional_patterns`` (empty columns kept for
+    patterns added by later finetuning; ``None`` keeps none). With no patterns at all the
+    featurizer adds no features.
+    """
+
+    name = "RegexFeaturizer"
+
+    def __init__(
+        self,
+        *,
+        case_sensitive: bool = True,
+        use_lookup_tables: bool = True,
+        use_regexes: bool = True,
+        use_word_boundaries: bool = True,
+        number_additional_patterns: int | None = None,
+    ) -> None:
+        self.case_sensitive = case_sensitive
+        self.use_lookup_tables = use_lookup_tables
+        self.use_regexes = use_regexes
+        self.use_word_boundaries = use_word_boundaries
+        self.number_additional_patterns = number_additional_patterns
+
+    def fit(self, training_data: TrainingData) -> Self:
+        extra = self.number_additional_patterns
+        if extra is not None and (not isinstance(extra, int) or extra < 0):
+            raise ConfigError(
+                f"{self.name}: number_additional_patterns must be a whole number >= 0 or "
+                f"null, not {extra!r}."
+            )
+        self.patterns_ = extract_patterns(
+            training_data,
+            use_regexes=self.use_regexes,
+            use_lookup_tables=self.use_lookup_tables,
+            use_word_boundaries=self.use_word_boundaries,
+        )
+        self._compiled = compile_patterns(self.patterns_, self.case_sensitive, self.name)
+        return self
+
+    @property
+    def dim(self) -> int:
+        self.check_is_fitted()
+        return len(self.patterns_) + (self.number_additional_patterns or 0)
+
+    def process(self, messages: list[Message]) -> None:
+        self.check_is_fitted()
+        if not self.patterns_ or not messages:
+            return
+        from scipy.sparse import csr_matrix
+
+        all_tokens = tokens_of(messages, self.name)
+        offsets = token_offsets(all_tokens)
+        seq_rows: list[np.ndarray] = []
+        seq_cols: list[np.ndarray] = []
+        sent_rows: list[int] = []
+        sent_cols: list[int] = []
+        for m_index, (message, tokens) in enumerate(zip(messages, all_tokens, strict=True)):
+            if not tokens:
+                continue
+            starts = np.fromiter((t.start for t in tokens), dtype=np.int64, count=len(tokens))
+            ends = np.fromiter((t.end for t in tokens), dtype=np.int64, count=len(tokens))
+            for p_index, regex in enumerate(self._compiled):
+                hit = np.zeros(len(tokens), dtype=bool)
+                for match in regex.finditer(message.text):
+                    hit |= (starts < match.end()) & (ends > match.start())
+                if hit.any():
+                    rows = np.flatnonzero(hit) + offsets[m_index]
+                    seq_rows.append(rows)
+                    seq_cols.append(np.full(len(rows), p_index))
+                    sent_rows.append(m_index)
+                    sent_cols.append(p_index)
+        rows = np.concatenate(seq_rows) if seq_rows else np.zeros(0, dtype=np.int64)
+        cols = np.concatenate(seq_cols) if seq_cols else np.zeros(0, dtype=np.int64)
+        sequence = csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(offsets[-1], self.dim))
+        sentence = csr_matrix(
+            (np.ones(len(sent_rows)), (sent_rows, sent_cols)), shape=(len(messages), self.dim)
+        )
+        attach_features(messages, sequence, sentence, offsets, self.name)
+
+    def save(self, directory: Path) -> None:
+        self.check_is_fitted()
+        self.save_params(directory)
+        write_json(directory, {"patterns": [[p.name, p.pattern] for p in self.patterns_]})
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        featurizer = new_from_saved(cls, directory)
+        state = read_json(directory)
+        featurizer.patterns_ = [Pattern(name, pattern) for name, pattern in state["patterns"]]
+        featurizer._compiled = compile_patterns(
+            featurizer.patterns_, featurizer.case_sensitive, cls.name
+        )
+        return featurizer
+

@@ -1,0 +1,1 @@
+"""Tokenizers: split ``message.text`` into :class:`~parley.nlu.tokens.Token` s."""

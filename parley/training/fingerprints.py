@@ -1,0 +1,72 @@
+"""Content fingerprints of a project's parts and of each node of its recipe.
+
+What a node's fingerprint covers decides what retrains: NLU nodes see the NLU data and the
+node before them; policies see the domain *as policies see it* (response names, not their
+texts) and the stories and rules. So editing a response text retrains nothing, and a new
+NLU example leaves the policies alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parley.data.domain import Domain
+from parley.data.formats.story_yaml import stories_to_yaml
+from parley.data.importer import TrainingDataImporter
+from parley.data.training_data import TrainingData
+from parley.engine.fingerprint import fingerprint, node_fingerprint, package_versions
+from parley.recipe import NLU, Node, Recipe, _class_for
+
+
+def nlu_data_fingerprint(data: TrainingData) -> str:
+    return fingerprint({
+        "examples": [(m.text, m.intent, [e.to_dict() for e in m.entities], m.metadata)
+                     for m in data.examples],
+        "synonyms": data.synonyms, "regexes": data.regexes, "lookups": data.lookups,
+        "responses": data.responses,  # retrieval responses: what a ResponseSelector learns
+    })
+
+
+def core_domain_fingerprint(domain: Domain) -> str:
+    """The domain without response texts: policies see only which responses exist."""
+    content = domain.as_dict()
+    content["responses"] = sorted(domain.responses)
+    return fingerprint(content)
+
+
+def stories_fingerprint(importer: TrainingDataImporter) -> str:
+    return fingerprint(stories_to_yaml(importer.stories, importer.rules))
+
+
+def node_fingerprints(recipe: Recipe, importer: TrainingDataImporter) -> dict[str, str]:
+    """Fingerprint of every node, in recipe order."""
+    result: dict[str, str] = {}
+    previous = nlu_data_fingerprint(importer.nlu_data) if recipe.nlu else ""
+    for node in recipe.nlu:
+        previous = _node_fp(node, {"previous": previous})
+        result[node.name] = previous
+    if recipe.policies:
+        inputs = {"domain": core_domain_fingerprint(importer.domain),
+                  "stories": stories_fingerprint(importer),
+                  "trackers": fingerprint(recipe.tracker_settings)}
+        for node in recipe.policies:
+            result[node.name] = _node_fp(node, inputs)
+    return result
+
+
+def _node_fp(node: Node, inputs: dict[str, str]) -> str:
+    cls: Any = _class_for(node.kind, node.component)
+    return node_fingerprint(node.component, cls.code_version, node.params, inputs,
+                            package_versions(cls.uses_packages))
+
+
+def model_fingerprint(node_fps: dict[str, str], importer: TrainingDataImporter,
+                      training_type: str) -> str:
+    """Equal fingerprints → an identical archive would come out (responses included)."""
+    config = importer.config
+    domain = importer.domain if training_type != NLU else None
+    return fingerprint({
+        "nodes": node_fps, "training_type": training_type,
+        "domain": domain.as_dict() if domain is not None else None,
+        "language": config.language, "assistant_id": config.assistant_id,
+    })

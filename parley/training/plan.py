@@ -1,0 +1,121 @@
+"""Decide, before training, what each node needs: train, restore from cache, or reuse.
+
+The same decision answers ``dry_run``: a bitmask of what would retrain (1 core, 2 NLU,
+4 only responses changed, 8 forced; 0 nothing to do) and, per node, why.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from parley.data.importer import TrainingDataImporter
+from parley.engine.archive import extract_archive, read_archive_member
+from parley.engine.cache import TrainingCache
+from parley.errors import ModelArchiveError
+from parley.recipe import NLU, Recipe
+from parley.training.fingerprints import model_fingerprint, node_fingerprints
+from parley.training.run import CACHED, IN_MODEL, METADATA_FILE, TRAIN, NodeStatus
+
+CODE_NOTHING = 0
+CODE_CORE = 1
+CODE_NLU = 2
+CODE_RESPONSES = 4
+CODE_FORCED = 8
+
+
+@dataclass
+class Plan:
+    statuses: list[NodeStatus]
+    model_fingerprint: str
+    previous_model: Path | None  # newest archive in output
+    previous_metadata: dict[str, Any] | None
+
+    @property
+    def unchanged(self) -> bool:
+        """The newest model was built from exactly this project."""
+        return (self.previous_metadata is not None
+                and self.previous_metadata.get("model_fingerprint") == self.model_fingerprint)
+
+    @property
+    def needs_model_components(self) -> bool:
+        return any(s.status == IN_MODEL for s in self.statuses)
+
+    def code(self, force: bool) -> int:
+        if force:
+            return CODE_FORCED
+        code = CODE_NOTHING
+        for status in self.statuses:
+            if status.status == TRAIN:
+                code |= CODE_NLU if status.node.kind == NLU else CODE_CORE
+        if code == CODE_NOTHING and not self.unchanged:
+            code = CODE_RESPONSES
+        return code
+
+    def dry_run_results(self) -> dict[str, dict[str, str]]:
+        return {s.node.name: {"status": s.status, "reason": s.reason} for s in self.statuses}
+
+
+def _model_metadata(archive: Path | None) -> dict[str, Any] | None:
+    if archive is None:
+        return None
+    try:
+        loaded: dict[str, Any] = json.loads(read_archive_member(archive, METADATA_FILE))
+        return loaded
+    except (ModelArchiveError, ValueError, KeyError):
+        return None  # an unreadable old model is simply not reused
+
+
+def newest_model(output: Path, training_type: str) -> tuple[Path | None, dict[str, Any] | None]:
+    """The newest readable archive in ``output`` trained with the same training type."""
+    if not output.is_dir():
+        return None, None
+    candidates = sorted((p for p in output.rglob("*.tar.gz") if not p.name.startswith(".")),
+                        key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
+    for archive in candidates:
+        meta = _model_metadata(archive)
+        if meta is not None and meta.get("training_type") == training_type:
+            return archive, meta
+    return None, None
+
+
+def make_plan(importer: TrainingDataImporter, recipe: Recipe, training_type: str,
+              cache: TrainingCache, output: Path, force: bool) -> Plan:
+    fps = node_fingerprints(recipe, importer)
+    previous, meta = newest_model(output, training_type)
+    in_model = set((meta or {}).get("fingerprints", {}).values())
+    statuses = []
+    for node in recipe.nodes:
+        fp = fps[node.name]
+        if force:
+            statuses.append(NodeStatus(node, fp, TRAIN, "training was forced"))
+        elif cache.contains(fp):
+            statuses.append(NodeStatus(node, fp, CACHED, "nothing it depends on changed"))
+        elif fp in in_model:
+            statuses.append(NodeStatus(node, fp, IN_MODEL,
+                                       f"unchanged since {previous.name if previous else ''}"))
+        else:
+            statuses.append(NodeStatus(node, fp, TRAIN, _why_train(node.kind, node.name, meta)))
+    return Plan(statuses, model_fingerprint(fps, importer, training_type), previous, meta)
+
+
+def _why_train(kind: str, name: str, meta: dict[str, Any] | None) -> str:
+    if meta is None:
+        return "no earlier model or cache entry"
+    if name not in meta.get("fingerprints", {}):
+        return "new in the config"
+    what = "the NLU data or this or an earlier component's config" if kind == NLU else \
+        "the domain, stories, rules or this policy's config"
+    return f"{what} changed"
+
+
+def extract_previous(plan: Plan) -> tempfile.TemporaryDirectory[str] | None:
+    """Extract the newest model when some node is taken from it; caller cleans up."""
+    if plan.previous_model is None or not plan.needs_model_components:
+        return None
+    holder = tempfile.TemporaryDirectory(prefix="parley-previous-")
+    extract_archive(plan.previous_model, Path(holder.name) / "model")
+    return holder

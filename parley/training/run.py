@@ -1,0 +1,164 @@
+"""Train or restore each node of a recipe, then pack the model archive.
+
+A node whose fingerprint is in the cache is restored, not trained; one whose fingerprint is
+in the newest model of ``output`` is taken from that archive. NLU components run as a
+chain, so a restored component still processes the training messages when a later one must
+train. Every trained node is put into the cache as soon as it is saved, so a training killed
+later keeps what was finished; the archive appears only when complete (written aside, renamed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from parley import __version__
+from parley.data.importer import TrainingDataImporter
+from parley.engine.archive import pack_archive
+from parley.engine.cache import TrainingCache
+from parley.recipe import NLU, Node, Recipe, _class_for
+
+logger = logging.getLogger(__name__)
+
+METADATA_FILE = "metadata.json"
+COMPONENTS_DIR = "components"
+MODEL_FORMAT = 1  # bump when the archive layout changes; loading checks it
+
+TRAIN = "train"
+CACHED = "restored from cache"
+IN_MODEL = "restored from the newest model"
+
+
+@dataclass
+class NodeStatus:
+    node: Node
+    fingerprint: str
+    status: str  # TRAIN, CACHED or IN_MODEL
+    reason: str
+
+
+@dataclass
+class TrainingRun:
+    """Everything one training needs, decided before anything trains."""
+
+    importer: TrainingDataImporter
+    recipe: Recipe
+    training_type: str
+    statuses: list[NodeStatus]
+    model_fingerprint: str
+    cache: TrainingCache
+    previous_model_dir: Path | None = None  # the newest archive, extracted, if used
+    report: Callable[[str], None] = field(default=print)
+
+    def node_dirs(self, workdir: Path) -> dict[str, Path]:
+        """Train or restore every node; returns where each one's files are."""
+        dirs: dict[str, Path] = {}
+        self._run_nlu(workdir, dirs)
+        self._run_policies(workdir, dirs)
+        return dirs
+
+    # --- NLU: a chain over the training messages -------------------------------------
+    def _run_nlu(self, workdir: Path, dirs: dict[str, Path]) -> None:
+        statuses = [s for s in self.statuses if s.node.kind == NLU]
+        if not statuses:
+            return
+        training_data = self.importer.nlu_data
+        last_to_train = max((i for i, s in enumerate(statuses) if s.status == TRAIN), default=-1)
+        for index, status in enumerate(statuses):
+            node = status.node
+            cls: Any = _class_for(NLU, node.component)
+            started = time.perf_counter()
+            if status.status == TRAIN:
+                component = cls.from_params(node.params).fit(training_data)
+                target = workdir / node.name
+                component.save(target)
+                dirs[node.name] = self.cache.put(status.fingerprint, target,
+                                                  {"node": node.name, "component": node.component})
+            else:
+                dirs[node.name] = self._restored_dir(status)
+                component = cls.load(dirs[node.name]) if index < last_to_train else None
+            if component is not None and index < last_to_train:
+                component.process(training_data.examples)
+            self._say(status, time.perf_counter() - started)
+
+    # --- policies: independent branches on the same trackers --------------------------
+    def _run_policies(self, workdir: Path, dirs: dict[str, Path]) -> None:
+        statuses = [s for s in self.statuses if s.node.kind != NLU]
+        trackers = None
+        for status in statuses:
+            node = status.node
+            started = time.perf_counter()
+            if status.status == TRAIN:
+                if trackers is None:
+                    trackers = self._training_trackers()
+                cls: Any = _class_for(node.kind, node.component)
+                policy = cls.from_params(node.params).fit(trackers, self.importer.domain)
+                target = workdir / node.name
+                policy.save(target)
+                dirs[node.name] = self.cache.put(status.fingerprint, target,
+                                                  {"node": node.name, "component": node.component})
+            else:
+                dirs[node.name] = self._restored_dir(status)
+            self._say(status, time.perf_counter() - started)
+
+    def _training_trackers(self) -> list[Any]:
+        from parley.dialogue.generator import generate_trackers
+
+        return generate_trackers(self.importer.stories, self.importer.rules, self.importer.domain,
+                                 **self.recipe.tracker_settings)
+
+    def _restored_dir(self, status: NodeStatus) -> Path:
+        if status.status == CACHED:
+            found = self.cache.get(status.fingerprint)
+            if found is not None:
+                return found
+        if self.previous_model_dir is not None:
+            return self.previous_model_dir / COMPONENTS_DIR / status.node.name
+        raise RuntimeError(f"{status.node.name} was planned as restored but is gone")
+
+    def _say(self, status: NodeStatus, seconds: float) -> None:
+        verb = "trained" if status.status == TRAIN else status.status
+        self.report(f"  {status.node.name}: {verb} in {seconds:.2f}s ({status.reason})")
+
+    # --- the archive ---------------------------------------------------------------------
+    def metadata(self, model_id: str) -> dict[str, Any]:
+        config = self.importer.config
+        domain = self.importer.domain if self.recipe.policies or self.training_type != NLU else None
+        return {
+            "parley_version": __version__,
+            "model_format": MODEL_FORMAT,
+            "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model_id": model_id,
+            "assistant_id": config.assistant_id,
+            "language": config.language,
+            "training_type": self.training_type,
+            "model_fingerprint": self.model_fingerprint,
+            "fingerprints": {s.node.name: s.fingerprint for s in self.statuses},
+            "domain": domain.as_dict() if domain is not None else None,
+            "train_graph": self.recipe.as_dict(),
+            "predict_graph": {"nlu": [n.name for n in self.recipe.nlu],
+                              "policies": [n.name for n in self.recipe.policies]},
+        }
+
+    def pack(self, target: Path, model_id: str, nlu_yaml: str | None = None) -> Path:
+        """Train/restore every node and write the archive atomically."""
+        with tempfile.TemporaryDirectory(prefix="parley-train-") as tmp:
+            workdir = Path(tmp) / "work"
+            staging = Path(tmp) / "model"
+            (staging / COMPONENTS_DIR).mkdir(parents=True)
+            dirs = self.node_dirs(workdir)
+            for name, source in dirs.items():
+                shutil.copytree(source, staging / COMPONENTS_DIR / name)
+            if nlu_yaml is not None:
+                (staging / "nlu.yml").write_text(nlu_yaml, encoding="utf-8")
+            (staging / METADATA_FILE).write_text(
+                json.dumps(self.metadata(model_id), indent=1, sort_keys=True), encoding="utf-8")
+            return pack_archive(staging, target)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from parley.data.message import Message
+from parley.data.training_data import TrainingData
+from parley.errors import ConfigError
+from parley.nlu.featurizers.lexical_syntactic import LexicalSyntacticFeaturizer
+from parley.nlu.tokenizers.whitespace import WhitespaceTokenizer
+
+
+def _fit(texts: list[str], **params: object) -> tuple[LexicalSyntacticFeaturizer, list[Message]]:
+    data = TrainingData(examples=[Message(t) for t in texts])
+    WhitespaceTokenizer().fit(data).process(data.examples)
+    featurizer = LexicalSyntacticFeaturizer(**params).fit(data)  # type: ignore[arg-type]
+    featurizer.process(data.examples)
+    return featurizer, data.examples
+
+
+def _active(
+    featurizer: LexicalSyntacticFeaturizer, message: Message, token: int
+) -> set[tuple[int, str, str]]:
+    columns = sorted(featurizer.vocabulary_, key=featurizer.vocabulary_.__getitem__)
+    row = message.data["features"][0].sequence[token]
+    return {columns[i] for i in row.indices}
+
+
+def test_default_window_should_describe_token_and_neighbours() -> None:
+    featurizer, messages = _fit(["Hello big WORLD 42"])
+    first = _active(featurizer, messages[0], 0)
+    assert (0, "BOS", "True") in first and (0, "title", "True") in first
+    assert (1, "low", "True") in first  # the next token, "big"
+    assert not any(position == -1 for position, _, _ in first)  # nothing before the first
+    last = _active(featurizer, messages[0], 3)
+    assert {(0, "EOS", "True"), (0, "digit", "True"), (-1, "upper", "True")} <= last
+
+
+def test_prefix_and_suffix_features_should_take_characters() -> None:
+    featurizer, messages = _fit(["running fast"], features=[["suffix3", "prefix2"]])
+    assert _active(featurizer, messages[0], 0) == {(0, "suffix3", "ing"), (0, "prefix2", "ru")}
+
+
+def test_unseen_values_should_be_ignored() -> None:
+    featurizer, _ = _fit(["running"], features=[["suffix3"]])
+    message = Message("jumped")
+    WhitespaceTokenizer().fit(TrainingData()).process([message])
+    featurizer.process([message])
+    assert message.data["features"][0].sequence.nnz == 0
+
+
+def test_sentence_should_sum_the_token_rows() -> None:
+    _, messages = _fit(["a b c"])
+    record = messages[0].data["features"][0]
+    assert (record.sentence.toarray()[0] == record.sequence.toarray().sum(axis=0)).all()
+
+
+@pytest.mark.parametrize(("features", "match"), [
+    ([["low"], ["nope"], ["low"]], "unknown feature 'nope'"),
+    ([["pos"]], "SpacyTokenizer"),
+    ([["low"], ["low"]], "odd number"),
+])
+def test_bad_features_should_raise_config_error(features: list[list[str]], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        _fit(["hi"], features=features)

@@ -1,0 +1,197 @@
+"""train / train_nlu / train_core on the starter project: caching, dry runs, archives."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from parley.engine.archive import read_archive_member
+from parley.errors import ConfigError
+from parley.model_training import TrainingResult, train, train_core, train_nlu
+from parley.starter import create_starter_project
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    create_starter_project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PARLEY_CACHE_DIR", raising=False)
+    monkeypatch.delenv("PARLEY_CACHE_MAX_SIZE", raising=False)
+    return tmp_path
+
+
+def run(project: Path, **kwargs) -> TrainingResult:
+    return train(str(project / "domain.yml"), str(project / "config.yml"),
+                 [str(project / "data")], str(project / "models"), **kwargs)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def metadata(model: str) -> dict:
+    return json.loads(read_archive_member(Path(model), "metadata.json"))
+
+
+def test_first_training_should_write_an_archive_with_metadata(project):
+    result = run(project)
+    assert result.code == 3  # both parts trained
+    path = Path(result.model)
+    assert path.parent == project / "models"
+    assert re.fullmatch(r"\d{8}-\d{6}-[a-z]+-[a-z]+\.tar\.gz", path.name)
+    meta = metadata(result.model)
+    assert meta["assistant_id"] == "parley-starter-plantbot"
+    assert meta["language"] == "en" and meta["training_type"] == "both"
+    assert set(meta) >= {"parley_version", "trained_at", "model_id", "fingerprints", "domain",
+                         "train_graph", "predict_graph"}
+
+
+def test_unchanged_project_should_reuse_the_newest_model(project):
+    first = run(project)
+    assert run(project, dry_run=True).code == 0
+    again = run(project)
+    assert again.model == first.model and again.code == 0
+    assert len(list((project / "models").glob("*.tar.gz"))) == 1
+
+
+def test_unchanged_project_with_a_fixed_name_should_copy_the_model(project):
+    run(project)
+    result = run(project, fixed_model_name="release")
+    assert Path(result.model) == project / "models" / "release.tar.gz"
+    assert Path(result.model).is_file()
+
+
+def test_responses_only_should_retrain_nothing_and_pack_a_new_archive(project):
+    first = run(project)
+    edit(project / "domain.yml", "Done, I will remind you.", "Done! I will remind you.")
+    dry = run(project, dry_run=True)
+    assert dry.code == 4
+    assert all(r["status"] != "train" for r in dry.dry_run_results.values())
+    second = run(project)
+    assert second.model != first.model
+    assert metadata(second.model)["domain"]["responses"]["utter_reminder_set"][0]["text"] == \
+        "Done! I will remind you."
+
+
+def test_nlu_change_should_retrain_only_nlu(project):
+    run(project)
+    edit(project / "data" / "nlu.yml", "      - howdy\n", "      - howdy\n      - hiya\n")
+    dry = run(project, dry_run=True)
+    assert dry.code == 2
+    statuses = {name: r["status"] for name, r in dry.dry_run_results.items()}
+    assert all(s == "train" for n, s in statuses.items() if n.startswith("nlu_"))
+    assert all(s != "train" for n, s in statuses.items() if n.startswith("core_"))
+
+
+def test_story_change_should_retrain_only_core(project):
+    run(project)
+    edit(project / "data" / "rules.yml", "- action: utter_you_are_welcome",
+         "- action: utter_you_are_welcome\n      - action: utter_offer_reminder")
+    dry = run(project, dry_run=True)
+    assert dry.code == 1
+
+
+def test_force_should_report_code_8_and_retrain_everything(project):
+    run(project)
+    dry = run(project, dry_run=True, force_training=True)
+    assert dry.code == 8
+    assert all(r["status"] == "train" for r in dry.dry_run_results.values())
+
+
+def test_cold_cache_should_answer_from_the_newest_model(project, monkeypatch):
+    run(project)
+    monkeypatch.setenv("PARLEY_CACHE_DIR", str(project / "empty-cache"))
+    dry = run(project, dry_run=True)
+    assert dry.code == 0
+    assert all(r["status"] == "restored from the newest model" for r in dry.dry_run_results.values())
+    edit(project / "domain.yml", "Done, I will remind you.", "Done! I will remind you.")
+    result = run(project)  # components come out of the old archive
+    assert result.code == 4 and Path(result.model).is_file()
+
+
+def test_disabled_cache_should_still_train(project, monkeypatch):
+    monkeypatch.setenv("PARLEY_CACHE_MAX_SIZE", "0")
+    result = run(project)
+    assert Path(result.model).is_file()
+    assert not (project / ".parley" / "cache").exists() or not any(
+        (project / ".parley" / "cache").rglob("params.json"))
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("v1", "models/v1.tar.gz"), ("v1.tar.gz", "models/v1.tar.gz"),
+    ("exp/v2", "models/exp/v2.tar.gz")])
+def test_fixed_model_name_rules(project, name, expected):
+    assert Path(run(project, fixed_model_name=name).model) == project / expected
+
+
+def test_train_nlu_and_core_should_prefix_their_archives(project):
+    nlu = train_nlu(str(project / "config.yml"), str(project / "data" / "nlu.yml"),
+                    str(project / "models"))
+    core = train_core(str(project / "domain.yml"), str(project / "config.yml"),
+                      str(project / "data"), str(project / "models"))
+    assert Path(nlu).name.startswith("nlu-") and Path(core).name.startswith("core-")
+    assert metadata(nlu)["training_type"] == "nlu"
+    assert metadata(core)["train_graph"]["nlu"] == []
+
+
+def test_persist_nlu_training_data_should_put_the_yaml_in_the_archive(project):
+    result = run(project, persist_nlu_training_data=True)
+    assert b"ask_watering" in read_archive_member(Path(result.model), "nlu.yml")
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("  - name: RegexFeaturizer", "  - name: RulePolicy",
+     "config.yml:8: 'RulePolicy' is a policy but stands in the pipeline."),
+    ("  - name: RegexFeaturizer", "  - name: RegexFeaturiser",
+     "Did you mean 'RegexFeaturizer'?"),
+    ("  - name: LexicalSyntacticFeaturizer", "  - name: DIETClassifier",
+     "'DIETClassifier'"),
+    ("    analyzer: char_wb", "    analyser: char_wb",
+     "config.yml:11: CountVectorsFeaturizer has no parameter 'analyser'. Did you mean 'analyzer'?"),
+])
+def test_config_mistakes_should_stop_before_training(project, old, new, message):
+    edit(project / "config.yml", old, new)
+    with pytest.raises(ConfigError) as info:
+        run(project)
+    assert message in str(info.value)
+    assert not (project / "models").exists()
+
+
+def test_classifier_without_features_should_be_refused(project):
+    (project / "config.yml").write_text(
+        "pipeline:\n- name: WhitespaceTokenizer\n- name: LogisticRegressionClassifier\n"
+        "policies:\n- name: RulePolicy\n")
+    with pytest.raises(ConfigError, match="config.yml:3: LogisticRegressionClassifier needs features"):
+        run(project)
+
+
+def test_killed_training_should_leave_no_archive_and_a_usable_cache(project):
+    code = ("import sys, time\n"
+            "import parley.training.run as r\n"
+            "def slow(self, *a):\n"
+            "    print('policies', flush=True); time.sleep(30)\n"
+            "r.TrainingRun._run_policies = slow\n"
+            "from parley.model_training import train\n"
+            "train('domain.yml', 'config.yml', ['data'], 'models')\n")
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=project, stdout=subprocess.PIPE,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    lines = iter(child.stdout.readline, b"")
+    assert any(line.strip() == b"policies" for line in lines)  # NLU is done and cached
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=10)
+    assert not list((project / "models").glob("*.tar.gz")) if (project / "models").exists() else True
+    dry = run(project, dry_run=True)
+    assert dry.code == 1  # NLU restored from the cache, policies still to train
+    start = time.perf_counter()
+    assert Path(run(project).model).is_file()
+    assert time.perf_counter() - start < 30

@@ -11,6 +11,8 @@ from parley.data.tracker import DialogueStateTracker
 from parley.dialogue.policies.ensemble import PolicyEnsemble
 
 LISTEN = "action_listen"
+# These answer the user and hand the turn back, so nothing is predicted after them.
+ENDS_TURN = {LISTEN, "action_default_fallback", "action_two_stage_fallback", "action_restart"}
 
 
 def as_tracker(conversation: Any, domain: Domain) -> DialogueStateTracker:
@@ -36,8 +38,8 @@ def predict_until_listen(policies: Sequence[Any], domain: Domain, conversation: 
                         "policy": prediction.policy_name})
         for event in prediction.events:
             tracker.update(event)
-        tracker.update(ActionExecuted(name, policy=prediction.policy_name,
+        tracker.update(ActionExecuted(action_name=name, policy=prediction.policy_name,
                                       confidence=prediction.probabilities[best]))
-        if name == LISTEN:
+        if name in ENDS_TURN:
             break
     return actions

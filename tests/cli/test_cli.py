@@ -19,7 +19,7 @@ def test_init_then_validate_should_exit_zero(tmp_path, monkeypatch, capsys):
     assert main(["data", "validate", "--fail-on-warnings"]) == 0
     out = capsys.readouterr().out
     assert "Validation passed: 0 errors, 0 warning(s)." in out
-    assert "7  intents" in out and "3  stories" in out
+    assert "7  intents" in out and "4  stories" in out
 
 
 def test_init_should_never_overwrite(tmp_path, capsys):
@@ -83,3 +83,25 @@ def test_missing_paths_should_be_a_clear_error(tmp_path, monkeypatch, capsys, ar
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 1
     assert "the training data path 'missing-folder' does not exist" in capsys.readouterr().err
+
+
+def test_train_then_predict_then_dry_run(tmp_path, monkeypatch, capsys):
+    main(["init", "--no-prompt", str(tmp_path)])
+    monkeypatch.chdir(tmp_path)
+    assert main(["train"]) == 0
+    assert "Your model is at models/" in capsys.readouterr().out
+    assert main(["predict", "how often should I water my cactus?"]) == 0
+    out = capsys.readouterr().out
+    assert '"name": "ask_watering"' in out and "utter_watering" in out
+    assert main(["train", "--dry-run"]) == 0
+    assert "Dry run: code 0 (nothing to do)." in capsys.readouterr().out
+    assert main(["train", "--dry-run", "--force"]) == 8
+
+
+def test_train_nlu_and_core_subcommands(tmp_path, monkeypatch, capsys):
+    main(["init", "--no-prompt", str(tmp_path)])
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "nlu", "--fixed-model-name", "n1"]) == 0
+    assert (tmp_path / "models" / "n1.tar.gz").is_file()
+    assert main(["train", "core", "--out", "core-models"]) == 0
+    assert list((tmp_path / "core-models").glob("core-*.tar.gz"))

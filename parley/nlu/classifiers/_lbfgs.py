@@ -45,7 +45,7 @@ def minimize_lbfgs(
     for iteration in range(1, max_iter + 1):
         if np.abs(g).max() <= gtol:
             return Result(x, f, iteration - 1, True)
-        direction = -_two_loop(g, history)
+        direction = -_two_loop(g, history).astype(np.float64)
         slope = float(g @ direction)
         if slope >= 0:  # not a descent direction: forget the curvature pairs
             history.clear()
@@ -64,7 +64,9 @@ def minimize_lbfgs(
         y = g_new - g
         sy = float(s @ y)
         if sy > 1e-10 * float(y @ y):
-            history.append((s, y, 1.0 / sy))
+            # float32 halves the memory the two-loop recursion streams through; the
+            # direction only needs to be roughly right, the line search checks it
+            history.append((s.astype(np.float32), y.astype(np.float32), 1.0 / sy))
         decrease = f - f_new
         x, f, g = x_new, f_new, g_new
         if decrease <= ftol * max(abs(f), abs(f + decrease), 1.0):
@@ -74,7 +76,7 @@ def minimize_lbfgs(
 
 def _two_loop(g: np.ndarray, history: deque[tuple[np.ndarray, np.ndarray, float]]) -> np.ndarray:
     """The L-BFGS approximation of the inverse Hessian applied to ``g``."""
-    q = g.copy()
+    q = g.astype(np.float32)
     alphas = []
     for s, y, rho in reversed(history):
         alpha = rho * float(s @ q)

@@ -1,0 +1,101 @@
+"""Small builders shared by the dialogue tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from parley.data.domain import Domain
+from parley.data.events import (
+    ActionExecuted,
+    ActionExecutionRejected,
+    ActiveLoop,
+    SlotSet,
+    UserUttered,
+)
+from parley.data.formats.story_yaml import read_stories
+from parley.data.importer import TrainingDataImporter
+from parley.data.stories import Story
+from parley.data.tracker import DialogueStateTracker
+from parley.dialogue.policies.prediction import PolicyPrediction
+from tests.conftest import SHARED_DATA
+
+BOTS = SHARED_DATA / "bots"
+
+DOMAIN_YAML = """
+version: "3.1"
+intents: [greet, mood_great, mood_unhappy, affirm, thankyou, inform, chitchat, bye, request]
+entities: [city]
+slots:
+  city:
+    type: text
+    mappings: [{type: from_entity, entity: city}]
+  mood:
+    type: categorical
+    values: [good, bad]
+    mappings: [{type: custom}]
+  vip:
+    type: bool
+    influence_conversation: false
+    mappings: [{type: custom}]
+forms:
+  city_form:
+    required_slots: [city]
+actions: [action_check]
+responses:
+  utter_greet: [{text: hi}]
+  utter_happy: [{text: great}]
+  utter_sad: [{text: sorry}]
+  utter_ok: [{text: ok}]
+  utter_bye: [{text: bye}]
+  utter_chitchat: [{text: chat}]
+  utter_ask_city: [{text: where?}]
+  utter_done: [{text: done}]
+  utter_welcome: [{text: welcome}]
+"""
+
+
+def small_domain() -> Domain:
+    return Domain.from_yaml(DOMAIN_YAML)
+
+
+def stories(text: str) -> tuple[list[Story], list[Story]]:
+    """(stories, rules) of a story file's text."""
+    parsed = read_stories('version: "3.1"\n' + text, "stories.yml")
+    return parsed.stories, parsed.rules
+
+
+def bot(name: str) -> TrainingDataImporter:
+    root: Path = BOTS / name
+    data = [root / "data"] + [root / d for d in ("tests",) if (root / d).is_dir()]
+    return TrainingDataImporter(root / "domain.yml", root / "config.yml", data)
+
+
+def readable_bots() -> list[str]:
+    if not BOTS.is_dir():
+        return []
+    return sorted(p.name for p in BOTS.iterdir() if p.is_dir() and p.name != "carbon-bot")
+
+
+def conversation(domain: Domain, *steps: str | tuple[str, ...]) -> DialogueStateTracker:
+    """A tracker from shorthand steps: ``"action"``, ``("intent", name)``,
+    ``("slot", name, value)``, ``("loop", name_or_none)``, ``("rejected", action)``;
+    a user turn gets its ``action_listen`` first, as in a live conversation."""
+    tracker = DialogueStateTracker.from_domain("test", domain)
+    for step in steps:
+        if isinstance(step, str):
+            tracker.update(ActionExecuted(action_name=step))
+        elif step[0] == "intent":
+            if tracker.latest_action_name != "action_listen":
+                tracker.update(ActionExecuted(action_name="action_listen"))
+            tracker.update(UserUttered(intent={"name": step[1], "confidence": 1.0}))
+        elif step[0] == "slot":
+            tracker.update(SlotSet(key=step[1], value=step[2]))
+        elif step[0] == "loop":
+            tracker.update(ActiveLoop(name=step[1]))
+        elif step[0] == "rejected":
+            tracker.update(ActionExecutionRejected(action_name=step[1]))
+    return tracker
+
+
+def predicted(prediction: PolicyPrediction, domain: Domain) -> str | None:
+    return prediction.action_name(domain)

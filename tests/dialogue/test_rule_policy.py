@@ -235,3 +235,14 @@ def test_moodbot_rules_should_answer_goodbye_and_bot_challenge_anywhere():
     for intent, action in (("goodbye", "utter_goodbye"), ("bot_challenge", "utter_iamabot")):
         tracker = conversation(domain, ("intent", "greet"), "utter_greet", ("intent", intent))
         assert predicted(policy.predict(tracker, domain), domain) == action
+
+
+def test_actions_missing_from_the_domain_should_be_named():
+    with pytest.raises(DataError, match="not in the domain: utter_nowhere"):
+        fit("""
+rules:
+- rule: lost
+  steps:
+  - intent: bye
+  - action: utter_nowhere
+""")

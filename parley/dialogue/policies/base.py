@@ -17,9 +17,12 @@ from parley.component import Component
 from parley.data.domain import Domain
 from parley.data.events import ActionExecuted
 from parley.data.tracker import USER, DialogueStateTracker, State, prev_action_is_listen
-from parley.errors import ConfigError, NotFittedError
+from parley.errors import ConfigError, DataError, NotFittedError
 
-__all__ = ["Policy", "feature_key", "prediction_states", "training_states_and_labels"]
+__all__ = [
+    "Policy", "check_actions_in_domain", "feature_key", "prediction_states",
+    "training_states_and_labels",
+]
 
 LOOKUP_FILE = "lookup.json"
 
@@ -91,6 +94,16 @@ def prediction_states(
         if USER in state and not state[USER]:
             del state[USER]
     return states
+
+
+def check_actions_in_domain(labels: Sequence[str], domain: Domain, policy: str) -> None:
+    """Training data naming actions the domain lacks cannot be predicted: say which."""
+    unknown = sorted(set(labels) - set(domain.action_names))
+    if unknown:
+        raise DataError(
+            f"{policy}: the stories or rules use actions that are not in the domain: "
+            f"{', '.join(unknown)}.",
+            hint="Declare them under actions: (or as responses) in the domain.")
 
 
 class Policy(Component):

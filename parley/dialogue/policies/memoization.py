@@ -19,6 +19,7 @@ from parley.data.events import ActionExecuted, SlotSet
 from parley.data.tracker import DialogueStateTracker, State
 from parley.dialogue.policies.base import (
     Policy,
+    check_actions_in_domain,
     feature_key,
     prediction_states,
     training_states_and_labels,
@@ -49,6 +50,7 @@ class MemoizationPolicy(Policy):
         """Memorize the story trackers (rule trackers are RulePolicy's)."""
         stories = [t for t in trackers if not t.is_rule_tracker]
         histories, labels = training_states_and_labels(stories, domain, self.max_history)
+        check_actions_in_domain(labels, domain, self.name)
         lookup: dict[str, str] = {}
         ambiguous: set[str] = set()
         for history, label in zip(histories, labels, strict=True):

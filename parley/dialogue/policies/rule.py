@@ -45,7 +45,12 @@ from parley.data.tracker import (
     prev_action_is_listen,
 )
 from parley.dialogue.generator import RULE_SNIPPET_ACTION
-from parley.dialogue.policies.base import Policy, prediction_states, training_states_and_labels
+from parley.dialogue.policies.base import (
+    Policy,
+    check_actions_in_domain,
+    prediction_states,
+    training_states_and_labels,
+)
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import ConfigError, DataError
 
@@ -174,6 +179,7 @@ class RulePolicy(Policy):
         rule_states, rule_labels = training_states_and_labels(
             rule_trackers, domain, None, omit_unset_slots=True)
         story_states, story_labels = training_states_and_labels(story_trackers, domain, None)
+        check_actions_in_domain([*rule_labels, *story_labels], domain, self.name)
         lookup: dict[str, Any] = {RULES: self._rules_lookup(rule_states, rule_labels)}
         if self.check_for_contradictions:
             lookup[RULE_ONLY_SLOTS], lookup[RULE_ONLY_LOOPS] = _rule_only_slots_loops(

@@ -99,7 +99,8 @@ class LogisticRegressionClassifier(Component):
 
     def _solve(self, x: csr_matrix, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         n, d = x.shape
-        if k == 1:
+        if k == 1:  # one intent: nothing to learn, it always wins
+            self.n_iter_ = 0
             return np.zeros((d, 1)), np.zeros(1)
         counts = np.bincount(y, minlength=k)
         if self.class_weight == "balanced":

@@ -107,8 +107,7 @@ def _train(importer: TrainingDataImporter, training_type: str, output: str, dry_
     report.raise_for_errors()
     recipe = build_recipe(importer.config, training_type, nlu_arguments, core_arguments)
     output_dir = Path(output)
-    project_dir = importer.config_path.parent if importer.config_path else Path.cwd()
-    cache = cache_from_env(project_dir)
+    cache = cache_from_env(Path.cwd())  # .parley/cache where training runs, as Rasa's .rasa/cache
     plan = make_plan(importer, recipe, training_type, cache, output_dir, force)
     code = plan.code(force)
     if dry_run:

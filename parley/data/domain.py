@@ -198,9 +198,13 @@ class Domain:
 
         Declared actions that override a default (e.g. ``action_session_start``) keep
         the default's place; responses not declared as actions follow sorted by name.
+        Retrieval responses ``utter_faq/ask_name`` also make ``utter_faq`` an action, the one
+        stories use, as Rasa adds it.
         """
+        retrieval = {name.split("/", 1)[0] for name in self.responses if "/" in name}
         declared = list(self.actions)
-        declared += sorted(name for name in self.responses if name not in self.actions)
+        declared += sorted(name for name in {*self.responses, *retrieval}
+                           if name not in self.actions)
         names = list(DEFAULT_ACTIONS)
         names += [name for name in declared if name not in DEFAULT_ACTIONS]
         names += [name for name in self.forms if name not in self.actions]

@@ -178,9 +178,12 @@ def test_classifier_without_features_should_be_refused(project):
 def test_killed_training_should_leave_no_archive_and_a_usable_cache(project):
     code = ("import sys, time\n"
             "import parley.training.run as r\n"
-            "def slow(self, *a):\n"
+            "def slow(self, status, workdir, dirs, inputs):\n"
+            "    wanted = sum(1 for s in self.statuses if s.node.kind == 'nlu')\n"
+            "    while sum(k.startswith('nlu_') for k in list(dirs)) < wanted:\n"
+            "        time.sleep(0.01)\n"
             "    print('policies', flush=True); time.sleep(30)\n"
-            "r.TrainingRun._run_policies = slow\n"
+            "r.TrainingRun._run_policy = slow\n"
             "from parley.model_training import train\n"
             "train('domain.yml', 'config.yml', ['data'], 'models')\n")
     child = subprocess.Popen([sys.executable, "-c", code], cwd=project, stdout=subprocess.PIPE,

@@ -13,9 +13,11 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from parley import __version__
 from parley.data.importer import TrainingDataImporter
 from parley.engine.archive import pack_archive
 from parley.engine.cache import TrainingCache
+from parley.engine.runner import LocalRunner, Runner, Task
 from parley.recipe import NLU, Node, Recipe, _class_for
 
 logger = logging.getLogger(__name__)
@@ -57,13 +60,30 @@ class TrainingRun:
     cache: TrainingCache
     previous_model_dir: Path | None = None  # the newest archive, extracted, if used
     report: Callable[[str], None] = field(default=print)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def node_dirs(self, workdir: Path) -> dict[str, Path]:
-        """Train or restore every node; returns where each one's files are."""
+    def node_dirs(self, workdir: Path, runner: Runner | None = None) -> dict[str, Path]:
+        """Train or restore every node; returns where each one's files are.
+
+        The NLU chain is one task; each policy is its own task, so policies train in
+        parallel with each other and with NLU on the local runner.
+        """
         dirs: dict[str, Path] = {}
-        self._run_nlu(workdir, dirs)
-        self._run_policies(workdir, dirs)
+        tasks = [Task("nlu", lambda _: self._run_nlu(workdir, dirs))]
+        policy_statuses = [s for s in self.statuses if s.node.kind != NLU]
+        if any(s.status == TRAIN for s in policy_statuses):
+            tasks.append(Task("trackers", lambda _: self._training_trackers()))
+        for status in policy_statuses:
+            needs = ("trackers",) if status.status == TRAIN else ()
+            tasks.append(Task(status.node.name, partial(self._run_policy, status, workdir, dirs),
+                              needs))
+        (runner or LocalRunner()).run(tasks)
         return dirs
+
+    def _put(self, status: NodeStatus, directory: Path) -> Path:
+        with self._cache_lock:  # eviction must not race with another thread's put
+            return self.cache.put(status.fingerprint, directory,
+                                  {"node": status.node.name, "component": status.node.component})
 
     # --- NLU: a chain over the training messages -------------------------------------
     def _run_nlu(self, workdir: Path, dirs: dict[str, Path]) -> None:
@@ -80,8 +100,7 @@ class TrainingRun:
                 component = cls.from_params(node.params).fit(training_data)
                 target = workdir / node.name
                 component.save(target)
-                dirs[node.name] = self.cache.put(status.fingerprint, target,
-                                                  {"node": node.name, "component": node.component})
+                dirs[node.name] = self._put(status, target)
             else:
                 dirs[node.name] = self._restored_dir(status)
                 component = cls.load(dirs[node.name]) if index < last_to_train else None
@@ -90,24 +109,19 @@ class TrainingRun:
             self._say(status, time.perf_counter() - started)
 
     # --- policies: independent branches on the same trackers --------------------------
-    def _run_policies(self, workdir: Path, dirs: dict[str, Path]) -> None:
-        statuses = [s for s in self.statuses if s.node.kind != NLU]
-        trackers = None
-        for status in statuses:
-            node = status.node
-            started = time.perf_counter()
-            if status.status == TRAIN:
-                if trackers is None:
-                    trackers = self._training_trackers()
-                cls: Any = _class_for(node.kind, node.component)
-                policy = cls.from_params(node.params).fit(trackers, self.importer.domain)
-                target = workdir / node.name
-                policy.save(target)
-                dirs[node.name] = self.cache.put(status.fingerprint, target,
-                                                  {"node": node.name, "component": node.component})
-            else:
-                dirs[node.name] = self._restored_dir(status)
-            self._say(status, time.perf_counter() - started)
+    def _run_policy(self, status: NodeStatus, workdir: Path, dirs: dict[str, Path],
+                    inputs: dict[str, Any]) -> None:
+        node = status.node
+        started = time.perf_counter()
+        if status.status == TRAIN:
+            cls: Any = _class_for(node.kind, node.component)
+            policy = cls.from_params(node.params).fit(inputs["trackers"], self.importer.domain)
+            target = workdir / node.name
+            policy.save(target)
+            dirs[node.name] = self._put(status, target)
+        else:
+            dirs[node.name] = self._restored_dir(status)
+        self._say(status, time.perf_counter() - started)
 
     def _training_trackers(self) -> list[Any]:
         from parley.dialogue.generator import generate_trackers
@@ -148,13 +162,15 @@ class TrainingRun:
                               "policies": [n.name for n in self.recipe.policies]},
         }
 
-    def pack(self, target: Path, model_id: str, nlu_yaml: str | None = None) -> Path:
-        """Train/restore every node and write the archive atomically."""
+    def pack(self, target: Path, model_id: str, nlu_yaml: str | None = None,
+             runner: Runner | None = None) -> Path:
+        """Train/restore every node (on ``runner``, local threads by default) and write the
+        archive atomically."""
         with tempfile.TemporaryDirectory(prefix="parley-train-") as tmp:
             workdir = Path(tmp) / "work"
             staging = Path(tmp) / "model"
             (staging / COMPONENTS_DIR).mkdir(parents=True)
-            dirs = self.node_dirs(workdir)
+            dirs = self.node_dirs(workdir, runner)
             for name, source in dirs.items():
                 shutil.copytree(source, staging / COMPONENTS_DIR / name)
             if nlu_yaml is not None:

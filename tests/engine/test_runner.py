@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from parley.engine.runner import LocalRunner, SequentialRunner, Task, check_graph
+
+
+def test_tasks_should_get_the_results_they_need():
+    tasks = [Task("b", lambda r: r["a"] + 1, ("a",)), Task("a", lambda r: 1),
+             Task("c", lambda r: r["a"] + r["b"], ("a", "b"))]
+    for runner in (SequentialRunner(), LocalRunner(2)):
+        assert runner.run(tasks) == {"a": 1, "b": 2, "c": 3}
+
+
+def test_independent_tasks_should_overlap_on_the_local_runner():
+    both_running = threading.Barrier(2, timeout=5)
+
+    def meet(_: dict) -> bool:
+        both_running.wait()  # only returns if the other task runs at the same time
+        return True
+
+    assert LocalRunner(2).run([Task("x", meet), Task("y", meet)]) == {"x": True, "y": True}
+
+
+def test_a_failure_should_stop_the_run_and_surface():
+    def boom(_: dict) -> None:
+        raise RuntimeError("component failed")
+
+    started = []
+    tasks = [Task("a", boom), Task("b", lambda r: started.append("b"), ("a",))]
+    with pytest.raises(RuntimeError, match="component failed"):
+        LocalRunner(2).run(tasks)
+    assert started == []
+
+
+@pytest.mark.parametrize("tasks, message", [
+    ([Task("a", lambda r: 0, ("b",)), Task("b", lambda r: 0, ("a",))], "cycle: a -> b -> a"),
+    ([Task("a", lambda r: 0, ("zzz",))], "needs unknown task(s) zzz"),
+    ([Task("a", lambda r: 0), Task("a", lambda r: 0)], "two tasks share a name"),
+])
+def test_bad_graphs_should_be_refused(tasks, message):
+    with pytest.raises(ValueError) as info:
+        check_graph(tasks)
+    assert message in str(info.value)
+
+
+def test_the_local_runner_should_not_wait_for_slow_unrelated_tasks():
+    order: list[str] = []
+
+    def slow(_: dict) -> None:
+        time.sleep(0.3)
+        order.append("slow")
+
+    def fast(_: dict) -> None:
+        order.append("fast")
+
+    LocalRunner(2).run([Task("slow", slow), Task("fast", fast), Task("after", fast, ("fast",))])
+    assert order.index("fast") < order.index("slow")

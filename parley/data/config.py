@@ -14,7 +14,7 @@ from typing import Any
 
 from parley.data.formats.schema import check_keys, expect_list, expect_mapping, expect_type
 from parley.data.formats.version import is_readable_version
-from parley.data.formats.yaml_io import line_of, parse_yaml, read_yaml_file
+from parley.data.formats.yaml_io import line_of, parse_yaml, plain, read_yaml_file
 from parley.errors import SchemaError
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yml")
@@ -84,16 +84,9 @@ def _components(value: Any, file: str | None, line: int | None, where: str) -> l
             )
         expect_type(item["name"], str, file, line_of(item, "name"), "a component name")
         params = {k: v for k, v in item.items() if k != "name"}
-        out.append(ComponentConfig(item["name"], _plain(params), file, item_line))
+        out.append(ComponentConfig(item["name"], plain(params), file, item_line))
     return out
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def config_from_content(content: Any, file: str | Path | None = None) -> ProjectConfig:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from parley.data.formats.version import LATEST_FORMAT_VERSION
-from parley.data.slots import MappingCondition, Slot, SlotMapping, plain
+from parley.data.formats.yaml_io import plain
+from parley.data.slots import MappingCondition, Slot, SlotMapping
 from parley.errors import location, warn
 
 __all__ = [

@@ -20,7 +20,7 @@ from parley.data.formats.schema import (
     expect_mapping,
     expect_type,
 )
-from parley.data.formats.yaml_io import line_of
+from parley.data.formats.yaml_io import line_of, plain
 from parley.errors import SchemaError, warn
 
 SLOT_TYPES = ("text", "bool", "categorical", "float", "list", "any")
@@ -133,15 +133,6 @@ class Slot:
         out["influence_conversation"] = self.influence_conversation
         out["mappings"] = [m.to_dict() for m in self.mappings]
         return out
-
-
-def plain(value: Any) -> Any:
-    """A deep copy made of plain dicts and lists, without the line-tracking YAML types."""
-    if isinstance(value, dict):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value
 
 
 def read_slot(name: Any, data: Any, file: str | Path | None, line: int | None) -> Slot:

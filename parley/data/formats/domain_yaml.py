@@ -19,8 +19,8 @@ from typing import Any
 from parley.data.domain import Action, Domain, EntityType, Form, Intent, SessionConfig
 from parley.data.formats.schema import check_keys, describe, expect_list, expect_mapping, expect_type
 from parley.data.formats.version import file_version, is_readable_version
-from parley.data.formats.yaml_io import dump_yaml, line_of, parse_yaml, read_yaml_file
-from parley.data.slots import plain, rasa2_slot_findings, read_slot
+from parley.data.formats.yaml_io import dump_yaml, line_of, parse_yaml, plain, read_yaml_file
+from parley.data.slots import rasa2_slot_findings, read_slot
 from parley.errors import DataError, FormatVersionError, SchemaError, warn
 
 DOMAIN_KEYS = (

@@ -8,7 +8,7 @@ from typing import Any
 from parley.data.formats.annotations import annotate, parse_annotated_text
 from parley.data.formats.schema import check_keys, expect_list, expect_mapping, expect_type
 from parley.data.formats.version import LATEST_FORMAT_VERSION, is_readable_version
-from parley.data.formats.yaml_io import LineDict, dump_yaml, line_of, parse_yaml
+from parley.data.formats.yaml_io import LineDict, dump_yaml, line_of, parse_yaml, plain
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import SchemaError
@@ -56,18 +56,10 @@ def nlu_from_content(content: Any, file: str | Path | None) -> TrainingData:
             variant_list = expect_list(variants, file, line_of(responses, name), where)
             for v_index, variant in enumerate(variant_list):
                 expect_mapping(variant, file, line_of(variant_list, v_index), f"a variant of {where}")
-            data.responses[str(name)] = [_plain(v) for v in variant_list]
+            data.responses[str(name)] = [plain(v) for v in variant_list]
             data.locations[("response", str(name))] = (file_name or "", line_of(responses, name))
     return data
 
-
-def _plain(value: Any) -> Any:
-    """Drop line bookkeeping: LineDict/LineList → dict/list."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _read_item(item: Any, line: int | None, file: str | None, data: TrainingData) -> None:
@@ -96,7 +88,7 @@ def _read_item(item: Any, line: int | None, file: str | None, data: TrainingData
 
 def _read_intent(name: str, item: LineDict, file: str | None, data: TrainingData) -> None:
     if item.get("metadata") is not None:
-        data.intent_metadata[name] = _plain(item["metadata"])
+        data.intent_metadata[name] = plain(item["metadata"])
     data.locations.setdefault(("intent", name), (file or "", line_of(item, "intent")))
     raw = item["examples"]
     if isinstance(raw, list):
@@ -107,7 +99,7 @@ def _read_intent(name: str, item: LineDict, file: str | None, data: TrainingData
             check_keys(example, _EXAMPLE_KEYS, file, f"an example of '{name}'", required=("text",))
             text = example["text"]
             expect_type(text, str, file, line_of(example, "text"), f"the text of an example of '{name}'")
-            meta = _plain(example.get("metadata"))
+            meta = plain(example.get("metadata"))
             _add_example(data, name, text.strip(), meta, file, ex_line)
         return
     for text, ex_line in _example_lines(item, file, f"the intent '{name}'"):

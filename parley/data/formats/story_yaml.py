@@ -18,7 +18,7 @@ from parley.data.formats.schema import (
     check_keys, describe, did_you_mean, expect_list, expect_mapping, expect_type,
 )
 from parley.data.formats.version import LATEST_FORMAT_VERSION, is_readable_version
-from parley.data.formats.yaml_io import dump_yaml, line_of, parse_yaml, read_yaml_file
+from parley.data.formats.yaml_io import dump_yaml, line_of, parse_yaml, plain, read_yaml_file
 from parley.data.message import Entity
 from parley.data.stories import (
     RULE, STORY, ActionStep, ActiveLoopStep, BotStep, CheckpointStep, OrStep, SlotStep,
@@ -88,14 +88,6 @@ def story_file_from_content(content: Any, file: str | Path | None) -> StoryFile:
     return result
 
 
-def _plain(value: Any) -> Any:
-    """Values as users wrote them, without the loader's line bookkeeping."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
 
 class _Reader:
     """Walks one file; holds the file name so every error can name it."""
@@ -145,7 +137,7 @@ class _Reader:
                 flags[flag] = item[flag]
         return Story(
             name=name, steps=tuple(steps), kind=kind, condition=tuple(condition),
-            metadata=_plain(item.get("metadata")), file=self.file, line=line, **flags,
+            metadata=plain(item.get("metadata")), file=self.file, line=line, **flags,
         )
 
     def step(self, raw: Any, line: int | None, where: str, kinds: Iterable[str]) -> Step:
@@ -248,7 +240,7 @@ class _Reader:
                 f"found {describe(item)}.", self.file, line, hint=_ENTITY_HINT,
             )
         if "entity" in item and set(item) <= set(_ENTITY_KEYS):
-            name, value = item["entity"], _plain(item.get("value"))
+            name, value = item["entity"], plain(item.get("value"))
         else:
             names = [k for k in item if k not in ("role", "group")]
             if len(names) != 1:
@@ -257,7 +249,7 @@ class _Reader:
                     f"an entity in {where} must name exactly one entity, found {found}.",
                     self.file, line, hint=_ENTITY_HINT,
                 )
-            name, value = names[0], _plain(item[names[0]])
+            name, value = names[0], plain(item[names[0]])
         expect_type(name, str, self.file, line, f"the entity name in {where}")
         for key in ("role", "group"):
             if item.get(key) is not None:
@@ -271,7 +263,7 @@ class _Reader:
         for i, item in enumerate(items):
             item_line = line_of(items, i)
             if isinstance(item, dict):
-                result.extend(SlotValue(str(k), _plain(v)) for k, v in item.items())
+                result.extend(SlotValue(str(k), plain(v)) for k, v in item.items())
             elif isinstance(item, str) and names_allowed:
                 result.append(SlotValue(item, any_value=True))
             else:

@@ -44,6 +44,15 @@ class LineList(list):  # type: ignore[type-arg]
         self.item_lines: list[int] = []
 
 
+def plain(value: Any) -> Any:
+    """The same data as builtin dicts and lists, without the loader's line bookkeeping."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 def line_of(obj: Any, key: Any = None) -> int | None:
     """Line of ``obj`` itself, or of ``key`` (dict key or list index) inside it."""
     if key is None:

@@ -19,7 +19,8 @@ from parley.engine.cache import cache_from_env
 from parley.engine.naming import default_model_name, resolve_model_path
 from parley.errors import ConfigError
 from parley.recipe import build_recipe
-from parley.training.plan import CODE_NOTHING, extract_previous, make_plan
+from parley.training.finetune import check_finetunable, read_metadata, resolve_finetune_model
+from parley.training.plan import CODE_NOTHING, extract_model, extract_previous, make_plan
 from parley.training.run import TrainingRun
 
 DEFAULT_MODELS_PATH = "models"
@@ -99,15 +100,20 @@ def _train(importer: TrainingDataImporter, training_type: str, output: str, dry_
            force: bool, fixed_model_name: str | None, persist_nlu: bool,
            core_arguments: dict[str, Any] | None, nlu_arguments: dict[str, Any] | None,
            model_to_finetune: str | None, finetuning_epoch_fraction: float) -> TrainingResult:
-    if model_to_finetune is not None:
-        raise ConfigError("finetuning is not available in Parley yet: train without "
-                        "--finetune / model_to_finetune for now.")
     importer.load_all()
     report = validate_project(importer, training_type)
     report.raise_for_errors()
     recipe = build_recipe(importer.config, training_type, nlu_arguments, core_arguments)
     output_dir = Path(output)
     cache = cache_from_env(Path.cwd())  # .parley/cache where training runs, as Rasa's .rasa/cache
+    finetune_from = None
+    if model_to_finetune is not None:
+        finetune_from = resolve_finetune_model(model_to_finetune)
+        check_finetunable(read_metadata(finetune_from), finetune_from, recipe, importer,
+                          training_type)
+        if not 0 < finetuning_epoch_fraction:
+            raise ConfigError("finetuning_epoch_fraction must be greater than 0.")
+        force = True  # everything continues from the old model
     plan = make_plan(importer, recipe, training_type, cache, output_dir, force)
     code = plan.code(force)
     if dry_run:
@@ -118,10 +124,13 @@ def _train(importer: TrainingDataImporter, training_type: str, output: str, dry_
     name = fixed_model_name or default_model_name(prefix)
     target = resolve_model_path(output_dir, name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    previous = extract_previous(plan)
+    previous = extract_previous(plan) if finetune_from is None else extract_model(finetune_from)
+    model_dir = Path(previous.name) / "model" if previous else None
     try:
         run = TrainingRun(importer, recipe, training_type, plan.statuses, plan.model_fingerprint,
-                          cache, Path(previous.name) / "model" if previous else None)
+                          cache, model_dir if finetune_from is None else None,
+                          model_dir if finetune_from is not None else None,
+                          finetuning_epoch_fraction)
         nlu_yaml = nlu_to_yaml(importer.nlu_data) if persist_nlu else None
         path = run.pack(target, target.name.removesuffix(".tar.gz"), nlu_yaml)
     finally:

@@ -70,3 +70,11 @@ def model_fingerprint(node_fps: dict[str, str], importer: TrainingDataImporter,
         "domain": domain.as_dict() if domain is not None else None,
         "language": config.language, "assistant_id": config.assistant_id,
     })
+
+
+def labels(importer: TrainingDataImporter) -> dict[str, list[str]]:
+    """What a model's outputs are named after; finetuning cannot change them."""
+    nlu = importer.nlu_data
+    domain = importer.domain
+    return {"intents": sorted(nlu.intents), "entities": sorted(nlu.entities),
+            "actions": [] if domain.is_empty() else list(domain.action_names)}

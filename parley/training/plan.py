@@ -116,6 +116,15 @@ def extract_previous(plan: Plan) -> tempfile.TemporaryDirectory[str] | None:
     """Extract the newest model when some node is taken from it; caller cleans up."""
     if plan.previous_model is None or not plan.needs_model_components:
         return None
+    return extract_model(plan.previous_model)
+
+
+def extract_model(archive: Path) -> tempfile.TemporaryDirectory[str]:
+    """``archive`` extracted safely into ``<holder>/model``; caller cleans the holder up."""
     holder = tempfile.TemporaryDirectory(prefix="parley-previous-")
-    extract_archive(plan.previous_model, Path(holder.name) / "model")
+    try:
+        extract_archive(archive, Path(holder.name) / "model")
+    except BaseException:
+        holder.cleanup()
+        raise
     return holder

@@ -28,6 +28,7 @@ from parley.engine.archive import pack_archive
 from parley.engine.cache import TrainingCache
 from parley.engine.runner import LocalRunner, Runner, Task
 from parley.recipe import NLU, Node, Recipe, _class_for
+from parley.training.fingerprints import core_domain_fingerprint, labels
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class TrainingRun:
     model_fingerprint: str
     cache: TrainingCache
     previous_model_dir: Path | None = None  # the newest archive, extracted, if used
+    finetune_dir: Path | None = None  # the model to finetune, extracted
+    epoch_fraction: float = 1.0
     report: Callable[[str], None] = field(default=print)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -96,7 +99,11 @@ class TrainingRun:
             node = status.node
             cls: Any = _class_for(NLU, node.component)
             started = time.perf_counter()
-            if status.status == TRAIN:
+            if self.finetune_dir is not None:
+                component = self._finetuned(cls, node, training_data)
+                component.save(workdir / node.name)
+                dirs[node.name] = workdir / node.name  # not cached: it depends on the old model
+            elif status.status == TRAIN:
                 component = cls.from_params(node.params).fit(training_data)
                 target = workdir / node.name
                 component.save(target)
@@ -107,6 +114,18 @@ class TrainingRun:
             if component is not None and index < last_to_train:
                 component.process(training_data.examples)
             self._say(status, time.perf_counter() - started)
+
+    def _finetuned(self, cls: Any, node: Node, training_data: Any) -> Any:
+        """The old component with the new epoch settings, continued on the new data;
+        components that do not learn by epochs (tokenizers, featurizers) stay as they were,
+        so the features keep their meaning."""
+        assert self.finetune_dir is not None
+        component = cls.load(self.finetune_dir / COMPONENTS_DIR / node.name)
+        for key, value in node.params.items():
+            setattr(component, key, value)
+        if hasattr(component, "finetune"):
+            component.finetune(training_data, self.epoch_fraction)
+        return component
 
     # --- policies: independent branches on the same trackers --------------------------
     def _run_policy(self, status: NodeStatus, workdir: Path, dirs: dict[str, Path],
@@ -156,6 +175,8 @@ class TrainingRun:
             "training_type": self.training_type,
             "model_fingerprint": self.model_fingerprint,
             "fingerprints": {s.node.name: s.fingerprint for s in self.statuses},
+            "labels": labels(self.importer),
+            "core_domain_fingerprint": core_domain_fingerprint(self.importer.domain),
             "domain": domain.as_dict() if domain is not None else None,
             "train_graph": self.recipe.as_dict(),
             "predict_graph": {"nlu": [n.name for n in self.recipe.nlu],

@@ -105,3 +105,13 @@ def test_train_nlu_and_core_subcommands(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "models" / "n1.tar.gz").is_file()
     assert main(["train", "core", "--out", "core-models"]) == 0
     assert list((tmp_path / "core-models").glob("core-*.tar.gz"))
+
+
+def test_train_finetune_flag(tmp_path, monkeypatch, capsys):
+    main(["init", "--no-prompt", str(tmp_path)])
+    monkeypatch.chdir(tmp_path)
+    assert main(["train"]) == 0
+    assert main(["train", "--finetune", "--epoch-fraction", "0.5"]) == 0
+    assert len(list((tmp_path / "models").glob("*.tar.gz"))) == 2
+    assert main(["train", "--finetune", "missing-folder"]) == 1
+    assert "the model to finetune, missing-folder, does not exist" in capsys.readouterr().err

@@ -12,6 +12,8 @@ meaningful whatever the data size; the optimum is the same as scikit-learn's).
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +22,7 @@ import numpy as np
 from parley.component import Component
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.errors import ConfigError
+from parley.errors import ConfigError, DataError
 from parley.nlu._io import new_from_saved, read_arrays, read_json, write_arrays, write_json
 from parley.nlu.classifiers._lbfgs import minimize_lbfgs
 from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
@@ -97,7 +99,28 @@ class LogisticRegressionClassifier(Component):
         self.coef_, self.intercept_ = self._solve(x, y, len(self.classes_))
         return self
 
-    def _solve(self, x: csr_matrix, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def finetune(self, training_data: TrainingData, epoch_fraction: float) -> Self:
+        """Continue from the learned weights on new data for ``ceil(max_iter × fraction)``
+        iterations; the intents and the feature layout must be the old ones."""
+        self.check_is_fitted()
+        examples = [m for m in training_data.intent_examples if m.text]
+        labels = [m.base_intent or "" for m in examples]
+        unknown = sorted(set(labels) - set(self.classes_))
+        if unknown:
+            raise DataError(f"{self.name} cannot learn new intents when finetuning: "
+                            f"{', '.join(unknown)}. Train a new model instead.")
+        x = stack_sentence_features(examples, self.featurizers)
+        if x.shape[1] != self.coef_.shape[0]:
+            raise DataError(f"{self.name}: the features changed size since the model was "
+                            "trained; finetuning needs the same featurizers.")
+        y = np.searchsorted(np.array(self.classes_), np.array(labels))
+        start = np.concatenate([self.coef_.ravel(), self.intercept_])
+        iterations = max(1, math.ceil(self.max_iter * epoch_fraction))
+        self.coef_, self.intercept_ = self._solve(x, y, len(self.classes_), start, iterations)
+        return self
+
+    def _solve(self, x: csr_matrix, y: np.ndarray, k: int, start: np.ndarray | None = None,
+               max_iter: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         n, d = x.shape
         if k == 1:  # one intent: nothing to learn, it always wins
             self.n_iter_ = 0
@@ -131,7 +154,8 @@ class LogisticRegressionClassifier(Component):
             return loss, np.concatenate([grad_w.ravel(), grad_b])
 
         result = minimize_lbfgs(
-            loss_and_grad, np.zeros(d * k + k), max_iter=self.max_iter, gtol=self.tol
+            loss_and_grad, np.zeros(d * k + k) if start is None else start,
+            max_iter=self.max_iter if max_iter is None else max_iter, gtol=self.tol,
         )
         self.n_iter_ = result.n_iter
         theta = result.x

@@ -1,0 +1,107 @@
+"""Finetuning a trained starter model: the success path and each refusal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from parley.errors import ConfigError, DataError, ModelArchiveError
+from parley.model_training import train
+from parley.serving.agent import load
+from parley.starter import create_starter_project
+from parley.training.finetune import finetune_epochs
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    create_starter_project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run(project: Path, **kwargs):
+    return train(str(project / "domain.yml"), str(project / "config.yml"),
+                 [str(project / "data")], str(project / "models"), **kwargs)
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_epochs_should_be_the_ceiling_of_the_fraction():
+    assert finetune_epochs(100, 0.25) == 25
+    assert finetune_epochs(10, 0.01) == 1
+    assert finetune_epochs(3, 0.5) == 2
+
+
+def test_finetuning_with_a_new_example_should_keep_the_model_working(project):
+    old = run(project)
+    edit(project / "data" / "nlu.yml", "      - howdy\n", "      - howdy\n      - hiya there\n")
+    new = run(project, model_to_finetune=str(project / "models"), finetuning_epoch_fraction=0.5)
+    assert new.model != old.model and new.code == 8
+    agent = load(new.model)
+    assert agent.parse("hiya there")["intent"]["name"] == "greet"
+    assert agent.parse("how often should I water my cactus?")["intent"]["name"] == "ask_watering"
+
+
+def test_a_missing_model_should_be_a_clear_error(project):
+    with pytest.raises(ModelArchiveError, match="the model to finetune, .*nope.tar.gz, does not exist"):
+        run(project, model_to_finetune=str(project / "nope.tar.gz"))
+    (project / "empty").mkdir()
+    with pytest.raises(ModelArchiveError, match="there is no model to finetune in"):
+        run(project, model_to_finetune=str(project / "empty"))
+
+
+def test_a_changed_parameter_other_than_epochs_should_be_refused(project):
+    old = run(project)
+    edit(project / "config.yml", "    max_ngram: 4", "    max_ngram: 3")
+    with pytest.raises(ConfigError, match=r"CountVectorsFeaturizer has other parameters than in "
+                                          r"the model \(max_ngram\)"):
+        run(project, model_to_finetune=old.model)
+
+
+def test_a_changed_pipeline_should_be_refused(project):
+    old = run(project)
+    edit(project / "config.yml", "  - name: RegexFeaturizer\n", "")
+    with pytest.raises(ConfigError, match="the config's nlu differ from the model's"):
+        run(project, model_to_finetune=old.model)
+
+
+def test_new_labels_should_be_refused(project):
+    old = run(project)
+    edit(project / "domain.yml", "  - ask_watering\n", "  - ask_watering\n  - ask_light\n")
+    edit(project / "data" / "nlu.yml", "  - lookup: plant",
+         "  - intent: ask_light\n    examples: |\n      - how much light does it need\n\n"
+         "  - lookup: plant")
+    with pytest.raises(DataError, match="cannot change the intents the model knows "
+                                        r"\(new: ask_light\)"):
+        run(project, model_to_finetune=old.model)
+
+
+def test_a_changed_domain_should_be_refused(project):
+    old = run(project)
+    edit(project / "domain.yml", "  utter_goodbye:", "  utter_see_you:\n    - text: bye\n"
+         "  utter_goodbye:")
+    with pytest.raises(DataError, match="the domain changed"):
+        run(project, model_to_finetune=old.model)
+
+
+def test_another_model_format_should_be_refused(project, tmp_path):
+    import json
+    import tarfile
+
+    old = run(project)
+    workdir = tmp_path / "unpacked"
+    with tarfile.open(old.model) as tar:
+        tar.extractall(workdir, filter="data")
+    meta = json.loads((workdir / "metadata.json").read_text())
+    meta["model_format"] = 0
+    (workdir / "metadata.json").write_text(json.dumps(meta))
+    from parley.engine.archive import pack_archive
+
+    older = pack_archive(workdir, tmp_path / "older.tar.gz")
+    with pytest.raises(ModelArchiveError, match="is in model format 0"):
+        run(project, model_to_finetune=str(older))

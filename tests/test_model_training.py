@@ -198,3 +198,22 @@ def test_killed_training_should_leave_no_archive_and_a_usable_cache(project):
     start = time.perf_counter()
     assert Path(run(project).model).is_file()
     assert time.perf_counter() - start < 30
+
+
+@pytest.mark.parametrize("path, old, new, node, reason", [
+    ("data/nlu.yml", "      - howdy\n", "      - howdy\n      - hiya\n", "nlu_0_WhitespaceTokenizer",
+     "the NLU training data changed"),
+    ("config.yml", "    max_ngram: 4", "    max_ngram: 3", "nlu_4_CountVectorsFeaturizer",
+     "its parameters changed"),
+    ("config.yml", "    max_ngram: 4", "    max_ngram: 3", "nlu_5_LogisticRegressionClassifier",
+     "a component before it changed"),
+    ("data/rules.yml", "- action: utter_iamabot", "- action: utter_iamabot\n      - action: utter_greet",
+     "core_1_RulePolicy", "the stories or rules changed"),
+    ("domain.yml", "  - thank\n", "  - thank\n  - spare\n", "core_0_MemoizationPolicy",
+     "the domain changed"),
+])
+def test_dry_run_should_say_why_each_node_retrains(project, path, old, new, node, reason, monkeypatch):
+    run(project)
+    monkeypatch.setenv("PARLEY_CACHE_DIR", str(project / "cold"))  # compare with the model
+    edit(project / path, old, new)
+    assert run(project, dry_run=True).dry_run_results[node] == {"status": "train", "reason": reason}

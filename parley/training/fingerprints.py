@@ -78,3 +78,14 @@ def labels(importer: TrainingDataImporter) -> dict[str, list[str]]:
     domain = importer.domain
     return {"intents": sorted(nlu.intents), "entities": sorted(nlu.entities),
             "actions": [] if domain.is_empty() else list(domain.action_names)}
+
+
+def input_fingerprints(importer: TrainingDataImporter, recipe: Recipe) -> dict[str, str]:
+    """The project's parts, fingerprinted: kept in the model to say later what changed."""
+    out: dict[str, str] = {}
+    if recipe.nlu:
+        out["nlu_data"] = nlu_data_fingerprint(importer.nlu_data)
+    if recipe.policies:
+        out["core_domain"] = core_domain_fingerprint(importer.domain)
+        out["stories"] = stories_fingerprint(importer)
+    return out

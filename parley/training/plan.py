@@ -16,8 +16,8 @@ from parley.data.importer import TrainingDataImporter
 from parley.engine.archive import extract_archive, read_archive_member
 from parley.engine.cache import TrainingCache
 from parley.errors import ModelArchiveError
-from parley.recipe import NLU, Recipe
-from parley.training.fingerprints import model_fingerprint, node_fingerprints
+from parley.recipe import NLU, Node, Recipe
+from parley.training.fingerprints import input_fingerprints, model_fingerprint, node_fingerprints
 from parley.training.run import CACHED, IN_MODEL, METADATA_FILE, TRAIN, NodeStatus
 
 CODE_NOTHING = 0
@@ -85,6 +85,7 @@ def newest_model(output: Path, training_type: str) -> tuple[Path | None, dict[st
 def make_plan(importer: TrainingDataImporter, recipe: Recipe, training_type: str,
               cache: TrainingCache, output: Path, force: bool) -> Plan:
     fps = node_fingerprints(recipe, importer)
+    inputs = input_fingerprints(importer, recipe)
     previous, meta = newest_model(output, training_type)
     in_model = set((meta or {}).get("fingerprints", {}).values())
     statuses = []
@@ -98,18 +99,31 @@ def make_plan(importer: TrainingDataImporter, recipe: Recipe, training_type: str
             statuses.append(NodeStatus(node, fp, IN_MODEL,
                                        f"unchanged since {previous.name if previous else ''}"))
         else:
-            statuses.append(NodeStatus(node, fp, TRAIN, _why_train(node.kind, node.name, meta)))
+            statuses.append(NodeStatus(node, fp, TRAIN, _why_train(node, meta, inputs)))
     return Plan(statuses, model_fingerprint(fps, importer, training_type), previous, meta)
 
 
-def _why_train(kind: str, name: str, meta: dict[str, Any] | None) -> str:
+def _why_train(node: Node, meta: dict[str, Any] | None, inputs: dict[str, str]) -> str:
+    """Why a node must train, found by comparing with the newest model's records."""
     if meta is None:
         return "no earlier model or cache entry"
-    if name not in meta.get("fingerprints", {}):
+    old_nodes = {n["name"]: n for part in ("nlu", "policies")
+                 for n in meta.get("train_graph", {}).get(part, [])}
+    old = old_nodes.get(node.name)
+    if old is None or old.get("component") != node.component:
         return "new in the config"
-    what = "the NLU data or this or an earlier component's config" if kind == NLU else \
-        "the domain, stories, rules or this policy's config"
-    return f"{what} changed"
+    if old.get("params") != node.params:
+        return "its parameters changed"
+    before = meta.get("inputs", {})
+    if node.kind == NLU:
+        if before.get("nlu_data") != inputs.get("nlu_data"):
+            return "the NLU training data changed"
+        return "a component before it changed"
+    if before.get("core_domain") != inputs.get("core_domain"):
+        return "the domain changed"
+    if before.get("stories") != inputs.get("stories"):
+        return "the stories or rules changed"
+    return "its code, a package it uses, or the augmentation changed"
 
 
 def extract_previous(plan: Plan) -> tempfile.TemporaryDirectory[str] | None:

@@ -28,7 +28,7 @@ from parley.engine.archive import pack_archive
 from parley.engine.cache import TrainingCache
 from parley.engine.runner import LocalRunner, Runner, Task
 from parley.recipe import NLU, Node, Recipe, _class_for
-from parley.training.fingerprints import core_domain_fingerprint, labels
+from parley.training.fingerprints import core_domain_fingerprint, input_fingerprints, labels
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +176,7 @@ class TrainingRun:
             "model_fingerprint": self.model_fingerprint,
             "fingerprints": {s.node.name: s.fingerprint for s in self.statuses},
             "labels": labels(self.importer),
+            "inputs": input_fingerprints(self.importer, self.recipe),
             "core_domain_fingerprint": core_domain_fingerprint(self.importer.domain),
             "domain": domain.as_dict() if domain is not None else None,
             "train_graph": self.recipe.as_dict(),

@@ -66,9 +66,7 @@ def train_core(
     finetuning_epoch_fraction: float = 1.0,
 ) -> str | None:
     """Trains a Core model; returns the path to the model archive."""
-    importer = TrainingDataImporter(None if isinstance(domain, Domain) else domain, config, stories)
-    if isinstance(domain, Domain):
-        importer.__dict__["domain"] = domain  # a Domain object stands in for the file
+    importer = TrainingDataImporter(domain, config, stories)
     result = _train(importer, "core", output, False, False, fixed_model_name, False,
                     additional_arguments, None, model_to_finetune, finetuning_epoch_fraction)
     return result.model
@@ -86,10 +84,7 @@ def train_nlu(
     finetuning_epoch_fraction: float = 1.0,
 ) -> str | None:
     """Trains an NLU model; returns the path to the model archive."""
-    domain_path = domain if isinstance(domain, str) else None
-    importer = TrainingDataImporter(domain_path, config, nlu_data)
-    if isinstance(domain, Domain):
-        importer.__dict__["domain"] = domain
+    importer = TrainingDataImporter(domain, config, nlu_data)
     result = _train(importer, "nlu", output, False, False, fixed_model_name,
                     persist_nlu_training_data, None, additional_arguments, model_to_finetune,
                     finetuning_epoch_fraction)

@@ -62,7 +62,8 @@ class Recipe:
                 "tracker_settings": self.tracker_settings}
 
 
-def _class_for(kind: str, name: str) -> type:
+def component_class(kind: str, name: str) -> type:
+    """The class behind a Rasa name: an NLU component (``kind`` NLU) or a policy."""
     if kind == NLU:
         from parley.nlu.registry import get_component_class
 
@@ -108,12 +109,12 @@ def _nodes(kind: str, entries: list[ComponentConfig], extra: dict[str, Any]) -> 
                 "Move it under 'policies:'."
             )
         if kind == CORE and not _is_policy_name(entry.name):
-            _class_for(NLU, entry.name)  # raises "unknown" with suggestions if it is neither
+            component_class(NLU, entry.name)  # raises "unknown" with suggestions if it is neither
             raise ConfigError(
                 f"{_where(entry)}: '{entry.name}' is an NLU component but stands under "
                 "'policies:'. Move it under 'pipeline:'."
             )
-        cls = _class_for(kind, entry.name)
+        cls = component_class(kind, entry.name)
         params = dict(entry.params)
         accepted = set(cls.param_names())  # type: ignore[attr-defined]
         params.update({k: v for k, v in extra.items() if k in accepted})

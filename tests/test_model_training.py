@@ -217,3 +217,12 @@ def test_dry_run_should_say_why_each_node_retrains(project, path, old, new, node
     monkeypatch.setenv("PARLEY_CACHE_DIR", str(project / "cold"))  # compare with the model
     edit(project / path, old, new)
     assert run(project, dry_run=True).dry_run_results[node] == {"status": "train", "reason": reason}
+
+
+def test_train_core_should_accept_a_domain_object(project):
+    from parley.data.formats.domain_yaml import read_domain
+
+    domain = read_domain(project / "domain.yml")
+    path = train_core(domain, str(project / "config.yml"), str(project / "data"),
+                      str(project / "models"))
+    assert metadata(path)["domain"]["intents"] == domain.as_dict()["intents"]

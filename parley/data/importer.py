@@ -72,11 +72,14 @@ class TrainingDataImporter:
 
     def __init__(
         self,
-        domain_path: str | Path | None = None,
+        domain_path: str | Path | Domain | None = None,
         config_path: str | Path | None = None,
         training_files: str | Path | Iterable[str | Path] | None = None,
     ) -> None:
-        self.domain_path = Path(domain_path) if domain_path is not None else None
+        # A Domain object stands in for the domain files (train_core/train_nlu accept one).
+        self._given_domain = domain_path if isinstance(domain_path, Domain) else None
+        self.domain_path = (Path(domain_path) if isinstance(domain_path, (str, Path))
+                            else None)
         self.config_path = Path(config_path) if config_path is not None else None
         if training_files is None:
             training_files = []
@@ -150,7 +153,12 @@ class TrainingDataImporter:
     def domain(self) -> Domain:
         """The domain files merged, plus domain sections found among the training files
         and the retrieval responses of the NLU files (as Rasa syncs them)."""
-        domain = read_domain(self.domain_path) if self.domain_path is not None else Domain.empty()
+        if self._given_domain is not None:
+            domain = self._given_domain
+        elif self.domain_path is not None:
+            domain = read_domain(self.domain_path)
+        else:
+            domain = Domain.empty()
         for path in self.files.domain:
             domain = domain.merge(domain_from_content(self._parsed(path), path))
         if self.nlu_data.responses:

@@ -70,3 +70,20 @@ def new_from_saved(cls: type[_C], directory: Path) -> _C:
     """
     check_params_file(directory)
     return cls(**cls.load_params(directory))
+
+
+def save_stateless(component: Component, directory: Path) -> None:
+    """Persist a component whose only state is its parameters (it learns nothing)."""
+    component.check_is_fitted()
+    component.save_params(directory)
+    write_json(directory, {"fitted": True})
+
+
+def load_stateless(cls: type[_C], directory: Path) -> _C:
+    """Load what :func:`save_stateless` wrote, ready to use."""
+    from parley.data.training_data import TrainingData
+
+    component = new_from_saved(cls, directory)
+    read_json(directory)
+    fitted: _C = component.fit(TrainingData())  # type: ignore[attr-defined]
+    return fitted

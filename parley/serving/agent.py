@@ -11,7 +11,7 @@ from parley.data.domain import Domain
 from parley.data.message import Message
 from parley.engine.archive import extract_archive
 from parley.errors import ModelArchiveError
-from parley.recipe import NLU, _class_for
+from parley.recipe import NLU, component_class
 from parley.training.run import COMPONENTS_DIR, METADATA_FILE, MODEL_FORMAT
 
 
@@ -102,5 +102,5 @@ def _load_node(root: Path, node: dict[str, Any]) -> Any:
     directory = root / COMPONENTS_DIR / str(node["name"])
     if not directory.is_dir():
         raise ModelArchiveError(f"the model is missing the component {node['name']}.")
-    cls: Any = _class_for(node.get("kind", NLU), str(node["component"]))
+    cls: Any = component_class(node.get("kind", NLU), str(node["component"]))
     return cls.load(directory)

@@ -15,7 +15,7 @@ from parley.data.formats.story_yaml import stories_to_yaml
 from parley.data.importer import TrainingDataImporter
 from parley.data.training_data import TrainingData
 from parley.engine.fingerprint import fingerprint, node_fingerprint, package_versions
-from parley.recipe import NLU, Node, Recipe, _class_for
+from parley.recipe import NLU, Node, Recipe, component_class
 
 
 def nlu_data_fingerprint(data: TrainingData) -> str:
@@ -55,7 +55,7 @@ def node_fingerprints(recipe: Recipe, importer: TrainingDataImporter) -> dict[st
 
 
 def _node_fp(node: Node, inputs: dict[str, str]) -> str:
-    cls: Any = _class_for(node.kind, node.component)
+    cls: Any = component_class(node.kind, node.component)
     return node_fingerprint(node.component, cls.code_version, node.params, inputs,
                             package_versions(cls.uses_packages))
 

@@ -27,7 +27,7 @@ from parley.data.importer import TrainingDataImporter
 from parley.engine.archive import pack_archive
 from parley.engine.cache import TrainingCache
 from parley.engine.runner import LocalRunner, Runner, Task
-from parley.recipe import NLU, Node, Recipe, _class_for
+from parley.recipe import NLU, Node, Recipe, component_class
 from parley.training.fingerprints import core_domain_fingerprint, input_fingerprints, labels
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class TrainingRun:
         last_to_train = max((i for i, s in enumerate(statuses) if s.status == TRAIN), default=-1)
         for index, status in enumerate(statuses):
             node = status.node
-            cls: Any = _class_for(NLU, node.component)
+            cls: Any = component_class(NLU, node.component)
             started = time.perf_counter()
             if self.finetune_dir is not None:
                 component = self._finetuned(cls, node, training_data)
@@ -133,7 +133,7 @@ class TrainingRun:
         node = status.node
         started = time.perf_counter()
         if status.status == TRAIN:
-            cls: Any = _class_for(node.kind, node.component)
+            cls: Any = component_class(node.kind, node.component)
             policy = cls.from_params(node.params).fit(inputs["trackers"], self.importer.domain)
             target = workdir / node.name
             policy.save(target)

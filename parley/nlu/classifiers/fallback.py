@@ -9,7 +9,7 @@ from parley.component import Component
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError
-from parley.nlu._io import new_from_saved, read_json, write_json
+from parley.nlu._io import load_stateless, save_stateless
 from parley.nlu.classifiers._output import FALLBACK_INTENT, INTENT_KEY, INTENT_RANKING_KEY
 
 if TYPE_CHECKING:
@@ -60,12 +60,8 @@ class FallbackClassifier(Component):
             message.data.setdefault(INTENT_RANKING_KEY, []).insert(0, dict(fallback))
 
     def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        self.save_params(directory)
-        write_json(directory, {"fitted": True})
+        save_stateless(self, directory)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
-        classifier = new_from_saved(cls, directory)
-        read_json(directory)
-        return classifier.fit(TrainingData())
+        return load_stateless(cls, directory)

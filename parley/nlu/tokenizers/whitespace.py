@@ -10,7 +10,7 @@ from parley.component import Component
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError
-from parley.nlu._io import new_from_saved, read_json, write_json
+from parley.nlu._io import load_stateless, save_stateless
 from parley.nlu.tokens import Token
 
 if TYPE_CHECKING:
@@ -109,15 +109,11 @@ class WhitespaceTokenizer(Component):
 
     # --- persistence -------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        self.save_params(directory)
-        write_json(directory, {"fitted": True})
+        save_stateless(self, directory)
 
     @classmethod
     def load(cls, directory: Path) -> Self:
-        tokenizer = new_from_saved(cls, directory)
-        read_json(directory)
-        return tokenizer.fit(TrainingData())
+        return load_stateless(cls, directory)
 
 
 def _locate(words: list[str], text: str) -> list[Token]:

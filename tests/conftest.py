@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# The models trained in tests are tiny: one torch thread is fastest, and keeps parallel
+# test runs from fighting over cores.
+os.environ.setdefault("PARLEY_TORCH_THREADS", "1")
+os.environ.setdefault("PARLEY_QUIET", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -154,8 +154,8 @@ def test_persist_nlu_training_data_should_put_the_yaml_in_the_archive(project):
      "config.yml:8: 'RulePolicy' is a policy but stands in the pipeline."),
     ("  - name: RegexFeaturizer", "  - name: RegexFeaturiser",
      "Did you mean 'RegexFeaturizer'?"),
-    ("  - name: LexicalSyntacticFeaturizer", "  - name: DIETClassifier",
-     "'DIETClassifier'"),
+    ("  - name: LexicalSyntacticFeaturizer", "  - name: SpacyNLP",
+     "'SpacyNLP'"),
     ("    analyzer: char_wb", "    analyser: char_wb",
      "config.yml:11: CountVectorsFeaturizer has no parameter 'analyser'. Did you mean 'analyzer'?"),
 ])

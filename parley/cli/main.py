@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from parley.cli import data_cmd, init_cmd, predict_cmd, train_cmd
+from parley.cli import data_cmd, init_cmd, predict_cmd, test_cmd, train_cmd
 from parley.errors import DataError, ParleyError, ParleyWarning
 
 EXIT_OK = 0
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_cmd.register(commands)
     train_cmd.register(commands)
     predict_cmd.register(commands)
+    test_cmd.register(commands)
     return parser
 
 

@@ -149,6 +149,24 @@ class TrainingDataImporter:
         parts = [nlu_from_content(self._parsed(p), p) for p in self.files.nlu]
         return data.merge(*parts)
 
+    @property
+    def has_domain(self) -> bool:
+        """Whether a domain was given or found (not just responses from NLU files)."""
+        return (self._given_domain is not None or self.domain_path is not None
+                or bool(self.files.domain))
+
+    @cached_property
+    def nlu_training_data(self) -> TrainingData:
+        """What NLU trains on: the NLU data plus the domain's retrieval responses
+        (``utter_faq/…``), which ResponseSelector returns; the domain's win, as in Rasa."""
+        retrieval = {name: variants for name, variants in self.domain.responses.items()
+                     if "/" in name}
+        if not retrieval:
+            return self.nlu_data
+        data = self.nlu_data.merge()
+        data.responses = {**data.responses, **retrieval}
+        return data
+
     @cached_property
     def domain(self) -> Domain:
         """The domain files merged, plus domain sections found among the training files

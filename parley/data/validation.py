@@ -57,7 +57,7 @@ def validate_project(importer: TrainingDataImporter, scope: str = "both") -> Val
     """
     domain, nlu = importer.domain, importer.nlu_data
     dialogue = [*importer.stories, *importer.rules]
-    has_domain = not domain.is_empty()
+    has_domain = importer.has_domain and not domain.is_empty()
     issues: list[Issue] = []
     if scope in ("both", "nlu"):
         issues += check_examples(nlu)

@@ -1,17 +1,21 @@
-"""Sparse features that featurizers attach to messages, and helpers to gather them.
+"""Features that featurizers attach to messages, and helpers to gather them.
 
 Every featurizer appends one :class:`Features` record per message to
 ``message.data["features"]``, also for messages without tokens (a ``0 × dim`` sequence and
 an all-zero sentence row), so every processed message carries the same list of records in
 the same order. Classifiers stack the sentence rows of many messages with
 :func:`stack_sentence_features`.
+
+Most featurizers give sparse CSR matrices; language models give dense float32
+arrays. A record is one or the other (``Features.is_sparse``); code that needs
+one kind converts with :func:`to_dense` or :func:`to_sparse`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
@@ -22,6 +26,9 @@ if TYPE_CHECKING:
 
 FEATURES_KEY = "features"
 
+# A block of feature rows: sparse (CSR) or dense (float32 ndarray).
+Matrix = Union["csr_matrix", np.ndarray]
+
 
 @dataclass(frozen=True, eq=False)
 class Features:
@@ -29,15 +36,34 @@ class Features:
 
     ``sequence`` has a row per token (``n_tokens × dim``); ``sentence`` is the whole
     message as one row (``1 × dim``); ``origin`` names the featurizer that made them.
+    Both are CSR matrices, or both dense 2-d float32 arrays.
     """
 
-    sequence: csr_matrix
-    sentence: csr_matrix
+    sequence: Matrix
+    sentence: Matrix
     origin: str
 
     @property
     def dim(self) -> int:
         return int(self.sentence.shape[1])
+
+    @property
+    def is_sparse(self) -> bool:
+        return not isinstance(self.sentence, np.ndarray)
+
+
+def to_dense(matrix: Matrix) -> np.ndarray:
+    """A dense 2-d array of a sparse or dense block (dense ones are returned as they are)."""
+    if isinstance(matrix, np.ndarray):
+        return matrix
+    return np.asarray(matrix.toarray())
+
+
+def to_sparse(matrix: Matrix) -> csr_matrix:
+    """A CSR matrix of a sparse or dense block."""
+    from scipy.sparse import csr_matrix
+
+    return csr_matrix(matrix)
 
 
 def features_of(message: Message, origins: Collection[str] | None = None) -> list[Features]:
@@ -90,7 +116,8 @@ def stack_sentence_features(
     """One ``n_messages × total_dim`` CSR matrix: each message's sentence rows, side by side.
 
     Blocks follow the order of the records on the messages; all messages must carry the
-    same featurizers (which they do when the same pipeline processed them).
+    same featurizers (which they do when the same pipeline processed them). Dense blocks
+    (language models) become CSR blocks, so linear classifiers take both kinds at once.
     """
     from scipy.sparse import csr_matrix, hstack
 
@@ -100,7 +127,7 @@ def stack_sentence_features(
     layout = [(f.origin, f.dim) for f in per_message[0]]
     if not layout:
         wanted = f" from {sorted(origins)}" if origins is not None else ""
-        raise ValueError(f"the messages carry no sparse features{wanted}; "
+        raise ValueError(f"the messages carry no features{wanted}; "
                          "put a featurizer before the classifier in the pipeline")
     for message, records in zip(messages, per_message, strict=True):
         if [(f.origin, f.dim) for f in records] != layout:
@@ -110,7 +137,14 @@ def stack_sentence_features(
             )
     blocks = []
     for j, (_, dim) in enumerate(layout):
-        rows = [records[j].sentence for records in per_message]
+        if not per_message[0][j].is_sparse:
+            dense = np.concatenate([to_dense(records[j].sentence) for records in per_message])
+            blocks.append(csr_matrix(dense.astype(np.float64, copy=False)))
+            continue
+        rows: list[csr_matrix] = [
+            to_sparse(r) if isinstance(r, np.ndarray) else r
+            for r in (records[j].sentence for records in per_message)
+        ]
         nnz = np.fromiter((r.indptr[1] for r in rows), dtype=np.int64, count=len(rows))
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(nnz, out=indptr[1:])

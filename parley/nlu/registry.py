@@ -20,11 +20,15 @@ NLU_COMPONENTS: dict[str, str] = {
     "FallbackClassifier": "parley.nlu.classifiers.fallback:FallbackClassifier",
     "RegexEntityExtractor": "parley.nlu.extractors.regex:RegexEntityExtractor",
     "EntitySynonymMapper": "parley.nlu.extractors.synonyms:EntitySynonymMapper",
+    "CRFEntityExtractor": "parley.nlu.extractors.crf:CRFEntityExtractor",
+    "SklearnIntentClassifier": "parley.nlu.classifiers.sklearn_svm:SklearnIntentClassifier",
+    "DIETClassifier": "parley.nlu.neural.diet:DIETClassifier",
+    "ResponseSelector": "parley.nlu.neural.response_selector:ResponseSelector",
+    "LanguageModelFeaturizer": "parley.nlu.featurizers.language_model:LanguageModelFeaturizer",
 }
 
 KNOWN_RASA_COMPONENTS_NOT_YET_AVAILABLE: frozenset[str] = frozenset({
-    "DIETClassifier", "ResponseSelector", "CRFEntityExtractor", "SklearnIntentClassifier",
-    "LanguageModelFeaturizer", "SpacyNLP", "SpacyTokenizer", "SpacyFeaturizer",
+    "SpacyNLP", "SpacyTokenizer", "SpacyFeaturizer",
     "SpacyEntityExtractor", "MitieNLP", "MitieTokenizer", "MitieFeaturizer",
     "MitieEntityExtractor", "MitieIntentClassifier", "DucklingEntityExtractor",
     "ConveRTFeaturizer", "ConveRTTokenizer", "JiebaTokenizer", "LanguageModelTokenizer",

@@ -41,7 +41,7 @@ def stories_fingerprint(importer: TrainingDataImporter) -> str:
 def node_fingerprints(recipe: Recipe, importer: TrainingDataImporter) -> dict[str, str]:
     """Fingerprint of every node, in recipe order."""
     result: dict[str, str] = {}
-    previous = nlu_data_fingerprint(importer.nlu_data) if recipe.nlu else ""
+    previous = nlu_data_fingerprint(importer.nlu_training_data) if recipe.nlu else ""
     for node in recipe.nlu:
         previous = _node_fp(node, {"previous": previous})
         result[node.name] = previous
@@ -84,7 +84,7 @@ def input_fingerprints(importer: TrainingDataImporter, recipe: Recipe) -> dict[s
     """The project's parts, fingerprinted: kept in the model to say later what changed."""
     out: dict[str, str] = {}
     if recipe.nlu:
-        out["nlu_data"] = nlu_data_fingerprint(importer.nlu_data)
+        out["nlu_data"] = nlu_data_fingerprint(importer.nlu_training_data)
     if recipe.policies:
         out["core_domain"] = core_domain_fingerprint(importer.domain)
         out["stories"] = stories_fingerprint(importer)

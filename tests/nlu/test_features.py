@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, issparse
 
 from parley.data.message import Message
 from parley.nlu.features import (
@@ -11,6 +11,8 @@ from parley.nlu.features import (
     features_of,
     split_rows,
     stack_sentence_features,
+    to_dense,
+    to_sparse,
 )
 
 
@@ -63,3 +65,45 @@ def test_attach_should_give_each_message_its_rows() -> None:
     assert first.sequence.toarray().tolist() == [[1, 0], [0, 1]]
     assert second.sequence.toarray().tolist() == [[1, 1]]
     assert first.origin == "X" and first.dim == 2
+
+
+def _dense_message(text: str, *blocks: tuple[str, list[float]]) -> Message:
+    message = Message(text)
+    message.data["features"] = [
+        Features(np.zeros((0, len(row)), dtype=np.float32), np.array([row], dtype=np.float32),
+                 origin)
+        for origin, row in blocks
+    ]
+    return message
+
+
+def test_dense_records_should_say_so_and_keep_their_dim() -> None:
+    dense = _dense_message("a", ("LM", [0.5, -1.0, 2.0])).data["features"][0]
+    sparse = _message("a", ("A", [1, 0])).data["features"][0]
+    assert not dense.is_sparse and dense.dim == 3
+    assert sparse.is_sparse and sparse.dim == 2
+
+
+def test_stack_should_take_dense_features() -> None:
+    messages = [_dense_message("a", ("LM", [0.5, -1.0])), _dense_message("b", ("LM", [0.0, 2.0]))]
+    stacked = stack_sentence_features(messages)
+    assert issparse(stacked) and stacked.format == "csr" and stacked.dtype == np.float64
+    assert stacked.toarray().tolist() == [[0.5, -1.0], [0.0, 2.0]]
+
+
+def test_stack_should_put_dense_and_sparse_features_side_by_side() -> None:
+    messages = [_message("a", ("A", [1, 0])), _message("b", ("A", [0, 2]))]
+    for message, row in zip(messages, ([0.25, 0.5], [-1.0, 0.0]), strict=True):
+        message.data["features"].append(
+            Features(np.zeros((0, 2), dtype=np.float32), np.array([row], dtype=np.float32), "LM"))
+    assert stack_sentence_features(messages).toarray().tolist() == [[1, 0, 0.25, 0.5],
+                                                                     [0, 2, -1.0, 0.0]]
+    assert stack_sentence_features(messages, ["LM"]).toarray().tolist() == [[0.25, 0.5],
+                                                                           [-1.0, 0.0]]
+
+
+def test_to_dense_and_to_sparse_should_convert_either_kind() -> None:
+    array = np.array([[0.0, 1.5]], dtype=np.float32)
+    assert to_dense(array) is array
+    assert to_dense(csr_matrix(array)).tolist() == [[0.0, 1.5]]
+    assert issparse(to_sparse(array)) and to_sparse(array).toarray().tolist() == [[0.0, 1.5]]

@@ -19,9 +19,9 @@ def test_every_entry_should_import_to_a_class_of_that_name() -> None:
 
 
 def test_known_rasa_component_not_yet_available_should_say_so() -> None:
-    with pytest.raises(ConfigError, match="'DIETClassifier' is a Rasa component Parley does not "
+    with pytest.raises(ConfigError, match="'SpacyNLP' is a Rasa component Parley does not "
                                           "have yet; available: .*CountVectorsFeaturizer"):
-        get_component_class("DIETClassifier")
+        get_component_class("SpacyNLP")
     assert not KNOWN_RASA_COMPONENTS_NOT_YET_AVAILABLE & set(NLU_COMPONENTS)
 
 

@@ -1,0 +1,291 @@
+"""NLU accuracy and speed on the benchmark sets, beside Rasa 3.6's figures.
+
+    python benchmarks/nlu.py [--datasets NAME ...] [--configs own|NAME|PATH ...] [--seed N]
+
+For each dataset (a Rasa project under ../shared/data: config.yml, domain.yml, data/,
+test/test_nlu.yml) and each config: train with ``parley.model_training.train_nlu`` in a
+fresh process (wall time of the whole process, peak RSS from VmHWM, cold training cache),
+then load the archive in a second process and score it on test/test_nlu.yml with
+``parley.nlu.evaluation.evaluate_nlu`` (parse latency measured there, after a warm-up).
+
+Configs: ``own`` is the dataset's config.yml (Rasa's default pipeline); a name is
+``benchmarks/configs/<name>.yml``; anything else is a path. A config without
+``assistant_id`` / ``language`` gets the dataset's. A run that fails (e.g. a component
+Parley does not have yet) is reported as failed and the others go on.
+
+Prints one Markdown row per run as it finishes; writes all runs to --json and the table
+to the .md file beside it. Rasa's figures: ../shared/anchors.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ROOT = REPO.parent / "shared" / "data"
+CONFIGS = Path(__file__).resolve().parent / "configs"
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "nlu.json"
+DATASETS = ["snips-small", "banking77-small", "hwu64-small", "snips", "banking77", "hwu64"]
+TEST_FILE = Path("test") / "test_nlu.yml"
+WARMUP_PARSES = 5
+
+# Rasa 3.6.21, `rasa train nlu` with each project's own config (../shared/anchors.md):
+# train wall s, intent accuracy, entity F1 (None: the set has no entities).
+RASA: dict[str, tuple[float, float, float | None]] = {
+    "snips-small": (116.0, 0.939, 0.40),
+    "banking77-small": (817.0, 0.733, None),
+    "hwu64-small": (952.0, 0.663, 0.516),
+}
+
+COLUMNS = ["dataset", "config", "train wall s", "train peak MB", "model MB", "intent acc",
+           "macro-F1", "entity F1", "parse p50 ms", "parse p99 ms", "Rasa train s", "Rasa acc",
+           "Rasa entity F1", "speed-up ×"]
+DASH = "—"
+
+
+# --- the two child processes -----------------------------------------------------------
+def _peak_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    match = re.search(r"VmHWM:\s+(\d+)", status)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def _child(kind: str, payload: dict[str, Any]) -> int:
+    """Runs in the subprocess: train or evaluate, then print one RESULT line of JSON."""
+    import warnings
+
+    from parley.errors import DataError, ParleyError
+
+    warnings.simplefilter("ignore")
+    try:
+        result = _child_train(payload) if kind == "train" else _child_evaluate(payload)
+    except DataError as exc:
+        print(f"ERROR {exc.report()}", file=sys.stderr)
+        return 1
+    except ParleyError as exc:
+        print(f"ERROR {exc}", file=sys.stderr)
+        return 1
+    result["peak_mb"] = _peak_mb()
+    print("RESULT " + json.dumps(result))
+    return 0
+
+
+def _child_train(payload: dict[str, Any]) -> dict[str, Any]:
+    from parley.model_training import train_nlu
+
+    model = train_nlu(payload["config"], payload["nlu"], payload["out"], fixed_model_name="model",
+                      additional_arguments=payload.get("extra") or None, domain=payload["domain"])
+    return {"model": model}
+
+
+def _child_evaluate(payload: dict[str, Any]) -> dict[str, Any]:
+    from parley.data.importer import TrainingDataImporter
+    from parley.nlu.evaluation import evaluate_nlu
+    from parley.serving.agent import load
+
+    start = time.perf_counter()
+    agent = load(payload["model"])
+    load_s = time.perf_counter() - start
+    data = TrainingDataImporter(None, None, [payload["test"]]).nlu_data
+    report = evaluate_nlu(agent, data, warmup=WARMUP_PARSES)
+    return {
+        "load_s": load_s, "test_messages": report.n_messages,
+        "intent_accuracy": report.intent_accuracy, "intent_macro_f1": report.intent_macro_f1,
+        "entity_precision": report.entities.precision, "entity_recall": report.entities.recall,
+        "entity_f1": report.entity_f1, "response_accuracy": report.response_accuracy,
+        "parse_p50_ms": report.parse_p50_ms, "parse_p99_ms": report.parse_p99_ms,
+    }
+
+
+class RunFailed(Exception):
+    pass
+
+
+def _spawn(kind: str, payload: dict[str, Any], cwd: Path,
+           timeout: float | None) -> tuple[float, dict[str, Any]]:
+    """Run a child; its whole-process wall time and its RESULT."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
+                                                                       os.environ.get("PYTHONPATH")]))}
+    start = time.perf_counter()
+    try:
+        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", kind,
+                               json.dumps(payload)], cwd=cwd, env=env, capture_output=True,
+                              text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RunFailed(f"{kind} took longer than {timeout:g} s") from None
+    wall = time.perf_counter() - start
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return wall, json.loads(line.removeprefix("RESULT "))
+    errors = [line.removeprefix("ERROR ") for line in done.stderr.splitlines()
+              if line.startswith("ERROR ")]
+    tail = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+    raise RunFailed(f"{kind}: {(errors or tail)[-1]}")
+
+
+# --- one run ---------------------------------------------------------------------------
+def resolve_config(value: str) -> tuple[str, Path | None]:
+    """(label, path); path None means the dataset's own config.yml."""
+    if value == "own":
+        return "own", None
+    named = CONFIGS / f"{value}.yml"
+    if named.is_file() and not Path(value).is_file():
+        return value, named
+    path = Path(value)
+    if path.is_file():
+        return path.stem, path.resolve()
+    available = ", ".join(["own", *sorted(p.stem for p in CONFIGS.glob("*.yml"))])
+    raise SystemExit(f"unknown config '{value}': not a file and not in {CONFIGS} "
+                     f"(available: {available}).")
+
+
+def config_for(dataset: Path, config: Path | None, workdir: Path) -> Path:
+    """The config to train with: the dataset's own, or ``config`` with the dataset's
+    assistant_id / language where it sets none."""
+    import yaml
+
+    own = dataset / "config.yml"
+    if config is None:
+        return own
+    text = config.read_text(encoding="utf-8")
+    ours = yaml.safe_load(text) or {}
+    theirs = yaml.safe_load(own.read_text(encoding="utf-8")) if own.is_file() else {}
+    extra = {key: theirs[key] for key in ("assistant_id", "language")
+             if key not in ours and (theirs or {}).get(key) is not None}
+    if not extra:
+        return config
+    # Appended, so that line numbers in error messages are those of the original file.
+    target = workdir / "config.yml"
+    target.write_text(text + ("" if text.endswith("\n") else "\n")
+                      + yaml.safe_dump(extra, sort_keys=False), encoding="utf-8")
+    return target
+
+
+def run_one(dataset: Path, label: str, config: Path | None, seed: int | None,
+            timeout: float | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"dataset": dataset.name, "config": label,
+                           "config_path": str(config or dataset / "config.yml")}
+    rasa = RASA.get(dataset.name)
+    if rasa:
+        row["rasa"] = {"train_wall_s": rasa[0], "intent_accuracy": rasa[1], "entity_f1": rasa[2]}
+    missing = [p for p in ("domain.yml", "data", str(TEST_FILE)) if not (dataset / p).exists()]
+    if missing or (config is None and not (dataset / "config.yml").is_file()):
+        row["error"] = f"{dataset} lacks {', '.join(missing or ['config.yml'])}"
+        return row
+    with tempfile.TemporaryDirectory(prefix="parley-nlu-bench-") as tmp:
+        work = Path(tmp)
+        extra = {"random_seed": seed, "random_state": seed} if seed is not None else None
+        used = config_for(dataset, config, work)
+        payload = {"config": str(used), "nlu": str(dataset / "data"),
+                   "domain": str(dataset / "domain.yml"), "out": str(work / "models"),
+                   "extra": extra}
+        try:
+            wall, trained = _spawn("train", payload, work, timeout)
+            model = Path(trained["model"])
+            row.update(train_wall_s=wall, train_peak_mb=trained["peak_mb"],
+                       model_mb=model.stat().st_size / 2**20)
+            _, scored = _spawn("evaluate", {"model": str(model), "test": str(dataset / TEST_FILE)},
+                               work, timeout)
+        except RunFailed as exc:  # name the user's config file, not our copy of it
+            row["error"] = str(exc).replace(str(used), row["config_path"])
+            return row
+    scored["eval_peak_mb"] = scored.pop("peak_mb")
+    row.update(scored)
+    if rasa:
+        row["speedup"] = rasa[0] / row["train_wall_s"]
+    return row
+
+
+# --- the table -------------------------------------------------------------------------
+def _fmt(value: Any, digits: int) -> str:
+    return DASH if value is None else f"{value:.{digits}f}"
+
+
+def _speedup(value: float | None) -> str:
+    if value is None:
+        return DASH
+    return f"{value:.0f}×" if value >= 10 else f"{value:.2f}×"
+
+
+def table_row(row: dict[str, Any]) -> str:
+    rasa = row.get("rasa") or {}
+    rasa_cells = [_fmt(rasa.get("train_wall_s"), 0), _fmt(rasa.get("intent_accuracy"), 3),
+                  _fmt(rasa.get("entity_f1"), 3)]
+    if "error" in row:
+        message = str(row["error"]).replace("|", "\\|").replace("\n", " ")
+        if len(message) > 160:
+            message = message[:157] + "..."
+        cells = [row["dataset"], row["config"], f"**failed**: {message}", *[""] * 7,
+                 *rasa_cells, DASH]
+    else:
+        speedup = row.get("speedup")
+        cells = [row["dataset"], row["config"], _fmt(row["train_wall_s"], 2),
+                 _fmt(row["train_peak_mb"], 0), _fmt(row["model_mb"], 2),
+                 _fmt(row["intent_accuracy"], 3), _fmt(row["intent_macro_f1"], 3),
+                 _fmt(row["entity_f1"], 3), _fmt(row["parse_p50_ms"], 2),
+                 _fmt(row["parse_p99_ms"], 2), *rasa_cells,
+                 _speedup(speedup)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def table_header() -> list[str]:
+    align = ["---" if i < 2 else "---:" for i in range(len(COLUMNS))]
+    return ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join(align) + "|"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=DATASETS, metavar="NAME")
+    parser.add_argument("--configs", nargs="+", default=["own"], metavar="CONFIG",
+                        help="own (each dataset's config.yml), a name in benchmarks/configs/, "
+                             "or a path (default: own)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
+                        help="where to write the runs (the table goes beside it as .md)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="random_seed / random_state for every component that takes one")
+    parser.add_argument("--data-root", type=Path, default=DATA_ROOT,
+                        help="folder holding the datasets (default: ../shared/data)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="give up on a training or evaluation after this many seconds")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "PAYLOAD"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        return _child(args.child[0], json.loads(args.child[1]))
+    if not args.data_root.is_dir():
+        print(f"no benchmark data at {args.data_root}: the datasets live in ../shared/data "
+              "beside this clone (or pass --data-root).", file=sys.stderr)
+        return 1
+    configs = [resolve_config(value) for value in args.configs]
+    lines = table_header()
+    print("\n".join(lines), flush=True)
+    runs = []
+    for name in args.datasets:
+        for label, config in configs:
+            row = run_one(args.data_root.resolve() / name, label, config, args.seed, args.timeout)
+            runs.append(row)
+            lines.append(table_row(row))
+            print(lines[-1], flush=True)
+            if "error" in row:
+                print(f"  {name} / {label} failed: {row['error']}", file=sys.stderr)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"python": platform.python_version(), "machine": platform.machine(),
+            "cores": os.cpu_count(), "seed": args.seed,
+            "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    args.json.write_text(json.dumps({"meta": meta, "runs": runs}, indent=2) + "\n",
+                         encoding="utf-8")
+    args.json.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return 1 if runs and all("error" in r for r in runs) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,385 @@
+"""SklearnIntentClassifier: Rasa's grid-searched support vector machine, saved without pickle.
+
+Training is Rasa's: scikit-learn's ``GridSearchCV`` over ``SVC(probability=True,
+class_weight="balanced")`` on the sentence features, picking ``C``, ``gamma`` and the
+kernel by ``scoring_function`` over ``max(2, min(max_cross_validation_folds, n // 5))``
+stratified folds (``n``: the examples of the rarest intent; Rasa aims for five per fold).
+
+Prediction does not need scikit-learn: the fitted SVC's arrays (support vectors, dual
+coefficients, intercepts, Platt parameters) are kept, saved as ``.npz``/JSON, and the
+probabilities computed here in numpy exactly as libsvm computes them — kernel values
+against the support vectors, one decision value per pair of intents, Platt's sigmoid per
+pair, and the pairwise coupling of Wu, Lin & Weng (2004, method 2) into one distribution.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from zipfile import BadZipFile
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from parley.component import Component
+from parley.data.message import Message
+from parley.data.training_data import TrainingData
+from parley.errors import ConfigError, ModelArchiveError
+from parley.nlu._io import new_from_saved, read_arrays, read_json, write_arrays, write_json
+from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
+from parley.nlu.features import features_of, stack_sentence_features
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from scipy.sparse import csr_matrix
+
+DEFAULT_C = (1, 2, 5, 10, 20, 100)
+DEFAULT_GAMMA = (0.1,)
+DEFAULT_KERNELS = ("linear",)
+KERNELS = ("linear", "poly", "rbf", "sigmoid")
+_MIN_PROBABILITY = 1e-7  # libsvm clips each pairwise probability to [1e-7, 1 - 1e-7]
+
+
+@dataclass
+class SVMModel:
+    """A fitted multi-class SVC in libsvm's own layout.
+
+    Support vectors are grouped by class (``n_support[c]`` of class ``c``, in class
+    order). For the pair of classes ``(i, j)``, ``i < j``, numbered in the order (0,1),
+    (0,2), …, (1,2), …, the decision value is ``Σ_{s∈i} dual_coef[j-1, s]·K(x, s) +
+    Σ_{s∈j} dual_coef[i, s]·K(x, s) + intercept[p]``; positive votes for ``i``. These are
+    libsvm's signs: scikit-learn flips ``dual_coef_``/``intercept_`` for two classes.
+    """
+
+    support_vectors: csr_matrix
+    dual_coef: np.ndarray  # (n_classes - 1) × n_support_vectors
+    intercept: np.ndarray  # one per pair
+    n_support: np.ndarray
+    prob_a: np.ndarray  # Platt's A per pair
+    prob_b: np.ndarray  # Platt's B per pair
+    kernel: str
+    gamma: float
+    degree: int
+    coef0: float
+
+    @classmethod
+    def from_sklearn(cls, svc: Any) -> SVMModel:
+        from scipy.sparse import csr_matrix
+
+        dual = svc.dual_coef_
+        dual = np.asarray(dual.toarray() if hasattr(dual, "toarray") else dual, dtype=np.float64)
+        intercept = np.asarray(svc.intercept_, dtype=np.float64)
+        if len(svc.classes_) == 2:  # undo scikit-learn's sign flip for two classes
+            dual, intercept = -dual, -intercept
+        return cls(
+            csr_matrix(svc.support_vectors_, dtype=np.float64), dual, intercept,
+            np.asarray(svc.n_support_, dtype=np.int64),
+            np.asarray(svc.probA_, dtype=np.float64), np.asarray(svc.probB_, dtype=np.float64),
+            str(svc.kernel), float(svc._gamma), int(svc.degree), float(svc.coef0),
+        )
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.n_support)
+
+    def kernel_values(self, x: csr_matrix) -> np.ndarray:
+        """``n_samples × n_support_vectors`` kernel between ``x`` and the support vectors."""
+        sv = self.support_vectors
+        dot = np.asarray((x @ sv.T).toarray(), dtype=np.float64)
+        if self.kernel == "linear":
+            return dot
+        if self.kernel == "poly":
+            return np.power(self.gamma * dot + self.coef0, self.degree)
+        if self.kernel == "sigmoid":
+            return np.tanh(self.gamma * dot + self.coef0)
+        x_norms = np.asarray(x.multiply(x).sum(axis=1)).reshape(-1, 1)
+        sv_norms = np.asarray(sv.multiply(sv).sum(axis=1)).reshape(1, -1)
+        squared = np.maximum(x_norms + sv_norms - 2.0 * dot, 0.0)
+        return np.exp(-self.gamma * squared)
+
+    def decision_values(self, x: csr_matrix) -> np.ndarray:
+        """libsvm's one-vs-one decision values, ``n_samples × n_pairs``."""
+        kernel = self.kernel_values(x)
+        starts = np.concatenate([[0], np.cumsum(self.n_support)]).astype(np.int64)
+        # by_class[:, c, r] = Σ over class c's support vectors s of dual_coef[r, s]·K(x, s)
+        by_class = np.stack([kernel[:, a:b] @ self.dual_coef[:, a:b].T
+                             for a, b in zip(starts[:-1], starts[1:], strict=True)], axis=1)
+        first, second = np.triu_indices(self.n_classes, 1)  # the pairs in libsvm's order
+        return by_class[:, first, second - 1] + by_class[:, second, first] + self.intercept
+
+    def predict_proba(self, x: csr_matrix, chunk: int = 512) -> np.ndarray:
+        """Class probabilities, ``n_samples × n_classes``, as libsvm's ``predict_probability``."""
+        decision = self.decision_values(x)
+        f = decision * self.prob_a + self.prob_b
+        # Platt's sigmoid 1 / (1 + exp(f)), written as libsvm writes it for each sign of f
+        with np.errstate(over="ignore"):
+            pairwise = np.where(f >= 0, np.exp(-f) / (1.0 + np.exp(-f)), 1.0 / (1.0 + np.exp(f)))
+        pairwise = np.minimum(np.maximum(pairwise, _MIN_PROBABILITY), 1 - _MIN_PROBABILITY)
+        k = self.n_classes
+        first, second = np.triu_indices(k, 1)  # the pairs in libsvm's order
+        out = np.empty((len(pairwise), k))
+        for lo in range(0, len(pairwise), chunk):
+            block = pairwise[lo:lo + chunk]
+            r = np.zeros((len(block), k, k))
+            r[:, first, second] = block
+            r[:, second, first] = 1.0 - block
+            out[lo:lo + chunk] = couple_pairwise(r)
+        return out
+
+
+def couple_pairwise(r: np.ndarray) -> np.ndarray:
+    """Wu, Lin & Weng's method 2, as libsvm's ``multiclass_probability``, for a batch.
+
+    ``r[b, i, j]`` is the probability of class ``i`` against ``j`` for sample ``b``. Like
+    libsvm, each sample is updated class by class (Gauss–Seidel) until its own
+    ``max_t |(Qp)_t - pᵀQp| < 0.005 / k``, at most ``max(100, k)`` rounds; samples that
+    have stopped drop out of the batch.
+    """
+    n, k = r.shape[:2]
+    rt = r.transpose(0, 2, 1)
+    q = -rt * r  # Q[t, j] = -r[j, t] · r[t, j] off the diagonal
+    diag = (rt * rt).sum(axis=2) - rt[:, np.arange(k), np.arange(k)] ** 2
+    q[:, np.arange(k), np.arange(k)] = diag  # Q[t, t] = Σ_{j≠t} r[j, t]²
+    out = np.full((n, k), 1.0 / k)
+    active = np.arange(n)
+    p = out.copy()
+    eps = 0.005 / k
+    for _ in range(max(100, k)):
+        qp = np.matmul(q, p[:, :, None])[:, :, 0]
+        pqp = (p * qp).sum(axis=1)
+        done = np.abs(qp - pqp[:, None]).max(axis=1) < eps
+        if done.any():
+            out[active[done]] = p[done]
+            going = ~done
+            active, p, q, diag, qp, pqp = (active[going], p[going], q[going], diag[going],
+                                           qp[going], pqp[going])
+            if not len(active):
+                return out
+        for t in range(k):
+            diff = (-qp[:, t] + pqp) / diag[:, t]
+            p[:, t] += diff
+            pqp = (pqp + diff * (diff * diag[:, t] + 2 * qp[:, t])) / (1 + diff) / (1 + diff)
+            qp = (qp + diff[:, None] * q[:, t, :]) / (1 + diff)[:, None]
+            p /= (1 + diff)[:, None]
+    out[active] = p
+    return out
+
+
+class SklearnIntentClassifier(Component):
+    """Predicts the intent and a ranking of intents with a grid-searched SVM.
+
+    Rasa's parameters: ``C``, ``gamma`` and ``kernels`` (lists to search; null for Rasa's
+    defaults ``[1, 2, 5, 10, 20, 100]``, ``[0.1]``, ``["linear"]``; kernels: linear, poly,
+    rbf, sigmoid), ``max_cross_validation_folds``, ``scoring_function`` (a scikit-learn
+    scorer name) and ``num_threads`` (parallel grid-search jobs). Parley adds
+    ``random_seed`` (the SVC's ``random_state``: its probability calibration shuffles),
+    ``ranking_length`` (Rasa reports 10; 0 ranks every intent) and ``featurizers`` (whose
+    sentence features to use; null uses all, sparse and dense).
+
+    When some intent has a single example the folds cannot be stratified; then (and when
+    the grid has one point) no search runs and the SVC is fitted with the first value of
+    each list. One intent only: it always wins.
+    """
+
+    name = "SklearnIntentClassifier"
+    uses_packages = ("numpy", "scipy", "scikit-learn")
+
+    def __init__(
+        self,
+        *,
+        C: list[float] | None = None,  # noqa: N803 - Rasa's name
+        gamma: list[float | str] | None = None,
+        kernels: list[str] | None = None,
+        max_cross_validation_folds: int = 5,
+        scoring_function: str = "f1_weighted",
+        num_threads: int = 1,
+        random_seed: int | None = 42,
+        ranking_length: int = LABEL_RANKING_LENGTH,
+        featurizers: list[str] | None = None,
+    ) -> None:
+        self.C = C
+        self.gamma = gamma
+        self.kernels = kernels
+        self.max_cross_validation_folds = max_cross_validation_folds
+        self.scoring_function = scoring_function
+        self.num_threads = num_threads
+        self.random_seed = random_seed
+        self.ranking_length = ranking_length
+        self.featurizers = featurizers
+
+    def _grid(self) -> dict[str, list[Any]]:
+        def as_list(value: Any, default: tuple[Any, ...]) -> list[Any]:
+            if value is None:
+                return list(default)
+            return list(value) if isinstance(value, (list, tuple)) else [value]
+
+        grid = {"C": as_list(self.C, DEFAULT_C), "gamma": as_list(self.gamma, DEFAULT_GAMMA),
+                "kernel": as_list(self.kernels, DEFAULT_KERNELS)}
+        for key, values in grid.items():
+            if not values:
+                raise ConfigError(f"{self.name}: {key} must list at least one value.")
+        for c in grid["C"]:
+            if not (isinstance(c, (int, float)) and c > 0):
+                raise ConfigError(f"{self.name}: every C must be a number > 0, not {c!r}.")
+        for kernel in grid["kernel"]:
+            if kernel not in KERNELS:
+                raise ConfigError(f"{self.name}: unknown kernel {kernel!r}; Parley's SVM takes "
+                                  f"{', '.join(KERNELS)}.")
+        for g in grid["gamma"]:
+            if not ((isinstance(g, (int, float)) and g > 0) or g in ("scale", "auto")):
+                raise ConfigError(f"{self.name}: every gamma must be a number > 0, 'scale' or "
+                                  f"'auto', not {g!r}.")
+        folds = self.max_cross_validation_folds
+        if not (isinstance(folds, int) and folds >= 2):
+            raise ConfigError(f"{self.name}: max_cross_validation_folds must be a whole "
+                              f"number >= 2, not {folds!r}.")
+        return grid
+
+    def _folds(self, counts: np.ndarray) -> int:
+        return max(2, min(self.max_cross_validation_folds, int(counts.min()) // 5))
+
+    # --- training ----------------------------------------------------------------------
+    def fit(self, training_data: TrainingData) -> Self:
+        grid = self._grid()
+        examples = [m for m in training_data.intent_examples if m.text]
+        if not examples:
+            raise ValueError(f"{self.name} needs examples with an intent to learn from.")
+        labels = [m.base_intent or "" for m in examples]
+        self.classes_ = sorted(set(labels))
+        x = stack_sentence_features(examples, self.featurizers)
+        self.feature_layout_ = [[f.origin, f.dim] for f in features_of(examples[0], self.featurizers)]
+        self.best_params_: dict[str, Any] = {}
+        self.svm_: SVMModel | None = None
+        if len(self.classes_) == 1:
+            return self
+        y = np.searchsorted(np.array(self.classes_), np.array(labels))
+        self.svm_ = self._search(x, y, grid)
+        return self
+
+    def _search(self, x: csr_matrix, y: np.ndarray, grid: dict[str, list[Any]]) -> SVMModel:
+        import warnings
+
+        try:
+            from sklearn.model_selection import GridSearchCV
+            from sklearn.svm import SVC
+        except ImportError as error:
+            raise ConfigError(
+                f"{self.name} trains with scikit-learn, which is not installed: "
+                "pip install 'parley[sklearn]'"
+            ) from error
+        svc = SVC(C=1, probability=True, class_weight="balanced", random_state=self.random_seed)
+        counts = np.bincount(y)
+        with warnings.catch_warnings():
+            # scikit-learn warns a lot on small data (ill-defined F-scores); Rasa hides it too
+            warnings.simplefilter("ignore")
+            if counts.min() < 2 or math.prod(len(v) for v in grid.values()) == 1:
+                params = {key: values[0] for key, values in grid.items()}
+                self.best_params_ = dict(params)
+                return SVMModel.from_sklearn(svc.set_params(**params).fit(x, y))
+            search = GridSearchCV(svc, param_grid=[grid], cv=self._folds(counts),
+                                  scoring=self.scoring_function, n_jobs=self.num_threads)
+            search.fit(x, y)
+            self.best_params_ = dict(search.best_params_)
+            return SVMModel.from_sklearn(search.best_estimator_)
+
+    # --- prediction --------------------------------------------------------------------
+    def _features(self, messages: list[Message]) -> csr_matrix:
+        x = stack_sentence_features(messages, self.featurizers)
+        layout = [[f.origin, f.dim] for f in features_of(messages[0], self.featurizers)]
+        if layout != self.feature_layout_:
+            raise ValueError(
+                f"{self.name} was trained on features {self.feature_layout_} but the messages "
+                f"carry {layout}; process them with the pipeline it was trained in."
+            )
+        return x
+
+    def decision_function(self, messages: list[Message]) -> np.ndarray:
+        """libsvm's one-vs-one decision values, one column per pair of intents."""
+        self.check_is_fitted()
+        if self.svm_ is None:
+            return np.zeros((len(messages), 0))
+        return self.svm_.decision_values(self._features(messages))
+
+    def predict_proba(self, messages: list[Message]) -> np.ndarray:
+        """Intent probabilities, one row per message, columns in ``classes_`` order."""
+        self.check_is_fitted()
+        if self.svm_ is None:
+            return np.ones((len(messages), 1))
+        return self.svm_.predict_proba(self._features(messages))
+
+    def process(self, messages: list[Message]) -> None:
+        self.check_is_fitted()
+        if not messages:
+            return
+        probabilities = self.predict_proba(messages)
+        order = np.argsort(-probabilities, axis=1, kind="stable")
+        if self.ranking_length > 0:
+            order = order[:, : self.ranking_length]
+        for message, p, ranked in zip(messages, probabilities, order, strict=True):
+            ranking: list[dict[str, Any]] = [
+                {"name": self.classes_[j], "confidence": float(p[j])} for j in ranked
+            ]
+            message.data[INTENT_KEY] = dict(ranking[0])
+            message.data[INTENT_RANKING_KEY] = ranking
+
+    # --- persistence -------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        self.check_is_fitted()
+        self.save_params(directory)
+        state: dict[str, Any] = {"classes": self.classes_, "feature_layout": self.feature_layout_,
+                                 "best_params": self.best_params_, "svm": None}
+        arrays: dict[str, np.ndarray] = {}
+        if self.svm_ is not None:
+            svm = self.svm_
+            sv = svm.support_vectors
+            state["svm"] = {"kernel": svm.kernel, "gamma": svm.gamma, "degree": svm.degree,
+                            "coef0": svm.coef0, "support_vectors_shape": list(sv.shape)}
+            arrays = {"sv_data": sv.data, "sv_indices": sv.indices, "sv_indptr": sv.indptr,
+                      "dual_coef": svm.dual_coef, "intercept": svm.intercept,
+                      "n_support": svm.n_support, "prob_a": svm.prob_a, "prob_b": svm.prob_b}
+        write_json(directory, state)
+        write_arrays(directory, arrays)
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        from scipy.sparse import csr_matrix
+
+        classifier = new_from_saved(cls, directory)
+        try:
+            state = read_json(directory)
+            arrays = read_arrays(directory)
+            classifier.classes_ = [str(c) for c in state["classes"]]
+            classifier.feature_layout_ = [[str(o), int(d)] for o, d in state["feature_layout"]]
+            classifier.best_params_ = dict(state["best_params"])
+            classifier.svm_ = None
+            saved = state["svm"]
+            if saved is not None:
+                shape = tuple(int(n) for n in saved["support_vectors_shape"])
+                svm = SVMModel(
+                    csr_matrix((arrays["sv_data"], arrays["sv_indices"], arrays["sv_indptr"]),
+                               shape=shape),
+                    arrays["dual_coef"], arrays["intercept"], arrays["n_support"].astype(np.int64),
+                    arrays["prob_a"], arrays["prob_b"], str(saved["kernel"]),
+                    float(saved["gamma"]), int(saved["degree"]), float(saved["coef0"]),
+                )
+                _check(svm, len(classifier.classes_))
+                classifier.svm_ = svm
+        except (KeyError, TypeError, ValueError, AttributeError, OSError, EOFError,
+                BadZipFile) as error:
+            raise ModelArchiveError(
+                f"{directory} holds a damaged {cls.name} ({type(error).__name__}: {error}); "
+                "train the model again."
+            ) from error
+        return classifier
+
+
+def _check(svm: SVMModel, n_classes: int) -> None:
+    n_pairs = n_classes * (n_classes - 1) // 2
+    n_sv = svm.support_vectors.shape[0]
+    if (svm.kernel not in KERNELS or len(svm.n_support) != n_classes
+            or int(svm.n_support.sum()) != n_sv
+            or svm.dual_coef.shape != (n_classes - 1, n_sv)
+            or not len(svm.intercept) == len(svm.prob_a) == len(svm.prob_b) == n_pairs):
+        raise ValueError("the saved arrays do not fit together")

@@ -1,0 +1,177 @@
+"""Entities as one tag per token and back: what sequence taggers (DIET, CRF) learn and predict.
+
+With ``bilou=True`` a tag says where in the entity a token sits — ``B-`` begins, ``I-`` is
+inside, ``L-`` is last, ``U-`` a one-token entity — so two entities of the same type next to
+each other stay apart; without it a tag is the bare label and neighbouring tokens with the
+same label merge. ``O`` marks tokens outside every entity. Roles and groups are tagged the
+same way over the entity's tokens, each by its own tagger.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from parley.data.message import Entity, Message
+from parley.nlu.tokens import Token
+
+NO_ENTITY = "O"
+BILOU_PREFIXES = ("B-", "I-", "L-", "U-")
+ATTRIBUTES = ("entity", "role", "group")
+
+
+def label_of(tag: str) -> str:
+    """``city`` for ``B-city`` (and for ``city``); ``O`` stays ``O``."""
+    return tag[2:] if tag[:2] in BILOU_PREFIXES else tag
+
+
+def covered_tokens(entity: Entity, tokens: Sequence[Token]) -> list[int]:
+    """Indices of the tokens that overlap the entity's characters."""
+    return [i for i, t in enumerate(tokens) if t.start < entity.end and t.end > entity.start]
+
+
+def token_tags(message: Message, tokens: Sequence[Token], attribute: str = "entity",
+               bilou: bool = True) -> list[str]:
+    """One tag per token for the message's annotated entities (``attribute``: entity,
+    role or group; tokens of an entity without that attribute are ``O``)."""
+    tags = [NO_ENTITY] * len(tokens)
+    for entity in message.entities:
+        label = getattr(entity, attribute)
+        if label is None:
+            continue
+        span = covered_tokens(entity, tokens)
+        if not span:
+            continue
+        if not bilou:
+            for i in span:
+                tags[i] = label
+        elif len(span) == 1:
+            tags[span[0]] = f"U-{label}"
+        else:
+            tags[span[0]] = f"B-{label}"
+            for i in span[1:-1]:
+                tags[i] = f"I-{label}"
+            tags[span[-1]] = f"L-{label}"
+    return tags
+
+
+def tag_spans(tags: Sequence[str], bilou: bool = True) -> list[tuple[int, int, str]]:
+    """``(first, last, label)`` token spans of the entities in a tag sequence.
+
+    Predicted BILOU sequences are not always well formed; like Rasa, a span runs from a
+    ``B-`` (or a stray ``I-``/``L-``) to its ``L-`` or the next ``O``/``B-``/``U-``, and takes
+    the most common label among its tokens. Without BILOU a span is a run of one label.
+    """
+    spans: list[tuple[int, int, str]] = []
+    start: int | None = None
+
+    def close(last: int) -> None:
+        nonlocal start
+        if start is not None:
+            spans.append(_span(tags, start, last))
+            start = None
+
+    for i, tag in enumerate(tags):
+        if tag == NO_ENTITY:
+            close(i - 1)
+        elif not bilou:
+            if start is not None and label_of(tags[i - 1]) != tag:
+                close(i - 1)
+            if start is None:
+                start = i
+        elif tag.startswith(("B-", "U-")):
+            close(i - 1)
+            start = i
+            if tag.startswith("U-"):
+                close(i)
+        else:  # I-, L- (or a bare label): continue the open span, or open one
+            if start is None:
+                start = i
+            if tag.startswith("L-"):
+                close(i)
+    close(len(tags) - 1)
+    return spans
+
+
+def _span(tags: Sequence[str], first: int, last: int) -> tuple[int, int, str]:
+    counts = Counter(label_of(t) for t in tags[first:last + 1])
+    label = max(counts, key=lambda lab: (counts[lab], -_first_index(tags, first, lab)))
+    return first, last, label
+
+
+def _first_index(tags: Sequence[str], first: int, label: str) -> int:
+    return next(i for i, t in enumerate(tags[first:]) if label_of(t) == label)
+
+
+def decode_entities(
+    text: str,
+    tokens: Sequence[Token],
+    tags: Mapping[str, Sequence[str]],
+    confidences: Mapping[str, Sequence[float]] | None = None,
+    bilou: bool = True,
+    extractor: str = "",
+    split_by_comma: Callable[[str], bool] | None = None,
+) -> list[dict[str, Any]]:
+    """Rasa entity dicts from per-token tags: ``tags["entity"]`` gives the spans,
+    ``tags["role"]``/``tags["group"]`` (optional) the most common role/group inside each.
+
+    ``confidences[attribute]`` holds one probability per token; an entity's confidence is
+    the mean over its tokens (``confidence_entity``, ``confidence_role``, …).
+    ``split_by_comma(label)`` true: an entity of that type is cut where a comma stands
+    between two of its tokens ("paris, rome" → two entities), as Rasa's
+    ``split_entities_by_comma`` does.
+    """
+    confidences = confidences or {}
+    entities = []
+    spans = tag_spans(tags["entity"], bilou)
+    if split_by_comma is not None:
+        spans = [piece for span in spans for piece in _split_at_commas(span, text, tokens, split_by_comma)]
+    for first, last, label in spans:
+        start, end = tokens[first].start, tokens[last].end
+        entity: dict[str, Any] = {"entity": label, "start": start, "end": end,
+                                  "value": text[start:end]}
+        if "entity" in confidences:
+            entity["confidence_entity"] = _mean(confidences["entity"][first:last + 1])
+        for attribute in ("role", "group"):
+            if attribute not in tags:
+                continue
+            inner = [label_of(t) for t in tags[attribute][first:last + 1]]
+            named = [t for t in inner if t != NO_ENTITY]
+            if not named:
+                continue
+            counts = Counter(named)
+            entity[attribute] = max(counts, key=lambda lab: (counts[lab], -named.index(lab)))
+            if attribute in confidences:
+                entity[f"confidence_{attribute}"] = _mean(confidences[attribute][first:last + 1])
+        if extractor:
+            entity["extractor"] = extractor
+        entities.append(entity)
+    return entities
+
+
+def _split_at_commas(span: tuple[int, int, str], text: str, tokens: Sequence[Token],
+                     split: Callable[[str], bool]) -> list[tuple[int, int, str]]:
+    first, last, label = span
+    if not split(label):
+        return [span]
+    pieces, start = [], first
+    for i in range(first, last):
+        between = text[tokens[i].start:tokens[i + 1].start]
+        if "," in between:
+            pieces.append((start, i, label))
+            start = i + 1
+    pieces.append((start, last, label))
+    return pieces
+
+
+def comma_rule(setting: bool | dict[str, bool]) -> Callable[[str], bool]:
+    """Rasa's ``split_entities_by_comma``: a flag for all types, or a per-type mapping
+    (types not named follow the default, true)."""
+    if isinstance(setting, dict):
+        return lambda label: bool(setting.get(label, True))
+    return lambda label: bool(setting)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return float(sum(values) / len(values)) if len(values) else 0.0

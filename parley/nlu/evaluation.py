@@ -1,0 +1,446 @@
+"""Score an NLU model on test messages, as ``rasa test nlu`` does.
+
+:func:`evaluate_parses` is pure: gold messages and the parse results for their texts in,
+an :class:`NLUReport` out. :func:`evaluate_nlu` parses the texts itself (with an agent or
+any ``text -> parse dict`` function) and also times each parse.
+
+What is compared, following Rasa:
+
+- Intents: the gold intent is the base intent (``faq`` for ``faq/ask_name``); test
+  messages without an intent are left out; a missing prediction counts as the label ``""``.
+  A ``nlu_fallback`` prediction is undone (the next intent of the ranking is taken), so
+  the fallback does not hide what the classifier predicted.
+- Macro-F1 is scikit-learn's: per-label F1 averaged over the union of gold and predicted
+  labels (a label never predicted has F1 0).
+- Entities: a predicted entity is right only when start, end, type and role all match a
+  gold one, each gold entity matched at most once; micro precision/recall/F1 over all
+  entities and a report per type. Entities of pretrained extractors (Duckling, spaCy) are
+  left out, as Rasa leaves them out. With no gold entities F1 is ``None``.
+- Responses (when parse results carry ``response_selector``): for test messages with a
+  retrieval intent, the gold ``faq/ask_name`` against
+  ``response_selector[<retrieval intent> or "default"]["response"]["intent_response_key"]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from parley.data.message import Entity, Message
+from parley.data.training_data import TrainingData
+
+__all__ = [
+    "EntityError", "EntityReport", "LabelReport", "NLUReport", "PredictionError", "Scores",
+    "accuracy", "entity_report", "evaluate_nlu", "evaluate_parses", "label_report",
+    "label_scores", "macro_f1",
+]
+
+FALLBACK_INTENT = "nlu_fallback"
+DEFAULT_SELECTOR = "default"  # the response selector trained on every retrieval intent
+# Rasa leaves these out of entity evaluation: they are not trained on the project's data.
+PRETRAINED_EXTRACTORS = frozenset({"DucklingEntityExtractor", "SpacyEntityExtractor"})
+CONFUSIONS_SHOWN = 3
+
+ParseFn = Callable[[str], dict[str, Any]]
+
+
+# --- single-label metrics ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Scores:
+    """Precision, recall and F1 of one label; ``support`` = how often it is gold."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """scikit-learn's ``classification_report`` keys, as Rasa writes them."""
+        return {"precision": self.precision, "recall": self.recall, "f1-score": self.f1,
+                "support": self.support}
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, 0 where the denominator is 0 (scikit-learn's zero_division)."""
+    out = np.zeros(len(numerator), dtype=float)
+    np.divide(numerator, denominator, out=out, where=denominator > 0)
+    return out
+
+
+def label_scores(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Scores]:
+    """Per-label scores over the sorted union of gold and predicted labels."""
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold labels but {len(predicted)} predictions.")
+    labels = sorted(set(gold) | set(predicted))
+    index = {label: i for i, label in enumerate(labels)}
+    g = np.array([index[x] for x in gold], dtype=int)
+    p = np.array([index[x] for x in predicted], dtype=int)
+    n = len(labels)
+    n_gold = np.bincount(g, minlength=n)
+    n_pred = np.bincount(p, minlength=n)
+    tp = np.bincount(g[g == p], minlength=n)
+    precision, recall = _ratio(tp, n_pred), _ratio(tp, n_gold)
+    f1 = _ratio(2 * tp, n_gold + n_pred)  # = 2PR/(P+R), and 0 where that is undefined
+    return {label: Scores(float(precision[i]), float(recall[i]), float(f1[i]), int(n_gold[i]))
+            for i, label in enumerate(labels)}
+
+
+def accuracy(gold: Sequence[str], predicted: Sequence[str]) -> float:
+    if len(gold) != len(predicted):
+        raise ValueError(f"{len(gold)} gold labels but {len(predicted)} predictions.")
+    if not gold:
+        return 0.0
+    return float(np.mean([g == p for g, p in zip(gold, predicted, strict=True)]))
+
+
+def macro_f1(gold: Sequence[str], predicted: Sequence[str]) -> float:
+    """scikit-learn's ``f1_score(average="macro")``: over gold ∪ predicted labels."""
+    scores = label_scores(gold, predicted)
+    return float(np.mean([s.f1 for s in scores.values()])) if scores else 0.0
+
+
+@dataclass(frozen=True)
+class PredictionError:
+    """A test message whose label (intent or response key) was predicted wrong."""
+
+    text: str
+    gold: str
+    predicted: str
+    confidence: float | None
+
+
+@dataclass
+class LabelReport:
+    """One single-label task (intents, or response keys): overall and per-label scores."""
+
+    accuracy: float
+    macro_f1: float
+    labels: dict[str, Scores]
+    confusions: dict[str, dict[str, int]]
+    errors: list[PredictionError]
+    n_examples: int
+
+    @property
+    def weighted_f1(self) -> float:
+        total = sum(s.support for s in self.labels.values())
+        return sum(s.f1 * s.support for s in self.labels.values()) / total if total else 0.0
+
+    def _average(self, weighted: bool) -> dict[str, Any]:
+        scores = list(self.labels.values())
+        total = sum(s.support for s in scores)
+        weights = np.array([s.support for s in scores], dtype=float) if weighted else None
+        if not scores or (weighted and not total):
+            return {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": total}
+        return {key: float(np.average([getattr(s, attr) for s in scores], weights=weights))
+                for key, attr in (("precision", "precision"), ("recall", "recall"),
+                                  ("f1-score", "f1"))} | {"support": total}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Rasa's ``intent_report.json`` shape: a scikit-learn report plus ``confused_with``."""
+        out: dict[str, Any] = {
+            label: {**scores.as_dict(), "confused_with": self.confusions.get(label, {})}
+            for label, scores in self.labels.items()
+        }
+        out["accuracy"] = self.accuracy
+        out["macro avg"] = self._average(weighted=False)
+        out["weighted avg"] = self._average(weighted=True)
+        return out
+
+    def errors_as_dicts(self, key: str) -> list[dict[str, Any]]:
+        """Rasa's ``intent_errors.json`` (key "intent") / response errors shape."""
+        target = "intent" if key == "intent" else f"{key}_target"
+        return [{"text": e.text, target: e.gold,
+                 f"{key}_prediction": {"name": e.predicted, "confidence": e.confidence}}
+                for e in self.errors]
+
+
+def label_report(texts: Sequence[str], gold: Sequence[str], predicted: Sequence[str],
+                 confidences: Sequence[float | None]) -> LabelReport:
+    """Scores, confusions (the most frequent wrong predictions per gold label) and errors."""
+    wrong: dict[str, Counter[str]] = {}
+    errors = []
+    for text, g, p, c in zip(texts, gold, predicted, confidences, strict=True):
+        if g != p:
+            wrong.setdefault(g, Counter())[p] += 1
+            errors.append(PredictionError(text, g, p, c))
+    confusions = {g: dict(counts.most_common(CONFUSIONS_SHOWN)) for g, counts in wrong.items()}
+    return LabelReport(accuracy(gold, predicted), macro_f1(gold, predicted),
+                       label_scores(gold, predicted), confusions, errors, len(gold))
+
+
+# --- entities ---------------------------------------------------------------------------
+def _entity_key(entity: Entity | dict[str, Any]) -> tuple[int, int, str, str | None]:
+    if isinstance(entity, Entity):
+        return entity.start, entity.end, entity.entity, entity.role
+    return int(entity["start"]), int(entity["end"]), str(entity["entity"]), entity.get("role")
+
+
+def _entity_dict(entity: Entity | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(entity, Entity):
+        return entity.to_dict()
+    return {k: v for k, v in entity.items() if k in ("start", "end", "value", "entity", "role",
+                                                     "group", "confidence_entity", "extractor")}
+
+
+@dataclass(frozen=True)
+class EntityError:
+    """A test message whose predicted entities differ from the gold ones."""
+
+    text: str
+    gold: list[dict[str, Any]]
+    predicted: list[dict[str, Any]]
+
+
+@dataclass
+class EntityReport:
+    """Exact-match entity scores: micro over all entities and per entity type."""
+
+    n_gold: int
+    n_predicted: int
+    n_correct: int
+    types: dict[str, Scores]
+    errors: list[EntityError]
+
+    @property
+    def precision(self) -> float:
+        return self.n_correct / self.n_predicted if self.n_predicted else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.n_correct / self.n_gold if self.n_gold else 0.0
+
+    @property
+    def f1(self) -> float | None:
+        """Micro-F1; ``None`` when the test set has no gold entities to find."""
+        if not self.n_gold:
+            return None
+        return 2 * self.n_correct / (self.n_gold + self.n_predicted)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: s.as_dict() for name, s in self.types.items()}
+        out["micro avg"] = {"precision": self.precision, "recall": self.recall,
+                            "f1-score": self.f1, "support": self.n_gold,
+                            "predicted": self.n_predicted, "correct": self.n_correct}
+        scores = list(self.types.values())
+        out["macro avg"] = {
+            "precision": float(np.mean([s.precision for s in scores])) if scores else 0.0,
+            "recall": float(np.mean([s.recall for s in scores])) if scores else 0.0,
+            "f1-score": float(np.mean([s.f1 for s in scores])) if scores else 0.0,
+            "support": self.n_gold,
+        }
+        return out
+
+    def errors_as_dicts(self) -> list[dict[str, Any]]:
+        """Rasa's ``<extractor>_errors.json`` shape."""
+        return [{"text": e.text, "entities": e.gold, "predicted_entities": e.predicted}
+                for e in self.errors]
+
+
+def entity_report(texts: Sequence[str], gold: Sequence[Sequence[Entity | dict[str, Any]]],
+                  predicted: Sequence[Sequence[Entity | dict[str, Any]]]) -> EntityReport:
+    """Match each message's predictions to its gold entities (multiset, exact keys)."""
+    tp: Counter[str] = Counter()
+    n_gold: Counter[str] = Counter()
+    n_pred: Counter[str] = Counter()
+    errors = []
+    for text, gold_entities, predicted_entities in zip(texts, gold, predicted, strict=True):
+        unmatched = Counter(_entity_key(e) for e in gold_entities)
+        n_gold.update(key[2] for key in unmatched.elements())
+        all_right = True
+        for entity in predicted_entities:
+            key = _entity_key(entity)
+            n_pred[key[2]] += 1
+            if unmatched[key] > 0:
+                unmatched[key] -= 1
+                tp[key[2]] += 1
+            else:
+                all_right = False
+        if not all_right or any(unmatched.values()):
+            errors.append(EntityError(text, [_entity_dict(e) for e in gold_entities],
+                                      [_entity_dict(e) for e in predicted_entities]))
+    types = {}
+    for name in sorted(set(n_gold) | set(n_pred)):
+        precision = tp[name] / n_pred[name] if n_pred[name] else 0.0
+        recall = tp[name] / n_gold[name] if n_gold[name] else 0.0
+        f1 = 2 * tp[name] / (n_gold[name] + n_pred[name])
+        types[name] = Scores(precision, recall, f1, n_gold[name])
+    return EntityReport(sum(n_gold.values()), sum(n_pred.values()), sum(tp.values()), types, errors)
+
+
+# --- the whole report -------------------------------------------------------------------
+def _ms(values: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if len(values) else None
+
+
+@dataclass
+class NLUReport:
+    """Everything ``rasa test nlu`` reports, plus parse latency."""
+
+    n_messages: int
+    intents: LabelReport | None
+    entities: EntityReport
+    responses: LabelReport | None = None
+    parse_ms: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def intent_accuracy(self) -> float | None:
+        return self.intents.accuracy if self.intents else None
+
+    @property
+    def intent_macro_f1(self) -> float | None:
+        return self.intents.macro_f1 if self.intents else None
+
+    @property
+    def entity_f1(self) -> float | None:
+        return self.entities.f1
+
+    @property
+    def response_accuracy(self) -> float | None:
+        return self.responses.accuracy if self.responses else None
+
+    @property
+    def parse_p50_ms(self) -> float | None:
+        return _ms(self.parse_ms, 50)
+
+    @property
+    def parse_p99_ms(self) -> float | None:
+        return _ms(self.parse_ms, 99)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "messages": self.n_messages,
+            "intent_accuracy": self.intent_accuracy,
+            "intent_macro_f1": self.intent_macro_f1,
+            "entity_precision": self.entities.precision,
+            "entity_recall": self.entities.recall,
+            "entity_f1": self.entity_f1,
+            "response_selection_accuracy": self.response_accuracy,
+            "parse_ms": {"p50": self.parse_p50_ms, "p99": self.parse_p99_ms},
+            "intent_report": self.intents.as_dict() if self.intents else None,
+            "entity_report": self.entities.as_dict(),
+            "intent_errors": self.intents.errors_as_dicts("intent") if self.intents else [],
+            "entity_errors": self.entities.errors_as_dicts(),
+        }
+        if self.responses is not None:
+            out["response_selection_report"] = self.responses.as_dict()
+            out["response_selection_errors"] = self.responses.errors_as_dicts("intent_response_key")
+        return out
+
+    def report_files(self, errors: bool = True) -> dict[str, Any]:
+        """File name → JSON content of the reports ``rasa test nlu`` writes (Parley's names)."""
+        files: dict[str, Any] = {"entity_report.json": self.entities.as_dict()}
+        if self.intents is not None:
+            files["intent_report.json"] = self.intents.as_dict()
+        if self.responses is not None:
+            files["response_selection_report.json"] = self.responses.as_dict()
+        if errors:
+            files["intent_errors.json"] = (self.intents.errors_as_dicts("intent")
+                                           if self.intents else [])
+            files["entity_errors.json"] = self.entities.errors_as_dicts()
+            if self.responses is not None:
+                files["response_selection_errors.json"] = self.responses.errors_as_dicts(
+                    "intent_response_key")
+        return files
+
+    def summary(self) -> str:
+        lines = [f"NLU evaluation of {self.n_messages} test messages"]
+        if self.intents is None:
+            lines.append("  intents:   no test message has an intent")
+        else:
+            lines.append(f"  intents:   accuracy {self.intents.accuracy:.3f}, macro-F1 "
+                         f"{self.intents.macro_f1:.3f}, weighted F1 {self.intents.weighted_f1:.3f} "
+                         f"({len(self.intents.errors)} of {self.intents.n_examples} wrong)")
+        e = self.entities
+        if e.f1 is None:
+            lines.append(f"  entities:  none in the test data ({e.n_predicted} predicted)")
+        else:
+            lines.append(f"  entities:  F1 {e.f1:.3f}, precision {e.precision:.3f}, recall "
+                         f"{e.recall:.3f} ({e.n_correct} of {e.n_gold} found, "
+                         f"{e.n_predicted} predicted)")
+        if self.responses is not None:
+            lines.append(f"  responses: accuracy {self.responses.accuracy:.3f}, macro-F1 "
+                         f"{self.responses.macro_f1:.3f} ({self.responses.n_examples} messages)")
+        if self.parse_ms:
+            lines.append(f"  parse:     {self.parse_p50_ms:.2f} ms median, "
+                         f"{self.parse_p99_ms:.2f} ms p99")
+        return "\n".join(lines)
+
+
+def _undo_fallback(parse: dict[str, Any]) -> dict[str, Any]:
+    """The intent the classifier predicted before FallbackClassifier replaced it."""
+    intent = parse.get("intent") or {}
+    ranking = parse.get("intent_ranking") or []
+    if intent.get("name") == FALLBACK_INTENT and len(ranking) >= 2:
+        return ranking[1]
+    return intent
+
+
+def _selected_response(parse: dict[str, Any], retrieval_intent: str) -> dict[str, Any]:
+    selectors = parse.get("response_selector") or {}
+    selector = selectors.get(retrieval_intent, selectors.get(DEFAULT_SELECTOR)) or {}
+    return selector.get("response") or {}
+
+
+def _messages(test_data: TrainingData | Iterable[Message]) -> list[Message]:
+    return list(test_data.examples if isinstance(test_data, TrainingData) else test_data)
+
+
+def evaluate_parses(test_data: TrainingData | Iterable[Message],
+                    parses: Sequence[dict[str, Any]], parse_ms: Sequence[float] = (),
+                    undo_fallback: bool = True) -> NLUReport:
+    """Compare each gold message with the parse result of its text (same order)."""
+    messages = _messages(test_data)
+    if len(messages) != len(parses):
+        raise ValueError(f"{len(messages)} test messages but {len(parses)} parse results.")
+    texts, gold, predicted, confidences = [], [], [], []
+    for message, parse in zip(messages, parses, strict=True):
+        if not message.base_intent:
+            continue
+        intent = _undo_fallback(parse) if undo_fallback else (parse.get("intent") or {})
+        texts.append(message.text)
+        gold.append(message.base_intent)
+        predicted.append(intent.get("name") or "")
+        confidences.append(intent.get("confidence"))
+    intents = label_report(texts, gold, predicted, confidences) if gold else None
+    entities = entity_report(
+        [m.text for m in messages], [m.entities for m in messages],
+        [[e for e in p.get("entities") or [] if e.get("extractor") not in PRETRAINED_EXTRACTORS]
+         for p in parses])
+    responses = None
+    if any("response_selector" in p for p in parses):
+        pairs = [(m, _selected_response(p, m.base_intent or ""))
+                 for m, p in zip(messages, parses, strict=True) if m.response_key]
+        if pairs:
+            responses = label_report(
+                [m.text for m, _ in pairs], [m.intent or "" for m, _ in pairs],
+                [r.get("intent_response_key") or "" for _, r in pairs],
+                [r.get("confidence") for _, r in pairs])
+    return NLUReport(len(messages), intents, entities, responses, list(parse_ms))
+
+
+def evaluate_nlu(agent_or_parse_fn: Any, test_data: TrainingData | Iterable[Message], *,
+                 warmup: int = 0, undo_fallback: bool = True) -> NLUReport:
+    """Parse every test text (timing each parse) and score the results.
+
+    ``agent_or_parse_fn`` is anything with a ``parse(text)`` method (an
+    :class:`~parley.serving.agent.Agent`) or a function ``text -> parse dict``. ``warmup``
+    untimed parses of the first texts come first, so lazy loading does not count.
+    """
+    parse: ParseFn = getattr(agent_or_parse_fn, "parse", agent_or_parse_fn)
+    if not callable(parse):
+        raise TypeError("evaluate_nlu needs an agent or a function text -> parse result.")
+    messages = _messages(test_data)
+    for message in messages[:warmup]:
+        parse(message.text)
+    parses, parse_ms = [], []
+    for message in messages:
+        start = time.perf_counter()
+        result = parse(message.text)
+        parse_ms.append((time.perf_counter() - start) * 1000.0)
+        parses.append(result)
+    return evaluate_parses(messages, parses, parse_ms, undo_fallback=undo_fallback)

@@ -1,0 +1,341 @@
+"""CRFEntityExtractor: entities from a linear-chain conditional random field over tokens.
+
+Rasa's component trains CRFsuite (through sklearn-crfsuite); this one trains the same model
+with the same objective in numpy (:mod:`parley.nlu.extractors._crf`): one CRF for the entity
+tags and, when the data has roles or groups, one CRF each for them that also sees the
+token's entity tag. Token features are Rasa's (:mod:`parley.nlu.extractors._crf_features`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from zipfile import BadZipFile
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from parley.component import Component
+from parley.data.message import Message
+from parley.data.training_data import TrainingData
+from parley.errors import ConfigError, DataError, ModelArchiveError
+from parley.nlu._io import new_from_saved, read_arrays, read_json, write_arrays, write_json
+from parley.nlu.entity_tags import NO_ENTITY, decode_entities, label_of, tag_spans, token_tags
+from parley.nlu.extractors import ENTITIES_KEY
+from parley.nlu.extractors._crf import ChainWeights, predict_chain, train_chain_crf
+from parley.nlu.extractors._crf_features import (
+    DEFAULT_FEATURES, DENSE, TokenBatch, attribute_entries, attribute_matrix, check_window,
+    lookup, token_batch,
+)
+from parley.nlu.featurizers._tokens import tokens_of
+from parley.nlu.tokens import Token
+
+if TYPE_CHECKING:
+    from typing import Self
+
+# The taggers, in the order they run: roles and groups see the entity tags.
+ATTRIBUTES = ("entity", "role", "group")
+SPLIT_DEFAULT = "split_entities_by_comma"
+# What may stand between two tokens of one entity that is not split (Rasa's set).
+_JOINING_CHARACTERS = frozenset(".,; ")
+
+
+class _Tagger:
+    """One trained CRF: its labels, its attribute vocabulary and its weights."""
+
+    def __init__(self, labels: list[str], attributes: list[str], weights: ChainWeights) -> None:
+        self.labels = labels
+        self.attributes = attributes
+        self.index = {name: i for i, name in enumerate(attributes)}
+        self.weights = weights
+
+
+class CRFEntityExtractor(Component):
+    """Tags tokens with a CRF and turns the tags into entities (with roles and groups).
+
+    Parameters are Rasa's: ``BILOU_flag`` (tag the beginning/inside/last/unit token of each
+    entity), ``split_entities_by_comma`` (true, false, or a mapping entity type → bool;
+    types not listed split), ``features`` (a window of feature lists, null for Rasa's
+    default), ``max_iterations``, ``L1_c`` and ``L2_c`` (CRFsuite's ``c1``/``c2``) and
+    ``featurizers`` (the dense featurizers ``text_dense_features`` reads; empty for all).
+
+    Each entity found is ``{"entity", "start", "end", "value", "confidence_entity",
+    ["role", "confidence_role"], ["group", "confidence_group"], "extractor"}``. Tags are
+    the Viterbi path; a token's confidence is its marginal probability (with BILOU, summed
+    over the B/I/L/U tags of its label, as Rasa does), an entity's the mean over its tokens.
+    """
+
+    name = "CRFEntityExtractor"
+    code_version = 1
+    uses_packages = ("numpy", "scipy")
+
+    def __init__(
+        self,
+        *,
+        BILOU_flag: bool = True,  # noqa: N803 - Rasa's name
+        split_entities_by_comma: bool | dict[str, bool] = True,
+        features: list[list[str]] | None = None,
+        max_iterations: int = 50,
+        L1_c: float = 0.1,  # noqa: N803 - Rasa's name
+        L2_c: float = 0.1,  # noqa: N803 - Rasa's name
+        featurizers: list[str] | None = None,
+    ) -> None:
+        self.BILOU_flag = BILOU_flag
+        self.split_entities_by_comma = split_entities_by_comma
+        self.features = features
+        self.max_iterations = max_iterations
+        self.L1_c = L1_c
+        self.L2_c = L2_c
+        self.featurizers = featurizers
+
+    # --- parameters ----------------------------------------------------------------------
+    def _window(self) -> list[list[str]]:
+        return check_window(DEFAULT_FEATURES if self.features is None else self.features,
+                            self.name)
+
+    def _validate(self) -> None:
+        self._window()
+        if not (isinstance(self.max_iterations, int) and self.max_iterations > 0):
+            raise ConfigError(f"{self.name}: max_iterations must be a positive whole number.")
+        for key in ("L1_c", "L2_c"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"{self.name}: {key} must be a number >= 0, not {value!r}.")
+        split = self.split_entities_by_comma
+        if not isinstance(split, bool) and not (
+                isinstance(split, dict) and all(isinstance(v, bool) for v in split.values())):
+            raise ConfigError(f"{self.name}: split_entities_by_comma must be true, false or a "
+                              f"mapping of entity types to true/false, not {split!r}.")
+
+    def _splits(self, entity_type: str) -> bool:
+        split = self.split_entities_by_comma
+        if isinstance(split, bool):
+            return split
+        return bool(split.get(entity_type, True))
+
+    def _uses_dense(self) -> bool:
+        return any(DENSE in names for names in self._window())
+
+    # --- training ------------------------------------------------------------------------
+    def fit(self, training_data: TrainingData) -> Self:
+        self._validate()
+        examples = [m for m in training_data.examples if m.text]
+        self.taggers_: dict[str, _Tagger] = {}
+        self.dense_layout_: list[list[Any]] = []
+        if not any(m.entities for m in examples):
+            return self  # nothing to learn: it will find no entities, as in Rasa
+        all_tokens = tokens_of(examples, self.name)
+        batch = self._batch(examples, all_tokens)
+        if self._uses_dense() and batch.dense is None:
+            raise ConfigError(
+                f"{self.name}: features asks for text_dense_features but no dense featurizer"
+                f"{' among ' + ', '.join(self.featurizers) if self.featurizers else ''} runs "
+                "before it in the pipeline."
+            )
+        self.dense_layout_ = batch.dense_layout
+        gold: dict[str, list[str]] = {}
+        for attribute in ATTRIBUTES:
+            if attribute != "entity" and not any(
+                    getattr(e, attribute) for m in examples for e in m.entities):
+                continue
+            gold[attribute] = [t for m, tokens in zip(examples, all_tokens, strict=True)
+                               for t in token_tags(m, tokens, attribute, self.BILOU_flag)]
+            labels = sorted(set(gold[attribute]))
+            rows, names, values = attribute_entries(
+                batch, self._window(), gold["entity"] if attribute != "entity" else None)
+            attributes, ids = np.unique(names, return_inverse=True)
+            x = attribute_matrix(rows, ids.reshape(-1), values, batch.n_tokens, len(attributes))
+            y = np.searchsorted(np.array(labels), np.array(gold[attribute]))
+            weights, _ = train_chain_crf(
+                x, y, batch.lengths, len(labels), c1=float(self.L1_c), c2=float(self.L2_c),
+                max_iter=self.max_iterations,
+            )
+            self.taggers_[attribute] = _pruned(labels, [str(a) for a in attributes], weights)
+        return self
+
+    def finetune(self, training_data: TrainingData, epoch_fraction: float) -> Self:
+        """Continue from the learned weights on new data for ``ceil(max_iterations ×
+        epoch_fraction)`` iterations. Attributes never seen before get no weight; entity
+        types, roles or groups (or tags) the model does not know are a DataError."""
+        self.check_is_fitted()
+        examples = [m for m in training_data.examples if m.text]
+        if not self.taggers_:
+            raise DataError(f"{self.name} learned no entities the first time; it cannot be "
+                            "finetuned. Train a new model instead.")
+        all_tokens = tokens_of(examples, self.name)
+        batch = self._batch(examples, all_tokens)
+        iterations = max(1, math.ceil(self.max_iterations * epoch_fraction))
+        gold: dict[str, list[str]] = {}
+        for attribute in ATTRIBUTES:
+            gold[attribute] = [t for m, tokens in zip(examples, all_tokens, strict=True)
+                               for t in token_tags(m, tokens, attribute, self.BILOU_flag)]
+            tagger = self.taggers_.get(attribute)
+            unknown = sorted(set(gold[attribute]) - set(tagger.labels if tagger else [NO_ENTITY]))
+            if unknown:
+                kinds = "entity types" if attribute == "entity" else f"{attribute}s"
+                raise DataError(
+                    f"{self.name} cannot learn new {kinds} when finetuning: "
+                    f"{', '.join(sorted({label_of(t) for t in unknown}))} (tags "
+                    f"{', '.join(unknown)}). Train a new model instead."
+                )
+            if tagger is None:
+                continue
+            rows, names, values = attribute_entries(
+                batch, self._window(), gold["entity"] if attribute != "entity" else None)
+            x = attribute_matrix(rows, lookup(names, tagger.index), values, batch.n_tokens,
+                                 len(tagger.attributes))
+            y = np.searchsorted(np.array(tagger.labels), np.array(gold[attribute]))
+            weights, _ = train_chain_crf(
+                x, y, batch.lengths, len(tagger.labels), c1=float(self.L1_c),
+                c2=float(self.L2_c), max_iter=iterations, start=tagger.weights,
+            )
+            self.taggers_[attribute] = _pruned(tagger.labels, tagger.attributes, weights)
+        return self
+
+    def _batch(self, messages: list[Message], all_tokens: list[list[Token]]) -> TokenBatch:
+        return token_batch(messages, all_tokens, self.featurizers, self._uses_dense())
+
+    # --- prediction ----------------------------------------------------------------------
+    def predict_tags(self, messages: list[Message]
+                     ) -> list[tuple[dict[str, list[str]], dict[str, list[float]]]]:
+        """Per message: the tag of every token and its confidence, per tagger."""
+        self.check_is_fitted()
+        all_tokens = tokens_of(messages, self.name)
+        if not self.taggers_:
+            return [({}, {}) for _ in messages]
+        batch = self._batch(messages, all_tokens)
+        if batch.dense_layout != self.dense_layout_:
+            raise ValueError(
+                f"{self.name} was trained on dense features {self.dense_layout_} but the "
+                f"messages carry {batch.dense_layout}; use the pipeline it was trained in."
+            )
+        tags: dict[str, list[str]] = {}
+        confidences: dict[str, np.ndarray] = {}
+        for attribute, tagger in self.taggers_.items():
+            rows, names, values = attribute_entries(
+                batch, self._window(), tags["entity"] if attribute != "entity" else None)
+            x = attribute_matrix(rows, lookup(names, tagger.index), values, batch.n_tokens,
+                                 len(tagger.attributes))
+            best, marginals = predict_chain(tagger.weights, x, batch.lengths)
+            labels = np.array(tagger.labels)
+            tags[attribute] = [str(t) for t in labels[best]]
+            if self.BILOU_flag:
+                bare = np.array([label_of(t) for t in tagger.labels])
+                same = bare[None, :] == bare[best][:, None]
+                confidences[attribute] = (marginals * same).sum(axis=1)
+            else:
+                confidences[attribute] = marginals[np.arange(len(best)), best]
+        out = []
+        offsets = np.concatenate([[0], np.cumsum(batch.lengths)])
+        for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
+            out.append(({k: v[a:b] for k, v in tags.items()},
+                        {k: [float(c) for c in v[a:b]] for k, v in confidences.items()}))
+        return out
+
+    def process(self, messages: list[Message]) -> None:
+        self.check_is_fitted()
+        if not messages:
+            return
+        predicted = self.predict_tags(messages)
+        for message, (tags, confidences) in zip(messages, predicted, strict=True):
+            found = (self._entities(message.text, message.data["tokens"], tags, confidences)
+                     if tags else [])
+            message.data[ENTITIES_KEY] = [*message.data.get(ENTITIES_KEY, []), *found]
+
+    def _entities(self, text: str, tokens: list[Token], tags: dict[str, list[str]],
+                  confidences: dict[str, list[float]]) -> list[dict[str, Any]]:
+        """Entity dicts: a span of tags is cut where Rasa cuts it — where its role or group
+        changes, and where its tokens are more than one character apart unless at most three
+        characters of ``.,;`` and spaces join them and the type is not split."""
+        entities = []
+        for first, last, label in tag_spans(tags["entity"], self.BILOU_flag):
+            piece_start = first
+            for i in range(first + 1, last + 2):
+                if i <= last and not self._cut(text, tokens, tags, i, label):
+                    continue
+                piece = slice(piece_start, i)
+                entities.extend(decode_entities(
+                    text, tokens[piece], {k: v[piece] for k, v in tags.items()},
+                    {k: v[piece] for k, v in confidences.items()}, self.BILOU_flag, self.name,
+                ))
+                piece_start = i
+        return entities
+
+    def _cut(self, text: str, tokens: list[Token], tags: dict[str, list[str]], i: int,
+             label: str) -> bool:
+        for attribute in ("role", "group"):
+            if attribute in tags and label_of(tags[attribute][i]) != label_of(tags[attribute][i - 1]):
+                return True
+        between = text[tokens[i - 1].end:tokens[i].start]
+        if len(between) <= 1:
+            return False
+        joined = len(between) <= 3 and set(between) <= _JOINING_CHARACTERS
+        return not joined or self._splits(label)
+
+    # --- persistence ---------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        self.check_is_fitted()
+        self.save_params(directory)
+        write_json(directory, {
+            "taggers": {a: {"labels": t.labels, "attributes": t.attributes}
+                        for a, t in self.taggers_.items()},
+            "dense_layout": self.dense_layout_,
+        })
+        arrays: dict[str, np.ndarray] = {}
+        for attribute, tagger in self.taggers_.items():
+            w = tagger.weights
+            arrays.update({f"{attribute}_pair_attribute": w.pair_attribute,
+                           f"{attribute}_pair_label": w.pair_label,
+                           f"{attribute}_state": w.state,
+                           f"{attribute}_transitions": w.transitions})
+        write_arrays(directory, arrays)
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        extractor = new_from_saved(cls, directory)
+        try:
+            state = read_json(directory)
+            arrays = read_arrays(directory)
+            extractor.dense_layout_ = [[str(o), int(d)] for o, d in state["dense_layout"]]
+            extractor.taggers_ = {}
+            for attribute, saved in state["taggers"].items():
+                labels = [str(t) for t in saved["labels"]]
+                attributes = [str(a) for a in saved["attributes"]]
+                weights = ChainWeights(
+                    arrays[f"{attribute}_pair_attribute"].astype(np.int64),
+                    arrays[f"{attribute}_pair_label"].astype(np.int64),
+                    arrays[f"{attribute}_state"].astype(np.float64),
+                    arrays[f"{attribute}_transitions"].astype(np.float64),
+                )
+                _check_shapes(weights, len(labels), len(attributes))
+                extractor.taggers_[attribute] = _Tagger(labels, attributes, weights)
+        except (KeyError, TypeError, ValueError, AttributeError, OSError, EOFError,
+                BadZipFile) as error:
+            raise ModelArchiveError(
+                f"{directory} holds a damaged {cls.name} ({type(error).__name__}: {error}); "
+                "train the model again."
+            ) from error
+        return extractor
+
+
+def _pruned(labels: list[str], attributes: list[str], weights: ChainWeights) -> _Tagger:
+    """Drop the state weights L1 set to zero, and the attributes left without weights
+    (CRFsuite also keeps only non-zero features in its model)."""
+    keep = weights.state != 0
+    used = np.unique(weights.pair_attribute[keep])
+    new_id = np.full(len(attributes), -1, dtype=np.int64)
+    new_id[used] = np.arange(len(used))
+    pruned = ChainWeights(new_id[weights.pair_attribute[keep]], weights.pair_label[keep],
+                          weights.state[keep], weights.transitions)
+    return _Tagger(labels, [attributes[i] for i in used], pruned)
+
+
+def _check_shapes(weights: ChainWeights, n_labels: int, n_attributes: int) -> None:
+    n_pairs = len(weights.state)
+    if (weights.transitions.shape != (n_labels, n_labels)
+            or len(weights.pair_attribute) != n_pairs or len(weights.pair_label) != n_pairs
+            or (n_pairs and (weights.pair_attribute.min() < 0
+                             or weights.pair_attribute.max() >= n_attributes
+                             or weights.pair_label.min() < 0
+                             or weights.pair_label.max() >= n_labels))):
+        raise ValueError("the weights do not fit the saved labels and attributes")

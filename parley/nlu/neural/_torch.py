@@ -1,0 +1,52 @@
+"""Importing PyTorch on demand, with an error that says how to get it."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import ModuleType
+
+import numpy as np
+
+from parley.errors import ConfigError
+
+
+def import_torch(component: str) -> ModuleType:
+    try:
+        import torch
+    except ImportError:
+        raise ConfigError(
+            f"{component} needs PyTorch, which is not installed. Install it with "
+            "pip install 'parley[torch]' (it pins torch==2.13.0, the CPU build)."
+        ) from None
+    return torch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every generator training touches (weights, dropout, sampling, batching)."""
+    torch = import_torch("training")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def torch_threads() -> Iterator[None]:
+    """Run with ``PARLEY_TORCH_THREADS`` threads if set (torch's default otherwise).
+
+    Tiny models (tests, toy bots) run fastest on one thread, and on a busy machine extra
+    threads mostly wait for each other.
+    """
+    wanted = os.environ.get("PARLEY_TORCH_THREADS", "")
+    if not wanted:
+        yield
+        return
+    torch = import_torch("training")
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(wanted)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

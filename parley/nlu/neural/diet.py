@@ -1,0 +1,446 @@
+"""DIETClassifier: intents and entities (with roles and groups) from one transformer.
+
+Rasa's config keys, defaults and meanings (``epochs``, ``batch_size`` growing linearly between
+two sizes, ``transformer_size`` …, ``connection_density``, ``BILOU_flag``,
+``evaluate_on_number_of_examples``, ``checkpoint_model``, …). Differences, on purpose:
+
+- ``random_seed`` left null still trains deterministically (seed 42); Rasa would draw one.
+- Labels enter as one-hot vectors (Rasa's fallback when intents carry no features), and the
+  label loss contrasts each text with sampled wrong labels (Rasa adds three more
+  similarity terms to the same cross-entropy).
+- ``tensorboard_log_directory`` is not supported (a warning); ``run_eagerly`` changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from parley.component import Component
+from parley.data.message import Message
+from parley.data.training_data import TrainingData
+from parley.errors import ConfigError, DataError, ModelArchiveError, warn
+from parley.nlu._io import new_from_saved, read_arrays, read_json, write_arrays, write_json
+from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
+from parley.nlu.entity_tags import NO_ENTITY, comma_rule, decode_entities, token_tags
+from parley.nlu.neural._torch import import_torch, seed_everything, torch_threads
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from parley.nlu.neural.inputs import FeatureTable
+    from parley.nlu.neural.model import Architecture, DIETModel
+
+DEFAULT_SEED = 42
+PREDICT_BATCH = 256
+TAG_ATTRIBUTES = ("entity", "role", "group")
+
+
+def _text_value(setting: Any, key: str, default: Any) -> Any:
+    """Rasa's size settings are a value or a ``{text: …, label: …}`` mapping."""
+    if isinstance(setting, dict):
+        return setting.get(key, default)
+    return setting
+
+
+class DIETClassifier(Component):
+    """Dual Intent and Entity Transformer (Bunk et al., 2020) with Rasa's parameters."""
+
+    name: ClassVar[str] = "DIETClassifier"
+    code_version = 1
+    uses_packages = ("torch", "numpy", "scipy")
+    entities_key = "entities"
+
+    def __init__(
+        self,
+        *,
+        epochs: int = 300,
+        batch_size: int | list[int] = [64, 256],  # noqa: B006 - Rasa's default, never mutated
+        batch_strategy: str = "balanced",
+        learning_rate: float = 0.001,
+        hidden_layers_sizes: dict[str, list[int]] | None = None,
+        share_hidden_layers: bool = False,
+        transformer_size: int | dict[str, int] | None = 256,
+        number_of_transformer_layers: int | dict[str, int] = 2,
+        number_of_attention_heads: int = 4,
+        use_key_relative_attention: bool = False,
+        use_value_relative_attention: bool = False,
+        max_relative_position: int | None = 5,
+        unidirectional_encoder: bool = False,
+        embedding_dimension: int = 20,
+        dense_dimension: int | dict[str, int] | None = None,
+        concat_dimension: int | dict[str, int] | None = None,
+        number_of_negative_examples: int = 20,
+        similarity_type: str = "auto",
+        loss_type: str = "cross_entropy",
+        ranking_length: int = LABEL_RANKING_LENGTH,
+        maximum_positive_similarity: float = 0.8,
+        maximum_negative_similarity: float = -0.4,
+        use_maximum_negative_similarity: bool = True,
+        scale_loss: bool = False,
+        regularization_constant: float = 0.002,
+        negative_margin_scale: float = 0.8,
+        connection_density: float = 0.2,
+        drop_rate: float = 0.2,
+        drop_rate_attention: float = 0.0,
+        use_sparse_input_dropout: bool = True,
+        use_dense_input_dropout: bool = False,
+        evaluate_every_number_of_epochs: int = 20,
+        evaluate_on_number_of_examples: int = 0,
+        intent_classification: bool = True,
+        entity_recognition: bool = True,
+        use_masked_language_model: bool = False,
+        BILOU_flag: bool = True,  # noqa: N803 - Rasa's name
+        split_entities_by_comma: bool | dict[str, bool] = True,
+        random_seed: int | None = None,
+        tensorboard_log_directory: str | None = None,
+        tensorboard_log_level: str = "epoch",
+        checkpoint_model: bool = False,
+        featurizers: list[str] | None = None,
+        constrain_similarities: bool = False,
+        model_confidence: str = "softmax",
+        renormalize_confidences: bool = False,
+        run_eagerly: bool = False,
+    ) -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.batch_strategy = batch_strategy
+        self.learning_rate = learning_rate
+        self.hidden_layers_sizes = hidden_layers_sizes
+        self.share_hidden_layers = share_hidden_layers
+        self.transformer_size = transformer_size
+        self.number_of_transformer_layers = number_of_transformer_layers
+        self.number_of_attention_heads = number_of_attention_heads
+        self.use_key_relative_attention = use_key_relative_attention
+        self.use_value_relative_attention = use_value_relative_attention
+        self.max_relative_position = max_relative_position
+        self.unidirectional_encoder = unidirectional_encoder
+        self.embedding_dimension = embedding_dimension
+        self.dense_dimension = dense_dimension
+        self.concat_dimension = concat_dimension
+        self.number_of_negative_examples = number_of_negative_examples
+        self.similarity_type = similarity_type
+        self.loss_type = loss_type
+        self.ranking_length = ranking_length
+        self.maximum_positive_similarity = maximum_positive_similarity
+        self.maximum_negative_similarity = maximum_negative_similarity
+        self.use_maximum_negative_similarity = use_maximum_negative_similarity
+        self.scale_loss = scale_loss
+        self.regularization_constant = regularization_constant
+        self.negative_margin_scale = negative_margin_scale
+        self.connection_density = connection_density
+        self.drop_rate = drop_rate
+        self.drop_rate_attention = drop_rate_attention
+        self.use_sparse_input_dropout = use_sparse_input_dropout
+        self.use_dense_input_dropout = use_dense_input_dropout
+        self.evaluate_every_number_of_epochs = evaluate_every_number_of_epochs
+        self.evaluate_on_number_of_examples = evaluate_on_number_of_examples
+        self.intent_classification = intent_classification
+        self.entity_recognition = entity_recognition
+        self.use_masked_language_model = use_masked_language_model
+        self.BILOU_flag = BILOU_flag
+        self.split_entities_by_comma = split_entities_by_comma
+        self.random_seed = random_seed
+        self.tensorboard_log_directory = tensorboard_log_directory
+        self.tensorboard_log_level = tensorboard_log_level
+        self.checkpoint_model = checkpoint_model
+        self.featurizers = featurizers
+        self.constrain_similarities = constrain_similarities
+        self.model_confidence = model_confidence
+        self.renormalize_confidences = renormalize_confidences
+        self.run_eagerly = run_eagerly
+
+    # --- what is learned (ResponseSelector overrides these) -----------------------------
+    default_hidden_layers: ClassVar[dict[str, list[int]]] = {"text": [], "label": []}
+
+    def _examples(self, training_data: TrainingData) -> list[Message]:
+        return [m for m in training_data.examples if m.text and (m.intent or m.entities)]
+
+    def _label_of(self, message: Message) -> str | None:
+        return message.base_intent
+
+    def _learns_labels(self) -> bool:
+        return self.intent_classification
+
+    def _learns_entities(self) -> bool:
+        return self.entity_recognition
+
+    def _label_inputs(self) -> np.ndarray:
+        """One row of label features per label: one-hot."""
+        return np.eye(len(self.labels_), dtype=np.float32)
+
+    # --- parameters ------------------------------------------------------------------------
+    def _validate(self) -> None:
+        def fail(message: str) -> None:
+            raise ConfigError(f"{self.name}: {message}")
+
+        if not (isinstance(self.epochs, int) and self.epochs > 0):
+            fail(f"epochs must be a positive whole number, not {self.epochs!r}.")
+        sizes = self.batch_size if isinstance(self.batch_size, list) else [self.batch_size]
+        if not (1 <= len(sizes) <= 2 and all(isinstance(s, int) and s > 0 for s in sizes)):
+            fail(f"batch_size must be a positive number or [first, last], not {self.batch_size!r}.")
+        choices = {"batch_strategy": ("balanced", "sequence"), "loss_type": ("cross_entropy", "margin"),
+                   "similarity_type": ("auto", "inner", "cosine"), "model_confidence": ("softmax",)}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                fail(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}.")
+        if not self.learning_rate > 0:
+            fail("learning_rate must be > 0.")
+        if not 0 < self.connection_density <= 1:
+            fail("connection_density must be in (0, 1].")
+        for key in ("drop_rate", "drop_rate_attention"):
+            if not 0 <= getattr(self, key) < 1:
+                fail(f"{key} must be in [0, 1).")
+        if self.share_hidden_layers:
+            fail("share_hidden_layers needs label features as wide as the text's; Parley's "
+                 "labels are one-hot, so leave it false.")
+        if not (self._learns_labels() or self._learns_entities()):
+            fail("intent_classification and entity_recognition are both false: nothing to learn.")
+        layers = _text_value(self.number_of_transformer_layers, "text", 0)
+        size = _text_value(self.transformer_size, "text", None)
+        if layers and (not size or size % self.number_of_attention_heads):
+            fail(f"transformer_size ({size}) must be a multiple of number_of_attention_heads "
+                 f"({self.number_of_attention_heads}).")
+        if self.tensorboard_log_directory:
+            warn(f"{self.name}: tensorboard_log_directory is not supported by Parley and is ignored.")
+
+    def _architecture(self, layout: list[list[Any]], tag_sets: dict[str, int]) -> Architecture:
+        from parley.nlu.neural.model import Architecture
+
+        hidden = {**self.default_hidden_layers, **(self.hidden_layers_sizes or {})}
+        similarity = self.similarity_type
+        if similarity == "auto":
+            similarity = "inner" if self.loss_type == "cross_entropy" else "cosine"
+        learns_labels = self._learns_labels() and len(self.labels_) > 0
+        return Architecture(
+            layout=layout, n_labels=len(self.labels_),
+            label_features=len(self.labels_) if learns_labels else 0, tag_sets=tag_sets,
+            dense_dimension=int(_text_value(self.dense_dimension, "text", 128) or 128),
+            label_dense_dimension=int(_text_value(self.dense_dimension, "label", 20) or 20),
+            concat_dimension=int(_text_value(self.concat_dimension, "text", 128) or 128),
+            hidden_layers_text=list(hidden.get("text", [])),
+            hidden_layers_label=list(hidden.get("label", [])),
+            transformer_layers=int(_text_value(self.number_of_transformer_layers, "text", 0) or 0),
+            transformer_size=int(_text_value(self.transformer_size, "text", 256) or 256),
+            attention_heads=self.number_of_attention_heads,
+            key_relative_attention=self.use_key_relative_attention,
+            value_relative_attention=self.use_value_relative_attention,
+            max_relative_position=int(self.max_relative_position or 5),
+            unidirectional_encoder=self.unidirectional_encoder,
+            embedding_dimension=self.embedding_dimension, drop_rate=self.drop_rate,
+            drop_rate_attention=self.drop_rate_attention,
+            sparse_input_dropout=self.use_sparse_input_dropout,
+            dense_input_dropout=self.use_dense_input_dropout,
+            connection_density=self.connection_density, similarity_type=similarity,
+            loss_type=self.loss_type, negative_examples=self.number_of_negative_examples,
+            maximum_positive_similarity=self.maximum_positive_similarity,
+            maximum_negative_similarity=self.maximum_negative_similarity,
+            use_maximum_negative_similarity=self.use_maximum_negative_similarity,
+            negative_margin_scale=self.negative_margin_scale, scale_loss=self.scale_loss,
+            constrain_similarities=self.constrain_similarities,
+            masked_language_model=self.use_masked_language_model,
+            intent_classification=learns_labels,
+        )
+
+    def _origins(self) -> list[str] | None:
+        return list(self.featurizers) if self.featurizers else None
+
+    def _seed(self) -> int:
+        return DEFAULT_SEED if self.random_seed is None else int(self.random_seed)
+
+    # --- training --------------------------------------------------------------------------
+    def fit(self, training_data: TrainingData) -> Self:
+        self._validate()
+        import_torch(self.name)
+        from parley.nlu.neural.model import DIETModel
+
+        examples = self._examples(training_data)
+        if not examples:
+            raise DataError(f"{self.name} has no training examples to learn from.")
+        seed_everything(self._seed())
+        table = self._table(examples)
+        self.labels_ = sorted({lab for m in examples if (lab := self._label_of(m)) is not None}) \
+            if self._learns_labels() else []
+        self.tags_ = self._tag_vocabulary(examples, table) if self._learns_entities() else {}
+        self.layout_ = table.layout()
+        self.architecture_ = self._architecture(self.layout_, {k: len(v) for k, v in self.tags_.items()})
+        self.model_: DIETModel = DIETModel(self.architecture_)
+        self._train(table, examples, self.epochs)
+        return self
+
+    def finetune(self, training_data: TrainingData, epoch_fraction: float) -> Self:
+        """Continue from the learned weights on new data for ``ceil(epochs × fraction)``
+        epochs; labels, entity tags and features must be ones the model knows."""
+        self.check_is_fitted()
+        self._validate()
+        examples = self._examples(training_data)
+        table = self._table(examples)
+        if table.layout() != self.layout_:
+            raise DataError(f"{self.name}: the features changed since the model was trained "
+                            f"({self.layout_} → {table.layout()}); finetuning needs the same "
+                            "featurizers and vocabularies.")
+        new_labels = sorted({lab for m in examples if (lab := self._label_of(m)) is not None}
+                            - set(self.labels_)) if self.labels_ else []
+        if new_labels:
+            raise DataError(f"{self.name} cannot learn new labels when finetuning: "
+                            f"{', '.join(new_labels)}. Train a new model instead.")
+        for attribute, known in self.tags_.items():
+            found = {t for m in examples for t in self._tags(m, table, attribute)} - set(known)
+            if found:
+                raise DataError(f"{self.name} cannot learn new entity {attribute}s when finetuning: "
+                                f"{', '.join(sorted(found))}. Train a new model instead.")
+        seed_everything(self._seed() + 1)
+        self._train(table, examples, max(1, math.ceil(self.epochs * epoch_fraction)))
+        return self
+
+    def _table(self, messages: list[Message]) -> FeatureTable:
+        from parley.nlu.neural.inputs import FeatureTable
+
+        try:
+            return FeatureTable(messages, self._origins())
+        except ValueError as exc:
+            raise ConfigError(f"{self.name}: {exc}.") from None
+
+    def _tags(self, message: Message, table: FeatureTable, attribute: str) -> list[str]:
+        return token_tags(message, message.data.get("tokens", []), attribute, self.BILOU_flag)
+
+    def _tag_vocabulary(self, examples: list[Message], table: FeatureTable) -> dict[str, list[str]]:
+        vocabulary: dict[str, list[str]] = {}
+        for attribute in TAG_ATTRIBUTES:
+            found = {t for m in examples for t in self._tags(m, table, attribute)} - {NO_ENTITY}
+            if found:
+                vocabulary[attribute] = [NO_ENTITY, *sorted(found)]
+        if "entity" not in vocabulary:
+            return {}
+        return vocabulary
+
+    def _train(self, table: FeatureTable, examples: list[Message], epochs: int) -> None:
+        import torch
+
+        from parley.nlu.neural.training import Schedule, Targets, Trainer
+
+        labels = None
+        if self.architecture_.intent_classification:
+            index = {name: i for i, name in enumerate(self.labels_)}
+            labels = np.array([index.get(self._label_of(m) or "", -1) for m in examples])
+            if (labels < 0).any():  # examples without a label (entities only) learn no label
+                keep = np.flatnonzero(labels >= 0)
+                examples = [examples[i] for i in keep]
+                labels = labels[keep]
+                table = self._table(examples)
+        tags = {}
+        for attribute, names in self.tags_.items():
+            ids = {t: i for i, t in enumerate(names)}
+            tags[attribute] = np.array(
+                [ids.get(t, 0) for m in examples for t in self._tags(m, table, attribute)],
+                dtype=np.int64)
+        label_inputs = torch.from_numpy(self._label_inputs()) if labels is not None else None
+        schedule = Schedule(
+            epochs=epochs, batch_size=self.batch_size, batch_strategy=self.batch_strategy,
+            learning_rate=self.learning_rate, regularization_constant=self.regularization_constant,
+            evaluate_every_number_of_epochs=self.evaluate_every_number_of_epochs,
+            evaluate_on_number_of_examples=self.evaluate_on_number_of_examples,
+            checkpoint_model=self.checkpoint_model)
+        trainer = Trainer(self.model_, table, Targets(labels, tags), label_inputs, schedule,
+                          self._seed(), description=f"{self.name} epochs")
+        with torch_threads():
+            trainer.train()
+
+    # --- prediction --------------------------------------------------------------------------
+    def process(self, messages: list[Message]) -> None:
+        self.check_is_fitted()
+        if not messages:
+            return
+        import torch
+
+        table = self._table(messages)
+        if table.layout() != self.layout_:
+            raise ValueError(f"{self.name} was trained on features {self.layout_} but the messages "
+                             f"carry {table.layout()}; process them with the pipeline it was "
+                             "trained in.")
+        model = self.model_
+        model.eval()
+        with torch.inference_mode(), torch_threads():
+            labels = (model.label_embeddings(torch.from_numpy(self._label_inputs()))
+                      if self.architecture_.intent_classification else None)
+            for start in range(0, len(messages), PREDICT_BATCH):
+                index = np.arange(start, min(start + PREDICT_BATCH, len(messages)))
+                self._predict_batch(table, index, [messages[i] for i in index], labels)
+
+    def _predict_batch(self, table: FeatureTable, index: np.ndarray, messages: list[Message],
+                       labels: Any) -> None:
+        import torch
+
+        model = self.model_
+        batch = table.batch(torch, index)
+        rows, grid = model.encode_inputs(batch)
+        out = model.encode(rows, grid)
+        if labels is not None:
+            similarities = model.sentence_embeddings(out, batch) @ labels.t()
+            confidences = torch.softmax(similarities, dim=1).numpy()
+            for message, row in zip(messages, confidences, strict=True):
+                self._write_labels(message, row)
+        if self.tags_:
+            tokens = out[batch.token_rows]
+            decoded: dict[str, Any] = {}
+            entity_tags = None
+            for attribute in self.tags_:
+                emissions, mask = model.token_grid(model.tag_scores(attribute, tokens, entity_tags), batch)
+                tags, confidence = model.crfs[attribute].decode(emissions, mask)
+                if attribute == "entity":
+                    entity_tags = tags.view(-1)[batch.token_grid_index]
+                decoded[attribute] = (tags.numpy(), confidence.numpy())
+            rule = comma_rule(self.split_entities_by_comma)
+            for row, message in enumerate(messages):
+                n = int(table.n_tokens[index[row]])
+                names = {a: [self.tags_[a][t] for t in decoded[a][0][row, :n]] for a in decoded}
+                scores = {a: decoded[a][1][row, :n].tolist() for a in decoded}
+                found = decode_entities(message.text, message.data.get("tokens", []), names, scores,
+                                        self.BILOU_flag, self.name, rule)
+                message.data.setdefault(self.entities_key, []).extend(found)
+
+    def _write_labels(self, message: Message, confidences: np.ndarray) -> None:
+        order = np.argsort(-confidences, kind="stable")
+        if self.ranking_length > 0:
+            order = order[: self.ranking_length]
+        shown = confidences[order]
+        if self.renormalize_confidences and self.ranking_length > 0:
+            shown = shown / shown.sum()
+        ranking: list[dict[str, Any]] = [
+            {"name": self.labels_[j], "confidence": float(c)} for j, c in zip(order, shown, strict=True)
+        ]
+        message.data[INTENT_KEY] = dict(ranking[0])
+        message.data[INTENT_RANKING_KEY] = ranking
+
+    # --- persistence -----------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        self.check_is_fitted()
+        self.save_params(directory)
+        write_json(directory, {"labels": self.labels_, "tags": self.tags_, "layout": self.layout_,
+                               "architecture": asdict(self.architecture_)})
+        write_arrays(directory, {k: v.detach().numpy() for k, v in self.model_.state_dict().items()})
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        component = new_from_saved(cls, directory)
+        torch = import_torch(cls.name)
+        from parley.nlu.neural.model import Architecture, DIETModel
+
+        state = read_json(directory)
+        arrays = read_arrays(directory)
+        try:
+            component.labels_ = [str(x) for x in state["labels"]]
+            component.tags_ = {str(k): [str(t) for t in v] for k, v in state["tags"].items()}
+            component.layout_ = [[str(o), bool(s), int(d)] for o, s, d in state["layout"]]
+            component.architecture_ = Architecture(**state["architecture"])
+            component.model_ = DIETModel(component.architecture_)
+            component.model_.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise ModelArchiveError(f"{directory} does not hold a valid {cls.name}: "
+                                    f"{str(exc).splitlines()[0]}") from None
+        component.model_.eval()
+        return component

@@ -1,0 +1,243 @@
+"""ResponseSelector: picks the response of a retrieval intent (``faq/ask_name``).
+
+A DIET network with Rasa's ResponseSelector defaults (no transformer, two hidden layers,
+``scale_loss``) that learns, from the examples of retrieval intents, which response key a
+text belongs to. ``retrieval_intent`` limits it to one retrieval intent (several selectors
+can share a pipeline); ``use_text_as_label`` learns the response texts themselves as labels
+(their words, from a small vocabulary of the response texts) instead of the keys.
+
+The parse result gets Rasa's ``response_selector`` entry::
+
+    {"all_retrieval_intents": ["faq"],
+     "default": {"response": {"responses": [...], "confidence": 0.93,
+                              "intent_response_key": "faq/ask_name",
+                              "utter_action": "utter_faq/ask_name"},
+                 "ranking": [{"intent_response_key": "faq/ask_name", "confidence": 0.93}, ...]}}
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from parley.data.message import Message
+from parley.data.training_data import TrainingData
+from parley.nlu._io import read_json, write_json
+from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH
+from parley.nlu.neural.diet import DIETClassifier
+
+if TYPE_CHECKING:
+    from typing import Self
+
+RESPONSE_SELECTOR_KEY = "response_selector"
+DEFAULT_SELECTOR = "default"
+EXTRA_STATE_FILE = "responses.json"
+_WORD = re.compile(r"\w+")
+
+
+class ResponseSelector(DIETClassifier):
+    name: ClassVar[str] = "ResponseSelector"
+    default_hidden_layers: ClassVar[dict[str, list[int]]] = {"text": [256, 128], "label": [256, 128]}
+
+    def __init__(
+        self,
+        *,
+        epochs: int = 300,
+        batch_size: int | list[int] = [64, 256],  # noqa: B006 - Rasa's default, never mutated
+        batch_strategy: str = "balanced",
+        learning_rate: float = 0.001,
+        hidden_layers_sizes: dict[str, list[int]] | None = None,
+        share_hidden_layers: bool = False,
+        transformer_size: int | dict[str, int] | None = None,
+        number_of_transformer_layers: int | dict[str, int] = 0,
+        number_of_attention_heads: int = 4,
+        use_key_relative_attention: bool = False,
+        use_value_relative_attention: bool = False,
+        max_relative_position: int | None = 5,
+        unidirectional_encoder: bool = False,
+        embedding_dimension: int = 20,
+        dense_dimension: int | dict[str, int] | None = None,
+        concat_dimension: int | dict[str, int] | None = None,
+        number_of_negative_examples: int = 20,
+        similarity_type: str = "auto",
+        loss_type: str = "cross_entropy",
+        ranking_length: int = LABEL_RANKING_LENGTH,
+        maximum_positive_similarity: float = 0.8,
+        maximum_negative_similarity: float = -0.4,
+        use_maximum_negative_similarity: bool = True,
+        scale_loss: bool = True,
+        regularization_constant: float = 0.002,
+        negative_margin_scale: float = 0.8,
+        connection_density: float = 1.0,
+        drop_rate: float = 0.2,
+        drop_rate_attention: float = 0.0,
+        use_sparse_input_dropout: bool = False,
+        use_dense_input_dropout: bool = False,
+        evaluate_every_number_of_epochs: int = 20,
+        evaluate_on_number_of_examples: int = 0,
+        use_masked_language_model: bool = False,
+        retrieval_intent: str | None = None,
+        use_text_as_label: bool = False,
+        random_seed: int | None = None,
+        tensorboard_log_directory: str | None = None,
+        tensorboard_log_level: str = "epoch",
+        checkpoint_model: bool = False,
+        featurizers: list[str] | None = None,
+        constrain_similarities: bool = False,
+        model_confidence: str = "softmax",
+        renormalize_confidences: bool = False,
+        run_eagerly: bool = False,
+    ) -> None:
+        super().__init__(
+            epochs=epochs, batch_size=batch_size, batch_strategy=batch_strategy,
+            learning_rate=learning_rate, hidden_layers_sizes=hidden_layers_sizes,
+            share_hidden_layers=share_hidden_layers, transformer_size=transformer_size,
+            number_of_transformer_layers=number_of_transformer_layers,
+            number_of_attention_heads=number_of_attention_heads,
+            use_key_relative_attention=use_key_relative_attention,
+            use_value_relative_attention=use_value_relative_attention,
+            max_relative_position=max_relative_position, unidirectional_encoder=unidirectional_encoder,
+            embedding_dimension=embedding_dimension, dense_dimension=dense_dimension,
+            concat_dimension=concat_dimension, number_of_negative_examples=number_of_negative_examples,
+            similarity_type=similarity_type, loss_type=loss_type, ranking_length=ranking_length,
+            maximum_positive_similarity=maximum_positive_similarity,
+            maximum_negative_similarity=maximum_negative_similarity,
+            use_maximum_negative_similarity=use_maximum_negative_similarity, scale_loss=scale_loss,
+            regularization_constant=regularization_constant,
+            negative_margin_scale=negative_margin_scale, connection_density=connection_density,
+            drop_rate=drop_rate, drop_rate_attention=drop_rate_attention,
+            use_sparse_input_dropout=use_sparse_input_dropout,
+            use_dense_input_dropout=use_dense_input_dropout,
+            evaluate_every_number_of_epochs=evaluate_every_number_of_epochs,
+            evaluate_on_number_of_examples=evaluate_on_number_of_examples,
+            intent_classification=True, entity_recognition=False,
+            use_masked_language_model=use_masked_language_model, random_seed=random_seed,
+            tensorboard_log_directory=tensorboard_log_directory,
+            tensorboard_log_level=tensorboard_log_level, checkpoint_model=checkpoint_model,
+            featurizers=featurizers, constrain_similarities=constrain_similarities,
+            model_confidence=model_confidence, renormalize_confidences=renormalize_confidences,
+            run_eagerly=run_eagerly,
+        )
+        del self.intent_classification, self.entity_recognition  # not ResponseSelector keys
+        del self.BILOU_flag, self.split_entities_by_comma
+        self.retrieval_intent = retrieval_intent
+        self.use_text_as_label = use_text_as_label
+
+    # --- what is learned ---------------------------------------------------------------------
+    def _learns_labels(self) -> bool:
+        return True
+
+    def _learns_entities(self) -> bool:
+        return False
+
+    def _examples(self, training_data: TrainingData) -> list[Message]:
+        self._responses = training_data.responses
+        return [m for m in training_data.examples if m.text and m.response_key is not None
+                and (self.retrieval_intent is None or m.base_intent == self.retrieval_intent)]
+
+    def _label_of(self, message: Message) -> str | None:
+        if self.use_text_as_label:
+            return self._response_text(message.intent or "")
+        return message.intent
+
+    def _response_text(self, intent_response_key: str) -> str | None:
+        variants = getattr(self, "_responses", {}).get(f"utter_{intent_response_key}", [])
+        texts = [v.get("text") for v in variants if isinstance(v, dict) and v.get("text")]
+        return str(texts[0]) if texts else None
+
+    def _label_inputs(self) -> np.ndarray:
+        if not self.use_text_as_label:
+            return super()._label_inputs()
+        # Each label text as a bag of its words, over the words of all label texts.
+        words = [sorted(set(_WORD.findall(label.lower()))) for label in self.labels_]
+        vocabulary = {w: i for i, w in enumerate(sorted({w for ws in words for w in ws}))}
+        out = np.zeros((len(self.labels_), max(len(vocabulary), 1)), dtype=np.float32)
+        for row, ws in enumerate(words):
+            out[row, [vocabulary[w] for w in ws]] = 1.0
+        return out
+
+    def _architecture(self, layout: list[list[Any]], tag_sets: dict[str, int]) -> Any:
+        arch = super()._architecture(layout, tag_sets)
+        arch.label_features = self._label_inputs().shape[1] if self.labels_ else 0
+        return arch
+
+    # --- training ----------------------------------------------------------------------------
+    def fit(self, training_data: TrainingData) -> Self:
+        examples = self._examples(training_data)
+        if not examples:  # Rasa too trains nothing without retrieval intents
+            self._validate()
+            self.labels_ = []
+            self.tags_ = {}
+            self.layout_ = []
+            self.keys_: dict[str, str] = {}
+            self.responses_: dict[str, list[Any]] = {}
+            return self
+        super().fit(training_data)
+        self.keys_ = {}
+        for message in examples:
+            label = self._label_of(message)
+            if label is not None:
+                self.keys_.setdefault(label, message.intent or "")
+        self.responses_ = {key: self._responses.get(f"utter_{key}", []) for key in self.keys_.values()}
+        self.all_retrieval_intents_ = sorted({m.base_intent or "" for m in examples})
+        return self
+
+    def finetune(self, training_data: TrainingData, epoch_fraction: float) -> Self:
+        if not self.labels_:
+            return self
+        return super().finetune(training_data, epoch_fraction)
+
+    # --- prediction --------------------------------------------------------------------------
+    def process(self, messages: list[Message]) -> None:
+        self.check_is_fitted()
+        if self.labels_:
+            super().process(messages)
+
+    def _write_labels(self, message: Message, confidences: np.ndarray) -> None:
+        order = np.argsort(-confidences, kind="stable")
+        if self.ranking_length > 0:
+            order = order[: self.ranking_length]
+        shown = confidences[order]
+        if self.renormalize_confidences and self.ranking_length > 0:
+            shown = shown / shown.sum()
+        ranking = [{"intent_response_key": self.keys_[self.labels_[j]], "confidence": float(c)}
+                   for j, c in zip(order, shown, strict=True)]
+        best = ranking[0]["intent_response_key"]
+        selectors = message.data.setdefault(RESPONSE_SELECTOR_KEY, {})
+        known = set(selectors.get("all_retrieval_intents", []))
+        selectors["all_retrieval_intents"] = sorted(known | set(self.all_retrieval_intents_))
+        selectors[self.retrieval_intent or DEFAULT_SELECTOR] = {
+            "response": {"responses": self.responses_.get(str(best), []),
+                         "confidence": ranking[0]["confidence"], "intent_response_key": best,
+                         "utter_action": f"utter_{best}"},
+            "ranking": ranking,
+        }
+
+    # --- persistence -------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        self.check_is_fitted()
+        write_json(directory, {"keys": self.keys_, "responses": self.responses_,
+                               "all_retrieval_intents": getattr(self, "all_retrieval_intents_", [])},
+                   EXTRA_STATE_FILE)
+        if self.labels_:
+            super().save(directory)
+        else:
+            self.save_params(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> Self:
+        from parley.nlu._io import new_from_saved
+
+        component = new_from_saved(cls, directory)  # checks it is a saved ResponseSelector
+        extra = read_json(directory, EXTRA_STATE_FILE)
+        if extra["keys"]:
+            component = super().load(directory)
+        else:
+            component.labels_, component.tags_, component.layout_ = [], {}, []
+        component.keys_ = {str(k): str(v) for k, v in extra["keys"].items()}
+        component.responses_ = dict(extra["responses"])
+        component.all_retrieval_intents_ = [str(x) for x in extra["all_retrieval_intents"]]
+        return component

@@ -1,0 +1,226 @@
+"""The epoch loop shared by DIETClassifier and ResponseSelector.
+
+Rasa's training semantics: Adam at ``learning_rate``; L2 ``regularization_constant`` on every
+weight matrix; a batch size growing linearly from ``batch_size[0]`` in the first epoch to
+``batch_size[1]`` in the last; ``balanced`` batches mix the labels in proportion to their
+frequency, ``sequence`` batches are plainly shuffled; ``evaluate_on_number_of_examples`` are
+held out and scored every ``evaluate_every_number_of_epochs``; ``checkpoint_model`` keeps the
+weights of the best evaluation.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from parley.nlu.neural.inputs import FeatureTable
+from parley.nlu.neural.model import DIETModel
+from parley.progress import ProgressBar
+
+
+@dataclass
+class Targets:
+    """What to learn for each message of a feature table."""
+
+    labels: np.ndarray | None  # label index per message (None: no label learning)
+    tags: dict[str, np.ndarray] = field(default_factory=dict)  # per attribute: tag id per token row
+
+
+@dataclass
+class Schedule:
+    epochs: int
+    batch_size: int | list[int]
+    batch_strategy: str = "balanced"
+    learning_rate: float = 0.001
+    regularization_constant: float = 0.002
+    evaluate_every_number_of_epochs: int = 20
+    evaluate_on_number_of_examples: int = 0
+    checkpoint_model: bool = False
+
+
+def batch_size_at(epoch: int, batch_size: int | list[int], epochs: int) -> int:
+    """Rasa's linearly increasing batch size."""
+    if not isinstance(batch_size, list):
+        return int(batch_size)
+    if epochs > 1:
+        return int(batch_size[0] + epoch * (batch_size[1] - batch_size[0]) / (epochs - 1))
+    return int(batch_size[0])
+
+
+def epoch_order(rng: np.random.Generator, labels: np.ndarray | None, count: int,
+                strategy: str) -> np.ndarray:
+    """The order to visit the examples in this epoch.
+
+    ``balanced`` spreads each label evenly over the epoch (the i-th of a label's n examples
+    lands near i/n of the way), so every batch sees the labels in proportion.
+    """
+    if strategy != "balanced" or labels is None:
+        return rng.permutation(count)
+    order = rng.permutation(count)
+    shuffled = labels[order]
+    rank = np.zeros(count)
+    for label in np.unique(shuffled):
+        where = np.flatnonzero(shuffled == label)
+        rank[where] = (np.arange(len(where)) + rng.random(len(where))) / len(where)
+    return order[np.argsort(rank, kind="stable")]
+
+
+class Trainer:
+    def __init__(self, model: DIETModel, table: FeatureTable, targets: Targets,
+                 label_inputs: torch.Tensor | None, schedule: Schedule, seed: int,
+                 description: str = "Epochs") -> None:
+        self.model = model
+        self.table = table
+        self.targets = targets
+        self.label_inputs = label_inputs
+        self.schedule = schedule
+        self.rng = np.random.default_rng(seed)
+        self.description = description
+        decay: list[torch.nn.Parameter] = []
+        plain: list[torch.nn.Parameter] = []
+        for name, parameter in model.named_parameters():
+            is_kernel = parameter.dim() >= 2 and "transitions" not in name and "relative" not in name
+            (decay if is_kernel else plain).append(parameter)
+        # Coupled L2 (gradient += 2c·w) is exactly Rasa's loss term c·Σw² under Adam.
+        self.optimizer = torch.optim.Adam(
+            [{"params": decay, "weight_decay": 2 * schedule.regularization_constant},
+             {"params": plain, "weight_decay": 0.0}],
+            lr=schedule.learning_rate, eps=1e-7)
+
+    # --- one batch -----------------------------------------------------------------------
+    def losses(self, index: np.ndarray, training: bool) -> tuple[torch.Tensor, dict[str, float]]:
+        model = self.model
+        batch = self.table.batch(torch, index)
+        rows, grid = model.encode_inputs(batch)
+        chosen = None
+        if training and model.arch.masked_language_model:
+            masked, chosen = model.mask_tokens(rows, batch)
+            out = model.encode(masked, grid)
+        else:
+            out = model.encode(rows, grid)
+        total = rows.new_zeros(())
+        metrics: dict[str, float] = {}
+        if self.targets.labels is not None and self.label_inputs is not None:
+            text = model.sentence_embeddings(out, batch)
+            labels = model.label_embeddings(self.label_inputs)
+            loss, accuracy = model.label_loss(text, torch.from_numpy(self.targets.labels[index]),
+                                              labels)
+            total = total + loss
+            metrics["i_acc"] = float(accuracy)
+        if self.targets.tags:
+            tokens = out[batch.token_rows]
+            gold = self.gold_tags(index)
+            for name, tags in gold.items():
+                emissions, mask = model.token_grid(model.tag_scores(name, tokens, gold.get("entity")), batch)
+                tag_grid, _ = model.token_grid(tags, batch)
+                total = total + model.crfs[name].negative_log_likelihood(emissions, tag_grid, mask)
+                metrics[f"{name[0]}_f1"] = _tag_f1(emissions.argmax(-1), tag_grid, mask)
+        if chosen is not None:
+            loss, accuracy = model.masked_lm_loss(out, rows, chosen)
+            total = total + loss
+            metrics["m_acc"] = float(accuracy)
+        metrics = {"t_loss": float(total.detach()), **metrics}
+        return total, metrics
+
+    def gold_tags(self, index: np.ndarray) -> dict[str, torch.Tensor]:
+        """Each attribute's gold tag per token of the messages at ``index``, packed."""
+        rows = _token_rows(self.table.token_start[index], self.table.n_tokens[index])
+        return {name: torch.from_numpy(tags[rows]) for name, tags in self.targets.tags.items()}
+
+    # --- the loop ------------------------------------------------------------------------
+    def train(self, epochs: int | None = None) -> dict[str, float]:
+        """Train for ``epochs`` (the schedule's by default); returns the last metrics."""
+        schedule = self.schedule
+        epochs = schedule.epochs if epochs is None else epochs
+        train_index, eval_index = self._split()
+        labels = self.targets.labels
+        bar = ProgressBar(epochs, self.description)
+        best: tuple[dict[str, float], dict[str, Any]] | None = None
+        shown: dict[str, float] = {}
+        for epoch in range(epochs):
+            self.model.train()
+            size = max(batch_size_at(epoch, schedule.batch_size, epochs), 1)
+            order = train_index[epoch_order(self.rng, None if labels is None else labels[train_index],
+                                            len(train_index), schedule.batch_strategy)]
+            sums: dict[str, float] = {}
+            batches = math.ceil(len(order) / size)
+            for b in range(batches):
+                loss, metrics = self.losses(order[b * size:(b + 1) * size], training=True)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                for key, value in metrics.items():
+                    sums[key] = sums.get(key, 0.0) + value
+            shown = {k: v / batches for k, v in sums.items()}
+            due = (epoch + 1) % max(schedule.evaluate_every_number_of_epochs, 1) == 0
+            if len(eval_index) and (due or epoch == epochs - 1):
+                scores = self.evaluate(eval_index)
+                shown.update({f"val_{k}": v for k, v in scores.items()})
+                if schedule.checkpoint_model and (best is None or _improves(scores, best[0])):
+                    best = (scores, copy.deepcopy(self.model.state_dict()))
+            bar.update(epoch + 1, shown)
+        if best is not None:
+            self.model.load_state_dict(best[1])
+        self.model.eval()
+        return shown
+
+    def _split(self) -> tuple[np.ndarray, np.ndarray]:
+        count = len(self.table)
+        held_out = min(self.schedule.evaluate_on_number_of_examples, count - 1)
+        if held_out <= 0:
+            return np.arange(count), np.arange(0)
+        order = self.rng.permutation(count)
+        return np.sort(order[held_out:]), np.sort(order[:held_out])
+
+    @torch.no_grad()
+    def evaluate(self, index: np.ndarray) -> dict[str, float]:
+        """Loss, label accuracy and tag F1 (Viterbi) on held-out examples."""
+        self.model.eval()
+        loss, metrics = self.losses(index, training=False)
+        scores = {"t_loss": float(loss)}
+        if "i_acc" in metrics:
+            scores["i_acc"] = metrics["i_acc"]
+        if self.targets.tags:
+            batch = self.table.batch(torch, index)
+            rows, grid = self.model.encode_inputs(batch)
+            tokens = self.model.encode(rows, grid)[batch.token_rows]
+            gold = self.gold_tags(index)
+            predicted_entities = None
+            for name in self.targets.tags:
+                emissions, mask = self.model.token_grid(
+                    self.model.tag_scores(name, tokens, predicted_entities), batch)
+                tags, _ = self.model.crfs[name].decode(emissions, mask)
+                if name == "entity":
+                    predicted_entities = tags.view(-1)[batch.token_grid_index]
+                gold_grid, _ = self.model.token_grid(gold[name], batch)
+                scores[f"{name[0]}_f1"] = _tag_f1(tags, gold_grid, mask)
+        self.model.train()
+        return scores
+
+
+def _token_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    from parley.nlu.neural.inputs import _ranges
+
+    return _ranges(starts, counts)
+
+
+def _tag_f1(predicted: torch.Tensor, gold: torch.Tensor, mask: torch.Tensor) -> float:
+    """Token-level micro F1 over the tokens that are (or are predicted to be) in an entity."""
+    real = mask
+    hit = float(((predicted == gold) & (gold != 0) & real).sum())
+    predicted_any = float(((predicted != 0) & real).sum())
+    gold_any = float(((gold != 0) & real).sum())
+    if predicted_any + gold_any == 0:
+        return 1.0
+    return 2 * hit / (predicted_any + gold_any)
+
+
+def _improves(scores: dict[str, float], best: dict[str, float]) -> bool:
+    """Rasa's checkpoint rule: no score worse, at least one better (loss excluded)."""
+    keys = [k for k in scores if k != "t_loss"]
+    return all(scores[k] >= best[k] for k in keys) and any(scores[k] > best[k] for k in keys)

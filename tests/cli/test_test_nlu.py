@@ -1,0 +1,77 @@
+"""``parley test nlu``: scores a trained model and writes Rasa's report files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from parley.cli.main import main
+from tests.conftest import FIXTURES
+
+TINY = FIXTURES / "nlu_bench" / "tiny"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The tiny fixture project with one NLU model trained into models/."""
+    root = tmp_path_factory.mktemp("tiny")
+    shutil.copytree(TINY, root, dirs_exist_ok=True)
+    code = main(["train", "nlu", "-c", str(root / "config.yml"), "-u", str(root / "data"),
+                 "--out", str(root / "models"), "--fixed-model-name", "nlu"])
+    assert code == 0
+    return root
+
+
+def test_should_find_test_folder_write_reports_and_print_summary(project, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    assert main(["test", "nlu"]) == 0
+    out = capsys.readouterr().out
+    assert "on 6 messages from test" in out
+    assert "intents:   accuracy" in out and "entities:  F1 0.000" in out
+    assert "Reports are in results/" in out
+    report = json.loads((project / "results" / "intent_report.json").read_text())
+    assert set(report) >= {"greet", "goodbye", "order_pizza", "accuracy", "macro avg"}
+    entities = json.loads((project / "results" / "entity_report.json").read_text())
+    assert entities["topping"]["support"] == 1
+    assert isinstance(json.loads((project / "results" / "intent_errors.json").read_text()), list)
+
+
+def test_should_take_model_nlu_and_out_flags(project, tmp_path, capsys):
+    out = tmp_path / "reports"
+    argv = ["test", "nlu", "--model", str(project / "models" / "nlu.tar.gz"),
+            "--nlu", str(project / "data" / "nlu.yml"), "--out", str(out), "--no-errors"]
+    assert main(argv) == 0
+    assert "on 18 messages" in capsys.readouterr().out
+    assert (out / "intent_report.json").is_file() and (out / "entity_report.json").is_file()
+    assert not (out / "intent_errors.json").exists()
+
+
+def test_should_fall_back_to_data_with_a_note(project, tmp_path, monkeypatch, capsys):
+    shutil.copytree(project / "data", tmp_path / "data")
+    shutil.copytree(project / "models", tmp_path / "models")
+    monkeypatch.chdir(tmp_path)
+    assert main(["test", "nlu"]) == 0
+    out = capsys.readouterr().out
+    assert "note: no NLU test data in test/ or tests/" in out and "from data" in out
+
+
+def test_missing_model_should_be_a_clear_error(tmp_path, monkeypatch, capsys):
+    shutil.copytree(TINY / "test", tmp_path / "test")
+    monkeypatch.chdir(tmp_path)
+    assert main(["test", "nlu", "--model", "nowhere"]) == 1
+    assert "error: the model nowhere does not exist." in capsys.readouterr().err
+
+
+def test_no_test_data_should_be_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["test", "nlu"]) == 1
+    assert "error: no NLU test data" in capsys.readouterr().err
+    assert main(["test", "nlu", "--nlu", "missing.yml"]) == 1
+    assert "the training data path 'missing.yml' does not exist" in capsys.readouterr().err
+
+
+def test_test_without_part_should_print_help(capsys):
+    assert main(["test"]) == 2
+    assert "nlu" in capsys.readouterr().out

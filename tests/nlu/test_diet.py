@@ -1,0 +1,255 @@
+"""DIETClassifier and its parts: CRF, batching, losses, training options, finetuning."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="DIETClassifier needs PyTorch (pip install 'parley[torch]')")
+
+from parley.data.formats.nlu_yaml import read_nlu_text  # noqa: E402
+from parley.errors import ConfigError, DataError  # noqa: E402
+from parley.nlu.neural.crf import CRF  # noqa: E402
+from parley.nlu.neural.diet import DIETClassifier  # noqa: E402
+from parley.nlu.neural.inputs import FeatureTable, SparseRows  # noqa: E402
+from parley.nlu.neural.training import batch_size_at, epoch_order  # noqa: E402
+from parley.nlu.registry import get_component_class  # noqa: E402
+from parley.progress import set_quiet  # noqa: E402
+from tests.nlu._helpers import fresh, run  # noqa: E402
+
+TRAVEL = """
+version: "3.1"
+nlu:
+- intent: book
+  examples: |
+    - fly from [berlin]{"entity": "city", "role": "from"} to [rome]{"entity": "city", "role": "to"}
+    - a flight from [paris]{"entity": "city", "role": "from"} to [oslo]{"entity": "city", "role": "to"}
+    - from [rome]{"entity": "city", "role": "from"} to [berlin]{"entity": "city", "role": "to"} please
+    - get me from [oslo]{"entity": "city", "role": "from"} to [paris]{"entity": "city", "role": "to"}
+    - book a trip from [berlin]{"entity": "city", "role": "from"} to [oslo]{"entity": "city", "role": "to"}
+- intent: order
+  examples: |
+    - [two]{"entity": "count", "group": "1"} [pizzas]{"entity": "food", "group": "1"}
+    - i want [one]{"entity": "count", "group": "1"} [salad]{"entity": "food", "group": "1"}
+    - [three]{"entity": "count", "group": "1"} [pizzas]{"entity": "food", "group": "1"} please
+    - order [one]{"entity": "count", "group": "1"} [pizza]{"entity": "food", "group": "1"}
+    - get [two]{"entity": "count", "group": "1"} [salads]{"entity": "food", "group": "1"}
+- intent: greet
+  examples: |
+    - hello
+    - hi there
+    - good morning
+    - hey you
+    - hello friend
+"""
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    set_quiet(True)
+    yield
+    set_quiet(False)
+
+
+def pipeline() -> list:
+    return [get_component_class("WhitespaceTokenizer")(),
+            get_component_class("CountVectorsFeaturizer")(),
+            get_component_class("CountVectorsFeaturizer")(analyzer="char_wb", min_ngram=1, max_ngram=3)]
+
+
+def trained(**params) -> tuple[DIETClassifier, list]:
+    upstream = pipeline()
+    data = read_nlu_text(TRAVEL)
+    run(upstream, data)
+    diet = DIETClassifier(**{"epochs": 60, "random_seed": 1, **params})
+    diet.fit(data)
+    return diet, upstream
+
+
+def parse(diet: DIETClassifier, upstream: list, texts: list[str]) -> list:
+    messages = fresh(texts)
+    for component in upstream:
+        component.process(messages)
+    diet.process(messages)
+    return messages
+
+
+def entities(message) -> set[tuple]:
+    return {(e["value"], e["entity"], e.get("role"), e.get("group")) for e in message.data["entities"]}
+
+
+# --- the whole component ------------------------------------------------------------------
+def test_should_learn_intents_and_entities_with_roles_and_groups():
+    diet, upstream = trained()
+    book, order, greet = parse(diet, upstream, ["fly from paris to rome", "two salads please",
+                                                "hello there"])
+    assert [m.data["intent"]["name"] for m in (book, order, greet)] == ["book", "order", "greet"]
+    assert entities(book) == {("paris", "city", "from", None), ("rome", "city", "to", None)}
+    assert entities(order) == {("two", "count", None, "1"), ("salads", "food", None, "1")}
+    assert entities(greet) == set()
+    found = book.data["entities"][0]
+    assert found["extractor"] == "DIETClassifier"
+    assert 0 < found["confidence_entity"] <= 1 and 0 < found["confidence_role"] <= 1
+    ranking = book.data["intent_ranking"]
+    assert math.isclose(sum(r["confidence"] for r in ranking), 1.0, rel_tol=1e-5)
+
+
+def test_training_should_be_reproducible_for_a_seed_and_differ_across_seeds():
+    first, up1 = trained(epochs=5)
+    second, up2 = trained(epochs=5)
+    other, up3 = trained(epochs=5, random_seed=2)
+    text = ["fly from oslo to rome"]
+    a = parse(first, up1, text)[0].data["intent_ranking"]
+    assert a == parse(second, up2, text)[0].data["intent_ranking"]
+    assert a != parse(other, up3, text)[0].data["intent_ranking"]
+
+
+@pytest.mark.parametrize("params", [
+    {"loss_type": "margin"},
+    {"similarity_type": "cosine", "constrain_similarities": True},
+    {"use_masked_language_model": True},
+    {"use_key_relative_attention": True, "use_value_relative_attention": True,
+     "max_relative_position": 2, "unidirectional_encoder": True},
+    {"connection_density": 1.0, "number_of_transformer_layers": 1, "transformer_size": 32,
+     "number_of_attention_heads": 2, "hidden_layers_sizes": {"text": [64], "label": [16]}},
+    {"BILOU_flag": False, "batch_strategy": "sequence", "batch_size": 4},
+    {"number_of_transformer_layers": 0, "scale_loss": True},
+])
+def test_every_training_option_should_train_and_predict(params):
+    diet, upstream = trained(epochs=40, **params)
+    message = parse(diet, upstream, ["hello friend"])[0]
+    assert message.data["intent"]["name"] == "greet"
+
+
+def test_switches_turn_off_intents_or_entities():
+    only_entities, up = trained(intent_classification=False, epochs=30)
+    message = parse(only_entities, up, ["fly from paris to rome"])[0]
+    assert "intent" not in message.data and message.data["entities"]
+    only_intents, up = trained(entity_recognition=False, epochs=30)
+    message = parse(only_intents, up, ["fly from paris to rome"])[0]
+    assert message.data["intent"]["name"] == "book" and not message.data.get("entities")
+
+
+def test_ranking_length_and_renormalised_confidences():
+    diet, upstream = trained(epochs=5, ranking_length=2, renormalize_confidences=True)
+    ranking = parse(diet, upstream, ["hello"])[0].data["intent_ranking"]
+    assert len(ranking) == 2
+    assert math.isclose(sum(r["confidence"] for r in ranking), 1.0, rel_tol=1e-5)
+
+
+def test_held_out_evaluation_and_checkpoint(capsys, monkeypatch):
+    monkeypatch.delenv("PARLEY_QUIET", raising=False)
+    set_quiet(False)
+    diet, _ = trained(epochs=4, evaluate_on_number_of_examples=3,
+                      evaluate_every_number_of_epochs=2, checkpoint_model=True)
+    shown = capsys.readouterr().err
+    assert "val_i_acc" in shown and "val_e_f1" in shown and "t_loss" in shown
+
+
+def test_quiet_mode_prints_no_progress(capsys):
+    trained(epochs=2)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"loss_type": "hinge"}, "loss_type"),
+    ({"transformer_size": 30, "number_of_attention_heads": 4}, "multiple"),
+    ({"epochs": 0}, "epochs"),
+    ({"batch_size": [64, 128, 256]}, "batch_size"),
+    ({"model_confidence": "linear_norm"}, "model_confidence"),
+    ({"intent_classification": False, "entity_recognition": False}, "nothing to learn"),
+    ({"connection_density": 0}, "connection_density"),
+])
+def test_bad_parameters_should_raise_config_errors(params, message):
+    with pytest.raises(ConfigError, match=message):
+        trained(**params)
+
+
+def test_finetuning_continues_from_the_learned_weights_and_refuses_new_labels():
+    diet, upstream = trained(epochs=40)
+    before = parse(diet, upstream, ["fly from paris to rome"])[0].data["intent"]["confidence"]
+    more = read_nlu_text(TRAVEL + """
+- intent: book
+  examples: |
+    - travel from [oslo]{"entity": "city", "role": "from"} to [rome]{"entity": "city", "role": "to"}
+""")
+    for component in upstream:
+        component.process(more.examples)
+    diet.finetune(more, 0.25)
+    after = parse(diet, upstream, ["fly from paris to rome"])[0]
+    assert after.data["intent"]["name"] == "book"
+    assert after.data["intent"]["confidence"] >= before * 0.9
+    new_intent = read_nlu_text('version: "3.1"\nnlu:\n- intent: weather\n  examples: |\n    - rain\n')
+    for component in upstream:
+        component.process(new_intent.examples)
+    with pytest.raises(DataError, match="weather"):
+        diet.finetune(new_intent, 0.5)
+
+
+def test_corrupt_weights_should_fail_clearly(tmp_path):
+    from parley.errors import ModelArchiveError
+
+    diet, _ = trained(epochs=2)
+    diet.save(tmp_path)
+    arrays = dict(np.load(tmp_path / "arrays.npz"))
+    first = sorted(arrays)[0]
+    arrays[first] = np.zeros((1, 1), dtype=np.float32)
+    np.savez(tmp_path / "arrays.npz", **arrays)
+    with pytest.raises(ModelArchiveError, match="DIETClassifier"):
+        DIETClassifier.load(tmp_path)
+
+
+# --- the parts ----------------------------------------------------------------------------
+def test_sparse_features_reach_the_model_as_sparse_rows():
+    upstream = pipeline()
+    data = read_nlu_text(TRAVEL)
+    run(upstream, data)
+    table = FeatureTable(data.examples)
+    batch = table.batch(torch, np.array([0, 10]))
+    assert all(isinstance(block, SparseRows) for block in batch.sequence + batch.sentence)
+    lengths = [len(data.examples[i].data["tokens"]) for i in (0, 10)]
+    assert batch.lengths.tolist() == lengths
+    assert batch.rows == sum(lengths) + 2
+    # every packed row has its own grid cell
+    assert len(set(batch.grid_index.tolist())) == batch.rows
+
+
+def test_batch_size_grows_linearly_between_two_sizes():
+    assert [batch_size_at(e, [64, 256], 5) for e in range(5)] == [64, 112, 160, 208, 256]
+    assert batch_size_at(3, 32, 10) == 32
+    assert batch_size_at(0, [64, 256], 1) == 64
+
+
+def test_balanced_order_spreads_each_label_over_the_epoch():
+    labels = np.array([0] * 30 + [1] * 10)
+    order = epoch_order(np.random.default_rng(0), labels, 40, "balanced")
+    assert sorted(order.tolist()) == list(range(40))
+    first_half = labels[order[:20]]
+    assert 3 <= (first_half == 1).sum() <= 7
+
+
+def test_crf_matches_brute_force():
+    torch.manual_seed(0)
+    crf = CRF(3)
+    with torch.no_grad():
+        crf.transitions.normal_()
+    emissions = torch.randn(2, 4, 3)
+    mask = torch.tensor([[True] * 4, [True, True, True, False]])
+    tags, confidence = crf.decode(emissions, mask)
+    for b, length in enumerate((4, 3)):
+        scores = {}
+        for path in itertools.product(range(3), repeat=length):
+            score = sum(emissions[b, t, k] for t, k in enumerate(path))
+            score += sum(crf.transitions[i, j] for i, j in itertools.pairwise(path))
+            scores[path] = float(score.detach())
+        best = max(scores, key=scores.get)
+        assert tuple(tags[b, :length].tolist()) == best
+        log_z = math.log(sum(math.exp(s) for s in scores.values()))
+        nll = crf.negative_log_likelihood(emissions[b:b + 1, :length],
+                                          torch.tensor([best]), mask[b:b + 1, :length])
+        assert math.isclose(float(nll.detach()), log_z - scores[best], rel_tol=1e-4)
+        first = sum(math.exp(s) for p, s in scores.items() if p[0] == best[0]) / math.exp(log_z)
+        assert math.isclose(float(confidence[b, 0]), first, rel_tol=1e-4)

@@ -1,0 +1,45 @@
+"""benchmarks/nlu.py runs end to end on a tiny fixture project."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import nlu as bench
+from tests.conftest import FIXTURES
+
+
+def test_benchmark_should_train_score_and_write_table_and_json(tmp_path, capsys):
+    target = tmp_path / "out" / "nlu.json"
+    code = bench.main(["--data-root", str(FIXTURES / "nlu_bench"), "--datasets", "tiny", "absent",
+                       "--configs", "lr", "--json", str(target), "--seed", "1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("| dataset | config | train wall s |")
+    runs = json.loads(target.read_text())["runs"]
+    tiny, absent = runs
+    assert tiny["dataset"] == "tiny" and tiny["config"] == "lr" and "error" not in tiny
+    assert tiny["test_messages"] == 6 and 0.0 <= tiny["intent_accuracy"] <= 1.0
+    assert tiny["entity_f1"] == 0.0  # lr.yml has no entity extractor
+    assert tiny["train_peak_mb"] > 10 and tiny["model_mb"] > 0
+    assert tiny["parse_p99_ms"] >= tiny["parse_p50_ms"] > 0
+    assert "lacks" in absent["error"]
+    table = target.with_suffix(".md").read_text().splitlines()
+    assert len(table) == 4 and table[2].startswith("| tiny | lr | ")
+    assert "**failed**" in table[3]
+
+
+def test_named_config_should_get_the_datasets_assistant_id(tmp_path):
+    config = bench.config_for(FIXTURES / "nlu_bench" / "tiny", bench.CONFIGS / "lr.yml", tmp_path)
+    text = config.read_text()
+    assert text.startswith((bench.CONFIGS / "lr.yml").read_text())
+    assert text.endswith("\nassistant_id: benchmark-tiny\nlanguage: en\n")
+    own = FIXTURES / "nlu_bench" / "tiny" / "config.yml"
+    assert bench.config_for(FIXTURES / "nlu_bench" / "tiny", own, tmp_path) == own
+
+
+def test_rasa_figures_should_sit_beside_a_run():
+    row = {"dataset": "snips-small", "config": "own", "error": "not available yet",
+           "rasa": {"train_wall_s": 116.0, "intent_accuracy": 0.939, "entity_f1": 0.4}}
+    cells = [c.strip() for c in bench.table_row(row).strip("|").split("|")]
+    assert len(cells) == len(bench.COLUMNS)
+    assert cells[2] == "**failed**: not available yet" and cells[-4:] == ["116", "0.939", "0.400", "—"]

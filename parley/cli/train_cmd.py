@@ -17,6 +17,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="Fraction of the configured epochs when finetuning.")
     parser.add_argument("--num-threads", type=int, default=None,
                         help="Threads for numeric work (default: all cores).")
+    parser.add_argument("--quiet", action="store_true",
+                        help="No progress bars (also: PARLEY_QUIET=1).")
 
 
 def register(commands: Any) -> None:
@@ -49,10 +51,15 @@ def register(commands: Any) -> None:
 
 
 def _threads(args: argparse.Namespace) -> None:
+    if args.quiet:
+        from parley.progress import set_quiet
+
+        set_quiet(True)
     if args.num_threads:
         import os
 
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "PARLEY_TORCH_THREADS"):
             os.environ[var] = str(args.num_threads)
 
 

@@ -98,20 +98,20 @@ class RandomlyConnectedLinear(nn.Module):
         self.linear = None
         # Inputs in a random order, then dealt into contiguous groups of that order.
         self.register_buffer("order", torch.randperm(in_features))
-        self.input_bounds = _bounds(in_features, groups)
+        input_bounds = _bounds(in_features, groups)
         output_bounds = _bounds(out_features, groups)
+        self.input_sizes = [b - a for a, b in input_bounds]
         self.weight = nn.ParameterList(
             nn.Parameter(torch.empty(i1 - i0, o1 - o0).uniform_(-1, 1) / math.sqrt(i1 - i0))
-            for (i0, i1), (o0, o1) in zip(self.input_bounds, output_bounds, strict=True))
+            for (i0, i1), (o0, o1) in zip(input_bounds, output_bounds, strict=True))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.linear is not None:
             return self.linear(x)  # type: ignore[no-any-return]
-        shuffled = x.index_select(-1, self.order)
-        # One small matmul per group on column views: no padding, no batched transposes.
-        out = torch.cat([shuffled[..., a:b] @ weight
-                         for (a, b), weight in zip(self.input_bounds, self.weight, strict=True)],
+        # One gather, one split (its gradient is one concatenation), a small matmul per group.
+        groups = x.index_select(-1, self.order).split(self.input_sizes, dim=-1)
+        out = torch.cat([part @ weight for part, weight in zip(groups, self.weight, strict=True)],
                         dim=-1)
         return out + self.bias if self.bias is not None else out
 

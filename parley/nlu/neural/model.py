@@ -187,19 +187,30 @@ class DIETModel(nn.Module):
     # --- losses --------------------------------------------------------------------------
     def label_loss(self, text: torch.Tensor, labels: torch.Tensor, all_labels: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Contrast each text with its label and sampled wrong labels; also the accuracy
-        of ranking all labels."""
+        """Rasa's contrast: each text against its label (the positive), ``k`` sampled wrong
+        labels, and ``k`` other texts of the batch with other labels; the positive label too
+        against those wrong labels and texts. Also the accuracy of ranking all labels."""
         arch = self.arch
-        n = all_labels.shape[0]
+        n, size = all_labels.shape[0], text.shape[0]
         k = min(arch.negative_examples, n - 1)
-        positive = (text * all_labels[labels]).sum(dim=-1, keepdim=True)
+        positive_label = all_labels[labels]
+        positive = (text * positive_label).sum(dim=-1, keepdim=True)
         if k > 0:
-            noise = torch.rand(text.shape[0], n)
-            noise[torch.arange(text.shape[0]), labels] = 2.0  # never the right label
-            negatives = noise.topk(k, dim=1, largest=False).indices
-            negative = torch.einsum("be,bke->bk", text, all_labels[negatives])
+            noise = torch.rand(size, n)
+            noise[torch.arange(size), labels] = 2.0  # never the right label
+            wrong_labels = all_labels[noise.topk(k, dim=1, largest=False).indices]
+            # Other texts of the batch; those that share the label do not count.
+            others = torch.randint(size, (size, k))
+            same = labels[others] == labels.unsqueeze(1)
+            wrong_texts = text[others]
+            negative = torch.cat([
+                torch.einsum("be,bke->bk", text, wrong_labels),
+                torch.einsum("be,bke->bk", positive_label, wrong_labels),
+                torch.einsum("be,bke->bk", text, wrong_texts).masked_fill(same, -1e9),
+                torch.einsum("be,bke->bk", positive_label, wrong_texts).masked_fill(same, -1e9),
+            ], dim=1)
         else:
-            negative = text.new_zeros(text.shape[0], 0)
+            negative = text.new_zeros(size, 0)
         loss = self._similarity_loss(positive, negative)
         with torch.no_grad():
             accuracy = ((text @ all_labels.t()).argmax(dim=1) == labels).float().mean()
@@ -212,7 +223,7 @@ class DIETModel(nn.Module):
             if negative.shape[1]:
                 worst = (negative.max(dim=1).values if arch.use_maximum_negative_similarity
                          else negative)
-                neg = F.relu(arch.maximum_negative_similarity + worst)
+                neg = F.relu(arch.maximum_negative_similarity + worst)  # masked: -1e9 → 0
                 loss = loss + arch.negative_margin_scale * (neg if neg.dim() == 1 else neg.sum(1))
             return loss.mean()
         logits = torch.cat([positive, negative], dim=1)
@@ -223,8 +234,9 @@ class DIETModel(nn.Module):
             per_example = per_example * scale
         loss = per_example.mean()
         if arch.constrain_similarities:
+            real = logits > -1e8
             ones = torch.cat([torch.ones_like(positive), torch.zeros_like(negative)], dim=1)
-            loss = loss + F.binary_cross_entropy_with_logits(logits, ones)
+            loss = loss + F.binary_cross_entropy_with_logits(logits[real], ones[real])
         return loss
 
     def mask_tokens(self, rows: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:

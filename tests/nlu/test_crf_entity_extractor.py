@@ -155,8 +155,9 @@ def test_the_pattern_feature_should_use_the_regex_featurizers_matches() -> None:
 
 
 def test_text_dense_features_should_come_from_dense_featurizers() -> None:
-    nlu = ('version: "3.1"\nnlu:\n- intent: a\n  examples: |\n'
-           + "".join(f"    - see [{w}](thing) here\n" for w in ["ant", "bee", "cat"]))
+    texts = ["see [ant](thing) here", "a [bee](thing) flies by", "[cat](thing) sleeps",
+             "look at the [ant](thing)", "we are here", "nothing to see", "so [bee](thing) it is"]
+    nlu = 'version: "3.1"\nnlu:\n- intent: a\n  examples: |\n' + "".join(f"    - {t}\n" for t in texts)
     data = read_nlu_text(nlu)
     tokenizer = WhitespaceTokenizer().fit(data)
     marked = {"ant", "bee", "cat", "dog"}
@@ -207,7 +208,7 @@ def test_training_should_be_deterministic() -> None:
 ])
 def test_split_entities_by_comma(split: Any, expected: list[str]) -> None:
     text = "buy apples, pears and milk"
-    tokens = WhitespaceTokenizer().tokenize(text)
+    tokens = WhitespaceTokenizer().fit(TrainingData()).tokenize(text)
     assert [t.text for t in tokens] == ["buy", "apples", "pears", "and", "milk"]
     extractor = CRFEntityExtractor(split_entities_by_comma=split)
     tags = {"entity": ["O", "B-food", "L-food", "O", "U-food"]}
@@ -219,7 +220,7 @@ def test_split_entities_by_comma(split: Any, expected: list[str]) -> None:
 
 def test_a_role_change_inside_a_span_should_start_a_new_entity() -> None:
     text = "from Rome Oslo"
-    tokens = WhitespaceTokenizer().tokenize(text)
+    tokens = WhitespaceTokenizer().fit(TrainingData()).tokenize(text)
     tags = {"entity": ["O", "B-city", "L-city"], "role": ["O", "U-from", "U-to"]}
     conf = {"entity": [1.0] * 3, "role": [1.0] * 3}
     entities = CRFEntityExtractor()._entities(text, tokens, tags, conf)
@@ -283,8 +284,8 @@ def test_finetune_should_continue_from_the_learned_weights() -> None:
 
 
 @pytest.mark.parametrize("annotation, kind", [
-    ("[Vienna](country)", "entity types: country"),
-    ('[Vienna]{"entity": "city", "role": "stopover"}', "roles: stopover"),
+    ("[Vienna](country)", "new entity types when finetuning: country"),
+    ('[Vienna]{"entity": "city", "role": "stopover"}', "new roles when finetuning: stopover"),
 ])
 def test_finetune_should_refuse_what_the_model_does_not_know(annotation: str, kind: str) -> None:
     extractor, upstream = _trained(travel_nlu(), max_iterations=10)

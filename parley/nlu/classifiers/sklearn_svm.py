@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from zipfile import BadZipFile
 from typing import TYPE_CHECKING, Any
+from zipfile import BadZipFile
 
 import numpy as np
 
@@ -66,8 +66,14 @@ class SVMModel:
 
     @classmethod
     def from_sklearn(cls, svc: Any) -> SVMModel:
+        import warnings
+
         from scipy.sparse import csr_matrix
 
+        with warnings.catch_warnings():
+            # scikit-learn 1.9 deprecates probA_/probB_ with probability=True (gone in 1.11)
+            warnings.simplefilter("ignore", FutureWarning)
+            prob_a, prob_b = svc.probA_, svc.probB_
         dual = svc.dual_coef_
         dual = np.asarray(dual.toarray() if hasattr(dual, "toarray") else dual, dtype=np.float64)
         intercept = np.asarray(svc.intercept_, dtype=np.float64)
@@ -76,7 +82,7 @@ class SVMModel:
         return cls(
             csr_matrix(svc.support_vectors_, dtype=np.float64), dual, intercept,
             np.asarray(svc.n_support_, dtype=np.int64),
-            np.asarray(svc.probA_, dtype=np.float64), np.asarray(svc.probB_, dtype=np.float64),
+            np.asarray(prob_a, dtype=np.float64), np.asarray(prob_b, dtype=np.float64),
             str(svc.kernel), float(svc._gamma), int(svc.degree), float(svc.coef0),
         )
 
@@ -132,37 +138,75 @@ class SVMModel:
 def couple_pairwise(r: np.ndarray) -> np.ndarray:
     """Wu, Lin & Weng's method 2, as libsvm's ``multiclass_probability``, for a batch.
 
-    ``r[b, i, j]`` is the probability of class ``i`` against ``j`` for sample ``b``. Like
-    libsvm, each sample is updated class by class (Gauss–Seidel) until its own
-    ``max_t |(Qp)_t - pᵀQp| < 0.005 / k``, at most ``max(100, k)`` rounds; samples that
-    have stopped drop out of the batch.
+    ``r[b, i, j]`` is the probability of class ``i`` against ``j`` for sample ``b``
+    (the diagonal is ignored). Like libsvm, each sample is updated class by class
+    (Gauss–Seidel) in rounds until its own ``max_t |(Qp)_t - pᵀQp| < 0.005 / k``, at most
+    ``max(100, k)`` rounds. libsvm rescales ``p`` and ``Qp`` after every class; here a
+    round keeps one running scale instead, which is the same algebra in O(k²) per round.
     """
     n, k = r.shape[:2]
     rt = r.transpose(0, 2, 1)
-    q = -rt * r  # Q[t, j] = -r[j, t] · r[t, j] off the diagonal
-    diag = (rt * rt).sum(axis=2) - rt[:, np.arange(k), np.arange(k)] ** 2
-    q[:, np.arange(k), np.arange(k)] = diag  # Q[t, t] = Σ_{j≠t} r[j, t]²
+    q = -rt * r  # Q[t, j] = -r[j, t] · r[t, j] off the diagonal (symmetric)
+    diagonal = np.arange(k)
+    q[:, diagonal, diagonal] = (rt * rt).sum(axis=2) - rt[:, diagonal, diagonal] ** 2
+    if n <= _ONE_BY_ONE:
+        return np.array([_couple_one(q[b]) for b in range(n)]).reshape(n, k)
+    return _couple_batch(q)
+
+
+# Up to this many samples, plain Python floats per sample beat numpy over the batch.
+_ONE_BY_ONE = 16
+
+
+def _couple_one(q: np.ndarray) -> np.ndarray:
+    k = len(q)
+    rows = q.tolist()
+    p = np.full(k, 1.0 / k)
+    for _ in range(max(100, k)):
+        qp = q @ p
+        pqp = float(p @ qp)
+        if float(np.abs(qp - pqp).max()) < 0.005 / k:
+            break
+        start, scaled, steps, scale = qp.tolist(), p.tolist(), [0.0] * k, 1.0
+        for t in range(k):
+            row = rows[t]
+            qp_t = (start[t] + sum(steps[s] * row[s] for s in range(t))) / scale
+            diff = (pqp - qp_t) / row[t]
+            scaled[t] += diff * scale
+            pqp = (pqp + diff * (diff * row[t] + 2 * qp_t)) / (1 + diff) / (1 + diff)
+            steps[t] = diff * scale
+            scale *= 1 + diff
+        p = np.array(scaled) / scale
+    return p
+
+
+def _couple_batch(q: np.ndarray) -> np.ndarray:
+    n, k = q.shape[:2]
+    diag = q[:, np.arange(k), np.arange(k)].copy()
     out = np.full((n, k), 1.0 / k)
     active = np.arange(n)
     p = out.copy()
-    eps = 0.005 / k
     for _ in range(max(100, k)):
         qp = np.matmul(q, p[:, :, None])[:, :, 0]
         pqp = (p * qp).sum(axis=1)
-        done = np.abs(qp - pqp[:, None]).max(axis=1) < eps
-        if done.any():
+        done = np.abs(qp - pqp[:, None]).max(axis=1) < 0.005 / k
+        if done.any():  # finished samples leave the batch
             out[active[done]] = p[done]
             going = ~done
             active, p, q, diag, qp, pqp = (active[going], p[going], q[going], diag[going],
                                            qp[going], pqp[going])
             if not len(active):
                 return out
+        steps = np.zeros_like(p)
+        scale = np.ones(len(p))
         for t in range(k):
-            diff = (-qp[:, t] + pqp) / diag[:, t]
-            p[:, t] += diff
-            pqp = (pqp + diff * (diff * diag[:, t] + 2 * qp[:, t])) / (1 + diff) / (1 + diff)
-            qp = (qp + diff[:, None] * q[:, t, :]) / (1 + diff)[:, None]
-            p /= (1 + diff)[:, None]
+            qp_t = (qp[:, t] + np.einsum("bs,bs->b", steps[:, :t], q[:, t, :t])) / scale
+            diff = (pqp - qp_t) / diag[:, t]
+            steps[:, t] = diff * scale
+            p[:, t] += steps[:, t]
+            pqp = (pqp + diff * (diff * diag[:, t] + 2 * qp_t)) / (1 + diff) / (1 + diff)
+            scale *= 1 + diff
+        p /= scale[:, None]
     out[active] = p
     return out
 

@@ -23,9 +23,11 @@ then one small matrix product per position on probabilities rescaled at every st
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +35,34 @@ from parley.nlu.extractors._owlqn import minimize_owlqn
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
+
+# Batches with fewer tokens than this are predicted without touching BLAS threads.
+_SINGLE_THREAD_FROM = 2000
+
+
+@lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+def single_threaded_blas() -> contextlib.AbstractContextManager[Any]:
+    """BLAS limited to one thread, when threadpoolctl (a scikit-learn dependency) is there.
+
+    The chain's matrix products are many and small (one per position). BLAS threads
+    spin-wait on each other after each, and when the cores are busy — Parley trains the
+    policies beside the NLU chain — that makes training several times slower than one
+    thread (measured 0.6 s → 4-18 s on two loaded cores). Without threadpoolctl BLAS keeps
+    its own thread count (``OPENBLAS_NUM_THREADS`` sets it).
+    """
+    controller = _blas_controller()
+    if controller is None:
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
+
 
 class ChainLayout:
     """Where each token of a batch sits when the batch is walked position by position.
@@ -50,7 +80,7 @@ class ChainLayout:
         first_token = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         longest = int(sorted_lengths[0]) if len(lengths) else 0
         counts = [int(np.count_nonzero(sorted_lengths > i)) for i in range(longest)]
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if counts else []
+        starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)[:len(counts)]
         self.blocks = [(int(s), c) for s, c in zip(starts, counts, strict=True)]
         self.perm = (np.concatenate([first_token[order[:c]] + i for i, c in enumerate(counts)])
                      if counts else np.zeros(0, dtype=np.int64))
@@ -84,7 +114,7 @@ def forward_backward(
 
 
 def _forward_backward(
-    emissions: np.ndarray, transitions: np.ndarray, layout: ChainLayout, dtype: type
+    emissions: np.ndarray, transitions: np.ndarray, layout: ChainLayout, dtype: Any
 ) -> tuple[float, np.ndarray, np.ndarray] | None:
     tiny = np.finfo(dtype).tiny * 1e6
     t_max = float(transitions.max())
@@ -285,7 +315,8 @@ def train_chain_crf(
     objective = ChainObjective(x, labels, lengths, n_labels, pair_attribute, pair_label, c2)
     theta0 = (np.zeros(objective.size) if start is None
               else np.concatenate([start.state, start.transitions.ravel()]))
-    result = minimize_owlqn(objective, theta0, c1=c1, max_iter=max_iter)
+    with single_threaded_blas():
+        result = minimize_owlqn(objective, theta0, c1=c1, max_iter=max_iter)
     return objective.split(result.x), result.n_iter
 
 
@@ -297,5 +328,7 @@ def predict_chain(weights: ChainWeights, x: csr_matrix, lengths: np.ndarray
         return np.zeros(0, dtype=np.int64), np.zeros((0, weights.transitions.shape[0]))
     emissions = weights.emissions(x[layout.perm].astype(np.float32))
     best = viterbi(emissions, weights.transitions, layout)
-    _, marginals, _ = forward_backward(emissions, weights.transitions, layout)
+    with (single_threaded_blas() if layout.n_tokens >= _SINGLE_THREAD_FROM
+          else contextlib.nullcontext()):
+        _, marginals, _ = forward_backward(emissions, weights.transitions, layout)
     return best[layout.inverse], marginals[layout.inverse].astype(np.float64)

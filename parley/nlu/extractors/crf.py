@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from zipfile import BadZipFile
 from typing import TYPE_CHECKING, Any
+from zipfile import BadZipFile
 
 import numpy as np
 
@@ -133,22 +133,20 @@ class CRFEntityExtractor(Component):
                 "before it in the pipeline."
             )
         self.dense_layout_ = batch.dense_layout
-        gold: dict[str, list[str]] = {}
+        entity_tags = self._gold(examples, all_tokens, "entity")
         for attribute in ATTRIBUTES:
             if attribute != "entity" and not any(
                     getattr(e, attribute) for m in examples for e in m.entities):
                 continue
-            gold[attribute] = [t for m, tokens in zip(examples, all_tokens, strict=True)
-                               for t in token_tags(m, tokens, attribute, self.BILOU_flag)]
-            labels = sorted(set(gold[attribute]))
+            gold = entity_tags if attribute == "entity" else self._gold(examples, all_tokens, attribute)
+            labels = sorted(set(gold))
             rows, names, values = attribute_entries(
-                batch, self._window(), gold["entity"] if attribute != "entity" else None)
+                batch, self._window(), None if attribute == "entity" else entity_tags)
             attributes, ids = np.unique(names, return_inverse=True)
             x = attribute_matrix(rows, ids.reshape(-1), values, batch.n_tokens, len(attributes))
-            y = np.searchsorted(np.array(labels), np.array(gold[attribute]))
             weights, _ = train_chain_crf(
-                x, y, batch.lengths, len(labels), c1=float(self.L1_c), c2=float(self.L2_c),
-                max_iter=self.max_iterations,
+                x, np.searchsorted(np.array(labels), np.array(gold)), batch.lengths, len(labels),
+                c1=float(self.L1_c), c2=float(self.L2_c), max_iter=self.max_iterations,
             )
             self.taggers_[attribute] = _pruned(labels, [str(a) for a in attributes], weights)
         return self
@@ -158,19 +156,17 @@ class CRFEntityExtractor(Component):
         epoch_fraction)`` iterations. Attributes never seen before get no weight; entity
         types, roles or groups (or tags) the model does not know are a DataError."""
         self.check_is_fitted()
-        examples = [m for m in training_data.examples if m.text]
         if not self.taggers_:
             raise DataError(f"{self.name} learned no entities the first time; it cannot be "
                             "finetuned. Train a new model instead.")
+        examples = [m for m in training_data.examples if m.text]
         all_tokens = tokens_of(examples, self.name)
         batch = self._batch(examples, all_tokens)
         iterations = max(1, math.ceil(self.max_iterations * epoch_fraction))
-        gold: dict[str, list[str]] = {}
-        for attribute in ATTRIBUTES:
-            gold[attribute] = [t for m, tokens in zip(examples, all_tokens, strict=True)
-                               for t in token_tags(m, tokens, attribute, self.BILOU_flag)]
+        golds = {a: self._gold(examples, all_tokens, a) for a in ATTRIBUTES}
+        for attribute, gold in golds.items():
             tagger = self.taggers_.get(attribute)
-            unknown = sorted(set(gold[attribute]) - set(tagger.labels if tagger else [NO_ENTITY]))
+            unknown = sorted(set(gold) - set(tagger.labels if tagger else [NO_ENTITY]))
             if unknown:
                 kinds = "entity types" if attribute == "entity" else f"{attribute}s"
                 raise DataError(
@@ -178,19 +174,24 @@ class CRFEntityExtractor(Component):
                     f"{', '.join(sorted({label_of(t) for t in unknown}))} (tags "
                     f"{', '.join(unknown)}). Train a new model instead."
                 )
-            if tagger is None:
-                continue
+        for attribute, tagger in self.taggers_.items():
             rows, names, values = attribute_entries(
-                batch, self._window(), gold["entity"] if attribute != "entity" else None)
+                batch, self._window(), None if attribute == "entity" else golds["entity"])
             x = attribute_matrix(rows, lookup(names, tagger.index), values, batch.n_tokens,
                                  len(tagger.attributes))
-            y = np.searchsorted(np.array(tagger.labels), np.array(gold[attribute]))
+            y = np.searchsorted(np.array(tagger.labels), np.array(golds[attribute]))
             weights, _ = train_chain_crf(
                 x, y, batch.lengths, len(tagger.labels), c1=float(self.L1_c),
                 c2=float(self.L2_c), max_iter=iterations, start=tagger.weights,
             )
             self.taggers_[attribute] = _pruned(tagger.labels, tagger.attributes, weights)
         return self
+
+    def _gold(self, examples: list[Message], all_tokens: list[list[Token]], attribute: str
+              ) -> list[str]:
+        """The annotated tag of every token of the examples, flat."""
+        return [t for m, tokens in zip(examples, all_tokens, strict=True)
+                for t in token_tags(m, tokens, attribute, self.BILOU_flag)]
 
     def _batch(self, messages: list[Message], all_tokens: list[list[Token]]) -> TokenBatch:
         return token_batch(messages, all_tokens, self.featurizers, self._uses_dense())

@@ -92,7 +92,10 @@ class LanguageModelFeaturizer(Component):
                 "runs BERT-architecture models only: use model_name 'bert' with BERT weights."
             )
         require_torch(self.name)
-        directory = resolve_model_dir(self._weights())
+        try:
+            directory = resolve_model_dir(self._weights())
+        except ConfigError as error:
+            raise ConfigError(f"{self.name}: {error}") from None
         identity = model_identity(directory)
         self._encoder = _cached_encoder(str(directory), tuple(sorted(identity.items())))
         self.model_dir_ = str(directory)

@@ -20,12 +20,16 @@ The contract every component here keeps (on top of :class:`parley.component.Comp
   ``"tokens"``            list of :class:`~parley.nlu.tokens.Token` (text, start, end)
   ``"intent_tokens"``     the intent label's tokens, for messages that have a label
   ``"features"``          list of :class:`~parley.nlu.features.Features`, one per featurizer:
-                          ``sequence`` CSR ``n_tokens × dim``, ``sentence`` CSR ``1 × dim``,
-                          ``origin`` the featurizer's name
+                          ``sequence`` ``n_tokens × dim``, ``sentence`` ``1 × dim`` — CSR
+                          from sparse featurizers, float32 arrays from dense ones
+                          (LanguageModelFeaturizer) — ``origin`` the featurizer's name
   ``"intent"``            ``{"name": str | None, "confidence": float}``
   ``"intent_ranking"``    list of such dicts, most likely first
   ``"entities"``          list of Rasa entity dicts ``{"entity", "start", "end", "value",
-                          "extractor", ["processors"]}``
+                          "extractor", ["processors"]}``; learned extractors add
+                          ``confidence_entity`` and, with roles/groups, ``role``/``group``
+                          and ``confidence_role``/``confidence_group``
+  ``"response_selector"`` ResponseSelector's result, in Rasa's shape
   ======================  ======================================================================
 
 - ``save(directory)`` / ``load(directory)`` use ``params.json`` (from the base class) plus

@@ -64,7 +64,7 @@ def trained(**params) -> tuple[DIETClassifier, list]:
     upstream = pipeline()
     data = read_nlu_text(TRAVEL)
     run(upstream, data)
-    diet = DIETClassifier(**{"epochs": 100, "random_seed": 1, **params})
+    diet = DIETClassifier(**{"epochs": 150, "random_seed": 1, **params})
     diet.fit(data)
     return diet, upstream
 

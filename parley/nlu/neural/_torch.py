@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -48,3 +49,27 @@ def torch_threads() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def release_free_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
+
+    Batches of ever-changing shapes fragment glibc's heap: without this, training DIET on
+    hwu64-small peaked at 5.1 GB; trimming once per epoch keeps it flat for a fraction of a
+    millisecond.
+    """
+    global _libc
+    if _libc is None:
+        try:
+            import ctypes
+            import ctypes.util
+
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _libc.malloc_trim  # noqa: B018 - probe: not glibc → AttributeError
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc.malloc_trim(0)
+
+
+_libc: Any = None

@@ -367,8 +367,9 @@ class DIETClassifier(Component):
         with torch.inference_mode(), torch_threads():
             labels = (model.label_embeddings(torch.from_numpy(self._label_inputs()))
                       if self.architecture_.intent_classification else None)
+            by_length = np.argsort(table.n_tokens, kind="stable")  # little padding
             for start in range(0, len(messages), PREDICT_BATCH):
-                index = np.arange(start, min(start + PREDICT_BATCH, len(messages)))
+                index = by_length[start:start + PREDICT_BATCH]
                 self._predict_batch(table, index, [messages[i] for i in index], labels)
 
     def _predict_batch(self, table: FeatureTable, index: np.ndarray, messages: list[Message],

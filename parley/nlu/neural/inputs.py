@@ -8,10 +8,11 @@ sparse row by a weight matrix is summing the weight rows it names — so a 30,00
 char-n-gram vocabulary never becomes a dense matrix.
 
 Layout of a batch of ``B`` messages: packed rows, no padding — message by message its
-``n_b`` tokens, then its sentence row. Only attention needs a grid: ``grid_index`` places each
-packed row at ``b × P + position`` of a ``B × P`` grid (``P = L + 1``, ``L`` the longest
-message), its tokens at ``0 … n_b − 1`` and its sentence at ``n_b``. Half the positions of a
-padded batch are often padding, so packing halves the work of every dense layer.
+``n_b`` tokens, then its sentence row. Only attention needs a grid, and it gets one per
+chunk of :data:`CHUNK` consecutive messages: ``P`` positions per message (the chunk's longest
+message + 1), tokens at ``0 … n_b − 1``, the sentence at ``n_b``. Callers sort a batch's
+messages by length, so each chunk's grid is nearly all real rows: half the positions of a
+padded batch are often padding, and a 75-token outlier would pad every message to 76.
 """
 
 from __future__ import annotations
@@ -47,6 +48,21 @@ class SparseRows:
     values: Any  # torch float32 (nnz)
 
 
+CHUNK = 32  # messages per attention grid
+
+
+@dataclass
+class Chunk:
+    """Consecutive messages whose packed rows ``start:end`` share one attention grid."""
+
+    start: int
+    end: int
+    size: int  # messages
+    positions: int  # P: the longest message's tokens + 1
+    index: Any  # torch int64 (end - start,): row → message-in-chunk × P + position
+    pad: Any  # torch bool (size, P): True at padding
+
+
 @dataclass
 class Batch:
     size: int
@@ -58,6 +74,8 @@ class Batch:
     token_grid_index: Any  # torch int64 (tokens,): token → b × L + position (for the CRF)
     sequence: list[Any]  # per block: SparseRows or float32 tensor (tokens × dim)
     sentence: list[Any]  # per block: SparseRows or float32 tensor (B × dim)
+    chunks: list[Chunk]
+    row_positions: Any  # torch int64 (rows,): each packed row's position in its message
 
     @property
     def rows(self) -> int:
@@ -124,9 +142,21 @@ class FeatureTable:
         table_rows = _ranges(self.token_start[index], lengths)
         sequence = [self._rows(torch, b.sequence, table_rows, b.is_sparse) for b in self.blocks]
         sentence = [self._rows(torch, b.sentence, index, b.is_sparse) for b in self.blocks]
+        row_positions = grid_index % (longest + 1)
+        chunks = []
+        for a in range(0, size, CHUNK):
+            b = min(a + CHUNK, size)
+            start, end = int(first_row[a]), int(sentence_rows[b - 1]) + 1
+            positions = int(lengths[a:b].max()) + 1
+            owner = np.repeat(np.arange(b - a), lengths[a:b] + 1)
+            pad = np.arange(positions)[None, :] > lengths[a:b, None]
+            chunks.append(Chunk(start, end, b - a, positions,
+                                torch.from_numpy(owner * positions + row_positions[start:end]),
+                                torch.from_numpy(pad)))
         return Batch(size, longest + 1, torch.from_numpy(lengths), torch.from_numpy(token_rows),
                      torch.from_numpy(sentence_rows), torch.from_numpy(grid_index),
-                     torch.from_numpy(message * max(longest, 1) + within), sequence, sentence)
+                     torch.from_numpy(message * max(longest, 1) + within), sequence, sentence,
+                     chunks, torch.from_numpy(row_positions))
 
     @staticmethod
     def _rows(torch: Any, matrix: Any, rows: np.ndarray, is_sparse: bool) -> Any:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
-from parley.nlu.neural.inputs import SparseRows
+from parley.nlu.neural.inputs import Chunk, SparseRows
 
 
 def dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
@@ -43,19 +43,20 @@ class Dropout(nn.Module):
 
 @dataclass
 class Grid:
-    """Where the packed rows of a batch sit in a B × P grid, for attention."""
+    """Where a batch's packed rows sit for attention: one small grid per chunk of messages
+    (see ``inputs``), and each row's position in its message."""
 
-    size: int
-    positions: int
-    index: torch.Tensor  # packed row → b × P + position
-    pad: torch.Tensor  # B × P, True at padding
+    chunks: list[Chunk]
+    row_positions: torch.Tensor
 
-    def to_grid(self, x: torch.Tensor) -> torch.Tensor:
-        out = x.new_zeros(self.size * self.positions, x.shape[-1])
-        return out.index_copy(0, self.index, x).view(self.size, self.positions, -1)
+    @staticmethod
+    def to_grid(x: torch.Tensor, chunk: Chunk) -> torch.Tensor:
+        out = x.new_zeros(chunk.size * chunk.positions, x.shape[-1])
+        return out.index_copy(0, chunk.index, x).view(chunk.size, chunk.positions, -1)
 
-    def from_grid(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape(self.size * self.positions, -1).index_select(0, self.index)
+    @staticmethod
+    def from_grid(x: torch.Tensor, chunk: Chunk) -> torch.Tensor:
+        return x.reshape(chunk.size * chunk.positions, -1).index_select(0, chunk.index)
 
 
 class SparseDense(nn.Module):
@@ -166,16 +167,22 @@ class MultiHeadAttention(nn.Module):
                                if value_relative else None)
 
     def forward(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
-        """``x``: packed rows × units; attention runs on the grid, the rest packed."""
-        b, t = grid.size, grid.positions
-        q, k, v = (grid.to_grid(layer(x)).view(b, t, self.heads, self.depth).transpose(1, 2)
-                   for layer in (self.query, self.key, self.value))
-        mask = (~grid.pad)[:, None, None, :]  # attend only to real positions
-        if self.unidirectional:
-            mask = mask & torch.ones(t, t, dtype=torch.bool).tril()
+        """``x``: packed rows × units; attention runs chunk by chunk on small grids, the
+        rest packed."""
+        queries, keys, values = self.query(x), self.key(x), self.value(x)
         drop = self.attention_drop if self.training else 0.0
-        out = self._attention(q, k, v, mask, drop)
-        return self.out(grid.from_grid(out.transpose(1, 2)))  # type: ignore[no-any-return]
+        outs = []
+        for chunk in grid.chunks:
+            b, t = chunk.size, chunk.positions
+            q, k, v = (Grid.to_grid(part[chunk.start:chunk.end], chunk)
+                       .view(b, t, self.heads, self.depth).transpose(1, 2)
+                       for part in (queries, keys, values))
+            mask = (~chunk.pad)[:, None, None, :]  # attend only to real positions
+            if self.unidirectional:
+                mask = mask & torch.ones(t, t, dtype=torch.bool).tril()
+            out = self._attention(q, k, v, mask, drop)
+            outs.append(Grid.from_grid(out.transpose(1, 2), chunk))
+        return self.out(torch.cat(outs) if len(outs) > 1 else outs[0])  # type: ignore[no-any-return]
 
     def _attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                    mask: torch.Tensor, drop: float) -> torch.Tensor:
@@ -248,7 +255,7 @@ class TransformerEncoder(nn.Module):
         self.norm = nn.LayerNorm(units, eps=1e-6)
 
     def forward(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
-        positions = grid.index % grid.positions
+        positions = grid.row_positions
         x = self.project(x) * math.sqrt(self.units) + positional_encoding(positions, self.units)
         x = self.dropout(x)
         for block in self.blocks:

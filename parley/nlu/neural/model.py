@@ -150,8 +150,7 @@ class DIETModel(nn.Module):
             sentences = self.align["sentence"](sentences)
         rows = tokens.new_zeros(batch.rows, tokens.shape[1])
         rows = rows.index_copy(0, batch.token_rows, tokens).index_copy(0, batch.sentence_rows, sentences)
-        pad = torch.arange(batch.max_length).unsqueeze(0) > batch.lengths.unsqueeze(1)
-        return rows, Grid(batch.size, batch.max_length, batch.grid_index, pad)
+        return rows, Grid(batch.chunks, batch.row_positions)
 
     def encode(self, rows: torch.Tensor, grid: Grid) -> torch.Tensor:
         out = self.text_ffnn(rows)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from parley.nlu.neural._torch import release_free_memory
 from parley.nlu.neural.inputs import FeatureTable
 from parley.nlu.neural.model import DIETModel
 from parley.progress import ProgressBar
@@ -95,6 +96,7 @@ class Trainer:
     # --- one batch -----------------------------------------------------------------------
     def losses(self, index: np.ndarray, training: bool) -> tuple[torch.Tensor, dict[str, float]]:
         model = self.model
+        index = self.by_length(index)
         batch = self.table.batch(torch, index)
         rows, grid = model.encode_inputs(batch)
         chosen = None
@@ -127,6 +129,10 @@ class Trainer:
         metrics = {"t_loss": float(total.detach()), **metrics}
         return total, metrics
 
+    def by_length(self, index: np.ndarray) -> np.ndarray:
+        """The same messages, shortest first: attention then pads almost nothing."""
+        return index[np.argsort(self.table.n_tokens[index], kind="stable")]
+
     def gold_tags(self, index: np.ndarray) -> dict[str, torch.Tensor]:
         """Each attribute's gold tag per token of the messages at ``index``, packed."""
         rows = _token_rows(self.table.token_start[index], self.table.n_tokens[index])
@@ -157,6 +163,7 @@ class Trainer:
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + value
             shown = {k: v / batches for k, v in sums.items()}
+            release_free_memory()
             due = (epoch + 1) % max(schedule.evaluate_every_number_of_epochs, 1) == 0
             if len(eval_index) and (due or epoch == epochs - 1):
                 scores = self.evaluate(eval_index)
@@ -181,6 +188,7 @@ class Trainer:
     def evaluate(self, index: np.ndarray) -> dict[str, float]:
         """Loss, label accuracy and tag F1 (Viterbi) on held-out examples."""
         self.model.eval()
+        index = self.by_length(index)
         loss, metrics = self.losses(index, training=False)
         scores = {"t_loss": float(loss)}
         if "i_acc" in metrics:

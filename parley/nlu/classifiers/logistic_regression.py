@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError
 from parley.nlu._io import new_from_saved, read_arrays, read_json, write_arrays, write_json
 from parley.nlu.classifiers._lbfgs import minimize_lbfgs
-from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
+from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH, write_intent_rankings
 from parley.nlu.features import features_of, stack_sentence_features
 
 if TYPE_CHECKING:
@@ -181,17 +181,8 @@ class LogisticRegressionClassifier(Component):
         self.check_is_fitted()
         if not messages:
             return
-        probabilities = self.predict_proba(messages)
-        order = np.argsort(-probabilities, axis=1, kind="stable")
-        if self.ranking_length > 0:
-            order = order[:, : self.ranking_length]
-        classes = self.classes_
-        for message, p, ranked in zip(messages, probabilities, order, strict=True):
-            ranking: list[dict[str, Any]] = [
-                {"name": classes[j], "confidence": float(p[j])} for j in ranked
-            ]
-            message.data[INTENT_KEY] = dict(ranking[0])
-            message.data[INTENT_RANKING_KEY] = ranking
+        write_intent_rankings(messages, self.predict_proba(messages), self.classes_,
+                              self.ranking_length)
 
     # --- persistence -------------------------------------------------------------------
     def save(self, directory: Path) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 from parley.data.message import Message
 from parley.errors import ConfigError
 from parley.nlu.features import features_of
+from parley.nlu.featurizers.lexical_syntactic import TOKEN_TEXT_FEATURES
 from parley.nlu.tokens import Token
 
 if TYPE_CHECKING:
@@ -41,17 +42,11 @@ DEFAULT_FEATURES = [
      "digit", "pattern"],
     ["low", "title", "upper"],
 ]
+# The lexical-syntactic token features, except that Rasa's CRF "low" is the lower-cased
+# text (the featurizer's is "is lower case"), plus a constant bias.
 TEXT_FEATURES: dict[str, Callable[[str], Any]] = {
+    **TOKEN_TEXT_FEATURES,
     "low": str.lower,
-    "title": str.istitle,
-    "upper": str.isupper,
-    "digit": str.isdigit,
-    "prefix5": lambda t: t[:5],
-    "prefix2": lambda t: t[:2],
-    "suffix5": lambda t: t[-5:],
-    "suffix3": lambda t: t[-3:],
-    "suffix2": lambda t: t[-2:],
-    "suffix1": lambda t: t[-1:],
     "bias": lambda t: "bias",
 }
 PATTERN = "pattern"

@@ -27,7 +27,8 @@ DEFAULT_FEATURES = [
 ]
 
 # Features of a token's text alone; BOS and EOS depend on its place instead.
-_TEXT_FEATURES: dict[str, Callable[[str], Any]] = {
+# (CRFEntityExtractor shares these, with Rasa's other meaning of "low" there.)
+TOKEN_TEXT_FEATURES: dict[str, Callable[[str], Any]] = {
     "low": str.islower,
     "upper": str.isupper,
     "title": str.istitle,
@@ -66,7 +67,7 @@ class LexicalSyntacticFeaturizer(Component):
                 f"{self.name}: features must be a list with an odd number of lists "
                 f"(before, token, after), got {window!r}."
             )
-        valid = [*_PLACE_FEATURES, *_TEXT_FEATURES]
+        valid = [*_PLACE_FEATURES, *TOKEN_TEXT_FEATURES]
         for names in window:
             for feature in names:
                 if feature in _SPACY_FEATURES:
@@ -117,7 +118,7 @@ class LexicalSyntacticFeaturizer(Component):
                     values = np.where(place == length - 1, "True", "False")
                 else:
                     if feature not in by_text:
-                        func = _TEXT_FEATURES[feature]
+                        func = TOKEN_TEXT_FEATURES[feature]
                         per_unique = np.array([str(func(str(u))) for u in unique] or [""])
                         by_text[feature] = per_unique[inverse]
                     values = by_text[feature][neighbour] if n else np.zeros(0, dtype=str)

@@ -212,9 +212,58 @@ def test_sparse_features_reach_the_model_as_sparse_rows():
     assert all(isinstance(block, SparseRows) for block in batch.sequence + batch.sentence)
     lengths = [len(data.examples[i].data["tokens"]) for i in (0, 10)]
     assert batch.lengths.tolist() == lengths
+    # per message its tokens, then its sentence; 5 and 1 tokens: too unequal to share a grid
+    assert [(c.size, c.positions) for c in batch.chunks] == [(1, 6), (1, 2)]
     assert batch.rows == sum(lengths) + 2
-    # every packed row has its own grid cell
-    assert len(set(batch.grid_index.tolist())) == batch.rows
+    assert batch.token_rows.tolist() == [0, 1, 2, 3, 4, 6]
+    assert batch.sentence_rows.tolist() == [5, 7]
+
+
+def test_batches_of_many_messages_are_cut_into_chunk_grids():
+    upstream = pipeline()
+    data = read_nlu_text(TRAVEL)
+    run(upstream, data)
+    table = FeatureTable(data.examples)
+    index = np.argsort(table.n_tokens, kind="stable")
+    lengths = table.n_tokens[index]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("parley.nlu.neural.inputs.CHUNK", 4)
+        batch = table.batch(torch, index)
+    assert max(c.size for c in batch.chunks) <= 4 and sum(c.size for c in batch.chunks) == 15
+    assert batch.chunks[-1].end == batch.rows
+    first = 0
+    for chunk in batch.chunks:  # each grid as wide as its longest message + 1, little padding
+        members = lengths[first:first + chunk.size]
+        assert chunk.positions == members.max() + 1
+        assert chunk.size * chunk.positions <= 1.1 * (members + 1).sum() or chunk.size == 1
+        first += chunk.size
+    assert batch.row_positions[batch.sentence_rows].tolist() == lengths.tolist()
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle):
+    from parley.nlu.neural.layers import GroupedLinear, _GroupedProduct
+
+    torch.manual_seed(0)
+    copies = 2 if shuffle else 1
+    layer = GroupedLinear(10, 6, density=0.34, copies=copies, shuffle=shuffle).double()
+    assert layer.groups == 3
+    # The equivalent dense kernel: each output connects to about a third of the inputs.
+    kernel = torch.zeros(10, 6 * copies, dtype=torch.float64)
+    for slices, o0, o1, weight in layer.groups_of(layer.kernel.detach()):
+        for a, b, r in slices:
+            kernel[layer.order[a:b] % 10, o0:o1] = weight[r:r + b - a]
+    connected = kernel[:, :6] != 0
+    assert connected.sum() == layer.kernel.numel() // copies
+    assert connected.any(0).all() and connected.any(1).all()
+    assert (connected.sum(0) <= 4).all()
+    x = torch.randn(5, 10, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(layer(x), x @ kernel + layer.bias)
+    product = _GroupedProduct.apply
+    assert torch.autograd.gradcheck(lambda x, b, k: product(x, layer, b, k), (x, layer.bias, layer.kernel))
+    layer.train()  # training multiplies in bfloat16 where the CPU has it: close, not equal
+    assert torch.allclose(layer(x.float()), x.float() @ kernel.float() + layer.bias.float(), atol=0.05)
+
 
 
 def test_batch_size_grows_linearly_between_two_sizes():

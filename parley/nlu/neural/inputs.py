@@ -7,12 +7,13 @@ then cuts any subset into tensors. A sparse block reaches the model as the three
 sparse row by a weight matrix is summing the weight rows it names — so a 30,000-wide
 char-n-gram vocabulary never becomes a dense matrix.
 
-Layout of a batch of ``B`` messages: packed rows, no padding — message by message its
-``n_b`` tokens, then its sentence row. Only attention needs a grid, and it gets one per
-chunk of :data:`CHUNK` consecutive messages: ``P`` positions per message (the chunk's longest
-message + 1), tokens at ``0 … n_b − 1``, the sentence at ``n_b``. Callers sort a batch's
-messages by length, so each chunk's grid is nearly all real rows: half the positions of a
-padded batch are often padding, and a 75-token outlier would pad every message to 76.
+Layout of a batch of ``B`` messages (sorted by length by the callers): chunks of
+consecutive messages (:func:`chunk_starts`), each a small grid of ``size × P`` rows laid end to end,
+``P`` the chunk's longest message + 1 — per message its tokens at positions ``0 … n_b − 1``,
+its sentence at ``n_b``, then padding. Row-wise layers run on all rows at once; attention
+views each chunk's rows as a ``size × P`` grid without copying. Sorting keeps the padding
+to a few percent, where one padded grid for the whole batch is often half padding (a
+75-token outlier would pad every message to 76).
 """
 
 from __future__ import annotations
@@ -48,38 +49,59 @@ class SparseRows:
     values: Any  # torch float32 (nnz)
 
 
-CHUNK = 32  # messages per attention grid
+CHUNK = 64  # most messages per attention grid
+PADDING = 0.1  # a chunk grows while at most this fraction of its grid is padding
+
+
+def chunk_starts(lengths: np.ndarray) -> np.ndarray:
+    """Where each chunk of consecutive messages begins: a chunk takes the next message while
+    its grid stays at most :data:`PADDING` padding and it holds fewer than :data:`CHUNK`
+    messages. With messages sorted by length, a few chunks cover a batch."""
+    starts = []
+    a, size = 0, len(lengths)
+    while a < size:
+        starts.append(a)
+        b, real, longest = a + 1, int(lengths[a]) + 1, int(lengths[a])
+        while b < size and b - a < CHUNK:
+            real_with, longest_with = real + int(lengths[b]) + 1, max(longest, int(lengths[b]))
+            if (b - a + 1) * (longest_with + 1) > real_with * (1 + PADDING):
+                break
+            real, longest, b = real_with, longest_with, b + 1
+        a = b
+    return np.array(starts, dtype=np.int64)
 
 
 @dataclass
 class Chunk:
-    """Consecutive messages whose packed rows ``start:end`` share one attention grid."""
+    """Consecutive messages whose rows ``start:start + size × positions`` form one grid."""
 
     start: int
-    end: int
     size: int  # messages
     positions: int  # P: the longest message's tokens + 1
-    index: Any  # torch int64 (end - start,): row → message-in-chunk × P + position
     pad: Any  # torch bool (size, P): True at padding
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size * self.positions
 
 
 @dataclass
 class Batch:
     size: int
-    max_length: int  # P = L + 1 grid positions per message
+    max_length: int  # the longest message's tokens + 1
     lengths: Any  # torch int64 (B,): tokens per message
-    token_rows: Any  # torch int64 (tokens,): packed row of each token, message by message
-    sentence_rows: Any  # torch int64 (B,): packed row of each message's sentence
-    grid_index: Any  # torch int64 (rows,): packed row → b × P + position
+    token_rows: Any  # torch int64 (tokens,): row of each token, message by message
+    sentence_rows: Any  # torch int64 (B,): row of each message's sentence
     token_grid_index: Any  # torch int64 (tokens,): token → b × L + position (for the CRF)
     sequence: list[Any]  # per block: SparseRows or float32 tensor (tokens × dim)
     sentence: list[Any]  # per block: SparseRows or float32 tensor (B × dim)
     chunks: list[Chunk]
-    row_positions: Any  # torch int64 (rows,): each packed row's position in its message
+    row_positions: Any  # torch int64 (rows,): each row's position in its message's grid
 
     @property
     def rows(self) -> int:
-        return int(self.sentence_rows.shape[0] + self.token_rows.shape[0])
+        """All rows: the chunk grids, padding included, and any spare rows after them."""
+        return int(self.row_positions.shape[0])
 
 
 class FeatureTable:
@@ -126,35 +148,36 @@ class FeatureTable:
         """``[origin, is_sparse, dim]`` per block: what a trained model expects."""
         return [[b.origin, b.is_sparse, b.dim] for b in self.blocks]
 
-    def batch(self, torch: Any, index: np.ndarray) -> Batch:
-        """Tensors for the messages at ``index`` (in that order)."""
+    def batch(self, torch: Any, index: np.ndarray, row_quantum: int = 1) -> Batch:
+        """Tensors for the messages at ``index`` (in that order); ``row_quantum`` > 1 adds
+        empty rows at the end up to a multiple of it (few distinct shapes for kernels that
+        are compiled per shape)."""
         lengths = self.n_tokens[index]
         longest = int(lengths.max(initial=0))
         size = len(index)
+        # Each message's grid width P (its chunk's) and its first row.
+        starts = chunk_starts(lengths)
+        chunk_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, size)))
+        widths = np.maximum.reduceat(lengths, starts) + 1 if size else np.zeros(0, np.int64)
+        width = widths[chunk_of]
+        first_row = np.cumsum(width) - width
         message = np.repeat(np.arange(size), lengths)  # the message of each token
         within = np.arange(len(message)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        first_row = np.cumsum(lengths + 1) - (lengths + 1)  # each message's first packed row
         token_rows = first_row[message] + within
         sentence_rows = first_row + lengths
-        grid_index = np.empty(int((lengths + 1).sum()), dtype=np.int64)
-        grid_index[token_rows] = message * (longest + 1) + within
-        grid_index[sentence_rows] = np.arange(size) * (longest + 1) + lengths
+        row_positions = np.arange(int(width.sum())) - np.repeat(first_row, width)
+        spare = -len(row_positions) % row_quantum
+        row_positions = np.concatenate([row_positions, np.zeros(spare, dtype=np.int64)])
+        chunks = []
+        ends = np.append(starts[1:], size)
+        for c, (a, b) in enumerate(zip(starts, ends, strict=True)):
+            pad = np.arange(widths[c])[None, :] > lengths[a:b, None]
+            chunks.append(Chunk(int(first_row[a]), b - a, int(widths[c]), torch.from_numpy(pad)))
         table_rows = _ranges(self.token_start[index], lengths)
         sequence = [self._rows(torch, b.sequence, table_rows, b.is_sparse) for b in self.blocks]
         sentence = [self._rows(torch, b.sentence, index, b.is_sparse) for b in self.blocks]
-        row_positions = grid_index % (longest + 1)
-        chunks = []
-        for a in range(0, size, CHUNK):
-            b = min(a + CHUNK, size)
-            start, end = int(first_row[a]), int(sentence_rows[b - 1]) + 1
-            positions = int(lengths[a:b].max()) + 1
-            owner = np.repeat(np.arange(b - a), lengths[a:b] + 1)
-            pad = np.arange(positions)[None, :] > lengths[a:b, None]
-            chunks.append(Chunk(start, end, b - a, positions,
-                                torch.from_numpy(owner * positions + row_positions[start:end]),
-                                torch.from_numpy(pad)))
         return Batch(size, longest + 1, torch.from_numpy(lengths), torch.from_numpy(token_rows),
-                     torch.from_numpy(sentence_rows), torch.from_numpy(grid_index),
+                     torch.from_numpy(sentence_rows),
                      torch.from_numpy(message * max(longest, 1) + within), sequence, sentence,
                      chunks, torch.from_numpy(row_positions))
 

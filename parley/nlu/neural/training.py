@@ -20,8 +20,11 @@ import torch
 
 from parley.nlu.neural._torch import release_free_memory
 from parley.nlu.neural.inputs import FeatureTable
+from parley.nlu.neural.layers import matmul_dtype
 from parley.nlu.neural.model import DIETModel
 from parley.progress import ProgressBar
+
+ROW_QUANTUM = 128  # training batches are padded to a multiple of this many rows
 
 
 @dataclass
@@ -85,19 +88,22 @@ class Trainer:
         decay: list[torch.nn.Parameter] = []
         plain: list[torch.nn.Parameter] = []
         for name, parameter in model.named_parameters():
-            is_kernel = parameter.dim() >= 2 and "transitions" not in name and "relative" not in name
+            is_kernel = ((parameter.dim() >= 2 or name.endswith(".kernel"))  # grouped: flat
+                         and "transitions" not in name and "relative" not in name)
             (decay if is_kernel else plain).append(parameter)
         # Coupled L2 (gradient += 2c·w) is exactly Rasa's loss term c·Σw² under Adam.
         self.optimizer = torch.optim.Adam(
             [{"params": decay, "weight_decay": 2 * schedule.regularization_constant},
              {"params": plain, "weight_decay": 0.0}],
-            lr=schedule.learning_rate, eps=1e-7)
+            lr=schedule.learning_rate, eps=1e-7, fused=True)
 
     # --- one batch -----------------------------------------------------------------------
     def losses(self, index: np.ndarray, training: bool) -> tuple[torch.Tensor, dict[str, float]]:
         model = self.model
         index = self.by_length(index)
-        batch = self.table.batch(torch, index)
+        # bfloat16 kernels are built per shape: few distinct row counts keep them cached.
+        quantum = ROW_QUANTUM if training and matmul_dtype() == torch.bfloat16 else 1
+        batch = self.table.batch(torch, index, quantum)
         rows, grid = model.encode_inputs(batch)
         chosen = None
         if training and model.arch.masked_language_model:

@@ -109,11 +109,10 @@ class GroupedLinear(nn.Module):
         orders = [torch.randperm(in_features) if self.shuffle else torch.arange(in_features)
                   for _ in range(copies)]
         self.register_buffer("order", torch.cat(orders))
-        inputs = _bounds(in_features, groups)
-        if not self.shuffle and groups > 1:
-            inputs = _shifted(in_features, groups)
+        inputs = (_shifted(in_features, groups) if not self.shuffle and groups > 1
+                  else [[bounds] for bounds in _bounds(in_features, groups)])
         self.input_slices = [[(k * in_features + a, k * in_features + b) for a, b in slices]
-                             for k in range(copies) for slices in _as_slices(inputs)]
+                             for k in range(copies) for slices in inputs]
         self.output_bounds = [(k * out_features + a, k * out_features + b)
                               for k in range(copies) for a, b in _bounds(out_features, groups)]
         # All groups' kernels in one flat parameter (one cast, one gradient per call).

@@ -240,6 +240,19 @@ def test_batches_of_many_messages_are_cut_into_chunk_grids():
     assert batch.row_positions[batch.sentence_rows].tolist() == lengths.tolist()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dropout_drops_the_rate_and_keeps_the_mean(dtype):
+    from parley.nlu.neural.layers import dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(400, 1000, dtype=dtype)
+    y = dropout(x, 0.2, training=True)
+    assert y.dtype == dtype
+    assert abs((y == 0).float().mean().item() - 0.2) < 0.005
+    assert abs(y.float().mean().item() - 1.0) < 0.01
+    assert dropout(x, 0.2, training=False) is x
+
+
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle):
     from parley.nlu.neural.layers import GroupedLinear, _GroupedProduct
@@ -260,9 +273,11 @@ def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle)
     x = torch.randn(5, 10, dtype=torch.float64, requires_grad=True)
     assert torch.allclose(layer(x), x @ kernel + layer.bias)
     product = _GroupedProduct.apply
-    assert torch.autograd.gradcheck(lambda x, b, k: product(x, layer, b, k), (x, layer.bias, layer.kernel))
-    layer.train()  # training multiplies in bfloat16 where the CPU has it: close, not equal
-    assert torch.allclose(layer(x.float()), x.float() @ kernel.float() + layer.bias.float(), atol=0.05)
+    assert torch.autograd.gradcheck(lambda x, b, k: product(x, layer, b, k, False),
+                                    (x, layer.bias, layer.kernel))
+    expected = (x @ kernel + layer.bias).float().detach()
+    layer.float().train()  # training multiplies in bfloat16 where the CPU has it: close, not equal
+    assert torch.allclose(layer(x.float().detach()), expected, atol=0.05)
 
 
 

@@ -32,11 +32,18 @@ def dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     if not training or rate <= 0 or x.numel() == 0:
         return x
     threshold = min(max(round(rate * 256), 1), 255)
-    words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64).random_()
+    # The whole int64 range: random_() alone never sets the top bit, so every eighth byte
+    # would be below 128 and dropped twice as often.
+    words = torch.empty((x.numel() + 7) // 8, dtype=torch.int64).random_(-2**63, 2**63 - 1)
     keep = words.numpy().view(np.uint8)[: x.numel()] >= threshold
+    scale = 256.0 / (256 - threshold)
+    if x.dtype == torch.bfloat16:  # numpy has no bfloat16: write its bit pattern
+        pattern = torch.tensor(scale, dtype=torch.bfloat16).view(torch.int16).item()
+        bits = keep.astype(np.int16) * np.int16(pattern)
+        return x * torch.from_numpy(bits).view(torch.bfloat16).view(x.shape)
     mask = keep.astype(np.float32)
-    mask *= np.float32(256.0 / (256 - threshold))
-    return x * torch.from_numpy(mask).view(x.shape)
+    mask *= np.float32(scale)
+    return x * torch.from_numpy(mask).view(x.shape).to(x.dtype)
 
 
 class Dropout(nn.Module):
@@ -123,9 +130,12 @@ class GroupedLinear(nn.Module):
             for fan_in, width in self.shapes]))
         self.bias = nn.Parameter(torch.zeros(copies * out_features)) if bias else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, keep_product_dtype: bool = False) -> torch.Tensor:
+        """``x @ kernel + bias``; float32 out unless ``keep_product_dtype`` (then in the
+        dtype the product ran in, for a next layer that takes it as it is)."""
         shape = x.shape
-        out = _GroupedProduct.apply(x.reshape(-1, shape[-1]), self, self.bias, self.kernel)
+        out = _GroupedProduct.apply(x.reshape(-1, shape[-1]), self, self.bias, self.kernel,
+                                    keep_product_dtype)
         return out.view(*shape[:-1], out.shape[-1])  # type: ignore[no-any-return]
 
     def groups_of(self, flat: torch.Tensor) -> Iterator[tuple[list[tuple[int, int, int]], int, int,
@@ -155,8 +165,8 @@ class _GroupedProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor | None,
-                kernel: torch.Tensor) -> torch.Tensor:
-        dtype = matmul_dtype() if layer.training and x.dtype == torch.float32 else x.dtype
+                kernel: torch.Tensor, keep_product_dtype: bool) -> torch.Tensor:
+        dtype = matmul_dtype() if layer.training and kernel.dtype == torch.float32 else kernel.dtype
         if layer.shuffle:
             inputs = torch.gather(x, 1, layer.order.expand(x.shape[0], -1)).to(dtype)
         else:
@@ -178,7 +188,7 @@ class _GroupedProduct(torch.autograd.Function):
         ctx.has_bias = bias is not None
         ctx.save_for_backward(inputs, flat)
         ctx.dtype = x.dtype
-        return out.to(x.dtype)
+        return out if keep_product_dtype else out.to(kernel.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
@@ -204,8 +214,8 @@ class _GroupedProduct(torch.autograd.Function):
                 grad_x = grad_inputs.to(ctx.dtype).view(grad.shape[0], layer.copies, -1).sum(1)
             else:
                 grad_x = grad_inputs.to(ctx.dtype)
-        grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return (grad_x, None, grad_bias, grad_flat.to(ctx.dtype) if grad_flat is not None else None)
+        grad_bias = grad.sum(0).float() if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return (grad_x, None, grad_bias, grad_flat.float() if grad_flat is not None else None, None)
 
 
 def matmul_dtype() -> torch.dtype:
@@ -303,7 +313,7 @@ class MultiHeadAttention(nn.Module):
             outs.append(out.transpose(1, 2).reshape(b * t, self.units))
         spare = x.shape[0] - grid.chunks[-1].end
         if spare:
-            outs.append(x.new_zeros(spare, self.units))
+            outs.append(projected.new_zeros(spare, self.units))
         return self.out(torch.cat(outs) if len(outs) > 1 else outs[0])  # type: ignore[no-any-return]
 
     def _attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -318,13 +328,17 @@ class MultiHeadAttention(nn.Module):
             bucket = distance.clamp(-self.max_relative_position, self.max_relative_position)
             bucket = bucket + self.max_relative_position
         if self.key_relative is not None:
-            scores = scores + torch.einsum("bhid,ijd->bhij", q, self.key_relative[bucket])
+            relative = self.key_relative[bucket].to(q.dtype)
+            scores = scores + torch.einsum("bhid,ijd->bhij", q, relative)
         scores = scores / math.sqrt(self.depth)
         scores = scores.masked_fill(~mask, float("-inf"))
-        weights = dropout(torch.softmax(scores, dim=-1), drop, self.training)
+        # softmax in float32 whatever the products ran in
+        weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+        weights = dropout(weights, drop, self.training)
         out = weights @ v
         if self.value_relative is not None:
-            out = out + torch.einsum("bhij,ijd->bhid", weights, self.value_relative[bucket])
+            relative = self.value_relative[bucket].to(q.dtype)
+            out = out + torch.einsum("bhij,ijd->bhid", weights, relative)
         return out
 
 
@@ -343,7 +357,8 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
         x = x + self.dropout(self.attention(self.norm_attention(x), grid))
-        hidden = self.dropout(F.gelu(self.ffn_in(self.norm_ffn(x))))
+        # The 4×-wide hidden layer stays in the products' dtype (half the bytes in bfloat16).
+        hidden = self.dropout(F.gelu(self.ffn_in(self.norm_ffn(x), keep_product_dtype=True)))
         return x + self.dropout(self.ffn_out(hidden))
 
 

@@ -301,17 +301,19 @@ class MultiHeadAttention(nn.Module):
         """``x``: rows × units; attention sees each chunk's rows as a grid (a view)."""
         projected = self.query_key_value(x)
         drop = self.attention_drop if self.training else 0.0
+        spare = x.shape[0] - grid.chunks[-1].end
+        # One split, not a slice per chunk: a slice's gradient is a zeroed full-size tensor.
+        parts = projected.split([c.size * c.positions for c in grid.chunks] + [spare])
         outs = []
-        for chunk in grid.chunks:
+        for chunk, rows in zip(grid.chunks, parts, strict=False):
             b, t = chunk.size, chunk.positions
-            q, k, v = (part.transpose(1, 2) for part in projected[chunk.start:chunk.end]
+            q, k, v = (part.transpose(1, 2) for part in rows
                        .view(b, t, 3, self.heads, self.depth).unbind(2))
             mask = (~chunk.pad)[:, None, None, :]  # attend only to real positions
             if self.unidirectional:
                 mask = mask & torch.ones(t, t, dtype=torch.bool).tril()
             out = self._attention(q, k, v, mask, drop)
             outs.append(out.transpose(1, 2).reshape(b * t, self.units))
-        spare = x.shape[0] - grid.chunks[-1].end
         if spare:
             outs.append(projected.new_zeros(spare, self.units))
         return self.out(torch.cat(outs) if len(outs) > 1 else outs[0])  # type: ignore[no-any-return]

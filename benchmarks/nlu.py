@@ -1,6 +1,7 @@
 """NLU accuracy and speed on the benchmark sets, beside Rasa 3.6's figures.
 
     python benchmarks/nlu.py [--datasets NAME ...] [--configs own|NAME|PATH ...] [--seed N]
+                             [--json PATH] [--merge]
 
 For each dataset (a Rasa project under ../shared/data: config.yml, domain.yml, data/,
 test/test_nlu.yml) and each config: train with ``parley.model_training.train_nlu`` in a
@@ -14,7 +15,8 @@ Configs: ``own`` is the dataset's config.yml (Rasa's default pipeline); a name i
 Parley does not have yet) is reported as failed and the others go on.
 
 Prints one Markdown row per run as it finishes; writes all runs to --json and the table
-to the .md file beside it. Rasa's figures: ../shared/anchors.md.
+to the .md file beside it (with --merge, the runs already there stay unless run again).
+Rasa's figures: ../shared/anchors.md.
 """
 
 from __future__ import annotations
@@ -257,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder holding the datasets (default: ../shared/data)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="give up on a training or evaluation after this many seconds")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the runs already in --json; a new run replaces the one of "
+                             "the same dataset and config")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PAYLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -281,10 +286,22 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"python": platform.python_version(), "machine": platform.machine(),
             "cores": os.cpu_count(), "seed": args.seed,
             "when": time.strftime("%Y-%m-%d %H:%M:%S")}
-    args.json.write_text(json.dumps({"meta": meta, "runs": runs}, indent=2) + "\n",
+    kept = runs
+    if args.merge and args.json.is_file():
+        kept = merge_runs(json.loads(args.json.read_text(encoding="utf-8"))["runs"], runs)
+        lines = table_header() + [table_row(row) for row in kept]
+    args.json.write_text(json.dumps({"meta": meta, "runs": kept}, indent=2) + "\n",
                          encoding="utf-8")
     args.json.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 1 if runs and all("error" in r for r in runs) else 0
+
+
+def merge_runs(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The old runs in their order, each replaced by a new run of the same dataset and config
+    if there is one; then the new runs that replaced none."""
+    fresh = {(r["dataset"], r["config"]): r for r in new}
+    merged = [fresh.pop((r["dataset"], r["config"]), r) for r in old]
+    return merged + [r for r in new if (r["dataset"], r["config"]) in fresh]
 
 
 if __name__ == "__main__":

@@ -43,3 +43,11 @@ def test_rasa_figures_should_sit_beside_a_run():
     cells = [c.strip() for c in bench.table_row(row).strip("|").split("|")]
     assert len(cells) == len(bench.COLUMNS)
     assert cells[2] == "**failed**: not available yet" and cells[-4:] == ["116", "0.939", "0.400", "—"]
+
+
+def test_merging_replaces_a_rerun_and_keeps_the_others():
+    old = [{"dataset": "a", "config": "own", "t": 1}, {"dataset": "b", "config": "own", "t": 1}]
+    new = [{"dataset": "b", "config": "own", "t": 2}, {"dataset": "a", "config": "lr", "t": 2}]
+    merged = bench.merge_runs(old, new)
+    assert [(r["dataset"], r["config"], r["t"]) for r in merged] == [
+        ("a", "own", 1), ("b", "own", 2), ("a", "lr", 2)]

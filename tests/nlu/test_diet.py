@@ -255,7 +255,7 @@ def test_dropout_drops_the_rate_and_keeps_the_mean(dtype):
 
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle):
-    from parley.nlu.neural.layers import GroupedLinear, _GroupedProduct
+    from parley.nlu.neural.grouped import GroupedLinear, _GroupedProduct
 
     torch.manual_seed(0)
     copies = 2 if shuffle else 1

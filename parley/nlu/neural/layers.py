@@ -1,4 +1,4 @@
-"""DIET's building blocks in PyTorch: sparse input, randomly connected dense, transformer.
+"""DIET's building blocks in PyTorch: sparse input, dropout, attention, the transformer.
 
 They follow Rasa's layers in what their parameters mean (``connection_density``,
 ``drop_rate``, relative attention, pre-norm transformer blocks) but are written for speed on
@@ -8,9 +8,7 @@ a CPU: sparse inputs go through ``embedding_bag``, nothing is padded that need n
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
+from parley.nlu.neural.grouped import GroupedLinear
 from parley.nlu.neural.inputs import Chunk, SparseRows
 
 
@@ -80,183 +79,6 @@ class SparseDense(nn.Module):
         out = F.embedding_bag(rows.indices, self.weight, rows.offsets, mode="sum",
                               per_sample_weights=values, include_last_offset=False)
         return out + self.bias
-
-
-class GroupedLinear(nn.Module):
-    """A dense layer where only a fraction ``density`` of the input→output connections exist.
-
-    Rasa draws the connections at random and multiplies a dense kernel by a 0/1 mask, paying
-    for every zero. Here the inputs are shuffled once at random and dealt into
-    ``g = round(1 / density)`` groups; the outputs are split into ``g`` groups too, and each
-    output group connects to one input group. Every input reaches some outputs, every output
-    some inputs, exactly a fraction 1/g of the connections exist — and the layer costs 1/g
-    of a dense one. ``density: 1`` is fully connected.
-
-    ``copies`` > 1 makes that many such layers (each with its own shuffle) on the same input,
-    outputs side by side: attention's query, key and value in one call.
-
-    ``shuffle=False`` is for inputs whose order means nothing, such as the hidden units of
-    a feed-forward block: the groups are then contiguous, shifted by half a group (the last
-    one wraps around), so each output group still mixes two groups of the layer before —
-    without a column shuffle, which costs as much as the product on a 1,024-wide input.
-
-    Measured against Rasa's random mask (kept in Parley's history) on snips-small with
-    Rasa's default pipeline: intent accuracy 0.936 vs 0.933, entity F1 0.377 vs 0.383 — the
-    same within seed noise — at 0.6 of the training time.
-    """
-
-    def __init__(self, in_features: int, out_features: int, density: float = 1.0,
-                 bias: bool = True, copies: int = 1, shuffle: bool = True) -> None:
-        super().__init__()
-        groups = max(1, min(round(1.0 / density), in_features, out_features))
-        self.in_features, self.out_features, self.groups = in_features, out_features, groups
-        self.copies = copies
-        self.shuffle = shuffle and groups > 1
-        # Inputs in a random order per copy, then dealt into contiguous groups of that order.
-        orders = [torch.randperm(in_features) if self.shuffle else torch.arange(in_features)
-                  for _ in range(copies)]
-        self.register_buffer("order", torch.cat(orders))
-        inputs = (_shifted(in_features, groups) if not self.shuffle and groups > 1
-                  else [[bounds] for bounds in _bounds(in_features, groups)])
-        self.input_slices = [[(k * in_features + a, k * in_features + b) for a, b in slices]
-                             for k in range(copies) for slices in inputs]
-        self.output_bounds = [(k * out_features + a, k * out_features + b)
-                              for k in range(copies) for a, b in _bounds(out_features, groups)]
-        # All groups' kernels in one flat parameter (one cast, one gradient per call).
-        self.shapes = [(sum(b - a for a, b in slices), o1 - o0)
-                       for slices, (o0, o1) in zip(self.input_slices, self.output_bounds, strict=True)]
-        self.kernel = nn.Parameter(torch.cat([
-            (torch.empty(fan_in, width).uniform_(-1, 1) / math.sqrt(fan_in)).view(-1)
-            for fan_in, width in self.shapes]))
-        self.bias = nn.Parameter(torch.zeros(copies * out_features)) if bias else None
-
-    def forward(self, x: torch.Tensor, keep_product_dtype: bool = False) -> torch.Tensor:
-        """``x @ kernel + bias``; float32 out unless ``keep_product_dtype`` (then in the
-        dtype the product ran in, for a next layer that takes it as it is)."""
-        shape = x.shape
-        out = _GroupedProduct.apply(x.reshape(-1, shape[-1]), self, self.bias, self.kernel,
-                                    keep_product_dtype)
-        return out.view(*shape[:-1], out.shape[-1])  # type: ignore[no-any-return]
-
-    def groups_of(self, flat: torch.Tensor) -> Iterator[tuple[list[tuple[int, int, int]], int, int,
-                                                              torch.Tensor]]:
-        """Per group: its input slices as (start, end, first kernel row), its output columns,
-        and its kernel (a view of ``flat``, laid out as :attr:`kernel`)."""
-        offset = 0
-        for slices, (o0, o1), (fan_in, width) in zip(self.input_slices, self.output_bounds,
-                                                     self.shapes, strict=True):
-            rows, placed = 0, []
-            for a, b in slices:
-                placed.append((a, b, rows))
-                rows += b - a
-            yield placed, o0, o1, flat[offset:offset + fan_in * width].view(fan_in, width)
-            offset += fan_in * width
-
-
-class _GroupedProduct(torch.autograd.Function):
-    """``GroupedLinear``'s product with a hand-written backward: each group's matmul writes
-    straight into its columns of one output (no concatenation, no split), and the input
-    gradient goes back through the shuffle in one ``index_add_``.
-
-    In training the products run in :func:`matmul_dtype` (bfloat16 where the CPU multiplies
-    it natively: 2.5× faster than float32 here); what goes in and comes out, the weights kept
-    and the gradients returned are float32, and prediction multiplies in float32.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor | None,
-                kernel: torch.Tensor, keep_product_dtype: bool) -> torch.Tensor:
-        dtype = matmul_dtype() if layer.training and kernel.dtype == torch.float32 else kernel.dtype
-        if layer.shuffle:
-            inputs = torch.gather(x, 1, layer.order.expand(x.shape[0], -1)).to(dtype)
-        else:
-            inputs = (x.repeat(1, layer.copies) if layer.copies > 1 else x).to(dtype)
-        flat = kernel.to(dtype)
-        out = inputs.new_empty(x.shape[0], layer.copies * layer.out_features)
-        shift = bias.to(dtype) if bias is not None else None
-        for slices, o0, o1, weight in layer.groups_of(flat):
-            target = out[:, o0:o1]
-            for n, (a, b, r) in enumerate(slices):
-                part, rows = inputs[:, a:b], weight[r:r + b - a]
-                if n:
-                    target.addmm_(part, rows)
-                elif shift is None:
-                    torch.mm(part, rows, out=target)
-                else:
-                    torch.addmm(shift[o0:o1], part, rows, out=target)
-        ctx.layer = layer
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(inputs, flat)
-        ctx.dtype = x.dtype
-        return out if keep_product_dtype else out.to(kernel.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
-        layer: GroupedLinear = ctx.layer
-        inputs, flat = ctx.saved_tensors
-        down = grad.to(inputs.dtype).contiguous()
-        grad_inputs = down.new_empty(inputs.shape) if ctx.needs_input_grad[0] else None
-        grad_flat = torch.empty_like(flat) if ctx.needs_input_grad[3] else None
-        views = layer.groups_of(grad_flat) if grad_flat is not None else None
-        for slices, o0, o1, weight in layer.groups_of(flat):
-            grad_weight = next(views)[3] if views is not None else None
-            for a, b, r in slices:
-                if grad_inputs is not None:
-                    torch.mm(down[:, o0:o1], weight[r:r + b - a].t(), out=grad_inputs[:, a:b])
-                if grad_weight is not None:
-                    torch.mm(inputs[:, a:b].t(), down[:, o0:o1], out=grad_weight[r:r + b - a])
-        grad_x = None
-        if grad_inputs is not None:
-            if layer.shuffle:
-                grad_x = grad.new_zeros(grad.shape[0], layer.in_features, dtype=ctx.dtype)
-                grad_x.index_add_(1, layer.order, grad_inputs.to(ctx.dtype))
-            elif layer.copies > 1:
-                grad_x = grad_inputs.to(ctx.dtype).view(grad.shape[0], layer.copies, -1).sum(1)
-            else:
-                grad_x = grad_inputs.to(ctx.dtype)
-        grad_bias = grad.sum(0).float() if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return (grad_x, None, grad_bias, grad_flat.float() if grad_flat is not None else None, None)
-
-
-def matmul_dtype() -> torch.dtype:
-    """bfloat16 for the grouped layers' products when the CPU has native bfloat16 dot
-    products (and ``PARLEY_BF16`` is not ``0``), else float32."""
-    global _matmul_dtype
-    if _matmul_dtype is None:
-        wanted = os.environ.get("PARLEY_BF16", "1") != "0"
-        native = wanted and bool(torch.backends.mkldnn.is_available()) and _native_bf16()
-        _matmul_dtype = torch.bfloat16 if native else torch.float32
-    return _matmul_dtype
-
-
-def _native_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-_matmul_dtype: torch.dtype | None = None
-
-
-def _shifted(size: int, groups: int) -> list[list[tuple[int, int]]]:
-    """``groups`` ranges of ``range(size)`` shifted by half a group, the last wrapping around."""
-    shift = size // (2 * groups)
-    ranges = []
-    for a, b in _bounds(size, groups):
-        a, b = a + shift, b + shift
-        ranges.append([(a, b)] if b <= size else [(a, size), (0, b - size)])
-    return ranges
-
-
-def _as_slices(bounds: list[Any]) -> list[list[tuple[int, int]]]:
-    return [item if isinstance(item, list) else [item] for item in bounds]
-
-
-def _bounds(size: int, groups: int) -> list[tuple[int, int]]:
-    """``groups`` contiguous ranges covering ``range(size)``, sizes differing by at most one."""
-    edges = [round(k * size / groups) for k in range(groups + 1)]
-    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 class FeedForward(nn.Module):

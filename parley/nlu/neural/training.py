@@ -20,7 +20,7 @@ import torch
 
 from parley.nlu.neural._torch import release_free_memory
 from parley.nlu.neural.inputs import FeatureTable
-from parley.nlu.neural.layers import matmul_dtype
+from parley.nlu.neural.grouped import matmul_dtype
 from parley.nlu.neural.model import DIETModel
 from parley.progress import ProgressBar
 

@@ -16,7 +16,8 @@ class CRF(nn.Module):
     def __init__(self, n_tags: int) -> None:
         super().__init__()
         self.n_tags = n_tags
-        self.transitions = nn.Parameter(torch.zeros(n_tags, n_tags))  # from → to
+        # from → to; Glorot-uniform like Rasa's CRF layer (and L2-regularised like its kernels)
+        self.transitions = nn.Parameter(nn.init.xavier_uniform_(torch.empty(n_tags, n_tags)))
 
     def _log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """log Z per sequence; ``emissions`` B × T × K, ``mask`` B × T (True = real token)."""

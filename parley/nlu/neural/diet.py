@@ -51,7 +51,7 @@ class DIETClassifier(Component):
     """Dual Intent and Entity Transformer (Bunk et al., 2020) with Rasa's parameters."""
 
     name: ClassVar[str] = "DIETClassifier"
-    code_version = 2
+    code_version = 3
     uses_packages = ("torch", "numpy", "scipy")
     entities_key = "entities"
 

@@ -132,6 +132,7 @@ class DIETModel(nn.Module):
         for name, n_tags in arch.tag_sets.items():
             extra = ENTITY_TAG_EMBEDDING if name != "entity" else 0
             self.taggers[name] = nn.Linear(width + extra, n_tags)
+            nn.init.xavier_uniform_(self.taggers[name].weight)  # Rasa's Dense default
             self.crfs[name] = CRF(n_tags)
         if "entity" in arch.tag_sets and len(arch.tag_sets) > 1:
             self.entity_tag_embedding = nn.Embedding(arch.tag_sets["entity"], ENTITY_TAG_EMBEDDING)
@@ -155,7 +156,8 @@ class DIETModel(nn.Module):
     def encode(self, rows: torch.Tensor, grid: Grid) -> torch.Tensor:
         out = self.text_ffnn(rows)
         if self.encoder is not None:
-            out = self.encoder(out, grid)
+            # Rasa activates the transformer's output (tfa's gelu: the tanh approximation).
+            out = F.gelu(self.encoder(out, grid), approximate="tanh")
         return out
 
     def label_embeddings(self, label_inputs: torch.Tensor) -> torch.Tensor:

@@ -89,7 +89,7 @@ class Trainer:
         plain: list[torch.nn.Parameter] = []
         for name, parameter in model.named_parameters():
             is_kernel = ((parameter.dim() >= 2 or name.endswith(".kernel"))  # grouped: flat
-                         and "transitions" not in name and "relative" not in name)
+                         and "relative" not in name)
             (decay if is_kernel else plain).append(parameter)
         # Coupled L2 (gradient += 2c·w) is exactly Rasa's loss term c·Σw² under Adam.
         self.optimizer = torch.optim.Adam(

@@ -240,6 +240,22 @@ def test_batches_of_many_messages_are_cut_into_chunk_grids():
     assert batch.row_positions[batch.sentence_rows].tolist() == lengths.tolist()
 
 
+def test_transformer_output_is_gelu_activated_as_in_rasa():
+    diet, _ = trained(epochs=1)
+    table = diet._table(diet._examples(_featurized_travel()))
+    batch = table.batch(torch, np.arange(len(table)))
+    with torch.no_grad():
+        out = diet.model_.encode(*diet.model_.encode_inputs(batch))
+    assert out.min().item() >= -0.1701  # gelu's minimum; a raw transformer output goes lower
+    assert (out < 0).any()
+
+
+def _featurized_travel():
+    data = read_nlu_text(TRAVEL)
+    run(pipeline(), data)
+    return data
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_dropout_drops_the_rate_and_keeps_the_mean(dtype):
     from parley.nlu.neural.layers import dropout

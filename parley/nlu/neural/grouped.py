@@ -63,6 +63,16 @@ class GroupedLinear(nn.Module):
             (torch.empty(fan_in, width).uniform_(-1, 1) / math.sqrt(fan_in)).view(-1)
             for fan_in, width in self.shapes]))
         self.bias = nn.Parameter(torch.zeros(copies * out_features)) if bias else None
+        # Per group, worked out once (forward and backward walk it every call): its input
+        # slices as (start, end, first kernel row), output columns, and place in the kernel.
+        self.plan: list[tuple[list[tuple[int, int, int]], int, int, int, int, int]] = []
+        offset = 0
+        for slices, (o0, o1), (fan_in, width) in zip(self.input_slices, self.output_bounds,
+                                                     self.shapes, strict=True):
+            starts = [sum(b - a for a, b in slices[:j]) for j in range(len(slices))]
+            placed = [(a, b, r) for (a, b), r in zip(slices, starts, strict=True)]
+            self.plan.append((placed, o0, o1, offset, fan_in, width))
+            offset += fan_in * width
 
     def forward(self, x: torch.Tensor, keep_product_dtype: bool = False) -> torch.Tensor:
         """``x @ kernel + bias``; float32 out unless ``keep_product_dtype`` (then in the
@@ -76,15 +86,8 @@ class GroupedLinear(nn.Module):
                                                               torch.Tensor]]:
         """Per group: its input slices as (start, end, first kernel row), its output columns,
         and its kernel (a view of ``flat``, laid out as :attr:`kernel`)."""
-        offset = 0
-        for slices, (o0, o1), (fan_in, width) in zip(self.input_slices, self.output_bounds,
-                                                     self.shapes, strict=True):
-            rows, placed = 0, []
-            for a, b in slices:
-                placed.append((a, b, rows))
-                rows += b - a
+        for placed, o0, o1, offset, fan_in, width in self.plan:
             yield placed, o0, o1, flat[offset:offset + fan_in * width].view(fan_in, width)
-            offset += fan_in * width
 
 
 class _GroupedProduct(torch.autograd.Function):

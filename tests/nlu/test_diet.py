@@ -212,32 +212,45 @@ def test_sparse_features_reach_the_model_as_sparse_rows():
     assert all(isinstance(block, SparseRows) for block in batch.sequence + batch.sentence)
     lengths = [len(data.examples[i].data["tokens"]) for i in (0, 10)]
     assert batch.lengths.tolist() == lengths
-    # per message its tokens, then its sentence; 5 and 1 tokens: too unequal to share a grid
-    assert [(c.size, c.positions) for c in batch.chunks] == [(1, 6), (1, 2)]
-    assert batch.rows == sum(lengths) + 2
+    # per message its tokens, then its sentence; both share one attention block of 64 rows
+    assert [(c.start, c.count, c.width) for c in batch.chunks] == [(0, 1, 64)]
+    assert batch.rows == 64
     assert batch.token_rows.tolist() == [0, 1, 2, 3, 4, 6]
     assert batch.sentence_rows.tolist() == [5, 7]
+    blocked = batch.chunks[0].blocked[0, 0]
+    assert not blocked[:6, :6].any() and blocked[:6, 6:].all()  # a message sees only itself
+    assert not blocked[6:8, 6:8].any() and blocked[6:8, :6].all()
 
 
-def test_batches_of_many_messages_are_cut_into_chunk_grids():
-    upstream = pipeline()
-    data = read_nlu_text(TRAVEL)
-    run(upstream, data)
-    table = FeatureTable(data.examples)
-    index = np.argsort(table.n_tokens, kind="stable")
-    lengths = table.n_tokens[index]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("parley.nlu.neural.inputs.CHUNK", 4)
-        batch = table.batch(torch, index)
-    assert max(c.size for c in batch.chunks) <= 4 and sum(c.size for c in batch.chunks) == 15
-    assert batch.chunks[-1].end == batch.rows
-    first = 0
-    for chunk in batch.chunks:  # each grid as wide as its longest message + 1, little padding
-        members = lengths[first:first + chunk.size]
-        assert chunk.positions == members.max() + 1
-        assert chunk.size * chunk.positions <= 1.1 * (members + 1).sum() or chunk.size == 1
-        first += chunk.size
-    assert batch.row_positions[batch.sentence_rows].tolist() == lengths.tolist()
+def test_messages_are_packed_whole_into_attention_blocks():
+    from parley.nlu.neural.inputs import BLOCK, pack_blocks
+
+    lengths = np.array([3, 40, 5, 63, 20, 70, 1, 22, 9, 100, 30])
+    first, runs = pack_blocks(lengths)
+    covered = np.zeros(runs[-1][0] + runs[-1][1] * runs[-1][2], dtype=int)
+    for start, count, width in runs:
+        assert width == BLOCK or width % 32 == 0
+        for n in np.flatnonzero((first >= start) & (first < start + count * width)):
+            block = (first[n] - start) // width  # a message lies inside one block
+            assert (first[n] + lengths[n] - start) // width == block
+            assert width >= lengths[n] + 1 and (width == BLOCK or width < lengths[n] + 33)
+            covered[first[n]:first[n] + lengths[n] + 1] += 1
+    assert covered.max() == 1 and covered.sum() == (lengths + 1).sum()  # no overlaps
+    assert [w for _, _, w in runs] == [64, 96, 128]  # 70 and 100 tokens get wider blocks
+    assert runs[0][1] == 4  # 182 rows of short messages in four 64-row blocks
+
+
+def test_a_message_is_encoded_the_same_alone_or_packed_with_others():
+    diet, _ = trained(epochs=1)
+    table = diet._table(diet._examples(_featurized_travel()))
+    model = diet.model_.eval()
+    with torch.no_grad():
+        batch = table.batch(torch, np.arange(len(table)), row_quantum=128)
+        together = model.encode(*model.encode_inputs(batch))[batch.sentence_rows]
+        for n in (0, 7, len(table) - 1):
+            alone = table.batch(torch, np.array([n]))
+            out = model.encode(*model.encode_inputs(alone))[alone.sentence_rows]
+            assert torch.allclose(out[0], together[n], atol=1e-5)
 
 
 def test_transformer_output_is_gelu_activated_as_in_rasa():
@@ -269,13 +282,14 @@ def test_dropout_drops_the_rate_and_keeps_the_mean(dtype):
     assert dropout(x, 0.2, training=False) is x
 
 
-@pytest.mark.parametrize("shuffle", [True, False])
-def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle):
+@pytest.mark.parametrize(("shuffle", "column_major"), [(True, False), (False, False), (True, True)])
+def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle, column_major):
     from parley.nlu.neural.grouped import GroupedLinear, _GroupedProduct
 
     torch.manual_seed(0)
     copies = 2 if shuffle else 1
-    layer = GroupedLinear(10, 6, density=0.34, copies=copies, shuffle=shuffle).double()
+    layer = GroupedLinear(10, 6, density=0.34, copies=copies, shuffle=shuffle,
+                          column_major=column_major).double()
     assert layer.groups == 3
     # The equivalent dense kernel: each output connects to about a third of the inputs.
     kernel = torch.zeros(10, 6 * copies, dtype=torch.float64)
@@ -287,7 +301,10 @@ def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle)
     assert connected.any(0).all() and connected.any(1).all()
     assert (connected.sum(0) <= 4).all()
     x = torch.randn(5, 10, dtype=torch.float64, requires_grad=True)
+    if not shuffle:  # as the layer after a column-major one sees its input
+        x = torch.randn(10, 5, dtype=torch.float64).t().requires_grad_()
     assert torch.allclose(layer(x), x @ kernel + layer.bias)
+    assert layer(x).t().is_contiguous() == column_major
     product = _GroupedProduct.apply
     assert torch.autograd.gradcheck(lambda x, b, k: product(x, layer, b, k, False),
                                     (x, layer.bias, layer.kernel))

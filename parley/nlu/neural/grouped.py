@@ -29,6 +29,12 @@ class GroupedLinear(nn.Module):
     ``copies`` > 1 makes that many such layers (each with its own shuffle) on the same input,
     outputs side by side: attention's query, key and value in one call.
 
+    ``column_major=True`` lays the output out column by column (a transposed view): each
+    group's product then writes a contiguous block, and a next layer reading its columns in
+    groups reads contiguous blocks too — the feed-forward hidden layer, 4× wide, between
+    two grouped layers. (Row-major, a group's columns are strided: the bfloat16 products
+    copy them.)
+
     ``shuffle=False`` is for inputs whose order means nothing, such as the hidden units of
     a feed-forward block: the groups are then contiguous, shifted by half a group (the last
     one wraps around), so each output group still mixes two groups of the layer before —
@@ -40,8 +46,10 @@ class GroupedLinear(nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, density: float = 1.0,
-                 bias: bool = True, copies: int = 1, shuffle: bool = True) -> None:
+                 bias: bool = True, copies: int = 1, shuffle: bool = True,
+                 column_major: bool = False) -> None:
         super().__init__()
+        self.column_major = column_major
         groups = max(1, min(round(1.0 / density), in_features, out_features))
         self.in_features, self.out_features, self.groups = in_features, out_features, groups
         self.copies = copies
@@ -105,54 +113,89 @@ class _GroupedProduct(torch.autograd.Function):
                 kernel: torch.Tensor, keep_product_dtype: bool) -> torch.Tensor:
         dtype = matmul_dtype() if layer.training and kernel.dtype == torch.float32 else kernel.dtype
         if layer.shuffle:
-            inputs = torch.gather(x, 1, layer.order.expand(x.shape[0], -1)).to(dtype)
+            # Columns are gathered as the rows of the transpose (a column gather is ~10×
+            # slower); the products read the column-major result as it is.
+            inputs = x.to(dtype).t().contiguous().index_select(0, layer.order).t()
         else:
             inputs = (x.repeat(1, layer.copies) if layer.copies > 1 else x).to(dtype)
         flat = kernel.to(dtype)
-        out = inputs.new_empty(x.shape[0], layer.copies * layer.out_features)
         shift = bias.to(dtype) if bias is not None else None
-        for slices, o0, o1, weight in layer.groups_of(flat):
-            target = out[:, o0:o1]
-            for n, (a, b, r) in enumerate(slices):
-                part, rows = inputs[:, a:b], weight[r:r + b - a]
-                if n:
-                    target.addmm_(part, rows)
-                elif shift is None:
-                    torch.mm(part, rows, out=target)
-                else:
-                    torch.addmm(shift[o0:o1], part, rows, out=target)
+        if layer.column_major:  # out.t() is filled: row block by row block
+            out_t = inputs.new_empty(layer.copies * layer.out_features, x.shape[0])
+            for slices, o0, o1, weight in layer.groups_of(flat):
+                target = out_t[o0:o1]
+                for n, (a, b, r) in enumerate(slices):
+                    rows_t, part_t = weight[r:r + b - a].t(), inputs[:, a:b].t()
+                    if n:
+                        target.addmm_(rows_t, part_t)
+                    elif shift is None:
+                        torch.mm(rows_t, part_t, out=target)
+                    else:
+                        torch.addmm(shift[o0:o1, None], rows_t, part_t, out=target)
+            out = out_t.t()
+        else:
+            out = inputs.new_empty(x.shape[0], layer.copies * layer.out_features)
+            for slices, o0, o1, weight in layer.groups_of(flat):
+                target = out[:, o0:o1]
+                for n, (a, b, r) in enumerate(slices):
+                    part, rows = inputs[:, a:b], weight[r:r + b - a]
+                    if n:
+                        target.addmm_(part, rows)
+                    elif shift is None:
+                        torch.mm(part, rows, out=target)
+                    else:
+                        torch.addmm(shift[o0:o1], part, rows, out=target)
         ctx.layer = layer
         ctx.has_bias = bias is not None
         ctx.save_for_backward(inputs, flat)
         ctx.dtype = x.dtype
+        ctx.input_column_major = _is_column_major(x)
         return out if keep_product_dtype else out.to(kernel.dtype)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         layer: GroupedLinear = ctx.layer
         inputs, flat = ctx.saved_tensors
-        down = grad.to(inputs.dtype).contiguous()
-        grad_inputs = down.new_empty(inputs.shape) if ctx.needs_input_grad[0] else None
+        down = grad.to(inputs.dtype)
+        down = down.t().contiguous().t() if layer.column_major else down.contiguous()
+        # The input gradient is built transposed when it goes back through the shuffle (a
+        # row scatter, not a column one) or to a column-major input (its layout);
+        # grad_inputs[:, a:b] is then grad_rows[a:b].t().
+        transposed = layer.shuffle or ctx.input_column_major
+        grad_rows = None
+        if ctx.needs_input_grad[0]:
+            grad_rows = down.new_empty(inputs.shape[1], inputs.shape[0]) if transposed \
+                else down.new_empty(inputs.shape)
         grad_flat = torch.empty_like(flat) if ctx.needs_input_grad[3] else None
         views = layer.groups_of(grad_flat) if grad_flat is not None else None
         for slices, o0, o1, weight in layer.groups_of(flat):
             grad_weight = next(views)[3] if views is not None else None
             for a, b, r in slices:
-                if grad_inputs is not None:
-                    torch.mm(down[:, o0:o1], weight[r:r + b - a].t(), out=grad_inputs[:, a:b])
+                rows = weight[r:r + b - a]
+                if grad_rows is not None and transposed:
+                    torch.mm(rows, down[:, o0:o1].t(), out=grad_rows[a:b])
+                elif grad_rows is not None:
+                    torch.mm(down[:, o0:o1], rows.t(), out=grad_rows[:, a:b])
                 if grad_weight is not None:
                     torch.mm(inputs[:, a:b].t(), down[:, o0:o1], out=grad_weight[r:r + b - a])
         grad_x = None
-        if grad_inputs is not None:
-            if layer.shuffle:
-                grad_x = grad.new_zeros(grad.shape[0], layer.in_features, dtype=ctx.dtype)
-                grad_x.index_add_(1, layer.order, grad_inputs.to(ctx.dtype))
+        if grad_rows is not None:
+            if transposed:
+                summed = grad_rows.new_zeros(layer.in_features, grad.shape[0], dtype=ctx.dtype)
+                summed.index_add_(0, layer.order, grad_rows.to(ctx.dtype))
+                grad_x = summed.t()
+            elif transposed:
+                grad_x = grad_rows.to(ctx.dtype).view(layer.copies, -1, grad.shape[0]).sum(0).t()
             elif layer.copies > 1:
-                grad_x = grad_inputs.to(ctx.dtype).view(grad.shape[0], layer.copies, -1).sum(1)
+                grad_x = grad_rows.to(ctx.dtype).view(grad.shape[0], layer.copies, -1).sum(1)
             else:
-                grad_x = grad_inputs.to(ctx.dtype)
+                grad_x = grad_rows.to(ctx.dtype)
         grad_bias = grad.sum(0).float() if ctx.has_bias and ctx.needs_input_grad[2] else None
         return (grad_x, None, grad_bias, grad_flat.float() if grad_flat is not None else None, None)
+
+
+def _is_column_major(x: torch.Tensor) -> bool:
+    return x.dim() == 2 and not x.is_contiguous() and x.t().is_contiguous()
 
 
 def matmul_dtype() -> torch.dtype:

@@ -7,19 +7,19 @@ then cuts any subset into tensors. A sparse block reaches the model as the three
 sparse row by a weight matrix is summing the weight rows it names — so a 30,000-wide
 char-n-gram vocabulary never becomes a dense matrix.
 
-Layout of a batch of ``B`` messages (sorted by length by the callers): chunks of
-consecutive messages (:func:`chunk_starts`), each a small grid of ``size × P`` rows laid end to end,
-``P`` the chunk's longest message + 1 — per message its tokens at positions ``0 … n_b − 1``,
-its sentence at ``n_b``, then padding. Row-wise layers run on all rows at once; attention
-views each chunk's rows as a ``size × P`` grid without copying. Sorting keeps the padding
-to a few percent, where one padded grid for the whole batch is often half padding (a
-75-token outlier would pad every message to 76).
+Layout of a batch of ``B`` messages: each message's rows (its tokens at positions
+``0 … n_b − 1``, its sentence at ``n_b``) lie together inside an attention *block* of
+:data:`BLOCK` rows (wider for a longer message), several short messages packed into one
+block; a row attends only to the rows of its own message (:func:`pack_blocks`). Row-wise
+layers run on all rows at once; attention runs on all blocks of a width in one batched
+product, so its cost in calls does not grow with the number of messages, and the padding
+is what is left at the ends of blocks — a few percent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,40 +49,60 @@ class SparseRows:
     values: Any  # torch float32 (nnz)
 
 
-CHUNK = 64  # most messages per attention grid
-PADDING = 0.1  # a chunk grows while at most this fraction of its grid is padding
+BLOCK = 64  # rows per attention block; a message longer than that gets a wider one of its own
 
 
-def chunk_starts(lengths: np.ndarray) -> np.ndarray:
-    """Where each chunk of consecutive messages begins: a chunk takes the next message while
-    its grid stays at most :data:`PADDING` padding and it holds fewer than :data:`CHUNK`
-    messages. With messages sorted by length, a few chunks cover a batch."""
-    starts = []
-    a, size = 0, len(lengths)
-    while a < size:
-        starts.append(a)
-        b, real, longest = a + 1, int(lengths[a]) + 1, int(lengths[a])
-        while b < size and b - a < CHUNK:
-            real_with, longest_with = real + int(lengths[b]) + 1, max(longest, int(lengths[b]))
-            if (b - a + 1) * (longest_with + 1) > real_with * (1 + PADDING):
-                break
-            real, longest, b = real_with, longest_with, b + 1
-        a = b
-    return np.array(starts, dtype=np.int64)
+def block_width(rows: int) -> int:
+    """The width of the blocks a message of ``rows`` rows (tokens + sentence) goes into."""
+    return BLOCK if rows <= BLOCK else -(-rows // 32) * 32
+
+
+def pack_blocks(lengths: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Pack messages of ``lengths`` tokens (each needs that + 1 rows) into attention blocks.
+
+    Returns each message's first row and the runs of blocks as ``(first row, blocks, width)``,
+    laid end to end. Messages of one width class are taken longest first; each block opens
+    with the longest left and is topped up with the shortest that fit (two pointers: every
+    message is placed once), which leaves little room unused.
+    """
+    need = lengths.astype(np.int64) + 1
+    widths = np.array([block_width(int(n)) for n in need], dtype=np.int64)
+    first_row = np.zeros(len(need), dtype=np.int64)
+    runs: list[tuple[int, int, int]] = []
+    row = 0
+    for width in np.unique(widths).tolist():
+        members = np.flatnonzero(widths == width)
+        members = members[np.argsort(-need[members], kind="stable")].tolist()
+        lo, hi, blocks = 0, len(members), 0
+        while lo < hi:
+            start = row + blocks * width
+            first_row[members[lo]], used = start, int(need[members[lo]])
+            lo += 1
+            while lo < hi and used + need[members[hi - 1]] <= width:
+                hi -= 1
+                first_row[members[hi]] = start + used
+                used += int(need[members[hi]])
+            blocks += 1
+        runs.append((row, blocks, width))
+        row += blocks * width
+    return first_row, runs
 
 
 @dataclass
 class Chunk:
-    """Consecutive messages whose rows ``start:start + size × positions`` form one grid."""
+    """``count`` attention blocks of ``width`` rows each, rows ``start:end``; ``blocked[b, i, j]``
+    is True where row ``i`` of block ``b`` must not attend to row ``j`` (another message's,
+    or padding)."""
 
     start: int
-    size: int  # messages
-    positions: int  # P: the longest message's tokens + 1
-    pad: Any  # torch bool (size, P): True at padding
+    count: int
+    width: int
+    blocked: Any  # torch bool (count, 1, width, width): broadcasts over the heads
+    cache: dict[Any, Any] = field(default_factory=dict)  # what the layers derive from it, per batch
 
     @property
     def end(self) -> int:
-        return self.start + self.size * self.positions
+        return self.start + self.count * self.width
 
 
 @dataclass
@@ -96,11 +116,11 @@ class Batch:
     sequence: list[Any]  # per block: SparseRows or float32 tensor (tokens × dim)
     sentence: list[Any]  # per block: SparseRows or float32 tensor (B × dim)
     chunks: list[Chunk]
-    row_positions: Any  # torch int64 (rows,): each row's position in its message's grid
+    row_positions: Any  # torch int64 (rows,): each row's position in its message (padding: 0)
 
     @property
     def rows(self) -> int:
-        """All rows: the chunk grids, padding included, and any spare rows after them."""
+        """All rows: the attention blocks, padding and spare rows included."""
         return int(self.row_positions.shape[0])
 
 
@@ -155,24 +175,28 @@ class FeatureTable:
         lengths = self.n_tokens[index]
         longest = int(lengths.max(initial=0))
         size = len(index)
-        # Each message's grid width P (its chunk's) and its first row.
-        starts = chunk_starts(lengths)
-        chunk_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, size)))
-        widths = np.maximum.reduceat(lengths, starts) + 1 if size else np.zeros(0, np.int64)
-        width = widths[chunk_of]
-        first_row = np.cumsum(width) - width
+        first_row, runs = pack_blocks(lengths)
         message = np.repeat(np.arange(size), lengths)  # the message of each token
         within = np.arange(len(message)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         token_rows = first_row[message] + within
         sentence_rows = first_row + lengths
-        row_positions = np.arange(int(width.sum())) - np.repeat(first_row, width)
-        spare = -len(row_positions) % row_quantum
-        row_positions = np.concatenate([row_positions, np.zeros(spare, dtype=np.int64)])
+        used = runs[-1][0] + runs[-1][1] * runs[-1][2] if runs else 0
+        spare = -used % row_quantum
+        if spare:  # spare rows are blocks of padding too: attention then covers every row
+            start, count, width = runs[-1]
+            runs[-1:] = ([(start, count + spare // width, width)] if spare % width == 0
+                         else [runs[-1], (used, 1, spare)])
+        # Each row's message (padding rows: a distinct negative id, so each sees only itself).
+        message_rows = _ranges(first_row, lengths + 1)
+        owner = -1 - np.arange(used + spare)
+        owner[message_rows] = np.repeat(np.arange(size), lengths + 1)
+        row_positions = np.zeros(used + spare, dtype=np.int64)
+        row_positions[message_rows] = _ranges(np.zeros(size, np.int64), lengths + 1)
         chunks = []
-        ends = np.append(starts[1:], size)
-        for c, (a, b) in enumerate(zip(starts, ends, strict=True)):
-            pad = np.arange(widths[c])[None, :] > lengths[a:b, None]
-            chunks.append(Chunk(int(first_row[a]), b - a, int(widths[c]), torch.from_numpy(pad)))
+        for start, count, width in runs:
+            ids = owner[start:start + count * width].reshape(count, width)
+            blocked = ids[:, None, :, None] != ids[:, None, None, :]
+            chunks.append(Chunk(start, count, width, torch.from_numpy(blocked)))
         table_rows = _ranges(self.token_start[index], lengths)
         sequence = [self._rows(torch, b.sequence, table_rows, b.is_sparse) for b in self.blocks]
         sentence = [self._rows(torch, b.sentence, index, b.is_sparse) for b in self.blocks]

@@ -67,8 +67,8 @@ def release_free_memory() -> None:
     """Hand freed heap memory back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
 
     Batches of ever-changing shapes fragment glibc's heap: without this, training DIET on
-    hwu64-small peaked at 5.1 GB; trimming once per epoch keeps it flat for a fraction of a
-    millisecond.
+    hwu64-small peaked at 5.1 GB; trimming every few seconds keeps it flat (a trim takes
+    ~10 ms, and the pages it frees fault back in).
     """
     global _libc
     if _libc is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from parley.nlu.neural.model import DIETModel
 from parley.progress import ProgressBar
 
 ROW_QUANTUM = 128  # training batches are padded to a multiple of this many rows
+TRIM_EVERY_S = 5.0  # how often training hands freed heap memory back to the OS
 
 
 @dataclass
@@ -154,6 +156,7 @@ class Trainer:
         bar = ProgressBar(epochs, self.description)
         best: tuple[dict[str, float], dict[str, Any]] | None = None
         shown: dict[str, float] = {}
+        next_trim = time.monotonic() + TRIM_EVERY_S
         for epoch in range(epochs):
             self.model.train()
             size = max(batch_size_at(epoch, schedule.batch_size, epochs), 1)
@@ -169,7 +172,9 @@ class Trainer:
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + value
             shown = {k: v / batches for k, v in sums.items()}
-            release_free_memory()
+            if time.monotonic() >= next_trim:  # a trim costs ~10 ms and refaults what it frees
+                release_free_memory()
+                next_trim = time.monotonic() + TRIM_EVERY_S
             due = (epoch + 1) % max(schedule.evaluate_every_number_of_epochs, 1) == 0
             if len(eval_index) and (due or epoch == epochs - 1):
                 scores = self.evaluate(eval_index)

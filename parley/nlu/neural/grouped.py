@@ -180,12 +180,15 @@ class _GroupedProduct(torch.autograd.Function):
                     torch.mm(inputs[:, a:b].t(), down[:, o0:o1], out=grad_weight[r:r + b - a])
         grad_x = None
         if grad_rows is not None:
-            if transposed:
+            if layer.shuffle:
                 summed = grad_rows.new_zeros(layer.in_features, grad.shape[0], dtype=ctx.dtype)
                 summed.index_add_(0, layer.order, grad_rows.to(ctx.dtype))
                 grad_x = summed.t()
             elif transposed:
-                grad_x = grad_rows.to(ctx.dtype).view(layer.copies, -1, grad.shape[0]).sum(0).t()
+                grad_x = grad_rows.to(ctx.dtype)
+                if layer.copies > 1:
+                    grad_x = grad_x.view(layer.copies, -1, grad.shape[0]).sum(0)
+                grad_x = grad_x.t()
             elif layer.copies > 1:
                 grad_x = grad_rows.to(ctx.dtype).view(grad.shape[0], layer.copies, -1).sum(1)
             else:

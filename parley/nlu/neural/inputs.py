@@ -52,11 +52,6 @@ class SparseRows:
 BLOCK = 64  # rows per attention block; a message longer than that gets a wider one of its own
 
 
-def block_width(rows: int) -> int:
-    """The width of the blocks a message of ``rows`` rows (tokens + sentence) goes into."""
-    return BLOCK if rows <= BLOCK else -(-rows // 32) * 32
-
-
 def pack_blocks(lengths: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
     """Pack messages of ``lengths`` tokens (each needs that + 1 rows) into attention blocks.
 
@@ -66,7 +61,8 @@ def pack_blocks(lengths: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, i
     message is placed once), which leaves little room unused.
     """
     need = lengths.astype(np.int64) + 1
-    widths = np.array([block_width(int(n)) for n in need], dtype=np.int64)
+    # BLOCK rows, or a block of its own rounded up to 32 rows for a longer message
+    widths = np.where(need <= BLOCK, BLOCK, -(-need // 32) * 32)
     first_row = np.zeros(len(need), dtype=np.int64)
     runs: list[tuple[int, int, int]] = []
     row = 0

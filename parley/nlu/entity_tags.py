@@ -34,14 +34,18 @@ def covered_tokens(entity: Entity, tokens: Sequence[Token]) -> list[int]:
 def token_tags(message: Message, tokens: Sequence[Token], attribute: str = "entity",
                bilou: bool = True) -> list[str]:
     """One tag per token for the message's annotated entities (``attribute``: entity,
-    role or group; tokens of an entity without that attribute are ``O``)."""
+    role or group; tokens of an entity without that attribute are ``O``).
+
+    A token holds one tag: an entity that shares a token with one tagged before it is left
+    out, so the tags always form whole BILOU spans (which :func:`bilou_moves` relies on).
+    """
     tags = [NO_ENTITY] * len(tokens)
     for entity in message.entities:
         label = getattr(entity, attribute)
         if label is None:
             continue
         span = covered_tokens(entity, tokens)
-        if not span:
+        if not span or any(tags[i] != NO_ENTITY for i in span):
             continue
         if not bilou:
             for i in span:
@@ -92,6 +96,26 @@ def tag_spans(tags: Sequence[str], bilou: bool = True) -> list[tuple[int, int, s
                 close(i)
     close(len(tags) - 1)
     return spans
+
+
+def bilou_moves(names: Sequence[str]) -> tuple[list[list[bool]], list[bool], list[bool]]:
+    """Which BILOU tag may follow which (``allowed[i][j]``: ``names[j]`` after ``names[i]``),
+    which may open a sequence and which may close it: inside an entity only ``I-`` or ``L-``
+    of its own label follow ``B-``/``I-``; after ``O``, ``L-`` or ``U-`` comes ``O``, ``B-`` or
+    ``U-``. Other names (a bare label) move freely."""
+    def opens(name: str) -> bool:
+        return name == NO_ENTITY or name[:2] in ("B-", "U-") or name[:2] not in BILOU_PREFIXES
+
+    def closes(name: str) -> bool:
+        return name == NO_ENTITY or name[:2] in ("L-", "U-") or name[:2] not in BILOU_PREFIXES
+
+    def follows(before: str, after: str) -> bool:
+        if before[:2] in ("B-", "I-"):
+            return after[:2] in ("I-", "L-") and label_of(after) == label_of(before)
+        return opens(after)
+
+    allowed = [[follows(a, b) for b in names] for a in names]
+    return allowed, [opens(n) for n in names], [closes(n) for n in names]
 
 
 def _span(tags: Sequence[str], first: int, last: int) -> tuple[int, int, str]:

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch", reason="DIETClassifier needs PyTorch (pip i
 
 from parley.data.formats.nlu_yaml import read_nlu_text  # noqa: E402
 from parley.errors import ConfigError, DataError  # noqa: E402
+from parley.nlu.entity_tags import bilou_moves  # noqa: E402
 from parley.nlu.neural.crf import CRF  # noqa: E402
 from parley.nlu.neural.diet import DIETClassifier  # noqa: E402
 from parley.nlu.neural.inputs import FeatureTable, SparseRows  # noqa: E402
@@ -326,6 +327,41 @@ def test_balanced_order_spreads_each_label_over_the_epoch():
     assert sorted(order.tolist()) == list(range(40))
     first_half = labels[order[:20]]
     assert 3 <= (first_half == 1).sum() <= 7
+
+
+def test_constrained_crf_matches_brute_force_over_whole_bilou_spans():
+    names = ["O", "B-a", "I-a", "L-a", "U-a", "U-b"]
+    allowed, may_start, may_end = bilou_moves(names)
+    torch.manual_seed(1)
+    crf = CRF(len(names))
+    crf.constrain(torch.tensor(allowed), torch.tensor(may_start), torch.tensor(may_end))
+    with torch.no_grad():
+        crf.transitions.normal_()
+        crf.transitions[0, 2] = 5.0  # O → I-a: the best move, were it allowed
+    emissions = torch.randn(2, 4, len(names)) * 2
+    emissions[:, :, 2] += 3.0  # and I-a the best tag everywhere
+    mask = torch.tensor([[True] * 4, [True, True, True, False]])
+    tags, confidence = crf.decode(emissions, mask)
+
+    def whole_spans(path: tuple[int, ...]) -> bool:
+        return (may_start[path[0]] and may_end[path[-1]]
+                and all(allowed[i][j] for i, j in itertools.pairwise(path)))
+
+    for b, length in enumerate((4, 3)):
+        scores = {}
+        for path in filter(whole_spans, itertools.product(range(len(names)), repeat=length)):
+            score = sum(emissions[b, t, k] for t, k in enumerate(path))
+            score += sum(crf.transitions[i, j] for i, j in itertools.pairwise(path))
+            scores[path] = float(score.detach())
+        best = max(scores, key=scores.get)
+        assert tuple(tags[b, :length].tolist()) == best
+        log_z = math.log(sum(math.exp(s) for s in scores.values()))
+        nll = crf.negative_log_likelihood(emissions[b:b + 1], torch.tensor([best + (0,) * (4 - length)]),
+                                          mask[b:b + 1])
+        assert math.isclose(float(nll.detach()), log_z - scores[best], rel_tol=1e-4)
+        for t in (0, length - 1):  # start and end constraints reach the marginals
+            share = sum(math.exp(s) for p, s in scores.items() if p[t] == best[t]) / math.exp(log_z)
+            assert math.isclose(float(confidence[b, t]), share, rel_tol=1e-4)
 
 
 def test_crf_matches_brute_force():

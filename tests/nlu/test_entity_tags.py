@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from parley.data.message import Entity, Message
-from parley.nlu.entity_tags import decode_entities, tag_spans, token_tags
+from parley.nlu.entity_tags import bilou_moves, decode_entities, tag_spans, token_tags
 from parley.nlu.tokens import Token
 
 
@@ -73,3 +73,23 @@ def test_entities_split_at_commas_only_for_types_that_ask_for_it():
     assert [e["value"] for e in split] == ["apples", "pears"]
     kept = decode_entities(text, tokens, tags, split_by_comma=comma_rule({"item": False}))
     assert [e["value"] for e in kept] == ["apples, pears"]
+
+
+def test_an_entity_sharing_a_token_with_an_earlier_one_is_left_out_of_the_tags():
+    text = "fly to new york city"
+    message = Message(text, "book", [Entity(7, 20, "new york city", "city"),
+                                     Entity(11, 15, "york", "county")])
+    assert token_tags(message, tokens_of(text), "entity") == ["O", "O", "B-city", "I-city", "L-city"]
+
+
+def test_bilou_moves_allow_only_whole_spans():
+    names = ["O", "B-city", "I-city", "L-city", "U-city", "L-date"]
+    allowed, may_start, may_end = bilou_moves(names)
+    move = {(a, b): allowed[i][j] for i, a in enumerate(names) for j, b in enumerate(names)}
+    assert move["O", "B-city"] and move["O", "U-city"] and move["O", "O"]
+    assert not move["O", "I-city"] and not move["O", "L-city"]
+    assert move["B-city", "I-city"] and move["B-city", "L-city"] and move["I-city", "L-city"]
+    assert not move["B-city", "O"] and not move["B-city", "L-date"] and not move["I-city", "U-city"]
+    assert move["U-city", "B-city"] and move["L-city", "U-city"] and not move["L-city", "I-city"]
+    assert [n for n, ok in zip(names, may_start, strict=True) if ok] == ["O", "B-city", "U-city"]
+    assert [n for n, ok in zip(names, may_end, strict=True) if ok] == ["O", "L-city", "U-city", "L-date"]

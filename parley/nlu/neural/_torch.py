@@ -63,6 +63,34 @@ def _available_cores() -> int:
         return os.cpu_count() or 1
 
 
+@contextmanager
+def roomy_heap() -> Iterator[None]:
+    """While training: large blocks from glibc's heap, kept when freed (elsewhere nothing).
+
+    By default glibc serves every block over 128 KiB–32 MiB by a fresh ``mmap`` and unmaps
+    it on free, so each of a step's activations faults its pages in again (~5,000 faults a
+    step on banking77-small): 8–10% of the step time, measured over alternating runs. Here
+    blocks come from the heap and stay there; :func:`release_free_memory` every few
+    seconds hands what is free back. On exit glibc's default thresholds are set again.
+    """
+    libc = _glibc()
+    if not libc:
+        yield
+        return
+    libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+    libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    try:
+        yield
+    finally:
+        libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
+        libc.malloc_trim(0)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+_DEFAULT_THRESHOLD = 128 * 1024
+
+
 def release_free_memory() -> None:
     """Hand freed heap memory back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
 
@@ -70,6 +98,13 @@ def release_free_memory() -> None:
     hwu64-small peaked at 5.1 GB; trimming every few seconds keeps it flat (a trim takes
     ~10 ms, and the pages it frees fault back in).
     """
+    libc = _glibc()
+    if libc:
+        libc.malloc_trim(0)
+
+
+def _glibc() -> Any:
+    """glibc through ctypes, or False when the C library is another one."""
     global _libc
     if _libc is None:
         try:
@@ -78,10 +113,10 @@ def release_free_memory() -> None:
 
             _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
             _libc.malloc_trim  # noqa: B018 - probe: not glibc → AttributeError
+            _libc.mallopt  # noqa: B018
         except (OSError, AttributeError):
             _libc = False
-    if _libc:
-        _libc.malloc_trim(0)
+    return _libc
 
 
 _libc: Any = None

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from parley.nlu.neural._torch import release_free_memory
+from parley.nlu.neural._torch import release_free_memory, roomy_heap
 from parley.nlu.neural.inputs import FeatureTable
 from parley.nlu.neural.grouped import matmul_dtype
 from parley.nlu.neural.model import DIETModel
@@ -149,6 +149,10 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------
     def train(self, epochs: int | None = None) -> dict[str, float]:
         """Train for ``epochs`` (the schedule's by default); returns the last metrics."""
+        with roomy_heap():
+            return self._train(epochs)
+
+    def _train(self, epochs: int | None) -> dict[str, float]:
         schedule = self.schedule
         epochs = schedule.epochs if epochs is None else epochs
         train_index, eval_index = self._split()

@@ -203,6 +203,39 @@ def test_corrupt_weights_should_fail_clearly(tmp_path):
         DIETClassifier.load(tmp_path)
 
 
+ALARMS = """
+version: "3.1"
+nlu:
+- intent: alarm
+  examples: |
+    - wake me at [six thirty](time)
+    - an alarm for [seven am](time) please
+    - set one at [eight fifteen](time)
+- intent: greet
+  examples: |
+    - hello
+    - hi there
+"""
+
+
+def test_entity_crfs_rule_out_broken_bilou_spans_after_training_and_loading(tmp_path):
+    def fitted(**params) -> DIETClassifier:
+        data = read_nlu_text(ALARMS)
+        run(pipeline(), data)
+        return DIETClassifier(epochs=2, **params).fit(data)
+
+    diet = fitted()
+    diet.save(tmp_path)
+    for model in (diet, DIETClassifier.load(tmp_path)):
+        names = model.tags_["entity"]
+        crf = model.model_.crfs["entity"]
+        move = {(a, b): bool(crf.allowed[i, j]) for i, a in enumerate(names) for j, b in enumerate(names)}
+        assert move["O", "B-time"] and move["B-time", "L-time"] and move["L-time", "O"]
+        assert not move["O", "L-time"] and not move["B-time", "O"] and not move["L-time", "L-time"]
+        assert float(crf.start_penalty[names.index("L-time")]) < 0 == float(crf.start_penalty[0])
+    assert all(bool(crf.allowed.all()) for crf in fitted(BILOU_flag=False).model_.crfs.values())
+
+
 # --- the parts ----------------------------------------------------------------------------
 def test_sparse_features_reach_the_model_as_sparse_rows():
     upstream = pipeline()

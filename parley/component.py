@@ -36,6 +36,11 @@ class Component:
     code_version: ClassVar[int] = 1
     # Python packages whose versions enter the fingerprint (their updates may change results).
     uses_packages: ClassVar[tuple[str, ...]] = ()
+    # Whether components after this one train on what its ``process`` adds to the training
+    # messages (tokens, features). Classifiers and extractors set False: as in Rasa, later
+    # components learn from the annotations, not from predictions, so training skips
+    # running them over the training data (DIET on banking77-small: ~1 s).
+    prepares_training_data: ClassVar[bool] = True
 
     # --- parameters ----------------------------------------------------------------
     @classmethod

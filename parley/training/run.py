@@ -98,6 +98,8 @@ class TrainingRun:
         for index, status in enumerate(statuses):
             node = status.node
             cls: Any = component_class(NLU, node.component)
+            # Later components train on this one's output: run it over the training data.
+            feeds_later = index < last_to_train and cls.prepares_training_data
             started = time.perf_counter()
             if self.finetune_dir is not None:
                 component = self._finetuned(cls, node, training_data)
@@ -110,8 +112,8 @@ class TrainingRun:
                 dirs[node.name] = self._put(status, target)
             else:
                 dirs[node.name] = self._restored_dir(status)
-                component = cls.load(dirs[node.name]) if index < last_to_train else None
-            if component is not None and index < last_to_train:
+                component = cls.load(dirs[node.name]) if feeds_later else None
+            if component is not None and feeds_later:
                 component.process(training_data.examples)
             self._say(status, time.perf_counter() - started)
 

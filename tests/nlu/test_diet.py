@@ -16,7 +16,7 @@ from parley.nlu.entity_tags import bilou_moves  # noqa: E402
 from parley.nlu.neural.crf import CRF  # noqa: E402
 from parley.nlu.neural.diet import DIETClassifier  # noqa: E402
 from parley.nlu.neural.inputs import FeatureTable, SparseRows  # noqa: E402
-from parley.nlu.neural.training import batch_size_at, epoch_order  # noqa: E402
+from parley.nlu.neural.training import MIN_SHARD, SHARDS, batch_size_at, epoch_order  # noqa: E402
 from parley.nlu.registry import get_component_class  # noqa: E402
 from parley.progress import set_quiet  # noqa: E402
 from tests.nlu._helpers import fresh, run  # noqa: E402
@@ -106,6 +106,19 @@ def test_training_should_be_reproducible_for_a_seed_and_differ_across_seeds():
     a = parse(first, up1, text)[0].data["intent_ranking"]
     assert a == parse(second, up2, text)[0].data["intent_ranking"]
     assert a != parse(other, up3, text)[0].data["intent_ranking"]
+
+
+def test_the_model_does_not_depend_on_the_number_of_threads(monkeypatch):
+    """A batch runs as two shards, each drawing from its own generator: on two threads at
+    once or one after the other, the weights come out the same."""
+    weights = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("PARLEY_TORCH_THREADS", threads)
+        diet, _ = trained(epochs=4, use_masked_language_model=True)
+        weights.append(diet.model_.state_dict())
+    assert len(read_nlu_text(TRAVEL).examples) >= SHARDS * MIN_SHARD  # it did run in shards
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 @pytest.mark.parametrize("params", [

@@ -26,6 +26,7 @@ class FallbackClassifier(Component):
     """
 
     name = "FallbackClassifier"
+    prepares_training_data = False
 
     def __init__(self, *, threshold: float = 0.3, ambiguity_threshold: float = 0.1) -> None:
         self.threshold = threshold

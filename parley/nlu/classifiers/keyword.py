@@ -30,6 +30,7 @@ class KeywordIntentClassifier(Component):
     """
 
     name = "KeywordIntentClassifier"
+    prepares_training_data = False
 
     def __init__(self, *, case_sensitive: bool = True) -> None:
         self.case_sensitive = case_sensitive

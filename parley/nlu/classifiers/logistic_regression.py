@@ -48,6 +48,7 @@ class LogisticRegressionClassifier(Component):
     """
 
     name = "LogisticRegressionClassifier"
+    prepares_training_data = False
     uses_packages = ("numpy", "scipy")
 
     def __init__(

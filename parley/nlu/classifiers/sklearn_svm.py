@@ -228,6 +228,7 @@ class SklearnIntentClassifier(Component):
     """
 
     name = "SklearnIntentClassifier"
+    prepares_training_data = False
     uses_packages = ("numpy", "scipy", "scikit-learn")
 
     def __init__(

@@ -66,6 +66,7 @@ class CRFEntityExtractor(Component):
     """
 
     name = "CRFEntityExtractor"
+    prepares_training_data = False
     code_version = 1
     uses_packages = ("numpy", "scipy")
 

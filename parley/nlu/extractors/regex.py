@@ -25,6 +25,7 @@ class RegexEntityExtractor(Component):
     """
 
     name = "RegexEntityExtractor"
+    prepares_training_data = False
 
     def __init__(
         self,

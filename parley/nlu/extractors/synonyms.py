@@ -26,6 +26,7 @@ class EntitySynonymMapper(Component):
     """
 
     name = "EntitySynonymMapper"
+    prepares_training_data = False
 
     def __init__(self) -> None:
         pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
@@ -31,6 +32,30 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+_draws = threading.local()
+
+
+def generator() -> Any:
+    """The ``torch.Generator`` this thread's training draws from (dropout masks, sampled
+    negatives, hidden tokens); None, torch's global one, unless :func:`drawing_from` set it.
+
+    Training runs a batch as shards on threads at once; a generator per shard keeps each
+    shard's draws the same whichever thread gets there first.
+    """
+    return getattr(_draws, "generator", None)
+
+
+@contextmanager
+def drawing_from(source: Any) -> Iterator[None]:
+    """Make ``source`` (a ``torch.Generator``) this thread's :func:`generator` for a while."""
+    before = generator()
+    _draws.generator = source
+    try:
+        yield
+    finally:
+        _draws.generator = before
 
 
 @contextmanager

@@ -51,8 +51,9 @@ class DIETClassifier(Component):
     """Dual Intent and Entity Transformer (Bunk et al., 2020) with Rasa's parameters."""
 
     name: ClassVar[str] = "DIETClassifier"
-    code_version = 3
+    code_version = 4
     uses_packages = ("torch", "numpy", "scipy")
+    prepares_training_data = False
     entities_key = "entities"
 
     def __init__(

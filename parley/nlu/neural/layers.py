@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
+from parley.nlu.neural._torch import generator
 from parley.nlu.neural.grouped import GroupedLinear
 from parley.nlu.neural.inputs import Chunk, SparseRows
 
@@ -29,7 +30,7 @@ def dropout_mask(x: torch.Tensor, rate: float) -> torch.Tensor:
     torch's byte comparisons and bool→float casts are several times slower than numpy's.
     """
     threshold = min(max(round(rate * 256), 1), 255)
-    seed = int(torch.empty((), dtype=torch.int64).random_())
+    seed = int(torch.empty((), dtype=torch.int64).random_(generator=generator()))
     words = np.random.SFC64(seed).random_raw((x.numel() + 7) // 8)
     keep = words.view(np.uint8)[: x.numel()] >= threshold
     scale = 256.0 / (256 - threshold)

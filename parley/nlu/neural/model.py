@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from parley.nlu.neural._torch import generator
 from parley.nlu.neural.crf import CRF
 from parley.nlu.neural.inputs import Batch, SparseRows
 from parley.nlu.neural.layers import Dropout, FeedForward, Grid, SparseDense, TransformerEncoder
@@ -198,11 +199,11 @@ class DIETModel(nn.Module):
         positive_label = all_labels[labels]
         positive = (text * positive_label).sum(dim=-1, keepdim=True)
         if k > 0:
-            noise = torch.rand(size, n)
+            noise = torch.rand(size, n, generator=generator())
             noise[torch.arange(size), labels] = 2.0  # never the right label
             wrong_labels = all_labels[noise.topk(k, dim=1, largest=False).indices]
             # Other texts of the batch; those that share the label do not count.
-            others = torch.randint(size, (size, k))
+            others = torch.randint(size, (size, k), generator=generator())
             same = labels[others] == labels.unsqueeze(1)
             wrong_texts = text[others]
             negative = torch.cat([
@@ -246,15 +247,16 @@ class DIETModel(nn.Module):
         them, another token's input in 10%, unchanged in 20%. Returns the new rows and the
         rows chosen."""
         tokens = batch.token_rows
-        chosen = tokens[torch.rand(tokens.shape[0]) < 0.15]
+        chosen = tokens[torch.rand(tokens.shape[0], generator=generator()) < 0.15]
         if chosen.numel() < 2:
             return rows, chosen[:0]
-        roll = torch.rand(chosen.shape[0])
+        roll = torch.rand(chosen.shape[0], generator=generator())
         replaced = rows.clone()
         replaced[chosen[roll < 0.7]] = self.mask_vector
         to_random = chosen[(roll >= 0.7) & (roll < 0.8)]
         if to_random.numel():
-            donors = tokens[torch.randint(tokens.shape[0], (to_random.shape[0],))]
+            donors = tokens[torch.randint(tokens.shape[0], (to_random.shape[0],),
+                                            generator=generator())]
             replaced[to_random] = rows[donors]
         return replaced, chosen
 

@@ -13,19 +13,25 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from parley.nlu.neural._torch import release_free_memory, roomy_heap
+from parley.nlu.neural.adam import Adam
+from parley.nlu.neural._torch import drawing_from, release_free_memory, roomy_heap
 from parley.nlu.neural.inputs import FeatureTable
 from parley.nlu.neural.grouped import matmul_dtype
 from parley.nlu.neural.model import DIETModel
 from parley.progress import ProgressBar
 
 ROW_QUANTUM = 128  # training batches are padded to a multiple of this many rows
+SHARDS = 2  # a training batch runs as this many shards, each on its own thread when cores allow
+MIN_SHARD = 4  # messages: a batch too small to give every shard this many is one shard
 TRIM_EVERY_S = 5.0  # how often training hands freed heap memory back to the OS
 
 
@@ -87,6 +93,10 @@ class Trainer:
         self.schedule = schedule
         self.rng = np.random.default_rng(seed)
         self.description = description
+        # One generator per shard, seeded from torch's (so seeding torch fixes them).
+        self.generators = [torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+                           for _ in range(SHARDS)]
+        self._helpers: ThreadPoolExecutor | None = None
         decay: list[torch.nn.Parameter] = []
         plain: list[torch.nn.Parameter] = []
         for name, parameter in model.named_parameters():
@@ -94,10 +104,8 @@ class Trainer:
                          and "relative" not in name)
             (decay if is_kernel else plain).append(parameter)
         # Coupled L2 (gradient += 2c·w) is exactly Rasa's loss term c·Σw² under Adam.
-        self.optimizer = torch.optim.Adam(
-            [{"params": decay, "weight_decay": 2 * schedule.regularization_constant},
-             {"params": plain, "weight_decay": 0.0}],
-            lr=schedule.learning_rate, eps=1e-7, fused=True)
+        self.optimizer = Adam([(decay, 2 * schedule.regularization_constant), (plain, 0.0)],
+                              lr=schedule.learning_rate, eps=1e-7)
 
     # --- one batch -----------------------------------------------------------------------
     def losses(self, index: np.ndarray, training: bool) -> tuple[torch.Tensor, dict[str, float]]:
@@ -137,6 +145,60 @@ class Trainer:
         metrics = {"t_loss": float(total.detach()), **metrics}
         return total, metrics
 
+    def step(self, index: np.ndarray) -> dict[str, float]:
+        """One optimizer step on the messages at ``index``; returns the batch's metrics.
+
+        The batch runs as :data:`SHARDS` shards — messages dealt alternately from shortest
+        to longest, so each gets about the same tokens — whose losses, weighted by their
+        share of the messages, add up to the batch's. With two cores the shards run at once
+        on two threads (one core each): DIET's small products and elementwise passes use a
+        second core badly inside one operation, but well on a second shard (a step on
+        banking77-small ~20% faster). Their gradients accumulate into the same ``.grad``:
+        with two shards the sum is a + b or b + a, bitwise the same, so the model does not
+        depend on which thread finishes first, nor on the number of cores.
+        """
+        index = self.by_length(index)
+        shards = ([index[k::SHARDS] for k in range(SHARDS)] if len(index) >= SHARDS * MIN_SHARD
+                  else [index])
+        self.optimizer.zero_grad()
+
+        def run(k: int) -> dict[str, float]:
+            with drawing_from(self.generators[k]):
+                loss, metrics = self.losses(shards[k], training=True)
+                (loss * (len(shards[k]) / len(index))).backward()
+            return metrics
+
+        if self._helpers is not None and len(shards) > 1:
+            others = [self._helpers.submit(run, k) for k in range(1, len(shards))]
+            try:
+                parts = [run(0)]
+            except BaseException:
+                wait(others)  # no thread may still touch the gradients
+                raise
+            parts += [future.result() for future in others]
+        else:
+            parts = [run(k) for k in range(len(shards))]
+        self.optimizer.step()
+        return {key: sum(p[key] * len(s) for p, s in zip(parts, shards, strict=True)) / len(index)
+                for key in parts[0]}
+
+    @contextmanager
+    def _shard_threads(self) -> Iterator[None]:
+        """Shards on their own threads, the cores shared out among them, when there are
+        cores enough; otherwise one after another. The shards are the same either way."""
+        threads = torch.get_num_threads()
+        if threads < SHARDS:
+            yield
+            return
+        torch.set_num_threads(threads // SHARDS)
+        self._helpers = ThreadPoolExecutor(SHARDS - 1, thread_name_prefix="parley-shard")
+        try:
+            yield
+        finally:
+            self._helpers.shutdown()
+            self._helpers = None
+            torch.set_num_threads(threads)
+
     def by_length(self, index: np.ndarray) -> np.ndarray:
         """The same messages, shortest first: attention then pads almost nothing."""
         return index[np.argsort(self.table.n_tokens[index], kind="stable")]
@@ -149,7 +211,7 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------
     def train(self, epochs: int | None = None) -> dict[str, float]:
         """Train for ``epochs`` (the schedule's by default); returns the last metrics."""
-        with roomy_heap():
+        with roomy_heap(), self._shard_threads():
             return self._train(epochs)
 
     def _train(self, epochs: int | None) -> dict[str, float]:
@@ -169,10 +231,7 @@ class Trainer:
             sums: dict[str, float] = {}
             batches = math.ceil(len(order) / size)
             for b in range(batches):
-                loss, metrics = self.losses(order[b * size:(b + 1) * size], training=True)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+                metrics = self.step(order[b * size:(b + 1) * size])
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + value
             shown = {k: v / batches for k, v in sums.items()}

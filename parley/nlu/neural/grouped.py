@@ -26,9 +26,6 @@ class GroupedLinear(nn.Module):
     some inputs, exactly a fraction 1/g of the connections exist — and the layer costs 1/g
     of a dense one. ``density: 1`` is fully connected.
 
-    ``copies`` > 1 makes that many such layers (each with its own shuffle) on the same input,
-    outputs side by side: attention's query, key and value in one call.
-
     ``column_major=True`` lays the output out column by column (a transposed view): each
     group's product then writes a contiguous block, and a next layer reading its columns in
     groups reads contiguous blocks too — the feed-forward hidden layer, 4× wide, between
@@ -46,31 +43,26 @@ class GroupedLinear(nn.Module):
     """
 
     def __init__(self, in_features: int, out_features: int, density: float = 1.0,
-                 bias: bool = True, copies: int = 1, shuffle: bool = True,
+                 bias: bool = True, shuffle: bool = True,
                  column_major: bool = False) -> None:
         super().__init__()
         self.column_major = column_major
         groups = max(1, min(round(1.0 / density), in_features, out_features))
         self.in_features, self.out_features, self.groups = in_features, out_features, groups
-        self.copies = copies
         self.shuffle = shuffle and groups > 1
-        # Inputs in a random order per copy, then dealt into contiguous groups of that order.
-        orders = [torch.randperm(in_features) if self.shuffle else torch.arange(in_features)
-                  for _ in range(copies)]
-        self.register_buffer("order", torch.cat(orders))
-        inputs = (_shifted(in_features, groups) if not self.shuffle and groups > 1
-                  else [[bounds] for bounds in _bounds(in_features, groups)])
-        self.input_slices = [[(k * in_features + a, k * in_features + b) for a, b in slices]
-                             for k in range(copies) for slices in inputs]
-        self.output_bounds = [(k * out_features + a, k * out_features + b)
-                              for k in range(copies) for a, b in _bounds(out_features, groups)]
+        # Inputs in a random order, then dealt into contiguous groups of that order.
+        self.register_buffer("order", torch.randperm(in_features) if self.shuffle
+                             else torch.arange(in_features))
+        self.input_slices = (_shifted(in_features, groups) if not self.shuffle and groups > 1
+                             else [[bounds] for bounds in _bounds(in_features, groups)])
+        self.output_bounds = _bounds(out_features, groups)
         # All groups' kernels in one flat parameter (one cast, one gradient per call).
         self.shapes = [(sum(b - a for a, b in slices), o1 - o0)
                        for slices, (o0, o1) in zip(self.input_slices, self.output_bounds, strict=True)]
         self.kernel = nn.Parameter(torch.cat([
             (torch.empty(fan_in, width).uniform_(-1, 1) / math.sqrt(fan_in)).view(-1)
             for fan_in, width in self.shapes]))
-        self.bias = nn.Parameter(torch.zeros(copies * out_features)) if bias else None
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         # Per group, worked out once (forward and backward walk it every call): its input
         # slices as (start, end, first kernel row), output columns, and place in the kernel.
         self.plan: list[tuple[list[tuple[int, int, int]], int, int, int, int, int]] = []
@@ -117,11 +109,11 @@ class _GroupedProduct(torch.autograd.Function):
             # slower); the products read the column-major result as it is.
             inputs = x.to(dtype).t().contiguous().index_select(0, layer.order).t()
         else:
-            inputs = (x.repeat(1, layer.copies) if layer.copies > 1 else x).to(dtype)
+            inputs = x.to(dtype)
         flat = kernel.to(dtype)
         shift = bias.to(dtype) if bias is not None else None
         if layer.column_major:  # out.t() is filled: row block by row block
-            out_t = inputs.new_empty(layer.copies * layer.out_features, x.shape[0])
+            out_t = inputs.new_empty(layer.out_features, x.shape[0])
             for slices, o0, o1, weight in layer.groups_of(flat):
                 target = out_t[o0:o1]
                 for n, (a, b, r) in enumerate(slices):
@@ -134,7 +126,7 @@ class _GroupedProduct(torch.autograd.Function):
                         torch.addmm(shift[o0:o1, None], rows_t, part_t, out=target)
             out = out_t.t()
         else:
-            out = inputs.new_empty(x.shape[0], layer.copies * layer.out_features)
+            out = inputs.new_empty(x.shape[0], layer.out_features)
             for slices, o0, o1, weight in layer.groups_of(flat):
                 target = out[:, o0:o1]
                 for n, (a, b, r) in enumerate(slices):
@@ -185,12 +177,7 @@ class _GroupedProduct(torch.autograd.Function):
                 summed.index_add_(0, layer.order, grad_rows.to(ctx.dtype))
                 grad_x = summed.t()
             elif transposed:
-                grad_x = grad_rows.to(ctx.dtype)
-                if layer.copies > 1:
-                    grad_x = grad_x.view(layer.copies, -1, grad.shape[0]).sum(0)
-                grad_x = grad_x.t()
-            elif layer.copies > 1:
-                grad_x = grad_rows.to(ctx.dtype).view(grad.shape[0], layer.copies, -1).sum(1)
+                grad_x = grad_rows.to(ctx.dtype).t()
             else:
                 grad_x = grad_rows.to(ctx.dtype)
         grad_bias = grad.sum(0).float() if ctx.has_bias and ctx.needs_input_grad[2] else None

@@ -63,9 +63,10 @@ def torch_threads() -> Iterator[None]:
     """Run with ``PARLEY_TORCH_THREADS`` threads; by default one per available core, at most
     :data:`MAX_THREADS`.
 
-    On this project's 2-core machines two threads train DIET 1.4× faster than one when the
-    machine is otherwise idle; when something else keeps a core busy they wait on each other
-    and one thread is faster — set ``PARLEY_TORCH_THREADS=1`` (``--num-threads 1``) then.
+    Training shares them out among a batch's shards (see ``training.Trainer.step``): on
+    this project's 2-core machines one shard per core. When something else keeps a core busy
+    the shards wait on each other and one thread may be faster — set
+    ``PARLEY_TORCH_THREADS=1`` (``--num-threads 1``) then; the model is the same.
     """
     wanted = os.environ.get("PARLEY_TORCH_THREADS", "")
     threads = int(wanted) if wanted else min(_available_cores(), MAX_THREADS)

@@ -51,3 +51,22 @@ def test_rejects_parameters_it_cannot_update() -> None:
     with pytest.raises(ValueError, match="floating-point"):
         Adam([([torch.nn.Parameter(torch.zeros(3, dtype=torch.int64), requires_grad=False)],
                0.0)], lr=0.1)
+
+
+def test_a_step_in_shares_updates_every_parameter_as_one_step_does() -> None:
+    whole_decayed, whole_plain = _problem(2)
+    split_decayed, split_plain = _problem(2)
+    whole = Adam([(whole_decayed, 0.01), (whole_plain, 0.0)], lr=0.01)
+    split = Adam([(split_decayed, 0.01), (split_plain, 0.0)], lr=0.01)
+    inputs = torch.Generator().manual_seed(3)
+    for step in range(6):
+        x = torch.randn(16, 7, generator=inputs)
+        for params, optimizer, parts in ((whole_decayed + whole_plain, whole, 1),
+                                         (split_decayed + split_plain, split, 3)):
+            optimizer.zero_grad()
+            _loss(params[:2], params[2:], x, use_first=step != 2).backward()
+            for part in reversed(range(parts)):
+                optimizer.step(part, parts)
+    for a, b in zip(whole_decayed + whole_plain, split_decayed + split_plain, strict=True):
+        assert torch.equal(a, b)
+    assert not torch.equal(whole_decayed[0], _problem(2)[0][0])  # it did train

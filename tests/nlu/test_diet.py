@@ -285,6 +285,11 @@ def test_messages_are_packed_whole_into_attention_blocks():
     assert covered.max() == 1 and covered.sum() == (lengths + 1).sum()  # no overlaps
     assert [w for _, _, w in runs] == [64, 96, 128]  # 70 and 100 tokens get wider blocks
     assert runs[0][1] == 4  # 182 rows of short messages in four 64-row blocks
+    # Best fit: 40 + 24 and 30 + 20 + 14 rows fill two blocks exactly (topping up the
+    # longest with the shortest would take three).
+    first, runs = pack_blocks(np.array([39, 29, 23, 19, 13]))
+    assert runs == [(0, 2, 64)]
+    assert sorted(first.tolist()) == [0, 0 + 40, 64, 64 + 30, 64 + 50]
 
 
 def test_a_message_is_encoded_the_same_alone_or_packed_with_others():

@@ -42,6 +42,7 @@ class Adam:
                                      f"{p.dtype} tensor on {p.device}")
         self.groups = [_Group(list(params), decay) for params, decay in groups if params]
         self.lr, self.betas, self.eps = lr, betas, eps
+        self._shares: dict[tuple[int, int], list[list[int]]] = {}
 
     def zero_grad(self) -> None:
         for group in self.groups:
@@ -49,9 +50,15 @@ class Adam:
                 p.grad = None
 
     @torch.no_grad()
-    def step(self) -> None:
-        for group in self.groups:
-            used = [i for i, p in enumerate(group.params) if p.grad is not None]
+    def step(self, part: int = 0, parts: int = 1) -> None:
+        """One update of the parameters that have a gradient; with ``parts`` > 1 only those
+        of share ``part`` (the shares are disjoint and of about equal size, so ``parts``
+        threads can update them at once — each parameter's update is the same either way)."""
+        for g, group in enumerate(self.groups):
+            if (g, parts) not in self._shares:
+                self._shares[g, parts] = _shares(group.params, parts)
+            share = self._shares[g, parts][part]
+            used = [i for i in share if group.params[i].grad is not None]
             if not used:
                 continue
             steps = [group.steps[i] for i in used]
@@ -62,3 +69,15 @@ class Adam:
                 steps, lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
                 weight_decay=group.weight_decay, eps=self.eps, amsgrad=False, maximize=False,
                 grad_scale=None, found_inf=None)
+
+
+def _shares(params: list[torch.nn.Parameter], parts: int) -> list[list[int]]:
+    """Parameter indices dealt into ``parts`` shares of about equal size: largest first,
+    each to the share with the fewest elements so far."""
+    shares: list[list[int]] = [[] for _ in range(parts)]
+    sizes = [0] * parts
+    for i in sorted(range(len(params)), key=lambda i: -params[i].numel()):
+        lightest = sizes.index(min(sizes))
+        shares[lightest].append(i)
+        sizes[lightest] += params[i].numel()
+    return [sorted(share) for share in shares]

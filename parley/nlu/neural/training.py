@@ -176,9 +176,18 @@ class Trainer:
                 wait(others)  # no thread may still touch the gradients
                 raise
             parts += [future.result() for future in others]
+            # The update is elementwise: each thread takes a share of the parameters.
+            updates = [self._helpers.submit(self.optimizer.step, k, SHARDS)
+                       for k in range(1, SHARDS)]
+            try:
+                self.optimizer.step(0, SHARDS)
+            finally:
+                wait(updates)
+            for update in updates:
+                update.result()
         else:
             parts = [run(k) for k in range(len(shards))]
-        self.optimizer.step()
+            self.optimizer.step()
         return {key: sum(p[key] * len(s) for p, s in zip(parts, shards, strict=True)) / len(index)
                 for key in parts[0]}
 

@@ -51,3 +51,24 @@ def test_merging_replaces_a_rerun_and_keeps_the_others():
     merged = bench.merge_runs(old, new)
     assert [(r["dataset"], r["config"], r["t"]) for r in merged] == [
         ("a", "own", 1), ("b", "own", 2), ("a", "lr", 2)]
+
+
+def test_repeat_trains_cold_each_time_and_reports_the_median(tmp_path, monkeypatch):
+    spawned = []
+    spawn = bench._spawn
+
+    def recording(kind, payload, cwd, timeout):
+        spawned.append((kind, cwd, payload.get("out")))
+        return spawn(kind, payload, cwd, timeout)
+
+    monkeypatch.setattr(bench, "_spawn", recording)
+    target = tmp_path / "nlu.json"
+    code = bench.main(["--data-root", str(FIXTURES / "nlu_bench"), "--datasets", "tiny",
+                       "--configs", "lr", "--json", str(target), "--repeat", "3"])
+    assert code == 0
+    (run,) = json.loads(target.read_text())["runs"]
+    walls = run["train_wall_runs"]
+    assert len(walls) == 3 and run["train_wall_s"] == sorted(walls)[1]
+    trainings = [(cwd, out) for kind, cwd, out in spawned if kind == "train"]
+    assert len(trainings) == 3 and len(set(trainings)) == 3  # no cache or model shared
+    assert [kind for kind, _, _ in spawned].count("evaluate") == 1

@@ -7,6 +7,7 @@ write straight into one output and run in bfloat16 where the CPU has it.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -73,6 +74,16 @@ class GroupedLinear(nn.Module):
             placed = [(a, b, r) for (a, b), r in zip(slices, starts, strict=True)]
             self.plan.append((placed, o0, o1, offset, fan_in, width))
             offset += fan_in * width
+        # The same as split sizes: one ``split`` call cuts every group's view of a tensor
+        # (five slicing calls per tensor cost more Python time than the products on small
+        # batches). The inputs are cut into *pieces* — the groups' slices, in input order —
+        # and each group lists its pieces in kernel-row order (two when a shifted group wraps).
+        edges = sorted({edge for slices in self.input_slices for pair in slices for edge in pair})
+        self.piece_sizes = [b - a for a, b in itertools.pairwise(edges)]
+        self.group_pieces = [[edges.index(a) for a, _ in slices] for slices in self.input_slices]
+        self.group_piece_rows = [[b - a for a, b in slices] for slices in self.input_slices]
+        self.kernel_sizes = [fan_in * width for fan_in, width in self.shapes]
+        self.output_sizes = [o1 - o0 for o0, o1 in self.output_bounds]
 
     def forward(self, x: torch.Tensor, keep_product_dtype: bool = False) -> torch.Tensor:
         """``x @ kernel + bias``; float32 out unless ``keep_product_dtype`` (then in the
@@ -112,31 +123,33 @@ class _GroupedProduct(torch.autograd.Function):
             inputs = x.to(dtype)
         flat = kernel.to(dtype)
         shift = bias.to(dtype) if bias is not None else None
+        weights = [k.view(shape) for k, shape in zip(flat.split(layer.kernel_sizes), layer.shapes,
+                                                     strict=True)]
+        shifts = shift.split(layer.output_sizes) if shift is not None else None
         if layer.column_major:  # out.t() is filled: row block by row block
             out_t = inputs.new_empty(layer.out_features, x.shape[0])
-            for slices, o0, o1, weight in layer.groups_of(flat):
-                target = out_t[o0:o1]
-                for n, (a, b, r) in enumerate(slices):
-                    rows_t, part_t = weight[r:r + b - a].t(), inputs[:, a:b].t()
+            pieces_t = inputs.t().split(layer.piece_sizes)
+            for g, target in enumerate(out_t.split(layer.output_sizes)):
+                for n, (p, rows) in enumerate(_piece_rows(layer, g, weights[g])):
+                    rows_t = rows.t()
                     if n:
-                        target.addmm_(rows_t, part_t)
-                    elif shift is None:
-                        torch.mm(rows_t, part_t, out=target)
+                        target.addmm_(rows_t, pieces_t[p])
+                    elif shifts is None:
+                        torch.mm(rows_t, pieces_t[p], out=target)
                     else:
-                        torch.addmm(shift[o0:o1, None], rows_t, part_t, out=target)
+                        torch.addmm(shifts[g][:, None], rows_t, pieces_t[p], out=target)
             out = out_t.t()
         else:
             out = inputs.new_empty(x.shape[0], layer.out_features)
-            for slices, o0, o1, weight in layer.groups_of(flat):
-                target = out[:, o0:o1]
-                for n, (a, b, r) in enumerate(slices):
-                    part, rows = inputs[:, a:b], weight[r:r + b - a]
+            pieces = inputs.split(layer.piece_sizes, dim=1)
+            for g, target in enumerate(out.split(layer.output_sizes, dim=1)):
+                for n, (p, rows) in enumerate(_piece_rows(layer, g, weights[g])):
                     if n:
-                        target.addmm_(part, rows)
-                    elif shift is None:
-                        torch.mm(part, rows, out=target)
+                        target.addmm_(pieces[p], rows)
+                    elif shifts is None:
+                        torch.mm(pieces[p], rows, out=target)
                     else:
-                        torch.addmm(shift[o0:o1], part, rows, out=target)
+                        torch.addmm(shifts[g], pieces[p], rows, out=target)
         ctx.layer = layer
         ctx.has_bias = bias is not None
         ctx.save_for_backward(inputs, flat)
@@ -159,17 +172,25 @@ class _GroupedProduct(torch.autograd.Function):
             grad_rows = down.new_empty(inputs.shape[1], inputs.shape[0]) if transposed \
                 else down.new_empty(inputs.shape)
         grad_flat = torch.empty_like(flat) if ctx.needs_input_grad[3] else None
-        views = layer.groups_of(grad_flat) if grad_flat is not None else None
-        for slices, o0, o1, weight in layer.groups_of(flat):
-            grad_weight = next(views)[3] if views is not None else None
-            for a, b, r in slices:
-                rows = weight[r:r + b - a]
-                if grad_rows is not None and transposed:
-                    torch.mm(rows, down[:, o0:o1].t(), out=grad_rows[a:b])
-                elif grad_rows is not None:
-                    torch.mm(down[:, o0:o1], rows.t(), out=grad_rows[:, a:b])
-                if grad_weight is not None:
-                    torch.mm(inputs[:, a:b].t(), down[:, o0:o1], out=grad_weight[r:r + b - a])
+        weights = flat.split(layer.kernel_sizes)
+        grad_weights = grad_flat.split(layer.kernel_sizes) if grad_flat is not None else None
+        downs = down.split(layer.output_sizes, dim=1)
+        downs_t = down.t().split(layer.output_sizes)
+        grad_pieces = None
+        if grad_rows is not None:
+            grad_pieces = (grad_rows.split(layer.piece_sizes) if transposed
+                           else grad_rows.split(layer.piece_sizes, dim=1))
+        pieces_t = inputs.t().split(layer.piece_sizes)
+        for g, shape in enumerate(layer.shapes):
+            if grad_pieces is not None:
+                for p, rows in _piece_rows(layer, g, weights[g].view(shape)):
+                    if transposed:
+                        torch.mm(rows, downs_t[g], out=grad_pieces[p])
+                    else:
+                        torch.mm(downs[g], rows.t(), out=grad_pieces[p])
+            if grad_weights is not None:
+                for p, rows in _piece_rows(layer, g, grad_weights[g].view(shape)):
+                    torch.mm(pieces_t[p], downs[g], out=rows)
         grad_x = None
         if grad_rows is not None:
             if layer.shuffle:
@@ -184,6 +205,16 @@ class _GroupedProduct(torch.autograd.Function):
                 grad_x = grad_rows.to(ctx.dtype)
         grad_bias = grad.sum(0).float() if ctx.has_bias and ctx.needs_input_grad[2] else None
         return (grad_x, None, grad_bias, grad_flat.float() if grad_flat is not None else None, None)
+
+
+def _piece_rows(layer: GroupedLinear, group: int,
+                weight: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    """A group's input pieces, each with the rows of ``weight`` (the group's kernel, or its
+    gradient) that multiply it."""
+    pieces = layer.group_pieces[group]
+    if len(pieces) == 1:
+        return [(pieces[0], weight)]
+    return list(zip(pieces, weight.split(layer.group_piece_rows[group]), strict=True))
 
 
 def _is_column_major(x: torch.Tensor) -> bool:

@@ -64,8 +64,8 @@ class GroupedLinear(nn.Module):
             (torch.empty(fan_in, width).uniform_(-1, 1) / math.sqrt(fan_in)).view(-1)
             for fan_in, width in self.shapes]))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
-        # Per group, worked out once (forward and backward walk it every call): its input
-        # slices as (start, end, first kernel row), output columns, and place in the kernel.
+        # Per group (for reading the kernel group by group, see groups_of): its input slices
+        # as (start, end, first kernel row), output columns, and place in the kernel.
         self.plan: list[tuple[list[tuple[int, int, int]], int, int, int, int, int]] = []
         offset = 0
         for slices, (o0, o1), (fan_in, width) in zip(self.input_slices, self.output_bounds,
@@ -74,10 +74,11 @@ class GroupedLinear(nn.Module):
             placed = [(a, b, r) for (a, b), r in zip(slices, starts, strict=True)]
             self.plan.append((placed, o0, o1, offset, fan_in, width))
             offset += fan_in * width
-        # The same as split sizes: one ``split`` call cuts every group's view of a tensor
-        # (five slicing calls per tensor cost more Python time than the products on small
-        # batches). The inputs are cut into *pieces* — the groups' slices, in input order —
-        # and each group lists its pieces in kernel-row order (two when a shifted group wraps).
+        # The same as split sizes, which forward and backward use: one ``split`` call cuts
+        # every group's view of a tensor (five slicing calls per tensor cost more Python time
+        # than the products on small batches). The inputs are cut into *pieces* — the groups'
+        # slices, in input order — and each group lists its pieces in kernel-row order (two
+        # when a shifted group wraps around).
         edges = sorted({edge for slices in self.input_slices for pair in slices for edge in pair})
         self.piece_sizes = [b - a for a, b in itertools.pairwise(edges)]
         self.group_pieces = [[edges.index(a) for a, _ in slices] for slices in self.input_slices]

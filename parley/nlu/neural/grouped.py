@@ -64,17 +64,7 @@ class GroupedLinear(nn.Module):
             (torch.empty(fan_in, width).uniform_(-1, 1) / math.sqrt(fan_in)).view(-1)
             for fan_in, width in self.shapes]))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
-        # Per group (for reading the kernel group by group, see groups_of): its input slices
-        # as (start, end, first kernel row), output columns, and place in the kernel.
-        self.plan: list[tuple[list[tuple[int, int, int]], int, int, int, int, int]] = []
-        offset = 0
-        for slices, (o0, o1), (fan_in, width) in zip(self.input_slices, self.output_bounds,
-                                                     self.shapes, strict=True):
-            starts = [sum(b - a for a, b in slices[:j]) for j in range(len(slices))]
-            placed = [(a, b, r) for (a, b), r in zip(slices, starts, strict=True)]
-            self.plan.append((placed, o0, o1, offset, fan_in, width))
-            offset += fan_in * width
-        # The same as split sizes, which forward and backward use: one ``split`` call cuts
+        # As split sizes, which forward and backward use: one ``split`` call cuts
         # every group's view of a tensor (five slicing calls per tensor cost more Python time
         # than the products on small batches). The inputs are cut into *pieces* — the groups'
         # slices, in input order — and each group lists its pieces in kernel-row order (two
@@ -98,8 +88,12 @@ class GroupedLinear(nn.Module):
                                                               torch.Tensor]]:
         """Per group: its input slices as (start, end, first kernel row), its output columns,
         and its kernel (a view of ``flat``, laid out as :attr:`kernel`)."""
-        for placed, o0, o1, offset, fan_in, width in self.plan:
-            yield placed, o0, o1, flat[offset:offset + fan_in * width].view(fan_in, width)
+        for slices, (o0, o1), kernel, shape in zip(self.input_slices, self.output_bounds,
+                                                   flat.split(self.kernel_sizes), self.shapes,
+                                                   strict=True):
+            first_rows = list(itertools.accumulate(b - a for a, b in slices))[:-1]
+            placed = [(a, b, r) for (a, b), r in zip(slices, [0, *first_rows], strict=True)]
+            yield placed, o0, o1, kernel.view(shape)
 
 
 class _GroupedProduct(torch.autograd.Function):

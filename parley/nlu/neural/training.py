@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -169,27 +169,26 @@ class Trainer:
             return metrics
 
         if self._helpers is not None and len(shards) > 1:
-            others = [self._helpers.submit(run, k) for k in range(1, len(shards))]
-            try:
-                parts = [run(0)]
-            except BaseException:
-                wait(others)  # no thread may still touch the gradients
-                raise
-            parts += [future.result() for future in others]
+            parts = self._at_once(run, len(shards))
             # The update is elementwise: each thread takes a share of the parameters.
-            updates = [self._helpers.submit(self.optimizer.step, k, SHARDS)
-                       for k in range(1, SHARDS)]
-            try:
-                self.optimizer.step(0, SHARDS)
-            finally:
-                wait(updates)
-            for update in updates:
-                update.result()
+            self._at_once(lambda k: self.optimizer.step(k, SHARDS), SHARDS)
         else:
             parts = [run(k) for k in range(len(shards))]
             self.optimizer.step()
         return {key: sum(p[key] * len(s) for p, s in zip(parts, shards, strict=True)) / len(index)
                 for key in parts[0]}
+
+    def _at_once(self, task: Callable[[int], Any], count: int) -> list[Any]:
+        """``task(0)`` on this thread and ``task(1)`` … ``task(count - 1)`` on the helpers, at
+        once; their results in order. Returns (or raises) only when all have finished, so
+        none still touches the gradients or the weights."""
+        assert self._helpers is not None
+        others = [self._helpers.submit(task, k) for k in range(1, count)]
+        try:
+            first = task(0)
+        finally:
+            wait(others)
+        return [first, *(future.result() for future in others)]
 
     @contextmanager
     def _shard_threads(self) -> Iterator[None]:

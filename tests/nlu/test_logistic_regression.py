@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from parley.data.formats.nlu_yaml import read_nlu_file
 from parley.data.message import Message
-from parley.errors import ConfigError
+from parley.errors import ConfigError, ModelArchiveError
 from parley.nlu.classifiers.logistic_regression import LogisticRegressionClassifier
 from parley.nlu.featurizers.count_vectors import CountVectorsFeaturizer
 from parley.nlu.featurizers.regex import RegexFeaturizer
 from parley.nlu.tokenizers.whitespace import WhitespaceTokenizer
-from tests.conftest import SHARED_DATA, needs_shared_data
+from parley.nlu._io import ARRAYS_FILE
+from tests.conftest import REPO, SHARED_DATA, needs_shared_data
 from tests.nlu._helpers import fresh, run, toy_data
 
 
@@ -72,3 +75,83 @@ def test_snips_small_accuracy_should_reach_ninety_percent() -> None:
     messages = run(_pipeline(), train, fresh([m.text for m in test]))
     correct = sum(m.data["intent"]["name"] == t.base_intent for m, t in zip(messages, test, strict=True))
     assert correct / len(test) >= 0.90
+
+
+def test_tfidf_weights_should_equal_scikit_learns_sublinear_tfidf_per_block() -> None:
+    sklearn_text = pytest.importorskip("sklearn.feature_extraction.text")
+    import numpy as np
+    from scipy.sparse import hstack
+
+    from parley.nlu.classifiers.logistic_regression import (
+        inverse_document_frequency, tfidf_weights)
+
+    texts = ["book a flight to rome", "book book a table", "hello there", "rome rome rome",
+             "play some music", "hello"]
+    words = sklearn_text.CountVectorizer().fit_transform(texts)
+    chars = sklearn_text.CountVectorizer(analyzer="char_wb", ngram_range=(1, 3)).fit_transform(texts)
+    dense = np.arange(12, dtype=float).reshape(6, 2) - 3.0  # a dense block: left as it is
+    x = hstack([words, dense, chars]).tocsr().astype(float)
+    dims = [words.shape[1], 2, chars.shape[1]]
+    idf = inverse_document_frequency(x, dims, [True, False, True])
+    ours = tfidf_weights(x, idf, dims).toarray()
+    def expected(counts: object) -> np.ndarray:
+        transformer = sklearn_text.TfidfTransformer(sublinear_tf=True)
+        return transformer.fit_transform(counts).toarray()  # type: ignore[no-any-return]
+    np.testing.assert_allclose(ours[:, :dims[0]], expected(words), rtol=1e-12)
+    np.testing.assert_allclose(ours[:, dims[0]:dims[0] + 2], dense)
+    np.testing.assert_allclose(ours[:, dims[0] + 2:], expected(chars), rtol=1e-12)
+    assert x.toarray()[0].sum() > 0 and not np.allclose(x.toarray(), ours)  # x itself untouched
+
+
+def test_tfidf_model_should_predict_the_same_after_save_and_load(tmp_path: Path) -> None:
+    classifier = LogisticRegressionClassifier(tfidf=True, C=10)
+    pipeline = [*_pipeline()[:3], classifier]
+    texts = ["hello friend", "bye now", "book a flight to Rome", "fly me to Paris"]
+    before = run(pipeline, toy_data(), fresh(texts))
+    classifier.save(tmp_path)
+    loaded = LogisticRegressionClassifier.load(tmp_path)
+    after = run(pipeline[:3], toy_data(), fresh(texts))
+    loaded.process(after)
+    assert [m.data["intent_ranking"] for m in after] == [m.data["intent_ranking"] for m in before]
+    assert [m.data["intent"]["name"] for m in after][:3] == ["greet", "goodbye", "book_flight"]
+
+
+def test_a_tfidf_model_without_its_idf_should_be_a_clear_archive_error(tmp_path: Path) -> None:
+    import numpy as np
+
+    classifier = LogisticRegressionClassifier(tfidf=True)
+    run([*_pipeline()[:3], classifier], toy_data())
+    classifier.save(tmp_path)
+    with np.load(tmp_path / ARRAYS_FILE) as saved:
+        arrays = {k: saved[k] for k in saved.files if k != "idf"}
+    np.savez(tmp_path / ARRAYS_FILE, **arrays)
+    with pytest.raises(ModelArchiveError, match="tf-idf"):
+        LogisticRegressionClassifier.load(tmp_path)
+
+
+def test_tfidf_should_be_a_boolean() -> None:
+    with pytest.raises(ConfigError, match="tfidf"):
+        run(_pipeline(tfidf="yes"), toy_data())
+
+
+@needs_shared_data
+@pytest.mark.parametrize(("dataset", "rasa_default", "scikit_learn"),
+                         [("snips-small", 0.939, 0.959), ("banking77-small", 0.733, 0.825)])
+def test_parleys_default_pipeline_should_beat_rasas_default_and_near_scikit_learn(
+        dataset: str, rasa_default: float, scikit_learn: float) -> None:
+    """Parley's default pipeline (parley/data/default_config.yml) against the figures in
+    ../shared/anchors.md: Rasa's default pipeline, and a tuned scikit-learn tf-idf pipeline
+    (within one test message of it, or above)."""
+    import yaml
+
+    from parley.nlu.registry import get_component_class
+
+    config = yaml.safe_load((REPO / "parley" / "data" / "default_config.yml").read_text())
+    components = [get_component_class(step.pop("name"))(**step) for step in config["pipeline"]
+                  if step["name"] not in ("CRFEntityExtractor", "FallbackClassifier")]
+    train = read_nlu_file(SHARED_DATA / dataset / "data" / "nlu.yml")
+    test = read_nlu_file(SHARED_DATA / dataset / "test" / "test_nlu.yml").intent_examples
+    messages = run(components, train, fresh([m.text for m in test]))
+    correct = sum(m.data["intent"]["name"] == t.base_intent for m, t in zip(messages, test, strict=True))
+    assert correct / len(test) > rasa_default
+    assert correct + 1 >= round(scikit_learn * len(test))  # the figure is rounded

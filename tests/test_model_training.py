@@ -157,7 +157,7 @@ def test_persist_nlu_training_data_should_put_the_yaml_in_the_archive(project):
     ("  - name: LexicalSyntacticFeaturizer", "  - name: SpacyNLP",
      "'SpacyNLP'"),
     ("    analyzer: char_wb", "    analyser: char_wb",
-     "config.yml:11: CountVectorsFeaturizer has no parameter 'analyser'. Did you mean 'analyzer'?"),
+     "config.yml:12: CountVectorsFeaturizer has no parameter 'analyser'. Did you mean 'analyzer'?"),
 ])
 def test_config_mistakes_should_stop_before_training(project, old, new, message):
     edit(project / "config.yml", old, new)

@@ -261,13 +261,14 @@ def tfidf_weights(x: csr_matrix, idf: np.ndarray, dims: list[int]) -> csr_matrix
     values = x.data[weighted]
     x.data[weighted] = np.where(values > 0, 1.0 + np.log(np.maximum(values, 1e-300)), values) \
         * idf[x.indices[weighted]]
-    # Each row's squared length per block (blocks by column), then divide block-wise.
+    # Each row's length per block (blocks by column), then each value divided by its own.
     edges = np.cumsum([0, *dims])
     block = np.searchsorted(edges, x.indices, side="right") - 1
     row = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-    squares = np.zeros((x.shape[0], len(dims)))
-    np.add.at(squares, (row[weighted], block[weighted]), x.data[weighted] ** 2)
-    norms = np.sqrt(squares[row, block])
-    scale = np.where(weighted & (norms > 0), 1.0 / np.where(norms > 0, norms, 1.0), 1.0)
-    x.data *= scale
+    cell = row * len(dims) + block
+    squares = np.bincount(cell[weighted], weights=x.data[weighted] ** 2,
+                          minlength=x.shape[0] * len(dims))
+    norms = np.sqrt(squares[cell])
+    divide = weighted & (norms > 0)
+    x.data[divide] /= norms[divide]
     return x

@@ -30,6 +30,7 @@ from parley.nlu.language_models.model_files import (
 from parley.nlu.language_models.safetensors import read_safetensors
 from parley.nlu.language_models.wordpiece import WordPieceTokenizer, read_vocab
 from parley.nlu.registry import get_component_class
+from tests.conftest import REPO, SHARED_DATA, needs_shared_data
 from tests.nlu._helpers import fresh, run, toy_data
 
 REFERENCE = json.loads(
@@ -343,3 +344,43 @@ def test_logistic_regression_should_train_on_dense_and_sparse_features(featurize
     layout = pipeline[-1].feature_layout_  # type: ignore[attr-defined]
     assert [origin for origin, _ in layout] == ["CountVectorsFeaturizer", "LanguageModelFeaturizer"]
     assert layout[1][1] == HIDDEN
+
+
+def test_dense_norm_should_scale_the_sentence_vector_and_survive_save_and_load(
+    featurizer: Any, tmp_path: Path
+) -> None:
+    cls = get_component_class
+    classifier = cls("LogisticRegressionClassifier")(C=10, tfidf=True, dense_norm=2)
+    pipeline = [cls("WhitespaceTokenizer")(), cls("CountVectorsFeaturizer")(), featurizer,
+                classifier]
+    texts = ["good morning to you", "see you soon, bye", "I want to fly to Rome"]
+    messages = run(pipeline, toy_data(), fresh(texts))
+    assert [m.data["intent"]["name"] for m in messages] == ["greet", "goodbye", "book_flight"]
+    classifier.save(tmp_path)
+    loaded = type(classifier).load(tmp_path)
+    assert loaded.dense_norm == 2
+    again = run(pipeline[:3], toy_data(), fresh(texts))
+    loaded.process(again)
+    assert [m.data["intent_ranking"] for m in again] == [m.data["intent_ranking"] for m in messages]
+
+
+@needs_shared_data
+@pytest.mark.parametrize(("dataset", "floor"), [("hwu64-small", 0.861), ("banking77-small", 0.889)])
+def test_dense_benchmark_config_should_reach_the_minilm_and_tfidf_floor(
+    featurizer: Any, dataset: str, floor: float
+) -> None:
+    """benchmarks/configs/minilm-lr.yml against ../shared/anchors.md's floor for a config with
+    dense pretrained features: all-MiniLM-L6-v2 vectors beside tf-idf into LogisticRegression."""
+    import yaml
+
+    from parley.data.formats.nlu_yaml import read_nlu_file
+
+    config = yaml.safe_load((REPO / "benchmarks" / "configs" / "minilm-lr.yml").read_text())
+    components = [featurizer if step["name"] == "LanguageModelFeaturizer"
+                  else get_component_class(step.pop("name"))(**step)
+                  for step in config["pipeline"] if step["name"] != "CRFEntityExtractor"]
+    train = read_nlu_file(SHARED_DATA / dataset / "data" / "nlu.yml")
+    test = read_nlu_file(SHARED_DATA / dataset / "test" / "test_nlu.yml").intent_examples
+    messages = run(components, train, fresh([m.text for m in test]))
+    correct = sum(m.data["intent"]["name"] == t.base_intent for m, t in zip(messages, test, strict=True))
+    assert correct / len(test) >= floor

@@ -134,6 +134,40 @@ def test_tfidf_should_be_a_boolean() -> None:
         run(_pipeline(tfidf="yes"), toy_data())
 
 
+
+def test_scale_dense_blocks_should_give_each_rows_dense_block_the_length() -> None:
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
+    from parley.nlu.classifiers.logistic_regression import scale_dense_blocks
+
+    counts = np.array([[1.0, 2.0], [0.0, 0.0], [3.0, 0.0]])
+    dense = np.array([[3.0, 4.0, 0.0], [0.0, 0.0, 0.0], [-1.0, 1.0, 1.0]])
+    x = csr_matrix(np.hstack([counts, dense]))
+    scaled = scale_dense_blocks(x, [2, 3], [True, False], 2.0).toarray()
+    np.testing.assert_allclose(scaled[:, :2], counts)  # sparse blocks as they were
+    np.testing.assert_allclose(np.linalg.norm(scaled[:, 2:], axis=1), [2.0, 0.0, 2.0])
+    np.testing.assert_allclose(scaled[0, 2:], [1.2, 1.6, 0.0])  # the direction kept
+    np.testing.assert_allclose(x.toarray()[:, 2:], dense)  # x itself untouched
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "2", True])
+def test_dense_norm_should_be_a_positive_number_or_null(bad: object) -> None:
+    with pytest.raises(ConfigError, match="dense_norm"):
+        run(_pipeline(dense_norm=bad), toy_data())
+
+
+def test_dense_norm_should_leave_sparse_only_features_alone() -> None:
+    import numpy as np
+
+    texts = ["hello friend", "bye now", "book a flight to Rome"]
+    plain, scaled = (run(_pipeline(C=10, tfidf=True, dense_norm=norm), toy_data(), fresh(texts))
+                     for norm in (None, 2.0))
+    for a, b in zip(plain, scaled, strict=True):
+        np.testing.assert_allclose([r["confidence"] for r in a.data["intent_ranking"]],
+                                   [r["confidence"] for r in b.data["intent_ranking"]])
+
+
 @needs_shared_data
 @pytest.mark.parametrize(("dataset", "rasa_default", "scikit_learn"),
                          [("snips-small", 0.939, 0.959), ("banking77-small", 0.733, 0.825)])

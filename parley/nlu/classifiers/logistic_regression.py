@@ -43,7 +43,9 @@ class LogisticRegressionClassifier(Component):
     parameters (``ranking_length: 0`` ranks every intent). Parley adds ``C`` (inverse
     regularisation strength, scikit-learn's default 1.0), ``class_weight`` (``balanced``
     like Rasa, or null), ``featurizers`` (names of the featurizers whose features to
-    use; null uses all) and ``tfidf`` (see :func:`tfidf_weights`; off, as Rasa, by default).
+    use; null uses all), ``tfidf`` (see :func:`tfidf_weights`; off, as Rasa, by default) and
+    ``dense_norm`` (see :func:`scale_dense_blocks`; null, the default, leaves dense features
+    as their featurizer made them).
     L-BFGS is deterministic, so ``random_state`` changes nothing; it is kept for config
     compatibility.
     """
@@ -64,6 +66,7 @@ class LogisticRegressionClassifier(Component):
         class_weight: str | None = "balanced",
         featurizers: list[str] | None = None,
         tfidf: bool = False,
+        dense_norm: float | None = None,
     ) -> None:
         self.max_iter = max_iter
         self.solver = solver
@@ -74,6 +77,7 @@ class LogisticRegressionClassifier(Component):
         self.class_weight = class_weight
         self.featurizers = featurizers
         self.tfidf = tfidf
+        self.dense_norm = dense_norm
 
     def _validate(self) -> None:
         if self.solver not in SOLVERS:
@@ -88,6 +92,11 @@ class LogisticRegressionClassifier(Component):
             raise ConfigError(f"{self.name}: max_iter must be a positive whole number.")
         if not isinstance(self.tfidf, bool):
             raise ConfigError(f"{self.name}: tfidf must be true or false, not {self.tfidf!r}.")
+        if self.dense_norm is not None and not (
+                isinstance(self.dense_norm, int | float) and not isinstance(self.dense_norm, bool)
+                and self.dense_norm > 0):
+            raise ConfigError(f"{self.name}: dense_norm must be a number > 0 or null, "
+                              f"not {self.dense_norm!r}.")
         if not self.C > 0:
             raise ConfigError(f"{self.name}: C must be > 0, not {self.C!r}.")
 
@@ -103,11 +112,11 @@ class LogisticRegressionClassifier(Component):
         x = stack_sentence_features(examples, self.featurizers)
         records = features_of(examples[0], self.featurizers)
         self.feature_layout_ = [[f.origin, f.dim] for f in records]
+        sparse = [f.is_sparse for f in records]
         self.idf_ = None
         if self.tfidf:
-            self.idf_ = inverse_document_frequency(x, [f.dim for f in records],
-                                                   [f.is_sparse for f in records])
-            x = self._weighted(x)
+            self.idf_ = inverse_document_frequency(x, [f.dim for f in records], sparse)
+        x = self._weighted(x, sparse)
         self.coef_, self.intercept_ = self._solve(x, y, len(self.classes_))
         return self
 
@@ -125,7 +134,8 @@ class LogisticRegressionClassifier(Component):
         if x.shape[1] != self.coef_.shape[0]:
             raise DataError(f"{self.name}: the features changed size since the model was "
                             "trained; finetuning needs the same featurizers.")
-        x = self._weighted(x)  # with the idf of the first training: the weights expect it
+        sparse = [f.is_sparse for f in features_of(examples[0], self.featurizers)]
+        x = self._weighted(x, sparse)  # the first training's idf: the weights expect it
         y = np.searchsorted(np.array(self.classes_), np.array(labels))
         start = np.concatenate([self.coef_.ravel(), self.intercept_])
         iterations = max(1, math.ceil(self.max_iter * epoch_fraction))
@@ -179,22 +189,27 @@ class LogisticRegressionClassifier(Component):
         """Class probabilities, one row per message, columns in ``classes_`` order."""
         self.check_is_fitted()
         x = stack_sentence_features(messages, self.featurizers)
-        layout = [[f.origin, f.dim] for f in features_of(messages[0], self.featurizers)]
+        records = features_of(messages[0], self.featurizers)
+        layout = [[f.origin, f.dim] for f in records]
         if layout != self.feature_layout_:
             raise ValueError(
                 f"{self.name} was trained on features {self.feature_layout_} but the messages "
                 f"carry {layout}; process them with the pipeline it was trained in."
             )
-        z = self._weighted(x) @ self.coef_ + self.intercept_
+        z = self._weighted(x, [f.is_sparse for f in records]) @ self.coef_ + self.intercept_
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
         return np.asarray(p / p.sum(axis=1, keepdims=True))
 
-    def _weighted(self, x: csr_matrix) -> csr_matrix:
-        """``x`` as the classifier learns from it: tf-idf weighted when ``tfidf`` is on."""
-        if self.idf_ is None:
-            return x
-        return tfidf_weights(x, self.idf_, [cast(int, dim) for _, dim in self.feature_layout_])
+    def _weighted(self, x: csr_matrix, sparse: list[bool]) -> csr_matrix:
+        """``x`` as the classifier learns from it: tf-idf weighted when ``tfidf`` is on,
+        dense blocks scaled when ``dense_norm`` is set (``sparse`` flags each block)."""
+        dims = [cast(int, dim) for _, dim in self.feature_layout_]
+        if self.idf_ is not None:
+            x = tfidf_weights(x, self.idf_, dims)
+        if self.dense_norm is not None:
+            x = scale_dense_blocks(x, dims, sparse, float(self.dense_norm))
+        return x
 
     def process(self, messages: list[Message]) -> None:
         self.check_is_fitted()
@@ -261,14 +276,39 @@ def tfidf_weights(x: csr_matrix, idf: np.ndarray, dims: list[int]) -> csr_matrix
     values = x.data[weighted]
     x.data[weighted] = np.where(values > 0, 1.0 + np.log(np.maximum(values, 1e-300)), values) \
         * idf[x.indices[weighted]]
-    # Each row's length per block (blocks by column), then each value divided by its own.
+    _scale_blocks(x, dims, weighted, 1.0)
+    return x
+
+
+def scale_dense_blocks(x: csr_matrix, dims: list[int], sparse: list[bool],
+                       length: float) -> csr_matrix:
+    """Each row's dense blocks (``sparse`` False: sentence embeddings) scaled to ``length``.
+
+    Beside tf-idf blocks of unit length, a sentence embedding of its own scale (all-MiniLM's
+    mean-pooled vectors: length 3–8) is weighed by accident against them under one penalty.
+    Five-fold cross-validation on the training data of hwu64-small and banking77-small put
+    all-MiniLM-L6-v2's vector, beside word and char tf-idf, best at length 2 (1 cost 1.5–2
+    points; 3 about as good as 2).
+    """
+    from scipy.sparse import csr_matrix
+
+    x = csr_matrix(x, dtype=np.float64, copy=True)
+    edges = np.cumsum([0, *dims])
+    block = np.searchsorted(edges, x.indices, side="right") - 1
+    dense = ~np.asarray(sparse, dtype=bool)[block]
+    _scale_blocks(x, dims, dense, length)
+    return x
+
+
+def _scale_blocks(x: csr_matrix, dims: list[int], selected: np.ndarray, length: float) -> None:
+    """In place: the selected values of each row's block (blocks by column) scaled so the
+    block has ``length``; all-zero blocks stay zero."""
     edges = np.cumsum([0, *dims])
     block = np.searchsorted(edges, x.indices, side="right") - 1
     row = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
     cell = row * len(dims) + block
-    squares = np.bincount(cell[weighted], weights=x.data[weighted] ** 2,
+    squares = np.bincount(cell[selected], weights=x.data[selected] ** 2,
                           minlength=x.shape[0] * len(dims))
     norms = np.sqrt(squares[cell])
-    divide = weighted & (norms > 0)
-    x.data[divide] /= norms[divide]
-    return x
+    scale = selected & (norms > 0)
+    x.data[scale] *= length / norms[scale]

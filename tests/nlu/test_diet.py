@@ -305,6 +305,31 @@ def test_a_message_is_encoded_the_same_alone_or_packed_with_others():
             assert torch.allclose(out[0], together[n], atol=1e-5)
 
 
+
+def test_keeping_only_sentence_rows_gives_their_outputs_and_gradients():
+    """Without entities the last transformer block works on the sentence rows only; their
+    outputs, and the gradients reaching the weights through them, are the full network's."""
+    from parley.nlu.neural.training import sentence_rows_padded
+
+    diet, _ = trained(epochs=1)
+    table = diet._table(diet._examples(_featurized_travel()))
+    model = diet.model_.eval()  # no dropout: both ways are the same function
+    batch = table.batch(torch, np.arange(len(table)))
+    keep = sentence_rows_padded(batch.sentence_rows, 32)
+    assert keep.shape[0] == 32 and keep[:batch.size].equal(batch.sentence_rows)
+    grads = []
+    for rows_out in (lambda r, g: model.encode(r, g)[batch.sentence_rows],
+                     lambda r, g: model.encode(r, g, keep)[:batch.size]):
+        model.zero_grad()
+        out = rows_out(*model.encode_inputs(batch))
+        (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in model.encoder.parameters()]))
+    (full, full_grads), (kept, kept_grads) = grads
+    assert torch.allclose(full, kept, atol=1e-5)
+    for a, b in zip(full_grads, kept_grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-4)
+    model.train()
+
 def test_transformer_output_is_gelu_activated_as_in_rasa():
     diet, _ = trained(epochs=1)
     table = diet._table(diet._examples(_featurized_travel()))

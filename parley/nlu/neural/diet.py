@@ -51,7 +51,7 @@ class DIETClassifier(Component):
     """Dual Intent and Entity Transformer (Bunk et al., 2020) with Rasa's parameters."""
 
     name: ClassVar[str] = "DIETClassifier"
-    code_version = 6
+    code_version = 7
     uses_packages = ("torch", "numpy", "scipy")
     prepares_training_data = False
     entities_key = "entities"
@@ -397,9 +397,13 @@ class DIETClassifier(Component):
         model = self.model_
         batch = table.batch(torch, index)
         rows, grid = model.encode_inputs(batch)
-        out = model.encode(rows, grid)
+        if self.tags_:
+            out = model.encode(rows, grid)
+            sentences = out[batch.sentence_rows]
+        else:  # only the sentence rows' outputs are read
+            sentences = out = model.encode(rows, grid, batch.sentence_rows)
         if labels is not None:
-            similarities = model.sentence_embeddings(out, batch) @ labels.t()
+            similarities = model.sentence_embeddings(sentences) @ labels.t()
             confidences = torch.softmax(similarities, dim=1).numpy()
             for message, row in zip(messages, confidences, strict=True):
                 self._write_labels(message, row)

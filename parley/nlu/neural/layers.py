@@ -134,9 +134,10 @@ class MultiHeadAttention(nn.Module):
         self.value_relative = (nn.Parameter(torch.randn(span, self.depth) * 0.02)
                                if value_relative else None)
 
-    def forward(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, grid: Grid, keep: torch.Tensor | None = None) -> torch.Tensor:
         """``x``: rows × units; attention sees each chunk's rows as blocks (a view), each row
-        only the rows of its own message."""
+        only the rows of its own message. With ``keep``, only those rows' outputs (in that
+        order) are projected and returned."""
         # In training q, k, v and the attention products stay in the products' dtype
         # (bfloat16 where native); the softmax runs in float32.
         projected = self.query_key_value(x, keep_product_dtype=True)
@@ -151,7 +152,10 @@ class MultiHeadAttention(nn.Module):
                        for part in rows.view(b, t, 3, heads, depth).unbind(2))
             out = self._attention(q, k, v, self._mask(chunk, projected.dtype), drop)
             outs.append(out.view(b, heads, t, depth).transpose(1, 2).reshape(b * t, self.units))
-        return self.out(torch.cat(outs) if len(outs) > 1 else outs[0])  # type: ignore[no-any-return]
+        attended = torch.cat(outs) if len(outs) > 1 else outs[0]
+        if keep is not None:
+            attended = attended[keep]
+        return self.out(attended)  # type: ignore[no-any-return]
 
     def _mask(self, chunk: Chunk, dtype: torch.dtype) -> torch.Tensor:
         """0 where a row may attend, −inf where not, per block and head — made once per
@@ -206,9 +210,11 @@ class TransformerBlock(nn.Module):
         self.drop_rate = drop_rate
         self.dropout = Dropout(drop_rate)
 
-    def forward(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
-        x = add_dropout(x, self.attention(self.norm_attention(x), grid), self.drop_rate,
-                        self.training)
+    def forward(self, x: torch.Tensor, grid: Grid, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """With ``keep``, only those rows go on past attention (every row is still a key and
+        value): the output is theirs, in that order."""
+        attended = self.attention(self.norm_attention(x), grid, keep)
+        x = add_dropout(x if keep is None else x[keep], attended, self.drop_rate, self.training)
         # The 4×-wide hidden layer stays in the products' dtype (half the bytes in bfloat16)
         # and column-major (see GroupedLinear); gelu and dropout run on its contiguous
         # transpose — on the column-major view torch's elementwise kernels are 2× slower.
@@ -249,10 +255,15 @@ class TransformerEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(units, eps=1e-6)
 
-    def forward(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, grid: Grid, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoded rows; with ``keep``, only those rows (in that order), which spares the
+        last block's output projection and feed-forward layer for the others."""
         positions = grid.row_positions
         x = self.project(x) * math.sqrt(self.units) + positional_encoding(positions, self.units)
         x = self.dropout(x)
-        for block in self.blocks:
-            x = block(x, grid)
+        last = len(self.blocks) - 1
+        for depth, block in enumerate(self.blocks):
+            x = block(x, grid, keep if depth == last else None)
+        if keep is not None and last < 0:
+            x = x[keep]
         return self.norm(x)  # type: ignore[no-any-return]

@@ -154,19 +154,28 @@ class DIETModel(nn.Module):
         rows = rows.index_copy(0, batch.token_rows, tokens).index_copy(0, batch.sentence_rows, sentences)
         return rows, Grid(batch.chunks, batch.row_positions)
 
-    def encode(self, rows: torch.Tensor, grid: Grid) -> torch.Tensor:
+    def encode(self, rows: torch.Tensor, grid: Grid, keep: torch.Tensor | None = None
+               ) -> torch.Tensor:
+        """The network's output for every row, or with ``keep`` for those rows only (in that
+        order): when only sentence rows count — no entities, no masked language model —
+        the transformer's last block then works on one row a message instead of all."""
         out = self.text_ffnn(rows)
         if self.encoder is not None:
             # Rasa activates the transformer's output with tfa's gelu, the tanh approximation;
             # this is the exact gelu (at most 5e-4 apart), which torch computes 4× faster.
-            out = F.gelu(self.encoder(out, grid))
-        return out
+            return F.gelu(self.encoder(out, grid, keep))
+        return out if keep is None else out[keep]
+
+    def needs_token_outputs(self, training: bool) -> bool:
+        """Whether any loss or prediction reads the token rows' outputs."""
+        return bool(self.arch.tag_sets) or (training and self.arch.masked_language_model)
 
     def label_embeddings(self, label_inputs: torch.Tensor) -> torch.Tensor:
         return self._normalised(self.embed_label(self.label_ffnn(label_inputs)))
 
-    def sentence_embeddings(self, out: torch.Tensor, batch: Batch) -> torch.Tensor:
-        return self._normalised(self.embed_text(out[batch.sentence_rows]))
+    def sentence_embeddings(self, sentence_out: torch.Tensor) -> torch.Tensor:
+        """Embeddings of the sentence rows' outputs."""
+        return self._normalised(self.embed_text(sentence_out))
 
     def _normalised(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=-1) if self.arch.similarity_type == "cosine" else x

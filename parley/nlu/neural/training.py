@@ -30,6 +30,7 @@ from parley.nlu.neural.model import DIETModel
 from parley.progress import ProgressBar
 
 ROW_QUANTUM = 128  # training batches are padded to a multiple of this many rows
+KEEP_QUANTUM = 32  # and the sentence rows the last transformer block keeps, to this many
 SHARDS = 2  # a training batch runs as this many shards, each on its own thread when cores allow
 MIN_SHARD = 4  # messages: a batch too small to give every shard this many is one shard
 TRIM_EVERY_S = 5.0  # how often training hands freed heap memory back to the OS
@@ -116,15 +117,20 @@ class Trainer:
         batch = self.table.batch(torch, index, quantum)
         rows, grid = model.encode_inputs(batch)
         chosen = None
+        keep = None
         if training and model.arch.masked_language_model:
             masked, chosen = model.mask_tokens(rows, batch)
             out = model.encode(masked, grid)
+        elif not model.needs_token_outputs(training):
+            keep = sentence_rows_padded(batch.sentence_rows, KEEP_QUANTUM if quantum > 1 else 1)
+            out = model.encode(rows, grid, keep)
         else:
             out = model.encode(rows, grid)
         total = rows.new_zeros(())
         metrics: dict[str, float] = {}
         if self.targets.labels is not None and self.label_inputs is not None:
-            text = model.sentence_embeddings(out, batch)
+            sentences = out[batch.sentence_rows] if keep is None else out[:batch.size]
+            text = model.sentence_embeddings(sentences)
             labels = model.label_embeddings(self.label_inputs)
             loss, accuracy = model.label_loss(text, torch.from_numpy(self.targets.labels[index]),
                                               labels)
@@ -291,6 +297,15 @@ class Trainer:
                 scores[f"{name[0]}_f1"] = _tag_f1(tags, gold_grid, mask)
         self.model.train()
         return scores
+
+
+def sentence_rows_padded(sentence_rows: torch.Tensor, quantum: int) -> torch.Tensor:
+    """The sentence rows, the last one repeated up to a multiple of ``quantum`` (few
+    distinct shapes for per-shape kernels); only the first ones' outputs are read."""
+    spare = -sentence_rows.shape[0] % quantum
+    if not spare or not sentence_rows.shape[0]:
+        return sentence_rows
+    return torch.cat([sentence_rows, sentence_rows[-1:].expand(spare)])
 
 
 def _token_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

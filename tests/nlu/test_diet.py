@@ -438,6 +438,35 @@ def test_constrained_crf_matches_brute_force_over_whole_bilou_spans():
             assert math.isclose(float(confidence[b, t]), share, rel_tol=1e-4)
 
 
+
+@pytest.mark.parametrize(("scale", "constrained"), [(3.0, False), (3.0, True), (200.0, True)])
+def test_crf_log_partition_and_gradients_match_the_log_space_recursion(scale, constrained):
+    """The scaled forward-backward (and, when scores are far enough apart to underflow it,
+    its log-space fallback) gives autograd's log Z and gradients through the log-space
+    recursion."""
+    from parley.nlu.neural.crf import log_partition_in_log_space
+
+    names = ["O"] + [f"{p}-{e}" for e in "abcde" for p in "BILU"]
+    torch.manual_seed(3)
+    crf = CRF(len(names))
+    if constrained:
+        crf.constrain(*(torch.tensor(m) for m in bilou_moves(names)))
+    with torch.no_grad():
+        crf.transitions.normal_()
+    emissions = (torch.randn(5, 7, len(names)) * scale).requires_grad_()
+    mask = torch.arange(7)[None] < torch.tensor([7, 1, 3, 6, 7])[:, None]
+    upstream = torch.randn(5)
+    results = []
+    for log_partition in (crf._log_partition, lambda e, m: log_partition_in_log_space(
+            e, crf.transitions, m, crf.allowed, crf.start_penalty, crf.end_penalty)):
+        emissions.grad = crf.transitions.grad = None
+        log_z = log_partition(emissions, mask)
+        (log_z * upstream).sum().backward()
+        results.append((log_z.detach(), emissions.grad.clone(), crf.transitions.grad.clone()))
+    for ours, reference in zip(*results, strict=True):
+        assert torch.allclose(ours, reference, rtol=1e-4, atol=1e-4)
+    assert results[0][1][~mask].abs().max() == 0  # padding gets no gradient
+
 def test_crf_matches_brute_force():
     torch.manual_seed(0)
     crf = CRF(3)

@@ -51,7 +51,7 @@ class DIETClassifier(Component):
     """Dual Intent and Entity Transformer (Bunk et al., 2020) with Rasa's parameters."""
 
     name: ClassVar[str] = "DIETClassifier"
-    code_version = 7
+    code_version = 8
     uses_packages = ("torch", "numpy", "scipy")
     prepares_training_data = False
     entities_key = "entities"

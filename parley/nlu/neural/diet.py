@@ -401,7 +401,7 @@ class DIETClassifier(Component):
             out = model.encode(rows, grid)
             sentences = out[batch.sentence_rows]
         else:  # only the sentence rows' outputs are read
-            sentences = out = model.encode(rows, grid, batch.sentence_rows)
+            sentences = model.encode(rows, grid, batch.sentence_rows)
         if labels is not None:
             similarities = model.sentence_embeddings(sentences) @ labels.t()
             confidences = torch.softmax(similarities, dim=1).numpy()

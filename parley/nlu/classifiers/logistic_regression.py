@@ -276,7 +276,7 @@ def tfidf_weights(x: csr_matrix, idf: np.ndarray, dims: list[int]) -> csr_matrix
     values = x.data[weighted]
     x.data[weighted] = np.where(values > 0, 1.0 + np.log(np.maximum(values, 1e-300)), values) \
         * idf[x.indices[weighted]]
-    _scale_blocks(x, dims, weighted, 1.0)
+    _scale_blocks(x, _column_blocks(x, dims), len(dims), weighted, 1.0)
     return x
 
 
@@ -293,22 +293,24 @@ def scale_dense_blocks(x: csr_matrix, dims: list[int], sparse: list[bool],
     from scipy.sparse import csr_matrix
 
     x = csr_matrix(x, dtype=np.float64, copy=True)
-    edges = np.cumsum([0, *dims])
-    block = np.searchsorted(edges, x.indices, side="right") - 1
-    dense = ~np.asarray(sparse, dtype=bool)[block]
-    _scale_blocks(x, dims, dense, length)
+    block = _column_blocks(x, dims)
+    _scale_blocks(x, block, len(dims), ~np.asarray(sparse, dtype=bool)[block], length)
     return x
 
 
-def _scale_blocks(x: csr_matrix, dims: list[int], selected: np.ndarray, length: float) -> None:
-    """In place: the selected values of each row's block (blocks by column) scaled so the
-    block has ``length``; all-zero blocks stay zero."""
-    edges = np.cumsum([0, *dims])
-    block = np.searchsorted(edges, x.indices, side="right") - 1
+def _column_blocks(x: csr_matrix, dims: list[int]) -> np.ndarray:
+    """The block (featurizer) of each stored value of ``x``, by its column."""
+    return np.searchsorted(np.cumsum([0, *dims]), x.indices, side="right") - 1
+
+
+def _scale_blocks(x: csr_matrix, block: np.ndarray, n_blocks: int, selected: np.ndarray,
+                  length: float) -> None:
+    """In place: the selected values of each row's block scaled so the block has
+    ``length``; all-zero blocks stay zero."""
     row = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-    cell = row * len(dims) + block
+    cell = row * n_blocks + block
     squares = np.bincount(cell[selected], weights=x.data[selected] ** 2,
-                          minlength=x.shape[0] * len(dims))
+                          minlength=x.shape[0] * n_blocks)
     norms = np.sqrt(squares[cell])
     scale = selected & (norms > 0)
     x.data[scale] *= length / norms[scale]

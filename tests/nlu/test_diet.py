@@ -340,6 +340,14 @@ def test_transformer_output_is_gelu_activated_as_in_rasa():
     assert (out < 0).any()
 
 
+def test_entity_only_diet_on_data_without_entities_says_there_is_nothing_to_learn():
+    data = read_nlu_text('version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - hello there\n'
+                         '    - hi\n- intent: bye\n  examples: |\n    - bye now\n    - see you\n')
+    run(pipeline(), data)
+    with pytest.raises(DataError, match="nothing to learn .*no entities"):
+        DIETClassifier(epochs=1, intent_classification=False).fit(data)
+
+
 def _featurized_travel():
     data = read_nlu_text(TRAVEL)
     run(pipeline(), data)
@@ -466,6 +474,69 @@ def test_crf_log_partition_and_gradients_match_the_log_space_recursion(scale, co
     for ours, reference in zip(*results, strict=True):
         assert torch.allclose(ours, reference, rtol=1e-4, atol=1e-4)
     assert results[0][1][~mask].abs().max() == 0  # padding gets no gradient
+
+def _exact_log_partition(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """log Z in float64 with blocked moves at -inf: the reference for extreme scores."""
+    scores = crf.transitions.detach().double().masked_fill(~crf.allowed, float("-inf"))
+    start = crf.start_penalty.double().masked_fill(crf.start_penalty < 0, float("-inf"))
+    end = crf.end_penalty.double().masked_fill(crf.end_penalty < 0, float("-inf"))
+    out = []
+    for e, m in zip(emissions.detach().double(), mask, strict=True):
+        alpha = e[0] + start
+        for t in range(1, int(m.sum())):
+            alpha = torch.logsumexp(alpha[:, None] + scores, dim=0) + e[t]
+        out.append(torch.logsumexp(alpha + end, dim=0))
+    return torch.stack(out)
+
+
+def test_crf_log_partition_stays_exact_when_scores_are_far_apart():
+    """Two cases a float32 forward pass in probability space gets wrong: a blocked move
+    towards a tag 200 ahead (it must stay blocked), and a tag 110 behind at the start that
+    wins later (its share underflows, then matters)."""
+    names = ["O", "B-a", "I-a", "L-a", "U-a"]
+    blocked = CRF(len(names))
+    blocked.constrain(*(torch.tensor(m) for m in bilou_moves(names)))
+    with torch.no_grad():
+        blocked.transitions.zero_()
+    far = torch.full((1, 2, len(names)), -200.0)
+    far[0, :, 0] = 0.0
+    far[0, 1, 3] = 200.0  # L-a, but O → L-a is not allowed
+    recovering = CRF(2)
+    recovering.constrain(torch.eye(2, dtype=torch.bool), torch.tensor([True, True]),
+                         torch.tensor([True, True]))
+    with torch.no_grad():
+        recovering.transitions.zero_()
+    late = torch.zeros(1, 4, 2)
+    late[0, 0, 1] = -110.0
+    late[0, 1:, 0] = -60.0
+    for crf, emissions in ((blocked, far), (recovering, late)):
+        mask = torch.ones(emissions.shape[:2], dtype=torch.bool)
+        emissions = emissions.clone().requires_grad_()
+        log_z = crf._log_partition(emissions, mask)
+        exact = float(_exact_log_partition(crf, emissions, mask))
+        assert float(log_z.detach()) == pytest.approx(exact, abs=1e-3)
+        log_z.sum().backward()
+        assert torch.allclose(emissions.grad.sum(dim=2), torch.ones(1, emissions.shape[1]))
+
+
+def test_crf_backward_falls_back_when_the_marginals_do_not_sum_to_one(monkeypatch):
+    import parley.nlu.neural.crf as crf_module
+
+    torch.manual_seed(5)
+    crf = CRF(4)
+    with torch.no_grad():
+        crf.transitions.normal_()
+    emissions = torch.randn(3, 5, 4).requires_grad_()
+    mask = torch.arange(5)[None] < torch.tensor([5, 2, 4])[:, None]
+    gradients = []
+    for tolerance in (1e-3, -1.0):  # -1: every check fails, the log-space gradients answer
+        monkeypatch.setattr(crf_module, "_MARGINAL_TOLERANCE", tolerance)
+        emissions.grad = crf.transitions.grad = None
+        crf._log_partition(emissions, mask).sum().backward()
+        gradients.append((emissions.grad.clone(), crf.transitions.grad.clone()))
+    for scaled, log_space in zip(*gradients, strict=True):
+        assert torch.allclose(scaled, log_space, atol=1e-5)
+
 
 def test_crf_matches_brute_force():
     torch.manual_seed(0)

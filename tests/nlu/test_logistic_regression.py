@@ -151,10 +151,25 @@ def test_scale_dense_blocks_should_give_each_rows_dense_block_the_length() -> No
     np.testing.assert_allclose(x.toarray()[:, 2:], dense)  # x itself untouched
 
 
-@pytest.mark.parametrize("bad", [0, -1.0, "2", True])
+@pytest.mark.parametrize("bad", [0, -1.0, "2", True, float("inf"), float("nan")])
 def test_dense_norm_should_be_a_positive_number_or_null(bad: object) -> None:
     with pytest.raises(ConfigError, match="dense_norm"):
         run(_pipeline(dense_norm=bad), toy_data())
+
+
+def test_features_holding_nan_should_be_refused_by_name() -> None:
+    import numpy as np
+
+    from parley.errors import DataError
+    from parley.nlu.features import FEATURES_KEY, Features
+
+    data = toy_data()
+    run(_pipeline()[:-1], data)
+    for message in data.examples:  # a broken dense featurizer
+        vector = np.full((1, 3), np.nan if message is data.examples[0] else 1.0, np.float32)
+        message.data[FEATURES_KEY].append(Features(vector, vector, "BrokenFeaturizer"))
+    with pytest.raises(DataError, match="BrokenFeaturizer.*NaN"):
+        LogisticRegressionClassifier().fit(data)
 
 
 def test_dense_norm_should_leave_sparse_only_features_alone() -> None:

@@ -41,6 +41,8 @@ def minimize_lbfgs(
     """
     x = x0.astype(float, copy=True)
     f, g = objective(x)
+    if not (np.isfinite(f) and np.isfinite(g).all()):
+        raise FloatingPointError("the objective is not finite where the minimisation starts")
     history: deque[tuple[np.ndarray, np.ndarray, float]] = deque(maxlen=memory)
     for iteration in range(1, max_iter + 1):
         if np.abs(g).max() <= gtol:
@@ -55,8 +57,14 @@ def minimize_lbfgs(
         while True:
             x_new = x + step * direction
             f_new, g_new = objective(x_new)
-            if f_new <= f + 1e-4 * step * slope or step < 1e-12:
+            finite = bool(np.isfinite(f_new) and np.isfinite(g_new).all())
+            if finite and (f_new <= f + 1e-4 * step * slope or step < 1e-12):
                 break
+            if step < 1e-12:  # nothing finite along this direction
+                return Result(x, f, iteration - 1, False)
+            if not finite:  # overflowed: far too long a step
+                step *= 0.1
+                continue
             # minimum of the quadratic through f, slope and f_new, kept within [0.1, 0.5]·step
             quadratic = -slope * step * step / (2.0 * (f_new - f - slope * step))
             step = min(max(quadratic, 0.1 * step), 0.5 * step)

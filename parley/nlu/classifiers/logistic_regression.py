@@ -94,8 +94,8 @@ class LogisticRegressionClassifier(Component):
             raise ConfigError(f"{self.name}: tfidf must be true or false, not {self.tfidf!r}.")
         if self.dense_norm is not None and not (
                 isinstance(self.dense_norm, int | float) and not isinstance(self.dense_norm, bool)
-                and self.dense_norm > 0):
-            raise ConfigError(f"{self.name}: dense_norm must be a number > 0 or null, "
+                and math.isfinite(self.dense_norm) and self.dense_norm > 0):
+            raise ConfigError(f"{self.name}: dense_norm must be a finite number > 0 or null, "
                               f"not {self.dense_norm!r}.")
         if not self.C > 0:
             raise ConfigError(f"{self.name}: C must be > 0, not {self.C!r}.")
@@ -145,6 +145,10 @@ class LogisticRegressionClassifier(Component):
     def _solve(self, x: csr_matrix, y: np.ndarray, k: int, start: np.ndarray | None = None,
                max_iter: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         n, d = x.shape
+        if not np.isfinite(x.data).all():
+            origins = ", ".join(dict.fromkeys(str(origin) for origin, _ in self.feature_layout_))
+            raise DataError(f"{self.name}: the features it learns from ({origins}) hold NaN or "
+                            "infinite values; check the featurizers that made them.")
         if k == 1:  # one intent: nothing to learn, it always wins
             self.n_iter_ = 0
             return np.zeros((d, 1)), np.zeros(1)

@@ -25,12 +25,21 @@ class CRF(nn.Module):
         self.register_buffer("allowed", torch.ones(n_tags, n_tags, dtype=torch.bool), persistent=False)
         self.register_buffer("start_penalty", torch.zeros(n_tags), persistent=False)
         self.register_buffer("end_penalty", torch.zeros(n_tags), persistent=False)
+        self._unreachable: torch.Tensor | None = None  # per position, as long as asked so far
 
     def constrain(self, allowed: torch.Tensor, may_start: torch.Tensor, may_end: torch.Tensor) -> None:
         """Only sequences that start, move and end as allowed get any probability."""
         self.allowed = allowed.clone()
         self.start_penalty = torch.where(may_start, 0.0, BLOCKED)
         self.end_penalty = torch.where(may_end, 0.0, BLOCKED)
+        self._unreachable = None
+
+    def unreachable(self, length: int) -> torch.Tensor:
+        """``length`` × K: 1.0 where no allowed sequence has that tag at that position, else 0."""
+        if self._unreachable is None or len(self._unreachable) < length:
+            reachable = reachable_tags(self.allowed, self.start_penalty == 0, length)
+            self._unreachable = (~reachable).float()
+        return self._unreachable[:length]
 
     def _scores(self) -> torch.Tensor:
         return self.transitions.masked_fill(~self.allowed, BLOCKED)
@@ -38,7 +47,8 @@ class CRF(nn.Module):
     def _log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """log Z per sequence; ``emissions`` B × T × K, ``mask`` B × T (True = real token)."""
         return _LogPartition.apply(emissions, self.transitions, mask, self.allowed,  # type: ignore[no-any-return]
-                                   self.start_penalty, self.end_penalty)
+                                   self.start_penalty, self.end_penalty,
+                                   self.unreachable(emissions.shape[1]))
 
     def _gold_score(self, emissions: torch.Tensor, tags: torch.Tensor,
                     mask: torch.Tensor) -> torch.Tensor:
@@ -114,21 +124,31 @@ def log_partition_in_log_space(emissions: torch.Tensor, transitions: torch.Tenso
                                mask: torch.Tensor, allowed: torch.Tensor,
                                start_penalty: torch.Tensor, end_penalty: torch.Tensor
                                ) -> torch.Tensor:
-    """log Z by the forward recursion in log space (differentiable by autograd): each step a
-    product in exp space shifted by the running maximum. Slower than :class:`_LogPartition`
-    but safe from underflow whatever the scores; that one falls back on it."""
-    shift = transitions.max().detach()
-    exp_transitions = torch.exp(transitions - shift) * allowed
+    """log Z by the forward recursion in log space (differentiable by autograd), a
+    ``logsumexp`` over every move each step. Slower than :class:`_LogPartition` but exact
+    whatever the scores (a floor under exp-space products would let blocked moves back in
+    once scores are ~70 apart); that one falls back on it."""
+    scores = transitions.masked_fill(~allowed, BLOCKED).unsqueeze(0)
     alpha = emissions[:, 0] + start_penalty
     for t in range(1, emissions.shape[1]):
-        top = alpha.max(dim=1, keepdim=True).values
-        step = torch.log(torch.exp(alpha - top) @ exp_transitions + 1e-30) + top + shift
-        alpha = torch.where(mask[:, t:t + 1], step + emissions[:, t], alpha)
+        step = torch.logsumexp(alpha.unsqueeze(2) + scores, dim=1) + emissions[:, t]
+        alpha = torch.where(mask[:, t:t + 1], step, alpha)
     return torch.logsumexp(alpha + end_penalty, dim=1)
 
 
-# A step's normaliser below this, in float32, may have lost the path that matters.
+def reachable_tags(allowed: torch.Tensor, may_start: torch.Tensor, length: int) -> torch.Tensor:
+    """``length`` × K: which tags some allowed sequence can have at each position."""
+    moves = allowed.float()
+    reach = [may_start]
+    for _ in range(1, length):
+        reach.append((reach[-1].float() @ moves) > 0)
+    return torch.stack(reach)
+
+
+# A step's normaliser, or a reachable tag's share, below this may have lost paths in float32.
 _UNDERFLOW = 1e-30
+# Each token's marginals sum to one; further off than this, the backward lost a path.
+_MARGINAL_TOLERANCE = 1e-3
 
 
 class _LogPartition(torch.autograd.Function):
@@ -138,13 +158,18 @@ class _LogPartition(torch.autograd.Function):
     d log Z / d emission is the tag's marginal α̂·β̂ and d log Z / d transition the moves'
     pairwise marginals summed in one product. About 8 small operations a position in all,
     where autograd through the log-space recursion records ~27 (the CRF was 13% of a
-    snips-small training step). Emissions enter as exp(e − max_k e) per token; if a step's
-    sum still underflows (scores over ~80 apart), the log-space recursion takes over."""
+    snips-small training step). Emissions enter as exp(e − max_k e) per token. In float32
+    a tag whose share of a step falls under ~1e-38 is lost, and would be missed should later
+    scores raise it again: so when any tag that some allowed sequence can reach has a share
+    under :data:`_UNDERFLOW` (scores ~70 apart), or a step's sum does, the log-space
+    recursion takes over; and the backward pass checks that each token's marginals still
+    sum to one before it trusts them."""
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, emissions: torch.Tensor,  # type: ignore[override]
                 transitions: torch.Tensor, mask: torch.Tensor, allowed: torch.Tensor,
-                start_penalty: torch.Tensor, end_penalty: torch.Tensor) -> torch.Tensor:
+                start_penalty: torch.Tensor, end_penalty: torch.Tensor,
+                unreachable: torch.Tensor) -> torch.Tensor:
         b, t, _ = emissions.shape
         shift = transitions.max()
         exp_transitions = torch.exp(transitions - shift) * allowed
@@ -160,24 +185,31 @@ class _LogPartition(torch.autograd.Function):
         exp_end = torch.exp(end_penalty)
         last = (alphas[-1] * exp_end).sum(dim=1)
         sum_grid = torch.cat(sums, dim=1).masked_fill(~mask, 1.0)
-        ctx.fallback = bool((sum_grid < _UNDERFLOW).any() or (last < _UNDERFLOW).any())  # type: ignore[attr-defined]
+        alpha = torch.stack(alphas, dim=1)
+        # the smallest share of a tag some allowed sequence reaches, per real token
+        least = torch.maximum(alpha, unreachable).amin(dim=2).masked_fill(~mask, 1.0)
+        inputs = (emissions, transitions, mask, allowed, start_penalty, end_penalty)
+        # (written as "not ≥" so that a NaN, the child of a zero sum, also falls back)
+        ctx.fallback = not all(float(x.min()) >= _UNDERFLOW  # type: ignore[attr-defined]
+                               for x in (sum_grid, last, least))
         if ctx.fallback:  # type: ignore[attr-defined]
-            ctx.save_for_backward(emissions, transitions, mask, allowed, start_penalty, end_penalty)
-            return log_partition_in_log_space(emissions, transitions, mask, allowed,
-                                              start_penalty, end_penalty)
+            ctx.save_for_backward(*inputs)
+            return log_partition_in_log_space(*inputs)
         steps = mask.sum(dim=1) - 1
         log_z = (torch.log(sum_grid).sum(dim=1) + (top.squeeze(2) * mask).sum(dim=1)
                  + steps * shift + torch.log(last))
-        ctx.save_for_backward(probabilities, mask, exp_transitions, exp_end, last, sum_grid,
-                              torch.stack(alphas, dim=1))
+        ctx.save_for_backward(*inputs, probabilities, exp_transitions, exp_end, last, sum_grid, alpha)
         return log_z
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor  # type: ignore[override]
                  ) -> tuple[torch.Tensor | None, ...]:
+        saved = ctx.saved_tensors  # type: ignore[attr-defined]
+        inputs, scaled_pass = saved[:6], saved[6:]
         if ctx.fallback:  # type: ignore[attr-defined]
-            return _log_space_gradients(ctx.saved_tensors, grad, ctx.needs_input_grad)  # type: ignore[attr-defined]
-        probabilities, mask, exp_transitions, exp_end, last, sum_grid, alpha = ctx.saved_tensors  # type: ignore[attr-defined]
+            return _log_space_gradients(inputs, grad, ctx.needs_input_grad)  # type: ignore[attr-defined]
+        mask = inputs[2]
+        probabilities, exp_transitions, exp_end, last, sum_grid, alpha = scaled_pass
         b, t, k = probabilities.shape
         # β̂ at a sequence's last token is end / Σ α̂·end, carried back over padding; before
         # it, β̂_t = E · (P_{t+1} ⊙ β̂_{t+1}) / c_{t+1}. Then α̂_t ⊙ β̂_t is the marginal.
@@ -188,15 +220,18 @@ class _LogPartition(torch.autograd.Function):
             step = (scaled[:, i + 1] * betas[i + 1]) @ exp_back
             betas[i] = torch.where(mask[:, i + 1:i + 2], step, betas[i + 1])
         beta = torch.stack(betas, dim=1)
+        marginals = alpha * beta
+        if not float((marginals.sum(dim=2) - 1).abs_().masked_fill_(~mask, 0.0).max()) <= _MARGINAL_TOLERANCE:
+            return _log_space_gradients(inputs, grad, ctx.needs_input_grad)  # type: ignore[attr-defined]
         weight = (grad.unsqueeze(1) * mask).unsqueeze(2)
-        grad_emissions = alpha * beta * weight
+        grad_emissions = marginals * weight
         grad_transitions = None
         if ctx.needs_input_grad[1]:  # type: ignore[attr-defined]
             # P(i → j at t) = α̂_{t−1,i} · E_ij · P_{t,j} · β̂_{t,j} / c_t
             left = (alpha[:, :-1] * weight[:, 1:]).reshape(-1, k)
             right = (scaled[:, 1:] * beta[:, 1:]).reshape(-1, k)
             grad_transitions = (left.t() @ right) * exp_transitions
-        return grad_emissions, grad_transitions, None, None, None, None
+        return grad_emissions, grad_transitions, None, None, None, None, None
 
 
 def _log_space_gradients(saved: tuple[torch.Tensor, ...], grad: torch.Tensor,
@@ -211,4 +246,4 @@ def _log_space_gradients(saved: tuple[torch.Tensor, ...], grad: torch.Tensor,
         wanted = [x for x, need in zip((emissions, transitions), needs[:2], strict=True) if need]
         found = iter(torch.autograd.grad(log_z, wanted, grad) if wanted else ())
     return (next(found) if needs[0] else None, next(found) if needs[1] else None,
-            None, None, None, None)
+            None, None, None, None, None)

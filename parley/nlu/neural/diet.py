@@ -51,7 +51,7 @@ class DIETClassifier(Component):
     """Dual Intent and Entity Transformer (Bunk et al., 2020) with Rasa's parameters."""
 
     name: ClassVar[str] = "DIETClassifier"
-    code_version = 8
+    code_version = 9
     uses_packages = ("torch", "numpy", "scipy")
     prepares_training_data = False
     entities_key = "entities"
@@ -269,6 +269,11 @@ class DIETClassifier(Component):
         self.tags_ = self._tag_vocabulary(examples, table) if self._learns_entities() else {}
         self.layout_ = table.layout()
         self.architecture_ = self._architecture(self.layout_, {k: len(v) for k, v in self.tags_.items()})
+        if not (self.architecture_.intent_classification or self.tags_
+                or self.use_masked_language_model):
+            raise DataError(f"{self.name}: nothing to learn — intent_classification is false "
+                            "and the training data has no entities. Annotate entities, or turn "
+                            "intent_classification on.")
         self.model_: DIETModel = DIETModel(self.architecture_)
         self._constrain_taggers()
         self._train(table, examples, self.epochs)

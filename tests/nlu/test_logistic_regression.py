@@ -172,6 +172,21 @@ def test_features_holding_nan_should_be_refused_by_name() -> None:
         LogisticRegressionClassifier().fit(data)
 
 
+def test_finetuning_should_refuse_features_laid_out_differently() -> None:
+    """The same featurizers in another order: as wide as before, but each weight would meet
+    another feature."""
+    from parley.errors import DataError
+
+    tokenizer, words, chars, classifier = _pipeline()
+    run([tokenizer, words, chars, classifier], toy_data())
+    swapped = toy_data()
+    run([tokenizer], swapped)
+    for featurizer in (chars, words):
+        featurizer.process(swapped.examples)
+    with pytest.raises(DataError, match="features changed"):
+        classifier.finetune(swapped, 0.5)
+
+
 def test_dense_norm_should_leave_sparse_only_features_alone() -> None:
     import numpy as np
 

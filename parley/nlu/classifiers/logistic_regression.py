@@ -131,10 +131,13 @@ class LogisticRegressionClassifier(Component):
             raise DataError(f"{self.name} cannot learn new intents when finetuning: "
                             f"{', '.join(unknown)}. Train a new model instead.")
         x = stack_sentence_features(examples, self.featurizers)
-        if x.shape[1] != self.coef_.shape[0]:
-            raise DataError(f"{self.name}: the features changed size since the model was "
-                            "trained; finetuning needs the same featurizers.")
-        sparse = [f.is_sparse for f in features_of(examples[0], self.featurizers)]
+        records = features_of(examples[0], self.featurizers)
+        layout = [[f.origin, f.dim] for f in records]
+        if layout != self.feature_layout_:
+            raise DataError(f"{self.name}: the features changed since the model was trained "
+                            f"({self.feature_layout_} → {layout}); finetuning needs the same "
+                            "featurizers, in the same order.")
+        sparse = [f.is_sparse for f in records]
         x = self._weighted(x, sparse)  # the first training's idf: the weights expect it
         y = np.searchsorted(np.array(self.classes_), np.array(labels))
         start = np.concatenate([self.coef_.ravel(), self.intercept_])

@@ -147,7 +147,7 @@ class TrainingDataImporter:
     def nlu_data(self) -> TrainingData:
         data = TrainingData()
         parts = [nlu_from_content(self._parsed(p), p) for p in self.files.nlu]
-        return data.merge(*parts)
+        return data.merge(*parts).without_duplicate_examples()
 
     @property
     def has_domain(self) -> bool:

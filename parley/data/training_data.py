@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +59,24 @@ class TrainingData:
             for key, where in other.locations.items():
                 merged.locations.setdefault(key, where)
         return merged
+
+    def without_duplicate_examples(self) -> TrainingData:
+        """The same data with each example once: a repeat of an earlier example's text,
+        intent, entities and metadata is dropped (the first keeps its file and line), as
+        Rasa's loader does — a duplicate would otherwise weigh double in training and count
+        twice in an evaluation."""
+        seen: set[str] = set()
+        kept = []
+        for message in self.examples:
+            key = json.dumps([message.text, message.intent,
+                              [entity.to_dict() for entity in message.entities], message.metadata],
+                             sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                kept.append(message)
+        if len(kept) == len(self.examples):
+            return self
+        return dataclasses.replace(self, examples=kept)
 
     # --- views -------------------------------------------------------------------------
     @property

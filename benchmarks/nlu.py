@@ -44,6 +44,7 @@ DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "nlu.json"
 DATASETS = ["snips-small", "banking77-small", "hwu64-small", "snips", "banking77", "hwu64"]
 TEST_FILE = Path("test") / "test_nlu.yml"
 WARMUP_PARSES = 5
+CACHE_DIR_ENV = "PARLEY_CACHE_DIR"  # parley.engine.cache's; this parent imports no parley
 
 # Rasa 3.6.21, `rasa train nlu` with each project's own config (../shared/anchors.md):
 # train wall s, intent accuracy, entity F1 (None: the set has no entities).
@@ -120,8 +121,10 @@ class RunFailed(Exception):
 def _spawn(kind: str, payload: dict[str, Any], cwd: Path,
            timeout: float | None) -> tuple[float, dict[str, Any]]:
     """Run a child; its whole-process wall time and its RESULT."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                                       os.environ.get("PYTHONPATH")]))}
+    # Each run trains cold, in its own folder: a shared cache (PARLEY_CACHE_DIR) would
+    # hand later runs what earlier ones trained.
+    env = {key: value for key, value in os.environ.items() if key != CACHE_DIR_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     start = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", kind,

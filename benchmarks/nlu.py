@@ -1,7 +1,7 @@
 """NLU accuracy and speed on the benchmark sets, beside Rasa 3.6's figures.
 
-    python benchmarks/nlu.py [--datasets NAME ...] [--configs own|NAME|PATH ...] [--seed N]
-                             [--repeat N] [--json PATH] [--merge]
+    python benchmarks/nlu.py [--datasets NAME ...] [--configs own|NAME|PATH ...]
+                             [--seed N | --seeds N ...] [--repeat N] [--json PATH] [--merge]
 
 For each dataset (a Rasa project under ../shared/data: config.yml, domain.yml, data/,
 test/test_nlu.yml) and each config: train with ``parley.model_training.train_nlu`` in a
@@ -10,7 +10,11 @@ then load the archive in a second process and score it on test/test_nlu.yml with
 ``parley.nlu.evaluation.evaluate_nlu`` (parse latency measured there, after a warm-up).
 ``--repeat N`` trains N times, each cold, and reports the median time (every time is in the
 JSON): on a shared 2-core machine one training's wall time varies by ±10–15%. Training is
-deterministic, so the N models are the same; the last is scored.
+deterministic, so the N models are the same; the last is scored. ``--seeds A B …`` trains
+once per seed and reports the mean of each score and the median time (one row, config
+``<config> (mean of N seeds)``; each seed's figures are printed under the table and kept in
+the JSON): Rasa's DIET is not seeded, its figures move by ±2 points from run to run, and one
+seed of Parley's is one draw of the same kind.
 
 Configs: ``own`` is the dataset's config.yml (Rasa's default pipeline); a name is
 ``benchmarks/configs/<name>.yml``; anything else is a path. A config without
@@ -224,6 +228,39 @@ def run_one(dataset: Path, label: str, config: Path | None, seed: int | None,
     return row
 
 
+def combine_seeds(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """One row for the runs of one dataset and config under several seeds: each score's
+    mean, the median time and latencies, the largest peak; each seed's figures kept."""
+    failed = [row for row in rows if "error" in row]
+    label = f"{rows[0]['config']} (mean of {len(seeds)} seeds)"
+    if failed:
+        return {**failed[0], "config": label, "seeds": seeds}
+    combined = {**rows[-1], "config": label, "seeds": seeds}
+    combined.pop("train_wall_runs", None)
+    for key in ("intent_accuracy", "intent_macro_f1", "entity_precision", "entity_recall",
+                "entity_f1", "response_accuracy", "model_mb"):
+        values = [row.get(key) for row in rows]
+        combined[key] = None if None in values else statistics.fmean(values)
+    for key in ("train_wall_s", "load_s", "parse_p50_ms", "parse_p99_ms"):
+        combined[key] = statistics.median(row[key] for row in rows)
+    for key in ("train_peak_mb", "eval_peak_mb"):
+        combined[key] = max(row[key] for row in rows)
+    if combined.get("rasa"):
+        combined["speedup"] = combined["rasa"]["train_wall_s"] / combined["train_wall_s"]
+    combined["per_seed"] = [{"seed": seed, **{key: row.get(key) for key in (
+        "intent_accuracy", "intent_macro_f1", "entity_f1", "train_wall_s")}}
+        for seed, row in zip(seeds, rows, strict=True)]
+    return combined
+
+
+def seed_lines(row: dict[str, Any]) -> list[str]:
+    """Each seed's scores of a combined row, a line each."""
+    return [f"  {row['dataset']} / {row['config']}, seed {one['seed']}: intent acc "
+            f"{_fmt(one['intent_accuracy'], 3)}, macro-F1 {_fmt(one['intent_macro_f1'], 3)}, "
+            f"entity F1 {_fmt(one['entity_f1'], 3)}, train {_fmt(one['train_wall_s'], 2)} s"
+            for one in row.get("per_seed", [])]
+
+
 # --- the table -------------------------------------------------------------------------
 def _fmt(value: Any, digits: int) -> str:
     return DASH if value is None else f"{value:.{digits}f}"
@@ -271,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the runs (the table goes beside it as .md)")
     parser.add_argument("--seed", type=int, default=None,
                         help="random_seed / random_state for every component that takes one")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, metavar="N",
+                        help="train once per seed; report each score's mean and the median "
+                             "time (each seed's figures under the table and in the JSON)")
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="train N times and report the median time (default: 1)")
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT,
@@ -286,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         return _child(args.child[0], json.loads(args.child[1]))
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.seeds is not None and args.seed is not None:
+        parser.error("give --seed or --seeds, not both")
     if not args.data_root.is_dir():
         print(f"no benchmark data at {args.data_root}: the datasets live in ../shared/data "
               "beside this clone (or pass --data-root).", file=sys.stderr)
@@ -296,16 +338,23 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for name in args.datasets:
         for label, config in configs:
-            row = run_one(args.data_root.resolve() / name, label, config, args.seed, args.timeout,
-                          args.repeat)
+            dataset = args.data_root.resolve() / name
+            if args.seeds:
+                row = combine_seeds([run_one(dataset, label, config, seed, args.timeout,
+                                             args.repeat) for seed in args.seeds], args.seeds)
+            else:
+                row = run_one(dataset, label, config, args.seed, args.timeout, args.repeat)
             runs.append(row)
             lines.append(table_row(row))
             print(lines[-1], flush=True)
             if "error" in row:
                 print(f"  {name} / {label} failed: {row['error']}", file=sys.stderr)
+    per_seed = [line for row in runs for line in seed_lines(row)]
+    if per_seed:
+        print("\n".join(["", "Each seed:", *per_seed]), flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     meta = {"python": platform.python_version(), "machine": platform.machine(),
-            "cores": os.cpu_count(), "seed": args.seed,
+            "cores": os.cpu_count(), "seed": args.seed, "seeds": args.seeds,
             "when": time.strftime("%Y-%m-%d %H:%M:%S")}
     kept = runs
     if args.merge and args.json.is_file():
@@ -313,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         lines = table_header() + [table_row(row) for row in kept]
     args.json.write_text(json.dumps({"meta": meta, "runs": kept}, indent=2) + "\n",
                          encoding="utf-8")
+    kept_seeds = [line for row in kept for line in seed_lines(row)]
+    if kept_seeds:
+        lines += ["", "Each seed:", *kept_seeds]
     args.json.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 1 if runs and all("error" in r for r in runs) else 0
 

@@ -72,3 +72,28 @@ def test_repeat_trains_cold_each_time_and_reports_the_median(tmp_path, monkeypat
     trainings = [(cwd, out) for kind, cwd, out in spawned if kind == "train"]
     assert len(trainings) == 3 and len(set(trainings)) == 3  # no cache or model shared
     assert [kind for kind, _, _ in spawned].count("evaluate") == 1
+
+
+def test_seeds_train_once_each_and_report_the_mean(tmp_path, capsys):
+    target = tmp_path / "nlu.json"
+    code = bench.main(["--data-root", str(FIXTURES / "nlu_bench"), "--datasets", "tiny",
+                       "--configs", "own", "--json", str(target), "--seeds", "1", "2"])
+    assert code == 0
+    row = json.loads(target.read_text())["runs"][0]
+    assert row["config"] == "own (mean of 2 seeds)" and row["seeds"] == [1, 2]
+    per_seed = row["per_seed"]
+    assert [one["seed"] for one in per_seed] == [1, 2]
+    assert row["intent_accuracy"] == sum(one["intent_accuracy"] for one in per_seed) / 2
+    assert min(o["train_wall_s"] for o in per_seed) <= row["train_wall_s"] <= max(
+        o["train_wall_s"] for o in per_seed)
+    out = capsys.readouterr().out
+    assert "| tiny | own (mean of 2 seeds) |" in out and "tiny / own (mean of 2 seeds), seed 2:" in out
+    assert "seed 1:" in target.with_suffix(".md").read_text()
+
+
+def test_seed_and_seeds_together_are_refused(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        bench.main(["--seed", "1", "--seeds", "1", "2"])
+    assert "not both" in capsys.readouterr().err

@@ -1,8 +1,11 @@
-"""The messages' features as model inputs: sparse stays sparse, one table per call.
+"""Examples' feature blocks as model inputs: sparse stays sparse, one table per call.
 
-:class:`FeatureTable` gathers the featurizers' records of many messages once (per
-featurizer: every token row stacked, every sentence row stacked); :meth:`FeatureTable.batch`
-then cuts any subset into tensors. A sparse block reaches the model as the three arrays of
+An *example* is a message for DIET (a dialogue turn for TED): a sequence of token rows and
+one sentence row per feature block. :class:`FeatureTable` gathers the blocks of many
+examples once (per block: every token row stacked, every sentence row stacked);
+:meth:`FeatureTable.batch` then cuts any subset into tensors. The blocks come in as plain
+records (:class:`FeatureRecord`: an origin name and two matrices), so this module knows
+nothing of messages or featurizers. A sparse block reaches the model as the three arrays of
 ``torch.nn.functional.embedding_bag`` (column ids, row offsets, values) — multiplying a
 sparse row by a weight matrix is summing the weight rows it names — so a 30,000-wide
 char-n-gram vocabulary never becomes a dense matrix.
@@ -19,20 +22,31 @@ is what is left at the ends of blocks — a few percent.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from scipy import sparse
 
-from parley.data.message import Message
-from parley.nlu.features import features_of
+
+class FeatureRecord(Protocol):
+    """One block of one example's features: ``sequence`` (a row per token) and ``sentence``
+    (one row), both CSR matrices or both dense 2-d arrays, ``dim`` columns wide."""
+
+    @property
+    def origin(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def sequence(self) -> Any: ...
+    @property
+    def sentence(self) -> Any: ...
 
 
 @dataclass(frozen=True)
 class Block:
-    """One featurizer's features of every message in the table."""
+    """One feature block (one featurizer's, for DIET) of every example in the table."""
 
     origin: str
     is_sparse: bool
@@ -135,24 +149,21 @@ class Batch:
 
 
 class FeatureTable:
-    """The features of ``messages`` from the featurizers named in ``origins`` (all if None)."""
+    """The feature blocks of many examples: ``records[i]`` are example ``i``'s blocks, the same
+    origins and widths in the same order for every example."""
 
-    def __init__(self, messages: Sequence[Message], origins: Collection[str] | None = None) -> None:
-        if not messages:
-            raise ValueError("no messages to build features from")
-        records = [features_of(m, origins) for m in messages]
+    def __init__(self, records: Sequence[Sequence[FeatureRecord]]) -> None:
+        if not records:
+            raise ValueError("no examples to build features from")
         layout = [(f.origin, f.dim) for f in records[0]]
         if not layout:
-            wanted = f" from {sorted(origins)}" if origins is not None else ""
-            raise ValueError(f"the messages carry no features{wanted}; put featurizers before "
-                             "this component in the pipeline")
-        for message, found in zip(messages, records, strict=True):
+            raise ValueError("the examples carry no features")
+        for i, found in enumerate(records):
             if [(f.origin, f.dim) for f in found] != layout:
-                raise ValueError(f"message {message.text!r} carries features "
-                                 f"{[(f.origin, f.dim) for f in found]}, others {layout}; all "
-                                 "messages must pass through the same featurizers")
+                raise ValueError(f"example {i} carries features {[(f.origin, f.dim) for f in found]}, "
+                                 f"others {layout}; all must carry the same blocks")
         self.n_tokens = np.array([f[0].sequence.shape[0] for f in records], dtype=np.int64)
-        self.token_start = np.zeros(len(messages) + 1, dtype=np.int64)
+        self.token_start = np.zeros(len(records) + 1, dtype=np.int64)
         np.cumsum(self.n_tokens, out=self.token_start[1:])
         self.blocks: list[Block] = []
         for j, (origin, dim) in enumerate(layout):
@@ -167,7 +178,7 @@ class FeatureTable:
                 seq = np.concatenate([np.asarray(f.sequence, dtype=np.float32) for f in column])
                 sent = np.concatenate([np.asarray(f.sentence, dtype=np.float32) for f in column])
             if seq.shape[0] != self.token_start[-1]:
-                raise ValueError(f"featurizer {origin} gives a different number of token rows "
+                raise ValueError(f"feature block {origin} gives a different number of token rows "
                                  "than the others")
             self.blocks.append(Block(origin, is_sparse, dim, seq, sent))
 
@@ -177,6 +188,10 @@ class FeatureTable:
     def layout(self) -> list[list[Any]]:
         """``[origin, is_sparse, dim]`` per block: what a trained model expects."""
         return [[b.origin, b.is_sparse, b.dim] for b in self.blocks]
+
+    def token_rows(self, index: np.ndarray) -> np.ndarray:
+        """The table's token rows of the examples at ``index``, example after example."""
+        return _ranges(self.token_start[index], self.n_tokens[index])
 
     def batch(self, torch: Any, index: np.ndarray, row_quantum: int = 1) -> Batch:
         """Tensors for the messages at ``index`` (in that order); ``row_quantum`` > 1 adds
@@ -207,7 +222,7 @@ class FeatureTable:
             ids = owner[start:start + count * width].reshape(count, width)
             blocked = ids[:, None, :, None] != ids[:, None, None, :]
             chunks.append(Chunk(start, count, width, torch.from_numpy(blocked)))
-        table_rows = _ranges(self.token_start[index], lengths)
+        table_rows = self.token_rows(index)
         sequence = [self._rows(torch, b.sequence, table_rows, b.is_sparse) for b in self.blocks]
         sentence = [self._rows(torch, b.sentence, index, b.is_sparse) for b in self.blocks]
         return Batch(size, longest + 1, torch.from_numpy(lengths), torch.from_numpy(token_rows),

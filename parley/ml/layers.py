@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
-from parley.nlu.neural._torch import generator
-from parley.nlu.neural.grouped import GroupedLinear
-from parley.nlu.neural.inputs import Chunk, SparseRows
+from parley.ml.batching import Chunk, SparseRows
+from parley.ml.grouped import GroupedLinear
+from parley.ml.torch_env import generator
 
 
 def dropout_mask(x: torch.Tensor, rate: float) -> torch.Tensor:

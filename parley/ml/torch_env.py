@@ -1,4 +1,4 @@
-"""Importing PyTorch on demand, with an error that says how to get it."""
+"""Importing PyTorch on demand (with an error that says how to get it), seeding, threads."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""The epoch loop shared by DIETClassifier and ResponseSelector.
+"""The epoch loop of Parley's learned models (DIETClassifier and ResponseSelector today).
 
-Rasa's training semantics: Adam at ``learning_rate``; L2 ``regularization_constant`` on every
+:class:`Trainer` is the loop; a model's trainer subclasses it with the loss of one batch
+(:meth:`Trainer.losses`) and its held-out scores (:meth:`Trainer.evaluate`). Rasa's training
+semantics: Adam at ``learning_rate``; L2 ``regularization_constant`` on every
 weight matrix; a batch size growing linearly from ``batch_size[0]`` in the first epoch to
 ``batch_size[1]`` in the last; ``balanced`` batches mix the labels in proportion to their
 frequency, ``sequence`` batches are plainly shuffled; ``evaluate_on_number_of_examples`` are
@@ -13,20 +15,20 @@ from __future__ import annotations
 import copy
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from parley.nlu.neural.adam import Adam
-from parley.nlu.neural._torch import drawing_from, release_free_memory, roomy_heap
-from parley.nlu.neural.inputs import FeatureTable
-from parley.nlu.neural.grouped import matmul_dtype
-from parley.nlu.neural.model import DIETModel
+from parley.ml.adam import Adam
+from parley.ml.batching import FeatureTable
+from parley.ml.grouped import matmul_dtype
+from parley.ml.torch_env import drawing_from, release_free_memory, roomy_heap
 from parley.progress import ProgressBar
 
 ROW_QUANTUM = 128  # training batches are padded to a multiple of this many rows
@@ -34,14 +36,6 @@ KEEP_QUANTUM = 32  # and the sentence rows the last transformer block keeps, to 
 SHARDS = 2  # a training batch runs as this many shards, each on its own thread when cores allow
 MIN_SHARD = 4  # messages: a batch too small to give every shard this many is one shard
 TRIM_EVERY_S = 5.0  # how often training hands freed heap memory back to the OS
-
-
-@dataclass
-class Targets:
-    """What to learn for each message of a feature table."""
-
-    labels: np.ndarray | None  # label index per message (None: no label learning)
-    tags: dict[str, np.ndarray] = field(default_factory=dict)  # per attribute: tag id per token row
 
 
 @dataclass
@@ -83,14 +77,20 @@ def epoch_order(rng: np.random.Generator, labels: np.ndarray | None, count: int,
     return order[np.argsort(rank, kind="stable")]
 
 
-class Trainer:
-    def __init__(self, model: DIETModel, table: FeatureTable, targets: Targets,
-                 label_inputs: torch.Tensor | None, schedule: Schedule, seed: int,
-                 description: str = "Epochs") -> None:
+class Trainer(ABC):
+    """Trains ``model`` on the examples of ``table`` by ``schedule``.
+
+    ``labels`` (one per example, or None) are what ``balanced`` batches mix in proportion.
+    Weight matrices — parameters of two or more dimensions, and the flat kernels of
+    :class:`~parley.ml.grouped.GroupedLinear` — get the L2 term; biases, norms and relative
+    position embeddings do not, as in Rasa.
+    """
+
+    def __init__(self, model: torch.nn.Module, table: FeatureTable, labels: np.ndarray | None,
+                 schedule: Schedule, seed: int, description: str = "Epochs") -> None:
         self.model = model
         self.table = table
-        self.targets = targets
-        self.label_inputs = label_inputs
+        self.labels = labels
         self.schedule = schedule
         self.rng = np.random.default_rng(seed)
         self.description = description
@@ -109,47 +109,19 @@ class Trainer:
                               lr=schedule.learning_rate, eps=1e-7)
 
     # --- one batch -----------------------------------------------------------------------
+    @abstractmethod
     def losses(self, index: np.ndarray, training: bool) -> tuple[torch.Tensor, dict[str, float]]:
-        model = self.model
-        index = self.by_length(index)
-        # bfloat16 kernels are built per shape: few distinct row counts keep them cached.
-        quantum = ROW_QUANTUM if training and matmul_dtype() == torch.bfloat16 else 1
-        batch = self.table.batch(torch, index, quantum)
-        rows, grid = model.encode_inputs(batch)
-        chosen = None
-        keep = None
-        if training and model.arch.masked_language_model:
-            masked, chosen = model.mask_tokens(rows, batch)
-            out = model.encode(masked, grid)
-        elif not model.needs_token_outputs(training):
-            keep = sentence_rows_padded(batch.sentence_rows, KEEP_QUANTUM if quantum > 1 else 1)
-            out = model.encode(rows, grid, keep)
-        else:
-            out = model.encode(rows, grid)
-        total = rows.new_zeros(())
-        metrics: dict[str, float] = {}
-        if self.targets.labels is not None and self.label_inputs is not None:
-            sentences = out[batch.sentence_rows] if keep is None else out[:batch.size]
-            text = model.sentence_embeddings(sentences)
-            labels = model.label_embeddings(self.label_inputs)
-            loss, accuracy = model.label_loss(text, torch.from_numpy(self.targets.labels[index]),
-                                              labels)
-            total = total + loss
-            metrics["i_acc"] = float(accuracy)
-        if self.targets.tags:
-            tokens = out[batch.token_rows]
-            gold = self.gold_tags(index)
-            for name, tags in gold.items():
-                emissions, mask = model.token_grid(model.tag_scores(name, tokens, gold.get("entity")), batch)
-                tag_grid, _ = model.token_grid(tags, batch)
-                total = total + model.crfs[name].negative_log_likelihood(emissions, tag_grid, mask)
-                metrics[f"{name[0]}_f1"] = _tag_f1(emissions.argmax(-1), tag_grid, mask)
-        if chosen is not None:
-            loss, accuracy = model.masked_lm_loss(out, rows, chosen)
-            total = total + loss
-            metrics["m_acc"] = float(accuracy)
-        metrics = {"t_loss": float(total.detach()), **metrics}
-        return total, metrics
+        """The loss of the examples at ``index`` (a scalar to minimise) and the batch's metrics
+        by name (``t_loss`` first); draws randomness from :func:`~parley.ml.torch_env.generator`."""
+
+    @abstractmethod
+    def evaluate(self, index: np.ndarray) -> dict[str, float]:
+        """Scores of the held-out examples at ``index``; higher is better except ``t_loss``."""
+
+    def row_quantum(self, training: bool) -> int:
+        """What a batch's rows are padded to a multiple of: bfloat16 kernels are built per
+        shape, so while training with them few distinct row counts keep them cached."""
+        return ROW_QUANTUM if training and matmul_dtype() == torch.bfloat16 else 1
 
     def step(self, index: np.ndarray) -> dict[str, float]:
         """One optimizer step on the messages at ``index``; returns the batch's metrics.
@@ -217,11 +189,6 @@ class Trainer:
         """The same messages, shortest first: attention then pads almost nothing."""
         return index[np.argsort(self.table.n_tokens[index], kind="stable")]
 
-    def gold_tags(self, index: np.ndarray) -> dict[str, torch.Tensor]:
-        """Each attribute's gold tag per token of the messages at ``index``, packed."""
-        rows = _token_rows(self.table.token_start[index], self.table.n_tokens[index])
-        return {name: torch.from_numpy(tags[rows]) for name, tags in self.targets.tags.items()}
-
     # --- the loop ------------------------------------------------------------------------
     def train(self, epochs: int | None = None) -> dict[str, float]:
         """Train for ``epochs`` (the schedule's by default); returns the last metrics."""
@@ -232,7 +199,7 @@ class Trainer:
         schedule = self.schedule
         epochs = schedule.epochs if epochs is None else epochs
         train_index, eval_index = self._split()
-        labels = self.targets.labels
+        labels = self.labels
         bar = ProgressBar(epochs, self.description)
         best: tuple[dict[str, float], dict[str, Any]] | None = None
         shown: dict[str, float] = {}
@@ -272,33 +239,6 @@ class Trainer:
         order = self.rng.permutation(count)
         return np.sort(order[held_out:]), np.sort(order[:held_out])
 
-    @torch.no_grad()
-    def evaluate(self, index: np.ndarray) -> dict[str, float]:
-        """Loss, label accuracy and tag F1 (Viterbi) on held-out examples."""
-        self.model.eval()
-        index = self.by_length(index)
-        loss, metrics = self.losses(index, training=False)
-        scores = {"t_loss": float(loss)}
-        if "i_acc" in metrics:
-            scores["i_acc"] = metrics["i_acc"]
-        if self.targets.tags:
-            batch = self.table.batch(torch, index)
-            rows, grid = self.model.encode_inputs(batch)
-            tokens = self.model.encode(rows, grid)[batch.token_rows]
-            gold = self.gold_tags(index)
-            predicted_entities = None
-            for name in self.targets.tags:
-                emissions, mask = self.model.token_grid(
-                    self.model.tag_scores(name, tokens, predicted_entities), batch)
-                tags, _ = self.model.crfs[name].decode(emissions, mask)
-                if name == "entity":
-                    predicted_entities = tags.view(-1)[batch.token_grid_index]
-                gold_grid, _ = self.model.token_grid(gold[name], batch)
-                scores[f"{name[0]}_f1"] = _tag_f1(tags, gold_grid, mask)
-        self.model.train()
-        return scores
-
-
 def sentence_rows_padded(sentence_rows: torch.Tensor, quantum: int) -> torch.Tensor:
     """The sentence rows, the last one repeated up to a multiple of ``quantum`` (few
     distinct shapes for per-shape kernels); only the first ones' outputs are read."""
@@ -306,23 +246,6 @@ def sentence_rows_padded(sentence_rows: torch.Tensor, quantum: int) -> torch.Ten
     if not spare or not sentence_rows.shape[0]:
         return sentence_rows
     return torch.cat([sentence_rows, sentence_rows[-1:].expand(spare)])
-
-
-def _token_rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    from parley.nlu.neural.inputs import _ranges
-
-    return _ranges(starts, counts)
-
-
-def _tag_f1(predicted: torch.Tensor, gold: torch.Tensor, mask: torch.Tensor) -> float:
-    """Token-level micro F1 over the tokens that are (or are predicted to be) in an entity."""
-    real = mask
-    hit = float(((predicted == gold) & (gold != 0) & real).sum())
-    predicted_any = float(((predicted != 0) & real).sum())
-    gold_any = float(((gold != 0) & real).sum())
-    if predicted_any + gold_any == 0:
-        return 1.0
-    return 2 * hit / (predicted_any + gold_any)
 
 
 def _improves(scores: dict[str, float], best: dict[str, float]) -> bool:

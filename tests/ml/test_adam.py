@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from parley.nlu.neural.adam import Adam  # noqa: E402
+from parley.ml.adam import Adam  # noqa: E402
 
 
 def _problem(seed: int) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:

@@ -1,8 +1,9 @@
-"""DIETClassifier and its parts: CRF, batching, losses, training options, finetuning."""
+"""DIETClassifier: its model on packed batches, losses, training options, finetuning.
+
+The generic parts it is built from (CRF, batching, layers, the loop) are tested in tests/ml/."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -12,11 +13,8 @@ torch = pytest.importorskip("torch", reason="DIETClassifier needs PyTorch (pip i
 
 from parley.data.formats.nlu_yaml import read_nlu_text  # noqa: E402
 from parley.errors import ConfigError, DataError  # noqa: E402
-from parley.nlu.entity_tags import bilou_moves  # noqa: E402
-from parley.nlu.neural.crf import CRF  # noqa: E402
+from parley.ml.training import MIN_SHARD, SHARDS  # noqa: E402
 from parley.nlu.neural.diet import DIETClassifier  # noqa: E402
-from parley.nlu.neural.inputs import FeatureTable, SparseRows  # noqa: E402
-from parley.nlu.neural.training import MIN_SHARD, SHARDS, batch_size_at, epoch_order  # noqa: E402
 from parley.nlu.registry import get_component_class  # noqa: E402
 from parley.progress import set_quiet  # noqa: E402
 from tests.nlu._helpers import fresh, run  # noqa: E402
@@ -250,48 +248,6 @@ def test_entity_crfs_rule_out_broken_bilou_spans_after_training_and_loading(tmp_
 
 
 # --- the parts ----------------------------------------------------------------------------
-def test_sparse_features_reach_the_model_as_sparse_rows():
-    upstream = pipeline()
-    data = read_nlu_text(TRAVEL)
-    run(upstream, data)
-    table = FeatureTable(data.examples)
-    batch = table.batch(torch, np.array([0, 10]))
-    assert all(isinstance(block, SparseRows) for block in batch.sequence + batch.sentence)
-    lengths = [len(data.examples[i].data["tokens"]) for i in (0, 10)]
-    assert batch.lengths.tolist() == lengths
-    # per message its tokens, then its sentence; both share one attention block of 64 rows
-    assert [(c.start, c.count, c.width) for c in batch.chunks] == [(0, 1, 64)]
-    assert batch.rows == 64
-    assert batch.token_rows.tolist() == [0, 1, 2, 3, 4, 6]
-    assert batch.sentence_rows.tolist() == [5, 7]
-    blocked = batch.chunks[0].blocked[0, 0]
-    assert not blocked[:6, :6].any() and blocked[:6, 6:].all()  # a message sees only itself
-    assert not blocked[6:8, 6:8].any() and blocked[6:8, :6].all()
-
-
-def test_messages_are_packed_whole_into_attention_blocks():
-    from parley.nlu.neural.inputs import BLOCK, pack_blocks
-
-    lengths = np.array([3, 40, 5, 63, 20, 70, 1, 22, 9, 100, 30])
-    first, runs = pack_blocks(lengths)
-    covered = np.zeros(runs[-1][0] + runs[-1][1] * runs[-1][2], dtype=int)
-    for start, count, width in runs:
-        assert width == BLOCK or width % 32 == 0
-        for n in np.flatnonzero((first >= start) & (first < start + count * width)):
-            block = (first[n] - start) // width  # a message lies inside one block
-            assert (first[n] + lengths[n] - start) // width == block
-            assert width >= lengths[n] + 1 and (width == BLOCK or width < lengths[n] + 33)
-            covered[first[n]:first[n] + lengths[n] + 1] += 1
-    assert covered.max() == 1 and covered.sum() == (lengths + 1).sum()  # no overlaps
-    assert [w for _, _, w in runs] == [64, 96, 128]  # 70 and 100 tokens get wider blocks
-    assert runs[0][1] == 4  # 182 rows of short messages in four 64-row blocks
-    # Best fit: 40 + 24 and 30 + 20 + 14 rows fill two blocks exactly (topping up the
-    # longest with the shortest would take three).
-    first, runs = pack_blocks(np.array([39, 29, 23, 19, 13]))
-    assert runs == [(0, 2, 64)]
-    assert sorted(first.tolist()) == [0, 0 + 40, 64, 64 + 30, 64 + 50]
-
-
 def test_a_message_is_encoded_the_same_alone_or_packed_with_others():
     diet, _ = trained(epochs=1)
     table = diet._table(diet._examples(_featurized_travel()))
@@ -309,7 +265,7 @@ def test_a_message_is_encoded_the_same_alone_or_packed_with_others():
 def test_keeping_only_sentence_rows_gives_their_outputs_and_gradients():
     """Without entities the last transformer block works on the sentence rows only; their
     outputs, and the gradients reaching the weights through them, are the full network's."""
-    from parley.nlu.neural.training import sentence_rows_padded
+    from parley.ml.training import sentence_rows_padded
 
     diet, _ = trained(epochs=1)
     table = diet._table(diet._examples(_featurized_travel()))
@@ -352,211 +308,3 @@ def _featurized_travel():
     data = read_nlu_text(TRAVEL)
     run(pipeline(), data)
     return data
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_dropout_drops_the_rate_and_keeps_the_mean(dtype):
-    from parley.nlu.neural.layers import dropout
-
-    torch.manual_seed(0)
-    x = torch.ones(400, 1000, dtype=dtype)
-    y = dropout(x, 0.2, training=True)
-    assert y.dtype == dtype
-    assert abs((y == 0).float().mean().item() - 0.2) < 0.005
-    assert abs(y.float().mean().item() - 1.0) < 0.01
-    assert dropout(x, 0.2, training=False) is x
-
-
-@pytest.mark.parametrize(("shuffle", "column_major"), [(True, False), (False, False), (True, True)])
-def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle, column_major):
-    from parley.nlu.neural.grouped import GroupedLinear, _GroupedProduct
-
-    torch.manual_seed(0)
-    layer = GroupedLinear(10, 6, density=0.34, shuffle=shuffle, column_major=column_major).double()
-    assert layer.groups == 3
-    # The equivalent dense kernel: each output connects to about a third of the inputs.
-    kernel = torch.zeros(10, 6, dtype=torch.float64)
-    for slices, o0, o1, weight in layer.groups_of(layer.kernel.detach()):
-        for a, b, r in slices:
-            kernel[layer.order[a:b], o0:o1] = weight[r:r + b - a]
-    connected = kernel != 0
-    assert connected.sum() == layer.kernel.numel()
-    assert connected.any(0).all() and connected.any(1).all()
-    assert (connected.sum(0) <= 4).all()
-    x = torch.randn(5, 10, dtype=torch.float64, requires_grad=True)
-    if not shuffle:  # as the layer after a column-major one sees its input
-        x = torch.randn(10, 5, dtype=torch.float64).t().requires_grad_()
-    assert torch.allclose(layer(x), x @ kernel + layer.bias)
-    assert layer(x).t().is_contiguous() == column_major
-    product = _GroupedProduct.apply
-    assert torch.autograd.gradcheck(lambda x, b, k: product(x, layer, b, k, False),
-                                    (x, layer.bias, layer.kernel))
-    expected = (x @ kernel + layer.bias).float().detach()
-    layer.float().train()  # training multiplies in bfloat16 where the CPU has it: close, not equal
-    assert torch.allclose(layer(x.float().detach()), expected, atol=0.05)
-
-
-
-def test_batch_size_grows_linearly_between_two_sizes():
-    assert [batch_size_at(e, [64, 256], 5) for e in range(5)] == [64, 112, 160, 208, 256]
-    assert batch_size_at(3, 32, 10) == 32
-    assert batch_size_at(0, [64, 256], 1) == 64
-
-
-def test_balanced_order_spreads_each_label_over_the_epoch():
-    labels = np.array([0] * 30 + [1] * 10)
-    order = epoch_order(np.random.default_rng(0), labels, 40, "balanced")
-    assert sorted(order.tolist()) == list(range(40))
-    first_half = labels[order[:20]]
-    assert 3 <= (first_half == 1).sum() <= 7
-
-
-def test_constrained_crf_matches_brute_force_over_whole_bilou_spans():
-    names = ["O", "B-a", "I-a", "L-a", "U-a", "U-b"]
-    allowed, may_start, may_end = bilou_moves(names)
-    torch.manual_seed(1)
-    crf = CRF(len(names))
-    crf.constrain(torch.tensor(allowed), torch.tensor(may_start), torch.tensor(may_end))
-    with torch.no_grad():
-        crf.transitions.normal_()
-        crf.transitions[0, 2] = 5.0  # O → I-a: the best move, were it allowed
-    emissions = torch.randn(2, 4, len(names)) * 2
-    emissions[:, :, 2] += 3.0  # and I-a the best tag everywhere
-    mask = torch.tensor([[True] * 4, [True, True, True, False]])
-    tags, confidence = crf.decode(emissions, mask)
-
-    def whole_spans(path: tuple[int, ...]) -> bool:
-        return (may_start[path[0]] and may_end[path[-1]]
-                and all(allowed[i][j] for i, j in itertools.pairwise(path)))
-
-    for b, length in enumerate((4, 3)):
-        scores = {}
-        for path in filter(whole_spans, itertools.product(range(len(names)), repeat=length)):
-            score = sum(emissions[b, t, k] for t, k in enumerate(path))
-            score += sum(crf.transitions[i, j] for i, j in itertools.pairwise(path))
-            scores[path] = float(score.detach())
-        best = max(scores, key=scores.get)
-        assert tuple(tags[b, :length].tolist()) == best
-        log_z = math.log(sum(math.exp(s) for s in scores.values()))
-        nll = crf.negative_log_likelihood(emissions[b:b + 1], torch.tensor([best + (0,) * (4 - length)]),
-                                          mask[b:b + 1])
-        assert math.isclose(float(nll.detach()), log_z - scores[best], rel_tol=1e-4)
-        for t in (0, length - 1):  # start and end constraints reach the marginals
-            share = sum(math.exp(s) for p, s in scores.items() if p[t] == best[t]) / math.exp(log_z)
-            assert math.isclose(float(confidence[b, t]), share, rel_tol=1e-4)
-
-
-
-@pytest.mark.parametrize(("scale", "constrained"), [(3.0, False), (3.0, True), (200.0, True)])
-def test_crf_log_partition_and_gradients_match_the_log_space_recursion(scale, constrained):
-    """The scaled forward-backward (and, when scores are far enough apart to underflow it,
-    its log-space fallback) gives autograd's log Z and gradients through the log-space
-    recursion."""
-    from parley.nlu.neural.crf import log_partition_in_log_space
-
-    names = ["O"] + [f"{p}-{e}" for e in "abcde" for p in "BILU"]
-    torch.manual_seed(3)
-    crf = CRF(len(names))
-    if constrained:
-        crf.constrain(*(torch.tensor(m) for m in bilou_moves(names)))
-    with torch.no_grad():
-        crf.transitions.normal_()
-    emissions = (torch.randn(5, 7, len(names)) * scale).requires_grad_()
-    mask = torch.arange(7)[None] < torch.tensor([7, 1, 3, 6, 7])[:, None]
-    upstream = torch.randn(5)
-    results = []
-    for log_partition in (crf._log_partition, lambda e, m: log_partition_in_log_space(
-            e, crf.transitions, m, crf.allowed, crf.start_penalty, crf.end_penalty)):
-        emissions.grad = crf.transitions.grad = None
-        log_z = log_partition(emissions, mask)
-        (log_z * upstream).sum().backward()
-        results.append((log_z.detach(), emissions.grad.clone(), crf.transitions.grad.clone()))
-    for ours, reference in zip(*results, strict=True):
-        assert torch.allclose(ours, reference, rtol=1e-4, atol=1e-4)
-    assert results[0][1][~mask].abs().max() == 0  # padding gets no gradient
-
-def _exact_log_partition(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """log Z in float64 with blocked moves at -inf: the reference for extreme scores."""
-    scores = crf.transitions.detach().double().masked_fill(~crf.allowed, float("-inf"))
-    start = crf.start_penalty.double().masked_fill(crf.start_penalty < 0, float("-inf"))
-    end = crf.end_penalty.double().masked_fill(crf.end_penalty < 0, float("-inf"))
-    out = []
-    for e, m in zip(emissions.detach().double(), mask, strict=True):
-        alpha = e[0] + start
-        for t in range(1, int(m.sum())):
-            alpha = torch.logsumexp(alpha[:, None] + scores, dim=0) + e[t]
-        out.append(torch.logsumexp(alpha + end, dim=0))
-    return torch.stack(out)
-
-
-def test_crf_log_partition_stays_exact_when_scores_are_far_apart():
-    """Two cases a float32 forward pass in probability space gets wrong: a blocked move
-    towards a tag 200 ahead (it must stay blocked), and a tag 110 behind at the start that
-    wins later (its share underflows, then matters)."""
-    names = ["O", "B-a", "I-a", "L-a", "U-a"]
-    blocked = CRF(len(names))
-    blocked.constrain(*(torch.tensor(m) for m in bilou_moves(names)))
-    with torch.no_grad():
-        blocked.transitions.zero_()
-    far = torch.full((1, 2, len(names)), -200.0)
-    far[0, :, 0] = 0.0
-    far[0, 1, 3] = 200.0  # L-a, but O → L-a is not allowed
-    recovering = CRF(2)
-    recovering.constrain(torch.eye(2, dtype=torch.bool), torch.tensor([True, True]),
-                         torch.tensor([True, True]))
-    with torch.no_grad():
-        recovering.transitions.zero_()
-    late = torch.zeros(1, 4, 2)
-    late[0, 0, 1] = -110.0
-    late[0, 1:, 0] = -60.0
-    for crf, emissions in ((blocked, far), (recovering, late)):
-        mask = torch.ones(emissions.shape[:2], dtype=torch.bool)
-        emissions = emissions.clone().requires_grad_()
-        log_z = crf._log_partition(emissions, mask)
-        exact = float(_exact_log_partition(crf, emissions, mask))
-        assert float(log_z.detach()) == pytest.approx(exact, abs=1e-3)
-        log_z.sum().backward()
-        assert torch.allclose(emissions.grad.sum(dim=2), torch.ones(1, emissions.shape[1]))
-
-
-def test_crf_backward_falls_back_when_the_marginals_do_not_sum_to_one(monkeypatch):
-    import parley.nlu.neural.crf as crf_module
-
-    torch.manual_seed(5)
-    crf = CRF(4)
-    with torch.no_grad():
-        crf.transitions.normal_()
-    emissions = torch.randn(3, 5, 4).requires_grad_()
-    mask = torch.arange(5)[None] < torch.tensor([5, 2, 4])[:, None]
-    gradients = []
-    for tolerance in (1e-3, -1.0):  # -1: every check fails, the log-space gradients answer
-        monkeypatch.setattr(crf_module, "_MARGINAL_TOLERANCE", tolerance)
-        emissions.grad = crf.transitions.grad = None
-        crf._log_partition(emissions, mask).sum().backward()
-        gradients.append((emissions.grad.clone(), crf.transitions.grad.clone()))
-    for scaled, log_space in zip(*gradients, strict=True):
-        assert torch.allclose(scaled, log_space, atol=1e-5)
-
-
-def test_crf_matches_brute_force():
-    torch.manual_seed(0)
-    crf = CRF(3)
-    with torch.no_grad():
-        crf.transitions.normal_()
-    emissions = torch.randn(2, 4, 3)
-    mask = torch.tensor([[True] * 4, [True, True, True, False]])
-    tags, confidence = crf.decode(emissions, mask)
-    for b, length in enumerate((4, 3)):
-        scores = {}
-        for path in itertools.product(range(3), repeat=length):
-            score = sum(emissions[b, t, k] for t, k in enumerate(path))
-            score += sum(crf.transitions[i, j] for i, j in itertools.pairwise(path))
-            scores[path] = float(score.detach())
-        best = max(scores, key=scores.get)
-        assert tuple(tags[b, :length].tolist()) == best
-        log_z = math.log(sum(math.exp(s) for s in scores.values()))
-        nll = crf.negative_log_likelihood(emissions[b:b + 1, :length],
-                                          torch.tensor([best]), mask[b:b + 1, :length])
-        assert math.isclose(float(nll.detach()), log_z - scores[best], rel_tol=1e-4)
-        first = sum(math.exp(s) for p, s in scores.items() if p[0] == best[0]) / math.exp(log_z)
-        assert math.isclose(float(confidence[b, 0]), first, rel_tol=1e-4)

@@ -3,10 +3,8 @@
 Import-light: nothing here imports torch until a model is built or loaded, so configs
 without these components never pay for it. Modules:
 
-- ``_torch``: importing torch with a clear error, seeding, threads;
-- ``inputs``: the messages' features as tensors (sparse stays sparse);
-- ``layers``: sparse-input, randomly connected dense, transformer encoder;
-- ``crf``: the linear-chain CRF that tags entities;
-- ``model``: DIET's network; ``training``: the epoch loop, batching, evaluation;
+- ``inputs``: the messages' features, checked, as a :class:`parley.ml.batching.FeatureTable`;
+- ``model``: DIET's network, wired from the blocks in :mod:`parley.ml` (transformer, CRF);
+- ``training``: DIET's loss and held-out scores over the loop of :mod:`parley.ml.training`;
 - ``diet`` / ``response_selector``: the components with Rasa's names and parameters.
 """

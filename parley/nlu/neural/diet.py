@@ -24,15 +24,15 @@ from parley.component import Component
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError, ModelArchiveError, warn
+from parley.ml.torch_env import import_torch, seed_everything, torch_threads
 from parley.nlu._io import new_from_saved, read_arrays, read_json, write_arrays, write_json
 from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
 from parley.nlu.entity_tags import NO_ENTITY, bilou_moves, comma_rule, decode_entities, token_tags
-from parley.nlu.neural._torch import import_torch, seed_everything, torch_threads
 
 if TYPE_CHECKING:
     from typing import Self
 
-    from parley.nlu.neural.inputs import FeatureTable
+    from parley.ml.batching import FeatureTable
     from parley.nlu.neural.model import Architecture, DIETModel
 
 DEFAULT_SEED = 42
@@ -305,10 +305,10 @@ class DIETClassifier(Component):
         return self
 
     def _table(self, messages: list[Message]) -> FeatureTable:
-        from parley.nlu.neural.inputs import FeatureTable
+        from parley.nlu.neural.inputs import feature_table
 
         try:
-            return FeatureTable(messages, self._origins())
+            return feature_table(messages, self._origins())
         except ValueError as exc:
             raise ConfigError(f"{self.name}: {exc}.") from None
 
@@ -344,7 +344,8 @@ class DIETClassifier(Component):
     def _train(self, table: FeatureTable, examples: list[Message], epochs: int) -> None:
         import torch
 
-        from parley.nlu.neural.training import Schedule, Targets, Trainer
+        from parley.ml.training import Schedule
+        from parley.nlu.neural.training import DIETTrainer, Targets
 
         labels = None
         if self.architecture_.intent_classification:
@@ -368,8 +369,8 @@ class DIETClassifier(Component):
             evaluate_every_number_of_epochs=self.evaluate_every_number_of_epochs,
             evaluate_on_number_of_examples=self.evaluate_on_number_of_examples,
             checkpoint_model=self.checkpoint_model)
-        trainer = Trainer(self.model_, table, Targets(labels, tags), label_inputs, schedule,
-                          self._seed(), description=f"{self.name} epochs")
+        trainer = DIETTrainer(self.model_, table, Targets(labels, tags), label_inputs,
+                              schedule, self._seed(), description=f"{self.name} epochs")
         with torch_threads():
             trainer.train()
 

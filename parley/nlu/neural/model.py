@@ -21,10 +21,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from parley.nlu.neural._torch import generator
-from parley.nlu.neural.crf import CRF
-from parley.nlu.neural.inputs import Batch, SparseRows
-from parley.nlu.neural.layers import Dropout, FeedForward, Grid, SparseDense, TransformerEncoder
+from parley.ml.batching import Batch, SparseRows
+from parley.ml.crf import CRF
+from parley.ml.layers import Dropout, FeedForward, Grid, SparseDense, TransformerEncoder
+from parley.ml.torch_env import generator
 
 ENTITY_TAG_EMBEDDING = 20  # size of the entity-tag input of the role/group taggers
 

@@ -1,0 +1,36 @@
+"""The randomly connected (grouped) dense layer."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="parley.ml needs PyTorch (pip install 'parley[torch]')")
+
+
+@pytest.mark.parametrize(("shuffle", "column_major"), [(True, False), (False, False), (True, True)])
+def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle, column_major):
+    from parley.ml.grouped import GroupedLinear, _GroupedProduct
+
+    torch.manual_seed(0)
+    layer = GroupedLinear(10, 6, density=0.34, shuffle=shuffle, column_major=column_major).double()
+    assert layer.groups == 3
+    # The equivalent dense kernel: each output connects to about a third of the inputs.
+    kernel = torch.zeros(10, 6, dtype=torch.float64)
+    for slices, o0, o1, weight in layer.groups_of(layer.kernel.detach()):
+        for a, b, r in slices:
+            kernel[layer.order[a:b], o0:o1] = weight[r:r + b - a]
+    connected = kernel != 0
+    assert connected.sum() == layer.kernel.numel()
+    assert connected.any(0).all() and connected.any(1).all()
+    assert (connected.sum(0) <= 4).all()
+    x = torch.randn(5, 10, dtype=torch.float64, requires_grad=True)
+    if not shuffle:  # as the layer after a column-major one sees its input
+        x = torch.randn(10, 5, dtype=torch.float64).t().requires_grad_()
+    assert torch.allclose(layer(x), x @ kernel + layer.bias)
+    assert layer(x).t().is_contiguous() == column_major
+    product = _GroupedProduct.apply
+    assert torch.autograd.gradcheck(lambda x, b, k: product(x, layer, b, k, False),
+                                    (x, layer.bias, layer.kernel))
+    expected = (x @ kernel + layer.bias).float().detach()
+    layer.float().train()  # training multiplies in bfloat16 where the CPU has it: close, not equal
+    assert torch.allclose(layer(x.float().detach()), expected, atol=0.05)

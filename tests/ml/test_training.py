@@ -1,0 +1,100 @@
+"""The generic epoch loop: batch sizes, epoch order, and the loop over a model it does not know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="parley.ml needs PyTorch (pip install 'parley[torch]')")
+
+from parley.ml.batching import FeatureTable  # noqa: E402
+from parley.ml.training import Schedule, Trainer, batch_size_at, epoch_order  # noqa: E402
+from parley.progress import set_quiet  # noqa: E402
+
+
+def test_batch_size_grows_linearly_between_two_sizes():
+    assert [batch_size_at(e, [64, 256], 5) for e in range(5)] == [64, 112, 160, 208, 256]
+    assert batch_size_at(3, 32, 10) == 32
+    assert batch_size_at(0, [64, 256], 1) == 64
+
+
+def test_balanced_order_spreads_each_label_over_the_epoch():
+    labels = np.array([0] * 30 + [1] * 10)
+    order = epoch_order(np.random.default_rng(0), labels, 40, "balanced")
+    assert sorted(order.tolist()) == list(range(40))
+    first_half = labels[order[:20]]
+    assert 3 <= (first_half == 1).sum() <= 7
+
+
+class _SentenceClassifier(Trainer):
+    """A model of another kind than DIET (a linear layer over the sentence rows): the loop
+    trains it from a feature table and labels alone."""
+
+    def losses(self, index, training):
+        batch = self.table.batch(torch, index)
+        x = batch.sentence[0]
+        logits = self.model(x)
+        target = torch.from_numpy(self.labels[index])
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        accuracy = (logits.argmax(-1) == target).float().mean()
+        return loss, {"t_loss": float(loss.detach()), "i_acc": float(accuracy)}
+
+    @torch.no_grad()
+    def evaluate(self, index):
+        loss, metrics = self.losses(index, training=False)
+        return {"t_loss": float(loss), "i_acc": metrics["i_acc"]}
+
+
+@dataclass
+class _Record:
+    origin: str
+    sequence: np.ndarray
+    sentence: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return self.sentence.shape[1]
+
+
+def _fit(seed: int, **schedule) -> tuple[torch.nn.Module, dict[str, float]]:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 60)
+    centres = np.eye(3, 4, dtype=np.float32) * 3
+    points = centres[labels] + rng.normal(size=(60, 4)).astype(np.float32) * 0.3
+    table = FeatureTable([[_Record("x", np.zeros((0, 4), np.float32), p[None])] for p in points])
+    torch.manual_seed(seed)
+    model = torch.nn.Linear(4, 3)
+    trainer = _SentenceClassifier(model, table, labels, Schedule(**{
+        "epochs": 15, "batch_size": [8, 16], "learning_rate": 0.05, **schedule}), seed)
+    return model, trainer.train()
+
+
+def test_the_loop_trains_a_model_it_knows_nothing_about_reproducibly():
+    set_quiet(True)
+    try:
+        model, metrics = _fit(1)
+        again, _ = _fit(1)
+        other, _ = _fit(2)
+    finally:
+        set_quiet(False)
+    assert metrics["i_acc"] > 0.9
+    assert torch.equal(model.weight, again.weight)
+    assert not torch.equal(model.weight, other.weight)
+    assert not model.training  # left in evaluation mode
+
+
+def test_held_out_examples_are_scored_and_the_best_weights_kept():
+    set_quiet(True)
+    try:
+        _, metrics = _fit(1, evaluate_on_number_of_examples=10, evaluate_every_number_of_epochs=5,
+                          checkpoint_model=True)
+    finally:
+        set_quiet(False)
+    assert {"val_t_loss", "val_i_acc"} <= set(metrics)
+
+
+def test_a_trainer_must_say_how_to_compute_its_loss():
+    with pytest.raises(TypeError, match="abstract"):
+        Trainer(torch.nn.Linear(1, 1), None, None, Schedule(epochs=1, batch_size=1), 0)  # type: ignore[abstract]

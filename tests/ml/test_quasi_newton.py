@@ -1,8 +1,11 @@
+"""L-BFGS and OWL-QN, and the curvature history they share."""
+
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from parley.nlu.classifiers._lbfgs import minimize_lbfgs
+from parley.ml.quasi_newton import CurvatureHistory, minimize_lbfgs, minimize_owlqn
 
 
 def test_should_find_the_minimum_of_an_ill_conditioned_quadratic() -> None:
@@ -40,7 +43,42 @@ def test_a_step_that_overflows_should_be_shortened_not_taken() -> None:
 
 
 def test_an_objective_not_finite_at_the_start_should_raise() -> None:
-    import pytest
-
     with pytest.raises(FloatingPointError):
         minimize_lbfgs(lambda x: (float("nan"), x), np.zeros(2))
+
+
+def test_owlqn_should_find_the_soft_thresholded_minimum() -> None:
+    target = np.array([3.0, -0.05, 0.5, -2.0, 0.0])
+
+    def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return 0.5 * float((x - target) @ (x - target)), x - target
+
+    result = minimize_owlqn(objective, np.zeros(5), c1=0.1, max_iter=100)
+    expected = np.sign(target) * np.maximum(np.abs(target) - 0.1, 0.0)
+    assert np.allclose(result.x, expected, atol=1e-4)
+    assert result.x[1] == 0.0 and result.x[4] == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_history_should_meet_the_secant_condition_of_its_newest_pair(dtype) -> None:
+    """Whatever came before, the approximation maps the newest ``y`` to its ``s`` (BFGS's
+    secant condition), in the precision the pairs are kept in."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(6, 6))
+    hessian = a @ a.T + 6 * np.eye(6)
+    history = CurvatureHistory(memory=3, dtype=dtype)
+    for _ in range(5):  # more pairs than it keeps: the oldest drop out
+        s = rng.normal(size=6)
+        assert history.add(s, hessian @ s)
+    assert len(history) == 3
+    assert history.apply(np.ones(6)).dtype == dtype
+    tolerance = 1e-4 if dtype == np.float32 else 1e-10
+    assert np.allclose(history.apply(hessian @ s), s, rtol=tolerance, atol=tolerance)
+
+
+def test_history_should_refuse_a_pair_without_positive_curvature() -> None:
+    history = CurvatureHistory(memory=4)
+    assert not history.add(np.array([1.0, 0.0]), np.array([-1.0, 0.5]))
+    assert len(history) == 0
+    g = np.array([2.0, -3.0])
+    assert np.array_equal(history.apply(g), g)  # no pairs: the gradient itself

@@ -18,7 +18,6 @@ from parley.errors import ConfigError, DataError, ModelArchiveError
 from parley.nlu.extractors._crf import (
     ChainLayout, ChainObjective, forward_backward, observed_pairs, viterbi,
 )
-from parley.nlu.extractors._owlqn import minimize_owlqn
 from parley.nlu.extractors.crf import CRFEntityExtractor
 from parley.nlu.features import FEATURES_KEY, Features
 from parley.nlu.featurizers.regex import RegexFeaturizer
@@ -347,18 +346,6 @@ def test_objective_gradient_should_match_finite_differences() -> None:
     numeric = [(objective(theta + step * e)[0] - objective(theta - step * e)[0]) / (2 * step)
                for e in np.eye(len(theta))]
     assert np.allclose(grad, numeric, atol=2e-3)
-
-
-def test_owlqn_should_find_the_soft_thresholded_minimum() -> None:
-    target = np.array([3.0, -0.05, 0.5, -2.0, 0.0])
-
-    def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
-        return 0.5 * float((x - target) @ (x - target)), x - target
-
-    result = minimize_owlqn(objective, np.zeros(5), c1=0.1, max_iter=100)
-    expected = np.sign(target) * np.maximum(np.abs(target) - 0.1, 0.0)
-    assert np.allclose(result.x, expected, atol=1e-4)
-    assert result.x[1] == 0.0 and result.x[4] == 0.0
 
 
 # --- real data --------------------------------------------------------------------------------

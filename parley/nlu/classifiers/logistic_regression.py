@@ -23,8 +23,8 @@ from parley.component import Component
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError, ModelArchiveError
+from parley.ml.quasi_newton import minimize_lbfgs
 from parley.nlu._io import new_from_saved, read_arrays, read_json, write_arrays, write_json
-from parley.nlu.classifiers._lbfgs import minimize_lbfgs
 from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH, write_intent_rankings
 from parley.nlu.features import features_of, stack_sentence_features
 

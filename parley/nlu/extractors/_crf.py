@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from parley.nlu.extractors._owlqn import minimize_owlqn
+from parley.ml.quasi_newton import minimize_owlqn
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 from parley.cli.data_cmd import add_project_arguments
@@ -50,7 +51,28 @@ def register(commands: Any) -> None:
     core.set_defaults(handler=run_train_core)
 
 
+class _PrintHandler(logging.Handler):
+    """Shows log records as plain lines on the current stdout (looked up per line, so
+    redirected output is followed)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record))
+
+
+_PROGRESS = _PrintHandler()
+
+
+def _show_progress() -> None:
+    """Training reports each node through the ``parley.training`` logger; show it."""
+    logger = logging.getLogger("parley.training")
+    if _PROGRESS not in logger.handlers:
+        logger.addHandler(_PROGRESS)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # shown here; not a second time by a root handler
+
+
 def _threads(args: argparse.Namespace) -> None:
+    _show_progress()
     if args.quiet:
         from parley.progress import set_quiet
 

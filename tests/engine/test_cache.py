@@ -62,12 +62,17 @@ def test_cache_should_survive_reopening(tmp_path: Path) -> None:
     assert reopened.meta("fp1") == {"n": 1}
 
 
-def test_put_of_a_cached_fingerprint_should_keep_the_first_entry(tmp_path: Path) -> None:
+def test_put_of_a_cached_fingerprint_should_replace_the_entry(tmp_path: Path) -> None:
     cache = TrainingCache(tmp_path / "cache")
     first = cache.put("fp1", make_output(tmp_path, "a"), {"n": 1})
+    (first / "planted.txt").write_text("not from training")
     again = cache.put("fp1", make_output(tmp_path, "b"), {"n": 2})
-    assert again == first
-    assert cache.meta("fp1") == {"n": 1}
+    assert cache.get("fp1") == again
+    assert cache.meta("fp1") == {"n": 2}
+    assert (again / "weights.bin").read_bytes() == b"b" * 100
+    assert not (again / "planted.txt").exists()
+    assert [e.fingerprint for e in cache.entries()] == ["fp1"]
+    assert list((tmp_path / "cache" / "trash").iterdir()) == []
 
 
 def test_size_zero_should_disable_the_cache(tmp_path: Path) -> None:

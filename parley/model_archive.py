@@ -79,7 +79,8 @@ def model_archives(folder: str | os.PathLike[str]) -> list[Path]:
 
 def newest_model(folder: str | os.PathLike[str]) -> Path | None:
     """The newest model archive in ``folder``, or ``None`` when there is none."""
-    return max(_candidates(Path(folder)), default=(0, "", None))[2]
+    found = max(_candidates(Path(folder)), default=None)
+    return None if found is None else found[2]
 
 
 def _candidates(folder: Path) -> Iterator[tuple[int, str, Path]]:

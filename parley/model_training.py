@@ -111,8 +111,7 @@ def _train(importer: TrainingDataImporter, request: TrainingRequest) -> Training
         check_finetunable(read_metadata(finetune_from), finetune_from, recipe, importer,
                           request.training_type)
         request = replace(request, force=True)  # everything continues from the old model
-    plan = make_plan(importer, recipe, request.training_type, cache, request.output,
-                     request.force)
+    plan = make_plan(importer, recipe, cache, request)
     code = plan.code(request.force)
     if request.dry_run:
         return TrainingResult(None, code, plan.dry_run_results())

@@ -19,6 +19,7 @@ from parley.errors import ModelArchiveError
 from parley.model_archive import MODEL_FORMAT, model_archives, read_metadata
 from parley.recipe import NLU, Node, Recipe
 from parley.training.fingerprints import input_fingerprints, model_fingerprint, node_fingerprints
+from parley.training.request import TrainingRequest
 from parley.training.run import CACHED, IN_MODEL, TRAIN, NodeStatus
 
 logger = logging.getLogger(__name__)
@@ -76,11 +77,13 @@ def previous_model(output: Path, training_type: str) -> tuple[Path | None, dict[
     return None, None
 
 
-def make_plan(importer: TrainingDataImporter, recipe: Recipe, training_type: str,
-              cache: TrainingCache, output: Path, force: bool) -> Plan:
+def make_plan(importer: TrainingDataImporter, recipe: Recipe, cache: TrainingCache,
+              request: TrainingRequest) -> Plan:
+    """Each node's status for ``request`` (its training type is the one the data decided)."""
+    training_type, force = request.training_type, request.force
     fps = node_fingerprints(recipe, importer)
     inputs = input_fingerprints(importer, recipe)
-    previous, meta = previous_model(output, training_type)
+    previous, meta = previous_model(request.output, training_type)
     in_model = set((meta or {}).get("fingerprints", {}).values())
     statuses = []
     for node in recipe.nodes:

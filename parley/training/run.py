@@ -17,8 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,8 @@ from parley.engine.cache import TrainingCache
 from parley.engine.runner import LocalRunner, Runner, Task
 from parley.model_archive import COMPONENTS_DIR, METADATA_FILE, MODEL_FORMAT
 from parley.recipe import NLU, Node, Recipe, component_class
-from parley.training.request import TrainingRequest
 from parley.training.fingerprints import core_domain_fingerprint, input_fingerprints, labels
+from parley.training.request import TrainingRequest
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class TrainingRun:
     def tasks(self, workdir: Path) -> list[Task]:
         """The run as a task graph: the NLU chain is one task (returning each node's folder
         by name); each policy is its own task (returning its folder), so policies train in
-        parallel with each other and with NLU. Tasks share nothing but their results."""
+        parallel with each other and with NLU. What a task produced reaches the others only
+        as its return value, so a runner may run each one in another process."""
         tasks = [Task("nlu", lambda _: self._run_nlu(workdir))]
         policy_statuses = [s for s in self.statuses if s.node.kind != NLU]
         if any(s.status == TRAIN for s in policy_statuses):

@@ -25,9 +25,9 @@ def training_run(tmp_path: Path) -> TrainingRun:
                                     [tmp_path / "data"])
     recipe = build_recipe(importer.config, "both")
     cache = TrainingCache(tmp_path / "cache")
-    plan = make_plan(importer, recipe, "both", cache, tmp_path / "models", force=False)
-    return TrainingRun(TrainingRequest("both", tmp_path / "models"), importer, recipe,
-                       plan.statuses, plan.model_fingerprint, cache)
+    request = TrainingRequest("both", tmp_path / "models")
+    plan = make_plan(importer, recipe, cache, request)
+    return TrainingRun(request, importer, recipe, plan.statuses, plan.model_fingerprint, cache)
 
 
 def test_tasks_should_return_their_folders_and_share_nothing(training_run, tmp_path):

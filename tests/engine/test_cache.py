@@ -301,3 +301,24 @@ def test_entry_record_should_be_plain_json(tmp_path: Path) -> None:
     assert record["fingerprint"] == "a"
     assert record["size_bytes"] == entry_size(100)
     assert record["meta"] == {"component": "A"}
+
+
+def test_a_replace_stopped_between_its_renames_should_leave_a_miss(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = TrainingCache(tmp_path / "cache")
+    cache.put("fp1", make_output(tmp_path, "a"), {"n": 1})
+    real_rename = os.rename
+
+    def dies_on_publish(source, target):  # the old entry is in the trash, then the kill
+        if Path(target).parent.name == "entries":
+            raise KeyboardInterrupt
+        return real_rename(source, target)
+
+    monkeypatch.setattr(os, "rename", dies_on_publish)
+    with pytest.raises(KeyboardInterrupt):
+        cache.put("fp1", make_output(tmp_path, "b"), {"n": 2})
+    monkeypatch.setattr(os, "rename", real_rename)
+    reopened = TrainingCache(tmp_path / "cache")
+    assert reopened.get("fp1") is None  # a miss, never old and new mixed
+    stored = reopened.put("fp1", make_output(tmp_path, "c"), {"n": 3})
+    assert (stored / "weights.bin").read_bytes() == b"c" * 100

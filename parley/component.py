@@ -42,6 +42,11 @@ class Component:
     # running them over the training data (DIET on banking77-small: ~1 s).
     prepares_training_data: ClassVar[bool] = True
 
+    @classmethod
+    def runtime_fingerprint(cls) -> dict[str, Any]:
+        """What this machine decides that changes what training learns (e.g. precision)."""
+        return {}
+
     # --- parameters ----------------------------------------------------------------
     @classmethod
     def param_names(cls) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from parley.data.domain import Domain
@@ -17,10 +18,11 @@ from parley.data.importer import TrainingDataImporter
 from parley.data.validation import validate_project
 from parley.engine.cache import cache_from_env
 from parley.engine.naming import default_model_name, resolve_model_path
-from parley.errors import ConfigError
+from parley.model_archive import read_metadata, resolve_model
 from parley.recipe import build_recipe
-from parley.training.finetune import check_finetunable, read_metadata, resolve_finetune_model
+from parley.training.finetune import check_finetunable
 from parley.training.plan import CODE_NOTHING, extract_model, extract_previous, make_plan
+from parley.training.request import BOTH, CORE, NLU, TrainingRequest, training_type_from_data
 from parley.training.run import TrainingRun
 
 DEFAULT_MODELS_PATH = "models"
@@ -48,11 +50,15 @@ def train(
     model_to_finetune: str | None = None,
     finetuning_epoch_fraction: float = 1.0,
 ) -> TrainingResult:
-    """Trains a model (Core and NLU); only what changed since the cache or newest model."""
+    """Trains a model: Core and NLU, or only the part the data holds, as Rasa decides it.
+
+    Only what changed since the cache or the newest model trains.
+    """
     importer = TrainingDataImporter(domain, config, training_files)
-    return _train(importer, "both", output, dry_run, force_training, fixed_model_name,
-                  persist_nlu_training_data, core_additional_arguments,
-                  nlu_additional_arguments, model_to_finetune, finetuning_epoch_fraction)
+    return _train(importer, TrainingRequest(
+        BOTH, Path(output), fixed_model_name, dry_run, force_training,
+        persist_nlu_training_data, dict(core_additional_arguments or {}),
+        dict(nlu_additional_arguments or {}), model_to_finetune, finetuning_epoch_fraction))
 
 
 def train_core(
@@ -67,9 +73,9 @@ def train_core(
 ) -> str | None:
     """Trains a Core model; returns the path to the model archive."""
     importer = TrainingDataImporter(domain, config, stories)
-    result = _train(importer, "core", output, False, False, fixed_model_name, False,
-                    additional_arguments, None, model_to_finetune, finetuning_epoch_fraction)
-    return result.model
+    return _train(importer, TrainingRequest(
+        CORE, Path(output), fixed_model_name, core_arguments=dict(additional_arguments or {}),
+        model_to_finetune=model_to_finetune, epoch_fraction=finetuning_epoch_fraction)).model
 
 
 def train_nlu(
@@ -85,60 +91,52 @@ def train_nlu(
 ) -> str | None:
     """Trains an NLU model; returns the path to the model archive."""
     importer = TrainingDataImporter(domain, config, nlu_data)
-    result = _train(importer, "nlu", output, False, False, fixed_model_name,
-                    persist_nlu_training_data, None, additional_arguments, model_to_finetune,
-                    finetuning_epoch_fraction)
-    return result.model
+    return _train(importer, TrainingRequest(
+        NLU, Path(output), fixed_model_name, persist_nlu_data=persist_nlu_training_data,
+        nlu_arguments=dict(additional_arguments or {}), model_to_finetune=model_to_finetune,
+        epoch_fraction=finetuning_epoch_fraction)).model
 
 
-def _train(importer: TrainingDataImporter, training_type: str, output: str, dry_run: bool,
-           force: bool, fixed_model_name: str | None, persist_nlu: bool,
-           core_arguments: dict[str, Any] | None, nlu_arguments: dict[str, Any] | None,
-           model_to_finetune: str | None, finetuning_epoch_fraction: float) -> TrainingResult:
+def _train(importer: TrainingDataImporter, request: TrainingRequest) -> TrainingResult:
     importer.load_all()
-    report = validate_project(importer, training_type)
-    report.raise_for_errors()
-    recipe = build_recipe(importer.config, training_type, nlu_arguments, core_arguments)
-    output_dir = Path(output)
+    request = replace(request, training_type=training_type_from_data(
+        importer, request.training_type))
+    validate_project(importer, request.training_type).raise_for_errors()
+    recipe = build_recipe(importer.config, request.training_type, request.nlu_arguments,
+                          request.core_arguments)
     cache = cache_from_env(Path.cwd())  # .parley/cache where training runs, as Rasa's .rasa/cache
     finetune_from = None
-    if model_to_finetune is not None:
-        finetune_from = resolve_finetune_model(model_to_finetune)
+    if request.model_to_finetune is not None:
+        finetune_from = resolve_model(request.model_to_finetune, "model to finetune")
         check_finetunable(read_metadata(finetune_from), finetune_from, recipe, importer,
-                          training_type)
-        if not 0 < finetuning_epoch_fraction:
-            raise ConfigError("finetuning_epoch_fraction must be greater than 0.")
-        force = True  # everything continues from the old model
-    plan = make_plan(importer, recipe, training_type, cache, output_dir, force)
-    code = plan.code(force)
-    if dry_run:
+                          request.training_type)
+        request = replace(request, force=True)  # everything continues from the old model
+    plan = make_plan(importer, recipe, cache, request)
+    code = plan.code(request.force)
+    if request.dry_run:
         return TrainingResult(None, code, plan.dry_run_results())
-    prefix = "" if training_type == "both" else f"{training_type}-"
     if code == CODE_NOTHING and plan.previous_model is not None:
-        return TrainingResult(str(_reuse(plan.previous_model, output_dir, fixed_model_name)), 0)
-    name = fixed_model_name or default_model_name(prefix)
-    target = resolve_model_path(output_dir, name)
+        return TrainingResult(str(_reuse(plan.previous_model, request)), 0)
+    target = resolve_model_path(request.output, request.fixed_model_name
+                                or default_model_name(request.archive_prefix))
     target.parent.mkdir(parents=True, exist_ok=True)
-    previous = extract_previous(plan) if finetune_from is None else extract_model(finetune_from)
-    model_dir = Path(previous.name) / "model" if previous else None
+    holder = extract_model(finetune_from) if finetune_from else extract_previous(plan)
     try:
-        run = TrainingRun(importer, recipe, training_type, plan.statuses, plan.model_fingerprint,
-                          cache, model_dir if finetune_from is None else None,
-                          model_dir if finetune_from is not None else None,
-                          finetuning_epoch_fraction)
-        nlu_yaml = nlu_to_yaml(importer.nlu_data) if persist_nlu else None
+        run = TrainingRun(request, importer, recipe, plan.statuses, plan.model_fingerprint,
+                          cache, Path(holder.name) / "model" if holder else None)
+        nlu_yaml = nlu_to_yaml(importer.nlu_data) if request.persist_nlu_data else None
         path = run.pack(target, target.name.removesuffix(".tar.gz"), nlu_yaml)
     finally:
-        if previous is not None:
-            previous.cleanup()
+        if holder is not None:
+            holder.cleanup()
     return TrainingResult(str(path), code)
 
 
-def _reuse(previous: Path, output: Path, fixed_model_name: str | None) -> Path:
+def _reuse(previous: Path, request: TrainingRequest) -> Path:
     """Nothing changed: hand back the newest model, copied under a fixed name if asked."""
-    if fixed_model_name is None:
+    if request.fixed_model_name is None:
         return previous
-    target = resolve_model_path(output, fixed_model_name)
+    target = resolve_model_path(request.output, request.fixed_model_name)
     if target.resolve() != previous.resolve():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(previous, target)

@@ -108,6 +108,19 @@ def test_force_should_report_code_8_and_retrain_everything(project):
     assert all(r["status"] == "train" for r in dry.dry_run_results.values())
 
 
+def test_force_should_replace_cache_entries_not_ship_them(project):
+    import tarfile
+
+    run(project)
+    entries = project / ".parley" / "cache" / "entries"
+    for entry in entries.iterdir():
+        (entry / "files" / "planted.txt").write_text("put here by hand")
+    result = run(project, force_training=True)
+    with tarfile.open(result.model) as tar:
+        assert not [n for n in tar.getnames() if n.endswith("planted.txt")]
+    assert not list(entries.rglob("planted.txt"))
+
+
 def test_cold_cache_should_answer_from_the_newest_model(project, monkeypatch):
     run(project)
     monkeypatch.setenv("PARLEY_CACHE_DIR", str(project / "empty-cache"))
@@ -178,9 +191,10 @@ def test_classifier_without_features_should_be_refused(project):
 def test_killed_training_should_leave_no_archive_and_a_usable_cache(project):
     code = ("import sys, time\n"
             "import parley.training.run as r\n"
-            "def slow(self, status, workdir, dirs, inputs):\n"
+            "def slow(self, status, workdir, inputs):\n"
             "    wanted = sum(1 for s in self.statuses if s.node.kind == 'nlu')\n"
-            "    while sum(k.startswith('nlu_') for k in list(dirs)) < wanted:\n"
+            "    while sum(e.meta['node'].startswith('nlu_') for e in self.cache.entries())"
+            " < wanted:\n"
             "        time.sleep(0.01)\n"
             "    print('policies', flush=True); time.sleep(30)\n"
             "r.TrainingRun._run_policy = slow\n"

@@ -63,7 +63,8 @@ def find_test_data(given: list[str] | None) -> tuple[list[str], Any]:
 
 def run_test_nlu(args: argparse.Namespace) -> int:
     from parley.nlu.evaluation import evaluate_nlu
-    from parley.serving.agent import load, resolve_model
+    from parley.model_archive import resolve_model
+    from parley.serving.agent import load
 
     paths, data = find_test_data(args.nlu)
     if not data.examples:

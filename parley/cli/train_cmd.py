@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 from parley.cli.data_cmd import add_project_arguments
@@ -50,6 +53,31 @@ def register(commands: Any) -> None:
     core.set_defaults(handler=run_train_core)
 
 
+class _PrintHandler(logging.Handler):
+    """Shows log records as plain lines on the current stdout (looked up per line, so
+    redirected output is followed)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record))
+
+
+@contextlib.contextmanager
+def _showing_progress() -> Iterator[None]:
+    """Training reports each node through the ``parley.training`` logger; show those lines
+    while the command runs, and leave logging as it was afterwards."""
+    logger = logging.getLogger("parley.training")
+    handler, level, propagate = _PrintHandler(), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # shown here; not a second time by a root handler
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
 def _threads(args: argparse.Namespace) -> None:
     if args.quiet:
         from parley.progress import set_quiet
@@ -67,13 +95,14 @@ def run_train(args: argparse.Namespace) -> int:
     from parley.model_training import train
 
     _threads(args)
-    result = train(
-        args.domain, args.config, args.data, args.out, dry_run=args.dry_run,
-        force_training=args.force, fixed_model_name=args.fixed_model_name,
-        persist_nlu_training_data=args.persist_nlu_data,
-        core_additional_arguments={"augmentation_factor": args.augmentation},
-        model_to_finetune=args.finetune, finetuning_epoch_fraction=args.epoch_fraction,
-    )
+    with _showing_progress():
+        result = train(
+            args.domain, args.config, args.data, args.out, dry_run=args.dry_run,
+            force_training=args.force, fixed_model_name=args.fixed_model_name,
+            persist_nlu_training_data=args.persist_nlu_data,
+            core_additional_arguments={"augmentation_factor": args.augmentation},
+            model_to_finetune=args.finetune, finetuning_epoch_fraction=args.epoch_fraction,
+        )
     if args.dry_run:
         for node, info in (result.dry_run_results or {}).items():
             print(f"  {node}: {info['status']} ({info['reason']})")
@@ -96,9 +125,11 @@ def run_train_nlu(args: argparse.Namespace) -> int:
     from parley.model_training import train_nlu
 
     _threads(args)
-    path = train_nlu(args.config, args.nlu, args.out, args.fixed_model_name,
-                     args.persist_nlu_data, domain=args.domain, model_to_finetune=args.finetune,
-                     finetuning_epoch_fraction=args.epoch_fraction)
+    with _showing_progress():
+        path = train_nlu(args.config, args.nlu, args.out, args.fixed_model_name,
+                         args.persist_nlu_data, domain=args.domain,
+                         model_to_finetune=args.finetune,
+                         finetuning_epoch_fraction=args.epoch_fraction)
     print(f"Your NLU model is at {path}")
     return 0
 
@@ -107,8 +138,10 @@ def run_train_core(args: argparse.Namespace) -> int:
     from parley.model_training import train_core
 
     _threads(args)
-    path = train_core(args.domain, args.config, args.stories, args.out, args.fixed_model_name,
-                      {"augmentation_factor": args.augmentation}, model_to_finetune=args.finetune,
-                      finetuning_epoch_fraction=args.epoch_fraction)
+    with _showing_progress():
+        path = train_core(args.domain, args.config, args.stories, args.out,
+                          args.fixed_model_name, {"augmentation_factor": args.augmentation},
+                          model_to_finetune=args.finetune,
+                          finetuning_epoch_fraction=args.epoch_fraction)
     print(f"Your Core model is at {path}")
     return 0

@@ -144,28 +144,6 @@ def read_archive_member(
     raise ModelArchiveError(f"not a Parley model archive: {archive}: it has no {wanted!r}")
 
 
-def newest_archive(directory: str | os.PathLike[str], prefix: str | None = None) -> Path | None:
-    """The most recently written ``*.tar.gz`` in ``directory`` (ties broken by name)."""
-    folder = Path(directory)
-    if not folder.is_dir():
-        return None
-    best: tuple[int, str, Path] | None = None
-    for path in folder.iterdir():
-        if not path.name.endswith(ARCHIVE_SUFFIX) or path.name.startswith("."):
-            continue
-        if prefix is not None and not path.name.startswith(prefix):
-            continue
-        try:
-            if not path.is_file():
-                continue
-            key = (path.stat().st_mtime_ns, path.name, path)
-        except OSError:
-            continue  # removed while we looked
-        if best is None or key[:2] > best[:2]:
-            best = key
-    return None if best is None else best[2]
-
-
 # -- packing ------------------------------------------------------------------------------
 
 

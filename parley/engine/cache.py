@@ -143,8 +143,10 @@ class TrainingCache:
 
         That is the cached copy, or ``source_dir`` itself when the cache is disabled or the
         output alone is larger than the limit, so callers can always use the returned path.
-        If the fingerprint is already cached, the existing entry wins (same fingerprint,
-        same content). ``meta`` must be JSON data.
+        An entry already cached under ``fingerprint`` is replaced: callers put only what they
+        just trained, and a forced training must ship its own result, not whatever the cache
+        held (it may be damaged or edited by hand). Readers see the old entry, no entry, or
+        the new one, never a mix. ``meta`` must be JSON data.
         """
         source = Path(source_dir)
         if not self.enabled:
@@ -156,9 +158,6 @@ class TrainingCache:
             meta_copy = json.loads(json.dumps(dict(meta)))
         except (TypeError, ValueError) as exc:
             raise CacheError(f"cache meta for {fingerprint} is not JSON data: {exc}") from exc
-        existing = self.get(fingerprint)
-        if existing is not None:
-            return existing
         size = _tree_size(source)
         if self.max_size_bytes is not None and size > self.max_size_bytes:
             return source
@@ -172,14 +171,7 @@ class TrainingCache:
             (temp / _ENTRY_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
             (temp / _LAST_USED_FILE).write_text(str(now), encoding="ascii")
             _fsync_tree(temp)
-            try:
-                os.rename(temp, entry_dir)
-            except OSError:
-                # Another process cached the same fingerprint first; keep theirs.
-                if _read_entry(entry_dir, fingerprint) is None:
-                    raise
-            else:
-                _fsync(self._entries_root)
+            self._publish(temp, entry_dir, fingerprint)
         except OSError as exc:
             raise CacheError(f"could not write cache entry {fingerprint} in {self.directory}: "
                              f"{exc}") from exc  # fmt: skip
@@ -189,6 +181,26 @@ class TrainingCache:
         if self.max_size_bytes is not None:
             self.evict_to(self.max_size_bytes, keep=fingerprint)
         return entry_dir / _FILES_DIR
+
+    def _publish(self, temp: Path, entry_dir: Path, fingerprint: str) -> None:
+        """Move the finished ``temp`` to ``entry_dir``, replacing an entry already there.
+
+        A directory cannot be renamed over a non-empty one, so the old entry goes to the
+        trash first (one rename) and the new one takes its place (another): a kill between
+        the two leaves no entry, which is a miss, never a damaged hit.
+        """
+        for _attempt in range(3):
+            if entry_dir.exists():
+                self._remove(entry_dir)
+            try:
+                os.rename(temp, entry_dir)
+            except OSError:
+                continue  # another process published in between; replace theirs too
+            _fsync(self._entries_root)
+            return
+        # Others keep publishing this fingerprint; theirs is as good as ours.
+        if _read_entry(entry_dir, fingerprint) is None:
+            raise OSError(f"could not publish {entry_dir}")
 
     def evict_to(self, max_size: int, keep: str | None = None) -> list[str]:
         """Delete least recently used entries until the cache holds at most ``max_size`` bytes.

@@ -66,22 +66,26 @@ def fingerprint_files(paths: Iterable[str | os.PathLike[str]]) -> str:
 
 def node_fingerprint(
     component_name: str,
-    code_version: str,
+    implementation: str,
     params: Mapping[str, Any],
     input_fingerprints: Mapping[str, str],
     package_versions: Mapping[str, str],
+    runtime: Mapping[str, Any] | None = None,
 ) -> str:
     """Fingerprint of one training step: same value ⇒ its cached output can be reused.
 
+    ``implementation`` stands for the component's code (a digest of it); ``runtime`` holds
+    what the machine decides and changes the result, such as the numeric precision.
     Inputs are keyed by name, so their order does not matter but their roles do.
     """
     return fingerprint(
         {
             "component": component_name,
-            "code_version": code_version,
+            "implementation": implementation,
             "params": dict(params),
             "inputs": dict(input_fingerprints),
             "packages": dict(package_versions),
+            "runtime": dict(runtime or {}),
         }
     )
 

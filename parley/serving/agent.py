@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from parley.data.domain import Domain
+from parley.data.domain import DEFAULT_INTENTS, Domain
 from parley.data.message import Message
 from parley.engine.archive import extract_archive
 from parley.errors import ModelArchiveError
-from parley.recipe import NLU, component_class
-from parley.training.run import COMPONENTS_DIR, METADATA_FILE, MODEL_FORMAT
-
-
-def resolve_model(path: str | Path) -> Path:
-    """An archive, or a directory → its newest archive."""
-    path = Path(path)
-    if path.is_dir():
-        archives = sorted((p for p in path.glob("*.tar.gz") if not p.name.startswith(".")),
-                          key=lambda p: (p.stat().st_mtime, p.name))
-        if not archives:
-            raise ModelArchiveError(f"no model archive (*.tar.gz) in {path}; train one first.")
-        return archives[-1]
-    if not path.is_file():
-        raise ModelArchiveError(f"the model {path} does not exist.")
-    return path
+from parley.model_archive import (
+    COMPONENTS_DIR, METADATA_FILE, check_format, read_extracted_metadata, resolve_model)
+from parley.nlu.intent_message import parse_intent_message
+from parley.recipe import component_class
 
 
 class Agent:
@@ -44,8 +31,27 @@ class Agent:
     def model_id(self) -> str:
         return str(self.metadata.get("model_id"))
 
+    @property
+    def known_intents(self) -> set[str]:
+        """The domain's intents with Rasa's defaults (``restart``, …), and those NLU learned
+        (an NLU-only model has no domain)."""
+        names = set(DEFAULT_INTENTS) | set(self.metadata.get("labels", {}).get("intents", []))
+        return names | set(self.domain.intent_names if self.domain is not None else ())
+
+    @property
+    def known_entities(self) -> set[str]:
+        names = set(self.metadata.get("labels", {}).get("entities", []))
+        return names | set(self.domain.entity_names if self.domain is not None else ())
+
     def parse(self, text: str) -> dict[str, Any]:
-        """Rasa's parse result: text, intent, entities, intent_ranking (and more if set)."""
+        """Rasa's parse result: text, intent, entities, intent_ranking (and more if set).
+
+        ``/intent{"entity": "value"}`` gives the intent directly (buttons send these), as
+        Rasa's RegexMessageHandler reads it; every other text goes through the NLU pipeline.
+        """
+        direct = parse_intent_message(text, self.known_intents, self.known_entities)
+        if direct is not None:
+            return direct
         if not self.nlu_components:
             raise ModelArchiveError("this model has no NLU part; train it with NLU data.")
         message = Message(text)
@@ -72,21 +78,20 @@ class Agent:
 
 
 def load(path: str | Path) -> Agent:
-    """Load a model archive (or the newest one in a directory) into an :class:`Agent`."""
+    """Load a model archive, or the newest one in a folder, into an :class:`Agent`.
+
+    Also ``parley.load``. The components are those of the predict graph the training wrote.
+    """
     archive = resolve_model(path)
     # Kept for the agent's lifetime: components may read their arrays lazily.
     holder = tempfile.TemporaryDirectory(prefix="parley-model-")
     try:
         root = extract_archive(archive, Path(holder.name) / "model")
-        try:
-            metadata = json.loads((root / METADATA_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelArchiveError(f"{archive} has no readable {METADATA_FILE}: {exc}") from None
-        if metadata.get("model_format") != MODEL_FORMAT:
-            raise ModelArchiveError(
-                f"{archive} is in model format {metadata.get('model_format')}, this Parley "
-                f"reads format {MODEL_FORMAT}; retrain the model with this version.")
-        graph = metadata.get("train_graph", {})
+        metadata = read_extracted_metadata(root, archive)
+        check_format(metadata, archive)
+        graph = metadata.get("predict_graph")
+        if not isinstance(graph, dict):
+            raise ModelArchiveError(f"{archive}: {METADATA_FILE} has no predict graph.")
         nlu = [_load_node(root, node) for node in graph.get("nlu", [])]
         policies = [_load_node(root, node) for node in graph.get("policies", [])]
         domain = Domain.from_dict(metadata["domain"]) if metadata.get("domain") else None
@@ -98,9 +103,12 @@ def load(path: str | Path) -> Agent:
     return agent
 
 
-def _load_node(root: Path, node: dict[str, Any]) -> Any:
+def _load_node(root: Path, node: Any) -> Any:
+    """One node of the predict graph: its class by name, loaded from its folder."""
+    if not isinstance(node, dict) or not {"name", "kind", "component"} <= set(node):
+        raise ModelArchiveError(f"the model's predict graph has a malformed node: {node!r}.")
     directory = root / COMPONENTS_DIR / str(node["name"])
     if not directory.is_dir():
         raise ModelArchiveError(f"the model is missing the component {node['name']}.")
-    cls: Any = component_class(node.get("kind", NLU), str(node["component"]))
+    cls: Any = component_class(str(node["kind"]), str(node["component"]))
     return cls.load(directory)

@@ -8,17 +8,15 @@ anything trains.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from parley.data.importer import TrainingDataImporter
-from parley.engine.archive import read_archive_member
-from parley.errors import ConfigError, DataError, ModelArchiveError
+from parley.errors import ConfigError, DataError
+from parley.model_archive import check_format
 from parley.recipe import Recipe
 from parley.training.fingerprints import core_domain_fingerprint, labels
-from parley.training.run import METADATA_FILE, MODEL_FORMAT
 
 # Parameters that may change between the old config and the finetuning one.
 EPOCH_PARAMS = {"epochs"}
@@ -29,35 +27,10 @@ def finetune_epochs(epochs: int, fraction: float) -> int:
     return max(1, math.ceil(epochs * fraction))
 
 
-def resolve_finetune_model(path: str | Path) -> Path:
-    """An archive, or a directory → its newest archive; missing → a clear error."""
-    path = Path(path)
-    if path.is_dir():
-        archives = sorted((p for p in path.glob("*.tar.gz") if not p.name.startswith(".")),
-                          key=lambda p: (p.stat().st_mtime, p.name))
-        if not archives:
-            raise ModelArchiveError(f"there is no model to finetune in {path}; train one first.")
-        return archives[-1]
-    if not path.is_file():
-        raise ModelArchiveError(f"the model to finetune, {path}, does not exist.")
-    return path
-
-
-def read_metadata(archive: Path) -> dict[str, Any]:
-    try:
-        meta: dict[str, Any] = json.loads(read_archive_member(archive, METADATA_FILE))
-    except ValueError as exc:
-        raise ModelArchiveError(f"{archive}: unreadable {METADATA_FILE} ({exc}).") from None
-    return meta
-
-
 def check_finetunable(meta: dict[str, Any], archive: Path, recipe: Recipe,
                       importer: TrainingDataImporter, training_type: str) -> None:
     """Raise the first reason why ``archive`` cannot be finetuned with this project."""
-    if meta.get("model_format") != MODEL_FORMAT:
-        raise ModelArchiveError(
-            f"{archive} is in model format {meta.get('model_format')}; this Parley finetunes "
-            f"format {MODEL_FORMAT} only. Train a new model instead.")
+    check_format(meta, archive)
     if meta.get("training_type") != training_type:
         raise ConfigError(
             f"{archive} is a '{meta.get('training_type')}' model; finetuning it with "

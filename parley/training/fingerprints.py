@@ -15,7 +15,9 @@ from parley.data.formats.story_yaml import stories_to_yaml
 from parley.data.importer import TrainingDataImporter
 from parley.data.training_data import TrainingData
 from parley.engine.fingerprint import fingerprint, node_fingerprint, package_versions
+from parley.component import Component
 from parley.recipe import NLU, Node, Recipe, component_class
+from parley.training.code_fingerprint import implementation_fingerprint
 
 
 def nlu_data_fingerprint(data: TrainingData) -> str:
@@ -56,8 +58,16 @@ def node_fingerprints(recipe: Recipe, importer: TrainingDataImporter) -> dict[st
 
 def _node_fp(node: Node, inputs: dict[str, str]) -> str:
     cls: Any = component_class(node.kind, node.component)
-    return node_fingerprint(node.component, cls.code_version, node.params, inputs,
-                            package_versions(cls.uses_packages))
+    return component_fingerprint(cls, node.component, node.params, inputs)
+
+
+def component_fingerprint(cls: type[Component], name: str, params: dict[str, Any],
+                          inputs: dict[str, str]) -> str:
+    """What decides the result of training ``cls``: its code (hashed from the source, see
+    :mod:`parley.training.code_fingerprint`), the parameters, the inputs, the versions of
+    the packages it uses, and what the machine decides (e.g. bfloat16 or float32)."""
+    return node_fingerprint(name, implementation_fingerprint(cls), params, inputs,
+                            package_versions(cls.uses_packages), cls.runtime_fingerprint())
 
 
 def model_fingerprint(node_fps: dict[str, str], importer: TrainingDataImporter,

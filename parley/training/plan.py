@@ -6,19 +6,23 @@ The same decision answers ``dry_run``: a bitmask of what would retrain (1 core, 
 
 from __future__ import annotations
 
-import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from parley.data.importer import TrainingDataImporter
-from parley.engine.archive import extract_archive, read_archive_member
+from parley.engine.archive import extract_archive
 from parley.engine.cache import TrainingCache
 from parley.errors import ModelArchiveError
+from parley.model_archive import MODEL_FORMAT, model_archives, read_metadata
 from parley.recipe import NLU, Node, Recipe
 from parley.training.fingerprints import input_fingerprints, model_fingerprint, node_fingerprints
-from parley.training.run import CACHED, IN_MODEL, METADATA_FILE, TRAIN, NodeStatus
+from parley.training.request import TrainingRequest
+from parley.training.run import CACHED, IN_MODEL, TRAIN, NodeStatus
+
+logger = logging.getLogger(__name__)
 
 CODE_NOTHING = 0
 CODE_CORE = 1
@@ -59,34 +63,27 @@ class Plan:
         return {s.node.name: {"status": s.status, "reason": s.reason} for s in self.statuses}
 
 
-def _model_metadata(archive: Path | None) -> dict[str, Any] | None:
-    if archive is None:
-        return None
-    try:
-        loaded: dict[str, Any] = json.loads(read_archive_member(archive, METADATA_FILE))
-        return loaded
-    except (ModelArchiveError, ValueError, KeyError):
-        return None  # an unreadable old model is simply not reused
-
-
-def newest_model(output: Path, training_type: str) -> tuple[Path | None, dict[str, Any] | None]:
-    """The newest readable archive in ``output`` trained with the same training type."""
-    if not output.is_dir():
-        return None, None
-    candidates = sorted((p for p in output.rglob("*.tar.gz") if not p.name.startswith(".")),
-                        key=lambda p: (p.stat().st_mtime, p.name), reverse=True)
-    for archive in candidates:
-        meta = _model_metadata(archive)
-        if meta is not None and meta.get("training_type") == training_type:
+def previous_model(output: Path, training_type: str) -> tuple[Path | None, dict[str, Any] | None]:
+    """The newest model in ``output`` that this training may reuse parts of: readable, in
+    this Parley's model format, and trained with the same training type."""
+    for archive in model_archives(output):
+        try:
+            meta = read_metadata(archive)
+        except ModelArchiveError as exc:
+            logger.info("not reusing %s: %s", archive, exc)
+            continue
+        if meta.get("model_format") == MODEL_FORMAT and meta.get("training_type") == training_type:
             return archive, meta
     return None, None
 
 
-def make_plan(importer: TrainingDataImporter, recipe: Recipe, training_type: str,
-              cache: TrainingCache, output: Path, force: bool) -> Plan:
+def make_plan(importer: TrainingDataImporter, recipe: Recipe, cache: TrainingCache,
+              request: TrainingRequest) -> Plan:
+    """Each node's status for ``request`` (its training type is the one the data decided)."""
+    training_type, force = request.training_type, request.force
     fps = node_fingerprints(recipe, importer)
     inputs = input_fingerprints(importer, recipe)
-    previous, meta = newest_model(output, training_type)
+    previous, meta = previous_model(request.output, training_type)
     in_model = set((meta or {}).get("fingerprints", {}).values())
     statuses = []
     for node in recipe.nodes:

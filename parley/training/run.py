@@ -17,8 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +27,13 @@ from parley.data.importer import TrainingDataImporter
 from parley.engine.archive import pack_archive
 from parley.engine.cache import TrainingCache
 from parley.engine.runner import LocalRunner, Runner, Task
+from parley.model_archive import COMPONENTS_DIR, METADATA_FILE, MODEL_FORMAT
 from parley.recipe import NLU, Node, Recipe, component_class
 from parley.training.fingerprints import core_domain_fingerprint, input_fingerprints, labels
+from parley.training.request import TrainingRequest
 
 logger = logging.getLogger(__name__)
 
-METADATA_FILE = "metadata.json"
-COMPONENTS_DIR = "components"
-MODEL_FORMAT = 1  # bump when the archive layout changes; loading checks it
 
 TRAIN = "train"
 CACHED = "restored from cache"
@@ -51,36 +50,48 @@ class NodeStatus:
 
 @dataclass
 class TrainingRun:
-    """Everything one training needs, decided before anything trains."""
+    """Everything one training needs, decided before anything trains.
 
+    ``model_dir`` is an extracted archive: the model to finetune when ``request`` finetunes,
+    else the newest model in ``output`` when some node is reused from it.
+    """
+
+    request: TrainingRequest
     importer: TrainingDataImporter
     recipe: Recipe
-    training_type: str
     statuses: list[NodeStatus]
     model_fingerprint: str
     cache: TrainingCache
-    previous_model_dir: Path | None = None  # the newest archive, extracted, if used
-    finetune_dir: Path | None = None  # the model to finetune, extracted
-    epoch_fraction: float = 1.0
-    report: Callable[[str], None] = field(default=print)
+    model_dir: Path | None = None
+    progress: Callable[[str], None] = field(default=logger.info)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def node_dirs(self, workdir: Path, runner: Runner | None = None) -> dict[str, Path]:
-        """Train or restore every node; returns where each one's files are.
+    @property
+    def _finetune_dir(self) -> Path | None:
+        return self.model_dir if self.request.finetuning else None
 
-        The NLU chain is one task; each policy is its own task, so policies train in
-        parallel with each other and with NLU on the local runner.
-        """
-        dirs: dict[str, Path] = {}
-        tasks = [Task("nlu", lambda _: self._run_nlu(workdir, dirs))]
+    def tasks(self, workdir: Path) -> list[Task]:
+        """The run as a task graph: the NLU chain is one task (returning each node's folder
+        by name); each policy is its own task (returning its folder), so policies train in
+        parallel with each other and with NLU. What a task produced reaches the others only
+        as its return value, so a runner may run each one in another process."""
+        tasks = [Task("nlu", lambda _: self._run_nlu(workdir))]
         policy_statuses = [s for s in self.statuses if s.node.kind != NLU]
         if any(s.status == TRAIN for s in policy_statuses):
             tasks.append(Task("trackers", lambda _: self._training_trackers()))
         for status in policy_statuses:
             needs = ("trackers",) if status.status == TRAIN else ()
-            tasks.append(Task(status.node.name, partial(self._run_policy, status, workdir, dirs),
+            tasks.append(Task(status.node.name, partial(self._run_policy, status, workdir),
                               needs))
-        (runner or LocalRunner()).run(tasks)
+        return tasks
+
+    def node_dirs(self, workdir: Path, runner: Runner | None = None) -> dict[str, Path]:
+        """Train or restore every node; returns where each one's files are."""
+        results = (runner or LocalRunner()).run(self.tasks(workdir))
+        dirs: dict[str, Path] = dict(results["nlu"])
+        for status in self.statuses:
+            if status.node.kind != NLU:
+                dirs[status.node.name] = results[status.node.name]
         return dirs
 
     def _put(self, status: NodeStatus, directory: Path) -> Path:
@@ -89,10 +100,11 @@ class TrainingRun:
                                   {"node": status.node.name, "component": status.node.component})
 
     # --- NLU: a chain over the training messages -------------------------------------
-    def _run_nlu(self, workdir: Path, dirs: dict[str, Path]) -> None:
+    def _run_nlu(self, workdir: Path) -> dict[str, Path]:
+        dirs: dict[str, Path] = {}
         statuses = [s for s in self.statuses if s.node.kind == NLU]
         if not statuses:
-            return
+            return dirs
         training_data = self.importer.nlu_training_data
         last_to_train = max((i for i, s in enumerate(statuses) if s.status == TRAIN), default=-1)
         for index, status in enumerate(statuses):
@@ -101,7 +113,7 @@ class TrainingRun:
             # Later components train on this one's output: run it over the training data.
             feeds_later = index < last_to_train and cls.prepares_training_data
             started = time.perf_counter()
-            if self.finetune_dir is not None:
+            if self._finetune_dir is not None:
                 component = self._finetuned(cls, node, training_data)
                 component.save(workdir / node.name)
                 dirs[node.name] = workdir / node.name  # not cached: it depends on the old model
@@ -116,22 +128,22 @@ class TrainingRun:
             if component is not None and feeds_later:
                 component.process(training_data.examples)
             self._say(status, time.perf_counter() - started)
+        return dirs
 
     def _finetuned(self, cls: Any, node: Node, training_data: Any) -> Any:
         """The old component with the new epoch settings, continued on the new data;
         components that do not learn by epochs (tokenizers, featurizers) stay as they were,
         so the features keep their meaning."""
-        assert self.finetune_dir is not None
-        component = cls.load(self.finetune_dir / COMPONENTS_DIR / node.name)
+        assert self._finetune_dir is not None
+        component = cls.load(self._finetune_dir / COMPONENTS_DIR / node.name)
         for key, value in node.params.items():
             setattr(component, key, value)
         if hasattr(component, "finetune"):
-            component.finetune(training_data, self.epoch_fraction)
+            component.finetune(training_data, self.request.epoch_fraction)
         return component
 
     # --- policies: independent branches on the same trackers --------------------------
-    def _run_policy(self, status: NodeStatus, workdir: Path, dirs: dict[str, Path],
-                    inputs: dict[str, Any]) -> None:
+    def _run_policy(self, status: NodeStatus, workdir: Path, inputs: dict[str, Any]) -> Path:
         node = status.node
         started = time.perf_counter()
         if status.status == TRAIN:
@@ -139,10 +151,11 @@ class TrainingRun:
             policy = cls.from_params(node.params).fit(inputs["trackers"], self.importer.domain)
             target = workdir / node.name
             policy.save(target)
-            dirs[node.name] = self._put(status, target)
+            found = self._put(status, target)
         else:
-            dirs[node.name] = self._restored_dir(status)
+            found = self._restored_dir(status)
         self._say(status, time.perf_counter() - started)
+        return found
 
     def _training_trackers(self) -> list[Any]:
         from parley.dialogue.generator import generate_trackers
@@ -155,18 +168,18 @@ class TrainingRun:
             found = self.cache.get(status.fingerprint)
             if found is not None:
                 return found
-        if self.previous_model_dir is not None:
-            return self.previous_model_dir / COMPONENTS_DIR / status.node.name
+        if self.model_dir is not None and not self.request.finetuning:
+            return self.model_dir / COMPONENTS_DIR / status.node.name
         raise RuntimeError(f"{status.node.name} was planned as restored but is gone")
 
     def _say(self, status: NodeStatus, seconds: float) -> None:
         verb = "trained" if status.status == TRAIN else status.status
-        self.report(f"  {status.node.name}: {verb} in {seconds:.2f}s ({status.reason})")
+        self.progress(f"  {status.node.name}: {verb} in {seconds:.2f}s ({status.reason})")
 
     # --- the archive ---------------------------------------------------------------------
     def metadata(self, model_id: str) -> dict[str, Any]:
         config = self.importer.config
-        domain = self.importer.domain if self.recipe.policies or self.training_type != NLU else None
+        domain = self.importer.domain if self.recipe.policies or self.request.training_type != NLU else None
         return {
             "parley_version": __version__,
             "model_format": MODEL_FORMAT,
@@ -174,7 +187,7 @@ class TrainingRun:
             "model_id": model_id,
             "assistant_id": config.assistant_id,
             "language": config.language,
-            "training_type": self.training_type,
+            "training_type": self.request.training_type,
             "model_fingerprint": self.model_fingerprint,
             "fingerprints": {s.node.name: s.fingerprint for s in self.statuses},
             "labels": labels(self.importer),
@@ -182,8 +195,7 @@ class TrainingRun:
             "core_domain_fingerprint": core_domain_fingerprint(self.importer.domain),
             "domain": domain.as_dict() if domain is not None else None,
             "train_graph": self.recipe.as_dict(),
-            "predict_graph": {"nlu": [n.name for n in self.recipe.nlu],
-                              "policies": [n.name for n in self.recipe.policies]},
+            "predict_graph": predict_graph(self.recipe),
         }
 
     def pack(self, target: Path, model_id: str, nlu_yaml: str | None = None,
@@ -202,3 +214,15 @@ class TrainingRun:
             (staging / METADATA_FILE).write_text(
                 json.dumps(self.metadata(model_id), indent=1, sort_keys=True), encoding="utf-8")
             return pack_archive(staging, target)
+
+
+def predict_graph(recipe: Recipe) -> dict[str, list[dict[str, str]]]:
+    """What a loaded model runs, in order: the NLU chain on each message, then the policies.
+
+    Each node names its folder under ``components/`` and the class that loads it; the
+    parameters are in that folder, so the Agent needs nothing from the train graph.
+    """
+    def nodes(part: list[Node]) -> list[dict[str, str]]:
+        return [{"name": n.name, "kind": n.kind, "component": n.component} for n in part]
+
+    return {"nlu": nodes(recipe.nlu), "policies": nodes(recipe.policies)}

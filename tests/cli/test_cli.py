@@ -89,7 +89,9 @@ def test_train_then_predict_then_dry_run(tmp_path, monkeypatch, capsys):
     main(["init", "--no-prompt", str(tmp_path)])
     monkeypatch.chdir(tmp_path)
     assert main(["train"]) == 0
-    assert "Your model is at models/" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Your model is at models/" in out
+    assert "  nlu_0_WhitespaceTokenizer: trained in " in out  # progress, shown by the CLI
     assert main(["predict", "how often should I water my cactus?"]) == 0
     out = capsys.readouterr().out
     assert '"name": "ask_watering"' in out and "utter_watering" in out
@@ -114,4 +116,13 @@ def test_train_finetune_flag(tmp_path, monkeypatch, capsys):
     assert main(["train", "--finetune", "--epoch-fraction", "0.5"]) == 0
     assert len(list((tmp_path / "models").glob("*.tar.gz"))) == 2
     assert main(["train", "--finetune", "missing-folder"]) == 1
-    assert "the model to finetune, missing-folder, does not exist" in capsys.readouterr().err
+    assert "the model to finetune missing-folder does not exist" in capsys.readouterr().err
+
+
+def test_predict_without_a_model_should_be_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "hello", "--model", "models"]) == 1
+    assert capsys.readouterr().err.startswith("error: the model models does not exist")
+    (tmp_path / "models").mkdir()
+    assert main(["predict", "hello"]) == 1
+    assert "error: there is no model (*.tar.gz) in models/" in capsys.readouterr().err

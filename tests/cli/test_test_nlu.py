@@ -61,7 +61,7 @@ def test_missing_model_should_be_a_clear_error(tmp_path, monkeypatch, capsys):
     shutil.copytree(TINY / "test", tmp_path / "test")
     monkeypatch.chdir(tmp_path)
     assert main(["test", "nlu", "--model", "nowhere"]) == 1
-    assert "error: the model nowhere does not exist." in capsys.readouterr().err
+    assert "error: the model nowhere does not exist;" in capsys.readouterr().err
 
 
 def test_no_test_data_should_be_a_clear_error(tmp_path, monkeypatch, capsys):

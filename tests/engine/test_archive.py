@@ -12,7 +12,6 @@ import pytest
 
 from parley.engine.archive import (
     extract_archive,
-    newest_archive,
     pack_archive,
     read_archive_member,
 )
@@ -374,30 +373,3 @@ def test_read_archive_member_should_report_garbage(tmp_path: Path) -> None:
     garbage.write_bytes(b"\x1f\x8b garbage")
     with pytest.raises(ModelArchiveError, match=f"not a Parley model archive: {garbage}"):
         read_archive_member(garbage, "metadata.json")
-
-
-# -- finding the newest -------------------------------------------------------------------
-
-
-def test_newest_archive_should_pick_by_mtime_then_name(tmp_path: Path) -> None:
-    for name, mtime in [("a.tar.gz", 100), ("b.tar.gz", 300), ("c.tar.gz", 300), ("d.tar.gz", 200)]:
-        (tmp_path / name).write_bytes(b"")
-        os.utime(tmp_path / name, (mtime, mtime))
-    (tmp_path / "z.zip").write_bytes(b"")
-    (tmp_path / ".z.tar.gz.1234.tmp").write_bytes(b"")
-    (tmp_path / "dir.tar.gz").mkdir()
-    assert newest_archive(tmp_path) == tmp_path / "c.tar.gz"
-
-
-def test_newest_archive_should_filter_by_prefix(tmp_path: Path) -> None:
-    for name, mtime in [("nlu-1.tar.gz", 100), ("core-1.tar.gz", 200), ("20240101.tar.gz", 300)]:
-        (tmp_path / name).write_bytes(b"")
-        os.utime(tmp_path / name, (mtime, mtime))
-    assert newest_archive(tmp_path, prefix="nlu-") == tmp_path / "nlu-1.tar.gz"
-    assert newest_archive(tmp_path, prefix="core-") == tmp_path / "core-1.tar.gz"
-    assert newest_archive(tmp_path, prefix="xyz") is None
-
-
-def test_newest_archive_should_return_none_without_archives(tmp_path: Path) -> None:
-    assert newest_archive(tmp_path) is None
-    assert newest_archive(tmp_path / "missing") is None

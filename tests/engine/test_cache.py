@@ -62,12 +62,17 @@ def test_cache_should_survive_reopening(tmp_path: Path) -> None:
     assert reopened.meta("fp1") == {"n": 1}
 
 
-def test_put_of_a_cached_fingerprint_should_keep_the_first_entry(tmp_path: Path) -> None:
+def test_put_of_a_cached_fingerprint_should_replace_the_entry(tmp_path: Path) -> None:
     cache = TrainingCache(tmp_path / "cache")
     first = cache.put("fp1", make_output(tmp_path, "a"), {"n": 1})
+    (first / "planted.txt").write_text("not from training")
     again = cache.put("fp1", make_output(tmp_path, "b"), {"n": 2})
-    assert again == first
-    assert cache.meta("fp1") == {"n": 1}
+    assert cache.get("fp1") == again
+    assert cache.meta("fp1") == {"n": 2}
+    assert (again / "weights.bin").read_bytes() == b"b" * 100
+    assert not (again / "planted.txt").exists()
+    assert [e.fingerprint for e in cache.entries()] == ["fp1"]
+    assert list((tmp_path / "cache" / "trash").iterdir()) == []
 
 
 def test_size_zero_should_disable_the_cache(tmp_path: Path) -> None:
@@ -296,3 +301,24 @@ def test_entry_record_should_be_plain_json(tmp_path: Path) -> None:
     assert record["fingerprint"] == "a"
     assert record["size_bytes"] == entry_size(100)
     assert record["meta"] == {"component": "A"}
+
+
+def test_a_replace_stopped_between_its_renames_should_leave_a_miss(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = TrainingCache(tmp_path / "cache")
+    cache.put("fp1", make_output(tmp_path, "a"), {"n": 1})
+    real_rename = os.rename
+
+    def dies_on_publish(source, target):  # the old entry is in the trash, then the kill
+        if Path(target).parent.name == "entries":
+            raise KeyboardInterrupt
+        return real_rename(source, target)
+
+    monkeypatch.setattr(os, "rename", dies_on_publish)
+    with pytest.raises(KeyboardInterrupt):
+        cache.put("fp1", make_output(tmp_path, "b"), {"n": 2})
+    monkeypatch.setattr(os, "rename", real_rename)
+    reopened = TrainingCache(tmp_path / "cache")
+    assert reopened.get("fp1") is None  # a miss, never old and new mixed
+    stored = reopened.put("fp1", make_output(tmp_path, "c"), {"n": 3})
+    assert (stored / "weights.bin").read_bytes() == b"c" * 100

@@ -187,7 +187,7 @@ def test_file_fingerprints_should_expand_directories(tmp_path: Path) -> None:
 def _node(**changes: object) -> str:
     args: dict = {
         "component_name": "CountVectorsFeaturizer",
-        "code_version": "1",
+        "implementation": "c0de",
         "params": {"analyzer": "word", "min_ngram": 1},
         "input_fingerprints": {"training_data": "aa", "tokenizer": "bb"},
         "package_versions": {"numpy": "2.0"},
@@ -200,7 +200,8 @@ def test_node_fingerprint_should_change_with_each_ingredient() -> None:
     base = _node()
     assert _node() == base
     assert _node(component_name="LexicalSyntacticFeaturizer") != base
-    assert _node(code_version="2") != base
+    assert _node(implementation="c0df") != base
+    assert _node(runtime={"matmul_dtype": "torch.bfloat16"}) != base
     assert _node(params={"analyzer": "char", "min_ngram": 1}) != base
     assert _node(input_fingerprints={"training_data": "ab", "tokenizer": "bb"}) != base
     assert _node(input_fingerprints={"training_data": "bb", "tokenizer": "aa"}) != base

@@ -100,5 +100,56 @@ def test_a_corrupt_archive_should_be_a_clear_error(tmp_path):
 
 
 def test_a_missing_model_should_say_so(tmp_path):
-    with pytest.raises(ModelArchiveError, match="no model archive"):
+    with pytest.raises(ModelArchiveError, match=r"there is no model \(\*\.tar\.gz\) in"):
         load(tmp_path)
+
+
+def _repack_with(trained: Path, tmp_path: Path, change) -> Path:
+    """A copy of ``trained`` whose metadata went through ``change``."""
+    import json
+
+    from parley.engine.archive import extract_archive, pack_archive
+
+    root = extract_archive(trained, tmp_path / "x")
+    meta = json.loads((root / "metadata.json").read_text())
+    change(meta)
+    (root / "metadata.json").write_text(json.dumps(meta))
+    return pack_archive(root, tmp_path / "changed.tar.gz")
+
+
+def test_agent_should_run_the_predict_graph_training_wrote(trained, tmp_path):
+    def change(meta):
+        del meta["train_graph"]  # the Agent must not need it
+        meta["predict_graph"]["policies"] = meta["predict_graph"]["policies"][:1]
+
+    agent = load(_repack_with(trained, tmp_path, change))
+    assert len(agent.policies) == 1
+    assert agent.parse("how often should I water my cactus?")["intent"]["name"] == "ask_watering"
+
+
+def test_a_model_without_predict_graph_should_be_refused(trained, tmp_path):
+    with pytest.raises(ModelArchiveError, match="has no predict graph"):
+        load(_repack_with(trained, tmp_path, lambda meta: meta.pop("predict_graph")))
+
+
+@pytest.mark.parametrize("text, intent, confidence, entities", [
+    ("/greet", "greet", 1.0, []),
+    ("/restart", "restart", 1.0, []),
+    ("  /greet@0.8 ", "greet", 0.8, []),
+    ('/ask_watering{"plant": "cactus"}', "ask_watering", 1.0, [("plant", "cactus")]),
+    ('/ask_watering{"plant": ["fern", "orchid"]}', "ask_watering", 1.0,
+     [("plant", "fern"), ("plant", "orchid")]),
+])
+def test_intent_messages_should_be_read_not_classified(trained, text, intent, confidence,
+                                                       entities):
+    result = load(trained).parse(text)
+    assert result["intent"] == {"name": intent, "confidence": confidence}
+    assert result["intent_ranking"] == [result["intent"]]
+    assert [(e["entity"], e["value"]) for e in result["entities"]] == entities
+
+
+def test_an_unknown_intent_message_should_warn_and_be_classified(trained):
+    with pytest.warns(UserWarning, match="names the intent 'nope', which the model does not"):
+        result = load(trained).parse("/nope")
+    assert result["intent"]["name"] != "nope"
+    assert len(result["intent_ranking"]) > 1

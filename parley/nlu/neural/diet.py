@@ -56,6 +56,12 @@ class DIETClassifier(Component):
     prepares_training_data = False
     entities_key = "entities"
 
+    @classmethod
+    def runtime_fingerprint(cls) -> dict[str, Any]:
+        from parley.nlu.neural.grouped import matmul_dtype  # bf16 or f32: other weights
+
+        return {"matmul_dtype": str(matmul_dtype())}
+
     def __init__(
         self,
         *,

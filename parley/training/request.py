@@ -1,0 +1,100 @@
+"""One training, described once: what to train, from where, to where, and how.
+
+``train``, ``train_nlu`` and ``train_core`` each turn their (Rasa-shaped) arguments into a
+:class:`TrainingRequest`; everything after that — planning, the run, the archive — reads it
+instead of long argument lists. It is frozen and holds only plain values, so it can be logged,
+compared, and handed to another process as it is (what a cluster runner needs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from parley.data.importer import TrainingDataImporter
+from parley.errors import ConfigError, DataError, warn
+from parley.recipe import CORE, NLU
+
+BOTH = "both"
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Everything a training was asked to do; the project's files come with the importer."""
+
+    training_type: str  # BOTH, NLU or CORE
+    output: Path
+    fixed_model_name: str | None = None
+    dry_run: bool = False
+    force: bool = False
+    persist_nlu_data: bool = False
+    core_arguments: dict[str, Any] = field(default_factory=dict)
+    nlu_arguments: dict[str, Any] = field(default_factory=dict)
+    model_to_finetune: str | None = None  # an archive or a folder (its newest archive)
+    epoch_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.training_type not in (BOTH, NLU, CORE):
+            raise ValueError(f"training_type must be {BOTH}, {NLU} or {CORE}")
+        if self.model_to_finetune is not None and not self.epoch_fraction > 0:
+            raise ConfigError("finetuning_epoch_fraction must be greater than 0.")
+
+    @property
+    def finetuning(self) -> bool:
+        return self.model_to_finetune is not None
+
+    @property
+    def archive_prefix(self) -> str:
+        """``nlu-`` / ``core-`` before the names of partial models, as Rasa names them."""
+        return "" if self.training_type == BOTH else f"{self.training_type}-"
+
+
+def has_nlu_examples(importer: TrainingDataImporter) -> bool:
+    """Whether the NLU data has labelled examples (Rasa's "pure NLU data")."""
+    return any(m.intent is not None for m in importer.nlu_data.examples)
+
+
+def has_dialogue(importer: TrainingDataImporter) -> bool:
+    return bool(importer.stories or importer.rules)
+
+
+def training_type_from_data(importer: TrainingDataImporter, asked: str) -> str:
+    """What a ``train`` of ``asked`` type actually trains, decided by the data as Rasa 3.6
+    does: nothing at all is an error; no domain or no stories/rules → NLU only; no NLU
+    examples → Core only. ``train_nlu``/``train_core`` keep their type but need their data.
+    """
+    nlu, dialogue = has_nlu_examples(importer), has_dialogue(importer)
+    where = _data_paths(importer)
+    if asked == BOTH:
+        if not nlu and not dialogue:
+            raise DataError(
+                f"no training data given: {where} holds no NLU examples and no stories or "
+                "rules.", hint="Add an 'nlu:' or 'stories:'/'rules:' section to a file under "
+                               "data/, or pass the training files with --data.")
+        if dialogue and importer.domain.is_empty():
+            warn("Core training was skipped because no domain was found; only an NLU model "
+                 "is trained. Give one with --domain.")
+            asked = NLU
+        elif not dialogue:
+            warn("no stories or rules in the training data; only an NLU model is trained.")
+            return NLU
+        elif not nlu:
+            warn("no NLU examples in the training data; only a Core model is trained.")
+            return CORE
+        else:
+            return BOTH
+    if asked == NLU and not nlu:
+        raise DataError(f"no NLU training data: {where} holds no NLU examples.",
+                        hint="Add examples under 'nlu:' (intent and examples), or pass the "
+                             "NLU files with --nlu.")
+    if asked == CORE and not dialogue:
+        raise DataError(f"no stories or rules: {where} holds none to train Core on.",
+                        hint="Add a 'stories:' or 'rules:' section, or pass the files with "
+                             "--stories.")
+    return asked
+
+
+def _data_paths(importer: TrainingDataImporter) -> str:
+    paths = importer.training_paths
+    return ", ".join(str(p) for p in paths) if paths else "the project"

@@ -1,0 +1,104 @@
+"""A node's fingerprint follows the component's code and the precision training uses."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from parley.nlu.registry import get_component_class
+from parley.training import code_fingerprint
+from parley.training.code_fingerprint import implementation_fingerprint
+from parley.training.fingerprints import component_fingerprint
+
+COMPONENT = '''
+"""A component written for the test."""
+from parley.component import Component
+
+
+def _helper(x):
+    return x + {step}  # a comment
+
+
+class Doubler(Component):
+    """Docstring."""
+
+    name = "Doubler"
+
+    def process(self, messages):
+        return [_helper(m) for m in messages]
+'''
+
+
+def _write(folder: Path, text: str, stamp: int) -> None:
+    path = folder / "doubler_mod.py"
+    path.write_text(text)
+    os.utime(path, ns=(stamp, stamp))
+
+
+@pytest.fixture
+def module_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    sys.modules.pop("doubler_mod", None)
+
+
+def _fingerprint() -> str:
+    sys.modules.pop("doubler_mod", None)
+    module = importlib.import_module("doubler_mod")
+    return implementation_fingerprint(module.Doubler)
+
+
+def test_editing_a_components_code_should_change_its_fingerprint(module_dir):
+    _write(module_dir, COMPONENT.format(step=1), 1_000_000_000)
+    before = _fingerprint()
+    _write(module_dir, COMPONENT.format(step=2), 2_000_000_000)
+    assert _fingerprint() != before
+
+
+def test_editing_comments_or_docstrings_should_not(module_dir):
+    _write(module_dir, COMPONENT.format(step=1), 1_000_000_000)
+    before = _fingerprint()
+    edited = (COMPONENT.format(step=1).replace("# a comment", "# another comment")
+              .replace('"""Docstring."""', '"""Another docstring, longer."""'))
+    _write(module_dir, edited, 2_000_000_000)
+    assert _fingerprint() == before
+
+
+def test_code_the_component_imports_should_be_part_of_it(monkeypatch):
+    diet = get_component_class("DIETClassifier")
+    before = implementation_fingerprint(diet)
+    original = code_fingerprint._parse
+
+    def edited(path, module):  # as if parley/nlu/neural/model.py had been changed
+        digest, imports = original(path, module)
+        return (digest + "-edited" if module == "parley.nlu.neural.model" else digest), imports
+
+    monkeypatch.setattr(code_fingerprint, "_parse", edited)
+    assert implementation_fingerprint(diet) != before
+    tokenizer = get_component_class("WhitespaceTokenizer")
+    monkeypatch.setattr(code_fingerprint, "_parse", original)
+    unchanged = implementation_fingerprint(tokenizer)
+    monkeypatch.setattr(code_fingerprint, "_parse", edited)
+    assert implementation_fingerprint(tokenizer) == unchanged
+
+
+def test_the_precision_diet_trains_in_should_be_in_its_fingerprint(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from parley.nlu.neural import grouped
+
+    monkeypatch.setattr(grouped, "_native_bf16", lambda: True)  # a CPU with bfloat16
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    diet = get_component_class("DIETClassifier")
+    tokenizer = get_component_class("WhitespaceTokenizer")
+    found = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("PARLEY_BF16", flag)
+        monkeypatch.setattr(grouped, "_matmul_dtype", None)  # decided again
+        found[flag] = (component_fingerprint(diet, "DIETClassifier", {}, {}),
+                       component_fingerprint(tokenizer, "WhitespaceTokenizer", {}, {}))
+    assert found["1"][0] != found["0"][0]
+    assert found["1"][1] == found["0"][1]

@@ -88,7 +88,7 @@ def test_code_the_component_imports_should_be_part_of_it(monkeypatch):
 
 def test_the_precision_diet_trains_in_should_be_in_its_fingerprint(monkeypatch):
     torch = pytest.importorskip("torch")
-    from parley.nlu.neural import grouped
+    from parley.ml import grouped
 
     monkeypatch.setattr(grouped, "_native_bf16", lambda: True)  # a CPU with bfloat16
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)

@@ -58,7 +58,7 @@ class DIETClassifier(Component):
 
     @classmethod
     def runtime_fingerprint(cls) -> dict[str, Any]:
-        from parley.nlu.neural.grouped import matmul_dtype  # bf16 or f32: other weights
+        from parley.ml.grouped import matmul_dtype  # bf16 or f32: other weights
 
         return {"matmul_dtype": str(matmul_dtype())}
 

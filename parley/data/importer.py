@@ -38,6 +38,12 @@ DEFAULT_CONFIG = "config.yml"
 DEFAULT_DATA = "data"
 
 
+def _is_file_or_link(path: Path) -> bool:
+    """A file, or a link to one that may be broken: reading it then fails by name, where
+    skipping it would lose its data without a word."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
 def yaml_files(paths: Iterable[str | Path]) -> list[Path]:
     """The YAML files under the given files/directories, sorted, hidden folders skipped."""
     found: list[Path] = []
@@ -46,7 +52,7 @@ def yaml_files(paths: Iterable[str | Path]) -> list[Path]:
         if path.is_dir():
             found.extend(
                 p for p in sorted(path.rglob("*"))
-                if p.suffix in YAML_SUFFIXES and p.is_file()
+                if p.suffix in YAML_SUFFIXES and _is_file_or_link(p)
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         elif path.is_file():

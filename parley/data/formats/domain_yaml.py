@@ -79,7 +79,8 @@ def write_domain(domain: Domain, path: str | Path) -> None:
 def _domain_files(directory: Path) -> list[tuple[Path, Any]]:
     """Files below ``directory`` that are domain files, with their parsed content."""
     files = sorted(
-        (p for p in directory.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file()),
+        (p for p in directory.rglob("*") if p.suffix in (".yml", ".yaml")
+         and (p.is_file() or (p.is_symlink() and not p.exists()))),
         key=lambda p: p.relative_to(directory).as_posix(),
     )
     found = []

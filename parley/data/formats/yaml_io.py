@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from parley.data.formats.yaml_errors import syntax_error
-from parley.errors import YamlSyntaxError
+from parley.errors import DataError, YamlSyntaxError
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -137,13 +137,24 @@ def parse_yaml(text: str, file: str | Path | None = None) -> Any:
 
 
 def read_yaml_file(path: str | Path) -> Any:
-    """Read and parse one YAML file (UTF-8, BOM tolerated)."""
+    """Read and parse one YAML file (UTF-8, BOM tolerated).
+
+    A file that cannot be read is an error naming it. Rasa skips an unreadable file in a
+    domain or data folder with a warning; Parley refuses, because a model trained without
+    part of the project looks fine until the missing intents are needed.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise YamlSyntaxError(
             f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", path
+        ) from None
+    except OSError as exc:
+        raise DataError(
+            f"the file cannot be read ({exc.strerror or type(exc).__name__}).", path,
+            hint="Make it readable (e.g. chmod a+r), or move it out of the project folder; "
+            "Parley does not train on part of a project.",
         ) from None
     return parse_yaml(text, path)
 

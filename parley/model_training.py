@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from parley.data.domain import Domain
 from parley.data.formats.nlu_yaml import nlu_to_yaml
 from parley.data.importer import TrainingDataImporter
-from parley.data.validation import validate_project
+from parley.data.validation import validate_for_training
 from parley.engine.cache import cache_from_env
 from parley.engine.naming import default_model_name, resolve_model_path
 from parley.errors import ConfigError
@@ -96,7 +96,7 @@ def _train(importer: TrainingDataImporter, training_type: str, output: str, dry_
            core_arguments: dict[str, Any] | None, nlu_arguments: dict[str, Any] | None,
            model_to_finetune: str | None, finetuning_epoch_fraction: float) -> TrainingResult:
     importer.load_all()
-    report = validate_project(importer, training_type)
+    report = validate_for_training(importer, training_type)
     report.raise_for_errors()
     recipe = build_recipe(importer.config, training_type, nlu_arguments, core_arguments)
     output_dir = Path(output)

@@ -21,7 +21,7 @@ from parley.data.stories import (
     story_structure_issues,
 )
 from parley.data.training_data import TrainingData
-from parley.errors import Issue, ValidationError
+from parley.errors import Issue, ValidationError, warn
 
 ERROR = "error"
 WARNING = "warning"
@@ -274,3 +274,31 @@ def _is_form_question(response: str, domain: Domain) -> bool:
             if response in (f"utter_ask_{slot}", f"utter_ask_{form.name}_{slot}"):
                 return True
     return False
+
+
+# --- what training lets through ----------------------------------------------------------
+_TRAINS_ANYWAY = (" Training goes on, as Rasa's does: the NLU model learns it, but the dialogue "
+                  "policies cannot use it.")
+
+
+def validate_for_training(importer: TrainingDataImporter, scope: str = "both") -> ValidationReport:
+    """The checks of ``validate_project``, except what Rasa's ``rasa train`` lets through.
+
+    NLU data that uses intents, entities, roles or groups the domain does not declare fails
+    ``rasa data validate`` but trains with ``rasa train`` (Rasa's importer does not add
+    them to the domain; the NLU model learns them, the policies never see them). Such
+    issues become warnings here, each also emitted as a :class:`ParleyWarning` so that a
+    training shows them; ``parley data validate`` keeps them errors.
+    """
+    report = validate_project(importer, scope)
+    domain = importer.domain
+    if scope not in ("both", "nlu") or not importer.has_domain or domain.is_empty():
+        return report
+    lenient = {i for i in check_nlu_against_domain(importer.nlu_data, domain) if i.level == ERROR}
+    issues = []
+    for issue in report.issues:
+        if issue in lenient:
+            issue = Issue(WARNING, issue.message + _TRAINS_ANYWAY, issue.file, issue.line)
+            warn(issue.message, issue.file, issue.line)
+        issues.append(issue)
+    return ValidationReport(issues)

@@ -16,6 +16,7 @@ from parley.data.domain import DEFAULT_INTENTS, RULE_SNIPPET_ACTION, Domain
 from parley.data.formats.schema import did_you_mean
 from parley.data.importer import TrainingDataImporter
 from parley.data.message import Message
+from parley.data.slots import needs_a_value
 from parley.data.stories import (
     ActionStep, ActiveLoopStep, CheckpointStep, SlotStep, Story, UserStep,
     story_structure_issues,
@@ -65,6 +66,7 @@ def validate_project(importer: TrainingDataImporter, scope: str = "both") -> Val
             issues += check_nlu_against_domain(nlu, domain)
     if scope in ("both", "core"):
         issues += check_stories_against_domain([*dialogue, *importer.test_stories], domain)
+        issues += check_bare_slot_names([*dialogue, *importer.test_stories], domain)
         issues += check_domain(domain)
         issues += story_structure_issues(dialogue)
     if scope == "both":
@@ -185,6 +187,25 @@ def check_stories_against_domain(stories: list[Story], domain: Domain) -> list[I
                         issues.append(Issue(ERROR, _unknown(
                             "slot", slot.name, slots, "Add it under 'slots:' in the domain."),
                             file, line))
+    return issues
+
+
+def check_bare_slot_names(stories: list[Story], domain: Domain) -> list[Issue]:
+    """``slot_was_set: [- name]`` for a slot whose value matters (bool, float, categorical):
+    the step sets nothing useful, as in Rasa, which warns too."""
+    issues: list[Issue] = []
+    for story in stories:
+        for step in story.iter_steps():
+            if not isinstance(step, SlotStep):
+                continue
+            for slot in step.slots:
+                declared = domain.slots.get(slot.name)
+                if slot.any_value and declared is not None and needs_a_value(declared):
+                    issues.append(Issue(WARNING, (
+                        f"the {declared.type} slot '{slot.name}' is named without a value, so "
+                        "this step treats it as not set (as Rasa does); only text and list "
+                        f"slots can be named alone. Write `- {slot.name}: <value>`."),
+                        step.file, step.line))
     return issues
 
 

@@ -354,3 +354,19 @@ def test_a_broken_link_in_a_domain_folder_should_be_an_error_naming_it(tmp_path)
     with pytest.raises(DataError, match="cannot be read") as info:
         read_domain(folder)
     assert info.value.file == str(folder / "b.yml")
+
+
+def test_bool_and_list_slots_without_initial_value_should_start_unset_as_in_rasa():
+    # Rasa 3.6's BooleanSlot and ListSlot take initial_value=None like every slot type
+    # (rasa/shared/core/slots.py); only a bare name in slot_was_set gets a stand-in value.
+    from parley.data.tracker import DialogueStateTracker
+
+    domain = Domain.from_yaml('version: "3.1"\nslots:\n'
+                              '  flag: {type: bool, mappings: [{type: custom}]}\n'
+                              '  items: {type: list, mappings: [{type: custom}]}\n')
+    assert domain.slots["flag"].initial_value is None
+    assert domain.slots["items"].initial_value is None
+    tracker = DialogueStateTracker.from_domain("t", domain)
+    assert tracker.slots["flag"] is None and tracker.slots["items"] is None
+    again = Domain.from_yaml(domain_to_yaml(domain))
+    assert again.slots["flag"].initial_value is None and again.slots["items"].initial_value is None

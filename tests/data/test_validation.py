@@ -182,3 +182,16 @@ def test_training_should_still_refuse_what_rasa_train_refuses(tmp_path):
     importer = make_project(tmp_path, stories=stories)
     with pytest.raises(ValidationError, match="the slot 'town' is not in the domain"):
         validate_for_training(importer).raise_for_errors()
+
+
+def test_a_bare_name_for_a_slot_whose_value_matters_should_warn(tmp_path):
+    domain = DOMAIN.replace("slots:\n", "slots:\n  done:\n    type: bool\n    mappings:\n"
+                                        "      - type: custom\n")
+    stories = STORIES.replace("      - action: utter_weather\n",
+                              "      - slot_was_set:\n          - done\n          - city\n")
+    importer = make_project(tmp_path, domain=domain, stories=stories)
+    warned = [m for m in messages(importer, "warning") if "named without a value" in m]
+    assert warned == [
+        "stories.yml:11: the bool slot 'done' is named without a value, so this step treats it "
+        "as not set (as Rasa does); only text and list slots can be named alone. Write "
+        "`- done: <value>`."]

@@ -170,6 +170,10 @@ def _check_importer(importer: ComponentConfig) -> None:
     name = importer.name
     supported = ", ".join(SUPPORTED_IMPORTERS)
     if name in SUPPORTED_IMPORTERS:
+        for key in importer.params:
+            warn(f"the parameter '{key}' of the importer '{name}' is ignored: Parley's "
+                 "importers take no parameters (imports are relative to this config "
+                 "file's folder).", importer.file, importer.line)
         return
     if "." in name:
         raise SchemaError(

@@ -116,3 +116,8 @@ def test_imports_should_enter_the_config_fingerprint_only_when_used():
         warnings.simplefilter("ignore", ParleyWarning)
         assert "imports" in read_config_text(MULTI + "imports:\n- a\n").as_dict()
     assert "imports" not in read_config_text("language: en\n").as_dict()
+
+
+def test_importer_parameters_should_be_ignored_with_a_warning():
+    with pytest.warns(ParleyWarning, match="parameter 'project_directory' of the importer"):
+        read_config_text(MULTI + "  project_directory: elsewhere\n", "c.yml")

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from parley.data.domain import Domain
 from parley.data.formats.nlu_yaml import nlu_to_yaml
 from parley.data.importer import TrainingDataImporter
-from parley.data.validation import validate_project
+from parley.data.validation import validate_for_training
 from parley.engine.cache import cache_from_env
 from parley.engine.naming import default_model_name, resolve_model_path
 from parley.model_archive import read_metadata, resolve_model
@@ -101,7 +101,7 @@ def _train(importer: TrainingDataImporter, request: TrainingRequest) -> Training
     importer.load_all()
     request = replace(request, training_type=training_type_from_data(
         importer, request.training_type))
-    validate_project(importer, request.training_type).raise_for_errors()
+    validate_for_training(importer, request.training_type).raise_for_errors()
     recipe = build_recipe(importer.config, request.training_type, request.nlu_arguments,
                           request.core_arguments)
     cache = cache_from_env(Path.cwd())  # .parley/cache where training runs, as Rasa's .rasa/cache

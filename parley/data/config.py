@@ -3,7 +3,9 @@
 A missing or empty ``pipeline`` / ``policies`` is filled from ``default_config.yml`` and
 recorded in :attr:`ProjectConfig.filled_from_default`, so callers can tell the user.
 Which component names exist and which parameters they take is checked later, by the
-recipe, which knows the components; here only the file's shape is checked.
+recipe, which knows the components; here only the file's shape is checked, and the
+``importers`` (Rasa's built-in ones by name; nothing else) and ``imports`` (the project
+folders the MultiProjectImporter reads, see :mod:`parley.data.projects`).
 """
 
 from __future__ import annotations
@@ -12,16 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from parley.data.formats.schema import check_keys, expect_list, expect_mapping, expect_type
+from parley.data.formats.schema import (
+    check_keys, did_you_mean, expect_list, expect_mapping, expect_type,
+)
 from parley.data.formats.version import is_readable_version
 from parley.data.formats.yaml_io import line_of, parse_yaml, plain, read_yaml_file
-from parley.errors import SchemaError
+from parley.errors import SchemaError, warn
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yml")
 SUPPORTED_RECIPES = ("default.v1",)
 PLACEHOLDER_ASSISTANT_ID = "placeholder_default"
-_TOP_KEYS = ("version", "recipe", "language", "assistant_id", "pipeline", "policies",
-             "importers", "data", "core_target", "nlu_target")
+CONFIG_TOP_KEYS = ("version", "recipe", "language", "assistant_id", "pipeline", "policies",
+                   "importers", "imports", "data", "core_target", "nlu_target")
+# Rasa's own importers: RasaFileImporter reads the given domain and data (what Parley does
+# with no `importers:`), MultiProjectImporter adds the projects listed under `imports:`.
+RASA_FILE_IMPORTER = "RasaFileImporter"
+MULTI_PROJECT_IMPORTER = "MultiProjectImporter"
+SUPPORTED_IMPORTERS = (RASA_FILE_IMPORTER, MULTI_PROJECT_IMPORTER)
 
 
 @dataclass
@@ -37,6 +46,14 @@ class ComponentConfig:
         return {"name": self.name, **self.params}
 
 
+@dataclass(frozen=True)
+class ProjectImport:
+    """One entry of ``imports:``: a path as written, relative to the config file's folder."""
+
+    path: str
+    line: int | None = field(default=None, compare=False)
+
+
 @dataclass
 class ProjectConfig:
     recipe: str = "default.v1"
@@ -45,12 +62,13 @@ class ProjectConfig:
     pipeline: list[ComponentConfig] = field(default_factory=list)
     policies: list[ComponentConfig] = field(default_factory=list)
     importers: list[dict[str, Any]] = field(default_factory=list)
+    imports: list[ProjectImport] = field(default_factory=list)
     file: str | None = field(default=None, compare=False)
     filled_from_default: list[str] = field(default_factory=list, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for fingerprints and archive metadata."""
-        return {
+        out = {
             "recipe": self.recipe,
             "language": self.language,
             "assistant_id": self.assistant_id,
@@ -58,6 +76,18 @@ class ProjectConfig:
             "policies": [c.as_dict() for c in self.policies],
             "importers": self.importers,
         }
+        if self.imports:  # only when used, so existing fingerprints stay as they were
+            out["imports"] = [i.path for i in self.imports]
+        return out
+
+    @property
+    def importer_names(self) -> list[str]:
+        """The importers in effect: the listed ones, or RasaFileImporter when none is."""
+        return [i["name"] for i in self.importers] or [RASA_FILE_IMPORTER]
+
+    @property
+    def reads_imports(self) -> bool:
+        return MULTI_PROJECT_IMPORTER in self.importer_names
 
     def notices(self) -> list[str]:
         """What was filled in for the user, in words they can act on."""
@@ -94,16 +124,20 @@ def config_from_content(content: Any, file: str | Path | None = None) -> Project
     if content is None:
         content = {}
     content = expect_mapping(content, file, 1, "the config file's top level")
-    check_keys(content, _TOP_KEYS, file, "config.yml")
-    if not is_readable_version(content, file):
-        content = {}
-    config = ProjectConfig(file=file_name)
+    # The recipe first: a graph.v1 config has keys (train_schema, …) only that recipe knows.
     recipe = content.get("recipe") or "default.v1"
     if recipe not in SUPPORTED_RECIPES:
         raise SchemaError(
-            f"the recipe '{recipe}' is not supported.", file, line_of(content, "recipe"),
-            hint=f"Use one of: {', '.join(SUPPORTED_RECIPES)}.",
+            f"the recipe '{recipe}' is not supported: Parley builds the training graph "
+            "itself from 'pipeline' and 'policies' (Rasa's default.v1 recipe); a graph "
+            "written by hand (train_schema / predict_schema) is not read.",
+            file, line_of(content, "recipe"),
+            hint=f"Use recipe: {' or '.join(SUPPORTED_RECIPES)} with a pipeline and policies.",
         )
+    check_keys(content, CONFIG_TOP_KEYS, file, "config.yml")
+    if not is_readable_version(content, file):
+        content = {}
+    config = ProjectConfig(file=file_name)
     config.recipe = recipe
     for key in ("language", "assistant_id"):
         if content.get(key) is not None:
@@ -119,8 +153,53 @@ def config_from_content(content: Any, file: str | Path | None = None) -> Project
     if content.get("importers"):
         importers = _components(content["importers"], file_name,
                                 line_of(content, "importers"), "importers")
+        for importer in importers:
+            _check_importer(importer)
         config.importers = [c.as_dict() for c in importers]
+    config.imports = read_imports(content, file)
+    if config.imports and not config.reads_imports:
+        warn("'imports' is read only by the MultiProjectImporter, which config.yml does not "
+             "list under 'importers'; the imported projects are ignored (as Rasa ignores "
+             "them). Add `importers: [{name: MultiProjectImporter}]` to read them.",
+             file, line_of(content, "imports"))
     return config
+
+
+def _check_importer(importer: ComponentConfig) -> None:
+    """Rasa's built-in importers by name; a custom importer class is refused, not skipped."""
+    name = importer.name
+    supported = ", ".join(SUPPORTED_IMPORTERS)
+    if name in SUPPORTED_IMPORTERS:
+        for key in importer.params:
+            warn(f"the parameter '{key}' of the importer '{name}' is ignored: Parley's "
+                 "importers take no parameters (imports are relative to this config "
+                 "file's folder).", importer.file, importer.line)
+        return
+    if "." in name:
+        raise SchemaError(
+            f"the importer '{name}' is a custom importer class; Parley does not load "
+            "custom importers yet.", importer.file, importer.line,
+            hint=f"Use Parley's importers ({supported}), or convert the data to Rasa's "
+            "YAML files and list them under --data.",
+        )
+    raise SchemaError(
+        f"unknown importer '{name}'.{did_you_mean(name, SUPPORTED_IMPORTERS)}",
+        importer.file, importer.line,
+        hint=f"Importers Parley has: {supported}.",
+    )
+
+
+def read_imports(content: Any, file: str | Path | None) -> list[ProjectImport]:
+    """The ``imports:`` list of a config file: paths (strings), each with its line."""
+    raw = content.get("imports") if isinstance(content, dict) else None
+    if raw is None:
+        return []
+    items = expect_list(raw, file, line_of(content, "imports"), "'imports'")
+    out = []
+    for index, item in enumerate(items):
+        expect_type(item, str, file, line_of(items, index), "an entry of 'imports'")
+        out.append(ProjectImport(item, line_of(items, index)))
+    return out
 
 
 def _default_content() -> Any:

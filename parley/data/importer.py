@@ -4,6 +4,8 @@
 inputs as ``train()`` in the spec. Every YAML file is parsed once; its top-level keys say
 what it holds (``nlu``/``responses`` → NLU, ``stories``/``rules`` → dialogue, test stories
 when the file name starts with ``test_``, domain keys → domain). A file may hold several.
+With ``importers: [{name: MultiProjectImporter}]`` the folders under config.yml's
+``imports:`` are read the same way (:mod:`parley.data.projects`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from parley.data.config import ProjectConfig, read_config
+from parley.data.config import CONFIG_TOP_KEYS, ProjectConfig, read_config
 from parley.data.domain import Domain
 from parley.data.formats.domain_yaml import DOMAIN_KEYS, domain_from_content, read_domain
 from parley.data.formats.nlu_yaml import nlu_from_content
 from parley.data.formats.schema import did_you_mean
 from parley.data.formats.story_yaml import StoryFile, story_file_from_content
 from parley.data.formats.yaml_io import read_yaml_file
+from parley.data.projects import imported_folders
 from parley.data.stories import Story
 from parley.data.training_data import TrainingData
 from parley.errors import SchemaError, warn
@@ -28,11 +31,17 @@ from parley.errors import SchemaError, warn
 YAML_SUFFIXES = (".yml", ".yaml")
 NLU_KEYS = ("nlu", "responses")
 STORY_KEYS = ("stories", "rules")
-CONFIG_KEYS = ("pipeline", "policies", "recipe", "language", "assistant_id", "importers")
+CONFIG_KEYS = tuple(key for key in CONFIG_TOP_KEYS if key != "version")
 TEST_FILE_PREFIX = "test_"
 DEFAULT_DOMAIN = "domain.yml"
 DEFAULT_CONFIG = "config.yml"
 DEFAULT_DATA = "data"
+
+
+def _is_file_or_link(path: Path) -> bool:
+    """A file, or a link to one that may be broken: reading it then fails by name, where
+    skipping it would lose its data without a word."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def yaml_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -43,7 +52,7 @@ def yaml_files(paths: Iterable[str | Path]) -> list[Path]:
         if path.is_dir():
             found.extend(
                 p for p in sorted(path.rglob("*"))
-                if p.suffix in YAML_SUFFIXES and p.is_file()
+                if p.suffix in YAML_SUFFIXES and _is_file_or_link(p)
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         elif path.is_file():
@@ -106,9 +115,14 @@ class TrainingDataImporter:
         return self._content[path]
 
     @cached_property
+    def imported_paths(self) -> list[Path]:
+        """Folders of other projects that config.yml imports (MultiProjectImporter)."""
+        return imported_folders(self.config)
+
+    @cached_property
     def files(self) -> ProjectFiles:
         files = ProjectFiles()
-        for path in yaml_files(self.training_paths):
+        for path in yaml_files([*self.training_paths, *self.imported_paths]):
             content = self._parsed(path)
             if content is None:
                 warn("the file is empty; it holds no training data.", path)

@@ -34,6 +34,12 @@ SLOT_KEYS: dict[str, tuple[str, ...]] = {
     "float": (*_COMMON_KEYS, "min_value", "max_value"),
 }
 
+# What a bare slot name in ``slot_was_set`` (``- city`` instead of ``- city: Paris``) sets,
+# as Rasa 3's story reader has it: text and list slots only tell "filled or not", so a
+# stand-in value featurizes them as filled; every other type needs the value itself and
+# gets None (Rasa warns when such a slot influences the conversation).
+BARE_NAME_VALUES: dict[str, Any] = {"text": "filled", "list": ["filled"]}
+
 MAPPING_TYPES = ("from_entity", "from_text", "from_intent", "from_trigger_intent", "custom")
 MAPPING_KEYS = (
     "type", "entity", "role", "group", "intent", "not_intent", "value", "action", "conditions",
@@ -133,6 +139,20 @@ class Slot:
         out["influence_conversation"] = self.influence_conversation
         out["mappings"] = [m.to_dict() for m in self.mappings]
         return out
+
+
+def bare_name_value(slot: Slot | None) -> Any:
+    """The value a ``slot_was_set`` step naming ``slot`` without a value sets (a new copy)."""
+    if slot is None:
+        return None
+    value = BARE_NAME_VALUES.get(slot.type)
+    return list(value) if isinstance(value, list) else value
+
+
+def needs_a_value(slot: Slot) -> bool:
+    """Whether naming the slot without a value loses information (Rasa warns then)."""
+    return slot.type not in BARE_NAME_VALUES and slot.influence_conversation \
+        and slot.type != "any"
 
 
 def read_slot(name: Any, data: Any, file: str | Path | None, line: int | None) -> Slot:

@@ -16,12 +16,13 @@ from parley.data.domain import DEFAULT_INTENTS, RULE_SNIPPET_ACTION, Domain
 from parley.data.formats.schema import did_you_mean
 from parley.data.importer import TrainingDataImporter
 from parley.data.message import Message
+from parley.data.slots import needs_a_value
 from parley.data.stories import (
     ActionStep, ActiveLoopStep, CheckpointStep, SlotStep, Story, UserStep,
     story_structure_issues,
 )
 from parley.data.training_data import TrainingData
-from parley.errors import Issue, ValidationError
+from parley.errors import Issue, ValidationError, warn
 
 ERROR = "error"
 WARNING = "warning"
@@ -65,6 +66,7 @@ def validate_project(importer: TrainingDataImporter, scope: str = "both") -> Val
             issues += check_nlu_against_domain(nlu, domain)
     if scope in ("both", "core"):
         issues += check_stories_against_domain([*dialogue, *importer.test_stories], domain)
+        issues += check_bare_slot_names([*dialogue, *importer.test_stories], domain)
         issues += check_domain(domain)
         issues += story_structure_issues(dialogue)
     if scope == "both":
@@ -188,6 +190,25 @@ def check_stories_against_domain(stories: list[Story], domain: Domain) -> list[I
     return issues
 
 
+def check_bare_slot_names(stories: list[Story], domain: Domain) -> list[Issue]:
+    """``slot_was_set: [- name]`` for a slot whose value matters (bool, float, categorical):
+    the step sets nothing useful, as in Rasa, which warns too."""
+    issues: list[Issue] = []
+    for story in stories:
+        for step in story.iter_steps():
+            if not isinstance(step, SlotStep):
+                continue
+            for slot in step.slots:
+                declared = domain.slots.get(slot.name)
+                if slot.any_value and declared is not None and needs_a_value(declared):
+                    issues.append(Issue(WARNING, (
+                        f"the {declared.type} slot '{slot.name}' is named without a value, so "
+                        "this step treats it as not set (as Rasa does); only text and list "
+                        f"slots can be named alone. Write `- {slot.name}: <value>`."),
+                        step.file, step.line))
+    return issues
+
+
 # --- the domain itself -------------------------------------------------------------------
 def check_domain(domain: Domain) -> list[Issue]:
     """References inside the domain: forms → slots, mappings → entities/intents/forms,
@@ -274,3 +295,31 @@ def _is_form_question(response: str, domain: Domain) -> bool:
             if response in (f"utter_ask_{slot}", f"utter_ask_{form.name}_{slot}"):
                 return True
     return False
+
+
+# --- what training lets through ----------------------------------------------------------
+_TRAINS_ANYWAY = (" Training goes on, as Rasa's does: the NLU model learns it, but the dialogue "
+                  "policies cannot use it.")
+
+
+def validate_for_training(importer: TrainingDataImporter, scope: str = "both") -> ValidationReport:
+    """The checks of ``validate_project``, except what Rasa's ``rasa train`` lets through.
+
+    NLU data that uses intents, entities, roles or groups the domain does not declare fails
+    ``rasa data validate`` but trains with ``rasa train`` (Rasa's importer does not add
+    them to the domain; the NLU model learns them, the policies never see them). Such
+    issues become warnings here, each also emitted as a :class:`ParleyWarning` so that a
+    training shows them; ``parley data validate`` keeps them errors.
+    """
+    report = validate_project(importer, scope)
+    domain = importer.domain
+    if scope not in ("both", "nlu") or not importer.has_domain or domain.is_empty():
+        return report
+    lenient = {i for i in check_nlu_against_domain(importer.nlu_data, domain) if i.level == ERROR}
+    issues = []
+    for issue in report.issues:
+        if issue in lenient:
+            issue = Issue(WARNING, issue.message + _TRAINS_ANYWAY, issue.file, issue.line)
+            warn(issue.message, issue.file, issue.line)
+        issues.append(issue)
+    return ValidationReport(issues)

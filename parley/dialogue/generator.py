@@ -38,6 +38,7 @@ from parley.data.events import (
     UserUttered,
     UserUtteranceReverted,
 )
+from parley.data.slots import bare_name_value
 from parley.data.stories import (
     ActionStep,
     ActiveLoopStep,
@@ -68,8 +69,6 @@ __all__ = [
 
 STORY_START = "STORY_START"
 RULE_SNIPPET_ACTION = "..."
-# Rasa's bare-name `slot_was_set` values: "the slot holds something".
-_ANY_VALUE_BY_TYPE: dict[str, Any] = {"text": "filled", "bool": True}
 
 
 class TrainingTracker(DialogueStateTracker):
@@ -231,8 +230,7 @@ def _slot_events(step: SlotStep, domain: Domain) -> list[Event]:
     for slot in step.slots:
         value = slot.value
         if slot.any_value:
-            declared = domain.slots.get(slot.name)
-            value = _ANY_VALUE_BY_TYPE.get(declared.type) if declared is not None else "filled"
+            value = bare_name_value(domain.slots.get(slot.name))
         events.append(SlotSet(key=slot.name, value=value))
     return events
 

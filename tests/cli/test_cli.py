@@ -55,7 +55,7 @@ def test_validate_should_report_broken_yaml_with_file_and_line(tmp_path, monkeyp
     (tmp_path / "data" / "nlu.yml").write_text("nlu:\n- intent: greet\n  examples: [hi\n")
     monkeypatch.chdir(tmp_path)
     assert main(["data", "validate"]) == 1
-    assert "data/nlu.yml:4: error: invalid YAML" in capsys.readouterr().err
+    assert "data/nlu.yml:3: error: invalid YAML" in capsys.readouterr().err  # the open [
 
 
 def test_no_command_should_print_help_and_exit_two(capsys):

@@ -33,7 +33,9 @@ def test_should_fill_missing_parts_from_the_default_and_say_so():
     [
         ("pipline: []\n", "c.yml:1: unknown key 'pipline' in config.yml. Did you mean 'pipeline'?"),
         ("pipeline:\n- analyzer: word\n", "c.yml:2: an entry of 'pipeline' has no 'name'."),
-        ("recipe: graph.v1\n", "c.yml:1: the recipe 'graph.v1' is not supported."),
+        ("recipe: graph.v1\ntrain_schema:\n  nodes: {}\n",
+         "c.yml:1: the recipe 'graph.v1' is not supported: Parley builds the training graph "
+         "itself"),
         ("pipeline: WhitespaceTokenizer\n", "c.yml:1: 'pipeline' must be a list (- item), found the string"),
     ],
 )
@@ -48,3 +50,12 @@ def test_every_shared_config_should_load():
     for path in sorted(SHARED_DATA.rglob("config*.yml")):
         config = read_config(path)
         assert config.pipeline and config.policies, path
+
+
+def test_graph_recipe_should_name_the_recipe_and_what_is_supported():
+    text = "recipe: graph.v1\ntrain_schema:\n  nodes: {}\npredict_schema:\n  nodes: {}\n"
+    with pytest.raises(SchemaError) as info:
+        read_config_text(text, "c.yml")
+    assert "unknown key" not in str(info.value)
+    assert info.value.line == 1
+    assert "Use recipe: default.v1" in str(info.value)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -313,3 +315,58 @@ def test_should_warn_about_a_response_not_starting_with_utter():
 def test_should_read_an_empty_file_as_an_empty_domain():
     assert load("").is_empty()
     assert load("version: '3.1'\n").is_empty()
+
+
+def _unreadable(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """chmod 000; as root (who reads it anyway) the OS refusal is simulated for this file."""
+    path.chmod(0)
+    if os.geteuid() == 0:
+        real = Path.read_text
+
+        def read_text(self: Path, *args: Any, **kwargs: Any) -> str:
+            if self == path:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "read_text", read_text)
+
+
+def test_an_unreadable_file_in_a_domain_folder_should_be_an_error_naming_it(tmp_path, monkeypatch):
+    folder = tmp_path / "domain"
+    folder.mkdir()
+    (folder / "a.yml").write_text('version: "3.1"\nintents: [greet]\n')
+    (folder / "b.yml").write_text('version: "3.1"\nintents: [goodbye]\n')
+    _unreadable(folder / "b.yml", monkeypatch)
+    try:
+        with pytest.raises(DataError) as info:
+            read_domain(folder)
+    finally:
+        (folder / "b.yml").chmod(0o644)
+    assert info.value.file == str(folder / "b.yml")
+    assert "cannot be read (Permission denied)" in str(info.value)
+
+
+def test_a_broken_link_in_a_domain_folder_should_be_an_error_naming_it(tmp_path):
+    folder = tmp_path / "domain"
+    folder.mkdir()
+    (folder / "a.yml").write_text('version: "3.1"\nintents: [greet]\n')
+    (folder / "b.yml").symlink_to(tmp_path / "gone.yml")
+    with pytest.raises(DataError, match="cannot be read") as info:
+        read_domain(folder)
+    assert info.value.file == str(folder / "b.yml")
+
+
+def test_bool_and_list_slots_without_initial_value_should_start_unset_as_in_rasa():
+    # Rasa 3.6's BooleanSlot and ListSlot take initial_value=None like every slot type
+    # (rasa/shared/core/slots.py); only a bare name in slot_was_set gets a stand-in value.
+    from parley.data.tracker import DialogueStateTracker
+
+    domain = Domain.from_yaml('version: "3.1"\nslots:\n'
+                              '  flag: {type: bool, mappings: [{type: custom}]}\n'
+                              '  items: {type: list, mappings: [{type: custom}]}\n')
+    assert domain.slots["flag"].initial_value is None
+    assert domain.slots["items"].initial_value is None
+    tracker = DialogueStateTracker.from_domain("t", domain)
+    assert tracker.slots["flag"] is None and tracker.slots["items"] is None
+    again = Domain.from_yaml(domain_to_yaml(domain))
+    assert again.slots["flag"].initial_value is None and again.slots["items"].initial_value is None

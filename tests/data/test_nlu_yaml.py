@@ -133,3 +133,25 @@ def test_benchmark_counts_should_match_the_published_stats(name):
 def test_benchmark_files_should_round_trip(name):
     data = read_nlu_file(SHARED_DATA / name / "data" / "nlu.yml")
     assert read_nlu_text(nlu_to_yaml(data)) == data
+
+
+@pytest.mark.parametrize("variant, message", [
+    ("- txt: hi", "nlu.yml:8: unknown key 'txt' in variant 1 of response 'utter_faq/ask_name'. "
+                  "Did you mean 'text'?"),
+    ("- {text: hi, image: 3}",
+     "nlu.yml:8: 'image' in variant 1 of response 'utter_faq/ask_name' must be a string"),
+    ("- buttons: []", "nlu.yml:8: variant 1 of response 'utter_faq/ask_name' has neither "
+                      "'text' nor 'custom'."),
+])
+def test_responses_in_nlu_files_should_get_the_domain_checks(variant, message):
+    text = ('version: "3.1"\nnlu:\n- intent: faq/ask_name\n  examples: |\n    - who are you\n'
+            f"responses:\n  utter_faq/ask_name:\n  {variant}\n")
+    with pytest.raises(SchemaError) as info:
+        read_nlu_text(text, "nlu.yml")
+    assert str(info.value).startswith(message)
+
+
+def test_responses_in_nlu_files_should_keep_their_lines():
+    data = read_nlu_text('responses:\n  utter_faq/a:\n  - text: "A"\n', "nlu.yml")
+    assert data.responses == {"utter_faq/a": [{"text": "A"}]}
+    assert data.locations[("response", "utter_faq/a")] == ("nlu.yml", 2)

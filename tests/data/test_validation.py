@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from parley.data.importer import TrainingDataImporter
-from parley.data.validation import validate_project
-from parley.errors import ValidationError
+from parley.data.validation import validate_for_training, validate_project
+from parley.errors import ParleyWarning, ValidationError
 
 DOMAIN = """\
 version: "3.1"
@@ -149,3 +149,49 @@ def test_fail_on_warnings_should_turn_warnings_into_a_failure(tmp_path):
     report.raise_for_errors()
     with pytest.raises(ValidationError):
         report.raise_for_errors(fail_on_warnings=True)
+
+
+NLU_BEYOND_DOMAIN = NLU + """\
+  - intent: thank
+    examples: |
+      - thanks for the [weather](topic)
+      - from [Oslo]{"entity": "city", "role": "via"}
+"""
+
+
+def test_nlu_beyond_the_domain_should_fail_validation_but_not_training(tmp_path):
+    importer = make_project(tmp_path, nlu=NLU_BEYOND_DOMAIN)
+    assert [(i.line, i.message.split(".")[0]) for i in validate_project(importer).errors] == [
+        (13, "the intent 'thank' is not in the domain"),
+        (13, "the entity 'topic' is not in the domain"),
+        (14, "the entity 'city' has the role 'via', which the domain does not list under its "
+             "'roles'"),
+    ]
+    with pytest.warns(ParleyWarning, match="Training goes on, as Rasa's does") as caught:
+        report = validate_for_training(importer)
+    assert report.errors == []
+    assert [w.message.line for w in caught if isinstance(w.message, ParleyWarning)] == [13, 13, 14]
+    assert len(report.warnings) == len(validate_project(importer).issues)
+    report.raise_for_errors()  # what the train path does: nothing to raise
+
+
+def test_training_should_still_refuse_what_rasa_train_refuses(tmp_path):
+    # A story's slot that the domain lacks stops `rasa train` too (unresolved slots).
+    stories = STORIES.replace("      - action: utter_weather\n",
+                              "      - slot_was_set:\n          - town: Rome\n")
+    importer = make_project(tmp_path, stories=stories)
+    with pytest.raises(ValidationError, match="the slot 'town' is not in the domain"):
+        validate_for_training(importer).raise_for_errors()
+
+
+def test_a_bare_name_for_a_slot_whose_value_matters_should_warn(tmp_path):
+    domain = DOMAIN.replace("slots:\n", "slots:\n  done:\n    type: bool\n    mappings:\n"
+                                        "      - type: custom\n")
+    stories = STORIES.replace("      - action: utter_weather\n",
+                              "      - slot_was_set:\n          - done\n          - city\n")
+    importer = make_project(tmp_path, domain=domain, stories=stories)
+    warned = [m for m in messages(importer, "warning") if "named without a value" in m]
+    assert warned == [
+        "stories.yml:11: the bool slot 'done' is named without a value, so this step treats it "
+        "as not set (as Rasa does); only text and list slots can be named alone. Write "
+        "`- done: <value>`."]

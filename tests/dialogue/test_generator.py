@@ -249,3 +249,32 @@ def test_every_bot_should_produce_trackers(name):
     assert trackers
     assert sum(t.is_rule_tracker for t in trackers) >= len(importer.rules)
     assert all(t.past_states(importer.domain) for t in trackers)
+
+
+def test_bare_slot_names_should_set_what_rasa_sets_for_each_type():
+    # Rasa 3's story reader: text → "filled", list → ["filled"], anything else → None.
+    from parley.data.domain import Domain
+
+    domain = Domain.from_yaml("""
+version: "3.1"
+intents: [go]
+slots:
+  note: {type: text, mappings: [{type: custom}]}
+  items: {type: list, mappings: [{type: custom}]}
+  flag: {type: bool, mappings: [{type: custom}]}
+  level: {type: float, mappings: [{type: custom}]}
+""")
+    s, _ = stories("""
+stories:
+- story: bare
+  steps:
+  - intent: go
+  - slot_was_set:
+    - note
+    - items
+    - flag
+    - level
+""")
+    [tracker] = generate_trackers(s, domain=domain, augmentation_factor=0)
+    assert [(e.key, e.value) for e in tracker.events if isinstance(e, SlotSet)] == [
+        ("note", "filled"), ("items", ["filled"]), ("flag", None), ("level", None)]

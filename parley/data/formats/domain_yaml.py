@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from parley.data.domain import Action, Domain, EntityType, Form, Intent, SessionConfig
+from parley.data.formats.responses import read_responses
 from parley.data.formats.schema import check_keys, describe, expect_list, expect_mapping, expect_type
 from parley.data.formats.version import file_version, is_readable_version
-from parley.data.formats.yaml_io import dump_yaml, line_of, parse_yaml, plain, read_yaml_file
+from parley.data.formats.yaml_io import dump_yaml, line_of, parse_yaml, read_yaml_file
 from parley.data.slots import rasa2_slot_findings, read_slot
 from parley.errors import DataError, FormatVersionError, SchemaError, warn
 
@@ -31,15 +32,6 @@ INTENT_KEYS = ("use_entities", "ignore_entities", "is_retrieval_intent")
 ENTITY_KEYS = ("roles", "groups", "influence_conversation")
 FORM_KEYS = ("required_slots", "ignored_intents")
 SESSION_KEYS = ("session_expiration_time", "carry_over_slots_to_new_session")
-RESPONSE_KEYS = (
-    "text", "image", "custom", "buttons", "button_type", "quick_replies", "attachment",
-    "elements", "channel", "metadata", "condition", "id",
-)
-_RESPONSE_TYPES: dict[str, type | tuple[type, ...]] = {
-    "text": str, "image": str, "custom": dict, "buttons": list, "button_type": str,
-    "quick_replies": list, "attachment": dict, "elements": list, "channel": str,
-    "condition": list, "id": str,
-}
 _MIGRATE_URL = "https://rasa.com/docs/rasa/migration-guide"
 
 File = str | Path | None
@@ -87,7 +79,8 @@ def write_domain(domain: Domain, path: str | Path) -> None:
 def _domain_files(directory: Path) -> list[tuple[Path, Any]]:
     """Files below ``directory`` that are domain files, with their parsed content."""
     files = sorted(
-        (p for p in directory.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file()),
+        (p for p in directory.rglob("*") if p.suffix in (".yml", ".yaml")
+         and (p.is_file() or (p.is_symlink() and not p.exists()))),
         key=lambda p: p.relative_to(directory).as_posix(),
     )
     found = []
@@ -125,7 +118,9 @@ def domain_from_content(content: Any, file: File) -> Domain:
     for name, line, data in section.entries("slots"):
         domain.slots[name] = read_slot(name, data, file, line)
         at("slot", name, line)
-    domain.responses = _read_responses(section, file, at)
+    domain.responses, response_lines = read_responses(top, file)
+    for name, response_line in response_lines.items():
+        at("response", name, response_line)
     for name, line, props in section.named_items("actions", "action"):
         domain.actions[name] = _read_action(name, props, file, line)
         at("action", name, line)
@@ -284,60 +279,6 @@ def _read_form(name: str, data: Any, file: File, line: int | None) -> Form:
                                   line_of(data, "ignored_intents"), f"ignored_intents of {where}",
                                   one_allowed=True)
     return form
-
-
-def _read_responses(section: _Section, file: File, at: Any) -> dict[str, list[dict[str, Any]]]:
-    responses: dict[str, list[dict[str, Any]]] = {}
-    ids: dict[str, str] = {}
-    for name, line, raw in section.entries("responses"):
-        if raw is None:
-            raise SchemaError(f"response '{name}' has no variants.", file, line,
-                              hint="Add at least one `- text: ...` below it.")
-        variants = expect_list(raw, file, line, f"response '{name}'")
-        for j, variant in enumerate(variants):
-            _check_variant(name, j, variant, file, line_of(variants, j), ids)
-        if not name.startswith("utter_"):
-            warn(f"the response '{name}' does not start with 'utter_', so Rasa will call it "
-                 "as a custom action instead of sending it.", file, line)
-        responses[name] = plain(variants)
-        at("response", name, line)
-    return responses
-
-
-def _check_variant(name: str, index: int, variant: Any, file: File, line: int | None,
-                   ids: dict[str, str]) -> None:
-    where = f"variant {index + 1} of response '{name}'"
-    variant = expect_mapping(variant, file, line, where)
-    check_keys(variant, RESPONSE_KEYS, file, where)
-    if variant.get("text") is None and not variant.get("custom"):
-        raise SchemaError(f"{where} has neither 'text' nor 'custom'.", file, line,
-                          hint="Rasa requires one of them in every variant (text may be '').")
-    for key, expected in _RESPONSE_TYPES.items():
-        if variant.get(key) is not None:
-            expect_type(variant[key], expected, file, line_of(variant, key), f"'{key}' in {where}")
-    for key in ("buttons", "quick_replies"):
-        buttons = variant.get(key) or []
-        for k, button in enumerate(buttons):
-            button = expect_mapping(button, file, line_of(buttons, k), f"{key} item {k + 1} of {where}")
-            for field in ("title", "payload"):
-                if button.get(field) is not None:
-                    expect_type(button[field], str, file, line_of(button, field),
-                                f"the {field} of {key} item {k + 1} in {where}")
-    for k, condition in enumerate(variant.get("condition") or []):
-        cwhere = f"condition {k + 1} of {where}"
-        condition = expect_mapping(condition, file, line_of(variant["condition"], k), cwhere)
-        check_keys(condition, ("type", "name", "value"), file, cwhere,
-                   required=("type", "name", "value"))
-        if condition["type"] != "slot":
-            raise SchemaError(f"{cwhere} has type {describe(condition['type'])}; only 'slot' "
-                              "conditions exist.", file, line_of(condition, "type"))
-        expect_type(condition["name"], str, file, line_of(condition, "name"), f"the name in {cwhere}")
-    if variant.get("id") is not None:
-        if variant["id"] in ids:
-            raise SchemaError(f"the response id '{variant['id']}' is used twice "
-                              f"(in '{ids[variant['id']]}' and '{name}').", file,
-                              line_of(variant, "id"), hint="Response ids must be unique.")
-        ids[variant["id"]] = name
 
 
 def _read_session_config(raw: Any, file: File, line: int | None) -> SessionConfig:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from parley.data.formats.annotations import annotate, parse_annotated_text
+from parley.data.formats.responses import read_responses
 from parley.data.formats.schema import check_keys, expect_list, expect_mapping, expect_type
 from parley.data.formats.version import LATEST_FORMAT_VERSION, is_readable_version
 from parley.data.formats.yaml_io import LineDict, dump_yaml, line_of, parse_yaml, plain
@@ -47,17 +48,11 @@ def nlu_from_content(content: Any, file: str | Path | None) -> TrainingData:
         for index, item in enumerate(items):
             _read_item(item, items.item_lines[index] if items.item_lines else None,
                        file_name, data)
-    if content.get("responses") is not None:
-        responses = expect_mapping(
-            content["responses"], file, line_of(content, "responses"), "'responses'"
-        )
-        for name, variants in responses.items():
-            where = f"the response '{name}'"
-            variant_list = expect_list(variants, file, line_of(responses, name), where)
-            for v_index, variant in enumerate(variant_list):
-                expect_mapping(variant, file, line_of(variant_list, v_index), f"a variant of {where}")
-            data.responses[str(name)] = [plain(v) for v in variant_list]
-            data.locations[("response", str(name))] = (file_name or "", line_of(responses, name))
+    # The same checks as the domain's responses (Rasa checks both with one schema).
+    responses, lines = read_responses(content, file)
+    for name, variants in responses.items():
+        data.responses[name] = variants
+        data.locations[("response", name)] = (file_name or "", lines[name])
     return data
 
 

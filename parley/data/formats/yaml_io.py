@@ -16,7 +16,8 @@ from typing import Any
 
 import yaml
 
-from parley.errors import YamlSyntaxError
+from parley.data.formats.yaml_errors import syntax_error
+from parley.errors import DataError, YamlSyntaxError
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -98,8 +99,10 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
                 None, None, "a mapping key must be a plain value", key_node.start_mark
             ) from None
         if key in result:
+            first = result.key_lines[key]
             raise DuplicateKeyError(
-                None, None, f"the key '{key}' appears twice in the same mapping",
+                None, None, f"the key '{key}' appears twice in the same mapping (first at "
+                f"line {first}, again at line {key_node.start_mark.line + 1})",
                 key_node.start_mark,
             )
         result[key] = loader.construct_object(value_node, deep=True)
@@ -119,37 +122,39 @@ _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 
 
 def parse_yaml(text: str, file: str | Path | None = None) -> Any:
-    """Parse YAML text; syntax errors become :class:`YamlSyntaxError` with file and line."""
+    """Parse YAML text; syntax errors become :class:`YamlSyntaxError` with file and line
+    (where the problem starts, and where parsing stopped when that is elsewhere)."""
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
+    except DuplicateKeyError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+        raise YamlSyntaxError(exc.problem or "a key appears twice", file, line,
+                              hint="Merge the two entries or remove one.") from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or "invalid YAML"
-        if isinstance(exc, DuplicateKeyError):
-            raise YamlSyntaxError(
-                problem, file, line, hint="Merge the two entries or remove one."
-            ) from None
-        if exc.context:
-            problem = f"{exc.context}; {problem}"
-        raise YamlSyntaxError(
-            f"invalid YAML: {problem}",
-            file,
-            line,
-            hint="Check the indentation and quoting around this line.",
-        ) from None
+        raise syntax_error(exc, text, file) from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"invalid YAML: {exc}", file) from None
 
 
 def read_yaml_file(path: str | Path) -> Any:
-    """Read and parse one YAML file (UTF-8, BOM tolerated)."""
+    """Read and parse one YAML file (UTF-8, BOM tolerated).
+
+    A file that cannot be read is an error naming it. Rasa skips an unreadable file in a
+    domain or data folder with a warning; Parley refuses, because a model trained without
+    part of the project looks fine until the missing intents are needed.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise YamlSyntaxError(
             f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", path
+        ) from None
+    except OSError as exc:
+        raise DataError(
+            f"the file cannot be read ({exc.strerror or type(exc).__name__}).", path,
+            hint="Make it readable (e.g. chmod a+r), or move it out of the project folder; "
+            "Parley does not train on part of a project.",
         ) from None
     return parse_yaml(text, path)
 

@@ -17,7 +17,7 @@ from parley.nlu.neural.crf import CRF  # noqa: E402
 from parley.nlu.neural.diet import DIETClassifier  # noqa: E402
 from parley.nlu.neural.inputs import FeatureTable, SparseRows  # noqa: E402
 from parley.nlu.neural.training import MIN_SHARD, SHARDS, batch_size_at, epoch_order  # noqa: E402
-from parley.nlu.registry import get_component_class  # noqa: E402
+from parley.registry import get_class as get_component_class  # noqa: E402
 from parley.progress import set_quiet  # noqa: E402
 from tests.nlu._helpers import fresh, run  # noqa: E402
 

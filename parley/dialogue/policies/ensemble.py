@@ -98,10 +98,11 @@ class PolicyEnsemble:
 
     @classmethod
     def load(cls, directory: str | Path) -> PolicyEnsemble:
-        from parley.dialogue.registry import get_policy_class
+        from parley.registry import POLICY, get_class
 
         path = Path(directory)
         if not (path / ENSEMBLE_FILE).is_file():
             raise NotFittedError(f"{path} holds no trained policies ({ENSEMBLE_FILE} missing).")
         entries = json.loads((path / ENSEMBLE_FILE).read_text())["policies"]
-        return cls([get_policy_class(e["name"]).load(path / e["directory"]) for e in entries])
+        policies = [get_class(e["name"], POLICY).load(path / e["directory"]) for e in entries]
+        return cls([p for p in policies if isinstance(p, Policy)])

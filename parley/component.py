@@ -181,9 +181,11 @@ class Component:
         except (KeyError, TypeError, ValueError, IndexError, AttributeError,
                 RuntimeError) as error:
             detail = str(error).splitlines()[0] if str(error) else ""
+            files = " and ".join(str(p) for p in (path / cls.state_file, arrays_path)
+                                 if p.exists())
             raise ModelArchiveError(
-                f"{path} holds a damaged {cls.name} ({type(error).__name__}: {detail}); "
-                "train the model again."
+                f"{path} holds a damaged {cls.name}: {files} do not fit together "
+                f"({type(error).__name__}: {detail}); train the model again."
             ) from error
         return component
 

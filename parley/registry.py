@@ -55,10 +55,10 @@ def _policy(target: str) -> Entry:
 
 ENTRIES: dict[str, Entry] = {
     "WhitespaceTokenizer": _nlu("parley.nlu.tokenizers.whitespace:WhitespaceTokenizer"),
+    "CountVectorsFeaturizer": _nlu("parley.nlu.featurizers.count_vectors:CountVectorsFeaturizer"),
     "RegexFeaturizer": _nlu("parley.nlu.featurizers.regex:RegexFeaturizer"),
     "LexicalSyntacticFeaturizer":
         _nlu("parley.nlu.featurizers.lexical_syntactic:LexicalSyntacticFeaturizer"),
-    "CountVectorsFeaturizer": _nlu("parley.nlu.featurizers.count_vectors:CountVectorsFeaturizer"),
     "LanguageModelFeaturizer":
         _nlu("parley.nlu.featurizers.language_model:LanguageModelFeaturizer"),
     "LogisticRegressionClassifier":

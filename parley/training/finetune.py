@@ -9,7 +9,6 @@ anything trains.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,6 @@ from parley.training.run import METADATA_FILE, MODEL_FORMAT
 
 # Parameters that may change between the old config and the finetuning one.
 EPOCH_PARAMS = {"epochs"}
-
-
-def finetune_epochs(epochs: int, fraction: float) -> int:
-    """``ceil(epochs × fraction)``: how long a component continues."""
-    return max(1, math.ceil(epochs * fraction))
 
 
 def resolve_finetune_model(path: str | Path) -> Path:

@@ -460,6 +460,8 @@ class DIETClassifier(NLUComponent, Finetunable):
         self.layout_ = [[str(o), bool(s), int(d)] for o, s, d in state["layout"]]
         self.architecture_ = Architecture(**state["architecture"])
         self.model_ = DIETModel(self.architecture_)
-        self.model_.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
+        # Each weight the network has must be saved: a missing one names arrays.npz.
+        weights = {k: torch.from_numpy(arrays[k]) for k in self.model_.state_dict()}
+        self.model_.load_state_dict(weights)
         self._constrain_taggers()
         self.model_.eval()

@@ -95,6 +95,11 @@ class Component:
     # The file the JSON half of the state goes to (policies keep their ``lookup.json``).
     state_file: ClassVar[str] = STATE_FILE
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("name"):  # a user's component need not repeat its name
+            cls.name = cls.__name__
+
     # --- parameters ----------------------------------------------------------------
     @classmethod
     def param_names(cls) -> list[str]:

@@ -140,7 +140,8 @@ def _check_pipeline_order(entries: list[ComponentConfig]) -> None:
             elif need == FEATURES:
                 message = f"{entry.name} needs features, but no featurizer comes before it."
             else:
-                message = f"{entry.name} needs {what} before it, but none comes before it."
+                message = (f"{entry.name} needs {what} before it, and no component before "
+                           "it provides that.")
             remedy = _REMEDY.get(need, "")
             raise ConfigError(f"{_where(entry)}: {message}{' ' + remedy if remedy else ''}")
         provided.update(cls.provides)

@@ -5,7 +5,8 @@ or a policy (``policies:``), and so do the Rasa names Parley does not have yet, 
 is told apart by the suffix of its name. A name with dots (``my_package.my_module.MyComponent``)
 is a user's own class, loaded when it follows Parley's component contract
 (:class:`parley.component.NLUComponent` or ``parley.dialogue.policies.base.Policy``);
-docs/custom-components.md describes it.
+docs/custom-components.md describes it. Like Rasa, the current directory is searched for
+such modules (it is added to the end of ``sys.path`` when the first one is imported).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -171,6 +174,9 @@ def _custom_class(path: str, kind: Kind | None = None) -> type[Component]:
     if not module_name or not class_name:
         raise ConfigError(f"'{path}' is not a module path; write it as "
                           "my_package.my_module.MyComponent.")
+    # As Rasa does, a project's own modules are found from where it runs.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:

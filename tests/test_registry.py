@@ -81,3 +81,95 @@ def test_importing_the_registry_should_stay_light():
             "'parley.nlu.', 'parley.dialogue')) for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+CUSTOM = '''
+from parley.component import NLUComponent, TOKENS
+from parley.dialogue.policies.base import Policy
+
+
+def not_a_class():
+    pass
+
+
+class PlainClass:
+    pass
+
+
+class NoProcess(NLUComponent):
+    def fit(self, training_data):
+        return self
+
+
+class Fine(NLUComponent):
+    needs = (TOKENS,)
+
+    def fit(self, training_data):
+        self.fitted_ = True
+        return self
+
+    def process(self, messages):
+        pass
+
+    def _state(self):
+        return {}, {}
+
+    def _set_state(self, state, arrays):
+        self.fitted_ = True
+
+
+class MyPolicy(Policy):
+    def fit(self, trackers, domain):
+        return self
+
+    def predict(self, tracker, domain, rule_only_data=None):
+        raise NotImplementedError
+
+    def _state(self):
+        return {}, {}
+
+    def _set_state(self, state, arrays):
+        pass
+'''
+
+
+@pytest.fixture
+def custom(tmp_path, monkeypatch):
+    package = tmp_path / "h3_custom_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "things.py").write_text(CUSTOM)
+    (package / "broken.py").write_text("import h3_no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "h3_custom_pkg"
+
+
+def test_a_custom_component_following_the_contract_should_load(custom):
+    cls = get_class(f"{custom}.things.Fine", NLU)
+    assert cls.__name__ == "Fine" and cls.name == "Fine"
+    assert kind_of(f"{custom}.things.Fine") == NLU
+    assert kind_of(f"{custom}.things.MyPolicy") == POLICY
+    assert get_class(f"{custom}.things.MyPolicy", POLICY).__name__ == "MyPolicy"
+
+
+@pytest.mark.parametrize("path, message", [
+    ("h3_nowhere.mod.Thing", "the component 'h3_nowhere.mod.Thing' cannot be imported: "
+                             "No module named 'h3_nowhere'"),
+    ("{pkg}.broken.Thing", "cannot be imported: No module named 'h3_no_such_dependency'"),
+    ("{pkg}.things.Missing", "the module '{pkg}.things' has no 'Missing'"),
+    ("{pkg}.things.not_a_class", "'{pkg}.things.not_a_class' is a function, not a class"),
+    ("{pkg}.things.PlainClass", "does not follow Parley's component contract: it must "
+                                "subclass parley.component.NLUComponent"),
+    ("{pkg}.things.NoProcess", "'{pkg}.things.NoProcess' does not implement _set_state, "
+                               "_state, process, which NLUComponent requires"),
+])
+def test_a_custom_component_breaking_the_contract_should_say_what_is_missing(
+        custom, path, message):
+    with pytest.raises(ConfigError) as info:
+        get_class(path.format(pkg=custom), NLU)
+    assert message.format(pkg=custom) in str(info.value)
+
+
+def test_a_custom_policy_in_the_pipeline_should_be_refused(custom):
+    with pytest.raises(ConfigError, match="must subclass parley.component.NLUComponent"):
+        get_class(f"{custom}.things.MyPolicy", NLU)

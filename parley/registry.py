@@ -37,7 +37,7 @@ CONTRACT: dict[str, str] = {
     POLICY: "parley.dialogue.policies.base:Policy",
 }
 SECTION = {NLU: "pipeline", POLICY: "policies"}
-WHAT = {NLU: "NLU component", POLICY: "policy"}
+WHAT = {NLU: "an NLU component", POLICY: "a policy"}
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def get_class(name: str, kind: Kind | None = None) -> type[Component]:
     entry = ENTRIES.get(name)
     if entry is not None and (kind is None or entry.kind == kind):
         return _import(entry.target)
-    expected: Kind = kind or (entry.kind if entry else NOT_YET.get(name, NLU))
+    expected: Kind = kind or kind_of(name) or NLU
     if name in NOT_YET and NOT_YET[name] == expected:
         if expected == POLICY:
             raise ConfigError(
@@ -152,7 +152,7 @@ def get_class(name: str, kind: Kind | None = None) -> type[Component]:
                           f"{REMOVED_IN_RASA_3[name]} instead.")
     other = kind_of(name)
     if other is not None and other != expected:
-        raise ConfigError(f"'{name}' is a {WHAT[other]}, not a {WHAT[expected]}; it belongs "
+        raise ConfigError(f"'{name}' is {WHAT[other]}, not {WHAT[expected]}; it belongs "
                           f"under '{SECTION[other]}:'.")
     known = [*names(expected), *(n for n, k in NOT_YET.items() if k == expected)]
     close = difflib.get_close_matches(name, known, n=1)

@@ -34,7 +34,7 @@ def test_kinds_should_come_from_the_table_not_the_name():
 
 
 def test_a_name_of_the_other_kind_should_say_where_it_belongs():
-    with pytest.raises(ConfigError, match="'RulePolicy' is a policy, not a NLU component; "
+    with pytest.raises(ConfigError, match="'RulePolicy' is a policy, not an NLU component; "
                                           "it belongs under 'policies:'"):
         get_class("RulePolicy", NLU)
     with pytest.raises(ConfigError, match="under 'pipeline:'"):
@@ -65,6 +65,8 @@ def test_unknown_names_should_suggest_the_closest_of_their_kind():
 def test_removed_rasa_2_policy_should_name_its_replacement():
     with pytest.raises(ConfigError, match="removed in Rasa 3.0; use rules"):
         get_class("MappingPolicy", POLICY)
+    with pytest.raises(ConfigError, match="removed in Rasa 3.0; use rules"):
+        get_class("MappingPolicy")
 
 
 def test_build_should_take_config_params_and_reject_unknown_ones():

@@ -40,6 +40,7 @@ def test_policy_should_follow_the_component_contract(name, trained_inputs, tmp_p
     domain, trackers = trained_inputs
     cls = get_class(name, POLICY)
     assert issubclass(cls, Policy)
+    assert not {"save", "load", "code_version"} & set(vars(cls))  # the one template is used
     policy = cls()
     assert policy.get_params() == cls.default_params()  # constructor stores, does no work
     tracker = conversation(domain, "greet")

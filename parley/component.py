@@ -95,6 +95,12 @@ class Component:
     # The file the JSON half of the state goes to (policies keep their ``lookup.json``).
     state_file: ClassVar[str] = STATE_FILE
 
+    @classmethod
+    def needs_with(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """What the component needs configured with ``params`` (from config.yml); most
+        need the same whatever their parameters."""
+        return cls.needs
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not cls.__dict__.get("name"):  # a user's component need not repeat its name
@@ -164,7 +170,7 @@ class Component:
         state, arrays = self._state()
         self.save_params(path)
         (path / self.state_file).write_text(
-            json.dumps(state, ensure_ascii=False, sort_keys=True, indent=1))
+            json.dumps(state, ensure_ascii=False, sort_keys=True), encoding="utf-8")
         if arrays:
             write_arrays(path / ARRAYS_FILE, arrays)
 
@@ -198,7 +204,7 @@ class Component:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / PARAMS_FILE).write_text(
             json.dumps({"component": self.name, "params": self.get_params()},
-                       sort_keys=True, indent=1))
+                       sort_keys=True, indent=1), encoding="utf-8")
 
     @classmethod
     def load_params(cls, directory: Path) -> dict[str, Any]:

@@ -129,7 +129,7 @@ def _check_pipeline_order(entries: list[ComponentConfig]) -> None:
     provided: set[str] = set()
     for entry in entries:
         cls = component_class(NLU, entry.name)
-        for need in cls.needs:
+        for need in cls.needs_with(entry.params):
             if satisfied(need, provided):
                 continue
             what = PRODUCTS.get(need, need)

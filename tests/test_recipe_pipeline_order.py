@@ -87,6 +87,16 @@ def test_registered_components_should_be_checked_from_their_declarations(pipelin
     assert message in str(info.value)
 
 
+def test_needs_may_follow_the_parameters():
+    dense = ("pipeline:\n- name: WhitespaceTokenizer\n- name: CountVectorsFeaturizer\n"
+             "- name: CRFEntityExtractor\n  features: [[], [text_dense_features], []]\n")
+    with pytest.raises(ConfigError, match=r"config.yml:4: CRFEntityExtractor needs dense "
+                                          r"features \(a featurizer such as "
+                                          r"LanguageModelFeaturizer\) before it"):
+        recipe(dense)
+    recipe(dense.replace("text_dense_features", "low"))
+
+
 def test_a_policy_is_known_by_its_kind_not_its_name(custom):
     with pytest.raises(ConfigError, match="config.yml:2: 'TEDPolicy' is a policy but stands "
                                           "in the pipeline"):

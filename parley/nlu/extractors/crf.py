@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from parley.component import ENTITIES, TOKENS, Finetunable, NLUComponent, finetune_epochs
+from parley.component import (
+    DENSE_FEATURES, ENTITIES, TOKENS, Finetunable, NLUComponent, finetune_epochs,
+)
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError
@@ -88,6 +90,15 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
         self.featurizers = featurizers
 
     # --- parameters ----------------------------------------------------------------------
+    @classmethod
+    def needs_with(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """Tokens, and dense features when its ``features`` ask for them."""
+        window = params.get("features")
+        if isinstance(window, list) and any(
+                isinstance(names, list) and DENSE in names for names in window):
+            return (*cls.needs, DENSE_FEATURES)
+        return cls.needs
+
     def _window(self) -> list[list[str]]:
         return check_window(DEFAULT_FEATURES if self.features is None else self.features,
                             self.name)

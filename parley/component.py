@@ -173,13 +173,16 @@ class Component:
             json.dumps(state, ensure_ascii=False, sort_keys=True), encoding="utf-8")
         if arrays:
             write_arrays(path / ARRAYS_FILE, arrays)
+        else:  # nothing stale from an earlier save may be read back
+            (path / ARRAYS_FILE).unlink(missing_ok=True)
 
     @classmethod
     def load(cls, directory: str | Path) -> Self:
         """The component :meth:`save` wrote to ``directory``, ready to use."""
         path = Path(directory)
         component = cls(**cls.load_params(path))
-        state = _SavedMapping(_read_json_file(path / cls.state_file, cls.name), path / cls.state_file)
+        state_path = path / cls.state_file
+        state = _SavedMapping(_read_json_file(state_path, cls.name), state_path)
         arrays_path = path / ARRAYS_FILE
         arrays = _SavedMapping(read_arrays(arrays_path) if arrays_path.exists() else {},
                                arrays_path)
@@ -192,8 +195,7 @@ class Component:
         except (KeyError, TypeError, ValueError, IndexError, AttributeError,
                 RuntimeError) as error:
             detail = str(error).splitlines()[0] if str(error) else ""
-            files = " and ".join(str(p) for p in (path / cls.state_file, arrays_path)
-                                 if p.exists())
+            files = " and ".join(str(p) for p in (state_path, arrays_path) if p.exists())
             raise ModelArchiveError(
                 f"{path} holds a damaged {cls.name}: {files} do not fit together "
                 f"({type(error).__name__}: {detail}); train the model again."

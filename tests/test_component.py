@@ -146,3 +146,15 @@ def test_finetunable_is_an_abstract_declaration():
 
     with pytest.raises(TypeError, match="finetune"):
         Learner()  # type: ignore[abstract]
+
+
+def test_saving_again_without_arrays_should_leave_no_stale_arrays(tmp_path):
+    class NoArrays(Doubler):
+        name = "Doubler"
+
+        def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+            return {"mean": self.mean_}, {}
+
+    Doubler().fit([1.0]).save(tmp_path)
+    NoArrays().fit([2.0]).save(tmp_path)
+    assert not (tmp_path / "arrays.npz").exists()

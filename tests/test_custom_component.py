@@ -31,7 +31,9 @@ def test_a_custom_component_should_train_save_and_serve(project: Path) -> None:
     assert result.model
     with tarfile.open(result.model) as archive:
         names = archive.getnames()
-        metadata = json.loads(archive.extractfile("metadata.json").read())  # type: ignore[union-attr]
+        member = archive.extractfile("metadata.json")
+        assert member is not None
+        metadata = json.loads(member.read())
         node = next(n for n in metadata["train_graph"]["nlu"] if n["component"] == PATH)
         state = next(n for n in names if n.endswith(f"{node['name']}/state.json"))
         learned = json.loads(archive.extractfile(state).read())  # type: ignore[union-attr]

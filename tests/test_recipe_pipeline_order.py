@@ -56,8 +56,8 @@ def recipe(text: str):
 
 
 def test_a_custom_component_needing_tokens_should_need_a_tokenizer_before_it(custom):
-    with pytest.raises(ConfigError, match=r"config.yml:3: h3_order_pkg.NeedsTokens needs tokens, but no "
-                                          r"tokenizer comes before it. Put e.g."):
+    with pytest.raises(ConfigError, match=r"config.yml:3: h3_order_pkg.NeedsTokens needs "
+                                          r"tokens, but no tokenizer comes before it. Put e.g."):
         recipe(f"pipeline:\n- name: KeywordIntentClassifier\n- name: {custom}.NeedsTokens\n")
     recipe(f"pipeline:\n- name: {custom}.Tokenizer\n- name: {custom}.NeedsTokens\n")
 

@@ -1,4 +1,4 @@
-"""The component contract every pipeline component and policy follows.
+"""The component contract every pipeline component and policy follows, in code.
 
 Sized like scikit-learn's estimators:
 
@@ -6,9 +6,16 @@ Sized like scikit-learn's estimators:
   and does no work; config.yml keys are exactly these names;
 - ``fit(...)`` takes its inputs by name, learns state into attributes ending in ``_`` and
   returns ``self``; using a component before ``fit`` raises :class:`NotFittedError`;
-- NLU components ``process(messages)`` in batches; policies ``predict(tracker, domain)``;
-- ``save(directory)`` / ``load(directory)`` persist to JSON / ``.npz`` only, never pickle;
-- ``random_seed`` makes training deterministic.
+- NLU components (:class:`NLUComponent`) ``process(messages)`` in batches; policies
+  (``parley.dialogue.policies.base.Policy``) ``predict(tracker, domain)``;
+- persistence is written once here: :meth:`Component.save` writes ``params.json``, the
+  JSON state and the arrays a component's :meth:`~Component._state` hook returns, and
+  :meth:`Component.load` rebuilds it through :meth:`~Component._set_state`. JSON and
+  ``.npz`` only, never pickle; a missing or damaged file is a :class:`ModelArchiveError`
+  that names it, for every component alike;
+- components that can continue training declare it by subclassing :class:`Finetunable`;
+- ``needs`` / ``provides`` say what a component reads from the messages and what it
+  writes on them (the words of :data:`PRODUCTS`); the recipe checks a pipeline with them.
 
 Components never see caches, storage or the graph: the engine hands them directories.
 """
@@ -17,23 +24,61 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from parley.errors import ConfigError, NotFittedError
+from parley.errors import ConfigError, ModelArchiveError, NotFittedError
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    import numpy as np
+
+    from parley.data.message import Message
+    from parley.data.training_data import TrainingData
 
 PARAMS_FILE = "params.json"
+STATE_FILE = "state.json"
+ARRAYS_FILE = "arrays.npz"
+
+# What a component can need before it in the pipeline and provide after it.
+TOKENS = "tokens"
+SPARSE_FEATURES = "sparse_features"
+DENSE_FEATURES = "dense_features"
+INTENT = "intent"
+ENTITIES = "entities"
+RESPONSE = "response"
+# "features" in ``needs`` is satisfied by either kind of features.
+FEATURES = "features"
+PRODUCTS: dict[str, str] = {
+    TOKENS: "tokens (a tokenizer)",
+    SPARSE_FEATURES: "sparse features (a featurizer such as CountVectorsFeaturizer)",
+    DENSE_FEATURES: "dense features (a featurizer such as LanguageModelFeaturizer)",
+    FEATURES: "features (a featurizer)",
+    INTENT: "an intent (an intent classifier)",
+    ENTITIES: "entities (an entity extractor)",
+    RESPONSE: "a retrieval response (a response selector)",
+}
+
+
+def satisfied(need: str, provided: set[str]) -> bool:
+    """Whether what the components before provide covers ``need``."""
+    if need == FEATURES:
+        return bool(provided & {SPARSE_FEATURES, DENSE_FEATURES})
+    return need in provided
 
 
 class Component:
-    """Base of every component: parameter handling, fitted checks, params persistence.
+    """Base of every component: parameters, fitted checks and persistence.
 
-    Subclasses set ``name`` (the Rasa name used in config.yml) and bump ``code_version``
-    whenever a change to their code changes what they learn, so cached results retrain.
+    Subclasses set ``name`` (the Rasa name used in config.yml). What decides a trained
+    result is fingerprinted from the class's source, so nothing needs bumping by hand.
     """
 
     name: ClassVar[str] = ""
-    code_version: ClassVar[int] = 1
     # Python packages whose versions enter the fingerprint (their updates may change results).
     uses_packages: ClassVar[tuple[str, ...]] = ()
     # Whether components after this one train on what its ``process`` adds to the training
@@ -41,6 +86,22 @@ class Component:
     # components learn from the annotations, not from predictions, so training skips
     # running them over the training data (DIET on banking77-small: ~1 s).
     prepares_training_data: ClassVar[bool] = True
+    # What the component reads from / writes on the messages (see PRODUCTS).
+    needs: ClassVar[tuple[str, ...]] = ()
+    provides: ClassVar[tuple[str, ...]] = ()
+    # The file the JSON half of the state goes to (policies keep their ``lookup.json``).
+    state_file: ClassVar[str] = STATE_FILE
+
+    @classmethod
+    def needs_with(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """What the component needs configured with ``params`` (from config.yml); most
+        need the same whatever their parameters."""
+        return cls.needs
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("name"):  # a user's component need not repeat its name
+            cls.name = cls.__name__
 
     @classmethod
     def runtime_fingerprint(cls) -> dict[str, Any]:
@@ -65,7 +126,7 @@ class Component:
         return {name: getattr(self, name) for name in self.param_names()}
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], where: str = "") -> Component:
+    def from_params(cls, params: dict[str, Any], where: str = "") -> Self:
         """Build from config.yml parameters; unknown keys name the valid ones."""
         valid = cls.param_names()
         unknown = sorted(set(params) - set(valid))
@@ -91,23 +152,201 @@ class Component:
                 f"{self.name or type(self).__name__} is not trained yet; call fit() first."
             )
 
-    # --- persistence ---------------------------------------------------------------
+    # --- persistence: the template ---------------------------------------------------
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """What was learned: a JSON-able dict and named plain arrays (may be empty)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say what it learned")
+
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        """Restore what :meth:`_state` returned onto a freshly built instance.
+
+        Missing keys, wrong types or shapes may raise KeyError, TypeError, ValueError,
+        IndexError or RuntimeError: :meth:`load` reports them as a damaged archive.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot restore what it learned")
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``params.json``, the JSON state and (when there are any) the arrays."""
+        self.check_is_fitted()
+        path = Path(directory)
+        state, arrays = self._state()
+        self.save_params(path)
+        (path / self.state_file).write_text(
+            json.dumps(state, ensure_ascii=False, sort_keys=True), encoding="utf-8")
+        if arrays:
+            write_arrays(path / ARRAYS_FILE, arrays)
+        else:  # nothing stale from an earlier save may be read back
+            (path / ARRAYS_FILE).unlink(missing_ok=True)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """The component :meth:`save` wrote to ``directory``, ready to use."""
+        path = Path(directory)
+        component = cls(**cls.load_params(path))
+        state_path = path / cls.state_file
+        state = _SavedMapping(_read_json_file(state_path, cls.name), state_path)
+        arrays_path = path / ARRAYS_FILE
+        arrays = _SavedMapping(read_arrays(arrays_path) if arrays_path.exists() else {},
+                               arrays_path)
+        try:
+            component._set_state(state, arrays)
+        except ModelArchiveError as error:
+            if str(path) in str(error):
+                raise
+            raise ModelArchiveError(f"{path}: {error}") from error
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                RuntimeError) as error:
+            detail = str(error).splitlines()[0] if str(error) else ""
+            files = " and ".join(str(p) for p in (state_path, arrays_path) if p.exists())
+            raise ModelArchiveError(
+                f"{path} holds a damaged {cls.name}: {files} do not fit together "
+                f"({type(error).__name__}: {detail}); train the model again."
+            ) from error
+        return component
+
     def save_params(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         (directory / PARAMS_FILE).write_text(
-            json.dumps({"component": self.name, "code_version": self.code_version,
-                        "params": self.get_params()}, sort_keys=True, indent=1))
+            json.dumps({"component": self.name, "params": self.get_params()},
+                       sort_keys=True, indent=1), encoding="utf-8")
 
     @classmethod
     def load_params(cls, directory: Path) -> dict[str, Any]:
-        data = json.loads((directory / PARAMS_FILE).read_text())
+        """The saved parameters; a clear error when they are not this component's."""
+        path = directory / PARAMS_FILE
+        data = _read_json_file(path, cls.name)
+        if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
+            raise ModelArchiveError(f"{path} is damaged: it holds no 'params' mapping; "
+                                    "train the model again.")
         if data.get("component") != cls.name:
-            raise ConfigError(
-                f"{directory} holds a '{data.get('component')}', not a '{cls.name}'."
+            raise ModelArchiveError(
+                f"{directory} holds a '{data.get('component')}', not a '{cls.name}' "
+                f"({path}); load it with its own class or train again."
             )
         params: dict[str, Any] = data["params"]
+        unknown = sorted(set(params) - set(cls.param_names()))
+        if unknown:
+            raise ModelArchiveError(f"{path} has parameters {cls.name} does not take "
+                                    f"({', '.join(unknown)}); train the model again.")
         return params
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"
+
+
+class NLUComponent(Component, ABC):
+    """A pipeline component: learns from training data, writes onto messages."""
+
+    @abstractmethod
+    def fit(self, training_data: TrainingData) -> Self:
+        """Learn from ``training_data`` and return ``self``."""
+
+    @abstractmethod
+    def process(self, messages: list[Message]) -> None:
+        """Write what this component finds onto each message (in place)."""
+
+    @abstractmethod
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
+
+    @abstractmethod
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None: ...
+
+
+class StatelessNLUComponent(NLUComponent):
+    """A component whose whole state follows from its parameters (it learns nothing from
+    data): saving keeps the parameters, loading runs ``fit`` on no data to rebuild it."""
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"fitted": True}, {}
+
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        from parley.data.training_data import TrainingData
+
+        if state["fitted"] is not True:
+            raise ValueError("'fitted' is not true")
+        self.fit(TrainingData())
+
+
+def finetune_epochs(epochs: int, fraction: float) -> int:
+    """``ceil(epochs × fraction)``, at least 1: how long a finetuned component continues."""
+    return max(1, math.ceil(epochs * fraction))
+
+
+class Finetunable(ABC):
+    """A component that continues training from what it learned (``model_to_finetune``).
+
+    Components that are not Finetunable keep what they learned when a model is finetuned,
+    so the features they make keep their meaning. Use :func:`finetune_epochs` for the
+    length of the continued training.
+    """
+
+    @abstractmethod
+    def finetune(self, training_data: TrainingData, epoch_fraction: float) -> Self:
+        """Continue on ``training_data`` for ``finetune_epochs(epochs, epoch_fraction)``."""
+
+
+# --- files -----------------------------------------------------------------------------
+class _SavedMapping(dict[str, Any]):
+    """A loaded dict whose missing keys are reported as a damaged file, named."""
+
+    def __init__(self, data: Any, path: Path) -> None:
+        if not isinstance(data, dict):
+            raise ModelArchiveError(f"{path} is damaged: it holds no mapping; train the "
+                                    "model again.")
+        super().__init__(data)
+        self.path = path
+
+    def __missing__(self, key: str) -> Any:
+        what = "the file is missing" if not self.path.exists() else f"it has no '{key}'"
+        raise ModelArchiveError(f"{self.path} is damaged or incomplete ({what}); train the "
+                                "model again.")
+
+
+def _read_json_file(path: Path, name: str) -> Any:
+    if not path.is_file():
+        raise ModelArchiveError(f"{path} is missing; {path.parent} holds no saved trained "
+                                f"{name or 'component'}.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as error:
+        raise ModelArchiveError(f"{path} is damaged ({error}); train the model again.") from None
+
+
+def _savez_takes_allow_pickle() -> bool:
+    import numpy as np
+
+    return "allow_pickle" in inspect.signature(np.savez).parameters
+
+
+def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Plain arrays into one ``.npz``; arrays of Python objects are refused."""
+    import numpy as np
+
+    for key, array in arrays.items():
+        if array.dtype.kind == "O":
+            raise TypeError(f"array '{key}' holds Python objects; only plain arrays are saved")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        # numpy >= 2.1 takes allow_pickle in savez; older versions would store it as an array.
+        if _savez_takes_allow_pickle():
+            np.savez(handle, allow_pickle=False, **arrays)  # type: ignore[arg-type]
+        else:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+
+
+def read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` (never unpickling); a damaged file is named."""
+    import zipfile
+
+    import numpy as np
+
+    if not path.is_file():
+        raise ModelArchiveError(f"{path} is missing; train the model again.")
+    try:
+        with np.load(path, allow_pickle=False) as loaded:
+            return {key: loaded[key] for key in loaded.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, AttributeError,
+            TypeError) as error:
+        raise ModelArchiveError(f"{path} is damaged ({type(error).__name__}: {error}); train "
+                                "the model again.") from None

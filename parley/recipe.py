@@ -11,22 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley import registry
+from parley.component import FEATURES, INTENT, PRODUCTS, TOKENS, Component, satisfied
 from parley.data.config import ComponentConfig, ProjectConfig
 from parley.errors import ConfigError, location
 
 NLU = "nlu"
 CORE = "core"
 
-# What a component needs before it in the pipeline, by Rasa name.
-TOKENIZERS = {"WhitespaceTokenizer"}
-FEATURIZERS = {"RegexFeaturizer", "LexicalSyntacticFeaturizer", "CountVectorsFeaturizer",
-               "LanguageModelFeaturizer"}
-NEEDS_FEATURES = {"LogisticRegressionClassifier", "SklearnIntentClassifier", "DIETClassifier",
-                  "ResponseSelector"}
-NEEDS_TOKENS = FEATURIZERS | {"CRFEntityExtractor"}
-NEEDS_INTENT = {"FallbackClassifier"}
-INTENT_CLASSIFIERS = {"LogisticRegressionClassifier", "KeywordIntentClassifier",
-                      "SklearnIntentClassifier", "DIETClassifier"}
+# What to put before a component that misses something, by what it misses.
+_REMEDY = {
+    TOKENS: "Put e.g. '- name: WhitespaceTokenizer' first in the pipeline.",
+    FEATURES: "Add e.g. '- name: CountVectorsFeaturizer' before it.",
+    INTENT: "Add e.g. '- name: LogisticRegressionClassifier' before it.",
+}
 
 
 @dataclass(frozen=True)
@@ -65,23 +63,33 @@ class Recipe:
                 "tracker_settings": self.tracker_settings}
 
 
-def component_class(kind: str, name: str) -> type:
-    """The class behind a Rasa name: an NLU component (``kind`` NLU) or a policy."""
-    if kind == NLU:
-        from parley.nlu.registry import get_component_class
-
-        return get_component_class(name)
-    from parley.dialogue.registry import get_policy_class
-
-    return get_policy_class(name)
+def component_class(kind: str, name: str) -> type[Component]:
+    """The class behind a config.yml name: an NLU component (``kind`` NLU) or a policy."""
+    return registry.get_class(name, registry.NLU if kind == NLU else registry.POLICY)
 
 
 def _where(entry: ComponentConfig) -> str:
     return location(entry.file, entry.line) or "config.yml"
 
 
-def _is_policy_name(name: str) -> bool:
-    return name.endswith("Policy")  # true of every Rasa policy, and of no NLU component
+def _resolved(kind: str, entry: ComponentConfig) -> type[Component]:
+    """The entry's class, refused with its config line when it stands in the wrong section
+    or cannot be had."""
+    try:
+        found = registry.kind_of(entry.name)
+        if kind == NLU and found == registry.POLICY:
+            raise ConfigError(
+                f"{_where(entry)}: '{entry.name}' is a policy but stands in the pipeline. "
+                "Move it under 'policies:'.")
+        if kind == CORE and found == registry.NLU:
+            raise ConfigError(
+                f"{_where(entry)}: '{entry.name}' is an NLU component but stands under "
+                "'policies:'. Move it under 'pipeline:'.")
+        return component_class(kind, entry.name)
+    except ConfigError as error:
+        if str(error).startswith(_where(entry)):
+            raise
+        raise ConfigError(f"{_where(entry)}: {error}") from None
 
 
 def build_recipe(config: ProjectConfig, training_type: str = "both",
@@ -106,43 +114,34 @@ def build_recipe(config: ProjectConfig, training_type: str = "both",
 def _nodes(kind: str, entries: list[ComponentConfig], extra: dict[str, Any]) -> list[Node]:
     nodes = []
     for index, entry in enumerate(entries):
-        if kind == NLU and _is_policy_name(entry.name):
-            raise ConfigError(
-                f"{_where(entry)}: '{entry.name}' is a policy but stands in the pipeline. "
-                "Move it under 'policies:'."
-            )
-        if kind == CORE and not _is_policy_name(entry.name):
-            component_class(NLU, entry.name)  # raises "unknown" with suggestions if it is neither
-            raise ConfigError(
-                f"{_where(entry)}: '{entry.name}' is an NLU component but stands under "
-                "'policies:'. Move it under 'pipeline:'."
-            )
-        cls = component_class(kind, entry.name)
+        cls = _resolved(kind, entry)
         params = dict(entry.params)
-        accepted = set(cls.param_names())  # type: ignore[attr-defined]
+        accepted = set(cls.param_names())
         params.update({k: v for k, v in extra.items() if k in accepted})
-        cls.from_params(params, _where(entry))  # type: ignore[attr-defined]  # checks keys
+        cls.from_params(params, _where(entry))  # checks keys
         nodes.append(Node(f"{kind}_{index}_{entry.name}", kind, entry.name, params,
                           entry.file, entry.line))
     return nodes
 
 
 def _check_pipeline_order(entries: list[ComponentConfig]) -> None:
-    seen: set[str] = set()
+    """Each component's ``needs`` provided by a component before it (its ``provides``)."""
+    provided: set[str] = set()
     for entry in entries:
-        if entry.name in NEEDS_TOKENS and not seen & TOKENIZERS:
-            raise ConfigError(
-                f"{_where(entry)}: {entry.name} needs tokens, but no tokenizer comes before it. "
-                "Put e.g. '- name: WhitespaceTokenizer' first in the pipeline."
-            )
-        if entry.name in NEEDS_FEATURES and not seen & FEATURIZERS:
-            raise ConfigError(
-                f"{_where(entry)}: {entry.name} needs features, but no featurizer comes before "
-                "it. Add e.g. '- name: CountVectorsFeaturizer' before it."
-            )
-        if entry.name in NEEDS_INTENT and not seen & INTENT_CLASSIFIERS:
-            raise ConfigError(
-                f"{_where(entry)}: {entry.name} needs an intent classifier before it. "
-                "Add e.g. '- name: LogisticRegressionClassifier' before it."
-            )
-        seen.add(entry.name)
+        cls = component_class(NLU, entry.name)
+        for need in cls.needs_with(entry.params):
+            if satisfied(need, provided):
+                continue
+            what = PRODUCTS.get(need, need)
+            if need == INTENT:
+                message = f"{entry.name} needs an intent classifier before it."
+            elif need == TOKENS:
+                message = f"{entry.name} needs tokens, but no tokenizer comes before it."
+            elif need == FEATURES:
+                message = f"{entry.name} needs features, but no featurizer comes before it."
+            else:
+                message = (f"{entry.name} needs {what} before it, and no component before "
+                           "it provides that.")
+            remedy = _REMEDY.get(need, "")
+            raise ConfigError(f"{_where(entry)}: {message}{' ' + remedy if remedy else ''}")
+        provided.update(cls.provides)

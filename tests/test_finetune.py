@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from parley.component import finetune_epochs
 from parley.errors import ConfigError, DataError, ModelArchiveError
 from parley.model_training import train
 from parley.serving.agent import load
 from parley.starter import create_starter_project
-from parley.training.finetune import finetune_epochs
 
 
 @pytest.fixture
@@ -45,6 +45,37 @@ def test_finetuning_with_a_new_example_should_keep_the_model_working(project):
     agent = load(new.model)
     assert agent.parse("hiya there")["intent"]["name"] == "greet"
     assert agent.parse("how often should I water my cactus?")["intent"]["name"] == "ask_watering"
+
+
+NO_ENTITIES = {
+    "config.yml": "recipe: default.v1\nlanguage: en\n",  # Parley's default pipeline
+    "domain.yml": (
+        'version: "3.1"\nintents:\n  - greet\n  - goodbye\nresponses:\n'
+        '  utter_greet:\n    - text: "Hello!"\n  utter_goodbye:\n    - text: "Bye!"\n'),
+    "data/nlu.yml": (
+        'version: "3.1"\nnlu:\n- intent: greet\n  examples: |\n    - hello\n    - hi\n'
+        '    - good morning\n- intent: goodbye\n  examples: |\n    - bye\n    - see you\n'
+        '    - good night\n'),
+    "data/rules.yml": (
+        'version: "3.1"\nrules:\n- rule: greet\n  steps:\n  - intent: greet\n'
+        '  - action: utter_greet\n'),
+}
+
+
+def test_default_pipeline_without_entities_should_finetune(tmp_path, monkeypatch):
+    """CRFEntityExtractor learned no entities: finetuning keeps it empty instead of
+    refusing the whole model."""
+    monkeypatch.chdir(tmp_path)
+    for name, text in NO_ENTITIES.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    old = run(tmp_path)
+    edit(tmp_path / "data" / "nlu.yml", "    - hi\n", "    - hi\n    - hey there\n")
+    new = run(tmp_path, model_to_finetune=str(old.model), finetuning_epoch_fraction=0.5)
+    assert new.model != old.model
+    agent = load(new.model)
+    parsed = agent.parse("hey there")
+    assert parsed["intent"]["name"] == "greet" and parsed["entities"] == []
 
 
 def test_a_missing_model_should_be_a_clear_error(project):

@@ -245,7 +245,7 @@ def test_train_core_should_accept_a_domain_object(project):
 def test_training_runs_only_tokenizers_and_featurizers_over_the_training_data(project, monkeypatch):
     """Later components learn from the annotations, as in Rasa: classifiers and extractors
     are not run over the training data (for DIET on banking77-small that took ~1 s)."""
-    from parley.nlu.registry import get_component_class
+    from parley.registry import get_class as get_component_class
 
     processed: list[str] = []
     for name in ("CountVectorsFeaturizer", "LogisticRegressionClassifier",

@@ -1,6 +1,6 @@
 """NLU pipeline components with Rasa 3.x names and parameters.
 
-Pick classes by their config.yml name with :func:`parley.nlu.registry.get_component_class`;
+Pick classes by their config.yml name with :func:`parley.registry.get_class`;
 importing this package imports nothing heavy.
 
 The contract every component here keeps (on top of :class:`parley.component.Component`):
@@ -32,8 +32,10 @@ The contract every component here keeps (on top of :class:`parley.component.Comp
   ``"response_selector"`` ResponseSelector's result, in Rasa's shape
   ======================  ======================================================================
 
-- ``save(directory)`` / ``load(directory)`` use ``params.json`` (from the base class) plus
-  JSON and ``.npz`` files (``allow_pickle=False`` both ways) — never pickle. Loading a
-  directory saved by another component, or holding nothing, raises a clear error.
+- ``save(directory)`` / ``load(directory)`` are :class:`~parley.component.Component`'s
+  template over each component's ``_state`` / ``_set_state`` hooks: ``params.json``,
+  ``state.json`` and ``arrays.npz`` (``allow_pickle=False`` both ways) — never pickle.
+  Loading a directory saved by another component, holding nothing, or damaged raises
+  :class:`~parley.errors.ModelArchiveError` naming the file.
 - Training is deterministic: the same data and parameters give the same outputs.
 """

@@ -8,7 +8,6 @@ anything trains.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +19,6 @@ from parley.training.fingerprints import core_domain_fingerprint, labels
 
 # Parameters that may change between the old config and the finetuning one.
 EPOCH_PARAMS = {"epochs"}
-
-
-def finetune_epochs(epochs: int, fraction: float) -> int:
-    """``ceil(epochs × fraction)``: how long a component continues."""
-    return max(1, math.ceil(epochs * fraction))
 
 
 def check_finetunable(meta: dict[str, Any], archive: Path, recipe: Recipe,

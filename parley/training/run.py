@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from parley import __version__
+from parley.component import Finetunable
 from parley.data.importer import TrainingDataImporter
 from parley.engine.archive import pack_archive
 from parley.engine.cache import TrainingCache
@@ -138,7 +139,7 @@ class TrainingRun:
         component = cls.load(self._finetune_dir / COMPONENTS_DIR / node.name)
         for key, value in node.params.items():
             setattr(component, key, value)
-        if hasattr(component, "finetune"):
+        if isinstance(component, Finetunable):
             component.finetune(training_data, self.request.epoch_fraction)
         return component
 

@@ -13,7 +13,7 @@ from parley.dialogue.generator import generate_trackers
 from parley.dialogue.policies.ensemble import PolicyEnsemble
 from parley.dialogue.policies.memoization import MemoizationPolicy
 from parley.dialogue.policies.rule import RulePolicy
-from parley.dialogue.registry import NOT_YET, make_policy
+from parley.registry import NOT_YET, POLICY, build
 from tests.conftest import needs_shared_data
 from tests.dialogue.helpers import bot, small_domain, stories
 
@@ -35,7 +35,7 @@ def trained(name: str) -> tuple[PolicyEnsemble, list[Story], object]:
         warnings.simplefilter("ignore")
         domain = importer.domain
         configured = [c for c in importer.config.policies if c.name not in NOT_YET]
-        policies = [make_policy(c.name, c.params) for c in configured] or [
+        policies = [build(c.name, c.params, POLICY) for c in configured] or [
             MemoizationPolicy(), RulePolicy()]
         # augmentation off keeps the test fast; the counts are the same with Rasa's 50
         trackers = generate_trackers(importer.stories, importer.rules, domain,

@@ -10,7 +10,7 @@ import pytest
 from parley.data.domain import Domain
 from parley.dialogue.generator import generate_trackers
 from parley.dialogue.policies.rule import RulePolicy
-from parley.errors import ConfigError, DataError, NotFittedError
+from parley.errors import ConfigError, DataError, ModelArchiveError, NotFittedError
 from tests.conftest import needs_shared_data
 from tests.dialogue.helpers import bot, conversation, predicted, small_domain, stories
 
@@ -222,7 +222,7 @@ def test_rule_policy_should_raise_when_not_fitted(tmp_path):
     domain = small_domain()
     with pytest.raises(NotFittedError):
         RulePolicy().predict(conversation(domain), domain)
-    with pytest.raises(NotFittedError):
+    with pytest.raises(ModelArchiveError, match="params.json is missing"):
         RulePolicy.load(tmp_path)
 
 

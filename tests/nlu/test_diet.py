@@ -15,7 +15,7 @@ from parley.data.formats.nlu_yaml import read_nlu_text  # noqa: E402
 from parley.errors import ConfigError, DataError  # noqa: E402
 from parley.ml.training import MIN_SHARD, SHARDS  # noqa: E402
 from parley.nlu.neural.diet import DIETClassifier  # noqa: E402
-from parley.nlu.registry import get_component_class  # noqa: E402
+from parley.registry import get_class as get_component_class  # noqa: E402
 from parley.progress import set_quiet  # noqa: E402
 from tests.nlu._helpers import fresh, run  # noqa: E402
 

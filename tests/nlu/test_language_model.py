@@ -29,7 +29,7 @@ from parley.nlu.language_models.model_files import (
 )
 from parley.nlu.language_models.safetensors import read_safetensors
 from parley.nlu.language_models.wordpiece import WordPieceTokenizer, read_vocab
-from parley.nlu.registry import get_component_class
+from parley.registry import get_class as get_component_class
 from tests.conftest import REPO, SHARED_DATA, needs_shared_data
 from tests.nlu._helpers import fresh, run, toy_data
 
@@ -327,9 +327,9 @@ def test_loading_with_other_model_files_should_fail_clearly(
     featurizer: Any, tmp_path: Path
 ) -> None:
     featurizer.save(tmp_path)
-    identity = json.loads((tmp_path / "model.json").read_text())
-    identity["weights_bytes"] += 1
-    (tmp_path / "model.json").write_text(json.dumps(identity))
+    state = json.loads((tmp_path / "state.json").read_text())
+    state["model"]["weights_bytes"] += 1
+    (tmp_path / "state.json").write_text(json.dumps(state))
     with pytest.raises(ModelArchiveError, match="not the ones"):
         type(featurizer).load(tmp_path)
 

@@ -11,7 +11,7 @@ from parley.nlu.classifiers.logistic_regression import LogisticRegressionClassif
 from parley.nlu.featurizers.count_vectors import CountVectorsFeaturizer
 from parley.nlu.featurizers.regex import RegexFeaturizer
 from parley.nlu.tokenizers.whitespace import WhitespaceTokenizer
-from parley.nlu._io import ARRAYS_FILE
+from parley.component import ARRAYS_FILE
 from tests.conftest import REPO, SHARED_DATA, needs_shared_data
 from tests.nlu._helpers import fresh, run, toy_data
 
@@ -208,7 +208,7 @@ def test_parleys_default_pipeline_should_beat_rasas_default_and_near_scikit_lear
     (within one test message of it, or above)."""
     import yaml
 
-    from parley.nlu.registry import get_component_class
+    from parley.registry import get_class as get_component_class
 
     config = yaml.safe_load((REPO / "parley" / "data" / "default_config.yml").read_text())
     components = [get_component_class(step.pop("name"))(**step) for step in config["pipeline"]

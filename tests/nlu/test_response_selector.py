@@ -8,7 +8,7 @@ pytest.importorskip("torch", reason="ResponseSelector needs PyTorch (pip install
 
 from parley.data.formats.nlu_yaml import read_nlu_text  # noqa: E402
 from parley.nlu.neural.response_selector import ResponseSelector  # noqa: E402
-from parley.nlu.registry import get_component_class  # noqa: E402
+from parley.registry import get_class as get_component_class  # noqa: E402
 from tests.nlu._helpers import fresh, run  # noqa: E402
 
 FAQ = """

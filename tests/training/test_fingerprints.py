@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from parley.nlu.registry import get_component_class
+from parley.registry import get_class as get_component_class
 from parley.training import code_fingerprint
 from parley.training.code_fingerprint import implementation_fingerprint
 from parley.training.fingerprints import component_fingerprint

@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, ClassVar
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from parley.component import Component
 from parley.data.domain import Domain
 from parley.data.events import ActionExecuted
 from parley.data.tracker import USER, DialogueStateTracker, State, prev_action_is_listen
-from parley.errors import ConfigError, DataError, NotFittedError
+from parley.dialogue.policies.prediction import PolicyPrediction
+from parley.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    import numpy as np
 
 __all__ = [
     "Policy", "check_actions_in_domain", "feature_key", "prediction_states",
-    "training_states_and_labels",
+    "training_states_and_labels", "unambiguous_lookup",
 ]
 
 LOOKUP_FILE = "lookup.json"
@@ -96,6 +102,25 @@ def prediction_states(
     return states
 
 
+def unambiguous_lookup(keys: Iterable[str | None], labels: Iterable[str]) -> dict[str, str]:
+    """``key → label`` for the keys always followed by the same label.
+
+    A key seen with two different labels is ambiguous and dropped for good, however often
+    it comes again; ``None`` keys are skipped. Memoization and rules learn this way.
+    """
+    lookup: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for key, label in zip(keys, labels, strict=True):
+        if key is None or key in ambiguous:
+            continue
+        if key in lookup and lookup[key] != label:
+            ambiguous.add(key)
+            del lookup[key]
+        elif key not in lookup:
+            lookup[key] = label
+    return lookup
+
+
 def check_actions_in_domain(labels: Sequence[str], domain: Domain, policy: str) -> None:
     """Training data naming actions the domain lacks cannot be predicted: say which."""
     unknown = sorted(set(labels) - set(domain.action_names))
@@ -106,12 +131,16 @@ def check_actions_in_domain(labels: Sequence[str], domain: Domain, policy: str) 
             hint="Declare them under actions: (or as responses) in the domain.")
 
 
-class Policy(Component):
+class Policy(Component, ABC):
     """Base of the dialogue policies: ``fit(trackers, domain)``, ``predict(tracker, domain)``.
 
     ``priority`` breaks ties between equally confident policies (Rasa's values:
-    RulePolicy 6, MemoizationPolicy 3, UnexpecTEDIntentPolicy 2, others 1).
+    RulePolicy 6, MemoizationPolicy 3, UnexpecTEDIntentPolicy 2, others 1). Persistence is
+    :class:`~parley.component.Component`'s template: a policy implements ``_state`` and
+    ``_set_state``, and what it learned goes to ``lookup.json``.
     """
+
+    state_file: ClassVar[str] = LOOKUP_FILE
 
     default_priority: ClassVar[int] = 1
     # Whether the policy learns from rule trackers, story trackers or both.
@@ -123,12 +152,20 @@ class Policy(Component):
     def default_predictions(self, domain: Domain) -> list[float]:
         return [0.0] * len(domain.action_names)
 
-    def fit(self, trackers: Sequence[DialogueStateTracker], domain: Domain) -> Policy:
-        raise NotImplementedError
+    @abstractmethod
+    def fit(self, trackers: Sequence[DialogueStateTracker], domain: Domain) -> Self:
+        """Learn from the training trackers; return ``self``."""
 
+    @abstractmethod
     def predict(self, tracker: DialogueStateTracker, domain: Domain,
-                rule_only_data: dict[str, Any] | None = None) -> Any:
-        raise NotImplementedError
+                rule_only_data: dict[str, Any] | None = None) -> PolicyPrediction:
+        """The probability of every action of the domain being next."""
+
+    @abstractmethod
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
+
+    @abstractmethod
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None: ...
 
     def rule_only_data(self) -> dict[str, Any] | None:
         """Slots and loops only rules use (RulePolicy knows them; others return None)."""
@@ -142,28 +179,3 @@ class Policy(Component):
             raise ConfigError(
                 f"the action '{action}' is not in the domain; the policy was trained on "
                 "another domain. Train again with this domain.") from None
-
-    # ---- persistence ---------------------------------------------------------------
-
-    def _state_to_save(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def _restore(self, data: dict[str, Any]) -> None:
-        raise NotImplementedError
-
-    def save(self, directory: str | Path) -> None:
-        """Write parameters and what was learned as JSON."""
-        self.check_is_fitted()
-        path = Path(directory)
-        self.save_params(path)
-        (path / LOOKUP_FILE).write_text(json.dumps(self._state_to_save(), sort_keys=True,
-                                                   indent=1))
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Policy:
-        path = Path(directory)
-        if not (path / LOOKUP_FILE).is_file():
-            raise NotFittedError(f"{path} holds no trained {cls.name} ({LOOKUP_FILE} missing).")
-        policy = cls(**cls.load_params(path))
-        policy._restore(json.loads((path / LOOKUP_FILE).read_text()))
-        return policy

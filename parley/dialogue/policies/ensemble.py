@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from parley.data.domain import Domain
 from parley.data.events import ActionExecutionRejected, Event
@@ -98,10 +98,12 @@ class PolicyEnsemble:
 
     @classmethod
     def load(cls, directory: str | Path) -> PolicyEnsemble:
-        from parley.dialogue.registry import get_policy_class
+        from parley.registry import POLICY, get_class
 
         path = Path(directory)
         if not (path / ENSEMBLE_FILE).is_file():
             raise NotFittedError(f"{path} holds no trained policies ({ENSEMBLE_FILE} missing).")
         entries = json.loads((path / ENSEMBLE_FILE).read_text())["policies"]
-        return cls([get_policy_class(e["name"]).load(path / e["directory"]) for e in entries])
+        # get_class(…, POLICY) returns Policy subclasses only (the registry checks the kind).
+        return cls([cast(Policy, get_class(e["name"], POLICY).load(path / e["directory"]))
+                    for e in entries])

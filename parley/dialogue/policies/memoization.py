@@ -11,8 +11,8 @@ time and looks again, so a story's start is found in the middle of a conversatio
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from parley.data.domain import Domain
 from parley.data.events import ActionExecuted, SlotSet
@@ -23,8 +23,12 @@ from parley.dialogue.policies.base import (
     feature_key,
     prediction_states,
     training_states_and_labels,
+    unambiguous_lookup,
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["AugmentedMemoizationPolicy", "MemoizationPolicy"]
 
@@ -51,18 +55,7 @@ class MemoizationPolicy(Policy):
         stories = [t for t in trackers if not t.is_rule_tracker]
         histories, labels = training_states_and_labels(stories, domain, self.max_history)
         check_actions_in_domain(labels, domain, self.name)
-        lookup: dict[str, str] = {}
-        ambiguous: set[str] = set()
-        for history, label in zip(histories, labels, strict=True):
-            key = feature_key(history)
-            if key in ambiguous:
-                continue
-            if key in lookup and lookup[key] != label:
-                ambiguous.add(key)
-                del lookup[key]
-            elif key not in lookup:
-                lookup[key] = label
-        self.lookup_ = lookup
+        self.lookup_ = unambiguous_lookup((feature_key(h) for h in histories), labels)
         return self
 
     def _states(self, tracker: DialogueStateTracker, domain: Domain,
@@ -87,11 +80,11 @@ class MemoizationPolicy(Policy):
             probabilities[self._action_index(action, domain)] = score
         return PolicyPrediction(probabilities, self.name, self.priority)
 
-    def _state_to_save(self) -> dict[str, Any]:
-        return {"lookup": self.lookup_}
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"lookup": self.lookup_}, {}
 
-    def _restore(self, data: dict[str, Any]) -> None:
-        self.lookup_ = dict(data["lookup"])
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self.lookup_ = {str(k): str(v) for k, v in dict(state["lookup"]).items()}
 
 
 class AugmentedMemoizationPolicy(MemoizationPolicy):

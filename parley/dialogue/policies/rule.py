@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from parley.data.domain import Domain
 from parley.data.events import (
@@ -50,9 +50,13 @@ from parley.dialogue.policies.base import (
     check_actions_in_domain,
     prediction_states,
     training_states_and_labels,
+    unambiguous_lookup,
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["RulePolicy"]
 
@@ -203,17 +207,7 @@ class RulePolicy(Policy):
                 hint="Write these as stories, or set restrict_rules: false for RulePolicy.")
 
     def _rules_lookup(self, histories: list[list[State]], labels: list[str]) -> dict[str, str]:
-        lookup: dict[str, str] = {}
-        ambiguous: set[str] = set()
-        for history, label in zip(histories, labels, strict=True):
-            key = self._feature_key(history)
-            if key is None or key in ambiguous:
-                continue
-            if key in lookup and lookup[key] != label:
-                ambiguous.add(key)
-                del lookup[key]
-            elif key not in lookup:
-                lookup[key] = label
+        lookup = unambiguous_lookup((self._feature_key(h) for h in histories), labels)
         # "..." is no action to predict
         return {k: v for k, v in lookup.items() if v != RULE_SNIPPET_ACTION}
 
@@ -449,12 +443,15 @@ class RulePolicy(Policy):
 
     # ---- persistence ---------------------------------------------------------------
 
-    def _state_to_save(self) -> dict[str, Any]:
-        return {"lookup": self.lookup_}
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"lookup": self.lookup_}, {}
 
-    def _restore(self, data: dict[str, Any]) -> None:
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        lookup = dict(state["lookup"])
+        for part in (RULES, RULES_FOR_LOOP_UNHAPPY_PATH):
+            lookup[part] = {str(k): str(v) for k, v in dict(lookup[part]).items()}
         self._parsed = {}
-        self.lookup_ = data["lookup"]
+        self.lookup_ = lookup
 
 
 def _rule_only_slots_loops(rule_states: list[list[State]],

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from parley.component import Component
+from parley.component import INTENT, StatelessNLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError
-from parley.nlu._io import load_stateless, save_stateless
 from parley.nlu.classifiers._output import FALLBACK_INTENT, INTENT_KEY, INTENT_RANKING_KEY
 
 if TYPE_CHECKING:
     from typing import Self
 
 
-class FallbackClassifier(Component):
+class FallbackClassifier(StatelessNLUComponent):
     """Replaces an unsure intent with ``nlu_fallback``, as Rasa does.
 
     Unsure means the top confidence is below ``threshold`` (a message without a predicted
@@ -27,6 +25,8 @@ class FallbackClassifier(Component):
 
     name = "FallbackClassifier"
     prepares_training_data = False
+    needs = (INTENT,)
+    provides = (INTENT,)
 
     def __init__(self, *, threshold: float = 0.3, ambiguity_threshold: float = 0.1) -> None:
         self.threshold = threshold
@@ -59,10 +59,3 @@ class FallbackClassifier(Component):
             fallback: dict[str, Any] = {"name": FALLBACK_INTENT, "confidence": self.threshold}
             message.data[INTENT_KEY] = fallback
             message.data.setdefault(INTENT_RANKING_KEY, []).insert(0, dict(fallback))
-
-    def save(self, directory: Path) -> None:
-        save_stateless(self, directory)
-
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        return load_stateless(cls, directory)

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from parley.component import Component
+from parley.component import INTENT, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import warn
-from parley.nlu._io import new_from_saved, read_json, write_json
 from parley.nlu.classifiers._output import INTENT_KEY
 
 if TYPE_CHECKING:
     from typing import Self
 
+    import numpy as np
+
 _WORD_CHAR = re.compile(r"\w")
 
 
-class KeywordIntentClassifier(Component):
+class KeywordIntentClassifier(NLUComponent):
     """Predicts the intent of the first keyword (in training order) found in a message.
 
     A keyword matches as a whole word (``\\b`` on both sides), case sensitive by default.
@@ -31,6 +32,7 @@ class KeywordIntentClassifier(Component):
 
     name = "KeywordIntentClassifier"
     prepares_training_data = False
+    provides = (INTENT,)
 
     def __init__(self, *, case_sensitive: bool = True) -> None:
         self.case_sensitive = case_sensitive
@@ -97,13 +99,8 @@ class KeywordIntentClassifier(Component):
             else:
                 message.data[INTENT_KEY] = {"name": None, "confidence": 0.0}
 
-    def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        self.save_params(directory)
-        write_json(directory, {"keywords": [[k, v] for k, v in self.keywords_.items()]})
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"keywords": [[k, v] for k, v in self.keywords_.items()]}, {}
 
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        classifier = new_from_saved(cls, directory)
-        classifier.keywords_ = {k: v for k, v in read_json(directory)["keywords"]}
-        return classifier
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self.keywords_ = {str(k): str(v) for k, v in state["keywords"]}

@@ -13,18 +13,16 @@ meaningful whatever the data size; the optimum is the same as scikit-learn's).
 from __future__ import annotations
 
 import math
-
-from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from parley.component import Component
+from parley.component import FEATURES, INTENT, Finetunable, NLUComponent, finetune_epochs
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError, ModelArchiveError
 from parley.ml.quasi_newton import minimize_lbfgs
-from parley.nlu._io import new_from_saved, read_arrays, read_json, write_arrays, write_json
 from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH, write_intent_rankings
 from parley.nlu.features import features_of, stack_sentence_features
 
@@ -36,7 +34,7 @@ if TYPE_CHECKING:
 SOLVERS = ("lbfgs",)
 
 
-class LogisticRegressionClassifier(Component):
+class LogisticRegressionClassifier(NLUComponent, Finetunable):
     """Predicts the intent and a ranking of intents from sparse sentence features.
 
     ``max_iter``, ``solver``, ``tol``, ``random_state`` and ``ranking_length`` are Rasa's
@@ -53,6 +51,8 @@ class LogisticRegressionClassifier(Component):
     name = "LogisticRegressionClassifier"
     prepares_training_data = False
     uses_packages = ("numpy", "scipy")
+    needs = (FEATURES,)
+    provides = (INTENT,)
 
     def __init__(
         self,
@@ -141,7 +141,7 @@ class LogisticRegressionClassifier(Component):
         x = self._weighted(x, sparse)  # the first training's idf: the weights expect it
         y = np.searchsorted(np.array(self.classes_), np.array(labels))
         start = np.concatenate([self.coef_.ravel(), self.intercept_])
-        iterations = max(1, math.ceil(self.max_iter * epoch_fraction))
+        iterations = finetune_epochs(self.max_iter, epoch_fraction)
         self.coef_, self.intercept_ = self._solve(x, y, len(self.classes_), start, iterations)
         return self
 
@@ -226,30 +226,22 @@ class LogisticRegressionClassifier(Component):
                               self.ranking_length)
 
     # --- persistence -------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        self.save_params(directory)
-        write_json(directory, {"classes": self.classes_, "feature_layout": self.feature_layout_})
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         arrays = {"coef": self.coef_, "intercept": self.intercept_}
         if self.idf_ is not None:
             arrays["idf"] = self.idf_
-        write_arrays(directory, arrays)
+        return {"classes": self.classes_, "feature_layout": self.feature_layout_}, arrays
 
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        classifier = new_from_saved(cls, directory)
-        state = read_json(directory)
-        arrays = read_arrays(directory)
-        classifier.classes_ = list(state["classes"])
-        classifier.feature_layout_ = [[str(o), int(d)] for o, d in state["feature_layout"]]
-        classifier.coef_ = arrays["coef"]
-        classifier.intercept_ = arrays["intercept"]
-        classifier.idf_ = arrays.get("idf")
-        if classifier.tfidf != (classifier.idf_ is not None) or (
-                classifier.idf_ is not None and classifier.idf_.shape != (classifier.coef_.shape[0],)):
-            raise ModelArchiveError(f"{cls.name}: the saved model's tf-idf weights do not match "
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self.classes_ = [str(c) for c in state["classes"]]
+        self.feature_layout_ = [[str(o), int(d)] for o, d in state["feature_layout"]]
+        self.coef_ = arrays["coef"]
+        self.intercept_ = arrays["intercept"]
+        self.idf_ = arrays.get("idf")
+        if self.tfidf != (self.idf_ is not None) or (
+                self.idf_ is not None and self.idf_.shape != (self.coef_.shape[0],)):
+            raise ModelArchiveError(f"{self.name}: the saved model's tf-idf weights do not match "
                                     "its settings or its size; the archive is damaged.")
-        return classifier
 
 
 def inverse_document_frequency(x: csr_matrix, dims: list[int], sparse: list[bool]) -> np.ndarray:

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from zipfile import BadZipFile
 
 import numpy as np
 
-from parley.component import Component
+from parley.component import FEATURES, INTENT, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.errors import ConfigError, ModelArchiveError
-from parley.nlu._io import new_from_saved, read_arrays, read_json, write_arrays, write_json
+from parley.errors import ConfigError
 from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH, write_intent_rankings
 from parley.nlu.features import features_of, stack_sentence_features
 
@@ -211,7 +209,7 @@ def _couple_batch(q: np.ndarray) -> np.ndarray:
     return out
 
 
-class SklearnIntentClassifier(Component):
+class SklearnIntentClassifier(NLUComponent):
     """Predicts the intent and a ranking of intents with a grid-searched SVM.
 
     Rasa's parameters: ``C``, ``gamma`` and ``kernels`` (lists to search; null for Rasa's
@@ -230,6 +228,8 @@ class SklearnIntentClassifier(Component):
     name = "SklearnIntentClassifier"
     prepares_training_data = False
     uses_packages = ("numpy", "scipy", "scikit-learn")
+    needs = (FEATURES,)
+    provides = (INTENT,)
 
     def __init__(
         self,
@@ -362,9 +362,7 @@ class SklearnIntentClassifier(Component):
                               self.ranking_length)
 
     # --- persistence -------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        self.save_params(directory)
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         state: dict[str, Any] = {"classes": self.classes_, "feature_layout": self.feature_layout_,
                                  "best_params": self.best_params_, "svm": None}
         arrays: dict[str, np.ndarray] = {}
@@ -376,40 +374,27 @@ class SklearnIntentClassifier(Component):
             arrays = {"sv_data": sv.data, "sv_indices": sv.indices, "sv_indptr": sv.indptr,
                       "dual_coef": svm.dual_coef, "intercept": svm.intercept,
                       "n_support": svm.n_support, "prob_a": svm.prob_a, "prob_b": svm.prob_b}
-        write_json(directory, state)
-        write_arrays(directory, arrays)
+        return state, arrays
 
-    @classmethod
-    def load(cls, directory: Path) -> Self:
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         from scipy.sparse import csr_matrix
 
-        classifier = new_from_saved(cls, directory)
-        try:
-            state = read_json(directory)
-            arrays = read_arrays(directory)
-            classifier.classes_ = [str(c) for c in state["classes"]]
-            classifier.feature_layout_ = [[str(o), int(d)] for o, d in state["feature_layout"]]
-            classifier.best_params_ = dict(state["best_params"])
-            classifier.svm_ = None
-            saved = state["svm"]
-            if saved is not None:
-                shape = tuple(int(n) for n in saved["support_vectors_shape"])
-                svm = SVMModel(
-                    csr_matrix((arrays["sv_data"], arrays["sv_indices"], arrays["sv_indptr"]),
-                               shape=shape),
-                    arrays["dual_coef"], arrays["intercept"], arrays["n_support"].astype(np.int64),
-                    arrays["prob_a"], arrays["prob_b"], str(saved["kernel"]),
-                    float(saved["gamma"]), int(saved["degree"]), float(saved["coef0"]),
-                )
-                _check(svm, len(classifier.classes_))
-                classifier.svm_ = svm
-        except (KeyError, TypeError, ValueError, AttributeError, OSError, EOFError,
-                BadZipFile) as error:
-            raise ModelArchiveError(
-                f"{directory} holds a damaged {cls.name} ({type(error).__name__}: {error}); "
-                "train the model again."
-            ) from error
-        return classifier
+        self.classes_ = [str(c) for c in state["classes"]]
+        self.feature_layout_ = [[str(o), int(d)] for o, d in state["feature_layout"]]
+        self.best_params_ = dict(state["best_params"])
+        self.svm_ = None
+        saved = state["svm"]
+        if saved is not None:
+            shape = tuple(int(n) for n in saved["support_vectors_shape"])
+            svm = SVMModel(
+                csr_matrix((arrays["sv_data"], arrays["sv_indices"], arrays["sv_indptr"]),
+                           shape=shape),
+                arrays["dual_coef"], arrays["intercept"], arrays["n_support"].astype(np.int64),
+                arrays["prob_a"], arrays["prob_b"], str(saved["kernel"]),
+                float(saved["gamma"]), int(saved["degree"]), float(saved["coef0"]),
+            )
+            _check(svm, len(self.classes_))
+            self.svm_ = svm
 
 
 def _check(svm: SVMModel, n_classes: int) -> None:

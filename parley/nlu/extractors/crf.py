@@ -8,18 +8,17 @@ token's entity tag. Token features are Rasa's (:mod:`parley.nlu.extractors._crf_
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from zipfile import BadZipFile
 
 import numpy as np
 
-from parley.component import Component
+from parley.component import (
+    DENSE_FEATURES, ENTITIES, TOKENS, Finetunable, NLUComponent, finetune_epochs,
+)
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.errors import ConfigError, DataError, ModelArchiveError
-from parley.nlu._io import new_from_saved, read_arrays, read_json, write_arrays, write_json
+from parley.errors import ConfigError, DataError
 from parley.nlu.entity_tags import NO_ENTITY, decode_entities, label_of, tag_spans, token_tags
 from parley.nlu.extractors import ENTITIES_KEY
 from parley.nlu.extractors._crf import ChainWeights, predict_chain, train_chain_crf
@@ -50,7 +49,7 @@ class _Tagger:
         self.weights = weights
 
 
-class CRFEntityExtractor(Component):
+class CRFEntityExtractor(NLUComponent, Finetunable):
     """Tags tokens with a CRF and turns the tags into entities (with roles and groups).
 
     Parameters are Rasa's: ``BILOU_flag`` (tag the beginning/inside/last/unit token of each
@@ -67,8 +66,9 @@ class CRFEntityExtractor(Component):
 
     name = "CRFEntityExtractor"
     prepares_training_data = False
-    code_version = 1
     uses_packages = ("numpy", "scipy")
+    needs = (TOKENS,)
+    provides = (ENTITIES,)
 
     def __init__(
         self,
@@ -90,6 +90,15 @@ class CRFEntityExtractor(Component):
         self.featurizers = featurizers
 
     # --- parameters ----------------------------------------------------------------------
+    @classmethod
+    def needs_with(cls, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """Tokens, and dense features when its ``features`` ask for them."""
+        window = params.get("features")
+        if isinstance(window, list) and any(
+                isinstance(names, list) and DENSE in names for names in window):
+            return (*cls.needs, DENSE_FEATURES)
+        return cls.needs
+
     def _window(self) -> list[list[str]]:
         return check_window(DEFAULT_FEATURES if self.features is None else self.features,
                             self.name)
@@ -155,15 +164,15 @@ class CRFEntityExtractor(Component):
     def finetune(self, training_data: TrainingData, epoch_fraction: float) -> Self:
         """Continue from the learned weights on new data for ``ceil(max_iterations ×
         epoch_fraction)`` iterations. Attributes never seen before get no weight; entity
-        types, roles or groups (or tags) the model does not know are a DataError."""
+        types, roles or groups (or tags) the model does not know are a DataError.
+
+        A model that learned no entities (its data had none) stays empty when the new data
+        has none either, as training it again would; entities in the new data are new
+        entity types, refused like any other."""
         self.check_is_fitted()
-        if not self.taggers_:
-            raise DataError(f"{self.name} learned no entities the first time; it cannot be "
-                            "finetuned. Train a new model instead.")
         examples = [m for m in training_data.examples if m.text]
         all_tokens = tokens_of(examples, self.name)
-        batch = self._batch(examples, all_tokens)
-        iterations = max(1, math.ceil(self.max_iterations * epoch_fraction))
+        iterations = finetune_epochs(self.max_iterations, epoch_fraction)
         golds = {a: self._gold(examples, all_tokens, a) for a in ATTRIBUTES}
         for attribute, gold in golds.items():
             tagger = self.taggers_.get(attribute)
@@ -175,6 +184,9 @@ class CRFEntityExtractor(Component):
                     f"{', '.join(sorted({label_of(t) for t in unknown}))} (tags "
                     f"{', '.join(unknown)}). Train a new model instead."
                 )
+        if not self.taggers_:
+            return self
+        batch = self._batch(examples, all_tokens)
         for attribute, tagger in self.taggers_.items():
             rows, names, values = attribute_entries(
                 batch, self._window(), None if attribute == "entity" else golds["entity"])
@@ -275,14 +287,10 @@ class CRFEntityExtractor(Component):
         return not joined or self._splits(label)
 
     # --- persistence ---------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        self.save_params(directory)
-        write_json(directory, {
-            "taggers": {a: {"labels": t.labels, "attributes": t.attributes}
-                        for a, t in self.taggers_.items()},
-            "dense_layout": self.dense_layout_,
-        })
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        state = {"taggers": {a: {"labels": t.labels, "attributes": t.attributes}
+                             for a, t in self.taggers_.items()},
+                 "dense_layout": self.dense_layout_}
         arrays: dict[str, np.ndarray] = {}
         for attribute, tagger in self.taggers_.items():
             w = tagger.weights
@@ -290,34 +298,22 @@ class CRFEntityExtractor(Component):
                            f"{attribute}_pair_label": w.pair_label,
                            f"{attribute}_state": w.state,
                            f"{attribute}_transitions": w.transitions})
-        write_arrays(directory, arrays)
+        return state, arrays
 
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        extractor = new_from_saved(cls, directory)
-        try:
-            state = read_json(directory)
-            arrays = read_arrays(directory)
-            extractor.dense_layout_ = [[str(o), int(d)] for o, d in state["dense_layout"]]
-            extractor.taggers_ = {}
-            for attribute, saved in state["taggers"].items():
-                labels = [str(t) for t in saved["labels"]]
-                attributes = [str(a) for a in saved["attributes"]]
-                weights = ChainWeights(
-                    arrays[f"{attribute}_pair_attribute"].astype(np.int64),
-                    arrays[f"{attribute}_pair_label"].astype(np.int64),
-                    arrays[f"{attribute}_state"].astype(np.float64),
-                    arrays[f"{attribute}_transitions"].astype(np.float64),
-                )
-                _check_shapes(weights, len(labels), len(attributes))
-                extractor.taggers_[attribute] = _Tagger(labels, attributes, weights)
-        except (KeyError, TypeError, ValueError, AttributeError, OSError, EOFError,
-                BadZipFile) as error:
-            raise ModelArchiveError(
-                f"{directory} holds a damaged {cls.name} ({type(error).__name__}: {error}); "
-                "train the model again."
-            ) from error
-        return extractor
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self.dense_layout_ = [[str(o), int(d)] for o, d in state["dense_layout"]]
+        self.taggers_ = {}
+        for attribute, saved in state["taggers"].items():
+            labels = [str(t) for t in saved["labels"]]
+            attributes = [str(a) for a in saved["attributes"]]
+            weights = ChainWeights(
+                arrays[f"{attribute}_pair_attribute"].astype(np.int64),
+                arrays[f"{attribute}_pair_label"].astype(np.int64),
+                arrays[f"{attribute}_state"].astype(np.float64),
+                arrays[f"{attribute}_transitions"].astype(np.float64),
+            )
+            _check_shapes(weights, len(labels), len(attributes))
+            self.taggers_[attribute] = _Tagger(labels, attributes, weights)
 
 
 def _pruned(labels: list[str], attributes: list[str], weights: ChainWeights) -> _Tagger:

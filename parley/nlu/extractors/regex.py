@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from parley.component import Component
+from parley.component import ENTITIES, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.nlu._io import new_from_saved, read_json, write_json
 from parley.nlu.extractors import ENTITIES_KEY
 from parley.nlu.patterns import Pattern, compile_patterns, extract_patterns
 
 if TYPE_CHECKING:
     from typing import Self
 
+    import numpy as np
 
-class RegexEntityExtractor(Component):
+
+class RegexEntityExtractor(NLUComponent):
     """Extracts an entity for every match of a pattern named like an annotated entity.
 
     Patterns are the ``regex:`` and ``lookup:`` blocks whose name is an entity annotated
@@ -26,6 +27,7 @@ class RegexEntityExtractor(Component):
 
     name = "RegexEntityExtractor"
     prepares_training_data = False
+    provides = (ENTITIES,)
 
     def __init__(
         self,
@@ -69,15 +71,9 @@ class RegexEntityExtractor(Component):
             found = self.extract(message.text)
             message.data[ENTITIES_KEY] = [*message.data.get(ENTITIES_KEY, []), *found]
 
-    def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        self.save_params(directory)
-        write_json(directory, {"patterns": [[p.name, p.pattern] for p in self.patterns_]})
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"patterns": [[p.name, p.pattern] for p in self.patterns_]}, {}
 
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        extractor = new_from_saved(cls, directory)
-        extractor.patterns_ = [Pattern(n, p) for n, p in read_json(directory)["patterns"]]
-        extractor._compiled = compile_patterns(extractor.patterns_, extractor.case_sensitive,
-                                               cls.name)
-        return extractor
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self.patterns_ = [Pattern(str(n), str(p)) for n, p in state["patterns"]]
+        self._compiled = compile_patterns(self.patterns_, self.case_sensitive, self.name)

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from parley.component import Component
+from parley.component import NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import warn
-from parley.nlu._io import new_from_saved, read_json, write_json
 from parley.nlu.extractors import ENTITIES_KEY
 
 if TYPE_CHECKING:
     from typing import Self
 
+    import numpy as np
 
-class EntitySynonymMapper(Component):
+
+class EntitySynonymMapper(NLUComponent):
     """Replaces an entity's value when its lower-cased text is a known synonym.
 
     Synonyms come from ``synonym:`` blocks and from annotated entities whose value differs
@@ -60,13 +61,8 @@ class EntitySynonymMapper(Component):
                     entity["value"] = replacement
                     entity.setdefault("processors", []).append(self.name)
 
-    def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        self.save_params(directory)
-        write_json(directory, {"synonyms": self.synonyms_})
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"synonyms": self.synonyms_}, {}
 
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        mapper = new_from_saved(cls, directory)
-        mapper.synonyms_ = dict(read_json(directory)["synonyms"])
-        return mapper
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self.synonyms_ = {str(k): str(v) for k, v in dict(state["synonyms"]).items()}

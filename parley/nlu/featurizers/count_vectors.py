@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from parley.component import Component
+from parley.component import SPARSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError
-from parley.nlu._io import new_from_saved, read_json, write_json
 from parley.nlu.features import attach_features
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
 
@@ -41,7 +39,7 @@ _SPACES = re.compile(r"\s\s+")
 ANALYZERS = ("word", "char", "char_wb")
 
 
-class CountVectorsFeaturizer(Component):
+class CountVectorsFeaturizer(NLUComponent):
     """Counts word (``analyzer: word``) or character n-grams (``char``, ``char_wb``).
 
     Parameters keep Rasa's names and defaults. ``min_df``/``max_df`` are document counts
@@ -53,6 +51,8 @@ class CountVectorsFeaturizer(Component):
     """
 
     name = "CountVectorsFeaturizer"
+    needs = (TOKENS,)
+    provides = (SPARSE_FEATURES,)
 
     def __init__(
         self,
@@ -263,18 +263,11 @@ class CountVectorsFeaturizer(Component):
         attach_features(messages, sequence, sentence, token_offsets(token_lists), self.name)
 
     # --- persistence -------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        self.save_params(directory)
-        terms = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)
-        write_json(directory, {"vocabulary": terms})
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"vocabulary": sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)}, {}
 
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        featurizer = new_from_saved(cls, directory)
-        terms = read_json(directory)["vocabulary"]
-        featurizer.vocabulary_ = {term: i for i, term in enumerate(terms)}
-        return featurizer
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self.vocabulary_ = {str(term): i for i, term in enumerate(state["vocabulary"])}
 
 
 def _coordinates(

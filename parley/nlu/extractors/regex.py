@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from parley.component import Component
 from parley.data.message import Message
@@ -11,6 +11,7 @@ from parley.data.training_data import TrainingData
 from parley.nlu._io import new_from_saved, read_json, write_json
 from parley.nlu.extractors import ENTITIES_KEY
 from parley.nlu.patterns import Pattern, compile_patterns, extract_patterns
+from parley.params import Bool, Constraint
 
 if TYPE_CHECKING:
     from typing import Self
@@ -27,6 +28,13 @@ class RegexEntityExtractor(Component):
     name = "RegexEntityExtractor"
     prepares_training_data = False
 
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "case_sensitive": Bool(),
+        "use_lookup_tables": Bool(),
+        "use_regexes": Bool(),
+        "use_word_boundaries": Bool(),
+    }
+
     def __init__(
         self,
         *,
@@ -41,6 +49,7 @@ class RegexEntityExtractor(Component):
         self.use_word_boundaries = use_word_boundaries
 
     def fit(self, training_data: TrainingData) -> Self:
+        self.check_params()
         self.patterns_ = extract_patterns(
             training_data,
             use_regexes=self.use_regexes,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from parley.component import Component
 from parley.data.message import Message
@@ -11,6 +11,7 @@ from parley.data.training_data import TrainingData
 from parley.errors import warn
 from parley.nlu._io import new_from_saved, read_json, write_json
 from parley.nlu.extractors import ENTITIES_KEY
+from parley.params import Constraint
 
 if TYPE_CHECKING:
     from typing import Self
@@ -27,6 +28,8 @@ class EntitySynonymMapper(Component):
 
     name = "EntitySynonymMapper"
     prepares_training_data = False
+
+    param_constraints: ClassVar[dict[str, Constraint]] = {}
 
     def __init__(self) -> None:
         pass

@@ -13,6 +13,7 @@ boolean or a number here, and the message says how to write what was meant.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +22,7 @@ from typing import Any
 
 __all__ = [
     "AnyOf", "Bool", "Choice", "Constraint", "FeatureWindow", "Float", "Hint", "Int", "ListOf", "MappingOf", "NoneOr",
-    "ParamProblem", "Regex", "Rule", "Str", "param_problems",
+    "ParamProblem", "Regex", "Rule", "Str", "keyword_signature", "param_problems",
 ]
 
 # A whole number past this overflows the 64-bit integers of numpy and torch, so it would
@@ -35,6 +36,33 @@ _BOOL_TEXT = {"true", "false", "yes", "no", "on", "off", "y", "n"}
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _yaml(value: Any) -> str:
+    """A plain value as config.yml writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
+
+
+def keyword_signature(own: Callable[..., Any], base: Callable[..., Any],
+                      drop: Sequence[str] = (), defaults: Mapping[str, Any] | None = None,
+                      ) -> inspect.Signature:
+    """The signature of a constructor ``own`` that takes a few keywords of its own and
+    passes ``**kwargs`` on to ``base``: ``base``'s keyword parameters less ``drop``, with
+    ``defaults`` replacing theirs, then ``own``'s. Set as ``own.__signature__``, it lets
+    ``inspect.signature`` (and so ``param_names``/``default_params``) see every parameter
+    while each is declared once."""
+    defaults = defaults or {}
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    base_sig = inspect.signature(base)
+    own_sig = inspect.signature(own)
+    params = [p for p in own_sig.parameters.values() if p.name == "self"]
+    params += [p.replace(default=defaults.get(p.name, p.default))
+               for p in base_sig.parameters.values()
+               if p.name != "self" and p.kind in kinds and p.name not in drop]
+    params += [p for p in own_sig.parameters.values() if p.name != "self" and p.kind in kinds]
+    return own_sig.replace(parameters=params)
 
 
 class Constraint:
@@ -166,7 +194,7 @@ class Choice(Constraint):
         return any(type(value) is type(v) and value == v for v in self.values)
 
     def describe(self) -> str:
-        shown = [v if isinstance(v, str) else _show(v) for v in self.values]
+        shown = [_yaml(v) for v in self.values]
         if len(shown) == 1:
             return f"'{shown[0]}'" if isinstance(self.values[0], str) else shown[0]
         return "one of " + ", ".join(shown)

@@ -130,6 +130,17 @@ def config_issues(config: ProjectConfig, training_type: str = "both") -> list[Is
     return issues
 
 
+def check_config(config: ProjectConfig, training_type: str = "both",
+                 strict: bool = False) -> None:
+    """Raise ConfigError for the first error of :func:`config_issues`; with ``strict``
+    (``parley train --strict``) for the first warning too, such as an unknown key."""
+    issues = config_issues(config, training_type)
+    _raise_first(issues)
+    if strict:
+        _raise_first([Issue("error", f"{i.message} (an error with --strict)", i.file, i.line)
+                      for i in issues])
+
+
 def _raise_first(issues: list[Issue]) -> None:
     for issue in issues:
         if issue.level == "error":
@@ -167,7 +178,7 @@ def _entry(kind: str, entry: ComponentConfig,
     except ConfigError as error:
         return {}, [issue("error", str(error))]
     accepted = cls.param_names()
-    issues = [issue("warning", f"{cls.unknown_param_message(key)} It is ignored, as Rasa does.",
+    issues = [issue("warning", f"{cls.unknown_param_message(key)} Parley ignores it, as Rasa does.",
                     key) for key in entry.params if key not in accepted]
     params = {k: v for k, v in entry.params.items() if k in accepted}
     params.update({k: v for k, v in extra.items() if k in accepted})

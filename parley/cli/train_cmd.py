@@ -19,6 +19,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="Threads for numeric work (default: all cores).")
     parser.add_argument("--quiet", action="store_true",
                         help="No progress bars (also: PARLEY_QUIET=1).")
+    parser.add_argument("--strict", action="store_true",
+                        help="Refuse config.yml keys a component does not have (else a warning).")
 
 
 def register(commands: Any) -> None:
@@ -50,6 +52,15 @@ def register(commands: Any) -> None:
     core.set_defaults(handler=run_train_core)
 
 
+def _check_strictly(args: argparse.Namespace, training_type: str) -> None:
+    """``--strict``: config.yml's warnings (unknown keys) stop the training before it starts."""
+    if args.strict:
+        from parley.data.config import read_config
+        from parley.recipe import check_config
+
+        check_config(read_config(args.config), training_type, strict=True)
+
+
 def _threads(args: argparse.Namespace) -> None:
     if args.quiet:
         from parley.progress import set_quiet
@@ -66,6 +77,7 @@ def _threads(args: argparse.Namespace) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from parley.model_training import train
 
+    _check_strictly(args, "both")
     _threads(args)
     result = train(
         args.domain, args.config, args.data, args.out, dry_run=args.dry_run,
@@ -95,6 +107,7 @@ def describe_code(code: int) -> str:
 def run_train_nlu(args: argparse.Namespace) -> int:
     from parley.model_training import train_nlu
 
+    _check_strictly(args, "nlu")
     _threads(args)
     path = train_nlu(args.config, args.nlu, args.out, args.fixed_model_name,
                      args.persist_nlu_data, domain=args.domain, model_to_finetune=args.finetune,
@@ -106,6 +119,7 @@ def run_train_nlu(args: argparse.Namespace) -> int:
 def run_train_core(args: argparse.Namespace) -> int:
     from parley.model_training import train_core
 
+    _check_strictly(args, "core")
     _threads(args)
     path = train_core(args.domain, args.config, args.stories, args.out, args.fixed_model_name,
                       {"augmentation_factor": args.augmentation}, model_to_finetune=args.finetune,

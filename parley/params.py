@@ -78,8 +78,10 @@ class Constraint:
     def hint(self, value: Any) -> str:
         """How to write what was probably meant; empty when there is nothing to add."""
         if isinstance(value, str) and _NUMBER_TEXT.match(value.strip()):
-            return ("YAML reads this as text: write the number without quotes "
-                    "(an exponent needs a dot and a sign, e.g. 1.0e+3).")
+            if "e" in value.lower():
+                return ("YAML reads this as text: write a number with an exponent with a dot "
+                        "and a sign (1.0e+3), without quotes.")
+            return "YAML reads this as text: write the number without quotes."
         return ""
 
 

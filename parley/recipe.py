@@ -212,7 +212,7 @@ def _featurizer_issues(entries: list[ComponentConfig]) -> list[Issue]:
                     available = ", ".join(dict.fromkeys(before)) or "none"
                     issues.append(Issue(
                         "error", f"{entry.name}: featurizers names '{name}', which is not a "
-                        f"featurizer before it in the pipeline (there: {available}).",
+                        f"featurizer before it in the pipeline; those are: {available}.",
                         entry.file, line))
         if entry.name in FEATURIZERS:
             before.append(entry.name)

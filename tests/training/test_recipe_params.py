@@ -86,7 +86,7 @@ def test_featurizers_must_name_featurizers_before_the_component() -> None:
         build_recipe(read_config_text(text, "config.yml"))
     assert str(info.value) == (
         f"config.yml:{line}: DIETClassifier: featurizers names 'nope', which is not a featurizer "
-        "before it in the pipeline (there: RegexFeaturizer, CountVectorsFeaturizer).")
+        "before it in the pipeline; those are: RegexFeaturizer, CountVectorsFeaturizer.")
     text, _ = _with("DIETClassifier", "featurizers", "[CountVectorsFeaturizer]")
     build_recipe(read_config_text(text, "config.yml"))
 
@@ -98,7 +98,7 @@ def test_unknown_key_should_warn_with_its_line_and_be_dropped() -> None:
     [warning] = [w.message for w in caught]
     assert str(warning).startswith(f"config.yml:{line}: CountVectorsFeaturizer has no parameter "
                                    "'analyser'. Did you mean 'analyzer'?")
-    assert "ignored" in str(warning)
+    assert str(warning).endswith("Parley ignores it, as Rasa does.")
     node = next(n for n in recipe.nlu if n.component == "CountVectorsFeaturizer")
     assert node.params == {}
 

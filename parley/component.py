@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from parley.errors import ConfigError, NotFittedError
-from parley.params import Constraint, ParamProblem, Rule, param_problems
+from parley.params import Constraint, ParamProblem, Rule, find_problems
 
 PARAMS_FILE = "params.json"
 
@@ -79,7 +79,7 @@ class Component:
     def param_problems(cls, params: dict[str, Any]) -> list[ParamProblem]:
         """Every value of ``params`` its constraint refuses, then every broken rule
         (over ``params`` on top of the defaults). Unknown keys are not looked at."""
-        return param_problems(cls.param_constraints, cls.param_rules, params,
+        return find_problems(cls.param_constraints, cls.param_rules, params,
                               cls.default_params())
 
     @classmethod

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "AnyOf", "Bool", "Choice", "Constraint", "FeatureWindow", "Float", "Hint", "Int", "ListOf", "MappingOf", "NoneOr",
-    "ParamProblem", "Regex", "Rule", "Str", "keyword_signature", "param_problems",
+    "AnyOf", "Bool", "Choice", "Constraint", "FeatureWindow", "Float", "Hint", "Int", "ListOf",
+    "MappingOf", "NoneOr", "ParamProblem", "Regex", "Rule", "Str", "find_problems",
+    "keyword_signature",
 ]
 
 # A whole number past this overflows the 64-bit integers of numpy and torch, so it would
@@ -356,7 +357,7 @@ class ParamProblem:
     message: str
 
 
-def param_problems(
+def find_problems(
     constraints: Mapping[str, Constraint], rules: Sequence[Rule], given: Mapping[str, Any],
     defaults: Mapping[str, Any],
 ) -> list[ParamProblem]:

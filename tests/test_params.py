@@ -14,7 +14,7 @@ from parley.dialogue.registry import POLICIES
 from parley.nlu.registry import NLU_COMPONENTS
 from parley.params import (
     AnyOf, Bool, Choice, FeatureWindow, Float, Int, ListOf, MappingOf, NoneOr, Regex, Rule, Str,
-    keyword_signature, param_problems,
+    find_problems, keyword_signature,
 )
 from parley.recipe import CORE, NLU, component_class
 
@@ -32,7 +32,7 @@ def test_every_parameter_should_have_a_declared_constraint(cls: type[Component])
 
 @pytest.mark.parametrize("cls", _registered(), ids=lambda cls: cls.name)
 def test_every_default_should_satisfy_its_constraint(cls: type[Component]) -> None:
-    assert cls.param_problems(cls.default_params()) == []
+    assert cls.find_problems(cls.default_params()) == []
 
 
 # --- single constraints -------------------------------------------------------------------
@@ -59,7 +59,7 @@ def test_constraints_should_allow_exactly_their_values(constraint: Any, good: li
 
 
 def test_problem_should_name_key_value_and_what_is_allowed() -> None:
-    [problem] = param_problems({"epochs": Int(1, 100)}, (), {"epochs": -1}, {})
+    [problem] = find_problems({"epochs": Int(1, 100)}, (), {"epochs": -1}, {})
     assert problem.key == "epochs"
     assert problem.message == "epochs must be a whole number from 1 to 100, not -1."
 
@@ -69,24 +69,24 @@ def test_problem_should_name_key_value_and_what_is_allowed() -> None:
     ("no", "yes/no/on/off as text"),
 ])
 def test_booleans_written_as_text_should_get_a_hint(value: str, hint: str) -> None:
-    [problem] = param_problems({"case_sensitive": Bool()}, (), {"case_sensitive": value}, {})
+    [problem] = find_problems({"case_sensitive": Bool()}, (), {"case_sensitive": value}, {})
     assert hint in problem.message
 
 
 def test_numbers_written_as_text_should_get_a_hint() -> None:
-    [problem] = param_problems({"ranking_length": Int(min=0)}, (), {"ranking_length": "10"}, {})
+    [problem] = find_problems({"ranking_length": Int(min=0)}, (), {"ranking_length": "10"}, {})
     assert "without quotes" in problem.message
-    [problem] = param_problems({"layers": Int(0, 9)}, (), {"layers": "1e12"}, {})
+    [problem] = find_problems({"layers": Int(0, 9)}, (), {"layers": "1e12"}, {})
     assert "1.0e+3" in problem.message
 
 
 def test_rules_should_see_defaults_and_skip_values_already_refused() -> None:
     rule = Rule(("size", "heads"), lambda size, heads: None if size % heads == 0 else "bad")
     constraints = {"size": Int(1, 99), "heads": Int(1, 9)}
-    assert param_problems(constraints, [rule], {"heads": 3}, {"size": 8, "heads": 4})[0].key \
+    assert find_problems(constraints, [rule], {"heads": 3}, {"size": 8, "heads": 4})[0].key \
         == "heads"
-    assert param_problems(constraints, [rule], {"heads": 4}, {"size": 8, "heads": 4}) == []
-    only = param_problems(constraints, [rule], {"heads": 0}, {"size": 8, "heads": 4})
+    assert find_problems(constraints, [rule], {"heads": 4}, {"size": 8, "heads": 4}) == []
+    only = find_problems(constraints, [rule], {"heads": 0}, {"size": 8, "heads": 4})
     assert [p.message.split(" ")[0] for p in only] == ["heads"]  # no ZeroDivisionError
 
 

@@ -62,7 +62,7 @@ class LogisticRegressionClassifier(Component):
         "solver": Hint(Choice(*SOLVERS), "Parley solves with lbfgs (the same optimum for "
                        "this model as scikit-learn's other solvers, e.g. liblinear)."),
         "tol": Float(min=0, min_exclusive=True),
-        "random_state": NoneOr(Int()),
+        "random_state": NoneOr(Int(0, 2**32 - 1)),  # numpy's seeds: 0 … 2**32 - 1
         "ranking_length": Int(min=0),
         "C": Float(min=0, min_exclusive=True),
         "class_weight": NoneOr(Choice("balanced")),

@@ -41,6 +41,8 @@ DEFAULT_GAMMA = (0.1,)
 DEFAULT_KERNELS = ("linear",)
 KERNELS = ("linear", "poly", "rbf", "sigmoid")
 _POSITIVE = Float(min=0, min_exclusive=True)
+# numpy's and scikit-learn's random_state take 0 … 2**32 - 1.
+_SEED = NoneOr(Int(0, 2**32 - 1))
 _GAMMA = AnyOf(_POSITIVE, Choice("scale", "auto"))
 _MIN_PROBABILITY = 1e-7  # libsvm clips each pairwise probability to [1e-7, 1 - 1e-7]
 
@@ -214,6 +216,36 @@ def _couple_batch(q: np.ndarray) -> np.ndarray:
     return out
 
 
+class _Scorer(Str):
+    """A scikit-learn scorer name (any non-empty text when scikit-learn is missing: then
+    fitting says how to install it)."""
+
+    def __init__(self) -> None:
+        super().__init__(nonempty=True)
+
+    @staticmethod
+    def _names() -> list[str] | None:
+        try:
+            from sklearn.metrics import get_scorer_names
+        except ImportError:
+            return None
+        return sorted(get_scorer_names())
+
+    def allows(self, value: Any) -> bool:
+        names = self._names()
+        return super().allows(value) and (names is None or value in names)
+
+    def describe(self) -> str:
+        return "the name of a scikit-learn scorer"
+
+    def hint(self, value: Any) -> str:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), self._names() or [], n=3)
+        return f"Did you mean {' or '.join(repr(c) for c in close)}?" if close else \
+            "E.g. f1_weighted (Rasa's default), accuracy, f1_macro."
+
+
 class SklearnIntentClassifier(Component):
     """Predicts the intent and a ranking of intents with a grid-searched SVM.
 
@@ -239,11 +271,11 @@ class SklearnIntentClassifier(Component):
         "gamma": NoneOr(AnyOf(_GAMMA, ListOf(_GAMMA, min_len=1))),
         "kernels": NoneOr(AnyOf(Choice(*KERNELS), ListOf(Choice(*KERNELS), min_len=1))),
         "max_cross_validation_folds": Int(min=2),
-        "scoring_function": Str(nonempty=True),
-        # scikit-learn's n_jobs: -1 uses every core; past a thousand parallel jobs only
-        # memory grows (each holds a copy of the data).
+        "scoring_function": _Scorer(),
+        # scikit-learn's n_jobs: -1 uses every core; the search runs at most one job per
+        # core whatever is asked (see _jobs).
         "num_threads": AnyOf(Int(1, 1024), Choice(-1)),
-        "random_seed": NoneOr(Int()),
+        "random_seed": _SEED,
         "ranking_length": Int(min=0),
         "featurizers": NoneOr(ListOf(Str(nonempty=True))),
     }
@@ -279,6 +311,14 @@ class SklearnIntentClassifier(Component):
 
         return {"C": as_list(self.C, DEFAULT_C), "gamma": as_list(self.gamma, DEFAULT_GAMMA),
                 "kernel": as_list(self.kernels, DEFAULT_KERNELS)}
+
+    def _jobs(self) -> int:
+        """Parallel grid-search jobs: more than the cores only spawns idle processes (a
+        thousand of them take minutes to start), so at most one per core."""
+        import os
+
+        cores = os.cpu_count() or 1
+        return cores if self.num_threads == -1 else min(self.num_threads, cores)
 
     def _folds(self, counts: np.ndarray) -> int:
         return max(2, min(self.max_cross_validation_folds, int(counts.min()) // 5))
@@ -323,7 +363,7 @@ class SklearnIntentClassifier(Component):
                 self.best_params_ = dict(params)
                 return SVMModel.from_sklearn(svc.set_params(**params).fit(x, y))
             search = GridSearchCV(svc, param_grid=[grid], cv=self._folds(counts),
-                                  scoring=self.scoring_function, n_jobs=self.num_threads)
+                                  scoring=self.scoring_function, n_jobs=self._jobs())
             search.fit(x, y)
             self.best_params_ = dict(search.best_params_)
             return SVMModel.from_sklearn(search.best_estimator_)

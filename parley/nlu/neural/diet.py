@@ -138,7 +138,7 @@ class DIETClassifier(Component):
         "use_masked_language_model": Bool(),
         "BILOU_flag": Bool(),
         "split_entities_by_comma": AnyOf(Bool(), MappingOf(Str(), Bool())),
-        "random_seed": NoneOr(Int()),
+        "random_seed": NoneOr(Int(0, 2**32 - 1)),  # numpy's seeds: 0 … 2**32 - 1
         "tensorboard_log_directory": NoneOr(Str()),
         "tensorboard_log_level": Choice("epoch", "batch"),
         "checkpoint_model": Bool(),

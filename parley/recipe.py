@@ -49,6 +49,7 @@ class Node:
                 "params": self.params}
 
 
+STRICT = "(strict mode, as with --strict, makes this an error)"
 DEFAULT_AUGMENTATION = 50  # Rasa's default number of augmented stories
 
 
@@ -125,7 +126,7 @@ def config_issues(config: ProjectConfig, training_type: str = "both") -> list[Is
         try:
             _check_pipeline_order(config.pipeline)
         except ConfigError as error:
-            issues.append(Issue("error", str(error)))
+            issues.append(_located(str(error)))
         issues += _featurizer_issues(config.pipeline)
     return issues
 
@@ -137,8 +138,16 @@ def check_config(config: ProjectConfig, training_type: str = "both",
     issues = config_issues(config, training_type)
     _raise_first(issues)
     if strict:
-        _raise_first([Issue("error", f"{i.message} (an error with --strict)", i.file, i.line)
-                      for i in issues])
+        _raise_first([Issue("error", f"{i.message} {STRICT}", i.file, i.line) for i in issues])
+
+
+def _located(message: str) -> Issue:
+    """An error whose message starts with ``file:line: `` as an Issue with that place."""
+    where, _, rest = message.partition(": ")
+    file, _, line = where.rpartition(":")
+    if rest and file and line.isdigit():
+        return Issue("error", rest, file, int(line))
+    return Issue("error", message)
 
 
 def _raise_first(issues: list[Issue]) -> None:
@@ -156,8 +165,7 @@ def _nodes(kind: str, entries: list[ComponentConfig], extra: dict[str, Any],
         _raise_first(issues)
         for issue in issues:  # only warnings are left
             if strict:
-                raise ConfigError(f"{location(issue.file, issue.line)}: {issue.message} "
-                                  "(an error in strict mode)")
+                raise ConfigError(f"{location(issue.file, issue.line)}: {issue.message} {STRICT}")
             warn(issue.message, issue.file, issue.line)
         nodes.append(Node(f"{kind}_{index}_{entry.name}", kind, entry.name, params,
                           entry.file, entry.line))

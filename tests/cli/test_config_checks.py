@@ -49,6 +49,12 @@ def test_validate_should_warn_of_unknown_keys(project, capsys):
             "'token_pattern'.") in out
 
 
+def test_validate_should_place_pipeline_order_errors(project, capsys):
+    edit(project / "config.yml", "  - name: WhitespaceTokenizer\n", "")
+    assert main(["data", "validate"]) == 1
+    assert "config.yml:7: error: RegexFeaturizer needs tokens" in capsys.readouterr().out
+
+
 def test_dry_run_should_refuse_a_config_that_cannot_train(project, capsys):
     edit(project / "config.yml", "    tfidf: true", "    tfidf: true\n    featurizers: [nope]")
     assert main(["train", "--dry-run"]) == 1
@@ -65,7 +71,7 @@ def test_strict_training_should_refuse_unknown_keys(project, capsys):
     err = capsys.readouterr().err
     assert ("config.yml:28: MemoizationPolicy has no parameter 'max_histroy'. Did you mean "
             "'max_history'?") in err
-    assert "--strict" in err
+    assert "(strict mode, as with --strict, makes this an error)" in err
     assert main(["train", "core", "--strict", "--out", "models"]) == 1
     assert main(["train", "--dry-run"]) == 3  # without --strict: a warning, and it goes on
     assert "warning: MemoizationPolicy has no parameter 'max_histroy'" in capsys.readouterr().err

@@ -109,7 +109,7 @@ def test_unknown_key_should_be_an_error_when_strict() -> None:
         warnings.simplefilter("error")
         with pytest.raises(ConfigError, match=rf"config.yml:{line}: RulePolicy has no parameter "
                                               r"'core_fallback_treshold'. Did you mean "
-                                              r"'core_fallback_threshold'\?.*strict"):
+                                              r"'core_fallback_threshold'\?.*strict mode"):
             build_recipe(read_config_text(text, "config.yml"), strict=True)
 
 

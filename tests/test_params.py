@@ -32,7 +32,7 @@ def test_every_parameter_should_have_a_declared_constraint(cls: type[Component])
 
 @pytest.mark.parametrize("cls", _registered(), ids=lambda cls: cls.name)
 def test_every_default_should_satisfy_its_constraint(cls: type[Component]) -> None:
-    assert cls.find_problems(cls.default_params()) == []
+    assert cls.param_problems(cls.default_params()) == []
 
 
 # --- single constraints -------------------------------------------------------------------
@@ -101,3 +101,16 @@ def test_keyword_signature_should_merge_base_and_own_keywords() -> None:
     assert list(signature.parameters)[0] == "self"
     assert all(p.kind is not inspect.Parameter.VAR_KEYWORD
                for p in signature.parameters.values())
+
+
+def test_response_selector_should_take_diets_parameters_declared_once() -> None:
+    from parley.nlu.neural.diet import DIETClassifier
+    from parley.nlu.neural.response_selector import NOT_KEYS, ResponseSelector
+
+    diet, selector = DIETClassifier.default_params(), ResponseSelector.default_params()
+    assert set(selector) == (set(diet) - set(NOT_KEYS)) | {"retrieval_intent", "use_text_as_label"}
+    assert selector["connection_density"] == 1.0 and diet["connection_density"] == 0.2
+    assert selector["number_of_transformer_layers"] == 0 and selector["scale_loss"] is True
+    assert ResponseSelector(epochs=7, retrieval_intent="faq").get_params()["epochs"] == 7
+    with pytest.raises(TypeError, match="BILOU_flag"):
+        ResponseSelector(BILOU_flag=False)

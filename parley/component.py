@@ -65,13 +65,16 @@ class Component:
         return {name: getattr(self, name) for name in self.param_names()}
 
     @classmethod
-    def unknown_param_message(cls, key: str) -> str:
-        """"X has no parameter 'key'. Did you mean …? Its parameters: …"."""
+    def unknown_param_message(cls, key: str, brief: bool = False) -> str:
+        """"X has no parameter 'key'. Did you mean …? Its parameters: …" (``brief``: the
+        list only when there is no close match)."""
         import difflib
 
         valid = cls.param_names()
         close = difflib.get_close_matches(key, valid, n=1)
         guess = f" Did you mean '{close[0]}'?" if close else ""
+        if brief and close:
+            return f"{cls.name} has no parameter '{key}'.{guess}"
         return (f"{cls.name} has no parameter '{key}'.{guess} "
                 f"Its parameters: {', '.join(valid) or 'none'}.")
 

@@ -186,8 +186,9 @@ def _entry(kind: str, entry: ComponentConfig,
     except ConfigError as error:
         return {}, [issue("error", str(error))]
     accepted = cls.param_names()
-    issues = [issue("warning", f"{cls.unknown_param_message(key)} Parley ignores it, as Rasa does.",
-                    key) for key in entry.params if key not in accepted]
+    ignored = "Parley ignores it, as Rasa does."
+    issues = [issue("warning", f"{cls.unknown_param_message(key, brief=True)} {ignored}", key)
+              for key in entry.params if key not in accepted]
     params = {k: v for k, v in entry.params.items() if k in accepted}
     params.update({k: v for k, v in extra.items() if k in accepted})
     issues += [issue("error", f"{cls.name}: {p.message}", p.key)

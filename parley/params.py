@@ -46,26 +46,6 @@ def _yaml(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
-def keyword_signature(own: Callable[..., Any], base: Callable[..., Any],
-                      drop: Sequence[str] = (), defaults: Mapping[str, Any] | None = None,
-                      ) -> inspect.Signature:
-    """The signature of a constructor ``own`` that takes a few keywords of its own and
-    passes ``**kwargs`` on to ``base``: ``base``'s keyword parameters less ``drop``, with
-    ``defaults`` replacing theirs, then ``own``'s. Set as ``own.__signature__``, it lets
-    ``inspect.signature`` (and so ``param_names``/``default_params``) see every parameter
-    while each is declared once."""
-    defaults = defaults or {}
-    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    base_sig = inspect.signature(base)
-    own_sig = inspect.signature(own)
-    params = [p for p in own_sig.parameters.values() if p.name == "self"]
-    params += [p.replace(default=defaults.get(p.name, p.default))
-               for p in base_sig.parameters.values()
-               if p.name != "self" and p.kind in kinds and p.name not in drop]
-    params += [p for p in own_sig.parameters.values() if p.name != "self" and p.kind in kinds]
-    return own_sig.replace(parameters=params)
-
-
 class Constraint:
     """What one parameter's value may be."""
 
@@ -129,6 +109,8 @@ class Int(Constraint):
     def hint(self, value: Any) -> str:
         if isinstance(value, float) and math.isfinite(value) and value == int(value):
             return "Write it without a decimal point or exponent."
+        if isinstance(value, str) and _NUMBER_TEXT.match(value.strip()):
+            return "YAML reads this as text: write the whole number without quotes or exponent."
         return super().hint(value)
 
 
@@ -382,3 +364,23 @@ def find_problems(
             key = next((k for k in rule.keys if k in given), rule.keys[0])
             problems.append(ParamProblem(key, message))
     return problems
+
+
+def keyword_signature(own: Callable[..., Any], base: Callable[..., Any],
+                      drop: Sequence[str] = (),
+                      defaults: Mapping[str, Any] | None = None) -> inspect.Signature:
+    """The signature of a constructor ``own`` that takes a few keywords of its own and
+    passes ``**kwargs`` on to ``base``: ``base``'s keyword parameters less ``drop``, with
+    ``defaults`` replacing theirs, then ``own``'s. Set as ``own.__signature__``, it lets
+    ``inspect.signature`` (and so ``param_names``/``default_params``) see every parameter
+    while each is declared once."""
+    defaults = defaults or {}
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    base_sig = inspect.signature(base)
+    own_sig = inspect.signature(own)
+    params = [p for p in own_sig.parameters.values() if p.name == "self"]
+    params += [p.replace(default=defaults.get(p.name, p.default))
+               for p in base_sig.parameters.values()
+               if p.name != "self" and p.kind in kinds and p.name not in drop]
+    params += [p for p in own_sig.parameters.values() if p.name != "self" and p.kind in kinds]
+    return own_sig.replace(parameters=params)

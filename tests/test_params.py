@@ -77,6 +77,8 @@ def test_numbers_written_as_text_should_get_a_hint() -> None:
     [problem] = find_problems({"ranking_length": Int(min=0)}, (), {"ranking_length": "10"}, {})
     assert "without quotes" in problem.message
     [problem] = find_problems({"layers": Int(0, 9)}, (), {"layers": "1e12"}, {})
+    assert "whole number without quotes or exponent" in problem.message
+    [problem] = find_problems({"rate": Float(min=0)}, (), {"rate": "1e-3"}, {})
     assert "1.0e+3" in problem.message
 
 
@@ -114,3 +116,16 @@ def test_response_selector_should_take_diets_parameters_declared_once() -> None:
     assert ResponseSelector(epochs=7, retrieval_intent="faq").get_params()["epochs"] == 7
     with pytest.raises(TypeError, match="BILOU_flag"):
         ResponseSelector(BILOU_flag=False)
+
+
+ODD_VALUES = [None, True, -1, 0, 2**70, -2**70, 1e308, math.inf, -math.inf, math.nan, "", "no",
+              "1e12", "(", [], [None], [[]], [[None]], [1, [2]], {}, {"text": None}, {1: 2},
+              {"text": [1, "x"]}, [{"a": 1}], ("t",)]
+
+
+@pytest.mark.parametrize("cls", _registered(), ids=lambda cls: cls.name)
+def test_checking_odd_values_should_only_ever_report_problems(cls: type[Component]) -> None:
+    for key in cls.param_names():
+        for value in ODD_VALUES:
+            for problem in cls.param_problems({key: value}):  # never raises
+                assert problem.key == key and key in problem.message

@@ -45,7 +45,7 @@ def _with(component: str, key: str, value: str) -> tuple[str, int]:
     ("DIETClassifier", "batch_size", "[64, 32, 1]", "batch_size must be"),
     ("CountVectorsFeaturizer", "analyzer", "letters",
      "analyzer must be one of word, char, char_wb, not 'letters'"),
-    ("DIETClassifier", "ranking_length", "'10'", "write the number without quotes"),
+    ("DIETClassifier", "ranking_length", "'10'", "write the whole number without quotes"),
     ("KeywordIntentClassifier", "case_sensitive", '"False"', "case_sensitive must be true or false"),
     ("RegexFeaturizer", "use_regexes", "no", "yes/no/on/off as text"),
     ("DIETClassifier", "learning_rate", ".inf", "learning_rate must be a finite number > 0"),

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from parley.errors import ConfigError, ModelArchiveError, NotFittedError
+from parley.params import Constraint, ParamProblem, Rule, find_problems
 
 if TYPE_CHECKING:
     from typing import Self
@@ -86,6 +87,10 @@ class Component:
     # components learn from the annotations, not from predictions, so training skips
     # running them over the training data (DIET on banking77-small: ~1 s).
     prepares_training_data: ClassVar[bool] = True
+    # What each constructor parameter may be (every parameter has one; a contract test
+    # holds that) and the checks across parameters: see parley/params.py.
+    param_constraints: ClassVar[dict[str, Constraint]] = {}
+    param_rules: ClassVar[tuple[Rule, ...]] = ()
     # What the component reads from / writes on the messages (see PRODUCTS).
     needs: ClassVar[tuple[str, ...]] = ()
     provides: ClassVar[tuple[str, ...]] = ()
@@ -126,21 +131,45 @@ class Component:
         return {name: getattr(self, name) for name in self.param_names()}
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], where: str = "") -> Self:
-        """Build from config.yml parameters; unknown keys name the valid ones."""
-        valid = cls.param_names()
-        unknown = sorted(set(params) - set(valid))
-        if unknown:
-            import difflib
+    def unknown_param_message(cls, key: str, brief: bool = False) -> str:
+        """"X has no parameter 'key'. Did you mean …? Its parameters: …" (``brief``: the
+        list only when there is no close match)."""
+        import difflib
 
-            close = difflib.get_close_matches(unknown[0], valid, n=1)
-            guess = f" Did you mean '{close[0]}'?" if close else ""
-            prefix = f"{where}: " if where else ""
-            raise ConfigError(
-                f"{prefix}{cls.name} has no parameter '{unknown[0]}'.{guess} "
-                f"Its parameters: {', '.join(valid) or 'none'}."
-            )
+        valid = cls.param_names()
+        close = difflib.get_close_matches(key, valid, n=1)
+        guess = f" Did you mean '{close[0]}'?" if close else ""
+        if brief and close:
+            return f"{cls.name} has no parameter '{key}'.{guess}"
+        return (f"{cls.name} has no parameter '{key}'.{guess} "
+                f"Its parameters: {', '.join(valid) or 'none'}.")
+
+    @classmethod
+    def param_problems(cls, params: dict[str, Any]) -> list[ParamProblem]:
+        """Every value of ``params`` its constraint refuses, then every broken rule
+        (over ``params`` on top of the defaults). Unknown keys are not looked at."""
+        return find_problems(cls.param_constraints, cls.param_rules, params,
+                              cls.default_params())
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], where: str = "") -> Self:
+        """Build from config.yml parameters: an unknown key names the valid ones, a value
+        its constraint refuses says what is allowed."""
+        prefix = f"{where}: " if where else ""
+        unknown = sorted(set(params) - set(cls.param_names()))
+        if unknown:
+            raise ConfigError(f"{prefix}{cls.unknown_param_message(unknown[0])}")
+        problems = cls.param_problems(params)
+        if problems:
+            raise ConfigError(f"{prefix}{cls.name}: {problems[0].message}")
         return cls(**params)
+
+    def check_params(self) -> None:
+        """Raise ConfigError for the first parameter value that is not allowed (``fit``
+        calls this, as scikit-learn's estimators validate their parameters in ``fit``)."""
+        problems = self.param_problems(self.get_params())
+        if problems:
+            raise ConfigError(f"{self.name}: {problems[0].message}")
 
     # --- fitted state --------------------------------------------------------------
     def fitted_attributes(self) -> list[str]:

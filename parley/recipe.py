@@ -2,8 +2,12 @@
 
 The NLU pipeline is a chain (each component sees what the ones before it wrote on the
 messages); each policy is its own branch fed by the domain and the stories. Everything is
-checked here, before anything trains: unknown components, unknown parameters, a policy in the
-pipeline, a classifier with no features before it — each an error naming the config line.
+checked here, before anything trains: unknown components, parameter values (against each
+class's declared ``param_constraints``), featurizers named in ``featurizers`` that the pipeline
+lacks, a policy in the pipeline, a classifier with no features before it — each an error
+naming the config line. An unknown parameter key is a warning (Rasa ignores it, and so does
+Parley: the key is dropped) unless ``strict``; :func:`config_issues` gives every finding at
+once for ``parley data validate``.
 """
 
 from __future__ import annotations
@@ -12,9 +16,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parley import registry
-from parley.component import FEATURES, INTENT, PRODUCTS, TOKENS, Component, satisfied
+from parley.component import (
+    DENSE_FEATURES,
+    FEATURES,
+    INTENT,
+    PRODUCTS,
+    SPARSE_FEATURES,
+    TOKENS,
+    Component,
+    satisfied,
+)
 from parley.data.config import ComponentConfig, ProjectConfig
-from parley.errors import ConfigError, location
+from parley.errors import ConfigError, Issue, location, warn
 
 NLU = "nlu"
 CORE = "core"
@@ -43,6 +56,7 @@ class Node:
                 "params": self.params}
 
 
+STRICT = "(strict mode, as with --strict, makes this an error)"
 DEFAULT_AUGMENTATION = 50  # Rasa's default number of augmented stories
 
 
@@ -72,38 +86,22 @@ def _where(entry: ComponentConfig) -> str:
     return location(entry.file, entry.line) or "config.yml"
 
 
-def _resolved(kind: str, entry: ComponentConfig) -> type[Component]:
-    """The entry's class, refused with its config line when it stands in the wrong section
-    or cannot be had."""
-    try:
-        found = registry.kind_of(entry.name)
-        if kind == NLU and found == registry.POLICY:
-            raise ConfigError(
-                f"{_where(entry)}: '{entry.name}' is a policy but stands in the pipeline. "
-                "Move it under 'policies:'.")
-        if kind == CORE and found == registry.NLU:
-            raise ConfigError(
-                f"{_where(entry)}: '{entry.name}' is an NLU component but stands under "
-                "'policies:'. Move it under 'pipeline:'.")
-        return component_class(kind, entry.name)
-    except ConfigError as error:
-        if str(error).startswith(_where(entry)):
-            raise
-        raise ConfigError(f"{_where(entry)}: {error}") from None
-
-
 def build_recipe(config: ProjectConfig, training_type: str = "both",
                  nlu_arguments: dict[str, Any] | None = None,
-                 core_arguments: dict[str, Any] | None = None) -> Recipe:
-    """The nodes to train for ``training_type`` ("both", "nlu" or "core"), all checked."""
+                 core_arguments: dict[str, Any] | None = None,
+                 strict: bool = False) -> Recipe:
+    """The nodes to train for ``training_type`` ("both", "nlu" or "core"), all checked.
+
+    An unknown parameter key warns (and is dropped); with ``strict`` it is an error."""
     nlu_nodes: list[Node] = []
     policies: list[Node] = []
     if training_type in ("both", NLU):
-        nlu_nodes = _nodes(NLU, config.pipeline, nlu_arguments or {})
+        nlu_nodes = _nodes(NLU, config.pipeline, nlu_arguments or {}, strict)
         _check_pipeline_order(config.pipeline)
+        _raise_first(_featurizer_issues(config.pipeline))
     settings: dict[str, Any] = {}
     if training_type in ("both", CORE):
-        policies = _nodes(CORE, config.policies, core_arguments or {})
+        policies = _nodes(CORE, config.policies, core_arguments or {}, strict)
         factor = (core_arguments or {}).get("augmentation_factor", DEFAULT_AUGMENTATION)
         if not isinstance(factor, int) or isinstance(factor, bool) or factor < 0:
             raise ConfigError(f"augmentation_factor must be a whole number >= 0, not {factor!r}.")
@@ -111,24 +109,142 @@ def build_recipe(config: ProjectConfig, training_type: str = "both",
     return Recipe(nlu_nodes, policies, settings)
 
 
-def _nodes(kind: str, entries: list[ComponentConfig], extra: dict[str, Any]) -> list[Node]:
+def config_issues(config: ProjectConfig, training_type: str = "both") -> list[Issue]:
+    """Every finding about config.yml's pipeline and policies, errors and warnings, each
+    with its file and line — what :func:`build_recipe` would stop at or warn about."""
+    issues: list[Issue] = []
+    parts = [(NLU, config.pipeline), (CORE, config.policies)]
+    for kind, entries in parts:
+        if training_type not in ("both", kind):
+            continue
+        for entry in entries:
+            issues += _entry(kind, entry, {})[1]
+    if training_type in ("both", NLU):
+        try:
+            _check_pipeline_order(config.pipeline)
+        except ConfigError as error:
+            issues.append(_located(str(error)))
+        issues += _featurizer_issues(config.pipeline)
+    return issues
+
+
+def check_config(config: ProjectConfig, training_type: str = "both",
+                 strict: bool = False) -> None:
+    """Raise ConfigError for the first error of :func:`config_issues`; with ``strict``
+    (``parley train --strict``) for the first warning too, such as an unknown key."""
+    issues = config_issues(config, training_type)
+    _raise_first(issues)
+    if strict:
+        _raise_first([Issue("error", f"{i.message} {STRICT}", i.file, i.line) for i in issues])
+
+
+def _located(message: str) -> Issue:
+    """An error whose message starts with ``file:line: `` as an Issue with that place."""
+    where, _, rest = message.partition(": ")
+    file, _, line = where.rpartition(":")
+    if rest and file and line.isdigit():
+        return Issue("error", rest, file, int(line))
+    return Issue("error", message)
+
+
+def _raise_first(issues: list[Issue]) -> None:
+    for issue in issues:
+        if issue.level == "error":
+            raise ConfigError(f"{location(issue.file, issue.line) or 'config.yml'}: "
+                              f"{issue.message}")
+
+
+def _nodes(kind: str, entries: list[ComponentConfig], extra: dict[str, Any],
+           strict: bool = False) -> list[Node]:
     nodes = []
     for index, entry in enumerate(entries):
-        cls = _resolved(kind, entry)
-        params = dict(entry.params)
-        accepted = set(cls.param_names())
-        params.update({k: v for k, v in extra.items() if k in accepted})
-        cls.from_params(params, _where(entry))  # checks keys
+        params, issues = _entry(kind, entry, extra)
+        _raise_first(issues)
+        for issue in issues:  # only warnings are left
+            if strict:
+                raise ConfigError(f"{location(issue.file, issue.line)}: {issue.message} {STRICT}")
+            warn(issue.message, issue.file, issue.line)
         nodes.append(Node(f"{kind}_{index}_{entry.name}", kind, entry.name, params,
                           entry.file, entry.line))
     return nodes
+
+
+def _entry(kind: str, entry: ComponentConfig,
+           extra: dict[str, Any]) -> tuple[dict[str, Any], list[Issue]]:
+    """The parameters a config entry builds its component with, and what is wrong with it:
+    errors (unknown or misplaced component, a value not allowed) and warnings (unknown keys,
+    which are dropped)."""
+    def issue(level: str, message: str, key: str | None = None) -> Issue:
+        line = entry.param_lines.get(key, entry.line) if key else entry.line
+        return Issue(level, message, entry.file, line)
+
+    try:
+        cls: Any = _entry_class(kind, entry)
+    except ConfigError as error:
+        return {}, [issue("error", str(error))]
+    accepted = cls.param_names()
+    ignored = "Parley ignores it, as Rasa does."
+    issues = [issue("warning", f"{cls.unknown_param_message(key, brief=True)} {ignored}", key)
+              for key in entry.params if key not in accepted]
+    params = {k: v for k, v in entry.params.items() if k in accepted}
+    params.update({k: v for k, v in extra.items() if k in accepted})
+    issues += [issue("error", f"{cls.name}: {p.message}", p.key)
+               for p in cls.param_problems(params)]
+    return params, issues
+
+
+def _entry_class(kind: str, entry: ComponentConfig) -> type[Component]:
+    """The entry's class; a ConfigError (without the place, which the caller adds) when it
+    stands in the wrong section or cannot be had. The registry knows each name's kind."""
+    found = registry.kind_of(entry.name)
+    if kind == NLU and found == registry.POLICY:
+        raise ConfigError(f"'{entry.name}' is a policy but stands in the pipeline. "
+                          "Move it under 'policies:'.")
+    if kind == CORE and found == registry.NLU:
+        raise ConfigError(f"'{entry.name}' is an NLU component but stands under 'policies:'. "
+                          "Move it under 'pipeline:'.")
+    return component_class(kind, entry.name)
+
+
+def _featurizer_issues(entries: list[ComponentConfig]) -> list[Issue]:
+    """A ``featurizers`` list may only name featurizers that come earlier in the pipeline
+    (their features are what it selects; a name that is not there selects nothing)."""
+    issues = []
+    before: list[str] = []
+    for entry in entries:
+        names = entry.params.get("featurizers")
+        if isinstance(names, list):
+            for name in names:
+                if name not in before:
+                    line = entry.param_lines.get("featurizers", entry.line)
+                    available = ", ".join(dict.fromkeys(before)) or "none"
+                    issues.append(Issue(
+                        "error", f"{entry.name}: featurizers names '{name}', which is not a "
+                        f"featurizer before it in the pipeline; those are: {available}.",
+                        entry.file, line))
+        if _makes_features(entry.name):
+            before.append(entry.name)
+    return issues
+
+
+def _makes_features(name: str) -> bool:
+    """Whether the component named ``name`` provides features (False if it is unknown:
+    that error is reported on its own)."""
+    try:
+        cls = component_class(NLU, name)
+    except ConfigError:
+        return False
+    return bool({SPARSE_FEATURES, DENSE_FEATURES} & set(cls.provides))
 
 
 def _check_pipeline_order(entries: list[ComponentConfig]) -> None:
     """Each component's ``needs`` provided by a component before it (its ``provides``)."""
     provided: set[str] = set()
     for entry in entries:
-        cls = component_class(NLU, entry.name)
+        try:
+            cls = component_class(NLU, entry.name)
+        except ConfigError:
+            continue  # an unknown or misplaced name is reported on its own
         for need in cls.needs_with(entry.params):
             if satisfied(need, provided):
                 continue

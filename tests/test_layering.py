@@ -36,7 +36,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "parley"
 # the units it does not name are placed here, each with its reason.
 LAYERS: list[tuple[str, ...]] = [
     # progress: terminal progress bars, imports nothing of parley; training loops use them.
-    ("errors", "progress"),
+    # params: the parameter-constraint types components declare; imports nothing of parley.
+    ("errors", "progress", "params"),
     # starter: the starter project's files and the function that copies them (`parley init`);
     # it needs only errors.
     ("data", "engine", "ml", "starter"),

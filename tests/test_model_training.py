@@ -169,8 +169,12 @@ def test_persist_nlu_training_data_should_put_the_yaml_in_the_archive(project):
      "Did you mean 'RegexFeaturizer'?"),
     ("  - name: LexicalSyntacticFeaturizer", "  - name: SpacyNLP",
      "'SpacyNLP'"),
-    ("    analyzer: char_wb", "    analyser: char_wb",
-     "config.yml:12: CountVectorsFeaturizer has no parameter 'analyser'. Did you mean 'analyzer'?"),
+    ("    analyzer: char_wb", "    analyzer: chars",
+     "config.yml:13: CountVectorsFeaturizer: analyzer must be one of word, char, char_wb, "
+     "not 'chars'."),
+    ("    C: 10", '    C: "ten"', "config.yml:17: LogisticRegressionClassifier: C must be"),
+    ("    C: 10", "    C: 10\n    featurizers: [nope]",
+     "config.yml:18: LogisticRegressionClassifier: featurizers names 'nope'"),
 ])
 def test_config_mistakes_should_stop_before_training(project, old, new, message):
     edit(project / "config.yml", old, new)
@@ -178,6 +182,20 @@ def test_config_mistakes_should_stop_before_training(project, old, new, message)
         run(project)
     assert message in str(info.value)
     assert not (project / "models").exists()
+
+
+def test_dry_run_should_fail_on_a_value_that_cannot_train(project):
+    edit(project / "config.yml", "    max_ngram: 2", "    max_ngram: 1000000000000")
+    with pytest.raises(ConfigError, match="config.yml:11: CountVectorsFeaturizer: max_ngram"):
+        run(project, dry_run=True)
+
+
+def test_unknown_key_should_warn_and_be_ignored(project):
+    edit(project / "config.yml", "    analyzer: char_wb", "    analyser: char_wb\n    analyzer: char_wb")
+    with pytest.warns(UserWarning, match="config.yml:13: CountVectorsFeaturizer has no parameter "
+                                         "'analyser'. Did you mean 'analyzer'?"):
+        result = run(project, dry_run=True)
+    assert result.code == 3
 
 
 def test_classifier_without_features_should_be_refused(project):

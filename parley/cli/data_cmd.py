@@ -9,6 +9,7 @@ from typing import Any
 from parley.data.importer import TrainingDataImporter
 from parley.data.validation import validate_project
 from parley.errors import ParleyWarning
+from parley.recipe import config_issues
 
 
 def add_project_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +44,8 @@ def run_validate(args: argparse.Namespace) -> int:
         config = importer.config
         summary = importer.summary()
         report = validate_project(importer)
+        # config.yml's components, keys and values, as training would check them
+        found_in_config = config_issues(config)
     read_warnings = [w.message.issue for w in caught if isinstance(w.message, ParleyWarning)]
     print(f"Project: domain {args.domain}, config {args.config}, data {' '.join(args.data)}")
     print(f"  language {config.language}, assistant_id {config.assistant_id}, "
@@ -51,10 +54,10 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"  note: {notice}")
     for name, count in summary.items():
         print(f"  {count:>6}  {name}")
-    issues = read_warnings + report.issues
+    issues = read_warnings + report.issues + found_in_config
     for issue in issues:
         print(issue)
-    errors = len(report.errors)
+    errors = sum(issue.level == "error" for issue in issues)
     warns = len(issues) - errors
     if errors or (args.fail_on_warnings and warns):
         print(f"Validation failed: {errors} error(s), {warns} warning(s).")

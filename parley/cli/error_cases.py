@@ -49,6 +49,16 @@ CASES: list[tuple[str, str, str, str]] = [
     ("Config: misspelt `pipeline`", "config.yml", "pipeline:", "pipline:"),
     ("Config: a component without `name`", "config.yml", "  - name: RegexFeaturizer",
      "  - RegexFeaturizer: {}"),
+    ("Config: a Rasa policy Parley lacks", "config.yml", "  - name: RulePolicy",
+     "  - name: RulePolicy\n  - name: TEDPolicy"),
+    ("Config: a misspelt parameter (a warning; training goes on)", "config.yml",
+     "  - name: MemoizationPolicy", "  - name: MemoizationPolicy\n    max_histroy: 3"),
+    ("Config: a number out of range", "config.yml", "    max_ngram: 4", "    max_ngram: 0"),
+    ("Config: a number in quotes", "config.yml", "    C: 10", "    C: '10'"),
+    ("Config: `no` for a boolean", "config.yml", "    tfidf: true", "    tfidf: no"),
+    ("Config: an unknown choice", "config.yml", "    analyzer: char_wb", "    analyzer: chars"),
+    ("Config: `featurizers` naming no featurizer", "config.yml", "    tfidf: true",
+     "    tfidf: true\n    featurizers: [nope]"),
 ]
 
 

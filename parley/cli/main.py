@@ -1,9 +1,16 @@
-"""Entry point of the ``parley`` command; maps the error tree to exit codes."""
+"""Entry point of the ``parley`` command; maps the error tree to exit codes.
+
+Anything a user can cause is a :class:`ParleyError` and prints as one line naming what to
+fix. Any other exception is a bug in Parley: it says so and where to report it, and shows
+the traceback only with ``--debug`` (or ``PARLEY_DEBUG=1``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 import warnings
 from collections.abc import Sequence
 
@@ -13,6 +20,8 @@ from parley.errors import DataError, ParleyError, ParleyWarning
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_BUG = 70  # sysexits' EX_SOFTWARE: an internal error, not the user's
+BUG_REPORTS = "Parley's issue tracker"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     from parley import __version__
 
     parser.add_argument("--version", action="version", version=f"parley {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="Show the traceback of an internal error (also: PARLEY_DEBUG=1).")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     init_cmd.register(commands)
     data_cmd.register(commands)
@@ -58,6 +69,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the disk or a path refused: the user's to fix, not a bug
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - nothing a user can cause ends here: a bug
+        return _report_bug(exc, args.debug or os.environ.get("PARLEY_DEBUG", "") not in ("", "0"))
+
+
+def _report_bug(exc: Exception, debug: bool) -> int:
+    """Say that an unexpected exception is Parley's bug and where to report it."""
+    from parley import __version__
+
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    what = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    print(f"error: this is a bug in Parley {__version__}, not a mistake in your project "
+          f"({what}).", file=sys.stderr)
+    print(f"Please report it on {BUG_REPORTS} with the command you ran and this message"
+          + ("." if debug else ", and the traceback that --debug (or PARLEY_DEBUG=1) shows."),
+          file=sys.stderr)
+    return EXIT_BUG
 
 
 if __name__ == "__main__":

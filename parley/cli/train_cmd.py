@@ -22,6 +22,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="Threads for numeric work (default: all cores).")
     parser.add_argument("--quiet", action="store_true",
                         help="No progress bars (also: PARLEY_QUIET=1).")
+    parser.add_argument("--strict", action="store_true",
+                        help="Refuse config.yml keys a component does not have (else a warning).")
 
 
 def register(commands: Any) -> None:
@@ -78,6 +80,15 @@ def _showing_progress() -> Iterator[None]:
         logger.propagate = propagate
 
 
+def _check_strictly(args: argparse.Namespace, training_type: str) -> None:
+    """``--strict``: config.yml's warnings (unknown keys) stop the training before it starts."""
+    if args.strict:
+        from parley.data.config import read_config
+        from parley.recipe import check_config
+
+        check_config(read_config(args.config), training_type, strict=True)
+
+
 def _threads(args: argparse.Namespace) -> None:
     if args.quiet:
         from parley.progress import set_quiet
@@ -94,6 +105,7 @@ def _threads(args: argparse.Namespace) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from parley.model_training import train
 
+    _check_strictly(args, "both")
     _threads(args)
     with _showing_progress():
         result = train(
@@ -124,6 +136,7 @@ def describe_code(code: int) -> str:
 def run_train_nlu(args: argparse.Namespace) -> int:
     from parley.model_training import train_nlu
 
+    _check_strictly(args, "nlu")
     _threads(args)
     with _showing_progress():
         path = train_nlu(args.config, args.nlu, args.out, args.fixed_model_name,
@@ -137,6 +150,7 @@ def run_train_nlu(args: argparse.Namespace) -> int:
 def run_train_core(args: argparse.Namespace) -> int:
     from parley.model_training import train_core
 
+    _check_strictly(args, "core")
     _threads(args)
     with _showing_progress():
         path = train_core(args.domain, args.config, args.stories, args.out,

@@ -41,6 +41,8 @@ class ComponentConfig:
     params: dict[str, Any] = field(default_factory=dict)
     file: str | None = field(default=None, compare=False, repr=False)
     line: int | None = field(default=None, compare=False, repr=False)
+    # The line of each parameter key, so a bad value can be pointed at exactly.
+    param_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.params}
@@ -114,7 +116,8 @@ def _components(value: Any, file: str | None, line: int | None, where: str) -> l
             )
         expect_type(item["name"], str, file, line_of(item, "name"), "a component name")
         params = {k: v for k, v in item.items() if k != "name"}
-        out.append(ComponentConfig(item["name"], plain(params), file, item_line))
+        lines = {k: line for k in params if (line := line_of(item, k)) is not None}
+        out.append(ComponentConfig(item["name"], plain(params), file, item_line, lines))
     return out
 
 

@@ -67,9 +67,10 @@ def to_sparse(matrix: Matrix) -> csr_matrix:
 
 
 def features_of(message: Message, origins: Collection[str] | None = None) -> list[Features]:
-    """The message's feature records, optionally only those of the named featurizers."""
+    """The message's feature records, optionally only those of the named featurizers
+    (none named, ``[]``, means all, as Rasa's default ``featurizers: []`` does)."""
     found: list[Features] = message.data.get(FEATURES_KEY, [])
-    if origins is None:
+    if not origins:
         return list(found)
     return [f for f in found if f.origin in origins]
 

@@ -149,7 +149,7 @@ def test_a_single_intent_should_always_win() -> None:
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"kernels": ["precomputed"]}, "unknown kernel"),
+    ({"kernels": ["precomputed"]}, "kernels must be one of linear, poly, rbf, sigmoid"),
     ({"C": [0]}, "C must be"),
     ({"gamma": ["huge"]}, "gamma"),
     ({"max_cross_validation_folds": 1}, "max_cross_validation_folds"),

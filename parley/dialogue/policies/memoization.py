@@ -26,6 +26,7 @@ from parley.dialogue.policies.base import (
     unambiguous_lookup,
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
+from parley.params import Bool, Constraint, Int, NoneOr
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,6 +39,14 @@ class MemoizationPolicy(Policy):
 
     name: ClassVar[str] = "MemoizationPolicy"
     default_priority: ClassVar[int] = 3
+
+    # max_history 0 keeps the whole history, as null does (Rasa slices by it only when set).
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "max_history": NoneOr(Int(min=0)),
+        "priority": Int(),
+        "use_nlu_confidence_as_score": Bool(),
+        "enable_feature_string_compression": Bool(),
+    }
 
     def __init__(self, max_history: int | None = 5, priority: int = 3,
                  use_nlu_confidence_as_score: bool = False,
@@ -52,6 +61,7 @@ class MemoizationPolicy(Policy):
     def fit(self, trackers: Sequence[DialogueStateTracker],
             domain: Domain) -> MemoizationPolicy:
         """Memorize the story trackers (rule trackers are RulePolicy's)."""
+        self.check_params()
         stories = [t for t in trackers if not t.is_rule_tracker]
         histories, labels = training_states_and_labels(stories, domain, self.max_history)
         check_actions_in_domain(labels, domain, self.name)

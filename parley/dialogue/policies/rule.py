@@ -54,6 +54,7 @@ from parley.dialogue.policies.base import (
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import ConfigError, DataError
+from parley.params import Bool, Constraint, Float, Int, Str
 
 if TYPE_CHECKING:
     import numpy as np
@@ -113,6 +114,16 @@ class RulePolicy(Policy):
     default_priority: ClassVar[int] = 6
     uses_rules: ClassVar[bool] = True
 
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "core_fallback_threshold": Float(0, 1),
+        "core_fallback_action_name": Str(nonempty=True),
+        "enable_fallback_prediction": Bool(),
+        "restrict_rules": Bool(),
+        "check_for_contradictions": Bool(),
+        "use_nlu_confidence_as_score": Bool(),
+        "priority": Int(),
+    }
+
     def __init__(self, core_fallback_threshold: float = 0.3,
                  core_fallback_action_name: str = "action_default_fallback",
                  enable_fallback_prediction: bool = True, restrict_rules: bool = True,
@@ -169,6 +180,7 @@ class RulePolicy(Policy):
     # ---- training ------------------------------------------------------------------
 
     def fit(self, trackers: Sequence[DialogueStateTracker], domain: Domain) -> RulePolicy:
+        self.check_params()
         if self.core_fallback_action_name not in domain.action_names:
             raise ConfigError(
                 f"RulePolicy: the fallback action '{self.core_fallback_action_name}' "

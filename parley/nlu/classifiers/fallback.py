@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from parley.component import INTENT, StatelessNLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.errors import ConfigError
 from parley.nlu.classifiers._output import FALLBACK_INTENT, INTENT_KEY, INTENT_RANKING_KEY
+from parley.params import Constraint, Float
 
 if TYPE_CHECKING:
     from typing import Self
@@ -28,15 +28,17 @@ class FallbackClassifier(StatelessNLUComponent):
     needs = (INTENT,)
     provides = (INTENT,)
 
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "threshold": Float(0, 1),
+        "ambiguity_threshold": Float(0, 1),
+    }
+
     def __init__(self, *, threshold: float = 0.3, ambiguity_threshold: float = 0.1) -> None:
         self.threshold = threshold
         self.ambiguity_threshold = ambiguity_threshold
 
     def fit(self, training_data: TrainingData) -> Self:
-        for key in ("threshold", "ambiguity_threshold"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise ConfigError(f"{self.name}: {key} must be a number from 0 to 1, not {value!r}.")
+        self.check_params()
         self.fitted_ = True
         return self
 

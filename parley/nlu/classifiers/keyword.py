@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from parley.component import INTENT, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import warn
 from parley.nlu.classifiers._output import INTENT_KEY
+from parley.params import Bool, Constraint
 
 if TYPE_CHECKING:
     from typing import Self
@@ -34,6 +35,8 @@ class KeywordIntentClassifier(NLUComponent):
     prepares_training_data = False
     provides = (INTENT,)
 
+    param_constraints: ClassVar[dict[str, Constraint]] = {"case_sensitive": Bool()}
+
     def __init__(self, *, case_sensitive: bool = True) -> None:
         self.case_sensitive = case_sensitive
 
@@ -41,6 +44,7 @@ class KeywordIntentClassifier(NLUComponent):
         return text if self.case_sensitive else text.lower()
 
     def fit(self, training_data: TrainingData) -> Self:
+        self.check_params()
         keywords: dict[str, str] = {}
         clashes: set[str] = set()
         for example in training_data.intent_examples:

@@ -12,19 +12,19 @@ meaningful whatever the data size; the optimum is the same as scikit-learn's).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 
 from parley.component import FEATURES, INTENT, Finetunable, NLUComponent, finetune_epochs
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.errors import ConfigError, DataError, ModelArchiveError
+from parley.errors import DataError, ModelArchiveError
 from parley.ml.quasi_newton import minimize_lbfgs
 from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH, write_intent_rankings
 from parley.nlu.features import features_of, stack_sentence_features
+from parley.params import Bool, Choice, Constraint, Float, Hint, Int, ListOf, NoneOr, Str
 
 if TYPE_CHECKING:
     from typing import Self
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
 SOLVERS = ("lbfgs",)
+# L-BFGS stops when it converges, so a generous cap; a billion iterations would not
+# finish, and only a slip of the keyboard asks for them.
+MAX_ITERATIONS = 1_000_000
 
 
 class LogisticRegressionClassifier(NLUComponent, Finetunable):
@@ -53,6 +56,20 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
     uses_packages = ("numpy", "scipy")
     needs = (FEATURES,)
     provides = (INTENT,)
+
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "max_iter": Int(1, MAX_ITERATIONS),
+        "solver": Hint(Choice(*SOLVERS), "Parley solves with lbfgs (the same optimum for "
+                       "this model as scikit-learn's other solvers, e.g. liblinear)."),
+        "tol": Float(min=0, min_exclusive=True),
+        "random_state": NoneOr(Int(0, 2**32 - 1)),  # numpy's seeds: 0 … 2**32 - 1
+        "ranking_length": Int(min=0),
+        "C": Float(min=0, min_exclusive=True),
+        "class_weight": NoneOr(Choice("balanced")),
+        "featurizers": NoneOr(ListOf(Str(nonempty=True))),
+        "tfidf": Bool(),
+        "dense_norm": NoneOr(Float(min=0, min_exclusive=True)),
+    }
 
     def __init__(
         self,
@@ -79,30 +96,9 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         self.tfidf = tfidf
         self.dense_norm = dense_norm
 
-    def _validate(self) -> None:
-        if self.solver not in SOLVERS:
-            raise ConfigError(
-                f"{self.name}: solver {self.solver!r} is not available; Parley solves with "
-                f"{', '.join(repr(s) for s in SOLVERS)} (the same optimum for this model)."
-            )
-        if self.class_weight not in ("balanced", None):
-            raise ConfigError(f"{self.name}: class_weight must be 'balanced' or null, "
-                              f"not {self.class_weight!r}.")
-        if not (isinstance(self.max_iter, int) and self.max_iter > 0):
-            raise ConfigError(f"{self.name}: max_iter must be a positive whole number.")
-        if not isinstance(self.tfidf, bool):
-            raise ConfigError(f"{self.name}: tfidf must be true or false, not {self.tfidf!r}.")
-        if self.dense_norm is not None and not (
-                isinstance(self.dense_norm, int | float) and not isinstance(self.dense_norm, bool)
-                and math.isfinite(self.dense_norm) and self.dense_norm > 0):
-            raise ConfigError(f"{self.name}: dense_norm must be a finite number > 0 or null, "
-                              f"not {self.dense_norm!r}.")
-        if not self.C > 0:
-            raise ConfigError(f"{self.name}: C must be > 0, not {self.C!r}.")
-
     # --- training ----------------------------------------------------------------------
     def fit(self, training_data: TrainingData) -> Self:
-        self._validate()
+        self.check_params()
         examples = [m for m in training_data.intent_examples if m.text]
         if not examples:
             raise ValueError(f"{self.name} needs examples with an intent to learn from.")

@@ -15,9 +15,9 @@ pair, and the pairwise coupling of Wu, Lin & Weng (2004, method 2) into one dist
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from parley.data.training_data import TrainingData
 from parley.errors import ConfigError
 from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH, write_intent_rankings
 from parley.nlu.features import features_of, stack_sentence_features
+from parley.params import AnyOf, Choice, Constraint, Float, Int, ListOf, NoneOr, Str
 
 if TYPE_CHECKING:
     from typing import Self
@@ -37,6 +38,10 @@ DEFAULT_C = (1, 2, 5, 10, 20, 100)
 DEFAULT_GAMMA = (0.1,)
 DEFAULT_KERNELS = ("linear",)
 KERNELS = ("linear", "poly", "rbf", "sigmoid")
+_POSITIVE = Float(min=0, min_exclusive=True)
+# numpy's and scikit-learn's random_state take 0 … 2**32 - 1.
+_SEED = NoneOr(Int(0, 2**32 - 1))
+_GAMMA = AnyOf(_POSITIVE, Choice("scale", "auto"))
 _MIN_PROBABILITY = 1e-7  # libsvm clips each pairwise probability to [1e-7, 1 - 1e-7]
 
 
@@ -209,6 +214,36 @@ def _couple_batch(q: np.ndarray) -> np.ndarray:
     return out
 
 
+class _Scorer(Str):
+    """A scikit-learn scorer name (any non-empty text when scikit-learn is missing: then
+    fitting says how to install it)."""
+
+    def __init__(self) -> None:
+        super().__init__(nonempty=True)
+
+    @staticmethod
+    def _names() -> list[str] | None:
+        try:
+            from sklearn.metrics import get_scorer_names
+        except ImportError:
+            return None
+        return sorted(get_scorer_names())
+
+    def allows(self, value: Any) -> bool:
+        names = self._names()
+        return super().allows(value) and (names is None or value in names)
+
+    def describe(self) -> str:
+        return "the name of a scikit-learn scorer"
+
+    def hint(self, value: Any) -> str:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), self._names() or [], n=3)
+        return f"Did you mean {' or '.join(repr(c) for c in close)}?" if close else \
+            "E.g. f1_weighted (Rasa's default), accuracy, f1_macro."
+
+
 class SklearnIntentClassifier(NLUComponent):
     """Predicts the intent and a ranking of intents with a grid-searched SVM.
 
@@ -230,6 +265,20 @@ class SklearnIntentClassifier(NLUComponent):
     uses_packages = ("numpy", "scipy", "scikit-learn")
     needs = (FEATURES,)
     provides = (INTENT,)
+
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "C": NoneOr(AnyOf(_POSITIVE, ListOf(_POSITIVE, min_len=1))),
+        "gamma": NoneOr(AnyOf(_GAMMA, ListOf(_GAMMA, min_len=1))),
+        "kernels": NoneOr(AnyOf(Choice(*KERNELS), ListOf(Choice(*KERNELS), min_len=1))),
+        "max_cross_validation_folds": Int(min=2),
+        "scoring_function": _Scorer(),
+        # scikit-learn's n_jobs: -1 uses every core; the search runs at most one job per
+        # core whatever is asked (see _jobs).
+        "num_threads": AnyOf(Int(1, 1024), Choice(-1)),
+        "random_seed": _SEED,
+        "ranking_length": Int(min=0),
+        "featurizers": NoneOr(ListOf(Str(nonempty=True))),
+    }
 
     def __init__(
         self,
@@ -260,33 +309,23 @@ class SklearnIntentClassifier(NLUComponent):
                 return list(default)
             return list(value) if isinstance(value, (list, tuple)) else [value]
 
-        grid = {"C": as_list(self.C, DEFAULT_C), "gamma": as_list(self.gamma, DEFAULT_GAMMA),
+        return {"C": as_list(self.C, DEFAULT_C), "gamma": as_list(self.gamma, DEFAULT_GAMMA),
                 "kernel": as_list(self.kernels, DEFAULT_KERNELS)}
-        for key, values in grid.items():
-            if not values:
-                raise ConfigError(f"{self.name}: {key} must list at least one value.")
-        for c in grid["C"]:
-            if not (isinstance(c, (int, float)) and c > 0):
-                raise ConfigError(f"{self.name}: every C must be a number > 0, not {c!r}.")
-        for kernel in grid["kernel"]:
-            if kernel not in KERNELS:
-                raise ConfigError(f"{self.name}: unknown kernel {kernel!r}; Parley's SVM takes "
-                                  f"{', '.join(KERNELS)}.")
-        for g in grid["gamma"]:
-            if not ((isinstance(g, (int, float)) and g > 0) or g in ("scale", "auto")):
-                raise ConfigError(f"{self.name}: every gamma must be a number > 0, 'scale' or "
-                                  f"'auto', not {g!r}.")
-        folds = self.max_cross_validation_folds
-        if not (isinstance(folds, int) and folds >= 2):
-            raise ConfigError(f"{self.name}: max_cross_validation_folds must be a whole "
-                              f"number >= 2, not {folds!r}.")
-        return grid
+
+    def _jobs(self) -> int:
+        """Parallel grid-search jobs: more than the cores only spawns idle processes (a
+        thousand of them take minutes to start), so at most one per core."""
+        import os
+
+        cores = os.cpu_count() or 1
+        return cores if self.num_threads == -1 else min(self.num_threads, cores)
 
     def _folds(self, counts: np.ndarray) -> int:
         return max(2, min(self.max_cross_validation_folds, int(counts.min()) // 5))
 
     # --- training ----------------------------------------------------------------------
     def fit(self, training_data: TrainingData) -> Self:
+        self.check_params()
         grid = self._grid()
         examples = [m for m in training_data.intent_examples if m.text]
         if not examples:
@@ -324,7 +363,7 @@ class SklearnIntentClassifier(NLUComponent):
                 self.best_params_ = dict(params)
                 return SVMModel.from_sklearn(svc.set_params(**params).fit(x, y))
             search = GridSearchCV(svc, param_grid=[grid], cv=self._folds(counts),
-                                  scoring=self.scoring_function, n_jobs=self.num_threads)
+                                  scoring=self.scoring_function, n_jobs=self._jobs())
             search.fit(x, y)
             self.best_params_ = dict(search.best_params_)
             return SVMModel.from_sklearn(search.best_estimator_)

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from parley.data.message import Message
-from parley.errors import ConfigError
 from parley.nlu.features import features_of
 from parley.nlu.featurizers.lexical_syntactic import TOKEN_TEXT_FEATURES
 from parley.nlu.tokens import Token
@@ -54,30 +53,6 @@ DENSE = "text_dense_features"
 ENTITY = "entity"
 SPACY_FEATURES = ("pos", "pos2")
 REGEX_ORIGIN = "RegexFeaturizer"
-
-
-def check_window(window: Any, component: str) -> list[list[str]]:
-    """The window, or a ConfigError saying what is wrong with it."""
-    if (not isinstance(window, list) or len(window) % 2 == 0
-            or not all(isinstance(names, list) for names in window)):
-        raise ConfigError(
-            f"{component}: features must be a list with an odd number of lists (before, "
-            f"token, after), got {window!r}."
-        )
-    valid = [*TEXT_FEATURES, PATTERN, DENSE]
-    for names in window:
-        for feature in names:
-            if feature in SPACY_FEATURES:
-                raise ConfigError(
-                    f"{component}: the feature '{feature}' needs part-of-speech tags from "
-                    "spaCy (SpacyTokenizer), which Parley does not have; remove it from "
-                    "features."
-                )
-            if feature not in valid:
-                raise ConfigError(
-                    f"{component}: unknown feature '{feature}'; valid: {', '.join(valid)}."
-                )
-    return window
 
 
 @dataclass

@@ -9,12 +9,17 @@ token's entity tag. Token features are Rasa's (:mod:`parley.nlu.extractors._crf_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from parley.component import (
-    DENSE_FEATURES, ENTITIES, TOKENS, Finetunable, NLUComponent, finetune_epochs,
+    DENSE_FEATURES,
+    ENTITIES,
+    TOKENS,
+    Finetunable,
+    NLUComponent,
+    finetune_epochs,
 )
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
@@ -23,11 +28,31 @@ from parley.nlu.entity_tags import NO_ENTITY, decode_entities, label_of, tag_spa
 from parley.nlu.extractors import ENTITIES_KEY
 from parley.nlu.extractors._crf import ChainWeights, predict_chain, train_chain_crf
 from parley.nlu.extractors._crf_features import (
-    DEFAULT_FEATURES, DENSE, TokenBatch, attribute_entries, attribute_matrix, check_window,
-    lookup, token_batch,
+    DEFAULT_FEATURES,
+    DENSE,
+    PATTERN,
+    SPACY_FEATURES,
+    TEXT_FEATURES,
+    TokenBatch,
+    attribute_entries,
+    attribute_matrix,
+    lookup,
+    token_batch,
 )
 from parley.nlu.featurizers._tokens import tokens_of
 from parley.nlu.tokens import Token
+from parley.params import (
+    AnyOf,
+    Bool,
+    Constraint,
+    FeatureWindow,
+    Float,
+    Int,
+    ListOf,
+    MappingOf,
+    NoneOr,
+    Str,
+)
 
 if TYPE_CHECKING:
     from typing import Self
@@ -37,6 +62,8 @@ ATTRIBUTES = ("entity", "role", "group")
 SPLIT_DEFAULT = "split_entities_by_comma"
 # What may stand between two tokens of one entity that is not split (Rasa's set).
 _JOINING_CHARACTERS = frozenset(".,; ")
+# CRFsuite's L-BFGS usually stops long before; a billion is a typo that would not finish.
+MAX_ITERATIONS = 1_000_000
 
 
 class _Tagger:
@@ -70,6 +97,16 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
     needs = (TOKENS,)
     provides = (ENTITIES,)
 
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "BILOU_flag": Bool(),
+        "split_entities_by_comma": AnyOf(Bool(), MappingOf(Str(), Bool())),
+        "features": NoneOr(FeatureWindow([*TEXT_FEATURES, PATTERN, DENSE], SPACY_FEATURES)),
+        "max_iterations": Int(1, MAX_ITERATIONS),
+        "L1_c": Float(min=0),
+        "L2_c": Float(min=0),
+        "featurizers": NoneOr(ListOf(Str(nonempty=True))),
+    }
+
     def __init__(
         self,
         *,
@@ -100,22 +137,7 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
         return cls.needs
 
     def _window(self) -> list[list[str]]:
-        return check_window(DEFAULT_FEATURES if self.features is None else self.features,
-                            self.name)
-
-    def _validate(self) -> None:
-        self._window()
-        if not (isinstance(self.max_iterations, int) and self.max_iterations > 0):
-            raise ConfigError(f"{self.name}: max_iterations must be a positive whole number.")
-        for key in ("L1_c", "L2_c"):
-            value = getattr(self, key)
-            if not isinstance(value, (int, float)) or value < 0:
-                raise ConfigError(f"{self.name}: {key} must be a number >= 0, not {value!r}.")
-        split = self.split_entities_by_comma
-        if not isinstance(split, bool) and not (
-                isinstance(split, dict) and all(isinstance(v, bool) for v in split.values())):
-            raise ConfigError(f"{self.name}: split_entities_by_comma must be true, false or a "
-                              f"mapping of entity types to true/false, not {split!r}.")
+        return DEFAULT_FEATURES if self.features is None else self.features
 
     def _splits(self, entity_type: str) -> bool:
         split = self.split_entities_by_comma
@@ -128,7 +150,7 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
 
     # --- training ------------------------------------------------------------------------
     def fit(self, training_data: TrainingData) -> Self:
-        self._validate()
+        self.check_params()
         examples = [m for m in training_data.examples if m.text]
         self.taggers_: dict[str, _Tagger] = {}
         self.dense_layout_: list[list[Any]] = []

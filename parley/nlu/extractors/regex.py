@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from parley.component import ENTITIES, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.nlu.extractors import ENTITIES_KEY
 from parley.nlu.patterns import Pattern, compile_patterns, extract_patterns
+from parley.params import Bool, Constraint
 
 if TYPE_CHECKING:
     from typing import Self
@@ -29,6 +30,13 @@ class RegexEntityExtractor(NLUComponent):
     prepares_training_data = False
     provides = (ENTITIES,)
 
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "case_sensitive": Bool(),
+        "use_lookup_tables": Bool(),
+        "use_regexes": Bool(),
+        "use_word_boundaries": Bool(),
+    }
+
     def __init__(
         self,
         *,
@@ -43,6 +51,7 @@ class RegexEntityExtractor(NLUComponent):
         self.use_word_boundaries = use_word_boundaries
 
     def fit(self, training_data: TrainingData) -> Self:
+        self.check_params()
         self.patterns_ = extract_patterns(
             training_data,
             use_regexes=self.use_regexes,

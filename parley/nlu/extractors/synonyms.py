@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from parley.component import NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import warn
 from parley.nlu.extractors import ENTITIES_KEY
+from parley.params import Constraint
 
 if TYPE_CHECKING:
     from typing import Self
@@ -28,6 +29,8 @@ class EntitySynonymMapper(NLUComponent):
 
     name = "EntitySynonymMapper"
     prepares_training_data = False
+
+    param_constraints: ClassVar[dict[str, Constraint]] = {}
 
     def __init__(self) -> None:
         pass

@@ -16,16 +16,29 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from parley.component import SPARSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.errors import ConfigError
 from parley.nlu.features import attach_features
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
+from parley.params import (
+    AnyOf,
+    Bool,
+    Choice,
+    Constraint,
+    Float,
+    Hint,
+    Int,
+    ListOf,
+    MappingOf,
+    NoneOr,
+    Rule,
+    Str,
+)
 
 if TYPE_CHECKING:
     from typing import Self
@@ -37,6 +50,10 @@ NUMBER_TOKEN = "__NUMBER__"
 _WORD = re.compile(r"\b\w+\b")
 _SPACES = re.compile(r"\s\s+")
 ANALYZERS = ("word", "char", "char_wb")
+# The analyzers loop over every n-gram length up to max_ngram for each token and text, so a
+# huge value hangs training; useful character n-grams stop near 10, words near 5.
+MAX_NGRAM = 100
+_DOCUMENT_FREQUENCY = AnyOf(Int(min=0), Float(min=0, max=1))
 
 
 class CountVectorsFeaturizer(NLUComponent):
@@ -53,6 +70,29 @@ class CountVectorsFeaturizer(NLUComponent):
     name = "CountVectorsFeaturizer"
     needs = (TOKENS,)
     provides = (SPARSE_FEATURES,)
+
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "analyzer": Choice(*ANALYZERS),
+        "min_ngram": Int(1, MAX_NGRAM),
+        "max_ngram": Int(1, MAX_NGRAM),
+        "min_df": _DOCUMENT_FREQUENCY,
+        "max_df": _DOCUMENT_FREQUENCY,
+        "max_features": NoneOr(Int(min=1)),
+        "lowercase": Bool(),
+        "strip_accents": NoneOr(Choice("ascii", "unicode")),
+        "stop_words": NoneOr(Hint(ListOf(Str()), "Give the stop words as a list; Parley does "
+                                  "not bundle scikit-learn's built-in lists.")),
+        "OOV_token": NoneOr(Str()),
+        "OOV_words": NoneOr(ListOf(Str())),
+        "use_shared_vocab": Bool(),
+        "use_lemma": Bool(),
+        "additional_vocabulary_size": NoneOr(MappingOf(
+            Choice("text", "response", "action_text"), NoneOr(Int(0, 10_000_000)))),
+    }
+    param_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(("min_ngram", "max_ngram"), lambda low, high: None if low <= high else
+             f"min_ngram ({low}) must not be greater than max_ngram ({high})."),
+    )
 
     def __init__(
         self,
@@ -86,30 +126,6 @@ class CountVectorsFeaturizer(NLUComponent):
         self.use_shared_vocab = use_shared_vocab
         self.use_lemma = use_lemma
         self.additional_vocabulary_size = additional_vocabulary_size
-
-    # --- configuration -----------------------------------------------------------------
-    def _validate(self) -> None:
-        def bad(what: str) -> ConfigError:
-            return ConfigError(f"{self.name}: {what}")
-
-        if self.analyzer not in ANALYZERS:
-            raise bad(f"analyzer must be one of {', '.join(ANALYZERS)}, not {self.analyzer!r}.")
-        if not (isinstance(self.min_ngram, int) and isinstance(self.max_ngram, int)
-                and 1 <= self.min_ngram <= self.max_ngram):
-            raise bad(f"need 1 <= min_ngram <= max_ngram, got {self.min_ngram}, {self.max_ngram}.")
-        for key in ("min_df", "max_df"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-                    isinstance(value, float) and value > 1.0):
-                raise bad(f"{key} must be a count (int >= 0) or a fraction (0.0-1.0), not {value!r}.")
-        if self.max_features is not None and not (
-                isinstance(self.max_features, int) and self.max_features > 0):
-            raise bad(f"max_features must be a positive whole number or null, not {self.max_features!r}.")
-        if self.strip_accents not in (None, "ascii", "unicode"):
-            raise bad(f"strip_accents must be 'ascii', 'unicode' or null, not {self.strip_accents!r}.")
-        if isinstance(self.stop_words, str):
-            raise bad(f"stop_words {self.stop_words!r}: give the stop words as a list; "
-                      "Parley does not bundle scikit-learn's built-in lists.")
 
     def _oov_token(self) -> str | None:
         if self.analyzer != "word" or not self.OOV_token:
@@ -159,7 +175,7 @@ class CountVectorsFeaturizer(NLUComponent):
 
     # --- training ----------------------------------------------------------------------
     def fit(self, training_data: TrainingData) -> Self:
-        self._validate()
+        self.check_params()
         messages = training_data.examples
         oov = self._oov_token()
         oov_words = {w.lower() if self.lowercase else w for w in (self.OOV_words or ())}

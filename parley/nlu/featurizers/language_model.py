@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from parley.nlu.language_models.model_files import (
     require_torch,
     resolve_model_dir,
 )
+from parley.params import Choice, Constraint, Hint, NoneOr, Str
 
 if TYPE_CHECKING:
     from typing import Self
@@ -70,6 +71,14 @@ class LanguageModelFeaturizer(NLUComponent):
     needs = (TOKENS,)
     provides = (DENSE_FEATURES,)
 
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "model_name": Hint(Choice("bert"), "Parley runs BERT-architecture models only: use "
+                           f"model_name 'bert' with BERT weights (Rasa also knows "
+                           f"{', '.join(RASA_MODEL_NAMES[1:])})."),
+        "model_weights": NoneOr(Str(nonempty=True)),
+        "cache_dir": NoneOr(Str()),
+    }
+
     def __init__(
         self,
         *,
@@ -85,13 +94,7 @@ class LanguageModelFeaturizer(NLUComponent):
         return self.model_weights if self.model_weights is not None else DEFAULT_MODEL
 
     def fit(self, training_data: TrainingData) -> Self:
-        if self.model_name != "bert":
-            known = "" if self.model_name in RASA_MODEL_NAMES else (
-                f" (Rasa knows {', '.join(RASA_MODEL_NAMES)})")
-            raise ConfigError(
-                f"{self.name}: model_name {self.model_name!r} is not supported{known}; Parley "
-                "runs BERT-architecture models only: use model_name 'bert' with BERT weights."
-            )
+        self.check_params()
         require_torch(self.name)
         try:
             directory = resolve_model_dir(self._weights())

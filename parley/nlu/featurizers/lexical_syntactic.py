@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from parley.component import SPARSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.errors import ConfigError
 from parley.nlu.features import attach_features
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
 from parley.nlu.tokens import Token
+from parley.params import Constraint, FeatureWindow, NoneOr
 
 if TYPE_CHECKING:
     from typing import Self
@@ -57,31 +57,19 @@ class LexicalSyntacticFeaturizer(NLUComponent):
     needs = (TOKENS,)
     provides = (SPARSE_FEATURES,)
 
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "features": NoneOr(FeatureWindow([*_PLACE_FEATURES, *TOKEN_TEXT_FEATURES],
+                                         _SPACY_FEATURES)),
+    }
+
     def __init__(self, *, features: list[list[str]] | None = None) -> None:
         self.features = features
 
     def _window(self) -> list[list[str]]:
-        window = self.features if self.features is not None else DEFAULT_FEATURES
-        if not isinstance(window, list) or not window or len(window) % 2 == 0:
-            raise ConfigError(
-                f"{self.name}: features must be a list with an odd number of lists "
-                f"(before, token, after), got {window!r}."
-            )
-        valid = [*_PLACE_FEATURES, *TOKEN_TEXT_FEATURES]
-        for names in window:
-            for feature in names:
-                if feature in _SPACY_FEATURES:
-                    raise ConfigError(
-                        f"{self.name}: the feature '{feature}' needs SpacyTokenizer, which "
-                        "Parley does not have yet."
-                    )
-                if feature not in valid:
-                    raise ConfigError(
-                        f"{self.name}: unknown feature '{feature}'; valid: {', '.join(valid)}."
-                    )
-        return window
+        return self.features if self.features is not None else DEFAULT_FEATURES
 
     def fit(self, training_data: TrainingData) -> Self:
+        self.check_params()
         window = self._window()
         all_tokens = tokens_of(training_data.examples, self.name)
         seen: set[tuple[int, str, str]] = set()

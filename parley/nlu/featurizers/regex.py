@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from parley.component import SPARSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.errors import ConfigError
 from parley.nlu.features import attach_features
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
 from parley.nlu.patterns import Pattern, compile_patterns, extract_patterns
+from parley.params import Bool, Constraint, Int, NoneOr
+
+# Each extra pattern is a feature column that later layers size their weights by (DIET:
+# columns × dense_dimension); projects have tens to thousands of patterns.
+MAX_ADDITIONAL_PATTERNS = 100_000
 
 if TYPE_CHECKING:
     from typing import Self
@@ -34,6 +38,14 @@ class RegexFeaturizer(NLUComponent):
     needs = (TOKENS,)
     provides = (SPARSE_FEATURES,)
 
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "case_sensitive": Bool(),
+        "use_lookup_tables": Bool(),
+        "use_regexes": Bool(),
+        "use_word_boundaries": Bool(),
+        "number_additional_patterns": NoneOr(Int(0, MAX_ADDITIONAL_PATTERNS)),
+    }
+
     def __init__(
         self,
         *,
@@ -50,12 +62,7 @@ class RegexFeaturizer(NLUComponent):
         self.number_additional_patterns = number_additional_patterns
 
     def fit(self, training_data: TrainingData) -> Self:
-        extra = self.number_additional_patterns
-        if extra is not None and (not isinstance(extra, int) or extra < 0):
-            raise ConfigError(
-                f"{self.name}: number_additional_patterns must be a whole number >= 0 or "
-                f"null, not {extra!r}."
-            )
+        self.check_params()
         self.patterns_ = extract_patterns(
             training_data,
             use_regexes=self.use_regexes,

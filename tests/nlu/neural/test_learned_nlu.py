@@ -66,6 +66,7 @@ def test_training_twice_with_the_same_seed_gives_identical_predictions(tmp_path,
     assert all(p["intent"]["name"] for p in first)
 
 
+@pytest.mark.slow
 @needs_shared_data
 def test_diet_on_snips_small_learns_and_finetuning_one_example_per_intent_keeps_accuracy(
         tmp_path, monkeypatch):

@@ -68,6 +68,7 @@ def test_features_from_another_pipeline_should_be_rejected() -> None:
         classifier.process(other)
 
 
+@pytest.mark.slow
 @needs_shared_data
 def test_snips_small_accuracy_should_reach_ninety_percent() -> None:
     train = read_nlu_file(SHARED_DATA / "snips-small" / "data" / "nlu.yml")
@@ -198,6 +199,7 @@ def test_dense_norm_should_leave_sparse_only_features_alone() -> None:
                                    [r["confidence"] for r in b.data["intent_ranking"]])
 
 
+@pytest.mark.slow
 @needs_shared_data
 @pytest.mark.parametrize(("dataset", "rasa_default", "scikit_learn"),
                          [("snips-small", 0.939, 0.959), ("banking77-small", 0.733, 0.825)])

@@ -17,14 +17,7 @@ from typing import Any
 
 from parley import registry
 from parley.component import (
-    DENSE_FEATURES,
-    FEATURES,
-    INTENT,
-    PRODUCTS,
-    SPARSE_FEATURES,
-    TOKENS,
-    Component,
-    satisfied,
+    DENSE_FEATURES, FEATURES, INTENT, PRODUCTS, SPARSE_FEATURES, TOKENS, Component, satisfied,
 )
 from parley.data.config import ComponentConfig, ProjectConfig
 from parley.errors import ConfigError, Issue, location, warn

@@ -7,13 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from parley.component import (
-    Component,
-    Finetunable,
-    NLUComponent,
-    StatelessNLUComponent,
-    finetune_epochs,
-)
+from parley.component import Component, Finetunable, NLUComponent, StatelessNLUComponent, finetune_epochs
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, ModelArchiveError, NotFittedError

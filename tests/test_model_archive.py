@@ -11,13 +11,8 @@ import pytest
 from parley.engine.archive import pack_archive
 from parley.errors import ModelArchiveError
 from parley.model_archive import (
-    MODEL_FORMAT,
-    check_format,
-    model_archives,
-    newest_model,
-    read_extracted_metadata,
-    read_metadata,
-    resolve_model,
+    MODEL_FORMAT, check_format, model_archives, newest_model, read_extracted_metadata,
+    read_metadata, resolve_model,
 )
 
 

@@ -12,20 +12,8 @@ import pytest
 from parley import registry
 from parley.component import Component
 from parley.params import (
-    AnyOf,
-    Bool,
-    Choice,
-    FeatureWindow,
-    Float,
-    Int,
-    ListOf,
-    MappingOf,
-    NoneOr,
-    Regex,
-    Rule,
-    Str,
-    find_problems,
-    keyword_signature,
+    AnyOf, Bool, Choice, FeatureWindow, Float, Int, ListOf, MappingOf, NoneOr, Regex, Rule, Str,
+    find_problems, keyword_signature,
 )
 from parley.recipe import CORE, NLU, component_class
 

@@ -13,12 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from parley.data.formats.schema import (
-    check_keys,
-    describe,
-    did_you_mean,
-    expect_list,
-    expect_mapping,
-    expect_type,
+    check_keys, describe, did_you_mean, expect_list, expect_mapping, expect_type,
 )
 from parley.data.formats.yaml_io import line_of, plain
 from parley.errors import SchemaError, warn

@@ -23,18 +23,8 @@ from typing import Any
 
 from parley.data.domain import Domain, Slot
 from parley.data.events import (
-    ActionExecuted,
-    ActionExecutionRejected,
-    ActionReverted,
-    ActiveLoop,
-    AllSlotsReset,
-    Event,
-    FollowupAction,
-    LoopInterrupted,
-    Restarted,
-    SessionStarted,
-    SlotSet,
-    UserUttered,
+    ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop, AllSlotsReset, Event,
+    FollowupAction, LoopInterrupted, Restarted, SessionStarted, SlotSet, UserUttered,
     UserUtteranceReverted,
 )
 

@@ -28,36 +28,16 @@ from typing import Any
 
 from parley.data.domain import Domain
 from parley.data.events import (
-    ActionExecuted,
-    ActionReverted,
-    ActiveLoop,
-    Event,
-    Restarted,
-    SessionStarted,
-    SlotSet,
-    UserUttered,
-    UserUtteranceReverted,
+    ActionExecuted, ActionReverted, ActiveLoop, Event, Restarted, SessionStarted, SlotSet,
+    UserUttered, UserUtteranceReverted,
 )
 from parley.data.slots import bare_name_value
 from parley.data.stories import (
-    ActionStep,
-    ActiveLoopStep,
-    BotStep,
-    CheckpointStep,
-    OrStep,
-    SlotStep,
-    SlotValue,
-    Step,
-    Story,
-    StoryEntity,
-    UserStep,
+    ActionStep, ActiveLoopStep, BotStep, CheckpointStep, OrStep, SlotStep, SlotValue, Step,
+    Story, StoryEntity, UserStep,
 )
 from parley.data.tracker import (
-    ACTION_LISTEN,
-    SHOULD_NOT_BE_SET,
-    DialogueStateTracker,
-    DomainView,
-    FrozenState,
+    ACTION_LISTEN, SHOULD_NOT_BE_SET, DialogueStateTracker, DomainView, FrozenState,
     freeze_state,
 )
 from parley.errors import DataError

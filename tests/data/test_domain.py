@@ -7,14 +7,7 @@ from pathlib import Path
 import pytest
 
 from parley.data.domain import (
-    DEFAULT_ACTIONS,
-    DEFAULT_INTENTS,
-    Action,
-    Domain,
-    EntityType,
-    Form,
-    Intent,
-    SessionConfig,
+    DEFAULT_ACTIONS, DEFAULT_INTENTS, Action, Domain, EntityType, Form, Intent, SessionConfig,
     Slot,
 )
 from parley.data.formats.domain_yaml import read_domain

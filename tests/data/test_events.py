@@ -5,24 +5,10 @@ from __future__ import annotations
 import pytest
 
 from parley.data.events import (
-    EVENT_TYPES,
-    ActionExecuted,
-    ActionExecutionRejected,
-    ActionReverted,
-    ActiveLoop,
-    AllSlotsReset,
-    BotUttered,
-    Event,
-    FollowupAction,
-    LoopInterrupted,
-    Restarted,
-    SessionStarted,
-    SlotSet,
-    UserUttered,
-    UserUtteranceReverted,
-    event_from_dict,
-    events_from_dicts,
-    events_to_dicts,
+    EVENT_TYPES, ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop,
+    AllSlotsReset, BotUttered, Event, FollowupAction, LoopInterrupted, Restarted,
+    SessionStarted, SlotSet, UserUttered, UserUtteranceReverted, event_from_dict,
+    events_from_dicts, events_to_dicts,
 )
 from parley.errors import DataError
 

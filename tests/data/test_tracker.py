@@ -4,17 +4,8 @@ from __future__ import annotations
 
 from parley.data.domain import Domain, Intent
 from parley.data.events import (
-    ActionExecuted,
-    ActionExecutionRejected,
-    ActionReverted,
-    ActiveLoop,
-    AllSlotsReset,
-    FollowupAction,
-    Restarted,
-    SessionStarted,
-    SlotSet,
-    UserUttered,
-    UserUtteranceReverted,
+    ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop, AllSlotsReset,
+    FollowupAction, Restarted, SessionStarted, SlotSet, UserUttered, UserUtteranceReverted,
 )
 from parley.data.slots import Slot
 from parley.data.tracker import SHOULD_NOT_BE_SET, DialogueStateTracker, slot_features

@@ -5,13 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from parley.data.domain import Domain
-from parley.data.events import (
-    ActionExecuted,
-    ActionExecutionRejected,
-    ActiveLoop,
-    SlotSet,
-    UserUttered,
-)
+from parley.data.events import ActionExecuted, ActionExecutionRejected, ActiveLoop, SlotSet, UserUttered
 from parley.data.formats.story_yaml import read_stories
 from parley.data.importer import TrainingDataImporter
 from parley.data.stories import Story

@@ -10,13 +10,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from parley.engine.fingerprint import (
-    NOT_INSTALLED,
-    file_fingerprint,
-    fingerprint,
-    fingerprint_files,
-    fingerprint_unordered,
-    node_fingerprint,
-    package_versions,
+    NOT_INSTALLED, file_fingerprint, fingerprint, fingerprint_files, fingerprint_unordered,
+    node_fingerprint, package_versions,
 )
 
 REPO = Path(__file__).resolve().parents[2]

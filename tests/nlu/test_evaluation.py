@@ -9,12 +9,7 @@ import pytest
 from parley.data.message import Entity, Message
 from parley.data.training_data import TrainingData
 from parley.nlu.evaluation import (
-    accuracy,
-    entity_report,
-    evaluate_nlu,
-    evaluate_parses,
-    label_scores,
-    macro_f1,
+    accuracy, entity_report, evaluate_nlu, evaluate_parses, label_scores, macro_f1,
 )
 
 

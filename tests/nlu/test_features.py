@@ -6,12 +6,7 @@ from scipy.sparse import csr_matrix, issparse
 
 from parley.data.message import Message
 from parley.nlu.features import (
-    Features,
-    attach_features,
-    features_of,
-    split_rows,
-    stack_sentence_features,
-    to_dense,
+    Features, attach_features, features_of, split_rows, stack_sentence_features, to_dense,
     to_sparse,
 )
 

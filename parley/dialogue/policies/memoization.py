@@ -18,11 +18,7 @@ from parley.data.domain import Domain
 from parley.data.events import ActionExecuted, SlotSet
 from parley.data.tracker import DialogueStateTracker, State
 from parley.dialogue.policies.base import (
-    Policy,
-    check_actions_in_domain,
-    feature_key,
-    prediction_states,
-    training_states_and_labels,
+    Policy, check_actions_in_domain, feature_key, prediction_states, training_states_and_labels,
     unambiguous_lookup,
 )
 from parley.dialogue.policies.prediction import PolicyPrediction

@@ -33,23 +33,12 @@ from parley.data.events import (
     UserUttered,
 )
 from parley.data.tracker import (
-    ACTIVE_LOOP,
-    LOOP_NAME,
-    PREVIOUS_ACTION,
-    RULE_ONLY_LOOPS,
-    RULE_ONLY_SLOTS,
-    SHOULD_NOT_BE_SET,
-    SLOTS,
-    DialogueStateTracker,
-    State,
-    prev_action_is_listen,
+    ACTIVE_LOOP, LOOP_NAME, PREVIOUS_ACTION, RULE_ONLY_LOOPS, RULE_ONLY_SLOTS,
+    SHOULD_NOT_BE_SET, SLOTS, DialogueStateTracker, State, prev_action_is_listen,
 )
 from parley.dialogue.generator import RULE_SNIPPET_ACTION
 from parley.dialogue.policies.base import (
-    Policy,
-    check_actions_in_domain,
-    prediction_states,
-    training_states_and_labels,
+    Policy, check_actions_in_domain, prediction_states, training_states_and_labels,
     unambiguous_lookup,
 )
 from parley.dialogue.policies.prediction import PolicyPrediction

@@ -13,14 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from parley.component import (
-    DENSE_FEATURES,
-    ENTITIES,
-    TOKENS,
-    Finetunable,
-    NLUComponent,
-    finetune_epochs,
-)
+from parley.component import DENSE_FEATURES, ENTITIES, TOKENS, Finetunable, NLUComponent, finetune_epochs
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError
@@ -28,31 +21,12 @@ from parley.nlu.entity_tags import NO_ENTITY, decode_entities, label_of, tag_spa
 from parley.nlu.extractors import ENTITIES_KEY
 from parley.nlu.extractors._crf import ChainWeights, predict_chain, train_chain_crf
 from parley.nlu.extractors._crf_features import (
-    DEFAULT_FEATURES,
-    DENSE,
-    PATTERN,
-    SPACY_FEATURES,
-    TEXT_FEATURES,
-    TokenBatch,
-    attribute_entries,
-    attribute_matrix,
-    lookup,
-    token_batch,
+    DEFAULT_FEATURES, DENSE, PATTERN, SPACY_FEATURES, TEXT_FEATURES, TokenBatch,
+    attribute_entries, attribute_matrix, lookup, token_batch,
 )
 from parley.nlu.featurizers._tokens import tokens_of
 from parley.nlu.tokens import Token
-from parley.params import (
-    AnyOf,
-    Bool,
-    Constraint,
-    FeatureWindow,
-    Float,
-    Int,
-    ListOf,
-    MappingOf,
-    NoneOr,
-    Str,
-)
+from parley.params import AnyOf, Bool, Constraint, FeatureWindow, Float, Int, ListOf, MappingOf, NoneOr, Str
 
 if TYPE_CHECKING:
     from typing import Self

@@ -26,18 +26,7 @@ from parley.data.training_data import TrainingData
 from parley.nlu.features import attach_features
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
 from parley.params import (
-    AnyOf,
-    Bool,
-    Choice,
-    Constraint,
-    Float,
-    Hint,
-    Int,
-    ListOf,
-    MappingOf,
-    NoneOr,
-    Rule,
-    Str,
+    AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
 )
 
 if TYPE_CHECKING:

@@ -19,14 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from parley.component import (
-    ENTITIES,
-    FEATURES,
-    INTENT,
-    Finetunable,
-    NLUComponent,
-    finetune_epochs,
-)
+from parley.component import ENTITIES, FEATURES, INTENT, Finetunable, NLUComponent, finetune_epochs
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError, warn
@@ -34,18 +27,7 @@ from parley.ml.torch_env import import_torch, seed_everything, torch_threads
 from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
 from parley.nlu.entity_tags import NO_ENTITY, bilou_moves, comma_rule, decode_entities, token_tags
 from parley.params import (
-    AnyOf,
-    Bool,
-    Choice,
-    Constraint,
-    Float,
-    Hint,
-    Int,
-    ListOf,
-    MappingOf,
-    NoneOr,
-    Rule,
-    Str,
+    AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
 )
 
 if TYPE_CHECKING:

@@ -242,7 +242,7 @@ class TrainingDataImporter:
                          in self.nlu_data.locations.items()}
             locations.update(domain.locations)
             domain = replace(domain, responses=merged, locations=locations)
-        if self.from_stories and self.story_bot_texts and not domain.is_empty():
+        if self.from_stories and not domain.is_empty() and self.story_bot_texts:
             # A bot text is an action the policies predict (Rasa's E2EImporter adds them
             # as e2e actions); without a domain nothing trains Core, so none is added.
             texts = [t for t in self.story_bot_texts if t not in domain.e2e_actions]

@@ -79,8 +79,10 @@ def has_end_to_end_turns(importer: TrainingDataImporter) -> bool:
 
 def training_type_from_data(importer: TrainingDataImporter, asked: str) -> str:
     """What a ``train`` of ``asked`` type actually trains, decided by the data as Rasa 3.6
-    does: nothing at all is an error; no domain or no stories/rules → NLU only; no NLU
-    examples → Core only. ``train_nlu``/``train_core`` keep their type but need their data.
+    does: nothing at all is an error; no domain or no stories/rules → NLU only; stories
+    with ``user:``/``bot:`` texts → end-to-end; no NLU examples → Core only.
+    ``train_nlu``/``train_core`` keep their type but need their data (and Core alone
+    cannot take end-to-end stories, as in Rasa).
     """
     nlu, dialogue = has_nlu_examples(importer), has_dialogue(importer)
     end_to_end = has_end_to_end_turns(importer)
@@ -101,11 +103,12 @@ def training_type_from_data(importer: TrainingDataImporter, asked: str) -> str:
         elif end_to_end:
             if not nlu:
                 raise DataError(
-                    f"the stories in {where} have end-to-end turns (user: texts) but there "
-                    "are no NLU examples: Parley's intent classifiers learn from labelled "
-                    "examples, and TEDPolicy, which learns from the texts alone, is not in "
-                    "Parley yet.", hint="Add NLU examples under 'nlu:', or give the story "
-                                        "turns an intent ('intent:' beside 'user:').")
+                    f"the stories in {where} have end-to-end turns (user: or bot: texts) "
+                    "but there are no NLU examples: Parley's intent classifiers learn from "
+                    "labelled examples, and TEDPolicy, which learns from the texts alone, "
+                    "is not in Parley yet.", hint="Add NLU examples under 'nlu:', or give "
+                                                  "the story turns an intent ('intent:' "
+                                                  "beside 'user:').")
             warn("the stories have end-to-end turns (user: or bot: texts); an end-to-end "
                  "model is trained. Its policies use them as Rasa's MemoizationPolicy and "
                  "RulePolicy do: a rule's user text must match the message exactly.")

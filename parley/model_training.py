@@ -90,7 +90,8 @@ def train_nlu(
     finetuning_epoch_fraction: float = 1.0,
 ) -> str | None:
     """Trains an NLU model; returns the path to the model archive."""
-    importer = TrainingDataImporter(domain, config, nlu_data)
+    # The stories add nothing to an NLU-only model, as with Rasa's NLU-only importer.
+    importer = TrainingDataImporter(domain, config, nlu_data, from_stories=False)
     return _train(importer, TrainingRequest(
         NLU, Path(output), fixed_model_name, persist_nlu_data=persist_nlu_training_data,
         nlu_arguments=dict(additional_arguments or {}), model_to_finetune=model_to_finetune,
@@ -101,8 +102,8 @@ def _train(importer: TrainingDataImporter, request: TrainingRequest) -> Training
     importer.load_all()
     request = replace(request, training_type=training_type_from_data(
         importer, request.training_type))
-    validate_for_training(importer, request.training_type).raise_for_errors()
-    recipe = build_recipe(importer.config, request.training_type, request.nlu_arguments,
+    validate_for_training(importer, request.parts).raise_for_errors()
+    recipe = build_recipe(importer.config, request.parts, request.nlu_arguments,
                           request.core_arguments)
     cache = cache_from_env(Path.cwd())  # .parley/cache where training runs, as Rasa's .rasa/cache
     finetune_from = None

@@ -18,13 +18,14 @@ from typing import Any
 
 from parley.data.config import CONFIG_TOP_KEYS, ProjectConfig, read_config
 from parley.data.domain import Domain
+from parley.data.message import Entity, Message
 from parley.data.formats.domain_yaml import DOMAIN_KEYS, domain_from_content, read_domain
 from parley.data.formats.nlu_yaml import nlu_from_content
 from parley.data.formats.schema import did_you_mean
 from parley.data.formats.story_yaml import StoryFile, story_file_from_content
 from parley.data.formats.yaml_io import read_yaml_file
 from parley.data.projects import imported_folders
-from parley.data.stories import Story
+from parley.data.stories import BotStep, Story, StoryEntity
 from parley.data.training_data import TrainingData
 from parley.errors import SchemaError, warn
 
@@ -84,7 +85,12 @@ class TrainingDataImporter:
         domain_path: str | Path | Domain | None = None,
         config_path: str | Path | None = None,
         training_files: str | Path | Iterable[str | Path] | None = None,
+        *,
+        from_stories: bool = True,
     ) -> None:
+        """``from_stories``: add the stories' user texts to the NLU data and their bot
+        texts to the domain, as Rasa's E2EImporter does; ``train_nlu`` turns it off, as
+        Rasa's NLU-only importer leaves the stories out."""
         # A Domain object stands in for the domain files (train_core/train_nlu accept one).
         self._given_domain = domain_path if isinstance(domain_path, Domain) else None
         self.domain_path = (Path(domain_path) if isinstance(domain_path, (str, Path))
@@ -95,6 +101,7 @@ class TrainingDataImporter:
         elif isinstance(training_files, (str, Path)):
             training_files = [training_files]
         self.training_paths = [Path(p) for p in training_files]
+        self.from_stories = from_stories
         self._content: dict[Path, Any] = {}
 
     @classmethod
@@ -171,15 +178,50 @@ class TrainingDataImporter:
 
     @cached_property
     def nlu_training_data(self) -> TrainingData:
-        """What NLU trains on: the NLU data plus the domain's retrieval responses
-        (``utter_faq/…``), which ResponseSelector returns; the domain's win, as in Rasa."""
+        """What NLU trains on: the NLU data, the user texts of the stories and rules
+        (:attr:`story_messages`), and the domain's retrieval responses (``utter_faq/…``),
+        which ResponseSelector returns; the domain's win, as in Rasa."""
         retrieval = {name: variants for name, variants in self.domain.responses.items()
                      if "/" in name}
-        if not retrieval:
+        if not retrieval and not self.story_messages:
             return self.nlu_data
-        data = self.nlu_data.merge()
+        data = self.nlu_data.merge(TrainingData(self.story_messages))
         data.responses = {**data.responses, **retrieval}
-        return data
+        return data.without_duplicate_examples()
+
+    @cached_property
+    def story_messages(self) -> list[Message]:
+        """The user turns of the stories and rules that carry a text, as NLU messages.
+
+        Rasa's E2EImporter adds every story turn to the NLU data. Only those with a text
+        matter to Parley's pipeline: a bare ``user:`` text (an end-to-end turn) trains the
+        featurizers' vocabulary but no classifier, as it has no intent; a text with an
+        intent is a labelled example like those of the NLU files. Each once, sorted, so
+        that the order of the stories changes no fingerprint.
+        """
+        if not self.from_stories:
+            return []
+        found: dict[tuple[str, str | None], Message] = {}
+        for story in (*self.stories, *self.rules):
+            for step in story.user_steps():
+                if step.text is None:
+                    continue
+                intent = step.base_intent
+                # Rasa keeps entities only on turns with an intent; an end-to-end text is
+                # featurized as text alone.
+                entities = [] if intent is None else [
+                    entity for entity in map(_entity, step.entities) if entity is not None]
+                message = Message(step.text, intent, entities, file=step.file,
+                                  line=step.line)
+                found.setdefault((step.text, intent), message)
+        return [found[key] for key in sorted(found, key=lambda k: (k[1] or k[0], k[0]))]
+
+    @cached_property
+    def story_bot_texts(self) -> list[str]:
+        """The ``bot:`` texts of the stories, in the order first written."""
+        texts = (s.text for story in self.stories for s in story.iter_steps()
+                 if isinstance(s, BotStep))
+        return list(dict.fromkeys(texts))
 
     @cached_property
     def domain(self) -> Domain:
@@ -200,6 +242,11 @@ class TrainingDataImporter:
                          in self.nlu_data.locations.items()}
             locations.update(domain.locations)
             domain = replace(domain, responses=merged, locations=locations)
+        if self.from_stories and not domain.is_empty() and self.story_bot_texts:
+            # A bot text is an action the policies predict (Rasa's E2EImporter adds them
+            # as e2e actions); without a domain nothing trains Core, so none is added.
+            texts = [t for t in self.story_bot_texts if t not in domain.e2e_actions]
+            domain = replace(domain, e2e_actions=[*domain.e2e_actions, *texts])
         return domain
 
     @cached_property
@@ -245,3 +292,11 @@ class TrainingDataImporter:
             "rules": len(self.rules),
             "test stories": len(self.test_stories),
         }
+
+
+def _entity(entity: StoryEntity) -> Entity | None:
+    """The entity as annotated in a user text; None for one without offsets."""
+    if entity.start is None or entity.end is None:
+        return None
+    return Entity(entity.start, entity.end, entity.value, entity.entity, entity.role,
+                  entity.group)

@@ -80,6 +80,12 @@ class TrainingData:
 
     # --- views -------------------------------------------------------------------------
     @property
+    def nlu_examples(self) -> list[Message]:
+        """The examples without the end-to-end story texts (a text with no intent), which
+        only the featurizers' vocabulary learns from — Rasa's ``nlu_examples``."""
+        return [m for m in self.examples if m.intent is not None or m.entities]
+
+    @property
     def intent_examples(self) -> list[Message]:
         return [m for m in self.examples if m.intent is not None]
 

@@ -125,7 +125,7 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
     # --- training ------------------------------------------------------------------------
     def fit(self, training_data: TrainingData) -> Self:
         self.check_params()
-        examples = [m for m in training_data.examples if m.text]
+        examples = [m for m in training_data.nlu_examples if m.text]
         self.taggers_: dict[str, _Tagger] = {}
         self.dense_layout_: list[list[Any]] = []
         if not any(m.entities for m in examples):
@@ -166,7 +166,7 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
         has none either, as training it again would; entities in the new data are new
         entity types, refused like any other."""
         self.check_is_fitted()
-        examples = [m for m in training_data.examples if m.text]
+        examples = [m for m in training_data.nlu_examples if m.text]
         all_tokens = tokens_of(examples, self.name)
         iterations = finetune_epochs(self.max_iterations, epoch_fraction)
         golds = {a: self._gold(examples, all_tokens, a) for a in ATTRIBUTES}

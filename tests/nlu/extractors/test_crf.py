@@ -369,3 +369,16 @@ def test_should_find_hwu64_entities_well_above_chance() -> None:
     hits = len(gold & found)
     f1 = 2 * hits / (len(gold) + len(found))
     assert f1 > 0.58
+
+
+def test_should_not_learn_from_end_to_end_story_texts() -> None:
+    # A story's user text joins the NLU data for the featurizers' vocabulary only; as in
+    # Rasa (nlu_examples), the extractor does not read it as a text without entities.
+    upstream = [WhitespaceTokenizer(), RegexFeaturizer()]
+    data = read_nlu_text('version: "3.1"\nnlu:\n- intent: travel\n  examples: |\n'
+                         '    - fly to [Oslo](city)\n    - fly to [Rome](city)\n')
+    data = data.merge(TrainingData([Message("fly to Oslo") for _ in range(6)]))
+    run(upstream, data)
+    extractor = CRFEntityExtractor().fit(data)
+    assert _short(_entities(extractor, upstream, "fly to Oslo")) == [
+        ("Oslo", "city", None, None)]

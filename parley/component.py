@@ -178,7 +178,9 @@ class Component:
     def check_is_fitted(self) -> None:
         if not self.fitted_attributes():
             raise NotFittedError(
-                f"{self.name or type(self).__name__} is not trained yet; call fit() first."
+                f"{self.name or type(self).__name__} is not trained yet: it has no learned "
+                "attribute (a name ending in '_'). Call fit() first; a component that learns "
+                "nothing subclasses StatelessNLUComponent."
             )
 
     # --- persistence: the template ---------------------------------------------------

@@ -9,6 +9,7 @@
      │    ├── FormatVersionError   the file is written in a format Parley does not read
      │    └── ValidationError      cross-file checks failed (carries every issue)
      ├── ConfigError               config.yml asks for something that cannot be built
+     ├── ComponentError            a user's own component (named by module path) failed
      ├── NotFittedError            a component was used before ``fit``
      ├── ProjectExistsError        ``parley init`` would overwrite a file
      ├── ModelArchiveError         a model archive is corrupt, unsafe or cannot be written
@@ -113,6 +114,11 @@ class ValidationError(DataError):
 
 class ConfigError(ParleyError):
     """config.yml asks for something Parley cannot build."""
+
+
+class ComponentError(ParleyError):
+    """A component the user wrote (named in config.yml by module path) raised: the fault is
+    in that code, not in Parley, and the message says where it stands in config.yml."""
 
 
 class NotFittedError(ParleyError):

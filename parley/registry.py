@@ -205,6 +205,15 @@ def _custom_class(path: str, kind: Kind | None = None) -> type[Component]:
         raise ConfigError(f"'{path}' does not implement {', '.join(missing)}, which "
                           f"{bases[fitting[0]].__name__} requires (see "
                           "docs/custom-components.md).")
+    own_init = cls.__init__ is not object.__init__  # object's (*args, **kwargs) takes nothing
+    unusable = [p.name for p in inspect.signature(cls.__init__).parameters.values()
+                if own_init and p.name != "self" and (p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                                         or p.default is inspect.Parameter.empty)]
+    if unusable:
+        raise ConfigError(
+            f"'{path}' takes {', '.join(unusable)} in __init__ without a default (or as "
+            "*args / **kwargs); Parley builds components from config.yml keys, so every "
+            "parameter must be a keyword with a default (see docs/custom-components.md).")
     return cls
 
 

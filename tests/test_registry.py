@@ -132,6 +132,11 @@ class MyPolicy(Policy):
 
     def _set_state(self, state, arrays):
         pass
+
+
+class TakesArgs(Fine):
+    def __init__(self, size, *rest, **more):
+        self.size = size
 '''
 
 
@@ -164,6 +169,8 @@ def test_a_custom_component_following_the_contract_should_load(custom):
                                 "subclass parley.component.NLUComponent"),
     ("{pkg}.things.NoProcess", "'{pkg}.things.NoProcess' does not implement _set_state, "
                                "_state, process, which NLUComponent requires"),
+    ("{pkg}.things.TakesArgs", "takes size, rest, more in __init__ without a default (or as "
+                               "*args / **kwargs)"),
 ])
 def test_a_custom_component_breaking_the_contract_should_say_what_is_missing(
         custom, path, message):

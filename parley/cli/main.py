@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 
 from parley.cli import data_cmd, init_cmd, predict_cmd, test_cmd, train_cmd
-from parley.errors import DataError, ParleyError, ParleyWarning
+from parley.errors import ComponentError, DataError, ParleyError, ParleyWarning
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -64,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc.report(), file=sys.stderr)
         return EXIT_ERROR
     except ParleyError as exc:
+        if isinstance(exc, ComponentError) and _debugging(args):
+            traceback.print_exception(exc, file=sys.stderr)  # where in the user's code
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -73,7 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - nothing a user can cause ends here: a bug
-        return _report_bug(exc, args.debug or os.environ.get("PARLEY_DEBUG", "") not in ("", "0"))
+        return _report_bug(exc, _debugging(args))
+
+
+def _debugging(args: argparse.Namespace) -> bool:
+    return bool(args.debug) or os.environ.get("PARLEY_DEBUG", "") not in ("", "0")
 
 
 def _report_bug(exc: Exception, debug: bool) -> int:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from parley.errors import ConfigError
 from parley.ml.adam import Adam
 from parley.ml.batching import FeatureTable
 from parley.ml.grouped import matmul_dtype
@@ -216,6 +217,13 @@ class Trainer(ABC):
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + value
             shown = {k: v / batches for k, v in sums.items()}
+            if not all(math.isfinite(v) for v in shown.values()):
+                # Past this point every weight is NaN and every confidence would be too.
+                raise ConfigError(
+                    f"training diverged ({self.description}: epoch {epoch + 1}; the loss is "
+                    f"no longer a finite number: {_brief(shown)}). Lower learning_rate, or the "
+                    "scales of the loss (maximum_positive_similarity, negative_margin_scale, "
+                    "regularization_constant), and train again.")
             if time.monotonic() >= next_trim:  # a trim costs ~10 ms and refaults what it frees
                 release_free_memory()
                 next_trim = time.monotonic() + TRIM_EVERY_S
@@ -238,6 +246,10 @@ class Trainer(ABC):
             return np.arange(count), np.arange(0)
         order = self.rng.permutation(count)
         return np.sort(order[held_out:]), np.sort(order[:held_out])
+
+def _brief(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{key} {value:.4g}" for key, value in metrics.items())
+
 
 def sentence_rows_padded(sentence_rows: torch.Tensor, quantum: int) -> torch.Tensor:
     """The sentence rows, the last one repeated up to a multiple of ``quantum`` (few

@@ -33,15 +33,16 @@ def parse_intent_message(text: str, intents: Collection[str],
         return None
     match = _PATTERN.match(user_text)
     if match is None:
-        warn(f"could not read an intent and entities from '{user_text}'; parsing it as text.")
+        warn(f"could not read an intent and entities from '{_shown(user_text)}'; parsing it as text.")
         return None
     intent = match.group("intent").strip()
     if intent not in intents:
-        warn(f"'{user_text}' names the intent '{intent}', which the model does not know "
+        warn(f"'{_shown(user_text)}' names the intent '{_shown(intent)}', which the model does not know "
              f"(known: {', '.join(sorted(intents))}); parsing it as text.")
         return None
     if match.group("rest"):
-        warn(f"'{user_text}': ignoring '{match.group('rest')}' after the intent and entities.")
+        warn(f"'{_shown(user_text)}': ignoring '{_shown(match.group('rest'))}' after the intent "
+             "and entities.")
     confidence = _confidence(match.group("confidence"), user_text)
     return {
         "text": user_text,
@@ -57,10 +58,10 @@ def _confidence(given: str | None, text: str) -> float:
     try:
         value = float(given[1:])
     except ValueError:
-        warn(f"'{text}': the confidence '{given[1:]}' is not a number from 0 to 1; using 0.0.")
+        warn(f"'{_shown(text)}': the confidence '{given[1:]}' is not a number from 0 to 1; using 0.0.")
         return 0.0
     if value > 1.0:  # the pattern admits no sign, so it is never negative
-        warn(f"'{text}': the confidence {value} is above 1; using 1.0.")
+        warn(f"'{_shown(text)}': the confidence {value} is above 1; using 1.0.")
         return 1.0
     return value
 
@@ -71,16 +72,16 @@ def _entities(match: re.Match[str], known: Collection[str]) -> list[dict[str, An
         return []
     try:
         parsed = json.loads(given)
-    except ValueError as exc:
-        parsed, problem = {}, f"its entities are not JSON ({exc})"
+    except (ValueError, RecursionError) as exc:  # nesting past the recursion limit too
+        parsed, problem = {}, f"its entities are not JSON ({str(exc)[:120]})"
     else:
         problem = "" if isinstance(parsed, dict) else "its entities are not a JSON object"
     if problem:
-        warn(f"'{match.string}': {problem}; going on without entities.")
+        warn(f"'{_shown(match.string)}': {problem}; going on without entities.")
         return []
     unknown = sorted(set(parsed) - set(known))
     if unknown:
-        warn(f"'{match.string}': the model knows no entity {', '.join(unknown)}; "
+        warn(f"'{_shown(match.string)}': the model knows no entity {', '.join(unknown)}; "
              "going on without it.")
     found = []
     for entity, values in parsed.items():
@@ -90,3 +91,8 @@ def _entities(match: re.Match[str], known: Collection[str]) -> list[dict[str, An
             found.append({"entity": entity, "value": value, "start": match.start(),
                           "end": match.end()})
     return found
+
+
+def _shown(text: str, limit: int = 80) -> str:
+    """``text`` as a warning quotes it: a 2 MB message must not make a 2 MB warning."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from parley.errors import ParleyWarning
 from parley.nlu.intent_message import parse_intent_message
 
 INTENTS = {"greet", "inform", "restart"}
@@ -67,3 +68,16 @@ def test_an_unknown_intent_should_warn_and_leave_the_text_to_the_model():
 def test_trailing_text_should_warn_and_be_ignored():
     with pytest.warns(UserWarning, match="ignoring 'x'"):
         assert parse('/inform{"cuisine": "thai"}x')["intent"]["name"] == "inform"
+
+
+def test_entities_nested_past_the_recursion_limit_should_warn_not_crash():
+    text = '/greet{"plant": ' + "[" * 5000 + "]" * 5000 + "}"
+    with pytest.warns(ParleyWarning, match="not JSON"):
+        parsed = parse_intent_message(text, {"greet"}, {"plant"})
+    assert parsed is not None and parsed["entities"] == []
+
+
+def test_warnings_should_quote_a_long_message_briefly():
+    with pytest.warns(ParleyWarning) as caught:
+        parse_intent_message("/nope" + "x" * 100_000, {"greet"}, set())
+    assert len(str(caught[0].message)) < 400

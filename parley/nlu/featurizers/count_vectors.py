@@ -23,6 +23,7 @@ import numpy as np
 from parley.component import SPARSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
+from parley.errors import warn
 from parley.nlu.features import attach_features
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
 from parley.params import (
@@ -81,6 +82,11 @@ class CountVectorsFeaturizer(NLUComponent):
     param_rules: ClassVar[tuple[Rule, ...]] = (
         Rule(("min_ngram", "max_ngram"), lambda low, high: None if low <= high else
              f"min_ngram ({low}) must not be greater than max_ngram ({high})."),
+        # Both counts or both fractions can be compared now (scikit-learn's check); a count
+        # beside a fraction only against the data, where an empty vocabulary warns.
+        Rule(("min_df", "max_df"), lambda low, high: None
+             if isinstance(low, int) != isinstance(high, int) or low <= high else
+             f"min_df ({low}) must not be greater than max_df ({high}): no word could be kept."),
     )
 
     def __init__(
@@ -173,6 +179,10 @@ class CountVectorsFeaturizer(NLUComponent):
         terms: dict[str, int] = {}
         _, counts = self._count(token_lists, terms, grow=True)
         self.vocabulary_ = self._prune(counts, terms, len(messages))
+        if terms and not self.vocabulary_:
+            warn(f"{self.name}: min_df {self.min_df!r}, max_df {self.max_df!r} and "
+                 f"max_features {self.max_features!r} leave no word of the {len(terms):,} seen "
+                 "in training; this featurizer adds no features.")
         return self
 
     def _prune(self, counts: csr_matrix, terms: dict[str, int], n_docs: int) -> dict[str, int]:

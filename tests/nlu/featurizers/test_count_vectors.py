@@ -5,7 +5,7 @@ import pytest
 
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.errors import ConfigError
+from parley.errors import ConfigError, ParleyWarning
 from parley.nlu.featurizers.count_vectors import CountVectorsFeaturizer
 from parley.nlu.tokenizers.whitespace import WhitespaceTokenizer
 
@@ -126,3 +126,15 @@ def test_char_wb_sentence_should_equal_the_sum_of_token_rows() -> None:
     featurizer.process(data.examples)
     record = data.examples[0].data["features"][-1]
     assert np.array_equal(record.sentence.toarray()[0], record.sequence.toarray().sum(axis=0))
+
+
+@pytest.mark.parametrize(("min_df", "max_df"), [(0.9, 0.1), (5, 2)])
+def test_min_df_above_max_df_should_be_refused_when_built(min_df, max_df) -> None:
+    with pytest.raises(ConfigError, match="min_df .* must not be greater than max_df"):
+        CountVectorsFeaturizer.from_params({"min_df": min_df, "max_df": max_df})
+
+
+def test_a_vocabulary_pruned_to_nothing_should_warn() -> None:
+    with pytest.warns(ParleyWarning, match="leave no word"):
+        featurizer, _ = _fit(["hello world", "hello there"], min_df=1_000)
+    assert featurizer.vocabulary_ == {}

@@ -308,3 +308,10 @@ def _featurized_travel():
     data = read_nlu_text(TRAVEL)
     run(pipeline(), data)
     return data
+
+
+def test_a_loss_that_diverges_should_stop_training_with_what_to_lower():
+    """A huge but finite learning rate passes the value checks; the weights then go to NaN.
+    Training stops there instead of shipping a model whose every confidence is NaN."""
+    with pytest.raises(ConfigError, match="diverged .* Lower learning_rate"):
+        trained(epochs=20, learning_rate=1e10)

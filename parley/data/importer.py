@@ -129,7 +129,11 @@ class TrainingDataImporter:
     @cached_property
     def files(self) -> ProjectFiles:
         files = ProjectFiles()
-        for path in yaml_files([*self.training_paths, *self.imported_paths]):
+        # With imports, the project's own data folder may be absent (Rasa's multi-project
+        # layout: a root with only config.yml); without, a missing path is an error.
+        own = ([p for p in self.training_paths if Path(p).exists()] if self.imported_paths
+               else self.training_paths)
+        for path in yaml_files([*own, *self.imported_paths]):
             content = self._parsed(path)
             if content is None:
                 warn("the file is empty; it holds no training data.", path)
@@ -173,8 +177,18 @@ class TrainingDataImporter:
     @property
     def has_domain(self) -> bool:
         """Whether a domain was given or found (not just responses from NLU files)."""
-        return (self._given_domain is not None or self.domain_path is not None
+        return (self._given_domain is not None or self._own_domain_path is not None
                 or bool(self.files.domain))
+
+    @cached_property
+    def _own_domain_path(self) -> Path | None:
+        """The project's own domain path; a path that does not exist is left out when
+        config.yml imports other projects, whose domains then make the domain (Rasa's
+        multi-project layout has no root domain)."""
+        if self.domain_path is not None and not self.domain_path.exists() \
+                and self.imported_paths:
+            return None
+        return self.domain_path
 
     @cached_property
     def nlu_training_data(self) -> TrainingData:
@@ -229,8 +243,8 @@ class TrainingDataImporter:
         and the retrieval responses of the NLU files (as Rasa syncs them)."""
         if self._given_domain is not None:
             domain = self._given_domain
-        elif self.domain_path is not None:
-            domain = read_domain(self.domain_path)
+        elif self._own_domain_path is not None:
+            domain = read_domain(self._own_domain_path)
         else:
             domain = Domain.empty()
         for path in self.files.domain:

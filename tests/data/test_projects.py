@@ -121,3 +121,18 @@ def test_imports_should_enter_the_config_fingerprint_only_when_used():
 def test_importer_parameters_should_be_ignored_with_a_warning():
     with pytest.warns(ParleyWarning, match="parameter 'project_directory' of the importer"):
         read_config_text(MULTI + "  project_directory: elsewhere\n", "c.yml")
+
+
+def test_a_root_with_only_a_config_should_take_domain_and_data_from_its_imports(skills):
+    """Rasa's multi-project layout: the root holds config.yml alone."""
+    root = skills / "bare"
+    importer = _importer(root, MULTI + "imports:\n- ../skills/faq\n")
+    assert not (root / "domain.yml").exists() and not (root / "data").exists()
+    assert set(importer.domain.intents) == {"faq", "chitchat"}
+    assert importer.nlu_data.intents == {"faq", "chitchat"}
+    assert importer.has_domain
+
+
+def test_without_imports_a_missing_data_path_should_stay_an_error(tmp_path):
+    with pytest.raises(SchemaError, match="does not exist"):
+        _importer(tmp_path / "lone", "language: en\n").files

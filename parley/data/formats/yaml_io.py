@@ -231,7 +231,7 @@ def read_file_bytes(path: Path, limit: int) -> bytes:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise _unreadable(path, exc) from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
         info = os.fstat(fd)
         if stat.S_ISDIR(info.st_mode):
             raise DataError("this is a folder, but a file is expected here.", path,
@@ -242,10 +242,19 @@ def read_file_bytes(path: Path, limit: int) -> bytes:
                             hint="Give the path of a YAML file.")
         if info.st_size > limit:
             raise _too_large(path, limit)
-        try:
-            data = handle.read(limit + 1)
-        except OSError as exc:
-            raise _unreadable(path, exc) from None
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    finally:
+        os.close(fd)
     if len(data) > limit:  # the file grew after fstat
         raise _too_large(path, limit)
     return data

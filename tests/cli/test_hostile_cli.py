@@ -45,7 +45,8 @@ def test_an_unreadable_data_folder_should_fail_validation(bot, monkeypatch, caps
 def test_validate_should_say_that_without_nlu_examples_only_core_trains(bot, capsys):
     (bot / "data" / "nlu.yml").write_text('version: "3.1"\nnlu: []\n')
     assert main(["data", "validate"]) == 0
-    assert "no NLU examples: `parley train` trains only the dialogue part" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "no NLU examples: `parley train` trains only the dialogue part" in out
     for name in ("stories.yml", "rules.yml"):
         (bot / "data" / name).unlink()
     assert main(["data", "validate"]) == 1

@@ -1,7 +1,8 @@
 """Property-based tests of the YAML readers, the importer and the config reader (issue 18).
 
 Whatever a user's files hold, reading and validating a project may only succeed or raise
-one of Parley's own errors (a :class:`ParleyError`) — never another exception, never a hang.
+one of Parley's own errors (a :class:`ParleyError`): never another exception, never a
+hang.
 Three properties, each bounded so the file runs in well under a minute on two cores:
 
 - the starter bot's real files, mutated (lines deleted, duplicated, swapped, re-indented;
@@ -11,8 +12,8 @@ Three properties, each bounded so the file runs in well under a minute on two co
   YAML type, read by each reader (config, domain, NLU, stories): ``DOCUMENT_CASES`` per run;
 - random text, read as config.yml: ``TEXT_CASES`` per run.
 
-That is 500 cases per run by default (about 20 s on two cores); ``PARLEY_PROPERTY_SCALE=10`` multiplies them for a
-longer hunt. Each case runs under a deadline (hypothesis) and an alarm that turns a hang
+That is 500 cases per run by default (about 20 s on two cores); ``PARLEY_PROPERTY_SCALE=10``
+multiplies them for a longer hunt. Each case runs under a deadline (hypothesis) and an alarm that turns a hang
 into a failure.
 """
 

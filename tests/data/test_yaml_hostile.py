@@ -12,7 +12,7 @@ from parley.data.formats.domain_yaml import domain_from_yaml
 from parley.data.formats.story_yaml import read_stories
 from parley.data.formats.yaml_io import parse_yaml
 from parley.data.formats.yaml_limits import MAX_ALIAS_NODES, MAX_DEPTH
-from parley.errors import YamlSyntaxError
+from parley.errors import SchemaError, YamlSyntaxError
 
 
 def _bomb(key: str) -> str:
@@ -99,3 +99,13 @@ def test_ordinary_aliases_should_still_load():
     many = "one: &o [" + ", ".join(["v"] * 100) + "]\n" + "".join(
         f"k{i}: *o\n" for i in range(MAX_ALIAS_NODES // 200))
     assert len(parse_yaml(many)) == 1 + MAX_ALIAS_NODES // 200
+
+
+def test_a_huge_key_or_value_should_be_cut_short_in_the_message():
+    with pytest.raises(SchemaError) as info:
+        read_config_text("k" * 1000 + ": 1\n", "config.yml")  # YAML keys stop at 1024
+    assert info.value.line == 1 and "1,000 characters" in str(info.value)
+    assert len(str(info.value)) < 600
+    with pytest.raises(SchemaError) as info:
+        read_config_text("language: " + "1" * 4000 + "\n", "config.yml")
+    assert len(str(info.value)) < 600

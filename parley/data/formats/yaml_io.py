@@ -29,6 +29,7 @@ MAX_FILE_BYTES = 50 * 1024 * 1024
 # Python refuses to print integers of more digits (sys.get_int_max_str_digits); a number
 # that cannot be shown in a message or a fingerprint has no use in a Rasa file.
 MAX_INT_DIGITS = 4300
+_INT_LIMIT = 10**MAX_INT_DIGITS
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -161,7 +162,7 @@ def _construct_int(loader: Any, node: yaml.Node) -> int:
         raise _refuse(node, f"the number has {len(node.value):,} digits; Parley reads "
                       f"numbers of at most {MAX_INT_DIGITS:,}")
     value: int = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
-    if value.bit_length() > MAX_INT_DIGITS * 3:  # 0x… and 0o… numbers: bits, not digits
+    if abs(value) >= _INT_LIMIT:  # 0x… and 0o… numbers have fewer digits than their value
         raise _refuse(node, f"the number {shorten(str(node.value), 20)} is too large; "
                       f"Parley reads numbers of at most {MAX_INT_DIGITS:,} digits")
     return value
@@ -195,7 +196,8 @@ def parse_yaml(text: str, file: str | Path | None = None) -> Any:
     except yaml.constructor.ConstructorError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
         raise YamlSyntaxError(exc.problem or "a value cannot be read", file, line,
-                              hint="Remove the tag (!!…) or write a value it allows.") from None
+                              hint="Write a plain value here (text, a number, true/false), or "
+                              "remove the tag (!!…).") from None
     except yaml.MarkedYAMLError as exc:
         raise syntax_error(exc, text, file) from None
     except yaml.YAMLError as exc:

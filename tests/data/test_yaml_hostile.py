@@ -27,6 +27,8 @@ def _bomb(key: str) -> str:
     ("a: 1\nb: !!float x\n", 2, "'x' cannot be read as '!!float'"),
     ("a: !!int x\n", 1, "'x' cannot be read as '!!int'"),
     ("a: !!bool maybe\n", 1, "'maybe' cannot be read as '!!bool'"),
+    ("version: !!int ''\n", 1, "'' cannot be read as '!!int'"),  # found by the property tests
+    ("a: !!float ''\n", 1, "'' cannot be read as '!!float'"),
     ("a:\n  b: !!timestamp 2001-13-45\n", 2, "the tag '!!timestamp' is not read"),
     ("a: !!timestamp 2001-12-14\n", 1, "the tag '!!timestamp' is not read"),
     ("a: !!binary AAAA\n", 1, "the tag '!!binary' is not read"),

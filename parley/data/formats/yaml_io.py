@@ -83,7 +83,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
         reported at the value's line instead of as a bare Python error."""
         try:
             return super().construct_object(node, deep)
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError) as exc:
             tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
             found = shorten(str(node.value)) if isinstance(node, yaml.ScalarNode) else _kind(node)
             raise _refuse(node, f"the value '{found}' cannot be read as '{tag}' "

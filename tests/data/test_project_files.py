@@ -116,3 +116,13 @@ def test_read_only_data_should_read_normally(tmp_path):
         path.chmod(0o444)
     importer = TrainingDataImporter(None, None, [data])
     assert len(importer.nlu_data.examples) == 2
+
+
+def test_read_nlu_file_should_refuse_a_pipe_instead_of_waiting_for_it(tmp_path):
+    from parley.data.formats.nlu_yaml import read_nlu_file
+
+    os.mkfifo(tmp_path / "nlu.yml")
+    with pytest.raises(DataError, match="not a regular file"):
+        read_nlu_file(tmp_path / "nlu.yml")
+    (tmp_path / "ok.yml").write_text(NLU)
+    assert len(read_nlu_file(tmp_path / "ok.yml").examples) == 1

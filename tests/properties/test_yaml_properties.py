@@ -180,8 +180,12 @@ KEYS = ["version", "recipe", "language", "assistant_id", "pipeline", "policies",
 scalars = (st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats()
            | st.text(max_size=12) | st.sampled_from(KEYS) | st.sampled_from(["3.1", "default.v1",
            "text", "from_entity", "WhitespaceTokenizer", "RulePolicy", "- hi\n- there\n"]))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-    st.sampled_from(KEYS) | st.text(max_size=6), inner, max_size=4), max_leaves=25)
+def _nested(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = st.sampled_from(KEYS) | st.text(max_size=6)
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4))
+
+
+values = st.recursive(scalars, _nested, max_leaves=25)
 documents = st.dictionaries(st.sampled_from(KEYS), values, min_size=1, max_size=5)
 
 

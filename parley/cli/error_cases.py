@@ -20,6 +20,12 @@ CASES: list[tuple[str, str, str, str]] = [
     ("YAML: a tab used for indentation", "data/nlu.yml", "  - intent: goodbye", "\t- intent: goodbye"),
     ("YAML: an unclosed quote", "domain.yml", '"Done, I will remind you."', '"Done, I will remind you.'),
     ("YAML: the same key twice", "domain.yml", "entities:", "slots: {}\nentities:"),
+    ("YAML: a value its tag cannot hold", "domain.yml", "entities:", "x: !!float many\nentities:"),
+    ("YAML: nesting 200 levels deep", "config.yml", "language: en",
+     "language: " + "[" * 200 + "]" * 200),
+    ("YAML: an alias bomb (billion laughs)", "data/stories.yml", 'version: "3.1"',
+     'version: "3.1"\nl0: &l0 [x, x, x, x, x, x, x, x, x]\n'
+     + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9))),
     ("NLU: misspelt `examples`", "data/nlu.yml", "  - intent: thank\n    examples:",
      "  - intent: thank\n    exampels:"),
     ("NLU: an example line without `- `", "data/nlu.yml", "      - bye bye", "      bye bye"),

@@ -8,6 +8,7 @@ the traceback only with ``--debug`` (or ``PARLEY_DEBUG=1``).
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import traceback
@@ -21,6 +22,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_BUG = 70  # sysexits' EX_SOFTWARE: an internal error, not the user's
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what the shell reports for `yes | head -1`
 BUG_REPORTS = "Parley's issue tracker"
 
 
@@ -59,20 +61,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     warnings.showwarning = _show_warning
     try:
-        return int(args.handler(args) or EXIT_OK)
+        code = int(args.handler(args) or EXIT_OK)
+        sys.stdout.flush()  # a closed pipe shows here, while it can still be handled
+        return code
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except DataError as exc:
         print(exc.report(), file=sys.stderr)
         return EXIT_ERROR
     except ParleyError as exc:
         if isinstance(exc, ComponentError) and _debugging(args):
             traceback.print_exception(exc, file=sys.stderr)  # where in the user's code
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_short(str(exc))}{_os_hint(exc.__cause__)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except OSError as exc:  # the disk or a path refused: the user's to fix, not a bug
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_short(str(exc))}{_os_hint(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - nothing a user can cause ends here: a bug
         return _report_bug(exc, _debugging(args))
@@ -80,6 +86,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _debugging(args: argparse.Namespace) -> bool:
     return bool(args.debug) or os.environ.get("PARLEY_DEBUG", "") not in ("", "0")
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``parley predict hi | head -1``): stop quietly,
+    as Unix tools do, and keep Python from complaining when it flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (e.g. captured in tests)
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+# What to do when the operating system refuses, by errno; the OS's words say what happened.
+_OS_HINTS = {
+    errno.ENOSPC: "The disk is full: free some space, or pass --out with a folder on "
+                  "another disk. Nothing half-written was left behind.",
+    errno.ENAMETOOLONG: "A file name is too long: choose a shorter name "
+                        "(e.g. --fixed-model-name).",
+    errno.EACCES: "Parley may not write or read there: check the permissions, or pass "
+                  "another folder.",
+    errno.EROFS: "The disk is read-only: pass --out with a folder Parley can write to.",
+    errno.EEXIST: "A file stands where a folder is needed: move it, or pass another folder.",
+    errno.ENOTDIR: "A file stands where a folder is needed: move it, or pass another folder.",
+    errno.ELOOP: "A symbolic link points back to itself: remove it or point it at a file.",
+}
+
+
+def _os_hint(exc: BaseException | None) -> str:
+    hint = _OS_HINTS.get(getattr(exc, "errno", None)) if isinstance(exc, OSError) else None
+    return f" {hint}" if hint else ""
+
+
+def _short(text: str, limit: int = 600) -> str:
+    """A message cut in the middle when a path or value makes it unreadably long."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]} … {text[-keep:]}"
 
 
 def _report_bug(exc: Exception, debug: bool) -> int:

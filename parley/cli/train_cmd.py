@@ -89,6 +89,29 @@ def _check_strictly(args: argparse.Namespace, training_type: str) -> None:
         check_config(read_config(args.config), training_type, strict=True)
 
 
+# A file name holds at most 255 bytes; the archive is first written as
+# ".<name>.tar.gz.<12 hex>.tmp", 25 bytes more than the name.
+_MAX_NAME_BYTES = 255 - len("..tar.gz.123456789abc.tmp")
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """Refuse an output folder or model name that cannot be written before training, not
+    after minutes of it."""
+    from pathlib import Path
+
+    from parley.errors import ModelArchiveError
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ModelArchiveError(f"--out {out} is a file, but models are written into a "
+                                "folder. Move the file, or pass another folder with --out.")
+    name = args.fixed_model_name
+    if name is not None and len(Path(name).name.encode()) > _MAX_NAME_BYTES:
+        raise ModelArchiveError(
+            f"the model name given with --fixed-model-name has {len(name.encode())} bytes; "
+            f"a model name may have at most {_MAX_NAME_BYTES}. Choose a shorter name.")
+
+
 def _threads(args: argparse.Namespace) -> None:
     if args.quiet:
         from parley.progress import set_quiet
@@ -106,6 +129,7 @@ def run_train(args: argparse.Namespace) -> int:
     from parley.model_training import train
 
     _check_strictly(args, "both")
+    _check_output(args)
     _threads(args)
     with _showing_progress():
         result = train(
@@ -137,6 +161,7 @@ def run_train_nlu(args: argparse.Namespace) -> int:
     from parley.model_training import train_nlu
 
     _check_strictly(args, "nlu")
+    _check_output(args)
     _threads(args)
     with _showing_progress():
         path = train_nlu(args.config, args.nlu, args.out, args.fixed_model_name,
@@ -151,6 +176,7 @@ def run_train_core(args: argparse.Namespace) -> int:
     from parley.model_training import train_core
 
     _check_strictly(args, "core")
+    _check_output(args)
     _threads(args)
     with _showing_progress():
         path = train_core(args.domain, args.config, args.stories, args.out,

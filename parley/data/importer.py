@@ -21,6 +21,7 @@ from parley.data.domain import Domain
 from parley.data.message import Entity, Message
 from parley.data.formats.domain_yaml import DOMAIN_KEYS, domain_from_content, read_domain
 from parley.data.formats.nlu_yaml import nlu_from_content
+from parley.data.formats.project_files import yaml_files
 from parley.data.formats.schema import did_you_mean
 from parley.data.formats.story_yaml import StoryFile, story_file_from_content
 from parley.data.formats.yaml_io import read_yaml_file
@@ -29,7 +30,6 @@ from parley.data.stories import BotStep, Story, StoryEntity
 from parley.data.training_data import TrainingData
 from parley.errors import SchemaError, warn
 
-YAML_SUFFIXES = (".yml", ".yaml")
 NLU_KEYS = ("nlu", "responses")
 STORY_KEYS = ("stories", "rules")
 CONFIG_KEYS = tuple(key for key in CONFIG_TOP_KEYS if key != "version")
@@ -37,34 +37,6 @@ TEST_FILE_PREFIX = "test_"
 DEFAULT_DOMAIN = "domain.yml"
 DEFAULT_CONFIG = "config.yml"
 DEFAULT_DATA = "data"
-
-
-def _is_file_or_link(path: Path) -> bool:
-    """A file, or a link to one that may be broken: reading it then fails by name, where
-    skipping it would lose its data without a word."""
-    return path.is_file() or (path.is_symlink() and not path.exists())
-
-
-def yaml_files(paths: Iterable[str | Path]) -> list[Path]:
-    """The YAML files under the given files/directories, sorted, hidden folders skipped."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(
-                p for p in sorted(path.rglob("*"))
-                if p.suffix in YAML_SUFFIXES and _is_file_or_link(p)
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise SchemaError(f"the training data path '{path}' does not exist.", hint=(
-                "Pass existing files or folders (e.g. --data data)."))
-    unique: dict[Path, Path] = {}  # a file named twice (e.g. data/ and data/nlu.yml) reads once
-    for p in found:
-        unique.setdefault(p.resolve(), p)
-    return list(unique.values())
 
 
 @dataclass

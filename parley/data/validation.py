@@ -71,7 +71,23 @@ def validate_project(importer: TrainingDataImporter, scope: str = "both") -> Val
         issues += story_structure_issues(dialogue)
     if scope == "both":
         issues += check_unused(domain, nlu, dialogue)
+        issues += check_something_to_train(nlu, dialogue)
     return ValidationReport(issues)
+
+
+def check_something_to_train(nlu: TrainingData, dialogue: list[Story]) -> list[Issue]:
+    """Say what ``parley train`` would make of the data, so that a project whose NLU data
+    was lost (an emptied file, a folder left out) does not validate as if it were whole."""
+    has_examples = any(m.intent is not None for m in nlu.examples)
+    if not has_examples and not dialogue:
+        return [Issue(ERROR, "the project holds no NLU examples and no stories or rules: "
+                             "there is nothing to train. Add an 'nlu:' or 'stories:'/'rules:' "
+                             "section to a file under data/, or pass the files with --data.")]
+    if not has_examples:
+        return [Issue(WARNING, "the project holds no NLU examples: `parley train` trains only "
+                               "the dialogue part (a Core model), which cannot understand "
+                               "messages. Add examples under 'nlu:' to train both.")]
+    return []
 
 
 def _where(domain: Domain, kind: str, name: str) -> tuple[str | None, int | None]:

@@ -13,6 +13,7 @@ compared by hash.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import re
@@ -76,7 +77,8 @@ def pack_archive(
     except OSError as exc:
         raise ModelArchiveError(f"could not write model archive {target}: {exc}") from exc
     finally:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a failing cleanup must not hide the real error
+            temp.unlink(missing_ok=True)
     return target
 
 

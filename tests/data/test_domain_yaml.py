@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -11,6 +9,7 @@ from parley.data.domain import Domain
 from parley.data.formats.domain_yaml import domain_to_yaml, read_domain, write_domain
 from parley.errors import DataError, FormatVersionError, ParleyWarning, SchemaError
 from tests.conftest import SHARED_DATA, needs_shared_data
+from tests.data.unreadable import make_unreadable
 
 BOTS = SHARED_DATA / "bots"
 RASA3_BOTS = sorted(
@@ -317,26 +316,12 @@ def test_should_read_an_empty_file_as_an_empty_domain():
     assert load("version: '3.1'\n").is_empty()
 
 
-def _unreadable(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """chmod 000; as root (who reads it anyway) the OS refusal is simulated for this file."""
-    path.chmod(0)
-    if os.geteuid() == 0:
-        real = Path.read_text
-
-        def read_text(self: Path, *args: Any, **kwargs: Any) -> str:
-            if self == path:
-                raise PermissionError(13, "Permission denied", str(self))
-            return real(self, *args, **kwargs)
-
-        monkeypatch.setattr(Path, "read_text", read_text)
-
-
 def test_an_unreadable_file_in_a_domain_folder_should_be_an_error_naming_it(tmp_path, monkeypatch):
     folder = tmp_path / "domain"
     folder.mkdir()
     (folder / "a.yml").write_text('version: "3.1"\nintents: [greet]\n')
     (folder / "b.yml").write_text('version: "3.1"\nintents: [goodbye]\n')
-    _unreadable(folder / "b.yml", monkeypatch)
+    make_unreadable(folder / "b.yml", monkeypatch)
     try:
         with pytest.raises(DataError) as info:
             read_domain(folder)

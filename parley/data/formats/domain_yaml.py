@@ -20,6 +20,7 @@ from parley.data.domain import Action, Domain, EntityType, Form, Intent, Session
 from parley.data.formats.responses import read_responses
 from parley.data.formats.schema import check_keys, describe, expect_list, expect_mapping, expect_type
 from parley.data.formats.version import file_version, is_readable_version
+from parley.data.formats.project_files import yaml_files_below
 from parley.data.formats.yaml_io import dump_yaml, line_of, parse_yaml, read_yaml_file
 from parley.data.slots import rasa2_slot_findings, read_slot
 from parley.errors import DataError, FormatVersionError, SchemaError, warn
@@ -59,7 +60,7 @@ def read_domain(paths: str | Path | Sequence[str | Path]) -> Domain:
                      "responses …); it adds nothing to the domain.", path)
             for file, content in found:
                 domain = domain.merge(domain_from_content(content, file))
-        elif path.is_file():
+        elif path.exists() or path.is_symlink():  # a file, or something reading refuses by name
             domain = domain.merge(domain_from_content(read_yaml_file(path), path))
         else:
             raise DataError("the domain file or directory does not exist.", path,
@@ -78,12 +79,9 @@ def write_domain(domain: Domain, path: str | Path) -> None:
 
 def _domain_files(directory: Path) -> list[tuple[Path, Any]]:
     """Files below ``directory`` that are domain files, with their parsed content."""
-    files = sorted(
-        (p for p in directory.rglob("*") if p.suffix in (".yml", ".yaml")
-         and (p.is_file() or (p.is_symlink() and not p.exists()))),
-        key=lambda p: p.relative_to(directory).as_posix(),
-    )
     found = []
+    files = sorted(yaml_files_below(directory),
+                   key=lambda p: p.relative_to(directory).as_posix())
     for path in files:
         content = read_yaml_file(path)
         if isinstance(content, dict) and any(k in content for k in DOMAIN_KEYS if k != "version"):

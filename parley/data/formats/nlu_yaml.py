@@ -9,7 +9,9 @@ from parley.data.formats.annotations import annotate, parse_annotated_text
 from parley.data.formats.responses import read_responses
 from parley.data.formats.schema import check_keys, expect_list, expect_mapping, expect_type
 from parley.data.formats.version import LATEST_FORMAT_VERSION, is_readable_version
-from parley.data.formats.yaml_io import LineDict, dump_yaml, line_of, parse_yaml, plain
+from parley.data.formats.yaml_io import (
+    LineDict, dump_yaml, line_of, parse_yaml, plain, read_yaml_file,
+)
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import SchemaError
@@ -26,8 +28,7 @@ _EXAMPLE_KEYS = ("text", "metadata")
 
 def read_nlu_file(path: str | Path) -> TrainingData:
     """Read the ``nlu`` (and ``responses``) sections of one file."""
-    path = Path(path)
-    return read_nlu_text(path.read_text(encoding="utf-8-sig"), path)
+    return nlu_from_content(read_yaml_file(path), Path(path))
 
 
 def read_nlu_text(text: str, file: str | Path | None = None) -> TrainingData:

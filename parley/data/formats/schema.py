@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
-from parley.data.formats.yaml_io import LineDict, LineList, line_of
+from parley.data.formats.yaml_io import LineDict, LineList, line_of, shorten
 from parley.errors import SchemaError
 
 _TYPE_NAMES = {
@@ -36,7 +36,7 @@ def describe(value: Any) -> str:
         return "a list"
     if isinstance(value, str):
         return f"the string '{value}'" if len(value) < 60 else "a long string"
-    return f"the value {value!r}"
+    return f"the value {shorten(repr(value))}"
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str:
@@ -56,7 +56,7 @@ def check_keys(
     for key in mapping:
         if key not in allowed:
             raise SchemaError(
-                f"unknown key '{key}' in {where}.{did_you_mean(key, allowed)}",
+                f"unknown key '{shorten(str(key))}' in {where}.{did_you_mean(key, allowed)}",
                 file,
                 line_of(mapping, key),
                 hint=f"Valid keys: {', '.join(sorted(allowed))}.",

@@ -10,14 +10,26 @@ Mappings load as :class:`LineDict` and sequences as :class:`LineList`; both carr
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from parley.data.formats.yaml_errors import syntax_error
+from parley.data.formats.yaml_limits import check_yaml_shape
 from parley.errors import DataError, YamlSyntaxError
+
+# The largest YAML file read. The biggest Rasa data files seen (benchmark NLU sets of
+# ~100k examples) are a few MB; a bound keeps /dev/zero-like input from eating memory.
+MAX_FILE_BYTES = 50 * 1024 * 1024
+# Python refuses to print integers of more digits (sys.get_int_max_str_digits); a number
+# that cannot be shown in a message or a fingerprint has no use in a Rasa file.
+MAX_INT_DIGITS = 4300
+_INT_LIMIT = 10**MAX_INT_DIGITS
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper: type = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -66,7 +78,16 @@ def line_of(obj: Any, key: Any = None) -> int | None:
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
-    pass
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """PyYAML's, with a value its tag cannot hold (``!!float x``, ``!!bool maybe``)
+        reported at the value's line instead of as a bare Python error."""
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError) as exc:
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            found = shorten(str(node.value)) if isinstance(node, yaml.ScalarNode) else _kind(node)
+            raise _refuse(node, f"the value '{found}' cannot be read as '{tag}' "
+                          f"({shorten(str(exc), 80)})") from None
 
 
 # YAML 1.2 core schema: only true/false are booleans; no timestamps.
@@ -86,7 +107,24 @@ class DuplicateKeyError(yaml.MarkedYAMLError):
     pass
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters for a message, marked where it was cut."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def _refuse(node: yaml.Node, problem: str) -> yaml.constructor.ConstructorError:
+    return yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    return "a list" if isinstance(node, yaml.SequenceNode) else "a single value"
+
+
 def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
+    if not isinstance(node, yaml.MappingNode):
+        raise _refuse(node, f"the tag '!!map' needs a mapping, but {_kind(node)} follows it")
     loader.flatten_mapping(node)
     result = LineDict()
     result.line = node.start_mark.line + 1
@@ -111,25 +149,55 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
 
 
 def _construct_sequence(loader: Any, node: yaml.SequenceNode) -> LineList:
+    if not isinstance(node, yaml.SequenceNode):
+        raise _refuse(node, f"the tag '!!seq' needs a list, but {_kind(node)} follows it")
     result = LineList(loader.construct_object(child, deep=True) for child in node.value)
     result.line = node.start_mark.line + 1
     result.item_lines = [child.start_mark.line + 1 for child in node.value]
     return result
 
 
+def _construct_int(loader: Any, node: yaml.Node) -> int:
+    if isinstance(node, yaml.ScalarNode) and len(node.value) > MAX_INT_DIGITS:
+        raise _refuse(node, f"the number has {len(node.value):,} digits; Parley reads "
+                      f"numbers of at most {MAX_INT_DIGITS:,}")
+    value: int = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    if abs(value) >= _INT_LIMIT:  # 0x… and 0o… numbers have fewer digits than their value
+        raise _refuse(node, f"the number {shorten(str(node.value), 20)} is too large; "
+                      f"Parley reads numbers of at most {MAX_INT_DIGITS:,} digits")
+    return value
+
+
+def _not_in_rasa_files(loader: Any, node: yaml.Node) -> Any:
+    # Rasa's schemas have no place for dates, bytes, sets or ordered pairs; refusing them
+    # here keeps every later step (checks, messages, fingerprints) to JSON-like data.
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    raise _refuse(node, f"the tag '{tag}' is not read: Rasa files hold strings, numbers, "
+                  "true/false, null, lists and mappings only")
+
+
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _not_in_rasa_files)
 
 
 def parse_yaml(text: str, file: str | Path | None = None) -> Any:
     """Parse YAML text; syntax errors become :class:`YamlSyntaxError` with file and line
     (where the problem starts, and where parsing stopped when that is elsewhere)."""
     try:
+        check_yaml_shape(text, _Loader, file)
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader derives from SafeLoader
     except DuplicateKeyError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
         raise YamlSyntaxError(exc.problem or "a key appears twice", file, line,
                               hint="Merge the two entries or remove one.") from None
+    except yaml.constructor.ConstructorError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else None
+        raise YamlSyntaxError(exc.problem or "a value cannot be read", file, line,
+                              hint="Write a plain value here (text, a number, true/false), or "
+                              "remove the tag (!!…).") from None
     except yaml.MarkedYAMLError as exc:
         raise syntax_error(exc, text, file) from None
     except yaml.YAMLError as exc:
@@ -144,19 +212,73 @@ def read_yaml_file(path: str | Path) -> Any:
     part of the project looks fine until the missing intents are needed.
     """
     path = Path(path)
+    data = read_file_bytes(path, MAX_FILE_BYTES)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise YamlSyntaxError(
             f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", path
         ) from None
-    except OSError as exc:
-        raise DataError(
-            f"the file cannot be read ({exc.strerror or type(exc).__name__}).", path,
-            hint="Make it readable (e.g. chmod a+r), or move it out of the project folder; "
-            "Parley does not train on part of a project.",
-        ) from None
     return parse_yaml(text, path)
+
+
+def read_file_bytes(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them.
+
+    Opened without blocking and checked on the open descriptor, so a FIFO, a device
+    (/dev/zero) or a folder is refused instead of hanging or filling memory, even if it
+    replaced the file after a check by name.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise DataError("this is a folder, but a file is expected here.", path,
+                            hint="Give the path of a YAML file.")
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError("this is not a regular file (a pipe, a device or a socket); "
+                            "Parley reads only regular files.", path,
+                            hint="Give the path of a YAML file.")
+        if info.st_size > limit:
+            raise _too_large(path, limit)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:  # the file grew after fstat
+        raise _too_large(path, limit)
+    return data
+
+
+def _too_large(path: Path, limit: int) -> DataError:
+    return DataError(f"the file is larger than {limit // 2**20} MB, the most Parley reads.",
+                     path, hint="Split the data into several files.")
+
+
+def _unreadable(path: Path, exc: OSError) -> DataError:
+    message = f"the file cannot be read ({exc.strerror or type(exc).__name__})."
+    if exc.errno == errno.ENOENT and not path.is_symlink():
+        return DataError(message, path, hint="Check the path.")
+    if exc.errno == errno.ELOOP:
+        return DataError(message, path, hint="A symbolic link points back to itself; "
+                         "replace it with the file.")
+    return DataError(
+        message, path,
+        hint="Make it readable (e.g. chmod a+r), or move it out of the project folder; "
+        "Parley does not train on part of a project.",
+    )
 
 
 def _represent_str(dumper: Any, value: str) -> Any:

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from parley.engine.leftovers import archive_temp_name, sweep_archive_temps
 from parley.errors import ModelArchiveError
 
 ARCHIVE_SUFFIX = ".tar.gz"
@@ -69,7 +70,8 @@ def pack_archive(
     """Pack ``source_dir`` into ``target_path`` (``.tar.gz`` appended when missing).
 
     The archive is written to a temporary file beside the target and renamed over it, so
-    a killed process leaves the old archive or none, never half of one. Names in ``first``
+    a killed process leaves the old archive or none, never half of one; the temporary
+    files of killed writers are removed here (see :mod:`parley.engine.leftovers`). Names in ``first``
     are stored before the rest so :func:`read_archive_member` finds them without
     decompressing the whole archive. Links and special files are refused: the archive must
     be extractable by :func:`extract_archive`, which accepts neither.
@@ -83,9 +85,10 @@ def pack_archive(
     rank = {name: index for index, name in enumerate(first)}
     entries = sorted(_walk(source), key=lambda e: (rank.get(e[0], len(rank)), e[0]))
 
-    temp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    temp = target.parent / archive_temp_name(target.name, secrets.token_hex(6))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        sweep_archive_temps(target.parent)  # what killed writers left, not a live one's
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
         fd = os.open(temp, flags, 0o666)  # the umask decides, as for any new file
         with os.fdopen(fd, "wb") as raw:

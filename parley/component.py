@@ -263,15 +263,6 @@ class Component:
         if unknown:
             raise ModelArchiveError(f"{path} has parameters {cls.name} does not take "
                                     f"({', '.join(unknown)}); train the model again.")
-        # A value training would refuse would crash later, at the first message.
-        try:
-            problems = cls.param_problems(params)
-        except Exception as error:  # noqa: BLE001 - a constraint choking on a crafted value
-            raise ModelArchiveError(f"{path} holds parameters {cls.name} cannot check "
-                                    f"({type(error).__name__}); train the model again.") from error
-        if problems:
-            raise ModelArchiveError(f"{path} holds a parameter value {cls.name} does not "
-                                    f"take: {problems[0].message}; train the model again.")
         return params
 
     def __repr__(self) -> str:

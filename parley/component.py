@@ -213,7 +213,13 @@ class Component:
     def load(cls, directory: str | Path) -> Self:
         """The component :meth:`save` wrote to ``directory``, ready to use."""
         path = Path(directory)
-        component = cls(**cls.load_params(path))
+        params = cls.load_params(path)
+        try:
+            component = cls(**params)
+        except Exception as error:  # noqa: BLE001 - a user class's constructor, untrusted values
+            raise ModelArchiveError(f"{path / PARAMS_FILE}: {cls.name} cannot be built from "
+                                    f"its saved parameters ({type(error).__name__}: {error}); "
+                                    "train the model again.") from error
         state_path = path / cls.state_file
         state = _SavedMapping(_read_json_file(state_path, cls.name), state_path)
         arrays_path = path / ARRAYS_FILE
@@ -225,8 +231,8 @@ class Component:
             if str(path) in str(error):
                 raise
             raise ModelArchiveError(f"{path}: {error}") from error
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
-                RuntimeError) as error:
+        except (LookupError, TypeError, ValueError, AttributeError, RuntimeError,
+                ArithmeticError, AssertionError, MemoryError) as error:
             detail = str(error).splitlines()[0] if str(error) else ""
             files = " and ".join(str(p) for p in (state_path, arrays_path) if p.exists())
             raise ModelArchiveError(
@@ -340,8 +346,11 @@ def _read_json_file(path: Path, name: str) -> Any:
                                 f"{name or 'component'}.")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError) as error:  # UnicodeDecodeError is a ValueError
         raise ModelArchiveError(f"{path} is damaged ({error}); train the model again.") from None
+    except RecursionError:
+        raise ModelArchiveError(f"{path} is damaged (nested too deeply to be a saved "
+                                "component); train the model again.") from None
 
 
 def _savez_takes_allow_pickle() -> bool:
@@ -376,8 +385,38 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise ModelArchiveError(f"{path} is missing; train the model again.")
     try:
         with np.load(path, allow_pickle=False) as loaded:
+            for key in loaded.files:
+                _check_declared_size(loaded.zip, key)
             return {key: loaded[key] for key in loaded.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, AttributeError,
-            TypeError) as error:
+    except ModelArchiveError as error:
+        raise ModelArchiveError(f"{path} is damaged ({error}); train the model again.") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, AttributeError, TypeError,
+            LookupError, MemoryError, NotImplementedError) as error:
         raise ModelArchiveError(f"{path} is damaged ({type(error).__name__}: {error}); train "
                                 "the model again.") from None
+
+
+def _check_declared_size(archive: Any, key: str) -> None:
+    """Refuse an array whose header declares more data than its member holds: numpy
+    allocates the declared shape before reading, so a crafted header could ask for
+    terabytes (a pickled object array is refused by ``allow_pickle=False``)."""
+    import numpy as np
+
+    info = archive.getinfo(f"{key}.npy")
+    with archive.open(info) as member:
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, _order, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _order, dtype = np.lib.format.read_array_header_2_0(member)
+        else:  # 3.0 (UTF-8 field names) has no public reader, and Parley never writes it
+            raise ModelArchiveError(f"array '{key}' is in .npy format {version}, which "
+                                    "Parley does not write")
+    count = 1
+    for size in shape:
+        count *= size
+    if dtype.hasobject:
+        raise ModelArchiveError(f"array '{key}' holds Python objects, which are never loaded")
+    if count * dtype.itemsize > info.file_size:
+        raise ModelArchiveError(f"array '{key}' declares {count * dtype.itemsize} bytes but "
+                                f"holds {info.file_size}")

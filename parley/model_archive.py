@@ -11,11 +11,16 @@ through here, so the layout, the format check and the newest-model rule exist on
   archive of the models folder.
 
 The packing and safe extraction of tar files is generic and lives in
-:mod:`parley.engine.archive`.
+:mod:`parley.engine.archive`. Here the metadata is read with a cap and checked key by key
+(:func:`check_format`): everything it names must be of the type Parley wrote, and every
+node name must be one folder directly under ``components/`` — a name that is absolute,
+holds ``..`` or a separator would let an archive point a component at any directory on
+disk. Each defect is a :class:`ModelArchiveError` naming the archive and the member.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -30,12 +35,14 @@ COMPONENTS_DIR = "components"
 # Bump when the archive layout or the metadata's meaning changes; readers check it.
 # 2: ``predict_graph`` lists the nodes to load and run (name, kind, component).
 MODEL_FORMAT = 2
+# metadata.json holds the domain; a big one is a few MB. Read no more than this of it.
+MAX_METADATA_BYTES = 32 * 2**20
 
 
 def read_metadata(archive: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata of ``archive``, read without extracting it; any defect is an error."""
     path = Path(archive)
-    return _parse(read_archive_member(path, METADATA_FILE), path)
+    return _parse(read_archive_member(path, METADATA_FILE, MAX_METADATA_BYTES), path)
 
 
 def read_extracted_metadata(root: str | os.PathLike[str], archive: Path | None = None
@@ -44,19 +51,31 @@ def read_extracted_metadata(root: str | os.PathLike[str], archive: Path | None =
     folder = Path(root)
     name = archive or folder
     try:
-        raw = (folder / METADATA_FILE).read_bytes()
+        with (folder / METADATA_FILE).open("rb") as handle:
+            raw = handle.read(MAX_METADATA_BYTES + 1)
     except OSError as exc:
         raise ModelArchiveError(f"not a Parley model: {name} has no readable {METADATA_FILE} "
                                 f"({exc.strerror or exc}).") from None
+    if len(raw) > MAX_METADATA_BYTES:
+        raise ModelArchiveError(f"not a Parley model: {name}: {METADATA_FILE} is larger than "
+                                f"{MAX_METADATA_BYTES} bytes.")
     return _parse(raw, name)
 
 
 def _parse(raw: bytes, archive: Path) -> dict[str, Any]:
     try:
-        meta = json.loads(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelArchiveError(f"not a Parley model: {archive}: {METADATA_FILE} is not UTF-8 "
+                                f"({exc}).") from None
+    try:
+        meta = json.loads(text)
     except ValueError as exc:
         raise ModelArchiveError(f"not a Parley model: {archive}: {METADATA_FILE} is not JSON "
                                 f"({exc}).") from None
+    except RecursionError:
+        raise ModelArchiveError(f"not a Parley model: {archive}: {METADATA_FILE} is nested "
+                                "too deeply to be Parley's metadata.") from None
     if not isinstance(meta, dict):
         raise ModelArchiveError(f"not a Parley model: {archive}: {METADATA_FILE} is not an "
                                 "object.")
@@ -64,11 +83,101 @@ def _parse(raw: bytes, archive: Path) -> dict[str, Any]:
 
 
 def check_format(meta: dict[str, Any], archive: Path) -> None:
-    """Refuse a model written in another layout than this Parley reads."""
+    """Refuse a model written in another layout than this Parley reads, or whose metadata
+    is not what this Parley writes (a wrong type anywhere, an unsafe node name)."""
     if meta.get("model_format") != MODEL_FORMAT:
         raise ModelArchiveError(
-            f"{archive} is in model format {meta.get('model_format')}; this Parley reads "
+            f"{archive} is in model format {meta.get('model_format')!r:.40}; this Parley reads "
             f"format {MODEL_FORMAT} only. Train the model again with this version.")
+    problem = _metadata_problem(meta)
+    if problem is not None:
+        raise ModelArchiveError(f"{archive}: {METADATA_FILE} is damaged: {problem}; train the "
+                                "model again.")
+
+
+def node_name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be a folder directly under ``components/``, or ``None``."""
+    if not isinstance(name, str) or not name:
+        return "is not a non-empty string"
+    if name in (".", "..") or any(c in name for c in "/\\\x00"):
+        return "is not a plain folder name (no '/', '\\', '..')"
+    return None
+
+
+def component_dir(root: Path, name: Any, archive: Path | str) -> Path:
+    """``root/components/<name>``, after making sure it stays inside ``root``."""
+    problem = node_name_problem(name)
+    if problem is not None:
+        raise ModelArchiveError(f"{archive}: {METADATA_FILE} names a component {name!r:.80} "
+                                f"that {problem}; train the model again.")
+    base = (root / COMPONENTS_DIR).resolve()
+    directory = (base / name).resolve()
+    if directory.parent != base:  # a link planted on disk would show up here
+        raise ModelArchiveError(f"{archive}: {COMPONENTS_DIR}/{name} leads outside the model.")
+    return directory
+
+
+def component_digest(directory: Path) -> str:
+    """A SHA-256 over a component folder's files (relative names and contents).
+
+    Recorded in the metadata when a model is written, so a later training that reuses a
+    component from it can tell that its files are still those (see ``training.run``).
+    """
+    digest = hashlib.sha256()
+    files = sorted(p for p in directory.rglob("*") if not p.is_dir())
+    for path in files:
+        name = path.relative_to(directory).as_posix().encode("utf-8", "surrogateescape")
+        digest.update(len(name).to_bytes(8, "big") + name)
+        if path.is_symlink() or not path.is_file():  # never in a folder Parley wrote
+            digest.update(b"\0not-a-file")
+            continue
+        digest.update(path.stat().st_size.to_bytes(8, "big"))
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def _metadata_problem(meta: dict[str, Any]) -> str | None:
+    """The first place where ``meta`` is not what :func:`check_format` accepts."""
+    checks: list[tuple[str, Any, type | tuple[type, ...]]] = [
+        ("training_type", meta.get("training_type"), str),
+        ("fingerprints", meta.get("fingerprints", {}), dict),
+        ("labels", meta.get("labels", {}), dict),
+        ("domain", meta.get("domain"), (dict, type(None))),
+        ("inputs", meta.get("inputs", {}), dict),
+        ("component_digests", meta.get("component_digests", {}), dict),
+        ("train_graph", meta.get("train_graph", {"nlu": [], "policies": []}), dict),
+        ("predict_graph", meta.get("predict_graph"), dict),
+    ]
+    for key, value, kind in checks:
+        if value is None and key not in meta and key in ("training_type", "predict_graph"):
+            return f"it has no '{key}'"
+        if not isinstance(value, kind):
+            return f"'{key}' is a {type(value).__name__}"
+    for key in ("fingerprints", "component_digests"):
+        if not all(isinstance(v, str) for v in meta.get(key, {}).values()):
+            return f"'{key}' holds a value that is not a string"
+    for kind, names in meta.get("labels", {}).items():
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return f"'labels.{kind}' is not a list of strings"
+    graph_keys = {"train_graph": ("name", "component", "params"),
+                  "predict_graph": ("name", "kind", "component")}
+    for graph, keys in graph_keys.items():
+        for part in ("nlu", "policies"):
+            nodes = meta.get(graph, {}).get(part, [])
+            if not isinstance(nodes, list):
+                return f"'{graph}.{part}' is not a list"
+            for index, node in enumerate(nodes):
+                where = f"'{graph}.{part}[{index}]'"
+                if not isinstance(node, dict) or not set(keys) <= set(node):
+                    return f"{where} is not a node with {', '.join(keys)}"
+                if any(not isinstance(node[k], dict if k == "params" else str) for k in keys):
+                    return f"{where} has a value of the wrong type"
+                problem = node_name_problem(node["name"])
+                if problem is not None:
+                    return f"{where} has a name {node['name']!r:.80} that {problem}"
+    return None
 
 
 def model_archives(folder: str | os.PathLike[str]) -> list[Path]:

@@ -49,7 +49,7 @@ def test_unknown_parameter_should_name_the_valid_ones():
 
 
 def test_should_raise_when_not_fitted(tmp_path):
-    with pytest.raises(NotFittedError, match="Doubler is not trained yet; call fit"):
+    with pytest.raises(NotFittedError, match="Doubler is not trained yet: it has no learned attribute"):
         Doubler().check_is_fitted()
     with pytest.raises(NotFittedError):
         Doubler().save(tmp_path)

@@ -11,8 +11,8 @@ import pytest
 from parley.engine.archive import pack_archive
 from parley.errors import ModelArchiveError
 from parley.model_archive import (
-    MODEL_FORMAT, check_format, model_archives, newest_model, read_extracted_metadata,
-    read_metadata, resolve_model,
+    MODEL_FORMAT, check_format, component_dir, model_archives, newest_model,
+    read_extracted_metadata, read_metadata, resolve_model,
 )
 
 
@@ -81,6 +81,91 @@ def test_read_metadata_should_return_the_metadata(tmp_path: Path) -> None:
 
 
 def test_check_format_should_refuse_other_formats(tmp_path: Path) -> None:
-    check_format({"model_format": MODEL_FORMAT}, tmp_path)
+    check_format(minimal_metadata(), tmp_path)
     with pytest.raises(ModelArchiveError, match="Train the model again"):
         check_format({"model_format": MODEL_FORMAT - 1}, tmp_path)
+
+
+def minimal_metadata(**changes: object) -> dict[str, object]:
+    meta: dict[str, object] = {"model_format": MODEL_FORMAT, "training_type": "nlu",
+                               "predict_graph": {"nlu": [], "policies": []}}
+    meta.update(changes)
+    return meta
+
+
+def node(name: object) -> dict[str, object]:
+    return {"name": name, "kind": "nlu", "component": "WhitespaceTokenizer"}
+
+
+@pytest.mark.parametrize("name", ["/etc", "../../outside", "a/b", "a\\b", "..", ".", "",
+                                  "x\x00y", 7, None])
+def test_node_names_that_could_leave_the_model_should_be_refused(tmp_path: Path,
+                                                                 name: object) -> None:
+    for graph in ("predict_graph", "train_graph"):
+        nodes = [dict(node(name), params={})]
+        meta = minimal_metadata(**{graph: {"nlu": nodes, "policies": []}})
+        with pytest.raises(ModelArchiveError, match=f"{graph}.nlu.0.*name|{graph}.nlu.0"):
+            check_format(meta, tmp_path / "m.tar.gz")
+    with pytest.raises(ModelArchiveError, match="m.tar.gz"):
+        component_dir(tmp_path, name, tmp_path / "m.tar.gz")
+
+
+def test_component_dir_should_not_follow_a_link_out(tmp_path: Path) -> None:
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components" / "x").symlink_to(tmp_path.parent)
+    with pytest.raises(ModelArchiveError, match="leads outside the model"):
+        component_dir(tmp_path, "x", "m.tar.gz")
+    assert component_dir(tmp_path, "y", "m.tar.gz") == (tmp_path / "components" / "y").resolve()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"predict_graph": None}, "'predict_graph' is a NoneType"),
+    ({"predict_graph": {"nlu": {}}}, "'predict_graph.nlu' is not a list"),
+    ({"predict_graph": {"nlu": [{"name": "a"}]}}, r"predict_graph.nlu\[0\]' is not a node"),
+    ({"predict_graph": {"nlu": [{"name": "a", "kind": 1, "component": "x"}]}}, "wrong type"),
+    ({"training_type": ["nlu"]}, "'training_type' is a list"),
+    ({"fingerprints": {"a": 1}}, "'fingerprints' holds a value that is not a string"),
+    ({"labels": {"intents": "greet"}}, "'labels.intents' is not a list of strings"),
+    ({"domain": []}, "'domain' is a list"),
+    ({"train_graph": {"nlu": [{"name": "a", "component": "x", "params": []}]}}, "wrong type"),
+])
+def test_metadata_of_the_wrong_shape_should_be_one_clear_error(
+        tmp_path: Path, changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ModelArchiveError, match=message) as caught:
+        check_format(minimal_metadata(**changes), tmp_path / "m.tar.gz")
+    assert "m.tar.gz: metadata.json is damaged" in str(caught.value)
+
+
+@pytest.mark.parametrize("raw, message", [
+    (b"[1, 2]", "is not an object"),
+    (b"\xff\xfe{}", "is not UTF-8"),
+    (b"{'a': 1}", "is not JSON"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply|is not JSON"),
+])
+def test_unreadable_metadata_should_name_archive_and_member(tmp_path: Path, raw: bytes,
+                                                            message: str) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "metadata.json").write_bytes(raw)
+    archive = pack_archive(model, tmp_path / "m.tar.gz")
+    with pytest.raises(ModelArchiveError, match=message) as caught:
+        read_metadata(archive)
+    assert f"{archive}: metadata.json" in str(caught.value)
+
+
+def test_metadata_over_the_cap_should_be_refused_unread(tmp_path: Path) -> None:
+    import parley.model_archive as model_archive
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "metadata.json").write_bytes(b" " * 5000 + b"{}")
+    archive = pack_archive(model, tmp_path / "m.tar.gz")
+    original = model_archive.MAX_METADATA_BYTES
+    model_archive.MAX_METADATA_BYTES = 4000
+    try:
+        with pytest.raises(ModelArchiveError, match="larger than 4000 bytes"):
+            read_metadata(archive)
+        with pytest.raises(ModelArchiveError, match="larger than 4000 bytes"):
+            model_archive.read_extracted_metadata(model)
+    finally:
+        model_archive.MAX_METADATA_BYTES = original

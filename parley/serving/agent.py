@@ -9,9 +9,11 @@ from typing import Any
 from parley.data.domain import DEFAULT_INTENTS, Domain
 from parley.data.message import Message
 from parley.engine.archive import extract_archive
-from parley.errors import ModelArchiveError
+from parley.engine.leftovers import temp_prefix
+from parley.errors import ConfigError, ModelArchiveError
 from parley.model_archive import (
-    COMPONENTS_DIR, METADATA_FILE, check_format, read_extracted_metadata, resolve_model)
+    COMPONENTS_DIR, METADATA_FILE, check_format, component_dir, read_extracted_metadata,
+    resolve_model)
 from parley.nlu.intent_message import parse_intent_message
 from parley.recipe import component_class
 
@@ -81,34 +83,93 @@ def load(path: str | Path) -> Agent:
     """Load a model archive, or the newest one in a folder, into an :class:`Agent`.
 
     Also ``parley.load``. The components are those of the predict graph the training wrote.
+    An archive is untrusted input, so whatever goes wrong while loading it — a damaged or
+    crafted file anywhere in it, arrays that load but do not fit the component — comes out
+    as one :class:`ModelArchiveError` naming the archive and the member.
     """
     archive = resolve_model(path)
     # Kept for the agent's lifetime: components may read their arrays lazily.
-    holder = tempfile.TemporaryDirectory(prefix="parley-model-")
+    holder = tempfile.TemporaryDirectory(prefix=temp_prefix("parley-model-"))
     try:
         root = extract_archive(archive, Path(holder.name) / "model")
         metadata = read_extracted_metadata(root, archive)
         check_format(metadata, archive)
-        graph = metadata.get("predict_graph")
-        if not isinstance(graph, dict):
-            raise ModelArchiveError(f"{archive}: {METADATA_FILE} has no predict graph.")
-        nlu = [_load_node(root, node) for node in graph.get("nlu", [])]
-        policies = [_load_node(root, node) for node in graph.get("policies", [])]
-        domain = Domain.from_dict(metadata["domain"]) if metadata.get("domain") else None
+        graph = metadata["predict_graph"]
+        nlu = [_load_node(root, node, archive) for node in graph.get("nlu", [])]
+        policies = [_load_node(root, node, archive) for node in graph.get("policies", [])]
+        domain = _domain(metadata, archive)
+        agent = Agent(metadata, nlu, policies, domain)
+        _first_message(agent, archive)
     except BaseException:
         holder.cleanup()
         raise
-    agent = Agent(metadata, nlu, policies, domain)
     agent._files = holder  # noqa: SLF001 - removed with the agent
     return agent
 
 
-def _load_node(root: Path, node: Any) -> Any:
-    """One node of the predict graph: its class by name, loaded from its folder."""
-    if not isinstance(node, dict) or not {"name", "kind", "component"} <= set(node):
-        raise ModelArchiveError(f"the model's predict graph has a malformed node: {node!r}.")
-    directory = root / COMPONENTS_DIR / str(node["name"])
+def _load_node(root: Path, node: dict[str, str], archive: Path) -> Any:
+    """One node of the predict graph: its class by name, loaded from its folder (which
+    must lie directly under the model's ``components/``)."""
+    directory = component_dir(root, node["name"], archive)
+    member = f"{COMPONENTS_DIR}/{node['name']}"
     if not directory.is_dir():
-        raise ModelArchiveError(f"the model is missing the component {node['name']}.")
-    cls: Any = component_class(str(node["kind"]), str(node["component"]))
-    return cls.load(directory)
+        raise ModelArchiveError(f"{archive}: the model is missing the component {member}.")
+    try:
+        cls: Any = component_class(node["kind"], node["component"])
+    except ConfigError as error:
+        raise ModelArchiveError(f"{archive}: {member}: {error}") from error
+    try:
+        return cls.load(directory)
+    except ModelArchiveError as error:
+        raise ModelArchiveError(f"{archive}: {member}: {_relative(error, root)}") from error
+    except Exception as error:  # noqa: BLE001 - any failure on untrusted bytes is damage
+        raise ModelArchiveError(
+            f"{archive}: {member} holds a damaged {node['component']} "
+            f"({type(error).__name__}: {_first_line(error)}); train the model again."
+        ) from error
+
+
+def _domain(metadata: dict[str, Any], archive: Path) -> Domain | None:
+    if not metadata.get("domain"):
+        return None
+    try:
+        return Domain.from_dict(metadata["domain"])
+    except Exception as error:  # noqa: BLE001 - a damaged domain in an untrusted archive
+        raise ModelArchiveError(
+            f"{archive}: {METADATA_FILE} holds a damaged domain ({type(error).__name__}: "
+            f"{_first_line(error)}); train the model again.") from error
+
+
+# What the model must answer before it is handed out (see _first_message).
+FIRST_MESSAGE = "hello there"
+
+
+def _first_message(agent: Agent, archive: Path) -> None:
+    """Run one parse and one prediction on an empty conversation.
+
+    Arrays of the wrong shape or dtype load without complaint and crash at the first
+    message, which in a server is the first user's request. One parse of a short text and
+    one prediction cost milliseconds next to extracting the archive, and turn that crash
+    into a load error that names the archive.
+    """
+    try:
+        if agent.nlu_components:
+            agent.parse(FIRST_MESSAGE)
+        if agent.policies and agent.domain is not None:
+            agent.predict_next_actions([], max_actions=1)
+    except Exception as error:  # noqa: BLE001 - any failure here is the model's
+        raise ModelArchiveError(
+            f"the model in {archive} fails on a first message ({type(error).__name__}: "
+            f"{_first_line(error)}); train the model again.") from error
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).splitlines() or [""])[0][:300]
+
+
+def _relative(error: BaseException, root: Path) -> str:
+    """The error's text with the temporary extraction folder left out of paths."""
+    text = str(error)
+    for prefix in (str(root.resolve()) + "/", str(root) + "/"):
+        text = text.replace(prefix, "")
+    return text

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from parley.data.importer import TrainingDataImporter
-from parley.engine.archive import extract_archive
+from parley.engine.archive import extract_archive, verify_archive
 from parley.engine.cache import TrainingCache
-from parley.errors import ModelArchiveError
-from parley.model_archive import MODEL_FORMAT, model_archives, read_metadata
+from parley.engine.leftovers import temp_prefix
+from parley.errors import ModelArchiveError, warn
+from parley.model_archive import MODEL_FORMAT, check_format, model_archives, read_metadata
 from parley.recipe import NLU, Node, Recipe
 from parley.training.fingerprints import input_fingerprints, model_fingerprint, node_fingerprints
 from parley.training.request import TrainingRequest
@@ -64,16 +65,26 @@ class Plan:
 
 
 def previous_model(output: Path, training_type: str) -> tuple[Path | None, dict[str, Any] | None]:
-    """The newest model in ``output`` that this training may reuse parts of: readable, in
-    this Parley's model format, and trained with the same training type."""
+    """The newest model in ``output`` that this training may reuse parts of: in this
+    Parley's model format, trained with the same training type, and sound to its end.
+
+    A damaged archive (truncated, a checksum error, not a tar, metadata that does not
+    check) is skipped with a warning naming it, so it never blocks training; the next
+    newest is tried. Reading it to the end costs one decompression of the newest model.
+    """
     for archive in model_archives(output):
         try:
             meta = read_metadata(archive)
+            if meta.get("model_format") != MODEL_FORMAT:
+                continue
+            check_format(meta, archive)
+            if meta.get("training_type") != training_type:
+                continue
+            verify_archive(archive)
         except ModelArchiveError as exc:
-            logger.info("not reusing %s: %s", archive, exc)
+            warn(f"not reusing anything from {archive}, it is damaged: {exc}", archive)
             continue
-        if meta.get("model_format") == MODEL_FORMAT and meta.get("training_type") == training_type:
-            return archive, meta
+        return archive, meta
     return None, None
 
 
@@ -84,7 +95,11 @@ def make_plan(importer: TrainingDataImporter, recipe: Recipe, cache: TrainingCac
     fps = node_fingerprints(recipe, importer)
     inputs = input_fingerprints(importer, recipe)
     previous, meta = previous_model(request.output, training_type)
-    in_model = set((meta or {}).get("fingerprints", {}).values())
+    # Only components whose files the model can vouch for (a digest recorded when it was
+    # trained) are reused from it; the run checks the digest again before copying.
+    recorded = (meta or {}).get("component_digests", {})
+    in_model = {fp for name, fp in (meta or {}).get("fingerprints", {}).items()
+                if name in recorded}
     statuses = []
     for node in recipe.nodes:
         fp = fps[node.name]
@@ -124,15 +139,24 @@ def _why_train(node: Node, meta: dict[str, Any] | None, inputs: dict[str, str]) 
 
 
 def extract_previous(plan: Plan) -> tempfile.TemporaryDirectory[str] | None:
-    """Extract the newest model when some node is taken from it; caller cleans up."""
+    """Extract the newest model when some node is taken from it; caller cleans up.
+
+    When it cannot be extracted after all (damaged since the plan), warn and return
+    ``None``: the run then trains the nodes it would have taken from it.
+    """
     if plan.previous_model is None or not plan.needs_model_components:
         return None
-    return extract_model(plan.previous_model)
+    try:
+        return extract_model(plan.previous_model)
+    except ModelArchiveError as exc:
+        warn(f"not reusing anything from {plan.previous_model}, it is damaged: {exc}",
+             plan.previous_model)
+        return None
 
 
 def extract_model(archive: Path) -> tempfile.TemporaryDirectory[str]:
     """``archive`` extracted safely into ``<holder>/model``; caller cleans the holder up."""
-    holder = tempfile.TemporaryDirectory(prefix="parley-previous-")
+    holder = tempfile.TemporaryDirectory(prefix=temp_prefix("parley-previous-"))
     try:
         extract_archive(archive, Path(holder.name) / "model")
     except BaseException:

@@ -5,6 +5,13 @@ in the newest model of ``output`` is taken from that archive. NLU components run
 chain, so a restored component still processes the training messages when a later one must
 train. Every trained node is put into the cache as soon as it is saved, so a training killed
 later keeps what was finished; the archive appears only when complete (written aside, renamed).
+
+Restoring copies each planned folder into the run's own work folder before anything
+trains, and a plan that no longer holds is not an error: a cache entry another training
+evicted since the plan, or a component of the newest model whose files no longer match the
+digest recorded when it was trained (tampered or damaged), is trained again, with a
+warning. So what ends in the new archive is either trained now or byte for byte what an
+earlier training wrote.
 """
 
 from __future__ import annotations
@@ -28,7 +35,11 @@ from parley.data.importer import TrainingDataImporter
 from parley.engine.archive import pack_archive
 from parley.engine.cache import TrainingCache
 from parley.engine.runner import LocalRunner, Runner, Task
-from parley.model_archive import COMPONENTS_DIR, METADATA_FILE, MODEL_FORMAT
+from parley.engine.leftovers import sweep_temp_dirs, temp_prefix
+from parley.errors import ModelArchiveError, warn
+from parley.model_archive import (
+    COMPONENTS_DIR, METADATA_FILE, MODEL_FORMAT, check_format, component_digest, component_dir,
+    read_extracted_metadata)
 from parley.recipe import NLU, Node, Recipe, component_class
 from parley.training.fingerprints import core_domain_fingerprint, input_fingerprints, labels
 from parley.training.request import TrainingRequest
@@ -66,6 +77,7 @@ class TrainingRun:
     model_dir: Path | None = None
     progress: Callable[[str], None] = field(default=logger.info)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _restored: dict[str, Path] = field(default_factory=dict, repr=False)
 
     @property
     def _finetune_dir(self) -> Path | None:
@@ -75,7 +87,12 @@ class TrainingRun:
         """The run as a task graph: the NLU chain is one task (returning each node's folder
         by name); each policy is its own task (returning its folder), so policies train in
         parallel with each other and with NLU. What a task produced reaches the others only
-        as its return value, so a runner may run each one in another process."""
+        as its return value, so a runner may run each one in another process.
+
+        The folders planned as restored are copied into ``workdir`` first; a node whose
+        folder is gone or changed since the plan becomes a node to train.
+        """
+        self._restore_all(workdir)
         tasks = [Task("nlu", lambda _: self._run_nlu(workdir))]
         policy_statuses = [s for s in self.statuses if s.node.kind != NLU]
         if any(s.status == TRAIN for s in policy_statuses):
@@ -96,9 +113,64 @@ class TrainingRun:
         return dirs
 
     def _put(self, status: NodeStatus, directory: Path) -> Path:
+        """Cache what was trained; the run goes on with its own copy, which no other
+        training's eviction can take away before the archive is packed."""
         with self._cache_lock:  # eviction must not race with another thread's put
-            return self.cache.put(status.fingerprint, directory,
-                                  {"node": status.node.name, "component": status.node.component})
+            self.cache.put(status.fingerprint, directory,
+                           {"node": status.node.name, "component": status.node.component})
+        return directory
+
+    # --- restoring: copies taken before anything trains ----------------------------------
+    def _restore_all(self, workdir: Path) -> None:
+        self._restored = {}
+        model_meta = self._model_metadata()
+        for index, status in enumerate(self.statuses):
+            if status.status == TRAIN or self.request.finetuning:
+                continue
+            found, why = self._restore(status, workdir / status.node.name, model_meta)
+            if found is not None:
+                self._restored[status.node.name] = found
+                continue
+            warn(f"{status.node.name} was planned as {status.status}, but {why}; training "
+                 "it again.")
+            self.statuses[index] = NodeStatus(status.node, status.fingerprint, TRAIN,
+                                              f"{why}; trained again")
+
+    def _model_metadata(self) -> dict[str, Any] | None:
+        if self.model_dir is None or self.request.finetuning:
+            return None
+        try:
+            meta = read_extracted_metadata(self.model_dir)
+            check_format(meta, self.model_dir)
+        except ModelArchiveError:
+            return None
+        return meta
+
+    def _restore(self, status: NodeStatus, target: Path, model_meta: dict[str, Any] | None
+                 ) -> tuple[Path | None, str]:
+        """Copy the node's saved folder to ``target``: from the cache, else from the newest
+        model when its files match their recorded digest. (None, why) when neither can."""
+        why = "its cache entry is gone (another training may have evicted it)"
+        if status.status == CACHED:
+            source = self.cache.get(status.fingerprint)
+            if source is not None and _copy(source, target):
+                return target, ""
+        if model_meta is None or self.model_dir is None:
+            return None, why if status.status == CACHED else "the newest model is unreadable"
+        recorded = model_meta.get("component_digests", {})
+        # The folder in the model trained with this fingerprint (its name may differ when
+        # components were added before it), with a digest to check it against.
+        names = [n for n, fp in model_meta.get("fingerprints", {}).items()
+                 if fp == status.fingerprint and isinstance(recorded.get(n), str)]
+        if not names:
+            return None, "the newest model holds no checkable copy of it"
+        name = status.node.name if status.node.name in names else names[0]
+        source = component_dir(self.model_dir, name, self.model_dir)
+        if not source.is_dir() or component_digest(source) != recorded[name]:
+            return None, "its files in the newest model do not match their recorded digest"
+        if not _copy(source, target):
+            return None, "its files in the newest model cannot be copied"
+        return target, ""
 
     # --- NLU: a chain over the training messages -------------------------------------
     def _run_nlu(self, workdir: Path) -> dict[str, Path]:
@@ -124,7 +196,7 @@ class TrainingRun:
                 component.save(target)
                 dirs[node.name] = self._put(status, target)
             else:
-                dirs[node.name] = self._restored_dir(status)
+                dirs[node.name] = self._restored[node.name]
                 component = cls.load(dirs[node.name]) if feeds_later else None
             if component is not None and feeds_later:
                 component.process(training_data.examples)
@@ -154,7 +226,7 @@ class TrainingRun:
             policy.save(target)
             found = self._put(status, target)
         else:
-            found = self._restored_dir(status)
+            found = self._restored[node.name]
         self._say(status, time.perf_counter() - started)
         return found
 
@@ -163,15 +235,6 @@ class TrainingRun:
 
         return generate_trackers(self.importer.stories, self.importer.rules, self.importer.domain,
                                  **self.recipe.tracker_settings)
-
-    def _restored_dir(self, status: NodeStatus) -> Path:
-        if status.status == CACHED:
-            found = self.cache.get(status.fingerprint)
-            if found is not None:
-                return found
-        if self.model_dir is not None and not self.request.finetuning:
-            return self.model_dir / COMPONENTS_DIR / status.node.name
-        raise RuntimeError(f"{status.node.name} was planned as restored but is gone")
 
     def _say(self, status: NodeStatus, seconds: float) -> None:
         verb = "trained" if status.status == TRAIN else status.status
@@ -203,18 +266,32 @@ class TrainingRun:
              runner: Runner | None = None) -> Path:
         """Train/restore every node (on ``runner``, local threads by default) and write the
         archive atomically."""
-        with tempfile.TemporaryDirectory(prefix="parley-train-") as tmp:
+        sweep_temp_dirs()  # the working folders of killed trainings, never a live one's
+        with tempfile.TemporaryDirectory(prefix=temp_prefix("parley-train-")) as tmp:
             workdir = Path(tmp) / "work"
             staging = Path(tmp) / "model"
             (staging / COMPONENTS_DIR).mkdir(parents=True)
             dirs = self.node_dirs(workdir, runner)
+            digests = {}
             for name, source in dirs.items():
                 shutil.copytree(source, staging / COMPONENTS_DIR / name)
+                digests[name] = component_digest(staging / COMPONENTS_DIR / name)
             if nlu_yaml is not None:
                 (staging / "nlu.yml").write_text(nlu_yaml, encoding="utf-8")
+            metadata = {**self.metadata(model_id), "component_digests": digests}
             (staging / METADATA_FILE).write_text(
-                json.dumps(self.metadata(model_id), indent=1, sort_keys=True), encoding="utf-8")
+                json.dumps(metadata, indent=1, sort_keys=True), encoding="utf-8")
             return pack_archive(staging, target)
+
+
+def _copy(source: Path, target: Path) -> bool:
+    """Copy a saved folder; False when it vanished or broke while copied (nothing is left)."""
+    try:
+        shutil.copytree(source, target)
+    except (OSError, shutil.Error):
+        shutil.rmtree(target, ignore_errors=True)
+        return False
+    return True
 
 
 def predict_graph(recipe: Recipe) -> dict[str, list[dict[str, str]]]:

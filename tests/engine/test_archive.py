@@ -12,6 +12,7 @@ import pytest
 
 from parley.engine.archive import (
     extract_archive,
+    verify_archive,
     pack_archive,
     read_archive_member,
 )
@@ -373,3 +374,90 @@ def test_read_archive_member_should_report_garbage(tmp_path: Path) -> None:
     garbage.write_bytes(b"\x1f\x8b garbage")
     with pytest.raises(ModelArchiveError, match=f"not a Parley model archive: {garbage}"):
         read_archive_member(garbage, "metadata.json")
+
+
+# -- bounds: refused from the headers, before anything is written ------------------------
+
+
+def raw_tar_gz(path: Path, headers_and_data: list[bytes], trailer: bytes = b"\0" * 1024) -> Path:
+    """A .tar.gz from raw blocks, so a header can declare sizes its data does not have."""
+    path.write_bytes(gzip.compress(b"".join(headers_and_data) + trailer, compresslevel=1))
+    return path
+
+
+def test_a_5_gb_zero_member_should_be_refused_at_once_from_its_header(tmp_path: Path) -> None:
+    info = tarfile.TarInfo("components/x/zeros.bin")
+    info.size = 5 * 10**9  # declared; only a few blocks follow: the file on disk stays tiny
+    archive = raw_tar_gz(tmp_path / "bomb.tar.gz",
+                         [info.tobuf(format=tarfile.PAX_FORMAT), b"\0" * 4096])
+    assert archive.stat().st_size < 1000
+    started = time.perf_counter()
+    with pytest.raises(ModelArchiveError, match="declares 5000000000 bytes, over the limit"):
+        extract_archive(archive, tmp_path / "target")
+    assert time.perf_counter() - started < 0.5
+    assert not (tmp_path / "target").exists()
+
+
+def test_too_many_files_should_be_refused_before_any_is_written(tmp_path: Path) -> None:
+    # One member past the default limit stands for any number past it (100,001 in the
+    # report): the first pass stops at the limit, so the rest are never even read.
+    headers = []
+    for index in range(10_001):
+        info = tarfile.TarInfo(f"f{index}")
+        headers.append(info.tobuf(format=tarfile.USTAR_FORMAT))
+    archive = raw_tar_gz(tmp_path / "many.tar.gz", headers)
+    started = time.perf_counter()
+    with pytest.raises(ModelArchiveError, match="past the limit of 10000 files"):
+        extract_archive(archive, tmp_path / "target")
+    assert time.perf_counter() - started < 5.0  # was 59 s of extracting; ~0.5 s idle
+    assert not (tmp_path / "target").exists()
+
+
+def test_a_bad_member_late_in_the_archive_should_leave_nothing_written(tmp_path: Path) -> None:
+    def add(tar: tarfile.TarFile) -> None:
+        add_file(tar, "metadata.json", b"{}")
+        add_file(tar, "components/x/big.bin", b"\1" * 5000)
+
+    archive = write_tar(tmp_path / "late.tar.gz", add)
+    target = tmp_path / "target"
+    with pytest.raises(ModelArchiveError, match="over the limit of 4000 for one file"):
+        extract_archive(archive, target, max_member_bytes=4000)
+    assert not target.exists()
+
+
+def test_trailing_junk_past_the_cap_should_be_refused_without_reading_it_all(
+    tmp_path: Path,
+) -> None:
+    # Declared sizes are small, but the decompressed stream goes on (zeros after the end
+    # blocks): the stream itself is counted, so the gzip "bomb" stops at the cap.
+    info = tarfile.TarInfo("metadata.json")
+    info.size = 2
+    archive = raw_tar_gz(tmp_path / "tail.tar.gz", [info.tobuf(), b"{}".ljust(512, b"\0")],
+                         trailer=b"\0" * 20_000_000)
+    assert archive.stat().st_size < 100_000
+    with pytest.raises(ModelArchiveError, match="unpacks to more than 1090536 bytes"):
+        extract_archive(archive, tmp_path / "target", max_total_bytes=1000, max_files=10)
+
+
+def test_a_huge_pax_header_should_be_refused_not_read_into_memory(tmp_path: Path) -> None:
+    info = tarfile.TarInfo("././@PaxHeader")
+    info.type = tarfile.XHDTYPE
+    info.size = 3 * 2**30
+    archive = raw_tar_gz(tmp_path / "pax.tar.gz", [info.tobuf(format=tarfile.USTAR_FORMAT)])
+    with pytest.raises(ModelArchiveError, match="at once"):
+        extract_archive(archive, tmp_path / "target")
+
+
+def test_read_archive_member_should_stop_at_its_member(tmp_path: Path) -> None:
+    # metadata.json first, then a member whose data is damaged: reading the metadata
+    # must not decompress (or judge) what follows.
+    def add(tar: tarfile.TarFile) -> None:
+        add_file(tar, "metadata.json", b'{"a": 1}')
+        add_file(tar, "components/x/w.bin", os.urandom(200_000))
+
+    archive = write_tar(tmp_path / "m.tar.gz", add)
+    data = bytearray(archive.read_bytes())
+    archive.write_bytes(bytes(data[: len(data) // 2]))  # truncated after the metadata
+    assert read_archive_member(archive, "metadata.json") == b'{"a": 1}'
+    with pytest.raises(ModelArchiveError, match="truncated|damaged"):
+        verify_archive(archive)

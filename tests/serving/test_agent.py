@@ -128,7 +128,7 @@ def test_agent_should_run_the_predict_graph_training_wrote(trained, tmp_path):
 
 
 def test_a_model_without_predict_graph_should_be_refused(trained, tmp_path):
-    with pytest.raises(ModelArchiveError, match="has no predict graph"):
+    with pytest.raises(ModelArchiveError, match="has no 'predict_graph'"):
         load(_repack_with(trained, tmp_path, lambda meta: meta.pop("predict_graph")))
 
 

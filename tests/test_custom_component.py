@@ -43,3 +43,37 @@ def test_a_custom_component_should_train_save_and_serve(project: Path) -> None:
     parsed = agent.parse("what are your opening hours on sunday")
     assert parsed["intent"]["name"] == "ask_opening_hours"
     assert agent.parse("hello")["intent"]["name"] == "greet"
+
+
+RAISES_IN_FIT = '''
+from parley.component import StatelessNLUComponent
+
+
+class Broken(StatelessNLUComponent):
+    def fit(self, training_data):
+        raise RuntimeError("boom in fit")
+
+    def process(self, messages):
+        pass
+'''
+
+
+def test_a_custom_component_that_raises_should_be_blamed_with_its_config_line(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The fault is in the user's code: the CLI names the component and its line, and does
+    not call it a bug in Parley."""
+    from parley.cli.main import main
+
+    package = project / "parley_blame_example"  # a name no other test has imported
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "broken.py").write_text(RAISES_IN_FIT)
+    config = project / "config.yml"
+    config.write_text(config.read_text().replace(PATH, "parley_blame_example.broken.Broken"))
+    line = next(i for i, text in enumerate(config.read_text().splitlines(), 1)
+                if "broken.Broken" in text)
+    assert main(["train", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert f"config.yml:{line}: your component 'parley_blame_example.broken.Broken' raised " \
+           "RuntimeError while training: boom in fit" in err
+    assert "bug in Parley" not in err

@@ -41,6 +41,7 @@ from parley.model_archive import (
     COMPONENTS_DIR, METADATA_FILE, MODEL_FORMAT, check_format, component_digest, component_dir,
     read_extracted_metadata)
 from parley.recipe import NLU, Node, Recipe, component_class
+from parley.training.blame import blamed_on
 from parley.training.fingerprints import core_domain_fingerprint, input_fingerprints, labels
 from parley.training.request import TrainingRequest
 
@@ -186,20 +187,21 @@ class TrainingRun:
             # Later components train on this one's output: run it over the training data.
             feeds_later = index < last_to_train and cls.prepares_training_data
             started = time.perf_counter()
-            if self._finetune_dir is not None:
-                component = self._finetuned(cls, node, training_data)
-                component.save(workdir / node.name)
-                dirs[node.name] = workdir / node.name  # not cached: it depends on the old model
-            elif status.status == TRAIN:
-                component = cls.from_params(node.params).fit(training_data)
-                target = workdir / node.name
-                component.save(target)
-                dirs[node.name] = self._put(status, target)
-            else:
-                dirs[node.name] = self._restored[node.name]
-                component = cls.load(dirs[node.name]) if feeds_later else None
-            if component is not None and feeds_later:
-                component.process(training_data.examples)
+            with blamed_on(node, "training"):
+                if self._finetune_dir is not None:
+                    component = self._finetuned(cls, node, training_data)
+                    component.save(workdir / node.name)
+                    dirs[node.name] = workdir / node.name  # not cached: it depends on the old model
+                elif status.status == TRAIN:
+                    component = cls.from_params(node.params).fit(training_data)
+                    target = workdir / node.name
+                    component.save(target)
+                    dirs[node.name] = self._put(status, target)
+                else:
+                    dirs[node.name] = self._restored[node.name]
+                    component = cls.load(dirs[node.name]) if feeds_later else None
+                if component is not None and feeds_later:
+                    component.process(training_data.examples)
             self._say(status, time.perf_counter() - started)
         return dirs
 
@@ -221,9 +223,11 @@ class TrainingRun:
         started = time.perf_counter()
         if status.status == TRAIN:
             cls: Any = component_class(node.kind, node.component)
-            policy = cls.from_params(node.params).fit(inputs["trackers"], self.importer.domain)
-            target = workdir / node.name
-            policy.save(target)
+            with blamed_on(node, "training"):
+                policy = cls.from_params(node.params).fit(inputs["trackers"],
+                                                          self.importer.domain)
+                target = workdir / node.name
+                policy.save(target)
             found = self._put(status, target)
         else:
             found = self._restored[node.name]

@@ -36,8 +36,8 @@ ZERO = {"evaluate_on_number_of_examples": VALID, "number_of_transformer_layers":
         "L2_c": VALID, "maximum_negative_similarity": VALID, "core_fallback_threshold": VALID,
         "negative_margin_scale": VALID, "tol": DOUBTFUL, "connection_density": DOUBTFUL,
         "max_df": DOUBTFUL, "maximum_positive_similarity": DOUBTFUL}
-NEGATIVE = {"priority": DOUBTFUL, "evaluate_every_number_of_epochs": VALID, "maximum_negative_similarity": VALID,
-            "maximum_positive_similarity": DOUBTFUL}
+NEGATIVE = {"priority": DOUBTFUL, "evaluate_every_number_of_epochs": VALID,
+            "maximum_negative_similarity": VALID, "maximum_positive_similarity": DOUBTFUL}
 HUGE = {"ranking_length": VALID, "max_features": VALID, "max_history": DOUBTFUL,
         "priority": DOUBTFUL, "max_iter": DOUBTFUL, "max_iterations": DOUBTFUL,
         "number_additional_patterns": DOUBTFUL, "C": DOUBTFUL, "min_df": DOUBTFUL,
@@ -154,10 +154,12 @@ def values_for(key: str, default: Any) -> list[tuple[str, str, str]]:
         return [('"english"', "sklearn built-in list", VALID), ('"nope"', "unknown list",
                 INVALID), ("5", "number for list", INVALID), ("[the, a]", "list", VALID)]
     if kind == "dims":
-        return [("{text: 0}", "zero in mapping", INVALID), ("{text: -5}", "negative",
-                INVALID), ("128", "scalar for mapping", INVALID), ('{text: "ten"}',
-                "text in mapping", INVALID), ("{nope: 8}", "unknown attribute", INVALID),
-                ("{text: 16}", "plain", VALID)]
+        # a vocabulary buffer of 0 is no buffer; Rasa reads only the attributes it knows
+        zero = VALID if key == "additional_vocabulary_size" else INVALID
+        return [("{text: 0}", "zero in mapping", zero), ("{text: -5}", "negative", INVALID),
+                ("128", "scalar for mapping", INVALID),
+                ('{text: "ten"}', "text in mapping", INVALID),
+                ("{nope: 8}", "unknown attribute", DOUBTFUL), ("{text: 16}", "plain", VALID)]
     if kind == "layers":
         return [("{text: [-1]}", "negative size", INVALID), ("[256]", "list for mapping",
                 INVALID), ("{text: 256}", "scalar for list", INVALID),

@@ -11,7 +11,8 @@ rest are covered by the starter). For every parameter a component has (names and
 this checkout's registry) `_config_mutations.py` writes bad values with a verdict by Rasa 3.6's
 meaning; a seeded sample of --limit of them runs. Each runs `parley train --dry-run`, then a
 real `parley train` when the dry run accepted it, then `parley predict hello` when that
-trained, each a subprocess of /work/main/.venv's python with PYTHONPATH=<code> and a timeout.
+trained, each a subprocess (PYTHONPATH=<code>, /work/main/.venv's python or
+$PARLEY_BENCH_PYTHON) with a timeout.
 Writes benchmarks/results/config_values.json.
 """
 
@@ -41,7 +42,9 @@ import yaml  # noqa: E402
 
 from _config_mutations import VALID, Mutation, generate  # noqa: E402
 
-PYTHON = os.environ.get("PARLEY_BENCH_PYTHON", "/work/main/.venv/bin/python")
+# The shared venv when there is one (the checkouts under test install nothing), else this one.
+_VENV = Path("/work/main/.venv/bin/python")
+PYTHON = os.environ.get("PARLEY_BENCH_PYTHON", str(_VENV if _VENV.exists() else sys.executable))
 RESULTS = REPO / "benchmarks" / "results" / "config_values.json"
 CLASSES = ["caught at build", "caught at build (no line)", "caught later", "traceback", "hang",
            "accepted: NaN confidences", "accepted: valid", "accepted: doubtful",
@@ -210,7 +213,8 @@ def main() -> None:
                         help="checkout to test (PYTHONPATH); twice: before, then after")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--limit", type=int, default=200,
-                        help="mutations tried (a seeded sample; 200 take ~15 min for two)")
+                        help="mutations tried, a seeded sample (200: 10-20 min for two "
+                             "checkouts on 2 busy cores)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per process")
     parser.add_argument("--jobs", type=int, default=2, help="runs at the same time")
     parser.add_argument("--out", type=Path, default=RESULTS)

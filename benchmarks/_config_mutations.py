@@ -20,7 +20,7 @@ NONE_KINDS = {
     "token_pattern": "regex", "number_additional_patterns": "int", "features": "features",
     "max_features": "int", "strip_accents": "choice", "stop_words": "stop_words",
     "OOV_token": "text", "OOV_words": "words", "additional_vocabulary_size": "dims",
-    "featurizers": "names", "dense_norm": "choice", "hidden_layers_sizes": "layers",
+    "featurizers": "names", "dense_norm": "float", "hidden_layers_sizes": "layers",
     "transformer_size": "int", "dense_dimension": "dims", "concat_dimension": "dims",
     "random_seed": "int", "tensorboard_log_directory": "text", "retrieval_intent": "text",
 }
@@ -38,7 +38,7 @@ ZERO = {"evaluate_on_number_of_examples": VALID, "number_of_transformer_layers":
         "max_df": DOUBTFUL, "maximum_positive_similarity": DOUBTFUL}
 NEGATIVE = {"priority": DOUBTFUL, "evaluate_every_number_of_epochs": VALID,
             "maximum_negative_similarity": VALID, "maximum_positive_similarity": DOUBTFUL}
-HUGE = {"ranking_length": VALID, "max_features": VALID, "max_history": DOUBTFUL,
+HUGE = {"ranking_length": VALID, "max_features": VALID, "max_df": VALID, "max_history": DOUBTFUL,
         "priority": DOUBTFUL, "max_iter": DOUBTFUL, "max_iterations": DOUBTFUL,
         "number_additional_patterns": DOUBTFUL, "C": DOUBTFUL, "min_df": DOUBTFUL,
         "tol": DOUBTFUL, "L1_c": DOUBTFUL, "L2_c": DOUBTFUL, "negative_margin_scale": DOUBTFUL}
@@ -98,7 +98,7 @@ def _numbers(key: str, default: Any, is_int: bool) -> list[tuple[str, str, str]]
            ("0", "zero", ZERO.get(key, INVALID)),
            ("1000000000000", "huge 10**12", HUGE.get(key, INVALID)),
            ("1e12", "huge 1e12 (text in YAML 1.2)", INVALID),
-           ("1.0e+12", "huge 1.0e+12", INVALID if is_int else HUGE.get(key, INVALID)),
+           ("1.0e+12", "huge 1.0e+12", INVALID if is_int or key == "max_df" else HUGE.get(key, INVALID)),
            (".nan", "NaN", INVALID), (".inf", "infinite", INVALID),
            ("-.inf", "minus infinite", INVALID)]
     if is_int:
@@ -120,8 +120,11 @@ def values_for(key: str, default: Any) -> list[tuple[str, str, str]]:
         return _numbers(key, default if default is not None else 10, kind == "int") + \
             _wrong_types(default, nullable)
     if kind == "choice":
-        return [('"nope"', "unknown choice", INVALID), ("5", "number for text", INVALID),
-                ("true", "bool for text", INVALID), *_wrong_types(default, nullable)]
+        out = [('"nope"', "unknown choice", INVALID), ("5", "number for text", INVALID),
+               ("true", "bool for text", INVALID), *_wrong_types(default, nullable)]
+        if key == "class_weight":  # scikit-learn's None: every class weighs the same
+            out = [(v, w, VALID if v == "null" else verdict) for v, w, verdict in out]
+        return out
     if kind in ("text", "regex"):
         out = [("5", "number for text", INVALID), ("[a, b]", "list for text", INVALID),
                ("{a: 1}", "mapping for text", INVALID)]

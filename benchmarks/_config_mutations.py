@@ -42,6 +42,8 @@ HUGE = {"ranking_length": VALID, "max_features": VALID, "max_df": VALID, "max_hi
         "priority": DOUBTFUL, "max_iter": DOUBTFUL, "max_iterations": DOUBTFUL,
         "number_additional_patterns": DOUBTFUL, "C": DOUBTFUL, "min_df": DOUBTFUL,
         "tol": DOUBTFUL, "L1_c": DOUBTFUL, "L2_c": DOUBTFUL, "negative_margin_scale": DOUBTFUL}
+# null for a number: no limit (Rasa reads max_history: null as the whole history)
+NULL = {"max_history": VALID, "max_relative_position": DOUBTFUL}
 UNIT = {"threshold", "ambiguity_threshold", "drop_rate", "drop_rate_attention",
         "connection_density", "max_df", "core_fallback_threshold",
         "maximum_positive_similarity", "maximum_negative_similarity"}
@@ -82,11 +84,11 @@ def _kind(key: str, default: Any) -> str:
     return "other"
 
 
-def _wrong_types(default: Any, nullable: bool) -> list[tuple[str, str, str]]:
+def _wrong_types(key: str, nullable: bool) -> list[tuple[str, str, str]]:
     """Values of another type than the parameter's (snippet, what, verdict)."""
     out = [("[1, 2]", "list for scalar", INVALID), ("{a: 1}", "mapping for scalar", INVALID)]
     if not nullable:
-        out.append(("null", "null not allowed", INVALID))
+        out.append(("null", "null not allowed", NULL.get(key, INVALID)))
     return out
 
 
@@ -115,13 +117,13 @@ def values_for(key: str, default: Any) -> list[tuple[str, str, str]]:
     if kind == "bool":
         return [('"False"', "string False for bool", INVALID), ("no", "no for bool", INVALID),
                 ("yes", "yes for bool", INVALID), ("1", "number for bool", DOUBTFUL),
-                ("0", "number for bool", DOUBTFUL), *_wrong_types(default, False)]
+                ("0", "number for bool", DOUBTFUL), *_wrong_types(key, False)]
     if kind in ("int", "float"):
         return _numbers(key, default if default is not None else 10, kind == "int") + \
-            _wrong_types(default, nullable)
+            _wrong_types(key, nullable)
     if kind == "choice":
         out = [('"nope"', "unknown choice", INVALID), ("5", "number for text", INVALID),
-               ("true", "bool for text", INVALID), *_wrong_types(default, nullable)]
+               ("true", "bool for text", INVALID), *_wrong_types(key, nullable)]
         if key == "class_weight":  # scikit-learn's None: every class weighs the same
             out = [(v, w, VALID if v == "null" else verdict) for v, w, verdict in out]
         return out

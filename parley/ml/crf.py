@@ -244,6 +244,9 @@ def _log_space_gradients(saved: tuple[torch.Tensor, ...], grad: torch.Tensor,
         log_z = log_partition_in_log_space(emissions, transitions, mask, allowed,
                                            start_penalty, end_penalty)
         wanted = [x for x, need in zip((emissions, transitions), needs[:2], strict=True) if need]
-        found = iter(torch.autograd.grad(log_z, wanted, grad) if wanted else ())
+        # A batch of one-token messages never reaches the transitions: their gradient is 0.
+        grads = torch.autograd.grad(log_z, wanted, grad, allow_unused=True) if wanted else ()
+        found = iter([torch.zeros_like(x) if g is None else g
+                      for x, g in zip(wanted, grads, strict=True)])
     return (next(found) if needs[0] else None, next(found) if needs[1] else None,
             None, None, None, None, None)

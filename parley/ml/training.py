@@ -213,7 +213,15 @@ class Trainer(ABC):
             sums: dict[str, float] = {}
             batches = math.ceil(len(order) / size)
             for b in range(batches):
-                metrics = self.step(order[b * size:(b + 1) * size])
+                try:
+                    metrics = self.step(order[b * size:(b + 1) * size])
+                except RuntimeError:  # NaN weights can break a step before its loss shows it
+                    if self._weights_finite():
+                        raise
+                    metrics = {"t_loss": math.nan}
+                if not math.isfinite(metrics.get("t_loss", 0.0)):
+                    sums = {**sums, "t_loss": math.nan}
+                    break
                 for key, value in metrics.items():
                     sums[key] = sums.get(key, 0.0) + value
             shown = {k: v / batches for k, v in sums.items()}
@@ -238,6 +246,9 @@ class Trainer(ABC):
             self.model.load_state_dict(best[1])
         self.model.eval()
         return shown
+
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
 
     def _split(self) -> tuple[np.ndarray, np.ndarray]:
         count = len(self.table)

@@ -161,3 +161,17 @@ def test_crf_matches_brute_force():
         assert math.isclose(float(nll.detach()), log_z - scores[best], rel_tol=1e-4)
         first = sum(math.exp(s) for p, s in scores.items() if p[0] == best[0]) / math.exp(log_z)
         assert math.isclose(float(confidence[b, 0]), first, rel_tol=1e-4)
+
+
+def test_crf_log_space_fallback_on_one_token_messages_gives_zero_transition_gradients(
+        monkeypatch):
+    """One-token messages never use a transition; the fallback's autograd must say 0 for
+    them, not fail (seen when a huge learning rate pushed DIET into the fallback)."""
+    import parley.ml.crf as crf_module
+
+    monkeypatch.setattr(crf_module, "_MARGINAL_TOLERANCE", -1.0)  # always the fallback
+    crf = CRF(3)
+    emissions = torch.randn(2, 1, 3).requires_grad_()
+    crf._log_partition(emissions, torch.ones(2, 1, dtype=torch.bool)).sum().backward()
+    assert torch.equal(crf.transitions.grad, torch.zeros_like(crf.transitions))
+    assert torch.allclose(emissions.grad.sum(dim=2), torch.ones(2, 1))

@@ -20,3 +20,17 @@ needs_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(),
     reason="../shared/data (the benchmark sets and bots) is not beside this clone",
 )
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The starter bot trained once for the whole run; tests that tamper with it work on a
+    copy (or an extraction) and never on this file."""
+    from parley.model_training import train
+    from parley.starter import create_starter_project
+
+    root = tmp_path_factory.mktemp("starter")
+    create_starter_project(root)
+    model = Path(train(str(root / "domain.yml"), str(root / "config.yml"),
+                       [str(root / "data")], str(root / "models")).model)
+    return model

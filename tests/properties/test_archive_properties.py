@@ -27,9 +27,7 @@ from hypothesis import strategies as st
 
 from parley.engine.archive import extract_archive, pack_archive
 from parley.errors import ModelArchiveError
-from parley.model_training import train
 from parley.serving.agent import load
-from parley.starter import create_starter_project
 
 FLIPS, MEMBER_FLIPS, METADATA, NAMES = 40, 30, 50, 80
 CASES_PER_RUN = FLIPS + MEMBER_FLIPS + METADATA + NAMES
@@ -38,14 +36,6 @@ PROPERTY = settings(max_examples=FLIPS, deadline=timedelta(seconds=5), derandomi
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
                                            HealthCheck.too_slow])
 
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("starter")
-    create_starter_project(root)
-    result = train(str(root / "domain.yml"), str(root / "config.yml"), [str(root / "data")],
-                   str(root / "models"))
-    return Path(result.model)
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,10 @@ from pathlib import Path
 import pytest
 
 from parley.errors import ModelArchiveError
-from parley.model_training import train, train_nlu
+from parley.model_training import train_nlu
 from parley.serving.agent import load
 from parley.starter import create_starter_project
 
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("starter")
-    create_starter_project(root)
-    result = train(str(root / "domain.yml"), str(root / "config.yml"), [str(root / "data")],
-                   str(root / "models"))
-    return Path(result.model)
 
 
 def test_parse_should_give_rasas_shape(trained):

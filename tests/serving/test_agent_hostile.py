@@ -15,20 +15,10 @@ import pytest
 
 from parley.engine.archive import extract_archive, pack_archive
 from parley.errors import ModelArchiveError
-from parley.model_training import train
 from parley.serving.agent import load
-from parley.starter import create_starter_project
 
 LR = "components/nlu_5_LogisticRegressionClassifier"
 
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("starter")
-    create_starter_project(root)
-    result = train(str(root / "domain.yml"), str(root / "config.yml"), [str(root / "data")],
-                   str(root / "models"))
-    return Path(result.model)
 
 
 def tampered(trained: Path, tmp_path: Path, edit: Callable[[Path], None]) -> Path:

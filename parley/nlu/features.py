@@ -111,6 +111,24 @@ def attach_features(
         message.data.setdefault(FEATURES_KEY, []).append(Features(seq, sent, origin))
 
 
+def features_in_one_layout(messages: Sequence[Message], origins: Collection[str] | None = None
+                           ) -> list[list[Features]]:
+    """Each message's feature records from ``origins`` (all if None), checked to be laid out
+    alike: a ValueError names the message that is not, or says there are no features."""
+    per_message = [features_of(m, origins) for m in messages]
+    layout = [(f.origin, f.dim) for f in per_message[0]]
+    if not layout:
+        wanted = f" from {sorted(origins)}" if origins is not None else ""
+        raise ValueError(f"the messages carry no features{wanted}; put a featurizer before "
+                         "this component in the pipeline")
+    for message, records in zip(messages, per_message, strict=True):
+        if [(f.origin, f.dim) for f in records] != layout:
+            raise ValueError(
+                f"message {message.text!r} carries features {[(f.origin, f.dim) for f in records]}, "
+                f"others carry {layout}; all messages must pass through the same featurizers")
+    return per_message
+
+
 def stack_sentence_features(
     messages: Sequence[Message], origins: Collection[str] | None = None
 ) -> csr_matrix:
@@ -124,18 +142,8 @@ def stack_sentence_features(
 
     if not messages:
         return csr_matrix((0, 0))
-    per_message = [features_of(m, origins) for m in messages]
+    per_message = features_in_one_layout(messages, origins)
     layout = [(f.origin, f.dim) for f in per_message[0]]
-    if not layout:
-        wanted = f" from {sorted(origins)}" if origins is not None else ""
-        raise ValueError(f"the messages carry no features{wanted}; "
-                         "put a featurizer before the classifier in the pipeline")
-    for message, records in zip(messages, per_message, strict=True):
-        if [(f.origin, f.dim) for f in records] != layout:
-            raise ValueError(
-                f"message {message.text!r} carries features {[(f.origin, f.dim) for f in records]}, "
-                f"others carry {layout}; all messages must pass through the same featurizers"
-            )
     blocks = []
     for j, (_, dim) in enumerate(layout):
         if not per_message[0][j].is_sparse:

@@ -11,7 +11,7 @@ from collections.abc import Collection, Sequence
 
 from parley.data.message import Message
 from parley.ml.batching import FeatureTable
-from parley.nlu.features import features_of
+from parley.nlu.features import features_in_one_layout
 
 
 def feature_table(messages: Sequence[Message], origins: Collection[str] | None = None
@@ -23,15 +23,5 @@ def feature_table(messages: Sequence[Message], origins: Collection[str] | None =
     """
     if not messages:
         raise ValueError("no messages to build features from")
-    records = [features_of(m, origins) for m in messages]
-    layout = [(f.origin, f.dim) for f in records[0]]
-    if not layout:
-        wanted = f" from {sorted(origins)}" if origins is not None else ""
-        raise ValueError(f"the messages carry no features{wanted}; put featurizers before "
-                         "this component in the pipeline")
-    for message, found in zip(messages, records, strict=True):
-        if [(f.origin, f.dim) for f in found] != layout:
-            raise ValueError(f"message {message.text!r} carries features "
-                             f"{[(f.origin, f.dim) for f in found]}, others {layout}; all "
-                             "messages must pass through the same featurizers")
+    records = features_in_one_layout(messages, origins)
     return FeatureTable(records)

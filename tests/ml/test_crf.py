@@ -32,11 +32,8 @@ def test_constrained_crf_matches_brute_force_over_whole_bilou_spans():
                 and all(allowed[i][j] for i, j in itertools.pairwise(path)))
 
     for b, length in enumerate((4, 3)):
-        scores = {}
-        for path in filter(whole_spans, itertools.product(range(len(names)), repeat=length)):
-            score = sum(emissions[b, t, k] for t, k in enumerate(path))
-            score += sum(crf.transitions[i, j] for i, j in itertools.pairwise(path))
-            scores[path] = float(score.detach())
+        paths = filter(whole_spans, itertools.product(range(len(names)), repeat=length))
+        scores = _path_scores(crf, emissions[b], paths)
         best = max(scores, key=scores.get)
         assert tuple(tags[b, :length].tolist()) == best
         log_z = math.log(sum(math.exp(s) for s in scores.values()))
@@ -75,6 +72,16 @@ def test_crf_log_partition_and_gradients_match_the_log_space_recursion(scale, co
     for ours, reference in zip(*results, strict=True):
         assert torch.allclose(ours, reference, rtol=1e-4, atol=1e-4)
     assert results[0][1][~mask].abs().max() == 0  # padding gets no gradient
+
+def _path_scores(crf: CRF, emissions: torch.Tensor, paths) -> dict[tuple[int, ...], float]:
+    """Each tag path's score over one message's emissions: the brute-force reference."""
+    scores = {}
+    for path in paths:
+        score = sum(emissions[t, k] for t, k in enumerate(path))
+        score += sum(crf.transitions[i, j] for i, j in itertools.pairwise(path))
+        scores[path] = float(score.detach())
+    return scores
+
 
 def _exact_log_partition(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """log Z in float64 with blocked moves at -inf: the reference for extreme scores."""
@@ -148,11 +155,7 @@ def test_crf_matches_brute_force():
     mask = torch.tensor([[True] * 4, [True, True, True, False]])
     tags, confidence = crf.decode(emissions, mask)
     for b, length in enumerate((4, 3)):
-        scores = {}
-        for path in itertools.product(range(3), repeat=length):
-            score = sum(emissions[b, t, k] for t, k in enumerate(path))
-            score += sum(crf.transitions[i, j] for i, j in itertools.pairwise(path))
-            scores[path] = float(score.detach())
+        scores = _path_scores(crf, emissions[b], itertools.product(range(3), repeat=length))
         best = max(scores, key=scores.get)
         assert tuple(tags[b, :length].tolist()) == best
         log_z = math.log(sum(math.exp(s) for s in scores.values()))

@@ -126,7 +126,9 @@ class ActionExecuted(Event):
 
     ``hide_rule_turn`` marks a turn predicted by a rule that no story contains; policies
     trained on stories skip such turns. ``unpredictable`` is training-only (a story that
-    starts with an action cannot learn to predict it) and is not written out.
+    starts with an action cannot learn to predict it) and is not written out; so is
+    ``origin``, the story step the action was read from (story name, file, line), which
+    lets a conflict between stories name the lines to fix.
     """
 
     type_name: ClassVar[str] = "action"
@@ -137,6 +139,8 @@ class ActionExecuted(Event):
     confidence: float | None = field(default=None, compare=False)
     hide_rule_turn: bool = field(default=False, compare=False)
     unpredictable: bool = field(default=False, compare=False, repr=False)
+    origin: tuple[str, str | None, int | None] | None = field(
+        default=None, compare=False, repr=False)
 
     def _body(self) -> dict[str, Any]:
         return {"name": self.action_name, "policy": self.policy, "confidence": self.confidence,

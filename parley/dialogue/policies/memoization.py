@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from parley.data.domain import Domain
 from parley.data.events import ActionExecuted, SlotSet
 from parley.data.tracker import DialogueStateTracker, State
+from parley.dialogue.conflicts import find_story_conflicts
 from parley.dialogue.policies.base import (
     Policy, check_actions_in_domain, feature_key, prediction_states, training_states_and_labels,
     unambiguous_lookup,
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
+from parley.errors import warn
 from parley.params import Bool, Constraint, Int, NoneOr
 
 if TYPE_CHECKING:
@@ -61,8 +63,20 @@ class MemoizationPolicy(Policy):
         stories = [t for t in trackers if not t.is_rule_tracker]
         histories, labels = training_states_and_labels(stories, domain, self.max_history)
         check_actions_in_domain(labels, domain, self.name)
-        self.lookup_ = unambiguous_lookup((feature_key(h) for h in histories), labels)
+        keys = [feature_key(h) for h in histories]
+        self.lookup_ = unambiguous_lookup(keys, labels)
+        if len(self.lookup_) < len(set(keys)):
+            self._warn_about_conflicts(stories, domain)
         return self
+
+    def _warn_about_conflicts(self, stories: Sequence[DialogueStateTracker],
+                              domain: Domain) -> None:
+        """Say which stories made a history ambiguous (it is not memorized): the same
+        report as ``parley data validate --max-history``, one warning per conflict."""
+        for conflict in find_story_conflicts(stories, domain, self.max_history):
+            issue = conflict.as_issue()
+            warn(f"{self.name} does not memorize a history: {issue.message}",
+                 issue.file, issue.line)
 
     def _states(self, tracker: DialogueStateTracker, domain: Domain,
                 rule_only_data: dict[str, Any] | None) -> list[State]:

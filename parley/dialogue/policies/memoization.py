@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from parley.data.domain import Domain
 from parley.data.events import ActionExecuted, SlotSet
 from parley.data.tracker import DialogueStateTracker, State
-from parley.dialogue.conflicts import find_story_conflicts
+from parley.dialogue.conflicts import ActionSource, find_story_conflicts
 from parley.dialogue.policies.base import (
     Policy, check_actions_in_domain, feature_key, prediction_states, training_states_and_labels,
     unambiguous_lookup,
@@ -71,9 +71,16 @@ class MemoizationPolicy(Policy):
 
     def _warn_about_conflicts(self, stories: Sequence[DialogueStateTracker],
                               domain: Domain) -> None:
-        """Say which stories made a history ambiguous (it is not memorized): the same
-        report as ``parley data validate --max-history``, one warning per conflict."""
+        """Say which stories made a history ambiguous (it is not memorized): the report of
+        ``parley data validate --max-history``, once per set of clashing story steps
+        (augmented trackers repeat a conflict after many different beginnings)."""
+        said: set[frozenset[tuple[str, ActionSource]]] = set()
         for conflict in find_story_conflicts(stories, domain, self.max_history):
+            steps = frozenset((action, source) for action, sources in conflict.actions.items()
+                              for source in sources)
+            if steps in said:
+                continue
+            said.add(steps)
             issue = conflict.as_issue()
             warn(f"{self.name} does not memorize a history: {issue.message}",
                  issue.file, issue.line)

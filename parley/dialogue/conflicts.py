@@ -14,7 +14,6 @@ so what is reported here is exactly what training would find ambiguous.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -172,8 +171,7 @@ def policies_max_history(config: ProjectConfig) -> tuple[int | None, str | None]
                 cls = get_class(entry.name, POLICY)
             except ConfigError:  # reported by the config checks; nothing to read here
                 continue
-            parameter = inspect.signature(cls).parameters.get("max_history")
-            value = None if parameter is None else parameter.default
+            value = cls.default_params().get("max_history")
         if isinstance(value, int) and not isinstance(value, bool) and value > 0 and (
                 best[0] is None or value < best[0]):
             best = (value, entry.name)

@@ -70,13 +70,15 @@ def action_label(event: ActionExecuted) -> str:
 
 def training_states_and_labels(
     trackers: Sequence[DialogueStateTracker], domain: Domain, max_history: int | None,
-    omit_unset_slots: bool = False,
+    omit_unset_slots: bool = False, names: list[str] | None = None,
 ) -> tuple[list[list[State]], list[str]]:
-    """Every (state history, next action) example of the trackers, each kept once."""
+    """Every (state history, next action) example of the trackers, each kept once; with
+    ``names``, the name of the tracker (story or rule) each example came from first."""
     seen: set[tuple[str, str]] = set()
     histories: list[list[State]] = []
     labels: list[str] = []
-    for _, event, history in state_histories(trackers, domain, max_history, omit_unset_slots):
+    for tracker, event, history in state_histories(trackers, domain, max_history,
+                                                   omit_unset_slots):
         label = action_label(event)
         key = (feature_key(history), label)
         if key in seen:
@@ -84,6 +86,8 @@ def training_states_and_labels(
         seen.add(key)
         histories.append(history)
         labels.append(label)
+        if names is not None:
+            names.append(tracker.sender_id)
     return histories, labels
 
 

@@ -91,21 +91,30 @@ class MemoizationPolicy(Policy):
                                  ignore_rule_only_turns=True, rule_only_data=rule_only_data)
 
     def recall(self, states: list[State], tracker: DialogueStateTracker, domain: Domain,
-               rule_only_data: dict[str, Any] | None) -> str | None:
-        return self.lookup_.get(feature_key(states))
+               rule_only_data: dict[str, Any] | None) -> tuple[str | None, str]:
+        """The remembered action (None on a miss) and how it was found."""
+        return self.lookup_.get(feature_key(states)), self._found_in
+
+    @property
+    def _found_in(self) -> str:
+        turns = f"the last {self.max_history} states" if self.max_history else "the history"
+        return f"a story has {turns}"
 
     def predict(self, tracker: DialogueStateTracker, domain: Domain,
                 rule_only_data: dict[str, Any] | None = None) -> PolicyPrediction:
         self.check_is_fitted()
         probabilities = self.default_predictions(domain)
         states = self._states(tracker, domain, rule_only_data)
-        action = self.recall(states, tracker, domain, rule_only_data)
+        action, how = self.recall(states, tracker, domain, rule_only_data)
+        reason = "no story has this history"
         if action is not None and action in domain.action_names:
             score = 1.0
+            reason = how
             if self.use_nlu_confidence_as_score:
                 score = float((tracker.latest_message.intent or {}).get("confidence", 1.0))
+                reason += ", scored with the intent's confidence"
             probabilities[self._action_index(action, domain)] = score
-        return PolicyPrediction(probabilities, self.name, self.priority)
+        return PolicyPrediction(probabilities, self.name, self.priority, reason=reason)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"lookup": self.lookup_}, {}
@@ -120,20 +129,20 @@ class AugmentedMemoizationPolicy(MemoizationPolicy):
     name: ClassVar[str] = "AugmentedMemoizationPolicy"
 
     def recall(self, states: list[State], tracker: DialogueStateTracker, domain: Domain,
-               rule_only_data: dict[str, Any] | None) -> str | None:
+               rule_only_data: dict[str, Any] | None) -> tuple[str | None, str]:
         action = self.lookup_.get(feature_key(states))
         if action is not None:
-            return action
+            return action, self._found_in
         truncated = _without_first_turns(tracker, again=False)
         while truncated is not None:
             shorter = self._states(truncated, domain, rule_only_data)
             if shorter != states:
                 action = self.lookup_.get(feature_key(shorter))
                 if action is not None:
-                    return action
+                    return action, f"{self._found_in} once the oldest turns are forgotten"
                 states = shorter
             truncated = _without_first_turns(truncated, again=True)
-        return None
+        return None, ""
 
 
 def _without_first_turns(tracker: DialogueStateTracker,

@@ -71,7 +71,8 @@ class Agent:
         return result
 
     def predict_next_actions(self, events: Any, max_actions: int = 10) -> list[dict[str, Any]]:
-        """The actions the bot would run next, until it listens: [{action, confidence, policy}]."""
+        """The actions the bot would run next, until it listens: [{action, confidence, policy,
+        reason}] (reason: why that policy won, see docs/dialogue.md)."""
         if not self.policies or self.domain is None:
             raise ModelArchiveError("this model has no Core part; train it with stories/rules.")
         from parley.serving.predict import predict_until_listen

@@ -18,8 +18,9 @@ from parley.errors import DataError
 
 __all__ = [
     "ActionExecuted", "ActionExecutionRejected", "ActionReverted", "ActiveLoop",
-    "AllSlotsReset", "BotUttered", "Event", "FollowupAction", "LoopInterrupted",
-    "Restarted", "SessionStarted", "SlotSet", "UserUttered", "UserUtteranceReverted",
+    "AllSlotsReset", "BotUttered", "DefinePrevUserUtteredFeaturization", "Event",
+    "FollowupAction", "LoopInterrupted", "Restarted", "SessionStarted", "SlotSet",
+    "UserUttered", "UserUtteranceReverted",
     "event_from_dict", "events_from_dicts", "events_to_dicts",
 ]
 
@@ -289,11 +290,30 @@ class ActionExecutionRejected(Event):
                    confidence=data.get("confidence"))
 
 
+@dataclass
+class DefinePrevUserUtteredFeaturization(Event):
+    """Whether the action after the latest user message was chosen from the message's text
+    (an end-to-end prediction) or from its intent. Rasa's policy ensemble adds it after
+    each user message; later states then show that message by its text or by its intent."""
+
+    type_name: ClassVar[str] = "user_featurization"
+
+    use_text_for_featurization: bool = False
+
+    def _body(self) -> dict[str, Any]:
+        return {"use_text_for_featurization": self.use_text_for_featurization}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        return cls(use_text_for_featurization=bool(data.get("use_text_for_featurization")))
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type_name: cls for cls in (
         UserUttered, ActionExecuted, BotUttered, SlotSet, ActiveLoop, Restarted,
         SessionStarted, ActionReverted, UserUtteranceReverted, AllSlotsReset,
         FollowupAction, LoopInterrupted, ActionExecutionRejected,
+        DefinePrevUserUtteredFeaturization,
     )
 }
 

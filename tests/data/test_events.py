@@ -6,9 +6,9 @@ import pytest
 
 from parley.data.events import (
     EVENT_TYPES, ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop,
-    AllSlotsReset, BotUttered, Event, FollowupAction, LoopInterrupted, Restarted,
-    SessionStarted, SlotSet, UserUttered, UserUtteranceReverted, event_from_dict,
-    events_from_dicts, events_to_dicts,
+    AllSlotsReset, BotUttered, DefinePrevUserUtteredFeaturization, Event, FollowupAction,
+    LoopInterrupted, Restarted, SessionStarted, SlotSet, UserUttered, UserUtteranceReverted,
+    event_from_dict, events_from_dicts, events_to_dicts,
 )
 from parley.errors import DataError
 
@@ -32,6 +32,7 @@ EVENTS: list[Event] = [
     AllSlotsReset(),
     LoopInterrupted(is_interrupted=True),
     ActionExecutionRejected(action_name="booking_form", policy="RulePolicy", confidence=1.0),
+    DefinePrevUserUtteredFeaturization(use_text_for_featurization=True),
 ]
 
 
@@ -61,7 +62,9 @@ def test_event_dicts_should_use_rasa_names_and_keys():
     assert loop == {"event": "active_loop", "name": "booking_form", "metadata": {}}
     assert [e.to_dict()["event"] for e in EVENTS[7:]] == [
         "restart", "session_started", "undo", "rewind", "followup", "reset_slots",
-        "loop_interrupted", "action_execution_rejected"]
+        "loop_interrupted", "action_execution_rejected", "user_featurization"]
+    assert EVENTS[-1].to_dict() == {"event": "user_featurization",
+                                    "use_text_for_featurization": True, "metadata": {}}
 
 
 def test_events_should_read_rasa_json_with_timestamps():

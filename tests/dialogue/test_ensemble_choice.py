@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import pytest
 
 from parley.data.domain import Domain
-from parley.data.events import SlotSet
+from parley.data.events import ActionExecuted, DefinePrevUserUtteredFeaturization, SlotSet
 from parley.data.tracker import DialogueStateTracker
 from parley.dialogue.generator import generate_trackers
 from parley.dialogue.policies.base import Policy
@@ -198,3 +198,19 @@ def test_policies_sharing_a_priority_should_be_warned_of():
     assert "'MemoizationPolicy', 'my.Policy' have the same priority 3" in issues[0].message
     assert same_priority_issues([("RulePolicy", 6, None, None),
                                  ("MemoizationPolicy", 3, None, None)]) == []
+
+
+def test_the_winner_should_say_whether_the_message_was_used_by_text_or_intent():
+    """Rasa's ensemble adds DefinePrevUserUtteredFeaturization right after a message."""
+    policies, domain = ensemble(FixedPolicy(end_to_end=True,
+                                            probabilities={"utter_welcome": 0.4}))
+    tracker = conversation(domain, ("intent", "bye"))
+    assert DefinePrevUserUtteredFeaturization(True) in policies.predict(tracker, domain).events
+    policies, domain = ensemble()
+    best = policies.predict(tracker, domain)
+    assert best.events == [DefinePrevUserUtteredFeaturization(False)]
+    for event in best.events:
+        tracker.update(event)
+    tracker.update(ActionExecuted(action_name="utter_bye"))
+    assert tracker.latest_message_uses_text is False
+    assert policies.predict(tracker, domain).events == []  # not the message's turn any more

@@ -18,6 +18,9 @@ confident (and on a tie, by priority). Nothing here knows a policy by name: a le
 policy plugs in by returning a :class:`PolicyPrediction` like the others.
 
 The winner's ``reason`` says why it won and, after a colon, the policy's own reason.
+Right after a user message, :meth:`PolicyEnsemble.predict` adds Rasa's
+``DefinePrevUserUtteredFeaturization`` to the winner's events: whether the message's text
+(end-to-end) or its intent was used, which later states of the conversation follow.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from pathlib import Path
 from typing import Any, cast
 
 from parley.data.domain import Domain
-from parley.data.events import ActionExecuted, ActionExecutionRejected, Event
-from parley.data.tracker import DialogueStateTracker
+from parley.data.events import (
+    ActionExecuted, ActionExecutionRejected, DefinePrevUserUtteredFeaturization, Event,
+)
+from parley.data.tracker import ACTION_LISTEN, DialogueStateTracker
 from parley.dialogue.policies.base import Policy
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import ConfigError, Issue, NotFittedError
@@ -153,7 +158,14 @@ class PolicyEnsemble:
         return predictions
 
     def predict(self, tracker: DialogueStateTracker, domain: Domain) -> PolicyPrediction:
-        return pick_best(self.predictions(tracker, domain))
+        """The winner; right after a user message its events also say whether it was
+        chosen from the message's text or intent (``DefinePrevUserUtteredFeaturization``),
+        so that later states show the message the way it was used, as in Rasa."""
+        winner = pick_best(self.predictions(tracker, domain))
+        if tracker.latest_action_name == ACTION_LISTEN:
+            winner.events.append(
+                DefinePrevUserUtteredFeaturization(winner.is_end_to_end_prediction))
+        return winner
 
     def save(self, directory: str | Path) -> None:
         """Each policy in ``<index>_<name>/``, listed in ``ensemble.json``."""

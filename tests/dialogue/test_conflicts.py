@@ -241,3 +241,20 @@ def test_financial_demo_should_conflict_when_fewer_states_are_compared():
         "transfer money+ switch to search transactions, affirm + switch back, affirm"}
     assert first.first_source.file.endswith("stories_switch_from_pay_credit_card.yml")
     assert first.first_source.line == 107
+
+
+def test_end_to_end_stories_should_conflict_on_the_same_user_text():
+    text = """
+stories:
+- story: sushi yes
+  steps:
+  - user: I can always go for sushi
+  - bot: Great, sushi it is.
+- story: sushi no
+  steps:
+  - user: I can always go for sushi
+  - action: utter_sad
+"""
+    (found,) = conflicts(text)
+    assert found.after == "user utterance 'I can always go for sushi'"
+    assert list(found.actions) == ["Great, sushi it is.", "utter_sad"]

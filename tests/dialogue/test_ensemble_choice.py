@@ -99,7 +99,7 @@ def test_a_tie_should_say_that_priority_decided():
     policies, domain = ensemble(FixedPolicy(probabilities={"utter_ok": 1.0}))
     assert choose(policies, domain, "greet").reason == (
         "as confident as FixedPolicy (1.00) and of higher priority (3 > 1): a story has the "
-        "last 5 states")
+        "same last 5 states")
     assert choose(policies, domain, "bye").reason == (
         "as confident as FixedPolicy (1.00) and of higher priority (6 > 1): rule 'bye'")
 

@@ -97,8 +97,8 @@ class MemoizationPolicy(Policy):
 
     @property
     def _found_in(self) -> str:
-        turns = f"the last {self.max_history} states" if self.max_history else "the history"
-        return f"a story has {turns}"
+        turns = f"last {self.max_history} states" if self.max_history else "whole history"
+        return f"a story has the same {turns}"
 
     def predict(self, tracker: DialogueStateTracker, domain: Domain,
                 rule_only_data: dict[str, Any] | None = None) -> PolicyPrediction:

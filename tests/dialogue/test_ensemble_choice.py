@@ -214,3 +214,37 @@ def test_the_winner_should_say_whether_the_message_was_used_by_text_or_intent():
     tracker.update(ActionExecuted(action_name="utter_bye"))
     assert tracker.latest_message_uses_text is False
     assert policies.predict(tracker, domain).events == []  # not the message's turn any more
+
+
+# --- what each policy says about its own prediction ---------------------------------------
+def test_rule_policy_should_name_its_reason():
+    policies, domain = ensemble()
+    rule = policies.policies[1]
+    said = {intent: rule.predict(conversation(domain, ("intent", intent)), domain).reason
+            for intent in ("bye", "restart", "chitchat")}
+    assert said == {
+        "bye": "rule 'bye'",
+        "restart": "the intent 'restart' always runs 'action_restart'",
+        "chitchat": "no rule applies; core fallback 'action_default_fallback' at "
+                    "core_fallback_threshold 0.30"}
+    in_loop = conversation(domain, ("intent", "request"), ("loop", "city_form"), "utter_ok")
+    assert rule.predict(in_loop, domain).reason == \
+        "the active loop 'city_form' goes on until it is rejected"
+    in_loop.update(ActionExecuted(action_name="city_form"))
+    assert rule.predict(in_loop, domain).reason == "the loop 'city_form' ran: wait for the user"
+
+
+def test_memoization_should_say_whether_it_remembers():
+    from parley.dialogue.policies.memoization import AugmentedMemoizationPolicy
+
+    domain = small_domain()
+    s, r = stories(DATA)
+    trackers = generate_trackers(s, r, domain, augmentation_factor=0)
+    plain = MemoizationPolicy(max_history=2).fit(trackers, domain)
+    augmented = AugmentedMemoizationPolicy(max_history=2).fit(trackers, domain)
+    fresh = conversation(domain, ("intent", "greet"))
+    later = conversation(domain, ("intent", "bye"), "utter_bye", ("intent", "greet"))
+    assert plain.predict(fresh, domain).reason == "a story has the same last 2 states"
+    assert plain.predict(later, domain).reason == "no story has this history"
+    assert augmented.predict(later, domain).reason == \
+        "a story has the same last 2 states once the oldest turns are forgotten"

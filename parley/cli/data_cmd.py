@@ -8,8 +8,8 @@ from typing import Any
 
 from parley.data.importer import TrainingDataImporter
 from parley.data.validation import ValidationReport, validate_project
-from parley.dialogue.conflicts import policies_max_history, story_conflicts
-from parley.errors import Issue, ParleyWarning
+from parley.dialogue.conflicts import check_story_structure
+from parley.errors import ParleyWarning
 from parley.recipe import config_issues
 
 
@@ -65,24 +65,6 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
                              "policies; the whole conversation when none has one).")
 
 
-def story_structure(importer: TrainingDataImporter, max_history: int | None
-                    ) -> tuple[str, list[Issue]]:
-    """The story conflict check as the CLI runs it: a line saying what was compared, and
-    a warning per conflict. ``max_history`` None reads it from config.yml."""
-    why = "given with --max-history"
-    if max_history is None:
-        max_history, policy = policies_max_history(importer.config)
-        why = (f"{policy}'s max_history, the smallest of the policies'" if policy
-               else "no policy limits max_history; pass --max-history N to compare fewer")
-    stories = [*importer.stories, *importer.rules]
-    conflicts = story_conflicts(stories, importer.domain, max_history) if stories else []
-    span = f"the last {max_history} states" if max_history else "the whole conversation"
-    line = (f"  story structure: {len(conflicts)} conflict(s) among "
-            f"{sum(not s.is_rule for s in stories)} stories, comparing {span} before each "
-            f"action ({why})")
-    return line, [c.as_issue() for c in conflicts]
-
-
 def run_validate(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ParleyWarning)
@@ -95,7 +77,7 @@ def run_validate(args: argparse.Namespace) -> int:
             report = validate_project(importer)
             # config.yml's components, keys and values, as training would check them
             found_in_config = config_issues(config)
-        structure, conflicts = story_structure(importer, args.max_history)
+        structure = check_story_structure(importer, args.max_history)
     read_warnings = [w.message.issue for w in caught if isinstance(w.message, ParleyWarning)]
     print(f"Project: domain {args.domain}, config {args.config}, data {' '.join(args.data)}")
     print(f"  language {config.language}, assistant_id {config.assistant_id}, "
@@ -104,8 +86,8 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"  note: {notice}")
     for name, count in summary.items():
         print(f"  {count:>6}  {name}")
-    print(structure)
-    issues = read_warnings + report.issues + found_in_config + conflicts
+    print(f"  {structure.summary()}")
+    issues = read_warnings + report.issues + found_in_config + structure.issues
     for issue in issues:
         print(issue)
     errors = sum(issue.level == "error" for issue in issues)

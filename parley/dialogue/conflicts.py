@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from parley.data.config import ProjectConfig
 from parley.data.domain import Domain
+from parley.data.importer import TrainingDataImporter
 from parley.data.stories import Story
 from parley.data.tracker import (
     ACTION_LISTEN, ACTION_NAME, ACTION_TEXT, PREVIOUS_ACTION, USER, DialogueStateTracker,
@@ -29,8 +30,8 @@ from parley.dialogue.policies.base import action_label, feature_key, state_histo
 from parley.errors import ConfigError, Issue, location
 
 __all__ = [
-    "ActionSource", "StoryConflict", "find_story_conflicts", "policies_max_history",
-    "story_conflicts",
+    "ActionSource", "StoryConflict", "StructureReport", "check_story_structure",
+    "find_story_conflicts", "policies_max_history", "story_conflicts",
 ]
 
 # An action no story-trained policy can learn (UnexpecTEDIntentPolicy predicts it):
@@ -176,3 +177,39 @@ def policies_max_history(config: ProjectConfig) -> tuple[int | None, str | None]
                 best[0] is None or value < best[0]):
             best = (value, entry.name)
     return best
+
+
+@dataclass
+class StructureReport:
+    """What ``parley data validate`` checked of the story structure, and what it found."""
+
+    max_history: int | None
+    chosen_by: str  # why this max_history: given, or which policy's it is
+    stories: int
+    conflicts: list[StoryConflict]
+
+    @property
+    def issues(self) -> list[Issue]:
+        return [c.as_issue() for c in self.conflicts]
+
+    def summary(self) -> str:
+        span = (f"the last {self.max_history} states" if self.max_history
+                else "the whole conversation")
+        return (f"story structure: {len(self.conflicts)} conflict(s) among {self.stories} "
+                f"stories, comparing {span} before each action ({self.chosen_by})")
+
+
+def check_story_structure(importer: TrainingDataImporter,
+                          max_history: int | None = None) -> StructureReport:
+    """The story conflict check of a project; ``max_history`` None takes the smallest of
+    the configured policies (see :func:`policies_max_history`)."""
+    chosen_by = "given with --max-history"
+    if max_history is None:
+        max_history, policy = policies_max_history(importer.config)
+        chosen_by = (f"{policy}'s max_history, the smallest of the policies'" if policy
+                     else "no policy limits max_history; pass --max-history N to compare "
+                          "fewer")
+    dialogue = [*importer.stories, *importer.rules]
+    conflicts = story_conflicts(dialogue, importer.domain, max_history) if dialogue else []
+    return StructureReport(max_history, chosen_by, sum(not s.is_rule for s in dialogue),
+                           conflicts)

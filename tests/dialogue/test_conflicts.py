@@ -8,7 +8,7 @@ import pytest
 
 from parley.data.config import ComponentConfig, ProjectConfig
 from parley.data.importer import TrainingDataImporter
-from parley.dialogue.conflicts import policies_max_history, story_conflicts
+from parley.dialogue.conflicts import check_story_structure, policies_max_history, story_conflicts
 from parley.dialogue.generator import generate_trackers
 from parley.dialogue.policies.memoization import MemoizationPolicy
 from parley.errors import ParleyWarning
@@ -223,17 +223,22 @@ def bot_conflicts(name: str, max_history: int | None):
                                   "rasa-example-formbot", "rasa-example-concertbot",
                                   "rasa-example-e2ebot"])
 def test_the_bots_stories_should_not_conflict_at_their_policies_max_history(name):
-    importer, _ = bot_conflicts(name, None)
-    max_history, _ = policies_max_history(importer.config)
-    assert bot_conflicts(name, max_history)[1] == []
+    root = BOTS / name
+    importer = TrainingDataImporter(root / "domain.yml", root / "config.yml", [root / "data"])
+    report = check_story_structure(importer)
+    assert report.conflicts == []
+    assert report.max_history == policies_max_history(importer.config)[0]
 
 
 @needs_shared_data
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_financial_demo_should_conflict_when_fewer_states_are_compared():
     """Its form-switching stories differ only in which form was left 4 states back."""
-    _, found = bot_conflicts("financial-demo", 3)
+    importer, found = bot_conflicts("financial-demo", 3)
     assert len(found) == 3
+    report = check_story_structure(importer)
+    assert (report.max_history, report.conflicts, report.stories) == (5, [], 19)
+    assert "AugmentedMemoizationPolicy's max_history" in report.summary()
     assert all(c.after == "intent 'affirm'" and len(c.actions) == 2 for c in found)
     first = found[0]
     assert {s.story for sources in first.actions.values() for s in sources} == {

@@ -72,8 +72,7 @@ class StoryConflict:
         return next(iter(self.actions.values()))[0]
 
     def message(self) -> str:
-        turns = (f"the last {self.max_history} states" if self.max_history
-                 else "the whole conversation")
+        turns = compared(self.max_history)
         parts = []
         for action, sources in self.actions.items():
             shown = ", ".join(str(s) for s in sources[:SHOWN_PER_ACTION])
@@ -98,6 +97,13 @@ class StoryConflict:
 
     def __str__(self) -> str:
         return str(self.as_issue())
+
+
+def compared(max_history: int | None) -> str:
+    """What a history of ``max_history`` states covers, in words."""
+    if not max_history:
+        return "the whole conversation"
+    return "the last state" if max_history == 1 else f"the last {max_history} states"
 
 
 def previous_event(state: State) -> tuple[str, str] | None:
@@ -193,10 +199,9 @@ class StructureReport:
         return [c.as_issue() for c in self.conflicts]
 
     def summary(self) -> str:
-        span = (f"the last {self.max_history} states" if self.max_history
-                else "the whole conversation")
         return (f"story structure: {len(self.conflicts)} conflict(s) among {self.stories} "
-                f"stories, comparing {span} before each action ({self.chosen_by})")
+                f"stories, comparing {compared(self.max_history)} before each action "
+                f"({self.chosen_by})")
 
 
 def check_story_structure(importer: TrainingDataImporter,

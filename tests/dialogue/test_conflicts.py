@@ -79,7 +79,7 @@ stories:
     assert conflicts(text, 3) == []
     found = conflicts(text, 1)
     assert len(found) == 1 and set(found[0].actions) == {"utter_ok", "utter_done"}
-    assert "(the last 1 states)" in found[0].message()
+    assert "(the last state)" in found[0].message()
 
 
 def test_stories_opening_with_different_actions_should_not_conflict():

@@ -97,7 +97,8 @@ class MemoizationPolicy(Policy):
 
     @property
     def _found_in(self) -> str:
-        turns = f"last {self.max_history} states" if self.max_history else "whole history"
+        turns = ("whole history" if not self.max_history else "last state"
+                 if self.max_history == 1 else f"last {self.max_history} states")
         return f"a story has the same {turns}"
 
     def predict(self, tracker: DialogueStateTracker, domain: Domain,

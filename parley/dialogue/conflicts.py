@@ -69,7 +69,9 @@ class StoryConflict:
 
     @property
     def first_source(self) -> ActionSource:
-        return next(iter(self.actions.values()))[0]
+        """The first place named that has a file (the place of the issue)."""
+        sources = [s for group in self.actions.values() for s in group]
+        return next((s for s in sources if s.file), sources[0])
 
     def message(self) -> str:
         turns = compared(self.max_history)
@@ -123,7 +125,7 @@ def previous_event(state: State) -> tuple[str, str] | None:
 
 def _source(tracker: DialogueStateTracker, origin: tuple[str, str | None, int | None] | None
             ) -> ActionSource:
-    if origin is None:  # an action the generator added (action_listen): name the path
+    if origin is None:  # not read from a story file: name the tracker's path of stories
         return ActionSource(tracker.sender_id)
     return ActionSource(*origin)
 

@@ -306,7 +306,12 @@ def _block_events(block: Block, domain: Domain) -> list[Event]:
             if isinstance(event, ActionExecuted):
                 event.unpredictable = True
                 break
-    return with_listens(events, domain, final_listen=not block.ends)
+    events = with_listens(events, domain, final_listen=not block.ends)
+    if story is not None:  # the listens added here belong to the story as a whole
+        for event in events:
+            if isinstance(event, ActionExecuted) and event.origin is None:
+                event.origin = (block.name, story.file, story.line)
+    return events
 
 
 def story_event_sequences(story: Story, domain: Domain) -> list[list[Event]]:

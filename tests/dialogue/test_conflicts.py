@@ -263,3 +263,23 @@ stories:
     (found,) = conflicts(text)
     assert found.after == "user utterance 'I can always go for sushi'"
     assert list(found.actions) == ["Great, sushi it is.", "utter_sad"]
+
+
+def test_a_story_that_waits_where_another_goes_on_should_conflict_at_the_story():
+    text = """
+stories:
+- story: short
+  steps:
+  - intent: greet
+  - action: utter_greet
+- story: long
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - action: utter_happy
+"""
+    (found,) = conflicts(text)
+    assert found.after == "action 'utter_greet'"
+    # the listen was added after the story's last step: it is placed at the story
+    assert [(s.story, s.line) for s in found.actions["action_listen"]] == [("short", 4)]
+    assert [(s.story, s.line) for s in found.actions["utter_happy"]] == [("long", 12)]

@@ -74,3 +74,14 @@ def test_max_history_should_be_a_positive_integer(conflicting, capsys, value):
     assert exit_info.value.code == 2
     assert f"the value of `--max-history {value}` is not a positive integer" in \
         capsys.readouterr().err
+
+
+def test_train_should_warn_of_the_history_memoization_drops(conflicting, tmp_path,
+                                                            monkeypatch, capsys):
+    monkeypatch.setenv("PARLEY_CACHE_DIR", str(tmp_path / ".cache"))
+    assert main(["train", "core", "--quiet", "--out", str(tmp_path / "models")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("MemoizationPolicy does not memorize a history") == 1
+    assert "data/stories.yml:7: warning: MemoizationPolicy does not memorize a history: " \
+           "story structure conflict after intent 'greet'" in err
+    assert f"(data/stories.yml:{conflicting})" in err

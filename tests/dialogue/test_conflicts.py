@@ -233,7 +233,7 @@ def test_the_bots_stories_should_not_conflict_at_their_policies_max_history(name
 @needs_shared_data
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_financial_demo_should_conflict_when_fewer_states_are_compared():
-    """Its form-switching stories differ only in which form was left 4 states back."""
+    """Its form-switching stories differ only in which form was left 5 states back."""
     importer, found = bot_conflicts("financial-demo", 3)
     assert len(found) == 3
     report = check_story_structure(importer)

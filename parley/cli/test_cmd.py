@@ -34,6 +34,9 @@ def register(commands: Any) -> None:
                      help=f"Folder for the reports (default: {DEFAULT_RESULTS}).")
     nlu.add_argument("--no-errors", action="store_true",
                      help="Do not write the files listing wrong predictions.")
+    nlu.add_argument("--no-plot", action="store_true",
+                     help="Do not write the confusion matrix, confidence histogram and "
+                          "reliability diagram (PNG).")
     nlu.set_defaults(handler=run_test_nlu)
     test.set_defaults(handler=lambda args: test.print_help() or 2)
 
@@ -83,5 +86,28 @@ def run_test_nlu(args: argparse.Namespace) -> int:
     for name, content in report.report_files(errors=not args.no_errors).items():
         (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n",
                                 encoding="utf-8")
+    if not args.no_plot:
+        _write_plots(report, out)
     print(f"Reports are in {out}/")
     return 0
+
+
+def _write_plots(report: Any, out: Path) -> None:
+    """Rasa's intent_confusion_matrix.png and intent_histogram.png (of the intents as
+    returned), and intent_reliability.png (the classifier's confidences against how often
+    they are right, nlu_fallback undone)."""
+    from parley.nlu import plots
+
+    if not plots.plots_available():
+        print("note: no plots written — they need matplotlib: pip install 'parley[plots]'.")
+        return
+    if report.intents is not None:
+        intents = report.intents
+        plots.confusion_matrix_png(intents.gold, intents.predicted,
+                                   out / "intent_confusion_matrix.png")
+        plots.confidence_histogram_png(
+            intents.confidences, [g == p for g, p in zip(intents.gold, intents.predicted,
+                                                         strict=True)],
+            out / "intent_histogram.png")
+    if report.calibration is not None:
+        plots.reliability_png(report.calibration, out / "intent_reliability.png", "intents")

@@ -102,14 +102,15 @@ class ResponseGenerator:
         return name in self.domain.responses
 
     def generate(self, name: str, slots: Mapping[str, Any], channel: str | None = None,
-                 **values: Any) -> dict[str, Any] | None:
+                 values: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
         """One rendered message for the response ``name``, or None if it has no variation
-        for this channel and these slots (or does not exist)."""
+        for this channel and these slots (or does not exist). ``values`` fill placeholders
+        before slots do."""
         variations = variations_for(self.domain.responses.get(name, []), channel, slots)
         if not variations:
             return None
         chosen = copy.deepcopy(variations[self._random.randrange(len(variations))])
-        fill = {**slots, **values}
+        fill = {**slots, **(values or {})}
         for key in FILLED_KEYS:
             if key in chosen:
                 chosen[key] = fill_placeholders(chosen[key], fill)

@@ -74,3 +74,52 @@ class ScriptedExecutor:
         if isinstance(result, Exception):
             raise result
         return CustomActionResult(list(result.events), [dict(r) for r in result.responses])
+
+
+class ScriptedModel:
+    """A model whose NLU reads only ``/intent{...}`` messages and whose "policy" is a
+    function of the tracker, so that tests decide exactly what runs."""
+
+    def __init__(self, domain: Domain,
+                 policy: Callable[[DialogueStateTracker], str] | None = None,
+                 has_core: bool = True) -> None:
+        self.domain = domain
+        self.policy = policy or (lambda tracker: "action_listen")
+        self.has_nlu = True
+        self.has_core = has_core
+        self.parsed: list[str] = []
+
+    def parse(self, text: str) -> dict[str, Any]:
+        from parley.data.domain import DEFAULT_INTENTS
+        from parley.nlu.intent_message import parse_intent_message
+
+        self.parsed.append(text)
+        parsed = parse_intent_message(text, {*self.domain.intent_names, *DEFAULT_INTENTS},
+                                      self.domain.entity_names)
+        return parsed or {"text": text, "intent": {"name": None, "confidence": 0.0},
+                          "entities": []}
+
+    def predict_next_action(self, tracker: DialogueStateTracker) -> Any:
+        from parley.dialogue.policies.prediction import PolicyPrediction
+
+        name = self.policy(tracker)
+        probabilities = [0.0] * len(self.domain.action_names)
+        probabilities[self.domain.action_names.index(name)] = 1.0
+        return PolicyPrediction(probabilities, "ScriptedPolicy")
+
+
+def after_listen(replies: dict[str, list[str]]) -> Callable[[DialogueStateTracker], str]:
+    """A policy that answers an intent with a list of actions, then listens."""
+    from parley.data.events import ActionExecuted
+
+    def policy(tracker: DialogueStateTracker) -> str:
+        done: list[str] = []
+        for event in reversed(tracker.events):
+            if isinstance(event, ActionExecuted):
+                if event.action_name == "action_listen":
+                    break
+                done.append(event.action_name or "")
+        planned = replies.get(tracker.latest_message.intent_name or "", [])
+        return planned[len(done)] if len(done) < len(planned) else "action_listen"
+
+    return policy

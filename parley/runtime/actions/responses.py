@@ -36,9 +36,9 @@ class UtterResponse(Action):
 
 
 def utter(response: str, tracker: DialogueStateTracker, context: ActionContext,
-          silent: bool = False, **values: Any) -> list[Event]:
+          silent: bool = False) -> list[Event]:
     """The bot message of one domain response, or nothing if it has no variation now."""
-    message = context.nlg.generate(response, tracker.slots, context.channel, **values)
+    message = context.nlg.generate(response, tracker.slots, context.channel)
     if message is None:
         if not silent:
             logger.error("the response '%s' has no variation for channel %r and the current "
@@ -119,7 +119,7 @@ def render_custom_responses(responses: list[dict[str, Any]], tracker: DialogueSt
         draft: dict[str, Any] = {}
         if name:
             values = {k: v for k, v in response.items() if isinstance(k, str)}
-            rendered = context.nlg.generate(name, tracker.slots, context.channel, **values)
+            rendered = context.nlg.generate(name, tracker.slots, context.channel, values)
             if rendered is None:
                 logger.error("the custom action asked for the response '%s', which has no "
                              "variation now; it is skipped.", name)

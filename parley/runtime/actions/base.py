@@ -46,7 +46,7 @@ class Action(ABC):
 
     def executed_event(self, prediction: PolicyPrediction) -> ActionExecuted:
         """The event that records this action as run."""
-        return ActionExecuted(action_name=self.name, policy=prediction.policy_name,
+        return ActionExecuted(action_name=self.name, policy=prediction.policy_name or None,
                               confidence=prediction.max_confidence,
                               hide_rule_turn=prediction.hide_rule_turn)
 

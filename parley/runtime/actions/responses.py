@@ -79,7 +79,7 @@ class EndToEndResponse(Action):
         return [bot_uttered({"text": self.name})]
 
     def executed_event(self, prediction: PolicyPrediction) -> ActionExecuted:
-        return ActionExecuted(action_text=self.name, policy=prediction.policy_name,
+        return ActionExecuted(action_text=self.name, policy=prediction.policy_name or None,
                               confidence=prediction.max_confidence,
                               hide_rule_turn=prediction.hide_rule_turn)
 

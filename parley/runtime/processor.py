@@ -349,7 +349,8 @@ def _selected_response_key(parse: dict[str, Any]) -> str | None:
     selector = parse.get("response_selector") or {}
     if not intent or intent not in selector.get("all_retrieval_intents", []):
         return None
-    key = (selector.get(intent) or {}).get("response", {}).get("intent_response_key")
+    chosen = selector.get(intent) or selector.get("default") or {}
+    key = chosen.get("response", {}).get("intent_response_key")
     return key if isinstance(key, str) else None
 
 

@@ -18,8 +18,14 @@ CONFIG = "language: en\npolicies:\n  - name: MemoizationPolicy\n  - name: RulePo
 
 
 def train_bot(bot: str, directory: Path) -> Any:
-    from parley.model_training import train
     from parley.serving.agent import load
+
+    return load(train_bot_model(bot, directory))
+
+
+def train_bot_model(bot: str, directory: Path) -> Path:
+    """The model archive of a shared bot trained with :data:`CONFIG`."""
+    from parley.model_training import train
 
     root = BOTS / bot
     config = directory / "config.yml"
@@ -31,12 +37,19 @@ def train_bot(bot: str, directory: Path) -> Any:
                        str(directory / "models"))
     finally:
         os.chdir(cwd)
-    return load(result.model)
+    return Path(result.model)
 
 
 @pytest.fixture(scope="session")
-def moodbot(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return train_bot("rasa-example-moodbot", tmp_path_factory.mktemp("moodbot"))
+def moodbot_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_bot_model("rasa-example-moodbot", tmp_path_factory.mktemp("moodbot"))
+
+
+@pytest.fixture(scope="session")
+def moodbot(moodbot_model: Path) -> Any:
+    from parley.serving.agent import load
+
+    return load(moodbot_model)
 
 
 @pytest.fixture(scope="session")

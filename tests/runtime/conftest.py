@@ -23,13 +23,13 @@ def train_bot(bot: str, directory: Path) -> Any:
     return load(train_bot_model(bot, directory))
 
 
-def train_bot_model(bot: str, directory: Path) -> Path:
-    """The model archive of a shared bot trained with :data:`CONFIG`."""
+def train_bot_model(bot: str, directory: Path, config_text: str = CONFIG) -> Path:
+    """The model archive of a shared bot trained with ``config_text``."""
     from parley.model_training import train
 
     root = BOTS / bot
     config = directory / "config.yml"
-    config.write_text(CONFIG)
+    config.write_text(config_text)
     cwd = Path.cwd()
     os.chdir(directory)  # the training cache goes to the temporary folder
     try:
@@ -55,3 +55,27 @@ def moodbot(moodbot_model: Path) -> Any:
 @pytest.fixture(scope="session")
 def formbot(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return train_bot("rasa-example-formbot", tmp_path_factory.mktemp("formbot"))
+
+
+# A ResponseSelector with few epochs: enough to tell the bot's two retrieval answers apart.
+RESPONSE_SELECTOR_CONFIG = """language: en
+pipeline:
+  - name: WhitespaceTokenizer
+  - name: CountVectorsFeaturizer
+  - name: LogisticRegressionClassifier
+  - name: ResponseSelector
+    epochs: 30
+    random_seed: 1
+policies:
+  - name: MemoizationPolicy
+  - name: RulePolicy
+"""
+
+
+@pytest.fixture(scope="session")
+def retrieval_bot(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from parley.serving.agent import load
+
+    pytest.importorskip("torch", reason="the ResponseSelector needs the torch extra")
+    return load(train_bot_model("rasa-example-responseselectorbot",
+                                tmp_path_factory.mktemp("retrieval"), RESPONSE_SELECTOR_CONFIG))

@@ -23,6 +23,7 @@ from parley.runtime.actions.responses import (
 from parley.runtime.executor import CustomActionResult
 from parley.runtime.nlg import ResponseGenerator
 from parley.runtime.processor import MessageProcessor, UserMessage, executed_actions
+from tests.conftest import needs_shared_data
 from tests.runtime.fakes import ScriptedExecutor, ScriptedModel
 
 DOMAIN = Domain.from_yaml("""
@@ -161,6 +162,20 @@ def test_retrieval_actions_should_send_the_selected_response():
                                     "utter_action": "utter_faq/ask_name"}}
     assert say(proc, "faq", response_selector=selector) == ["I am Parley"]
     assert say(proc, "faq") == []  # no selector output: nothing to send
+
+
+@needs_shared_data
+def test_the_retrieval_bot_should_answer_with_the_selected_response(retrieval_bot):
+    proc = MessageProcessor(retrieval_bot, seed=0)
+    for text, key in (("what is your name", "chitchat/ask_name"),
+                      ("how is the weather today?", "chitchat/ask_weather")):
+        messages = asyncio.run(proc.handle_message(UserMessage(text, key)))
+        tracker = asyncio.run(proc.tracker_store.retrieve(key))
+        assert tracker is not None
+        assert tracker.latest_message.intent["full_retrieval_intent_name"] == key
+        assert executed_actions(tracker)[-2:] == ["utter_chitchat", "action_listen"]
+        variations = retrieval_bot.domain.responses[f"utter_{key}"]
+        assert messages[0]["text"] in [v["text"] for v in variations]
 
 
 def test_two_stage_fallback_should_ask_to_affirm_and_go_on_with_the_clarified_message():

@@ -317,8 +317,9 @@ class MessageProcessor:
                 confidence=prediction.max_confidence)])
             return action.name not in ENDS_TURN
         except ActionError as error:
-            logger.error("conversation '%s': the action '%s' failed: %s; the conversation "
-                         "goes on without its events.", tracker.sender_id, action.name, error)
+            logger.error("conversation '%s': the action '%s' failed: %s The conversation "
+                         "goes on without its events.", tracker.sender_id, action.name,
+                         _sentence(str(error)))
             events = []
         except Exception:  # noqa: BLE001 - as Rasa: a failing action must not end the chat
             logger.exception("conversation '%s': the action '%s' raised; the conversation "
@@ -340,6 +341,10 @@ class MessageProcessor:
             if isinstance(event, BotUttered):
                 messages += channel_messages(tracker.sender_id, event)
         return messages
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def _selected_response_key(parse: dict[str, Any]) -> str | None:

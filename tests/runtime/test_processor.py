@@ -18,7 +18,7 @@ from parley.runtime.executor import CustomActionResult
 from parley.runtime.processor import MessageProcessor, UserMessage, executed_actions
 from parley.runtime.stores.memory import InMemoryTrackerStore
 from tests.conftest import needs_shared_data
-from tests.runtime.fakes import ScriptedExecutor, ScriptedModel, after_listen
+from tests.runtime.fakes import FormValidator, ScriptedExecutor, ScriptedModel, after_listen
 
 
 class Clock:
@@ -353,3 +353,19 @@ slots:
         talk(processor, f'/inform{{"count": "{value}"}}')
     assert tracker_of(processor).get_slot("count") == value  # kept, as Rasa keeps it
     assert ("not a number" in caplog.text) is warned
+
+
+@needs_shared_data
+def test_formbot_slots_should_survive_an_expired_session(formbot):
+    clock = Clock()
+    processor = MessageProcessor(formbot, seed=0, clock=clock,
+                                 executor=FormValidator("restaurant_form", {}))
+    talk(processor, "im looking for a restaurant")
+    talk(processor, '/inform{"cuisine": "greek"}')
+    clock.now += 61 * 60  # the formbot's sessions expire after 60 minutes
+    assert talk(processor, "hi") == [{"recipient_id": "user", "text":
+                                      "Hello! I am restaurant search assistant! How can I help?"}]
+    tracker = tracker_of(processor)
+    assert sum(isinstance(e, SessionStarted) for e in tracker.events) == 2
+    assert tracker.get_slot("cuisine") == "greek"
+    assert tracker.active_loop_name is None  # a new session starts outside the form

@@ -5,8 +5,9 @@ As Rasa's templated generator does it:
 - Of a response's variations, those whose ``condition`` (slot = value, strings compared
   without case) holds come first, then those without a condition; in each group the ones
   for the output channel (``channel: slack``) beat the ones for any channel. One of the
-  winning group is drawn at random — from a seeded generator, so a conversation replays
-  the same way.
+  winning group is drawn at random. With a seed, each draw depends only on the seed and
+  where it happens (the conversation and its length), so a conversation replays the same
+  way however many others run beside it.
 - ``{slot}`` in text, image, buttons, quick replies, attachments and custom payloads is
   filled with the slot's value (or a value the caller passes, as custom actions do with
   ``"response": "utter_x", "name": "Ada"``); a text with a placeholder nothing fills is
@@ -96,20 +97,27 @@ class ResponseGenerator:
 
     def __init__(self, domain: Domain, seed: int | None = None) -> None:
         self.domain = domain
+        self.seed = seed
         self._random = random.Random(seed)
 
     def has_response(self, name: str) -> bool:
         return name in self.domain.responses
 
     def generate(self, name: str, slots: Mapping[str, Any], channel: str | None = None,
-                 values: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+                 values: Mapping[str, Any] | None = None,
+                 draw: str | None = None) -> dict[str, Any] | None:
         """One rendered message for the response ``name``, or None if it has no variation
         for this channel and these slots (or does not exist). ``values`` fill placeholders
-        before slots do."""
+        before slots do; ``draw`` names where the draw happens (with a seed, the same
+        ``draw`` picks the same variation)."""
         variations = variations_for(self.domain.responses.get(name, []), channel, slots)
         if not variations:
             return None
-        chosen = copy.deepcopy(variations[self._random.randrange(len(variations))])
+        chooser = self._random
+        if self.seed is not None and draw is not None:
+            # A str seed is hashed with SHA-512: stable across processes, unlike hash().
+            chooser = random.Random(f"{self.seed}:{draw}:{name}")
+        chosen = copy.deepcopy(variations[chooser.randrange(len(variations))])
         fill = {**slots, **(values or {})}
         for key in FILLED_KEYS:
             if key in chosen:

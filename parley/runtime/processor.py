@@ -225,8 +225,13 @@ class MessageProcessor:
 
     def log_user_message(self, tracker: DialogueStateTracker, message: UserMessage) -> None:
         parse = message.parse_data
+        text = message.text or ""
+        if parse is None and not self.model.has_nlu and not text.strip().startswith("/"):
+            # A Core-only model understands only intents given directly, as in Rasa.
+            parse = {"text": text, "intent": {"name": None, "confidence": 0.0},
+                     "entities": []}
         if parse is None:
-            parse = self.model.parse(message.text or "")
+            parse = self.model.parse(text)
         extra = {key: value for key, value in parse.items()
                  if key not in ("intent", "entities", "text", "message_id", "metadata")}
         intent = dict(parse.get("intent") or {}) or None

@@ -369,3 +369,35 @@ def test_formbot_slots_should_survive_an_expired_session(formbot):
     assert sum(isinstance(e, SessionStarted) for e in tracker.events) == 2
     assert tracker.get_slot("cuisine") == "greek"
     assert tracker.active_loop_name is None  # a new session starts outside the form
+
+
+def test_a_seeded_conversation_should_draw_the_same_variations_whatever_runs_beside_it():
+    domain = Domain.from_yaml("""
+version: "3.1"
+intents: [greet]
+responses:
+  utter_greet: [{text: "a"}, {text: "b"}, {text: "c"}, {text: "d"}, {text: "e"}]
+""")
+    model = ScriptedModel(domain, after_listen({"greet": ["utter_greet"]}))
+    alone = MessageProcessor(model, seed=5)
+    busy = MessageProcessor(model, seed=5)
+    said_alone = [talk(alone, "/greet", "me")[0]["text"] for _ in range(8)]
+    said_busy = []
+    for turn in range(8):
+        for other in range(turn % 3):
+            talk(busy, "/greet", f"other{other}")
+        said_busy.append(talk(busy, "/greet", "me")[0]["text"])
+    assert said_alone == said_busy
+    assert len(set(said_alone)) > 1
+    other_seed = MessageProcessor(model, seed=6)
+    assert [talk(other_seed, "/greet", "me")[0]["text"] for _ in range(8)] != said_alone
+
+
+def test_a_core_only_model_should_take_intents_given_directly_and_no_text():
+    model = ScriptedModel(LOOP_DOMAIN, after_listen({"greet": ["utter_greet"]}))
+    model.has_nlu = False
+    processor = MessageProcessor(model)
+    assert talk(processor, "hello there") == []
+    assert tracker_of(processor).latest_message.intent_name is None
+    assert model.parsed == []
+    assert talk(processor, "/greet") == [{"recipient_id": "user", "text": "hi"}]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from parley.data.events import ActionExecuted, BotUttered, Event, SlotSet
+from parley.data.events import ActionExecuted, BotUttered, Event
 from parley.data.tracker import DialogueStateTracker
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import ActionError
@@ -38,7 +38,8 @@ class UtterResponse(Action):
 def utter(response: str, tracker: DialogueStateTracker, context: ActionContext,
           silent: bool = False) -> list[Event]:
     """The bot message of one domain response, or nothing if it has no variation now."""
-    message = context.nlg.generate(response, tracker.slots, context.channel)
+    message = context.nlg.generate(response, tracker.slots, context.channel,
+                                   draw=draw_key(tracker))
     if message is None:
         if not silent:
             logger.error("the response '%s' has no variation for channel %r and the current "
@@ -119,7 +120,8 @@ def render_custom_responses(responses: list[dict[str, Any]], tracker: DialogueSt
         draft: dict[str, Any] = {}
         if name:
             values = {k: v for k, v in response.items() if isinstance(k, str)}
-            rendered = context.nlg.generate(name, tracker.slots, context.channel, values)
+            rendered = context.nlg.generate(name, tracker.slots, context.channel, values,
+                                            draw=f"{draw_key(tracker)}:{len(messages)}")
             if rendered is None:
                 logger.error("the custom action asked for the response '%s', which has no "
                              "variation now; it is skipped.", name)
@@ -135,5 +137,7 @@ def render_custom_responses(responses: list[dict[str, Any]], tracker: DialogueSt
     return messages
 
 
-def slot_events_only(events: list[Event]) -> list[SlotSet]:
-    return [event for event in events if isinstance(event, SlotSet)]
+def draw_key(tracker: DialogueStateTracker) -> str:
+    """Where a response is drawn: this conversation, this far into it."""
+    return f"{tracker.sender_id}:{len(tracker.events)}"
+

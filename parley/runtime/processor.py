@@ -103,6 +103,7 @@ class MessageProcessor:
         self.max_number_of_predictions = max_number_of_predictions
         self.clock = clock
         self.lock_lifetime = lock_lifetime
+        self._slots = {slot.name: slot for slot in self.domain.all_slots}
 
     def context(self, channel: str | None) -> ActionContext:
         return ActionContext(self.domain, self.nlg, self.executor, channel)
@@ -193,13 +194,12 @@ class MessageProcessor:
 
     def apply(self, tracker: DialogueStateTracker, events: list[Event]) -> None:
         """Stamp events that have no time yet and add them to the tracker."""
-        slot_defs = {slot.name: slot for slot in self.domain.all_slots}
         for event in events:
             if event.timestamp is None:
                 event.timestamp = self.clock()
             tracker.update(event)
-            if isinstance(event, SlotSet) and event.key in slot_defs:
-                problem = slot_value_problem(slot_defs[event.key], event.value)
+            if isinstance(event, SlotSet) and event.key in self._slots:
+                problem = slot_value_problem(self._slots[event.key], event.value)
                 if problem:
                     logger.warning("%s", problem)
 

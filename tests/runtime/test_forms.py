@@ -95,6 +95,18 @@ def test_formbot_should_hand_unhappy_paths_to_the_policies_and_resume(formbot):
     assert tracker_of(processor).get_slot("cuisine") == "greek"
 
 
+@needs_shared_data
+def test_formbot_should_validate_what_the_activating_message_already_says(formbot):
+    validator = FormValidator("restaurant_form", {"cuisine": validate_cuisine})
+    processor = MessageProcessor(formbot, executor=validator, seed=0)
+    assert talk(processor, '/request_restaurant{"cuisine": "klingon"}') == [
+        "Cuisine type is not in the database, please try again", "What cuisine?"]
+    assert talk(processor, '/request_restaurant{"cuisine": "chinese"}', "other") == [
+        "How many people?"]
+    assert [slots for _, slots in validator.calls] == [{"cuisine": "klingon"},
+                                                       {"cuisine": "chinese"}]
+
+
 # ---- fixtures --------------------------------------------------------------------------
 
 FORM_DOMAIN = """

@@ -4,6 +4,8 @@ already done, and deactivates it once it is."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 from parley.data.events import ActiveLoop, Event
 from parley.data.tracker import DialogueStateTracker
 from parley.runtime.actions.base import Action, ActionContext
@@ -33,13 +35,15 @@ class LoopAction(Action):
                        context: ActionContext) -> list[Event]:
         return []
 
+    @abstractmethod
     async def do(self, tracker: DialogueStateTracker, context: ActionContext,
                  events_so_far: list[Event]) -> list[Event]:
-        raise NotImplementedError
+        """The loop's work this turn (ask, validate …)."""
 
+    @abstractmethod
     async def is_done(self, tracker: DialogueStateTracker, context: ActionContext,
                       events_so_far: list[Event]) -> bool:
-        raise NotImplementedError
+        """Whether the loop ends now, given what this run did so far."""
 
     async def deactivate(self, tracker: DialogueStateTracker, context: ActionContext,
                          events_so_far: list[Event]) -> list[Event]:

@@ -14,4 +14,3 @@ def test_in_memory_lock_store_should_serialise_one_conversation() -> None:
     store = InMemoryLockStore()
     asyncio.run(check_lock_store(store))
     assert not store._locks  # noqa: SLF001 - finished conversations leave no lock behind
-

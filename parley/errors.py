@@ -18,6 +18,8 @@
           ├── StoreError           a tracker or lock store is misconfigured or unreachable
           ├── LockError            a conversation's lock was not granted in time
           └── ActionError          an action cannot run (unknown, or its server failed)
+               └── ActionRejected  the action refused to run (rasa-sdk's
+                                   ActionExecutionRejection); the policies choose again
 
     ParleyWarning (a UserWarning)  something is odd but loading goes on; the message
                                    names file and line like the errors do
@@ -188,3 +190,9 @@ class LockError(RuntimeFailure):
 class ActionError(RuntimeFailure):
     """An action cannot run: its name is unknown, or the action server failed, timed out or
     answered something that is not the action-server protocol."""
+
+
+class ActionRejected(ActionError):
+    """The action refused to run on purpose (rasa-sdk's ``ActionExecutionRejection``, a
+    form that cannot use the message): the conversation goes on and the policies choose
+    another action."""

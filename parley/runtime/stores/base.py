@@ -64,6 +64,12 @@ class TrackerStore(ABC):
     async def keys(self) -> list[str]:
         """The sender ids of every stored conversation."""
 
+    async def delete(self, sender_id: str) -> None:
+        """Forget the conversation. Saving a tracker that does not continue the stored
+        conversation is refused, so replacing one (the HTTP API's ``PUT …/tracker/events``)
+        is ``delete`` then ``save``, under the conversation's lock."""
+        raise StoreError(f"{type(self).__name__} cannot delete conversations.")
+
     async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
         """Every event of the conversation, across sessions."""
         return await self.retrieve(sender_id)

@@ -41,6 +41,9 @@ class InMemoryTrackerStore(TrackerStore):
     async def keys(self) -> list[str]:
         return list(self._store)
 
+    async def delete(self, sender_id: str) -> None:
+        self._store.pop(sender_id, None)
+
 
 class InMemoryLockStore(LockStore):
     """An :class:`asyncio.Lock` per conversation (first come, first served), dropped when

@@ -133,6 +133,15 @@ class RedisTrackerStore(TrackerStore):
     async def keys(self) -> list[str]:
         return await asyncio.to_thread(self._keys)
 
+    async def delete(self, sender_id: str) -> None:
+        await asyncio.to_thread(self._delete, sender_id)
+
+    def _delete(self, sender_id: str) -> None:
+        try:
+            self._redis.client.delete(self.key(sender_id))
+        except _redis_errors() as error:
+            raise self._redis.failure(error, f"deleting conversation '{sender_id}'") from error
+
     async def close(self) -> None:
         self._redis.close()
 

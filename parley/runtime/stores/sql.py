@@ -162,6 +162,18 @@ class SQLTrackerStore(TrackerStore):
     async def keys(self) -> list[str]:
         return await asyncio.to_thread(self._keys)
 
+    async def delete(self, sender_id: str) -> None:
+        await asyncio.to_thread(self._delete, sender_id)
+
+    def _delete(self, sender_id: str) -> None:
+        sa = _sqlalchemy()
+        engine, table = self._connect()
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.delete(table).where(table.c.sender_id == sender_id))
+        except sa.exc.SQLAlchemyError as error:
+            raise self._failure(error, f"deleting conversation '{sender_id}'") from error
+
     def _retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         sa = _sqlalchemy()
         engine, table = self._connect()

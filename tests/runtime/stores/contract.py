@@ -12,7 +12,7 @@ import pytest
 
 from parley.data.domain import Domain
 from parley.data.events import ActionExecuted, BotUttered, SlotSet, UserUttered
-from parley.errors import LockError
+from parley.errors import LockError, StoreError
 from parley.runtime.stores.base import LockStore, TrackerStore
 
 DOMAIN = Domain.from_yaml("""
@@ -66,6 +66,18 @@ async def check_tracker_store(store: TrackerStore) -> None:
     fourth = await store.retrieve("alice")
     assert fourth is not None and fourth.get_slot("name") == "Ada"
     assert sorted(await store.keys()) == ["alice"]
+
+    # A tracker that does not continue the stored one replaces it only after `delete`.
+    other = store.init_tracker("alice", [SlotSet(key="name", value="Eve")])
+    try:
+        await store.save(other)
+    except StoreError:
+        await store.delete("alice")
+        assert await store.retrieve("alice") is None
+        await store.save(other)
+    replaced = await store.retrieve("alice")
+    assert replaced is not None and replaced.events == other.events
+    await store.delete("nobody")  # deleting what is not there is no error
 
 
 async def check_lock_store(store: LockStore) -> None:

@@ -207,10 +207,12 @@ class RedisTrackerStore(TrackerStore):
     def _check_continues(self, tracker: DialogueStateTracker, stored: int, last: Any) -> None:
         events = tracker.events
         if len(events) >= stored:
-            try:
-                if json.loads(last) == json.loads(_dumps(tracker.sender_id, events[stored - 1])):
+            try:  # both read as events, so keys left at their defaults compare equal
+                stored_last = event_from_dict(json.loads(last)).to_dict()
+                if json.loads(json.dumps(stored_last)) == json.loads(
+                        _dumps(tracker.sender_id, events[stored - 1])):
                     return
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, DataError):
                 pass
         raise StoreError(
             f"{self.origin}: conversation '{tracker.sender_id}' was changed by someone else "

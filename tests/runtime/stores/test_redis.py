@@ -284,3 +284,16 @@ def test_two_processes_sharing_postgres_and_redis_should_lose_nothing(prefix: st
         pairs = list(zip(said[::2], said[1::2], strict=True))
         assert all(user == action for user, action in pairs)  # never interleaved
         assert len(set(pairs)) == len(pairs)
+
+
+def test_a_conversation_written_by_another_program_should_go_on(prefix: str) -> None:
+    # An event with only the keys Rasa needs (none of the defaults Parley writes).
+    redis_client().rpush(f"{prefix}:tracker:grace",  # type: ignore[attr-defined]
+                         json.dumps({"event": "slot", "name": "name", "value": "Grace"}))
+    store = tracker_store(prefix)
+    tracker = asyncio.run(store.retrieve("grace"))
+    assert tracker is not None and tracker.get_slot("name") == "Grace"
+    tracker.update(ActionExecuted(action_name="action_listen"))
+    asyncio.run(store.save(tracker))
+    again = asyncio.run(store.retrieve("grace"))
+    assert again is not None and len(again.events) == 2

@@ -97,7 +97,7 @@ def test_rows_should_be_rasa_event_dicts_in_rasa_columns(pg_table: tuple[str, st
                                                                 "confidence": 0.9}
 
 
-def test_a_store_should_read_what_another_process_wrote_with_plain_sql(
+def test_a_store_should_continue_what_rasa_wrote_with_plain_sql(
         pg_table: tuple[str, str]) -> None:
     # A row written by hand as Rasa writes it (no timestamp order tricks: id order counts).
     url, table = pg_table
@@ -110,8 +110,13 @@ def test_a_store_should_read_what_another_process_wrote_with_plain_sql(
                              f"VALUES ('grace', 'slot', 5.0, :data)"), {"data": json.dumps(event)})
     engine.dispose()
     tracker = asyncio.run(store.retrieve("grace"))
-    asyncio.run(store.close())
     assert tracker is not None and tracker.get_slot("name") == "Grace"
+    # ... and the conversation goes on from there, though the row lacks keys Parley writes.
+    tracker.update(ActionExecuted(action_name="action_listen"))
+    asyncio.run(store.save(tracker))
+    again = asyncio.run(store.retrieve("grace"))
+    asyncio.run(store.close())
+    assert again is not None and len(again.events) == 2
 
 
 def test_a_damaged_row_should_be_a_clear_error_for_its_conversation_only(

@@ -110,14 +110,18 @@ def test_store_types_should_follow_rasa(tmp_path: Path) -> None:
     endpoints = read_endpoints(write(tmp_path, """\
 tracker_store:
   url: localhost
-  key_prefix: mybot
 lock_store:
   url: localhost
 """))
-    # Rasa: a tracker store without `type` is Redis, a lock store without one is in memory.
-    tracker = create_tracker_store(endpoints.tracker_store)
+    # Rasa 3: a store without `type` is in memory; its unused settings are warned about.
+    with pytest.warns(ParleyWarning, match=r"endpoints.yml:1: tracker_store has settings but "
+                                           r"no 'type'.*Add 'type: sql'"):
+        assert isinstance(create_tracker_store(endpoints.tracker_store), InMemoryTrackerStore)
+    with pytest.warns(ParleyWarning, match="lock_store has settings but no 'type'"):
+        assert isinstance(create_lock_store(endpoints.lock_store), InMemoryLockStore)
+    redis = read_endpoints(write(tmp_path, "tracker_store:\n  type: redis\n  key_prefix: mybot\n"))
+    tracker = create_tracker_store(redis.tracker_store)
     assert isinstance(tracker, RedisTrackerStore) and tracker.prefix == "mybot:tracker:"
-    assert isinstance(create_lock_store(endpoints.lock_store), InMemoryLockStore)
 
     sql = read_endpoints(write(tmp_path, """\
 tracker_store:

@@ -5,8 +5,8 @@ section            ``type``                        store
 =================  ==============================  ======================================
 (none)             —                               in memory
 ``tracker_store``  ``sql`` (any case)              :class:`SQLTrackerStore`
-``tracker_store``  ``redis``, or no ``type``       :class:`RedisTrackerStore` (as in Rasa)
-``tracker_store``  ``in_memory``                   in memory
+``tracker_store``  ``redis``                       :class:`RedisTrackerStore`
+``tracker_store``  ``in_memory``, or no ``type``   in memory (as in Rasa 3)
 ``lock_store``     ``redis``                       :class:`RedisLockStore`
 ``lock_store``     ``in_memory``, or no ``type``   in memory
 =================  ==============================  ======================================
@@ -38,7 +38,8 @@ def create_tracker_store(config: EndpointConfig | None,
     """The tracker store of endpoints.yml's ``tracker_store`` section (None: in memory)."""
     if config is None:
         return InMemoryTrackerStore(domain)
-    kind = (config.type or "redis").lower()
+    _warn_typeless(config, "sql or redis")
+    kind = (config.type or "in_memory").lower()
     origin = f"the tracker store ({config.where()})"
     if kind == "in_memory":
         _warn_unknown(config, ())
@@ -67,6 +68,7 @@ def create_lock_store(config: EndpointConfig | None) -> LockStore:
     """The lock store of endpoints.yml's ``lock_store`` section (None: in memory)."""
     if config is None:
         return InMemoryLockStore()
+    _warn_typeless(config, "redis")
     kind = (config.type or "in_memory").lower()
     if kind == "in_memory":
         _warn_unknown(config, ())
@@ -87,6 +89,14 @@ def _unknown_type(kind: str | None, known: tuple[str, ...]) -> str:
                 f"in Parley; use one of: {', '.join(known)}.")
     return (f"unknown store type '{name}'. Parley has: {', '.join(known)} (a custom store "
             "class by module path is not supported).")
+
+
+def _warn_typeless(config: EndpointConfig, types: str) -> None:
+    """Settings without a ``type`` configure nothing (Rasa 3 keeps such a store in memory)."""
+    if config.type is None and (config.url or config.kwargs):
+        warn(f"{config.section} has settings but no 'type', so it stays in memory (as in "
+             f"Rasa 3). Add 'type: {types.split()[0]}' (or {types}) to use them.",
+             config.file, config.line)
 
 
 def _warn_unknown(config: EndpointConfig, known: tuple[str, ...]) -> None:

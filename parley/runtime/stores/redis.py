@@ -2,10 +2,12 @@
 uses the same Redis.
 
 Tracker store: each conversation is a Redis list of its events as Rasa's JSON dicts, under
-``tracker:<sender_id>`` (``<key_prefix>:tracker:<sender_id>`` with Rasa's ``key_prefix``).
-A save appends the events Redis does not have yet inside a WATCH/MULTI transaction that
-first checks the stored conversation is the one the tracker continues; a concurrent writer
-makes it fail with :class:`StoreError` rather than interleave events.
+``tracker:<sender_id>`` (``<key_prefix>:tracker:<sender_id>`` with Rasa's ``key_prefix``),
+and the position of its latest ``session_started`` under ``session_start:<sender_id>``, so
+``retrieve`` loads the latest session only. A save appends the events Redis does not have
+yet inside a WATCH/MULTI transaction that first checks that the tracker continues what is
+stored; a concurrent writer makes it fail with :class:`StoreError` rather than interleave
+events.
 
 Lock store: Rasa's ticket lock. Each message to a conversation draws the next ticket number
 (``INCR``); it proceeds when its ticket is the lowest one still alive, so messages are
@@ -28,14 +30,16 @@ import json
 import logging
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from parley.data.domain import Domain
-from parley.data.events import Event, event_from_dict
+from parley.data.events import Event, SessionStarted, event_from_dict
 from parley.data.tracker import DialogueStateTracker
 from parley.errors import DataError, LockError, StoreError
+from parley.runtime.stores.appending import events_to_append
 from parley.runtime.stores.base import DEFAULT_LOCK_LIFETIME, LockStore, TrackerStore
 
 __all__ = ["RedisLockStore", "RedisTrackerStore", "check_key_prefix"]
@@ -113,7 +117,13 @@ class RedisTrackerStore(TrackerStore):
                  origin: str = "the Redis tracker store") -> None:
         super().__init__(domain)
         self.prefix = check_key_prefix(key_prefix, "tracker:")
+        self.session_prefix = check_key_prefix(key_prefix, "session_start:")
         self.record_exp = record_exp
+        # Each retrieved tracker's position in its list, so that saving it knows where it
+        # starts (a tracker holds the latest session only).
+        self._starts: weakref.WeakKeyDictionary[DialogueStateTracker, int] = \
+            weakref.WeakKeyDictionary()
+        self._read_session: Any = None
         self._redis = _RedisConnection(host, port, db, username, password, use_ssl,
                                        socket_timeout, ssl_options or {}, origin)
 
@@ -124,8 +134,17 @@ class RedisTrackerStore(TrackerStore):
     def key(self, sender_id: str) -> str:
         return self.prefix + sender_id
 
+    def session_key(self, sender_id: str) -> str:
+        """Where the position of the conversation's latest ``session_started`` is kept."""
+        return self.session_prefix + sender_id
+
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        return await asyncio.to_thread(self._retrieve, sender_id)
+        """The conversation from its latest ``session_started`` on (all of it if it has
+        none): older sessions no longer shape the dialogue, and are not loaded."""
+        return await asyncio.to_thread(self._retrieve, sender_id, True)
+
+    async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
+        return await asyncio.to_thread(self._retrieve, sender_id, False)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         await asyncio.to_thread(self._save, tracker)
@@ -138,23 +157,31 @@ class RedisTrackerStore(TrackerStore):
 
     def _delete(self, sender_id: str) -> None:
         try:
-            self._redis.client.delete(self.key(sender_id))
+            self._redis.client.delete(self.key(sender_id), self.session_key(sender_id))
         except _redis_errors() as error:
             raise self._redis.failure(error, f"deleting conversation '{sender_id}'") from error
 
     async def close(self) -> None:
         self._redis.close()
 
-    def _retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+    def _retrieve(self, sender_id: str, latest_session: bool) -> DialogueStateTracker | None:
         key = self.key(sender_id)
         try:
-            items = self._redis.client.lrange(key, 0, -1)
+            if latest_session:
+                if self._read_session is None:
+                    self._read_session = self._redis.client.register_script(_READ_SESSION)
+                start, items = self._read_session(keys=[key, self.session_key(sender_id)])
+                start = int(start)
+            else:
+                start, items = 0, self._redis.client.lrange(key, 0, -1)
         except _redis_errors() as error:
             raise self._failure(error, key, f"reading conversation '{sender_id}'") from error
         if not items:
             return None
-        events = [self._event(sender_id, i, item) for i, item in enumerate(items)]
-        return self.init_tracker(sender_id, events)
+        events = [self._event(sender_id, start + i, item) for i, item in enumerate(items)]
+        tracker = self.init_tracker(sender_id, events)
+        self._starts[tracker] = start
+        return tracker
 
     def _failure(self, error: Exception, key: str, doing: str) -> StoreError:
         if "WRONGTYPE" in str(error):
@@ -176,48 +203,38 @@ class RedisTrackerStore(TrackerStore):
     def _save(self, tracker: DialogueStateTracker) -> None:
         import redis
 
-        key = self.key(tracker.sender_id)
-        events = tracker.events
+        sender = tracker.sender_id
+        key, session_key = self.key(sender), self.session_key(sender)
+        start = self._starts.get(tracker, 0)  # where in the list the tracker's events begin
         try:
-            for _ in range(5):  # WATCH fails when someone else touched the key: look again
+            for _ in range(5):  # WATCH fails when someone else touched the keys: look again
                 with self._redis.client.pipeline(transaction=True) as pipe:
                     try:
-                        pipe.watch(key)
+                        pipe.watch(key, session_key)
                         stored = pipe.llen(key)
-                        if stored:
-                            self._check_continues(tracker, stored, pipe.lindex(key, stored - 1))
-                        new = [_dumps(tracker.sender_id, e) for e in events[stored:]]
+                        last = pipe.lindex(key, stored - 1) if stored > start else None
+                        new = events_to_append(tracker, stored - start, last, self.origin)
                         if not new and self.record_exp is None:
                             return
+                        sessions = [stored + i for i, event in enumerate(new)
+                                    if isinstance(event, SessionStarted)]
                         pipe.multi()
                         if new:
-                            pipe.rpush(key, *new)
+                            pipe.rpush(key, *[_dumps(sender, event) for event in new])
+                        if sessions:
+                            pipe.set(session_key, sessions[-1])
                         if self.record_exp is not None:
-                            pipe.expire(key, max(1, int(round(self.record_exp))))
+                            seconds = max(1, int(round(self.record_exp)))
+                            pipe.expire(key, seconds)
+                            pipe.expire(session_key, seconds)
                         pipe.execute()
                         return
                     except redis.WatchError:
                         continue
         except _redis_errors() as error:
-            raise self._failure(error, key, f"saving conversation '{tracker.sender_id}'"
-                                ) from error
-        raise StoreError(f"{self.origin}: conversation '{tracker.sender_id}' kept changing "
-                         "while it was saved; nothing was saved.")
-
-    def _check_continues(self, tracker: DialogueStateTracker, stored: int, last: Any) -> None:
-        events = tracker.events
-        if len(events) >= stored:
-            try:  # both read as events, so keys left at their defaults compare equal
-                stored_last = event_from_dict(json.loads(last)).to_dict()
-                if json.loads(json.dumps(stored_last)) == json.loads(
-                        _dumps(tracker.sender_id, events[stored - 1])):
-                    return
-            except (TypeError, ValueError, DataError):
-                pass
-        raise StoreError(
-            f"{self.origin}: conversation '{tracker.sender_id}' was changed by someone else "
-            f"since it was read (Redis has {stored} events, the tracker {len(events)}, and "
-            f"they differ); nothing was saved.")
+            raise self._failure(error, key, f"saving conversation '{sender}'") from error
+        raise StoreError(f"{self.origin}: conversation '{sender}' kept changing while it was "
+                         "saved; nothing was saved.")
 
     def _keys(self) -> list[str]:
         pattern = _glob_escape(self.prefix) + "*"
@@ -226,6 +243,13 @@ class RedisTrackerStore(TrackerStore):
             return sorted(k.decode() [len(self.prefix):] for k in found)
         except _redis_errors() as error:
             raise self._redis.failure(error, "listing conversations") from error
+
+
+# KEYS: the conversation's list, its latest-session position → {position, events from it}.
+_READ_SESSION = """
+local start = tonumber(redis.call('GET', KEYS[2]) or '0')
+return {start, redis.call('LRANGE', KEYS[1], start, -1)}
+"""
 
 
 def _dumps(sender_id: str, event: Event) -> str:

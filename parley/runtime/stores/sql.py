@@ -5,12 +5,13 @@ The table is Rasa's ``events`` layout — one row per event: ``id`` (insertion o
 the event as Rasa's JSON dict — so conversations stay readable with plain SQL and a
 database Rasa wrote can be read by Parley.
 
-Saving appends only the events the database does not have yet, in one transaction that
-holds the conversation (PostgreSQL: an advisory lock; SQLite: ``BEGIN IMMEDIATE``) and
-first checks that the stored conversation is the one the tracker continues (same number
-of events or fewer, same last event). A second process that wrote in between — two
-servers without a shared lock store — makes the save fail with :class:`StoreError`
-instead of interleaving two conversations' worth of events.
+``retrieve`` loads the latest session (from the last ``session_started`` row), as Rasa's
+SQL store does; ``retrieve_full_tracker`` loads every row. Saving appends only the events
+the database does not have yet (:mod:`parley.runtime.stores.appending`), in one
+transaction that holds the conversation (PostgreSQL: an advisory lock; SQLite: ``BEGIN
+IMMEDIATE``) and first checks that the tracker continues what is stored. A second process
+that wrote in between — two servers without a shared lock store — makes the save fail
+with :class:`StoreError` instead of interleaving two conversations' worth of events.
 
 Reading a row that is not a JSON event (a foreign writer, a damaged row) raises
 :class:`StoreError` naming the conversation and the row; other conversations are
@@ -23,12 +24,14 @@ import asyncio
 import hashlib
 import json
 import threading
+import weakref
 from typing import Any
 
 from parley.data.domain import Domain
 from parley.data.events import Event, UserUttered, event_from_dict
 from parley.data.tracker import DialogueStateTracker
 from parley.errors import DataError, StoreError
+from parley.runtime.stores.appending import SESSION_STARTED, events_to_append
 from parley.runtime.stores.base import TrackerStore
 
 __all__ = ["SQLTrackerStore", "sql_url"]
@@ -84,6 +87,9 @@ class SQLTrackerStore(TrackerStore):
         self.origin = origin
         self._engine: Any = None
         self._table: Any = None
+        # Each retrieved tracker's first row id, so that saving it knows where it starts.
+        self._starts: weakref.WeakKeyDictionary[DialogueStateTracker, int] = \
+            weakref.WeakKeyDictionary()
         self._ready = threading.Lock()
 
     # ---- connection ----------------------------------------------------------------
@@ -154,7 +160,12 @@ class SQLTrackerStore(TrackerStore):
     # ---- the contract --------------------------------------------------------------
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        return await asyncio.to_thread(self._retrieve, sender_id)
+        """The conversation from its latest ``session_started`` on (all of it if it has
+        none), as Rasa's SQL store loads it: older sessions no longer shape the dialogue."""
+        return await asyncio.to_thread(self._retrieve, sender_id, True)
+
+    async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
+        return await asyncio.to_thread(self._retrieve, sender_id, False)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         await asyncio.to_thread(self._save, tracker)
@@ -174,20 +185,26 @@ class SQLTrackerStore(TrackerStore):
         except sa.exc.SQLAlchemyError as error:
             raise self._failure(error, f"deleting conversation '{sender_id}'") from error
 
-    def _retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+    def _retrieve(self, sender_id: str, latest_session: bool) -> DialogueStateTracker | None:
         sa = _sqlalchemy()
         engine, table = self._connect()
+        mine = table.c.sender_id == sender_id
         try:
             with engine.connect() as conn:
-                rows = conn.execute(sa.select(table.c.id, table.c.data)
-                                    .where(table.c.sender_id == sender_id)
-                                    .order_by(table.c.id)).all()
+                start = conn.scalar(sa.select(sa.func.max(table.c.id)).where(
+                    mine, table.c.type_name == SESSION_STARTED)) if latest_session else None
+                query = sa.select(table.c.id, table.c.data).where(mine).order_by(table.c.id)
+                if start is not None:
+                    query = query.where(table.c.id >= start)
+                rows = conn.execute(query).all()
         except sa.exc.SQLAlchemyError as error:
             raise self._failure(error, f"reading conversation '{sender_id}'") from error
         if not rows:
             return None
         events = [self._event(sender_id, row.id, row.data) for row in rows]
-        return self.init_tracker(sender_id, events)
+        tracker = self.init_tracker(sender_id, events)
+        self._starts[tracker] = rows[0].id
+        return tracker
 
     def _event(self, sender_id: str, row_id: int, data: Any) -> Event:
         where = f"table '{self.table_name}', row id {row_id}"
@@ -202,44 +219,27 @@ class SQLTrackerStore(TrackerStore):
         sa = _sqlalchemy()
         engine, table = self._connect()
         sender = tracker.sender_id
+        # The tracker's events are the stored ones from row `start` on (all: a new tracker).
+        start = self._starts.get(tracker)
         try:
             with engine.begin() as conn:
                 if engine.dialect.name == "postgresql":
                     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
                         _lock_key(self.table_name, sender))))
-                # One round trip for both: how many events are stored, and the last one.
+                # One round trip for both: how many events the tracker's part of the
+                # conversation has in the store, and the last one.
                 mine = table.c.sender_id == sender
+                if start is not None:
+                    mine = sa.and_(mine, table.c.id >= start)
                 count = sa.select(sa.func.count()).select_from(table).where(mine)
-                latest = sa.select(table.c.id).where(mine).order_by(table.c.id.desc()).limit(1)
-                found = conn.execute(sa.select(
-                    count.scalar_subquery().label("n"), latest.scalar_subquery().label("id"),
-                    latest.with_only_columns(table.c.data).scalar_subquery().label("data"),
-                )).one()
-                stored = found.n or 0
-                if stored:
-                    self._check_continues(tracker, stored, found.id, found.data)
-                new = tracker.events[stored:]
+                latest = sa.select(table.c.data).where(mine).order_by(table.c.id.desc()).limit(1)
+                found = conn.execute(sa.select(count.scalar_subquery().label("n"),
+                                               latest.scalar_subquery().label("data"))).one()
+                new = events_to_append(tracker, found.n or 0, found.data, self.origin)
                 if new:
                     conn.execute(sa.insert(table), [_row(sender, event) for event in new])
         except sa.exc.SQLAlchemyError as error:
             raise self._failure(error, f"saving conversation '{sender}'") from error
-
-    def _check_continues(self, tracker: DialogueStateTracker, stored: int, row_id: int,
-                         data: Any) -> None:
-        events = tracker.events
-        if len(events) >= stored:
-            try:  # both read as events: a row Rasa wrote may leave out default keys
-                same = _canonical(event_from_dict(json.loads(data))) == \
-                    _canonical(events[stored - 1])
-            except (TypeError, ValueError, DataError):
-                same = False
-            if same:
-                return
-        raise StoreError(
-            f"{self.origin}: conversation '{tracker.sender_id}' was changed by someone else "
-            f"since it was read (the store has {stored} events, the tracker {len(events)}, "
-            f"and they differ at row id {row_id}); nothing was saved.",
-        )
 
     def _keys(self) -> list[str]:
         sa = _sqlalchemy()
@@ -292,12 +292,6 @@ def _begin_immediate(sa: Any, engine: Any) -> None:
 def _lock_key(table: str, sender_id: str) -> int:
     digest = hashlib.blake2b(f"{table}\0{sender_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-def _canonical(event: Event) -> Any:
-    """The event as it reads back from the store (JSON turns tuples into lists …);
-    timestamps included, so two equal-looking turns still differ."""
-    return json.loads(json.dumps(event.to_dict(), ensure_ascii=False))
 
 
 def _row(sender_id: str, event: Event) -> dict[str, Any]:

@@ -11,7 +11,9 @@ import asyncio
 import pytest
 
 from parley.data.domain import Domain
-from parley.data.events import ActionExecuted, BotUttered, SlotSet, UserUttered
+from parley.data.events import (
+    ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered)
+from parley.data.tracker import DialogueStateTracker
 from parley.errors import LockError, StoreError
 from parley.runtime.stores.base import LockStore, TrackerStore
 
@@ -107,3 +109,51 @@ async def check_lock_store(store: LockStore) -> None:
                 pass
     async with store.lock("busy"):  # free again once released
         pass
+
+
+async def check_sessions(store: TrackerStore) -> None:
+    """A store that keeps sessions apart (SQL, Redis): ``retrieve`` gives the latest session
+    only, ``retrieve_full_tracker`` all of them, and either can be saved."""
+    store.domain = DOMAIN
+
+    def session(tracker: DialogueStateTracker, n: int) -> None:
+        for event in (ActionExecuted(action_name="action_session_start", timestamp=n),
+                      SessionStarted(timestamp=n), SlotSet(key="name", value=f"s{n}",
+                                                           timestamp=n),
+                      ActionExecuted(action_name="action_listen", timestamp=n),
+                      UserUttered(text=f"hi {n}", timestamp=n)):
+            tracker.update(event)
+
+    tracker = await store.get_or_create_tracker("sessions")
+    session(tracker, 1)
+    await store.save(tracker)
+    for n in (2, 3):
+        latest = await store.retrieve("sessions")
+        assert latest is not None
+        session(latest, n)
+        await store.save(latest)
+
+    latest = await store.retrieve("sessions")
+    assert latest is not None
+    assert latest.events[0] == SessionStarted()
+    assert len(latest.events) == 4 and latest.get_slot("name") == "s3"
+    full = await store.retrieve_full_tracker("sessions")
+    assert full is not None and len(full.events) == 15
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == ["hi 1", "hi 2", "hi 3"]
+
+    # The latest session and the whole conversation both go on where they stand.
+    latest.update(BotUttered(text="from the session", timestamp=4.0))
+    await store.save(latest)
+    full = await store.retrieve_full_tracker("sessions")
+    assert full is not None and len(full.events) == 16
+    full.update(BotUttered(text="from the whole", timestamp=5.0))
+    await store.save(full)
+    again = await store.retrieve("sessions")
+    assert again is not None and [e.text for e in again.events[-2:]] == [  # type: ignore[attr-defined]
+        "from the session", "from the whole"]
+
+    # A tracker that only looks like the latest session was not read from the store.
+    lookalike = store.init_tracker("sessions", again.events)
+    lookalike.update(BotUttered(text="x"))
+    with pytest.raises(StoreError, match="does not go on as this tracker does"):
+        await store.save(lookalike)

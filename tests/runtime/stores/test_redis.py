@@ -21,7 +21,8 @@ import pytest
 
 from parley.data.events import ActionExecuted, SlotSet, UserUttered
 from parley.errors import LockError, StoreError
-from tests.runtime.stores.contract import DOMAIN, check_lock_store, check_tracker_store
+from tests.runtime.stores.contract import (
+    DOMAIN, check_lock_store, check_sessions, check_tracker_store)
 from tests.runtime.stores.services import (
     REDIS_HOST, REDIS_PORT, delete_redis_keys, postgres_url, redis_client, unique)
 
@@ -106,7 +107,7 @@ def test_a_save_should_refuse_a_tracker_another_writer_overtook(prefix: str) -> 
         one.update(SlotSet(key="name", value="one"))
         two.update(SlotSet(key="name", value="two"))
         await store.save(one)
-        with pytest.raises(StoreError, match="changed by someone else"):
+        with pytest.raises(StoreError, match="does not go on as this tracker does"):
             await store.save(two)
 
     asyncio.run(race())
@@ -297,3 +298,10 @@ def test_a_conversation_written_by_another_program_should_go_on(prefix: str) -> 
     asyncio.run(store.save(tracker))
     again = asyncio.run(store.retrieve("grace"))
     assert again is not None and len(again.events) == 2
+
+
+def test_redis_store_should_load_the_latest_session(prefix: str) -> None:
+    asyncio.run(check_sessions(tracker_store(prefix, record_exp=60)))
+    client = redis_client()
+    assert client.get(f"{prefix}:session_start:sessions") == b"11"  # type: ignore[attr-defined]
+    assert asyncio.run(tracker_store(prefix).keys()) == ["sessions"]

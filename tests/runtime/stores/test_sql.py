@@ -11,7 +11,7 @@ import pytest
 
 from parley.data.events import ActionExecuted, SlotSet, UserUttered
 from parley.errors import StoreError
-from tests.runtime.stores.contract import DOMAIN, check_tracker_store
+from tests.runtime.stores.contract import DOMAIN, check_sessions, check_tracker_store
 from tests.runtime.stores.services import postgres_url, unique
 
 sa = pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed (parley[stores])")
@@ -162,7 +162,7 @@ def test_a_save_should_refuse_a_tracker_that_another_writer_overtook(
         one.update(SlotSet(key="name", value="from one"))
         two.update(SlotSet(key="name", value="from two"))
         await sqlite_store.save(one)
-        with pytest.raises(StoreError, match="changed by someone else.*nothing was saved"):
+        with pytest.raises(StoreError, match="does not go on as this tracker does.*Nothing was saved"):
             await sqlite_store.save(two)
 
     asyncio.run(race())
@@ -196,3 +196,15 @@ def test_login_db_should_create_the_database_as_rasa_does() -> None:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+def test_sqlite_store_should_load_the_latest_session(sqlite_store: SQLTrackerStore) -> None:
+    asyncio.run(check_sessions(sqlite_store))
+
+
+def test_postgres_store_should_load_the_latest_session(pg_table: tuple[str, str]) -> None:
+    store = pg_store(*pg_table)
+    try:
+        asyncio.run(check_sessions(store))
+    finally:
+        asyncio.run(store.close())

@@ -157,6 +157,8 @@ lock_store:
     ("tracker_store:\n  type: redis\n  use_ssl: maybe\n", "'use_ssl' must be true or false", 3),
     ("lock_store:\n  type: redis\n  key_prefix: 'a b*'\n", "key_prefix 'a b\\*'", 3),
     ("tracker_store:\n  type: sql\n  query: [a]\n", "'query' must be a mapping", 3),
+    ("tracker_store:\n  type: sql\n  url: 'postgresql://h:abc/db'\n", "is not a database URL",
+     3),
 ])
 def test_bad_store_settings_should_name_the_line(tmp_path: Path, text: str, message: str,
                                                  line: int) -> None:

@@ -49,12 +49,15 @@ def create_tracker_store(config: EndpointConfig | None,
 
         options = _Options(config, ("dialect", "port", "db", "username", "password",
                                     "login_db", "query", "table_name"))
-        return SQLTrackerStore(
-            domain, dialect=options.text("dialect", "sqlite"), host=config.url,
-            port=options.number("port", int), db=options.text("db", "rasa.db"),
-            username=options.text("username"), password=options.text("password"),
-            login_db=options.text("login_db"), query=options.mapping("query"),
-            table_name=options.text("table_name", "events"), origin=origin)
+        try:
+            return SQLTrackerStore(
+                domain, dialect=options.text("dialect", "sqlite"), host=config.url,
+                port=options.number("port", int), db=options.text("db", "rasa.db"),
+                username=options.text("username"), password=options.text("password"),
+                login_db=options.text("login_db"), query=options.mapping("query"),
+                table_name=options.text("table_name", "events"), origin=origin)
+        except StoreError as error:
+            raise config.error(str(error), "url") from None
     if kind == "redis":
         from parley.runtime.stores.redis import RedisTrackerStore
 

@@ -57,7 +57,11 @@ def sql_url(dialect: str = "sqlite", host: str | None = None, port: int | None =
     (``postgresql://user@host/db``) or ``host:port``."""
     sa = _sqlalchemy()
     if host and "://" in host:
-        url = sa.engine.make_url(host)
+        try:
+            url = sa.engine.make_url(host)
+        except (sa.exc.ArgumentError, ValueError) as error:
+            raise StoreError(f"'{host}' is not a database URL ({error}); write it as "
+                             "dialect://user:password@host:port/database.") from None
     else:
         if host and host.count(":") == 1:  # "host:port", as Rasa allows
             name, _, given = host.partition(":")

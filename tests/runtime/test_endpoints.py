@@ -179,3 +179,46 @@ def test_unknown_store_keys_should_be_warned_about(tmp_path: Path) -> None:
         create_tracker_store(read_endpoints(path).tracker_store)
     messages = [str(w.message) for w in seen if isinstance(w.message, ParleyWarning)]
     assert any(m.startswith(f"{path}:3:") and "'dialekt' is not used" in m for m in messages)
+
+
+def test_any_endpoints_content_should_give_stores_or_a_parley_error() -> None:
+    pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed (parley[stores])")
+    pytest.importorskip("redis", reason="redis-py is not installed (parley[stores])")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from parley.errors import ParleyError
+    from parley.runtime.action_server import ActionServerClient
+    from parley.runtime.endpoints import endpoints_from_data
+
+    scalar = (st.none() | st.booleans() | st.integers(-5, 70000) | st.floats(allow_nan=True)
+              | st.text(max_size=12) | st.sampled_from(
+                  ["sql", "SQL", "redis", "in_memory", "postgresql", "sqlite", "mongod",
+                   "http://127.0.0.1:5055/webhook", "localhost:99", "postgresql://u@h/db",
+                   "${HOME}", "${PARLEY_SURELY_UNSET}", "a b*"]))
+    value = st.recursive(scalar, lambda inner: st.lists(inner, max_size=2)
+                         | st.dictionaries(st.text(max_size=6), inner, max_size=2), max_leaves=4)
+    keys = st.sampled_from(["type", "url", "token", "port", "db", "dialect", "username",
+                            "password", "key_prefix", "record_exp", "use_ssl", "query",
+                            "login_db", "table_name", "socket_timeout", "timeout", "headers",
+                            "basic_auth", "token_name", "enable_selective_domain", "other"])
+    section = st.none() | st.dictionaries(keys, value, max_size=5) | value
+    document = st.dictionaries(st.sampled_from(["tracker_store", "lock_store",
+                                                "action_endpoint", "nlg", "trackerstore"]),
+                               section, max_size=3) | value
+
+    @settings(max_examples=300, deadline=None)
+    @given(document)
+    def check(data: object) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                endpoints = endpoints_from_data(data, "endpoints.yml")
+                create_tracker_store(endpoints.tracker_store)
+                create_lock_store(endpoints.lock_store)
+                if endpoints.action_endpoint is not None:
+                    ActionServerClient.from_endpoint(endpoints.action_endpoint)
+            except ParleyError:
+                pass
+
+    check()

@@ -1,23 +1,12 @@
 """Custom actions on the real rasa-sdk: an action server started from the ``rasa_sdk``
-package with actions this test writes, called by Parley's client over loopback.
-
-rasa-sdk runs in a Python of its own (its pins — sanic, pydantic, grpcio … — need not
-match Parley's environment): ``PARLEY_RASA_SDK_PYTHON`` names it, else this interpreter is
-used if it has ``rasa_sdk``; without one the tests skip, saying so.
-"""
+package with actions this test writes, called by Parley's client over loopback
+(:mod:`tests.runtime.sdk_server` says where rasa-sdk comes from)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import textwrap
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,6 +15,7 @@ from parley.data.events import ActionExecuted, ActiveLoop, FollowupAction, SlotS
 from parley.data.tracker import DialogueStateTracker
 from parley.errors import ActionError, ActionRejected
 from parley.runtime.action_server import ActionServerClient
+from tests.runtime import sdk_server
 
 DOMAIN = Domain.from_yaml("""
 version: "3.1"
@@ -95,58 +85,10 @@ ACTIONS = textwrap.dedent('''
 ''')
 
 
-def sdk_python() -> str:
-    candidate = os.environ.get("PARLEY_RASA_SDK_PYTHON") or sys.executable
-    try:
-        found = subprocess.run([candidate, "-c", "import rasa_sdk"], capture_output=True,
-                               timeout=60).returncode == 0
-    except OSError:
-        found = False
-    if not found:
-        pytest.skip(f"rasa_sdk is not importable by {candidate}; install it (pip install "
-                    "rasa-sdk) or set PARLEY_RASA_SDK_PYTHON to a Python that has it")
-    return candidate
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def action_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    python = sdk_python()
-    folder = tmp_path_factory.mktemp("actions")
-    (folder / "actions.py").write_text(ACTIONS)
-    port = free_port()
-    log = (folder / "server.log").open("wb")
-    process = subprocess.Popen(
-        [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
-        cwd=folder, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(folder)})
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("the rasa-sdk action server did not start:\n"
-                                     + Path(log.name).read_text()[-3000:])
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/webhook"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with sdk_server.action_server(ACTIONS, tmp_path_factory.mktemp("actions")) as url:
+        yield url
 
 
 def conversation(*extra: object) -> DialogueStateTracker:

@@ -33,10 +33,12 @@ def events_to_append(tracker: DialogueStateTracker, seen: int, last_stored: Any,
         return list(events)
     if seen <= len(events) and _same(last_stored, events[seen - 1]):
         return list(events[seen:])
+    why = (f"the store has {seen} events where the tracker has {len(events)}"
+           if seen > len(events) else
+           f"the store's event {seen} is not the tracker's event {seen}")
     raise StoreError(
         f"{origin}: conversation '{tracker.sender_id}' in the store does not go on as this "
-        f"tracker does (the store has {seen} events where the tracker has {len(events)}, "
-        "or their last ones differ): another process wrote to it since it was read, or the "
+        f"tracker does ({why}): another process wrote to it since it was read, or the "
         "tracker was not read from this store. Nothing was saved; share one lock store "
         "between processes, and save the tracker that retrieve() returned.")
 

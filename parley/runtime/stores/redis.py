@@ -365,11 +365,21 @@ class RedisLockStore(LockStore):
                 renewer.cancel()
                 await asyncio.gather(renewer, return_exceptions=True)
         finally:
-            released = await asyncio.shield(self._call("release", conversation_id, life_ms,
-                                                       ticket))
-            if not released:
-                log.warning("the lock on conversation '%s' expired while held (the holder "
-                            "was stalled for more than %g s)", conversation_id, lock_lifetime)
+            await asyncio.shield(self._release(conversation_id, ticket, lock_lifetime, life_ms))
+
+    async def _release(self, conversation_id: str, ticket: int, lock_lifetime: float,
+                       life_ms: int) -> None:
+        """Give the ticket back. Failing to is logged, not raised: the message was handled,
+        and an unreturned ticket expires on its own after ``lock_lifetime``."""
+        try:
+            released = await self._call("release", conversation_id, life_ms, ticket)
+        except StoreError as error:
+            log.warning("%s; the conversation is free again in %g s at the latest", error,
+                        lock_lifetime)
+            return
+        if not released:
+            log.warning("the lock on conversation '%s' expired while held (the holder "
+                        "was stalled for more than %g s)", conversation_id, lock_lifetime)
 
     async def _wait_for_turn(self, conversation_id: str, ticket: int, lock_lifetime: float,
                              life_ms: int) -> None:
@@ -391,7 +401,12 @@ class RedisLockStore(LockStore):
         """Keep the held ticket alive: only a holder that died lets its lock expire."""
         while True:
             await asyncio.sleep(lock_lifetime / 3)
-            if await self._call("turn", conversation_id, life_ms, ticket) == -1:
+            try:
+                alive = await self._call("turn", conversation_id, life_ms, ticket) != -1
+            except StoreError as error:
+                log.warning("%s; the lock is not renewed", error)
+                return
+            if not alive:
                 log.warning("the lock on conversation '%s' expired while held",
                             conversation_id)
                 return

@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import json
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -125,8 +126,7 @@ class SQLTrackerStore(TrackerStore):
                     _begin_immediate(sa, engine)
                 table = _events_table(sa, self.table_name)
                 try:
-                    table.metadata.create_all(engine)
-                    found = {c["name"] for c in sa.inspect(engine).get_columns(self.table_name)}
+                    found = _create_table(sa, engine, table)
                 except sa.exc.SQLAlchemyError as error:
                     engine.dispose()
                     raise self._failure(error, "connecting") from error
@@ -268,6 +268,23 @@ def _events_table(sa: Any, name: str) -> Any:
         sa.Column("action_name", sa.String(255)),
         sa.Column("data", sa.Text),
     )
+
+
+def _create_table(sa: Any, engine: Any, table: Any) -> set[str]:
+    """Create the table if it is missing; the names of its columns.
+
+    Servers started together race to create it, and PostgreSQL lets only one win (the
+    other gets "already exists" or a unique violation on pg_type): the loser looks again.
+    """
+    for attempt in range(3):
+        try:
+            table.metadata.create_all(engine)
+            break
+        except (sa.exc.ProgrammingError, sa.exc.IntegrityError):
+            if attempt == 2:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    return {column["name"] for column in sa.inspect(engine).get_columns(table.name)}
 
 
 def _begin_immediate(sa: Any, engine: Any) -> None:

@@ -208,3 +208,29 @@ def test_postgres_store_should_load_the_latest_session(pg_table: tuple[str, str]
         asyncio.run(check_sessions(store))
     finally:
         asyncio.run(store.close())
+
+
+def test_stores_started_together_should_share_one_new_table(pg_table: tuple[str, str]) -> None:
+    # Servers started at once race to create the table; every one of them must come up.
+    import threading
+
+    url, table = pg_table
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(6)
+
+    def first_use() -> None:
+        store = pg_store(url, table)
+        barrier.wait()
+        try:
+            asyncio.run(store.keys())
+        except BaseException as error:  # noqa: BLE001 - collected for the assert
+            errors.append(error)
+        finally:
+            asyncio.run(store.close())
+
+    threads = [threading.Thread(target=first_use) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

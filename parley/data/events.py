@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -294,7 +295,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-_NUMBER = (int, float)
+_NUMBER: tuple[type, ...] = (numbers.Real,)  # numpy scalars too: policies produce them
 # The JSON type of each key an event reads (null is allowed for all of them), checked before
 # the event is built: events come from action servers, stores and HTTP clients, and a wrong
 # type must be a DataError here rather than a TypeError in the middle of a conversation.
@@ -316,7 +317,7 @@ _PARSE_DATA: dict[str, tuple[type, ...]] = {
     "metadata": (dict,),
 }
 _JSON_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true or false",
-               int: "a number", float: "a number"}
+               numbers.Real: "a number"}
 
 
 def _check_types(values: dict[str, Any], shape: dict[str, tuple[type, ...]],

@@ -32,18 +32,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import math
 import socket
 import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from parley.data.domain import Domain
 from parley.data.events import Event, event_from_dict
 from parley.data.tracker import DialogueStateTracker
-from parley.errors import ActionError, ActionRejected, DataError
+from parley.errors import ActionError, ActionRejected, DataError, warn
 from parley.runtime.endpoints import EndpointConfig
 from parley.runtime.executor import CustomActionResult
 from parley.runtime.tracker_state import tracker_state
@@ -106,10 +108,8 @@ class ActionServerClient:
         options = config.kwargs
         for key in options:
             if key not in _KEYS:
-                from parley.errors import warn
-
                 warn(f"action_endpoint: the key '{key}' is not used (Parley reads url, token, "
-                     f"{', '.join(_KEYS)}).", config.file, config.key_lines.get(key))
+                     f"{', '.join(_KEYS)}).", config.file, config.key_lines.get(key, config.line))
         for key in ("headers", "params", "basic_auth"):
             if options.get(key) is not None and not isinstance(options[key], dict):
                 raise config.error(f"'{key}' must be a mapping.", key)
@@ -117,13 +117,17 @@ class ActionServerClient:
         if auth is not None and not {"username", "password"} <= set(auth):
             raise config.error("'basic_auth' needs 'username' and 'password'.", "basic_auth")
         timeout = options.get("timeout", DEFAULT_TIMEOUT)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                or not math.isfinite(timeout) or timeout <= 0):
             raise config.error(f"'timeout' must be a positive number of seconds, found "
                                f"'{timeout}'.", "timeout")
         selective = options.get("enable_selective_domain", False)
         if not isinstance(selective, bool):
             raise config.error("'enable_selective_domain' must be true or false.",
                                "enable_selective_domain")
+        cafile = options.get("cafile")
+        if cafile is not None and not Path(str(cafile)).is_file():
+            raise config.error(f"the cafile '{cafile}' is not a file.", "cafile")
         try:
             return cls(
                 config.url, token=config.token,
@@ -131,10 +135,11 @@ class ActionServerClient:
                 headers={str(k): str(v) for k, v in (options.get("headers") or {}).items()},
                 params={str(k): str(v) for k, v in (options.get("params") or {}).items()},
                 basic_auth=(str(auth["username"]), str(auth["password"])) if auth else None,
-                cafile=None if options.get("cafile") is None else str(options["cafile"]),
+                cafile=None if cafile is None else str(cafile),
                 timeout=float(timeout), enable_selective_domain=selective)
         except ActionError as error:
-            raise config.error(str(error), "url") from None
+            raise config.error(str(error), "cafile" if "cafile" in str(error) else "url"
+                               ) from None
 
     # ---- the protocol --------------------------------------------------------------
 

@@ -244,6 +244,9 @@ def test_action_endpoint_should_come_from_endpoints_yml(tmp_path: Path, server: 
     ("action_endpoint:\n  url: http://x\n  headers: [a]\n", "'headers' must be a mapping", 3),
     ("action_endpoint:\n  url: http://x\n  basic_auth: {username: u}\n",
      "needs 'username' and 'password'", 3),
+    ("action_endpoint:\n  url: http://x\n  timeout: .nan\n", "'timeout' must be a positive", 3),
+    ("action_endpoint:\n  url: https://x\n  cafile: /nonexistent/ca.pem\n",
+     "cafile '/nonexistent/ca.pem' is not a file", 3),
 ])
 def test_bad_action_endpoint_should_name_the_line(tmp_path: Path, text: str, message: str,
                                                   line: int) -> None:

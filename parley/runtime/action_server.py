@@ -194,6 +194,12 @@ class ActionServerClient:
         except urllib.error.URLError as error:
             if isinstance(error.reason, (TimeoutError, socket.timeout)):
                 raise self._timed_out(name) from None
+            if isinstance(error.reason, ssl.SSLError):
+                raise ActionError(
+                    f"custom action '{name}': the TLS connection to the action server at "
+                    f"{self.url} failed ({getattr(error.reason, 'reason', None) or error.reason})"
+                    ". If its certificate comes from your own CA, give that CA as "
+                    "action_endpoint: cafile.") from None
             raise ActionError(
                 f"custom action '{name}': the action server at {self.url} cannot be reached "
                 f"({_reason(error.reason)}). Is it running? Start it with `rasa run actions`, "

@@ -264,3 +264,48 @@ def test_the_bot_utterance_event_should_round_trip_through_the_protocol(server: 
                      timestamp=9.0)
     server.reply = lambda body: (200, {"events": [bot.to_dict()]})
     assert run(client_for(server)).events == [bot]
+
+
+def test_https_should_trust_the_configured_cafile(tmp_path: Path) -> None:
+    # A loopback HTTPS server with a certificate made for the test: trusted through
+    # `cafile`, refused without it.
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed, so no test certificate can be made")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            data = json.dumps({"events": [{"event": "slot", "name": "name",
+                                           "value": "tls"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{httpd.server_address[1]}/webhook"
+    try:
+        assert run(ActionServerClient(url, cafile=str(cert))).events == [
+            SlotSet(key="name", value="tls")]
+        with pytest.raises(ActionError, match=r"TLS connection .* failed \(CERTIFICATE_VERIFY"
+                                              r"_FAILED\)\. .*cafile"):
+            run(ActionServerClient(url))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

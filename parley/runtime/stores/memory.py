@@ -14,29 +14,34 @@ from typing import Any
 from parley.data.domain import Domain
 from parley.data.tracker import DialogueStateTracker
 from parley.errors import LockError
-from parley.runtime.stores.base import (
-    DEFAULT_LOCK_LIFETIME, LockStore, TrackerStore, deserialise_events, serialise_events)
+from parley.runtime.stores.base import DEFAULT_LOCK_LIFETIME, LockStore, TrackerStore
 
 __all__ = ["InMemoryLockStore", "InMemoryTrackerStore"]
 
 
 class InMemoryTrackerStore(TrackerStore):
-    """Trackers kept as serialised JSON, so a saved tracker shares no objects with the
-    caller's (as with any other store, changes count only once saved)."""
+    """Trackers kept as copies: a saved tracker and a retrieved one never share their event
+    lists or slots with the caller's, so (as with any other store) changes count only once
+    saved. Copies, not JSON: serialising a whole conversation on every message would cost
+    more than answering it; events themselves are never changed once applied, so copies
+    may share them."""
 
     def __init__(self, domain: Domain | None = None, **endpoint: Any) -> None:
         super().__init__(domain)
-        self._store: dict[str, str] = {}
+        # Each tracker with the domain it was saved under.
+        self._store: dict[str, tuple[Domain, DialogueStateTracker]] = {}
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        text = self._store.get(sender_id)
-        if text is None:
+        stored = self._store.get(sender_id)
+        if stored is None:
             return None
-        _, events = deserialise_events(text)
-        return self.tracker_from_dicts(sender_id, events)
+        domain, tracker = stored
+        if domain is not self.domain:  # a new model: its slots, replayed from the events
+            return self.init_tracker(sender_id, tracker.events)
+        return tracker.copy()
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        self._store[tracker.sender_id] = serialise_events(tracker)
+        self._store[tracker.sender_id] = (self.domain, tracker.copy())
 
     async def keys(self) -> list[str]:
         return list(self._store)

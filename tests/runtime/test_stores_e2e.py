@@ -13,16 +13,11 @@ from typing import Any
 
 import pytest
 
-# The processor comes from the runtime work merged beside the stores; until then, skip.
-processor = pytest.importorskip("parley.runtime.processor",
-                                reason="needs parley.runtime.processor (the action loop)")
-MessageProcessor, UserMessage = processor.MessageProcessor, processor.UserMessage
-
-from parley.runtime.action_server import ActionServerClient  # noqa: E402
-from tests.conftest import needs_shared_data  # noqa: E402
-from tests.runtime import sdk_server  # noqa: E402
-from tests.runtime.stores.services import (  # noqa: E402
-    delete_redis_keys, postgres_url, redis_client, unique)
+from parley.runtime.action_server import ActionServerClient
+from parley.runtime.processor import MessageProcessor, UserMessage
+from tests.conftest import needs_shared_data
+from tests.runtime import sdk_server
+from tests.runtime.stores.services import delete_redis_keys, postgres_url, redis_client, unique
 
 # The formbot's validation as its upstream actions.py does it, written for this test.
 ACTIONS = textwrap.dedent('''
@@ -74,7 +69,7 @@ def deployment() -> Iterator[tuple[str, str, str]]:
     delete_redis_keys(prefix)
 
 
-def start(formbot: Any, deployment: tuple[str, str, str], action_url: str) -> Any:
+def start(formbot: Any, deployment: tuple[str, str, str], action_url: str) -> MessageProcessor:
     from parley.runtime.stores.redis import RedisLockStore
     from parley.runtime.stores.sql import SQLTrackerStore
 
@@ -84,7 +79,7 @@ def start(formbot: Any, deployment: tuple[str, str, str], action_url: str) -> An
                             executor=ActionServerClient(action_url), seed=0)
 
 
-def talk(processor: Any, text: str) -> list[str]:
+def talk(processor: MessageProcessor, text: str) -> list[str]:
     messages = asyncio.run(processor.handle_message(UserMessage(text, "diner")))
     return [m.get("text", "") for m in messages]
 

@@ -15,11 +15,8 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("parley.runtime.processor",
-                    reason="needs parley.runtime.processor (the action loop)")
-
-from tests.conftest import needs_shared_data  # noqa: E402
-from tests.runtime.stores.services import (  # noqa: E402
+from tests.conftest import needs_shared_data
+from tests.runtime.stores.services import (
     REDIS_HOST, REDIS_PORT, delete_redis_keys, postgres_url, redis_client, unique)
 
 ROOT = Path(__file__).resolve().parents[2]

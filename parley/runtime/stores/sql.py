@@ -26,7 +26,8 @@ import json
 import threading
 import time
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from parley.data.domain import Domain
 from parley.data.events import Event, UserUttered, event_from_dict
@@ -36,6 +37,8 @@ from parley.runtime.stores.appending import SESSION_STARTED, events_to_append
 from parley.runtime.stores.base import TrackerStore
 
 __all__ = ["SQLTrackerStore", "sql_url"]
+
+_T = TypeVar("_T")
 
 COLUMNS = ("id", "sender_id", "type_name", "timestamp", "intent_name", "action_name", "data")
 # Rasa's dialect names → the SQLAlchemy driver Parley's `stores` extra installs.
@@ -63,6 +66,8 @@ def sql_url(dialect: str = "sqlite", host: str | None = None, port: int | None =
         except (sa.exc.ArgumentError, ValueError) as error:
             raise StoreError(f"'{host}' is not a database URL ({error}); write it as "
                              "dialect://user:password@host:port/database.") from None
+        if query:
+            url = url.update_query_dict({k: str(v) for k, v in query.items()})
     else:
         if host and host.count(":") == 1:  # "host:port", as Rasa allows
             name, _, given = host.partition(":")
@@ -115,7 +120,7 @@ class SQLTrackerStore(TrackerStore):
                 try:
                     if self.login_db and self.url.get_backend_name() == "postgresql":
                         self._create_database(sa)
-                    engine = sa.create_engine(self.url, pool_pre_ping=True)
+                    engine = sa.create_engine(self.url)
                 except ImportError as error:
                     raise StoreError(
                         f"{self.origin}: the SQL dialect '{self.url.drivername}' needs a "
@@ -180,29 +185,46 @@ class SQLTrackerStore(TrackerStore):
     async def delete(self, sender_id: str) -> None:
         await asyncio.to_thread(self._delete, sender_id)
 
-    def _delete(self, sender_id: str) -> None:
+    def _run(self, doing: str, work: Callable[[Any, Any, Any], _T]) -> _T:
+        """``work(sa, engine, table)``; database errors become :class:`StoreError`.
+
+        A connection the database dropped (it restarted, or closed an idle connection)
+        is found out when used, and the work is done once more on a fresh one — cheaper
+        than pinging before every use. Saving again is safe: a save whose commit did
+        arrive appends nothing the second time.
+        """
         sa = _sqlalchemy()
         engine, table = self._connect()
-        try:
+        for attempt in (1, 2):
+            try:
+                return work(sa, engine, table)
+            except sa.exc.DBAPIError as error:
+                if attempt == 1 and error.connection_invalidated:
+                    continue
+                raise self._failure(error, doing) from error
+            except sa.exc.SQLAlchemyError as error:
+                raise self._failure(error, doing) from error
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _delete(self, sender_id: str) -> None:
+        def work(sa: Any, engine: Any, table: Any) -> None:
             with engine.begin() as conn:
                 conn.execute(sa.delete(table).where(table.c.sender_id == sender_id))
-        except sa.exc.SQLAlchemyError as error:
-            raise self._failure(error, f"deleting conversation '{sender_id}'") from error
+
+        self._run(f"deleting conversation '{sender_id}'", work)
 
     def _retrieve(self, sender_id: str, latest_session: bool) -> DialogueStateTracker | None:
-        sa = _sqlalchemy()
-        engine, table = self._connect()
-        mine = table.c.sender_id == sender_id
-        try:
+        def work(sa: Any, engine: Any, table: Any) -> list[Any]:
+            mine = table.c.sender_id == sender_id
+            query = sa.select(table.c.id, table.c.data).where(mine).order_by(table.c.id)
+            if latest_session:  # from the last session_started on, in the same statement
+                start = sa.select(sa.func.max(table.c.id)).where(
+                    mine, table.c.type_name == SESSION_STARTED).scalar_subquery()
+                query = query.where(table.c.id >= sa.func.coalesce(start, 0))
             with engine.connect() as conn:
-                start = conn.scalar(sa.select(sa.func.max(table.c.id)).where(
-                    mine, table.c.type_name == SESSION_STARTED)) if latest_session else None
-                query = sa.select(table.c.id, table.c.data).where(mine).order_by(table.c.id)
-                if start is not None:
-                    query = query.where(table.c.id >= start)
-                rows = conn.execute(query).all()
-        except sa.exc.SQLAlchemyError as error:
-            raise self._failure(error, f"reading conversation '{sender_id}'") from error
+                return list(conn.execute(query).all())
+
+        rows = self._run(f"reading conversation '{sender_id}'", work)
         if not rows:
             return None
         events = [self._event(sender_id, row.id, row.data) for row in rows]
@@ -220,12 +242,11 @@ class SQLTrackerStore(TrackerStore):
                 f"{_short(error)}); the row is not a JSON event Parley or Rasa wrote.") from error
 
     def _save(self, tracker: DialogueStateTracker) -> None:
-        sa = _sqlalchemy()
-        engine, table = self._connect()
         sender = tracker.sender_id
         # The tracker's events are the stored ones from row `start` on (all: a new tracker).
         start = self._starts.get(tracker)
-        try:
+
+        def work(sa: Any, engine: Any, table: Any) -> None:
             with engine.begin() as conn:
                 if engine.dialect.name == "postgresql":
                     conn.execute(sa.select(sa.func.pg_advisory_xact_lock(
@@ -242,18 +263,16 @@ class SQLTrackerStore(TrackerStore):
                 new = events_to_append(tracker, found.n or 0, found.data, self.origin)
                 if new:
                     conn.execute(sa.insert(table), [_row(sender, event) for event in new])
-        except sa.exc.SQLAlchemyError as error:
-            raise self._failure(error, f"saving conversation '{sender}'") from error
+
+        self._run(f"saving conversation '{sender}'", work)
 
     def _keys(self) -> list[str]:
-        sa = _sqlalchemy()
-        engine, table = self._connect()
-        try:
+        def work(sa: Any, engine: Any, table: Any) -> list[str]:
             with engine.connect() as conn:
                 return list(conn.scalars(sa.select(table.c.sender_id).distinct()
                                          .order_by(table.c.sender_id)))
-        except sa.exc.SQLAlchemyError as error:
-            raise self._failure(error, "listing conversations") from error
+
+        return self._run("listing conversations", work)
 
 
 def _events_table(sa: Any, name: str) -> Any:

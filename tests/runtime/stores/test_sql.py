@@ -234,3 +234,29 @@ def test_stores_started_together_should_share_one_new_table(pg_table: tuple[str,
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_connections_the_database_dropped_should_be_replaced(pg_table: tuple[str, str]) -> None:
+    # As after a PostgreSQL restart: the pooled connections are dead; the next use finds
+    # out and carries on with a fresh one.
+    url, table = pg_table
+    name = unique("parley_app_")
+    store = SQLTrackerStore(DOMAIN, host=url, table_name=table,
+                            query={"application_name": name})
+    _conversation(store, "ada")
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        killed = conn.scalar(sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = :name"), {"name": name})
+    admin.dispose()
+    assert killed >= 1
+    try:
+        tracker = asyncio.run(store.retrieve("ada"))
+        assert tracker is not None
+        tracker.update(ActionExecuted(action_name="action_listen"))
+        asyncio.run(store.save(tracker))
+        again = asyncio.run(store.retrieve("ada"))
+        assert again is not None and len(again.events) == 4
+    finally:
+        asyncio.run(store.close())

@@ -284,12 +284,17 @@ end
 _KEEP = """
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], 2 * life) end
 """
-# ARGV: lifetime ms → the new ticket number.
+# ARGV: lifetime ms → the new ticket number, negated when it must wait (so that a
+# conversation nobody holds costs one round trip, not two).
 _ISSUE = _PRELUDE + """
 local ticket = redis.call('INCR', KEYS[1])
 redis.call('ZADD', KEYS[2], ticket, ticket)
 redis.call('HSET', KEYS[3], ticket, ms + life)
-""" + _KEEP + "return ticket"
+""" + _KEEP + """
+local head = redis.call('ZRANGE', KEYS[2], 0, 0)
+if tonumber(head[1]) == ticket then return ticket end
+return -ticket
+"""
 # ARGV: lifetime ms, ticket → 1 its turn, 0 wait, -1 the ticket expired (renews it if alive).
 _TURN = _PRELUDE + """
 if redis.call('HEXISTS', KEYS[3], ARGV[2]) == 0 then return -1 end
@@ -354,9 +359,11 @@ class RedisLockStore(LockStore):
     @asynccontextmanager
     async def _hold(self, conversation_id: str, lock_lifetime: float) -> AsyncIterator[None]:
         life_ms = max(1, int(lock_lifetime * 1000))
-        ticket = await self._call("issue", conversation_id, life_ms)
+        issued = await self._call("issue", conversation_id, life_ms)
+        ticket = abs(issued)
         try:
-            await self._wait_for_turn(conversation_id, ticket, lock_lifetime, life_ms)
+            if issued < 0:
+                await self._wait_for_turn(conversation_id, ticket, lock_lifetime, life_ms)
             renewer = asyncio.create_task(self._renew(conversation_id, ticket, lock_lifetime,
                                                       life_ms))
             try:
@@ -386,6 +393,8 @@ class RedisLockStore(LockStore):
         give_up = time.monotonic() + lock_lifetime
         pause = _FIRST_POLL
         while True:
+            await asyncio.sleep(min(pause, max(0.0, give_up - time.monotonic())))
+            pause = min(pause * 2, _MAX_POLL)
             turn = await self._call("turn", conversation_id, life_ms, ticket)
             if turn == 1:
                 return
@@ -393,8 +402,6 @@ class RedisLockStore(LockStore):
                 raise LockError(
                     f"conversation '{conversation_id}' is still busy with an earlier message "
                     f"after {lock_lifetime:g} s; try again.")
-            await asyncio.sleep(min(pause, max(0.0, give_up - time.monotonic())))
-            pause = min(pause * 2, _MAX_POLL)
 
     async def _renew(self, conversation_id: str, ticket: int, lock_lifetime: float,
                      life_ms: int) -> None:

@@ -179,6 +179,41 @@ class MessageProcessor:
             await self.tracker_store.save(tracker)
         return tracker, self.bot_messages(tracker, start)
 
+    async def get_tracker(self, sender_id: str) -> DialogueStateTracker:
+        """The whole conversation (every session), as Rasa's ``GET …/tracker`` gives it; a
+        new conversation gets its session started and saved first."""
+        async with self.lock_store.lock(sender_id, self.lock_lifetime):
+            tracker = await self.tracker_store.retrieve_full_tracker(sender_id)
+            if tracker is None:
+                tracker = self.tracker_store.init_tracker(sender_id)
+                await self.update_session(tracker, self.context(None))
+                await self.tracker_store.save(tracker)
+        return tracker
+
+    async def append_events(self, sender_id: str, events: list[Event],
+                            ) -> DialogueStateTracker:
+        """Add events to a conversation (Rasa's ``POST …/tracker/events``); the session is
+        brought up to date first unless the events start one themselves."""
+        async with self.lock_store.lock(sender_id, self.lock_lifetime):
+            tracker = await self.tracker_store.get_or_create_tracker(sender_id)
+            starts_session = bool(events) and isinstance(events[0], ActionExecuted) and \
+                events[0].action_name == ACTION_SESSION_START
+            if not starts_session:
+                await self.update_session(tracker, self.context(None))
+            self.apply(tracker, list(events))
+            await self.tracker_store.save(tracker)
+        return tracker
+
+    async def replace_events(self, sender_id: str, events: list[Event],
+                             ) -> DialogueStateTracker:
+        """Make ``events`` the whole conversation (Rasa's ``PUT …/tracker/events``)."""
+        async with self.lock_store.lock(sender_id, self.lock_lifetime):
+            tracker = self.tracker_store.init_tracker(sender_id)
+            self.apply(tracker, list(events))
+            await self.tracker_store.delete(sender_id)
+            await self.tracker_store.save(tracker)
+        return tracker
+
     async def predict_next(self, sender_id: str) -> tuple[DialogueStateTracker,
                                                           PolicyPrediction]:
         """What the policies would run next, without running it (a new conversation gets

@@ -401,3 +401,29 @@ def test_a_core_only_model_should_take_intents_given_directly_and_no_text():
     assert tracker_of(processor).latest_message.intent_name is None
     assert model.parsed == []
     assert talk(processor, "/greet") == [{"recipient_id": "user", "text": "hi"}]
+
+
+def test_the_api_helpers_should_read_append_and_replace_conversations():
+    processor = MessageProcessor(ScriptedModel(LOOP_DOMAIN), clock=Clock())
+    fresh = asyncio.run(processor.get_tracker("new"))
+    assert executed_actions(fresh) == ["action_session_start", "action_listen"]
+    assert asyncio.run(processor.tracker_store.retrieve("new")) is not None
+
+    appended = asyncio.run(processor.append_events("other", [
+        UserUttered(text="hi", intent={"name": "greet", "confidence": 1.0}),
+        BotUttered(text="hello")]))
+    assert executed_actions(appended) == ["action_session_start", "action_listen"]
+    assert [type(e).__name__ for e in appended.events[-2:]] == ["UserUttered", "BotUttered"]
+    assert all(e.timestamp == 1_000_000.0 for e in appended.events)
+    # Events that start a session themselves are taken as they are.
+    own = asyncio.run(processor.append_events("own", [
+        ActionExecuted(action_name="action_session_start"), SessionStarted(),
+        ActionExecuted(action_name="action_listen")]))
+    assert executed_actions(own) == ["action_session_start", "action_listen"]
+
+    replaced = asyncio.run(processor.replace_events("other", [
+        ActionExecuted(action_name="action_listen"),
+        UserUttered(text="bye", intent={"name": "ask", "confidence": 1.0})]))
+    stored = tracker_of(processor, "other")
+    assert stored.events == replaced.events and len(stored.events) == 2
+    assert stored.latest_message.text == "bye"

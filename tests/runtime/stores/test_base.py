@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from parley.data.domain import Domain
 from parley.data.events import ActionExecuted, SlotSet, UserUttered
 from parley.errors import StoreError
 from parley.runtime.stores.base import deserialise_events, serialise_events
@@ -35,3 +38,18 @@ def test_a_damaged_stored_event_should_be_a_store_error_naming_the_conversation(
     store = InMemoryTrackerStore(DOMAIN)
     with pytest.raises(StoreError, match="'bob' is damaged.*unknown event 'speak'"):
         store.tracker_from_dicts("bob", [{"event": "speak"}])
+
+
+def test_in_memory_trackers_should_take_the_slots_of_a_new_domain():
+    store = InMemoryTrackerStore(DOMAIN)
+    tracker = store.init_tracker("a", [SlotSet(key="name", value="Ada")])
+    asyncio.run(store.save(tracker))
+    store.domain = Domain.from_yaml("""
+version: "3.1"
+slots:
+  name: {type: text, mappings: [{type: custom}]}
+  age: {type: float, initial_value: 1, mappings: [{type: custom}]}
+""")
+    again = asyncio.run(store.retrieve("a"))
+    assert again is not None
+    assert again.get_slot("name") == "Ada" and again.get_slot("age") == 1

@@ -76,7 +76,8 @@ def _p(values: list[float], q: float) -> float:
 
 
 def _setups(folder: Path, tag: str) -> list[tuple[str, Callable[[], tuple[Any, Any]], Any]]:
-    from parley.runtime.stores.redis import RedisLockStore, RedisTrackerStore
+    from parley.runtime.stores.redis import RedisTrackerStore
+    from parley.runtime.stores.redis_lock import RedisLockStore
     from parley.runtime.stores.sql import SQLTrackerStore
 
     def sqlite() -> tuple[Any, Any]:

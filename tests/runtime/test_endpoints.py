@@ -104,7 +104,8 @@ def test_no_file_and_empty_sections_should_mean_the_defaults(tmp_path: Path) -> 
 def test_store_types_should_follow_rasa(tmp_path: Path) -> None:
     pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed (parley[stores])")
     pytest.importorskip("redis", reason="redis-py is not installed (parley[stores])")
-    from parley.runtime.stores.redis import RedisLockStore, RedisTrackerStore
+    from parley.runtime.stores.redis import RedisTrackerStore
+    from parley.runtime.stores.redis_lock import RedisLockStore
     from parley.runtime.stores.sql import SQLTrackerStore
 
     endpoints = read_endpoints(write(tmp_path, """\

@@ -70,7 +70,7 @@ def deployment() -> Iterator[tuple[str, str, str]]:
 
 
 def start(formbot: Any, deployment: tuple[str, str, str], action_url: str) -> MessageProcessor:
-    from parley.runtime.stores.redis import RedisLockStore
+    from parley.runtime.stores.redis_lock import RedisLockStore
     from parley.runtime.stores.sql import SQLTrackerStore
 
     url, table, prefix = deployment

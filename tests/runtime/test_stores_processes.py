@@ -26,7 +26,7 @@ ROUNDS = 8
 SERVER = textwrap.dedent("""
     import asyncio, sys, time
     from parley.runtime.processor import MessageProcessor, UserMessage
-    from parley.runtime.stores.redis import RedisLockStore
+    from parley.runtime.stores.redis_lock import RedisLockStore
     from parley.runtime.stores.sql import SQLTrackerStore
     from parley.serving.agent import load
 

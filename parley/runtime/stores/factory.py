@@ -77,7 +77,7 @@ def create_lock_store(config: EndpointConfig | None) -> LockStore:
         _warn_unknown(config, ())
         return InMemoryLockStore()
     if kind == "redis":
-        from parley.runtime.stores.redis import RedisLockStore
+        from parley.runtime.stores.redis_lock import RedisLockStore
 
         options = _Options(config, _REDIS_KEYS)
         return RedisLockStore(**options.redis(default_db=1),

@@ -46,7 +46,7 @@ def tracker_store(prefix: str, **options: object):  # type: ignore[no-untyped-de
 
 
 def lock_store(prefix: str):  # type: ignore[no-untyped-def]
-    from parley.runtime.stores.redis import RedisLockStore
+    from parley.runtime.stores.redis_lock import RedisLockStore
 
     return RedisLockStore(host=REDIS_HOST, port=REDIS_PORT, key_prefix=prefix)
 
@@ -115,7 +115,8 @@ def test_a_save_should_refuse_a_tracker_another_writer_overtook(prefix: str) -> 
 
 def test_redis_that_is_not_there_should_be_a_store_error() -> None:
     pytest.importorskip("redis", reason="redis-py is not installed (parley[stores])")
-    from parley.runtime.stores.redis import RedisLockStore, RedisTrackerStore
+    from parley.runtime.stores.redis import RedisTrackerStore
+    from parley.runtime.stores.redis_lock import RedisLockStore
 
     store = RedisTrackerStore(host="127.0.0.1", port=1, socket_timeout=0.5,
                               origin="the tracker store (endpoints.yml:4)")
@@ -135,7 +136,7 @@ def test_redis_that_is_not_there_should_be_a_store_error() -> None:
 WORKER = textwrap.dedent("""
     import asyncio, os, random, sys, time
     import redis
-    from parley.runtime.stores.redis import RedisLockStore
+    from parley.runtime.stores.redis_lock import RedisLockStore
 
     prefix, host, port, rounds, start = sys.argv[1], sys.argv[2], int(sys.argv[3]), \\
         int(sys.argv[4]), float(sys.argv[5])
@@ -184,7 +185,7 @@ def test_two_processes_should_never_interleave_on_one_conversation(prefix: str) 
 
 HOLDER = textwrap.dedent("""
     import asyncio, sys, time
-    from parley.runtime.stores.redis import RedisLockStore
+    from parley.runtime.stores.redis_lock import RedisLockStore
 
     store = RedisLockStore(host=sys.argv[2], port=int(sys.argv[3]), key_prefix=sys.argv[1])
 
@@ -231,7 +232,7 @@ SQL_WORKER = textwrap.dedent("""
     import asyncio, os, sys, time
     from parley.data.domain import Domain
     from parley.data.events import ActionExecuted, UserUttered
-    from parley.runtime.stores.redis import RedisLockStore
+    from parley.runtime.stores.redis_lock import RedisLockStore
     from parley.runtime.stores.sql import SQLTrackerStore
 
     prefix, host, port, url, table, rounds, start = sys.argv[1:8]

@@ -335,6 +335,7 @@ _SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
     "followup": {"name": (str,)},
     "loop_interrupted": {"is_interrupted": (bool,)},
     "action_execution_rejected": {"name": (str,), "policy": (str,), "confidence": _NUMBER},
+    "user_featurization": {"use_text_for_featurization": (bool,)},
 }
 _PARSE_DATA: dict[str, tuple[type, ...]] = {
     "intent": (dict,), "entities": (list,), "text": (str,), "message_id": (str,),

@@ -24,20 +24,25 @@ over ``T`` is a bounded scalar minimisation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from parley.errors import ModelArchiveError
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
 
 __all__ = [
-    "PARAPHRASE_SIMILARITY", "cross_validated_temperature", "fit_temperature",
-    "grouped_folds", "paraphrase_groups", "scaled_softmax",
+    "MAX_CALIBRATION_FOLDS", "PARAPHRASE_SIMILARITY", "cross_validated_temperature",
+    "fit_temperature", "grouped_folds", "paraphrase_groups", "saved_temperature",
+    "scaled_softmax",
 ]
 
 PARAPHRASE_SIMILARITY = 0.5
+# Each fold trains the classifier once more; beyond 20 the temperature no longer moves.
+MAX_CALIBRATION_FOLDS = 20
 # Temperatures outside this range mean the data gave no usable signal; the search stays
 # inside it.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
@@ -48,6 +53,17 @@ MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
 PRIOR_EXAMPLES = 5.0
 
 FoldScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def saved_temperature(state: Mapping[str, Any], component: str) -> float:
+    """The temperature in a saved component's state, checked."""
+    temperature = state.get("temperature")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not np.isfinite(temperature) or temperature <= 0:
+        raise ModelArchiveError(f"{component}: the saved model's confidence temperature "
+                                f"({temperature!r}) is not a positive number; the archive is "
+                                "damaged or from an older Parley (train again).")
+    return float(temperature)
 
 
 def scaled_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:

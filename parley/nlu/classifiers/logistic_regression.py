@@ -24,7 +24,8 @@ from parley.errors import DataError, ModelArchiveError
 from parley.ml.quasi_newton import minimize_lbfgs
 from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH, write_intent_rankings
 from parley.nlu.classifiers.calibration import (
-    cross_validated_temperature, paraphrase_groups, scaled_softmax,
+    MAX_CALIBRATION_FOLDS, cross_validated_temperature, paraphrase_groups, saved_temperature,
+    scaled_softmax,
 )
 from parley.nlu.features import features_of, stack_sentence_features
 from parley.params import AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, NoneOr, Str
@@ -38,8 +39,6 @@ SOLVERS = ("lbfgs",)
 # L-BFGS stops when it converges, so a generous cap; a billion iterations would not
 # finish, and only a slip of the keyboard asks for them.
 MAX_ITERATIONS = 1_000_000
-# Each fold trains the classifier once more; beyond 20 the temperature no longer moves.
-MAX_CALIBRATION_FOLDS = 20
 
 
 class LogisticRegressionClassifier(NLUComponent, Finetunable):
@@ -271,13 +270,7 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         self.coef_ = arrays["coef"]
         self.intercept_ = arrays["intercept"]
         self.idf_ = arrays.get("idf")
-        temperature = state.get("temperature")
-        if not isinstance(temperature, (int, float)) or not np.isfinite(temperature) \
-                or temperature <= 0:
-            raise ModelArchiveError(f"{self.name}: the saved model's confidence temperature "
-                                    f"({temperature!r}) is not a positive number; the archive "
-                                    "is damaged or from an older Parley (train again).")
-        self.temperature_ = float(temperature)
+        self.temperature_ = saved_temperature(state, self.name)
         if self.tfidf != (self.idf_ is not None) or (
                 self.idf_ is not None and self.idf_.shape != (self.coef_.shape[0],)):
             raise ModelArchiveError(f"{self.name}: the saved model's tf-idf weights do not match "

@@ -40,6 +40,9 @@ _WORD = re.compile(r"\w+")
 DIET_DEFAULTS: dict[str, Any] = {
     "transformer_size": None, "number_of_transformer_layers": 0, "scale_loss": True,
     "connection_density": 1.0, "use_sparse_input_dropout": False,
+    # Responses are chosen, not gated by a fallback threshold: no extra trainings to
+    # calibrate them unless asked for.
+    "calibration_folds": 0,
 }
 NOT_KEYS = ("intent_classification", "entity_recognition", "BILOU_flag",
             "split_entities_by_comma")
@@ -118,6 +121,7 @@ class ResponseSelector(DIETClassifier):
             self.tags_ = {}
             self.layout_ = []
             self.keys_: dict[str, str] = {}
+            self.temperature_ = 1.0
             self.responses_: dict[str, list[Any]] = {}
             return self
         super().fit(training_data)
@@ -176,6 +180,7 @@ class ResponseSelector(DIETClassifier):
             super()._set_state(state, arrays)
         else:
             self.labels_, self.tags_, self.layout_ = [], {}, []
+            self.temperature_ = 1.0
         self.keys_ = {str(k): str(v) for k, v in state["keys"].items()}
         self.responses_ = dict(state["responses"])
         self.all_retrieval_intents_ = [str(x) for x in state["all_retrieval_intents"]]

@@ -315,3 +315,32 @@ def test_a_loss_that_diverges_should_stop_training_with_what_to_lower():
     Training stops there instead of shipping a model whose every confidence is NaN."""
     with pytest.raises(ConfigError, match="diverged .* Lower learning_rate"):
         trained(epochs=20, learning_rate=1e10)
+
+
+def test_calibration_folds_should_learn_a_saved_temperature_that_changes_no_ranking(tmp_path):
+    calibrated, upstream = trained(epochs=20, calibration_folds=2)
+    plain, plain_upstream = trained(epochs=20)
+    assert plain.temperature_ == 1.0 and calibrated.temperature_ != 1.0
+    texts = ["fly from oslo to rome", "hello you", "two pizzas"]
+    with_t = parse(calibrated, upstream, texts)
+    without = parse(plain, plain_upstream, texts)
+    for a, b in zip(with_t, without, strict=True):  # the same network: folds train apart
+        assert [r["name"] for r in a.data["intent_ranking"]] == \
+            [r["name"] for r in b.data["intent_ranking"]]
+        assert a.data["entities"] == b.data["entities"]
+    calibrated.save(tmp_path)
+    loaded = DIETClassifier.load(tmp_path)
+    assert loaded.temperature_ == calibrated.temperature_
+    again, _ = trained(epochs=20, calibration_folds=2)
+    assert again.temperature_ == calibrated.temperature_  # deterministic
+
+
+def test_a_calibrated_diet_should_finetune_and_keep_its_temperature():
+    diet, upstream = trained(epochs=20, calibration_folds=2)
+    temperature = diet.temperature_
+    more = read_nlu_text(TRAVEL)
+    for component in upstream:
+        component.process(more.examples)
+    diet.finetune(more, 0.5)
+    assert diet.temperature_ == temperature
+    assert parse(diet, upstream, ["hello there"])[0].data["intent"]["name"] == "greet"

@@ -74,20 +74,32 @@ def scaled_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
     return np.asarray(p / p.sum(axis=1, keepdims=True))
 
 
-def paraphrase_groups(x: csr_matrix, labels: np.ndarray,
+def paraphrase_groups(x: csr_matrix, labels: np.ndarray, dims: list[int] | None = None,
                       similarity: float = PARAPHRASE_SIMILARITY) -> np.ndarray:
     """A group id per row: rows of one label whose cosine similarity exceeds
     ``similarity``, joined transitively (connected components). Compared within each
-    label only, so the cost is the sum of squared label sizes, not the square of all."""
+    label only, so the cost is the sum of squared label sizes, not the square of all.
+
+    ``x`` holds raw feature counts in blocks of ``dims`` columns (one per featurizer; None:
+    one block); they are compared as sublinear tf-idf, each block of unit length, as the
+    default pipeline's classifier sees them. On raw counts, the char n-grams every message
+    shares make most messages of an intent look alike (one group per intent)."""
     from scipy.sparse.csgraph import connected_components
 
+    from parley.nlu.classifiers.logistic_regression import (
+        inverse_document_frequency, tfidf_weights,
+    )
+
+    blocks = [x.shape[1]] if dims is None else list(dims)
+    weighted = tfidf_weights(x, inverse_document_frequency(x, blocks, [True] * len(blocks)),
+                             blocks)
     groups = np.empty(len(labels), dtype=np.int64)
-    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
     next_id = 0
     for label in np.unique(labels):
         rows = np.flatnonzero(labels == label)
-        block = x[rows]
+        block = weighted[rows]
         cosine = (block @ block.T).toarray() / np.outer(norms[rows], norms[rows])
         count, component = connected_components(cosine > similarity, directed=False)
         groups[rows] = component + next_id

@@ -122,15 +122,17 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         self.idf_ = None
         if self.tfidf:
             self.idf_ = inverse_document_frequency(x, [f.dim for f in records], sparse)
+        groups = paraphrase_groups(x, y, [f.dim for f in records]) if self.calibration_folds \
+            else None
         x = self._weighted(x, sparse)
         self.coef_, self.intercept_ = self._solve(x, y, len(self.classes_))
-        self.temperature_ = self._calibrate(x, y)
+        self.temperature_ = self._calibrate(x, y, groups)
         return self
 
-    def _calibrate(self, x: csr_matrix, y: np.ndarray) -> float:
+    def _calibrate(self, x: csr_matrix, y: np.ndarray, groups: np.ndarray | None) -> float:
         """The temperature of the out-of-fold logits (see the calibration module); the
         folds are trained from scratch, as the final model was."""
-        if self.calibration_folds == 0:
+        if self.calibration_folds == 0 or groups is None:
             return 1.0
         n_classes = len(self.classes_)
 
@@ -142,7 +144,6 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
             logits[:, present] = x[held_out] @ coef + intercept
             return logits
 
-        groups = paraphrase_groups(x, y)
         seed = 0 if self.random_state is None else self.random_state
         iterations = self.n_iter_
         temperature = cross_validated_temperature(score_fold, y, groups,

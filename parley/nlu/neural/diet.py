@@ -375,7 +375,7 @@ class DIETClassifier(NLUComponent, Finetunable):
         from parley.nlu.classifiers.calibration import (
             cross_validated_temperature, paraphrase_groups,
         )
-        from parley.nlu.features import stack_sentence_features
+        from parley.nlu.features import features_of, stack_sentence_features
         from parley.nlu.neural.model import DIETModel
 
         labeled = [m for m in examples if self._label_of(m) is not None]
@@ -398,7 +398,9 @@ class DIETClassifier(NLUComponent, Finetunable):
             return logits
 
         try:
-            groups = paraphrase_groups(stack_sentence_features(labeled, self._origins()), y)
+            sentences = stack_sentence_features(labeled, self._origins())
+            dims = [f.dim for f in features_of(labeled[0], self._origins())]
+            groups = paraphrase_groups(sentences, y, dims)
             return cross_validated_temperature(score_fold, y, groups, self.calibration_folds,
                                                self._seed())
         finally:

@@ -222,3 +222,32 @@ def test_loading_damaged_files_should_fail_clearly(tmp_path: Path, damage: str) 
         np.savez(tmp_path / "arrays.npz", **arrays)
     with pytest.raises(ModelArchiveError, match="state.json|damaged"):
         SklearnIntentClassifier.load(tmp_path)
+
+
+@needs_shared_data
+def test_calibrated_svm_should_keep_its_ranking_save_its_temperature_and_be_calibrated(
+        tmp_path: Path) -> None:
+    """libsvm's probabilities are far too low with Rasa's settings; the temperature learned
+    from the training data fixes them without changing which intent wins."""
+    from parley.nlu.reliability import reliability
+
+    root = SHARED_DATA / "snips-small"
+    texts = [m.text for m in read_nlu_file(root / "test" / "test_nlu.yml").intent_examples]
+    gold = [m.base_intent for m in read_nlu_file(root / "test" / "test_nlu.yml").intent_examples]
+    results = {}
+    for folds in (0, 3):
+        classifier, upstream = _pipeline(read_nlu_file(root / "data" / "nlu.yml"),
+                                         calibration_folds=folds)
+        messages = _processed(upstream, texts)
+        classifier.process(messages)
+        results[folds] = (classifier, [m.data["intent"] for m in messages])
+    raw, calibrated = results[0][1], results[3][1]
+    assert [i["name"] for i in raw] == [i["name"] for i in calibrated]
+    ece = {folds: reliability([i["confidence"] for i in intents],
+                              [i["name"] == g for i, g in zip(intents, gold, strict=True)]
+                              ).expected_calibration_error
+           for folds, (_, intents) in results.items()}
+    assert ece[0] > 0.1 and ece[3] < 0.05
+    classifier = results[3][0]
+    classifier.save(tmp_path)
+    assert SklearnIntentClassifier.load(tmp_path).temperature_ == classifier.temperature_

@@ -51,7 +51,7 @@ class Examples:
 
     table: StateTable
     histories: list[list[int]]
-    labels: list[str] | list[list[str]]
+    labels: list[str] | list[list[str]] | list[list[str | None]]
 
 
 def training_view(state: State) -> State:
@@ -83,21 +83,22 @@ def max_history_examples(trackers: Sequence[DialogueStateTracker], domain: Domai
 
 def full_dialogue_examples(trackers: Sequence[DialogueStateTracker],
                            domain: Domain) -> Examples:
+    """``labels[i][t]`` is the action after state ``t`` of dialogue ``i``, None where that
+    action is unpredictable (a story's opening ``action_listen``); the same dialogue twice
+    (augmentation makes many) is kept once."""
     table = StateTable()
+    seen: set[tuple[tuple[int, ...], tuple[str | None, ...]]] = set()
     histories: list[list[int]] = []
-    labels: list[list[str]] = []
+    labels: list[list[str | None]] = []
     for tracker in trackers:
         states = tracker.past_states(domain)
         actions = [e for e in tracker.applied_events() if isinstance(e, ActionExecuted)]
-        ids: list[int] = []
-        names: list[str] = []
-        for state, action in zip(states, actions, strict=False):  # the last state: no action
-            if action.unpredictable:
-                ids, names = [], []  # a story's opening action: history starts afresh after it
-                continue
-            ids.append(table.add(training_view(state)))
-            names.append(action.action_name or action.action_text or "")
-        if ids:
+        ids = [table.add(training_view(s)) for s in states[:len(actions)]]
+        names = [None if a.unpredictable else (a.action_name or a.action_text or "")
+                 for a in actions]
+        key = (tuple(ids), tuple(names))
+        if ids and any(names) and key not in seen:
+            seen.add(key)
             histories.append(ids)
             labels.append(names)
     return Examples(table, histories, labels)

@@ -28,7 +28,9 @@ from parley.component import finetune_epochs
 from parley.data.domain import Domain
 from parley.data.tracker import DialogueStateTracker
 from parley.dialogue.featurization.state import StateFeaturizer, TextFeatures
-from parley.dialogue.featurization.trackers import max_history_examples
+from parley.dialogue.featurization.trackers import (
+    full_dialogue_examples, max_history_examples,
+)
 from parley.dialogue.policies.base import (
     FinetunablePolicy, Policy, check_actions_in_domain, prediction_states,
 )
@@ -145,12 +147,6 @@ class TEDPolicy(Policy, FinetunablePolicy):
         Rule(("transformer_size", "number_of_transformer_layers", "number_of_attention_heads"),
              _heads_divide_size),
     )
-
-    @classmethod
-    def runtime_fingerprint(cls) -> dict[str, Any]:
-        from parley.ml.grouped import matmul_dtype  # bf16 or f32: other weights
-
-        return {"matmul_dtype": str(matmul_dtype())}
 
     def __init__(
         self,
@@ -269,7 +265,7 @@ class TEDPolicy(Policy, FinetunablePolicy):
         label_widths = {"action_name": len(featurizer.actions),
                         "action_text": featurizer.text_dim}
         return Architecture(
-            widths=widths, label_widths=label_widths, n_labels=len(featurizer.actions),
+            widths=widths, causal=self.max_history is None, label_widths=label_widths, n_labels=len(featurizer.actions),
             dense_dimension=_per_attribute(self.dense_dimension, DENSE_DIMENSION),
             encoding_dimension=self.encoding_dimension,
             hidden_layers={k: list(v) for k, v in {**HIDDEN_LAYERS,
@@ -296,8 +292,13 @@ class TEDPolicy(Policy, FinetunablePolicy):
     # --- training --------------------------------------------------------------------------
     def _examples(self, trackers: Sequence[DialogueStateTracker], domain: Domain) -> Examples:
         stories = [t for t in trackers if not t.is_rule_tracker]
-        examples = max_history_examples(stories, domain, self.max_history)
-        check_actions_in_domain(list(map(str, examples.labels)), domain, self.name)
+        if self.max_history is None:
+            examples = full_dialogue_examples(stories, domain)
+            names = {a for row in examples.labels for a in row if isinstance(a, str)}
+        else:
+            examples = max_history_examples(stories, domain, self.max_history)
+            names = {str(a) for a in examples.labels}
+        check_actions_in_domain(sorted(names), domain, self.name)
         return examples
 
     def fit(self, trackers: Sequence[DialogueStateTracker], domain: Domain,
@@ -352,16 +353,18 @@ class TEDPolicy(Policy, FinetunablePolicy):
 
         assert self.model_ is not None
         inputs = self.featurizer_.encode(examples.table.states, self.text_features_)
-        dialogues = Dialogues.build(inputs, examples.histories)
-        action_index = {name: i for i, name in enumerate(self.featurizer_.actions)}
-        labels = np.array([action_index[str(label)] for label in examples.labels])
+        index = {name: i for i, name in enumerate(self.featurizer_.actions)}
+        causal = self.max_history is None
+        labels: Any = ([[-1 if a is None else index[a] for a in row] for row in examples.labels]
+                       if causal else [index[str(a)] for a in examples.labels])
+        dialogues = Dialogues.build(inputs, examples.histories, causal, labels)
         schedule = Schedule(
             epochs=epochs, batch_size=self.batch_size, batch_strategy=self.batch_strategy,
             learning_rate=self.learning_rate, regularization_constant=self.regularization_constant,
             evaluate_every_number_of_epochs=self.evaluate_every_number_of_epochs,
             evaluate_on_number_of_examples=self.evaluate_on_number_of_examples,
             checkpoint_model=self.checkpoint_model)
-        trainer = TEDTrainer(self.model_, dialogues, labels, self._label_inputs(), schedule,
+        trainer = TEDTrainer(self.model_, dialogues, self._label_inputs(), schedule,
                              self._seed(), description=f"{self.name} epochs")
         with torch_threads():
             trainer.train()
@@ -399,7 +402,7 @@ class TEDPolicy(Policy, FinetunablePolicy):
         model = self.model_
         model.eval()
         dialogues = Dialogues.build(self.featurizer_.encode(states or [{}], self.text_features_),
-                                    [list(range(len(states) or 1))])
+                                    [list(range(len(states) or 1))], self.architecture_.causal)
         with torch.inference_mode(), torch_threads():
             if getattr(self, "_label_cache", None) is None:
                 self._label_cache = model.label_embeddings(self._label_inputs())

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from parley.ml.grouped import GroupedLinear
+from parley.ml.grouped import RandomlyConnectedLinear
 from parley.ml.layers import Dropout, FeedForward, Grid, TransformerEncoder
 from parley.ml.similarity import label_loss
 
@@ -107,7 +107,8 @@ class AttributeEncoder(nn.Module):
             if attribute in ENCODED:
                 self.encode[attribute] = FeedForward(layers[-1], [arch.encoding_dimension],
                                                      arch.drop_rate_dialogue,
-                                                     arch.connection_density)
+                                                     arch.connection_density,
+                                                     RandomlyConnectedLinear)
                 if ENCODED[attribute] not in encoded:
                     encoded.add(ENCODED[attribute])
                     width += arch.encoding_dimension
@@ -146,14 +147,10 @@ class TEDModel(nn.Module):
                 width, arch.transformer_layers, arch.transformer_size, arch.attention_heads,
                 arch.drop_rate_dialogue, arch.drop_rate_attention, arch.connection_density,
                 arch.key_relative_attention, arch.value_relative_attention,
-                arch.max_relative_position, unidirectional=arch.causal)
+                arch.max_relative_position, unidirectional=arch.causal,
+                linear=RandomlyConnectedLinear)
             width = arch.transformer_size
         self.embed_dialogue = nn.Linear(width, arch.embedding_dimension)
-        # TED's products are small: bfloat16 would not be faster, and float32 keeps no
-        # kernel per batch shape (a formbot training then peaks 140 MB lower).
-        for module in self.modules():
-            if isinstance(module, GroupedLinear):
-                module.product_dtype = torch.float32
         self.embed_label = nn.Linear(self.labels.width, arch.embedding_dimension)
 
     def dialogue_embeddings(self, batch: DialogueBatch) -> torch.Tensor:

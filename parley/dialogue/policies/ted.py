@@ -265,7 +265,8 @@ class TEDPolicy(Policy, FinetunablePolicy):
         label_widths = {"action_name": len(featurizer.actions),
                         "action_text": featurizer.text_dim}
         return Architecture(
-            widths=widths, causal=self.max_history is None, label_widths=label_widths, n_labels=len(featurizer.actions),
+            widths=widths, causal=self.max_history is None, label_widths=label_widths,
+            n_labels=len(featurizer.actions),
             dense_dimension=_per_attribute(self.dense_dimension, DENSE_DIMENSION),
             encoding_dimension=self.encoding_dimension,
             hidden_layers={k: list(v) for k, v in {**HIDDEN_LAYERS,

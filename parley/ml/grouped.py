@@ -48,10 +48,6 @@ class GroupedLinear(nn.Module):
                  column_major: bool = False) -> None:
         super().__init__()
         self.column_major = column_major
-        # What the training products run in: None for matmul_dtype(); a model of small
-        # products (TED's) sets float32, where bfloat16 gains nothing and keeps a kernel
-        # per shape.
-        self.product_dtype: torch.dtype | None = None
         groups = max(1, min(round(1.0 / density), in_features, out_features))
         self.in_features, self.out_features, self.groups = in_features, out_features, groups
         self.shuffle = shuffle and groups > 1
@@ -113,8 +109,7 @@ class _GroupedProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor | None,
                 kernel: torch.Tensor, keep_product_dtype: bool) -> torch.Tensor:
-        dtype = ((layer.product_dtype or matmul_dtype())
-                 if layer.training and kernel.dtype == torch.float32 else kernel.dtype)
+        dtype = matmul_dtype() if layer.training and kernel.dtype == torch.float32 else kernel.dtype
         if layer.shuffle:
             # Columns are gathered as the rows of the transpose (a column gather is ~10×
             # slower); the products read the column-major result as it is.

@@ -4,11 +4,13 @@ Per state, each attribute's vector (see ``parley.dialogue.featurization.state``)
 through a dense layer (``dense_dimension``); intents and user texts, action names and bot
 texts then through an encoding layer into ``encoding_dimension`` dims, so that a turn given
 by its intent and one given by its text land in the same space. The attributes side by side
-are the state's row. The dialogue's rows — newest first, as Rasa lays out a max-history
-dialogue, so that the state that decides always sits at position 0 — go through a
-bidirectional transformer; position 0's output is embedded (``embedding_dimension``) and
-compared with the embedding of every action (its name one-hot, and its text for bot
-utterances of end-to-end stories), by the similarity loss of :mod:`parley.ml.similarity`.
+are the state's row. With a max history the dialogue's rows lie newest first, as Rasa lays
+them out (the deciding state always at position 0), through a bidirectional transformer;
+over whole dialogues (``causal``) they lie in order and each row sees only those before it.
+The output at each row read is embedded (``embedding_dimension``) and compared with the
+embedding of every action (its name one-hot, and its text for bot utterances of end-to-end
+stories) by the similarity loss of :mod:`parley.ml.similarity`. The layers are Rasa's
+randomly connected ones (``connection_density``; see ``RandomlyConnectedLinear``).
 """
 
 from __future__ import annotations

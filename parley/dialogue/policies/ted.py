@@ -9,10 +9,13 @@ predicts a softmax over the domain's actions, the top ``ranking_length`` renorma
 
 Differences from Rasa, on purpose (docs/dialogue-policies.md has the table):
 
+- ``max_history`` null trains whole dialogues with causal attention, every action of a
+  story in one pass (Rasa 2's full-dialogue layout), not one example per prefix (Rasa 3):
+  O(length) rows instead of O(length²); each prediction still sees the whole dialogue.
 - ``random_seed`` left null still trains deterministically (seed 42), as DIET does.
-- Text of end-to-end turns enters as the NLU pipeline's sentence features (Rasa also runs
-  a text transformer over the tokens: the ``text``/``action_text`` transformer keys and
-  ``concat_dimension`` are accepted and have no effect).
+- End-to-end texts are not featurized yet (no text features reach ``fit``; see
+  docs/dialogue-policies.md); the text-transformer keys and ``concat_dimension`` are
+  accepted and have no effect.
 - ``tensorboard_log_directory`` is not supported (a warning).
 """
 

@@ -79,6 +79,7 @@ ENTRIES: dict[str, Entry] = {
     "AugmentedMemoizationPolicy":
         _policy("parley.dialogue.policies.memoization:AugmentedMemoizationPolicy"),
     "RulePolicy": _policy("parley.dialogue.policies.rule:RulePolicy"),
+    "TEDPolicy": _policy("parley.dialogue.policies.ted:TEDPolicy"),
 }
 
 # Rasa 3.x names Parley does not have yet, with their kind.
@@ -88,7 +89,7 @@ NOT_YET: dict[str, Kind] = {
         "MitieTokenizer", "MitieFeaturizer", "MitieEntityExtractor", "MitieIntentClassifier",
         "DucklingEntityExtractor", "ConveRTFeaturizer", "ConveRTTokenizer", "JiebaTokenizer",
         "LanguageModelTokenizer", "HFTransformersNLP"), NLU),
-    **dict.fromkeys(("TEDPolicy", "UnexpecTEDIntentPolicy"), POLICY),
+    "UnexpecTEDIntentPolicy": POLICY,
 }
 # Rasa 2 policies that Rasa 3 removed, and what replaces them.
 REMOVED_IN_RASA_3: dict[str, str] = {

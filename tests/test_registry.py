@@ -30,7 +30,8 @@ def test_kinds_should_come_from_the_table_not_the_name():
     assert kind_of("TEDPolicy") == POLICY and kind_of("SpacyNLP") == NLU
     assert kind_of("MappingPolicy") == POLICY and kind_of("NoSuchThing") is None
     assert not set(NOT_YET) & set(ENTRIES) and not set(REMOVED_IN_RASA_3) & set(ENTRIES)
-    assert names(POLICY) == ["MemoizationPolicy", "AugmentedMemoizationPolicy", "RulePolicy"]
+    assert names(POLICY) == ["MemoizationPolicy", "AugmentedMemoizationPolicy", "RulePolicy",
+                            "TEDPolicy"]
 
 
 def test_a_name_of_the_other_kind_should_say_where_it_belongs():
@@ -41,7 +42,7 @@ def test_a_name_of_the_other_kind_should_say_where_it_belongs():
         get_class("CountVectorsFeaturizer", POLICY)
 
 
-@pytest.mark.parametrize("name", ["TEDPolicy", "UnexpecTEDIntentPolicy"])
+@pytest.mark.parametrize("name", ["UnexpecTEDIntentPolicy"])
 def test_rasa_policies_parley_lacks_should_say_so(name):
     with pytest.raises(ConfigError, match=f"'{name}' is a Rasa policy that Parley does not "
                                           "have yet"):

@@ -58,7 +58,7 @@ CASES: list[tuple[str, str, str, str]] = [
     ("Config: a component without `name`", "config.yml", "  - name: RegexFeaturizer",
      "  - RegexFeaturizer: {}"),
     ("Config: a Rasa policy Parley lacks", "config.yml", "  - name: RulePolicy",
-     "  - name: RulePolicy\n  - name: TEDPolicy"),
+     "  - name: RulePolicy\n  - name: UnexpecTEDIntentPolicy"),
     ("Config: a misspelt parameter (a warning; training goes on)", "config.yml",
      "  - name: MemoizationPolicy", "  - name: MemoizationPolicy\n    max_histroy: 3"),
     ("Config: a number out of range", "config.yml", "    max_ngram: 4", "    max_ngram: 0"),

@@ -191,7 +191,7 @@ class FeatureTable:
 
     def token_rows(self, index: np.ndarray) -> np.ndarray:
         """The table's token rows of the examples at ``index``, example after example."""
-        return _ranges(self.token_start[index], self.n_tokens[index])
+        return ranges(self.token_start[index], self.n_tokens[index])
 
     def batch(self, torch: Any, index: np.ndarray, row_quantum: int = 1) -> Batch:
         """Tensors for the messages at ``index`` (in that order); ``row_quantum`` > 1 adds
@@ -200,35 +200,18 @@ class FeatureTable:
         lengths = self.n_tokens[index]
         longest = int(lengths.max(initial=0))
         size = len(index)
-        first_row, runs = pack_blocks(lengths)
+        first_row, chunks, row_positions = pack_rows(torch, lengths + 1, row_quantum)
         message = np.repeat(np.arange(size), lengths)  # the message of each token
         within = np.arange(len(message)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
         token_rows = first_row[message] + within
         sentence_rows = first_row + lengths
-        used = runs[-1][0] + runs[-1][1] * runs[-1][2] if runs else 0
-        spare = -used % row_quantum
-        if spare:  # spare rows are blocks of padding too: attention then covers every row
-            start, count, width = runs[-1]
-            runs[-1:] = ([(start, count + spare // width, width)] if spare % width == 0
-                         else [runs[-1], (used, 1, spare)])
-        # Each row's message (padding rows: a distinct negative id, so each sees only itself).
-        message_rows = _ranges(first_row, lengths + 1)
-        owner = -1 - np.arange(used + spare)
-        owner[message_rows] = np.repeat(np.arange(size), lengths + 1)
-        row_positions = np.zeros(used + spare, dtype=np.int64)
-        row_positions[message_rows] = _ranges(np.zeros(size, np.int64), lengths + 1)
-        chunks = []
-        for start, count, width in runs:
-            ids = owner[start:start + count * width].reshape(count, width)
-            blocked = ids[:, None, :, None] != ids[:, None, None, :]
-            chunks.append(Chunk(start, count, width, torch.from_numpy(blocked)))
         table_rows = self.token_rows(index)
         sequence = [self._rows(torch, b.sequence, table_rows, b.is_sparse) for b in self.blocks]
         sentence = [self._rows(torch, b.sentence, index, b.is_sparse) for b in self.blocks]
         return Batch(size, longest + 1, torch.from_numpy(lengths), torch.from_numpy(token_rows),
                      torch.from_numpy(sentence_rows),
                      torch.from_numpy(message * max(longest, 1) + within), sequence, sentence,
-                     chunks, torch.from_numpy(row_positions))
+                     chunks, row_positions)
 
     @staticmethod
     def _rows(torch: Any, matrix: Any, rows: np.ndarray, is_sparse: bool) -> Any:
@@ -238,13 +221,42 @@ class FeatureTable:
         counts = matrix.indptr[rows + 1] - starts
         offsets = np.zeros(len(rows), dtype=np.int64)
         np.cumsum(counts[:-1], out=offsets[1:])
-        take = _ranges(starts, counts)
+        take = ranges(starts, counts)
         return SparseRows(torch.from_numpy(matrix.indices[take].astype(np.int64)),
                           torch.from_numpy(offsets),
                           torch.from_numpy(matrix.data[take].astype(np.float32)))
 
 
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def pack_rows(torch: Any, rows: np.ndarray, row_quantum: int = 1
+              ) -> tuple[np.ndarray, list[Chunk], Any]:
+    """Lay out examples of ``rows`` rows each (a message's tokens and sentence, a dialogue's
+    states) in attention blocks (:func:`pack_blocks`), where each row sees only the rows of
+    its own example. Returns each example's first row, the chunks, and each row's position
+    in its example (a tensor; padding rows 0). ``row_quantum`` > 1 adds empty rows at the
+    end up to a multiple of it (few distinct shapes for kernels compiled per shape)."""
+    size = len(rows)
+    first_row, runs = pack_blocks(rows - 1)
+    used = runs[-1][0] + runs[-1][1] * runs[-1][2] if runs else 0
+    spare = -used % row_quantum
+    if spare:  # spare rows are blocks of padding too: attention then covers every row
+        start, count, width = runs[-1]
+        runs[-1:] = ([(start, count + spare // width, width)] if spare % width == 0
+                     else [runs[-1], (used, 1, spare)])
+    # Each row's example (padding rows: a distinct negative id, so each sees only itself).
+    example_rows = ranges(first_row, rows)
+    owner = -1 - np.arange(used + spare)
+    owner[example_rows] = np.repeat(np.arange(size), rows)
+    row_positions = np.zeros(used + spare, dtype=np.int64)
+    row_positions[example_rows] = ranges(np.zeros(size, np.int64), rows)
+    chunks = []
+    for start, count, width in runs:
+        ids = owner[start:start + count * width].reshape(count, width)
+        blocked = ids[:, None, :, None] != ids[:, None, None, :]
+        chunks.append(Chunk(start, count, width, torch.from_numpy(blocked)))
+    return first_row, chunks, torch.from_numpy(row_positions)
+
+
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
     total = int(counts.sum())
     if total == 0:

@@ -96,11 +96,12 @@ class SparseDense(nn.Module):
 class FeedForward(nn.Module):
     """Rasa's ``Ffnn``: dense layers with GELU and dropout (none for an empty size list)."""
 
-    def __init__(self, in_features: int, sizes: list[int], drop_rate: float, density: float) -> None:
+    def __init__(self, in_features: int, sizes: list[int], drop_rate: float, density: float,
+                 linear: type[nn.Module] = GroupedLinear) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for size in sizes:
-            layers += [GroupedLinear(in_features, size, density), nn.GELU(),
+            layers += [linear(in_features, size, density), nn.GELU(),
                        Dropout(drop_rate)]
             in_features = size
         self.layers = nn.Sequential(*layers)
@@ -113,7 +114,7 @@ class FeedForward(nn.Module):
 class MultiHeadAttention(nn.Module):
     def __init__(self, units: int, heads: int, attention_drop: float, density: float,
                  key_relative: bool, value_relative: bool, max_relative_position: int,
-                 unidirectional: bool) -> None:
+                 unidirectional: bool, linear: type[nn.Module] = GroupedLinear) -> None:
         super().__init__()
         if units % heads:
             raise ValueError(f"transformer_size {units} is not divisible by "
@@ -124,8 +125,8 @@ class MultiHeadAttention(nn.Module):
         # Query, key and value as one grouped layer, 3× wide: each input group feeds a
         # third of their units. (Rasa masks each of the three at random on its own; three
         # shuffles cost 1.4–2 ms more a layer on a banking77-small batch, for no accuracy.)
-        self.query_key_value = GroupedLinear(units, 3 * units, density, bias=False)
-        self.out = GroupedLinear(units, units, density)
+        self.query_key_value = linear(units, 3 * units, density, bias=False)
+        self.out = linear(units, units, density)
         self.attention_drop = attention_drop
         self.unidirectional = unidirectional
         self.max_relative_position = max_relative_position
@@ -202,11 +203,12 @@ class TransformerBlock(nn.Module):
     def __init__(self, units: int, heads: int, drop_rate: float, **attention: Any) -> None:
         super().__init__()
         density = attention["density"]
+        linear = attention.get("linear", GroupedLinear)
         self.norm_attention = nn.LayerNorm(units, eps=1e-6)
         self.attention = MultiHeadAttention(units, heads, **attention)
         self.norm_ffn = nn.LayerNorm(units, eps=1e-6)
-        self.ffn_in = GroupedLinear(units, 4 * units, density, column_major=True)
-        self.ffn_out = GroupedLinear(4 * units, units, density, shuffle=False)
+        self.ffn_in = linear(units, 4 * units, density, column_major=True)
+        self.ffn_out = linear(4 * units, units, density, shuffle=False)
         self.drop_rate = drop_rate
         self.dropout = Dropout(drop_rate)
 
@@ -240,17 +242,19 @@ class TransformerEncoder(nn.Module):
     def __init__(self, in_features: int, layers: int, units: int, heads: int, drop_rate: float,
                  attention_drop: float, density: float, key_relative: bool = False,
                  value_relative: bool = False, max_relative_position: int = 5,
-                 unidirectional: bool = False) -> None:
+                 unidirectional: bool = False, linear: type[nn.Module] = GroupedLinear) -> None:
+        """``linear`` builds the layers: :class:`GroupedLinear` (DIET's, fast on wide
+        layers) or :class:`RandomlyConnectedLinear` (Rasa's random mask; TED's)."""
         super().__init__()
         self.units = units
-        self.project = GroupedLinear(in_features, units, density)
+        self.project = linear(in_features, units, density)
         self.dropout = Dropout(drop_rate)
         self.blocks = nn.ModuleList(
             TransformerBlock(units, heads, drop_rate, attention_drop=attention_drop,
                              density=density, key_relative=key_relative,
                              value_relative=value_relative,
                              max_relative_position=max_relative_position,
-                             unidirectional=unidirectional)
+                             unidirectional=unidirectional, linear=linear)
             for _ in range(layers)
         )
         self.norm = nn.LayerNorm(units, eps=1e-6)

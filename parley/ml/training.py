@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -78,6 +78,15 @@ def epoch_order(rng: np.random.Generator, labels: np.ndarray | None, count: int,
     return order[np.argsort(rank, kind="stable")]
 
 
+class Examples(Protocol):
+    """What the loop needs of the examples: how many, and each one's length (rows)."""
+
+    @property
+    def n_tokens(self) -> np.ndarray: ...
+
+    def __len__(self) -> int: ...
+
+
 class Trainer(ABC):
     """Trains ``model`` on the examples of ``table`` by ``schedule``.
 
@@ -87,7 +96,7 @@ class Trainer(ABC):
     position embeddings do not, as in Rasa.
     """
 
-    def __init__(self, model: torch.nn.Module, table: FeatureTable, labels: np.ndarray | None,
+    def __init__(self, model: torch.nn.Module, table: FeatureTable | Examples, labels: np.ndarray | None,
                  schedule: Schedule, seed: int, description: str = "Epochs") -> None:
         self.model = model
         self.table = table

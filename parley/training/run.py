@@ -221,7 +221,12 @@ class TrainingRun:
     def _run_policy(self, status: NodeStatus, workdir: Path, inputs: dict[str, Any]) -> Path:
         node = status.node
         started = time.perf_counter()
-        if status.status == TRAIN:
+        if self._finetune_dir is not None:
+            with blamed_on(node, "training"):
+                policy = self._finetuned_policy(node, inputs["trackers"])
+                policy.save(workdir / node.name)
+            found = workdir / node.name  # not cached: it depends on the old model
+        elif status.status == TRAIN:
             cls: Any = component_class(node.kind, node.component)
             with blamed_on(node, "training"):
                 policy = cls.from_params(node.params).fit(inputs["trackers"],
@@ -233,6 +238,21 @@ class TrainingRun:
             found = self._restored[node.name]
         self._say(status, time.perf_counter() - started)
         return found
+
+    def _finetuned_policy(self, node: Node, trackers: list[Any]) -> Any:
+        """A policy that learns by epochs continues from the old model's weights for a
+        fraction of them; the others (memoization, rules) learn the new stories afresh, as
+        Rasa's do."""
+        from parley.dialogue.policies.base import FinetunablePolicy
+
+        assert self._finetune_dir is not None
+        cls: Any = component_class(node.kind, node.component)
+        old = cls.load(self._finetune_dir / COMPONENTS_DIR / node.name)
+        if not isinstance(old, FinetunablePolicy):
+            return cls.from_params(node.params).fit(trackers, self.importer.domain)
+        for key, value in node.params.items():
+            setattr(old, key, value)
+        return old.finetune(trackers, self.importer.domain, self.request.epoch_fraction)
 
     def _training_trackers(self) -> list[Any]:
         from parley.dialogue.generator import generate_trackers

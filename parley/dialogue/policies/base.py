@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "Policy", "action_label", "check_actions_in_domain", "feature_key", "prediction_states",
-    "state_histories", "training_states_and_labels", "unambiguous_lookup",
+    "FinetunablePolicy", "Policy", "action_label", "check_actions_in_domain", "feature_key",
+    "prediction_states", "state_histories", "training_states_and_labels", "unambiguous_lookup",
 ]
 
 LOOKUP_FILE = "lookup.json"
@@ -199,3 +199,14 @@ class Policy(Component, ABC):
             raise ConfigError(
                 f"the action '{action}' is not in the domain; the policy was trained on "
                 "another domain. Train again with this domain.") from None
+
+
+class FinetunablePolicy(ABC):
+    """A policy that continues training from what it learned (``model_to_finetune``):
+    the dialogue side of :class:`parley.component.Finetunable`. Policies that are not
+    learn their new data from scratch, as Rasa's memoization and rules do."""
+
+    @abstractmethod
+    def finetune(self, trackers: Sequence[DialogueStateTracker], domain: Domain,
+                 epoch_fraction: float) -> Self:
+        """Continue on ``trackers`` for ``finetune_epochs(epochs, epoch_fraction)``."""

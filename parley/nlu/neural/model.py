@@ -24,6 +24,7 @@ from torch.nn import functional as F  # noqa: N812
 from parley.ml.batching import Batch, SparseRows
 from parley.ml.crf import CRF
 from parley.ml.layers import Dropout, FeedForward, Grid, SparseDense, TransformerEncoder
+from parley.ml.similarity import label_loss
 from parley.ml.torch_env import generator
 
 ENTITY_TAG_EMBEDDING = 20  # size of the entity-tag input of the role/group taggers
@@ -199,57 +200,8 @@ class DIETModel(nn.Module):
     # --- losses --------------------------------------------------------------------------
     def label_loss(self, text: torch.Tensor, labels: torch.Tensor, all_labels: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rasa's contrast: each text against its label (the positive), ``k`` sampled wrong
-        labels, and ``k`` other texts of the batch with other labels; the positive label too
-        against those wrong labels and texts. Also the accuracy of ranking all labels."""
-        arch = self.arch
-        n, size = all_labels.shape[0], text.shape[0]
-        k = min(arch.negative_examples, n - 1)
-        positive_label = all_labels[labels]
-        positive = (text * positive_label).sum(dim=-1, keepdim=True)
-        if k > 0:
-            noise = torch.rand(size, n, generator=generator())
-            noise[torch.arange(size), labels] = 2.0  # never the right label
-            wrong_labels = all_labels[noise.topk(k, dim=1, largest=False).indices]
-            # Other texts of the batch; those that share the label do not count.
-            others = torch.randint(size, (size, k), generator=generator())
-            same = labels[others] == labels.unsqueeze(1)
-            wrong_texts = text[others]
-            negative = torch.cat([
-                torch.einsum("be,bke->bk", text, wrong_labels),
-                torch.einsum("be,bke->bk", positive_label, wrong_labels),
-                torch.einsum("be,bke->bk", text, wrong_texts).masked_fill(same, -1e9),
-                torch.einsum("be,bke->bk", positive_label, wrong_texts).masked_fill(same, -1e9),
-            ], dim=1)
-        else:
-            negative = text.new_zeros(size, 0)
-        loss = self._similarity_loss(positive, negative)
-        with torch.no_grad():
-            accuracy = ((text @ all_labels.t()).argmax(dim=1) == labels).float().mean()
-        return loss, accuracy
-
-    def _similarity_loss(self, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
-        arch = self.arch
-        if arch.loss_type == "margin":
-            loss = F.relu(arch.maximum_positive_similarity - positive.squeeze(1))
-            if negative.shape[1]:
-                worst = (negative.max(dim=1).values if arch.use_maximum_negative_similarity
-                         else negative)
-                neg = F.relu(arch.maximum_negative_similarity + worst)  # masked: -1e9 → 0
-                loss = loss + arch.negative_margin_scale * (neg if neg.dim() == 1 else neg.sum(1))
-            return loss.mean()
-        logits = torch.cat([positive, negative], dim=1)
-        target = torch.zeros(logits.shape[0], dtype=torch.long)
-        per_example = F.cross_entropy(logits, target, reduction="none")
-        if arch.scale_loss:  # Rasa's: weigh each example by ((1 − p_right) / 0.5)⁴
-            scale = ((1 - torch.softmax(logits, dim=1)[:, 0]) / 0.5).pow(4).detach()
-            per_example = per_example * scale
-        loss = per_example.mean()
-        if arch.constrain_similarities:
-            real = logits > -1e8
-            ones = torch.cat([torch.ones_like(positive), torch.zeros_like(negative)], dim=1)
-            loss = loss + F.binary_cross_entropy_with_logits(logits[real], ones[real])
-        return loss
+        """The similarity loss of :mod:`parley.ml.similarity` and the label accuracy."""
+        return label_loss(text, labels, all_labels, self.arch)
 
     def mask_tokens(self, rows: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Hide 15% of the tokens for the masked language model: the mask vector in 70% of

@@ -30,6 +30,7 @@ class DIETTrainer(Trainer):
     masked-token loss, summed; scored by label accuracy and tag F1."""
 
     model: DIETModel
+    table: FeatureTable
 
     def __init__(self, model: DIETModel, table: FeatureTable, targets: Targets,
                  label_inputs: torch.Tensor | None, schedule: Schedule, seed: int,

@@ -1,0 +1,150 @@
+"""Rasa's single-state featurizer: one dialogue state → a vector per attribute.
+
+The attributes and what each holds, as in Rasa's ``SingleStateFeaturizer``:
+
+- ``intent``: one-hot over the domain's intents (Rasa's defaults included);
+- ``text``: the user's text, by the text features given (end-to-end turns);
+- ``entities``: multi-hot over the entity labels the domain knows (``city``,
+  ``city#from`` for roles and groups); the state already holds only those its intent
+  uses (``use_entities`` / ``ignore_entities``);
+- ``action_name``: one-hot over the domain's actions; ``action_text``: the bot's text, by
+  the text features;
+- ``slots``: each slot that influences the conversation, featurized by its type (see
+  :func:`parley.data.tracker.slot_features`), side by side in domain order;
+- ``active_loop``: one-hot over the domain's forms.
+
+Intents and action names are one-hot, as Rasa's are when the NLU pipeline's featurizers
+give them one token each (the usual case). Text features are optional: a
+:class:`TextFeatures` maps each text to a vector (the NLU pipeline's sentence features,
+handed in by the training layer); a text it lacks gets zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from parley.data.domain import Domain
+from parley.data.tracker import (
+    ACTIVE_LOOP, PREVIOUS_ACTION, SHOULD_NOT_BE_SET, SLOTS, USER, DomainView, State,
+)
+
+__all__ = ["ATTRIBUTES", "StateFeaturizer", "TextFeatures"]
+
+INTENT = "intent"
+TEXT = "text"
+ENTITIES = "entities"
+ACTION_NAME = "action_name"
+ACTION_TEXT = "action_text"
+# Every attribute a state can have, in the order the model concatenates them.
+ATTRIBUTES = (INTENT, TEXT, ENTITIES, ACTION_NAME, ACTION_TEXT, SLOTS, ACTIVE_LOOP)
+
+
+@dataclass
+class TextFeatures:
+    """A sentence vector per text (user messages and bot utterances of end-to-end stories)."""
+
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    dim: int = 0
+
+    def get(self, text: str) -> np.ndarray:
+        found = self.vectors.get(text)
+        return found if found is not None else np.zeros(self.dim, dtype=np.float32)
+
+    def __bool__(self) -> bool:
+        return self.dim > 0
+
+
+@dataclass
+class StateFeaturizer:
+    """The vocabularies of each attribute, from a domain (see the module docstring)."""
+
+    intents: list[str]
+    actions: list[str]
+    entities: list[str]
+    slots: list[tuple[str, int]]  # (slot, width of its features), in domain order
+    loops: list[str]
+    text_dim: int = 0  # width of the text features; 0 without end-to-end texts
+
+    @classmethod
+    def from_domain(cls, domain: Domain, text_dim: int = 0) -> StateFeaturizer:
+        view = DomainView(domain)
+        entities: set[str] = set()
+        for intent in domain.intent_names:
+            entities.update(view.used_entities(intent))
+        slots = [(slot.name, len(view.features(slot, None))) for slot in view.featurized_slots]
+        return cls(list(domain.intent_names), list(domain.action_names), sorted(entities),
+                   [(name, width) for name, width in slots if width], list(domain.form_names),
+                   text_dim)
+
+    def widths(self) -> dict[str, int]:
+        """Each attribute's vector width (0: the attribute is never featurized)."""
+        return {INTENT: len(self.intents), TEXT: self.text_dim, ENTITIES: len(self.entities),
+                ACTION_NAME: len(self.actions), ACTION_TEXT: self.text_dim,
+                SLOTS: sum(width for _, width in self.slots), ACTIVE_LOOP: len(self.loops)}
+
+    def encode(self, states: Sequence[State], texts: TextFeatures | None = None
+               ) -> dict[str, np.ndarray]:
+        """Each attribute's vectors of ``states`` (rows in order); what a state lacks is zeros,
+        and so are names the vocabularies do not know (a model trained on another domain)."""
+        widths = self.widths()
+        out = {a: np.zeros((len(states), w), dtype=np.float32) for a, w in widths.items() if w}
+        index = {INTENT: _positions(self.intents), ACTION_NAME: _positions(self.actions),
+                 ENTITIES: _positions(self.entities), ACTIVE_LOOP: _positions(self.loops)}
+        offsets: dict[str, tuple[int, int]] = {}
+        start = 0
+        for name, width in self.slots:
+            offsets[name] = (start, width)
+            start += width
+        for row, state in enumerate(states):
+            user = state.get(USER, {})
+            action = state.get(PREVIOUS_ACTION, {})
+            _one(out, INTENT, row, index[INTENT].get(user.get(INTENT)))
+            for label in user.get(ENTITIES, ()):
+                _one(out, ENTITIES, row, index[ENTITIES].get(label))
+            _one(out, ACTION_NAME, row, index[ACTION_NAME].get(
+                action.get(ACTION_NAME) or action.get(ACTION_TEXT)))
+            _one(out, ACTIVE_LOOP, row, index[ACTIVE_LOOP].get(state.get(ACTIVE_LOOP, {}).get("name")))
+            for name, value in state.get(SLOTS, {}).items():
+                if name in offsets and value != SHOULD_NOT_BE_SET:
+                    begin, width = offsets[name]
+                    values = np.asarray(value, dtype=np.float32)[:width]
+                    out[SLOTS][row, begin:begin + len(values)] = values
+            if texts and self.text_dim:
+                if user.get(TEXT) and not user.get(INTENT):
+                    out[TEXT][row] = texts.get(user[TEXT])
+                if action.get(ACTION_TEXT):
+                    out[ACTION_TEXT][row] = texts.get(action[ACTION_TEXT])
+        return out
+
+    def encode_labels(self, texts: TextFeatures | None = None) -> dict[str, np.ndarray]:
+        """The features of every action as a label: its name one-hot, and for the bot
+        texts of end-to-end stories (actions named by their text) their text features."""
+        out = {ACTION_NAME: np.eye(len(self.actions), dtype=np.float32)}
+        if texts and self.text_dim:
+            out[ACTION_TEXT] = np.stack([texts.get(a) for a in self.actions])
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"intents": self.intents, "actions": self.actions, "entities": self.entities,
+                "slots": [list(s) for s in self.slots], "loops": self.loops,
+                "text_dim": self.text_dim}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StateFeaturizer:
+        return cls([str(x) for x in data["intents"]], [str(x) for x in data["actions"]],
+                   [str(x) for x in data["entities"]],
+                   [(str(n), int(w)) for n, w in data["slots"]], [str(x) for x in data["loops"]],
+                   int(data["text_dim"]))
+
+
+def _positions(names: list[str]) -> dict[Any, int]:
+    return {name: i for i, name in enumerate(names)}
+
+
+def _one(out: dict[str, np.ndarray], attribute: str, row: int, column: int | None) -> None:
+    if column is not None and attribute in out:
+        out[attribute][row, column] = 1.0

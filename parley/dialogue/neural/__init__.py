@@ -1,0 +1,1 @@
+"""TED's network and its training (the policy itself is ``parley.dialogue.policies.ted``)."""

@@ -1,0 +1,449 @@
+"""TEDPolicy: the Transformer Embedding Dialogue policy, with Rasa's keys and defaults.
+
+What it learns: for every action of the stories, the ``max_history`` dialogue states before
+it (all of them when null; ``featurization.trackers.max_history_examples``), each state
+featurized as Rasa's single-state featurizer does (``featurization.state``); the network
+(``neural.model``) embeds the dialogue and every action and learns, by the similarity loss,
+to put the right action nearest (``neural.training`` over the shared epoch loop). It
+predicts a softmax over the domain's actions, the top ``ranking_length`` renormalised.
+
+Differences from Rasa, on purpose (docs/dialogue-policies.md has the table):
+
+- ``max_history`` null trains whole dialogues with causal attention, every action of a
+  story in one pass (Rasa 2's full-dialogue layout), not one example per prefix (Rasa 3):
+  O(length) rows instead of O(length²); each prediction still sees the whole dialogue.
+- ``random_seed`` left null still trains deterministically (seed 42), as DIET does.
+- End-to-end texts are not featurized yet (no text features reach ``fit``; see
+  docs/dialogue-policies.md); the text-transformer keys and ``concat_dimension`` are
+  accepted and have no effect.
+- ``tensorboard_log_directory`` is not supported (a warning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from parley.component import finetune_epochs
+from parley.data.domain import Domain
+from parley.data.tracker import DialogueStateTracker
+from parley.dialogue.featurization.state import StateFeaturizer, TextFeatures
+from parley.dialogue.featurization.trackers import (
+    full_dialogue_examples, max_history_examples,
+)
+from parley.dialogue.policies.base import (
+    FinetunablePolicy, Policy, check_actions_in_domain, prediction_states,
+)
+from parley.dialogue.policies.prediction import PolicyPrediction
+from parley.errors import DataError, warn
+from parley.ml.torch_env import import_torch, seed_everything, torch_threads
+from parley.params import (
+    AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
+)
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from parley.dialogue.featurization.trackers import Examples
+    from parley.dialogue.neural.model import Architecture, TEDModel
+
+DEFAULT_SEED = 42
+DIALOGUE = "dialogue"
+# Caps that refuse typos (1e12 epochs) instead of hanging; real configs stay far below.
+MAX_EPOCHS = 100_000
+MAX_WIDTH = 16_384
+MAX_LAYERS = 128
+MAX_BATCH = 10_000_000
+
+DENSE_DIMENSION = {"text": 128, "action_text": 128, "label_action_text": 128, "intent": 20,
+                   "action_name": 20, "label_action_name": 20, "entities": 20, "slots": 20,
+                   "active_loop": 20}
+CONCAT_DIMENSION = {"text": 128, "action_text": 128, "label_action_text": 128}
+TRANSFORMER_SIZE = {"text": 128, "action_text": 128, "label_action_text": 128, DIALOGUE: 128}
+TRANSFORMER_LAYERS = {"text": 1, "action_text": 1, "label_action_text": 1, DIALOGUE: 1}
+HIDDEN_LAYERS = {"text": [], "action_text": [], "label_action_text": []}
+
+
+def _per_attribute(value: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Rasa's size settings: one value for every attribute, or a mapping over the defaults."""
+    if isinstance(value, dict):
+        return {**defaults, **value}
+    return dict.fromkeys(defaults, value)
+
+
+def _sizes(limit: int, low: int = 1) -> Constraint:
+    return AnyOf(Int(low, limit), MappingOf(Str(), Int(low, limit)))
+
+
+def _heads_divide_size(size: Any, layers: Any, heads: int) -> str | None:
+    units = _per_attribute(size, TRANSFORMER_SIZE)[DIALOGUE]
+    if _per_attribute(layers, TRANSFORMER_LAYERS)[DIALOGUE] and units % heads:
+        return (f"the dialogue transformer_size ({units}) must be a multiple of "
+                f"number_of_attention_heads ({heads}).")
+    return None
+
+
+class TEDPolicy(Policy, FinetunablePolicy):
+    """Transformer Embedding Dialogue policy (Vlasov et al., 2019)."""
+
+    name: ClassVar[str] = "TEDPolicy"
+    uses_packages = ("torch", "numpy")
+    default_priority: ClassVar[int] = 1
+
+    param_constraints: ClassVar[dict[str, Constraint]] = {
+        "max_history": NoneOr(Int(min=1)),
+        "priority": Int(),
+        "hidden_layers_sizes": MappingOf(Str(), ListOf(Int(1, MAX_WIDTH), max_len=MAX_LAYERS)),
+        "dense_dimension": _sizes(MAX_WIDTH),
+        "concat_dimension": _sizes(MAX_WIDTH),
+        "encoding_dimension": Int(1, MAX_WIDTH),
+        "transformer_size": _sizes(MAX_WIDTH),
+        "number_of_transformer_layers": _sizes(MAX_LAYERS, low=0),
+        "number_of_attention_heads": Int(1, MAX_WIDTH),
+        "use_key_relative_attention": Bool(),
+        "use_value_relative_attention": Bool(),
+        "max_relative_position": NoneOr(Int(1, 10_000)),
+        "unidirectional_encoder": Bool(),
+        "batch_size": AnyOf(Int(1, MAX_BATCH), ListOf(Int(1, MAX_BATCH), 2, 2)),
+        "batch_strategy": Choice("balanced", "sequence"),
+        "epochs": Int(1, MAX_EPOCHS),
+        "random_seed": NoneOr(Int(0, 2**32 - 1)),
+        "learning_rate": Float(min=0, min_exclusive=True),
+        "embedding_dimension": Int(1, MAX_WIDTH),
+        "number_of_negative_examples": Int(0, 100_000),
+        "similarity_type": Choice("auto", "inner", "cosine"),
+        "loss_type": Choice("cross_entropy", "margin"),
+        "ranking_length": Int(min=0),
+        "maximum_positive_similarity": Float(),
+        "maximum_negative_similarity": Float(),
+        "use_maximum_negative_similarity": Bool(),
+        "scale_loss": Bool(),
+        "regularization_constant": Float(min=0),
+        "negative_margin_scale": Float(min=0),
+        "drop_rate_dialogue": Float(0, 1, max_exclusive=True),
+        "drop_rate": Float(0, 1, max_exclusive=True),
+        "drop_rate_label": Float(0, 1, max_exclusive=True),
+        "drop_rate_attention": Float(0, 1, max_exclusive=True),
+        "connection_density": Float(0, 1, min_exclusive=True),
+        "use_sparse_input_dropout": Bool(),
+        "use_dense_input_dropout": Bool(),
+        "use_masked_language_model": Hint(Choice(False), "In TED it only drops tokens of "
+                                          "user texts; Parley's TED sees sentence features, "
+                                          "so leave it false."),
+        "evaluate_every_number_of_epochs": AnyOf(Int(1, MAX_EPOCHS), Choice(-1)),
+        "evaluate_on_number_of_examples": Int(min=0),
+        "tensorboard_log_directory": NoneOr(Str()),
+        "tensorboard_log_level": Choice("epoch", "batch"),
+        "checkpoint_model": Bool(),
+        "e2e_confidence_threshold": Float(0, 1),
+        "featurizers": NoneOr(ListOf(Str(nonempty=True))),
+        "entity_recognition": Bool(),
+        "constrain_similarities": Bool(),
+        "model_confidence": Hint(Choice("softmax"), "Rasa 3 has only softmax."),
+        "BILOU_flag": Bool(),
+        "split_entities_by_comma": AnyOf(Bool(), MappingOf(Str(), Bool())),
+    }
+    param_rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(("transformer_size", "number_of_transformer_layers", "number_of_attention_heads"),
+             _heads_divide_size),
+    )
+
+    def __init__(
+        self,
+        *,
+        max_history: int | None = None,
+        priority: int = 1,
+        hidden_layers_sizes: dict[str, list[int]] = HIDDEN_LAYERS,  # noqa: B006 - never mutated
+        dense_dimension: int | dict[str, int] = DENSE_DIMENSION,  # noqa: B006
+        concat_dimension: int | dict[str, int] = CONCAT_DIMENSION,  # noqa: B006
+        encoding_dimension: int = 50,
+        transformer_size: int | dict[str, int] = TRANSFORMER_SIZE,  # noqa: B006
+        number_of_transformer_layers: int | dict[str, int] = TRANSFORMER_LAYERS,  # noqa: B006
+        number_of_attention_heads: int = 4,
+        use_key_relative_attention: bool = False,
+        use_value_relative_attention: bool = False,
+        max_relative_position: int | None = 5,
+        unidirectional_encoder: bool = False,
+        batch_size: int | list[int] = [64, 256],  # noqa: B006
+        batch_strategy: str = "balanced",
+        epochs: int = 1,
+        random_seed: int | None = None,
+        learning_rate: float = 0.001,
+        embedding_dimension: int = 20,
+        number_of_negative_examples: int = 20,
+        similarity_type: str = "auto",
+        loss_type: str = "cross_entropy",
+        ranking_length: int = 10,
+        maximum_positive_similarity: float = 0.8,
+        maximum_negative_similarity: float = -0.2,
+        use_maximum_negative_similarity: bool = True,
+        scale_loss: bool = True,
+        regularization_constant: float = 0.001,
+        negative_margin_scale: float = 0.8,
+        drop_rate_dialogue: float = 0.1,
+        drop_rate: float = 0.0,
+        drop_rate_label: float = 0.0,
+        drop_rate_attention: float = 0.0,
+        connection_density: float = 0.2,
+        use_sparse_input_dropout: bool = True,
+        use_dense_input_dropout: bool = True,
+        use_masked_language_model: bool = False,
+        evaluate_every_number_of_epochs: int = 20,
+        evaluate_on_number_of_examples: int = 0,
+        tensorboard_log_directory: str | None = None,
+        tensorboard_log_level: str = "epoch",
+        checkpoint_model: bool = False,
+        e2e_confidence_threshold: float = 0.5,
+        featurizers: list[str] | None = None,
+        entity_recognition: bool = True,
+        constrain_similarities: bool = False,
+        model_confidence: str = "softmax",
+        BILOU_flag: bool = True,  # noqa: N803 - Rasa's name
+        split_entities_by_comma: bool | dict[str, bool] = True,
+    ) -> None:
+        self.max_history = max_history
+        self.priority = priority
+        self.hidden_layers_sizes = hidden_layers_sizes
+        self.dense_dimension = dense_dimension
+        self.concat_dimension = concat_dimension
+        self.encoding_dimension = encoding_dimension
+        self.transformer_size = transformer_size
+        self.number_of_transformer_layers = number_of_transformer_layers
+        self.number_of_attention_heads = number_of_attention_heads
+        self.use_key_relative_attention = use_key_relative_attention
+        self.use_value_relative_attention = use_value_relative_attention
+        self.max_relative_position = max_relative_position
+        self.unidirectional_encoder = unidirectional_encoder
+        self.batch_size = batch_size
+        self.batch_strategy = batch_strategy
+        self.epochs = epochs
+        self.random_seed = random_seed
+        self.learning_rate = learning_rate
+        self.embedding_dimension = embedding_dimension
+        self.number_of_negative_examples = number_of_negative_examples
+        self.similarity_type = similarity_type
+        self.loss_type = loss_type
+        self.ranking_length = ranking_length
+        self.maximum_positive_similarity = maximum_positive_similarity
+        self.maximum_negative_similarity = maximum_negative_similarity
+        self.use_maximum_negative_similarity = use_maximum_negative_similarity
+        self.scale_loss = scale_loss
+        self.regularization_constant = regularization_constant
+        self.negative_margin_scale = negative_margin_scale
+        self.drop_rate_dialogue = drop_rate_dialogue
+        self.drop_rate = drop_rate
+        self.drop_rate_label = drop_rate_label
+        self.drop_rate_attention = drop_rate_attention
+        self.connection_density = connection_density
+        self.use_sparse_input_dropout = use_sparse_input_dropout
+        self.use_dense_input_dropout = use_dense_input_dropout
+        self.use_masked_language_model = use_masked_language_model
+        self.evaluate_every_number_of_epochs = evaluate_every_number_of_epochs
+        self.evaluate_on_number_of_examples = evaluate_on_number_of_examples
+        self.tensorboard_log_directory = tensorboard_log_directory
+        self.tensorboard_log_level = tensorboard_log_level
+        self.checkpoint_model = checkpoint_model
+        self.e2e_confidence_threshold = e2e_confidence_threshold
+        self.featurizers = featurizers
+        self.entity_recognition = entity_recognition
+        self.constrain_similarities = constrain_similarities
+        self.model_confidence = model_confidence
+        self.BILOU_flag = BILOU_flag
+        self.split_entities_by_comma = split_entities_by_comma
+
+    # --- parameters → network --------------------------------------------------------------
+    def _seed(self) -> int:
+        return DEFAULT_SEED if self.random_seed is None else int(self.random_seed)
+
+    def _architecture(self, featurizer: StateFeaturizer) -> Architecture:
+        from parley.dialogue.neural.model import Architecture
+
+        similarity = self.similarity_type
+        if similarity == "auto":
+            similarity = "inner" if self.loss_type == "cross_entropy" else "cosine"
+        widths = featurizer.widths()
+        label_widths = {"action_name": len(featurizer.actions),
+                        "action_text": featurizer.text_dim}
+        return Architecture(
+            widths=widths, causal=self.max_history is None, label_widths=label_widths,
+            n_labels=len(featurizer.actions),
+            dense_dimension=_per_attribute(self.dense_dimension, DENSE_DIMENSION),
+            encoding_dimension=self.encoding_dimension,
+            hidden_layers={k: list(v) for k, v in {**HIDDEN_LAYERS,
+                                                   **self.hidden_layers_sizes}.items()},
+            transformer_layers=_per_attribute(self.number_of_transformer_layers,
+                                              TRANSFORMER_LAYERS)[DIALOGUE],
+            transformer_size=_per_attribute(self.transformer_size, TRANSFORMER_SIZE)[DIALOGUE],
+            attention_heads=self.number_of_attention_heads,
+            key_relative_attention=self.use_key_relative_attention,
+            value_relative_attention=self.use_value_relative_attention,
+            max_relative_position=int(self.max_relative_position or 5),
+            embedding_dimension=self.embedding_dimension, drop_rate=self.drop_rate,
+            drop_rate_dialogue=self.drop_rate_dialogue, drop_rate_label=self.drop_rate_label,
+            drop_rate_attention=self.drop_rate_attention,
+            input_dropout=self.use_sparse_input_dropout or self.use_dense_input_dropout,
+            connection_density=self.connection_density, similarity_type=similarity,
+            loss_type=self.loss_type, negative_examples=self.number_of_negative_examples,
+            maximum_positive_similarity=self.maximum_positive_similarity,
+            maximum_negative_similarity=self.maximum_negative_similarity,
+            use_maximum_negative_similarity=self.use_maximum_negative_similarity,
+            negative_margin_scale=self.negative_margin_scale, scale_loss=self.scale_loss,
+            constrain_similarities=self.constrain_similarities)
+
+    # --- training --------------------------------------------------------------------------
+    def _examples(self, trackers: Sequence[DialogueStateTracker], domain: Domain) -> Examples:
+        stories = [t for t in trackers if not t.is_rule_tracker]
+        if self.max_history is None:
+            examples = full_dialogue_examples(stories, domain)
+            names = {a for row in examples.labels for a in row if isinstance(a, str)}
+        else:
+            examples = max_history_examples(stories, domain, self.max_history)
+            names = {str(a) for a in examples.labels}
+        check_actions_in_domain(sorted(names), domain, self.name)
+        return examples
+
+    def fit(self, trackers: Sequence[DialogueStateTracker], domain: Domain,
+            text_features: TextFeatures | None = None) -> Self:
+        """Learn from the story trackers (rules are RulePolicy's). ``text_features`` are the
+        sentence features of the stories' texts (end-to-end turns), from the NLU pipeline."""
+        self.check_params()
+        if self.tensorboard_log_directory:
+            warn(f"{self.name}: tensorboard_log_directory is not supported by Parley and "
+                 "is ignored.")
+        import_torch(self.name)
+        from parley.dialogue.neural.model import TEDModel
+
+        examples = self._examples(trackers, domain)
+        self.featurizer_ = StateFeaturizer.from_domain(
+            domain, text_features.dim if text_features else 0)
+        self.architecture_ = self._architecture(self.featurizer_)
+        seed_everything(self._seed())
+        self.model_: TEDModel | None = TEDModel(self.architecture_)
+        self.text_features_ = text_features or TextFeatures()
+        if not examples.histories:
+            warn(f"{self.name} has no stories to learn from; it will predict nothing.")
+            self.model_ = None
+            return self
+        self._train(examples, self.epochs)
+        return self
+
+    def finetune(self, trackers: Sequence[DialogueStateTracker], domain: Domain,
+                 epoch_fraction: float, text_features: TextFeatures | None = None) -> Self:
+        """Continue from the learned weights on (new) stories for
+        ``ceil(epochs × epoch_fraction)`` epochs; the domain must be the one it learned."""
+        self.check_is_fitted()
+        self.check_params()
+        featurizer = StateFeaturizer.from_domain(
+            domain, text_features.dim if text_features else 0)
+        if featurizer != self.featurizer_:
+            raise DataError(f"{self.name}: the domain (intents, entities, slots, actions or "
+                            "forms) or the text features changed since the model was trained; "
+                            "finetuning needs the same. Train a new model instead.")
+        if text_features:
+            self.text_features_ = text_features
+        examples = self._examples(trackers, domain)
+        if self.model_ is None or not examples.histories:
+            return self.fit(trackers, domain, text_features)
+        seed_everything(self._seed() + 1)
+        self._train(examples, finetune_epochs(self.epochs, epoch_fraction))
+        return self
+
+    def _train(self, examples: Examples, epochs: int) -> None:
+        from parley.dialogue.neural.training import Dialogues, TEDTrainer
+        from parley.ml.training import Schedule
+
+        assert self.model_ is not None
+        inputs = self.featurizer_.encode(examples.table.states, self.text_features_)
+        index = {name: i for i, name in enumerate(self.featurizer_.actions)}
+        causal = self.max_history is None
+        labels: Any = ([[-1 if a is None else index[a] for a in row] for row in examples.labels]
+                       if causal else [index[str(a)] for a in examples.labels])
+        dialogues = Dialogues.build(inputs, examples.histories, causal, labels)
+        schedule = Schedule(
+            epochs=epochs, batch_size=self.batch_size, batch_strategy=self.batch_strategy,
+            learning_rate=self.learning_rate, regularization_constant=self.regularization_constant,
+            evaluate_every_number_of_epochs=self.evaluate_every_number_of_epochs,
+            evaluate_on_number_of_examples=self.evaluate_on_number_of_examples,
+            checkpoint_model=self.checkpoint_model)
+        trainer = TEDTrainer(self.model_, dialogues, self._label_inputs(), schedule,
+                             self._seed(), description=f"{self.name} epochs")
+        with torch_threads():
+            trainer.train()
+        self._label_cache: Any = None
+
+    def _label_inputs(self) -> dict[str, Any]:
+        import torch
+
+        encoded = self.featurizer_.encode_labels(self.text_features_)
+        return {k: torch.from_numpy(v) for k, v in encoded.items()
+                if self.architecture_.label_widths.get(k)}
+
+    # --- prediction ------------------------------------------------------------------------
+    def predict(self, tracker: DialogueStateTracker, domain: Domain,
+                rule_only_data: dict[str, Any] | None = None) -> PolicyPrediction:
+        self.check_is_fitted()
+        probabilities = self.default_predictions(domain)
+        if self.model_ is None:
+            return PolicyPrediction(probabilities, self.name, self.priority)
+        states = prediction_states(tracker, domain, self.max_history,
+                                   ignore_rule_only_turns=True, rule_only_data=rule_only_data)
+        confidences = self._confidences(states)
+        positions = {name: i for i, name in enumerate(domain.action_names)}
+        for name, confidence in zip(self.featurizer_.actions, confidences, strict=True):
+            if name in positions:
+                probabilities[positions[name]] = float(confidence)
+        return PolicyPrediction(probabilities, self.name, self.priority)
+
+    def _confidences(self, states: list[Any]) -> np.ndarray:
+        import torch
+
+        from parley.dialogue.neural.training import Dialogues
+
+        assert self.model_ is not None
+        model = self.model_
+        model.eval()
+        dialogues = Dialogues.build(self.featurizer_.encode(states or [{}], self.text_features_),
+                                    [list(range(len(states) or 1))], self.architecture_.causal)
+        with torch.inference_mode(), torch_threads():
+            if getattr(self, "_label_cache", None) is None:
+                self._label_cache = model.label_embeddings(self._label_inputs())
+            embedded = model.dialogue_embeddings(dialogues.batch(np.arange(1)))
+            similarities = embedded @ self._label_cache.t()
+            return model.confidences(similarities, self.ranking_length)[0].numpy()
+
+    # --- persistence -----------------------------------------------------------------------
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        texts = self.text_features_
+        state = {"featurizer": self.featurizer_.as_dict(),
+                 "architecture": asdict(self.architecture_),
+                 "trained": self.model_ is not None, "texts": sorted(texts.vectors)}
+        arrays: dict[str, np.ndarray] = {}
+        if self.model_ is not None:
+            arrays = {f"model.{k}": v.detach().numpy()
+                      for k, v in self.model_.state_dict().items()}
+        if texts.vectors:
+            arrays["texts"] = np.stack([texts.vectors[t] for t in state["texts"]])
+        return state, arrays
+
+    def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        torch = import_torch(self.name)
+        from parley.dialogue.neural.model import Architecture, TEDModel
+
+        self.featurizer_ = StateFeaturizer.from_dict(state["featurizer"])
+        self.architecture_ = Architecture(**state["architecture"])
+        names = [str(t) for t in state["texts"]]
+        vectors = arrays["texts"] if names else np.zeros((0, 0), np.float32)
+        self.text_features_ = TextFeatures(
+            {t: np.asarray(v, np.float32) for t, v in zip(names, vectors, strict=True)},
+            self.featurizer_.text_dim)
+        self._label_cache = None
+        self.model_ = None
+        if state["trained"]:
+            model = TEDModel(self.architecture_)
+            weights = {k: torch.from_numpy(arrays[f"model.{k}"]) for k in model.state_dict()}
+            model.load_state_dict(weights)
+            model.eval()
+            self.model_ = model

@@ -1,0 +1,86 @@
+"""The similarity loss of the embedding models (DIET's intents, TED's actions).
+
+An input (a message, a dialogue) and its label are embedded into the same space and scored by
+their similarity; training contrasts the right label with ``negative_examples`` sampled wrong
+ones, as in StarSpace and Rasa. :class:`LossSettings` names what shapes it; both models'
+architectures carry those fields.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+from parley.ml.torch_env import generator
+
+
+class LossSettings(Protocol):
+    """The loss settings, with Rasa's names for what they mean."""
+
+    negative_examples: int
+    loss_type: str  # cross_entropy | margin
+    maximum_positive_similarity: float
+    maximum_negative_similarity: float
+    use_maximum_negative_similarity: bool
+    negative_margin_scale: float
+    scale_loss: bool
+    constrain_similarities: bool
+
+
+def label_loss(text: torch.Tensor, labels: torch.Tensor, all_labels: torch.Tensor,
+               settings: LossSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rasa's contrast: each input against its label (the positive), ``k`` sampled wrong
+    labels, and ``k`` other inputs of the batch with other labels; the positive label too
+    against those wrong labels and inputs. Also the accuracy of ranking all labels."""
+    n, size = all_labels.shape[0], text.shape[0]
+    k = min(settings.negative_examples, n - 1)
+    positive_label = all_labels[labels]
+    positive = (text * positive_label).sum(dim=-1, keepdim=True)
+    if k > 0:
+        noise = torch.rand(size, n, generator=generator())
+        noise[torch.arange(size), labels] = 2.0  # never the right label
+        wrong_labels = all_labels[noise.topk(k, dim=1, largest=False).indices]
+        # Other inputs of the batch; those that share the label do not count.
+        others = torch.randint(size, (size, k), generator=generator())
+        same = labels[others] == labels.unsqueeze(1)
+        wrong_texts = text[others]
+        negative = torch.cat([
+            torch.einsum("be,bke->bk", text, wrong_labels),
+            torch.einsum("be,bke->bk", positive_label, wrong_labels),
+            torch.einsum("be,bke->bk", text, wrong_texts).masked_fill(same, -1e9),
+            torch.einsum("be,bke->bk", positive_label, wrong_texts).masked_fill(same, -1e9),
+        ], dim=1)
+    else:
+        negative = text.new_zeros(size, 0)
+    loss = similarity_loss(positive, negative, settings)
+    with torch.no_grad():
+        accuracy = ((text @ all_labels.t()).argmax(dim=1) == labels).float().mean()
+    return loss, accuracy
+
+
+def similarity_loss(positive: torch.Tensor, negative: torch.Tensor,
+                    settings: LossSettings) -> torch.Tensor:
+    """Cross-entropy over [positive, negatives] (optionally scaled and constrained), or
+    the margin loss; masked negatives are −1e9."""
+    if settings.loss_type == "margin":
+        loss = F.relu(settings.maximum_positive_similarity - positive.squeeze(1))
+        if negative.shape[1]:
+            worst = (negative.max(dim=1).values if settings.use_maximum_negative_similarity
+                     else negative)
+            neg = F.relu(settings.maximum_negative_similarity + worst)  # masked: -1e9 → 0
+            loss = loss + settings.negative_margin_scale * (neg if neg.dim() == 1 else neg.sum(1))
+        return loss.mean()
+    logits = torch.cat([positive, negative], dim=1)
+    target = torch.zeros(logits.shape[0], dtype=torch.long)
+    per_example = F.cross_entropy(logits, target, reduction="none")
+    if settings.scale_loss:  # Rasa's: weigh each example by ((1 − p_right) / 0.5)⁴
+        scale = ((1 - torch.softmax(logits, dim=1)[:, 0]) / 0.5).pow(4).detach()
+        per_example = per_example * scale
+    loss = per_example.mean()
+    if settings.constrain_similarities:
+        real = logits > -1e8
+        ones = torch.cat([torch.ones_like(positive), torch.zeros_like(negative)], dim=1)
+        loss = loss + F.binary_cross_entropy_with_logits(logits[real], ones[real])
+    return loss

@@ -1,0 +1,162 @@
+"""Load a model, find the test data, evaluate, write the reports: what ``parley test`` runs.
+
+``run_core_test`` is ``parley test core``, ``run_nlu_test`` is ``parley test nlu``, and
+``run_tests`` runs both on one loaded model (``parley test``), as ``rasa test`` does.
+Where test data lives by convention: test stories and NLU test data in ``tests/`` (what
+``rasa init`` writes; Rasa's default) or ``test/``; NLU falls back to ``data/`` as Rasa does.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from parley.data.stories import Story
+from parley.errors import DataError
+from parley.evaluation.core import CoreReport, evaluate_core
+
+__all__ = ["TestRun", "find_nlu_test_data", "find_test_stories", "run_core_test",
+           "run_nlu_test", "run_tests"]
+
+DEFAULT_RESULTS = "results"
+TEST_FOLDERS = ("tests", "test")
+DEFAULT_DATA = "data"
+
+
+def _importer(paths: Sequence[str]) -> Any:
+    from parley.data.importer import TrainingDataImporter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # files that hold only NLU data, or only stories
+        return TrainingDataImporter(None, None, list(paths))
+
+
+def find_test_stories(given: Sequence[str] | None) -> tuple[list[str], list[Story]]:
+    """The paths and the stories to test. Given paths: every story in them (test story
+    files, and other story files named outright, as ``rasa test core --stories`` takes
+    them); without, the test story files (``test_*.yml``) in tests/ or test/."""
+    if given:
+        importer = _importer(given)
+        stories = [*importer.test_stories, *importer.stories]
+        if not stories:
+            raise DataError(f"{' '.join(given)} holds no stories to test.",
+                            hint="Pass story files (a 'stories:' section) with --stories.")
+        return list(given), stories
+    for folder in TEST_FOLDERS:
+        if Path(folder).is_dir():
+            stories = _importer([folder]).test_stories
+            if stories:
+                return [folder], stories
+    raise DataError("no test stories: there is no test_*.yml with stories in tests/ or test/.",
+                    hint="Pass them with --stories, e.g. --stories tests/test_stories.yml.")
+
+
+def find_nlu_test_data(given: Sequence[str] | None) -> tuple[list[str], Any]:
+    """The paths to test NLU on and their NLU data; without ``given``, Rasa-like defaults."""
+    if given:
+        return list(given), _importer(given).nlu_data
+    for folder in TEST_FOLDERS:
+        if Path(folder).is_dir():
+            data = _importer([folder]).nlu_data
+            if data.examples:
+                return [folder], data
+    if Path(DEFAULT_DATA).is_dir():
+        return [DEFAULT_DATA], _importer([DEFAULT_DATA]).nlu_data
+    raise DataError("no NLU test data: there is no test/, tests/ or data/ folder here.",
+                    hint="Pass the test files with --nlu, e.g. --nlu test/test_nlu.yml.")
+
+
+@dataclass
+class TestRun:
+    """What one run tested and found; ``nlu``/``core`` are None for a part not run."""
+
+    __test__ = False  # a result, not a pytest test class
+
+    model: Path
+    core: CoreReport | None = None
+    core_paths: list[str] | None = None
+    nlu: Any = None
+    nlu_paths: list[str] | None = None
+
+
+def _load(model: str | Path) -> tuple[Path, Any]:
+    from parley.model_archive import resolve_model
+    from parley.serving.agent import load
+
+    archive = resolve_model(model)
+    return archive, load(archive)
+
+
+def run_core_test(model: str | Path = "models", stories: Sequence[str] | None = None,
+                  out: str | Path | None = DEFAULT_RESULTS, *, e2e: bool = False,
+                  errors: bool = True, successes: bool = False, warnings: bool = True,
+                  plot: bool = True, agent: Any = None) -> TestRun:
+    """``rasa test core``: replay the test stories with the model and write the reports
+    into ``out`` (None: write nothing). ``e2e`` also scores intents and entities in
+    story_report.json; the ``user:`` texts are parsed by the model either way."""
+    paths, found = find_test_stories(stories)
+    archive, agent = (Path(model), agent) if agent is not None else _load(model)
+    if not agent.policies or agent.domain is None:
+        raise DataError(f"{archive} has no Core part to test stories with.",
+                        hint="Train it with stories or rules (parley train), or run "
+                             "parley test nlu.")
+    report = evaluate_core(agent, found)
+    if out is not None:
+        report.write(out, e2e=e2e, errors=errors, successes=successes, warnings=warnings,
+                     plot=plot)
+    return TestRun(archive, core=report, core_paths=paths)
+
+
+def run_nlu_test(model: str | Path = "models", nlu: Sequence[str] | None = None,
+                 out: str | Path | None = DEFAULT_RESULTS, *, errors: bool = True,
+                 agent: Any = None) -> TestRun:
+    """``rasa test nlu``: parse the NLU test data and write the reports into ``out``."""
+    import json
+
+    from parley.nlu.evaluation import evaluate_nlu
+
+    paths, data = find_nlu_test_data(nlu)
+    if not data.examples:
+        raise DataError(f"{' '.join(paths)} holds no NLU examples to test on.",
+                        hint="Pass files with an 'nlu:' section with --nlu.")
+    archive, agent = (Path(model), agent) if agent is not None else _load(model)
+    report = evaluate_nlu(agent, data, warmup=min(3, len(data.examples)))
+    if out is not None:
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in report.report_files(errors=errors).items():
+            (folder / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n",
+                                       encoding="utf-8")
+    return TestRun(archive, nlu=report, nlu_paths=paths)
+
+
+def _has_test_stories(given: Sequence[str] | None) -> bool:
+    """Named stories must be there; without a name, a project without test stories
+    has only its NLU part tested (as ``rasa test`` goes on)."""
+    if given:
+        return True
+    try:
+        find_test_stories(None)
+    except DataError:
+        return False
+    return True
+
+
+def run_tests(model: str | Path = "models", stories: Sequence[str] | None = None,
+              nlu: Sequence[str] | None = None, out: str | Path | None = DEFAULT_RESULTS,
+              **options: Any) -> TestRun:
+    """``rasa test``: the core part (when the model has one) and the NLU part (when it has
+    one) on one loaded model. ``options`` are :func:`run_core_test`'s (``errors`` goes to
+    both parts)."""
+    archive, agent = _load(model)
+    run = TestRun(archive)
+    if agent.policies and agent.domain is not None and _has_test_stories(stories):
+        core = run_core_test(archive, stories, out, agent=agent, **options)
+        run.core, run.core_paths = core.core, core.core_paths
+    if agent.nlu_components:
+        part = run_nlu_test(archive, nlu, out, errors=options.get("errors", True), agent=agent)
+        run.nlu, run.nlu_paths = part.nlu, part.nlu_paths
+    return run

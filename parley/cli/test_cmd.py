@@ -96,7 +96,8 @@ def _core_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _report_core(run: Any, args: argparse.Namespace) -> int:
     report = run.core
-    print(f"Tested {run.model} on {report.n_stories} test stories from "
+    print(f"Tested {run.model} on {report.n_stories} test "
+          f"{'story' if report.n_stories == 1 else 'stories'} from "
           f"{' '.join(run.core_paths)}")
     if not report.parsed:
         print("note: the model has no NLU part; the intents written in the stories are used.")

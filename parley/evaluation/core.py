@@ -215,7 +215,8 @@ class CoreReport:
         checks = self.action_checks
         right = sum(c.correct for c in checks)
         turns = [c for r in self.results for c in r.user_checks]
-        lines = [f"Core evaluation of {self.n_stories} test stories",
+        lines = [f"Core evaluation of {self.n_stories} test "
+                 f"{'story' if self.n_stories == 1 else 'stories'}",
                  f"  stories:  {len(self.passed)} of {self.n_stories} passed "
                  f"(conversation accuracy {self.conversation_accuracy:.3f}"
                  f"{f', {len(self.with_warnings)} with warnings' if self.with_warnings else ''})",

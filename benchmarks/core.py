@@ -8,8 +8,9 @@ test_stories/) and each config: ``parley train`` in a fresh process and a fresh 
 cold training cache) — wall time of the whole process, peak memory (VmHWM), and the time
 of each policy from the training log — then ``parley test core``'s function on the test
 stories in a second process: stories passed (``user:`` texts parsed by the model) and
-action accuracy. Beside them Rasa 3.6's figures from ../shared/anchors.md, the speed-up
-(Rasa's wall time / Parley's) and Rasa's peak memory over Parley's.
+action accuracy (``NLU s`` is the pipeline's share of the training, all its nodes). Beside
+them Rasa 3.6's figures from ../shared/anchors.md, the speed-up (Rasa's wall time /
+Parley's) and Rasa's peak memory over Parley's.
 
 Configs: ``own`` is the bot's portable config (config-portable.yml where there is one,
 else config.yml), as Rasa was run; ``no-ted`` is that config without TEDPolicy and
@@ -55,7 +56,8 @@ RASA: dict[str, tuple[float, float, int, int, float | None]] = {
     "rasa-example-e2ebot": (408.0, 1860, 2, 4, 0.917),
 }
 
-COLUMNS = ["bot", "config", "train wall s", "train peak MB", "policies (s)", "stories passed",
+COLUMNS = ["bot", "config", "train wall s", "train peak MB", "NLU s", "policies (s)",
+           "stories passed",
            "action acc", "Rasa train s", "Rasa peak MB", "Rasa passed", "speed-up ×",
            "memory ÷"]
 DASH = "—"
@@ -240,13 +242,13 @@ def table_row(row: dict[str, Any]) -> str:
         message = str(row["error"]).replace("|", "\\|").replace("\n", " ")
         if len(message) > 200:
             message = message[:197] + "..."
-        cells = [row["bot"], row["config"], f"**failed**: {message}", *[""] * 4, *rasa_cells,
+        cells = [row["bot"], row["config"], f"**failed**: {message}", *[""] * 5, *rasa_cells,
                  DASH, DASH]
     else:
         policies = ", ".join(f"{name} {seconds:.2f}" for name, seconds
                              in row["policy_s"].items() if name != "NLU") or DASH
         cells = [row["bot"], row["config"], _fmt(row["train_wall_s"], 1),
-                 _fmt(row["train_peak_mb"], 0), policies,
+                 _fmt(row["train_peak_mb"], 0), _fmt(row["policy_s"].get("NLU"), 1), policies,
                  f"{row['passed']}/{row['stories']}", _fmt(row["action_accuracy"], 3),
                  *rasa_cells, _times(row.get("speedup")), _times(row.get("memory_ratio"))]
     return "| " + " | ".join(cells) + " |"

@@ -39,8 +39,9 @@ def _core(parser: argparse.ArgumentParser, suppress: bool) -> None:
                         help="Test story files or folders (default: the test_*.yml files in "
                              "tests/ or test/).")
     parser.add_argument("--e2e", "--end-to-end", action="store_true", default=default(False),
-                        help="Also score intents and entities in story_report.json (user: "
-                             "texts are parsed by the model either way).")
+                        help="End-to-end: also check the entities the model finds in user: "
+                             "texts, and score intents and entities in story_report.json "
+                             "(the texts are parsed, and their intents checked, either way).")
     parser.add_argument("--fail-on-prediction-errors", action="store_true",
                         default=default(False),
                         help="Exit with 1 when a test story fails (for CI).")
@@ -135,6 +136,8 @@ def run_test_nlu(args: argparse.Namespace) -> int:
 def run_test_both(args: argparse.Namespace) -> int:
     run = run_tests(args.model, args.stories, args.nlu, args.out, **_core_options(args))
     code = 0
+    for reason in run.skipped:
+        print(f"note: not tested, {reason}")
     if run.core is not None:
         code = _report_core(run, args)
     if run.nlu is not None:

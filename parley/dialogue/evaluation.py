@@ -4,7 +4,8 @@ A test story is replayed as a conversation, as ``rasa test`` replays it. At each
 that has a text (``user: …``) the text is parsed with the model's NLU (``parse``) and the
 parse is what the conversation gets; an intent (and entities) written in the story are the
 gold labels the parse is checked against. A turn written as an intent alone is taken as
-written (there is nothing to parse). At each action the policies predict, the prediction is
+written (there is nothing to parse). With ``check_entities`` (``--e2e``) the parse's
+entities are checked against the story's too. At each action the policies predict, the prediction is
 checked against the story's action, and the story's own action is applied so that the walk
 goes on as written. Forms and loops are replayed from the story's own events
 (``active_loop``, ``slot_was_set``); when the policies insist on an active form where the
@@ -25,12 +26,13 @@ from typing import Any, TypeAlias
 from parley.data.domain import Domain
 from parley.data.events import (
     ActionExecuted, ActionExecutionRejected, ActiveLoop, Event, SlotSet, UserUttered)
-from parley.data.stories import Story
+from parley.data.stories import CheckpointStep, Story
 from parley.data.tracker import DialogueStateTracker
 from parley.dialogue.generator import slots_for_entities, story_event_sequences
 from parley.dialogue.policies.base import Policy
 from parley.dialogue.policies.ensemble import PolicyEnsemble
 from parley.dialogue.policies.prediction import PolicyPrediction
+from parley.errors import DataError
 
 __all__ = ["ActionCheck", "StoryResult", "UserCheck", "Walk", "evaluate_test_stories",
            "predict_test_story"]
@@ -73,7 +75,8 @@ class UserCheck:
     """One user turn: the story's text and labels, and what the model's parse said.
 
     ``parsed`` is False for a turn written as an intent alone (taken as written, nothing
-    to check); ``gold_intent`` is None where the story gives only the text.
+    to check); ``gold_intent`` is None where the story gives only the text. The entities
+    count towards ``correct`` only when ``entities_checked`` (an end-to-end test).
     """
 
     text: str | None
@@ -82,7 +85,8 @@ class UserCheck:
     gold_entities: tuple[dict[str, Any], ...] = ()
     predicted_entities: tuple[dict[str, Any], ...] = ()
     parsed: bool = True
-    confidence: float | None = None
+    confidence: float | None = field(default=None, compare=False)
+    entities_checked: bool = False
 
     @property
     def intent_correct(self) -> bool:
@@ -99,7 +103,7 @@ class UserCheck:
 
     @property
     def correct(self) -> bool:
-        return self.intent_correct and self.entities_correct
+        return self.intent_correct and (self.entities_correct or not self.entities_checked)
 
 
 def _entity_keys(entities: Sequence[dict[str, Any]], offsets: bool) -> list[tuple[Any, ...]]:
@@ -222,7 +226,8 @@ def _full_retrieval_intent(parse: dict[str, Any]) -> str | None:
     return (selector.get("response") or {}).get("intent_response_key") or intent
 
 
-def _parsed_turn(event: UserUttered, parse: ParseFn) -> tuple[UserUttered, UserCheck]:
+def _parsed_turn(event: UserUttered, parse: ParseFn,
+                 check_entities: bool) -> tuple[UserUttered, UserCheck]:
     """The user turn as the model understands its text, and the check of that parse."""
     result = parse(event.text or "")
     intent = dict(result.get("intent") or {})
@@ -235,12 +240,13 @@ def _parsed_turn(event: UserUttered, parse: ParseFn) -> tuple[UserUttered, UserC
     turn = UserUttered(text=event.text, intent=intent or None, entities=entities,
                        parse_data_extra=extra)
     check = UserCheck(event.text, gold, predicted, tuple(event.entities), tuple(entities),
-                      parsed=True, confidence=intent.get("confidence"))
+                      parsed=True, confidence=intent.get("confidence"),
+                      entities_checked=check_entities)
     return turn, check
 
 
 def _walk(ensemble: PolicyEnsemble, story: Story, events: list[Event], domain: Domain,
-          parse: ParseFn | None) -> Walk:
+          parse: ParseFn | None, check_entities: bool) -> Walk:
     walk = Walk()
     tracker = DialogueStateTracker.from_domain(story.name, domain, events[:1])
     skip = 0  # the slot events the story derived from the turn's written entities
@@ -251,7 +257,7 @@ def _walk(ensemble: PolicyEnsemble, story: Story, events: list[Event], domain: D
         if isinstance(event, UserUttered):
             skip = len(slots_for_entities(event.entities, domain))
             if parse is not None and event.text:
-                turn, check = _parsed_turn(event, parse)
+                turn, check = _parsed_turn(event, parse, check_entities)
             else:
                 turn = event
                 check = UserCheck(event.text, event.intent_name, event.intent_name,
@@ -275,13 +281,21 @@ def _walk(ensemble: PolicyEnsemble, story: Story, events: list[Event], domain: D
 
 
 def predict_test_story(policies: PolicyEnsemble | Sequence[Policy], story: Story,
-                       domain: Domain, parse: ParseFn | None = None) -> StoryResult:
+                       domain: Domain, parse: ParseFn | None = None,
+                       check_entities: bool = False) -> StoryResult:
     """Replay ``story`` and check each predicted action (and, with ``parse``, each parse of
-    a ``user:`` text) against the story's."""
+    a ``user:`` text: its intent, and its entities with ``check_entities``) against the
+    story's."""
     ensemble = _ensemble(policies)
+    checkpoint = next((s for s in story.steps if isinstance(s, CheckpointStep)), None)
+    if checkpoint is not None:
+        raise DataError(f"the test story '{story.name}' uses the checkpoint "
+                        f"'{checkpoint.name}'; test stories are replayed whole.",
+                        checkpoint.file, checkpoint.line,
+                        hint="Write the conversation out in one story, without checkpoints.")
     result = StoryResult(story.name, story=story)
     for events in story_event_sequences(story, domain):
-        walk = _walk(ensemble, story, events, domain, parse)
+        walk = _walk(ensemble, story, events, domain, parse, check_entities)
         result.walks.append(walk)
         result.checks.extend(walk.action_checks)
         result.user_checks.extend(walk.user_checks)
@@ -290,8 +304,10 @@ def predict_test_story(policies: PolicyEnsemble | Sequence[Policy], story: Story
 
 def evaluate_test_stories(policies: PolicyEnsemble | Sequence[Policy],
                           stories: Sequence[Story], domain: Domain,
-                          parse: ParseFn | None = None) -> list[StoryResult]:
+                          parse: ParseFn | None = None,
+                          check_entities: bool = False) -> list[StoryResult]:
     """Every story's result; ``parse`` (text → Rasa parse dict, e.g. ``Agent.parse``) reads
     the ``user:`` texts, as a conversation with the model would."""
     ensemble = _ensemble(policies)
-    return [predict_test_story(ensemble, story, domain, parse) for story in stories]
+    return [predict_test_story(ensemble, story, domain, parse, check_entities)
+            for story in stories]

@@ -14,7 +14,9 @@ NLU, see :mod:`parley.dialogue.evaluation`) and gathers a :class:`CoreReport`;
   was predicted on the way): see :mod:`parley.evaluation.story_writer`.
 - ``story_confusion_matrix.png``: actions, target against prediction.
 
-A story passes when every action and every parse of a ``user:`` text matches the story.
+A story passes when every action, and the intent of every parsed ``user:`` text, match the
+story; with ``e2e`` (Rasa's end-to-end test) the parsed entities must match too, and the
+intents and entities are scored in story_report.json beside the actions.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class CoreReport:
 
     results: list[StoryResult]
     parsed: bool  # whether user texts were parsed (a model with an NLU part)
+    e2e: bool = False  # entities checked; intents and entities scored in the report
 
     @property
     def n_stories(self) -> int:
@@ -155,11 +158,11 @@ class CoreReport:
     def conversation_accuracy(self) -> float:
         return len(self.passed) / self.n_stories if self.n_stories else 0.0
 
-    def labels(self, e2e: bool = False) -> tuple[list[str], list[str]]:
+    def labels(self, e2e: bool | None = None) -> tuple[list[str], list[str]]:
         """Targets and predictions as Rasa scores them: the actions, then with ``e2e`` the
         intents of the parsed turns that have one and their aligned entities."""
         targets, predictions = self.action_targets, self.action_predictions
-        if not e2e:
+        if not (self.e2e if e2e is None else e2e):
             return targets, predictions
         checks = [c for r in self.results for c in r.user_checks]
         with_intent = [c for c in checks if c.gold_intent is not None]
@@ -170,7 +173,7 @@ class CoreReport:
             targets, predictions = targets + gold, predictions + predicted
         return targets, predictions
 
-    def story_report(self, e2e: bool = False) -> dict[str, Any]:
+    def story_report(self, e2e: bool | None = None) -> dict[str, Any]:
         """``story_report.json``."""
         report = classification_report(*self.labels(e2e)) if self.action_checks else {}
         if self.n_stories:
@@ -182,12 +185,12 @@ class CoreReport:
     def _walks(self, keep: Callable[[StoryResult, Walk], bool]) -> list[tuple[StoryResult, Walk]]:
         return [(r, w) for r in self.results for w in r.walks if keep(r, w)]
 
-    def write(self, out: str | Path, *, e2e: bool = False, errors: bool = True,
-              successes: bool = False, warnings: bool = True, plot: bool = True) -> list[Path]:
+    def write(self, out: str | Path, *, errors: bool = True, successes: bool = False,
+              warnings: bool = True, plot: bool = True) -> list[Path]:
         """Write Rasa's report files into ``out`` (created if missing); the paths written."""
         folder = Path(out)
         folder.mkdir(parents=True, exist_ok=True)
-        files = {REPORT_FILE: json.dumps(self.story_report(e2e), indent=2, ensure_ascii=False)
+        files = {REPORT_FILE: json.dumps(self.story_report(), indent=2, ensure_ascii=False)
                  + "\n"}
         if errors:
             files[FAILED_STORIES_FILE] = marked_stories_yaml(
@@ -223,8 +226,9 @@ class CoreReport:
                  f"  actions:  {right} of {len(checks)} right (accuracy "
                  f"{self.action_accuracy:.3f})"]
         if self.parsed:
+            checked = "intent and entities" if self.e2e else "intent"
             lines.append(f"  user turns parsed: {len(turns)}, {sum(c.correct for c in turns)} "
-                         "as the stories say (intent and entities)")
+                         f"as the stories say ({checked})")
         for result in self.failed:
             failure = result.first_failure
             if isinstance(failure, ActionCheck):
@@ -239,12 +243,15 @@ class CoreReport:
         return "\n".join(lines)
 
 
-def evaluate_core(agent: Any, stories: Sequence[Story], *, parse: bool = True) -> CoreReport:
+def evaluate_core(agent: Any, stories: Sequence[Story], *, parse: bool = True,
+                  e2e: bool = False) -> CoreReport:
     """Replay ``stories`` with a loaded model (an :class:`~parley.serving.agent.Agent`).
 
     The ``user:`` texts are parsed with the model's NLU part (``parse=False``, or a model
-    without one, takes the intents written in the stories instead).
+    without one, takes the intents written in the stories instead). ``e2e``: the parsed
+    entities are checked too, and intents and entities scored in the report.
     """
     parse_fn = agent.parse if parse and agent.nlu_components else None
-    results = evaluate_test_stories(agent.policies, stories, agent.domain, parse_fn)
-    return CoreReport(results, parse_fn is not None)
+    results = evaluate_test_stories(agent.policies, stories, agent.domain, parse_fn,
+                                    check_entities=e2e)
+    return CoreReport(results, parse_fn is not None, e2e)

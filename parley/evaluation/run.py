@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,8 @@ def find_nlu_test_data(given: Sequence[str] | None) -> tuple[list[str], Any]:
                 return [folder], data
     if Path(DEFAULT_DATA).is_dir():
         return [DEFAULT_DATA], _importer([DEFAULT_DATA]).nlu_data
-    raise DataError("no NLU test data: there is no test/, tests/ or data/ folder here.",
+    raise DataError("no NLU test data: no NLU examples in test/ or tests/, and no data/ "
+                    "folder here.",
                     hint="Pass the test files with --nlu, e.g. --nlu test/test_nlu.yml.")
 
 
@@ -80,6 +81,7 @@ class TestRun:
     core_paths: list[str] | None = None
     nlu: Any = None
     nlu_paths: list[str] | None = None
+    skipped: list[str] = field(default_factory=list)  # why a part was not tested
 
 
 def _load(model: str | Path) -> tuple[Path, Any]:
@@ -95,17 +97,18 @@ def run_core_test(model: str | Path = "models", stories: Sequence[str] | None = 
                   errors: bool = True, successes: bool = False, warnings: bool = True,
                   plot: bool = True, agent: Any = None) -> TestRun:
     """``rasa test core``: replay the test stories with the model and write the reports
-    into ``out`` (None: write nothing). ``e2e`` also scores intents and entities in
-    story_report.json; the ``user:`` texts are parsed by the model either way."""
+    into ``out`` (None: write nothing). The ``user:`` texts are parsed by the model and
+    their intents checked; ``e2e`` checks their entities too and scores intents and
+    entities in story_report.json."""
     paths, found = find_test_stories(stories)
     archive, agent = (Path(model), agent) if agent is not None else _load(model)
     if not agent.policies or agent.domain is None:
         raise DataError(f"{archive} has no Core part to test stories with.",
                         hint="Train it with stories or rules (parley train), or run "
                              "parley test nlu.")
-    report = evaluate_core(agent, found)
+    report = evaluate_core(agent, found, e2e=e2e)
     if out is not None:
-        report.write(out, e2e=e2e, errors=errors, successes=successes, warnings=warnings,
+        report.write(out, errors=errors, successes=successes, warnings=warnings,
                      plot=plot)
     return TestRun(archive, core=report, core_paths=paths)
 
@@ -133,30 +136,41 @@ def run_nlu_test(model: str | Path = "models", nlu: Sequence[str] | None = None,
     return TestRun(archive, nlu=report, nlu_paths=paths)
 
 
-def _has_test_stories(given: Sequence[str] | None) -> bool:
-    """Named stories must be there; without a name, a project without test stories
-    has only its NLU part tested (as ``rasa test`` goes on)."""
+def _missing(find: Any, given: Sequence[str] | None) -> str | None:
+    """Why a part cannot be tested when its data was not named and is not found (named
+    data must be there: then the part runs and says what is wrong)."""
     if given:
-        return True
+        return None
     try:
-        find_test_stories(None)
-    except DataError:
-        return False
-    return True
+        find(None)
+    except DataError as error:
+        return error.message
+    return None
 
 
 def run_tests(model: str | Path = "models", stories: Sequence[str] | None = None,
               nlu: Sequence[str] | None = None, out: str | Path | None = DEFAULT_RESULTS,
               **options: Any) -> TestRun:
-    """``rasa test``: the core part (when the model has one) and the NLU part (when it has
-    one) on one loaded model. ``options`` are :func:`run_core_test`'s (``errors`` goes to
-    both parts)."""
+    """``rasa test``: the core part and the NLU part on one loaded model; a part the model
+    lacks, or whose test data is neither named nor found, is skipped (``skipped`` says
+    why). ``options`` are :func:`run_core_test`'s (``errors`` goes to both parts)."""
     archive, agent = _load(model)
     run = TestRun(archive)
-    if agent.policies and agent.domain is not None and _has_test_stories(stories):
+    if not agent.policies or agent.domain is None:
+        run.skipped.append("core: the model has no Core part")
+    elif (why := _missing(find_test_stories, stories)) is not None:
+        run.skipped.append(f"core: {why}")
+    else:
         core = run_core_test(archive, stories, out, agent=agent, **options)
         run.core, run.core_paths = core.core, core.core_paths
-    if agent.nlu_components:
+    if not agent.nlu_components:
+        run.skipped.append("nlu: the model has no NLU part")
+    elif (why := _missing(find_nlu_test_data, nlu)) is not None:
+        run.skipped.append(f"nlu: {why}")
+    else:
         part = run_nlu_test(archive, nlu, out, errors=options.get("errors", True), agent=agent)
         run.nlu, run.nlu_paths = part.nlu, part.nlu_paths
+    if run.core is None and run.nlu is None:
+        raise DataError(f"nothing to test {archive} on: " + "; ".join(run.skipped) + ".",
+                        hint="Pass test stories with --stories or NLU test data with --nlu.")
     return run

@@ -89,3 +89,23 @@ def test_no_test_stories_should_be_a_clear_error(project, capsys):
     assert "error: no test stories" in capsys.readouterr().err
     assert main(["test", "core", "--stories", "data/nlu.yml"]) == 1
     assert "holds no stories to test" in capsys.readouterr().err
+
+
+def test_checkpoint_in_a_test_story_should_be_a_located_error(project, capsys):
+    (project / "tests" / "test_parts.yml").write_text(
+        "stories:\n- story: first part\n  steps:\n  - intent: greet\n  - action: utter_greet\n"
+        "  - checkpoint: greeted\n")
+    assert main(["test", "core"]) == 1
+    err = capsys.readouterr().err
+    assert "tests/test_parts.yml:6: error: the test story 'first part' uses the checkpoint " \
+           "'greeted'; test stories are replayed whole." in err
+
+
+def test_test_without_part_should_skip_a_part_without_data_and_say_so(project, capsys):
+    shutil.rmtree(project / "data")
+    assert main(["test"]) == 0
+    out = capsys.readouterr().out
+    assert "note: not tested, nlu: no NLU test data" in out and "7 of 7 passed" in out
+    shutil.rmtree(project / "tests")
+    assert main(["test"]) == 1
+    assert "error: nothing to test" in capsys.readouterr().err

@@ -245,6 +245,16 @@ def _parsed_turn(event: UserUttered, parse: ParseFn,
     return turn, check
 
 
+def _ran(action: str | None, domain: Domain) -> str | None:
+    """The action the assistant runs for a story's action: a test story may name the
+    response of a retrieval action (``utter_faq/ask_name``), the assistant runs
+    ``utter_faq``, and that is what the policies know."""
+    if action is None or "/" not in action:
+        return action
+    base = action.split("/", 1)[0]
+    return base if base in domain.action_names else action
+
+
 def _walk(ensemble: PolicyEnsemble, story: Story, events: list[Event], domain: Domain,
           parse: ParseFn | None, check_entities: bool) -> Walk:
     walk = Walk()
@@ -275,7 +285,7 @@ def _walk(ensemble: PolicyEnsemble, story: Story, events: list[Event], domain: D
         check = _check_action(ensemble, tracker, domain, event)
         walk.steps.append(check)
         tracker.update(ActionExecuted(
-            action_name=event.action_name, action_text=event.action_text,
+            action_name=_ran(event.action_name, domain), action_text=event.action_text,
             policy=check.policy, confidence=check.confidence))
     return walk
 

@@ -170,6 +170,15 @@ def _ensemble(policies: PolicyEnsemble | Sequence[Policy]) -> PolicyEnsemble:
     return policies if isinstance(policies, PolicyEnsemble) else PolicyEnsemble(policies)
 
 
+def _selected_response(parse: dict[str, Any], intent: str | None) -> str | None:
+    """The response (``faq/ask_name``) the parse's selector chose for a retrieval intent."""
+    selectors = parse.get("response_selector") or {}
+    if intent is None or intent not in selectors.get("all_retrieval_intents", ()):
+        return None
+    selector = selectors.get(intent) or selectors.get("default") or {}
+    return (selector.get("response") or {}).get("intent_response_key")
+
+
 def _predicted_name(prediction: PolicyPrediction, tracker: DialogueStateTracker,
                     domain: Domain, expected: str) -> str | None:
     """The predicted action; for a retrieval action (``utter_faq``) where the story names a
@@ -177,12 +186,8 @@ def _predicted_name(prediction: PolicyPrediction, tracker: DialogueStateTracker,
     name = prediction.action_name(domain)
     if name is None or name == expected or not name.startswith(UTTER_PREFIX):
         return name
-    intent = name.removeprefix(UTTER_PREFIX)
-    selectors = tracker.latest_message.parse_data_extra.get("response_selector") or {}
-    if intent not in selectors.get("all_retrieval_intents", ()):
-        return name
-    selector = selectors.get(intent) or selectors.get("default") or {}
-    key = (selector.get("response") or {}).get("intent_response_key")
+    key = _selected_response(tracker.latest_message.parse_data_extra,
+                             name.removeprefix(UTTER_PREFIX))
     return f"{UTTER_PREFIX}{key}" if key else name
 
 
@@ -215,17 +220,6 @@ def _check_action(ensemble: PolicyEnsemble, tracker: DialogueStateTracker, domai
                        warned, is_text=event.action_name is None)
 
 
-def _full_retrieval_intent(parse: dict[str, Any]) -> str | None:
-    """``faq/ask_name`` when the parse's intent is a retrieval intent with a response
-    selected, else the intent (Rasa's ``_get_full_retrieval_intent``)."""
-    intent = (parse.get("intent") or {}).get("name")
-    selectors = parse.get("response_selector") or {}
-    if intent is None or intent not in selectors.get("all_retrieval_intents", ()):
-        return intent
-    selector = selectors.get(intent) or selectors.get("default") or {}
-    return (selector.get("response") or {}).get("intent_response_key") or intent
-
-
 def _parsed_turn(event: UserUttered, parse: ParseFn,
                  check_entities: bool) -> tuple[UserUttered, UserCheck]:
     """The user turn as the model understands its text, and the check of that parse."""
@@ -234,7 +228,8 @@ def _parsed_turn(event: UserUttered, parse: ParseFn,
     predicted = intent.get("name")
     gold = event.parse_data_extra.get("full_retrieval_intent_name") or event.intent_name
     if gold is not None and predicted != gold:
-        predicted = _full_retrieval_intent(result)
+        # Rasa's _get_full_retrieval_intent: a retrieval intent is named by its response
+        predicted = _selected_response(result, predicted) or predicted
     entities = [dict(e) for e in result.get("entities") or []]
     extra = {k: v for k, v in result.items() if k not in ("text", "intent", "entities")}
     turn = UserUttered(text=event.text, intent=intent or None, entities=entities,

@@ -209,3 +209,13 @@ def test_classification_report_should_match_scikit_learn():
         for key, value in theirs.items():
             assert ours[key] == (pytest.approx(value) if isinstance(value, float) else
                                  {k: pytest.approx(v) for k, v in value.items()})
+
+
+def test_text_without_an_intent_should_be_parsed_and_not_checked(bot_model, tmp_path):
+    model = agent("rasa-init-moodbot", bot_model("rasa-init-moodbot"))
+    text = ("stories:\n- story: end to end\n  steps:\n  - user: hello there!\n"
+            "  - action: utter_greet\n  - user: amazing\n  - action: utter_happy\n")
+    result = evaluate_core(model, stories(text, tmp_path)).results[0]
+    assert result.passed
+    assert [(c.gold_intent, c.predicted_intent) for c in result.user_checks] == [
+        (None, "greet"), (None, "mood_great")]

@@ -73,6 +73,10 @@ def test_flags_should_choose_the_stories_and_the_files(project, capsys):
     assert report["greet"]["f1-score"] == 1.0  # --e2e: the intents are scored too
     assert main(["test", "core", "-s", "extra.yml", "--out", "r3", "--no-errors"]) == 0
     assert not (project / "r3" / "failed_test_stories.yml").exists()
+    # options before the part count as well
+    assert main(["test", "--out", "r4", "--no-plot", "core", "-s", "extra.yml"]) == 0
+    assert sorted(p.name for p in (project / "r4").iterdir()) == [
+        "failed_test_stories.yml", "stories_with_warnings.yml", "story_report.json"]
 
 
 def test_test_without_part_should_run_core_and_nlu(project, capsys):

@@ -48,6 +48,7 @@ DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "nlu.json"
 DATASETS = ["snips-small", "banking77-small", "hwu64-small", "snips", "banking77", "hwu64"]
 TEST_FILE = Path("test") / "test_nlu.yml"
 WARMUP_PARSES = 5
+HELD_OUT_SEED = 0  # which intents --held-out-intents leaves out
 CACHE_DIR_ENV = "PARLEY_CACHE_DIR"  # parley.engine.cache's; this parent imports no parley
 
 # Rasa 3.6.21, `rasa train nlu` with each project's own config (../shared/anchors.md):
@@ -58,9 +59,16 @@ RASA: dict[str, tuple[float, float, float | None]] = {
     "hwu64-small": (952.0, 0.663, 0.516),
 }
 
+# "intent acc" is the intent the parse returns (nlu_fallback is wrong), as Rasa's figures
+# beside it were scored; "ranking acc" undoes nlu_fallback (the classifier's own top intent),
+# a different measure that reads higher. ECE: expected calibration error of that intent's
+# confidence. With --held-out-intents, "intent acc" is over the in-scope test messages and
+# "OOS recall" the share of the held-out intents' messages answered nlu_fallback.
 COLUMNS = ["dataset", "config", "train wall s", "train peak MB", "model MB", "intent acc",
            "macro-F1", "entity F1", "parse p50 ms", "parse p99 ms", "Rasa train s", "Rasa acc",
-           "Rasa entity F1", "speed-up ×"]
+           "Rasa entity F1", "speed-up ×", "ranking acc (fallback undone)", "fallback %", "ECE",
+           "OOS recall"]
+N_RASA_COLUMNS = 4  # the Rasa figures and the speed-up, before the calibration columns
 DASH = "—"
 
 
@@ -94,28 +102,68 @@ def _child(kind: str, payload: dict[str, Any]) -> int:
 def _child_train(payload: dict[str, Any]) -> dict[str, Any]:
     from parley.model_training import train_nlu
 
+    if payload.get("held_out"):
+        payload = {**payload, **_without_intents(payload, set(payload["held_out"]))}
+
     model = train_nlu(payload["config"], payload["nlu"], payload["out"], fixed_model_name="model",
                       additional_arguments=payload.get("extra") or None, domain=payload["domain"])
     return {"model": model}
 
 
+def _without_intents(payload: dict[str, Any], held_out: set[str]) -> dict[str, str]:
+    """A copy of the project's NLU data and domain without the held-out intents."""
+    import yaml
+
+    from parley.data.importer import TrainingDataImporter
+    from parley.data.training_data import TrainingData
+    from parley.data.formats.nlu_yaml import write_nlu_file
+
+    data = TrainingDataImporter(None, None, [payload["nlu"]]).nlu_data
+    kept = TrainingData([m for m in data.examples if m.base_intent not in held_out])
+    target = Path(payload["out"]).parent / "held-out-project"
+    target.mkdir(parents=True, exist_ok=True)
+    write_nlu_file(kept, target / "nlu.yml")
+    domain = yaml.safe_load(Path(payload["domain"]).read_text(encoding="utf-8"))
+    domain["intents"] = [i for i in domain.get("intents", [])
+                         if (next(iter(i)) if isinstance(i, dict) else i) not in held_out]
+    (target / "domain.yml").write_text(yaml.safe_dump(domain, sort_keys=False), encoding="utf-8")
+    return {"nlu": str(target / "nlu.yml"), "domain": str(target / "domain.yml")}
+
+
 def _child_evaluate(payload: dict[str, Any]) -> dict[str, Any]:
     from parley.data.importer import TrainingDataImporter
-    from parley.nlu.evaluation import evaluate_nlu
+    from parley.data.training_data import TrainingData
+    from parley.nlu.evaluation import FALLBACK_INTENT, evaluate_nlu
     from parley.serving.agent import load
 
     start = time.perf_counter()
     agent = load(payload["model"])
     load_s = time.perf_counter() - start
     data = TrainingDataImporter(None, None, [payload["test"]]).nlu_data
+    held_out = set(payload.get("held_out") or [])
+    unseen = [m for m in data.examples if m.base_intent in held_out]
+    data = TrainingData([m for m in data.examples if m.base_intent not in held_out])
     report = evaluate_nlu(agent, data, warmup=WARMUP_PARSES)
-    return {
+    result = {
         "load_s": load_s, "test_messages": report.n_messages,
         "intent_accuracy": report.intent_accuracy, "intent_macro_f1": report.intent_macro_f1,
         "entity_precision": report.entities.precision, "entity_recall": report.entities.recall,
         "entity_f1": report.entity_f1, "response_accuracy": report.response_accuracy,
         "parse_p50_ms": report.parse_p50_ms, "parse_p99_ms": report.parse_p99_ms,
+        "intent_ranking_accuracy": report.ranking_accuracy,
+        "fallback_rate": report.fallback_rate,
+        "ece": report.expected_calibration_error,
+        "reliability": report.calibration.as_dict() if report.calibration else None,
     }
+    if unseen:
+        answered = [agent.parse(m.text)["intent"]["name"] for m in unseen]
+        result["oos_messages"] = len(unseen)
+        result["oos_recall"] = sum(a == FALLBACK_INTENT for a in answered) / len(unseen)
+    if payload.get("plot") and report.calibration is not None:
+        from parley.nlu.plots import reliability_png
+
+        reliability_png(report.calibration, Path(payload["plot"]), payload.get("title", ""))
+    return result
 
 
 class RunFailed(Exception):
@@ -184,11 +232,27 @@ def config_for(dataset: Path, config: Path | None, workdir: Path) -> Path:
     return target
 
 
+def held_out_intents(dataset: Path, fraction: float, seed: int = HELD_OUT_SEED) -> list[str]:
+    """``fraction`` of the dataset's intents (its domain's, sorted), drawn with a fixed
+    seed: the same split for every config and every run."""
+    import random
+
+    import yaml
+
+    domain = yaml.safe_load((dataset / "domain.yml").read_text(encoding="utf-8")) or {}
+    intents = sorted(next(iter(i)) if isinstance(i, dict) else str(i)
+                     for i in domain.get("intents", []))
+    count = round(fraction * len(intents))
+    return sorted(random.Random(seed).sample(intents, count))
+
+
 def run_one(dataset: Path, label: str, config: Path | None, seed: int | None,
-            timeout: float | None, repeat: int = 1) -> dict[str, Any]:
+            timeout: float | None, repeat: int = 1, held_out_fraction: float = 0.0,
+            settings: dict[str, Any] | None = None,
+            plots: Path | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {"dataset": dataset.name, "config": label,
                            "config_path": str(config or dataset / "config.yml")}
-    rasa = RASA.get(dataset.name)
+    rasa = None if held_out_fraction else RASA.get(dataset.name)  # Rasa trained on all intents
     if rasa:
         row["rasa"] = {"train_wall_s": rasa[0], "intent_accuracy": rasa[1], "entity_f1": rasa[2]}
     missing = [p for p in ("domain.yml", "data", str(TEST_FILE)) if not (dataset / p).exists()]
@@ -197,11 +261,15 @@ def run_one(dataset: Path, label: str, config: Path | None, seed: int | None,
         return row
     with tempfile.TemporaryDirectory(prefix="parley-nlu-bench-") as tmp:
         work = Path(tmp)
-        extra = {"random_seed": seed, "random_state": seed} if seed is not None else None
+        extra = {"random_seed": seed, "random_state": seed} if seed is not None else {}
+        extra.update(settings or {})
         used = config_for(dataset, config, work)
+        held_out = held_out_intents(dataset, held_out_fraction) if held_out_fraction else []
+        if held_out:
+            row["held_out_intents"] = held_out
         payload = {"config": str(used), "nlu": str(dataset / "data"),
                    "domain": str(dataset / "domain.yml"), "out": str(work / "models"),
-                   "extra": extra}
+                   "extra": extra or None, "held_out": held_out}
         try:
             walls, peaks = [], []
             for attempt in range(repeat):  # each in its own folder: a cold training cache
@@ -216,7 +284,14 @@ def run_one(dataset: Path, label: str, config: Path | None, seed: int | None,
                        model_mb=model.stat().st_size / 2**20)
             if repeat > 1:
                 row["train_wall_runs"] = walls
-            _, scored = _spawn("evaluate", {"model": str(model), "test": str(dataset / TEST_FILE)},
+            plot = None
+            if plots is not None:
+                plots.mkdir(parents=True, exist_ok=True)
+                plot = str(plots / f"reliability-{dataset.name}-{_slug(label)}.png")
+                row["reliability_png"] = plot
+            _, scored = _spawn("evaluate", {"model": str(model), "test": str(dataset / TEST_FILE),
+                                            "held_out": held_out, "plot": plot,
+                                            "title": f"{dataset.name} / {label}"},
                                work, timeout)
         except RunFailed as exc:  # name the user's config file, not our copy of it
             row["error"] = str(exc).replace(str(used), row["config_path"])
@@ -238,7 +313,8 @@ def combine_seeds(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any
     combined = {**rows[-1], "config": label, "seeds": seeds}
     combined.pop("train_wall_runs", None)
     for key in ("intent_accuracy", "intent_macro_f1", "entity_precision", "entity_recall",
-                "entity_f1", "response_accuracy", "model_mb"):
+                "entity_f1", "response_accuracy", "model_mb", "intent_ranking_accuracy",
+                "fallback_rate", "ece", "oos_recall"):
         values = [row.get(key) for row in rows]
         combined[key] = None if None in values else statistics.fmean(values)
     for key in ("train_wall_s", "load_s", "parse_p50_ms", "parse_p99_ms"):
@@ -248,7 +324,8 @@ def combine_seeds(rows: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any
     if combined.get("rasa"):
         combined["speedup"] = combined["rasa"]["train_wall_s"] / combined["train_wall_s"]
     combined["per_seed"] = [{"seed": seed, **{key: row.get(key) for key in (
-        "intent_accuracy", "intent_macro_f1", "entity_f1", "train_wall_s")}}
+        "intent_accuracy", "intent_macro_f1", "entity_f1", "train_wall_s",
+        "intent_ranking_accuracy", "ece", "oos_recall")}}
         for seed, row in zip(seeds, rows, strict=True)]
     return combined
 
@@ -257,13 +334,33 @@ def seed_lines(row: dict[str, Any]) -> list[str]:
     """Each seed's scores of a combined row, a line each."""
     return [f"  {row['dataset']} / {row['config']}, seed {one['seed']}: intent acc "
             f"{_fmt(one['intent_accuracy'], 3)}, macro-F1 {_fmt(one['intent_macro_f1'], 3)}, "
-            f"entity F1 {_fmt(one['entity_f1'], 3)}, train {_fmt(one['train_wall_s'], 2)} s"
+            f"entity F1 {_fmt(one['entity_f1'], 3)}, train {_fmt(one['train_wall_s'], 2)} s, "
+            f"ranking acc {_fmt(one.get('intent_ranking_accuracy'), 3)}, "
+            f"ECE {_fmt(one.get('ece'), 3)}, OOS recall {_fmt(one.get('oos_recall'), 3)}"
             for one in row.get("per_seed", [])]
 
 
 # --- the table -------------------------------------------------------------------------
 def _fmt(value: Any, digits: int) -> str:
     return DASH if value is None else f"{value:.{digits}f}"
+
+
+def _percent(value: float | None) -> str:
+    return DASH if value is None else f"{100 * value:.1f}"
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=_-]+", "-", label).strip("-")
+
+
+def _setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of --set, the value read as YAML (``0`` an int, ``null`` None)."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
+    return key, yaml.safe_load(value)
 
 
 def _speedup(value: float | None) -> str:
@@ -281,7 +378,7 @@ def table_row(row: dict[str, Any]) -> str:
         if len(message) > 160:
             message = message[:157] + "..."
         cells = [row["dataset"], row["config"], f"**failed**: {message}", *[""] * 7,
-                 *rasa_cells, DASH]
+                 *rasa_cells, DASH, *[""] * (len(COLUMNS) - 10 - N_RASA_COLUMNS)]
     else:
         speedup = row.get("speedup")
         cells = [row["dataset"], row["config"], _fmt(row["train_wall_s"], 2),
@@ -289,7 +386,9 @@ def table_row(row: dict[str, Any]) -> str:
                  _fmt(row["intent_accuracy"], 3), _fmt(row["intent_macro_f1"], 3),
                  _fmt(row["entity_f1"], 3), _fmt(row["parse_p50_ms"], 2),
                  _fmt(row["parse_p99_ms"], 2), *rasa_cells,
-                 _speedup(speedup)]
+                 _speedup(speedup), _fmt(row.get("intent_ranking_accuracy"), 3),
+                 _percent(row.get("fallback_rate")), _fmt(row.get("ece"), 3),
+                 _fmt(row.get("oos_recall"), 3)]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -320,6 +419,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--merge", action="store_true",
                         help="keep the runs already in --json; a new run replaces the one of "
                              "the same dataset and config")
+    parser.add_argument("--held-out-intents", type=float, default=0.0, metavar="FRACTION",
+                        help="out-of-scope mode: leave this share of the intents (drawn with a "
+                             "fixed seed) out of training, score the rest as returned and count "
+                             "their test messages answered nlu_fallback (OOS recall)")
+    parser.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter for every component that takes it (e.g. "
+                             "calibration_folds=0); the config label shows it")
+    parser.add_argument("--plots", type=Path, default=None, metavar="DIR",
+                        help="write a reliability diagram (PNG) per run into DIR")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "PAYLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -332,7 +440,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no benchmark data at {args.data_root}: the datasets live in ../shared/data "
               "beside this clone (or pass --data-root).", file=sys.stderr)
         return 1
-    configs = [resolve_config(value) for value in args.configs]
+    if not 0.0 <= args.held_out_intents < 1.0:
+        parser.error("--held-out-intents must be at least 0 and below 1")
+    settings = dict(args.set)
+    suffix = "".join(f", {key}={value}" for key, value in settings.items())
+    if args.held_out_intents:
+        suffix += f", {args.held_out_intents:g} of intents held out"
+    configs = [(label + (f" ({suffix.lstrip(', ')})" if suffix else ""), path)
+               for label, path in (resolve_config(value) for value in args.configs)]
     lines = table_header()
     print("\n".join(lines), flush=True)
     runs = []
@@ -341,9 +456,12 @@ def main(argv: list[str] | None = None) -> int:
             dataset = args.data_root.resolve() / name
             if args.seeds:
                 row = combine_seeds([run_one(dataset, label, config, seed, args.timeout,
-                                             args.repeat) for seed in args.seeds], args.seeds)
+                                             args.repeat, args.held_out_intents, settings,
+                                             args.plots if seed == args.seeds[-1] else None)
+                                     for seed in args.seeds], args.seeds)
             else:
-                row = run_one(dataset, label, config, args.seed, args.timeout, args.repeat)
+                row = run_one(dataset, label, config, args.seed, args.timeout, args.repeat,
+                              args.held_out_intents, settings, args.plots)
             runs.append(row)
             lines.append(table_row(row))
             print(lines[-1], flush=True)

@@ -13,7 +13,13 @@
      ├── NotFittedError            a component was used before ``fit``
      ├── ProjectExistsError        ``parley init`` would overwrite a file
      ├── ModelArchiveError         a model archive is corrupt, unsafe or cannot be written
-     └── CacheError                the training cache cannot be used as configured
+     ├── CacheError                the training cache cannot be used as configured
+     └── RuntimeFailure            a conversation could not go on as asked
+          ├── StoreError           a tracker or lock store is misconfigured or unreachable
+          ├── LockError            a conversation's lock was not granted in time
+          └── ActionError          an action cannot run (unknown, or its server failed)
+               └── ActionRejected  the action refused to run (rasa-sdk's
+                                   ActionExecutionRejection); the policies choose again
 
     ParleyWarning (a UserWarning)  something is odd but loading goes on; the message
                                    names file and line like the errors do
@@ -165,3 +171,28 @@ class ModelArchiveError(ParleyError):
 class CacheError(ParleyError):
     """The training cache cannot be used as configured (bad size limit, bad fingerprint,
     or the disk refused a write)."""
+
+
+class RuntimeFailure(ParleyError):
+    """A conversation could not go on as asked (named so as not to shadow the builtin
+    ``RuntimeError``)."""
+
+
+class StoreError(RuntimeFailure):
+    """A tracker or lock store is misconfigured (endpoints.yml) or cannot be reached."""
+
+
+class LockError(RuntimeFailure):
+    """A conversation's lock was not granted in time: another message to the same
+    conversation is still being handled."""
+
+
+class ActionError(RuntimeFailure):
+    """An action cannot run: its name is unknown, or the action server failed, timed out or
+    answered something that is not the action-server protocol."""
+
+
+class ActionRejected(ActionError):
+    """The action refused to run on purpose (rasa-sdk's ``ActionExecutionRejection``, a
+    form that cannot use the message): the conversation goes on and the policies choose
+    another action."""

@@ -95,6 +95,8 @@ def build_recipe(config: ProjectConfig, training_type: str = "both",
     settings: dict[str, Any] = {}
     if training_type in ("both", CORE):
         policies = _nodes(CORE, config.policies, core_arguments or {}, strict)
+        for issue in _priority_issues(config.policies):
+            warn(issue.message, issue.file, issue.line)
         factor = (core_arguments or {}).get("augmentation_factor", DEFAULT_AUGMENTATION)
         if not isinstance(factor, int) or isinstance(factor, bool) or factor < 0:
             raise ConfigError(f"augmentation_factor must be a whole number >= 0, not {factor!r}.")
@@ -112,6 +114,8 @@ def config_issues(config: ProjectConfig, training_type: str = "both") -> list[Is
             continue
         for entry in entries:
             issues += _entry(kind, entry, {})[1]
+    if training_type in ("both", CORE):
+        issues += _priority_issues(config.policies)
     if training_type in ("both", NLU):
         try:
             _check_pipeline_order(config.pipeline)
@@ -138,6 +142,24 @@ def _located(message: str) -> Issue:
     if rest and file and line.isdigit():
         return Issue("error", rest, file, int(line))
     return Issue("error", message)
+
+
+def _priority_issues(entries: list[ComponentConfig]) -> list[Issue]:
+    """Policies sharing a priority (Rasa warns of it too); entries that cannot be built
+    are reported elsewhere."""
+    from parley.dialogue.policies.ensemble import same_priority_issues
+
+    found = []
+    for entry in entries:
+        try:
+            cls = component_class(CORE, entry.name)
+        except ConfigError:
+            continue
+        priority = entry.params.get("priority", cls.default_params().get("priority"))
+        if isinstance(priority, int) and not isinstance(priority, bool):
+            found.append((entry.name, priority, entry.file,
+                          entry.param_lines.get("priority", entry.line)))
+    return same_priority_issues(found)
 
 
 def _raise_first(issues: list[Issue]) -> None:

@@ -42,7 +42,7 @@ def test_rasa_figures_should_sit_beside_a_run():
            "rasa": {"train_wall_s": 116.0, "intent_accuracy": 0.939, "entity_f1": 0.4}}
     cells = [c.strip() for c in bench.table_row(row).strip("|").split("|")]
     assert len(cells) == len(bench.COLUMNS)
-    assert cells[2] == "**failed**: not available yet" and cells[-4:] == ["116", "0.939", "0.400", "—"]
+    assert cells[2] == "**failed**: not available yet" and cells[10:14] == ["116", "0.939", "0.400", "—"]
 
 
 def test_merging_replaces_a_rerun_and_keeps_the_others():
@@ -97,3 +97,55 @@ def test_seed_and_seeds_together_are_refused(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--seed", "1", "--seeds", "1", "2"])
     assert "not both" in capsys.readouterr().err
+
+
+class _FallbackAgent:
+    """Answers nlu_fallback to every message, with the gold intent first behind it."""
+
+    def __init__(self, gold_by_text):
+        self.gold_by_text = gold_by_text
+
+    def parse(self, text):
+        gold = self.gold_by_text.get(text, "greet")
+        ranking = [{"name": "nlu_fallback", "confidence": 0.3}, {"name": gold, "confidence": 0.29},
+                   {"name": "other", "confidence": 0.2}]
+        return {"text": text, "intent": dict(ranking[0]), "intent_ranking": ranking, "entities": []}
+
+
+def test_rasa_columns_should_score_the_intent_as_returned_not_the_ranking(monkeypatch):
+    import parley.serving.agent as agent_module
+    from parley.data.importer import TrainingDataImporter
+
+    test_file = FIXTURES / "nlu_bench" / "tiny" / "test" / "test_nlu.yml"
+    messages = TrainingDataImporter(None, None, [test_file]).nlu_data.examples
+    monkeypatch.setattr(agent_module, "load",
+                        lambda path: _FallbackAgent({m.text: m.base_intent for m in messages}))
+    scored = bench._child_evaluate({"model": "unused", "test": str(test_file)})
+    assert scored["intent_accuracy"] == 0.0  # every answer was nlu_fallback
+    assert scored["intent_ranking_accuracy"] == 1.0  # the classifier had them all right
+    assert scored["fallback_rate"] == 1.0
+    row = {"dataset": "snips-small", "config": "x", "train_wall_s": 1.0, "train_peak_mb": 1.0,
+           "model_mb": 1.0, "parse_p50_ms": 1.0, "parse_p99_ms": 1.0, **scored,
+           "rasa": {"train_wall_s": 116.0, "intent_accuracy": 0.939, "entity_f1": 0.4}}
+    cells = dict(zip(bench.COLUMNS, [c.strip() for c in bench.table_row(row).strip("|").split("|")],
+                     strict=True))
+    assert cells["intent acc"] == "0.000" and cells["Rasa acc"] == "0.939"
+    assert cells["ranking acc (fallback undone)"] == "1.000" and cells["fallback %"] == "100.0"
+
+
+def test_held_out_intents_mode_should_report_oos_recall_and_plot(tmp_path):
+    pytest = __import__("pytest")
+    pytest.importorskip("matplotlib")
+    target = tmp_path / "nlu.json"
+    plots = tmp_path / "plots"
+    code = bench.main(["--data-root", str(FIXTURES / "nlu_bench"), "--datasets", "tiny",
+                       "--configs", "lr", "--json", str(target), "--held-out-intents", "0.34",
+                       "--set", "calibration_folds=0", "--plots", str(plots)])
+    assert code == 0
+    (row,) = json.loads(target.read_text())["runs"]
+    assert row["config"] == "lr (calibration_folds=0, 0.34 of intents held out)"
+    assert len(row["held_out_intents"]) == 1 and "rasa" not in row
+    assert 0.0 <= row["oos_recall"] <= 1.0 and row["oos_messages"] >= 1
+    held = row["held_out_intents"][0]
+    assert bench.held_out_intents(FIXTURES / "nlu_bench" / "tiny", 0.34) == [held]  # fixed split
+    assert (plots / f"reliability-tiny-{bench._slug(row['config'])}.png").read_bytes()[:4] == b"\x89PNG"

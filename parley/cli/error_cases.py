@@ -50,6 +50,8 @@ CASES: list[tuple[str, str, str, str]] = [
      "- plants: cactus\n      - action"),
     ("Stories: an intent not in the domain", "data/rules.yml", "intent: bot_challenge",
      "intent: bot_challenge_me"),
+    ("Stories: two stories, two answers to one history (a warning)", "data/stories.yml",
+     "      - intent: deny\n", "      - intent: affirm\n"),
     ("Rules: a checkpoint in a rule", "data/rules.yml", "      - intent: goodbye\n",
      "      - checkpoint: start\n      - intent: goodbye\n"),
     ("Config: misspelt `pipeline`", "config.yml", "pipeline:", "pipline:"),

@@ -32,5 +32,6 @@ def run(args: argparse.Namespace) -> int:
         events = [{"event": "action", "name": "action_listen"}, user]
         print("Next actions:")
         for step in agent.predict_next_actions(events):
-            print(f"  {step['action']}  ({step['confidence']:.2f}, {step['policy']})")
+            print(f"  {step['action']}  ({step['confidence']:.2f}, {step['policy']}: "
+                  f"{step['reason']})")
     return 0

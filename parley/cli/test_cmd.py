@@ -29,6 +29,8 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
                         help=f"Folder for the reports (default: {DEFAULT_RESULTS}).")
     parser.add_argument("--no-errors", action="store_true", default=default(False),
                         help="Do not write the files listing wrong predictions.")
+    parser.add_argument("--no-plot", action="store_true", default=default(False),
+                        help="Do not draw the confusion matrices and histograms (PNG).")
 
 
 def _core(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -49,8 +51,6 @@ def _core(parser: argparse.ArgumentParser, suppress: bool) -> None:
                         help="Also write successful_test_stories.yml.")
     parser.add_argument("--no-warnings", action="store_true", default=default(False),
                         help="Do not write stories_with_warnings.yml.")
-    parser.add_argument("--no-plot", action="store_true", default=default(False),
-                        help="Do not draw story_confusion_matrix.png.")
 
 
 def _nlu(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -122,12 +122,22 @@ def _report_nlu(run: Any, args: argparse.Namespace) -> None:
 def run_test_core(args: argparse.Namespace) -> int:
     run = run_core_test(args.model, args.stories, args.out, **_core_options(args))
     code = _report_core(run, args)
+    _plots_note(args)
     print(f"Reports are in {args.out}/")
     return code
 
 
+def _plots_note(args: argparse.Namespace) -> None:
+    from parley.nlu.plots import plots_available
+
+    if not args.no_plot and not plots_available():
+        print("note: no plots written — they need matplotlib: pip install 'parley[plots]'.")
+
+
 def run_test_nlu(args: argparse.Namespace) -> int:
-    run = run_nlu_test(args.model, args.nlu, args.out, errors=not args.no_errors)
+    run = run_nlu_test(args.model, args.nlu, args.out, errors=not args.no_errors,
+                       plot=not args.no_plot)
+    _plots_note(args)
     _report_nlu(run, args)
     print(f"Reports are in {args.out}/")
     return 0
@@ -136,6 +146,7 @@ def run_test_nlu(args: argparse.Namespace) -> int:
 def run_test_both(args: argparse.Namespace) -> int:
     run = run_tests(args.model, args.stories, args.nlu, args.out, **_core_options(args))
     code = 0
+    _plots_note(args)
     for reason in run.skipped:
         print(f"note: not tested, {reason}")
     if run.core is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -18,8 +19,9 @@ from parley.errors import DataError
 
 __all__ = [
     "ActionExecuted", "ActionExecutionRejected", "ActionReverted", "ActiveLoop",
-    "AllSlotsReset", "BotUttered", "Event", "FollowupAction", "LoopInterrupted",
-    "Restarted", "SessionStarted", "SlotSet", "UserUttered", "UserUtteranceReverted",
+    "AllSlotsReset", "BotUttered", "DefinePrevUserUtteredFeaturization", "Event",
+    "FollowupAction", "LoopInterrupted", "Restarted", "SessionStarted", "SlotSet",
+    "UserUttered", "UserUtteranceReverted",
     "event_from_dict", "events_from_dicts", "events_to_dicts",
 ]
 
@@ -126,7 +128,9 @@ class ActionExecuted(Event):
 
     ``hide_rule_turn`` marks a turn predicted by a rule that no story contains; policies
     trained on stories skip such turns. ``unpredictable`` is training-only (a story that
-    starts with an action cannot learn to predict it) and is not written out.
+    starts with an action cannot learn to predict it) and is not written out; so is
+    ``origin``, the story step the action was read from (story name, file, line), which
+    lets a conflict between stories name the lines to fix.
     """
 
     type_name: ClassVar[str] = "action"
@@ -137,6 +141,8 @@ class ActionExecuted(Event):
     confidence: float | None = field(default=None, compare=False)
     hide_rule_turn: bool = field(default=False, compare=False)
     unpredictable: bool = field(default=False, compare=False, repr=False)
+    origin: tuple[str, str | None, int | None] | None = field(
+        default=None, compare=False, repr=False)
 
     def _body(self) -> dict[str, Any]:
         return {"name": self.action_name, "policy": self.policy, "confidence": self.confidence,
@@ -285,28 +291,102 @@ class ActionExecutionRejected(Event):
                    confidence=data.get("confidence"))
 
 
+@dataclass
+class DefinePrevUserUtteredFeaturization(Event):
+    """Whether the action after the latest user message was chosen from the message's text
+    (an end-to-end prediction) or from its intent. Rasa's policy ensemble adds it after
+    each user message; later states then show that message by its text or by its intent."""
+
+    type_name: ClassVar[str] = "user_featurization"
+
+    use_text_for_featurization: bool = False
+
+    def _body(self) -> dict[str, Any]:
+        return {"use_text_for_featurization": self.use_text_for_featurization}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        return cls(use_text_for_featurization=bool(data.get("use_text_for_featurization")))
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type_name: cls for cls in (
         UserUttered, ActionExecuted, BotUttered, SlotSet, ActiveLoop, Restarted,
         SessionStarted, ActionReverted, UserUtteranceReverted, AllSlotsReset,
         FollowupAction, LoopInterrupted, ActionExecutionRejected,
+        DefinePrevUserUtteredFeaturization,
     )
 }
 
 
+_NUMBER: tuple[type, ...] = (numbers.Real,)  # numpy scalars too: policies produce them
+# The JSON type of each key an event reads (null is allowed for all of them), checked before
+# the event is built: events come from action servers, stores and HTTP clients, and a wrong
+# type must be a DataError here rather than a TypeError in the middle of a conversation.
+_SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
+    "*": {"timestamp": _NUMBER, "metadata": (dict,)},
+    "user": {"text": (str,), "parse_data": (dict,), "input_channel": (str,),
+             "message_id": (str,)},
+    "action": {"name": (str,), "action_text": (str,), "policy": (str,),
+               "confidence": _NUMBER, "hide_rule_turn": (bool,)},
+    "bot": {"text": (str,), "data": (dict,)},
+    "slot": {"name": (str,)},
+    "active_loop": {"name": (str,)},
+    "followup": {"name": (str,)},
+    "loop_interrupted": {"is_interrupted": (bool,)},
+    "action_execution_rejected": {"name": (str,), "policy": (str,), "confidence": _NUMBER},
+    "user_featurization": {"use_text_for_featurization": (bool,)},
+}
+_PARSE_DATA: dict[str, tuple[type, ...]] = {
+    "intent": (dict,), "entities": (list,), "text": (str,), "message_id": (str,),
+    "metadata": (dict,),
+}
+_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", bool: "true or false",
+               numbers.Real: "a number"}
+
+
+def _check_types(values: dict[str, Any], shape: dict[str, tuple[type, ...]],
+                 where: str) -> None:
+    for key, kinds in shape.items():
+        value = values.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            wanted = " or ".join(dict.fromkeys(_JSON_NAMES[k] for k in kinds))
+            raise DataError(f"{where}'{key}' must be {wanted} or null, found "
+                            f"{type(value).__name__} {str(value)[:40]!r}.")
+
+
+def _check_shape(name: str, data: dict[str, Any], prefix: str) -> None:
+    """Wrong JSON types in a known event are a :class:`DataError` naming the key."""
+    where = f"{prefix}the '{name}' event's "
+    _check_types(data, {**_SHAPES["*"], **_SHAPES.get(name, {})}, where)
+    parse = data.get("parse_data")
+    if name == "user" and parse:
+        _check_types(parse, _PARSE_DATA, f"{where}parse_data ")
+        intent = parse.get("intent")
+        if intent and not isinstance(intent.get("name"), (str, type(None))):
+            raise DataError(f"{where}intent name must be a string, found "
+                            f"{str(intent.get('name'))[:40]!r}.")
+        if not all(isinstance(e, dict) for e in parse.get("entities") or []):
+            raise DataError(f"{where}entities must be objects (entity, value, start, end).")
+
+
 def event_from_dict(data: Any, where: str = "") -> Event:
-    """One event from its Rasa JSON; an unknown ``"event"`` name is a :class:`DataError`."""
+    """One event from its Rasa JSON; an unknown ``"event"`` name or a value of the wrong
+    JSON type is a :class:`DataError`."""
     prefix = f"{where}: " if where else ""
     if not isinstance(data, dict) or "event" not in data:
         raise DataError(f"{prefix}an event must be a mapping with an 'event' key, "
-                        f"found {data!r}.")
+                        f"found {str(data)[:80]!r}.")
     name = data["event"]
-    cls = EVENT_TYPES.get(name)
+    cls = EVENT_TYPES.get(name) if isinstance(name, str) else None
     if cls is None:
         close = difflib.get_close_matches(str(name), list(EVENT_TYPES), n=1)
         guess = f" Did you mean '{close[0]}'?" if close else ""
         raise DataError(f"{prefix}unknown event '{name}'.{guess}",
                         hint=f"Parley reads these events: {', '.join(EVENT_TYPES)}.")
+    _check_shape(name, data, prefix)
     return cls.from_dict(data)
 
 

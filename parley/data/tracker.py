@@ -23,9 +23,9 @@ from typing import Any
 
 from parley.data.domain import Domain, Slot
 from parley.data.events import (
-    ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop, AllSlotsReset, Event,
-    FollowupAction, LoopInterrupted, Restarted, SessionStarted, SlotSet, UserUttered,
-    UserUtteranceReverted,
+    ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop, AllSlotsReset,
+    DefinePrevUserUtteredFeaturization, Event, FollowupAction, LoopInterrupted, Restarted,
+    SessionStarted, SlotSet, UserUttered, UserUtteranceReverted,
 )
 
 __all__ = [
@@ -168,6 +168,9 @@ class DialogueStateTracker:
         self._reset_slots()
         self.active_loop: dict[str, Any] = {}
         self.latest_message = UserUttered()
+        # Whether the action after latest_message was chosen from its text (True) or its
+        # intent (False); None until the ensemble says (DefinePrevUserUtteredFeaturization).
+        self.latest_message_uses_text: bool | None = None
         self.latest_action: dict[str, str] = {}
         self.followup_action: str | None = None
         # The user message that activated the loop (Rasa's trigger_message).
@@ -195,6 +198,7 @@ class DialogueStateTracker:
         tracker.active_loop = dict(self.active_loop)
         tracker.loop_trigger_message = self.loop_trigger_message
         tracker.latest_message = self.latest_message
+        tracker.latest_message_uses_text = self.latest_message_uses_text
         tracker.latest_action = dict(self.latest_action)
         tracker.followup_action = self.followup_action
         return tracker
@@ -212,7 +216,13 @@ class DialogueStateTracker:
     def _apply(self, event: Event) -> None:
         if isinstance(event, UserUttered):
             self.latest_message = event
+            self.latest_message_uses_text = None
             self.followup_action = None
+        elif isinstance(event, DefinePrevUserUtteredFeaturization):
+            # only right after the message (a user turn is followed by action_listen)
+            if self.latest_action.get(ACTION_NAME) == ACTION_LISTEN and \
+                    not self.latest_message.is_empty():
+                self.latest_message_uses_text = event.use_text_for_featurization
         elif isinstance(event, ActionExecuted):
             self.latest_action = ({ACTION_NAME: event.action_name} if event.action_name
                                   else {ACTION_TEXT: event.action_text or ""})
@@ -321,10 +331,11 @@ class DialogueStateTracker:
         if message.is_empty():
             return {}
         sub: dict[str, Any] = {}
-        if message.text:
+        uses_text = self.latest_message_uses_text  # None: both, as Rasa's as_sub_state
+        if message.text and uses_text is not False:
             sub[TEXT] = message.text
         intent = message.intent_name
-        if intent:
+        if intent and not uses_text:
             sub[INTENT] = intent
             labels = _entity_labels(message.entities) & view.used_entities(intent)
             if labels:

@@ -215,16 +215,19 @@ def _slot_events(step: SlotStep, domain: Domain) -> list[Event]:
     return events
 
 
-def step_events(steps: Sequence[Step], domain: Domain) -> list[Event]:
-    """Events of the steps as written (no ``action_listen`` yet)."""
+def step_events(steps: Sequence[Step], domain: Domain, story: str = "") -> list[Event]:
+    """Events of the steps as written (no ``action_listen`` yet); each action remembers
+    the step it came from (``origin``: ``story``'s name, the step's file and line)."""
     events: list[Event] = []
     for step in steps:
         if isinstance(step, UserStep):
             events.append(_user_event(step))
         elif isinstance(step, ActionStep):
-            events.append(ActionExecuted(action_name=step.name))
+            events.append(ActionExecuted(action_name=step.name,
+                                         origin=(story, step.file, step.line)))
         elif isinstance(step, BotStep):
-            events.append(ActionExecuted(action_text=step.text))
+            events.append(ActionExecuted(action_text=step.text,
+                                         origin=(story, step.file, step.line)))
         elif isinstance(step, ActiveLoopStep):
             events.append(ActiveLoop(name=step.name))
         elif isinstance(step, SlotStep):
@@ -282,10 +285,10 @@ def _block_events(block: Block, domain: Domain) -> list[Event]:
     story = block.source
     events: list[Event] = []
     if block.is_rule and story is not None:
-        events += step_events(story.condition, domain)
+        events += step_events(story.condition, domain, block.name)
         if not story.conversation_start:
             events.append(ActionExecuted(action_name=RULE_SNIPPET_ACTION))
-    events += step_events(block.steps, domain)
+    events += step_events(block.steps, domain, block.name)
     if block.is_rule and story is not None and not story.wait_for_user_input:
         events.append(ActionExecuted(action_name=RULE_SNIPPET_ACTION))
     if block.is_rule:
@@ -303,7 +306,12 @@ def _block_events(block: Block, domain: Domain) -> list[Event]:
             if isinstance(event, ActionExecuted):
                 event.unpredictable = True
                 break
-    return with_listens(events, domain, final_listen=not block.ends)
+    events = with_listens(events, domain, final_listen=not block.ends)
+    if story is not None:  # the listens added here belong to the story as a whole
+        for event in events:
+            if isinstance(event, ActionExecuted) and event.origin is None:
+                event.origin = (block.name, story.file, story.line)
+    return events
 
 
 def story_event_sequences(story: Story, domain: Domain) -> list[list[Event]]:

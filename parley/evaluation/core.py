@@ -12,7 +12,8 @@ NLU, see :mod:`parley.dialogue.evaluation`) and gathers a :class:`CoreReport`;
 - ``failed_test_stories.yml``, ``successful_test_stories.yml`` (``successes``),
   ``stories_with_warnings.yml`` (stories that passed though ``action_unlikely_intent``
   was predicted on the way): see :mod:`parley.evaluation.story_writer`.
-- ``story_confusion_matrix.png``: actions, target against prediction.
+- ``story_confusion_matrix.png``: actions, target against prediction (with matplotlib,
+  drawn by :mod:`parley.nlu.plots`).
 
 A story passes when every action, and the intent of every parsed ``user:`` text, match the
 story; with ``e2e`` (Rasa's end-to-end test) the parsed entities must match too, and the
@@ -208,10 +209,13 @@ class CoreReport:
             (folder / name).write_text(text, encoding="utf-8")
             written.append(folder / name)
         if plot and self.action_checks:
-            from parley.evaluation.plots import plot_confusion_matrix
+            from parley.nlu import plots
 
-            written.append(plot_confusion_matrix(self.action_targets, self.action_predictions,
-                                                 folder / CONFUSION_MATRIX_FILE))
+            if plots.plots_available():  # an optional extra: without it, no picture
+                plots.confusion_matrix_png(self.action_targets, self.action_predictions,
+                                           folder / CONFUSION_MATRIX_FILE,
+                                           title="Action Confusion matrix")
+                written.append(folder / CONFUSION_MATRIX_FILE)
         return written
 
     def summary(self) -> str:

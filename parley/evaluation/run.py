@@ -113,10 +113,31 @@ def run_core_test(model: str | Path = "models", stories: Sequence[str] | None = 
     return TestRun(archive, core=report, core_paths=paths)
 
 
+def _nlu_plots(report: Any, out: Path) -> None:
+    """Rasa's intent_confusion_matrix.png and intent_histogram.png (of the intents as
+    returned), and intent_reliability.png (the classifier's confidences against how often
+    they are right, nlu_fallback undone); nothing without matplotlib."""
+    from parley.nlu import plots
+
+    if not plots.plots_available():
+        return
+    if report.intents is not None:
+        intents = report.intents
+        plots.confusion_matrix_png(intents.gold, intents.predicted,
+                                   out / "intent_confusion_matrix.png")
+        plots.confidence_histogram_png(
+            intents.confidences, [g == p for g, p in zip(intents.gold, intents.predicted,
+                                                         strict=True)],
+            out / "intent_histogram.png")
+    if report.calibration is not None:
+        plots.reliability_png(report.calibration, out / "intent_reliability.png", "intents")
+
+
 def run_nlu_test(model: str | Path = "models", nlu: Sequence[str] | None = None,
                  out: str | Path | None = DEFAULT_RESULTS, *, errors: bool = True,
-                 agent: Any = None) -> TestRun:
-    """``rasa test nlu``: parse the NLU test data and write the reports into ``out``."""
+                 plot: bool = True, agent: Any = None) -> TestRun:
+    """``rasa test nlu``: parse the NLU test data and write the reports (and, with
+    matplotlib, the plots) into ``out``."""
     import json
 
     from parley.nlu.evaluation import evaluate_nlu
@@ -133,6 +154,8 @@ def run_nlu_test(model: str | Path = "models", nlu: Sequence[str] | None = None,
         for name, content in report.report_files(errors=errors).items():
             (folder / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n",
                                        encoding="utf-8")
+        if plot:
+            _nlu_plots(report, folder)
     return TestRun(archive, nlu=report, nlu_paths=paths)
 
 
@@ -153,7 +176,8 @@ def run_tests(model: str | Path = "models", stories: Sequence[str] | None = None
               **options: Any) -> TestRun:
     """``rasa test``: the core part and the NLU part on one loaded model; a part the model
     lacks, or whose test data is neither named nor found, is skipped (``skipped`` says
-    why). ``options`` are :func:`run_core_test`'s (``errors`` goes to both parts)."""
+    why). ``options`` are :func:`run_core_test`'s (``errors`` and ``plot`` go to both
+    parts)."""
     archive, agent = _load(model)
     run = TestRun(archive)
     if not agent.policies or agent.domain is None:
@@ -168,7 +192,8 @@ def run_tests(model: str | Path = "models", stories: Sequence[str] | None = None
     elif (why := _missing(find_nlu_test_data, nlu)) is not None:
         run.skipped.append(f"nlu: {why}")
     else:
-        part = run_nlu_test(archive, nlu, out, errors=options.get("errors", True), agent=agent)
+        part = run_nlu_test(archive, nlu, out, errors=options.get("errors", True),
+                            plot=options.get("plot", True), agent=agent)
         run.nlu, run.nlu_paths = part.nlu, part.nlu_paths
     if run.core is None and run.nlu is None:
         raise DataError(f"nothing to test {archive} on: " + "; ".join(run.skipped) + ".",

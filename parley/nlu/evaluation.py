@@ -8,8 +8,11 @@ What is compared, following Rasa:
 
 - Intents: the gold intent is the base intent (``faq`` for ``faq/ask_name``); test
   messages without an intent are left out; a missing prediction counts as the label ``""``.
-  A ``nlu_fallback`` prediction is undone (the next intent of the ranking is taken), so
-  the fallback does not hide what the classifier predicted.
+  The intent scored is the one the parse returns, as Rasa scores it: a ``nlu_fallback``
+  answer is wrong. Beside it, :attr:`NLUReport.ranking` scores the classifier's own top
+  intent (the fallback undone: the next intent of the ranking), a different measure that
+  reads higher, and :attr:`NLUReport.calibration` compares that intent's confidence with
+  how often it is right (:mod:`parley.nlu.reliability`).
 - Macro-F1 is scikit-learn's: per-label F1 averaged over the union of gold and predicted
   labels (a label never predicted has F1 0).
 - Entities: a predicted entity is right only when start, end, type and role all match a
@@ -33,6 +36,7 @@ import numpy as np
 
 from parley.data.message import Entity, Message
 from parley.data.training_data import TrainingData
+from parley.nlu.reliability import Reliability, reliability
 
 __all__ = [
     "EntityError", "EntityReport", "LabelReport", "NLUReport", "PredictionError", "Scores",
@@ -124,6 +128,10 @@ class LabelReport:
     confusions: dict[str, dict[str, int]]
     errors: list[PredictionError]
     n_examples: int
+    # Every scored example, in order: what the plots of ``parley test nlu`` draw from.
+    gold: list[str] = field(default_factory=list, repr=False)
+    predicted: list[str] = field(default_factory=list, repr=False)
+    confidences: list[float | None] = field(default_factory=list, repr=False)
 
     @property
     def weighted_f1(self) -> float:
@@ -170,7 +178,8 @@ def label_report(texts: Sequence[str], gold: Sequence[str], predicted: Sequence[
             errors.append(PredictionError(text, g, p, c))
     confusions = {g: dict(counts.most_common(CONFUSIONS_SHOWN)) for g, counts in wrong.items()}
     return LabelReport(accuracy(gold, predicted), macro_f1(gold, predicted),
-                       label_scores(gold, predicted), confusions, errors, len(gold))
+                       label_scores(gold, predicted), confusions, errors, len(gold),
+                       list(gold), list(predicted), list(confidences))
 
 
 # --- entities ---------------------------------------------------------------------------
@@ -286,6 +295,25 @@ class NLUReport:
     entities: EntityReport
     responses: LabelReport | None = None
     parse_ms: list[float] = field(default_factory=list, repr=False)
+    # The classifier's top intent, nlu_fallback undone, and its calibration.
+    ranking: LabelReport | None = None
+    calibration: Reliability | None = None
+
+    @property
+    def ranking_accuracy(self) -> float | None:
+        return self.ranking.accuracy if self.ranking else None
+
+    @property
+    def fallback_rate(self) -> float | None:
+        """The share of test messages (with an intent) answered ``nlu_fallback``."""
+        if not self.intents or not self.intents.n_examples:
+            return None
+        answered = sum(1 for e in self.intents.errors if e.predicted == FALLBACK_INTENT)
+        return answered / self.intents.n_examples
+
+    @property
+    def expected_calibration_error(self) -> float | None:
+        return self.calibration.expected_calibration_error if self.calibration else None
 
     @property
     def intent_accuracy(self) -> float | None:
@@ -320,6 +348,10 @@ class NLUReport:
             "entity_recall": self.entities.recall,
             "entity_f1": self.entity_f1,
             "response_selection_accuracy": self.response_accuracy,
+            "intent_ranking_accuracy": self.ranking_accuracy,
+            "fallback_rate": self.fallback_rate,
+            "expected_calibration_error": self.expected_calibration_error,
+            "intent_calibration": self.calibration.as_dict() if self.calibration else None,
             "parse_ms": {"p50": self.parse_p50_ms, "p99": self.parse_p99_ms},
             "intent_report": self.intents.as_dict() if self.intents else None,
             "entity_report": self.entities.as_dict(),
@@ -336,6 +368,8 @@ class NLUReport:
         files: dict[str, Any] = {"entity_report.json": self.entities.as_dict()}
         if self.intents is not None:
             files["intent_report.json"] = self.intents.as_dict()
+        if self.calibration is not None:
+            files["intent_calibration.json"] = self.calibration.as_dict()
         if self.responses is not None:
             files["response_selection_report.json"] = self.responses.as_dict()
         if errors:
@@ -355,6 +389,13 @@ class NLUReport:
             lines.append(f"  intents:   accuracy {self.intents.accuracy:.3f}, macro-F1 "
                          f"{self.intents.macro_f1:.3f}, weighted F1 {self.intents.weighted_f1:.3f} "
                          f"({len(self.intents.errors)} of {self.intents.n_examples} wrong)")
+        if self.ranking is not None and self.fallback_rate:
+            lines.append(f"             {self.fallback_rate:.1%} answered nlu_fallback; with it "
+                         f"undone, accuracy {self.ranking.accuracy:.3f}")
+        if self.calibration is not None:
+            lines.append(f"  confidence: expected calibration error "
+                         f"{self.calibration.expected_calibration_error:.3f} (0 = a confidence of "
+                         "0.7 is right 70% of the time)")
         e = self.entities
         if e.f1 is None:
             lines.append(f"  entities:  none in the test data ({e.n_predicted} predicted)")
@@ -391,22 +432,28 @@ def _messages(test_data: TrainingData | Iterable[Message]) -> list[Message]:
 
 
 def evaluate_parses(test_data: TrainingData | Iterable[Message],
-                    parses: Sequence[dict[str, Any]], parse_ms: Sequence[float] = (),
-                    undo_fallback: bool = True) -> NLUReport:
+                    parses: Sequence[dict[str, Any]], parse_ms: Sequence[float] = ()) -> NLUReport:
     """Compare each gold message with the parse result of its text (same order)."""
     messages = _messages(test_data)
     if len(messages) != len(parses):
         raise ValueError(f"{len(messages)} test messages but {len(parses)} parse results.")
-    texts, gold, predicted, confidences = [], [], [], []
+    texts, gold = [], []
+    returned: list[dict[str, Any]] = []
+    ranked: list[dict[str, Any]] = []
     for message, parse in zip(messages, parses, strict=True):
         if not message.base_intent:
             continue
-        intent = _undo_fallback(parse) if undo_fallback else (parse.get("intent") or {})
         texts.append(message.text)
         gold.append(message.base_intent)
-        predicted.append(intent.get("name") or "")
-        confidences.append(intent.get("confidence"))
-    intents = label_report(texts, gold, predicted, confidences) if gold else None
+        returned.append(parse.get("intent") or {})
+        ranked.append(_undo_fallback(parse))
+    intents = ranking = calibration = None
+    if gold:
+        intents = _intent_report(texts, gold, returned)
+        ranking = _intent_report(texts, gold, ranked)
+        calibration = reliability([r.get("confidence") for r in ranked],
+                                  [g == (r.get("name") or "") for g, r in zip(gold, ranked,
+                                                                               strict=True)])
     entities = entity_report(
         [m.text for m in messages], [m.entities for m in messages],
         [[e for e in p.get("entities") or [] if e.get("extractor") not in PRETRAINED_EXTRACTORS]
@@ -420,11 +467,18 @@ def evaluate_parses(test_data: TrainingData | Iterable[Message],
                 [m.text for m, _ in pairs], [m.intent or "" for m, _ in pairs],
                 [r.get("intent_response_key") or "" for _, r in pairs],
                 [r.get("confidence") for _, r in pairs])
-    return NLUReport(len(messages), intents, entities, responses, list(parse_ms))
+    return NLUReport(len(messages), intents, entities, responses, list(parse_ms), ranking,
+                     calibration)
+
+
+def _intent_report(texts: list[str], gold: list[str],
+                   intents: list[dict[str, Any]]) -> LabelReport:
+    return label_report(texts, gold, [i.get("name") or "" for i in intents],
+                        [i.get("confidence") for i in intents])
 
 
 def evaluate_nlu(agent_or_parse_fn: Any, test_data: TrainingData | Iterable[Message], *,
-                 warmup: int = 0, undo_fallback: bool = True) -> NLUReport:
+                 warmup: int = 0) -> NLUReport:
     """Parse every test text (timing each parse) and score the results.
 
     ``agent_or_parse_fn`` is anything with a ``parse(text)`` method (an
@@ -443,4 +497,4 @@ def evaluate_nlu(agent_or_parse_fn: Any, test_data: TrainingData | Iterable[Mess
         result = parse(message.text)
         parse_ms.append((time.perf_counter() - start) * 1000.0)
         parses.append(result)
-    return evaluate_parses(messages, parses, parse_ms, undo_fallback=undo_fallback)
+    return evaluate_parses(messages, parses, parse_ms)

@@ -8,6 +8,9 @@ from typing import Any
 
 from parley.data.domain import DEFAULT_INTENTS, Domain
 from parley.data.message import Message
+from parley.data.tracker import DialogueStateTracker
+from parley.dialogue.policies.ensemble import PolicyEnsemble
+from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.engine.archive import extract_archive
 from parley.engine.leftovers import temp_prefix
 from parley.errors import ConfigError, ModelArchiveError
@@ -28,6 +31,7 @@ class Agent:
         self.policies = policies
         self.domain = domain
         self._files: tempfile.TemporaryDirectory[str] | None = None
+        self._ensemble: PolicyEnsemble | None = None
 
     @property
     def model_id(self) -> str:
@@ -44,6 +48,14 @@ class Agent:
     def known_entities(self) -> set[str]:
         names = set(self.metadata.get("labels", {}).get("entities", []))
         return names | set(self.domain.entity_names if self.domain is not None else ())
+
+    @property
+    def has_nlu(self) -> bool:
+        return bool(self.nlu_components)
+
+    @property
+    def has_core(self) -> bool:
+        return bool(self.policies) and self.domain is not None
 
     def parse(self, text: str) -> dict[str, Any]:
         """Rasa's parse result: text, intent, entities, intent_ranking (and more if set).
@@ -70,8 +82,18 @@ class Agent:
                 result[key] = message.data[key]
         return result
 
+    def predict_next_action(self, tracker: DialogueStateTracker) -> PolicyPrediction:
+        """The policies' combined prediction (Rasa's ensemble) for the conversation now;
+        the runtime's processor runs the action it names."""
+        if not self.policies or self.domain is None:
+            raise ModelArchiveError("this model has no Core part; train it with stories/rules.")
+        if self._ensemble is None:
+            self._ensemble = PolicyEnsemble(self.policies)
+        return self._ensemble.predict(tracker, self.domain)
+
     def predict_next_actions(self, events: Any, max_actions: int = 10) -> list[dict[str, Any]]:
-        """The actions the bot would run next, until it listens: [{action, confidence, policy}]."""
+        """The actions the bot would run next, until it listens: [{action, confidence, policy,
+        reason}] (reason: why that policy won, see docs/dialogue.md)."""
         if not self.policies or self.domain is None:
             raise ModelArchiveError("this model has no Core part; train it with stories/rules.")
         from parley.serving.predict import predict_until_listen

@@ -26,7 +26,8 @@ def as_tracker(conversation: Any, domain: Domain) -> DialogueStateTracker:
 
 def predict_until_listen(policies: Sequence[Any], domain: Domain, conversation: Any,
                          max_actions: int = 10) -> list[dict[str, Any]]:
-    """Predicted actions in order, ending with ``action_listen`` (or after ``max_actions``)."""
+    """Predicted actions in order, ending with ``action_listen`` (or after ``max_actions``):
+    ``{action, confidence, policy, reason}``, the reason saying why that policy won."""
     ensemble = PolicyEnsemble(policies)
     tracker = as_tracker(conversation, domain)
     actions: list[dict[str, Any]] = []
@@ -35,7 +36,7 @@ def predict_until_listen(policies: Sequence[Any], domain: Domain, conversation: 
         best = max(range(len(prediction.probabilities)), key=prediction.probabilities.__getitem__)
         name = domain.action_names[best]
         actions.append({"action": name, "confidence": prediction.probabilities[best],
-                        "policy": prediction.policy_name})
+                        "policy": prediction.policy_name, "reason": prediction.reason})
         for event in prediction.events:
             tracker.update(event)
         tracker.update(ActionExecuted(action_name=name, policy=prediction.policy_name,

@@ -91,3 +91,12 @@ def test_a_bug_should_say_so_without_a_traceback(project, capsys, monkeypatch):
     monkeypatch.setenv("PARLEY_DEBUG", "1")
     assert main(["data", "validate"]) == EXIT_BUG
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_validate_should_warn_of_policies_sharing_a_priority(project, capsys):
+    edit(project / "config.yml", "  - name: RulePolicy", "  - name: RulePolicy\n    priority: 3")
+    assert main(["data", "validate"]) == 0
+    assert main(["data", "validate", "--fail-on-warnings"]) == 1
+    assert ("config.yml:29: warning: the policies 'MemoizationPolicy', 'RulePolicy' have the "
+            "same priority 3; when they are equally confident the one listed first wins.") \
+        in capsys.readouterr().out

@@ -38,6 +38,30 @@ def test_should_find_test_folder_write_reports_and_print_summary(project, monkey
     assert isinstance(json.loads((project / "results" / "intent_errors.json").read_text()), list)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def test_should_write_rasas_plots_and_report_calibration(project, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "plots"
+    assert main(["test", "nlu", "--model", str(project / "models" / "nlu.tar.gz"),
+                 "--nlu", str(project / "test"), "--out", str(out)]) == 0
+    assert "expected calibration error" in capsys.readouterr().out
+    for name in ("intent_confusion_matrix.png", "intent_histogram.png",
+                 "intent_reliability.png"):
+        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE, name
+    calibration = json.loads((out / "intent_calibration.json").read_text())
+    assert sum(b["count"] for b in calibration["bins"]) == calibration["messages"] == 6
+    assert 0.0 <= calibration["expected_calibration_error"] <= 1.0
+
+
+def test_no_plot_should_write_no_png(project, tmp_path):
+    out = tmp_path / "noplots"
+    assert main(["test", "nlu", "--model", str(project / "models" / "nlu.tar.gz"),
+                 "--nlu", str(project / "test"), "--out", str(out), "--no-plot"]) == 0
+    assert not list(out.glob("*.png")) and (out / "intent_report.json").is_file()
+
+
 def test_should_take_model_nlu_and_out_flags(project, tmp_path, capsys):
     out = tmp_path / "reports"
     argv = ["test", "nlu", "--model", str(project / "models" / "nlu.tar.gz"),

@@ -6,9 +6,9 @@ import pytest
 
 from parley.data.events import (
     EVENT_TYPES, ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop,
-    AllSlotsReset, BotUttered, Event, FollowupAction, LoopInterrupted, Restarted,
-    SessionStarted, SlotSet, UserUttered, UserUtteranceReverted, event_from_dict,
-    events_from_dicts, events_to_dicts,
+    AllSlotsReset, BotUttered, DefinePrevUserUtteredFeaturization, Event, FollowupAction,
+    LoopInterrupted, Restarted, SessionStarted, SlotSet, UserUttered, UserUtteranceReverted,
+    event_from_dict, events_from_dicts, events_to_dicts,
 )
 from parley.errors import DataError
 
@@ -32,6 +32,7 @@ EVENTS: list[Event] = [
     AllSlotsReset(),
     LoopInterrupted(is_interrupted=True),
     ActionExecutionRejected(action_name="booking_form", policy="RulePolicy", confidence=1.0),
+    DefinePrevUserUtteredFeaturization(use_text_for_featurization=True),
 ]
 
 
@@ -61,7 +62,9 @@ def test_event_dicts_should_use_rasa_names_and_keys():
     assert loop == {"event": "active_loop", "name": "booking_form", "metadata": {}}
     assert [e.to_dict()["event"] for e in EVENTS[7:]] == [
         "restart", "session_started", "undo", "rewind", "followup", "reset_slots",
-        "loop_interrupted", "action_execution_rejected"]
+        "loop_interrupted", "action_execution_rejected", "user_featurization"]
+    assert EVENTS[-1].to_dict() == {"event": "user_featurization",
+                                    "use_text_for_featurization": True, "metadata": {}}
 
 
 def test_events_should_read_rasa_json_with_timestamps():
@@ -90,3 +93,69 @@ def test_user_uttered_should_know_its_intent_name_and_emptiness():
     assert UserUttered().is_empty()
     assert UserUttered(intent={"name": "greet"}).intent_name == "greet"
     assert not UserUttered(text="hi").is_empty()
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"event": "slot", "name": 5, "value": 1}, "'slot' event's 'name' must be a string"),
+    ({"event": "user", "text": "hi", "parse_data": {"intent": "greet"}},
+     "parse_data 'intent' must be an object"),
+    ({"event": "user", "parse_data": {"intent": {"name": 3}}}, "intent name must be a string"),
+    ({"event": "user", "parse_data": {"entities": ["city"]}}, "entities must be objects"),
+    ({"event": "action", "name": "x", "confidence": "high"}, "'confidence' must be a number"),
+    ({"event": "action", "name": "x", "hide_rule_turn": 1}, "must be true or false"),
+    ({"event": "bot", "text": "hi", "data": ["buttons"]}, "'data' must be an object"),
+    ({"event": "bot", "timestamp": True}, "'timestamp' must be a number"),
+    ({"event": "followup", "metadata": "x"}, "'metadata' must be an object"),
+    ({"event": ["slot"]}, "unknown event"),
+])
+def test_wrong_json_types_should_be_a_data_error_naming_the_key(data, message):
+    with pytest.raises(DataError, match=message):
+        event_from_dict(data, "event 1")
+
+
+def test_null_values_should_be_read_as_missing():
+    # rasa-sdk writes every key, null where unset.
+    event = event_from_dict({"event": "user", "timestamp": None, "text": "hi",
+                             "parse_data": None, "input_channel": None, "metadata": None})
+    assert event == UserUttered(text="hi")
+
+
+def test_any_json_should_give_an_event_or_a_data_error():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from parley.data.domain import Domain
+    from parley.data.events import EVENT_TYPES
+    from parley.data.tracker import DialogueStateTracker
+
+    domain = Domain.from_yaml('version: "3.1"\nintents: [greet]\nslots:\n'
+                              '  name: {type: text, mappings: [{type: from_text}]}\n')
+    value = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+        | st.text(max_size=4),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                    max_size=3),
+        max_leaves=6)
+    keys = st.sampled_from(["text", "parse_data", "name", "value", "timestamp", "metadata",
+                            "data", "input_channel", "message_id", "action_text", "policy",
+                            "confidence", "hide_rule_turn", "is_interrupted"])
+    parse = st.fixed_dictionaries({}, optional={"intent": value, "entities": value,
+                                                "text": value, "message_id": value})
+    events = st.lists(st.builds(
+        lambda name, body, parse_data: {"event": name, **body, "parse_data": parse_data},
+        st.sampled_from(list(EVENT_TYPES)), st.dictionaries(keys, value, max_size=4), parse),
+        min_size=1, max_size=4)
+
+    @settings(max_examples=400, deadline=None)
+    @given(events)
+    def check(items):
+        try:
+            read = [event_from_dict(item) for item in items]
+        except DataError:
+            return
+        tracker = DialogueStateTracker.from_domain("x", domain, read)
+        tracker.past_states(domain)
+        for event in read:
+            assert event_from_dict(event.to_dict()) == event
+
+    check()

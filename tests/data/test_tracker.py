@@ -5,7 +5,8 @@ from __future__ import annotations
 from parley.data.domain import Domain, Intent
 from parley.data.events import (
     ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop, AllSlotsReset,
-    FollowupAction, Restarted, SessionStarted, SlotSet, UserUttered, UserUtteranceReverted,
+    DefinePrevUserUtteredFeaturization, FollowupAction, Restarted, SessionStarted, SlotSet,
+    UserUttered, UserUtteranceReverted,
 )
 from parley.data.slots import Slot
 from parley.data.tracker import SHOULD_NOT_BE_SET, DialogueStateTracker, slot_features
@@ -204,3 +205,31 @@ def test_entities_of_intents_without_use_entities_should_be_dropped():
     tracker = DialogueStateTracker.from_domain("u1", d, [
         LISTEN, user("chitchat", {"entity": "city", "value": "x"})])
     assert tracker.past_states(d)[-1]["user"] == {"intent": "chitchat"}
+
+
+def test_a_message_used_by_its_text_should_show_its_text_in_later_states():
+    """Rasa's DefinePrevUserUtteredFeaturization: the policy ensemble says whether the
+    action after a message was chosen from its text or its intent."""
+    def states_after(uses_text: bool | None) -> list[dict]:
+        events = [LISTEN, user("greet", text="hello")]
+        if uses_text is not None:
+            events.append(DefinePrevUserUtteredFeaturization(uses_text))
+        events.append(ActionExecuted(action_name="utter_greet"))
+        tracker = DialogueStateTracker.from_domain("u1", domain(), events)
+        return [s.get("user") for s in tracker.past_states(domain())]
+
+    assert states_after(None)[1:] == [{"intent": "greet", "text": "hello"}] * 2
+    # the event comes before the bot's action: the message's own state shows it too
+    assert states_after(True)[1:] == [{"text": "hello"}] * 2
+    assert states_after(False)[1:] == [{"intent": "greet"}] * 2
+
+
+def test_featurization_should_apply_only_right_after_the_message():
+    tracker = DialogueStateTracker.from_domain("u1", domain(), [
+        LISTEN, user("greet", text="hello"), ActionExecuted(action_name="utter_greet"),
+        DefinePrevUserUtteredFeaturization(True)])  # too late: the bot acted already
+    assert tracker.latest_message_uses_text is None
+    tracker.update(DefinePrevUserUtteredFeaturization(True))
+    tracker.update(LISTEN)
+    tracker.update(user("greet", text="hi"))
+    assert tracker.latest_message_uses_text is None  # a new message starts unknown

@@ -9,7 +9,7 @@ import pytest
 from parley.data.events import ActionExecuted, UserUttered
 from parley.dialogue.generator import generate_trackers
 from parley.dialogue.policies.memoization import AugmentedMemoizationPolicy, MemoizationPolicy
-from parley.errors import NotFittedError
+from parley.errors import NotFittedError, ParleyWarning
 from tests.dialogue.helpers import conversation, predicted, small_domain, stories
 
 STORIES = """
@@ -63,7 +63,7 @@ def test_memoization_should_predict_nothing_for_unknown_histories():
     assert predicted(prediction, domain) is None and prediction.max_confidence == 0.0
 
 
-def test_ambiguous_histories_should_be_forgotten():
+def test_ambiguous_histories_should_be_forgotten_with_a_warning():
     domain = small_domain()
     s, _ = stories("""
 stories:
@@ -76,8 +76,10 @@ stories:
   - intent: greet
   - action: utter_welcome
 """)
-    policy = MemoizationPolicy().fit(generate_trackers(s, domain=domain,
-                                                       augmentation_factor=0), domain)
+    with pytest.warns(ParleyWarning, match="'utter_greet' in story 'one' .*'utter_welcome' "
+                                           "in story 'two'"):
+        policy = MemoizationPolicy().fit(generate_trackers(s, domain=domain,
+                                                           augmentation_factor=0), domain)
     assert predicted(policy.predict(conversation(domain, ("intent", "greet")), domain),
                      domain) is None
 

@@ -57,14 +57,28 @@ def test_retrieval_intent_should_be_compared_by_its_base_intent():
     assert report.responses is None  # no response_selector in the parse results
 
 
-def test_fallback_prediction_should_be_undone_like_rasa():
+def test_fallback_answer_should_count_as_wrong_and_the_ranking_score_should_undo_it():
     ranking = [{"name": "nlu_fallback", "confidence": 0.3}, {"name": "greet", "confidence": 0.25},
                {"name": "bye", "confidence": 0.2}]
-    report = evaluate_parses([Message("hi", "greet")], [parse("nlu_fallback", 0.3, ranking=ranking)])
-    assert report.intent_accuracy == 1.0
-    kept = evaluate_parses([Message("hi", "greet")], [parse("nlu_fallback", 0.3, ranking=ranking)],
-                           undo_fallback=False)
-    assert kept.intent_accuracy == 0.0
+    report = evaluate_parses([Message("hi", "greet"), Message("bye", "bye")],
+                             [parse("nlu_fallback", 0.3, ranking=ranking), parse("bye", 0.9)])
+    assert report.intent_accuracy == 0.5  # as returned, as Rasa scores it
+    assert report.ranking_accuracy == 1.0  # the classifier's own top intent
+    assert report.fallback_rate == 0.5
+    assert report.intents is not None and report.intents.errors[0].predicted == "nlu_fallback"
+
+
+def test_calibration_should_use_the_classifiers_confidence_not_the_fallbacks():
+    ranking = [{"name": "nlu_fallback", "confidence": 0.3}, {"name": "greet", "confidence": 0.25}]
+    report = evaluate_parses([Message("hi", "greet"), Message("yo", "greet")],
+                             [parse("nlu_fallback", 0.3, ranking=ranking), parse("bye", 0.95)])
+    assert report.calibration is not None
+    by_bin = {(round(b.low, 1), round(b.high, 1)): b for b in report.calibration.bins if b.count}
+    assert by_bin[(0.2, 0.3)].accuracy == 1.0 and by_bin[(0.2, 0.3)].mean_confidence == 0.25
+    assert by_bin[(0.9, 1.0)].accuracy == 0.0
+    # |1 - 0.25| and |0 - 0.95|, each half of the messages
+    assert report.expected_calibration_error == pytest.approx((0.75 + 0.95) / 2)
+    assert "intent_calibration.json" in report.report_files()
 
 
 def test_missing_intent_prediction_should_count_as_wrong_and_messages_without_gold_skipped():

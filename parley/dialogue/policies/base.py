@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from parley.component import Component
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "Policy", "check_actions_in_domain", "feature_key", "prediction_states",
-    "training_states_and_labels", "unambiguous_lookup",
+    "Policy", "action_label", "check_actions_in_domain", "feature_key", "prediction_states",
+    "state_histories", "training_states_and_labels", "unambiguous_lookup",
 ]
 
 LOOKUP_FILE = "lookup.json"
@@ -38,17 +38,16 @@ def feature_key(states: Sequence[State]) -> str:
     return json.dumps(list(states), sort_keys=True)
 
 
-def training_states_and_labels(
+def state_histories(
     trackers: Sequence[DialogueStateTracker], domain: Domain, max_history: int | None,
     omit_unset_slots: bool = False,
-) -> tuple[list[list[State]], list[str]]:
-    """Every (state history, next action) example of the trackers, each kept once.
+) -> Iterator[tuple[DialogueStateTracker, ActionExecuted, list[State]]]:
+    """Every action of the trackers with the states before it (the last ``max_history``).
 
-    Actions marked ``unpredictable`` (a story's opening action) give no example.
+    Actions marked ``unpredictable`` (a story's opening action) are left out: nothing
+    comes before them to learn from. What the policies learn and what the story conflict
+    check compares are these same histories.
     """
-    seen: set[tuple[str, str]] = set()
-    histories: list[list[State]] = []
-    labels: list[str] = []
     for tracker in trackers:
         states = tracker.past_states(domain, omit_unset_slots=omit_unset_slots)
         index = 0
@@ -61,13 +60,34 @@ def training_states_and_labels(
             history = states[:index]
             if max_history:
                 history = history[-max_history:]
-            label = event.action_name or event.action_text or ""
-            key = (feature_key(history), label)
-            if key in seen:
-                continue
-            seen.add(key)
-            histories.append(history)
-            labels.append(label)
+            yield tracker, event, history
+
+
+def action_label(event: ActionExecuted) -> str:
+    """What a policy learns to predict for an action: its name, or its text (``bot:``)."""
+    return event.action_name or event.action_text or ""
+
+
+def training_states_and_labels(
+    trackers: Sequence[DialogueStateTracker], domain: Domain, max_history: int | None,
+    omit_unset_slots: bool = False, names: list[str] | None = None,
+) -> tuple[list[list[State]], list[str]]:
+    """Every (state history, next action) example of the trackers, each kept once; with
+    ``names``, the name of the tracker (story or rule) each example came from first."""
+    seen: set[tuple[str, str]] = set()
+    histories: list[list[State]] = []
+    labels: list[str] = []
+    for tracker, event, history in state_histories(trackers, domain, max_history,
+                                                   omit_unset_slots):
+        label = action_label(event)
+        key = (feature_key(history), label)
+        if key in seen:
+            continue
+        seen.add(key)
+        histories.append(history)
+        labels.append(label)
+        if names is not None:
+            names.append(tracker.sender_id)
     return histories, labels
 
 

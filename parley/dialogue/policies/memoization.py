@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from parley.data.domain import Domain
 from parley.data.events import ActionExecuted, SlotSet
 from parley.data.tracker import DialogueStateTracker, State
+from parley.dialogue.conflicts import ActionSource, find_story_conflicts
 from parley.dialogue.policies.base import (
     Policy, check_actions_in_domain, feature_key, prediction_states, training_states_and_labels,
     unambiguous_lookup,
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
+from parley.errors import warn
 from parley.params import Bool, Constraint, Int, NoneOr
 
 if TYPE_CHECKING:
@@ -61,8 +63,27 @@ class MemoizationPolicy(Policy):
         stories = [t for t in trackers if not t.is_rule_tracker]
         histories, labels = training_states_and_labels(stories, domain, self.max_history)
         check_actions_in_domain(labels, domain, self.name)
-        self.lookup_ = unambiguous_lookup((feature_key(h) for h in histories), labels)
+        keys = [feature_key(h) for h in histories]
+        self.lookup_ = unambiguous_lookup(keys, labels)
+        if len(self.lookup_) < len(set(keys)):
+            self._warn_about_conflicts(stories, domain)
         return self
+
+    def _warn_about_conflicts(self, stories: Sequence[DialogueStateTracker],
+                              domain: Domain) -> None:
+        """Say which stories made a history ambiguous (it is not memorized): the report of
+        ``parley data validate --max-history``, once per set of clashing story steps
+        (augmented trackers repeat a conflict after many different beginnings)."""
+        said: set[frozenset[tuple[str, ActionSource]]] = set()
+        for conflict in find_story_conflicts(stories, domain, self.max_history):
+            steps = frozenset((action, source) for action, sources in conflict.actions.items()
+                              for source in sources)
+            if steps in said:
+                continue
+            said.add(steps)
+            issue = conflict.as_issue()
+            warn(f"{self.name} does not memorize a history: {issue.message}",
+                 issue.file, issue.line)
 
     def _states(self, tracker: DialogueStateTracker, domain: Domain,
                 rule_only_data: dict[str, Any] | None) -> list[State]:
@@ -70,21 +91,31 @@ class MemoizationPolicy(Policy):
                                  ignore_rule_only_turns=True, rule_only_data=rule_only_data)
 
     def recall(self, states: list[State], tracker: DialogueStateTracker, domain: Domain,
-               rule_only_data: dict[str, Any] | None) -> str | None:
-        return self.lookup_.get(feature_key(states))
+               rule_only_data: dict[str, Any] | None) -> tuple[str | None, str]:
+        """The remembered action (None on a miss) and how it was found."""
+        return self.lookup_.get(feature_key(states)), self._found_in
+
+    @property
+    def _found_in(self) -> str:
+        turns = ("whole history" if not self.max_history else "last state"
+                 if self.max_history == 1 else f"last {self.max_history} states")
+        return f"a story has the same {turns}"
 
     def predict(self, tracker: DialogueStateTracker, domain: Domain,
                 rule_only_data: dict[str, Any] | None = None) -> PolicyPrediction:
         self.check_is_fitted()
         probabilities = self.default_predictions(domain)
         states = self._states(tracker, domain, rule_only_data)
-        action = self.recall(states, tracker, domain, rule_only_data)
+        action, how = self.recall(states, tracker, domain, rule_only_data)
+        reason = "no story has this history"
         if action is not None and action in domain.action_names:
             score = 1.0
+            reason = how
             if self.use_nlu_confidence_as_score:
                 score = float((tracker.latest_message.intent or {}).get("confidence", 1.0))
+                reason += ", scored with the intent's confidence"
             probabilities[self._action_index(action, domain)] = score
-        return PolicyPrediction(probabilities, self.name, self.priority)
+        return PolicyPrediction(probabilities, self.name, self.priority, reason=reason)
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"lookup": self.lookup_}, {}
@@ -99,20 +130,20 @@ class AugmentedMemoizationPolicy(MemoizationPolicy):
     name: ClassVar[str] = "AugmentedMemoizationPolicy"
 
     def recall(self, states: list[State], tracker: DialogueStateTracker, domain: Domain,
-               rule_only_data: dict[str, Any] | None) -> str | None:
+               rule_only_data: dict[str, Any] | None) -> tuple[str | None, str]:
         action = self.lookup_.get(feature_key(states))
         if action is not None:
-            return action
+            return action, self._found_in
         truncated = _without_first_turns(tracker, again=False)
         while truncated is not None:
             shorter = self._states(truncated, domain, rule_only_data)
             if shorter != states:
                 action = self.lookup_.get(feature_key(shorter))
                 if action is not None:
-                    return action
+                    return action, f"{self._found_in} once the oldest turns are forgotten"
                 states = shorter
             truncated = _without_first_turns(truncated, again=True)
-        return None
+        return None, ""
 
 
 def _without_first_turns(tracker: DialogueStateTracker,

@@ -19,6 +19,8 @@ class PolicyPrediction:
     prediction wins. ``is_no_user_prediction`` (a loop's happy path) and
     ``is_end_to_end_prediction`` outrank predictions from user intents in the ensemble.
     ``hide_rule_turn`` marks a turn only rules know, which story-trained policies skip.
+    ``reason`` says in a few words why the policy predicts this ("no story has this
+    history"); the ensemble's winner adds why it won over the other policies.
     """
 
     probabilities: list[float]
@@ -29,6 +31,7 @@ class PolicyPrediction:
     is_end_to_end_prediction: bool = False
     is_no_user_prediction: bool = False
     hide_rule_turn: bool = False
+    reason: str = ""
 
     @property
     def max_confidence(self) -> float:

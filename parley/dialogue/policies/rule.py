@@ -59,6 +59,7 @@ DEFAULT_ACTION_MAPPINGS = {
 RULES = "rules"
 RULES_FOR_LOOP_UNHAPPY_PATH = "rules_for_loop_unhappy_path"
 RULES_NOT_IN_STORIES = "rules_not_in_stories"
+RULE_NAMES = "rule_names"  # rule key → the rule it came from, to say which rule applied
 LOOP_WAS_INTERRUPTED = "loop_was_interrupted"
 DO_NOT_PREDICT_LOOP_ACTION = "do_not_predict_loop_action"
 DEFAULT_RULES = "predicting default action with intent "
@@ -181,11 +182,17 @@ class RulePolicy(Policy):
         if self.restrict_rules:
             self._check_rule_restriction(rule_trackers)
         self._parsed = {}
+        rule_names: list[str] = []
         rule_states, rule_labels = training_states_and_labels(
-            rule_trackers, domain, None, omit_unset_slots=True)
+            rule_trackers, domain, None, omit_unset_slots=True, names=rule_names)
         story_states, story_labels = training_states_and_labels(story_trackers, domain, None)
         check_actions_in_domain([*rule_labels, *story_labels], domain, self.name)
         lookup: dict[str, Any] = {RULES: self._rules_lookup(rule_states, rule_labels)}
+        lookup[RULE_NAMES] = {}
+        for history, name in zip(rule_states, rule_names, strict=True):
+            key = self._feature_key(history)
+            if key in lookup[RULES]:
+                lookup[RULE_NAMES].setdefault(key, name)
         if self.check_for_contradictions:
             lookup[RULE_ONLY_SLOTS], lookup[RULE_ONLY_LOOPS] = _rule_only_slots_loops(
                 rule_states, story_states)
@@ -393,21 +400,45 @@ class RulePolicy(Policy):
         from_text, source_text, returning_text = self._find_from_rules(tracker, domain, True)
         default = self._default_action(tracker)
         if default and not from_text:
-            source = DEFAULT_RULES + str(tracker.latest_message.intent_name)
-            return self._prediction(self._result(default, tracker, domain), source), source
+            intent = str(tracker.latest_message.intent_name)
+            source = DEFAULT_RULES + intent
+            return self._prediction(self._result(default, tracker, domain), source,
+                                    reason=f"the intent '{intent}' always runs '{default}'"
+                                    ), source
         loop_action, loop_source = self._loop_happy_path(tracker)
         if loop_action and loop_source:
+            loop = tracker.active_loop_name
+            reason = (f"the loop '{loop}' ran: wait for the user" if loop_action == ACTION_LISTEN
+                      else f"the active loop '{loop}' goes on until it is rejected")
             return self._prediction(self._result(loop_action, tracker, domain), loop_source,
-                                    no_user=True), loop_source
+                                    no_user=True, reason=reason), loop_source
         if from_text:
             return self._prediction(self._result(from_text, tracker, domain), source_text,
-                                    returning=returning_text, end_to_end=True), source_text
+                                    returning=returning_text, end_to_end=True,
+                                    reason=self._rule_reason(tracker, from_text, source_text)
+                                    + " (on the user's text)"), source_text
         from_intent, source_intent, returning_intent = self._find_from_rules(
             tracker, domain, False)
-        probabilities = (self._result(from_intent, tracker, domain) if from_intent
-                         else self.default_predictions(domain))
+        if from_intent:
+            probabilities = self._result(from_intent, tracker, domain)
+            reason = self._rule_reason(tracker, from_intent, source_intent)
+        else:
+            probabilities = self.default_predictions(domain)
+            reason = "no rule applies"
+            if self.enable_fallback_prediction:
+                reason += (f"; core fallback '{self.core_fallback_action_name}' at "
+                           f"core_fallback_threshold {self.core_fallback_threshold:.2f}")
         return self._prediction(probabilities, source_intent,
-                                returning=returning_text or returning_intent), source_intent
+                                returning=returning_text or returning_intent,
+                                reason=reason), source_intent
+
+    def _rule_reason(self, tracker: DialogueStateTracker, action: str,
+                     source: str | None) -> str:
+        loop = tracker.active_loop_name
+        name = self.lookup_.get(RULE_NAMES, {}).get(source or "")
+        if loop and action == loop and self.lookup_[RULES].get(source or "") != loop:
+            return f"the active loop '{loop}' goes on (no rule for it stops here)"
+        return f"rule '{name}'" if name else "a rule applies"
 
     @staticmethod
     def _default_action(tracker: DialogueStateTracker) -> str | None:
@@ -428,13 +459,13 @@ class RulePolicy(Policy):
 
     def _prediction(self, probabilities: list[float], source: str | None,
                     returning: bool = False, end_to_end: bool = False,
-                    no_user: bool = False) -> PolicyPrediction:
+                    no_user: bool = False, reason: str = "") -> PolicyPrediction:
         hidden = source is not None and source in self.lookup_.get(RULES_NOT_IN_STORIES, [])
         return PolicyPrediction(
             probabilities, self.name, self.priority,
             events=[LoopInterrupted(is_interrupted=True)] if returning else [],
             is_end_to_end_prediction=end_to_end, is_no_user_prediction=no_user,
-            hide_rule_turn=hidden,
+            hide_rule_turn=hidden, reason=reason,
         )
 
     def predict(self, tracker: DialogueStateTracker, domain: Domain,
@@ -449,8 +480,9 @@ class RulePolicy(Policy):
 
     def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         lookup = dict(state["lookup"])
-        for part in (RULES, RULES_FOR_LOOP_UNHAPPY_PATH):
-            lookup[part] = {str(k): str(v) for k, v in dict(lookup[part]).items()}
+        for part in (RULES, RULES_FOR_LOOP_UNHAPPY_PATH, RULE_NAMES):
+            # models trained before rule names were kept have none
+            lookup[part] = {str(k): str(v) for k, v in dict(lookup.get(part, {})).items()}
         self._parsed = {}
         self.lookup_ = lookup
 

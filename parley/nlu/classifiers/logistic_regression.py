@@ -23,8 +23,11 @@ from parley.data.training_data import TrainingData
 from parley.errors import DataError, ModelArchiveError
 from parley.ml.quasi_newton import minimize_lbfgs
 from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH, write_intent_rankings
+from parley.nlu.classifiers.calibration import (
+    cross_validated_temperature, paraphrase_groups, scaled_softmax,
+)
 from parley.nlu.features import features_of, stack_sentence_features
-from parley.params import Bool, Choice, Constraint, Float, Hint, Int, ListOf, NoneOr, Str
+from parley.params import AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, NoneOr, Str
 
 if TYPE_CHECKING:
     from typing import Self
@@ -35,6 +38,8 @@ SOLVERS = ("lbfgs",)
 # L-BFGS stops when it converges, so a generous cap; a billion iterations would not
 # finish, and only a slip of the keyboard asks for them.
 MAX_ITERATIONS = 1_000_000
+# Each fold trains the classifier once more; beyond 20 the temperature no longer moves.
+MAX_CALIBRATION_FOLDS = 20
 
 
 class LogisticRegressionClassifier(NLUComponent, Finetunable):
@@ -46,7 +51,10 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
     like Rasa, or null), ``featurizers`` (names of the featurizers whose features to
     use; null uses all), ``tfidf`` (see :func:`tfidf_weights`; off, as Rasa, by default) and
     ``dense_norm`` (see :func:`scale_dense_blocks`; null, the default, leaves dense features
-    as their featurizer made them).
+    as their featurizer made them) and ``calibration_folds``: the confidences are calibrated
+    by a temperature learned with that many cross-validation folds of the training data
+    (:mod:`parley.nlu.classifiers.calibration`; it trains the classifier that many times
+    more); 0 leaves them as the regularised model gives them, which is far too low.
     L-BFGS is deterministic, so ``random_state`` changes nothing; it is kept for config
     compatibility.
     """
@@ -69,6 +77,7 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         "featurizers": NoneOr(ListOf(Str(nonempty=True))),
         "tfidf": Bool(),
         "dense_norm": NoneOr(Float(min=0, min_exclusive=True)),
+        "calibration_folds": AnyOf(Choice(0), Int(2, MAX_CALIBRATION_FOLDS)),
     }
 
     def __init__(
@@ -84,6 +93,7 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         featurizers: list[str] | None = None,
         tfidf: bool = False,
         dense_norm: float | None = None,
+        calibration_folds: int = 5,
     ) -> None:
         self.max_iter = max_iter
         self.solver = solver
@@ -95,6 +105,7 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         self.featurizers = featurizers
         self.tfidf = tfidf
         self.dense_norm = dense_norm
+        self.calibration_folds = calibration_folds
 
     # --- training ----------------------------------------------------------------------
     def fit(self, training_data: TrainingData) -> Self:
@@ -114,11 +125,38 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
             self.idf_ = inverse_document_frequency(x, [f.dim for f in records], sparse)
         x = self._weighted(x, sparse)
         self.coef_, self.intercept_ = self._solve(x, y, len(self.classes_))
+        self.temperature_ = self._calibrate(x, y)
         return self
+
+    def _calibrate(self, x: csr_matrix, y: np.ndarray) -> float:
+        """The temperature of the out-of-fold logits (see the calibration module); the
+        folds are trained from scratch, as the final model was."""
+        if self.calibration_folds == 0:
+            return 1.0
+        n_classes = len(self.classes_)
+
+        def score_fold(train: np.ndarray, held_out: np.ndarray) -> np.ndarray:
+            present = np.unique(y[train])
+            coef, intercept = self._solve(x[train], np.searchsorted(present, y[train]),
+                                          len(present))
+            logits = np.full((len(held_out), n_classes), -np.inf)
+            logits[:, present] = x[held_out] @ coef + intercept
+            return logits
+
+        groups = paraphrase_groups(x, y)
+        seed = 0 if self.random_state is None else self.random_state
+        iterations = self.n_iter_
+        temperature = cross_validated_temperature(score_fold, y, groups,
+                                                  self.calibration_folds, seed)
+        self.n_iter_ = iterations  # the final model's, not the last fold's
+        return temperature
 
     def finetune(self, training_data: TrainingData, epoch_fraction: float) -> Self:
         """Continue from the learned weights on new data for ``ceil(max_iter × fraction)``
-        iterations; the intents and the feature layout must be the old ones."""
+        iterations; the intents and the feature layout must be the old ones. The
+        temperature stays the first training's: a few epochs on new data move the weights
+        little, and calibrating again would train the classifier ``calibration_folds``
+        times more."""
         self.check_is_fitted()
         examples = [m for m in training_data.intent_examples if m.text]
         labels = [m.base_intent or "" for m in examples]
@@ -200,9 +238,7 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
                 f"carry {layout}; process them with the pipeline it was trained in."
             )
         z = self._weighted(x, [f.is_sparse for f in records]) @ self.coef_ + self.intercept_
-        z -= z.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        return np.asarray(p / p.sum(axis=1, keepdims=True))
+        return scaled_softmax(z, self.temperature_)
 
     def _weighted(self, x: csr_matrix, sparse: list[bool]) -> csr_matrix:
         """``x`` as the classifier learns from it: tf-idf weighted when ``tfidf`` is on,
@@ -226,7 +262,8 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         arrays = {"coef": self.coef_, "intercept": self.intercept_}
         if self.idf_ is not None:
             arrays["idf"] = self.idf_
-        return {"classes": self.classes_, "feature_layout": self.feature_layout_}, arrays
+        return {"classes": self.classes_, "feature_layout": self.feature_layout_,
+                "temperature": self.temperature_}, arrays
 
     def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         self.classes_ = [str(c) for c in state["classes"]]
@@ -234,6 +271,13 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         self.coef_ = arrays["coef"]
         self.intercept_ = arrays["intercept"]
         self.idf_ = arrays.get("idf")
+        temperature = state.get("temperature")
+        if not isinstance(temperature, (int, float)) or not np.isfinite(temperature) \
+                or temperature <= 0:
+            raise ModelArchiveError(f"{self.name}: the saved model's confidence temperature "
+                                    f"({temperature!r}) is not a positive number; the archive "
+                                    "is damaged or from an older Parley (train again).")
+        self.temperature_ = float(temperature)
         if self.tfidf != (self.idf_ is not None) or (
                 self.idf_ is not None and self.idf_.shape != (self.coef_.shape[0],)):
             raise ModelArchiveError(f"{self.name}: the saved model's tf-idf weights do not match "

@@ -1,0 +1,41 @@
+"""``parley shell``: talk to a trained assistant in the terminal; ``parley shell nlu`` parses."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "shell", help="Talk to the assistant in the terminal.",
+        description="Load a model (default: the newest in models/) and hold a conversation: "
+                    "type a message, read the answers. Buttons are numbered; type the "
+                    "number to press one. '/stop' or Ctrl-D ends. `parley shell nlu` only "
+                    "prints what NLU makes of each message.",
+    )
+    parser.add_argument("mode", nargs="?", choices=["nlu"],
+                        help="'nlu': print the parse result of each message instead.")
+    parser.add_argument("-m", "--model", default="models",
+                        help="Model archive, or a folder to take the newest from.")
+    parser.add_argument("--conversation-id", default=None,
+                        help="The conversation's sender id (default: a new random one).")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="Fix which variation of a response is chosen.")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from parley.errors import ModelArchiveError
+    from parley.serving.agent import load
+    from parley.serving.shell import run_nlu_shell, run_shell
+
+    agent = load(args.model)
+    if args.mode == "nlu":
+        if not agent.has_nlu:
+            raise ModelArchiveError("this model has no NLU part; train it with NLU data.")
+        run_nlu_shell(agent, sys.stdin, sys.stdout)
+    else:
+        run_shell(agent, sys.stdin, sys.stdout, args.conversation_id, seed=args.seed)
+    return 0

@@ -1,0 +1,405 @@
+"""The action loop: what happens to each user message, as Rasa's MessageProcessor does it.
+
+::
+
+    lock the conversation ─► load its tracker ─► new or expired session? run
+    action_session_start (slots carried over) ─► parse the text ─► action_extract_slots
+    ─► predict, run, repeat until action_listen (at most ``max_number_of_predictions``
+    actions) ─► save the tracker ─► the bot's messages
+
+An action that refuses to run (a form that could not use the message) leaves an
+``action_execution_rejected`` event and the policies choose again; an action that fails
+(its action server is down, say) is logged and the conversation goes on, as in Rasa.
+A ``followup`` event names the next action outright. ``action_unlikely_intent`` is never
+run twice in a row: the second time, the next best action runs instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from parley.data.domain import SESSION_START_METADATA_SLOT, Domain
+from parley.data.events import (
+    ActionExecuted, ActionExecutionRejected, BotUttered, Event, SlotSet, UserUttered,
+)
+from parley.data.tracker import DialogueStateTracker
+from parley.dialogue.policies.prediction import PolicyPrediction
+from parley.errors import ActionError, ActionRejected
+from parley.runtime.actions.base import Action, ActionContext
+from parley.runtime.actions.defaults import (
+    ACTION_EXTRACT_SLOTS, ACTION_LISTEN, ACTION_SESSION_START, ACTION_UNLIKELY_INTENT,
+)
+from parley.runtime.actions.registry import action_for_name
+from parley.runtime.executor import ActionExecutor
+from parley.runtime.model import ConversationModel
+from parley.runtime.nlg import ResponseGenerator
+from parley.runtime.output import channel_messages
+from parley.runtime.slot_values import slot_value_problem
+from parley.runtime.stores.base import DEFAULT_LOCK_LIFETIME, LockStore, TrackerStore
+from parley.runtime.stores.memory import InMemoryLockStore, InMemoryTrackerStore
+
+__all__ = ["DEFAULT_SENDER", "MAX_NUMBER_OF_PREDICTIONS", "MessageProcessor", "UserMessage"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SENDER = "default"
+# Rasa's circuit breaker: at most this many actions follow one user message.
+MAX_NUMBER_OF_PREDICTIONS = 10
+FOLLOWUP_POLICY = "followup_action"
+# Actions after which the bot waits for the user.
+ENDS_TURN = (ACTION_LISTEN, ACTION_SESSION_START)
+
+
+@dataclass
+class UserMessage:
+    """One incoming message. ``output_channel`` names the channel the answer goes to (it
+    picks channel-specific response variations); ``parse_data`` skips NLU when given."""
+
+    text: str | None = None
+    sender_id: str = DEFAULT_SENDER
+    input_channel: str | None = None
+    output_channel: str | None = None
+    metadata: dict[str, Any] | None = None
+    message_id: str | None = None
+    parse_data: dict[str, Any] | None = field(default=None, repr=False)
+
+
+def prediction_for(domain: Domain, action: str, policy: str | None,
+                   confidence: float = 1.0) -> PolicyPrediction:
+    """A prediction of one action, for actions run without asking the policies."""
+    probabilities = [0.0] * len(domain.action_names)
+    if action in domain.action_names:
+        probabilities[domain.action_names.index(action)] = confidence
+    return PolicyPrediction(probabilities, policy or "")
+
+
+class MessageProcessor:
+    """Handles messages for a loaded model.
+
+    ``tracker_store`` and ``lock_store`` default to in-memory ones; ``executor`` runs custom
+    actions (None: any custom action fails with a message saying to configure an action
+    server); ``seed`` fixes which response variations are drawn; ``clock`` gives event
+    timestamps and decides session expiry (tests pass their own).
+    """
+
+    def __init__(self, model: ConversationModel, tracker_store: TrackerStore | None = None,
+                 lock_store: LockStore | None = None, executor: ActionExecutor | None = None,
+                 seed: int | None = None,
+                 max_number_of_predictions: int = MAX_NUMBER_OF_PREDICTIONS,
+                 clock: Callable[[], float] = time.time,
+                 lock_lifetime: float = DEFAULT_LOCK_LIFETIME) -> None:
+        self.model = model
+        self.domain = model.domain if model.domain is not None else Domain.empty()
+        self.tracker_store = tracker_store if tracker_store is not None \
+            else InMemoryTrackerStore()
+        self.tracker_store.domain = self.domain
+        self.lock_store = lock_store if lock_store is not None else InMemoryLockStore()
+        self.executor = executor
+        self.nlg = ResponseGenerator(self.domain, seed)
+        self.max_number_of_predictions = max_number_of_predictions
+        self.clock = clock
+        self.lock_lifetime = lock_lifetime
+        self._slots = {slot.name: slot for slot in self.domain.all_slots}
+
+    def context(self, channel: str | None) -> ActionContext:
+        return ActionContext(self.domain, self.nlg, self.executor, channel)
+
+    # ---- entry points ------------------------------------------------------------
+
+    async def handle_message(self, message: UserMessage) -> list[dict[str, Any]]:
+        """Answer one user message: the bot's messages as the REST channel returns them."""
+        async with self.lock_store.lock(message.sender_id, self.lock_lifetime):
+            tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
+            start = len(tracker.events)
+            context = self.context(message.output_channel)
+            await self.update_session(tracker, context, message.metadata)
+            self.log_user_message(tracker, message)
+            if self.model.has_core:
+                await self.extract_slots(tracker, context)
+                await self.run_prediction_loop(tracker, context)
+            else:
+                logger.warning("the model has no dialogue part: the message is parsed and "
+                               "stored, and no action runs.")
+            await self.tracker_store.save(tracker)
+        return self.bot_messages(tracker, start)
+
+    async def log_message(self, message: UserMessage) -> DialogueStateTracker:
+        """Add a user message (parsed) without running any action, as Rasa's
+        ``/conversations/<id>/messages`` endpoint does."""
+        async with self.lock_store.lock(message.sender_id, self.lock_lifetime):
+            tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
+            context = self.context(message.output_channel)
+            await self.update_session(tracker, context, message.metadata)
+            self.log_user_message(tracker, message)
+            await self.tracker_store.save(tracker)
+        return tracker
+
+    async def execute_action(self, sender_id: str, action: str,
+                             output_channel: str | None = None, policy: str | None = None,
+                             confidence: float = 1.0) -> tuple[DialogueStateTracker,
+                                                               list[dict[str, Any]]]:
+        """Run one named action (as Rasa's ``/execute`` endpoint does); nothing is
+        predicted after it."""
+        async with self.lock_store.lock(sender_id, self.lock_lifetime):
+            tracker = await self.tracker_store.get_or_create_tracker(sender_id)
+            start = len(tracker.events)
+            context = self.context(output_channel)
+            await self.update_session(tracker, context)
+            await self.run_action(action_for_name(action, self.domain), tracker, context,
+                                  prediction_for(self.domain, action, policy, confidence))
+            await self.tracker_store.save(tracker)
+        return tracker, self.bot_messages(tracker, start)
+
+    async def trigger_intent(self, sender_id: str, intent: str,
+                             entities: list[dict[str, Any]] | dict[str, Any] | None = None,
+                             output_channel: str | None = None,
+                             ) -> tuple[DialogueStateTracker, list[dict[str, Any]]]:
+        """Act as if the user had expressed ``intent`` (Rasa's external events and
+        ``trigger_intent`` endpoint): the message text is ``EXTERNAL: <intent>``."""
+        if isinstance(entities, dict):
+            entities = [{"entity": name, "value": value} for name, value in entities.items()]
+        parse = {"intent": {"name": intent, "confidence": 1.0}, "entities": entities or [],
+                 "text": f"EXTERNAL: {intent}"}
+        async with self.lock_store.lock(sender_id, self.lock_lifetime):
+            tracker = await self.tracker_store.get_or_create_tracker(sender_id)
+            start = len(tracker.events)
+            context = self.context(output_channel)
+            await self.update_session(tracker, context)
+            # The external message keeps the conversation's input channel.
+            channel = next((e.input_channel for e in reversed(tracker.events)
+                            if isinstance(e, UserUttered)), None)
+            self.log_user_message(tracker, UserMessage(
+                parse["text"], sender_id, channel, output_channel, parse_data=parse))
+            await self.extract_slots(tracker, context)
+            await self.run_prediction_loop(tracker, context)
+            await self.tracker_store.save(tracker)
+        return tracker, self.bot_messages(tracker, start)
+
+    async def get_tracker(self, sender_id: str) -> DialogueStateTracker:
+        """The whole conversation (every session), as Rasa's ``GET …/tracker`` gives it; a
+        new conversation gets its session started and saved first."""
+        async with self.lock_store.lock(sender_id, self.lock_lifetime):
+            tracker = await self.tracker_store.retrieve_full_tracker(sender_id)
+            if tracker is None:
+                tracker = self.tracker_store.init_tracker(sender_id)
+                await self.update_session(tracker, self.context(None))
+                await self.tracker_store.save(tracker)
+        return tracker
+
+    async def append_events(self, sender_id: str, events: list[Event],
+                            ) -> DialogueStateTracker:
+        """Add events to a conversation (Rasa's ``POST …/tracker/events``); the session is
+        brought up to date first unless the events start one themselves."""
+        async with self.lock_store.lock(sender_id, self.lock_lifetime):
+            tracker = await self.tracker_store.get_or_create_tracker(sender_id)
+            starts_session = bool(events) and isinstance(events[0], ActionExecuted) and \
+                events[0].action_name == ACTION_SESSION_START
+            if not starts_session:
+                await self.update_session(tracker, self.context(None))
+            self.apply(tracker, list(events))
+            await self.tracker_store.save(tracker)
+        return tracker
+
+    async def replace_events(self, sender_id: str, events: list[Event],
+                             ) -> DialogueStateTracker:
+        """Make ``events`` the whole conversation (Rasa's ``PUT …/tracker/events``)."""
+        async with self.lock_store.lock(sender_id, self.lock_lifetime):
+            tracker = self.tracker_store.init_tracker(sender_id)
+            self.apply(tracker, list(events))
+            await self.tracker_store.delete(sender_id)
+            await self.tracker_store.save(tracker)
+        return tracker
+
+    async def predict_next(self, sender_id: str) -> tuple[DialogueStateTracker,
+                                                          PolicyPrediction]:
+        """What the policies would run next, without running it (a new conversation gets
+        its session started and saved first, as in Rasa)."""
+        async with self.lock_store.lock(sender_id, self.lock_lifetime):
+            tracker = await self.tracker_store.get_or_create_tracker(sender_id)
+            await self.update_session(tracker, self.context(None))
+            prediction = self.predict(tracker)
+            await self.tracker_store.save(tracker)
+        return tracker, prediction
+
+    # ---- steps -------------------------------------------------------------------
+
+    def apply(self, tracker: DialogueStateTracker, events: list[Event]) -> None:
+        """Stamp events that have no time yet and add them to the tracker."""
+        for event in events:
+            if event.timestamp is None:
+                event.timestamp = self.clock()
+            tracker.update(event)
+            if isinstance(event, SlotSet) and event.key in self._slots:
+                problem = slot_value_problem(self._slots[event.key], event.value)
+                if problem:
+                    logger.warning("%s", problem)
+
+    def session_expired(self, tracker: DialogueStateTracker) -> bool:
+        minutes = self.domain.session_config.session_expiration_time
+        if minutes <= 0:
+            return False
+        last = next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None)
+        if last is None or last.timestamp is None:
+            return False
+        return (self.clock() - last.timestamp) / 60 > minutes
+
+    async def update_session(self, tracker: DialogueStateTracker, context: ActionContext,
+                             metadata: dict[str, Any] | None = None) -> None:
+        """Start a session for a new conversation, or a new one after the user was silent
+        longer than ``session_expiration_time`` minutes."""
+        if tracker.applied_events() and not self.session_expired(tracker):
+            return
+        if metadata:
+            self.apply(tracker, [SlotSet(key=SESSION_START_METADATA_SLOT, value=metadata)])
+        await self.run_action(action_for_name(ACTION_SESSION_START, self.domain), tracker,
+                              context, prediction_for(self.domain, ACTION_SESSION_START, None))
+
+    def log_user_message(self, tracker: DialogueStateTracker, message: UserMessage) -> None:
+        parse = message.parse_data
+        text = message.text or ""
+        if parse is None and not self.model.has_nlu and not text.strip().startswith("/"):
+            # A Core-only model understands only intents given directly, as in Rasa.
+            parse = {"text": text, "intent": {"name": None, "confidence": 0.0},
+                     "entities": []}
+        if parse is None:
+            parse = self.model.parse(text)
+        extra = {key: value for key, value in parse.items()
+                 if key not in ("intent", "entities", "text", "message_id", "metadata")}
+        intent = dict(parse.get("intent") or {}) or None
+        selected = _selected_response_key(parse)
+        if intent is not None and selected:
+            intent["full_retrieval_intent_name"] = selected
+        self.apply(tracker, [UserUttered(
+            text=message.text, intent=intent,
+            entities=list(parse.get("entities") or []), input_channel=message.input_channel,
+            message_id=message.message_id, parse_data_extra=extra,
+            metadata=dict(message.metadata or {}))])
+
+    async def extract_slots(self, tracker: DialogueStateTracker, context: ActionContext) -> None:
+        """Run ``action_extract_slots`` (logged by its events only, as in Rasa)."""
+        action = action_for_name(ACTION_EXTRACT_SLOTS, self.domain)
+        try:
+            events = await action.run(tracker, context)
+        except ActionError as error:
+            logger.error("%s failed: %s", ACTION_EXTRACT_SLOTS, error)
+            return
+        self.apply(tracker, events)
+
+    async def run_prediction_loop(self, tracker: DialogueStateTracker,
+                                  context: ActionContext) -> None:
+        previous: str | None = None
+        while True:
+            if self.actions_since_listen(tracker) >= self.max_number_of_predictions:
+                logger.warning("conversation '%s': %d actions followed one message without "
+                               "action_listen; the bot stops here (Rasa's circuit breaker).",
+                               tracker.sender_id, self.max_number_of_predictions)
+                return
+            prediction = self.predict(tracker, previous)
+            if prediction.is_end_to_end_prediction:
+                # The user's text, not the intent, decided: extract slots for it again.
+                await self.extract_slots(tracker, context)
+            name = self.domain.action_names[prediction.max_confidence_index]
+            if not await self.run_action(action_for_name(name, self.domain), tracker,
+                                         context, prediction):
+                return
+            previous = name
+
+    @staticmethod
+    def actions_since_listen(tracker: DialogueStateTracker) -> int:
+        """Actions run (or refused, so that refusals cannot go round forever) since the bot
+        last listened."""
+        count = 0
+        for event in reversed(tracker.events):
+            if isinstance(event, ActionExecuted) and event.action_name in ENDS_TURN:
+                break
+            if isinstance(event, (ActionExecuted, ActionExecutionRejected)):
+                count += 1
+        return count
+
+    def predict(self, tracker: DialogueStateTracker,
+                previous: str | None = None) -> PolicyPrediction:
+        """The next action: a pending followup, else the policies' choice (with
+        ``action_unlikely_intent`` never twice in a row)."""
+        followup = tracker.followup_action
+        if followup:
+            tracker.followup_action = None
+            if followup in self.domain.action_names:
+                return prediction_for(self.domain, followup, FOLLOWUP_POLICY)
+            logger.error("the followup action '%s' is not in the domain; the policies "
+                         "choose instead.", followup)
+        prediction = self.model.predict_next_action(tracker)
+        if previous == ACTION_UNLIKELY_INTENT and ACTION_UNLIKELY_INTENT in self.domain.action_names:
+            index = self.domain.action_names.index(ACTION_UNLIKELY_INTENT)
+            if prediction.max_confidence_index == index:
+                prediction.probabilities[index] = 0.0
+        if prediction.max_confidence <= 0.0:
+            # No policy has an opinion: listen rather than run action 0 by accident.
+            return prediction_for(self.domain, ACTION_LISTEN, prediction.policy_name, 0.0)
+        return prediction
+
+    async def run_action(self, action: Action, tracker: DialogueStateTracker,
+                         context: ActionContext, prediction: PolicyPrediction) -> bool:
+        """Run one action and log it; whether another action should follow."""
+        trial = tracker.copy()
+        for event in prediction.events:
+            trial.update(event)
+        try:
+            events = await action.run(trial, context)
+        except ActionRejected as error:
+            logger.info("conversation '%s': %s rejected to run (%s)", tracker.sender_id,
+                        action.name, error)
+            self.apply(tracker, [ActionExecutionRejected(
+                action_name=action.name, policy=prediction.policy_name,
+                confidence=prediction.max_confidence)])
+            return action.name not in ENDS_TURN
+        except ActionError as error:
+            logger.error("conversation '%s': the action '%s' failed: %s The conversation "
+                         "goes on without its events.", tracker.sender_id, action.name,
+                         _sentence(str(error)))
+            events = []
+        except Exception:  # noqa: BLE001 - as Rasa: a failing action must not end the chat
+            logger.exception("conversation '%s': the action '%s' raised; the conversation "
+                             "goes on without its events.", tracker.sender_id, action.name)
+            events = []
+        if not any(isinstance(event, ActionExecutionRejected) for event in events):
+            self.apply(tracker, [*prediction.events, action.executed_event(prediction)])
+        self.apply(tracker, events)
+        if any(isinstance(event, UserUttered) for event in events):
+            # An action put words in the user's mouth (a clarified fallback): fill slots.
+            await self.extract_slots(tracker, self.context(context.channel))
+        return action.name not in ENDS_TURN
+
+    @staticmethod
+    def bot_messages(tracker: DialogueStateTracker, start: int) -> list[dict[str, Any]]:
+        """The channel messages of the bot events added since ``start``."""
+        messages: list[dict[str, Any]] = []
+        for event in tracker.events[start:]:
+            if isinstance(event, BotUttered):
+                messages += channel_messages(tracker.sender_id, event)
+        return messages
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _selected_response_key(parse: dict[str, Any]) -> str | None:
+    """``faq/ask_name`` when the intent is a retrieval intent the ResponseSelector answered
+    (Rasa adds it to the intent as ``full_retrieval_intent_name``)."""
+    intent = (parse.get("intent") or {}).get("name")
+    selector = parse.get("response_selector") or {}
+    if not intent or intent not in selector.get("all_retrieval_intents", []):
+        return None
+    chosen = selector.get(intent) or selector.get("default") or {}
+    key = chosen.get("response", {}).get("intent_response_key")
+    return key if isinstance(key, str) else None
+
+
+def executed_actions(tracker: DialogueStateTracker, start: int = 0) -> list[str]:
+    """Names of the actions run since event ``start`` (for tests and logs)."""
+    return [event.action_name or event.action_text or ""
+            for event in tracker.events[start:] if isinstance(event, ActionExecuted)]

@@ -1,0 +1,141 @@
+"""Calibrated intent confidences: the temperature, its folds, and the classifier using it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.sparse import csr_matrix
+
+from parley.data.formats.nlu_yaml import read_nlu_file
+from parley.nlu.classifiers.calibration import (
+    cross_validated_temperature, fit_temperature, grouped_folds, paraphrase_groups,
+    scaled_softmax,
+)
+from parley.nlu.classifiers.logistic_regression import LogisticRegressionClassifier
+from parley.nlu.featurizers.count_vectors import CountVectorsFeaturizer
+from parley.nlu.tokenizers.whitespace import WhitespaceTokenizer
+from parley.nlu.reliability import reliability
+from tests.conftest import SHARED_DATA, needs_shared_data
+from tests.nlu._helpers import fresh, run, toy_data
+
+
+def test_fit_temperature_should_recover_the_temperature_that_made_the_labels() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, size=(4000, 6))
+    probabilities = scaled_softmax(logits, 2.5)
+    labels = np.array([rng.choice(6, p=p) for p in probabilities])
+    assert fit_temperature(logits, labels) == pytest.approx(2.5, rel=0.1)
+
+
+def test_a_perfect_small_cross_validation_should_not_make_every_confidence_certain() -> None:
+    logits = np.tile([[3.0, 0.0, 0.0]], (12, 1))
+    temperature = fit_temperature(logits, np.zeros(12, dtype=int))
+    assert 0.1 < temperature < 1.0
+
+
+def test_fit_temperature_should_skip_rows_whose_class_was_not_learned() -> None:
+    logits = np.array([[2.0, 0.0, -np.inf], [0.0, 2.0, -np.inf], [1.0, 0.0, -np.inf]])
+    labels = np.array([0, 1, 2])  # class 2 absent from the fold: no information
+    assert np.isfinite(fit_temperature(logits, labels))
+    assert fit_temperature(np.full((2, 2), -np.inf), np.array([0, 1])) == 1.0
+
+
+def test_paraphrases_of_one_intent_should_share_a_group_and_intents_never() -> None:
+    x = csr_matrix(np.array([[1.0, 1.0, 0.0], [1.0, 0.9, 0.0], [0.0, 0.0, 1.0],
+                             [1.0, 1.0, 0.0]]))
+    labels = np.array([0, 0, 0, 1])
+    groups = paraphrase_groups(x, labels)
+    assert groups[0] == groups[1] != groups[2]
+    assert groups[3] not in groups[:3]  # same words, other intent: its own group
+
+
+def test_grouped_folds_should_keep_groups_together_and_spread_each_label() -> None:
+    labels = np.repeat([0, 1], 12)
+    groups = np.array([i // 2 for i in range(24)])  # pairs of paraphrases
+    folds = grouped_folds(labels, groups, 3, seed=7)
+    for group in np.unique(groups):
+        assert len(set(folds[groups == group])) == 1
+    for label in (0, 1):
+        assert sorted(np.bincount(folds[labels == label], minlength=3)) == [4, 4, 4]
+    assert (grouped_folds(labels, groups, 3, seed=7) == folds).all()
+
+
+def test_cross_validation_should_hold_out_each_fold_once() -> None:
+    labels = np.repeat([0, 1, 2], 6)
+    seen: list[np.ndarray] = []
+
+    def score(train: np.ndarray, held_out: np.ndarray) -> np.ndarray:
+        assert not set(train) & set(held_out)
+        seen.append(held_out)
+        logits = np.zeros((len(held_out), 3))
+        logits[np.arange(len(held_out)), labels[held_out]] = 1.0
+        return logits
+
+    temperature = cross_validated_temperature(score, labels, np.arange(18), 3, seed=0)
+    assert sorted(np.concatenate(seen).tolist()) == list(range(18))
+    # always right: sharper than 1, held back by the prior from the sharpest allowed
+    assert 0.05 < temperature < 0.5
+
+
+def _classifier_pipeline(**params: object) -> list:  # type: ignore[type-arg]
+    return [WhitespaceTokenizer(), CountVectorsFeaturizer(),
+            CountVectorsFeaturizer(analyzer="char_wb", min_ngram=1, max_ngram=4),
+            LogisticRegressionClassifier(**params)]  # type: ignore[arg-type]
+
+
+def test_temperature_should_be_learned_saved_and_change_no_ranking(tmp_path: Path) -> None:
+    texts = ["hello there friend", "bye for now", "book me a flight to paris"]
+    pipeline = _classifier_pipeline(C=10, tfidf=True)
+    calibrated = run(pipeline, toy_data(), fresh(texts))
+    classifier = pipeline[-1]
+    assert classifier.temperature_ != 1.0
+    raw = run(_classifier_pipeline(C=10, tfidf=True, calibration_folds=0), toy_data(), fresh(texts))
+    for a, b in zip(calibrated, raw, strict=True):
+        assert a.data["intent"]["name"] == b.data["intent"]["name"]
+        assert [r["name"] for r in a.data["intent_ranking"]] == \
+            [r["name"] for r in b.data["intent_ranking"]]
+    classifier.save(tmp_path / "lr")
+    loaded = LogisticRegressionClassifier.load(tmp_path / "lr")
+    assert loaded.temperature_ == classifier.temperature_
+
+
+def test_calibration_should_be_deterministic() -> None:
+    a, b = _classifier_pipeline(C=10, tfidf=True), _classifier_pipeline(C=10, tfidf=True)
+    run(a, toy_data())
+    run(b, toy_data())
+    assert a[-1].temperature_ == b[-1].temperature_
+    assert np.array_equal(a[-1].coef_, b[-1].coef_)
+
+
+def test_a_calibrated_model_should_finetune_and_keep_its_temperature() -> None:
+    pipeline = _classifier_pipeline(C=10, tfidf=True)
+    run(pipeline, toy_data())
+    classifier = pipeline[-1]
+    temperature = classifier.temperature_
+    data = toy_data()
+    for component in pipeline[:-1]:
+        component.process(data.examples)
+    classifier.finetune(data, 0.5)
+    assert classifier.temperature_ == temperature
+    message = fresh(["hello friend"])
+    for component in pipeline:
+        component.process(message)
+    assert message[0].data["intent"]["name"] == "greet"
+
+
+@needs_shared_data
+def test_calibrated_confidences_should_match_accuracy_on_snips_small() -> None:
+    test = read_nlu_file(SHARED_DATA / "snips-small" / "test" / "test_nlu.yml").intent_examples
+    results = {}
+    for folds in (0, 3):
+        train = read_nlu_file(SHARED_DATA / "snips-small" / "data" / "nlu.yml")  # unfeaturized
+        messages = run(_classifier_pipeline(C=10, tfidf=True, calibration_folds=folds), train,
+                       fresh([m.text for m in test]))
+        intents = [m.data["intent"] for m in messages]
+        results[folds] = reliability([i["confidence"] for i in intents],
+                                     [i["name"] == t.base_intent for i, t in zip(intents, test,
+                                                                                 strict=True)])
+    assert results[0].expected_calibration_error > 0.15  # raw: far too low
+    assert results[3].expected_calibration_error < 0.04

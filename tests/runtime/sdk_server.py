@@ -1,0 +1,78 @@
+"""A real rasa-sdk action server on loopback, serving actions a test writes.
+
+rasa-sdk runs in a Python of its own (its pins — sanic, pydantic, grpcio … — need not
+match Parley's environment): ``PARLEY_RASA_SDK_PYTHON`` names it (``scripts/test.sh`` makes
+one), else this interpreter is used if it has ``rasa_sdk``; without one the test skips,
+saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+
+def sdk_python() -> str:
+    """A Python that can import rasa_sdk, or the test skips with the reason."""
+    candidate = os.environ.get("PARLEY_RASA_SDK_PYTHON") or sys.executable
+    try:
+        found = subprocess.run([candidate, "-c", "import rasa_sdk"], capture_output=True,
+                               timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        found = False
+    if not found:
+        pytest.skip(f"rasa_sdk is not importable by {candidate}; install it (pip install "
+                    "rasa-sdk) or set PARLEY_RASA_SDK_PYTHON to a Python that has it")
+    return candidate
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def action_server(actions: str, folder: Path) -> Iterator[str]:
+    """Run ``python -m rasa_sdk`` with ``actions`` as its actions module; yields the webhook
+    URL once the server answers its health check, and stops it afterwards."""
+    python = sdk_python()
+    (folder / "actions.py").write_text(actions)
+    port = _free_port()
+    log_path = folder / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(port)],
+            cwd=folder, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(folder)})
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health",
+                                                timeout=1) as answer:
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("the rasa-sdk action server did not start:\n"
+                                         + log_path.read_text()[-3000:])
+                time.sleep(0.2)
+            yield f"http://127.0.0.1:{port}/webhook"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -1,0 +1,56 @@
+"""``parley shell``: a conversation in the terminal, and ``parley shell nlu``."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from parley.cli.main import main
+from parley.serving.shell import format_message, run_nlu_shell, run_shell
+from tests.conftest import needs_shared_data
+from tests.runtime.conftest import moodbot, moodbot_model  # noqa: F401 - fixtures
+
+pytestmark = needs_shared_data
+
+
+def test_the_shell_should_hold_a_conversation_and_number_buttons(moodbot):  # noqa: F811
+    out = io.StringIO()
+    count = run_shell(moodbot, io.StringIO("hello\n2\nyes\n/stop\nnever read\n"), out,
+                      sender_id="me", seed=0)
+    assert count == 3
+    text = out.getvalue()
+    assert text.startswith("Bot loaded. Type a message and press enter (use '/stop' to exit):")
+    assert "Hey! How are you?\n  1: great (/mood_great)\n  2: super sad (/mood_unhappy)\n" in text
+    # "2" pressed the second button: the bot cheers up.
+    assert "Here is something to cheer you up:\nImage: https://i.imgur.com/iPa8HCj.jpeg\n" \
+        "Did that help you?\n" in text
+    assert "Great, carry on!" in text
+
+
+def test_the_shell_should_end_at_end_of_input(moodbot):  # noqa: F811
+    out = io.StringIO()
+    assert run_shell(moodbot, io.StringIO("hi\n\n"), out, seed=0) == 1
+    assert out.getvalue().endswith("Your input -> \n")
+
+
+def test_the_nlu_shell_should_print_parses(moodbot):  # noqa: F811
+    out = io.StringIO()
+    assert run_nlu_shell(moodbot, io.StringIO("I am sad\n"), out) == 1
+    body = out.getvalue().split("Next message: ", 1)[1].rsplit("Next message: ", 1)[0]
+    assert json.loads(body)["intent"]["name"] == "mood_unhappy"
+
+
+def test_messages_should_show_as_rasas_console_shows_them():
+    assert format_message({"text": "hi", "image": "u.png", "attachment": {"url": "f"},
+                           "custom": {"a": 1}}) == [
+        "hi", "Image: u.png", 'Attachment: {"url": "f"}', "Custom json:", '{\n  "a": 1\n}']
+
+
+def test_parley_shell_should_run_from_the_command_line(moodbot_model, monkeypatch,  # noqa: F811
+                                                       capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n/stop\n"))
+    assert main(["shell", "-m", str(moodbot_model), "--seed", "0"]) == 0
+    assert "Hey! How are you?" in capsys.readouterr().out
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n"))
+    assert main(["shell", "nlu", "-m", str(moodbot_model)]) == 0
+    assert '"name": "greet"' in capsys.readouterr().out

@@ -1,113 +1,157 @@
-"""``parley test nlu``: score a trained model on NLU test data, as ``rasa test nlu`` does."""
+"""``parley test [core|nlu]``: evaluate a trained model on test data, as ``rasa test`` does.
+
+Thin: the work is :mod:`parley.evaluation.run`'s. Options may come before or after the
+part (``parley test --out r core`` and ``parley test core --out r`` are the same).
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
-import warnings
+import sys
 from pathlib import Path
 from typing import Any
 
-from parley.errors import DataError
+from parley.evaluation.run import (
+    DEFAULT_RESULTS, find_nlu_test_data, run_core_test, run_nlu_test, run_tests)
 
-DEFAULT_RESULTS = "results"
-# Where test data lives by convention (rasa init writes tests/); Rasa itself reads data/.
-TEST_FOLDERS = ("test", "tests")
-DEFAULT_DATA = "data"
+__all__ = ["find_test_data", "register"]
+
+find_test_data = find_nlu_test_data  # the name this module gave it before
+
+
+def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("-m", "--model", default=default("models"),
+                        help="Model archive, or a folder to take the newest from (default: models).")
+    parser.add_argument("--out", default=default(DEFAULT_RESULTS),
+                        help=f"Folder for the reports (default: {DEFAULT_RESULTS}).")
+    parser.add_argument("--no-errors", action="store_true", default=default(False),
+                        help="Do not write the files listing wrong predictions.")
+    parser.add_argument("--no-plot", action="store_true", default=default(False),
+                        help="Do not draw the confusion matrices and histograms (PNG).")
+
+
+def _core(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("-s", "--stories", nargs="+", default=default(None), metavar="PATH",
+                        help="Test story files or folders (default: the test_*.yml files in "
+                             "tests/ or test/).")
+    parser.add_argument("--e2e", "--end-to-end", action="store_true", default=default(False),
+                        help="End-to-end: also check the entities the model finds in user: "
+                             "texts, and score intents and entities in story_report.json "
+                             "(the texts are parsed, and their intents checked, either way).")
+    parser.add_argument("--fail-on-prediction-errors", action="store_true",
+                        default=default(False),
+                        help="Exit with 1 when a test story fails (for CI).")
+    parser.add_argument("--successes", action="store_true", default=default(False),
+                        help="Also write successful_test_stories.yml.")
+    parser.add_argument("--no-warnings", action="store_true", default=default(False),
+                        help="Do not write stories_with_warnings.yml.")
+
+
+def _nlu(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    parser.add_argument("-u", "--nlu", nargs="+", default=argparse.SUPPRESS if suppress else None,
+                        metavar="PATH",
+                        help="NLU test files or folders (default: the NLU files in test/ or "
+                             "tests/; without any, data/ as Rasa does).")
 
 
 def register(commands: Any) -> None:
-    test = commands.add_parser("test", help="Evaluate a trained model on test data.")
+    test = commands.add_parser(
+        "test", help="Evaluate a trained model on test stories and NLU test data.",
+        description="Without a part, test both: the test stories (core) and the NLU test data "
+                    "(nlu), with one loaded model, reports into --out.")
+    for add in (_common, _core, _nlu):
+        add(test, False)
     sub = test.add_subparsers(dest="test_part", metavar="PART")
+    core = sub.add_parser(
+        "core", help="Replay test stories: actions, and the parses of their user texts.",
+        description="Replay every test story with the model: each user: text is parsed by the "
+                    "model's NLU (an intent written beside it is the label the parse must "
+                    "match) and each action is predicted by its policies; forms and loops "
+                    "follow the story's own events. Writes story_report.json, "
+                    "failed_test_stories.yml (wrong predictions marked '# predicted: …'), "
+                    "stories_with_warnings.yml and story_confusion_matrix.png into --out.")
+    _common(core, True)
+    _core(core, True)
+    core.set_defaults(handler=run_test_core)
     nlu = sub.add_parser(
         "nlu", help="Score the NLU part: intents, entities, retrieval responses.",
         description="Parse every example of the NLU test data with the model and report intent "
                     "accuracy and F1, exact-match entity F1 and response selection accuracy; "
-                    "write the reports as JSON into --out.",
-    )
-    nlu.add_argument("-m", "--model", default="models",
-                     help="Model archive, or a folder to take the newest from (default: models).")
-    nlu.add_argument("-u", "--nlu", nargs="+", default=None, metavar="PATH",
-                     help="NLU test files or folders (default: the NLU files in test/ or tests/; "
-                          "without any, data/ as Rasa does).")
-    nlu.add_argument("--out", default=DEFAULT_RESULTS,
-                     help=f"Folder for the reports (default: {DEFAULT_RESULTS}).")
-    nlu.add_argument("--no-errors", action="store_true",
-                     help="Do not write the files listing wrong predictions.")
-    nlu.add_argument("--no-plot", action="store_true",
-                     help="Do not write the confusion matrix, confidence histogram and "
-                          "reliability diagram (PNG).")
+                    "write the reports as JSON into --out.")
+    _common(nlu, True)
+    _nlu(nlu, True)
     nlu.set_defaults(handler=run_test_nlu)
-    test.set_defaults(handler=lambda args: test.print_help() or 2)
+    test.set_defaults(handler=run_test_both)
 
 
-def _nlu_data(paths: list[str]) -> Any:
-    from parley.data.importer import TrainingDataImporter
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # files that hold only stories are fine here
-        return TrainingDataImporter(None, None, paths).nlu_data
+def _core_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"e2e": args.e2e, "errors": not args.no_errors, "successes": args.successes,
+            "warnings": not args.no_warnings, "plot": not args.no_plot}
 
 
-def find_test_data(given: list[str] | None) -> tuple[list[str], Any]:
-    """The paths to test on and their NLU data; without ``given``, Rasa-like defaults."""
-    if given:
-        return given, _nlu_data(given)
-    for folder in TEST_FOLDERS:
-        if Path(folder).is_dir():
-            data = _nlu_data([folder])
-            if data.examples:
-                return [folder], data
-    if Path(DEFAULT_DATA).is_dir():
-        return [DEFAULT_DATA], _nlu_data([DEFAULT_DATA])
-    raise DataError("no NLU test data: there is no test/, tests/ or data/ folder here.",
-                    hint="Pass the test files with --nlu, e.g. --nlu test/test_nlu.yml.")
-
-
-def run_test_nlu(args: argparse.Namespace) -> int:
-    from parley.nlu.evaluation import evaluate_nlu
-    from parley.model_archive import resolve_model
-    from parley.serving.agent import load
-
-    paths, data = find_test_data(args.nlu)
-    if not data.examples:
-        raise DataError(f"{' '.join(paths)} holds no NLU examples to test on.",
-                        hint="Pass files with an 'nlu:' section with --nlu.")
-    if paths == [DEFAULT_DATA] and not args.nlu:
-        print("note: no NLU test data in test/ or tests/; scoring the model on its training "
-              "data in data/ (pass --nlu for held-out data).")
-    archive = resolve_model(args.model)
-    agent = load(archive)
-    print(f"Testing {archive} on {len(data.examples)} messages from {' '.join(paths)}")
-    report = evaluate_nlu(agent, data, warmup=min(3, len(data.examples)))
+def _report_core(run: Any, args: argparse.Namespace) -> int:
+    report = run.core
+    print(f"Tested {run.model} on {report.n_stories} test "
+          f"{'story' if report.n_stories == 1 else 'stories'} from "
+          f"{' '.join(run.core_paths)}")
+    if not report.parsed:
+        print("note: the model has no NLU part; the intents written in the stories are used.")
     print(report.summary())
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, content in report.report_files(errors=not args.no_errors).items():
-        (out / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n",
-                                encoding="utf-8")
-    if not args.no_plot:
-        _write_plots(report, out)
-    print(f"Reports are in {out}/")
+    if args.fail_on_prediction_errors and report.failed:
+        print(f"error: {len(report.failed)} of {report.n_stories} test stories failed "
+              f"(--fail-on-prediction-errors); the wrong predictions are marked in "
+              f"{Path(args.out) / 'failed_test_stories.yml'}.", file=sys.stderr)
+        return 1
     return 0
 
 
-def _write_plots(report: Any, out: Path) -> None:
-    """Rasa's intent_confusion_matrix.png and intent_histogram.png (of the intents as
-    returned), and intent_reliability.png (the classifier's confidences against how often
-    they are right, nlu_fallback undone)."""
-    from parley.nlu import plots
+def _report_nlu(run: Any, args: argparse.Namespace) -> None:
+    if run.nlu_paths == ["data"] and not args.nlu:
+        print("note: no NLU test data in test/ or tests/; scoring the model on its training "
+              "data in data/ (pass --nlu for held-out data).")
+    print(f"Testing {run.model} on {run.nlu.n_messages} messages from {' '.join(run.nlu_paths)}")
+    print(run.nlu.summary())
 
-    if not plots.plots_available():
+
+def run_test_core(args: argparse.Namespace) -> int:
+    run = run_core_test(args.model, args.stories, args.out, **_core_options(args))
+    code = _report_core(run, args)
+    _plots_note(args)
+    print(f"Reports are in {args.out}/")
+    return code
+
+
+def _plots_note(args: argparse.Namespace) -> None:
+    from parley.nlu.plots import plots_available
+
+    if not args.no_plot and not plots_available():
         print("note: no plots written — they need matplotlib: pip install 'parley[plots]'.")
-        return
-    if report.intents is not None:
-        intents = report.intents
-        plots.confusion_matrix_png(intents.gold, intents.predicted,
-                                   out / "intent_confusion_matrix.png")
-        plots.confidence_histogram_png(
-            intents.confidences, [g == p for g, p in zip(intents.gold, intents.predicted,
-                                                         strict=True)],
-            out / "intent_histogram.png")
-    if report.calibration is not None:
-        plots.reliability_png(report.calibration, out / "intent_reliability.png", "intents")
+
+
+def run_test_nlu(args: argparse.Namespace) -> int:
+    run = run_nlu_test(args.model, args.nlu, args.out, errors=not args.no_errors,
+                       plot=not args.no_plot)
+    _plots_note(args)
+    _report_nlu(run, args)
+    print(f"Reports are in {args.out}/")
+    return 0
+
+
+def run_test_both(args: argparse.Namespace) -> int:
+    run = run_tests(args.model, args.stories, args.nlu, args.out, **_core_options(args))
+    code = 0
+    _plots_note(args)
+    for reason in run.skipped:
+        print(f"note: not tested, {reason}")
+    if run.core is not None:
+        code = _report_core(run, args)
+    if run.nlu is not None:
+        _report_nlu(run, args)
+    print(f"Reports are in {args.out}/")
+    return code

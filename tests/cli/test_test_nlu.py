@@ -96,6 +96,8 @@ def test_no_test_data_should_be_a_clear_error(tmp_path, monkeypatch, capsys):
     assert "the training data path 'missing.yml' does not exist" in capsys.readouterr().err
 
 
-def test_test_without_part_should_print_help(capsys):
-    assert main(["test"]) == 2
-    assert "nlu" in capsys.readouterr().out
+def test_test_without_part_should_test_both_parts_of_the_model(tmp_path, monkeypatch, capsys):
+    # Both parts, as `rasa test` (tests/evaluation/test_core_cli.py runs it on a model).
+    monkeypatch.chdir(tmp_path)
+    assert main(["test"]) == 1
+    assert "error: the model models does not exist" in capsys.readouterr().err

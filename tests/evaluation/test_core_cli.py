@@ -1,0 +1,115 @@
+"""``parley test core`` and ``parley test``: flags, report files and exit codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from parley.cli.main import main
+from tests.conftest import needs_shared_data
+from tests.evaluation.conftest import BOTS
+
+pytestmark = needs_shared_data
+
+FAILING = """
+stories:
+- story: says bye to a greeting
+  steps:
+  - user: |
+      hello there!
+    intent: greet
+  - action: utter_goodbye
+"""
+
+
+@pytest.fixture
+def project(bot_model, tmp_path, monkeypatch):
+    """A moodbot folder: its model in models/, its test stories in tests/, NLU data in data/."""
+    (tmp_path / "models").mkdir()
+    shutil.copy(bot_model("rasa-init-moodbot"), tmp_path / "models")
+    shutil.copytree(BOTS / "rasa-init-moodbot" / "tests", tmp_path / "tests")
+    shutil.copytree(BOTS / "rasa-init-moodbot" / "data", tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_core_should_find_tests_write_reports_and_pass(project, capsys):
+    assert main(["test", "core", "--fail-on-prediction-errors"]) == 0
+    out = capsys.readouterr().out
+    assert "on 7 test stories from tests" in out and "7 of 7 passed" in out
+    assert "user turns parsed: 16, 16 as the stories say" in out
+    results = project / "results"
+    assert sorted(p.name for p in results.iterdir()) == [
+        "failed_test_stories.yml", "stories_with_warnings.yml", "story_confusion_matrix.png",
+        "story_report.json"]
+    assert (results / "failed_test_stories.yml").read_text() == \
+        "# None of the test stories failed - all good!\n"
+    report = json.loads((results / "story_report.json").read_text())
+    assert report["accuracy"] == 1.0 and report["conversation_accuracy"]["correct"] == 7
+
+
+def test_failing_story_should_exit_1_only_with_fail_on_prediction_errors(project, capsys):
+    (project / "tests" / "test_failing.yml").write_text(FAILING)
+    assert main(["test", "core", "--out", "r1"]) == 0
+    assert "7 of 8 passed" in capsys.readouterr().out
+    assert main(["test", "core", "--out", "r2", "--fail-on-prediction-errors"]) == 1
+    err = capsys.readouterr().err
+    assert "1 of 8 test stories failed" in err and "r2/failed_test_stories.yml" in err
+    marked = (project / "r2" / "failed_test_stories.yml").read_text()
+    assert "  - action: utter_goodbye  # predicted: utter_greet\n" in marked
+
+
+def test_flags_should_choose_the_stories_and_the_files(project, capsys):
+    (project / "extra.yml").write_text(FAILING)  # not a test_ file: named outright
+    argv = ["test", "core", "--stories", "extra.yml", "--model", "models", "--out", "r",
+            "--successes", "--no-warnings", "--no-plot", "--e2e"]
+    assert main(argv) == 0
+    assert "0 of 1 passed" in capsys.readouterr().out
+    assert sorted(p.name for p in (project / "r").iterdir()) == [
+        "failed_test_stories.yml", "story_report.json", "successful_test_stories.yml"]
+    report = json.loads((project / "r" / "story_report.json").read_text())
+    assert report["greet"]["f1-score"] == 1.0  # --e2e: the intents are scored too
+    assert main(["test", "core", "-s", "extra.yml", "--out", "r3", "--no-errors"]) == 0
+    assert not (project / "r3" / "failed_test_stories.yml").exists()
+    # options before the part count as well
+    assert main(["test", "--out", "r4", "--no-plot", "core", "-s", "extra.yml"]) == 0
+    assert sorted(p.name for p in (project / "r4").iterdir()) == [
+        "failed_test_stories.yml", "stories_with_warnings.yml", "story_report.json"]
+
+
+def test_test_without_part_should_run_core_and_nlu(project, capsys):
+    assert main(["test", "--out", "both"]) == 0
+    out = capsys.readouterr().out
+    assert "7 of 7 passed" in out and "NLU evaluation of" in out
+    names = {p.name for p in (project / "both").iterdir()}
+    assert {"story_report.json", "intent_report.json", "failed_test_stories.yml"} <= names
+
+
+def test_no_test_stories_should_be_a_clear_error(project, capsys):
+    shutil.rmtree(project / "tests")
+    assert main(["test", "core"]) == 1
+    assert "error: no test stories" in capsys.readouterr().err
+    assert main(["test", "core", "--stories", "data/nlu.yml"]) == 1
+    assert "holds no stories to test" in capsys.readouterr().err
+
+
+def test_checkpoint_in_a_test_story_should_be_a_located_error(project, capsys):
+    (project / "tests" / "test_parts.yml").write_text(
+        "stories:\n- story: first part\n  steps:\n  - intent: greet\n  - action: utter_greet\n"
+        "  - checkpoint: greeted\n")
+    assert main(["test", "core"]) == 1
+    err = capsys.readouterr().err
+    assert "tests/test_parts.yml:6: error: the test story 'first part' uses the checkpoint " \
+           "'greeted'; test stories are replayed whole." in err
+
+
+def test_test_without_part_should_skip_a_part_without_data_and_say_so(project, capsys):
+    shutil.rmtree(project / "data")
+    assert main(["test"]) == 0
+    out = capsys.readouterr().out
+    assert "note: not tested, nlu: no NLU test data" in out and "7 of 7 passed" in out
+    shutil.rmtree(project / "tests")
+    assert main(["test"]) == 1
+    assert "error: nothing to test" in capsys.readouterr().err

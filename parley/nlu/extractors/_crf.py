@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -220,12 +220,20 @@ class ChainWeights:
     state: np.ndarray  # float64
     transitions: np.ndarray  # float64, n_labels × n_labels
 
+    _dense: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
     def emissions(self, x: csr_matrix) -> np.ndarray:
         """``n_tokens × n_labels`` state scores of the tokens (float32)."""
-        n_labels = self.transitions.shape[0]
-        dense = np.zeros((x.shape[1], n_labels), dtype=np.float32)
-        dense[self.pair_attribute, self.pair_label] = self.state
-        return np.asarray(x @ dense, dtype=np.float32)
+        return np.asarray(x @ self._state_matrix(x.shape[1]), dtype=np.float32)
+
+    def _state_matrix(self, n_attributes: int) -> np.ndarray:
+        """The state weights as an attributes × labels matrix, made once (weights are never
+        changed in place): filling it took longer than the rest of tagging one message."""
+        if self._dense is None or self._dense.shape[0] != n_attributes:
+            dense = np.zeros((n_attributes, self.transitions.shape[0]), dtype=np.float32)
+            dense[self.pair_attribute, self.pair_label] = self.state
+            self._dense = dense
+        return self._dense
 
     def n_active(self) -> int:
         return int(np.count_nonzero(self.state)) + int(np.count_nonzero(self.transitions))

@@ -162,3 +162,24 @@ def stack_sentence_features(
         blocks.append(csr_matrix((data, indices, indptr), shape=(len(rows), dim)))
     stacked = blocks[0] if len(blocks) == 1 else hstack(blocks, format="csr")
     return stacked.tocsr()
+
+
+def count_entries(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int,
+                  width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR ``(data, indices, indptr)`` of the entries summed per (row, column), columns
+    sorted within each row: what ``csr_matrix((values, (rows, cols)))`` holds."""
+    keys = rows * max(width, 1) + cols
+    unique, inverse = np.unique(keys, return_inverse=True)
+    data = np.bincount(inverse.reshape(-1), weights=values, minlength=len(unique))
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(unique // max(width, 1), minlength=n_rows), out=indptr[1:])
+    return data.astype(np.float64), (unique % max(width, 1)).astype(np.int32), indptr
+
+
+def ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    shift = np.repeat(starts - (np.cumsum(counts) - counts), counts)
+    return np.arange(total) + shift

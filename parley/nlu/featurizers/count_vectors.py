@@ -24,7 +24,7 @@ from parley.component import SPARSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import warn
-from parley.nlu.features import attach_features
+from parley.nlu.features import attach_features, count_entries, ranges
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
 from parley.params import (
     AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
@@ -254,11 +254,12 @@ class CountVectorsFeaturizer(NLUComponent):
         # CSR arrays built directly (scipy's COO → CSR conversions, products and fancy
         # indexing cost ~0.3 ms a call, most of a message's featurization); the counts are
         # whole numbers, so the sums are exactly those of the matrix products.
-        per_token = _counts(np.asarray(t_rows, dtype=np.int64), np.asarray(t_cols, dtype=np.int64),
-                            np.ones(len(t_rows)), len(distinct), width)
+        per_token = count_entries(np.asarray(t_rows, dtype=np.int64),
+                                  np.asarray(t_cols, dtype=np.int64), np.ones(len(t_rows)),
+                                  len(distinct), width)
         offsets = token_offsets(token_lists)
         starts, stops = per_token[2][flat], per_token[2][flat + 1]
-        taken = _ranges(starts, stops - starts)
+        taken = ranges(starts, stops - starts)
         seq_indptr = np.zeros(len(flat) + 1, dtype=np.int64)
         np.cumsum(stops - starts, out=seq_indptr[1:])
         sequence = csr_matrix((per_token[0][taken], per_token[1][taken], seq_indptr),
@@ -266,10 +267,10 @@ class CountVectorsFeaturizer(NLUComponent):
         if self._sentence_is_sum_of_tokens():
             message_of = np.repeat(np.arange(len(token_lists)), np.diff(offsets))
             entry_message = np.repeat(message_of, stops - starts)
-            data, indices, indptr = _counts(entry_message, per_token[1][taken],
+            data, indices, indptr = count_entries(entry_message, per_token[1][taken],
                                             per_token[0][taken], len(token_lists), width)
         else:
-            data, indices, indptr = _counts(np.asarray(s_rows, dtype=np.int64),
+            data, indices, indptr = count_entries(np.asarray(s_rows, dtype=np.int64),
                                             np.asarray(s_cols, dtype=np.int64),
                                             np.ones(len(s_rows)), len(token_lists), width)
         sentence = csr_matrix((data, indices, indptr), shape=(len(token_lists), width))
@@ -331,23 +332,3 @@ def _coordinates(
                 cols.append(col)
     return rows, cols
 
-
-def _counts(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int, width: int
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSR ``(data, indices, indptr)`` of the entries summed per (row, column), columns
-    sorted within each row: what ``csr_matrix((values, (rows, cols)))`` holds."""
-    keys = rows * max(width, 1) + cols
-    unique, inverse = np.unique(keys, return_inverse=True)
-    data = np.bincount(inverse.reshape(-1), weights=values, minlength=len(unique))
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(unique // max(width, 1), minlength=n_rows), out=indptr[1:])
-    return data.astype(np.float64), (unique % max(width, 1)).astype(np.int32), indptr
-
-
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    shift = np.repeat(starts - (np.cumsum(counts) - counts), counts)
-    return np.arange(total) + shift

@@ -238,6 +238,14 @@ class FeatureTable:
     def _rows(torch: Any, matrix: Any, rows: np.ndarray, is_sparse: bool) -> Any:
         if not is_sparse:
             return torch.from_numpy(np.ascontiguousarray(matrix[rows]))
+        if len(rows) and int(rows[-1]) - int(rows[0]) == len(rows) - 1 and (
+                len(rows) == 1 or bool((np.diff(rows) == 1).all())):
+            # one message's rows lie together: slices, not gathers
+            first, last = int(rows[0]), int(rows[-1]) + 1
+            lo, hi = int(matrix.indptr[first]), int(matrix.indptr[last])
+            return SparseRows(torch.from_numpy(matrix.indices[lo:hi].astype(np.int64)),
+                              torch.from_numpy((matrix.indptr[first:last] - lo).astype(np.int64)),
+                              torch.from_numpy(matrix.data[lo:hi].astype(np.float32)))
         starts = matrix.indptr[rows]
         counts = matrix.indptr[rows + 1] - starts
         offsets = np.zeros(len(rows), dtype=np.int64)

@@ -177,9 +177,19 @@ def viterbi(emissions: np.ndarray, transitions: np.ndarray, layout: ChainLayout,
     delta = np.empty_like(scores)
     start0, count0 = blocks[0]
     delta[start0:start0 + count0] = scores[start0:start0 + count0]
+    labels_axis = np.arange(n_labels)
     for i in range(1, len(blocks)):
         start, count = blocks[i]
         previous = delta[blocks[i - 1][0]:blocks[i - 1][0] + count]
+        if count == 1:  # one sequence (a message parsed alone): all labels in one product
+            # In the order the pruned search weighs them (best predecessor first), so that
+            # ties go the same way; the labels it leaves out could not reach the best.
+            order = np.argsort(-previous[0], kind="stable")
+            candidates = previous[0, order][:, None] + transitions[order]
+            arg = candidates.argmax(axis=0)
+            back[start] = order[arg]
+            delta[start] = candidates[arg, labels_axis] + scores[start]
+            continue
         close = previous >= previous.max(axis=1, keepdims=True) - spread
         k = int(close.sum(axis=1).max())
         if k < n_labels:

@@ -138,7 +138,7 @@ def stack_sentence_features(
     same featurizers (which they do when the same pipeline processed them). Dense blocks
     (language models) become CSR blocks, so linear classifiers take both kinds at once.
     """
-    from scipy.sparse import csr_matrix, hstack
+    from scipy.sparse import csr_matrix
 
     if not messages:
         return csr_matrix((0, 0))
@@ -160,8 +160,26 @@ def stack_sentence_features(
         data = np.concatenate([r.data for r in rows]).astype(np.float64, copy=False)
         indices = np.concatenate([r.indices for r in rows])
         blocks.append(csr_matrix((data, indices, indptr), shape=(len(rows), dim)))
-    stacked = blocks[0] if len(blocks) == 1 else hstack(blocks, format="csr")
-    return stacked.tocsr()
+    return blocks[0].tocsr() if len(blocks) == 1 else _side_by_side(blocks)
+
+
+def _side_by_side(blocks: list[csr_matrix]) -> csr_matrix:
+    """``scipy.sparse.hstack(blocks, format="csr")`` from the blocks' arrays: each row's
+    entries block by block, in the blocks' order (the same matrix; hstack's checks and
+    conversions cost ~0.15 ms a call, most of classifying one message)."""
+    from scipy.sparse import csr_matrix
+
+    n = blocks[0].shape[0]
+    widths = [b.shape[1] for b in blocks]
+    starts = np.cumsum([0, *widths[:-1]]).tolist()
+    rows = np.concatenate([np.repeat(np.arange(n), np.diff(b.indptr)) for b in blocks])
+    order = np.argsort(rows, kind="stable")  # row by row; within a row, block by block
+    cols = np.concatenate([b.indices.astype(np.int64) + s
+                           for b, s in zip(blocks, starts, strict=True)])
+    data = np.concatenate([b.data for b in blocks])
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return csr_matrix((data[order], cols[order], indptr), shape=(n, sum(widths)))
 
 
 def count_entries(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_rows: int,

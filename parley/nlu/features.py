@@ -105,8 +105,13 @@ def attach_features(
 ) -> None:
     """Append one record per message: rows ``token_offsets[i]:token_offsets[i+1]`` of
     ``sequence`` and row ``i`` of ``sentence``."""
-    sequences = split_rows(sequence.tocsr(), token_offsets)
-    sentences = split_rows(sentence.tocsr(), np.arange(len(messages) + 1))
+    if len(messages) == 1:  # the message's rows are the whole matrices (one parse)
+        sequences, sentences = [sequence.tocsr()], [sentence.tocsr()]
+        sequences[0].sort_indices()
+        sentences[0].sort_indices()
+    else:
+        sequences = split_rows(sequence.tocsr(), token_offsets)
+        sentences = split_rows(sentence.tocsr(), np.arange(len(messages) + 1))
     for message, seq, sent in zip(messages, sequences, sentences, strict=True):
         message.data.setdefault(FEATURES_KEY, []).append(Features(seq, sent, origin))
 

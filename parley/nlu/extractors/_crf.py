@@ -93,7 +93,7 @@ class ChainLayout:
 
 
 def forward_backward(
-    emissions: np.ndarray, transitions: np.ndarray, layout: ChainLayout
+    emissions: np.ndarray, transitions: np.ndarray, layout: ChainLayout, edges: bool = True
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """``(Σ log Z, token marginals, expected transition counts)`` for emissions in walk order.
 
@@ -101,11 +101,13 @@ def forward_backward(
     n_labels`` (from label, to label). Marginals come back in walk order.
 
     Runs in float32; weights so large that a step's probabilities underflow there (line
-    searches try such points) are redone in float64.
+    searches try such points) are redone in float64. ``edges=False`` (prediction, which
+    reads the marginals only) leaves the transition counts at zero: their outer product a
+    position is a third of the work for one message.
     """
-    result = _forward_backward(emissions, transitions, layout, np.float32)
+    result = _forward_backward(emissions, transitions, layout, np.float32, edges)
     if result is None:
-        result = _forward_backward(emissions, transitions, layout, np.float64)
+        result = _forward_backward(emissions, transitions, layout, np.float64, edges)
     if result is None:  # even float64 underflows: an absurd point, worth an infinite loss
         n_labels = transitions.shape[0]
         return (math.inf, np.full(emissions.shape, 1.0 / n_labels),
@@ -114,7 +116,8 @@ def forward_backward(
 
 
 def _forward_backward(
-    emissions: np.ndarray, transitions: np.ndarray, layout: ChainLayout, dtype: Any
+    emissions: np.ndarray, transitions: np.ndarray, layout: ChainLayout, dtype: Any,
+    want_edges: bool = True,
 ) -> tuple[float, np.ndarray, np.ndarray] | None:
     tiny = np.finfo(dtype).tiny * 1e6
     t_max = float(transitions.max())
@@ -150,7 +153,8 @@ def _forward_backward(
             u = exp_e[nxt] * beta[nxt] / scale[nxt][:, None]
             exp_e[nxt] = u
             beta[start:start + following] = u @ exp_t.T
-            edges += alpha[start:start + following].T @ u
+            if want_edges:
+                edges += alpha[start:start + following].T @ u
     edges *= exp_t
     alpha *= beta  # the marginals
     if not (np.isfinite(edges).all() and np.isfinite(alpha).all()):
@@ -344,9 +348,10 @@ def predict_chain(weights: ChainWeights, x: csr_matrix, lengths: np.ndarray
     layout = ChainLayout(lengths)
     if layout.n_tokens == 0:
         return np.zeros(0, dtype=np.int64), np.zeros((0, weights.transitions.shape[0]))
-    emissions = weights.emissions(x[layout.perm].astype(np.float32))
+    walked = x if len(lengths) == 1 else x[layout.perm]  # one message: already in order
+    emissions = weights.emissions(walked.astype(np.float32))
     best = viterbi(emissions, weights.transitions, layout)
     with (single_threaded_blas() if layout.n_tokens >= _SINGLE_THREAD_FROM
           else contextlib.nullcontext()):
-        _, marginals, _ = forward_backward(emissions, weights.transitions, layout)
+        _, marginals, _ = forward_backward(emissions, weights.transitions, layout, edges=False)
     return best[layout.inverse], marginals[layout.inverse].astype(np.float64)

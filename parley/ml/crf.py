@@ -81,11 +81,12 @@ class CRF(nn.Module):
         steps = emissions.unbind(1)
         keeps = mask.unsqueeze(2).unbind(1)
         identity = torch.arange(k).expand(b, k)
+        full = bool(mask.all())  # no padding (one message): nothing to carry over
         back = []
         for i in range(1, t):
             best, arg = (score.unsqueeze(2) + transitions).max(dim=1)  # B × from × to
-            score = torch.where(keeps[i], best + steps[i], score)
-            back.append(torch.where(keeps[i], arg, identity))
+            score = best + steps[i] if full else torch.where(keeps[i], best + steps[i], score)
+            back.append(arg if full else torch.where(keeps[i], arg, identity))
         last = (score + self.end_penalty).argmax(dim=1, keepdim=True)
         path = [last]
         for pointers in reversed(back):
@@ -110,26 +111,29 @@ class CRF(nn.Module):
         probabilities = torch.exp(emissions - emissions.amax(dim=2, keepdim=True))
         steps = probabilities.unbind(1)
         keeps = mask.unsqueeze(2).unbind(1)
+        full = bool(mask.all())  # no padding: no step is carried over
         alpha = steps[0] * torch.exp(self.start_penalty)
         sums = [alpha.sum(dim=1, keepdim=True)]
         alphas = [alpha / sums[0]]
         for i in range(1, t):
             step = (alphas[-1] @ exp_transitions) * steps[i]
             sums.append(step.sum(dim=1, keepdim=True))
-            alphas.append(torch.where(keeps[i], step / sums[-1], alphas[-1]))
+            step = step / sums[-1]
+            alphas.append(step if full else torch.where(keeps[i], step, alphas[-1]))
         # β̂ at a sequence's last token is exp(end penalty), carried back over padding
         betas = [torch.exp(self.end_penalty).expand(b, k)] * t
         exp_back = exp_transitions.t()
         for i in range(t - 2, -1, -1):
             step = (steps[i + 1] * betas[i + 1] / sums[i + 1]) @ exp_back
-            betas[i] = torch.where(keeps[i + 1], step, betas[i + 1])
+            betas[i] = step if full else torch.where(keeps[i + 1], step, betas[i + 1])
         joint = torch.stack(alphas, dim=1) * torch.stack(betas, dim=1)
         # Σ_k α̂·β̂ is the same at every position of a sequence (P(sequence) over the scales)
         totals = joint.sum(dim=2, keepdim=True)
         least = torch.cat(sums, dim=1).masked_fill(~mask, 1.0).amin()
         spread = (totals / totals[:, -1:] - 1).abs().amax() if t else joint.new_zeros(())
-        if not (float(least) >= _UNDERFLOW and float(totals.amin()) >= _UNDERFLOW
-                and float(spread) <= _MARGINAL_TOLERANCE):  # "not ≥": NaN falls back too
+        least, lowest, spread = torch.stack([least, totals.amin(), spread]).tolist()
+        if not (least >= _UNDERFLOW and lowest >= _UNDERFLOW
+                and spread <= _MARGINAL_TOLERANCE):  # "not ≥": NaN falls back too
             return self._marginals_in_log_space(emissions, mask)
         return joint / totals
 

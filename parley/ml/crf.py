@@ -76,33 +76,69 @@ class CRF(nn.Module):
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The Viterbi tags (B × T, 0 at padding) and their marginal probabilities."""
         b, t, k = emissions.shape
-        transitions = self._scores()
+        transitions = self._scores().unsqueeze(0)
         score = emissions[:, 0] + self.start_penalty
+        steps = emissions.unbind(1)
+        keeps = mask.unsqueeze(2).unbind(1)
+        identity = torch.arange(k).expand(b, k)
+        full = bool(mask.all())  # no padding (one message): nothing to carry over
         back = []
         for i in range(1, t):
-            total = score.unsqueeze(2) + transitions.unsqueeze(0)  # B × from × to
-            best, arg = total.max(dim=1)
-            step = best + emissions[:, i]
-            keep = mask[:, i:i + 1]
-            score = torch.where(keep, step, score)
-            back.append(torch.where(keep, arg, torch.arange(k).expand(b, k)))
-        tags = torch.zeros(b, t, dtype=torch.long)
-        last = (score + self.end_penalty).argmax(dim=1)
-        for i in range(t - 1, -1, -1):
-            tags[:, i] = last
-            if i > 0:
-                last = back[i - 1].gather(1, last.unsqueeze(1)).squeeze(1)
-        marginals = self.marginals(emissions, mask)
-        confidence = marginals.gather(2, tags.unsqueeze(2)).squeeze(2)
-        lengths = mask.sum(dim=1)
-        positions = torch.arange(t).unsqueeze(0)
+            best, arg = (score.unsqueeze(2) + transitions).max(dim=1)  # B × from × to
+            score = best + steps[i] if full else torch.where(keeps[i], best + steps[i], score)
+            back.append(arg if full else torch.where(keeps[i], arg, identity))
+        last = (score + self.end_penalty).argmax(dim=1, keepdim=True)
+        path = [last]
+        for pointers in reversed(back):
+            last = pointers.gather(1, last)
+            path.append(last)
+        tags = torch.cat(path[::-1], dim=1)
+        confidence = self.marginals(emissions, mask).gather(2, tags.unsqueeze(2)).squeeze(2)
         # Padding after a sequence's end: back-pointers there were identity, reset to 0.
-        tags = torch.where(positions < lengths.unsqueeze(1), tags, torch.zeros_like(tags))
+        tags = tags.masked_fill(~mask, 0)
         return tags, confidence * mask
 
     @torch.no_grad()
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """P(tag at t = k | sequence), B × T × K, by forward–backward in log space."""
+        """P(tag at t = k | sequence), B × T × K, by the scaled forward–backward algorithm
+        (as :class:`_LogPartition`'s, in probability space: one small product a position;
+        a ``logsumexp`` over every move costs ~10× more). When a step's sum underflows or a
+        token's marginals do not sum to one, the log-space recursion answers instead."""
+        b, t, k = emissions.shape
+        transitions = self._scores()
+        shift = transitions.max()
+        exp_transitions = torch.exp(transitions - shift)  # blocked moves: exactly 0
+        probabilities = torch.exp(emissions - emissions.amax(dim=2, keepdim=True))
+        steps = probabilities.unbind(1)
+        keeps = mask.unsqueeze(2).unbind(1)
+        full = bool(mask.all())  # no padding: no step is carried over
+        alpha = steps[0] * torch.exp(self.start_penalty)
+        sums = [alpha.sum(dim=1, keepdim=True)]
+        alphas = [alpha / sums[0]]
+        for i in range(1, t):
+            step = (alphas[-1] @ exp_transitions) * steps[i]
+            sums.append(step.sum(dim=1, keepdim=True))
+            step = step / sums[-1]
+            alphas.append(step if full else torch.where(keeps[i], step, alphas[-1]))
+        # β̂ at a sequence's last token is exp(end penalty), carried back over padding
+        betas = [torch.exp(self.end_penalty).expand(b, k)] * t
+        exp_back = exp_transitions.t()
+        for i in range(t - 2, -1, -1):
+            step = (steps[i + 1] * betas[i + 1] / sums[i + 1]) @ exp_back
+            betas[i] = step if full else torch.where(keeps[i + 1], step, betas[i + 1])
+        joint = torch.stack(alphas, dim=1) * torch.stack(betas, dim=1)
+        # Σ_k α̂·β̂ is the same at every position of a sequence (P(sequence) over the scales)
+        totals = joint.sum(dim=2, keepdim=True)
+        least = torch.cat(sums, dim=1).masked_fill(~mask, 1.0).amin()
+        spread = (totals / totals[:, -1:] - 1).abs().amax() if t else joint.new_zeros(())
+        least, lowest, spread = torch.stack([least, totals.amin(), spread]).tolist()
+        if not (least >= _UNDERFLOW and lowest >= _UNDERFLOW
+                and spread <= _MARGINAL_TOLERANCE):  # "not ≥": NaN falls back too
+            return self._marginals_in_log_space(emissions, mask)
+        return joint / totals
+
+    def _marginals_in_log_space(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """:meth:`marginals` by a ``logsumexp`` over every move: exact whatever the scores."""
         b, t, k = emissions.shape
         transitions = self._scores()
         alphas = [emissions[:, 0] + self.start_penalty]

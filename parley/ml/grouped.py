@@ -80,8 +80,11 @@ class GroupedLinear(nn.Module):
         """``x @ kernel + bias``; float32 out unless ``keep_product_dtype`` (then in the
         dtype the product ran in, for a next layer that takes it as it is)."""
         shape = x.shape
-        out = _GroupedProduct.apply(x.reshape(-1, shape[-1]), self, self.bias, self.kernel,
-                                    keep_product_dtype)
+        rows = x.reshape(-1, shape[-1])
+        if torch.is_grad_enabled():
+            out = _GroupedProduct.apply(rows, self, self.bias, self.kernel, keep_product_dtype)
+        else:  # prediction: no autograd node to build
+            out = _product(rows, self, self.bias, self.kernel, keep_product_dtype)[0]
         return out.view(*shape[:-1], out.shape[-1])  # type: ignore[no-any-return]
 
     def groups_of(self, flat: torch.Tensor) -> Iterator[tuple[list[tuple[int, int, int]], int, int,
@@ -109,48 +112,13 @@ class _GroupedProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor | None,
                 kernel: torch.Tensor, keep_product_dtype: bool) -> torch.Tensor:
-        dtype = matmul_dtype() if layer.training and kernel.dtype == torch.float32 else kernel.dtype
-        if layer.shuffle:
-            # Columns are gathered as the rows of the transpose (a column gather is ~10×
-            # slower); the products read the column-major result as it is.
-            inputs = x.to(dtype).t().contiguous().index_select(0, layer.order).t()
-        else:
-            inputs = x.to(dtype)
-        flat = kernel.to(dtype)
-        shift = bias.to(dtype) if bias is not None else None
-        weights = [k.view(shape) for k, shape in zip(flat.split(layer.kernel_sizes), layer.shapes,
-                                                     strict=True)]
-        shifts = shift.split(layer.output_sizes) if shift is not None else None
-        if layer.column_major:  # out.t() is filled: row block by row block
-            out_t = inputs.new_empty(layer.out_features, x.shape[0])
-            pieces_t = inputs.t().split(layer.piece_sizes)
-            for g, target in enumerate(out_t.split(layer.output_sizes)):
-                for n, (p, rows) in enumerate(_piece_rows(layer, g, weights[g])):
-                    rows_t = rows.t()
-                    if n:
-                        target.addmm_(rows_t, pieces_t[p])
-                    elif shifts is None:
-                        torch.mm(rows_t, pieces_t[p], out=target)
-                    else:
-                        torch.addmm(shifts[g][:, None], rows_t, pieces_t[p], out=target)
-            out = out_t.t()
-        else:
-            out = inputs.new_empty(x.shape[0], layer.out_features)
-            pieces = inputs.split(layer.piece_sizes, dim=1)
-            for g, target in enumerate(out.split(layer.output_sizes, dim=1)):
-                for n, (p, rows) in enumerate(_piece_rows(layer, g, weights[g])):
-                    if n:
-                        target.addmm_(pieces[p], rows)
-                    elif shifts is None:
-                        torch.mm(pieces[p], rows, out=target)
-                    else:
-                        torch.addmm(shifts[g], pieces[p], rows, out=target)
+        out, inputs, flat = _product(x, layer, bias, kernel, keep_product_dtype)
         ctx.layer = layer
         ctx.has_bias = bias is not None
         ctx.save_for_backward(inputs, flat)
         ctx.dtype = x.dtype
         ctx.input_column_major = _is_column_major(x)
-        return out if keep_product_dtype else out.to(kernel.dtype)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
@@ -200,6 +168,64 @@ class _GroupedProduct(torch.autograd.Function):
                 grad_x = grad_rows.to(ctx.dtype)
         grad_bias = grad.sum(0).float() if ctx.has_bias and ctx.needs_input_grad[2] else None
         return (grad_x, None, grad_bias, grad_flat.float() if grad_flat is not None else None, None)
+
+
+def _product(x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor | None,
+             kernel: torch.Tensor, keep_product_dtype: bool
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The layer's output, and the (shuffled, cast) inputs and kernel the products used."""
+    dtype = matmul_dtype() if layer.training and kernel.dtype == torch.float32 else kernel.dtype
+    if layer.shuffle:
+        # Columns are gathered as the rows of the transpose (a column gather is ~10×
+        # slower); the products read the column-major result as it is.
+        inputs = x.to(dtype).t().contiguous().index_select(0, layer.order).t()
+    else:
+        inputs = x.to(dtype)
+    flat = kernel.to(dtype)
+    weights, shifts = _views(layer, flat, bias.to(dtype) if bias is not None else None)
+    if layer.column_major:  # out.t() is filled: row block by row block
+        out_t = inputs.new_empty(layer.out_features, x.shape[0])
+        pieces_t = inputs.t().split(layer.piece_sizes)
+        for g, target in enumerate(out_t.split(layer.output_sizes)):
+            for n, (p, rows) in enumerate(_piece_rows(layer, g, weights[g])):
+                rows_t = rows.t()
+                if n:
+                    target.addmm_(rows_t, pieces_t[p])
+                elif shifts is None:
+                    torch.mm(rows_t, pieces_t[p], out=target)
+                else:
+                    torch.addmm(shifts[g][:, None], rows_t, pieces_t[p], out=target)
+        out = out_t.t()
+    else:
+        out = inputs.new_empty(x.shape[0], layer.out_features)
+        pieces = inputs.split(layer.piece_sizes, dim=1)
+        for g, target in enumerate(out.split(layer.output_sizes, dim=1)):
+            for n, (p, rows) in enumerate(_piece_rows(layer, g, weights[g])):
+                if n:
+                    target.addmm_(pieces[p], rows)
+                elif shifts is None:
+                    torch.mm(pieces[p], rows, out=target)
+                else:
+                    torch.addmm(shifts[g], pieces[p], rows, out=target)
+    return (out if keep_product_dtype else out.to(kernel.dtype)), inputs, flat
+
+
+def _views(layer: GroupedLinear, flat: torch.Tensor, shift: torch.Tensor | None
+           ) -> tuple[list[torch.Tensor], Any]:
+    """Each group's kernel (a view of ``flat``) and bias. When predicting they are kept on
+    the layer until the weights change: cutting them is a dozen calls a layer, as long as
+    the products themselves for one message."""
+    key = (flat.data_ptr(), flat._version, shift.data_ptr() if shift is not None else 0,
+           shift._version if shift is not None else 0)
+    kept = layer.__dict__.get("_kept_views")
+    if not layer.training and kept is not None and kept[0] == key:
+        return kept[1], kept[2]
+    weights = [k.view(shape) for k, shape in zip(flat.split(layer.kernel_sizes), layer.shapes,
+                                                 strict=True)]
+    shifts = shift.split(layer.output_sizes) if shift is not None else None
+    if not layer.training and flat.dtype == layer.kernel.dtype:
+        layer.__dict__["_kept_views"] = (key, weights, shifts)
+    return weights, shifts
 
 
 def _piece_rows(layer: GroupedLinear, group: int,

@@ -225,14 +225,29 @@ class TransformerBlock(nn.Module):
         return add_dropout(x, self.ffn_out(hidden), self.drop_rate, self.training)
 
 
-def positional_encoding(positions: torch.Tensor, units: int) -> torch.Tensor:
+def positional_encoding(positions: torch.Tensor, units: int, keep: bool = False) -> torch.Tensor:
     """The sinusoidal position code of Vaswani et al. (sin on even, cos on odd dims) of each
-    row's position, looked up in a table of the few positions there are."""
-    steps = torch.arange(int(positions.max()) + 1 if positions.numel() else 1).float()
+    row's position, looked up in a table of the few positions there are. With ``keep``
+    (prediction) the table is kept and grown as needed: making it is a dozen calls, as
+    many as the rest of a message's input layer."""
+    needed = int(positions.max()) + 1 if positions.numel() else 1
+    if not keep:
+        return _position_table(needed, units)[positions]
+    table = _position_tables.get(units)
+    if table is None or len(table) < needed:
+        with torch.inference_mode(False), torch.no_grad():
+            table = _position_tables[units] = _position_table(max(needed, 64), units)
+    return table[positions]
+
+
+def _position_table(length: int, units: int) -> torch.Tensor:
+    steps = torch.arange(length).float()
     dims = torch.arange(units)
     angles = steps.unsqueeze(1) / torch.pow(10000.0, (2 * (dims // 2)).float() / units)
-    table = torch.where(dims % 2 == 0, torch.sin(angles), torch.cos(angles))
-    return table[positions]
+    return torch.where(dims % 2 == 0, torch.sin(angles), torch.cos(angles))
+
+
+_position_tables: dict[int, torch.Tensor] = {}
 
 
 class TransformerEncoder(nn.Module):
@@ -263,7 +278,8 @@ class TransformerEncoder(nn.Module):
         """The encoded rows; with ``keep``, only those rows (in that order), which spares the
         last block's output projection and feed-forward layer for the others."""
         positions = grid.row_positions
-        x = self.project(x) * math.sqrt(self.units) + positional_encoding(positions, self.units)
+        x = (self.project(x) * math.sqrt(self.units)
+             + positional_encoding(positions, self.units, keep=not self.training))
         x = self.dropout(x)
         last = len(self.blocks) - 1
         for depth, block in enumerate(self.blocks):

@@ -6,7 +6,7 @@ import os
 import random
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -59,9 +59,9 @@ def drawing_from(source: Any) -> Iterator[None]:
 
 
 @contextmanager
-def torch_threads() -> Iterator[None]:
-    """Run with ``PARLEY_TORCH_THREADS`` threads; by default one per available core, at most
-    :data:`MAX_THREADS`.
+def torch_threads(count: int | None = None) -> Iterator[None]:
+    """Run with ``count`` threads, else ``PARLEY_TORCH_THREADS``; by default one per available
+    core, at most :data:`MAX_THREADS`.
 
     Training shares them out among a batch's shards (see ``training.Trainer.step``): on
     this project's 2-core machines one shard per core. When something else keeps a core busy
@@ -69,14 +69,31 @@ def torch_threads() -> Iterator[None]:
     ``PARLEY_TORCH_THREADS=1`` (``--num-threads 1``) then; the model is the same.
     """
     wanted = os.environ.get("PARLEY_TORCH_THREADS", "")
-    threads = int(wanted) if wanted else min(_available_cores(), MAX_THREADS)
+    threads = count or (int(wanted) if wanted else min(_available_cores(), MAX_THREADS))
     torch = import_torch("training")
     before = torch.get_num_threads()
+    if before == threads:  # the usual case when predicting: nothing to switch
+        yield
+        return
     torch.set_num_threads(max(1, threads))
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# Below this many rows (tokens and sentences) a forward pass is a few hundred small
+# operations of microseconds each: a second thread only adds a hand-over per operation, and
+# when another process keeps the other core busy each hand-over waits for a time slice
+# (DIET's parse p50 went from 10 ms to 80-300 ms on a busy machine with two threads).
+SINGLE_THREAD_ROWS = 1024
+
+
+def prediction_threads(rows: int) -> AbstractContextManager[None]:
+    """Threads for a prediction over ``rows`` rows: one for small inputs (a single message),
+    else as :func:`torch_threads`. Switching the count costs well under a microsecond;
+    OpenMP keeps its pool, so nothing is spun up per call."""
+    return torch_threads(1 if rows < SINGLE_THREAD_ROWS else None)
 
 
 MAX_THREADS = 4  # DIET's matrices are small: more threads mostly wait on each other

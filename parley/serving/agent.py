@@ -63,24 +63,22 @@ class Agent:
         ``/intent{"entity": "value"}`` gives the intent directly (buttons send these), as
         Rasa's RegexMessageHandler reads it; every other text goes through the NLU pipeline.
         """
-        direct = parse_intent_message(text, self.known_intents, self.known_entities)
-        if direct is not None:
-            return direct
-        if not self.nlu_components:
+        return self.parse_batch([text])[0]
+
+    def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:
+        """:meth:`parse` of each text, the NLU pipeline run once over all of them (what
+        ``test nlu`` and offline scoring want: one batch costs little more than a message).
+        The results are those of parsing each text alone."""
+        results: list[dict[str, Any] | None] = [
+            parse_intent_message(text, self.known_intents, self.known_entities) for text in texts]
+        messages = [Message(text) for text, done in zip(texts, results, strict=True) if done is None]
+        if messages and not self.nlu_components:
             raise ModelArchiveError("this model has no NLU part; train it with NLU data.")
-        message = Message(text)
-        for component in self.nlu_components:
-            component.process([message])
-        result: dict[str, Any] = {
-            "text": text,
-            "intent": message.data.get("intent", {"name": None, "confidence": 0.0}),
-            "entities": message.data.get("entities", []),
-            "intent_ranking": message.data.get("intent_ranking", []),
-        }
-        for key in ("response_selector",):
-            if key in message.data:
-                result[key] = message.data[key]
-        return result
+        if messages:
+            for component in self.nlu_components:
+                component.process(messages)
+        parsed = iter(messages)
+        return [done if done is not None else _parse_result(next(parsed)) for done in results]
 
     def predict_next_action(self, tracker: DialogueStateTracker) -> PolicyPrediction:
         """The policies' combined prediction (Rasa's ensemble) for the conversation now;
@@ -99,6 +97,20 @@ class Agent:
         from parley.serving.predict import predict_until_listen
 
         return predict_until_listen(self.policies, self.domain, events, max_actions)
+
+
+def _parse_result(message: Message) -> dict[str, Any]:
+    """Rasa's parse result from a message the NLU pipeline processed."""
+    result: dict[str, Any] = {
+        "text": message.text,
+        "intent": message.data.get("intent", {"name": None, "confidence": 0.0}),
+        "entities": message.data.get("entities", []),
+        "intent_ranking": message.data.get("intent_ranking", []),
+    }
+    for key in ("response_selector",):
+        if key in message.data:
+            result[key] = message.data[key]
+    return result
 
 
 def load(path: str | Path) -> Agent:

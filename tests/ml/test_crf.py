@@ -178,3 +178,39 @@ def test_crf_log_space_fallback_on_one_token_messages_gives_zero_transition_grad
     crf._log_partition(emissions, torch.ones(2, 1, dtype=torch.bool)).sum().backward()
     assert torch.equal(crf.transitions.grad, torch.zeros_like(crf.transitions))
     assert torch.allclose(emissions.grad.sum(dim=2), torch.ones(2, 1))
+
+
+@pytest.mark.parametrize(("scale", "constrained"), [(3.0, False), (3.0, True), (200.0, True)])
+def test_crf_marginals_match_the_log_space_recursion(scale, constrained):
+    """Prediction's marginals in probability space (with its fallback when scores are far
+    enough apart to underflow it) are the log-space recursion's, padding and empty
+    messages included."""
+    names = ["O"] + [f"{p}-{e}" for e in "abcde" for p in "BILU"]
+    torch.manual_seed(7)
+    crf = CRF(len(names))
+    if constrained:
+        crf.constrain(*(torch.tensor(m) for m in bilou_moves(names)))
+    with torch.no_grad():
+        crf.transitions.normal_()
+    emissions = torch.randn(4, 6, len(names)) * scale
+    mask = torch.arange(6)[None] < torch.tensor([6, 3, 1, 0])[:, None]
+    scaled = crf.marginals(emissions, mask)
+    exact = crf._marginals_in_log_space(emissions, mask)
+    assert torch.allclose(scaled, exact, atol=1e-5)
+    assert torch.allclose(scaled.sum(dim=2), torch.ones(4, 6), atol=1e-5)
+
+
+def test_crf_marginals_stay_exact_when_a_tag_far_behind_wins_later():
+    recovering = CRF(2)
+    recovering.constrain(torch.eye(2, dtype=torch.bool), torch.tensor([True, True]),
+                         torch.tensor([True, True]))
+    with torch.no_grad():
+        recovering.transitions.zero_()
+    late = torch.zeros(1, 4, 2)
+    late[0, 0, 1] = -110.0  # tag 1's share underflows at the start, then it wins
+    late[0, 1:, 0] = -60.0
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    marginals = recovering.marginals(late, mask)
+    assert torch.allclose(marginals, recovering._marginals_in_log_space(late, mask), atol=1e-6)
+    tags, _ = recovering.decode(late, mask)
+    assert tags.tolist() == [[1, 1, 1, 1]]  # 1 → 1 → 1 → 1 scores −110, 0 → … −180

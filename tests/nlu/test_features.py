@@ -102,3 +102,20 @@ def test_to_dense_and_to_sparse_should_convert_either_kind() -> None:
     assert to_dense(array) is array
     assert to_dense(csr_matrix(array)).tolist() == [[0.0, 1.5]]
     assert issparse(to_sparse(array)) and to_sparse(array).toarray().tolist() == [[0.0, 1.5]]
+
+
+def test_sentence_blocks_side_by_side_should_be_scipys_hstack() -> None:
+    """Stacking builds the CSR arrays itself: the very matrix scipy's hstack gives (the
+    classifiers' sums then run in the same order), empty rows included."""
+    from scipy.sparse import hstack
+    from scipy.sparse import random as sparse_random
+
+    from parley.nlu.features import _side_by_side
+
+    blocks = [sparse_random(40, width, density=0.1, format="csr", random_state=seed)
+              for seed, width in enumerate([30, 7, 100])]
+    expected = hstack(blocks, format="csr")
+    found = _side_by_side(blocks)
+    assert found.shape == expected.shape
+    for name in ("indptr", "indices", "data"):
+        assert getattr(found, name).tolist() == getattr(expected, name).tolist()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +93,7 @@ class ChainLayout:
 
 
 def forward_backward(
-    emissions: np.ndarray, transitions: np.ndarray, layout: ChainLayout
+    emissions: np.ndarray, transitions: np.ndarray, layout: ChainLayout, edges: bool = True
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """``(Σ log Z, token marginals, expected transition counts)`` for emissions in walk order.
 
@@ -101,11 +101,13 @@ def forward_backward(
     n_labels`` (from label, to label). Marginals come back in walk order.
 
     Runs in float32; weights so large that a step's probabilities underflow there (line
-    searches try such points) are redone in float64.
+    searches try such points) are redone in float64. ``edges=False`` (prediction, which
+    reads the marginals only) leaves the transition counts at zero: their outer product a
+    position is a third of the work for one message.
     """
-    result = _forward_backward(emissions, transitions, layout, np.float32)
+    result = _forward_backward(emissions, transitions, layout, np.float32, edges)
     if result is None:
-        result = _forward_backward(emissions, transitions, layout, np.float64)
+        result = _forward_backward(emissions, transitions, layout, np.float64, edges)
     if result is None:  # even float64 underflows: an absurd point, worth an infinite loss
         n_labels = transitions.shape[0]
         return (math.inf, np.full(emissions.shape, 1.0 / n_labels),
@@ -114,7 +116,8 @@ def forward_backward(
 
 
 def _forward_backward(
-    emissions: np.ndarray, transitions: np.ndarray, layout: ChainLayout, dtype: Any
+    emissions: np.ndarray, transitions: np.ndarray, layout: ChainLayout, dtype: Any,
+    want_edges: bool = True,
 ) -> tuple[float, np.ndarray, np.ndarray] | None:
     tiny = np.finfo(dtype).tiny * 1e6
     t_max = float(transitions.max())
@@ -150,7 +153,8 @@ def _forward_backward(
             u = exp_e[nxt] * beta[nxt] / scale[nxt][:, None]
             exp_e[nxt] = u
             beta[start:start + following] = u @ exp_t.T
-            edges += alpha[start:start + following].T @ u
+            if want_edges:
+                edges += alpha[start:start + following].T @ u
     edges *= exp_t
     alpha *= beta  # the marginals
     if not (np.isfinite(edges).all() and np.isfinite(alpha).all()):
@@ -177,9 +181,19 @@ def viterbi(emissions: np.ndarray, transitions: np.ndarray, layout: ChainLayout,
     delta = np.empty_like(scores)
     start0, count0 = blocks[0]
     delta[start0:start0 + count0] = scores[start0:start0 + count0]
+    labels_axis = np.arange(n_labels)
     for i in range(1, len(blocks)):
         start, count = blocks[i]
         previous = delta[blocks[i - 1][0]:blocks[i - 1][0] + count]
+        if count == 1:  # one sequence (a message parsed alone): all labels in one product
+            # In the order the pruned search weighs them (best predecessor first), so that
+            # ties go the same way; the labels it leaves out could not reach the best.
+            order = np.argsort(-previous[0], kind="stable")
+            candidates = previous[0, order][:, None] + transitions[order]
+            arg = candidates.argmax(axis=0)
+            back[start] = order[arg]
+            delta[start] = candidates[arg, labels_axis] + scores[start]
+            continue
         close = previous >= previous.max(axis=1, keepdims=True) - spread
         k = int(close.sum(axis=1).max())
         if k < n_labels:
@@ -220,12 +234,20 @@ class ChainWeights:
     state: np.ndarray  # float64
     transitions: np.ndarray  # float64, n_labels × n_labels
 
+    _dense: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
     def emissions(self, x: csr_matrix) -> np.ndarray:
         """``n_tokens × n_labels`` state scores of the tokens (float32)."""
-        n_labels = self.transitions.shape[0]
-        dense = np.zeros((x.shape[1], n_labels), dtype=np.float32)
-        dense[self.pair_attribute, self.pair_label] = self.state
-        return np.asarray(x @ dense, dtype=np.float32)
+        return np.asarray(x @ self._state_matrix(x.shape[1]), dtype=np.float32)
+
+    def _state_matrix(self, n_attributes: int) -> np.ndarray:
+        """The state weights as an attributes × labels matrix, made once (weights are never
+        changed in place): filling it took longer than the rest of tagging one message."""
+        if self._dense is None or self._dense.shape[0] != n_attributes:
+            dense = np.zeros((n_attributes, self.transitions.shape[0]), dtype=np.float32)
+            dense[self.pair_attribute, self.pair_label] = self.state
+            self._dense = dense
+        return self._dense
 
     def n_active(self) -> int:
         return int(np.count_nonzero(self.state)) + int(np.count_nonzero(self.transitions))
@@ -326,9 +348,10 @@ def predict_chain(weights: ChainWeights, x: csr_matrix, lengths: np.ndarray
     layout = ChainLayout(lengths)
     if layout.n_tokens == 0:
         return np.zeros(0, dtype=np.int64), np.zeros((0, weights.transitions.shape[0]))
-    emissions = weights.emissions(x[layout.perm].astype(np.float32))
+    walked = x if len(lengths) == 1 else x[layout.perm]  # one message: already in order
+    emissions = weights.emissions(walked.astype(np.float32))
     best = viterbi(emissions, weights.transitions, layout)
     with (single_threaded_blas() if layout.n_tokens >= _SINGLE_THREAD_FROM
           else contextlib.nullcontext()):
-        _, marginals, _ = forward_backward(emissions, weights.transitions, layout)
+        _, marginals, _ = forward_backward(emissions, weights.transitions, layout, edges=False)
     return best[layout.inverse], marginals[layout.inverse].astype(np.float64)

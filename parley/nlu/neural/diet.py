@@ -23,7 +23,7 @@ from parley.component import ENTITIES, FEATURES, INTENT, Finetunable, NLUCompone
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError, warn
-from parley.ml.torch_env import import_torch, seed_everything, torch_threads
+from parley.ml.torch_env import import_torch, prediction_threads, seed_everything, torch_threads
 from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
 from parley.nlu.classifiers.calibration import MAX_CALIBRATION_FOLDS, saved_temperature
 from parley.nlu.entity_tags import NO_ENTITY, bilou_moves, comma_rule, decode_entities, token_tags
@@ -501,6 +501,7 @@ class DIETClassifier(NLUComponent, Finetunable):
                               schedule, self._seed(), description=description or f"{self.name} epochs")
         with torch_threads():
             trainer.train()
+        self._kept_labels = None  # new weights: the labels' embeddings change
 
     # --- prediction --------------------------------------------------------------------------
     def process(self, messages: list[Message]) -> None:
@@ -515,10 +516,11 @@ class DIETClassifier(NLUComponent, Finetunable):
                              f"carry {table.layout()}; process them with the pipeline it was "
                              "trained in.")
         model = self.model_
-        model.eval()
-        with torch.inference_mode(), torch_threads():
-            labels = (model.label_embeddings(torch.from_numpy(self._label_inputs()))
-                      if self.architecture_.intent_classification else None)
+        if model.training:  # eval() walks every module: not once per message
+            model.eval()
+        rows = int(table.token_start[-1]) + len(messages)
+        with torch.inference_mode(), prediction_threads(rows):
+            labels = self._label_embeddings() if self.architecture_.intent_classification else None
             by_length = np.argsort(table.n_tokens, kind="stable")  # little padding
             for start in range(0, len(messages), PREDICT_BATCH):
                 index = by_length[start:start + PREDICT_BATCH]
@@ -542,12 +544,23 @@ class DIETClassifier(NLUComponent, Finetunable):
                 out[index] = (model.sentence_embeddings(sentences) @ labels.t()).numpy()
         return out
 
+    def _label_embeddings(self) -> Any:
+        """The labels' embeddings, which depend on the weights alone: kept between calls
+        (until the weights change: training, finetuning and loading drop them)."""
+        import torch
+
+        kept = getattr(self, "_kept_labels", None)
+        if kept is None:
+            kept = self._kept_labels = self.model_.label_embeddings(
+                torch.from_numpy(self._label_inputs()))
+        return kept
+
     def _predict_batch(self, table: FeatureTable, index: np.ndarray, messages: list[Message],
                        labels: Any) -> None:
         import torch
 
         model = self.model_
-        batch = table.batch(torch, index)
+        batch = table.batch(torch, index, tight=len(index) == 1)
         rows, grid = model.encode_inputs(batch)
         if self.tags_:
             out = model.encode(rows, grid)
@@ -607,6 +620,7 @@ class DIETClassifier(NLUComponent, Finetunable):
         self.architecture_ = Architecture(**state["architecture"])
         self.temperature_ = saved_temperature(state, self.name)
         self.model_ = DIETModel(self.architecture_)
+        self._kept_labels = None
         # Each weight the network has must be saved: a missing one names arrays.npz.
         weights = {k: torch.from_numpy(arrays[k]) for k in self.model_.state_dict()}
         self.model_.load_state_dict(weights)

@@ -382,3 +382,21 @@ def test_should_not_learn_from_end_to_end_story_texts() -> None:
     extractor = CRFEntityExtractor().fit(data)
     assert _short(_entities(extractor, upstream, "fly to Oslo")) == [
         ("Oslo", "city", None, None)]
+
+
+def test_viterbi_of_one_sequence_should_match_it_within_a_batch_ties_included() -> None:
+    """A message parsed alone takes Viterbi's one-sequence path; in a batch the pruned one.
+    Whole-number scores make ties, which both must break the same way."""
+    rng = np.random.default_rng(4)
+    lengths = np.array([5, 3, 6, 1, 4])
+    emissions = rng.integers(-2, 3, size=(lengths.sum(), 6)).astype(np.float32)
+    transitions = rng.integers(-1, 2, size=(6, 6)).astype(np.float64)
+    layout = ChainLayout(lengths)
+    together = viterbi(emissions[layout.perm], transitions, layout)[layout.inverse]
+    start = 0
+    for n in lengths.tolist():
+        alone = ChainLayout(np.array([n]))
+        rows = emissions[start:start + n]
+        assert viterbi(rows[alone.perm], transitions, alone)[alone.inverse].tolist() \
+            == together[start:start + n].tolist()
+        start += n

@@ -7,6 +7,7 @@ from parley.data.training_data import TrainingData
 from parley.errors import ConfigError
 from parley.nlu.featurizers.lexical_syntactic import LexicalSyntacticFeaturizer
 from parley.nlu.tokenizers.whitespace import WhitespaceTokenizer
+from tests.conftest import SHARED_DATA, needs_shared_data
 
 
 def _fit(texts: list[str], **params: object) -> tuple[LexicalSyntacticFeaturizer, list[Message]]:
@@ -62,3 +63,27 @@ def test_sentence_should_sum_the_token_rows() -> None:
 def test_bad_features_should_raise_config_error(features: list[list[str]], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         _fit(["hi"], features=features)
+
+
+@needs_shared_data
+def test_process_should_give_the_values_fit_learned_from_on_real_messages() -> None:
+    """Prediction looks values up token by token; fit gathers them with array operations
+    (``_columns``): on hwu64-small's test messages, with a window that uses every feature,
+    both must give the same active columns for every token."""
+    from parley.data.formats.nlu_yaml import read_nlu_file
+    from parley.nlu.featurizers._tokens import tokens_of
+    from parley.nlu.featurizers.lexical_syntactic import TOKEN_TEXT_FEATURES
+
+    texts = [m.text for m in read_nlu_file(
+        SHARED_DATA / "hwu64-small" / "test" / "test_nlu.yml").examples[:400]]
+    every = ["BOS", "EOS", *TOKEN_TEXT_FEATURES]
+    featurizer, messages = _fit(texts, features=[every, every, every])
+    expected: set[tuple[int, int]] = set()
+    for position, feature, values in featurizer._columns(featurizer._window(),
+                                                         tokens_of(messages, "test")):
+        for row, value in enumerate(values.tolist()):
+            if value and (position, feature, value) in featurizer.vocabulary_:
+                expected.add((row, featurizer.vocabulary_[(position, feature, value)]))
+    rows, cols = featurizer._entries(tokens_of(messages, "test"))
+    assert set(zip(rows.tolist(), cols.tolist(), strict=True)) == expected
+    assert len(rows) == len(expected)

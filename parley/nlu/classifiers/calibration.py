@@ -75,6 +75,7 @@ def scaled_softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def paraphrase_groups(x: csr_matrix, labels: np.ndarray, dims: list[int] | None = None,
+                      sparse: list[bool] | None = None,
                       similarity: float = PARAPHRASE_SIMILARITY) -> np.ndarray:
     """A group id per row: rows of one label whose cosine similarity exceeds
     ``similarity``, joined transitively (connected components). Compared within each
@@ -83,7 +84,11 @@ def paraphrase_groups(x: csr_matrix, labels: np.ndarray, dims: list[int] | None 
     ``x`` holds raw feature counts in blocks of ``dims`` columns (one per featurizer; None:
     one block); they are compared as sublinear tf-idf, each block of unit length, as the
     default pipeline's classifier sees them. On raw counts, the char n-grams every message
-    shares make most messages of an intent look alike (one group per intent)."""
+    shares make most messages of an intent look alike (one group per intent). Blocks that
+    ``sparse`` marks False (sentence embeddings) are left out: all of an intent's messages
+    are close in them, which would put the intent in one group again (on banking77-small
+    with all-MiniLM vectors, out-of-fold accuracy fell to 0.51 and the error to 0.07).
+    Without any sparse block, every row is its own group."""
     from scipy.sparse.csgraph import connected_components
 
     from parley.nlu.classifiers.logistic_regression import (
@@ -91,6 +96,14 @@ def paraphrase_groups(x: csr_matrix, labels: np.ndarray, dims: list[int] | None 
     )
 
     blocks = [x.shape[1]] if dims is None else list(dims)
+    keep = [True] * len(blocks) if sparse is None else list(sparse)
+    if not any(keep):
+        return np.arange(len(labels), dtype=np.int64)
+    starts = np.cumsum([0, *blocks])
+    columns = np.concatenate([np.arange(starts[i], starts[i + 1])
+                              for i, kept in enumerate(keep) if kept])
+    x = x.tocsc()[:, columns].tocsr()
+    blocks = [d for d, kept in zip(blocks, keep, strict=True) if kept]
     weighted = tfidf_weights(x, inverse_document_frequency(x, blocks, [True] * len(blocks)),
                              blocks)
     groups = np.empty(len(labels), dtype=np.int64)

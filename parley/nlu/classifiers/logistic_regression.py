@@ -122,8 +122,8 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         self.idf_ = None
         if self.tfidf:
             self.idf_ = inverse_document_frequency(x, [f.dim for f in records], sparse)
-        groups = paraphrase_groups(x, y, [f.dim for f in records]) if self.calibration_folds \
-            else None
+        groups = paraphrase_groups(x, y, [f.dim for f in records], sparse) \
+            if self.calibration_folds else None
         x = self._weighted(x, sparse)
         self.coef_, self.intercept_ = self._solve(x, y, len(self.classes_))
         self.temperature_ = self._calibrate(x, y, groups)

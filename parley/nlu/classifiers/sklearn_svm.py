@@ -353,10 +353,11 @@ class SklearnIntentClassifier(NLUComponent):
             return self
         y = np.searchsorted(np.array(self.classes_), np.array(labels))
         self.svm_ = self._search(x, y, grid)
-        self.temperature_ = self._calibrate(x, y)
+        sparse = [f.is_sparse for f in features_of(examples[0], self.featurizers)]
+        self.temperature_ = self._calibrate(x, y, sparse)
         return self
 
-    def _calibrate(self, x: csr_matrix, y: np.ndarray) -> float:
+    def _calibrate(self, x: csr_matrix, y: np.ndarray, sparse: list[bool]) -> float:
         """The temperature of out-of-fold log-probabilities (see the calibration module)."""
         if not self.calibration_folds:
             return 1.0
@@ -379,7 +380,7 @@ class SklearnIntentClassifier(NLUComponent):
             return logits
 
         seed = 0 if self.random_seed is None else self.random_seed
-        groups = paraphrase_groups(x, y, [d for _, d in self.feature_layout_])
+        groups = paraphrase_groups(x, y, [d for _, d in self.feature_layout_], sparse)
         return cross_validated_temperature(score_fold, y, groups, self.calibration_folds, seed)
 
     def _search(self, x: csr_matrix, y: np.ndarray, grid: dict[str, list[Any]]) -> SVMModel:

@@ -399,8 +399,9 @@ class DIETClassifier(NLUComponent, Finetunable):
 
         try:
             sentences = stack_sentence_features(labeled, self._origins())
-            dims = [f.dim for f in features_of(labeled[0], self._origins())]
-            groups = paraphrase_groups(sentences, y, dims)
+            records = features_of(labeled[0], self._origins())
+            groups = paraphrase_groups(sentences, y, [f.dim for f in records],
+                                       [f.is_sparse for f in records])
             return cross_validated_temperature(score_fold, y, groups, self.calibration_folds,
                                                self._seed())
         finally:

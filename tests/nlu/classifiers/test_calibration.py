@@ -51,6 +51,16 @@ def test_paraphrases_of_one_intent_should_share_a_group_and_intents_never() -> N
     assert groups[3] not in groups[:3]  # same words, other intent: its own group
 
 
+def test_sentence_embeddings_should_not_join_paraphrase_groups() -> None:
+    words = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    embedding = np.array([[0.9, 0.1], [0.8, 0.2], [0.9, 0.2]])  # all alike, as in one intent
+    x = csr_matrix(np.hstack([words, embedding]))
+    labels = np.zeros(3, dtype=int)
+    assert len(set(paraphrase_groups(x, labels, [3, 2], [True, False]))) == 3
+    assert len(set(paraphrase_groups(x, labels, [3, 2], [True, True]))) == 1
+    assert len(set(paraphrase_groups(x, labels, [3, 2], [False, False]))) == 3
+
+
 def test_grouped_folds_should_keep_groups_together_and_spread_each_label() -> None:
     labels = np.repeat([0, 1], 12)
     groups = np.array([i // 2 for i in range(24)])  # pairs of paraphrases

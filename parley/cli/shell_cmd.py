@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+DEFAULT_ENDPOINTS = "endpoints.yml"  # as Rasa: read when present
+
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
@@ -23,6 +25,9 @@ def register(commands: Any) -> None:
                         help="The conversation's sender id (default: a new random one).")
     parser.add_argument("--seed", type=int, default=None,
                         help="Fix which variation of a response is chosen.")
+    parser.add_argument("--endpoints", default=None,
+                        help="endpoints.yml with the action server, tracker store and lock "
+                             "store (default: endpoints.yml when there is one).")
     parser.set_defaults(handler=run)
 
 
@@ -37,5 +42,17 @@ def run(args: argparse.Namespace) -> int:
             raise ModelArchiveError("this model has no NLU part; train it with NLU data.")
         run_nlu_shell(agent, sys.stdin, sys.stdout)
     else:
-        run_shell(agent, sys.stdin, sys.stdout, args.conversation_id, seed=args.seed)
+        from pathlib import Path
+
+        from parley.runtime.action_server import ActionServerClient
+        from parley.runtime.endpoints import read_endpoints
+        from parley.runtime.stores.factory import create_lock_store, create_tracker_store
+
+        path = args.endpoints or (DEFAULT_ENDPOINTS if Path(DEFAULT_ENDPOINTS).is_file() else None)
+        endpoints = read_endpoints(path)
+        executor = (ActionServerClient.from_endpoint(endpoints.action_endpoint)
+                    if endpoints.action_endpoint is not None else None)
+        run_shell(agent, sys.stdin, sys.stdout, args.conversation_id, seed=args.seed,
+                  executor=executor, tracker_store=create_tracker_store(endpoints.tracker_store),
+                  lock_store=create_lock_store(endpoints.lock_store))
     return 0

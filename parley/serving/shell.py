@@ -14,6 +14,7 @@ import uuid
 from typing import Any, TextIO
 
 from parley.runtime.executor import ActionExecutor
+from parley.runtime.stores.base import LockStore, TrackerStore
 from parley.runtime.processor import MessageProcessor, UserMessage
 from parley.serving.agent import Agent
 
@@ -50,9 +51,12 @@ def _chosen_payload(text: str, buttons: list[dict[str, Any]]) -> str:
 
 
 def run_shell(agent: Agent, stdin: TextIO, stdout: TextIO, sender_id: str | None = None,
-              executor: ActionExecutor | None = None, seed: int | None = None) -> int:
+              executor: ActionExecutor | None = None, seed: int | None = None,
+              tracker_store: TrackerStore | None = None,
+              lock_store: LockStore | None = None) -> int:
     """Hold one conversation over ``stdin``/``stdout``; returns the number of messages."""
-    processor = MessageProcessor(agent, executor=executor, seed=seed)
+    processor = MessageProcessor(agent, tracker_store=tracker_store, lock_store=lock_store,
+                                 executor=executor, seed=seed)
     sender = sender_id or uuid.uuid4().hex
     print(f"Bot loaded. Type a message and press enter (use '{STOP}' to exit):",
           file=stdout, flush=True)

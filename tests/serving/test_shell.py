@@ -54,3 +54,37 @@ def test_parley_shell_should_run_from_the_command_line(moodbot_model, monkeypatc
     monkeypatch.setattr("sys.stdin", io.StringIO("hello\n"))
     assert main(["shell", "nlu", "-m", str(moodbot_model)]) == 0
     assert '"name": "greet"' in capsys.readouterr().out
+
+
+def test_parley_shell_should_keep_the_conversation_in_the_endpoints_store(
+        moodbot_model, monkeypatch, capsys, tmp_path):  # noqa: F811
+    """--endpoints: a SQLite tracker store outlives the shell; a second shell on the same
+    conversation id continues it."""
+    import sqlite3
+
+    database = tmp_path / "conversations.db"
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {database}\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n/stop\n"))
+    argv = ["shell", "-m", str(moodbot_model), "--seed", "0", "--endpoints", str(endpoints),
+            "--conversation-id", "kept"]
+    assert main(argv) == 0
+    with sqlite3.connect(database) as connection:
+        first = connection.execute("select count(*) from events where sender_id = 'kept'"
+                                   ).fetchone()[0]
+    assert first > 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("bye\n/stop\n"))
+    assert main(argv) == 0
+    with sqlite3.connect(database) as connection:
+        second = connection.execute("select count(*) from events where sender_id = 'kept'"
+                                    ).fetchone()[0]
+    assert second > first
+    capsys.readouterr()
+
+
+def test_a_bad_endpoints_file_should_be_a_clear_error(moodbot_model, capsys, tmp_path):  # noqa: F811
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text("tracker_store:\n  type: cassandra\n")
+    assert main(["shell", "-m", str(moodbot_model), "--endpoints", str(endpoints)]) != 0
+    err = capsys.readouterr().err
+    assert "endpoints.yml" in err and "Traceback" not in err

@@ -371,7 +371,8 @@ def test_dense_benchmark_config_should_reach_the_minilm_and_tfidf_floor(
     featurizer: Any, dataset: str, floor: float
 ) -> None:
     """benchmarks/configs/minilm-lr.yml against ../shared/anchors.md's floor for a config with
-    dense pretrained features: all-MiniLM-L6-v2 vectors beside tf-idf into LogisticRegression."""
+    dense pretrained features: all-MiniLM-L6-v2 vectors beside tf-idf into LogisticRegression.
+    The floor is a classifier's ranking (no fallback), so the fallback is left out here."""
     import yaml
 
     from parley.data.formats.nlu_yaml import read_nlu_file
@@ -379,7 +380,8 @@ def test_dense_benchmark_config_should_reach_the_minilm_and_tfidf_floor(
     config = yaml.safe_load((REPO / "benchmarks" / "configs" / "minilm-lr.yml").read_text())
     components = [featurizer if step["name"] == "LanguageModelFeaturizer"
                   else get_component_class(step.pop("name"))(**step)
-                  for step in config["pipeline"] if step["name"] != "CRFEntityExtractor"]
+                  for step in config["pipeline"]
+                  if step["name"] not in ("CRFEntityExtractor", "FallbackClassifier")]
     train = read_nlu_file(SHARED_DATA / dataset / "data" / "nlu.yml")
     test = read_nlu_file(SHARED_DATA / dataset / "test" / "test_nlu.yml").intent_examples
     messages = run(components, train, fresh([m.text for m in test]))

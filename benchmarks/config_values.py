@@ -231,7 +231,7 @@ def main() -> None:
         mutations = generate(components, defaults_of(names), mutable, args.seed, args.limit)
         results: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
         tasks = [(i, label, code) for i in range(len(mutations))
-                 for label, code in zip(labels, codes)]  # interleaved: both advance together
+                 for label, code in zip(labels, codes, strict=True)]  # interleaved: both advance together
         lock, started = threading.Lock(), time.perf_counter()
         slots: dict[str, list[Any]] = {label: [None] * len(mutations) for label in labels}
 
@@ -247,7 +247,7 @@ def main() -> None:
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(work_one, tasks))
         for label in labels:
-            results[label] = [{**m.to_json(), **r} for m, r in zip(mutations, slots[label])]
+            results[label] = [{**m.to_json(), **r} for m, r in zip(mutations, slots[label], strict=True)]
         report(labels, codes, results, args, time.perf_counter() - started)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -270,7 +270,7 @@ def report(labels: list[str], codes: list[Path], results: dict[str, list[dict[st
         print(f"  {r['outcome']} at {r['stage']}: {r['base']}:{r['component']}.{r['key']}: "
               f"{r['snippet']} ({r['what']}) {r['said'][:200]}")
     commits = {}
-    for label, code in zip(labels, codes):
+    for label, code in zip(labels, codes, strict=True):
         got = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"],
                              capture_output=True, text=True, check=False)
         commits[label] = {"code": str(code), "commit": got.stdout.strip()}

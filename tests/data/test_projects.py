@@ -135,4 +135,4 @@ def test_a_root_with_only_a_config_should_take_domain_and_data_from_its_imports(
 
 def test_without_imports_a_missing_data_path_should_stay_an_error(tmp_path):
     with pytest.raises(SchemaError, match="does not exist"):
-        _importer(tmp_path / "lone", "language: en\n").files
+        _ = _importer(tmp_path / "lone", "language: en\n").files

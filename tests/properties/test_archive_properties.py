@@ -144,7 +144,7 @@ def test_random_member_names_should_extract_inside_or_be_refused(names: list[str
         base = Path(folder)
         archive = base / "m.tar.gz"
         with tarfile.open(archive, "w:gz", format=tarfile.PAX_FORMAT) as tar:
-            for name, kind in zip(names, kinds):
+            for name, kind in zip(names, kinds, strict=False):
                 info = tarfile.TarInfo(name)
                 info.type = kind
                 info.linkname = "../../outside" if kind in (tarfile.SYMTYPE,

@@ -48,6 +48,26 @@ responses:
 """
 
 
+# The moodbot stories most dialogue tests start from, as story-file text to join: a test's
+# stories are ``"\nstories:\n" + HAPPY_STORY + …`` (the leading blank line keeps line numbers
+# the way the tests that check them count).
+HAPPY_STORY = """- story: happy
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - intent: mood_great
+  - action: utter_happy
+"""
+SAD_STORY = """- story: sad
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - intent: mood_unhappy
+  - action: utter_sad
+"""
+MOOD_STORIES = "\nstories:\n" + HAPPY_STORY + SAD_STORY
+
+
 def small_domain() -> Domain:
     return Domain.from_yaml(DOMAIN_YAML)
 

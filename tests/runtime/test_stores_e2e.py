@@ -17,7 +17,7 @@ from parley.runtime.action_server import ActionServerClient
 from parley.runtime.processor import MessageProcessor, UserMessage
 from tests.conftest import needs_shared_data
 from tests.runtime import sdk_server
-from tests.runtime.stores.services import delete_redis_keys, postgres_url, redis_client, unique
+from tests.runtime.stores.services import sql_and_redis
 
 # The formbot's validation as its upstream actions.py does it, written for this test.
 ACTIONS = textwrap.dedent('''
@@ -56,17 +56,8 @@ def action_url(tmp_path: Any) -> Iterator[str]:
 @pytest.fixture
 def deployment() -> Iterator[tuple[str, str, str]]:
     """(PostgreSQL URL, a table, a Redis key prefix) of this test's own, removed after."""
-    url = postgres_url()
-    redis_client()
-    table, prefix = unique("parley_e2e_"), unique("parleye2e")
-    yield url, table, prefix
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
-    engine.dispose()
-    delete_redis_keys(prefix)
+    with sql_and_redis("parley_e2e") as space:
+        yield space
 
 
 def start(formbot: Any, deployment: tuple[str, str, str], action_url: str) -> MessageProcessor:

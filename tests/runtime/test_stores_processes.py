@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_shared_data
-from tests.runtime.stores.services import (
-    REDIS_HOST, REDIS_PORT, delete_redis_keys, postgres_url, redis_client, unique)
+from tests.runtime.stores.services import REDIS_HOST, REDIS_PORT, sql_and_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 CONVERSATIONS = ["alice", "bob", "carol"]
@@ -55,17 +54,8 @@ SERVER = textwrap.dedent("""
 
 @pytest.fixture
 def shared_stores() -> Iterator[tuple[str, str, str]]:
-    url = postgres_url()
-    redis_client()
-    table, prefix = unique("parley_procs_"), unique("parleyprocs")
-    yield url, table, prefix
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
-    engine.dispose()
-    delete_redis_keys(prefix)
+    with sql_and_redis("parley_procs") as space:
+        yield space
 
 
 @needs_shared_data

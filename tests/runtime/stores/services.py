@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 POSTGRES_URLS = [os.environ["PARLEY_TEST_POSTGRES"]] if os.environ.get(
@@ -79,3 +82,26 @@ def delete_redis_keys(prefix: str) -> None:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def drop_table(url: str, table: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+    engine.dispose()
+
+
+@contextmanager
+def sql_and_redis(prefix: str) -> Iterator[tuple[str, str, str]]:
+    """(PostgreSQL URL, a table, a Redis key prefix) of one test's own, removed after; the
+    test skips when either service is missing."""
+    url = postgres_url()
+    redis_client()
+    table, key_prefix = unique(prefix + "_"), unique(prefix.replace("_", ""))
+    try:
+        yield url, table, key_prefix
+    finally:
+        drop_table(url, table)
+        delete_redis_keys(key_prefix)

@@ -24,7 +24,7 @@ from parley.errors import LockError, StoreError
 from tests.runtime.stores.contract import (
     DOMAIN, check_lock_store, check_sessions, check_tracker_store)
 from tests.runtime.stores.services import (
-    REDIS_HOST, REDIS_PORT, delete_redis_keys, postgres_url, redis_client, unique)
+    REDIS_HOST, REDIS_PORT, delete_redis_keys, drop_table, postgres_url, redis_client, unique)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -275,10 +275,7 @@ def test_two_processes_sharing_postgres_and_redis_should_lose_nothing(prefix: st
             rows = conn.execute(sa.text(f'SELECT sender_id, data FROM "{table}" ORDER BY id')).all()
         engine.dispose()
     finally:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
-        engine.dispose()
+        drop_table(url, table)
     for sender in ("a", "b"):
         events = [json.loads(data) for who, data in rows if who == sender]
         assert len(events) == 2 * 2 * rounds  # nothing lost, nothing twice

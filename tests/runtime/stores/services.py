@@ -7,6 +7,7 @@ point them elsewhere. Every test works under its own table or key prefix and rem
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -91,6 +92,20 @@ def drop_table(url: str, table: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
     engine.dispose()
+
+
+def stored_events(url: str, table: str) -> dict[str, list[dict]]:
+    """Each conversation's events as the SQL store wrote them, by sender id, in order."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f'SELECT sender_id, data FROM "{table}" ORDER BY id')).all()
+    engine.dispose()
+    events: dict[str, list[dict]] = {}
+    for sender_id, data in rows:
+        events.setdefault(sender_id, []).append(json.loads(data))
+    return events
 
 
 @contextmanager

@@ -108,6 +108,20 @@ def _exact_log_partition(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) 
     return torch.stack(out)
 
 
+def tag_far_behind_wins_later() -> tuple[CRF, torch.Tensor]:
+    """Two tags that may only repeat, and emissions where tag 1 starts 110 behind (its
+    share underflows in probability space) and then wins: 1 → 1 → 1 → 1 scores −110,
+    0 → … −180."""
+    crf = CRF(2)
+    crf.constrain(torch.eye(2, dtype=torch.bool), torch.tensor([True, True]),
+                  torch.tensor([True, True]))
+    with torch.no_grad():
+        crf.transitions.zero_()
+    emissions = torch.zeros(1, 4, 2)
+    emissions[0, 0, 1] = -110.0
+    emissions[0, 1:, 0] = -60.0
+    return crf, emissions
+
 def test_crf_log_partition_stays_exact_when_scores_are_far_apart():
     """Two cases a float32 forward pass in probability space gets wrong: a blocked move
     towards a tag 200 ahead (it must stay blocked), and a tag 110 behind at the start that
@@ -120,14 +134,7 @@ def test_crf_log_partition_stays_exact_when_scores_are_far_apart():
     far = torch.full((1, 2, len(names)), -200.0)
     far[0, :, 0] = 0.0
     far[0, 1, 3] = 200.0  # L-a, but O → L-a is not allowed
-    recovering = CRF(2)
-    recovering.constrain(torch.eye(2, dtype=torch.bool), torch.tensor([True, True]),
-                         torch.tensor([True, True]))
-    with torch.no_grad():
-        recovering.transitions.zero_()
-    late = torch.zeros(1, 4, 2)
-    late[0, 0, 1] = -110.0
-    late[0, 1:, 0] = -60.0
+    recovering, late = tag_far_behind_wins_later()
     for crf, emissions in ((blocked, far), (recovering, late)):
         mask = torch.ones(emissions.shape[:2], dtype=torch.bool)
         emissions = emissions.clone().requires_grad_()
@@ -201,14 +208,7 @@ def test_crf_marginals_match_the_log_space_recursion(scale, constrained):
 
 
 def test_crf_marginals_stay_exact_when_a_tag_far_behind_wins_later():
-    recovering = CRF(2)
-    recovering.constrain(torch.eye(2, dtype=torch.bool), torch.tensor([True, True]),
-                         torch.tensor([True, True]))
-    with torch.no_grad():
-        recovering.transitions.zero_()
-    late = torch.zeros(1, 4, 2)
-    late[0, 0, 1] = -110.0  # tag 1's share underflows at the start, then it wins
-    late[0, 1:, 0] = -60.0
+    recovering, late = tag_far_behind_wins_later()
     mask = torch.ones(1, 4, dtype=torch.bool)
     marginals = recovering.marginals(late, mask)
     assert torch.allclose(marginals, recovering._marginals_in_log_space(late, mask), atol=1e-6)

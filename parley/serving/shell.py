@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from parley.runtime.executor import ActionExecutor
@@ -50,6 +51,22 @@ def _chosen_payload(text: str, buttons: list[dict[str, Any]]) -> str:
     return text
 
 
+def _typed_lines(prompt: str, stdin: TextIO, stdout: TextIO) -> Iterator[str]:
+    """The non-blank lines typed after ``prompt``, stripped, until ``/stop`` or end of
+    input (which ends the prompt's line, as a terminal would not)."""
+    while True:
+        print(prompt, end="", file=stdout, flush=True)
+        line = stdin.readline()
+        if not line:
+            print(file=stdout)
+            return
+        text = line.strip()
+        if text == STOP:
+            return
+        if text:
+            yield text
+
+
 def run_shell(agent: Agent, stdin: TextIO, stdout: TextIO, sender_id: str | None = None,
               executor: ActionExecutor | None = None, seed: int | None = None,
               tracker_store: TrackerStore | None = None,
@@ -64,17 +81,7 @@ def run_shell(agent: Agent, stdin: TextIO, stdout: TextIO, sender_id: str | None
     async def converse() -> int:
         count = 0
         buttons: list[dict[str, Any]] = []
-        while True:
-            print("Your input -> ", end="", file=stdout, flush=True)
-            line = stdin.readline()
-            if not line:
-                print(file=stdout)
-                return count
-            text = line.strip()
-            if text == STOP:
-                return count
-            if not text:
-                continue
+        for text in _typed_lines("Your input -> ", stdin, stdout):
             text = _chosen_payload(text, buttons)
             count += 1
             replies = await processor.handle_message(UserMessage(
@@ -85,6 +92,7 @@ def run_shell(agent: Agent, stdin: TextIO, stdout: TextIO, sender_id: str | None
                 for shown in format_message(reply):
                     print(shown, file=stdout)
             stdout.flush()
+        return count
 
     return asyncio.run(converse())
 
@@ -94,17 +102,8 @@ def run_nlu_shell(agent: Agent, stdin: TextIO, stdout: TextIO) -> int:
     print("NLU model loaded. Type a message and press enter to parse it.", file=stdout,
           flush=True)
     count = 0
-    while True:
-        print("Next message: ", end="", file=stdout, flush=True)
-        line = stdin.readline()
-        if not line:
-            print(file=stdout)
-            return count
-        text = line.strip()
-        if text == STOP:
-            return count
-        if not text:
-            continue
+    for text in _typed_lines("Next message: ", stdin, stdout):
         count += 1
         print(json.dumps(agent.parse(text), indent=2, ensure_ascii=False), file=stdout,
               flush=True)
+    return count

@@ -10,7 +10,12 @@ from parley.data.formats.story_yaml import read_stories
 from parley.data.importer import TrainingDataImporter
 from parley.data.stories import Story
 from parley.data.tracker import DialogueStateTracker
+from parley.dialogue.generator import generate_trackers
+from parley.dialogue.policies.base import Policy
+from parley.dialogue.policies.ensemble import PolicyEnsemble
+from parley.dialogue.policies.memoization import MemoizationPolicy
 from parley.dialogue.policies.prediction import PolicyPrediction
+from parley.dialogue.policies.rule import RulePolicy
 from tests.conftest import SHARED_DATA
 
 BOTS = SHARED_DATA / "bots"
@@ -48,6 +53,40 @@ responses:
 """
 
 
+# The moodbot stories most dialogue tests start from, as story-file text to join: a test's
+# stories are ``"\nstories:\n" + HAPPY_STORY + …`` (the leading blank line keeps line numbers
+# the way the tests that check them count).
+HAPPY_STORY = """- story: happy
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - intent: mood_great
+  - action: utter_happy
+"""
+SAD_STORY = """- story: sad
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - intent: mood_unhappy
+  - action: utter_sad
+"""
+MOOD_STORIES = "\nstories:\n" + HAPPY_STORY + SAD_STORY
+
+# A story that greets and a rule that says bye: what the ensemble tests fit on.
+GREET_AND_BYE = """
+stories:
+- story: greet
+  steps:
+  - intent: greet
+  - action: utter_greet
+rules:
+- rule: bye
+  steps:
+  - intent: bye
+  - action: utter_bye
+"""
+
+
 def small_domain() -> Domain:
     return Domain.from_yaml(DOMAIN_YAML)
 
@@ -56,6 +95,17 @@ def stories(text: str) -> tuple[list[Story], list[Story]]:
     """(stories, rules) of a story file's text."""
     parsed = read_stories('version: "3.1"\n' + text, "stories.yml")
     return parsed.stories, parsed.rules
+
+
+def fitted_ensemble(*learned: Policy, rule: RulePolicy | None = None
+                    ) -> tuple[PolicyEnsemble, Domain]:
+    """MemoizationPolicy, ``rule`` (a default RulePolicy) and ``learned``, fitted on
+    :data:`GREET_AND_BYE` over :func:`small_domain`."""
+    domain = small_domain()
+    s, r = stories(GREET_AND_BYE)
+    trackers = generate_trackers(s, r, domain, augmentation_factor=0)
+    policies = [MemoizationPolicy(), rule or RulePolicy(), *learned]
+    return PolicyEnsemble(policies).fit(trackers, domain), domain
 
 
 def bot(name: str) -> TrainingDataImporter:

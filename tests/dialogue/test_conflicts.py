@@ -13,18 +13,10 @@ from parley.dialogue.generator import generate_trackers
 from parley.dialogue.policies.memoization import MemoizationPolicy
 from parley.errors import ParleyWarning
 from tests.conftest import needs_shared_data
-from tests.dialogue.helpers import BOTS, small_domain, stories
+from tests.dialogue.helpers import BOTS, HAPPY_STORY, small_domain, stories
 
 # Line numbers below count from the 'version' line that stories() puts first.
-CONFLICTING = """
-stories:
-- story: happy
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - intent: mood_great
-  - action: utter_happy
-- story: sad
+CONFLICTING = "\nstories:\n" + HAPPY_STORY + """- story: sad
   steps:
   - intent: greet
   - action: utter_greet

@@ -10,17 +10,9 @@ from parley.dialogue.generator import generate_trackers
 from parley.dialogue.policies.base import Policy, unambiguous_lookup
 from parley.errors import ConfigError, ModelArchiveError, NotFittedError
 from parley.registry import POLICY, get_class, names
-from tests.dialogue.helpers import conversation, small_domain, stories
+from tests.dialogue.helpers import HAPPY_STORY, conversation, small_domain, stories
 
-STORIES = """
-stories:
-- story: happy
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - intent: mood_great
-  - action: utter_happy
-rules:
+STORIES = "\nstories:\n" + HAPPY_STORY + """rules:
 - rule: bye
   steps:
   - intent: bye

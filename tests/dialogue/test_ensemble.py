@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from parley.data.events import LoopInterrupted
-from parley.dialogue.generator import generate_trackers
 from parley.dialogue.policies.ensemble import PolicyEnsemble, pick_best
-from parley.dialogue.policies.memoization import MemoizationPolicy
 from parley.dialogue.policies.prediction import PolicyPrediction
-from parley.dialogue.policies.rule import RulePolicy
-from tests.dialogue.helpers import conversation, predicted, small_domain, stories
+from tests.dialogue.helpers import conversation, fitted_ensemble, predicted
 
 
 def p(name: str, priority: int, confidences: list[float], **kw) -> PolicyPrediction:
@@ -43,26 +40,8 @@ def test_every_policy_events_should_be_kept():
     assert best.policy_name == "MemoizationPolicy" and best.events == [interrupted]
 
 
-def ensemble():
-    domain = small_domain()
-    s, r = stories("""
-stories:
-- story: greet
-  steps:
-  - intent: greet
-  - action: utter_greet
-rules:
-- rule: bye
-  steps:
-  - intent: bye
-  - action: utter_bye
-""")
-    trackers = generate_trackers(s, r, domain, augmentation_factor=0)
-    return PolicyEnsemble([MemoizationPolicy(), RulePolicy()]).fit(trackers, domain), domain
-
-
 def test_ensemble_should_fall_back_when_no_policy_is_confident():
-    policies, domain = ensemble()
+    policies, domain = fitted_ensemble()
     assert predicted(policies.predict(conversation(domain, ("intent", "greet")), domain),
                      domain) == "utter_greet"
     assert predicted(policies.predict(conversation(domain, ("intent", "bye")), domain),
@@ -73,13 +52,13 @@ def test_ensemble_should_fall_back_when_no_policy_is_confident():
 
 
 def test_rejected_action_should_not_be_predicted_again():
-    policies, domain = ensemble()
+    policies, domain = fitted_ensemble()
     tracker = conversation(domain, ("intent", "greet"), ("rejected", "utter_greet"))
     assert predicted(policies.predict(tracker, domain), domain) == "action_default_fallback"
 
 
 def test_ensemble_should_predict_the_same_after_save_and_load(tmp_path):
-    policies, domain = ensemble()
+    policies, domain = fitted_ensemble()
     policies.save(tmp_path)
     loaded = PolicyEnsemble.load(tmp_path)
     assert [q.name for q in loaded.policies] == ["MemoizationPolicy", "RulePolicy"]

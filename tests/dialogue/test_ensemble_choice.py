@@ -22,7 +22,8 @@ from parley.dialogue.policies.memoization import MemoizationPolicy
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.dialogue.policies.rule import RulePolicy
 from parley.params import Bool, Constraint, Int
-from tests.dialogue.helpers import conversation, predicted, small_domain, stories
+from tests.dialogue.helpers import (
+    GREET_AND_BYE, conversation, fitted_ensemble, predicted, small_domain, stories)
 
 
 class FixedPolicy(Policy):
@@ -57,28 +58,6 @@ class FixedPolicy(Policy):
         self.fitted_ = True
 
 
-DATA = """
-stories:
-- story: greet
-  steps:
-  - intent: greet
-  - action: utter_greet
-rules:
-- rule: bye
-  steps:
-  - intent: bye
-  - action: utter_bye
-"""
-
-
-def ensemble(*learned: FixedPolicy, rule: RulePolicy | None = None):
-    domain = small_domain()
-    s, r = stories(DATA)
-    trackers = generate_trackers(s, r, domain, augmentation_factor=0)
-    policies = [MemoizationPolicy(), rule or RulePolicy(), *learned]
-    return PolicyEnsemble(policies).fit(trackers, domain), domain
-
-
 def choose(policies: PolicyEnsemble, domain: Domain, intent: str) -> PolicyPrediction:
     return policies.predict(conversation(domain, ("intent", intent)), domain)
 
@@ -90,13 +69,13 @@ def choose(policies: PolicyEnsemble, domain: Domain, intent: str) -> PolicyPredi
 ])
 def test_rules_should_beat_memoization_and_both_a_learned_policy_on_a_tie(intent, winner,
                                                                           action):
-    policies, domain = ensemble(FixedPolicy(probabilities={"utter_ok": 1.0}))
+    policies, domain = fitted_ensemble(FixedPolicy(probabilities={"utter_ok": 1.0}))
     best = choose(policies, domain, intent)
     assert (best.policy_name, predicted(best, domain)) == (winner, action)
 
 
 def test_a_tie_should_say_that_priority_decided():
-    policies, domain = ensemble(FixedPolicy(probabilities={"utter_ok": 1.0}))
+    policies, domain = fitted_ensemble(FixedPolicy(probabilities={"utter_ok": 1.0}))
     assert choose(policies, domain, "greet").reason == (
         "as confident as FixedPolicy (1.00) and of higher priority (3 > 1): a story has the "
         "same last 5 states")
@@ -105,8 +84,8 @@ def test_a_tie_should_say_that_priority_decided():
 
 
 def test_a_more_confident_learned_policy_should_win_whatever_its_priority():
-    policies, domain = ensemble(FixedPolicy(probabilities={"utter_ok": 0.9}),
-                                rule=RulePolicy(use_nlu_confidence_as_score=True))
+    policies, domain = fitted_ensemble(FixedPolicy(probabilities={"utter_ok": 0.9}),
+                                       rule=RulePolicy(use_nlu_confidence_as_score=True))
     tracker = conversation(domain, ("intent", "bye"))
     tracker.latest_message.intent = {"name": "bye", "confidence": 0.6}  # the rule scores 0.6
     best = policies.predict(tracker, domain)
@@ -121,7 +100,7 @@ def test_a_more_confident_learned_policy_should_win_whatever_its_priority():
 ])
 def test_core_fallback_should_win_when_no_policy_is_more_confident_than_its_threshold(
         confidence, winner, action):
-    policies, domain = ensemble(FixedPolicy(probabilities={"utter_chitchat": confidence}))
+    policies, domain = fitted_ensemble(FixedPolicy(probabilities={"utter_chitchat": confidence}))
     best = choose(policies, domain, "chitchat")
     assert (best.policy_name, predicted(best, domain)) == (winner, action)
     if winner == "RulePolicy":
@@ -131,23 +110,23 @@ def test_core_fallback_should_win_when_no_policy_is_more_confident_than_its_thre
 
 def test_core_fallback_threshold_and_action_name_should_be_the_configured_ones():
     rule = RulePolicy(core_fallback_threshold=0.5, core_fallback_action_name="utter_sad")
-    policies, domain = ensemble(FixedPolicy(probabilities={"utter_chitchat": 0.45}), rule=rule)
+    policies, domain = fitted_ensemble(FixedPolicy(probabilities={"utter_chitchat": 0.45}), rule=rule)
     best = choose(policies, domain, "chitchat")
     assert predicted(best, domain) == "utter_sad" and best.max_confidence == 0.5
-    policies, domain = ensemble(FixedPolicy(probabilities={"utter_chitchat": 0.55}), rule=rule)
+    policies, domain = fitted_ensemble(FixedPolicy(probabilities={"utter_chitchat": 0.55}), rule=rule)
     assert predicted(choose(policies, domain, "chitchat"), domain) == "utter_chitchat"
 
 
 def test_without_fallback_prediction_any_confidence_should_win():
-    policies, domain = ensemble(FixedPolicy(probabilities={"utter_chitchat": 0.05}),
-                                rule=RulePolicy(enable_fallback_prediction=False))
+    policies, domain = fitted_ensemble(FixedPolicy(probabilities={"utter_chitchat": 0.05}),
+                                       rule=RulePolicy(enable_fallback_prediction=False))
     best = choose(policies, domain, "chitchat")
     assert (best.policy_name, predicted(best, domain)) == ("FixedPolicy", "utter_chitchat")
 
 
 def test_an_end_to_end_prediction_should_outrank_intent_predictions_however_confident():
-    policies, domain = ensemble(FixedPolicy(end_to_end=True,
-                                            probabilities={"utter_welcome": 0.4}))
+    policies, domain = fitted_ensemble(FixedPolicy(end_to_end=True,
+                                                   probabilities={"utter_welcome": 0.4}))
     best = choose(policies, domain, "bye")  # the rule (intent, 1.0) is outranked
     assert (best.policy_name, predicted(best, domain)) == ("FixedPolicy", "utter_welcome")
     assert best.is_end_to_end_prediction
@@ -178,8 +157,8 @@ def test_one_policy_should_be_the_only_policy():
 
 
 def test_a_rejected_action_should_stay_out_until_another_action_runs():
-    policies, domain = ensemble(FixedPolicy(probabilities={"utter_greet": 0.9,
-                                                           "utter_ok": 0.5}))
+    policies, domain = fitted_ensemble(FixedPolicy(probabilities={"utter_greet": 0.9,
+                                                                  "utter_ok": 0.5}))
     tracker = conversation(domain, ("intent", "greet"), ("rejected", "utter_greet"))
     tracker.update(SlotSet(key="city", value="Berlin"))  # Rasa looks past such events
     best = policies.predict(tracker, domain)
@@ -202,11 +181,11 @@ def test_policies_sharing_a_priority_should_be_warned_of():
 
 def test_the_winner_should_say_whether_the_message_was_used_by_text_or_intent():
     """Rasa's ensemble adds DefinePrevUserUtteredFeaturization right after a message."""
-    policies, domain = ensemble(FixedPolicy(end_to_end=True,
-                                            probabilities={"utter_welcome": 0.4}))
+    policies, domain = fitted_ensemble(FixedPolicy(end_to_end=True,
+                                                   probabilities={"utter_welcome": 0.4}))
     tracker = conversation(domain, ("intent", "bye"))
     assert DefinePrevUserUtteredFeaturization(True) in policies.predict(tracker, domain).events
-    policies, domain = ensemble()
+    policies, domain = fitted_ensemble()
     best = policies.predict(tracker, domain)
     assert best.events == [DefinePrevUserUtteredFeaturization(False)]
     for event in best.events:
@@ -218,7 +197,7 @@ def test_the_winner_should_say_whether_the_message_was_used_by_text_or_intent():
 
 # --- what each policy says about its own prediction ---------------------------------------
 def test_rule_policy_should_name_its_reason():
-    policies, domain = ensemble()
+    policies, domain = fitted_ensemble()
     rule = policies.policies[1]
     said = {intent: rule.predict(conversation(domain, ("intent", intent)), domain).reason
             for intent in ("bye", "restart", "chitchat")}
@@ -238,7 +217,7 @@ def test_memoization_should_say_whether_it_remembers():
     from parley.dialogue.policies.memoization import AugmentedMemoizationPolicy
 
     domain = small_domain()
-    s, r = stories(DATA)
+    s, r = stories(GREET_AND_BYE)
     trackers = generate_trackers(s, r, domain, augmentation_factor=0)
     plain = MemoizationPolicy(max_history=2).fit(trackers, domain)
     augmented = AugmentedMemoizationPolicy(max_history=2).fit(trackers, domain)

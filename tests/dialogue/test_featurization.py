@@ -10,23 +10,9 @@ from parley.dialogue.featurization.trackers import (
     full_dialogue_examples, intent_max_history_examples, max_history_examples,
 )
 from parley.dialogue.generator import generate_trackers
-from tests.dialogue.helpers import conversation, small_domain, stories
+from tests.dialogue.helpers import MOOD_STORIES, conversation, small_domain, stories
 
-STORIES = """
-stories:
-- story: happy
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - intent: mood_great
-  - action: utter_happy
-- story: sad
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - intent: mood_unhappy
-  - action: utter_sad
-- story: city
+STORIES = MOOD_STORIES + """- story: city
   steps:
   - intent: inform
     entities:

@@ -10,23 +10,9 @@ from parley.data.events import ActionExecuted, UserUttered
 from parley.dialogue.generator import generate_trackers
 from parley.dialogue.policies.memoization import AugmentedMemoizationPolicy, MemoizationPolicy
 from parley.errors import NotFittedError, ParleyWarning
-from tests.dialogue.helpers import conversation, predicted, small_domain, stories
+from tests.dialogue.helpers import MOOD_STORIES, conversation, predicted, small_domain, stories
 
-STORIES = """
-stories:
-- story: happy
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - intent: mood_great
-  - action: utter_happy
-- story: sad
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - intent: mood_unhappy
-  - action: utter_sad
-- story: after check
+STORIES = MOOD_STORIES + """- story: after check
   steps:
   - action: action_check
   - intent: affirm

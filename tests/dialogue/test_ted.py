@@ -12,23 +12,9 @@ from parley.dialogue.generator import generate_trackers
 from parley.dialogue.policies.memoization import MemoizationPolicy
 from parley.dialogue.policies.ted import TEDPolicy
 from parley.errors import DataError, ParleyWarning
-from tests.dialogue.helpers import conversation, predicted, small_domain, stories
+from tests.dialogue.helpers import MOOD_STORIES, conversation, predicted, small_domain, stories
 
-STORIES = """
-stories:
-- story: happy
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - intent: mood_great
-  - action: utter_happy
-- story: sad
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - intent: mood_unhappy
-  - action: utter_sad
-- story: chat
+STORIES = MOOD_STORIES + """- story: chat
   steps:
   - intent: chitchat
   - action: utter_chitchat

@@ -10,18 +10,10 @@ from parley.dialogue.policies.base import Policy
 from parley.dialogue.policies.memoization import MemoizationPolicy
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.evaluation.core import FAILED_STORIES_FILE, WARNINGS_FILE, CoreReport
-from tests.dialogue.helpers import small_domain, stories
+from tests.dialogue.helpers import HAPPY_STORY, small_domain, stories
 
 UNLIKELY = "action_unlikely_intent"
-TRAIN = """
-stories:
-- story: happy
-  steps:
-  - intent: greet
-  - action: utter_greet
-  - intent: mood_great
-  - action: utter_happy
-"""
+TRAIN = "\nstories:\n" + HAPPY_STORY
 
 
 class WarnsOnMoodGreat(Policy):

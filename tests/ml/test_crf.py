@@ -13,6 +13,22 @@ torch = pytest.importorskip("torch", reason="parley.ml needs PyTorch (pip instal
 from parley.ml.crf import CRF  # noqa: E402
 from parley.nlu.entity_tags import bilou_moves  # noqa: E402  (a real constraint set)
 
+# Five entities' BILOU tags and O: 21 tags.
+BILOU_NAMES = ["O"] + [f"{p}-{e}" for e in "abcde" for p in "BILU"]
+
+
+def random_crf(seed: int, n_tags: int, constrained_to: list[str] | None = None) -> CRF:
+    """A CRF with normal random transitions drawn after ``torch.manual_seed(seed)``,
+    limited to the BILOU moves of ``constrained_to`` when given."""
+    torch.manual_seed(seed)
+    crf = CRF(n_tags)
+    if constrained_to:
+        crf.constrain(*(torch.tensor(m) for m in bilou_moves(constrained_to)))
+    with torch.no_grad():
+        crf.transitions.normal_()
+    return crf
+
+
 def test_constrained_crf_matches_brute_force_over_whole_bilou_spans():
     names = ["O", "B-a", "I-a", "L-a", "U-a", "U-b"]
     allowed, may_start, may_end = bilou_moves(names)
@@ -52,13 +68,8 @@ def test_crf_log_partition_and_gradients_match_the_log_space_recursion(scale, co
     recursion."""
     from parley.ml.crf import log_partition_in_log_space
 
-    names = ["O"] + [f"{p}-{e}" for e in "abcde" for p in "BILU"]
-    torch.manual_seed(3)
-    crf = CRF(len(names))
-    if constrained:
-        crf.constrain(*(torch.tensor(m) for m in bilou_moves(names)))
-    with torch.no_grad():
-        crf.transitions.normal_()
+    names = BILOU_NAMES
+    crf = random_crf(3, len(names), names if constrained else None)
     emissions = (torch.randn(5, 7, len(names)) * scale).requires_grad_()
     mask = torch.arange(7)[None] < torch.tensor([7, 1, 3, 6, 7])[:, None]
     upstream = torch.randn(5)
@@ -97,6 +108,20 @@ def _exact_log_partition(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) 
     return torch.stack(out)
 
 
+def tag_far_behind_wins_later() -> tuple[CRF, torch.Tensor]:
+    """Two tags that may only repeat, and emissions where tag 1 starts 110 behind (its
+    share underflows in probability space) and then wins: 1 → 1 → 1 → 1 scores −110,
+    0 → … −180."""
+    crf = CRF(2)
+    crf.constrain(torch.eye(2, dtype=torch.bool), torch.tensor([True, True]),
+                  torch.tensor([True, True]))
+    with torch.no_grad():
+        crf.transitions.zero_()
+    emissions = torch.zeros(1, 4, 2)
+    emissions[0, 0, 1] = -110.0
+    emissions[0, 1:, 0] = -60.0
+    return crf, emissions
+
 def test_crf_log_partition_stays_exact_when_scores_are_far_apart():
     """Two cases a float32 forward pass in probability space gets wrong: a blocked move
     towards a tag 200 ahead (it must stay blocked), and a tag 110 behind at the start that
@@ -109,14 +134,7 @@ def test_crf_log_partition_stays_exact_when_scores_are_far_apart():
     far = torch.full((1, 2, len(names)), -200.0)
     far[0, :, 0] = 0.0
     far[0, 1, 3] = 200.0  # L-a, but O → L-a is not allowed
-    recovering = CRF(2)
-    recovering.constrain(torch.eye(2, dtype=torch.bool), torch.tensor([True, True]),
-                         torch.tensor([True, True]))
-    with torch.no_grad():
-        recovering.transitions.zero_()
-    late = torch.zeros(1, 4, 2)
-    late[0, 0, 1] = -110.0
-    late[0, 1:, 0] = -60.0
+    recovering, late = tag_far_behind_wins_later()
     for crf, emissions in ((blocked, far), (recovering, late)):
         mask = torch.ones(emissions.shape[:2], dtype=torch.bool)
         emissions = emissions.clone().requires_grad_()
@@ -130,10 +148,7 @@ def test_crf_log_partition_stays_exact_when_scores_are_far_apart():
 def test_crf_backward_falls_back_when_the_marginals_do_not_sum_to_one(monkeypatch):
     import parley.ml.crf as crf_module
 
-    torch.manual_seed(5)
-    crf = CRF(4)
-    with torch.no_grad():
-        crf.transitions.normal_()
+    crf = random_crf(5, 4)
     emissions = torch.randn(3, 5, 4).requires_grad_()
     mask = torch.arange(5)[None] < torch.tensor([5, 2, 4])[:, None]
     gradients = []
@@ -147,10 +162,7 @@ def test_crf_backward_falls_back_when_the_marginals_do_not_sum_to_one(monkeypatc
 
 
 def test_crf_matches_brute_force():
-    torch.manual_seed(0)
-    crf = CRF(3)
-    with torch.no_grad():
-        crf.transitions.normal_()
+    crf = random_crf(0, 3)
     emissions = torch.randn(2, 4, 3)
     mask = torch.tensor([[True] * 4, [True, True, True, False]])
     tags, confidence = crf.decode(emissions, mask)
@@ -185,13 +197,8 @@ def test_crf_marginals_match_the_log_space_recursion(scale, constrained):
     """Prediction's marginals in probability space (with its fallback when scores are far
     enough apart to underflow it) are the log-space recursion's, padding and empty
     messages included."""
-    names = ["O"] + [f"{p}-{e}" for e in "abcde" for p in "BILU"]
-    torch.manual_seed(7)
-    crf = CRF(len(names))
-    if constrained:
-        crf.constrain(*(torch.tensor(m) for m in bilou_moves(names)))
-    with torch.no_grad():
-        crf.transitions.normal_()
+    names = BILOU_NAMES
+    crf = random_crf(7, len(names), names if constrained else None)
     emissions = torch.randn(4, 6, len(names)) * scale
     mask = torch.arange(6)[None] < torch.tensor([6, 3, 1, 0])[:, None]
     scaled = crf.marginals(emissions, mask)
@@ -201,14 +208,7 @@ def test_crf_marginals_match_the_log_space_recursion(scale, constrained):
 
 
 def test_crf_marginals_stay_exact_when_a_tag_far_behind_wins_later():
-    recovering = CRF(2)
-    recovering.constrain(torch.eye(2, dtype=torch.bool), torch.tensor([True, True]),
-                         torch.tensor([True, True]))
-    with torch.no_grad():
-        recovering.transitions.zero_()
-    late = torch.zeros(1, 4, 2)
-    late[0, 0, 1] = -110.0  # tag 1's share underflows at the start, then it wins
-    late[0, 1:, 0] = -60.0
+    recovering, late = tag_far_behind_wins_later()
     mask = torch.ones(1, 4, dtype=torch.bool)
     marginals = recovering.marginals(late, mask)
     assert torch.allclose(marginals, recovering._marginals_in_log_space(late, mask), atol=1e-6)

@@ -6,7 +6,6 @@ halfway through, as when a server is stopped and started again."""
 from __future__ import annotations
 
 import asyncio
-import json
 import textwrap
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ from parley.runtime.action_server import ActionServerClient
 from parley.runtime.processor import MessageProcessor, UserMessage
 from tests.conftest import needs_shared_data
 from tests.runtime import sdk_server
-from tests.runtime.stores.services import delete_redis_keys, postgres_url, redis_client, unique
+from tests.runtime.stores.services import sql_and_redis, stored_events
 
 # The formbot's validation as its upstream actions.py does it, written for this test.
 ACTIONS = textwrap.dedent('''
@@ -56,17 +55,8 @@ def action_url(tmp_path: Any) -> Iterator[str]:
 @pytest.fixture
 def deployment() -> Iterator[tuple[str, str, str]]:
     """(PostgreSQL URL, a table, a Redis key prefix) of this test's own, removed after."""
-    url = postgres_url()
-    redis_client()
-    table, prefix = unique("parley_e2e_"), unique("parleye2e")
-    yield url, table, prefix
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
-    engine.dispose()
-    delete_redis_keys(prefix)
+    with sql_and_redis("parley_e2e") as space:
+        yield space
 
 
 def start(formbot: Any, deployment: tuple[str, str, str], action_url: str) -> MessageProcessor:
@@ -105,14 +95,8 @@ def test_formbot_should_survive_a_restart_on_postgres_with_rasa_sdk_validation(
 
     tracker = asyncio.run(second.tracker_store.retrieve_full_tracker("diner"))
     assert tracker is not None and tracker.active_loop_name is None
-    import sqlalchemy as sa
-
     url, table, _ = deployment
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        rows = [json.loads(d) for d in conn.scalars(sa.text(
-            f'SELECT data FROM "{table}" WHERE sender_id = \'diner\' ORDER BY id'))]
-    engine.dispose()
+    rows = stored_events(url, table)["diner"]
     assert [e["event"] for e in rows] == [e.to_dict()["event"] for e in tracker.events]
     users = [e["text"] for e in rows if e["event"] == "user"]
     assert users == ["hi", "im looking for a restaurant", '/inform{"cuisine": "klingon"}',

@@ -4,7 +4,6 @@ with another (checked in the database afterwards)."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import needs_shared_data
-from tests.runtime.stores.services import (
-    REDIS_HOST, REDIS_PORT, delete_redis_keys, postgres_url, redis_client, unique)
+from tests.runtime.stores.services import REDIS_HOST, REDIS_PORT, sql_and_redis, stored_events
 
 ROOT = Path(__file__).resolve().parents[2]
 CONVERSATIONS = ["alice", "bob", "carol"]
@@ -55,24 +53,13 @@ SERVER = textwrap.dedent("""
 
 @pytest.fixture
 def shared_stores() -> Iterator[tuple[str, str, str]]:
-    url = postgres_url()
-    redis_client()
-    table, prefix = unique("parley_procs_"), unique("parleyprocs")
-    yield url, table, prefix
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
-    engine.dispose()
-    delete_redis_keys(prefix)
+    with sql_and_redis("parley_procs") as space:
+        yield space
 
 
 @needs_shared_data
 def test_two_processes_should_share_conversations_without_loss_or_interleaving(
         moodbot_model: Path, shared_stores: tuple[str, str, str]) -> None:
-    import sqlalchemy as sa
-
     url, table, prefix = shared_stores
     start = time.time() + 8.0  # both have loaded the model by then and start together
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PARLEY_TORCH_THREADS": "1"}
@@ -84,12 +71,9 @@ def test_two_processes_should_share_conversations_without_loss_or_interleaving(
         _, err = server.communicate(timeout=300)
         assert server.returncode == 0, err.decode()[-3000:]
 
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text(f'SELECT sender_id, data FROM "{table}" ORDER BY id')).all()
-    engine.dispose()
+    stored = stored_events(url, table)
     for sender in CONVERSATIONS:
-        events = [json.loads(data) for who, data in rows if who == sender]
+        events = stored.get(sender, [])
         said = [e["text"] for e in events if e["event"] == "user"]
         # Every message is there once: none lost, none stored twice.
         assert len(said) == 2 * ROUNDS and len(set(said)) == len(said)

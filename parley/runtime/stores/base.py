@@ -21,6 +21,7 @@ Implementations take ``domain`` and then the keyword keys of their endpoints.yml
 
 from __future__ import annotations
 
+import asyncio
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -33,7 +34,8 @@ from parley.data.tracker import DialogueStateTracker
 from parley.errors import DataError, StoreError
 
 __all__ = [
-    "DEFAULT_LOCK_LIFETIME", "LockStore", "TrackerStore", "deserialise_events",
+    "DEFAULT_LOCK_LIFETIME", "LockStore", "ThreadedTrackerStore", "TrackerStore",
+    "deserialise_events",
     "serialise_events",
 ]
 
@@ -94,6 +96,44 @@ class TrackerStore(ABC):
         except DataError as error:
             raise StoreError(f"the stored conversation '{sender_id}' is damaged: "
                              f"{error}") from error
+
+
+class ThreadedTrackerStore(TrackerStore):
+    """A store over a blocking client (SQL, Redis): the async contract runs the blocking
+    ``_retrieve``, ``_save``, ``_keys`` and ``_delete`` in a worker thread, so that waiting on
+    the database never blocks the event loop."""
+
+    @abstractmethod
+    def _retrieve(self, sender_id: str, latest_session: bool) -> DialogueStateTracker | None:
+        """The stored conversation (from its latest ``session_started`` on when
+        ``latest_session``), or None."""
+
+    @abstractmethod
+    def _save(self, tracker: DialogueStateTracker) -> None: ...
+
+    @abstractmethod
+    def _keys(self) -> list[str]: ...
+
+    @abstractmethod
+    def _delete(self, sender_id: str) -> None: ...
+
+    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        """The conversation from its latest ``session_started`` on (all of it if it has
+        none), as Rasa's SQL store loads it: older sessions no longer shape the dialogue,
+        and are not loaded."""
+        return await asyncio.to_thread(self._retrieve, sender_id, True)
+
+    async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
+        return await asyncio.to_thread(self._retrieve, sender_id, False)
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        await asyncio.to_thread(self._save, tracker)
+
+    async def keys(self) -> list[str]:
+        return await asyncio.to_thread(self._keys)
+
+    async def delete(self, sender_id: str) -> None:
+        await asyncio.to_thread(self._delete, sender_id)
 
 
 def serialise_events(tracker: DialogueStateTracker) -> str:

@@ -17,7 +17,6 @@ connections to one.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import weakref
@@ -28,7 +27,7 @@ from parley.data.events import Event, SessionStarted, event_from_dict
 from parley.data.tracker import DialogueStateTracker
 from parley.errors import DataError, StoreError
 from parley.runtime.stores.appending import events_to_append
-from parley.runtime.stores.base import TrackerStore
+from parley.runtime.stores.base import ThreadedTrackerStore
 
 __all__ = ["RedisConnection", "RedisTrackerStore", "check_key_prefix", "redis_errors"]
 
@@ -90,7 +89,7 @@ def redis_errors() -> tuple[type[Exception], ...]:
     return (redis.RedisError,)
 
 
-class RedisTrackerStore(TrackerStore):
+class RedisTrackerStore(ThreadedTrackerStore):
     """Rasa's ``RedisTrackerStore`` keys: ``url`` (host), ``port``, ``db`` (0), ``username``,
     ``password``, ``use_ssl``, ``key_prefix``, ``record_exp`` (seconds a conversation is
     kept after its last save; none = forever)."""
@@ -123,23 +122,6 @@ class RedisTrackerStore(TrackerStore):
     def session_key(self, sender_id: str) -> str:
         """Where the position of the conversation's latest ``session_started`` is kept."""
         return self.session_prefix + sender_id
-
-    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        """The conversation from its latest ``session_started`` on (all of it if it has
-        none): older sessions no longer shape the dialogue, and are not loaded."""
-        return await asyncio.to_thread(self._retrieve, sender_id, True)
-
-    async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
-        return await asyncio.to_thread(self._retrieve, sender_id, False)
-
-    async def save(self, tracker: DialogueStateTracker) -> None:
-        await asyncio.to_thread(self._save, tracker)
-
-    async def keys(self) -> list[str]:
-        return await asyncio.to_thread(self._keys)
-
-    async def delete(self, sender_id: str) -> None:
-        await asyncio.to_thread(self._delete, sender_id)
 
     def _delete(self, sender_id: str) -> None:
         try:

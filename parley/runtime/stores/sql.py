@@ -20,7 +20,6 @@ unaffected.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import threading
@@ -34,7 +33,7 @@ from parley.data.events import Event, UserUttered, event_from_dict
 from parley.data.tracker import DialogueStateTracker
 from parley.errors import DataError, StoreError
 from parley.runtime.stores.appending import SESSION_STARTED, events_to_append
-from parley.runtime.stores.base import TrackerStore
+from parley.runtime.stores.base import ThreadedTrackerStore
 
 __all__ = ["SQLTrackerStore", "sql_url"]
 
@@ -81,7 +80,7 @@ def sql_url(dialect: str = "sqlite", host: str | None = None, port: int | None =
     return url
 
 
-class SQLTrackerStore(TrackerStore):
+class SQLTrackerStore(ThreadedTrackerStore):
     """Rasa's ``SQLTrackerStore``; ``table_name`` (Parley's key) lets several assistants or
     test runs share one database."""
 
@@ -166,24 +165,7 @@ class SQLTrackerStore(TrackerStore):
             self._engine.dispose()
             self._engine = None
 
-    # ---- the contract --------------------------------------------------------------
-
-    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        """The conversation from its latest ``session_started`` on (all of it if it has
-        none), as Rasa's SQL store loads it: older sessions no longer shape the dialogue."""
-        return await asyncio.to_thread(self._retrieve, sender_id, True)
-
-    async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
-        return await asyncio.to_thread(self._retrieve, sender_id, False)
-
-    async def save(self, tracker: DialogueStateTracker) -> None:
-        await asyncio.to_thread(self._save, tracker)
-
-    async def keys(self) -> list[str]:
-        return await asyncio.to_thread(self._keys)
-
-    async def delete(self, sender_id: str) -> None:
-        await asyncio.to_thread(self._delete, sender_id)
+    # ---- the contract (blocking; ThreadedTrackerStore runs it off the event loop) ----
 
     def _run(self, doing: str, work: Callable[[Any, Any, Any], _T]) -> _T:
         """``work(sa, engine, table)``; database errors become :class:`StoreError`.

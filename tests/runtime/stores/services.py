@@ -7,9 +7,13 @@ point them elsewhere. Every test works under its own table or key prefix and rem
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 POSTGRES_URLS = [os.environ["PARLEY_TEST_POSTGRES"]] if os.environ.get(
@@ -79,3 +83,40 @@ def delete_redis_keys(prefix: str) -> None:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def drop_table(url: str, table: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
+    engine.dispose()
+
+
+def stored_events(url: str, table: str) -> dict[str, list[dict]]:
+    """Each conversation's events as the SQL store wrote them, by sender id, in order."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f'SELECT sender_id, data FROM "{table}" ORDER BY id')).all()
+    engine.dispose()
+    events: dict[str, list[dict]] = {}
+    for sender_id, data in rows:
+        events.setdefault(sender_id, []).append(json.loads(data))
+    return events
+
+
+@contextmanager
+def sql_and_redis(prefix: str) -> Iterator[tuple[str, str, str]]:
+    """(PostgreSQL URL, a table, a Redis key prefix) of one test's own, removed after; the
+    test skips when either service is missing."""
+    url = postgres_url()
+    redis_client()
+    table, key_prefix = unique(prefix + "_"), unique(prefix.replace("_", ""))
+    try:
+        yield url, table, key_prefix
+    finally:
+        drop_table(url, table)
+        delete_redis_keys(key_prefix)

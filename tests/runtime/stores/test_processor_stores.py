@@ -16,7 +16,7 @@ from parley.data.events import ActionExecuted, BotUttered, SessionStarted, UserU
 from parley.runtime.processor import MessageProcessor, UserMessage, executed_actions
 from tests.runtime.fakes import ScriptedModel
 from tests.runtime.stores.services import (
-    REDIS_HOST, REDIS_PORT, delete_redis_keys, postgres_url, redis_client, unique)
+    REDIS_HOST, REDIS_PORT, delete_redis_keys, drop_table, postgres_url, redis_client, unique)
 
 pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed (parley[stores])")
 
@@ -52,12 +52,7 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
     elif request.param == "postgres":
         url, table = postgres_url(), unique("parley_test_")
         yield lambda: SQLTrackerStore(host=url, table_name=table)
-        import sqlalchemy as sa
-
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
-        engine.dispose()
+        drop_table(url, table)
     else:
         redis_client()
         prefix = unique("parleytest")

@@ -24,7 +24,8 @@ from parley.errors import LockError, StoreError
 from tests.runtime.stores.contract import (
     DOMAIN, check_lock_store, check_sessions, check_tracker_store)
 from tests.runtime.stores.services import (
-    REDIS_HOST, REDIS_PORT, delete_redis_keys, postgres_url, redis_client, unique)
+    REDIS_HOST, REDIS_PORT, delete_redis_keys, drop_table, postgres_url, redis_client, stored_events,
+    unique)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -258,8 +259,6 @@ SQL_WORKER = textwrap.dedent("""
 
 
 def test_two_processes_sharing_postgres_and_redis_should_lose_nothing(prefix: str) -> None:
-    import sqlalchemy as sa
-
     url = postgres_url()
     table = unique("parley_test_")
     rounds = 15
@@ -270,17 +269,11 @@ def test_two_processes_sharing_postgres_and_redis_should_lose_nothing(prefix: st
         for worker in workers:
             _, err = worker.communicate(timeout=180)
             assert worker.returncode == 0, err.decode()[-2000:]
-        engine = sa.create_engine(url)
-        with engine.connect() as conn:
-            rows = conn.execute(sa.text(f'SELECT sender_id, data FROM "{table}" ORDER BY id')).all()
-        engine.dispose()
+        stored = stored_events(url, table)
     finally:
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
-        engine.dispose()
+        drop_table(url, table)
     for sender in ("a", "b"):
-        events = [json.loads(data) for who, data in rows if who == sender]
+        events = stored.get(sender, [])
         assert len(events) == 2 * 2 * rounds  # nothing lost, nothing twice
         said = [e.get("text") or e.get("name") for e in events]
         pairs = list(zip(said[::2], said[1::2], strict=True))

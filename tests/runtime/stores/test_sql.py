@@ -12,7 +12,7 @@ import pytest
 from parley.data.events import ActionExecuted, SlotSet, UserUttered
 from parley.errors import StoreError
 from tests.runtime.stores.contract import DOMAIN, check_sessions, check_tracker_store
-from tests.runtime.stores.services import postgres_url, unique
+from tests.runtime.stores.services import drop_table, postgres_url, unique
 
 sa = pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed (parley[stores])")
 
@@ -32,10 +32,7 @@ def pg_table() -> Iterator[tuple[str, str]]:
     url = postgres_url()
     table = unique("parley_test_")
     yield url, table
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP TABLE IF EXISTS "{table}"'))
-    engine.dispose()
+    drop_table(url, table)
 
 
 def pg_store(url: str, table: str) -> SQLTrackerStore:

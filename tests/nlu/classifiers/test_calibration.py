@@ -43,8 +43,8 @@ def test_fit_temperature_should_skip_rows_whose_class_was_not_learned() -> None:
 
 
 def test_paraphrases_of_one_intent_should_share_a_group_and_intents_never() -> None:
-    x = csr_matrix(np.array([[1.0, 1.0, 0.0], [1.0, 0.9, 0.0], [0.0, 0.0, 1.0],
-                             [1.0, 1.0, 0.0]]))
+    words = np.array([[1.0, 1.0, 0.0], [1.0, 0.9, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    x = csr_matrix(np.hstack([words, np.zeros((4, 40))]))  # a vocabulary: mostly zeros
     labels = np.array([0, 0, 0, 1])
     groups = paraphrase_groups(x, labels)
     assert groups[0] == groups[1] != groups[2]
@@ -52,12 +52,22 @@ def test_paraphrases_of_one_intent_should_share_a_group_and_intents_never() -> N
 
 
 def test_sentence_embeddings_should_not_join_paraphrase_groups() -> None:
-    words = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    words = np.hstack([np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]),
+                       np.zeros((3, 40))])
     embedding = np.array([[0.9, 0.1], [0.8, 0.2], [0.9, 0.2]])  # all alike, as in one intent
     x = csr_matrix(np.hstack([words, embedding]))
     labels = np.zeros(3, dtype=int)
-    assert len(set(paraphrase_groups(x, labels, [3, 2], [True, False]))) == 3
-    assert len(set(paraphrase_groups(x, labels, [3, 2], [False, False]))) == 3
+    assert len(set(paraphrase_groups(x, labels, [43, 2], [True, False]))) == 2
+    assert len(set(paraphrase_groups(x, labels, [43, 2], [False, False]))) == 3
+
+
+def test_blocks_every_message_fills_should_not_join_paraphrase_groups() -> None:
+    """Shape flags (LexicalSyntacticFeaturizer: case, position) are shared by all messages."""
+    words = np.hstack([np.eye(3), np.zeros((3, 40))])
+    flags = np.ones((3, 4))
+    x = csr_matrix(np.hstack([flags, words]))
+    labels = np.zeros(3, dtype=int)
+    assert len(set(paraphrase_groups(x, labels, [4, 43], [True, True]))) == 3
 
 
 def test_grouped_folds_should_keep_groups_together_and_spread_each_label() -> None:

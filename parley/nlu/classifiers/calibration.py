@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from parley.errors import ModelArchiveError
+from parley.nlu.classifiers.tfidf import inverse_document_frequency, tfidf_weights
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -95,10 +96,6 @@ def paraphrase_groups(x: csr_matrix, labels: np.ndarray, dims: list[int] | None 
     banking77-small's 1,540 examples fell into 158 groups. Without any block left, every row
     is its own group."""
     from scipy.sparse.csgraph import connected_components
-
-    from parley.nlu.classifiers.logistic_regression import (
-        inverse_document_frequency, tfidf_weights,
-    )
 
     blocks = [x.shape[1]] if dims is None else list(dims)
     keep = [True] * len(blocks) if sparse is None else list(sparse)

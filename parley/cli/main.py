@@ -15,7 +15,9 @@ import traceback
 import warnings
 from collections.abc import Sequence
 
-from parley.cli import data_cmd, init_cmd, predict_cmd, shell_cmd, test_cmd, train_cmd
+from parley.cli import (
+    data_cmd, init_cmd, predict_cmd, run_cmd, shell_cmd, test_cmd, train_cmd,
+)
 from parley.errors import ComponentError, DataError, ParleyError, ParleyWarning
 
 EXIT_OK = 0
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.register(commands)
     predict_cmd.register(commands)
     shell_cmd.register(commands)
+    run_cmd.register(commands)
     test_cmd.register(commands)
     return parser
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from parley.data.domain import SESSION_START_METADATA_SLOT, Domain
 from parley.data.events import (
@@ -42,7 +43,19 @@ from parley.runtime.slot_values import slot_value_problem
 from parley.runtime.stores.base import DEFAULT_LOCK_LIFETIME, LockStore, TrackerStore
 from parley.runtime.stores.memory import InMemoryLockStore, InMemoryTrackerStore
 
-__all__ = ["DEFAULT_SENDER", "MAX_NUMBER_OF_PREDICTIONS", "MessageProcessor", "UserMessage"]
+__all__ = ["DEFAULT_SENDER", "MAX_NUMBER_OF_PREDICTIONS", "Compute", "MessageProcessor",
+           "UserMessage", "run_inline"]
+
+T = TypeVar("T")
+# Runs a model call (parse, next-action prediction) and gives its result: inline by default;
+# a server passes one that hands the call to a bounded pool of worker threads, so that the
+# event loop stays free while the model computes.
+Compute = Callable[[Callable[[], Any]], Awaitable[Any]]
+
+
+async def run_inline(work: Callable[[], T]) -> T:
+    """The default :data:`Compute`: call the model right here."""
+    return work()
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +104,10 @@ class MessageProcessor:
                  seed: int | None = None,
                  max_number_of_predictions: int = MAX_NUMBER_OF_PREDICTIONS,
                  clock: Callable[[], float] = time.time,
-                 lock_lifetime: float = DEFAULT_LOCK_LIFETIME) -> None:
+                 lock_lifetime: float = DEFAULT_LOCK_LIFETIME,
+                 compute: Compute | None = None) -> None:
         self.model = model
+        self.compute: Compute = compute if compute is not None else run_inline
         self.domain = model.domain if model.domain is not None else Domain.empty()
         self.tracker_store = tracker_store if tracker_store is not None \
             else InMemoryTrackerStore()
@@ -117,7 +132,7 @@ class MessageProcessor:
             start = len(tracker.events)
             context = self.context(message.output_channel)
             await self.update_session(tracker, context, message.metadata)
-            self.log_user_message(tracker, message)
+            await self.log_user_message(tracker, message)
             if self.model.has_core:
                 await self.extract_slots(tracker, context)
                 await self.run_prediction_loop(tracker, context)
@@ -128,13 +143,15 @@ class MessageProcessor:
         return self.bot_messages(tracker, start)
 
     async def log_message(self, message: UserMessage) -> DialogueStateTracker:
-        """Add a user message (parsed) without running any action, as Rasa's
-        ``/conversations/<id>/messages`` endpoint does."""
+        """Add a user message (parsed, its slots extracted) without predicting or running
+        any other action, as Rasa's ``/conversations/<id>/messages`` endpoint does."""
         async with self.lock_store.lock(message.sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
             context = self.context(message.output_channel)
             await self.update_session(tracker, context, message.metadata)
-            self.log_user_message(tracker, message)
+            await self.log_user_message(tracker, message)
+            if self.model.has_core:
+                await self.extract_slots(tracker, context)
             await self.tracker_store.save(tracker)
         return tracker
 
@@ -172,7 +189,7 @@ class MessageProcessor:
             # The external message keeps the conversation's input channel.
             channel = next((e.input_channel for e in reversed(tracker.events)
                             if isinstance(e, UserUttered)), None)
-            self.log_user_message(tracker, UserMessage(
+            await self.log_user_message(tracker, UserMessage(
                 parse["text"], sender_id, channel, output_channel, parse_data=parse))
             await self.extract_slots(tracker, context)
             await self.run_prediction_loop(tracker, context)
@@ -221,7 +238,7 @@ class MessageProcessor:
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
             await self.update_session(tracker, self.context(None))
-            prediction = self.predict(tracker)
+            prediction = await self.predict(tracker)
             await self.tracker_store.save(tracker)
         return tracker, prediction
 
@@ -258,7 +275,8 @@ class MessageProcessor:
         await self.run_action(action_for_name(ACTION_SESSION_START, self.domain), tracker,
                               context, prediction_for(self.domain, ACTION_SESSION_START, None))
 
-    def log_user_message(self, tracker: DialogueStateTracker, message: UserMessage) -> None:
+    async def log_user_message(self, tracker: DialogueStateTracker,
+                               message: UserMessage) -> None:
         parse = message.parse_data
         text = message.text or ""
         if parse is None and not self.model.has_nlu and not text.strip().startswith("/"):
@@ -266,7 +284,7 @@ class MessageProcessor:
             parse = {"text": text, "intent": {"name": None, "confidence": 0.0},
                      "entities": []}
         if parse is None:
-            parse = self.model.parse(text)
+            parse = await self.compute(partial(self.model.parse, text))
         extra = {key: value for key, value in parse.items()
                  if key not in ("intent", "entities", "text", "message_id", "metadata")}
         intent = dict(parse.get("intent") or {}) or None
@@ -298,7 +316,7 @@ class MessageProcessor:
                                "action_listen; the bot stops here (Rasa's circuit breaker).",
                                tracker.sender_id, self.max_number_of_predictions)
                 return
-            prediction = self.predict(tracker, previous)
+            prediction = await self.predict(tracker, previous)
             if prediction.is_end_to_end_prediction:
                 # The user's text, not the intent, decided: extract slots for it again.
                 await self.extract_slots(tracker, context)
@@ -320,8 +338,8 @@ class MessageProcessor:
                 count += 1
         return count
 
-    def predict(self, tracker: DialogueStateTracker,
-                previous: str | None = None) -> PolicyPrediction:
+    async def predict(self, tracker: DialogueStateTracker,
+                      previous: str | None = None) -> PolicyPrediction:
         """The next action: a pending followup, else the policies' choice (with
         ``action_unlikely_intent`` never twice in a row)."""
         followup = tracker.followup_action
@@ -331,7 +349,7 @@ class MessageProcessor:
                 return prediction_for(self.domain, followup, FOLLOWUP_POLICY)
             logger.error("the followup action '%s' is not in the domain; the policies "
                          "choose instead.", followup)
-        prediction = self.model.predict_next_action(tracker)
+        prediction = await self.compute(partial(self.model.predict_next_action, tracker))
         if previous == ACTION_UNLIKELY_INTENT and ACTION_UNLIKELY_INTENT in self.domain.action_names:
             index = self.domain.action_names.index(ACTION_UNLIKELY_INTENT)
             if prediction.max_confidence_index == index:

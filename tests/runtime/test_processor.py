@@ -427,3 +427,36 @@ def test_the_api_helpers_should_read_append_and_replace_conversations():
     stored = tracker_of(processor, "other")
     assert stored.events == replaced.events and len(stored.events) == 2
     assert stored.latest_message.text == "bye"
+
+
+def test_every_model_call_should_go_through_the_compute_hook_it_is_given():
+    model = ScriptedModel(LOOP_DOMAIN, after_listen({"greet": ["utter_greet"]}))
+    calls: list[str] = []
+
+    async def compute(work):
+        calls.append(work.func.__name__)
+        return await asyncio.to_thread(work)  # as a server's worker pool runs them
+
+    processor = MessageProcessor(model, compute=compute)
+    assert talk(processor, "/greet") == [{"recipient_id": "user", "text": "hi"}]
+    # One parse, then one prediction per action until the bot listens.
+    assert calls == ["parse", "predict_next_action", "predict_next_action"]
+
+
+SLOT_DOMAIN = Domain.from_yaml("""
+version: "3.1"
+intents: [tell]
+entities: [name]
+slots:
+  name:
+    type: text
+    mappings: [{type: from_entity, entity: name}]
+""")
+
+
+def test_a_logged_message_should_have_its_slots_extracted_and_no_action_predicted():
+    model = ScriptedModel(SLOT_DOMAIN, lambda tracker: "action_listen")
+    processor = MessageProcessor(model)
+    tracker = asyncio.run(processor.log_message(UserMessage('/tell{"name": "Ada"}', "u")))
+    assert tracker.get_slot("name") == "Ada"
+    assert executed_actions(tracker) == ["action_session_start", "action_listen"]

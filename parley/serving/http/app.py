@@ -1,0 +1,121 @@
+"""The ASGI app of ``parley run``: Starlette routes over a :class:`ServerState`.
+
+::
+
+    create_app(agent, model_file=…, endpoints=read_endpoints("endpoints.yml"),
+               settings=ServerSettings(enable_api=True, auth_token="…"))
+
+Always there: ``GET /`` (health) and the channels of ``settings.channels`` (REST, socket.io).
+With ``enable_api``: Rasa's HTTP API (:mod:`.api_model`, :mod:`.api_conversations`). Every
+request body is limited (:mod:`.limits`), every error is Rasa's JSON (:mod:`.errors`), and
+the app's lifespan closes the stores. ``app.state.parley`` is the :class:`ServerState`.
+Serve it with any ASGI server; :func:`parley.serving.http.run.serve` runs uvicorn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import BaseRoute, Route
+
+from parley import __version__
+from parley.runtime.action_server import RASA_PROTOCOL_VERSION
+from parley.runtime.endpoints import Endpoints
+from parley.serving.agent import Agent
+from parley.serving.http import api_conversations, api_model
+from parley.serving.http.auth import Auth
+from parley.serving.http.channels import rest
+from parley.serving.http.errors import exception_handlers
+from parley.serving.http.limits import BodySizeLimit
+from parley.serving.http.state import ServerSettings, ServerState
+
+__all__ = ["create_app"]
+
+# The oldest Parley whose model archives this one loads (model_archive.check_format).
+MINIMUM_COMPATIBLE_VERSION = "0.1.0"
+
+
+def _info_routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
+    async def version(request: Request) -> JSONResponse:
+        return JSONResponse({"version": __version__,
+                             "minimum_compatible_version": MINIMUM_COMPATIBLE_VERSION,
+                             "rasa_version": RASA_PROTOCOL_VERSION})
+
+    async def status(request: Request) -> JSONResponse:
+        auth.check(request)
+        agent = state.require_agent()
+        return JSONResponse({"model_file": Path(state.model_file or "").name,
+                             "model_id": agent.model_id,
+                             "num_active_training_jobs": state.training_jobs})
+
+    return [Route("/version", version, methods=["GET"]),
+            Route("/status", status, methods=["GET"])]
+
+
+def create_app(agent: Agent | None, *, model_file: str | Path | None = None,
+               endpoints: Endpoints | None = None, settings: ServerSettings | None = None,
+               state: ServerState | None = None) -> Starlette:
+    """The server's ASGI app for ``agent`` (None: start without a model, as Rasa can).
+
+    ``endpoints`` gives the stores and the action server (default: in memory, none);
+    a ready ``state`` may be passed instead (tests give their own stores that way).
+    """
+    settings = settings or ServerSettings()
+    if state is None:
+        state = ServerState.from_endpoints(agent, model_file, settings,
+                                           endpoints or Endpoints())
+    auth = Auth(settings.auth_token, settings.jwt_secret, settings.jwt_method)
+
+    async def hello(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"Hello from Parley: {__version__}")
+
+    routes: list[BaseRoute] = [Route("/", hello, methods=["GET"])]
+    if settings.enable_api:
+        routes += _info_routes(state, auth)
+        routes += api_model.routes(state, auth)
+        routes += api_conversations.routes(state, auth)
+    if rest.NAME in settings.channels:
+        routes += rest.routes(state, settings.channels[rest.NAME])
+
+    middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
+    if settings.cors:
+        middleware.append(Middleware(
+            CORSMiddleware, allow_origins=settings.cors, allow_methods=["*"],
+            allow_headers=["*"], allow_credentials="*" not in settings.cors,
+            expose_headers=["filename"]))
+    socket_app = _socketio_app(state, settings)
+    if socket_app is not None:
+        from parley.serving.http.channels.socketio import PathDispatch
+
+        middleware.append(Middleware(PathDispatch, prefix=socket_app[0], other=socket_app[1]))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await state.close()
+
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers=exception_handlers(), lifespan=lifespan)
+    app.state.parley = state
+    return app
+
+
+def _socketio_app(state: ServerState, settings: ServerSettings) -> tuple[str, Any] | None:
+    from parley.serving.http.channels import credentials
+
+    options = settings.channels.get(credentials.SOCKETIO)
+    if options is None:
+        return None
+    from parley.serving.http.channels.socketio import socketio_app
+
+    return socketio_app(state, options, settings)

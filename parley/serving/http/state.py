@@ -1,0 +1,131 @@
+"""What the server holds while it runs: the model, the stores, and the processor over them.
+
+The stores and the action-server client are made once from endpoints.yml and outlive model
+changes (``PUT /model`` swaps the model, as Rasa's server does, and keeps the conversations
+and locks). Each model call runs in the :class:`PredictionPool`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from parley.runtime.endpoints import Endpoints
+from parley.runtime.executor import ActionExecutor
+from parley.runtime.processor import MessageProcessor
+from parley.runtime.stores.base import LockStore, TrackerStore
+from parley.serving.agent import Agent
+from parley.serving.http.compute import PredictionPool
+from parley.serving.http.errors import HTTPError
+from parley.serving.http.limits import DEFAULT_MAX_BODY_BYTES
+
+__all__ = ["DEFAULT_RESPONSE_TIMEOUT", "ServerSettings", "ServerState"]
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_RESPONSE_TIMEOUT = 3600.0  # Rasa's default --response-timeout, in seconds
+
+
+@dataclass
+class ServerSettings:
+    """How ``parley run`` was asked to serve (Rasa's flags; see docs/server.md)."""
+
+    enable_api: bool = False
+    auth_token: str | None = None
+    jwt_secret: str | None = None
+    jwt_method: str = "HS256"
+    cors: list[str] | None = None
+    response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # Channel name → its credentials.yml options; the REST channel when nothing is given.
+    channels: dict[str, dict[str, Any]] = field(default_factory=lambda: {"rest": {}})
+    prediction_workers: int = 1
+    models_dir: str = "models"  # where /model/train saves, as Rasa's default
+    seed: int | None = None
+
+
+class ServerState:
+    """The running server's model, stores and processor."""
+
+    def __init__(self, agent: Agent | None, model_file: str | Path | None,
+                 settings: ServerSettings, tracker_store: TrackerStore,
+                 lock_store: LockStore, executor: ActionExecutor | None) -> None:
+        self.settings = settings
+        self.tracker_store = tracker_store
+        self.lock_store = lock_store
+        self.executor = executor
+        self.pool = PredictionPool(settings.prediction_workers)
+        self.training_jobs = 0
+        self.agent: Agent | None = None
+        self.model_file: str | None = None
+        self.processor: MessageProcessor | None = None
+        self.set_model(agent, model_file)
+
+    @classmethod
+    def from_endpoints(cls, agent: Agent | None, model_file: str | Path | None,
+                       settings: ServerSettings, endpoints: Endpoints) -> ServerState:
+        from parley.runtime.action_server import ActionServerClient
+        from parley.runtime.stores.factory import create_lock_store, create_tracker_store
+
+        executor = (ActionServerClient.from_endpoint(endpoints.action_endpoint)
+                    if endpoints.action_endpoint is not None else None)
+        return cls(agent, model_file, settings, create_tracker_store(endpoints.tracker_store),
+                   create_lock_store(endpoints.lock_store), executor)
+
+    def set_model(self, agent: Agent | None, model_file: str | Path | None) -> None:
+        """Serve ``agent`` from now on (None: no model, as after ``DELETE /model``).
+        Messages already being handled finish with the model they started with."""
+        self.agent = agent
+        self.model_file = str(model_file) if model_file is not None else None
+        self.processor = None if agent is None else MessageProcessor(
+            agent, tracker_store=self.tracker_store, lock_store=self.lock_store,
+            executor=self.executor, seed=self.settings.seed, compute=self.pool)
+
+    def require_processor(self, core: bool = False) -> MessageProcessor:
+        """The processor, or Rasa's 409 when no model (with dialogue, if ``core``) is loaded."""
+        if self.processor is None or self.agent is None:
+            raise HTTPError(409, "No model is loaded. Load one with PUT /model "
+                                 '{"model_file": "models/…tar.gz"} or restart with -m.',
+                            reason="Conflict")
+        if core and not self.agent.has_core:
+            raise HTTPError(409, "The loaded model has no dialogue part (no stories or "
+                                 "rules were trained); this endpoint needs one.",
+                            reason="Conflict")
+        return self.processor
+
+    def require_agent(self) -> Agent:
+        self.require_processor()
+        assert self.agent is not None
+        return self.agent
+
+    async def within_timeout(self, work: Awaitable[T]) -> T:
+        """``work``'s result, or a 503 after ``--response-timeout`` seconds. The work is not
+        cancelled then: the message is still handled and its conversation saved, so that a
+        slow turn never leaves a conversation half-updated."""
+        task = asyncio.ensure_future(work)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task),
+                                          self.settings.response_timeout)
+        except asyncio.TimeoutError:
+            task.add_done_callback(_log_failure)
+            raise HTTPError(503, f"the assistant did not answer within "
+                                 f"{self.settings.response_timeout:g} s (--response-timeout);"
+                                 " the message is still being handled.") from None
+
+    async def close(self) -> None:
+        self.pool.close()
+        for store in (self.tracker_store, self.lock_store):
+            try:
+                await store.close()
+            except Exception:  # noqa: BLE001 - closing must not hide the shutdown
+                logger.exception("closing %s failed", type(store).__name__)
+
+
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("a message that timed out failed afterwards: %s", task.exception())

@@ -1,0 +1,100 @@
+"""The app around the routes: health, errors as Rasa's JSON, the body limit, CORS, the
+API behind --enable-api, and the model computing in the prediction pool."""
+
+from __future__ import annotations
+
+import threading
+
+from tests.conftest import needs_shared_data
+
+pytestmark = needs_shared_data
+
+
+def test_the_root_should_say_hello_with_the_version(client):
+    from parley import __version__
+
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.text == f"Hello from Parley: {__version__}"
+
+
+def test_an_unknown_path_or_method_should_get_rasas_error_json(client):
+    missing = client.get("/nowhere")
+    assert missing.status_code == 404
+    assert missing.json()["reason"] == "NotFound" and "/nowhere" in missing.json()["message"]
+    wrong = client.delete("/webhooks/rest/webhook")
+    assert wrong.status_code == 405 and wrong.json()["code"] == 405
+
+
+def test_a_body_over_the_limit_should_get_a_413_announced_or_streamed(make_client):
+    client = make_client(max_body_bytes=100)
+    big = b'{"message": "' + b"a" * 200 + b'"}'
+    announced = client.post("/webhooks/rest/webhook", content=big)
+    assert announced.status_code == 413
+    assert "100 bytes" in announced.json()["message"]
+
+    def chunks():
+        for _ in range(10):
+            yield b"x" * 30
+
+    streamed = client.post("/webhooks/rest/webhook", content=chunks())
+    assert streamed.status_code == 413
+    assert client.post("/webhooks/rest/webhook", json={"message": "hi"}).status_code == 200
+
+
+def test_without_enable_api_only_the_root_and_channels_should_answer(make_client):
+    client = make_client(enable_api=False)
+    assert client.get("/").status_code == 200
+    assert client.post("/webhooks/rest/webhook", json={"message": "hi"}).status_code == 200
+    for path in ("/status", "/version", "/domain", "/conversations/a/tracker"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_cors_should_allow_the_origins_given(make_client):
+    client = make_client(cors=["https://chat.example"])
+    allowed = client.options("/webhooks/rest/webhook", headers={
+        "Origin": "https://chat.example", "Access-Control-Request-Method": "POST"})
+    assert allowed.headers["access-control-allow-origin"] == "https://chat.example"
+    other = client.get("/", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    closed = make_client().get("/", headers={"Origin": "https://chat.example"})
+    assert "access-control-allow-origin" not in closed.headers
+
+
+def test_the_model_should_run_in_the_prediction_pool_not_on_the_event_loop(client):
+    state = client.app.state.parley
+    seen: list[str] = []
+    original = state.agent.parse
+
+    def spy(text):
+        seen.append(threading.current_thread().name)
+        return original(text)
+
+    state.agent.parse = spy
+    try:
+        client.post("/webhooks/rest/webhook", json={"message": "hello"})
+    finally:
+        del state.agent.parse
+    assert seen and all(name.startswith("parley-predict") for name in seen)
+
+
+def test_a_slow_answer_should_get_a_503_and_the_conversation_still_be_saved(make_client):
+    import time
+
+    client = make_client(response_timeout=0.05)
+    state = client.app.state.parley
+    original = state.agent.parse
+
+    def slow(text):
+        time.sleep(0.3)
+        return original(text)
+
+    state.agent.parse = slow
+    try:
+        response = client.post("/webhooks/rest/webhook", json={"sender": "s", "message": "hi"})
+        assert response.status_code == 503 and "--response-timeout" in response.json()["message"]
+        time.sleep(0.5)
+    finally:
+        del state.agent.parse
+    events = client.get("/conversations/s/tracker").json()["events"]
+    assert [e["text"] for e in events if e["event"] == "user"] == ["hi"]

@@ -1,0 +1,36 @@
+"""``parley run`` as a user starts it: a process that logs when it is ready, answers on its
+port, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+
+from parley.cli.main import main
+from tests.conftest import needs_shared_data
+from tests.serving.http.server_process import READY, get, parley_run, post_json
+
+pytestmark = needs_shared_data
+
+
+def test_parley_run_should_serve_the_model_and_stop_on_sigterm(moodbot_model, tmp_path):
+    log = tmp_path / "server.log"
+    with parley_run(["-m", str(moodbot_model), "--enable-api", "--auth-token", "t"],
+                    tmp_path, log) as url:
+        status, replies = post_json(f"{url}/webhooks/rest/webhook",
+                                    {"sender": "cli", "message": "hello"})
+        assert status == 200 and replies[0]["text"] == "Hey! How are you?"
+        code, body = get(f"{url}/status?token=t")
+        assert code == 200 and json.loads(body)["model_file"] == moodbot_model.name
+        assert get(f"{url}/status")[0] == 401
+    text = log.read_text()
+    ready = [line for line in text.splitlines() if READY in line]
+    assert len(ready) == 1 and "channels: rest" in ready[0] and "API: on" in ready[0]
+    assert "loaded the model" in text and "Traceback" not in text
+
+
+def test_parley_run_should_refuse_channels_it_does_not_have(tmp_path, capsys):
+    credentials = tmp_path / "credentials.yml"
+    credentials.write_text("rest:\nslack:\n  slack_token: x\n")
+    code = main(["run", "-m", str(tmp_path), "--credentials", str(credentials)])
+    assert code == 1
+    assert "credentials.yml:2" in capsys.readouterr().err

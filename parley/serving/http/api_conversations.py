@@ -23,6 +23,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import BaseRoute, Route
 
 from parley.data.events import event_from_dict
@@ -32,15 +33,30 @@ from parley.serving.http.auth import Auth
 from parley.serving.http.body import bool_param, json_body, json_object, optional_text
 from parley.serving.http.errors import HTTPError, bad_request
 from parley.serving.http.events_io import (
-    events_from_body, include_events_param, prediction_result, tracker_json, travel_back,
-    until_param,
+    events_from_body, include_events_param, parse_data_problem, prediction_result,
+    tracker_json, travel_back, until_param,
 )
 from parley.serving.http.state import ServerState
 from parley.serving.http.story import conversation_stories_yaml, sessions
 
 __all__ = ["routes"]
 
-PREFIX = "/conversations/{conversation_id:path}"
+
+
+class ConversationId(Convertor[str]):
+    """Any conversation id, slashes and control characters too (senders choose them)."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("conversation", ConversationId())
+PREFIX = "/conversations/{conversation_id:conversation}"
 
 
 def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
@@ -75,7 +91,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         data = await json_body(request, "a list of events")
         if not isinstance(data, list):
             raise bad_request("the body must be a list of events.", "", "body")
-        events = events_from_body(data) if data else []
+        events = events_from_body(data, allow_empty=True)
         tracker = await processor.replace_events(conversation_id, events)
         return JSONResponse(tracker_json(tracker, verbosity))
 
@@ -88,7 +104,9 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
             raise bad_request("Currently, only user messages can be passed to this endpoint. "
                               f"Messages of sender '{str(sender)[:40]}' cannot be handled.",
                               "sender")
-        text = optional_text(data, "text")
+        text = data.get("text")
+        if not isinstance(text, str):
+            raise bad_request("'text' must be the message, a string.", "text")
         parse_data = data.get("parse_data")
         if parse_data is not None:
             _check_parse_data(parse_data, text)
@@ -119,7 +137,8 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
             raise bad_request("'confidence' must be a number.", "confidence")
         if name not in processor.domain.action_names:
-            raise bad_request(f"the action '{name[:80]}' is not in the domain.", "name")
+            raise HTTPError(404, f"The action '{name[:80]}' is not in the domain.",
+                            reason="NotFound")
         await must_exist(processor, conversation_id)
         tracker, messages = await state.within_timeout(processor.execute_action(
             conversation_id, name, _output_channel(request), policy,
@@ -182,9 +201,9 @@ def _output_channel(request: Request) -> str | None:
 
 def _check_parse_data(parse_data: Any, text: str | None) -> None:
     """``parse_data`` must read as a user event's would (intent, entities …)."""
-    if not isinstance(parse_data, dict):
-        raise bad_request("'parse_data' must be an object (intent, entities, text).",
-                          "parse_data")
+    problem = parse_data_problem(parse_data)
+    if problem:
+        raise bad_request(f"'parse_data' is not a parse result: {problem}.", "parse_data")
     try:
         event_from_dict({"event": "user", "text": text, "parse_data": parse_data})
     except DataError as error:

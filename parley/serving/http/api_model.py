@@ -129,7 +129,10 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         auth.check(request)
         processor = state.require_processor(core=True)
         verbosity = include_events_param(request)
-        events = events_from_body(await _json_list(request))
+        data = await _json_list(request)
+        if not isinstance(data, list):
+            raise bad_request("the body must be a list of events.", "", "body")
+        events = events_from_body(data, allow_empty=True)
         tracker = processor.tracker_store.init_tracker("default", events)
         prediction = await processor.predict(tracker)
         return JSONResponse(prediction_result(processor, tracker, prediction, verbosity))

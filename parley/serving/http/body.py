@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from parley.serving.http.errors import HTTPError, bad_request
+from parley.serving.http.errors import bad_request
 
 __all__ = ["float_param", "bool_param", "json_body", "json_object", "optional_text"]
 
@@ -44,29 +44,30 @@ def optional_text(data: dict[str, Any], key: str) -> str | None:
 
 
 def float_param(request: Request, name: str) -> float | None:
+    """A number from the query; anything else is a 400 (Rasa would silently ignore it)."""
     value = request.query_params.get(name)
-    if value is None or value in ("", "None"):
+    if value is None:
         return None
     try:
         number = float(value)
     except ValueError:
-        raise bad_request(f"the query parameter '{name}' must be a number, found "
-                          f"'{value[:40]}'.", name, "query") from None
+        number = math.nan
     if not math.isfinite(number):
-        raise bad_request(f"the query parameter '{name}' must be a finite number.", name,
-                          "query")
+        raise bad_request(f"the query parameter '{name}' must be a number, found "
+                          f"'{value[:40]}'.", name, "query")
     return number
 
 
 def bool_param(request: Request, name: str, default: bool) -> bool:
-    """Rasa's reading of a flag: ``true``/``false`` (any case), ``1``/``0``."""
+    """A flag from the query: ``true``/``false`` in any case (or ``1``/``0``); anything
+    else is a 400 (Rasa would take it as false)."""
     value = request.query_params.get(name)
     if value is None:
         return default
     lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
+    if lowered in ("true", "1"):
         return True
-    if lowered in ("false", "0", "no"):
+    if lowered in ("false", "0"):
         return False
-    raise HTTPError(400, f"the query parameter '{name}' must be true or false, found "
-                         f"'{value[:40]}'.", details={"parameter": name, "in": "query"})
+    raise bad_request(f"the query parameter '{name}' must be true or false, found "
+                      f"'{value[:40]}'.", name, "query")

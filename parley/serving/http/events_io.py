@@ -16,8 +16,8 @@ from parley.runtime.tracker_state import tracker_state
 from parley.serving.http.body import float_param
 from parley.serving.http.errors import bad_request
 
-__all__ = ["events_from_body", "include_events_param", "prediction_result", "tracker_json",
-           "until_param"]
+__all__ = ["events_from_body", "include_events_param", "parse_data_problem",
+           "prediction_result", "tracker_json", "until_param"]
 
 VERBOSITIES = {"ALL": "all", "APPLIED": "applied", "AFTER_RESTART": "after_restart",
                "NONE": "none"}
@@ -39,10 +39,10 @@ def until_param(request: Request) -> float | None:
     return float_param(request, "until")
 
 
-def events_from_body(data: Any) -> list[Event]:
+def events_from_body(data: Any, allow_empty: bool = False) -> list[Event]:
     """One event or a list of them, in Rasa's JSON; a malformed one is a 400 naming it."""
     items = data if isinstance(data, list) else [data]
-    if not items:
+    if not items and not allow_empty:
         raise bad_request("Couldn't extract a proper event from the request body: the list "
                           "is empty.", "", "body")
     events = []
@@ -50,11 +50,69 @@ def events_from_body(data: Any) -> list[Event]:
         if isinstance(item, dict) and item.get("event") in RASA_ONLY_EVENTS:
             raise bad_request(f"event {number}: Parley does not implement Rasa's "
                               f"'{item['event']}' event.", "", "body")
+        if isinstance(item, dict) and item.get("event") == "slot" and (
+                not isinstance(item.get("name"), str) or "value" not in item):
+            raise bad_request(f"event {number}: a 'slot' event needs a 'name' (a string) and "
+                              "a 'value'.", "", "body")
+        if isinstance(item, dict) and item.get("event") == "user" and \
+                item.get("parse_data") is not None:
+            problem = parse_data_problem(item["parse_data"])
+            if problem:
+                raise bad_request(f"event {number}: {problem}.", "", "body")
         try:
             events.append(event_from_dict(item, f"event {number}"))
         except DataError as error:
             raise bad_request(f"Failed to validate the events: {error}", "", "body") from None
     return events
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _intent_problem(intent: Any, where: str) -> str | None:
+    if not isinstance(intent, dict):
+        return f"{where} must be an object (name, confidence)"
+    name, confidence = intent.get("name"), intent.get("confidence")
+    if name is not None and not isinstance(name, str):
+        return f"{where}'s name must be a string"
+    if confidence is not None and not _is_number(confidence):
+        return f"{where}'s confidence must be a number"
+    return None
+
+
+def parse_data_problem(parse: Any) -> str | None:
+    """What is wrong with a parse result a client sent (as Rasa's event schema checks it),
+    or None: intent and ranking entries ``{name, confidence}``, entities with a string
+    ``entity`` and integer offsets."""
+    if not isinstance(parse, dict):
+        return "parse_data must be an object (intent, entities, text)"
+    if parse.get("intent") not in (None, {}):
+        problem = _intent_problem(parse["intent"], "the intent")
+        if problem:
+            return problem
+    ranking = parse.get("intent_ranking")
+    if ranking is not None:
+        if not isinstance(ranking, list):
+            return "intent_ranking must be a list"
+        for item in ranking:
+            problem = _intent_problem(item, "an intent_ranking entry")
+            if problem:
+                return problem
+    entities = parse.get("entities")
+    if entities is not None:
+        if not isinstance(entities, list):
+            return "entities must be a list"
+        for entity in entities:
+            if not isinstance(entity, dict) or not isinstance(entity.get("entity"), str):
+                return "each entity must be an object with an 'entity' name"
+            for key in ("start", "end"):
+                if entity.get(key) is not None and (
+                        not isinstance(entity[key], int) or isinstance(entity[key], bool)):
+                    return f"an entity's '{key}' must be an integer offset"
+            if entity.get("confidence") is not None and not _is_number(entity["confidence"]):
+                return "an entity's confidence must be a number"
+    return None
 
 
 def travel_back(tracker: DialogueStateTracker, until: float | None,

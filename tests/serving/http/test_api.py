@@ -114,7 +114,7 @@ def test_execute_and_trigger_intent_should_run_and_return_the_messages(client):
     assert executed.json()["tracker"]["latest_action_name"] == "utter_happy"
     assert client.post("/conversations/x/execute", json={}).status_code == 400
     assert client.post("/conversations/x/execute", json={"name": "utter_nothing"}) \
-        .status_code == 400
+        .status_code == 404
     assert client.post("/conversations/none/execute", json={"name": "utter_happy"}) \
         .status_code == 404
 

@@ -179,8 +179,8 @@ class MessageProcessor:
         ``trigger_intent`` endpoint): the message text is ``EXTERNAL: <intent>``."""
         if isinstance(entities, dict):
             entities = [{"entity": name, "value": value} for name, value in entities.items()]
-        parse = {"intent": {"name": intent, "confidence": 1.0}, "entities": entities or [],
-                 "text": f"EXTERNAL: {intent}"}
+        parse: dict[str, Any] = {"intent": {"name": intent, "confidence": 1.0},
+                                 "entities": entities or [], "text": f"EXTERNAL: {intent}"}
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
             start = len(tracker.events)

@@ -82,7 +82,8 @@ async def _on_starlette_error(request: Request, error: Exception) -> Response:
     message = {404: f"nothing at {request.url.path}; see docs/server.md for the endpoints.",
                405: f"{request.method} is not allowed on {request.url.path}."}.get(
         error.status_code, str(error.detail))
-    return error_response(HTTPError(error.status_code, message, headers=error.headers))
+    headers = dict(error.headers) if error.headers else None
+    return error_response(HTTPError(error.status_code, message, headers=headers))
 
 
 async def _on_parley_error(request: Request, error: Exception) -> Response:

@@ -139,9 +139,9 @@ def prediction_result(processor: MessageProcessor, tracker: DialogueStateTracker
     """Rasa's answer to a prediction: every action's score (best first, ties by name), the
     winning policy and its confidence, and the tracker."""
     names = processor.domain.action_names
-    scores = [{"action": name, "score": float(score)}
-              for name, score in zip(names, prediction.probabilities, strict=False)]
-    scores.sort(key=lambda item: (-item["score"], item["action"]))
+    ranked = sorted(zip(names, (float(p) for p in prediction.probabilities), strict=False),
+                    key=lambda pair: (-pair[1], pair[0]))
+    scores = [{"action": name, "score": score} for name, score in ranked]
     return {"scores": scores, "policy": prediction.policy_name,
             "confidence": float(prediction.max_confidence),
             "tracker": tracker_json(tracker, verbosity)}

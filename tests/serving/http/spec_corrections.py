@@ -6,6 +6,7 @@ docs/server.md ("Where Rasa's spec and Rasa differ")."""
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,12 @@ CORRECTIONS: list[Correction] = [
 
 
 def implemented_spec(path: Path = SPEC) -> dict[str, Any]:
+    """A fresh copy each call (schemathesis changes the dict it is given)."""
+    return copy.deepcopy(_corrected(path))
+
+
+@functools.lru_cache(maxsize=2)
+def _corrected(path: Path) -> dict[str, Any]:
     spec = yaml.safe_load(path.read_text())
     for route, methods in spec["paths"].items():
         for method in list(methods):
@@ -155,4 +162,4 @@ def implemented_spec(path: Path = SPEC) -> dict[str, Any]:
     spec["paths"] = {route: methods for route, methods in spec["paths"].items() if methods}
     for _, apply in CORRECTIONS:
         apply(spec)
-    return copy.deepcopy(spec)
+    return spec

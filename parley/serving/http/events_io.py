@@ -83,10 +83,12 @@ def _intent_problem(intent: Any, where: str) -> str | None:
 
 def parse_data_problem(parse: Any) -> str | None:
     """What is wrong with a parse result a client sent (as Rasa's event schema checks it),
-    or None: intent and ranking entries ``{name, confidence}``, entities with a string
-    ``entity`` and integer offsets."""
+    or None: a ``text`` key, intent and ranking entries ``{name, confidence}``, entities
+    with a string ``entity`` and integer offsets."""
     if not isinstance(parse, dict):
         return "parse_data must be an object (intent, entities, text)"
+    if "text" not in parse:  # Rasa writes it always, null or not
+        return "parse_data must have the message's 'text' (a string or null)"
     if parse.get("intent") not in (None, {}):
         problem = _intent_problem(parse["intent"], "the intent")
         if problem:

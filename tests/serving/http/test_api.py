@@ -71,7 +71,7 @@ def test_events_should_append_and_replace(client):
     assert slot.json()["slots"]["session_started_metadata"] == {"a": 1}
     many = client.post("/conversations/e/tracker/events", json=[
         {"event": "user", "text": "hey", "parse_data": {
-            "intent": {"name": "greet", "confidence": 1.0}, "entities": []}},
+            "text": "hey", "intent": {"name": "greet", "confidence": 1.0}, "entities": []}},
         {"event": "bot", "text": "hello"}]).json()
     assert [e["event"] for e in many["events"]][-2:] == ["user", "bot"]
     replaced = client.put("/conversations/e/tracker/events", json=[
@@ -103,7 +103,10 @@ def test_messages_should_log_a_message_and_predict_should_not_run_anything(clien
                        "entities": []}}).json()
     assert given["latest_message"]["intent"]["name"] == "deny"
     assert client.post("/conversations/m2/messages", json={
-        "text": "x", "sender": "user", "parse_data": {"entities": "no"}}).status_code == 400
+        "text": "x", "sender": "user", "parse_data": {"text": "x", "entities": "no"}}) \
+        .status_code == 400
+    assert client.post("/conversations/m2/messages", json={
+        "text": "x", "sender": "user", "parse_data": {"entities": []}}).status_code == 400
 
 
 def test_execute_and_trigger_intent_should_run_and_return_the_messages(client):

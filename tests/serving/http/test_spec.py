@@ -10,6 +10,7 @@ the model in one does not change what another sees.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -25,6 +26,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 
 
 TOKEN = "spec-token"
+# Generated requests per operation and mode; PARLEY_SPEC_EXAMPLES=500 for a deeper search.
+EXAMPLES = int(os.environ.get("PARLEY_SPEC_EXAMPLES", "25"))
 OPERATIONS = [(route, method) for route, methods in implemented_spec()["paths"].items()
               for method in methods] if SPEC.is_file() else []
 
@@ -69,7 +72,7 @@ def test_the_api_should_answer_as_rasas_spec_says(api_schema: Any, route: str, m
     excluded = [positive_data_acceptance] if unknowable else []
 
     @given(case=strategy)
-    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck),
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
               derandomize=True, database=None)
     def check(case: Any) -> None:
         case.call_and_validate(params={"token": TOKEN}, excluded_checks=excluded)

@@ -10,7 +10,8 @@ from starlette.requests import Request
 
 from parley.serving.http.errors import bad_request
 
-__all__ = ["float_param", "bool_param", "json_body", "json_object", "optional_text"]
+__all__ = ["bool_param", "float_param", "json_body", "json_object", "optional_text",
+           "query_value"]
 
 
 async def json_body(request: Request, what: str) -> Any:
@@ -43,9 +44,18 @@ def optional_text(data: dict[str, Any], key: str) -> str | None:
     return str(value)
 
 
+def query_value(request: Request, name: str) -> str | None:
+    """The query parameter ``name``, given once at most (twice is a 400: which one?)."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise bad_request(f"the query parameter '{name}' is given {len(values)} times; give "
+                          "it once.", name, "query")
+    return values[0] if values else None
+
+
 def float_param(request: Request, name: str) -> float | None:
     """A number from the query; anything else is a 400 (Rasa would silently ignore it)."""
-    value = request.query_params.get(name)
+    value = query_value(request, name)
     if value is None:
         return None
     try:
@@ -61,7 +71,7 @@ def float_param(request: Request, name: str) -> float | None:
 def bool_param(request: Request, name: str, default: bool) -> bool:
     """A flag from the query: ``true``/``false`` in any case (or ``1``/``0``); anything
     else is a 400 (Rasa would take it as false)."""
-    value = request.query_params.get(name)
+    value = query_value(request, name)
     if value is None:
         return default
     lowered = value.lower()

@@ -13,7 +13,7 @@ from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import DataError
 from parley.runtime.processor import MessageProcessor
 from parley.runtime.tracker_state import tracker_state
-from parley.serving.http.body import float_param
+from parley.serving.http.body import float_param, query_value
 from parley.serving.http.errors import bad_request
 
 __all__ = ["events_from_body", "include_events_param", "parse_data_problem",
@@ -26,8 +26,12 @@ RASA_ONLY_EVENTS = ("reminder", "cancel_reminder", "pause", "resume", "export", 
                     "entities", "form", "form_validation")
 
 
+# Keys Rasa always writes with a value: null is not theirs to take.
+NOT_NULL = ("timestamp", "metadata", "parse_data", "hide_rule_turn")
+
+
 def include_events_param(request: Request, default: str = "AFTER_RESTART") -> str:
-    value = request.query_params.get("include_events", default)
+    value = query_value(request, "include_events") or default
     verbosity = VERBOSITIES.get(value.upper())
     if verbosity is None:
         raise bad_request(f"Invalid parameter value for 'include_events'. Should be one of "
@@ -50,6 +54,11 @@ def events_from_body(data: Any, allow_empty: bool = False) -> list[Event]:
         if isinstance(item, dict) and item.get("event") in RASA_ONLY_EVENTS:
             raise bad_request(f"event {number}: Parley does not implement Rasa's "
                               f"'{item['event']}' event.", "", "body")
+        present_nulls = [key for key in NOT_NULL if isinstance(item, dict)
+                         and key in item and item[key] is None]
+        if present_nulls:
+            raise bad_request(f"event {number}: '{present_nulls[0]}' must not be null (leave "
+                              "it out instead).", "", "body")
         if isinstance(item, dict) and item.get("event") == "slot" and (
                 not isinstance(item.get("name"), str) or "value" not in item):
             raise bad_request(f"event {number}: a 'slot' event needs a 'name' (a string) and "

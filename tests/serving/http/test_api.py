@@ -55,6 +55,7 @@ def test_the_tracker_should_come_as_rasa_serialises_it(client):
     earlier = client.get(f"/conversations/t/tracker?until={second - 1e-6}").json()
     assert [e["event"] for e in earlier["events"]].count("user") == 1
     assert client.get("/conversations/t/tracker?until=soon").status_code == 400
+    assert client.get("/conversations/t/tracker?until=1&until=2").status_code == 400
 
 
 def test_a_new_conversations_tracker_should_start_a_session(client):
@@ -77,7 +78,9 @@ def test_events_should_append_and_replace(client):
     replaced = client.put("/conversations/e/tracker/events", json=[
         {"event": "action", "name": "action_listen"}]).json()
     assert [e["event"] for e in replaced["events"]] == ["action"]
-    for bad in ({"event": "nonsense"}, [], {"event": "slot", "name": 3}, {"event": "pause"}):
+    for bad in ({"event": "nonsense"}, [], {"event": "slot", "name": 3}, {"event": "pause"},
+                {"event": "followup", "name": "utter_greet", "metadata": None},
+                {"event": "action", "name": "action_listen", "hide_rule_turn": None}):
         response = client.post("/conversations/e/tracker/events", json=bad)
         assert response.status_code == 400, bad
     assert client.put("/conversations/e/tracker/events", json={"event": "restart"}) \

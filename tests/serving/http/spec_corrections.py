@@ -75,6 +75,17 @@ def not_found(spec: dict[str, Any]) -> None:
         _add_404(spec, f"/conversations/{{conversation_id}}/{route}", method)
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+
+
+def lenient_query(spec: dict[str, Any]) -> None:
+    parameters = spec["components"]["parameters"]
+    include = parameters["include_events"]["schema"]
+    include["pattern"] = "^(" + "|".join(_any_case(v) for v in include.pop("enum")) + ")$"
+    parameters["output_channel"]["schema"].pop("enum")
+
+
 def strict_query(spec: dict[str, Any]) -> None:
     story = _operation(spec, "/conversations/{conversation_id}/story", "get")
     story["responses"][400] = {"$ref": "#/components/responses/400BadRequest"}
@@ -134,6 +145,8 @@ CORRECTIONS: list[Correction] = [
     ("Rasa answers 404 for an unknown conversation (story, predict, execute), action or "
      "intent", not_found),
     ("Rasa sends the story as text/plain", story_text),
+    ("Rasa reads include_events in any letter case, and any output_channel name (one it "
+     "does not have returns the messages in the answer)", lenient_query),
     ("Parley answers 400 for a query value of the wrong type (until, all_sessions) where "
      "Rasa ignores it", strict_query),
     ("Rasa 3's domain: intents as names or mappings, slots without auto_fill, responses as "

@@ -11,10 +11,11 @@ its conversations to them in turn: no balancer), and talks to it over the REST w
 
 1. **one conversation at a time** (``--sequential`` messages, each sent when the last was
    answered): the handle-message latency a single user sees. Rasa's 22.6 ms (its
-   ``handle one message end to end, median``, ../shared/anchors.md) was taken this way —
-   one message at a time, nothing else running — so this is the comparable column. The
-   same script is also run in this process through ``MessageProcessor.handle_message``
-   with in-memory stores and the server's prediction pool (no HTTP): the runtime's share.
+   ``handle one message end to end, median``, ../shared/anchors.md) is a median of this
+   kind — one message at a time, nothing else running; anchors.md does not say whether
+   through HTTP or in process, so both are reported and both compare: the same script
+   also runs in this process through ``MessageProcessor.handle_message`` with in-memory
+   stores and the server's prediction pool (no HTTP), with its CPU time per message.
 2. **many conversations at once** (``--conversations`` clients, each holding scripted
    conversations one message after the other, until ``--messages`` were answered or
    ``--seconds`` passed): throughput, latency p50/p99 under load, errors.
@@ -300,10 +301,11 @@ async def run_load(ports: list[int], conversations: int, script: list[str],
     return load, time.perf_counter() - began
 
 
-def in_process(model: Path, script: list[str], messages: int) -> list[float]:
+def in_process(model: Path, script: list[str], messages: int) -> tuple[list[float], float]:
     """``MessageProcessor.handle_message`` in this process, in-memory stores, one message at
     a time (after a warm-up conversation), the model computing in a prediction pool as in
-    the server (one worker, one PyTorch thread)."""
+    the server (one worker, one PyTorch thread): the latencies, and the CPU seconds they
+    took (all threads of this process)."""
     from parley.runtime.processor import MessageProcessor, UserMessage
     from parley.serving.agent import load
     from parley.serving.http.compute import PredictionPool
@@ -314,7 +316,7 @@ def in_process(model: Path, script: list[str], messages: int) -> list[float]:
     async def go() -> list[float]:
         for text in script:
             await processor.handle_message(UserMessage(text, "warm-up"))
-        times = []
+        times: list[float] = []
         for i in range(messages):
             began = time.perf_counter()
             await processor.handle_message(UserMessage(script[i % len(script)],
@@ -322,8 +324,9 @@ def in_process(model: Path, script: list[str], messages: int) -> list[float]:
             times.append(time.perf_counter() - began)
         return times
 
+    cpu = time.process_time()
     try:
-        return asyncio.run(go())
+        return asyncio.run(go()), time.process_time() - cpu
     finally:
         pool.close()
 
@@ -375,7 +378,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             clean_stores(args.store, tag)
         errors = [line for server in servers for line in server.log.read_text(
             errors="replace").splitlines() if "Traceback" in line or " ERROR " in line]
-        inproc = in_process(model, script, args.sequential) if args.in_process else []
+        inproc, inproc_cpu = (in_process(model, script, args.sequential) if args.in_process
+                              else ([], 0.0))
     n_seq, n_load = len(sequential.latencies), len(loaded.latencies)
     return {
         "bot": bot.name, "model": model.name, "store": args.store,
@@ -391,7 +395,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "per_s": n_seq / seq_wall},
         "in_process": {
             "messages": len(inproc), "p50_ms": 1000 * percentile(inproc, 50),
-            "p99_ms": 1000 * percentile(inproc, 99)},
+            "p99_ms": 1000 * percentile(inproc, 99),
+            "cpu_ms": 1000 * inproc_cpu / max(1, len(inproc))},
         "concurrent": {
             "conversations": args.conversations, "messages": n_load,
             "errors": len(loaded.errors), "first_errors": loaded.errors[:3],
@@ -407,7 +412,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 def table(result: dict[str, Any]) -> str:
     s, c, p = result["sequential"], result["concurrent"], result["in_process"]
-    inproc = f"{p['p50_ms']:.2f}" if p["messages"] else "—"
+    inproc = f"{p['p50_ms']:.2f} ({p['cpu_ms']:.2f})" if p["messages"] else "—"
     rasa = result["rasa"]
     moodbot = "moodbot" in result["bot"]
     rows = [
@@ -415,7 +420,7 @@ def table(result: dict[str, Any]) -> str:
         f"{result['processes']} server process(es), {result['prediction_workers']} "
         "prediction worker(s) each\n",
         "One conversation, one message at a time (Rasa's figure was taken so):\n",
-        "| | handle-message p50 ms | p99 ms | in process p50 ms | server CPU ms/message | "
+        "| | handle-message p50 ms | p99 ms | in process p50 (CPU) ms | server CPU ms/message | "
         "model load s | start → ready s | server peak MB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
         f"| Parley, REST webhook | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {inproc} | "

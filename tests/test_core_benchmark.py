@@ -39,17 +39,17 @@ def test_no_ted_config_should_keep_the_pipeline_and_drop_ted(tmp_path):
 @needs_shared_data
 def test_benchmark_should_train_test_and_report_beside_rasa(tmp_path, capsys):
     target = tmp_path / "core.json"
-    missing = tmp_path / "unexpected.yml"  # a policy Parley does not have yet
-    missing.write_text("language: en\npolicies:\n- name: UnexpecTEDIntentPolicy\n")
+    missing = tmp_path / "removed.yml"  # a policy Rasa 3 removed: it cannot train
+    missing.write_text("language: en\npolicies:\n- name: FormPolicy\n")
     code = bench.main(["--bots", "rasa-init-moodbot", "--configs", str(missing), str(MEMO_RULES),
                        "--json", str(target)])
     assert code == 0
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("| rasa-init-moodbot | memo-rules | ") for line in lines)
     failed, ran = json.loads(target.read_text())
-    # a config Parley cannot train yet is reported, and the next one runs
-    assert failed["config"] == "unexpected" and "UnexpecTEDIntentPolicy" in failed["error"]
-    assert any(line.startswith("| rasa-init-moodbot | unexpected | **failed**: ")
+    # a config Parley cannot train is reported, and the next one runs
+    assert failed["config"] == "removed" and "FormPolicy" in failed["error"]
+    assert any(line.startswith("| rasa-init-moodbot | removed | **failed**: ")
                for line in lines)
     assert (ran["passed"], ran["stories"], ran["action_accuracy"]) == (7, 7, 1.0)
     assert ran["parsed"] and ran["train_peak_mb"] > 10 and ran["train_wall_s"] > 0

@@ -62,7 +62,8 @@ if TYPE_CHECKING:
     from parley.dialogue.neural.model import Architecture
 
 # Rasa's defaults where they differ from TED's.
-UNEXPECTED_DENSE = {**{k: v for k, v in DENSE_DIMENSION.items() if "action_text" not in k},
+UNEXPECTED_DENSE = {**{k: v for k, v in DENSE_DIMENSION.items()
+                       if k != "action_text" and not k.startswith("label_")},
                     "label_intent": 20}
 UNEXPECTED_CONCAT = {"text": CONCAT_DIMENSION["text"]}
 UNEXPECTED_SIZE = {k: TRANSFORMER_SIZE[k] for k in ("text", "dialogue")}

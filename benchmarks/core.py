@@ -16,7 +16,7 @@ Configs: ``own`` is the bot's portable config (config-portable.yml where there i
 else config.yml), as Rasa was run; ``no-ted`` is that config without TEDPolicy and
 UnexpecTEDIntentPolicy (MemoizationPolicy and RulePolicy added where missing), the
 pipeline unchanged; a name is ``benchmarks/configs/<name>.yml``; anything else is a path.
-A config that fails (e.g. a policy Parley does not have yet) is reported as failed and
+A config that fails (e.g. a policy Rasa 3 removed) is reported as failed and
 the others go on.
 
 Prints one Markdown row per run as it finishes, then the whole table; ``--json`` keeps

@@ -70,8 +70,8 @@ UNEXPECTED_SIZE = {k: TRANSFORMER_SIZE[k] for k in ("text", "dialogue")}
 UNEXPECTED_LAYERS = {k: TRANSFORMER_LAYERS[k] for k in ("text", "dialogue")}
 ROUNDING = 1e-5  # relative float32 noise of a score between batched and single inference
 # Settings Rasa fixes for this policy whatever the config says.
-FIXED = {"similarity_type": "inner", "loss_type": "cross_entropy", "entity_recognition": False,
-         "BILOU_flag": False}
+FIXED: dict[str, Any] = {"similarity_type": "inner", "loss_type": "cross_entropy",
+                         "entity_recognition": False, "BILOU_flag": False}
 # TED's keys that Rasa's UnexpecTEDIntentPolicy does not have.
 NOT_KEYS = {"maximum_positive_similarity", "maximum_negative_similarity",
             "use_maximum_negative_similarity", "negative_margin_scale",
@@ -213,7 +213,8 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
                 warn(f"{self.name}: {key} is always {value!r} for this policy (as in Rasa); "
                      f"the configured {getattr(self, key)!r} is ignored.")
         examples = intent_examples(trackers, domain, self.max_history)
-        unknown = sorted({i for row in examples.labels for i in row} - set(domain.intent_names))
+        said = {str(i) for row in examples.labels for i in row}
+        unknown = sorted(said - set(domain.intent_names))
         if unknown:
             raise DataError(f"{self.name}: the stories use intents that are not in the domain: "
                             f"{', '.join(unknown)}.",
@@ -250,7 +251,7 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
 
         inputs = self.featurizer_.encode(examples.table.states, self.text_features_)
         index = {name: i for i, name in enumerate(self.featurizer_.intents)}
-        label_sets = [[index[str(i)] for i in row] for row in examples.labels]  # type: ignore[union-attr]
+        label_sets = [[index[str(i)] for i in row] for row in examples.labels]
         return Dialogues.build(inputs, examples.histories, causal=False), label_sets
 
     def _label_inputs(self) -> dict[str, Any]:

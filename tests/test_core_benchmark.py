@@ -25,7 +25,7 @@ def test_policy_times_should_come_from_the_training_log():
 
 
 @needs_shared_data
-def test_no_ted_config_should_keep_the_pipeline_and_drop_ted(tmp_path):
+def test_derived_configs_should_keep_the_pipeline_and_drop_or_add_policies(tmp_path):
     bot = bench.BOTS / "financial-demo"
     config = yaml.safe_load(bench.config_for(bot, "no-ted", tmp_path).read_text())
     own = yaml.safe_load((bot / "config-portable.yml").read_text())
@@ -34,6 +34,11 @@ def test_no_ted_config_should_keep_the_pipeline_and_drop_ted(tmp_path):
     e2e = yaml.safe_load(bench.config_for(bench.BOTS / "rasa-example-e2ebot", "no-ted",
                                           tmp_path).read_text())
     assert [p["name"] for p in e2e["policies"]] == ["MemoizationPolicy", "RulePolicy"]
+    unexpected = yaml.safe_load(bench.config_for(bot, "with-unexpected", tmp_path).read_text())
+    assert unexpected["pipeline"] == own["pipeline"]
+    names = [p["name"] for p in unexpected["policies"]]
+    assert names.index("UnexpecTEDIntentPolicy") == names.index("TEDPolicy") - 1
+    assert unexpected["policies"][names.index("UnexpecTEDIntentPolicy")] == bench.UNEXPECTED
 
 
 @needs_shared_data

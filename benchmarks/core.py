@@ -1,6 +1,7 @@
 """Whole-bot training and test stories, beside Rasa 3.6's figures.
 
-    python benchmarks/core.py [--bots NAME ...] [--configs own|no-ted|NAME|PATH ...]
+    python benchmarks/core.py [--bots NAME ...]
+                              [--configs own|no-ted|with-unexpected|NAME|PATH ...]
                               [--timeout S] [--json PATH]
 
 For each bot under ../shared/data/bots that has test stories (tests/, test/ or
@@ -15,8 +16,10 @@ Parley's) and Rasa's peak memory over Parley's.
 Configs: ``own`` is the bot's portable config (config-portable.yml where there is one,
 else config.yml), as Rasa was run; ``no-ted`` is that config without TEDPolicy and
 UnexpecTEDIntentPolicy (MemoizationPolicy and RulePolicy added where missing), the
-pipeline unchanged; a name is ``benchmarks/configs/<name>.yml``; anything else is a path.
-A config that fails (e.g. a policy Parley does not have yet) is reported as failed and
+pipeline unchanged; ``with-unexpected`` is that config with UnexpecTEDIntentPolicy added
+before TEDPolicy as Rasa 3.6's default config sets it (``max_history: 5``, ``epochs: 100``);
+a name is ``benchmarks/configs/<name>.yml``; anything else is a path.
+A config that fails (e.g. a policy Rasa 3 removed) is reported as failed and
 the others go on.
 
 Prints one Markdown row per run as it finishes, then the whole table; ``--json`` keeps
@@ -43,6 +46,8 @@ CONFIGS = Path(__file__).resolve().parent / "configs"
 TEST_FOLDERS = ("tests", "test", "test_stories")
 CACHE_DIR_ENV = "PARLEY_CACHE_DIR"  # parley.engine.cache's; this parent imports no parley
 WITHOUT_TED = ("TEDPolicy", "UnexpecTEDIntentPolicy")
+DERIVED = ("no-ted", "with-unexpected")  # configs made from the bot's own
+UNEXPECTED = {"name": "UnexpecTEDIntentPolicy", "max_history": 5, "epochs": 100}
 # A line of the training log: "  core_1_RulePolicy: trained in 0.10s (…)".
 NODE_LINE = re.compile(r"^\s+(nlu|core)_\d+_(\w+): (?:trained|\w+) in ([\d.]+)s")
 
@@ -140,15 +145,15 @@ def test_folder(bot: Path) -> Path | None:
 
 
 def resolve_config(value: str) -> str:
-    """A label the run understands: own, no-ted, or a config file's path."""
-    if value in ("own", "no-ted"):
+    """A label the run understands: own, no-ted, with-unexpected, or a config file's path."""
+    if value in ("own", *DERIVED):
         return value
     named = CONFIGS / f"{value}.yml"
     if named.is_file() and not Path(value).is_file():
         return str(named)
     if Path(value).is_file():
         return str(Path(value).resolve())
-    available = ", ".join(["own", "no-ted", *sorted(p.stem for p in CONFIGS.glob("*.yml"))])
+    available = ", ".join(["own", *DERIVED, *sorted(p.stem for p in CONFIGS.glob("*.yml"))])
     raise SystemExit(f"unknown config '{value}': not a file and not in {CONFIGS} "
                      f"(available: {available}).")
 
@@ -159,17 +164,24 @@ def config_for(bot: Path, choice: str, workdir: Path) -> Path:
 
     if choice == "own":
         return own_config(bot)
-    if choice != "no-ted":
+    if choice not in DERIVED:
         return Path(choice)
     config = yaml.safe_load(own_config(bot).read_text(encoding="utf-8")) or {}
-    policies = [p for p in config.get("policies") or [] if p.get("name") not in WITHOUT_TED]
-    names = {p.get("name") for p in policies}
-    if not names & {"MemoizationPolicy", "AugmentedMemoizationPolicy"}:
-        policies.insert(0, {"name": "MemoizationPolicy"})
-    if "RulePolicy" not in names:
-        policies.append({"name": "RulePolicy"})
+    policies = list(config.get("policies") or [])
+    if choice == "with-unexpected":
+        names = [p.get("name") for p in policies]
+        if "UnexpecTEDIntentPolicy" not in names:
+            at = names.index("TEDPolicy") if "TEDPolicy" in names else len(policies)
+            policies.insert(at, dict(UNEXPECTED))
+    else:
+        policies = [p for p in policies if p.get("name") not in WITHOUT_TED]
+        names = [p.get("name") for p in policies]
+        if not set(names) & {"MemoizationPolicy", "AugmentedMemoizationPolicy"}:
+            policies.insert(0, {"name": "MemoizationPolicy"})
+        if "RulePolicy" not in names:
+            policies.append({"name": "RulePolicy"})
     config["policies"] = policies
-    target = workdir / "config-no-ted.yml"
+    target = workdir / f"config-{choice}.yml"
     target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return target
 
@@ -187,7 +199,7 @@ def policy_times(log: str) -> dict[str, float]:
 
 
 def run_one(bot: Path, choice: str, timeout: float | None) -> dict[str, Any]:
-    label = choice if choice in ("own", "no-ted") else Path(choice).stem
+    label = choice if choice in ("own", *DERIVED) else Path(choice).stem
     row: dict[str, Any] = {"bot": bot.name, "config": label}
     rasa = RASA.get(bot.name)
     if rasa:
@@ -201,7 +213,7 @@ def run_one(bot: Path, choice: str, timeout: float | None) -> dict[str, Any]:
         work = Path(tmp)
         try:
             config = config_for(bot, choice, work)
-            row["config_path"] = str(config if choice != "no-ted" else own_config(bot))
+            row["config_path"] = str(config if choice not in DERIVED else own_config(bot))
             wall, log, trained = _spawn(
                 ["train", "--", "-d", str(bot / "domain.yml"), "-c", str(config), "--data",
                  str(bot / "data"), "--out", str(work / "models"), "--fixed-model-name",
@@ -212,8 +224,8 @@ def run_one(bot: Path, choice: str, timeout: float | None) -> dict[str, Any]:
                 {"model": str(work / "models" / "model.tar.gz"), "stories": str(tests),
                  "out": str(work / "results")})], work, timeout)
         except RunFailed as exc:
-            row["error"] = str(exc).replace(str(work / "config-no-ted.yml"),
-                                            f"{own_config(bot)} (without TED)")
+            row["error"] = str(exc).replace(str(work / f"config-{choice}.yml"),
+                                            f"{own_config(bot)} ({choice})")
             return row
     tested.pop("peak_mb")
     row.update(tested)
@@ -277,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                              "stories)")
     parser.add_argument("--configs", nargs="+", default=["own"], metavar="CONFIG",
                         help="own (the bot's portable config), no-ted (the same without TED), "
+                             "with-unexpected (with UnexpecTEDIntentPolicy), "
                              "a name in benchmarks/configs/, or a path (default: own)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="give up on a training or test after this many seconds")

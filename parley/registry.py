@@ -80,6 +80,8 @@ ENTRIES: dict[str, Entry] = {
         _policy("parley.dialogue.policies.memoization:AugmentedMemoizationPolicy"),
     "RulePolicy": _policy("parley.dialogue.policies.rule:RulePolicy"),
     "TEDPolicy": _policy("parley.dialogue.policies.ted:TEDPolicy"),
+    "UnexpecTEDIntentPolicy":
+        _policy("parley.dialogue.policies.unexpected:UnexpecTEDIntentPolicy"),
 }
 
 # Rasa 3.x names Parley does not have yet, with their kind.
@@ -89,7 +91,6 @@ NOT_YET: dict[str, Kind] = {
         "MitieTokenizer", "MitieFeaturizer", "MitieEntityExtractor", "MitieIntentClassifier",
         "DucklingEntityExtractor", "ConveRTFeaturizer", "ConveRTTokenizer", "JiebaTokenizer",
         "LanguageModelTokenizer", "HFTransformersNLP"), NLU),
-    "UnexpecTEDIntentPolicy": POLICY,
 }
 # Rasa 2 policies that Rasa 3 removed, and what replaces them.
 REMOVED_IN_RASA_3: dict[str, str] = {

@@ -25,7 +25,7 @@ def test_policy_times_should_come_from_the_training_log():
 
 
 @needs_shared_data
-def test_no_ted_config_should_keep_the_pipeline_and_drop_ted(tmp_path):
+def test_derived_configs_should_keep_the_pipeline_and_drop_or_add_policies(tmp_path):
     bot = bench.BOTS / "financial-demo"
     config = yaml.safe_load(bench.config_for(bot, "no-ted", tmp_path).read_text())
     own = yaml.safe_load((bot / "config-portable.yml").read_text())
@@ -34,22 +34,27 @@ def test_no_ted_config_should_keep_the_pipeline_and_drop_ted(tmp_path):
     e2e = yaml.safe_load(bench.config_for(bench.BOTS / "rasa-example-e2ebot", "no-ted",
                                           tmp_path).read_text())
     assert [p["name"] for p in e2e["policies"]] == ["MemoizationPolicy", "RulePolicy"]
+    unexpected = yaml.safe_load(bench.config_for(bot, "with-unexpected", tmp_path).read_text())
+    assert unexpected["pipeline"] == own["pipeline"]
+    names = [p["name"] for p in unexpected["policies"]]
+    assert names.index("UnexpecTEDIntentPolicy") == names.index("TEDPolicy") - 1
+    assert unexpected["policies"][names.index("UnexpecTEDIntentPolicy")] == bench.UNEXPECTED
 
 
 @needs_shared_data
 def test_benchmark_should_train_test_and_report_beside_rasa(tmp_path, capsys):
     target = tmp_path / "core.json"
-    missing = tmp_path / "unexpected.yml"  # a policy Parley does not have yet
-    missing.write_text("language: en\npolicies:\n- name: UnexpecTEDIntentPolicy\n")
+    missing = tmp_path / "removed.yml"  # a policy Rasa 3 removed: it cannot train
+    missing.write_text("language: en\npolicies:\n- name: FormPolicy\n")
     code = bench.main(["--bots", "rasa-init-moodbot", "--configs", str(missing), str(MEMO_RULES),
                        "--json", str(target)])
     assert code == 0
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("| rasa-init-moodbot | memo-rules | ") for line in lines)
     failed, ran = json.loads(target.read_text())
-    # a config Parley cannot train yet is reported, and the next one runs
-    assert failed["config"] == "unexpected" and "UnexpecTEDIntentPolicy" in failed["error"]
-    assert any(line.startswith("| rasa-init-moodbot | unexpected | **failed**: ")
+    # a config Parley cannot train is reported, and the next one runs
+    assert failed["config"] == "removed" and "FormPolicy" in failed["error"]
+    assert any(line.startswith("| rasa-init-moodbot | removed | **failed**: ")
                for line in lines)
     assert (ran["passed"], ran["stories"], ran["action_accuracy"]) == (7, 7, 1.0)
     assert ran["parsed"] and ran["train_peak_mb"] > 10 and ran["train_wall_s"] > 0

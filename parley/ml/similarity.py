@@ -1,4 +1,5 @@
-"""The similarity loss of the embedding models (DIET's intents, TED's actions).
+"""The similarity losses of the embedding models (DIET's intents, TED's actions, and
+UnexpecTED's intents, several of which may be right: :func:`multi_label_loss`).
 
 An input (a message, a dialogue) and its label are embedded into the same space and scored by
 their similarity; training contrasts the right label with ``negative_examples`` sampled wrong
@@ -84,3 +85,30 @@ def similarity_loss(positive: torch.Tensor, negative: torch.Tensor,
         ones = torch.cat([torch.ones_like(positive), torch.zeros_like(negative)], dim=1)
         loss = loss + F.binary_cross_entropy_with_logits(logits[real], ones[real])
     return loss
+
+
+def multi_label_loss(inputs: torch.Tensor, positives: torch.Tensor, all_labels: torch.Tensor,
+                     candidates: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rasa's ``MultiLabelDotProductLoss``: several labels may be right for one input.
+
+    ``positives`` (inputs × most labels of an input) are each input's right labels, padded
+    with −1. Each right label, and ``candidates`` labels drawn at random from all of them
+    (right or wrong: a drawn label counts as right when it is one of the input's), is
+    scored by its similarity through a sigmoid against 1 or 0; the loss is the binary
+    cross-entropy averaged over the real entries. Also the share of those entries the
+    sigmoid puts on the right side of 0.5."""
+    size, n = inputs.shape[0], all_labels.shape[0]
+    real = positives >= 0
+    similarities = inputs @ all_labels.t()
+    positive = similarities.gather(1, positives.clamp_min(0))
+    drawn = torch.randint(n, (size, candidates), generator=generator())
+    drawn_right = (drawn.unsqueeze(2) == positives.unsqueeze(1)).any(dim=2)
+    logits = torch.cat([positive, similarities.gather(1, drawn)], dim=1)
+    targets = torch.cat([torch.ones_like(positive), drawn_right.to(logits.dtype)], dim=1)
+    weights = torch.cat([real, torch.ones_like(drawn_right)], dim=1).to(logits.dtype)
+    per_entry = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    loss = (per_entry * weights).sum() / weights.sum()
+    with torch.no_grad():
+        accuracy = (((logits > 0) == (targets > 0.5)).to(logits.dtype) * weights).sum() \
+            / weights.sum()
+    return loss, accuracy

@@ -25,8 +25,8 @@ def edit(path: Path, old: str, new: str) -> None:
 
 
 @pytest.mark.parametrize("old, new, says", [
-    ("  - name: RulePolicy", "  - name: RulePolicy\n  - name: UnexpecTEDIntentPolicy",
-     "config.yml:29: error: the policy 'UnexpecTEDIntentPolicy' is a Rasa policy that Parley does not have"),
+    ("  - name: RulePolicy", "  - name: RulePolicy\n  - name: FormPolicy",
+     "config.yml:29: error: the policy 'FormPolicy' was removed in Rasa 3.0; use RulePolicy"),
     ("  - name: EntitySynonymMapper", "  - name: SpacyNLP",
      "config.yml:21: error: 'SpacyNLP' is a Rasa component Parley does not have yet"),
     ("    C: 10", "    C: -3",

@@ -7,7 +7,7 @@ import numpy as np
 from parley.data.domain import Domain
 from parley.dialogue.featurization.state import StateFeaturizer, TextFeatures
 from parley.dialogue.featurization.trackers import (
-    full_dialogue_examples, intent_max_history_examples, max_history_examples,
+    full_dialogue_examples, max_history_examples,
 )
 from parley.dialogue.generator import generate_trackers
 from tests.dialogue.helpers import MOOD_STORIES, conversation, small_domain, stories
@@ -108,11 +108,3 @@ def test_full_dialogue_examples_should_label_every_action_of_a_story():
     happy = next(labels for labels in examples.labels if "utter_happy" in labels)
     assert happy == ["action_listen", "utter_greet", "action_listen", "utter_happy",
                      "action_listen"]
-
-
-def test_intent_max_history_examples_should_gather_every_intent_after_a_history():
-    domain, found = trackers()
-    examples = intent_max_history_examples([t for t in found if not t.is_rule_tracker],
-                                           domain, 5)
-    assert ["mood_great", "mood_unhappy"] in examples.labels  # both follow utter_greet
-    assert all("user" not in examples.table.states[h[-1]] for h in examples.histories)

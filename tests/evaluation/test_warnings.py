@@ -37,7 +37,7 @@ class WarnsOnMoodGreat(Policy):
         elif tracker.latest_action_name == UNLIKELY:
             probabilities[domain.action_names.index(self.answer)] = 1.0
         elif tracker.latest_action_name == "utter_happy":
-            # (Parley's states keep action_unlikely_intent, so memoization would not match)
+            # (memoization, which does not see action_unlikely_intent, predicts it too)
             probabilities[domain.action_names.index("action_listen")] = 1.0
         return PolicyPrediction(probabilities, type(self).__name__, self.priority)
 

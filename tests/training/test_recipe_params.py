@@ -117,13 +117,13 @@ def test_config_issues_should_list_every_finding() -> None:
     config = read_config_text(
         "pipeline:\n- name: WhitespaceTokenizer\n- name: SpacyNLP\n"
         "- name: CountVectorsFeaturizer\n  token_pattern: x\n  max_ngram: 0\n"
-        "policies:\n- name: UnexpecTEDIntentPolicy\n- name: RulePolicy\n  restrict_rules: yes\n",
+        "policies:\n- name: FormPolicy\n- name: RulePolicy\n  restrict_rules: yes\n",
         "config.yml")
     issues = config_issues(config)
     assert [(i.level, i.line) for i in issues] == [
         ("error", 3), ("warning", 5), ("error", 6), ("error", 8), ("error", 10)]
     assert "Parley does not have yet" in issues[0].message
-    assert "UnexpecTEDIntentPolicy" in issues[3].message
+    assert "FormPolicy" in issues[3].message
 
 
 @needs_shared_data

@@ -3,7 +3,7 @@
 - ``state``: :class:`StateFeaturizer`, Rasa's single-state featurizer — one state's intent
   (or user text), entities, previous action (name or text), slots and active loop, each
   attribute its own vector;
-- ``trackers``: the tracker featurizers — max-history (TED), full dialogue, and
-  intent max-history (UnexpecTED) — turning training trackers into examples over a table of
-  distinct states.
+- ``trackers``: the tracker featurizers — max-history (TED) and full dialogue — turning
+  training trackers into examples over a table of distinct states;
+- ``intents``: intent max-history (UnexpecTED): the intents that follow each history.
 """

@@ -5,9 +5,7 @@
   None), labelled with the action; an example seen twice is kept once.
 - :func:`full_dialogue_examples` (``FullDialogueTrackerFeaturizer``): one example per
   tracker, every state before each of its actions, labelled with each action.
-- :func:`intent_max_history_examples` (``IntentMaxHistoryTrackerFeaturizer``, UnexpecTED's):
-  one example per user turn, the states before it, labelled with the turn's intent and
-  every other intent that followed the same history somewhere in the stories.
+- UnexpecTED's ``IntentMaxHistoryTrackerFeaturizer`` is :mod:`.intents`.
 
 As in Rasa's training, a user turn with both an intent and a text shows only its intent; a
 turn with only a text (``user:`` steps of end-to-end stories) shows its text.
@@ -20,11 +18,10 @@ from dataclasses import dataclass, field
 
 from parley.data.domain import Domain
 from parley.data.events import ActionExecuted
-from parley.data.tracker import USER, DialogueStateTracker, State, prev_action_is_listen
+from parley.data.tracker import USER, DialogueStateTracker, State
 from parley.dialogue.policies.base import feature_key, training_states_and_labels
 
-__all__ = ["Examples", "StateTable", "full_dialogue_examples", "intent_max_history_examples",
-           "max_history_examples"]
+__all__ = ["Examples", "StateTable", "full_dialogue_examples", "max_history_examples"]
 
 
 @dataclass
@@ -102,25 +99,3 @@ def full_dialogue_examples(trackers: Sequence[DialogueStateTracker],
             histories.append(ids)
             labels.append(names)
     return Examples(table, histories, labels)
-
-
-def intent_max_history_examples(trackers: Sequence[DialogueStateTracker], domain: Domain,
-                                max_history: int | None) -> Examples:
-    table = StateTable()
-    found: dict[tuple[int, ...], list[str]] = {}
-    for tracker in trackers:
-        states = tracker.past_states(domain)
-        for end, state in enumerate(states):
-            intent = state.get(USER, {}).get("intent")
-            if not intent or not prev_action_is_listen(state):
-                continue
-            before = [training_view(s) for s in states[:end]]
-            before.append({k: v for k, v in state.items() if k != USER})
-            if max_history:
-                before = before[-max_history:]
-            key = tuple(table.add(s) for s in before)
-            intents = found.setdefault(key, [])
-            if intent not in intents:
-                intents.append(intent)
-    histories = [list(key) for key in found]
-    return Examples(table, histories, [sorted(v) for v in found.values()])

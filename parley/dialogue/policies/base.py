@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from parley.component import Component
 from parley.data.domain import Domain
 from parley.data.events import ActionExecuted
-from parley.data.tracker import USER, DialogueStateTracker, State, prev_action_is_listen
+from parley.data.tracker import (
+    ACTION_NAME, PREVIOUS_ACTION, USER, DialogueStateTracker, State, prev_action_is_listen,
+)
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import ConfigError, DataError
 
@@ -25,11 +27,14 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = [
-    "FinetunablePolicy", "Policy", "action_label", "check_actions_in_domain", "feature_key",
-    "prediction_states", "state_histories", "training_states_and_labels", "unambiguous_lookup",
+    "ACTION_UNLIKELY_INTENT", "FinetunablePolicy", "Policy", "action_label",
+    "check_actions_in_domain", "feature_key", "is_unlikely_intent_state", "prediction_states",
+    "state_histories", "training_states_and_labels", "unambiguous_lookup",
 ]
 
 LOOKUP_FILE = "lookup.json"
+# UnexpecTEDIntentPolicy's warning: an action that changes nothing in the conversation.
+ACTION_UNLIKELY_INTENT = "action_unlikely_intent"
 
 
 def feature_key(states: Sequence[State]) -> str:
@@ -90,6 +95,11 @@ def training_states_and_labels(
     return histories, labels
 
 
+def is_unlikely_intent_state(state: State) -> bool:
+    """Whether the state follows ``action_unlikely_intent``."""
+    return state.get(PREVIOUS_ACTION, {}).get(ACTION_NAME) == ACTION_UNLIKELY_INTENT
+
+
 def prediction_states(
     tracker: DialogueStateTracker, domain: Domain, max_history: int | None,
     use_text_for_last_user_input: bool = False, ignore_rule_only_turns: bool = False,
@@ -98,10 +108,15 @@ def prediction_states(
     """The states a policy predicts from.
 
     Earlier user turns show their intent (their text only when there is no intent);
-    the latest one shows its text or its intent as asked, as Rasa does.
+    the latest one shows its text or its intent as asked, as Rasa does. The policies that
+    learn from stories only (``ignore_rule_only_turns``; Rasa's ``ML_DATA`` policies:
+    memoization, TED, UnexpecTED) also do not see ``action_unlikely_intent``: after that
+    warning they predict as if it had not run, as in Rasa. Rules see it.
     """
     states = tracker.past_states(domain, ignore_rule_only_turns=ignore_rule_only_turns,
                                  rule_only_data=rule_only_data)
+    if ignore_rule_only_turns:
+        states = [s for s in states if not is_unlikely_intent_state(s)]
     if max_history:
         states = states[-max_history:]
     # Only the states and their user sub-states change below: copy those (states may share

@@ -1,0 +1,160 @@
+"""The training run hands TED the NLU pipeline's features of the stories' texts, and the
+loaded model those of each new message (Rasa's end-to-end features provider)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from parley.data.importer import TrainingDataImporter
+from parley.model_training import train
+from parley.recipe import build_recipe
+from parley.serving.agent import load
+from parley.training.fingerprints import node_fingerprints
+from parley.training.text_features import PipelineTextFeaturizer, story_texts
+
+DOMAIN = """\
+version: "3.1"
+intents: [greet, inform]
+responses:
+  utter_greet: [{text: "hi, how are you?"}]
+  utter_sushi: [{text: "sushi it is"}]
+  utter_umbrella: [{text: "take an umbrella"}]
+"""
+NLU = """\
+version: "3.1"
+nlu:
+- intent: greet
+  examples: |
+    - hi
+    - hello
+    - hey there
+- intent: inform
+  examples: |
+    - I would like something
+    - tell me about the weather
+    - the food here
+"""
+# Only the user's words tell the two stories apart.
+STORIES = """\
+version: "3.1"
+stories:
+- story: sushi
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - user: I could eat sushi every single day
+  - action: utter_sushi
+- story: rain
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - user: the rain will not stop falling
+  - action: utter_umbrella
+"""
+CONFIG = """\
+recipe: default.v1
+language: en
+pipeline:
+- name: WhitespaceTokenizer
+- name: CountVectorsFeaturizer
+- name: LogisticRegressionClassifier
+policies:
+- name: TEDPolicy
+  epochs: {epochs}
+  random_seed: 5
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "domain.yml").write_text(DOMAIN)
+    (tmp_path / "data" / "nlu.yml").write_text(NLU)
+    (tmp_path / "data" / "stories.yml").write_text(STORIES)
+    (tmp_path / "config.yml").write_text(CONFIG.format(epochs=150))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PARLEY_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def _user(text: str, intent: str) -> list[dict]:
+    return [{"event": "action", "name": "action_listen"},
+            {"event": "user", "text": text,
+             "parse_data": {"intent": {"name": intent, "confidence": 1.0}, "entities": []}}]
+
+
+def _greeted_then(text: str) -> list[dict]:
+    return [*_user("hi", "greet"), {"event": "action", "name": "utter_greet"},
+            *_user(text, "inform")]
+
+
+def _train(project: Path):
+    with pytest.warns(UserWarning, match="end-to-end model is trained"):
+        return train("domain.yml", "config.yml", ["data"], "models")
+
+
+def test_ted_should_learn_the_stories_by_their_words_and_read_new_messages(project):
+    agent = load(_train(project).model)
+    [ted] = agent.policies
+    assert sorted(ted.text_features_.vectors) == sorted(
+        ["I could eat sushi every single day", "the rain will not stop falling"])
+    assert ted.reads_user_text_
+    # Both texts are parsed as the same intent: only their words decide.
+    assert agent.predict_next_actions(_greeted_then("I could eat sushi every single day"))[0][
+        "action"] == "utter_sushi"
+    rain = agent.predict_next_actions(_greeted_then("the rain will not stop"))
+    assert rain[0]["action"] == "utter_umbrella"
+    assert "end-to-end" in rain[0]["reason"]
+
+
+def test_the_story_text_features_should_be_the_pipelines(project):
+    _train(project)
+    importer = TrainingDataImporter("domain.yml", "config.yml", ["data"])
+    assert story_texts(importer.stories) == ["I could eat sushi every single day",
+                                             "the rain will not stop falling"]
+    agent = load(sorted((project / "models").glob("*.tar.gz"))[-1])
+    [ted] = agent.policies
+    featurizer = agent.text_featurizer
+    assert isinstance(featurizer, PipelineTextFeaturizer)
+    # only the tokenizer and the featurizer run (not the classifier)
+    assert [type(c).__name__ for c in featurizer.components] == [
+        "WhitespaceTokenizer", "CountVectorsFeaturizer"]
+    fresh = featurizer(["the rain will not stop falling"])
+    assert fresh.dim == ted.featurizer_.text_dim
+    assert (fresh.get("the rain will not stop falling")
+            == ted.text_features_.get("the rain will not stop falling")).all()
+    assert fresh.spans["the rain will not stop falling"][:2] == [(0, 3), (4, 8)]
+
+
+def test_ted_should_depend_on_the_featurizers_only_with_end_to_end_stories(project):
+    def ted_fingerprint() -> str:
+        importer = TrainingDataImporter("domain.yml", "config.yml", ["data"])
+        recipe = build_recipe(importer.config)
+        return node_fingerprints(recipe, importer)[recipe.policies[0].name]
+
+    config = project / "config.yml"
+    before = ted_fingerprint()
+    config.write_text(config.read_text().replace(
+        "- name: CountVectorsFeaturizer", "- name: CountVectorsFeaturizer\n  max_ngram: 2"))
+    assert ted_fingerprint() != before  # the words are read otherwise: TED retrains
+    (project / "data" / "stories.yml").write_text(
+        STORIES.replace("  - user: I could eat sushi every single day\n",
+                        "  - intent: inform\n").replace(
+            "  - user: the rain will not stop falling\n", "  - intent: greet\n"))
+    intents_only = ted_fingerprint()
+    config.write_text(CONFIG.format(epochs=150))
+    assert ted_fingerprint() == intents_only  # no texts to read: the pipeline is not its input
+
+
+def test_finetuning_should_keep_ted_reading_texts(project):
+    first = _train(project)
+    with pytest.warns(UserWarning, match="end-to-end model is trained"):
+        result = train("domain.yml", "config.yml", ["data"], "models",
+                       model_to_finetune=first.model, finetuning_epoch_fraction=0.2)
+    agent = load(result.model)
+    [ted] = agent.policies
+    assert ted.reads_user_text_
+    assert agent.predict_next_actions(_greeted_then("I could eat sushi every single day"))[0][
+        "action"] == "utter_sushi"

@@ -14,6 +14,7 @@ change nothing a policy reads, and cost time), as in Rasa's recipe.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -69,6 +70,7 @@ class PipelineTextFeaturizer:
         self.components = [c for c in components if featurizes_text(type(c))]
         self.memory = memory
         self._known: dict[tuple[str, tuple[str, ...]], TextFeatures] = {}
+        self._lock = threading.Lock()  # a server may ask from several threads
 
     def __bool__(self) -> bool:
         return bool(self.components)
@@ -77,20 +79,24 @@ class PipelineTextFeaturizer:
                  featurizers: Sequence[str] | None = None) -> TextFeatures:
         origins = tuple(featurizers or ())
         wanted = list(dict.fromkeys(texts))
-        missing = [t for t in wanted if (t, origins) not in self._known]
+        with self._lock:
+            found = {t: self._known[(t, origins)] for t in wanted if (t, origins) in self._known}
+        missing = [t for t in wanted if t not in found]
         for start in range(0, len(missing), CHUNK):
-            for text, features in self._featurize(missing[start:start + CHUNK], origins):
-                self._known[(text, origins)] = features
+            found.update(self._featurize(missing[start:start + CHUNK], origins))
         out = TextFeatures()
         for text in wanted:
-            one = self._known[(text, origins)]
+            one = found[text]
             if one:
                 out.dim, out.sequence_dim = one.dim, one.sequence_dim
                 out.vectors.update(one.vectors)
                 out.sequences.update(one.sequences)
                 out.spans.update(one.spans)
-        while len(self._known) > self.memory:
-            self._known.pop(next(iter(self._known)))
+        with self._lock:
+            for text in missing:
+                self._known[(text, origins)] = found[text]
+            while len(self._known) > self.memory:
+                self._known.pop(next(iter(self._known)))
         return out
 
     def _featurize(self, texts: list[str], origins: tuple[str, ...]

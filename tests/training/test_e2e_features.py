@@ -158,3 +158,17 @@ def test_finetuning_should_keep_ted_reading_texts(project):
     assert ted.reads_user_text_
     assert agent.predict_next_actions(_greeted_then("I could eat sushi every single day"))[0][
         "action"] == "utter_sushi"
+
+
+def test_the_featurizers_key_should_choose_whose_features_ted_reads(project):
+    (project / "config.yml").write_text(CONFIG.format(epochs=1).replace(
+        "- name: CountVectorsFeaturizer\n",
+        "- name: CountVectorsFeaturizer\n- name: LexicalSyntacticFeaturizer\n").replace(
+        "  random_seed: 5\n", "  random_seed: 5\n  featurizers: [LexicalSyntacticFeaturizer]\n"))
+    agent = load(_train(project).model)
+    [ted] = agent.policies
+    every = agent.text_featurizer(["the rain will not stop falling"])
+    chosen = agent.text_featurizer(["the rain will not stop falling"],
+                                   ["LexicalSyntacticFeaturizer"])
+    assert 0 < chosen.dim < every.dim
+    assert ted.featurizer_.text_dim == chosen.dim

@@ -13,9 +13,12 @@ Differences from Rasa, on purpose (docs/dialogue-policies.md has the table):
   story in one pass (Rasa 2's full-dialogue layout), not one example per prefix (Rasa 3):
   O(length) rows instead of O(length²); each prediction still sees the whole dialogue.
 - ``random_seed`` left null still trains deterministically (seed 42), as DIET does.
-- End-to-end texts are not featurized yet (no text features reach ``fit``; see
-  docs/dialogue-policies.md); the text-transformer keys and ``concat_dimension`` are
-  accepted and have no effect.
+- End-to-end texts (``user:`` without an intent, ``bot:``) are read by the NLU pipeline's
+  sentence features (``TextFeatures``, handed to ``fit`` by the training run and, for new
+  messages, read through the ``featurize`` that :meth:`TEDPolicy.predict_with_texts`
+  gets); there is no text transformer over their token features, so the text-transformer
+  keys and ``concat_dimension`` have no effect, and no entity recognition on them yet
+  (``entity_recognition``, ``BILOU_flag``, ``split_entities_by_comma`` are accepted).
 - ``tensorboard_log_directory`` is not supported (a warning).
 """
 

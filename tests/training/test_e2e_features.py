@@ -3,6 +3,7 @@ loaded model those of each new message (Rasa's end-to-end features provider)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from parley.data.importer import TrainingDataImporter
 from parley.model_training import train
 from parley.recipe import build_recipe
+from parley.runtime.processor import MessageProcessor, UserMessage
 from parley.serving.agent import load
 from parley.training.fingerprints import node_fingerprints
 from parley.training.text_features import PipelineTextFeaturizer, story_texts
@@ -107,6 +109,14 @@ def test_ted_should_learn_the_stories_by_their_words_and_read_new_messages(proje
     rain = agent.predict_next_actions(_greeted_then("the rain will not stop"))
     assert rain[0]["action"] == "utter_umbrella"
     assert "end-to-end" in rain[0]["reason"]
+    # A live conversation: the processor parses each message and TED reads its words.
+    processor = MessageProcessor(agent, seed=0)
+
+    def say(text: str) -> list[str]:
+        return [m["text"] for m in asyncio.run(processor.handle_message(UserMessage(text)))]
+
+    assert say("hello") == ["hi, how are you?"]
+    assert say("the rain will not stop falling") == ["take an umbrella"]
 
 
 def test_the_story_text_features_should_be_the_pipelines(project):

@@ -116,8 +116,8 @@ class TrainingRun:
     # --- end-to-end: the NLU pipeline's features of the stories' texts -------------------
     def _text_readers(self) -> dict[str, Node]:
         """The policies to train that read the stories' texts (end-to-end), by node name:
-        empty when the stories have none, or when no NLU pipeline is trained to read them
-        (a warning: the policies then see those turns by their place only)."""
+        empty when the stories have none, or when the pipeline has nothing to read them
+        with (a warning: the policies then see those turns by their place only)."""
         found = {s.node.name: s.node for s in self.statuses
                  if s.node.kind != NLU and (s.status == TRAIN or self._finetune_dir is not None)
                  and reads_texts(component_class(s.node.kind, s.node.component))}
@@ -126,9 +126,10 @@ class TrainingRun:
         if not any(featurizes_text(component_class(NLU, n.component))
                    for n in self.recipe.nlu):
             warn("the stories have end-to-end texts ('user:' without an intent, or 'bot:'), "
-                 "but no NLU pipeline with a featurizer is trained with them; "
-                 f"{', '.join(n.component for n in found.values())} will not read their "
-                 "words. Train the NLU part too (parley train, not train core).")
+                 "but the pipeline has no tokenizer or featurizer to read them; "
+                 f"{', '.join(n.component for n in found.values())} will see those turns "
+                 "by their place only. Add a featurizer (e.g. CountVectorsFeaturizer) to "
+                 "the pipeline.")
             return {}
         return found
 

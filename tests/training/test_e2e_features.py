@@ -182,3 +182,13 @@ def test_the_featurizers_key_should_choose_whose_features_ted_reads(project):
                                    ["LexicalSyntacticFeaturizer"])
     assert 0 < chosen.dim < every.dim
     assert ted.featurizer_.text_dim == chosen.dim
+
+
+def test_a_pipeline_without_featurizers_should_say_ted_cannot_read_the_texts(project):
+    (project / "config.yml").write_text(CONFIG.format(epochs=1).replace(
+        "- name: WhitespaceTokenizer\n- name: CountVectorsFeaturizer\n"
+        "- name: LogisticRegressionClassifier\n", "- name: KeywordIntentClassifier\n"))
+    with pytest.warns(UserWarning, match="no tokenizer or featurizer to read them"):
+        model = _train(project).model
+    [ted] = load(model).policies
+    assert not ted.reads_user_text_ and ted.featurizer_.text_dim == 0

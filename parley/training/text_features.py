@@ -31,7 +31,6 @@ __all__ = ["PipelineTextFeaturizer", "featurizes_text", "reads_texts", "story_te
 
 # What a component must provide to take part (a tokenizer or a featurizer).
 FEATURIZING = frozenset({TOKENS, SPARSE_FEATURES, DENSE_FEATURES})
-TOKENS_KEY = "tokens"
 # Texts featurized at once (bounds the memory of a bot with many story texts).
 CHUNK = 512
 
@@ -88,10 +87,8 @@ class PipelineTextFeaturizer:
         for text in wanted:
             one = found[text]
             if one:
-                out.dim, out.sequence_dim = one.dim, one.sequence_dim
+                out.dim = one.dim
                 out.vectors.update(one.vectors)
-                out.sequences.update(one.sequences)
-                out.spans.update(one.spans)
         with self._lock:
             for text in missing:
                 self._known[(text, origins)] = found[text]
@@ -112,12 +109,4 @@ class PipelineTextFeaturizer:
                 yield text, TextFeatures()
                 continue
             sentence = np.concatenate([to_dense(r.sentence).reshape(-1) for r in records])
-            sequence = np.concatenate([to_dense(r.sequence) for r in records], axis=1)
-            tokens = message.data.get(TOKENS_KEY) or []
-            spans = [(int(t.start), int(t.end)) for t in tokens]
-            if len(spans) != len(sequence):  # a featurizer that does not go by tokens
-                spans = []
-            yield text, TextFeatures(
-                {text: sentence.astype(np.float32)}, int(sentence.shape[0]),
-                {text: sequence.astype(np.float32)}, int(sequence.shape[1]),
-                {text: spans})
+            yield text, TextFeatures({text: sentence.astype(np.float32)}, int(sentence.shape[0]))

@@ -49,18 +49,13 @@ class TextFeatures:
     """What the NLU pipeline's featurizers make of texts (user messages and bot utterances
     of end-to-end stories), as plain arrays: the dialogue side never sees NLU's types.
 
-    ``vectors``: a sentence vector per text (``dim`` wide; the featurizers' sentence
-    features side by side); ``sequences``: a row per token (``sequence_dim`` wide) and
-    ``spans`` the tokens' character offsets, where the texts' tokens are wanted (TED's
-    entity recognition). Made by the layers above (training for the stories' texts, the
+    ``vectors``: a sentence vector per text, ``dim`` wide (the featurizers' sentence
+    features side by side). Made by the layers above (training for the stories' texts, the
     loaded model for each new message); see :class:`TextFeaturizer`.
     """
 
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     dim: int = 0
-    sequences: dict[str, np.ndarray] = field(default_factory=dict)
-    sequence_dim: int = 0
-    spans: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
     def get(self, text: str) -> np.ndarray:
         found = self.vectors.get(text)
@@ -76,23 +71,15 @@ class TextFeatures:
         """These features and ``other``'s (which must be as wide) for texts not here."""
         if not other or not other.vectors:
             return self
-        if (self.dim and other.dim != self.dim) or (
-                self.sequence_dim and other.sequence_dim not in (0, self.sequence_dim)):
-            raise ValueError(f"text features {other.dim} wide ({other.sequence_dim} per "
-                             f"token) do not fit {self.dim} ({self.sequence_dim}): the NLU "
+        if self.dim and other.dim != self.dim:
+            raise ValueError(f"text features {other.dim} wide do not fit {self.dim}: the NLU "
                              "pipeline that made them is not the one the policy learned with")
-        return TextFeatures({**other.vectors, **self.vectors}, self.dim or other.dim,
-                            {**other.sequences, **self.sequences},
-                            self.sequence_dim or other.sequence_dim,
-                            {**other.spans, **self.spans})
+        return TextFeatures({**other.vectors, **self.vectors}, self.dim or other.dim)
 
     def only(self, texts: Iterable[str]) -> TextFeatures:
         """The features of ``texts`` alone (those known)."""
-        keep = [t for t in dict.fromkeys(texts) if t in self.vectors]
-        return TextFeatures({t: self.vectors[t] for t in keep}, self.dim,
-                            {t: self.sequences[t] for t in keep if t in self.sequences},
-                            self.sequence_dim,
-                            {t: self.spans[t] for t in keep if t in self.spans})
+        return TextFeatures({t: self.vectors[t] for t in dict.fromkeys(texts)
+                             if t in self.vectors}, self.dim)
 
 
 class TextFeaturizer(Protocol):

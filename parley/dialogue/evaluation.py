@@ -28,6 +28,7 @@ from parley.data.events import (
     ActionExecuted, ActionExecutionRejected, ActiveLoop, Event, SlotSet, UserUttered)
 from parley.data.stories import CheckpointStep, Story
 from parley.data.tracker import DialogueStateTracker
+from parley.dialogue.featurization.state import TextFeaturizer
 from parley.dialogue.generator import slots_for_entities, story_event_sequences
 from parley.dialogue.policies.base import Policy
 from parley.dialogue.policies.ensemble import PolicyEnsemble
@@ -192,22 +193,23 @@ def _predicted_name(prediction: PolicyPrediction, tracker: DialogueStateTracker,
 
 
 def _predict(ensemble: PolicyEnsemble, tracker: DialogueStateTracker, domain: Domain,
-             expected: str) -> tuple[PolicyPrediction, str | None]:
-    prediction = ensemble.predict(tracker, domain)
+             expected: str, featurize: TextFeaturizer | None
+             ) -> tuple[PolicyPrediction, str | None]:
+    prediction = ensemble.predict(tracker, domain, featurize)
     predicted = _predicted_name(prediction, tracker, domain, expected)
     loop = tracker.active_loop_name
     if predicted != expected and loop is not None and predicted == loop and \
             loop in domain.forms:
         tracker.update(ActionExecutionRejected(action_name=loop))
-        prediction = ensemble.predict(tracker, domain)
+        prediction = ensemble.predict(tracker, domain, featurize)
         predicted = _predicted_name(prediction, tracker, domain, expected)
     return prediction, predicted
 
 
 def _check_action(ensemble: PolicyEnsemble, tracker: DialogueStateTracker, domain: Domain,
-                  event: ActionExecuted) -> ActionCheck:
+                  event: ActionExecuted, featurize: TextFeaturizer | None) -> ActionCheck:
     expected = event.action_name or event.action_text or ""
-    prediction, predicted = _predict(ensemble, tracker, domain, expected)
+    prediction, predicted = _predict(ensemble, tracker, domain, expected, featurize)
     warned = False
     if predicted == ACTION_UNLIKELY_INTENT and expected != ACTION_UNLIKELY_INTENT:
         # UnexpecTEDIntentPolicy's warning: it runs, then the policies go on from there.
@@ -215,7 +217,7 @@ def _check_action(ensemble: PolicyEnsemble, tracker: DialogueStateTracker, domai
                                       policy=prediction.policy_name,
                                       confidence=prediction.max_confidence))
         warned = True
-        prediction, predicted = _predict(ensemble, tracker, domain, expected)
+        prediction, predicted = _predict(ensemble, tracker, domain, expected, featurize)
     return ActionCheck(expected, predicted, prediction.policy_name, prediction.max_confidence,
                        warned, is_text=event.action_name is None)
 
@@ -251,7 +253,8 @@ def _ran(action: str | None, domain: Domain) -> str | None:
 
 
 def _walk(ensemble: PolicyEnsemble, story: Story, events: list[Event], domain: Domain,
-          parse: ParseFn | None, check_entities: bool) -> Walk:
+          parse: ParseFn | None, check_entities: bool,
+          featurize: TextFeaturizer | None) -> Walk:
     walk = Walk()
     tracker = DialogueStateTracker.from_domain(story.name, domain, events[:1])
     skip = 0  # the slot events the story derived from the turn's written entities
@@ -277,7 +280,7 @@ def _walk(ensemble: PolicyEnsemble, story: Story, events: list[Event], domain: D
             if isinstance(event, (SlotSet, ActiveLoop)):
                 walk.steps.append(event)
             continue
-        check = _check_action(ensemble, tracker, domain, event)
+        check = _check_action(ensemble, tracker, domain, event, featurize)
         walk.steps.append(check)
         tracker.update(ActionExecuted(
             action_name=_ran(event.action_name, domain), action_text=event.action_text,
@@ -287,10 +290,12 @@ def _walk(ensemble: PolicyEnsemble, story: Story, events: list[Event], domain: D
 
 def predict_test_story(policies: PolicyEnsemble | Sequence[Policy], story: Story,
                        domain: Domain, parse: ParseFn | None = None,
-                       check_entities: bool = False) -> StoryResult:
+                       check_entities: bool = False,
+                       featurize: TextFeaturizer | None = None) -> StoryResult:
     """Replay ``story`` and check each predicted action (and, with ``parse``, each parse of
     a ``user:`` text: its intent, and its entities with ``check_entities``) against the
-    story's."""
+    story's. ``featurize`` reads the texts for end-to-end policies (the model's NLU
+    featurizers)."""
     ensemble = _ensemble(policies)
     checkpoint = next((s for s in story.steps if isinstance(s, CheckpointStep)), None)
     if checkpoint is not None:
@@ -300,7 +305,7 @@ def predict_test_story(policies: PolicyEnsemble | Sequence[Policy], story: Story
                         hint="Write the conversation out in one story, without checkpoints.")
     result = StoryResult(story.name, story=story)
     for events in story_event_sequences(story, domain):
-        walk = _walk(ensemble, story, events, domain, parse, check_entities)
+        walk = _walk(ensemble, story, events, domain, parse, check_entities, featurize)
         result.walks.append(walk)
         result.checks.extend(walk.action_checks)
         result.user_checks.extend(walk.user_checks)
@@ -310,9 +315,10 @@ def predict_test_story(policies: PolicyEnsemble | Sequence[Policy], story: Story
 def evaluate_test_stories(policies: PolicyEnsemble | Sequence[Policy],
                           stories: Sequence[Story], domain: Domain,
                           parse: ParseFn | None = None,
-                          check_entities: bool = False) -> list[StoryResult]:
+                          check_entities: bool = False,
+                          featurize: TextFeaturizer | None = None) -> list[StoryResult]:
     """Every story's result; ``parse`` (text → Rasa parse dict, e.g. ``Agent.parse``) reads
     the ``user:`` texts, as a conversation with the model would."""
     ensemble = _ensemble(policies)
-    return [predict_test_story(ensemble, story, domain, parse, check_entities)
+    return [predict_test_story(ensemble, story, domain, parse, check_entities, featurize)
             for story in stories]

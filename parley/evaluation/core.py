@@ -252,10 +252,11 @@ def evaluate_core(agent: Any, stories: Sequence[Story], *, parse: bool = True,
     """Replay ``stories`` with a loaded model (an :class:`~parley.serving.agent.Agent`).
 
     The ``user:`` texts are parsed with the model's NLU part (``parse=False``, or a model
-    without one, takes the intents written in the stories instead). ``e2e``: the parsed
-    entities are checked too, and intents and entities scored in the report.
+    without one, takes the intents written in the stories instead), and end-to-end
+    policies read them with its featurizers. ``e2e``: the parsed entities are checked too,
+    and intents and entities scored in the report.
     """
     parse_fn = agent.parse if parse and agent.nlu_components else None
     results = evaluate_test_stories(agent.policies, stories, agent.domain, parse_fn,
-                                    check_entities=e2e)
+                                    check_entities=e2e, featurize=agent.text_featurizer)
     return CoreReport(results, parse_fn is not None, e2e)

@@ -19,6 +19,7 @@ from parley.model_archive import (
     resolve_model)
 from parley.nlu.intent_message import parse_intent_message
 from parley.recipe import component_class
+from parley.training.text_features import PipelineTextFeaturizer
 
 
 class Agent:
@@ -32,6 +33,7 @@ class Agent:
         self.domain = domain
         self._files: tempfile.TemporaryDirectory[str] | None = None
         self._ensemble: PolicyEnsemble | None = None
+        self._text_featurizer: PipelineTextFeaturizer | None = None
 
     @property
     def model_id(self) -> str:
@@ -80,6 +82,14 @@ class Agent:
         parsed = iter(messages)
         return [done if done is not None else _parse_result(next(parsed)) for done in results]
 
+    @property
+    def text_featurizer(self) -> PipelineTextFeaturizer | None:
+        """The NLU pipeline's tokenizers and featurizers over texts: what end-to-end
+        policies (TED) read new messages with. None without an NLU part."""
+        if self._text_featurizer is None and self.nlu_components:
+            self._text_featurizer = PipelineTextFeaturizer(self.nlu_components)
+        return self._text_featurizer or None
+
     def predict_next_action(self, tracker: DialogueStateTracker) -> PolicyPrediction:
         """The policies' combined prediction (Rasa's ensemble) for the conversation now;
         the runtime's processor runs the action it names."""
@@ -87,7 +97,7 @@ class Agent:
             raise ModelArchiveError("this model has no Core part; train it with stories/rules.")
         if self._ensemble is None:
             self._ensemble = PolicyEnsemble(self.policies)
-        return self._ensemble.predict(tracker, self.domain)
+        return self._ensemble.predict(tracker, self.domain, self.text_featurizer)
 
     def predict_next_actions(self, events: Any, max_actions: int = 10) -> list[dict[str, Any]]:
         """The actions the bot would run next, until it listens: [{action, confidence, policy,
@@ -96,7 +106,8 @@ class Agent:
             raise ModelArchiveError("this model has no Core part; train it with stories/rules.")
         from parley.serving.predict import predict_until_listen
 
-        return predict_until_listen(self.policies, self.domain, events, max_actions)
+        return predict_until_listen(self.policies, self.domain, events, max_actions,
+                                    self.text_featurizer)
 
 
 def _parse_result(message: Message) -> dict[str, Any]:

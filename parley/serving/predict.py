@@ -8,6 +8,7 @@ from typing import Any
 from parley.data.domain import Domain
 from parley.data.events import ActionExecuted, Event, events_from_dicts
 from parley.data.tracker import DialogueStateTracker
+from parley.dialogue.featurization.state import TextFeaturizer
 from parley.dialogue.policies.ensemble import PolicyEnsemble
 
 LISTEN = "action_listen"
@@ -25,14 +26,16 @@ def as_tracker(conversation: Any, domain: Domain) -> DialogueStateTracker:
 
 
 def predict_until_listen(policies: Sequence[Any], domain: Domain, conversation: Any,
-                         max_actions: int = 10) -> list[dict[str, Any]]:
+                         max_actions: int = 10, featurize: TextFeaturizer | None = None
+                         ) -> list[dict[str, Any]]:
     """Predicted actions in order, ending with ``action_listen`` (or after ``max_actions``):
-    ``{action, confidence, policy, reason}``, the reason saying why that policy won."""
+    ``{action, confidence, policy, reason}``, the reason saying why that policy won.
+    ``featurize`` reads the conversation's texts for end-to-end policies."""
     ensemble = PolicyEnsemble(policies)
     tracker = as_tracker(conversation, domain)
     actions: list[dict[str, Any]] = []
     for _ in range(max_actions):
-        prediction = ensemble.predict(tracker, domain)
+        prediction = ensemble.predict(tracker, domain, featurize)
         best = max(range(len(prediction.probabilities)), key=prediction.probabilities.__getitem__)
         name = domain.action_names[best]
         actions.append({"action": name, "confidence": prediction.probabilities[best],

@@ -18,6 +18,7 @@ from parley.engine.fingerprint import fingerprint, node_fingerprint, package_ver
 from parley.component import Component
 from parley.recipe import NLU, Node, Recipe, component_class
 from parley.training.code_fingerprint import implementation_fingerprint
+from parley.training.text_features import featurizes_text, reads_texts, story_texts
 
 
 def nlu_data_fingerprint(data: TrainingData) -> str:
@@ -51,8 +52,14 @@ def node_fingerprints(recipe: Recipe, importer: TrainingDataImporter) -> dict[st
         inputs = {"domain": core_domain_fingerprint(importer.domain),
                   "stories": stories_fingerprint(importer),
                   "trackers": fingerprint(recipe.tracker_settings)}
+        # A policy that reads the stories' texts depends on the featurizers that read them
+        # (the last one's fingerprint covers those before it and the NLU data).
+        readers = [n.name for n in recipe.nlu if featurizes_text(component_class(NLU, n.component))]
+        texts = story_texts(importer.stories)
         for node in recipe.policies:
-            result[node.name] = _node_fp(node, inputs)
+            reads = texts and readers and reads_texts(component_class(node.kind, node.component))
+            extra = {"text_features": result[readers[-1]]} if reads else {}
+            result[node.name] = _node_fp(node, {**inputs, **extra})
     return result
 
 

@@ -44,6 +44,8 @@ from parley.recipe import NLU, Node, Recipe, component_class
 from parley.training.blame import blamed_on
 from parley.training.fingerprints import core_domain_fingerprint, input_fingerprints, labels
 from parley.training.request import TrainingRequest
+from parley.training.text_features import (
+    PipelineTextFeaturizer, featurizes_text, reads_texts, story_texts)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ logger = logging.getLogger(__name__)
 TRAIN = "train"
 CACHED = "restored from cache"
 IN_MODEL = "restored from the newest model"
+TEXT_FEATURES = "text_features"  # the task that featurizes the stories' texts
 
 
 @dataclass
@@ -98,11 +101,53 @@ class TrainingRun:
         policy_statuses = [s for s in self.statuses if s.node.kind != NLU]
         if any(s.status == TRAIN for s in policy_statuses):
             tasks.append(Task("trackers", lambda _: self._training_trackers()))
+        reading = self._text_readers()
+        if reading:
+            tasks.append(Task(TEXT_FEATURES, partial(self._story_text_features, reading),
+                              ("nlu",)))
         for status in policy_statuses:
-            needs = ("trackers",) if status.status == TRAIN else ()
+            needs: tuple[str, ...] = ("trackers",) if status.status == TRAIN else ()
+            if status.node.name in reading:
+                needs += (TEXT_FEATURES,)
             tasks.append(Task(status.node.name, partial(self._run_policy, status, workdir),
                               needs))
         return tasks
+
+    # --- end-to-end: the NLU pipeline's features of the stories' texts -------------------
+    def _text_readers(self) -> dict[str, Node]:
+        """The policies to train that read the stories' texts (end-to-end), by node name:
+        empty when the stories have none, or when the pipeline has nothing to read them
+        with (a warning: the policies then see those turns by their place only)."""
+        found = {s.node.name: s.node for s in self.statuses
+                 if s.node.kind != NLU and (s.status == TRAIN or self._finetune_dir is not None)
+                 and reads_texts(component_class(s.node.kind, s.node.component))}
+        if not found or not story_texts(self.importer.stories):
+            return {}
+        if not any(featurizes_text(component_class(NLU, n.component))
+                   for n in self.recipe.nlu):
+            warn("the stories have end-to-end texts ('user:' without an intent, or 'bot:'), "
+                 "but the pipeline has no tokenizer or featurizer to read them; "
+                 f"{', '.join(n.component for n in found.values())} will see those turns "
+                 "by their place only. Add a featurizer (e.g. CountVectorsFeaturizer) to "
+                 "the pipeline.")
+            return {}
+        return found
+
+    def _story_text_features(self, readers: dict[str, Node], inputs: dict[str, Any]
+                             ) -> dict[str, Any]:
+        """Each reading policy's :class:`TextFeatures` of the stories' texts, made by the
+        pipeline's tokenizers and featurizers as trained (or restored) in this run."""
+        dirs: dict[str, Path] = inputs["nlu"]
+        components = []
+        for node in self.recipe.nlu:
+            cls: Any = component_class(NLU, node.component)
+            if featurizes_text(cls):
+                with blamed_on(node, "featurizing the stories' texts"):
+                    components.append(cls.load(dirs[node.name]))
+        featurizer = PipelineTextFeaturizer(components)
+        texts = story_texts(self.importer.stories)
+        return {name: featurizer(texts, node.params.get("featurizers"))
+                for name, node in readers.items()}
 
     def node_dirs(self, workdir: Path, runner: Runner | None = None) -> dict[str, Path]:
         """Train or restore every node; returns where each one's files are."""
@@ -221,16 +266,18 @@ class TrainingRun:
     def _run_policy(self, status: NodeStatus, workdir: Path, inputs: dict[str, Any]) -> Path:
         node = status.node
         started = time.perf_counter()
+        texts = {"text_features": inputs[TEXT_FEATURES][node.name]} \
+            if TEXT_FEATURES in inputs else {}
         if self._finetune_dir is not None:
             with blamed_on(node, "training"):
-                policy = self._finetuned_policy(node, inputs["trackers"])
+                policy = self._finetuned_policy(node, inputs["trackers"], texts)
                 policy.save(workdir / node.name)
             found = workdir / node.name  # not cached: it depends on the old model
         elif status.status == TRAIN:
             cls: Any = component_class(node.kind, node.component)
             with blamed_on(node, "training"):
                 policy = cls.from_params(node.params).fit(inputs["trackers"],
-                                                          self.importer.domain)
+                                                          self.importer.domain, **texts)
                 target = workdir / node.name
                 policy.save(target)
             found = self._put(status, target)
@@ -239,7 +286,8 @@ class TrainingRun:
         self._say(status, time.perf_counter() - started)
         return found
 
-    def _finetuned_policy(self, node: Node, trackers: list[Any]) -> Any:
+    def _finetuned_policy(self, node: Node, trackers: list[Any],
+                          texts: dict[str, Any]) -> Any:
         """A policy that learns by epochs continues from the old model's weights for a
         fraction of them; the others (memoization, rules) learn the new stories afresh, as
         Rasa's do."""
@@ -249,10 +297,11 @@ class TrainingRun:
         cls: Any = component_class(node.kind, node.component)
         old = cls.load(self._finetune_dir / COMPONENTS_DIR / node.name)
         if not isinstance(old, FinetunablePolicy):
-            return cls.from_params(node.params).fit(trackers, self.importer.domain)
+            return cls.from_params(node.params).fit(trackers, self.importer.domain, **texts)
         for key, value in node.params.items():
             setattr(old, key, value)
-        return old.finetune(trackers, self.importer.domain, self.request.epoch_fraction)
+        return old.finetune(trackers, self.importer.domain, self.request.epoch_fraction,
+                            **texts)
 
     def _training_trackers(self) -> list[Any]:
         from parley.dialogue.generator import generate_trackers

@@ -21,9 +21,9 @@ handed in by the training layer); a text it lacks gets zeros.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -32,7 +32,8 @@ from parley.data.tracker import (
     ACTIVE_LOOP, PREVIOUS_ACTION, SHOULD_NOT_BE_SET, SLOTS, USER, DomainView, State,
 )
 
-__all__ = ["ATTRIBUTES", "StateFeaturizer", "TextFeatures"]
+__all__ = ["ATTRIBUTES", "StateFeaturizer", "TextFeatures", "TextFeaturizer", "last_user_text",
+           "shown_texts"]
 
 INTENT = "intent"
 TEXT = "text"
@@ -45,7 +46,13 @@ ATTRIBUTES = (INTENT, TEXT, ENTITIES, ACTION_NAME, ACTION_TEXT, SLOTS, ACTIVE_LO
 
 @dataclass
 class TextFeatures:
-    """A sentence vector per text (user messages and bot utterances of end-to-end stories)."""
+    """What the NLU pipeline's featurizers make of texts (user messages and bot utterances
+    of end-to-end stories), as plain arrays: the dialogue side never sees NLU's types.
+
+    ``vectors``: a sentence vector per text, ``dim`` wide (the featurizers' sentence
+    features side by side). Made by the layers above (training for the stories' texts, the
+    loaded model for each new message); see :class:`TextFeaturizer`.
+    """
 
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     dim: int = 0
@@ -54,8 +61,35 @@ class TextFeatures:
         found = self.vectors.get(text)
         return found if found is not None else np.zeros(self.dim, dtype=np.float32)
 
+    def __contains__(self, text: object) -> bool:
+        return text in self.vectors
+
     def __bool__(self) -> bool:
         return self.dim > 0
+
+    def merged(self, other: TextFeatures | None) -> TextFeatures:
+        """These features and ``other``'s (which must be as wide) for texts not here."""
+        if not other or not other.vectors:
+            return self
+        if self.dim and other.dim != self.dim:
+            raise ValueError(f"text features {other.dim} wide do not fit {self.dim}: the NLU "
+                             "pipeline that made them is not the one the policy learned with")
+        return TextFeatures({**other.vectors, **self.vectors}, self.dim or other.dim)
+
+    def only(self, texts: Iterable[str]) -> TextFeatures:
+        """The features of ``texts`` alone (those known)."""
+        return TextFeatures({t: self.vectors[t] for t in dict.fromkeys(texts)
+                             if t in self.vectors}, self.dim)
+
+
+class TextFeaturizer(Protocol):
+    """Texts → their :class:`TextFeatures`, by the NLU pipeline's tokenizers and
+    featurizers (only those named in ``featurizers``, when given; all for None or ``[]``).
+    The serving and training layers implement it; policies call it for texts they have not
+    seen (a new user message)."""
+
+    def __call__(self, texts: Sequence[str],
+                 featurizers: Sequence[str] | None = None) -> TextFeatures: ...
 
 
 @dataclass
@@ -139,6 +173,29 @@ class StateFeaturizer:
                    [str(x) for x in data["entities"]],
                    [(str(n), int(w)) for n, w in data["slots"]], [str(x) for x in data["loops"]],
                    int(data["text_dim"]))
+
+
+def shown_texts(states: Sequence[State]) -> tuple[list[str], bool, bool]:
+    """The texts ``states`` show (user texts of turns without an intent, bot texts), each
+    once in order; whether some user turn shows its text; whether some shows an intent."""
+    texts: dict[str, None] = {}
+    by_text = by_intent = False
+    for state in states:
+        user = state.get(USER, {})
+        if user.get(INTENT):
+            by_intent = True
+        elif user.get(TEXT):
+            by_text = True
+            texts.setdefault(user[TEXT])
+        if state.get(PREVIOUS_ACTION, {}).get(ACTION_TEXT):
+            texts.setdefault(state[PREVIOUS_ACTION][ACTION_TEXT])
+    return list(texts), by_text, by_intent
+
+
+def last_user_text(states: Sequence[State]) -> str | None:
+    """The latest state's user text, when it shows its text (not its intent)."""
+    user = states[-1].get(USER, {}) if states else {}
+    return None if user.get(INTENT) else user.get(TEXT)
 
 
 def _positions(names: list[str]) -> dict[Any, int]:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from parley.dialogue.featurization.state import TextFeaturizer
+
 __all__ = [
     "ACTION_UNLIKELY_INTENT", "FinetunablePolicy", "Policy", "action_label",
     "check_actions_in_domain", "feature_key", "is_unlikely_intent_state", "prediction_states",
@@ -184,6 +186,10 @@ class Policy(Component, ABC):
     # Whether the policy learns from rule trackers, story trackers or both.
     uses_rules: ClassVar[bool] = False
     uses_stories: ClassVar[bool] = True
+    # Whether it reads the words of end-to-end turns: then training hands ``fit`` (and
+    # ``finetune``) ``text_features=`` and the ensemble predicts through
+    # :meth:`predict_with_texts`.
+    uses_text_features: ClassVar[bool] = False
 
     priority: int
 
@@ -198,6 +204,13 @@ class Policy(Component, ABC):
     def predict(self, tracker: DialogueStateTracker, domain: Domain,
                 rule_only_data: dict[str, Any] | None = None) -> PolicyPrediction:
         """The probability of every action of the domain being next."""
+
+    def predict_with_texts(self, tracker: DialogueStateTracker, domain: Domain,
+                           rule_only_data: dict[str, Any] | None = None,
+                           featurize: TextFeaturizer | None = None) -> PolicyPrediction:
+        """:meth:`predict`, with ``featurize`` to read the conversation's texts (the
+        loaded model's NLU featurizers); only policies that read texts use it."""
+        return self.predict(tracker, domain, rule_only_data=rule_only_data)
 
     @abstractmethod
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...

@@ -30,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from parley.data.domain import Domain
 from parley.data.events import (
@@ -40,6 +40,9 @@ from parley.data.tracker import ACTION_LISTEN, DialogueStateTracker
 from parley.dialogue.policies.base import Policy
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import ConfigError, Issue, NotFittedError
+
+if TYPE_CHECKING:
+    from parley.dialogue.featurization.state import TextFeaturizer
 
 __all__ = ["PolicyEnsemble", "pick_best", "same_priority_issues"]
 
@@ -144,12 +147,15 @@ class PolicyEnsemble:
                 return data
         return None
 
-    def predictions(self, tracker: DialogueStateTracker,
-                    domain: Domain) -> list[PolicyPrediction]:
-        """Each policy's own prediction, in configuration order."""
+    def predictions(self, tracker: DialogueStateTracker, domain: Domain,
+                    featurize: TextFeaturizer | None = None) -> list[PolicyPrediction]:
+        """Each policy's own prediction, in configuration order; ``featurize`` reads the
+        conversation's texts for policies that use them (end-to-end)."""
         rule_only = self._rule_only_data()
         predictions: list[PolicyPrediction] = [
-            p.predict(tracker, domain, rule_only_data=rule_only) for p in self.policies]
+            p.predict_with_texts(tracker, domain, rule_only, featurize)
+            if p.uses_text_features else p.predict(tracker, domain, rule_only_data=rule_only)
+            for p in self.policies]
         rejected = rejected_action(tracker)
         if rejected in domain.action_names:
             index = domain.action_names.index(rejected)
@@ -157,11 +163,12 @@ class PolicyEnsemble:
                 prediction.probabilities[index] = 0.0
         return predictions
 
-    def predict(self, tracker: DialogueStateTracker, domain: Domain) -> PolicyPrediction:
+    def predict(self, tracker: DialogueStateTracker, domain: Domain,
+                featurize: TextFeaturizer | None = None) -> PolicyPrediction:
         """The winner; right after a user message its events also say whether it was
         chosen from the message's text or intent (``DefinePrevUserUtteredFeaturization``),
         so that later states show the message the way it was used, as in Rasa."""
-        winner = pick_best(self.predictions(tracker, domain))
+        winner = pick_best(self.predictions(tracker, domain, featurize))
         if tracker.latest_action_name == ACTION_LISTEN:
             winner.events.append(
                 DefinePrevUserUtteredFeaturization(winner.is_end_to_end_prediction))

@@ -13,9 +13,12 @@ Differences from Rasa, on purpose (docs/dialogue-policies.md has the table):
   story in one pass (Rasa 2's full-dialogue layout), not one example per prefix (Rasa 3):
   O(length) rows instead of O(length²); each prediction still sees the whole dialogue.
 - ``random_seed`` left null still trains deterministically (seed 42), as DIET does.
-- End-to-end texts are not featurized yet (no text features reach ``fit``; see
-  docs/dialogue-policies.md); the text-transformer keys and ``concat_dimension`` are
-  accepted and have no effect.
+- End-to-end texts (``user:`` without an intent, ``bot:``) are read by the NLU pipeline's
+  sentence features (``TextFeatures``, handed to ``fit`` by the training run and, for new
+  messages, read through the ``featurize`` that :meth:`TEDPolicy.predict_with_texts`
+  gets); there is no text transformer over their token features, so the text-transformer
+  keys and ``concat_dimension`` have no effect, and no entity recognition on them yet
+  (``entity_recognition``, ``BILOU_flag``, ``split_entities_by_comma`` are accepted).
 - ``tensorboard_log_directory`` is not supported (a warning).
 """
 
@@ -29,8 +32,10 @@ import numpy as np
 
 from parley.component import finetune_epochs
 from parley.data.domain import Domain
-from parley.data.tracker import DialogueStateTracker
-from parley.dialogue.featurization.state import StateFeaturizer, TextFeatures
+from parley.data.tracker import ACTION_LISTEN, DialogueStateTracker
+from parley.dialogue.featurization.state import (
+    StateFeaturizer, TextFeatures, TextFeaturizer, last_user_text, shown_texts,
+)
 from parley.dialogue.featurization.trackers import (
     full_dialogue_examples, max_history_examples,
 )
@@ -92,6 +97,7 @@ class TEDPolicy(Policy, FinetunablePolicy):
     name: ClassVar[str] = "TEDPolicy"
     uses_packages = ("torch", "numpy")
     default_priority: ClassVar[int] = 1
+    uses_text_features: ClassVar[bool] = True
 
     param_constraints: ClassVar[dict[str, Constraint]] = {
         "max_history": NoneOr(Int(min=1)),
@@ -307,8 +313,9 @@ class TEDPolicy(Policy, FinetunablePolicy):
 
     def fit(self, trackers: Sequence[DialogueStateTracker], domain: Domain,
             text_features: TextFeatures | None = None) -> Self:
-        """Learn from the story trackers (rules are RulePolicy's). ``text_features`` are the
-        sentence features of the stories' texts (end-to-end turns), from the NLU pipeline."""
+        """Learn from the story trackers (rules are RulePolicy's). ``text_features`` are what
+        the NLU pipeline's featurizers make of the stories' texts (end-to-end turns; the
+        training layer hands them in)."""
         self.check_params()
         if self.tensorboard_log_directory:
             warn(f"{self.name}: tensorboard_log_directory is not supported by Parley and "
@@ -319,16 +326,26 @@ class TEDPolicy(Policy, FinetunablePolicy):
         examples = self._examples(trackers, domain)
         self.featurizer_ = StateFeaturizer.from_domain(
             domain, text_features.dim if text_features else 0)
+        self._learn_texts(examples, text_features)
         self.architecture_ = self._architecture(self.featurizer_)
         seed_everything(self._seed())
         self.model_: TEDModel | None = TEDModel(self.architecture_)
-        self.text_features_ = text_features or TextFeatures()
         if not examples.histories:
             warn(f"{self.name} has no stories to learn from; it will predict nothing.")
             self.model_ = None
             return self
         self._train(examples, self.epochs)
         return self
+
+    def _learn_texts(self, examples: Examples, text_features: TextFeatures | None) -> None:
+        """Keep the features of the texts the examples show (and of the bot texts among the
+        actions), and note how user turns are shown: by text somewhere (then prediction
+        tries the new message's text too), and by intent anywhere (else only by text)."""
+        texts, by_text, by_intent = shown_texts(examples.table.states)
+        self.reads_user_text_ = bool(text_features) and by_text
+        self.only_e2e_ = self.reads_user_text_ and not by_intent
+        self.text_features_ = (text_features.only([*texts, *self.featurizer_.actions])
+                               if text_features else TextFeatures())
 
     def finetune(self, trackers: Sequence[DialogueStateTracker], domain: Domain,
                  epoch_fraction: float, text_features: TextFeatures | None = None) -> Self:
@@ -342,11 +359,12 @@ class TEDPolicy(Policy, FinetunablePolicy):
             raise DataError(f"{self.name}: the domain (intents, entities, slots, actions or "
                             "forms) or the text features changed since the model was trained; "
                             "finetuning needs the same. Train a new model instead.")
-        if text_features:
-            self.text_features_ = text_features
         examples = self._examples(trackers, domain)
         if self.model_ is None or not examples.histories:
             return self.fit(trackers, domain, text_features)
+        old_texts = self.text_features_
+        self._learn_texts(examples, text_features)
+        self.text_features_ = self.text_features_.merged(old_texts)
         seed_everything(self._seed() + 1)
         self._train(examples, finetune_epochs(self.epochs, epoch_fraction))
         return self
@@ -384,20 +402,61 @@ class TEDPolicy(Policy, FinetunablePolicy):
     # --- prediction ------------------------------------------------------------------------
     def predict(self, tracker: DialogueStateTracker, domain: Domain,
                 rule_only_data: dict[str, Any] | None = None) -> PolicyPrediction:
+        return self.predict_with_texts(tracker, domain, rule_only_data)
+
+    def predict_with_texts(self, tracker: DialogueStateTracker, domain: Domain,
+                           rule_only_data: dict[str, Any] | None = None,
+                           featurize: TextFeaturizer | None = None) -> PolicyPrediction:
+        """As Rasa's TED: the conversation with the latest message by its intent and, when
+        TED learned user texts, again by its text (``featurize`` reads texts it has not
+        seen); the text's prediction wins when its best confidence passes
+        ``e2e_confidence_threshold`` and its best similarity beats the intent's."""
         self.check_is_fitted()
         probabilities = self.default_predictions(domain)
         if self.model_ is None:
             return PolicyPrediction(probabilities, self.name, self.priority)
-        states = prediction_states(tracker, domain, self.max_history,
-                                   ignore_rule_only_turns=True, rule_only_data=rule_only_data)
-        confidences = self._confidences(states)
+        variants = [prediction_states(tracker, domain, self.max_history,
+                                      use_text_for_last_user_input=self.only_e2e_,
+                                      ignore_rule_only_turns=True, rule_only_data=rule_only_data)]
+        if (tracker.latest_action_name == ACTION_LISTEN and self.reads_user_text_
+                and not self.only_e2e_):
+            variants.append(prediction_states(
+                tracker, domain, self.max_history, use_text_for_last_user_input=True,
+                ignore_rule_only_turns=True, rule_only_data=rule_only_data))
+        texts = self._texts_for(variants, featurize)
+        if len(variants) == 2 and last_user_text(variants[1]) not in texts:
+            variants.pop()  # the message has no text, or nothing can read it
+        confidences, similarities = self._scores(variants, texts)
+        by_text = self.only_e2e_
+        chosen = confidences[0]
+        if len(variants) == 2 and (confidences[1].max() > self.e2e_confidence_threshold
+                                   and similarities[1].max() > similarities[0].max()):
+            by_text, chosen = True, confidences[1]
+        chosen = self._ranked(chosen)
         positions = {name: i for i, name in enumerate(domain.action_names)}
-        for name, confidence in zip(self.featurizer_.actions, confidences, strict=True):
+        for name, confidence in zip(self.featurizer_.actions, chosen, strict=True):
             if name in positions:
                 probabilities[positions[name]] = float(confidence)
-        return PolicyPrediction(probabilities, self.name, self.priority)
+        reason = "from the user's text (end-to-end)" if by_text else ""
+        return PolicyPrediction(probabilities, self.name, self.priority,
+                                is_end_to_end_prediction=by_text, reason=reason)
 
-    def _confidences(self, states: list[Any]) -> np.ndarray:
+    def _texts_for(self, variants: list[list[Any]], featurize: TextFeaturizer | None
+                   ) -> TextFeatures:
+        """The features of every text the states show: learned ones, the others read by
+        ``featurize`` (without it they stay unknown, i.e. zeros)."""
+        known = self.text_features_
+        if not self.featurizer_.text_dim:
+            return known
+        wanted = {t for states in variants for t in shown_texts(states)[0]}
+        missing = sorted(wanted - set(known.vectors))
+        if missing and featurize is not None:
+            return known.merged(featurize(missing, self.featurizers))
+        return known
+
+    def _scores(self, variants: list[list[Any]], texts: TextFeatures
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Softmax confidences and similarities over the actions, a row per variant."""
         import torch
 
         from parley.dialogue.neural.training import Dialogues
@@ -405,21 +464,37 @@ class TEDPolicy(Policy, FinetunablePolicy):
         assert self.model_ is not None
         model = self.model_
         model.eval()
-        dialogues = Dialogues.build(self.featurizer_.encode(states or [{}], self.text_features_),
-                                    [list(range(len(states) or 1))], self.architecture_.causal)
+        states = [s for variant in variants for s in (variant or [{}])]
+        histories, start = [], 0
+        for variant in variants:
+            histories.append(list(range(start, start + (len(variant) or 1))))
+            start += len(variant) or 1
+        dialogues = Dialogues.build(self.featurizer_.encode(states, texts), histories,
+                                    self.architecture_.causal)
         with torch.inference_mode(), torch_threads():
             if getattr(self, "_label_cache", None) is None:
                 self._label_cache = model.label_embeddings(self._label_inputs())
-            embedded = model.dialogue_embeddings(dialogues.batch(np.arange(1)))
+            embedded = model.dialogue_embeddings(dialogues.batch(np.arange(len(variants))))
             similarities = embedded @ self._label_cache.t()
-            return model.confidences(similarities, self.ranking_length)[0].numpy()
+            confidences = model.confidences(similarities, 0)
+        return confidences.numpy(), similarities.numpy()
+
+    def _ranked(self, confidences: np.ndarray) -> np.ndarray:
+        """Only the top ``ranking_length`` keep a confidence, renormalised (Rasa's TED)."""
+        if not 0 < self.ranking_length < len(confidences):
+            return confidences
+        kept = np.zeros_like(confidences)
+        top = np.argsort(-confidences, kind="stable")[:self.ranking_length]
+        kept[top] = confidences[top]
+        return kept / max(float(kept.sum()), np.finfo(np.float32).tiny)
 
     # --- persistence -----------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         texts = self.text_features_
         state = {"featurizer": self.featurizer_.as_dict(),
                  "architecture": asdict(self.architecture_),
-                 "trained": self.model_ is not None, "texts": sorted(texts.vectors)}
+                 "trained": self.model_ is not None, "texts": sorted(texts.vectors),
+                 "reads_user_text": self.reads_user_text_, "only_e2e": self.only_e2e_}
         arrays: dict[str, np.ndarray] = {}
         if self.model_ is not None:
             arrays = {f"model.{k}": v.detach().numpy()
@@ -439,6 +514,8 @@ class TEDPolicy(Policy, FinetunablePolicy):
         self.text_features_ = TextFeatures(
             {t: np.asarray(v, np.float32) for t, v in zip(names, vectors, strict=True)},
             self.featurizer_.text_dim)
+        self.reads_user_text_ = bool(state.get("reads_user_text", False))
+        self.only_e2e_ = bool(state.get("only_e2e", False))
         self._label_cache = None
         self.model_ = None
         if state["trained"]:

@@ -44,7 +44,7 @@ from parley.dialogue.policies.base import (
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import DataError, warn
-from parley.ml.torch_env import import_torch, seed_everything, torch_threads
+from parley.ml.torch_env import import_torch, prediction_threads, seed_everything, torch_threads
 from parley.params import (
     AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
 )
@@ -471,7 +471,7 @@ class TEDPolicy(Policy, FinetunablePolicy):
             start += len(variant) or 1
         dialogues = Dialogues.build(self.featurizer_.encode(states, texts), histories,
                                     self.architecture_.causal)
-        with torch.inference_mode(), torch_threads():
+        with torch.inference_mode(), prediction_threads(len(variants)):
             if getattr(self, "_label_cache", None) is None:
                 self._label_cache = model.label_embeddings(self._label_inputs())
             embedded = model.dialogue_embeddings(dialogues.batch(np.arange(len(variants))))

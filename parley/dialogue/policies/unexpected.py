@@ -52,7 +52,7 @@ from parley.dialogue.policies.ted import (
     CONCAT_DIMENSION, DENSE_DIMENSION, TRANSFORMER_LAYERS, TRANSFORMER_SIZE, TEDPolicy,
 )
 from parley.errors import ConfigError, DataError, warn
-from parley.ml.torch_env import torch_threads
+from parley.ml.torch_env import prediction_threads, torch_threads
 from parley.params import Constraint, Float, Int, ListOf, Str
 
 if TYPE_CHECKING:
@@ -84,6 +84,8 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
 
     name: ClassVar[str] = "UnexpecTEDIntentPolicy"
     default_priority: ClassVar[int] = 2
+    # Rasa's UnexpecTED judges the user's intent, never the words of end-to-end turns.
+    uses_text_features: ClassVar[bool] = False
 
     param_constraints: ClassVar[dict[str, Constraint]] = {
         **{k: v for k, v in TEDPolicy.param_constraints.items() if k not in NOT_KEYS},
@@ -276,7 +278,7 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
         if intent is None:
             return PolicyPrediction(probabilities, self.name, self.priority, reason=why_not)
         states = intent_prediction_states(tracker, domain, self.max_history, rule_only_data)
-        scores = dict(zip(self.featurizer_.intents, self._scores(states), strict=True))
+        scores = dict(zip(self.featurizer_.intents, self._intent_scores(states), strict=True))
         limit = self.thresholds()[intent]
         best = max(scores, key=lambda i: scores[i])
         # (below by more than float rounding: a story's own history, scored alone rather
@@ -289,6 +291,12 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
             probabilities[domain.action_names.index(ACTION_UNLIKELY_INTENT)] = 1.0
         return PolicyPrediction(probabilities, self.name, self.priority,
                                 reason=self._reason(intent, scores, unlikely))
+
+    def predict_with_texts(self, tracker: DialogueStateTracker, domain: Domain,
+                           rule_only_data: dict[str, Any] | None = None,
+                           featurize: Any = None) -> PolicyPrediction:
+        """As :meth:`predict`: the texts of the conversation are not read."""
+        return self.predict(tracker, domain, rule_only_data)
 
     def _query_intent(self, tracker: DialogueStateTracker,
                       domain: Domain) -> tuple[str | None, str]:
@@ -310,7 +318,7 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
                 return intent, ""
         return None, "no user message yet"
 
-    def _scores(self, states: list[Any]) -> np.ndarray:
+    def _intent_scores(self, states: list[Any]) -> np.ndarray:
         import torch
 
         from parley.dialogue.neural.training import Dialogues
@@ -320,7 +328,7 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
         model.eval()
         dialogues = Dialogues.build(self.featurizer_.encode(states or [{}], self.text_features_),
                                     [list(range(len(states) or 1))], causal=False)
-        with torch.inference_mode(), torch_threads():
+        with torch.inference_mode(), prediction_threads(1):
             if getattr(self, "_label_cache", None) is None:
                 self._label_cache = model.label_embeddings(self._label_inputs())
             embedded = model.dialogue_embeddings(dialogues.batch(np.arange(1)))

@@ -186,8 +186,11 @@ class GroupedDense:
         else:
             # groups × rows × fan_in, contiguous: numpy's stacked product then calls BLAS
             parts = np.ascontiguousarray(np.take(x, self.index, axis=1).transpose(1, 0, 2))
-            products = np.matmul(parts, self.kernels)  # groups × rows × width
-            out = products.transpose(1, 0, 2).reshape(len(x), -1)
+            groups, _, width = self.kernels.shape
+            products = np.empty((len(x), groups, width), dtype=F32)
+            # each group's product written straight into its columns
+            np.matmul(parts, self.kernels, out=products.transpose(1, 0, 2))
+            out = products.reshape(len(x), -1)
             if self.take is not None:
                 out = out[:, self.take]
         if self.bias is not None:

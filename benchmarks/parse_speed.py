@@ -18,7 +18,8 @@ Rasa's parse p50 and load figures: ../shared/anchors.md.
 ``p50 CPU ms`` is the median of the parsing thread's CPU time (``time.thread_time``; a
 single message runs on one thread): what a parse costs whatever else the machine runs,
 where wall time on a shared machine also counts the time slices other processes get.
-``load s`` includes importing PyTorch and SciPy, which Parley does on demand.
+``load s`` includes importing SciPy, which Parley does on demand (DIET and ResponseSelector
+predict in numpy: loading them imports no PyTorch).
 """
 
 from __future__ import annotations

@@ -52,6 +52,22 @@ def tfidf_weights(x: csr_matrix, idf: np.ndarray, dims: list[int]) -> csr_matrix
     return x
 
 
+def tfidf_row(data: np.ndarray, cols: np.ndarray, block: np.ndarray, n_blocks: int,
+              idf: np.ndarray) -> np.ndarray:
+    """:func:`tfidf_weights` of one row's values ``data`` at columns ``cols`` (``block``:
+    each value's block), the same operations on the row's arrays."""
+    data = data.astype(np.float64, copy=True)
+    weighted = idf[cols] > 0
+    values = data[weighted]
+    data[weighted] = np.where(values > 0, 1.0 + np.log(np.maximum(values, 1e-300)), values) \
+        * idf[cols[weighted]]
+    squares = np.bincount(block[weighted], weights=data[weighted] ** 2, minlength=n_blocks)
+    norms = np.sqrt(squares[block])
+    scale = weighted & (norms > 0)
+    data[scale] *= 1.0 / norms[scale]
+    return data
+
+
 def scale_dense_blocks(x: csr_matrix, dims: list[int], sparse: list[bool],
                        length: float) -> csr_matrix:
     """Each row's dense blocks (``sparse`` False: sentence embeddings) scaled to ``length``.

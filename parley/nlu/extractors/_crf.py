@@ -349,7 +349,20 @@ def predict_chain(weights: ChainWeights, x: csr_matrix, lengths: np.ndarray
     if layout.n_tokens == 0:
         return np.zeros(0, dtype=np.int64), np.zeros((0, weights.transitions.shape[0]))
     walked = x if len(lengths) == 1 else x[layout.perm]  # one message: already in order
-    emissions = weights.emissions(walked.astype(np.float32))
+    return _predict(weights, weights.emissions(walked.astype(np.float32)), layout)
+
+
+def predict_emissions(weights: ChainWeights, emissions: np.ndarray, lengths: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`predict_chain` from the tokens' state scores (message-major)."""
+    layout = ChainLayout(lengths)
+    if layout.n_tokens == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, weights.transitions.shape[0]))
+    return _predict(weights, emissions if len(lengths) == 1 else emissions[layout.perm], layout)
+
+
+def _predict(weights: ChainWeights, emissions: np.ndarray, layout: ChainLayout
+             ) -> tuple[np.ndarray, np.ndarray]:
     best = viterbi(emissions, weights.transitions, layout)
     with (single_threaded_blas() if layout.n_tokens >= _SINGLE_THREAD_FROM
           else contextlib.nullcontext()):

@@ -19,10 +19,10 @@ from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError
 from parley.nlu.entity_tags import NO_ENTITY, decode_entities, label_of, tag_spans, token_tags
 from parley.nlu.extractors import ENTITIES_KEY
-from parley.nlu.extractors._crf import ChainWeights, predict_chain, train_chain_crf
+from parley.nlu.extractors._crf import ChainWeights, predict_chain, predict_emissions, train_chain_crf
 from parley.nlu.extractors._crf_features import (
     DEFAULT_FEATURES, DENSE, PATTERN, SPACY_FEATURES, TEXT_FEATURES, TokenBatch,
-    attribute_entries, attribute_matrix, lookup, token_batch,
+    attribute_entries, attribute_matrix, lookup, message_attributes, regex_rows, token_batch,
 )
 from parley.nlu.featurizers._tokens import tokens_of
 from parley.nlu.tokens import Token
@@ -213,6 +213,12 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
         all_tokens = tokens_of(messages, self.name)
         if not self.taggers_:
             return [({}, {}) for _ in messages]
+        if len(messages) == 1 and not self._uses_dense():
+            return [self._predict_one(messages[0], all_tokens[0])]
+        return self._predict_batch(messages, all_tokens)
+
+    def _predict_batch(self, messages: list[Message], all_tokens: list[list[Token]]
+                       ) -> list[tuple[dict[str, list[str]], dict[str, list[float]]]]:
         batch = self._batch(messages, all_tokens)
         if batch.dense_layout != self.dense_layout_:
             raise ValueError(
@@ -241,6 +247,40 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
             out.append(({k: v[a:b] for k, v in tags.items()},
                         {k: [float(c) for c in v[a:b]] for k, v in confidences.items()}))
         return out
+
+    def _predict_one(self, message: Message, tokens: list[Token]
+                     ) -> tuple[dict[str, list[str]], dict[str, list[float]]]:
+        """:meth:`predict_tags` of one message (what a parse asks for): the same attributes,
+        emissions summed in the same order (so the same floats), without the batch's string
+        arrays and sparse matrices."""
+        texts = [t.text for t in tokens]
+        lengths = np.array([len(texts)], dtype=np.int64)
+        patterns = regex_rows(message)
+        tags: dict[str, list[str]] = {}
+        confidences: dict[str, list[float]] = {}
+        for attribute, tagger in self.taggers_.items():
+            per_token = message_attributes(texts, patterns, self._window(),
+                                           tags["entity"] if attribute != "entity" else None)
+            index = tagger.index
+            ids: list[int] = []
+            values: list[float] = []
+            indptr = [0]
+            for found in per_token:
+                known = sorted((i, v) for name, v in found if (i := index.get(name)) is not None)
+                ids.extend(i for i, _ in known)
+                values.extend(v for _, v in known)
+                indptr.append(len(ids))
+            emissions = _emissions(tagger, np.array(ids, dtype=np.int64),
+                                   np.array(values, dtype=np.float32), np.array(indptr))
+            best, marginals = predict_emissions(tagger.weights, emissions, lengths)
+            tags[attribute] = [tagger.labels[b] for b in best.tolist()]
+            if self.BILOU_flag:
+                bare = np.array([label_of(t) for t in tagger.labels])
+                same = bare[None, :] == bare[best][:, None]
+                confidences[attribute] = (marginals * same).sum(axis=1).tolist()
+            else:
+                confidences[attribute] = marginals[np.arange(len(best)), best].tolist()
+        return tags, confidences
 
     def process(self, messages: list[Message]) -> None:
         self.check_is_fitted()
@@ -333,3 +373,13 @@ def _check_shapes(weights: ChainWeights, n_labels: int, n_attributes: int) -> No
                              or weights.pair_label.min() < 0
                              or weights.pair_label.max() >= n_labels))):
         raise ValueError("the weights do not fit the saved labels and attributes")
+
+
+def _emissions(tagger: _Tagger, ids: np.ndarray, values: np.ndarray, indptr: np.ndarray
+               ) -> np.ndarray:
+    """Tokens × labels state scores of CSR rows (attribute ids sorted within each row): the
+    product :meth:`ChainWeights.emissions` takes, on the same matrix, so the same floats."""
+    from scipy.sparse import csr_matrix
+
+    x = csr_matrix((values, ids, indptr), shape=(len(indptr) - 1, len(tagger.attributes)))
+    return tagger.weights.emissions(x)

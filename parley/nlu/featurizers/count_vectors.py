@@ -281,17 +281,10 @@ class CountVectorsFeaturizer(NLUComponent):
         """:func:`_coordinates` of the distinct tokens over a fixed vocabulary, each token's
         term ids kept between calls: words come again and again, and cutting a word into
         character n-grams is most of featurizing it."""
-        kept = self.__dict__.get("_kept_terms")
-        if kept is None or kept[0] is not vocabulary or len(kept[1]) > KEPT_TOKENS:
-            kept = self.__dict__["_kept_terms"] = (vocabulary, {})
-        known: dict[str, list[int]] = kept[1]
         rows: list[int] = []
         cols: list[int] = []
         for row, text in enumerate(distinct):
-            ids = known.get(text)
-            if ids is None:
-                ids = known[text] = [i for gram in analyze(text)
-                                     if (i := vocabulary.get(gram)) is not None]
+            ids = self._term_ids(text, analyze, vocabulary)
             rows.extend([row] * len(ids))
             cols.extend(ids)
         return rows, cols
@@ -306,8 +299,57 @@ class CountVectorsFeaturizer(NLUComponent):
             token_lists = self._clean_tokens(messages, lambda t: t if t in vocabulary else oov)
         else:
             token_lists = self._clean_tokens(messages, lambda t: t)
-        sequence, sentence = self._count(token_lists, vocabulary, grow=False)
+        if len(messages) == 1:  # a parse: no batch to vectorise over
+            sequence, sentence = self._count_one(token_lists[0], vocabulary)
+        else:
+            sequence, sentence = self._count(token_lists, vocabulary, grow=False)
         attach_features(messages, sequence, sentence, token_offsets(token_lists), self.name)
+
+    def _count_one(self, tokens: list[str], vocabulary: dict[str, int]
+                   ) -> tuple[csr_matrix, csr_matrix]:
+        """:meth:`_count` of one message's tokens over a fixed vocabulary — the same CSR
+        arrays (float64 counts, sorted columns) — counted with dictionaries: numpy's
+        sorting and scipy's conversions cost more than the counting for a few tokens."""
+        from scipy.sparse import csr_matrix
+
+        analyze = self._analyzer()
+        ids = [self._term_ids(t, analyze, vocabulary) for t in tokens]
+        width = len(vocabulary)
+        seq_data: list[float] = []
+        seq_indices: list[int] = []
+        indptr = [0]
+        for token_ids in ids:
+            counts = _counted(token_ids)
+            seq_indices.extend(counts)
+            seq_data.extend(counts.values())
+            indptr.append(len(seq_indices))
+        if self._sentence_is_sum_of_tokens():
+            total = _counted([i for token_ids in ids for i in token_ids])
+        else:
+            total = _counted([i for gram in analyze(" ".join(tokens))
+                              if (i := vocabulary.get(gram)) is not None])
+        sequence = csr_matrix((np.array(seq_data, dtype=np.float64),
+                               np.array(seq_indices, dtype=np.int32),
+                               np.array(indptr, dtype=np.int64)), shape=(len(tokens), width))
+        sentence = csr_matrix((np.fromiter(total.values(), dtype=np.float64, count=len(total)),
+                               np.fromiter(total, dtype=np.int32, count=len(total)),
+                               np.array([0, len(total)], dtype=np.int64)), shape=(1, width))
+        sequence.has_sorted_indices = sentence.has_sorted_indices = True
+        return sequence, sentence
+
+    def _term_ids(self, text: str, analyze: Callable[[str], list[str]],
+                  vocabulary: dict[str, int]) -> list[int]:
+        """The known term ids of one token's n-grams, kept between calls (as
+        :meth:`_known_coordinates` keeps them)."""
+        kept = self.__dict__.get("_kept_terms")
+        if kept is None or kept[0] is not vocabulary or len(kept[1]) > KEPT_TOKENS:
+            kept = self.__dict__["_kept_terms"] = (vocabulary, {})
+        known: dict[str, list[int]] = kept[1]
+        ids = known.get(text)
+        if ids is None:
+            ids = known[text] = [i for gram in analyze(text)
+                                 if (i := vocabulary.get(gram)) is not None]
+        return ids
 
     # --- persistence -------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -332,3 +374,10 @@ def _coordinates(
                 cols.append(col)
     return rows, cols
 
+
+def _counted(ids: list[int]) -> dict[int, float]:
+    """Each id's count, ids in increasing order."""
+    counts: dict[int, float] = {}
+    for i in sorted(ids):
+        counts[i] = counts.get(i, 0.0) + 1.0
+    return counts

@@ -121,6 +121,10 @@ class LexicalSyntacticFeaturizer(NLUComponent):
 
         all_tokens = tokens_of(messages, self.name)
         offsets = token_offsets(all_tokens)
+        if len(messages) == 1:  # a parse: the CSR arrays straight from the entries
+            sequence, sentence = self._one(all_tokens[0])
+            attach_features(messages, sequence, sentence, offsets, self.name)
+            return
         rows, cols = self._entries(all_tokens)
         n, dim = int(offsets[-1]), len(self.vocabulary_)
         sequence = csr_matrix(count_entries(rows, cols, np.ones(len(rows)), n, dim),
@@ -130,6 +134,37 @@ class LexicalSyntacticFeaturizer(NLUComponent):
             count_entries(message_of[rows], cols, np.ones(len(rows)), len(messages), dim),
             shape=(len(messages), dim))
         attach_features(messages, sequence, sentence, offsets, self.name)
+
+    def _one(self, tokens: list[Token]) -> tuple[Any, Any]:
+        """:meth:`process`'s two matrices for one message (the same arrays: float64
+        counts, sorted columns), without numpy's sorting for a few entries."""
+        from scipy.sparse import csr_matrix
+
+        rows, cols = self._entries([tokens])
+        dim = len(self.vocabulary_)
+        per_token: list[list[int]] = [[] for _ in tokens]
+        for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+            per_token[row].append(col)
+        data: list[float] = []
+        indices: list[int] = []
+        indptr = [0]
+        total: dict[int, float] = {}
+        for found in per_token:
+            counts: dict[int, float] = {}
+            for col in sorted(found):
+                counts[col] = counts.get(col, 0.0) + 1.0
+                total[col] = total.get(col, 0.0) + 1.0
+            indices.extend(counts)
+            data.extend(counts.values())
+            indptr.append(len(indices))
+        order = sorted(total)
+        sequence = csr_matrix((np.array(data, dtype=np.float64), np.array(indices, dtype=np.int32),
+                               np.array(indptr, dtype=np.int64)), shape=(len(tokens), dim))
+        sentence = csr_matrix((np.array([total[c] for c in order], dtype=np.float64),
+                               np.array(order, dtype=np.int32),
+                               np.array([0, len(order)], dtype=np.int64)), shape=(1, dim))
+        sequence.has_sorted_indices = sentence.has_sorted_indices = True
+        return sequence, sentence
 
     def _entries(self, all_tokens: list[list[Token]]) -> tuple[np.ndarray, np.ndarray]:
         """(token row, column) of every known (position, feature, value) of the tokens —

@@ -23,7 +23,7 @@ from parley.component import ENTITIES, FEATURES, INTENT, Finetunable, NLUCompone
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError, warn
-from parley.ml.torch_env import import_torch, prediction_threads, seed_everything, torch_threads
+from parley.ml.torch_env import import_torch, seed_everything, torch_threads
 from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
 from parley.nlu.classifiers.calibration import MAX_CALIBRATION_FOLDS, saved_temperature
 from parley.nlu.entity_tags import NO_ENTITY, bilou_moves, comma_rule, decode_entities, token_tags
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
     from parley.ml.batching import FeatureTable
     from parley.nlu.neural.model import Architecture, DIETModel
+    from parley.nlu.neural.predictor import DIETPredictor
 
 DEFAULT_SEED = 42
 PREDICT_BATCH = 256
@@ -508,26 +509,64 @@ class DIETClassifier(NLUComponent, Finetunable):
 
     # --- prediction --------------------------------------------------------------------------
     def process(self, messages: list[Message]) -> None:
+        """Labels and entities of the messages, by the network in numpy
+        (:mod:`parley.nlu.neural.predictor`): no PyTorch at parse time."""
         self.check_is_fitted()
         if not messages:
             return
-        import torch
+        records = self._records(messages)
+        predicted = self._predictor().predict(records, self.temperature_)
+        if predicted.confidences is not None:
+            for message, row in zip(messages, predicted.confidences, strict=True):
+                self._write_labels(message, row)
+        if predicted.tags:
+            rule = comma_rule(self.split_entities_by_comma)
+            for i, message in enumerate(messages):
+                names = {a: [self.tags_[a][t] for t in found[i].tolist()]
+                         for a, found in predicted.tags.items()}
+                scores = {a: found[i].tolist() for a, found in predicted.tag_confidences.items()}
+                found_entities = decode_entities(message.text, message.data.get("tokens", []),
+                                                 names, scores, self.BILOU_flag, self.name, rule)
+                message.data.setdefault(self.entities_key, []).extend(found_entities)
 
-        table = self._table(messages)
-        if table.layout() != self.layout_:
+    def _records(self, messages: list[Message]) -> list[list[Any]]:
+        """The messages' feature records the network reads, checked against the layout it
+        was trained on."""
+        from parley.nlu.features import features_in_one_layout
+
+        try:
+            records = features_in_one_layout(messages, self._origins())
+        except ValueError as exc:
+            raise ConfigError(f"{self.name}: {exc}.") from None
+        layout = [[f.origin, f.is_sparse, f.dim] for f in records[0]]
+        if layout != self.layout_:
             raise ValueError(f"{self.name} was trained on features {self.layout_} but the messages "
-                             f"carry {table.layout()}; process them with the pipeline it was "
+                             f"carry {layout}; process them with the pipeline it was "
                              "trained in.")
-        model = self.model_
-        if model.training:  # eval() walks every module: not once per message
-            model.eval()
-        rows = int(table.token_start[-1]) + len(messages)
-        with torch.inference_mode(), prediction_threads(rows):
-            labels = self._label_embeddings() if self.architecture_.intent_classification else None
-            by_length = np.argsort(table.n_tokens, kind="stable")  # little padding
-            for start in range(0, len(messages), PREDICT_BATCH):
-                index = by_length[start:start + PREDICT_BATCH]
-                self._predict_batch(table, index, [messages[i] for i in index], labels)
+        for message, found in zip(messages, records, strict=True):
+            if len({f.sequence.shape[0] for f in found}) > 1:
+                raise ConfigError(f"{self.name}: the featurizers give message {message.text!r} "
+                                  "different numbers of token rows.")
+        return records
+
+    def _predictor(self) -> DIETPredictor:
+        """The network in numpy: from the saved weights of a loaded model, or from the torch
+        model trained (or finetuned) in this process — made again when its weights change."""
+        from parley.nlu.neural.predictor import DIETPredictor
+
+        model = self.__dict__.get("model_")
+        key = None if model is None else (id(model), tuple(p._version for p in model.parameters()))
+        kept = self.__dict__.get("_kept_predictor")
+        if kept is not None and kept[0] == key:
+            return kept[1]  # type: ignore[no-any-return]
+        weights = (self.__dict__["_saved_weights"] if model is None else
+                   {k: v.detach().numpy().copy() for k, v in model.state_dict().items()})
+        moves = ({a: bilou_moves(names) for a, names in self.tags_.items()}
+                 if self.tags_ and self.BILOU_flag else {})
+        labels = self._label_inputs() if self.architecture_.intent_classification else None
+        predictor = DIETPredictor(self.architecture_, weights, labels, moves)
+        self._kept_predictor = (key, predictor)
+        return predictor
 
     def _label_similarities(self, messages: list[Message]) -> np.ndarray:
         """Each message's similarity to each label (the logits of its confidences)."""
@@ -547,53 +586,6 @@ class DIETClassifier(NLUComponent, Finetunable):
                 out[index] = (model.sentence_embeddings(sentences) @ labels.t()).numpy()
         return out
 
-    def _label_embeddings(self) -> Any:
-        """The labels' embeddings, which depend on the weights alone: kept between calls
-        (until the weights change: training, finetuning and loading drop them)."""
-        import torch
-
-        kept = getattr(self, "_kept_labels", None)
-        if kept is None:
-            kept = self._kept_labels = self.model_.label_embeddings(
-                torch.from_numpy(self._label_inputs()))
-        return kept
-
-    def _predict_batch(self, table: FeatureTable, index: np.ndarray, messages: list[Message],
-                       labels: Any) -> None:
-        import torch
-
-        model = self.model_
-        batch = table.batch(torch, index, tight=len(index) == 1)
-        rows, grid = model.encode_inputs(batch)
-        if self.tags_:
-            out = model.encode(rows, grid)
-            sentences = out[batch.sentence_rows]
-        else:  # only the sentence rows' outputs are read
-            sentences = model.encode(rows, grid, batch.sentence_rows)
-        if labels is not None:
-            similarities = model.sentence_embeddings(sentences) @ labels.t()
-            confidences = torch.softmax(similarities / self.temperature_, dim=1).numpy()
-            for message, row in zip(messages, confidences, strict=True):
-                self._write_labels(message, row)
-        if self.tags_:
-            tokens = out[batch.token_rows]
-            decoded: dict[str, Any] = {}
-            entity_tags = None
-            for attribute in self.tags_:
-                emissions, mask = model.token_grid(model.tag_scores(attribute, tokens, entity_tags), batch)
-                tags, confidence = model.crfs[attribute].decode(emissions, mask)
-                if attribute == "entity":
-                    entity_tags = tags.view(-1)[batch.token_grid_index]
-                decoded[attribute] = (tags.numpy(), confidence.numpy())
-            rule = comma_rule(self.split_entities_by_comma)
-            for row, message in enumerate(messages):
-                n = int(table.n_tokens[index[row]])
-                names = {a: [self.tags_[a][t] for t in decoded[a][0][row, :n]] for a in decoded}
-                scores = {a: decoded[a][1][row, :n].tolist() for a in decoded}
-                found = decode_entities(message.text, message.data.get("tokens", []), names, scores,
-                                        self.BILOU_flag, self.name, rule)
-                message.data.setdefault(self.entities_key, []).extend(found)
-
     def _write_labels(self, message: Message, confidences: np.ndarray) -> None:
         order = np.argsort(-confidences, kind="stable")
         if self.ranking_length > 0:
@@ -611,21 +603,39 @@ class DIETClassifier(NLUComponent, Finetunable):
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         state = {"labels": self.labels_, "tags": self.tags_, "layout": self.layout_,
                  "architecture": asdict(self.architecture_), "temperature": self.temperature_}
+        if "model_" not in self.__dict__:  # loaded and not trained since: as it was saved
+            return state, dict(self.__dict__["_saved_weights"])
         return state, {k: v.detach().numpy() for k, v in self.model_.state_dict().items()}
 
     def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        torch = import_torch(self.name)
-        from parley.nlu.neural.model import Architecture, DIETModel
+        from parley.nlu.neural.architecture import Architecture
 
         self.labels_ = [str(x) for x in state["labels"]]
         self.tags_ = {str(k): [str(t) for t in v] for k, v in state["tags"].items()}
         self.layout_ = [[str(o), bool(s), int(d)] for o, s, d in state["layout"]]
         self.architecture_ = Architecture(**state["architecture"])
         self.temperature_ = saved_temperature(state, self.name)
-        self.model_ = DIETModel(self.architecture_)
+        # Predicting runs the weights in numpy; the torch network is built only when
+        # something trains it further (finetuning: see __getattr__).
+        self.__dict__.pop("model_", None)
         self._kept_labels = None
-        # Each weight the network has must be saved: a missing one names arrays.npz.
-        weights = {k: torch.from_numpy(arrays[k]) for k in self.model_.state_dict()}
-        self.model_.load_state_dict(weights)
-        self._constrain_taggers()
-        self.model_.eval()
+        self._kept_predictor = None
+        self._saved_weights = arrays  # missing keys name the file (see Component.load)
+        self._predictor()  # each weight the network has must be saved, in its shape
+
+    def __getattr__(self, name: str) -> Any:
+        """``model_`` of a loaded model: the torch network, built from the saved weights
+        the first time something asks for it (finetuning, calibration)."""
+        if name == "model_" and "_saved_weights" in self.__dict__:
+            torch = import_torch(self.name)
+            from parley.nlu.neural.model import DIETModel
+
+            arrays = self.__dict__["_saved_weights"]
+            model = DIETModel(self.architecture_)
+            model.load_state_dict({k: torch.from_numpy(np.array(arrays[k]))
+                                   for k in model.state_dict()})
+            self.model_ = model
+            self._constrain_taggers()
+            model.eval()
+            return model
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from parley.data.formats.nlu_yaml import read_nlu_file
@@ -228,3 +229,18 @@ def test_parleys_default_pipeline_should_beat_rasas_default_with_calibrated_conf
     assert round(report.ranking_accuracy * len(test)) + 1 >= round(scikit_learn * len(test))
     assert report.expected_calibration_error is not None
     assert report.expected_calibration_error <= 0.05
+
+
+@pytest.mark.parametrize("tfidf", [True, False])
+def test_one_message_should_get_the_probabilities_a_batch_gives_it(tfidf: bool) -> None:
+    """A parse skips the batch's sparse matrices; the probabilities are the same floats."""
+    components = _pipeline(tfidf=tfidf)
+    run(components, toy_data())
+    texts = ["book a flight to Paris", "hello friend", "bye", "", "zzz", "flight LH 1234"]
+    together = fresh(texts)
+    for component in components:
+        component.process(together)
+    classifier = components[-1]
+    batch = classifier.predict_proba(together)
+    for row, message in zip(batch, together, strict=True):
+        assert np.array_equal(classifier.predict_proba([message])[0], row)

@@ -400,3 +400,25 @@ def test_viterbi_of_one_sequence_should_match_it_within_a_batch_ties_included() 
         assert viterbi(rows[alone.perm], transitions, alone)[alone.inverse].tolist() \
             == together[start:start + n].tolist()
         start += n
+
+
+@pytest.mark.parametrize("nlu, params", [
+    (travel_nlu(), {}),
+    (travel_nlu(), {"BILOU_flag": False}),
+    (None, {}),  # the toy data: regex and lookup patterns
+])
+def test_one_message_is_tagged_exactly_as_by_the_batch_path(nlu: str | None,
+                                                            params: dict[str, Any]) -> None:
+    """A parse takes a shortcut (no string arrays, no batch); its tags and confidences are
+    the batch path's on the same message, float for float."""
+    from tests.nlu._helpers import TOY_NLU
+
+    extractor, upstream = _trained(nlu or TOY_NLU, **params)
+    texts = ["fly from Oslo to Rome", "a small pizza and a large soup", "hello", "!!",
+             "book a flight to Berlin", "flight number LH 1234 please", "fly to big apple"]
+    for text in texts:
+        messages = fresh([text])
+        for component in upstream:
+            component.process(messages)
+        tokens = messages[0].data["tokens"]
+        assert extractor.predict_tags(messages) == extractor._predict_batch(messages, [tokens])

@@ -138,3 +138,28 @@ def test_a_vocabulary_pruned_to_nothing_should_warn() -> None:
     with pytest.warns(ParleyWarning, match="leave no word"):
         featurizer, _ = _fit(["hello world", "hello there"], min_df=1_000)
     assert featurizer.vocabulary_ == {}
+
+
+@pytest.mark.parametrize("params", [
+    {}, {"max_ngram": 2}, {"analyzer": "char_wb", "min_ngram": 1, "max_ngram": 4},
+    {"analyzer": "char", "min_ngram": 2, "max_ngram": 3},
+    {"OOV_token": "oov", "OOV_words": ["zebra"]},
+])
+def test_one_message_should_get_the_arrays_a_batch_gives_it(params: dict[str, object]) -> None:
+    """A parse counts with dictionaries, a batch with numpy: the same CSR arrays."""
+    featurizer, _ = _fit(["hello hello world", "book a flight to berlin 42", "zebra crossing",
+                          "Hello there"], **params)
+    texts = ["hello hello there", "a flight to paris 7 zebra", "", "!!", "world world world"]
+    batch = [Message(t) for t in texts]
+    WhitespaceTokenizer().fit(TrainingData()).process(batch)
+    featurizer.process(batch)
+    for text, together in zip(texts, batch, strict=True):
+        alone = Message(text)
+        WhitespaceTokenizer().fit(TrainingData()).process([alone])
+        featurizer.process([alone])
+        for a, b in ((alone.data["features"][-1].sequence, together.data["features"][-1].sequence),
+                     (alone.data["features"][-1].sentence, together.data["features"][-1].sentence)):
+            assert a.shape == b.shape
+            for name in ("data", "indices", "indptr"):
+                got, want = getattr(a, name), getattr(b, name)
+                assert got.dtype == want.dtype and np.array_equal(got, want), (text, name)

@@ -87,3 +87,25 @@ def test_process_should_give_the_values_fit_learned_from_on_real_messages() -> N
     rows, cols = featurizer._entries(tokens_of(messages, "test"))
     assert set(zip(rows.tolist(), cols.tolist(), strict=True)) == expected
     assert len(rows) == len(expected)
+
+
+@pytest.mark.parametrize("features", [None, [["low"], ["BOS", "EOS", "suffix2", "prefix2"],
+                                             ["title", "digit"]]])
+def test_one_message_should_get_the_arrays_a_batch_gives_it(features: object) -> None:
+    import numpy as np
+
+    featurizer, _ = _fit(["Hello World", "book 2 TICKETS to Berlin", "hi"], features=features)
+    texts = ["Hello there Berlin", "BOOK 3 tickets", "", "x"]
+    batch = [Message(t) for t in texts]
+    WhitespaceTokenizer().fit(TrainingData()).process(batch)
+    featurizer.process(batch)
+    for text, together in zip(texts, batch, strict=True):
+        alone = Message(text)
+        WhitespaceTokenizer().fit(TrainingData()).process([alone])
+        featurizer.process([alone])
+        for a, b in ((alone.data["features"][-1].sequence, together.data["features"][-1].sequence),
+                     (alone.data["features"][-1].sentence, together.data["features"][-1].sentence)):
+            assert a.shape == b.shape
+            for name in ("data", "indices", "indptr"):
+                got, want = getattr(a, name), getattr(b, name)
+                assert got.dtype == want.dtype and np.array_equal(got, want), (text, name)

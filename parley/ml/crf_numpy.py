@@ -1,0 +1,105 @@
+"""The CRF's prediction in numpy: Viterbi tags and their marginal probabilities.
+
+:class:`parley.ml.crf.CRF.decode` without PyTorch, for sequences of equal length (the
+caller groups messages by length, so there is no padding). The same recursions: the
+marginals by the scaled forward–backward algorithm in probability space, and by a
+log-space ``logsumexp`` when a step underflows or a token's marginals do not sum to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from parley.ml.numpy_net import F32, log_sum_exp, softmax
+
+BLOCKED = -1e4  # as parley.ml.crf: the score of a move that is not allowed
+_UNDERFLOW = 1e-30
+_MARGINAL_TOLERANCE = 1e-3
+
+
+class CRFDecoder:
+    """A trained CRF's transitions (from → to), with the moves, starts and ends allowed
+    (:func:`parley.nlu.entity_tags.bilou_moves`; all when not given)."""
+
+    def __init__(self, transitions: np.ndarray, allowed: Sequence[Sequence[bool]] | None = None,
+                 may_start: Sequence[bool] | None = None,
+                 may_end: Sequence[bool] | None = None) -> None:
+        k = transitions.shape[0]
+        if transitions.shape != (k, k):
+            raise ValueError(f"CRF transitions have shape {transitions.shape}, not square")
+        allowed_moves = np.ones((k, k), dtype=bool) if allowed is None else np.asarray(allowed, bool)
+        self.scores = np.where(allowed_moves, transitions.astype(F32), F32(BLOCKED)).astype(F32)
+        self.start = (np.zeros(k, F32) if may_start is None
+                      else np.where(np.asarray(may_start, bool), F32(0), F32(BLOCKED)).astype(F32))
+        self.end = (np.zeros(k, F32) if may_end is None
+                    else np.where(np.asarray(may_end, bool), F32(0), F32(BLOCKED)).astype(F32))
+        shift = self.scores.max()
+        self.exp_scores = np.exp(self.scores - shift)
+        self.exp_start = np.exp(self.start)
+        self.exp_end = np.exp(self.end)
+
+    def decode(self, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The Viterbi tags (B × T) of ``emissions`` (B × T × K, T ≥ 1) and each tag's
+        marginal probability."""
+        b, t, _ = emissions.shape
+        score = emissions[:, 0] + self.start
+        back = []
+        rows = np.arange(b)[:, None]
+        for i in range(1, t):
+            moves = score[:, :, None] + self.scores  # B × from × to
+            arg = moves.argmax(axis=1)
+            score = moves[rows, arg, np.arange(moves.shape[2])[None, :]] + emissions[:, i]
+            back.append(arg)
+        last = (score + self.end).argmax(axis=1)
+        path = [last]
+        for pointers in reversed(back):
+            last = pointers[np.arange(b), last]
+            path.append(last)
+        tags = np.stack(path[::-1], axis=1)
+        marginals = self.marginals(emissions)
+        confidence = np.take_along_axis(marginals, tags[:, :, None], axis=2)[:, :, 0]
+        return tags, confidence
+
+    def marginals(self, emissions: np.ndarray) -> np.ndarray:
+        """P(tag at t = k | sequence), B × T × K."""
+        with np.errstate(all="ignore"):  # an underflow shows in the checks below
+            marginals = self._marginals_scaled(emissions)
+        return self._marginals_in_log_space(emissions) if marginals is None else marginals
+
+    def _marginals_scaled(self, emissions: np.ndarray) -> np.ndarray | None:
+        """The scaled forward–backward pass, or None where it lost a path."""
+        b, t, k = emissions.shape
+        probabilities = np.exp(emissions - emissions.max(axis=2, keepdims=True))
+        alpha = probabilities[:, 0] * self.exp_start
+        sums = [alpha.sum(axis=1, keepdims=True)]
+        alphas = [alpha / sums[0]]
+        for i in range(1, t):
+            step = (alphas[-1] @ self.exp_scores) * probabilities[:, i]
+            sums.append(step.sum(axis=1, keepdims=True))
+            alphas.append(step / sums[-1])
+        betas = [np.broadcast_to(self.exp_end, (b, k))] * t
+        back = self.exp_scores.T
+        for i in range(t - 2, -1, -1):
+            betas[i] = (probabilities[:, i + 1] * betas[i + 1] / sums[i + 1]) @ back
+        joint = np.stack(alphas, axis=1) * np.stack(betas, axis=1)
+        totals = joint.sum(axis=2, keepdims=True)
+        least = float(np.concatenate(sums, axis=1).min())
+        spread = float(np.abs(totals / totals[:, -1:] - 1).max())
+        if not (least >= _UNDERFLOW and float(totals.min()) >= _UNDERFLOW
+                and spread <= _MARGINAL_TOLERANCE):  # "not ≥": NaN falls back too
+            return None
+        return joint / totals  # type: ignore[no-any-return]
+
+    def _marginals_in_log_space(self, emissions: np.ndarray) -> np.ndarray:
+        b, t, k = emissions.shape
+        alphas = [emissions[:, 0] + self.start]
+        for i in range(1, t):
+            alphas.append(log_sum_exp(alphas[-1][:, :, None] + self.scores, axis=1)
+                          + emissions[:, i])
+        betas = [np.broadcast_to(self.end, (b, k))] * t
+        for i in range(t - 2, -1, -1):
+            betas[i] = log_sum_exp(self.scores[None] + (emissions[:, i + 1]
+                                                        + betas[i + 1])[:, None, :], axis=2)
+        return softmax(np.stack(alphas, axis=1) + np.stack(betas, axis=1), axis=2)

@@ -1,0 +1,94 @@
+"""The numpy prediction blocks against the torch layers they mirror."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from parley.ml import numpy_net
+from parley.ml.crf_numpy import CRFDecoder
+from parley.ml.numpy_net import GroupedDense, erf, gelu, sparse_dense
+
+torch = pytest.importorskip("torch", reason="the reference layers are torch's")
+
+
+def test_erf_and_gelu_are_accurate():
+    x = np.linspace(-7, 7, 40001).astype(np.float32)
+    exact = np.array([math.erf(v) for v in x.astype(np.float64)])
+    assert np.abs(erf(x.copy()) - exact).max() < 5e-7
+    reference = torch.nn.functional.gelu(torch.from_numpy(x)).numpy()
+    assert np.abs(gelu(x.copy()) - reference).max() < 2e-6
+
+
+@pytest.mark.parametrize("shape", [(256, 768, 0.2, True), (1024, 256, 0.2, False),
+                                   (384, 256, 0.2, True), (50, 7, 0.3, True), (20, 12, 1.0, True),
+                                   (13, 29, 0.25, False)])
+@pytest.mark.parametrize("rows", [1, 11, numpy_net.DENSE_ROWS + 3])
+def test_grouped_dense_matches_grouped_linear(shape, rows):
+    from parley.ml.grouped import GroupedLinear
+
+    in_features, out_features, density, shuffle = shape
+    torch.manual_seed(rows)
+    layer = GroupedLinear(in_features, out_features, density, shuffle=shuffle).eval()
+    with torch.no_grad():
+        layer.bias.uniform_(-1, 1)
+    arrays = {f"x.{k}": v.detach().numpy() for k, v in layer.state_dict().items()}
+    ours = GroupedDense(arrays, "x", in_features, out_features, density, shuffle=shuffle)
+    x = np.random.default_rng(rows).standard_normal((rows, in_features)).astype(np.float32)
+    with torch.no_grad():
+        expected = layer(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(ours(x), expected, atol=2e-5)
+
+
+def test_grouped_dense_refuses_a_kernel_of_the_wrong_size():
+    arrays = {"x.kernel": np.zeros(10, np.float32), "x.bias": np.zeros(8, np.float32),
+              "x.order": np.arange(6)}
+    with pytest.raises(ValueError, match="x.kernel"):
+        GroupedDense(arrays, "x", 6, 8, 0.5)
+
+
+@pytest.mark.parametrize("entries", [0, 30, numpy_net.SPARSE_PRODUCT_ENTRIES + 10])
+def test_sparse_dense_sums_the_weight_rows_of_each_row(entries):
+    from scipy import sparse
+
+    rng = np.random.default_rng(entries)
+    rows, dim = max(8, entries // 3), 40
+    matrix = sparse.random(rows, dim, density=entries / (rows * dim), format="lil",
+                           random_state=1, dtype=np.float64)
+    matrix[0] = 0  # leading and trailing empty rows
+    matrix[rows - 1] = 0
+    matrix = matrix.tocsr()
+    weight = rng.standard_normal((dim, 16)).astype(np.float32)
+    bias = rng.standard_normal(16).astype(np.float32)
+    got = sparse_dense(matrix.data, matrix.indices, matrix.indptr, weight, bias)
+    np.testing.assert_allclose(got, matrix.toarray() @ weight + bias, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1.0, 200.0])  # 200: the probability-space pass underflows
+def test_crf_decoder_matches_the_torch_crf(scale):
+    from parley.ml.crf import CRF
+    from parley.nlu.entity_tags import bilou_moves
+
+    names = ["O", "B-a", "I-a", "L-a", "U-a", "B-b", "L-b", "U-b"]
+    allowed, may_start, may_end = bilou_moves(names)
+    torch.manual_seed(0)
+    crf = CRF(len(names))
+    crf.constrain(torch.tensor(allowed), torch.tensor(may_start), torch.tensor(may_end))
+    ours = CRFDecoder(crf.transitions.detach().numpy(), allowed, may_start, may_end)
+    for length in (1, 2, 7):
+        emissions = torch.randn(3, length, len(names)) * scale
+        tags, confidence = crf.decode(emissions, torch.ones(3, length, dtype=torch.bool))
+        got_tags, got_confidence = ours.decode(emissions.numpy())
+        assert got_tags.tolist() == tags.tolist()
+        np.testing.assert_allclose(got_confidence, confidence.numpy(), atol=1e-5)
+
+
+def test_blas_threads_are_set_for_a_while_and_restored():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = [lib.num_threads for lib in numpy_net._blas_libraries()]
+        with numpy_net.blas_threads(1):
+            assert all(lib.num_threads == 1 for lib in numpy_net._blas_libraries())
+        assert [lib.num_threads for lib in numpy_net._blas_libraries()] == before

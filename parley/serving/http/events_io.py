@@ -31,7 +31,8 @@ NOT_NULL = ("timestamp", "metadata", "parse_data", "hide_rule_turn")
 
 
 def include_events_param(request: Request, default: str = "AFTER_RESTART") -> str:
-    value = query_value(request, "include_events") or default
+    value = query_value(request, "include_events")
+    value = default if value is None else value
     verbosity = VERBOSITIES.get(value.upper())
     if verbosity is None:
         raise bad_request(f"Invalid parameter value for 'include_events'. Should be one of "
@@ -118,7 +119,7 @@ def parse_data_problem(parse: Any) -> str | None:
             if not isinstance(entity, dict) or not isinstance(entity.get("entity"), str):
                 return "each entity must be an object with an 'entity' name"
             for key in ("start", "end"):
-                if entity.get(key) is not None and (
+                if key in entity and (
                         not isinstance(entity[key], int) or isinstance(entity[key], bool)):
                     return f"an entity's '{key}' must be an integer offset"
             if entity.get("confidence") is not None and not _is_number(entity["confidence"]):

@@ -69,6 +69,12 @@ def parse_results(spec: dict[str, Any]) -> None:
     _nullable(spec, "ParseResult", "text")
 
 
+def entities(spec: dict[str, Any]) -> None:
+    entity = _schemas(spec)["Entity"]
+    entity["required"] = ["entity"]
+    entity["properties"]["value"] = {}
+
+
 def not_found(spec: dict[str, Any]) -> None:
     for route in ("story", "predict", "execute", "trigger_intent"):
         method = "get" if route == "story" else "post"
@@ -142,6 +148,8 @@ CORRECTIONS: list[Correction] = [
      tracker_fields),
     ("Rasa's latest_message is {intent: {}, text: null} before the first message",
      parse_results),
+    ("Rasa's entities need only a type: values of any JSON type (numbers, dates), no offsets "
+     "for entities given by trigger_intent or an action", entities),
     ("Rasa answers 404 for an unknown conversation (story, predict, execute), action or "
      "intent", not_found),
     ("Rasa sends the story as text/plain", story_text),

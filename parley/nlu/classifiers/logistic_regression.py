@@ -24,8 +24,8 @@ from parley.errors import DataError, ModelArchiveError
 from parley.ml.quasi_newton import minimize_lbfgs
 from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH, write_intent_rankings
 from parley.nlu.classifiers.calibration import (
-    MAX_CALIBRATION_FOLDS, cross_validated_temperature, paraphrase_groups, saved_temperature,
-    scaled_softmax,
+    IDENTITY_TOP_MAP, MAX_CALIBRATION_FOLDS, TopMap, calibrated_softmax,
+    cross_validated_calibration, paraphrase_groups, saved_temperature, saved_top_map,
 )
 from parley.nlu.classifiers.tfidf import (  # noqa: F401 - scale_dense_blocks: public here too
     inverse_document_frequency, scale_dense_blocks, tfidf_row, tfidf_weights,
@@ -54,9 +54,10 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
     use; null uses all), ``tfidf`` (see :func:`tfidf_weights`; off, as Rasa, by default) and
     ``dense_norm`` (see :func:`scale_dense_blocks`; null, the default, leaves dense features
     as their featurizer made them) and ``calibration_folds``: the confidences are calibrated
-    by a temperature learned with that many cross-validation folds of the training data
-    (:mod:`parley.nlu.classifiers.calibration`; it trains the classifier that many times
-    more); 0 leaves them as the regularised model gives them, which is far too low.
+    by a temperature and a map of the top intent's confidence, both learned with that many
+    cross-validation folds of the training data (:mod:`parley.nlu.classifiers.calibration`;
+    it trains the classifier that many times more); 0 leaves them as the regularised model
+    gives them, which is far too low.
     L-BFGS is deterministic, so ``random_state`` changes nothing; it is kept for config
     compatibility.
     """
@@ -129,14 +130,15 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
             if self.calibration_folds else None
         x = self._weighted(x, sparse)
         self.coef_, self.intercept_ = self._solve(x, y, len(self.classes_))
-        self.temperature_ = self._calibrate(x, y, groups)
+        self.temperature_, self.top_map_ = self._calibrate(x, y, groups)
         return self
 
-    def _calibrate(self, x: csr_matrix, y: np.ndarray, groups: np.ndarray | None) -> float:
-        """The temperature of the out-of-fold logits (see the calibration module); the
-        folds are trained from scratch, as the final model was."""
+    def _calibrate(self, x: csr_matrix, y: np.ndarray,
+                   groups: np.ndarray | None) -> tuple[float, TopMap]:
+        """The temperature and top-intent map of the out-of-fold logits (see the
+        calibration module); the folds are trained from scratch, as the final model was."""
         if self.calibration_folds == 0 or groups is None:
-            return 1.0
+            return 1.0, IDENTITY_TOP_MAP
         n_classes = len(self.classes_)
 
         def score_fold(train: np.ndarray, held_out: np.ndarray) -> np.ndarray:
@@ -149,17 +151,17 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
 
         seed = 0 if self.random_state is None else self.random_state
         iterations = self.n_iter_
-        temperature = cross_validated_temperature(score_fold, y, groups,
+        calibration = cross_validated_calibration(score_fold, y, groups,
                                                   self.calibration_folds, seed)
         self.n_iter_ = iterations  # the final model's, not the last fold's
-        return temperature
+        return calibration
 
     def finetune(self, training_data: TrainingData, epoch_fraction: float) -> Self:
         """Continue from the learned weights on new data for ``ceil(max_iter × fraction)``
         iterations; the intents and the feature layout must be the old ones. The
-        temperature stays the first training's: a few epochs on new data move the weights
-        little, and calibrating again would train the classifier ``calibration_folds``
-        times more."""
+        calibration (temperature and top-intent map) stays the first training's: a few
+        epochs on new data move the weights little, and calibrating again would train the
+        classifier ``calibration_folds`` times more."""
         self.check_is_fitted()
         examples = [m for m in training_data.intent_examples if m.text]
         labels = [m.base_intent or "" for m in examples]
@@ -244,7 +246,7 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
                 f"carry {layout}; process them with the pipeline it was trained in."
             )
         z = self._weighted(x, [f.is_sparse for f in records]) @ self.coef_ + self.intercept_
-        return scaled_softmax(z, self.temperature_)
+        return calibrated_softmax(z, self.temperature_, self.top_map_)
 
     def _logits_of_one(self, records: list[Any]) -> np.ndarray:
         """One message's logits from its sparse sentence rows: what :meth:`predict_proba`
@@ -285,7 +287,8 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         if self.idf_ is not None:
             arrays["idf"] = self.idf_
         return {"classes": self.classes_, "feature_layout": self.feature_layout_,
-                "temperature": self.temperature_}, arrays
+                "temperature": self.temperature_,
+                "top_calibration": list(self.top_map_)}, arrays
 
     def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         self.classes_ = [str(c) for c in state["classes"]]
@@ -294,6 +297,7 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         self.intercept_ = arrays["intercept"]
         self.idf_ = arrays.get("idf")
         self.temperature_ = saved_temperature(state, self.name)
+        self.top_map_ = saved_top_map(state, self.name)
         if self.tfidf != (self.idf_ is not None) or (
                 self.idf_ is not None and self.idf_.shape != (self.coef_.shape[0],)):
             raise ModelArchiveError(f"{self.name}: the saved model's tf-idf weights do not match "

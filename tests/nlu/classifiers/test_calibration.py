@@ -9,9 +9,11 @@ import pytest
 from scipy.sparse import csr_matrix
 
 from parley.data.formats.nlu_yaml import read_nlu_file
+from parley.errors import ModelArchiveError
 from parley.nlu.classifiers.calibration import (
-    cross_validated_temperature, fit_temperature, grouped_folds, paraphrase_groups,
-    scaled_softmax,
+    IDENTITY_TOP_MAP, calibrated_softmax, cross_validated_calibration,
+    cross_validated_temperature, fit_temperature, fit_top_map, grouped_folds,
+    paraphrase_groups, saved_top_map, scaled_softmax, top_log_odds,
 )
 from parley.nlu.classifiers.logistic_regression import LogisticRegressionClassifier
 from parley.nlu.featurizers.count_vectors import CountVectorsFeaturizer
@@ -40,6 +42,49 @@ def test_fit_temperature_should_skip_rows_whose_class_was_not_learned() -> None:
     labels = np.array([0, 1, 2])  # class 2 absent from the fold: no information
     assert np.isfinite(fit_temperature(logits, labels))
     assert fit_temperature(np.full((2, 2), -np.inf), np.array([0, 1])) == 1.0
+
+
+def test_fit_top_map_should_recover_the_map_that_made_the_top_right() -> None:
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 2, size=(6000, 5))
+    odds = top_log_odds(logits, 1.0)
+    right = rng.random(6000) < 1 / (1 + np.exp(-(0.6 * odds + 0.4)))
+    top = logits.argmax(axis=1)
+    labels = np.where(right, top, (top + 1 + rng.integers(0, 4, 6000)) % 5)
+    slope, intercept = fit_top_map(logits, labels, 1.0)
+    assert slope == pytest.approx(0.6, abs=0.06)
+    assert intercept == pytest.approx(0.4, abs=0.08)
+
+
+def test_fit_top_map_should_stay_near_identity_for_a_perfect_small_bot() -> None:
+    logits = np.tile([2.0, 0.0, 0.0], (12, 1))
+    slope, intercept = fit_top_map(logits, np.zeros(12, dtype=int), 1.0)
+    confidence = calibrated_softmax(np.array([[0.1, 0.0, 0.0]]), 1.0, (slope, intercept))
+    assert confidence.max() < 0.9  # a near-tie still reaches the fallback
+    assert fit_top_map(logits[:3], np.zeros(3, dtype=int), 1.0) == IDENTITY_TOP_MAP
+
+
+def test_calibrated_softmax_should_keep_the_order_and_sum_to_one() -> None:
+    rng = np.random.default_rng(2)
+    logits = rng.normal(0, 4, size=(500, 7))
+    logits[0] = [60.0, 0.0, -5.0, 1.0, 2.0, 3.0, 4.0]  # p_top rounds to 1.0
+    logits[1, 3] = -np.inf  # a class never learned
+    for top_map in [(0.3, -2.0), (0.6, 0.1), (3.0, 1.5)]:
+        p = calibrated_softmax(logits, 0.7, top_map)
+        assert np.allclose(p.sum(axis=1), 1.0)
+        assert np.array_equal(np.argsort(-p, axis=1, kind="stable"),
+                              np.argsort(-logits, axis=1, kind="stable"))
+        assert p[1, 3] == 0.0
+    assert np.array_equal(calibrated_softmax(logits, 0.7), scaled_softmax(logits, 0.7))
+    assert (calibrated_softmax(logits[:1], 0.7, (0.6, 0.1))[0, 1:] > 0).all()
+
+
+def test_a_saved_top_map_should_be_checked_and_old_archives_keep_the_temperature() -> None:
+    assert saved_top_map({"temperature": 0.5}, "C") == IDENTITY_TOP_MAP
+    assert saved_top_map({"top_calibration": [0.7, -0.1]}, "C") == (0.7, -0.1)
+    for damaged in ([0.0, 1.0], [1.0], "x", [float("nan"), 0.0], [True, 0.0]):
+        with pytest.raises(ModelArchiveError, match="damaged"):
+            saved_top_map({"top_calibration": damaged}, "C")
 
 
 def test_paraphrases_of_one_intent_should_share_a_group_and_intents_never() -> None:
@@ -96,6 +141,10 @@ def test_cross_validation_should_hold_out_each_fold_once() -> None:
     assert sorted(np.concatenate(seen).tolist()) == list(range(18))
     # always right: sharper than 1, held back by the prior from the sharpest allowed
     assert 0.05 < temperature < 0.5
+    seen.clear()
+    both = cross_validated_calibration(score, labels, np.arange(18), 3, seed=0)
+    assert both[0] == temperature
+    assert both[1] != IDENTITY_TOP_MAP
 
 
 def _classifier_pipeline(**params: object) -> list:  # type: ignore[type-arg]
@@ -118,6 +167,11 @@ def test_temperature_should_be_learned_saved_and_change_no_ranking(tmp_path: Pat
     classifier.save(tmp_path / "lr")
     loaded = LogisticRegressionClassifier.load(tmp_path / "lr")
     assert loaded.temperature_ == classifier.temperature_
+    assert loaded.top_map_ == classifier.top_map_ != IDENTITY_TOP_MAP
+    message = fresh(["hello there friend"])
+    for component in [*pipeline[:-1], loaded]:
+        component.process(message)
+    assert message[0].data["intent"] == calibrated[0].data["intent"]
 
 
 def test_calibration_should_be_deterministic() -> None:
@@ -125,6 +179,7 @@ def test_calibration_should_be_deterministic() -> None:
     run(a, toy_data())
     run(b, toy_data())
     assert a[-1].temperature_ == b[-1].temperature_
+    assert a[-1].top_map_ == b[-1].top_map_
     assert np.array_equal(a[-1].coef_, b[-1].coef_)
 
 
@@ -132,12 +187,12 @@ def test_a_calibrated_model_should_finetune_and_keep_its_temperature() -> None:
     pipeline = _classifier_pipeline(C=10, tfidf=True)
     run(pipeline, toy_data())
     classifier = pipeline[-1]
-    temperature = classifier.temperature_
+    temperature, top_map = classifier.temperature_, classifier.top_map_
     data = toy_data()
     for component in pipeline[:-1]:
         component.process(data.examples)
     classifier.finetune(data, 0.5)
-    assert classifier.temperature_ == temperature
+    assert (classifier.temperature_, classifier.top_map_) == (temperature, top_map)
     message = fresh(["hello friend"])
     for component in pipeline:
         component.process(message)

@@ -250,4 +250,6 @@ def test_calibrated_svm_should_keep_its_ranking_save_its_temperature_and_be_cali
     assert ece[0] > 0.1 and ece[3] < 0.05
     classifier = results[3][0]
     classifier.save(tmp_path)
-    assert SklearnIntentClassifier.load(tmp_path).temperature_ == classifier.temperature_
+    loaded = SklearnIntentClassifier.load(tmp_path)
+    assert loaded.temperature_ == classifier.temperature_
+    assert loaded.top_map_ == classifier.top_map_

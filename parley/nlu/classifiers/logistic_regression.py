@@ -237,7 +237,8 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         records = features_of(messages[0], self.featurizers)
         if len(messages) == 1 and records and all(f.is_sparse for f in records) \
                 and [[f.origin, f.dim] for f in records] == self.feature_layout_:
-            return scaled_softmax(self._logits_of_one(records)[None, :], self.temperature_)
+            return calibrated_softmax(self._logits_of_one(records)[None, :], self.temperature_,
+                                      self.top_map_)
         x = stack_sentence_features(messages, self.featurizers)
         layout = [[f.origin, f.dim] for f in records]
         if layout != self.feature_layout_:

@@ -29,6 +29,7 @@ every figure.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -82,6 +83,7 @@ def _child_train(argv: list[str]) -> int:
     code = main(["train", *argv])
     sys.stdout.flush()
     print("RESULT " + json.dumps({"code": code, "peak_mb": _peak_mb()}))
+    gc.freeze()  # the process ends here, as `parley train` does (parley.cli.main)
     return 0
 
 

@@ -29,6 +29,7 @@ Rasa's figures: ../shared/anchors.md.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -96,6 +97,8 @@ def _child(kind: str, payload: dict[str, Any]) -> int:
         return 1
     result["peak_mb"] = _peak_mb()
     print("RESULT " + json.dumps(result))
+    if kind == "train":  # the process ends here, as `parley train` does (parley.cli.main)
+        gc.freeze()
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import gc
 import os
 import sys
 import traceback
@@ -58,6 +59,27 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code. ``argv`` None: the command line of this process,
+    which ends when the command does (see :func:`_ending`)."""
+    code = _main(argv)
+    if argv is None:
+        _ending()
+    return code
+
+
+def _ending() -> None:
+    """Spare the interpreter's last garbage collections when the process is about to end.
+
+    After a training, Python's shutdown walks every object PyTorch and the model left
+    behind, looking for cycles to free, memory the OS takes back anyway in a moment:
+    ~0.45 s of CPU in a process that imported torch (measured: ``import torch`` alone,
+    1.48 s user+sys with the walk, 1.03 s without). ``gc.freeze`` moves the objects out of
+    its reach; exit handlers, flushing and module teardown still run as usual.
+    """
+    gc.freeze()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

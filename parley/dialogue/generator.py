@@ -19,6 +19,7 @@ seeded RNG: the same data, factor and seed give the same trackers.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import random
 from collections import Counter, defaultdict
@@ -499,9 +500,29 @@ class TrainingDataGenerator:
         return starts
 
 
+def _compacted(trackers: list[TrainingTracker]) -> list[TrainingTracker]:
+    """The same trackers, built afresh from their events.
+
+    Generating leaves garbage behind — the copies that de-duplication and subsampling
+    dropped, the replays and frozen states of every intermediate tracker — and the
+    survivors scattered among it keep Python's memory arenas from going back to the OS: on
+    financial-demo 555 trackers (~13 MB of objects) held 154 arenas, ~160 MB, for the
+    rest of the training. Rebuilt together, they fill few arenas and the rest are freed
+    (the process's resident memory 204 → 150 MB after generating).
+    """
+    gc.collect()  # the generation's garbage holds cycles: free it before building anew
+    fresh = [TrainingTracker(t.sender_id, t._slot_defs.values(), t.events,
+                             is_rule_tracker=t.is_rule_tracker, is_augmented=t.is_augmented,
+                             domain=t.domain, view=t._view) for t in trackers]
+    trackers.clear()
+    gc.collect()
+    return fresh
+
+
 def generate_trackers(stories: Sequence[Story], rules: Sequence[Story] = (),
                       domain: Domain | None = None, augmentation_factor: int = 50,
                       random_seed: int = 42) -> list[TrainingTracker]:
     """Training trackers for stories and rules (see :class:`TrainingDataGenerator`)."""
-    return TrainingDataGenerator(stories, rules, domain or Domain(), augmentation_factor,
-                                 random_seed=random_seed).generate()
+    trackers = TrainingDataGenerator(stories, rules, domain or Domain(), augmentation_factor,
+                                     random_seed=random_seed).generate()
+    return _compacted(trackers)  # the generator and its garbage are gone by now

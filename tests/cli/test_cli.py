@@ -126,3 +126,20 @@ def test_predict_without_a_model_should_be_a_clear_error(tmp_path, monkeypatch, 
     (tmp_path / "models").mkdir()
     assert main(["predict", "hello"]) == 1
     assert "error: there is no model (*.tar.gz) in models/" in capsys.readouterr().err
+
+
+def test_the_program_spares_its_last_collections_but_a_caller_keeps_them(monkeypatch, capsys):
+    import gc
+
+    from parley.cli.main import main
+
+    gc.unfreeze()
+    try:
+        main([])  # called from Python (tests, benchmarks): the process goes on
+        assert gc.get_freeze_count() == 0
+        monkeypatch.setattr(sys, "argv", ["parley"])
+        main()  # the command line itself: the process ends next
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    capsys.readouterr()

@@ -278,3 +278,36 @@ stories:
     [tracker] = generate_trackers(s, domain=domain, augmentation_factor=0)
     assert [(e.key, e.value) for e in tracker.events if isinstance(e, SlotSet)] == [
         ("note", "filled"), ("items", ["filled"]), ("flag", None), ("level", None)]
+
+
+def test_generated_trackers_should_be_rebuilt_as_the_generator_left_them():
+    from parley.dialogue.generator import TrainingDataGenerator
+
+    s, rules = stories("""
+stories:
+- story: a
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - checkpoint: greeted
+- story: b
+  steps:
+  - checkpoint: greeted
+  - intent: bye
+  - action: utter_bye
+rules:
+- rule: r
+  steps:
+  - intent: bye
+  - action: utter_bye
+""")
+    domain = small_domain()
+    left = TrainingDataGenerator(s, rules, domain, 5, random_seed=3).generate()
+    rebuilt = generate_trackers(s, rules, domain, augmentation_factor=5, random_seed=3)
+    assert len(rebuilt) == len(left) > 2
+    for old, new in zip(left, rebuilt, strict=True):
+        assert (new.sender_id, new.is_rule_tracker, new.is_augmented, new.events) == \
+            (old.sender_id, old.is_rule_tracker, old.is_augmented, old.events)
+        assert new.slots == old.slots and new.active_loop == old.active_loop
+        assert new.past_states(domain) == old.past_states(domain)
+        assert new.states_for_hashing() == old.states_for_hashing()

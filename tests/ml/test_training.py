@@ -98,3 +98,22 @@ def test_held_out_examples_are_scored_and_the_best_weights_kept():
 def test_a_trainer_must_say_how_to_compute_its_loss():
     with pytest.raises(TypeError, match="abstract"):
         Trainer(torch.nn.Linear(1, 1), None, None, Schedule(epochs=1, batch_size=1), 0)  # type: ignore[abstract]
+
+
+def test_heap_is_trimmed_when_resident_memory_grows_not_on_every_step():
+    from parley.ml.torch_env import HeapTrimmer, resident_bytes
+
+    trims: list[int] = []
+    trimmer = HeapTrimmer(growth=64 << 20, every_s=3600.0, trim=lambda: trims.append(1))
+    assert resident_bytes() > 0  # Linux: /proc/self/statm
+    trimmer.check()
+    assert trims == []  # nothing grew, the period is not over
+    grown = np.ones(96 << 20, dtype=np.uint8)  # 96 MB touched: resident
+    trimmer.check()
+    assert len(trims) == 1
+    trimmer.check()
+    assert len(trims) == 1  # the floor moved up with the trim
+    del grown
+    periodic = HeapTrimmer(growth=1 << 40, every_s=0.0, trim=lambda: trims.append(1))
+    periodic.check()
+    assert len(trims) == 2  # the period alone is enough

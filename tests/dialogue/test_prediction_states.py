@@ -34,3 +34,43 @@ def test_intent_should_replace_text_everywhere_when_predicting_from_intents():
     states = prediction_states(_Tracker(), Domain.empty(), 1)
     assert states == [{"prev_action": {"action_name": "action_listen"},
                        "user": {"intent": "greet"}}]
+
+
+class _CountingTracker(_Tracker):
+    def __init__(self, intent: str = "greet") -> None:
+        super().__init__()
+        for state in self.states:
+            state["user"] = {"intent": intent}
+        self.calls = 0
+
+    def past_states(self, domain, **kwargs):
+        self.calls += 1
+        return self.states
+
+
+def test_shared_past_states_should_build_each_trackers_states_once_per_option():
+    from parley.dialogue.policies.base import shared_past_states
+
+    tracker, domain = _CountingTracker(), Domain.empty()
+    with shared_past_states():
+        first = prediction_states(tracker, domain, None, use_text_for_last_user_input=True)
+        second = prediction_states(tracker, domain, 1)
+        prediction_states(tracker, domain, None, ignore_rule_only_turns=True)
+    assert tracker.calls == 2  # once without, once with ignore_rule_only_turns
+    assert "user" not in first[-1]  # the text was asked for and there is none
+    assert second == [{"prev_action": {"action_name": "action_listen"},
+                       "user": {"intent": "greet"}}]
+    prediction_states(tracker, domain, None)
+    assert tracker.calls == 3  # outside the block nothing is kept
+
+
+def test_shared_past_states_should_not_mistake_a_new_tracker_for_a_dropped_one():
+    """AugmentedMemoizationPolicy makes and drops trackers while it predicts: a new one
+    may get a dropped one's id, and must not get its states."""
+    from parley.dialogue.policies.base import shared_past_states
+
+    domain = Domain.empty()
+    with shared_past_states():
+        for intent in ["greet", "goodbye", "affirm", "deny"] * 5:
+            states = prediction_states(_CountingTracker(intent), domain, 1)
+            assert states[-1]["user"] == {"intent": intent}

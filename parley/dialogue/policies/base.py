@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Generator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -102,6 +105,26 @@ def is_unlikely_intent_state(state: State) -> bool:
     return state.get(PREVIOUS_ACTION, {}).get(ACTION_NAME) == ACTION_UNLIKELY_INTENT
 
 
+# The past states of the conversation being predicted, shared by the policies of one
+# ensemble prediction (see :func:`shared_past_states`): four policies rebuilt them for each
+# prediction, a quarter of the moodbot's handle-message time.
+_PAST_STATES: ContextVar[dict[tuple[int, int, bool, int], tuple[Any, ...]] | None] = \
+    ContextVar("parley_past_states", default=None)
+
+
+@contextmanager
+def shared_past_states() -> Generator[None, None, None]:
+    """Within the block, :func:`prediction_states` computes each tracker's past states once
+    per set of options. The tracker must not change inside the block; what callers get is
+    copied as far as :func:`prediction_states` changes it (the states and their user
+    sub-states), and no caller changes anything deeper."""
+    token = _PAST_STATES.set({})
+    try:
+        yield
+    finally:
+        _PAST_STATES.reset(token)
+
+
 def prediction_states(
     tracker: DialogueStateTracker, domain: Domain, max_history: int | None,
     use_text_for_last_user_input: bool = False, ignore_rule_only_turns: bool = False,
@@ -115,8 +138,17 @@ def prediction_states(
     memoization, TED, UnexpecTED) also do not see ``action_unlikely_intent``: after that
     warning they predict as if it had not run, as in Rasa. Rules see it.
     """
-    states = tracker.past_states(domain, ignore_rule_only_turns=ignore_rule_only_turns,
-                                 rule_only_data=rule_only_data)
+    memo = _PAST_STATES.get()
+    key = (id(tracker), id(domain), ignore_rule_only_turns, id(rule_only_data))
+    if memo is not None and key in memo:
+        states = memo[key][-1]
+    else:
+        states = tracker.past_states(domain, ignore_rule_only_turns=ignore_rule_only_turns,
+                                     rule_only_data=rule_only_data)
+        if memo is not None:
+            # Holding the objects keeps their ids from being reused within the block
+            # (AugmentedMemoizationPolicy makes and drops trackers as it predicts).
+            memo[key] = (tracker, domain, rule_only_data, states)
     if ignore_rule_only_turns:
         states = [s for s in states if not is_unlikely_intent_state(s)]
     if max_history:

@@ -37,7 +37,7 @@ from parley.data.events import (
     ActionExecuted, ActionExecutionRejected, DefinePrevUserUtteredFeaturization, Event,
 )
 from parley.data.tracker import ACTION_LISTEN, DialogueStateTracker
-from parley.dialogue.policies.base import Policy
+from parley.dialogue.policies.base import Policy, shared_past_states
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import ConfigError, Issue, NotFittedError
 
@@ -152,10 +152,12 @@ class PolicyEnsemble:
         """Each policy's own prediction, in configuration order; ``featurize`` reads the
         conversation's texts for policies that use them (end-to-end)."""
         rule_only = self._rule_only_data()
-        predictions: list[PolicyPrediction] = [
-            p.predict_with_texts(tracker, domain, rule_only, featurize)
-            if p.uses_text_features else p.predict(tracker, domain, rule_only_data=rule_only)
-            for p in self.policies]
+        with shared_past_states():
+            predictions: list[PolicyPrediction] = [
+                p.predict_with_texts(tracker, domain, rule_only, featurize)
+                if p.uses_text_features
+                else p.predict(tracker, domain, rule_only_data=rule_only)
+                for p in self.policies]
         rejected = rejected_action(tracker)
         if rejected in domain.action_names:
             index = domain.action_names.index(rejected)

@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +20,33 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+# The formbot's form validation as its upstream actions.py does it, written for the tests.
+FORMBOT_ACTIONS = textwrap.dedent('''
+    from rasa_sdk import FormValidationAction
+
+    CUISINES = ("caribbean", "chinese", "french", "greek", "indian", "italian", "mexican")
+
+
+    class ValidateRestaurantForm(FormValidationAction):
+        def name(self):
+            return "validate_restaurant_form"
+
+        def validate_cuisine(self, value, dispatcher, tracker, domain):
+            if str(value).lower() in CUISINES:
+                return {"cuisine": value}
+            dispatcher.utter_message(response="utter_wrong_cuisine")
+            return {"cuisine": None}
+
+        def validate_num_people(self, value, dispatcher, tracker, domain):
+            try:
+                if int(value) > 0:
+                    return {"num_people": value}
+            except (TypeError, ValueError):
+                pass
+            dispatcher.utter_message(response="utter_wrong_num_people")
+            return {"num_people": None}
+''')
 
 
 def sdk_python() -> str:

@@ -6,7 +6,6 @@ halfway through, as when a server is stopped and started again."""
 from __future__ import annotations
 
 import asyncio
-import textwrap
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,37 +17,11 @@ from tests.conftest import needs_shared_data
 from tests.runtime import sdk_server
 from tests.runtime.stores.services import sql_and_redis, stored_events
 
-# The formbot's validation as its upstream actions.py does it, written for this test.
-ACTIONS = textwrap.dedent('''
-    from rasa_sdk import FormValidationAction
-
-    CUISINES = ("caribbean", "chinese", "french", "greek", "indian", "italian", "mexican")
-
-
-    class ValidateRestaurantForm(FormValidationAction):
-        def name(self):
-            return "validate_restaurant_form"
-
-        def validate_cuisine(self, value, dispatcher, tracker, domain):
-            if str(value).lower() in CUISINES:
-                return {"cuisine": value}
-            dispatcher.utter_message(response="utter_wrong_cuisine")
-            return {"cuisine": None}
-
-        def validate_num_people(self, value, dispatcher, tracker, domain):
-            try:
-                if int(value) > 0:
-                    return {"num_people": value}
-            except (TypeError, ValueError):
-                pass
-            dispatcher.utter_message(response="utter_wrong_num_people")
-            return {"num_people": None}
-''')
 
 
 @pytest.fixture
 def action_url(tmp_path: Any) -> Iterator[str]:
-    with sdk_server.action_server(ACTIONS, tmp_path) as url:
+    with sdk_server.action_server(sdk_server.FORMBOT_ACTIONS, tmp_path) as url:
         yield url
 
 

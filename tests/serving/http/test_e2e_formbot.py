@@ -34,32 +34,6 @@ pytestmark = needs_shared_data
 FORMBOT = BOTS / "rasa-example-formbot"
 EPOCHS = 40
 
-# The formbot's validation as its upstream actions.py does it, written for this test.
-ACTIONS = textwrap.dedent('''
-    from rasa_sdk import FormValidationAction
-
-    CUISINES = ("caribbean", "chinese", "french", "greek", "indian", "italian", "mexican")
-
-
-    class ValidateRestaurantForm(FormValidationAction):
-        def name(self):
-            return "validate_restaurant_form"
-
-        def validate_cuisine(self, value, dispatcher, tracker, domain):
-            if str(value).lower() in CUISINES:
-                return {"cuisine": value}
-            dispatcher.utter_message(response="utter_wrong_cuisine")
-            return {"cuisine": None}
-
-        def validate_num_people(self, value, dispatcher, tracker, domain):
-            try:
-                if int(value) > 0:
-                    return {"num_people": value}
-            except (TypeError, ValueError):
-                pass
-            dispatcher.utter_message(response="utter_wrong_num_people")
-            return {"num_people": None}
-''')
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +50,7 @@ def formbot_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def action_url(tmp_path: Path) -> Iterator[str]:
     folder = tmp_path / "actions"
     folder.mkdir()
-    with sdk_server.action_server(ACTIONS, folder) as url:
+    with sdk_server.action_server(sdk_server.FORMBOT_ACTIONS, folder) as url:
         yield url
 
 

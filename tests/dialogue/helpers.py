@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from parley.data.domain import Domain
@@ -16,6 +17,7 @@ from parley.dialogue.policies.ensemble import PolicyEnsemble
 from parley.dialogue.policies.memoization import MemoizationPolicy
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.dialogue.policies.rule import RulePolicy
+from parley.model_training import train_core
 from tests.conftest import SHARED_DATA
 
 BOTS = SHARED_DATA / "bots"
@@ -143,3 +145,14 @@ def conversation(domain: Domain, *steps: str | tuple[str, ...]) -> DialogueState
 
 def predicted(prediction: PolicyPrediction, domain: Domain) -> str | None:
     return prediction.action_name(domain)
+
+
+def moodbot_core(folder: Path, config: str) -> tuple[Path, Path]:
+    """rasa-init-moodbot copied into ``folder`` with ``config`` as its config.yml, and the
+    core model trained from it."""
+    shutil.copytree(SHARED_DATA / "bots" / "rasa-init-moodbot", folder, dirs_exist_ok=True)
+    (folder / "config.yml").write_text(config)
+    model = train_core(str(folder / "domain.yml"), str(folder / "config.yml"),
+                       str(folder / "data"), str(folder / "models"))
+    assert model is not None
+    return folder, Path(model)

@@ -16,6 +16,7 @@ from parley.model_training import train_core
 from parley.recipe import build_recipe, component_class
 from parley.serving.agent import load
 from tests.conftest import SHARED_DATA, needs_shared_data
+from tests.dialogue.helpers import moodbot_core
 
 pytestmark = needs_shared_data
 
@@ -62,13 +63,7 @@ def action_hits(policies, stories, domain) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def moodbot(tmp_path_factory) -> tuple[Path, Path]:
     """The moodbot's project with Rasa's default policies, and its trained core model."""
-    root = tmp_path_factory.mktemp("moodbot")
-    shutil.copytree(BOTS / "rasa-init-moodbot", root, dirs_exist_ok=True)
-    (root / "config.yml").write_text(RASA_DEFAULT_POLICIES)
-    model = train_core(str(root / "domain.yml"), str(root / "config.yml"), str(root / "data"),
-                       str(root / "models"))
-    assert model is not None
-    return root, Path(model)
+    return moodbot_core(tmp_path_factory.mktemp("moodbot"), RASA_DEFAULT_POLICIES)
 
 
 def test_moodbot_with_rasas_default_policies_should_pass_its_test_stories(moodbot):

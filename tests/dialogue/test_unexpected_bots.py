@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from parley.data.importer import TrainingDataImporter
 from parley.dialogue.evaluation import evaluate_test_stories
-from parley.model_training import train_core
 from parley.serving.agent import load
 from tests.conftest import SHARED_DATA, needs_shared_data
-from tests.dialogue.helpers import conversation, predicted
+from tests.dialogue.helpers import conversation, moodbot_core, predicted
 
 pytestmark = needs_shared_data
 
@@ -36,12 +34,7 @@ policies:
 
 @pytest.fixture(scope="module")
 def moodbot(tmp_path_factory) -> tuple[Path, object]:
-    root = tmp_path_factory.mktemp("moodbot")
-    shutil.copytree(BOTS / "rasa-init-moodbot", root, dirs_exist_ok=True)
-    (root / "config.yml").write_text(RASA_DEFAULT_POLICIES)
-    model = train_core(str(root / "domain.yml"), str(root / "config.yml"), str(root / "data"),
-                       str(root / "models"))
-    assert model is not None
+    root, model = moodbot_core(tmp_path_factory.mktemp("moodbot"), RASA_DEFAULT_POLICIES)
     return root, load(model)
 
 

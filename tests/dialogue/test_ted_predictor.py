@@ -56,8 +56,9 @@ def torch_similarities(policy: TEDPolicy, inputs: dict[str, np.ndarray],
 
 
 class Compared:
-    """Wraps a policy's predictor: every prediction is also made by torch, the largest
-    difference kept, and torch's answer (``use_torch``) or numpy's returned."""
+    """Wraps a policy's predictor: every prediction is also made by torch from the states'
+    vectors, the largest difference kept, and torch's answer (``use_torch``) or numpy's
+    (from the rows the predictor kept) returned."""
 
     def __init__(self, policy: TEDPolicy, use_torch: bool) -> None:
         self.policy, self.use_torch = policy, use_torch
@@ -66,9 +67,14 @@ class Compared:
         self.same_best = True
         self.most_variants = 0  # two: the message by its intent and by its text
 
-    def predict(self, inputs, histories):
-        mine = self.predictor.predict(inputs, histories)
-        reference = torch_similarities(self.policy, inputs, list(histories))
+    def rows(self, keys, encode):
+        # every state's vectors, for torch; the rows as the policy gets them (some kept)
+        self.inputs = encode(list(range(len(keys))))
+        return self.predictor.rows(keys, encode)
+
+    def predict_rows(self, rows, histories):
+        mine = self.predictor.predict_rows(rows, histories)
+        reference = torch_similarities(self.policy, self.inputs, list(histories))
         self.calls += 1
         self.most_variants = max(self.most_variants, len(histories))
         self.largest = max(self.largest, float(np.abs(mine.similarities - reference).max()))

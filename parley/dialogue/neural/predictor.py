@@ -14,7 +14,7 @@ with TED's randomly connected layers (:class:`~parley.ml.numpy_net.MaskedDense`)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,6 +101,10 @@ class Predicted:
     confidences: np.ndarray
 
 
+# Encoded states kept per predictor (see TEDPredictor.rows); past this many it starts afresh.
+KEPT_STATES = 4096
+
+
 class TEDPredictor:
     """The forward pass of a trained TED network in numpy.
 
@@ -114,7 +118,9 @@ class TEDPredictor:
         self.causal = arch.causal
         self.widths = {a: w for a, w in arch.widths.items() if w}
         self.states = AttributeEncoder(arrays, "states", arch.widths, arch)
-        width = self.states(self._zeros(1)).shape[1]
+        # an empty history is one state of zeros, as in training
+        self.empty_state = self.encode_states(self._zeros(1))
+        width = self.empty_state.shape[1]
         self.encoder: TransformerEncoder | None = None
         if arch.transformer_layers > 0:
             self.encoder = TransformerEncoder(
@@ -124,42 +130,70 @@ class TEDPredictor:
                 unidirectional=arch.causal, linear=MaskedDense)
             width = arch.transformer_size
         self.similarity = SimilarityHead(arrays, arch, width, label_inputs)
+        self.kept: dict[Hashable, np.ndarray] = {}
 
     def _zeros(self, rows: int) -> dict[str, np.ndarray]:
         return {a: np.zeros((rows, w), dtype=F32) for a, w in self.widths.items()}
+
+    def encode_states(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Each state's row (states × width) from its attribute vectors (attribute →
+        states × width, as ``StateFeaturizer.encode`` gives; a missing one is zeros)."""
+        n = len(next(iter(inputs.values()))) if inputs else 0
+        return self.states({a: inputs[a] if a in inputs else np.zeros((n, w), F32)
+                            for a, w in self.widths.items()})
+
+    def rows(self, keys: Sequence[Hashable | None],
+             encode: Callable[[list[int]], Mapping[str, np.ndarray]]) -> np.ndarray:
+        """The rows of states named by ``keys`` (equal keys: equal states; None: not to
+        keep), those not kept yet encoded from ``encode(their positions)``. A conversation's
+        states recur (every turn shows the states before it again), and a state's row costs
+        a dozen small products."""
+        missing = [i for i, key in enumerate(keys) if key is None or key not in self.kept]
+        if missing:
+            fresh = self.encode_states(encode(missing))
+            if len(self.kept) + len(missing) > KEPT_STATES:
+                self.kept.clear()
+            for i, row in zip(missing, fresh, strict=True):
+                if keys[i] is not None:
+                    self.kept[keys[i]] = row
+            if len(missing) == len(keys):
+                return fresh
+        out = np.empty((len(keys), self.empty_state.shape[1]), dtype=F32)
+        fresh_rows = dict(zip(missing, fresh, strict=True)) if missing else {}
+        for i, key in enumerate(keys):
+            out[i] = fresh_rows[i] if i in fresh_rows else self.kept[key]
+        return out
 
     def predict(self, inputs: Mapping[str, np.ndarray],
                 histories: Sequence[Sequence[int]]) -> Predicted:
         """The dialogues whose states, in order, are the rows ``histories`` name of
         ``inputs`` (attribute → states × width, as ``StateFeaturizer.encode`` gives); an
-        empty history is one state of zeros, as in training. Each is read at its deciding
-        state, its last."""
+        empty history is one state of zeros, as in training."""
+        return self.predict_rows(self.encode_states(inputs), histories)
+
+    def predict_rows(self, rows: np.ndarray, histories: Sequence[Sequence[int]]) -> Predicted:
+        """As :meth:`predict`, from the states' rows (:meth:`encode_states`, :meth:`rows`)."""
         # one BLAS thread: a dialogue's products are too small to share (see blas_threads)
         with blas_threads(1):
-            outputs = self.outputs(inputs, histories)
-            similarities = self.similarity(outputs)
+            similarities = self.similarity(self.outputs(rows, histories))
         return Predicted(similarities, softmax(similarities.copy()))
 
-    def outputs(self, inputs: Mapping[str, np.ndarray],
-                histories: Sequence[Sequence[int]]) -> np.ndarray:
+    def outputs(self, rows: np.ndarray, histories: Sequence[Sequence[int]]) -> np.ndarray:
         """Each dialogue's transformer output (after GELU) at its deciding row: dialogues ×
-        width, what the heads read."""
-        n_states = len(next(iter(inputs.values()))) if inputs else 0
-        padded = {a: np.concatenate([np.asarray(inputs[a], dtype=F32), np.zeros((1, w), F32)])
-                  if a in inputs else np.zeros((n_states + 1, w), F32)
-                  for a, w in self.widths.items()}
-        rows = self.states(padded)  # one row per state, then the empty state's
-        # Rasa's layouts: whole dialogues in order, read at the last row; max-history ones
-        # newest state first, read at the first
-        orders = [np.asarray(list(h) if self.causal else list(h)[::-1], dtype=np.int64)
-                  if len(h) else np.array([n_states], dtype=np.int64) for h in histories]
+        width, what the heads read. Rasa's layouts: whole dialogues in order, read at the
+        last row; max-history ones newest state first, read at the first."""
+        rows = np.concatenate([rows, self.empty_state])
+        empty = len(rows) - 1
+        orders = [list(h) if self.causal else list(h)[::-1] for h in histories]
+        orders = [o or [empty] for o in orders]
         read = -1 if self.causal else 0
-        out = np.empty((len(orders), rows.shape[1] if self.encoder is None
-                        else self.encoder.units), dtype=F32)
-        lengths = np.array([len(o) for o in orders])
-        for length in np.unique(lengths):
-            members = np.flatnonzero(lengths == length)
-            x = rows[np.stack([orders[m] for m in members])]  # dialogues × states × width
+        width = rows.shape[1] if self.encoder is None else self.encoder.units
+        out = np.empty((len(orders), width), dtype=F32)
+        by_length: dict[int, list[int]] = {}
+        for i, order in enumerate(orders):
+            by_length.setdefault(len(order), []).append(i)
+        for members in by_length.values():
+            x = rows[np.array([orders[m] for m in members])]  # dialogues × states × width
             if self.encoder is None:
                 out[members] = x[:, read]
             else:

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
     from parley.dialogue.featurization.trackers import Examples
     from parley.dialogue.neural.model import Architecture, TEDModel
-    from parley.dialogue.neural.predictor import TEDPredictor
+    from parley.dialogue.neural.predictor import Predicted, TEDPredictor
 
 DEFAULT_SEED = 42
 DIALOGUE = "dialogue"
@@ -468,8 +468,19 @@ class TEDPolicy(Policy, FinetunablePolicy):
         for variant in variants:
             histories.append(range(start, start + len(variant)))
             start += len(variant)
-        predicted = self._predictor().predict(self.featurizer_.encode(states, texts), histories)
+        predicted = self._predict(states, histories, texts)
         return predicted.confidences, predicted.similarities
+
+    def _predict(self, states: list[Any], histories: list[range],
+                 texts: TextFeatures) -> Predicted:
+        """The network's answer for the dialogues ``histories`` name among ``states``. The
+        states' rows are kept by their content (a state with a user text is read afresh:
+        ``featurize`` gives its features)."""
+        predictor = self._predictor()
+        keys = [None if state.get("user", {}).get("text") else repr(state) for state in states]
+        rows = predictor.rows(keys, lambda which: self.featurizer_.encode(
+            [states[i] for i in which], texts))
+        return predictor.predict_rows(rows, histories)
 
     def _ranked(self, confidences: np.ndarray) -> np.ndarray:
         """Only the top ``ranking_length`` keep a confidence, renormalised (Rasa's TED)."""

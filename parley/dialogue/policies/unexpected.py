@@ -318,8 +318,7 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
 
     def _intent_scores(self, states: list[Any]) -> np.ndarray:
         """The history's similarity to every intent (the network in numpy)."""
-        inputs = self.featurizer_.encode(states, self.text_features_)
-        return self._predictor().predict(inputs, [range(len(states))]).similarities[0]
+        return self._predict(states, [range(len(states))], self.text_features_).similarities[0]
 
     def _reason(self, intent: str, scores: dict[str, float], unlikely: bool) -> str:
         limits = self.thresholds()

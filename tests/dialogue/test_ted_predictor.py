@@ -314,3 +314,26 @@ def test_loading_and_handling_messages_with_ted_does_not_import_torch(tmp_path):
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_kept_state_rows_are_those_encoded_afresh_even_past_the_limit(monkeypatch):
+    import parley.dialogue.neural.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "KEPT_STATES", 3)
+    domain, found = trackers()
+    ted = TEDPolicy(epochs=5, max_history=3, random_seed=6).fit(found, domain)
+    predictor = ted._predictor()
+    states = [{}, {"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}},
+              {"prev_action": {"action_name": "utter_greet"}, "user": {"intent": "greet"}},
+              {"prev_action": {"action_name": "action_listen"}, "user": {"intent": "bye"}}]
+    inputs = ted.featurizer_.encode(states, ted.text_features_)
+    expected = predictor.encode_states(inputs)
+
+    def encode(which):
+        return ted.featurizer_.encode([states[i] for i in which], ted.text_features_)
+
+    for order in ([0, 1], [1, 2, 3], [3, 0, 1, 2], [2, 2, 0], [0, 1, 2, 3]):
+        keys = [repr(states[i]) for i in order]
+        rows = predictor.rows(keys, lambda which, o=order: encode([o[i] for i in which]))
+        assert np.allclose(rows, expected[order], rtol=0, atol=1e-6)
+        assert len(predictor.kept) <= 3

@@ -148,21 +148,27 @@ class TEDPredictor:
         keep), those not kept yet encoded from ``encode(their positions)``. A conversation's
         states recur (every turn shows the states before it again), and a state's row costs
         a dozen small products."""
-        missing = [i for i, key in enumerate(keys) if key is None or key not in self.kept]
+        kept = self.kept  # (a prediction in another thread may start a new one meanwhile)
+        missing = [i for i, key in enumerate(keys) if key is None or key not in kept]
+        fresh_rows: dict[int, np.ndarray] = {}
         if missing:
             fresh = self.encode_states(encode(missing))
-            if len(self.kept) + len(missing) > KEPT_STATES:
-                self.kept.clear()
-            for i, row in zip(missing, fresh, strict=True):
-                if keys[i] is not None:
-                    self.kept[keys[i]] = row
             if len(missing) == len(keys):
+                self._keep(keys, fresh)
                 return fresh
+            fresh_rows = dict(zip(missing, fresh, strict=True))
+            self._keep([keys[i] for i in missing], fresh)
         out = np.empty((len(keys), self.empty_state.shape[1]), dtype=F32)
-        fresh_rows = dict(zip(missing, fresh, strict=True)) if missing else {}
         for i, key in enumerate(keys):
-            out[i] = fresh_rows[i] if i in fresh_rows else self.kept[key]
+            out[i] = fresh_rows[i] if i in fresh_rows else kept[key]
         return out
+
+    def _keep(self, keys: Sequence[Hashable | None], rows: np.ndarray) -> None:
+        if len(self.kept) + len(keys) > KEPT_STATES:
+            self.kept = {}
+        for key, row in zip(keys, rows, strict=True):
+            if key is not None:
+                self.kept[key] = row
 
     def predict(self, inputs: Mapping[str, np.ndarray],
                 histories: Sequence[Sequence[int]]) -> Predicted:

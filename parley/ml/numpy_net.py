@@ -44,7 +44,9 @@ _SQRT_HALF = F32(math.sqrt(0.5))
 
 def erf(x: np.ndarray) -> np.ndarray:
     """erf of a float32 array (|error| < 5e-7)."""
-    x = np.clip(x, F32(-4), F32(4))
+    # (the ufuncs themselves: np.clip's Python wrapper costs more than the clamp)
+    x = np.maximum(x, F32(-4))
+    np.minimum(x, F32(4), out=x)
     x2 = x * x
     p = x2 * _ERF_P[0]
     for c in _ERF_P[1:-1]:
@@ -72,8 +74,11 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
                eps: float = LAYER_NORM_EPS) -> np.ndarray:
-    centred = x - x.mean(axis=-1, keepdims=True)
-    scale = np.mean(centred * centred, axis=-1, keepdims=True)
+    # sums times 1/n: ndarray.mean's Python wrapper costs more than the sum on a few rows
+    inverse = F32(1 / x.shape[-1])
+    centred = x - np.add.reduce(x, axis=-1, keepdims=True) * inverse
+    scale = np.add.reduce(centred * centred, axis=-1, keepdims=True)
+    scale *= inverse
     scale += F32(eps)
     np.sqrt(scale, out=scale)
     centred /= scale
@@ -198,16 +203,43 @@ class GroupedDense:
         return out
 
 
-class FeedForward:
-    """:class:`parley.ml.layers.FeedForward`: grouped layers, each followed by GELU."""
+class MaskedDense:
+    """:class:`parley.ml.grouped.RandomlyConnectedLinear`'s forward (Rasa's random mask,
+    TED's layers): ``x @ (weight · mask).T + bias``, the mask folded into the kernel once.
+    Takes :class:`GroupedDense`'s arguments, so that the blocks can build either."""
 
     def __init__(self, arrays: Mapping[str, np.ndarray], prefix: str, in_features: int,
-                 sizes: list[int], density: float) -> None:
+                 out_features: int, density: float = 1.0, shuffle: bool = True,
+                 bias: bool = True) -> None:
+        shape = (out_features, in_features)
+        self.kernel = np.ascontiguousarray(
+            (array(arrays, f"{prefix}.weight", shape) * array(arrays, f"{prefix}.mask", shape)).T)
+        self.bias = array(arrays, f"{prefix}.bias", (out_features,)) if bias else None
+        self.out_features = out_features
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = x @ self.kernel
+        if self.bias is not None:
+            out += self.bias
+        return out
+
+
+# GroupedDense or MaskedDense: the layer class a torch network was built with
+Linear = Any
+
+
+class FeedForward:
+    """:class:`parley.ml.layers.FeedForward`: grouped (or ``linear``) layers, each followed
+    by GELU."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], prefix: str, in_features: int,
+                 sizes: list[int], density: float, linear: Linear = None) -> None:
+        linear = linear or GroupedDense
         self.layers = []
         for i, size in enumerate(sizes):
             # each layer is (linear, GELU, Dropout) in the torch Sequential
-            self.layers.append(GroupedDense(arrays, f"{prefix}.layers.{3 * i}", in_features,
-                                            size, density))
+            self.layers.append(linear(arrays, f"{prefix}.layers.{3 * i}", in_features,
+                                      size, density))
             in_features = size
         self.out_features = in_features
 
@@ -262,13 +294,15 @@ class Attention:
 
     def __init__(self, arrays: Mapping[str, np.ndarray], prefix: str, units: int, heads: int,
                  density: float, key_relative: bool, value_relative: bool,
-                 max_relative_position: int, unidirectional: bool) -> None:
+                 max_relative_position: int, unidirectional: bool,
+                 linear: Linear = None) -> None:
         if units % heads:
             raise ValueError(f"{prefix}: {units} units do not split into {heads} heads")
+        linear = linear or GroupedDense
         self.units, self.heads, self.depth = units, heads, units // heads
-        self.query_key_value = GroupedDense(arrays, f"{prefix}.query_key_value", units,
-                                            3 * units, density, bias=False)
-        self.out = GroupedDense(arrays, f"{prefix}.out", units, units, density)
+        self.query_key_value = linear(arrays, f"{prefix}.query_key_value", units, 3 * units,
+                                      density, bias=False)
+        self.out = linear(arrays, f"{prefix}.out", units, units, density)
         span = (2 * max_relative_position + 1, self.depth)
         self.key_relative = array(arrays, f"{prefix}.key_relative", span) if key_relative else None
         self.value_relative = (array(arrays, f"{prefix}.value_relative", span)
@@ -277,36 +311,41 @@ class Attention:
         self.unidirectional = unidirectional
         self.scale = F32(1 / math.sqrt(self.depth))
 
-    def __call__(self, x: np.ndarray, last_only: bool) -> np.ndarray:
+    def __call__(self, x: np.ndarray, last_only: bool = False,
+                 row: int | None = None) -> np.ndarray:
         """``x``: messages × rows × units. Each row attends to its own message's rows; with
-        ``last_only`` only each message's last row (its sentence) is computed: messages ×
-        1 × units."""
+        ``last_only`` only each message's last row (its sentence) is computed, with ``row``
+        only that row (TED reads a dialogue at its first or last): messages × 1 × units."""
         b, t, _ = x.shape
         heads, depth = self.heads, self.depth
         projected = self.query_key_value(x.reshape(b * t, self.units)).reshape(b, t, 3, heads, depth)
         q, k, v = (projected[:, :, i].transpose(0, 2, 1, 3) for i in range(3))  # b h t d
         if last_only:
-            q = q[:, :, -1:]
-        first = t - q.shape[2]  # the first query row
+            row = -1
+        queries = np.arange(t)
+        if row is not None:
+            row %= t
+            q = q[:, :, row:row + 1]
+            queries = queries[row:row + 1]
         scores = np.matmul(q, k.transpose(0, 1, 3, 2))
         scores *= self.scale
         bucket = None
         if self.key_relative is not None or self.value_relative is not None:
-            distance = np.arange(t)[None, :] - np.arange(first, t)[:, None]
+            distance = np.arange(t)[None, :] - queries[:, None]
             bucket = np.clip(distance, -self.max_relative_position, self.max_relative_position)
             bucket = bucket + self.max_relative_position
         if self.key_relative is not None and bucket is not None:
             relative = self.key_relative[bucket]  # queries × keys × depth
             scores += np.einsum("bhid,ijd->bhij", q, relative) * self.scale
         if self.unidirectional:  # no later rows
-            later = np.arange(t)[None, :] > np.arange(first, t)[:, None]
+            later = np.arange(t)[None, :] > queries[:, None]
             scores[..., later] = -np.inf
         weights = softmax(scores)
         out = np.matmul(weights, v)
         if self.value_relative is not None and bucket is not None:
             out += np.einsum("bhij,ijd->bhid", weights, self.value_relative[bucket])
-        rows = out.transpose(0, 2, 1, 3).reshape(b * (t - first), self.units)
-        return self.out(rows).reshape(b, t - first, self.units)
+        rows = out.transpose(0, 2, 1, 3).reshape(b * len(queries), self.units)
+        return self.out(rows).reshape(b, len(queries), self.units)
 
 
 class TransformerEncoder:
@@ -316,9 +355,12 @@ class TransformerEncoder:
     def __init__(self, arrays: Mapping[str, np.ndarray], prefix: str, in_features: int,
                  layers: int, units: int, heads: int, density: float, key_relative: bool,
                  value_relative: bool, max_relative_position: int,
-                 unidirectional: bool) -> None:
+                 unidirectional: bool, linear: Linear = None) -> None:
+        """``linear``: the layers' class, as the torch encoder's (:class:`GroupedDense` for
+        DIET's grouped layers, :class:`MaskedDense` for TED's randomly connected ones)."""
+        linear = linear or GroupedDense
         self.units = units
-        self.project = GroupedDense(arrays, f"{prefix}.project", in_features, units, density)
+        self.project = linear(arrays, f"{prefix}.project", in_features, units, density)
         self.blocks = []
         for i in range(layers):
             block = f"{prefix}.blocks.{i}"
@@ -326,35 +368,41 @@ class TransformerEncoder:
                 (array(arrays, f"{block}.norm_attention.weight", (units,)),
                  array(arrays, f"{block}.norm_attention.bias", (units,))),
                 Attention(arrays, f"{block}.attention", units, heads, density, key_relative,
-                          value_relative, max_relative_position, unidirectional),
+                          value_relative, max_relative_position, unidirectional, linear),
                 (array(arrays, f"{block}.norm_ffn.weight", (units,)),
                  array(arrays, f"{block}.norm_ffn.bias", (units,))),
-                GroupedDense(arrays, f"{block}.ffn_in", units, 4 * units, density),
-                GroupedDense(arrays, f"{block}.ffn_out", 4 * units, units, density, shuffle=False),
+                linear(arrays, f"{block}.ffn_in", units, 4 * units, density),
+                linear(arrays, f"{block}.ffn_out", 4 * units, units, density, shuffle=False),
             ))
         self.norm = (array(arrays, f"{prefix}.norm.weight", (units,)),
                      array(arrays, f"{prefix}.norm.bias", (units,)))
         self.positions = position_table(64, units)
         self.root_units = F32(math.sqrt(units))
 
-    def __call__(self, x: np.ndarray, last_only: bool = False) -> np.ndarray:
+    def __call__(self, x: np.ndarray, last_only: bool = False,
+                 row: int | None = None) -> np.ndarray:
         """messages × rows × units; with ``last_only`` messages × 1 × units (each message's
-        last row: the last block then projects and feeds forward that row alone)."""
+        last row: the last block then projects and feeds forward that row alone), with
+        ``row`` that row alone (−1: the last)."""
+        if last_only:
+            row = -1
         b, t, width = x.shape
+        if row is not None:
+            row %= t
         if len(self.positions) < t:
             self.positions = position_table(max(t, 2 * len(self.positions)), self.units)
         x = self.project(x.reshape(b * t, width)).reshape(b, t, self.units)
         x *= self.root_units
         x += self.positions[:t]
         for depth, (norm_a, attention, norm_f, ffn_in, ffn_out) in enumerate(self.blocks):
-            last = last_only and depth == len(self.blocks) - 1
-            attended = attention(layer_norm(x, *norm_a), last)
-            x = (x[:, -1:] if last else x) + attended
+            last = row is not None and depth == len(self.blocks) - 1
+            attended = attention(layer_norm(x, *norm_a), row=row if last else None)
+            x = (x[:, row:row + 1] if last else x) + attended
             rows = x.reshape(-1, self.units)
             rows = rows + ffn_out(gelu(ffn_in(layer_norm(rows, *norm_f))))
             x = rows.reshape(x.shape)
-        if last_only and not self.blocks:
-            x = x[:, -1:]
+        if row is not None and not self.blocks:
+            x = x[:, row:row + 1]
         return layer_norm(x, *self.norm)
 
 

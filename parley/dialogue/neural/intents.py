@@ -1,5 +1,5 @@
 """UnexpecTED's side of TED's network: intents as labels, several right at once, and the
-per-intent thresholds below which an intent is unlikely.
+training scores the per-intent thresholds come from (:mod:`.thresholds`, torch-free).
 
 The network is :class:`~parley.dialogue.neural.model.TEDModel` over max-history dialogues
 (:class:`~parley.dialogue.neural.training.Dialogues`), its labels the domain's intents; the
@@ -13,13 +13,15 @@ import numpy as np
 import torch
 
 from parley.dialogue.neural.model import TEDModel
+# (the thresholds are torch-free: prediction reads them)
+from parley.dialogue.neural.thresholds import TOLERANCE_STEPS, label_quantiles, threshold
 from parley.dialogue.neural.training import Dialogues
 from parley.ml.similarity import multi_label_loss
 from parley.ml.training import Schedule, Trainer
 
-# Rasa's quantiles: one threshold per tolerance 0, 0.05, …, 0.95 (the (1 − tolerance)
-# quantile of the scores where the intent was not said).
-TOLERANCE_STEPS = 20
+__all__ = ["TOLERANCE_STEPS", "IntentTrainer", "label_quantiles", "padded", "similarities",
+           "threshold"]
+
 INFERENCE_BATCH = 256
 
 
@@ -74,29 +76,3 @@ def similarities(model: TEDModel, dialogues: Dialogues,
             index = np.arange(start, min(start + INFERENCE_BATCH, len(dialogues)))
             out.append((model.dialogue_embeddings(dialogues.batch(index)) @ labels.t()).numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
-def label_quantiles(scores: np.ndarray, label_sets: list[list[int]]) -> dict[int, list[float]]:
-    """Rasa's quantiles per intent said somewhere in the stories: over the scores of the
-    examples where it was not said, the quantiles 1, 0.95, …, 0.05 (``lower``: always a
-    score that occurred), none above the lowest score of an example where it was said."""
-    steps = [1 - t / TOLERANCE_STEPS for t in range(TOLERANCE_STEPS)]
-    said = np.zeros(scores.shape, dtype=bool)
-    for row, ids in enumerate(label_sets):
-        said[row, ids] = True
-    out: dict[int, list[float]] = {}
-    for label in np.flatnonzero(said.any(axis=0)):
-        lowest_said = float(scores[said[:, label], label].min())
-        others = scores[~said[:, label], label]
-        if len(others):
-            values = np.quantile(others, steps, method="lower")
-            out[int(label)] = [min(lowest_said, float(v)) for v in values]
-        else:
-            out[int(label)] = [lowest_said] * TOLERANCE_STEPS
-    return out
-
-
-def threshold(quantiles: list[float], tolerance: float) -> float:
-    """The score below which an intent is unlikely, for ``tolerance`` (Rasa's pick: the
-    quantile of step ``int(tolerance × 20)``, the last one for tolerance 1)."""
-    return quantiles[min(int(tolerance * len(quantiles)), len(quantiles) - 1)]

@@ -44,7 +44,7 @@ from parley.dialogue.policies.base import (
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import DataError, warn
-from parley.ml.torch_env import import_torch, prediction_threads, seed_everything, torch_threads
+from parley.ml.torch_env import import_torch, seed_everything, torch_threads
 from parley.params import (
     AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
 )
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from parley.dialogue.featurization.trackers import Examples
     from parley.dialogue.neural.model import Architecture, TEDModel
+    from parley.dialogue.neural.predictor import Predicted, TEDPredictor
 
 DEFAULT_SEED = 42
 DIALOGUE = "dialogue"
@@ -265,7 +266,7 @@ class TEDPolicy(Policy, FinetunablePolicy):
         return DEFAULT_SEED if self.random_seed is None else int(self.random_seed)
 
     def _architecture(self, featurizer: StateFeaturizer) -> Architecture:
-        from parley.dialogue.neural.model import Architecture
+        from parley.dialogue.neural.architecture import Architecture
 
         similarity = self.similarity_type
         if similarity == "auto":
@@ -360,7 +361,7 @@ class TEDPolicy(Policy, FinetunablePolicy):
                             "forms) or the text features changed since the model was trained; "
                             "finetuning needs the same. Train a new model instead.")
         examples = self._examples(trackers, domain)
-        if self.model_ is None or not examples.histories:
+        if not self._has_network() or not examples.histories:
             return self.fit(trackers, domain, text_features)
         old_texts = self.text_features_
         self._learn_texts(examples, text_features)
@@ -390,14 +391,18 @@ class TEDPolicy(Policy, FinetunablePolicy):
                              self._seed(), description=f"{self.name} epochs")
         with torch_threads():
             trainer.train()
-        self._label_cache: Any = None
 
     def _label_inputs(self) -> dict[str, Any]:
+        """The labels' features as torch tensors (training)."""
         import torch
 
+        return {k: torch.from_numpy(v) for k, v in self._label_arrays().items()}
+
+    def _label_arrays(self) -> dict[str, np.ndarray]:
+        """The labels' features (attribute → one row per label): every action's name, and
+        its text for the bot texts of end-to-end stories."""
         encoded = self.featurizer_.encode_labels(self.text_features_)
-        return {k: torch.from_numpy(v) for k, v in encoded.items()
-                if self.architecture_.label_widths.get(k)}
+        return {k: v for k, v in encoded.items() if self.architecture_.label_widths.get(k)}
 
     # --- prediction ------------------------------------------------------------------------
     def predict(self, tracker: DialogueStateTracker, domain: Domain,
@@ -413,7 +418,7 @@ class TEDPolicy(Policy, FinetunablePolicy):
         ``e2e_confidence_threshold`` and its best similarity beats the intent's."""
         self.check_is_fitted()
         probabilities = self.default_predictions(domain)
-        if self.model_ is None:
+        if not self._has_network():
             return PolicyPrediction(probabilities, self.name, self.priority)
         variants = [prediction_states(tracker, domain, self.max_history,
                                       use_text_for_last_user_input=self.only_e2e_,
@@ -456,29 +461,26 @@ class TEDPolicy(Policy, FinetunablePolicy):
 
     def _scores(self, variants: list[list[Any]], texts: TextFeatures
                 ) -> tuple[np.ndarray, np.ndarray]:
-        """Softmax confidences and similarities over the actions, a row per variant."""
-        import torch
-
-        from parley.dialogue.neural.training import Dialogues
-
-        assert self.model_ is not None
-        model = self.model_
-        if model.training:  # eval() walks every submodule: ~0.3 ms a call
-            model.eval()
-        states = [s for variant in variants for s in (variant or [{}])]
+        """Softmax confidences and similarities over the actions, a row per variant (the
+        network in numpy: :mod:`parley.dialogue.neural.predictor`)."""
+        states = [s for variant in variants for s in variant]
         histories, start = [], 0
         for variant in variants:
-            histories.append(list(range(start, start + (len(variant) or 1))))
-            start += len(variant) or 1
-        dialogues = Dialogues.build(self.featurizer_.encode(states, texts), histories,
-                                    self.architecture_.causal)
-        with torch.inference_mode(), prediction_threads(len(variants)):
-            if getattr(self, "_label_cache", None) is None:
-                self._label_cache = model.label_embeddings(self._label_inputs())
-            embedded = model.dialogue_embeddings(dialogues.batch(np.arange(len(variants))))
-            similarities = embedded @ self._label_cache.t()
-            confidences = model.confidences(similarities, 0)
-        return confidences.numpy(), similarities.numpy()
+            histories.append(range(start, start + len(variant)))
+            start += len(variant)
+        predicted = self._predict(states, histories, texts)
+        return predicted.confidences, predicted.similarities
+
+    def _predict(self, states: list[Any], histories: list[range],
+                 texts: TextFeatures) -> Predicted:
+        """The network's answer for the dialogues ``histories`` name among ``states``. The
+        states' rows are kept by their content (a state with a user text is read afresh:
+        ``featurize`` gives its features)."""
+        predictor = self._predictor()
+        keys = [None if state.get("user", {}).get("text") else repr(state) for state in states]
+        rows = predictor.rows(keys, lambda which: self.featurizer_.encode(
+            [states[i] for i in which], texts))
+        return predictor.predict_rows(rows, histories)
 
     def _ranked(self, confidences: np.ndarray) -> np.ndarray:
         """Only the top ``ranking_length`` keep a confidence, renormalised (Rasa's TED)."""
@@ -489,15 +491,62 @@ class TEDPolicy(Policy, FinetunablePolicy):
         kept[top] = confidences[top]
         return kept / max(float(kept.sum()), np.finfo(np.float32).tiny)
 
+    # --- the network: torch to train, numpy to predict ------------------------------------
+    def _has_network(self) -> bool:
+        """Whether there is a trained network (none when there were no stories)."""
+        if "model_" in self.__dict__:
+            return self.model_ is not None
+        return self.__dict__.get("_saved_weights") is not None
+
+    def _predictor(self) -> TEDPredictor:
+        """The network in numpy: from the saved weights of a loaded model, or from the torch
+        model trained (or finetuned) in this process — made again when its weights change."""
+        from parley.dialogue.neural.predictor import TEDPredictor
+
+        model = self.__dict__.get("model_")
+        key = (None if model is None else
+               (id(model), tuple(p._version for p in model.parameters())),
+               id(self.text_features_))
+        kept = self.__dict__.get("_kept_predictor")
+        if kept is not None and kept[0] == key:
+            return kept[1]  # type: ignore[no-any-return]
+        weights = (self.__dict__["_saved_weights"] if model is None else
+                   {k: v.detach().numpy().copy() for k, v in model.state_dict().items()})
+        predictor = TEDPredictor(self.architecture_, weights, self._label_arrays())
+        self._kept_predictor = (key, predictor)
+        return predictor
+
+    def __getattr__(self, name: str) -> Any:
+        """``model_`` of a loaded model: the torch network, built from the saved weights the
+        first time something trains it further (finetuning); None when it had no stories."""
+        if name == "model_" and "_saved_weights" in self.__dict__:
+            arrays = self.__dict__["_saved_weights"]
+            if arrays is None:
+                self.model_ = None
+                return None
+            torch = import_torch(self.name)
+            from parley.dialogue.neural.model import TEDModel
+
+            model = TEDModel(self.architecture_)
+            model.load_state_dict({k: torch.from_numpy(np.array(arrays[k]))
+                                   for k in model.state_dict()})
+            model.eval()
+            self.model_ = model
+            return model
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     # --- persistence -----------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         texts = self.text_features_
+        trained = self._has_network()
         state = {"featurizer": self.featurizer_.as_dict(),
                  "architecture": asdict(self.architecture_),
-                 "trained": self.model_ is not None, "texts": sorted(texts.vectors),
+                 "trained": trained, "texts": sorted(texts.vectors),
                  "reads_user_text": self.reads_user_text_, "only_e2e": self.only_e2e_}
         arrays: dict[str, np.ndarray] = {}
-        if self.model_ is not None:
+        if "model_" not in self.__dict__ and trained:  # loaded, not trained since: as saved
+            arrays = {f"model.{k}": v for k, v in self.__dict__["_saved_weights"].items()}
+        elif trained:
             arrays = {f"model.{k}": v.detach().numpy()
                       for k, v in self.model_.state_dict().items()}
         if texts.vectors:
@@ -505,8 +554,7 @@ class TEDPolicy(Policy, FinetunablePolicy):
         return state, arrays
 
     def _set_state(self, state: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        torch = import_torch(self.name)
-        from parley.dialogue.neural.model import Architecture, TEDModel
+        from parley.dialogue.neural.architecture import Architecture
 
         self.featurizer_ = StateFeaturizer.from_dict(state["featurizer"])
         self.architecture_ = Architecture(**state["architecture"])
@@ -517,11 +565,13 @@ class TEDPolicy(Policy, FinetunablePolicy):
             self.featurizer_.text_dim)
         self.reads_user_text_ = bool(state.get("reads_user_text", False))
         self.only_e2e_ = bool(state.get("only_e2e", False))
-        self._label_cache = None
-        self.model_ = None
+        # Predicting runs the weights in numpy; the torch network is built only when
+        # something trains it further (see __getattr__).
+        self.__dict__.pop("model_", None)
+        self._kept_predictor = None
+        self._saved_weights: dict[str, np.ndarray] | None = None
         if state["trained"]:
-            model = TEDModel(self.architecture_)
-            weights = {k: torch.from_numpy(arrays[f"model.{k}"]) for k in model.state_dict()}
-            model.load_state_dict(weights)
-            model.eval()
-            self.model_ = model
+            prefix = "model."
+            self._saved_weights = {k[len(prefix):]: arrays[k] for k in arrays
+                                   if k.startswith(prefix)}
+            self._predictor()  # each weight the network has must be saved, in its shape

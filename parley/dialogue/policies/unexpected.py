@@ -8,7 +8,7 @@ history learns to lie near every intent that follows it in the stories
 once: :func:`parley.ml.similarity.multi_label_loss`).
 
 After training, each intent said somewhere in the stories gets a threshold from the
-training data itself (:func:`parley.dialogue.neural.intents.label_quantiles`): the scores
+training data itself (:func:`parley.dialogue.neural.thresholds.label_quantiles`): the scores
 of the histories it did *not* follow, at the ``1 − tolerance`` quantile, never above the
 lowest score of a history it did follow. With the default ``tolerance`` 0 that is the
 highest score among histories it did not follow (or lower): a score under it is lower than
@@ -52,7 +52,7 @@ from parley.dialogue.policies.ted import (
     CONCAT_DIMENSION, DENSE_DIMENSION, TRANSFORMER_LAYERS, TRANSFORMER_SIZE, TEDPolicy,
 )
 from parley.errors import ConfigError, DataError, warn
-from parley.ml.torch_env import prediction_threads, torch_threads
+from parley.ml.torch_env import torch_threads
 from parley.params import Constraint, Float, Int, ListOf, Str
 
 if TYPE_CHECKING:
@@ -246,7 +246,6 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
         intents = self.featurizer_.intents
         self.quantiles_ = {intents[label]: values
                            for label, values in label_quantiles(scores, label_sets).items()}
-        self._label_cache: Any = None
 
     def _dialogues(self, examples: Examples) -> tuple[Any, list[list[int]]]:
         from parley.dialogue.neural.training import Dialogues
@@ -256,15 +255,14 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
         label_sets = [[index[str(i)] for i in row] for row in examples.labels]
         return Dialogues.build(inputs, examples.histories, causal=False), label_sets
 
-    def _label_inputs(self) -> dict[str, Any]:
-        import torch
-
-        return {"intent": torch.eye(len(self.featurizer_.intents))}
+    def _label_arrays(self) -> dict[str, np.ndarray]:
+        """The intents, one-hot: the labels."""
+        return {"intent": np.eye(len(self.featurizer_.intents), dtype=np.float32)}
 
     # --- prediction ------------------------------------------------------------------------
     def thresholds(self) -> dict[str, float]:
         """Each intent's threshold at the configured ``tolerance``."""
-        from parley.dialogue.neural.intents import threshold
+        from parley.dialogue.neural.thresholds import threshold
 
         self.check_is_fitted()
         return {intent: threshold(values, self.tolerance)
@@ -302,7 +300,7 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
                       domain: Domain) -> tuple[str | None, str]:
         """The intent to judge, or None and why none is (Rasa's ``_should_skip_prediction``
         and ``_should_check_for_intent``)."""
-        if self.model_ is None:
+        if not self._has_network():
             return None, "no stories to learn from"
         for event in reversed(tracker.applied_events()):
             if isinstance(event, ActionExecuted):
@@ -319,21 +317,8 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
         return None, "no user message yet"
 
     def _intent_scores(self, states: list[Any]) -> np.ndarray:
-        import torch
-
-        from parley.dialogue.neural.training import Dialogues
-
-        assert self.model_ is not None
-        model = self.model_
-        if model.training:  # eval() walks every submodule: ~0.3 ms a call
-            model.eval()
-        dialogues = Dialogues.build(self.featurizer_.encode(states or [{}], self.text_features_),
-                                    [list(range(len(states) or 1))], causal=False)
-        with torch.inference_mode(), prediction_threads(1):
-            if getattr(self, "_label_cache", None) is None:
-                self._label_cache = model.label_embeddings(self._label_inputs())
-            embedded = model.dialogue_embeddings(dialogues.batch(np.arange(1)))
-            return (embedded @ self._label_cache.t())[0].numpy()
+        """The history's similarity to every intent (the network in numpy)."""
+        return self._predict(states, [range(len(states))], self.text_features_).similarities[0]
 
     def _reason(self, intent: str, scores: dict[str, float], unlikely: bool) -> str:
         limits = self.thresholds()

@@ -14,7 +14,7 @@ import math
 import re
 from typing import Any
 
-__all__ = ["StrictJSONError", "loads_strict"]
+__all__ = ["StrictJSONError", "check_json_safe", "loads_strict"]
 
 # A \u escape in the surrogate range: only then can a decoded string hold a lone one
 # (raw UTF-8 bytes cannot encode surrogates at all), so most bodies skip the walk.
@@ -38,10 +38,12 @@ def _no_constant(name: str) -> Any:
     raise StrictJSONError(f"{name} is not a JSON number; send a finite number or null")
 
 
-def _check_strings(value: Any) -> None:
+def _check_strings(value: Any, numbers: bool = False) -> None:
     stack = [value]
     while stack:
         item = stack.pop()
+        if numbers and isinstance(item, float) and not math.isfinite(item):
+            _no_constant(repr(item).replace("nan", "NaN").replace("inf", "Infinity"))
         if isinstance(item, str):
             found = _LONE_SURROGATE.search(item)
             if found:
@@ -54,6 +56,12 @@ def _check_strings(value: Any) -> None:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
+
+
+def check_json_safe(value: Any) -> None:
+    """Raise :class:`StrictJSONError` when ``value``, already decoded by someone else's
+    JSON reader (python-socketio's), holds a non-finite float or a lone surrogate."""
+    _check_strings(value, numbers=True)
 
 
 def loads_strict(raw: bytes | str) -> Any:

@@ -42,3 +42,16 @@ def test_a_number_json_cannot_hold_should_be_a_400_and_not_poison_the_conversati
     assert response.status_code == 400, response.text
     assert "number" in response.json()["message"]
     assert client.get("/conversations/nan/tracker").status_code == 200
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_events_activating_a_loop_the_domain_lacks_should_be_a_400(client, method):
+    # Stored, the conversation answered every later message with a 400 about a policy
+    # "trained on another domain": stuck for good.
+    events = [{"event": "action", "name": "action_listen"},
+              {"event": "active_loop", "name": "no_such_form"}]
+    response = client.request(method, "/conversations/stuck/tracker/events", json=events)
+    assert response.status_code == 400
+    assert "'no_such_form'" in response.json()["message"]
+    answer = client.post(WEBHOOK, json={"sender": "stuck", "message": "hello"})
+    assert answer.status_code == 200 and answer.json()[0]["text"] == "Hey! How are you?"

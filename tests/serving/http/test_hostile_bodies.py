@@ -55,3 +55,19 @@ def test_events_activating_a_loop_the_domain_lacks_should_be_a_400(client, metho
     assert "'no_such_form'" in response.json()["message"]
     answer = client.post(WEBHOOK, json={"sender": "stuck", "message": "hello"})
     assert answer.status_code == 200 and answer.json()[0]["text"] == "Hey! How are you?"
+
+
+def test_parse_data_without_text_should_be_taken_as_rasa_takes_it(client):
+    # Rasa's event schema does not require parse_data's text (the event has its own); a
+    # client script written against Rasa posts events and messages this way.
+    parse = {"intent": {"name": "greet", "confidence": 1.0}, "entities": []}
+    response = client.post("/conversations/notext/tracker/events",
+                           json={"event": "user", "text": "hi there", "parse_data": parse})
+    assert response.status_code == 200, response.text
+    user = [e for e in response.json()["events"] if e["event"] == "user"][-1]
+    assert user["parse_data"]["text"] == "hi there"
+    assert user["parse_data"]["intent"]["name"] == "greet"
+    response = client.post("/conversations/notext/messages",
+                           json={"text": "hello", "sender": "user", "parse_data": parse})
+    assert response.status_code == 200, response.text
+    assert response.json()["latest_message"]["intent"]["name"] == "greet"

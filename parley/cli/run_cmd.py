@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     if args.response_timeout <= 0 or args.prediction_workers < 1:
         raise ConfigError("--response-timeout must be positive and --prediction-workers "
                           "at least 1.")
+    if args.max_body_size is not None and args.max_body_size <= 0:
+        raise ConfigError("--max-body-size must be a positive number of bytes, found "
+                          f"{args.max_body_size} (default: {DEFAULT_MAX_BODY_BYTES}).")
     configure_logging(args.log_level)
     endpoints = read_endpoints(_existing(args.endpoints, DEFAULT_ENDPOINTS))
     channels = read_credentials(_existing(args.credentials, DEFAULT_CREDENTIALS))

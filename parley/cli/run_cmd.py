@@ -121,7 +121,11 @@ def _check_jwt_method(method: str) -> None:
 
     from parley.errors import ConfigError
 
-    if method not in jwt.algorithms.get_default_algorithms():
+    # 'none' is PyJWT's unsigned method: no secret can check such a token.
+    signed = sorted(name for name in jwt.algorithms.get_default_algorithms() if name != "none")
+    if method.lower() == "none":
+        raise ConfigError("--jwt-method none would take unsigned tokens, which no "
+                          f"--jwt-secret can check; use one of: {', '.join(signed)}.")
+    if method not in signed:
         raise ConfigError(f"--jwt-method {method} is not available (RS/ES methods need the "
-                          "'cryptography' package); available: "
-                          f"{', '.join(sorted(jwt.algorithms.get_default_algorithms()))}.")
+                          f"'cryptography' package); available: {', '.join(signed)}.")

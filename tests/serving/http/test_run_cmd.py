@@ -44,3 +44,13 @@ def test_a_body_limit_that_is_not_positive_should_be_refused(tmp_path, capsys):
         assert f"--max-body-size must be a positive number of bytes, found {size}" in \
             capsys.readouterr().err
 
+
+def test_the_unsigned_jwt_method_should_be_refused(tmp_path, capsys):
+    # 'none' was offered as available: a server whose JWTs can never be checked.
+    assert main(["run", "-m", str(tmp_path), "--jwt-secret", "s3cret",
+                 "--jwt-method", "none"]) == 1
+    err = capsys.readouterr().err
+    assert "--jwt-method none" in err and "unsigned" in err
+    assert main(["run", "-m", str(tmp_path), "--jwt-secret", "s3cret",
+                 "--jwt-method", "FOO"]) == 1
+    assert "none" not in capsys.readouterr().err.split("available:")[1]

@@ -55,6 +55,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("serving",),
     ("evaluation",),
     ("cli",),
+    ("__main__",),  # `python -m parley`: the command line's entry, above everything
 ]
 
 PLACED: dict[str, str] = {

@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
     if args.response_timeout <= 0 or args.prediction_workers < 1:
         raise ConfigError("--response-timeout must be positive and --prediction-workers "
                           "at least 1.")
+    if args.max_body_size is not None and args.max_body_size <= 0:
+        raise ConfigError("--max-body-size must be a positive number of bytes, found "
+                          f"{args.max_body_size} (default: {DEFAULT_MAX_BODY_BYTES}).")
     configure_logging(args.log_level)
     endpoints = read_endpoints(_existing(args.endpoints, DEFAULT_ENDPOINTS))
     channels = read_credentials(_existing(args.credentials, DEFAULT_CREDENTIALS))
@@ -118,7 +121,11 @@ def _check_jwt_method(method: str) -> None:
 
     from parley.errors import ConfigError
 
-    if method not in jwt.algorithms.get_default_algorithms():
+    # 'none' is PyJWT's unsigned method: no secret can check such a token.
+    signed = sorted(name for name in jwt.algorithms.get_default_algorithms() if name != "none")
+    if method.lower() == "none":
+        raise ConfigError("--jwt-method none would take unsigned tokens, which no "
+                          f"--jwt-secret can check; use one of: {', '.join(signed)}.")
+    if method not in signed:
         raise ConfigError(f"--jwt-method {method} is not available (RS/ES methods need the "
-                          "'cryptography' package); available: "
-                          f"{', '.join(sorted(jwt.algorithms.get_default_algorithms()))}.")
+                          f"'cryptography' package); available: {', '.join(signed)}.")

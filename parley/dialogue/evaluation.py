@@ -26,7 +26,7 @@ from typing import Any, TypeAlias
 from parley.data.domain import Domain
 from parley.data.events import (
     ActionExecuted, ActionExecutionRejected, ActiveLoop, Event, SlotSet, UserUttered)
-from parley.data.stories import CheckpointStep, Story
+from parley.data.stories import ActiveLoopStep, CheckpointStep, Story
 from parley.data.tracker import DialogueStateTracker
 from parley.dialogue.featurization.state import TextFeaturizer
 from parley.dialogue.generator import slots_for_entities, story_event_sequences
@@ -288,6 +288,21 @@ def _walk(ensemble: PolicyEnsemble, story: Story, events: list[Event], domain: D
     return walk
 
 
+def _check_loops(story: Story, domain: Domain) -> None:
+    """A loop the domain lacks would be predicted by the policies (RulePolicy runs the
+    active loop) and cannot be: an error at the story's line, not a crash mid-replay."""
+    actions = set(domain.action_names)
+    for step in story.steps:
+        if isinstance(step, ActiveLoopStep) and step.name is not None \
+                and step.name not in actions:
+            forms = ", ".join(domain.form_names) or "none"
+            raise DataError(f"the test story '{story.name}' activates the loop "
+                            f"'{step.name}', which is not an action of the model's domain "
+                            f"(its forms: {forms}).", step.file, step.line,
+                            hint="Test with the model trained for these stories, or fix the "
+                                 "loop's name.")
+
+
 def predict_test_story(policies: PolicyEnsemble | Sequence[Policy], story: Story,
                        domain: Domain, parse: ParseFn | None = None,
                        check_entities: bool = False,
@@ -303,6 +318,7 @@ def predict_test_story(policies: PolicyEnsemble | Sequence[Policy], story: Story
                         f"'{checkpoint.name}'; test stories are replayed whole.",
                         checkpoint.file, checkpoint.line,
                         hint="Write the conversation out in one story, without checkpoints.")
+    _check_loops(story, domain)
     result = StoryResult(story.name, story=story)
     for events in story_event_sequences(story, domain):
         walk = _walk(ensemble, story, events, domain, parse, check_entities, featurize)

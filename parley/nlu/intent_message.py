@@ -12,11 +12,11 @@ it warns and the message is parsed as text.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Collection
 from typing import Any
 
+from parley.data.strict_json import loads_strict
 from parley.errors import warn
 
 PREFIX = "/"
@@ -71,7 +71,8 @@ def _entities(match: re.Match[str], known: Collection[str]) -> list[dict[str, An
     if given is None:
         return []
     try:
-        parsed = json.loads(given)
+        # Strict: NaN, 1e999 or a lone surrogate stored in a conversation make it unservable.
+        parsed = loads_strict(given)
     except (ValueError, RecursionError) as exc:  # nesting past the recursion limit too
         parsed, problem = {}, f"its entities are not JSON ({str(exc)[:120]})"
     else:

@@ -44,6 +44,7 @@ from typing import Any
 
 from parley.data.domain import Domain
 from parley.data.events import Event, event_from_dict
+from parley.data.strict_json import StrictJSONError, loads_strict
 from parley.data.tracker import DialogueStateTracker
 from parley.errors import ActionError, ActionRejected, DataError, warn
 from parley.runtime.endpoints import EndpointConfig
@@ -232,7 +233,9 @@ class ActionServerClient:
         if len(reply) > MAX_REPLY_BYTES:
             raise self._malformed(name, f"the reply is larger than {MAX_REPLY_BYTES >> 20} MB")
         try:
-            data = json.loads(reply) if reply.strip() else None
+            data = loads_strict(reply) if reply.strip() else None
+        except StrictJSONError as error:
+            raise self._malformed(name, str(error)) from None
         except ValueError as error:
             raise self._malformed(name, f"the reply is not JSON ({error})") from None
         if data is None:  # rasa-sdk answers null when it ran nothing

@@ -25,11 +25,12 @@ from typing import Any, TypeVar
 
 from parley.data.domain import SESSION_START_METADATA_SLOT, Domain
 from parley.data.events import (
-    ActionExecuted, ActionExecutionRejected, BotUttered, Event, SlotSet, UserUttered,
+    ActionExecuted, ActionExecutionRejected, ActiveLoop, BotUttered, Event, SlotSet,
+    UserUttered,
 )
 from parley.data.tracker import DialogueStateTracker
 from parley.dialogue.policies.prediction import PolicyPrediction
-from parley.errors import ActionError, ActionRejected
+from parley.errors import ActionError, ActionRejected, DataError
 from parley.runtime.actions.base import Action, ActionContext
 from parley.runtime.actions.defaults import (
     ACTION_EXTRACT_SLOTS, ACTION_LISTEN, ACTION_SESSION_START, ACTION_UNLIKELY_INTENT,
@@ -119,6 +120,7 @@ class MessageProcessor:
         self.clock = clock
         self.lock_lifetime = lock_lifetime
         self._slots = {slot.name: slot for slot in self.domain.all_slots}
+        self._action_names = frozenset(self.domain.action_names)
 
     def context(self, channel: str | None) -> ActionContext:
         return ActionContext(self.domain, self.nlg, self.executor, channel)
@@ -207,10 +209,28 @@ class MessageProcessor:
                 await self.tracker_store.save(tracker)
         return tracker
 
+    def loop_problem(self, events: list[Event]) -> str | None:
+        """What is wrong with ``events`` activating a loop that is no action of the domain:
+        stored, the policies would have to predict that loop on every later message and
+        cannot, so the conversation would be stuck for good."""
+        for number, event in enumerate(events, 1):
+            if isinstance(event, ActiveLoop) and event.name is not None \
+                    and event.name not in self._action_names:
+                return (f"event {number}: the active loop '{event.name}' is not an action of "
+                        "the domain (forms: " + (", ".join(self.domain.form_names) or "none")
+                        + ")")
+        return None
+
+    def _refuse_unknown_loops(self, events: list[Event]) -> None:
+        problem = self.loop_problem(events)
+        if problem:
+            raise DataError(f"{problem}; send null to deactivate a loop.")
+
     async def append_events(self, sender_id: str, events: list[Event],
                             ) -> DialogueStateTracker:
         """Add events to a conversation (Rasa's ``POST …/tracker/events``); the session is
         brought up to date first unless the events start one themselves."""
+        self._refuse_unknown_loops(events)
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
             starts_session = bool(events) and isinstance(events[0], ActionExecuted) and \
@@ -224,6 +244,7 @@ class MessageProcessor:
     async def replace_events(self, sender_id: str, events: list[Event],
                              ) -> DialogueStateTracker:
         """Make ``events`` the whole conversation (Rasa's ``PUT …/tracker/events``)."""
+        self._refuse_unknown_loops(events)
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = self.tracker_store.init_tracker(sender_id)
             self.apply(tracker, list(events))
@@ -382,6 +403,11 @@ class MessageProcessor:
         except Exception:  # noqa: BLE001 - as Rasa: a failing action must not end the chat
             logger.exception("conversation '%s': the action '%s' raised; the conversation "
                              "goes on without its events.", tracker.sender_id, action.name)
+            events = []
+        problem = self.loop_problem(events)
+        if problem:
+            logger.error("conversation '%s': the action '%s' returned %s. The conversation "
+                         "goes on without its events.", tracker.sender_id, action.name, problem)
             events = []
         if not any(isinstance(event, ActionExecutionRejected) for event in events):
             self.apply(tracker, [*prediction.events, action.executed_event(prediction)])

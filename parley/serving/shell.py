@@ -60,7 +60,9 @@ def _typed_lines(prompt: str, stdin: TextIO, stdout: TextIO) -> Iterator[str]:
         if not line:
             print(file=stdout)
             return
-        text = line.strip()
+        # A C.UTF-8 terminal is read with surrogateescape: bytes that are not UTF-8 come
+        # as lone surrogates, which no store or JSON writer can encode. Typed text: U+FFFD.
+        text = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace").strip()
         if text == STOP:
             return
         if text:

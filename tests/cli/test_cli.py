@@ -63,8 +63,10 @@ def test_no_command_should_print_help_and_exit_two(capsys):
     assert "usage: parley" in capsys.readouterr().out
 
 
-def test_module_entry_point_should_run(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "parley.cli.main", "--version"],
+@pytest.mark.parametrize("module", ["parley", "parley.cli.main"])
+def test_module_entry_point_should_run(tmp_path, module):
+    # `python -m parley` as `python -m rasa`: what a user tries without the script on PATH.
+    result = subprocess.run([sys.executable, "-m", module, "--version"],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0 and result.stdout.startswith("parley ")
 

@@ -103,3 +103,16 @@ def test_should_refuse_a_file_that_is_not_utf8(tmp_path):
 def test_dump_should_round_trip_strings_that_look_like_other_types():
     data = {"v": "yes", "n": "3.1", "multi": "a\nb\n", "t": True}
     assert parse_yaml(dump_yaml(data)) == data
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\ufffe"])
+def test_a_control_character_should_be_named_with_its_line(tmp_path, char):
+    # PyYAML's reader reports a character offset only ("position 70"); a user wants a line.
+    path = tmp_path / "stories.yml"
+    path.write_text(f"stories:\n- story: a\n  steps:\n  - intent: greet\n"
+                    f"  - action: utter_greet{char}\n", encoding="utf-8")
+    with pytest.raises(YamlSyntaxError) as caught:
+        read_yaml_file(path)
+    assert caught.value.line == 5
+    assert "stories.yml:5:" in str(caught.value) and "position" not in str(caught.value)
+    assert f"U+{ord(char):04X}" in str(caught.value)

@@ -113,3 +113,16 @@ def test_test_without_part_should_skip_a_part_without_data_and_say_so(project, c
     shutil.rmtree(project / "tests")
     assert main(["test"]) == 1
     assert "error: nothing to test" in capsys.readouterr().err
+
+
+def test_a_loop_the_models_domain_lacks_should_be_a_located_error(project, capsys):
+    # The policies predict the active loop, which the domain does not have: that crashed
+    # the replay with "the policy was trained on another domain", no file, no line.
+    (project / "tests" / "test_loop.yml").write_text(
+        "stories:\n- story: a form here\n  steps:\n  - intent: greet\n  - action: utter_greet\n"
+        "  - active_loop: restaurant_form\n  - intent: mood_great\n  - action: utter_happy\n")
+    assert main(["test", "core"]) == 1
+    err = capsys.readouterr().err
+    assert "tests/test_loop.yml:6: error: the test story 'a form here' activates the loop " \
+           "'restaurant_form', which is not an action of the model's domain" in err
+    assert "trained on another domain" not in err

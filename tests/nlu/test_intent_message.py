@@ -60,6 +60,16 @@ def test_broken_entities_should_warn_and_keep_the_intent(text):
     assert result["intent"]["name"] == "inform" and result["entities"] == []
 
 
+# A user types these into the chat: a NaN or lone-surrogate entity stored in the
+# conversation made every later read of its tracker fail (no JSON, no UTF-8 for it).
+@pytest.mark.parametrize("text", ['/inform{"cuisine": NaN}', '/inform{"people": 1e999}',
+                                  '/inform{"cuisine": "\\ud800"}', '/inform{"people": -Infinity}'])
+def test_entities_json_cannot_carry_should_warn_and_keep_the_intent(text):
+    with pytest.warns(UserWarning, match="not JSON"):
+        result = parse(text)
+    assert result["intent"]["name"] == "inform" and result["entities"] == []
+
+
 def test_an_unknown_intent_should_warn_and_leave_the_text_to_the_model():
     with pytest.warns(UserWarning, match="'nope'"):
         assert parse("/nope") is None

@@ -174,6 +174,11 @@ def test_rejection_should_be_action_rejected(server: Server) -> None:
     ((200, {"events": {"event": "slot"}}), "'events' is not a list"),
     ((200, {"events": [{"event": "teleport"}]}), "event 1: unknown event 'teleport'"),
     ((200, {"events": [], "responses": ["hi"]}), "'responses' is not a list of objects"),
+    # Python's json writes float('nan') as NaN (a slot set to the mean of nothing): stored,
+    # it would make the conversation unservable, so it is refused with the reply.
+    ((200, b'{"events": [{"event": "slot", "name": "x", "value": NaN}]}'), "NaN is not a JSON"),
+    ((200, b'{"events": [{"event": "bot", "text": "x", "timestamp": 1e999}]}'), "too large"),
+    ((200, b'{"events": [], "responses": [{"text": "a\\udc00"}]}'), "lone surrogate"),
 ])
 def test_a_bad_answer_should_be_a_clear_action_error(server: Server, reply: Reply,
                                                      message: str) -> None:

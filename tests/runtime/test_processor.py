@@ -10,10 +10,10 @@ import pytest
 
 from parley.data.domain import Domain
 from parley.data.events import (
-    ActionExecuted, ActionExecutionRejected, BotUttered, FollowupAction, SessionStarted,
+    ActionExecuted, ActiveLoop, ActionExecutionRejected, BotUttered, FollowupAction, SessionStarted,
     SlotSet, UserUttered,
 )
-from parley.errors import ActionError, ActionRejected
+from parley.errors import ActionError, ActionRejected, DataError
 from parley.runtime.executor import CustomActionResult
 from parley.runtime.processor import MessageProcessor, UserMessage, executed_actions
 from parley.runtime.stores.memory import InMemoryTrackerStore
@@ -234,6 +234,34 @@ def test_a_failing_custom_action_should_be_logged_and_the_conversation_go_on(cap
     assert "the action server is down" in caplog.text
     assert executed_actions(tracker_of(processor))[-3:] == [
         "action_custom", "utter_greet", "action_listen"]
+
+
+def test_an_action_activating_a_loop_the_domain_lacks_should_lose_its_events(caplog):
+    # Stored, an active loop that is no action of the domain is what the policies predict
+    # on every later message, and they cannot: the conversation would be stuck for good.
+    executor = ScriptedExecutor({"action_custom": CustomActionResult(
+        events=[SlotSet(key="x", value=1), ActiveLoop(name="no_such_form")],
+        responses=[{"text": "lost too"}])})
+    processor = MessageProcessor(ScriptedModel(LOOP_DOMAIN, after_listen(
+        {"ask": ["action_custom", "utter_greet"]})), executor=executor)
+    with caplog.at_level(logging.ERROR):
+        assert talk(processor, "/ask") == [{"recipient_id": "user", "text": "hi"}]
+    assert "'no_such_form'" in caplog.text and "goes on without its events" in caplog.text
+    tracker = tracker_of(processor)
+    assert tracker.active_loop_name is None
+    assert not any(isinstance(e, ActiveLoop) for e in tracker.events)
+
+
+def test_api_events_activating_a_loop_the_domain_lacks_should_be_refused():
+    processor = MessageProcessor(ScriptedModel(LOOP_DOMAIN), clock=Clock())
+    for call in (processor.append_events, processor.replace_events):
+        with pytest.raises(DataError, match="event 2: .*'no_such_form'.*not an action"):
+            asyncio.run(call("api", [ActionExecuted(action_name="action_listen"),
+                                     ActiveLoop(name="no_such_form")]))
+    assert asyncio.run(processor.tracker_store.retrieve("api")) is None
+    # Deactivating (no name) and the domain's own actions are fine.
+    asyncio.run(processor.append_events("api", [ActiveLoop(name="action_custom"),
+                                                ActiveLoop(name=None)]))
 
 
 def test_without_an_action_server_a_custom_action_should_say_what_to_configure(caplog):

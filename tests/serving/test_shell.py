@@ -88,3 +88,27 @@ def test_a_bad_endpoints_file_should_be_a_clear_error(moodbot_model, capsys, tmp
     assert main(["shell", "-m", str(moodbot_model), "--endpoints", str(endpoints)]) != 0
     err = capsys.readouterr().err
     assert "endpoints.yml" in err and "Traceback" not in err
+
+
+def test_bytes_that_are_not_utf8_should_become_replacement_characters(
+        moodbot_model, monkeypatch, capsys, tmp_path):  # noqa: F811
+    """Python reads a C.UTF-8 terminal with surrogateescape: bytes that are not UTF-8 (a
+    Latin-1 'é', a paste of binary) arrive as lone surrogates, which no store can encode.
+    They are typed text, so they become U+FFFD, and the conversation is stored."""
+    import sqlite3
+
+    database = tmp_path / "conversations.db"
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {database}\n")
+    typed = b"caf\xe9 \xff\n".decode("utf-8", "surrogateescape")
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"hello\n{typed}/stop\n"))
+    assert main(["shell", "-m", str(moodbot_model), "--seed", "0", "--endpoints",
+                 str(endpoints), "--conversation-id", "bytes"]) == 0
+    assert "bug in Parley" not in capsys.readouterr().err
+    with sqlite3.connect(database) as connection:
+        texts = [row[0] for row in connection.execute(
+            "select data from events where sender_id = 'bytes' and type_name = 'user'")]
+    assert len(texts) == 2 and "caf\ufffd \ufffd" in texts[1]
+    monkeypatch.setattr("sys.stdin", io.StringIO(typed))
+    assert main(["shell", "nlu", "-m", str(moodbot_model)]) == 0
+    assert '"text": "caf\ufffd \ufffd"' in capsys.readouterr().out

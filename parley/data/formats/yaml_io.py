@@ -200,6 +200,14 @@ def parse_yaml(text: str, file: str | Path | None = None) -> Any:
                               "remove the tag (!!…).") from None
     except yaml.MarkedYAMLError as exc:
         raise syntax_error(exc, text, file) from None
+    except yaml.reader.ReaderError as exc:
+        # The reader knows only a character offset; name the line and the character.
+        line = text.count("\n", 0, exc.position) + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        raise YamlSyntaxError(f"invalid YAML: the control character U+{ord(char):04X} is not "
+                              "allowed in a YAML file", file, line,
+                              hint="Remove it (a stray byte from a copy or an editor).") \
+            from None
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"invalid YAML: {exc}", file) from None
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from parley.data.domain import Domain
-from parley.data.events import ActionExecuted, SlotSet
+from parley.data.events import ACTION_LISTEN, ActionExecuted, SlotSet
 from parley.data.tracker import DialogueStateTracker, State
 from parley.dialogue.conflicts import ActionSource, find_story_conflicts
 from parley.dialogue.policies.base import (
@@ -134,7 +134,7 @@ class AugmentedMemoizationPolicy(MemoizationPolicy):
         action = self.lookup_.get(feature_key(states))
         if action is not None:
             return action, self._found_in
-        truncated = _without_first_turns(tracker, again=False)
+        truncated = _without_first_turns(_trimmed(tracker, self.max_history), again=False)
         while truncated is not None:
             shorter = self._states(truncated, domain, rule_only_data)
             if shorter != states:
@@ -144,6 +144,30 @@ class AugmentedMemoizationPolicy(MemoizationPolicy):
                 states = shorter
             truncated = _without_first_turns(truncated, again=True)
         return None, ""
+
+
+def _trimmed(tracker: DialogueStateTracker, max_history: int | None) -> DialogueStateTracker:
+    """The tracker from the ``action_listen`` before its last ``max_history`` actions on
+    (Rasa's ``_trim_tracker_by_max_history``), slots set before kept as in
+    :func:`_without_first_turns`. Dropping older turns one by one cannot change the last
+    ``max_history`` states, so the search starts here: its cost stays the same however
+    long the conversation, where it grew with the square of its length."""
+    if not max_history:
+        return tracker
+    events = tracker.applied_events()
+    actions = 0
+    for index in range(len(events) - 1, -1, -1):
+        event = events[index]
+        if isinstance(event, ActionExecuted):
+            actions += 1
+            if actions > max_history and event.action_name == ACTION_LISTEN:
+                break
+    else:
+        return tracker
+    truncated = tracker.init_copy()
+    for kept in [*(e for e in events[:index] if isinstance(e, SlotSet)), *events[index:]]:
+        truncated.update(kept)
+    return truncated
 
 
 def _without_first_turns(tracker: DialogueStateTracker,

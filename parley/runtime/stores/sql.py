@@ -39,6 +39,7 @@ __all__ = ["SQLTrackerStore", "sql_url"]
 
 _T = TypeVar("_T")
 
+NAME_COLUMN_CHARS = 255  # Rasa's String(255) for sender_id, type_name, intent/action_name
 COLUMNS = ("id", "sender_id", "type_name", "timestamp", "intent_name", "action_name", "data")
 # Rasa's dialect names → the SQLAlchemy driver Parley's `stores` extra installs.
 _DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
@@ -189,6 +190,8 @@ class SQLTrackerStore(ThreadedTrackerStore):
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _delete(self, sender_id: str) -> None:
+        _check_sender(sender_id)
+
         def work(sa: Any, engine: Any, table: Any) -> None:
             with engine.begin() as conn:
                 conn.execute(sa.delete(table).where(table.c.sender_id == sender_id))
@@ -196,6 +199,8 @@ class SQLTrackerStore(ThreadedTrackerStore):
         self._run(f"deleting conversation '{sender_id}'", work)
 
     def _retrieve(self, sender_id: str, latest_session: bool) -> DialogueStateTracker | None:
+        _check_sender(sender_id)
+
         def work(sa: Any, engine: Any, table: Any) -> list[Any]:
             mine = table.c.sender_id == sender_id
             query = sa.select(table.c.id, table.c.data).where(mine).order_by(table.c.id)
@@ -225,6 +230,7 @@ class SQLTrackerStore(ThreadedTrackerStore):
 
     def _save(self, tracker: DialogueStateTracker) -> None:
         sender = tracker.sender_id
+        _check_sender(sender)
         # The tracker's events are the stored ones from row `start` on (all: a new tracker).
         start = self._starts.get(tracker)
 
@@ -262,11 +268,11 @@ def _events_table(sa: Any, name: str) -> Any:
     return sa.Table(
         name, metadata,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("sender_id", sa.String(255), nullable=False, index=True),
-        sa.Column("type_name", sa.String(255), nullable=False),
+        sa.Column("sender_id", sa.String(NAME_COLUMN_CHARS), nullable=False, index=True),
+        sa.Column("type_name", sa.String(NAME_COLUMN_CHARS), nullable=False),
         sa.Column("timestamp", sa.Float),
-        sa.Column("intent_name", sa.String(255)),
-        sa.Column("action_name", sa.String(255)),
+        sa.Column("intent_name", sa.String(NAME_COLUMN_CHARS)),
+        sa.Column("action_name", sa.String(NAME_COLUMN_CHARS)),
         sa.Column("data", sa.Text),
     )
 
@@ -316,6 +322,26 @@ def _lock_key(table: str, sender_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def _check_sender(sender_id: str) -> None:
+    """A conversation id the ``sender_id`` column can hold (Rasa's: 255 characters, and
+    PostgreSQL takes no NUL); a longer one is the client's mistake, not the store's."""
+    if len(sender_id) > NAME_COLUMN_CHARS or "\0" in sender_id:
+        problem = (f"is {len(sender_id)} characters long" if len(sender_id) > NAME_COLUMN_CHARS
+                   else "holds a NUL character")
+        shown = sender_id[:40].replace("\0", "\\0") + ("…" if len(sender_id) > 40 else "")
+        raise DataError(f"the conversation id '{shown}' {problem}; the SQL tracker "
+                        f"store keeps ids of at most {NAME_COLUMN_CHARS} characters without "
+                        "NUL (Rasa's sender_id column).")
+
+
+def _indexed(name: Any) -> str | None:
+    """A name for an index column (intent_name, action_name): the event's ``data`` keeps
+    it whole, so a name the column cannot hold is cut to fit rather than refused."""
+    if not isinstance(name, str):
+        return None
+    return name.replace("\0", "")[:NAME_COLUMN_CHARS]
+
+
 def _row(sender_id: str, event: Event) -> dict[str, Any]:
     data = event.to_dict()
     try:
@@ -326,7 +352,8 @@ def _row(sender_id: str, event: Event) -> dict[str, Any]:
     intent = event.intent_name if isinstance(event, UserUttered) else None
     action = getattr(event, "action_name", None) if data["event"] == "action" else None
     return {"sender_id": sender_id, "type_name": event.type_name,
-            "timestamp": event.timestamp, "intent_name": intent, "action_name": action,
+            "timestamp": event.timestamp, "intent_name": _indexed(intent),
+            "action_name": _indexed(action),
             "data": text}
 
 

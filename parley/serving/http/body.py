@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 from starlette.requests import Request
 
+from parley.data.strict_json import StrictJSONError, loads_strict
 from parley.serving.http.errors import bad_request
 
 __all__ = ["bool_param", "float_param", "json_body", "json_object", "optional_text",
@@ -20,7 +20,9 @@ async def json_body(request: Request, what: str) -> Any:
     if not raw.strip():
         raise bad_request(f"the request has no body; send {what} as JSON.")
     try:
-        return json.loads(raw)
+        return loads_strict(raw)
+    except StrictJSONError as error:
+        raise bad_request(f"the request body cannot be taken as JSON: {error}.") from None
     except (ValueError, UnicodeDecodeError) as error:
         raise bad_request(f"the request body is not valid JSON ({error}); send {what}.") \
             from None

@@ -97,8 +97,10 @@ def parse_data_problem(parse: Any) -> str | None:
     with a string ``entity`` and integer offsets."""
     if not isinstance(parse, dict):
         return "parse_data must be an object (intent, entities, text)"
-    if "text" not in parse:  # Rasa writes it always, null or not
-        return "parse_data must have the message's 'text' (a string or null)"
+    # Rasa's event schema does not require parse_data's text (the user event has its own),
+    # though its OpenAPI spec's ParseResult does: Parley takes what Rasa's server takes.
+    if parse.get("text") is not None and not isinstance(parse["text"], str):
+        return "parse_data's 'text' must be a string or null"
     if parse.get("intent") not in (None, {}):
         problem = _intent_problem(parse["intent"], "the intent")
         if problem:

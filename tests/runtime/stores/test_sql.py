@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from parley.data.events import ActionExecuted, SlotSet, UserUttered
-from parley.errors import StoreError
+from parley.errors import DataError, StoreError
 from tests.runtime.stores.contract import DOMAIN, check_sessions, check_tracker_store
 from tests.runtime.stores.services import drop_table, postgres_url, unique
 
@@ -257,3 +257,43 @@ def test_connections_the_database_dropped_should_be_replaced(pg_table: tuple[str
         assert again is not None and len(again.events) == 4
     finally:
         asyncio.run(store.close())
+
+
+@pytest.mark.parametrize("sender", ["s" * 256, "a\0b"])
+def test_a_conversation_id_the_column_cannot_hold_should_be_a_data_error(
+        pg_table: tuple[str, str], sender: str) -> None:
+    # A client's sender: a DataError (a 400 over HTTP) naming the limit, not a StoreError
+    # (a 503, "try again later") from PostgreSQL's "value too long" or its refusal of NUL.
+    store = pg_store(*pg_table)
+    try:
+        with pytest.raises(DataError, match="conversation id"):
+            asyncio.run(store.get_or_create_tracker(sender))
+        asyncio.run(store.get_or_create_tracker("s" * 255))  # Rasa's column holds 255
+    finally:
+        asyncio.run(store.close())
+
+
+def test_long_or_nul_names_should_be_stored_whole_in_data_and_cut_in_their_column(
+        pg_table: tuple[str, str]) -> None:
+    url, table = pg_table
+    store = pg_store(url, table)
+
+    async def run() -> None:
+        tracker = await store.get_or_create_tracker("names")
+        tracker.update(ActionExecuted(action_name="a" * 300, timestamp=1.0))
+        tracker.update(UserUttered(text="hi", intent={"name": "i\0" * 200, "confidence": 1.0},
+                                   timestamp=2.0))
+        await store.save(tracker)
+    try:
+        asyncio.run(run())
+        loaded = asyncio.run(store.retrieve("names"))
+        assert loaded.events[0].action_name == "a" * 300
+        assert loaded.events[1].intent_name == "i\0" * 200
+    finally:
+        asyncio.run(store.close())
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(f'SELECT intent_name, action_name FROM "{table}" '
+                                    'ORDER BY id')).all()
+    engine.dispose()
+    assert rows[0].action_name == "a" * 255 and rows[1].intent_name == "i" * 200

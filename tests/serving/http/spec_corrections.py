@@ -67,6 +67,8 @@ def parse_results(spec: dict[str, Any]) -> None:
     intent.pop("required")
     intent["properties"]["name"]["nullable"] = True
     _nullable(spec, "ParseResult", "text")
+    # Rasa's event schema takes a user event's parse_data without text (the event has it).
+    _schemas(spec)["ParseResult"].pop("required", None)
 
 
 def entities(spec: dict[str, Any]) -> None:

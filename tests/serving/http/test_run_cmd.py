@@ -34,3 +34,23 @@ def test_parley_run_should_refuse_channels_it_does_not_have(tmp_path, capsys):
     code = main(["run", "-m", str(tmp_path), "--credentials", str(credentials)])
     assert code == 1
     assert "credentials.yml:2" in capsys.readouterr().err
+
+
+def test_a_body_limit_that_is_not_positive_should_be_refused(tmp_path, capsys):
+    # -1 started a server that answered every POST with "larger than the limit of -1
+    # bytes"; 0 silently meant the 10 MB default.
+    for size in ("0", "-1"):
+        assert main(["run", "-m", str(tmp_path), "--max-body-size", size]) == 1
+        assert f"--max-body-size must be a positive number of bytes, found {size}" in \
+            capsys.readouterr().err
+
+
+def test_the_unsigned_jwt_method_should_be_refused(tmp_path, capsys):
+    # 'none' was offered as available: a server whose JWTs can never be checked.
+    assert main(["run", "-m", str(tmp_path), "--jwt-secret", "s3cret",
+                 "--jwt-method", "none"]) == 1
+    err = capsys.readouterr().err
+    assert "--jwt-method none" in err and "unsigned" in err
+    assert main(["run", "-m", str(tmp_path), "--jwt-secret", "s3cret",
+                 "--jwt-method", "FOO"]) == 1
+    assert "none" not in capsys.readouterr().err.split("available:")[1]

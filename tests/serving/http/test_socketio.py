@@ -141,3 +141,28 @@ def test_credentials_should_name_the_channels_and_refuse_others(tmp_path):
     given.write_text("rests:\n")
     with pytest.raises(SchemaError, match="credentials.yml:1: unknown channel 'rests'. Did you mean 'rest'"):
         read_credentials(given)
+
+
+def test_a_message_json_cannot_carry_should_be_dropped_not_stored(moodbot_model, tmp_path):
+    # python-socketio decodes packets with Python's json, which takes NaN and lone
+    # surrogates; stored, they made every later read of the conversation a 500.
+    (tmp_path / "credentials.yml").write_text(CREDENTIALS.format(persistence="true"))
+    with parley_run(["-m", str(moodbot_model), "--enable-api"], tmp_path,
+                    tmp_path / "server.log") as url:
+        widget = Widget(url, ["websocket"])
+        try:
+            widget.client.emit("session_request", {"session_id": "odd"})
+            widget.wait_for(1, "sessions")
+            widget.client.emit("user_uttered", {"message": "hi", "session_id": "odd",
+                                                "metadata": {"n": float("nan")}})
+            widget.say("hi \ud800", "odd")
+            widget.say("hello", "odd")
+            assert widget.wait_for(1)[0]["text"] == "Hey! How are you?"
+        finally:
+            widget.client.disconnect()
+        status, body = get(f"{url}/conversations/odd/tracker")
+        assert status == 200, body
+        assert [e["text"] for e in json.loads(body)["events"] if e["event"] == "user"] == [
+            "hello"]
+    log = (tmp_path / "server.log").read_text()
+    assert "NaN is not a JSON number" in log and "lone surrogate" in log

@@ -29,6 +29,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from parley.data.strict_json import StrictJSONError, check_json_safe
 from parley.runtime.processor import UserMessage
 from parley.serving.http.state import ServerSettings, ServerState
 
@@ -135,6 +136,11 @@ def socketio_app(state: ServerState, options: dict[str, Any],
             except ValueError:
                 metadata = {}
         text = data.get("message")
+        try:
+            check_json_safe([sender, text, metadata])
+        except StrictJSONError as error:
+            logger.warning("socket.io: a message of %s was dropped: %s.", sender, error)
+            return
         processor = state.processor
         if processor is None:
             logger.error("socket.io: no model is loaded; the message is dropped.")

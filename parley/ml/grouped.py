@@ -1,8 +1,9 @@
 """Dense layers with a fraction of the connections (Rasa's ``connection_density``), fast.
 
 :class:`GroupedLinear` is what DIET's transformer and feed-forward layers are built from;
-:class:`_GroupedProduct` its forward and backward by hand, so that the per-group products
-write straight into one output and run in bfloat16 where the CPU has it.
+:class:`_GroupedProduct` its forward and backward by hand: in training the groups run as one
+batched product (:func:`_batched_product`) in bfloat16 where the CPU has it; prediction
+without gradients multiplies group by group, each product writing straight into one output.
 """
 
 from __future__ import annotations
@@ -101,9 +102,14 @@ class GroupedLinear(nn.Module):
 
 
 class _GroupedProduct(torch.autograd.Function):
-    """``GroupedLinear``'s product with a hand-written backward: each group's matmul writes
-    straight into its columns of one output (no concatenation, no split), and the input
-    gradient goes back through the shuffle in one ``index_add_``.
+    """``GroupedLinear``'s product with a hand-written backward. With more than one group
+    (and ``PARLEY_GROUPED_BMM`` not ``0``) all groups run as one ``bmm`` forward and two
+    backward (:func:`_batched_product`): each oneDNN call costs ~28 µs before any
+    arithmetic, as much as one group's product on a 128-row shard, so five products a call
+    became one (helpdesk-assistant's DIET steps 84–94 → 68–73 ms CPU; on banking77-small's
+    ~900-row shards, where the arithmetic dominates, about even). Otherwise each
+    group's matmul writes straight into its columns of one output (no concatenation, no
+    split), and the input gradient goes back through the shuffle in one ``index_add_``.
 
     In training the products run in :func:`matmul_dtype` (bfloat16 where the CPU multiplies
     it natively: 2.5× faster than float32 here); what goes in and comes out, the weights kept

@@ -1,8 +1,9 @@
 """Dense layers with a fraction of the connections (Rasa's ``connection_density``), fast.
 
 :class:`GroupedLinear` is what DIET's transformer and feed-forward layers are built from;
-:class:`_GroupedProduct` its forward and backward by hand, so that the per-group products
-write straight into one output and run in bfloat16 where the CPU has it.
+:class:`_GroupedProduct` its forward and backward by hand: in training the groups run as one
+batched product (:func:`_batched_product`) in bfloat16 where the CPU has it; prediction
+without gradients multiplies group by group, each product writing straight into one output.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import itertools
 import math
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -100,9 +102,14 @@ class GroupedLinear(nn.Module):
 
 
 class _GroupedProduct(torch.autograd.Function):
-    """``GroupedLinear``'s product with a hand-written backward: each group's matmul writes
-    straight into its columns of one output (no concatenation, no split), and the input
-    gradient goes back through the shuffle in one ``index_add_``.
+    """``GroupedLinear``'s product with a hand-written backward. With more than one group
+    (and ``PARLEY_GROUPED_BMM`` not ``0``) all groups run as one ``bmm`` forward and two
+    backward (:func:`_batched_product`): each oneDNN call costs ~28 µs before any
+    arithmetic, as much as one group's product on a 128-row shard, so five products a call
+    became one (helpdesk-assistant's DIET steps 84–94 → 68–73 ms CPU; on banking77-small's
+    ~900-row shards, where the arithmetic dominates, about even). Otherwise each
+    group's matmul writes straight into its columns of one output (no concatenation, no
+    split), and the input gradient goes back through the shuffle in one ``index_add_``.
 
     In training the products run in :func:`matmul_dtype` (bfloat16 where the CPU multiplies
     it natively: 2.5× faster than float32 here); what goes in and comes out, the weights kept
@@ -112,7 +119,10 @@ class _GroupedProduct(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor | None,
                 kernel: torch.Tensor, keep_product_dtype: bool) -> torch.Tensor:
-        out, inputs, flat = _product(x, layer, bias, kernel, keep_product_dtype)
+        batched = layer.groups > 1 and BATCHED
+        product = _batched_product if batched else _product
+        out, inputs, flat = product(x, layer, bias, kernel, keep_product_dtype)
+        ctx.batched = batched
         ctx.layer = layer
         ctx.has_bias = bias is not None
         ctx.save_for_backward(inputs, flat)
@@ -122,6 +132,8 @@ class _GroupedProduct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        if ctx.batched:
+            return _batched_backward(ctx, grad)
         layer: GroupedLinear = ctx.layer
         inputs, flat = ctx.saved_tensors
         down = grad.to(inputs.dtype)
@@ -261,6 +273,7 @@ def _native_bf16() -> bool:
 
 
 _matmul_dtype: torch.dtype | None = None
+BATCHED = os.environ.get("PARLEY_GROUPED_BMM", "1") != "0"  # A/B switch while measuring
 
 
 def _shifted(size: int, groups: int) -> list[list[tuple[int, int]]]:
@@ -309,3 +322,111 @@ class RandomlyConnectedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor, keep_product_dtype: bool = False) -> torch.Tensor:
         return nn.functional.linear(x, self.weight * self.mask, self.bias)
+
+
+# --- the groups as one batched product --------------------------------------------------
+@dataclass(frozen=True)
+class _Plan:
+    """Index tensors that lay a grouped layer out as ``groups`` equal products, padded to
+    the widest group's fan-in ``kp`` and width ``np`` (group sizes differ by at most one).
+
+    Padding costs nothing in the result: a padded kernel row or column is zero, so a padded
+    input row (a repeat of one of the group's inputs) adds exact zeros, and a padded output
+    is never read. With zero padding a batched product gives the same bits as the per-group
+    ones it replaces."""
+
+    kp: int
+    np: int
+    inputs: torch.Tensor  # (groups·kp,): input column of each padded input row
+    input_slot: torch.Tensor  # (in_features,): each input's row among the padded ones
+    kernel: torch.Tensor  # (groups·kp·np,): flat kernel index per padded entry (numel: zero)
+    kernel_slot: torch.Tensor  # (numel,): each kernel entry's padded position
+    outputs: torch.Tensor  # (out_features,): each output's row among the padded ones
+    padded_outputs: torch.Tensor  # (groups·np,): the output each padded row reads (any of its group)
+
+
+def _plan(layer: GroupedLinear) -> _Plan:
+    key = (layer.order.data_ptr(), layer.order._version)
+    kept = layer.__dict__.get("_plan")
+    if kept is not None and kept[0] == key:
+        return kept[1]  # type: ignore[no-any-return]
+    groups = layer.groups
+    kp = max(fan_in for fan_in, _ in layer.shapes)
+    np_ = max(width for _, width in layer.shapes)
+    order = layer.order.tolist()
+    inputs, input_slot = [], [0] * layer.in_features
+    kernel = torch.full((groups, kp, np_), layer.kernel.numel(), dtype=torch.long)
+    outputs, padded_outputs = [], []
+    start = 0
+    for g, (slices, (o0, o1), (fan_in, width)) in enumerate(
+            zip(layer.input_slices, layer.output_bounds, layer.shapes, strict=True)):
+        columns = [order[i] for a, b in slices for i in range(a, b)]
+        for row, column in enumerate(columns):
+            input_slot[column] = g * kp + row
+        inputs += columns + [columns[0]] * (kp - fan_in)
+        kernel[g, :fan_in, :width] = torch.arange(start, start + fan_in * width).view(fan_in, width)
+        start += fan_in * width
+        outputs += range(g * np_, g * np_ + width)
+        padded_outputs += list(range(o0, o1)) + [o0] * (np_ - width)
+    flat = kernel.view(-1)
+    kernel_slot = torch.empty(layer.kernel.numel(), dtype=torch.long)
+    real = flat < layer.kernel.numel()
+    kernel_slot[flat[real]] = torch.arange(flat.numel())[real]
+    plan = _Plan(kp, np_, torch.tensor(inputs), torch.tensor(input_slot), flat, kernel_slot,
+                 torch.tensor(outputs), torch.tensor(padded_outputs))
+    layer.__dict__["_plan"] = (key, plan)
+    return plan
+
+
+def _batched_product(x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor | None,
+                     kernel: torch.Tensor, keep_product_dtype: bool
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The layer's output, and the padded inputs (groups × kp × rows) and padded kernel
+    (groups × kp × np) the batched product used."""
+    plan = _plan(layer)
+    dtype = matmul_dtype() if layer.training and kernel.dtype == torch.float32 else kernel.dtype
+    rows = x.shape[0]
+    # Inputs transposed (features × rows), so the gather takes whole rows.
+    x_t = x.t().to(dtype) if _is_column_major(x) else x.to(dtype).t().contiguous()
+    inputs = x_t.index_select(0, plan.inputs).view(layer.groups, plan.kp, rows)
+    padded = torch.cat([kernel.to(dtype), kernel.new_zeros(1, dtype=dtype)])
+    weights = padded.index_select(0, plan.kernel).view(layer.groups, plan.kp, plan.np)
+    shift = bias.to(dtype) if bias is not None else None
+    if layer.column_major:  # out.t() is filled: each group's rows, then the real ones kept
+        out_t = torch.bmm(weights.transpose(1, 2), inputs).view(-1, rows)
+        out_t = out_t.index_select(0, plan.outputs)
+        if shift is not None:
+            out_t += shift[:, None]
+        out = out_t.t()
+    else:
+        products = torch.bmm(inputs.transpose(1, 2), weights)  # groups × rows × np
+        out = products.new_empty(rows, layer.out_features)
+        for target, product, width in zip(out.split(layer.output_sizes, dim=1), products,
+                                          layer.output_sizes, strict=True):
+            target.copy_(product[:, :width])
+        if shift is not None:
+            out += shift
+    return (out if keep_product_dtype else out.to(kernel.dtype)), inputs, weights
+
+
+def _batched_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+    layer: GroupedLinear = ctx.layer
+    plan = _plan(layer)
+    inputs, weights = ctx.saved_tensors
+    groups, rows = layer.groups, inputs.shape[2]
+    # The output gradient transposed (outputs × rows), padded rows read from their group.
+    down_t = grad.t().to(inputs.dtype) if _is_column_major(grad) \
+        else grad.to(inputs.dtype).t().contiguous()
+    down = down_t.index_select(0, plan.padded_outputs).view(groups, plan.np, rows)
+    grad_x = grad_flat = None
+    if ctx.needs_input_grad[0]:
+        # Padded kernel rows are zero: so are the padded inputs' gradients, which are dropped.
+        grad_inputs = torch.bmm(weights, down).view(-1, rows)
+        grad_x_t = grad_inputs.index_select(0, plan.input_slot)
+        grad_x = (grad_x_t.to(ctx.dtype).t() if ctx.input_column_major
+                  else grad_x_t.t().contiguous().to(ctx.dtype))
+    if ctx.needs_input_grad[3]:
+        grad_padded = torch.bmm(inputs, down.transpose(1, 2)).view(-1)
+        grad_flat = grad_padded.index_select(0, plan.kernel_slot).float()
+    grad_bias = grad.sum(0).float() if ctx.has_bias and ctx.needs_input_grad[2] else None
+    return grad_x, None, grad_bias, grad_flat, None

@@ -34,3 +34,28 @@ def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle,
     expected = (x @ kernel + layer.bias).float().detach()
     layer.float().train()  # training multiplies in bfloat16 where the CPU has it: close, not equal
     assert torch.allclose(layer(x.float().detach()), expected, atol=0.05)
+
+
+@pytest.mark.parametrize(("shuffle", "column_major"), [(True, False), (False, False), (True, True)])
+def test_batched_and_per_group_products_agree(monkeypatch, shuffle, column_major):
+    """Training multiplies all groups in one padded bmm; the per-group path (kept for
+    prediction and ``PARLEY_GROUPED_BMM=0``) must give the same output and gradients."""
+    from parley.ml import grouped
+
+    torch.manual_seed(1)
+    layer = grouped.GroupedLinear(23, 17, density=0.2, shuffle=shuffle,
+                                  column_major=column_major).double()
+    assert layer.groups == 5 and len({w for _, w in layer.shapes}) > 1  # groups of two sizes
+    x = torch.randn(7, 23, dtype=torch.float64)
+    if not shuffle:
+        x = torch.randn(23, 7, dtype=torch.float64).t()
+    results = []
+    for batched in (True, False):
+        monkeypatch.setattr(grouped, "BATCHED", batched)
+        layer.zero_grad()
+        inputs = x.clone().requires_grad_()
+        out = layer(inputs)
+        (out * torch.arange(out.numel(), dtype=out.dtype).view(out.shape)).sum().backward()
+        results.append((out.detach(), inputs.grad, layer.kernel.grad.clone(), layer.bias.grad.clone()))
+    for a, b in zip(*results, strict=True):
+        assert torch.allclose(a, b, atol=1e-12)

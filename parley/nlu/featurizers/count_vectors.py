@@ -24,7 +24,7 @@ from parley.component import SPARSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import warn
-from parley.nlu.features import attach_features, count_entries, ranges
+from parley.nlu.features import FEATURES_KEY, CSRArrays, Features, attach_features, count_entries, ranges
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
 from parley.params import (
     AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
@@ -301,41 +301,52 @@ class CountVectorsFeaturizer(NLUComponent):
             token_lists = self._clean_tokens(messages, lambda t: t)
         if len(messages) == 1:  # a parse: no batch to vectorise over
             sequence, sentence = self._count_one(token_lists[0], vocabulary)
-        else:
-            sequence, sentence = self._count(token_lists, vocabulary, grow=False)
+            messages[0].data.setdefault(FEATURES_KEY, []).append(
+                Features.from_csr_arrays(sequence, sentence, len(vocabulary), self.name))
+            return
+        sequence, sentence = self._count(token_lists, vocabulary, grow=False)
         attach_features(messages, sequence, sentence, token_offsets(token_lists), self.name)
 
     def _count_one(self, tokens: list[str], vocabulary: dict[str, int]
-                   ) -> tuple[csr_matrix, csr_matrix]:
-        """:meth:`_count` of one message's tokens over a fixed vocabulary — the same CSR
-        arrays (float64 counts, sorted columns) — counted with dictionaries: numpy's
-        sorting and scipy's conversions cost more than the counting for a few tokens."""
-        from scipy.sparse import csr_matrix
-
+                   ) -> tuple[CSRArrays, CSRArrays]:
+        """:meth:`_count` of one message's tokens over a fixed vocabulary — the CSR arrays
+        of the same matrices (float64 counts, sorted columns) — from each distinct token's
+        counts, kept between calls: numpy's sorting and scipy's conversions cost more than
+        the counting for a few tokens."""
         analyze = self._analyzer()
-        ids = [self._term_ids(t, analyze, vocabulary) for t in tokens]
-        width = len(vocabulary)
-        seq_data: list[float] = []
-        seq_indices: list[int] = []
-        indptr = [0]
-        for token_ids in ids:
-            counts = _counted(token_ids)
-            seq_indices.extend(counts)
-            seq_data.extend(counts.values())
-            indptr.append(len(seq_indices))
+        entries = [self._token_counts(t, analyze, vocabulary) for t in tokens]
+        seq_indices = [i for ids, _ in entries for i in ids]
+        seq_data = [c for _, counts in entries for c in counts]
+        indptr = np.zeros(len(entries) + 1, dtype=np.int64)
+        np.cumsum([len(ids) for ids, _ in entries], out=indptr[1:])
         if self._sentence_is_sum_of_tokens():
-            total = _counted([i for token_ids in ids for i in token_ids])
+            total: dict[int, float] = {}
+            for ids, counts in entries:
+                for i, c in zip(ids, counts, strict=True):
+                    total[i] = total.get(i, 0.0) + c
+            total = {i: total[i] for i in sorted(total)}
         else:
             total = _counted([i for gram in analyze(" ".join(tokens))
                               if (i := vocabulary.get(gram)) is not None])
-        sequence = csr_matrix((np.array(seq_data, dtype=np.float64),
-                               np.array(seq_indices, dtype=np.int32),
-                               np.array(indptr, dtype=np.int64)), shape=(len(tokens), width))
-        sentence = csr_matrix((np.fromiter(total.values(), dtype=np.float64, count=len(total)),
-                               np.fromiter(total, dtype=np.int32, count=len(total)),
-                               np.array([0, len(total)], dtype=np.int64)), shape=(1, width))
-        sequence.has_sorted_indices = sentence.has_sorted_indices = True
+        sequence = (np.array(seq_data, dtype=np.float64), np.array(seq_indices, dtype=np.int32),
+                    indptr)
+        sentence = (np.fromiter(total.values(), dtype=np.float64, count=len(total)),
+                    np.fromiter(total, dtype=np.int32, count=len(total)),
+                    np.array([0, len(total)], dtype=np.int64))
         return sequence, sentence
+
+    def _token_counts(self, text: str, analyze: Callable[[str], list[str]],
+                      vocabulary: dict[str, int]) -> tuple[list[int], list[float]]:
+        """One token's known term ids (increasing) and their counts, kept between calls."""
+        kept = self.__dict__.get("_kept_counts")
+        if kept is None or kept[0] is not vocabulary or len(kept[1]) > KEPT_TOKENS:
+            kept = self.__dict__["_kept_counts"] = (vocabulary, {})
+        known: dict[str, tuple[list[int], list[float]]] = kept[1]
+        entry = known.get(text)
+        if entry is None:
+            counts = _counted(self._term_ids(text, analyze, vocabulary))
+            entry = known[text] = (list(counts), list(counts.values()))
+        return entry
 
     def _term_ids(self, text: str, analyze: Callable[[str], list[str]],
                   vocabulary: dict[str, int]) -> list[int]:

@@ -8,10 +8,11 @@ Here the same arithmetic runs on kept constants, so the results are the same flo
 :func:`parley.nlu.extractors._crf.predict_emissions` of that message:
 
 - emissions: each token's known attribute ids (a token text's ids kept between calls) and
-  their weight rows summed in id order in float32, as the CSR product sums them;
-- Viterbi: each step weighs the few best predecessors densely and reads the rest from the
-  transitions' non-zero entries (a trained CRF has ~3% of them), falling back to the full
-  step whenever that could miss the best or change a tie;
+  their weight rows summed one after the other in float32, as the CSR product sums them;
+- Viterbi: the best score into each label is a maximum, the same whichever rows are
+  weighed, so each step weighs only the predecessors that can reach it; which predecessor
+  won (where the batch code's order breaks ties) is read on the way back, for the labels
+  of the path alone;
 - marginals: the float32 forward–backward pass of :func:`_crf._forward_backward`, step by
   step the same operations on the same shapes, handing over to it when a step underflows.
 """
@@ -26,11 +27,6 @@ import numpy as np
 from parley.nlu.extractors._crf import ChainWeights, predict_emissions
 from parley.nlu.extractors._crf_features import ENTITY, PATTERN, TEXT_FEATURES
 
-# Predecessors weighed densely at each Viterbi step (the best ones); the others only
-# through their non-zero transitions.
-DENSE_PREDECESSORS = 8
-# More non-zero moves than this beating the best K: the step weighs all predecessors.
-MAX_BEATING_MOVES = 24
 # Distinct token texts whose attribute ids are kept (then the store starts afresh).
 KEPT_TEXTS = 100_000
 
@@ -45,21 +41,12 @@ class SequencePredictor:
         state = weights.state_matrix(n_attributes)
         self.state = np.vstack([state, np.zeros((1, state.shape[1]), dtype=state.dtype)])
         self.transitions = t
-        n = t.shape[0]
-        self.labels = np.arange(n)
+        self.into = np.ascontiguousarray(t.T)  # into[to, from]: the moves into a label
+        self.lowest_move = t.min(axis=1)
+        self.highest_move = t.max(axis=1)
         # _forward_backward's float32 constants
         self.tiny = np.finfo(np.float32).tiny * 1e6
         self.exp_t = np.exp(t - float(t.max())).astype(np.float32)
-        # Viterbi: the best K predecessors weighed densely, columns with K or more
-        # non-zero moves into them ("crowded": O and a few more) over all predecessors,
-        # and the other predecessors through their non-zero moves.
-        self.k = min(DENSE_PREDECESSORS, n)
-        per_column = np.bincount(np.nonzero(t)[1], minlength=n)
-        self.crowded = np.flatnonzero(per_column >= self.k)
-        self.crowded_moves = t[:, self.crowded]
-        self.crowded_labels = np.arange(len(self.crowded))
-        rows, cols = np.nonzero(t * (per_column < self.k)[None, :])
-        self.nz_rows, self.nz_cols, self.nz_values = rows, cols, t[rows, cols]
 
     def emissions(self, rows: list[list[int]]) -> np.ndarray:
         """``T × L`` float32 state scores of the tokens' attribute ids (each of value 1):
@@ -82,63 +69,34 @@ class SequencePredictor:
 
     # --- Viterbi ---------------------------------------------------------------------
     def _viterbi(self, emissions: np.ndarray) -> np.ndarray:
-        scores = emissions.astype(np.float64)
-        previous = scores[0]
-        back = []
-        for i in range(1, len(scores)):
-            arg, best = self._step(previous)
-            back.append(arg)
-            previous = best + scores[i]
-        path = [int(previous.argmax())]
-        for pointers in reversed(back):
-            path.append(int(pointers[path[-1]]))
-        return np.array(path[::-1], dtype=np.int64)
+        """:func:`_crf.viterbi` of one sequence.
 
-    def _step(self, previous: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For every label, the predecessor :func:`_crf.viterbi` picks for one sequence
-        (the best ``previous + transition``; of equal ones, the predecessor with the
-        higher ``previous``, then the lower index) and that score.
-
-        A column with fewer than K non-zero moves into it has a zero move from one of the
-        K best predecessors, which no zero move from further down can beat (or tie first):
-        only the non-zero moves of the others can, and they are few.
+        A step's best score into label ``j`` is at least ``p[r] + t[r, j]`` for the best
+        predecessor ``r``, hence at least ``p[r] + min(t[r])``; a predecessor ``q`` with
+        ``p[q] + max(t[q])`` below that reaches no label with the best score (float sums
+        round monotonically), so only the others are weighed. On the way back, the
+        predecessor of a path label is the one :func:`_crf.viterbi` picks among those with
+        the best score: the higher ``p``, then the lower index.
         """
-        order = np.argsort(-previous, kind="stable")
-        if self.k == len(previous):
-            return self._full_step(previous, order)
-        top = order[:self.k]
-        candidates = previous[top][:, None] + self.transitions[top]
-        arg = candidates.argmax(axis=0)
-        best = candidates[arg, self.labels]
-        back = top[arg]
-        moves = previous[self.nz_rows] + self.nz_values
-        beat = np.flatnonzero(moves > best[self.nz_cols])
-        if len(beat) > MAX_BEATING_MOVES:
-            return self._full_step(previous, order)
-        rank = None
-        for col, row, value in zip(self.nz_cols[beat].tolist(), self.nz_rows[beat].tolist(),
-                                   moves[beat].tolist(), strict=True):
-            if value > best[col]:
-                best[col], back[col] = value, row
-            elif value == best[col]:
-                if rank is None:
-                    rank = np.empty(len(order), dtype=np.int64)
-                    rank[order] = np.arange(len(order))
-                if rank[row] < rank[back[col]]:
-                    back[col] = row
-        if len(self.crowded):
-            crowded = previous[order][:, None] + self.crowded_moves[order]
-            pick = crowded.argmax(axis=0)
-            back[self.crowded] = order[pick]
-            best[self.crowded] = crowded[pick, self.crowded_labels]
-        return back, best
-
-    def _full_step(self, previous: np.ndarray, order: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`_crf.viterbi`'s step for one sequence, over all predecessors."""
-        candidates = previous[order][:, None] + self.transitions[order]
-        arg = candidates.argmax(axis=0)
-        return order[arg], candidates[arg, self.labels]
+        scores = emissions.astype(np.float64)
+        t = self.transitions
+        previous = scores[0]
+        steps = [(previous, previous)]  # (scores before the step's move, best move)
+        for i in range(1, len(scores)):
+            best = int(previous.argmax())
+            reach = np.flatnonzero(previous + self.highest_move
+                                   >= previous[best] + self.lowest_move[best])
+            moved = (previous[reach][:, None] + t[reach]).max(axis=0)
+            steps.append((previous, moved))
+            previous = moved + scores[i]
+        path = [int(previous.argmax())]
+        for i in range(len(scores) - 1, 0, -1):
+            before, moved = steps[i]
+            label = path[-1]
+            won = np.flatnonzero(before + self.into[label] == moved[label])
+            path.append(int(won[0]) if len(won) == 1 else
+                        min(won.tolist(), key=lambda q: (-before[q], q)))
+        return np.array(path[::-1], dtype=np.int64)
 
     # --- marginals -------------------------------------------------------------------
     def _marginals(self, emissions: np.ndarray) -> np.ndarray | None:
@@ -151,12 +109,12 @@ class SequencePredictor:
         for i in range(n):
             a = exp_e[0:1] if i == 0 else (alpha[i - 1:i] @ exp_t) * exp_e[i:i + 1]
             c = a.sum(axis=1)
-            if not c.min(initial=1.0) > tiny:
+            if not c[0] > tiny:  # c.min(initial=1.0) > tiny, for one value
                 return None
-            alpha[i:i + 1] = a / c[:, None]
-            scale[i:i + 1] = c
+            np.divide(a, c[:, None], out=alpha[i:i + 1])
+            scale[i] = c[0]
         beta = np.empty_like(exp_e)
-        beta[n - 1:n] = 1.0
+        beta[n - 1] = 1.0
         for i in range(n - 2, -1, -1):
             u = exp_e[i + 1:i + 2] * beta[i + 1:i + 2] / scale[i + 1:i + 2][:, None]
             beta[i:i + 1] = u @ exp_t.T

@@ -176,7 +176,9 @@ class Component:
         return [k for k in vars(self) if k.endswith("_") and not k.startswith("_")]
 
     def check_is_fitted(self) -> None:
-        if not self.fitted_attributes():
+        # Runs on every message: stop at the first learned attribute, looking at the newest
+        # attributes first (fit sets them after __init__ set the parameters).
+        if not any(k.endswith("_") and not k.startswith("_") for k in reversed(vars(self))):
             raise NotFittedError(
                 f"{self.name or type(self).__name__} is not trained yet: it has no learned "
                 "attribute (a name ending in '_'). Call fit() first; a component that learns "

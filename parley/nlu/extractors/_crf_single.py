@@ -125,9 +125,10 @@ class SequencePredictor:
 
 
 class AttributeIds:
-    """Each token's known attribute ids (sorted) for one tagger, as
-    :func:`_crf_features.message_attributes` names them and the tagger's index numbers
-    them; the text features of a token text are looked up once and kept."""
+    """Each token's known attribute ids (sorted) for one tagger: the attributes
+    :func:`_crf_features.attribute_entries` names for a batch (dense features aside), as
+    the tagger's index numbers them; a token text's text features are looked up once and
+    kept."""
 
     def __init__(self, index: dict[str, int], window: list[list[str]]) -> None:
         self.index = index
@@ -188,8 +189,8 @@ class AttributeIds:
 
 
 def _text_attributes(text: str, shift: int, features: list[str]) -> list[str]:
-    """The names of ``text``'s text features at ``shift`` (as message_attributes names
-    them; true flags only)."""
+    """The names of ``text``'s text features at ``shift``, as attribute_entries names them
+    (a flag only when true)."""
     names = []
     for feature in features:
         func = TEXT_FEATURES.get(feature)

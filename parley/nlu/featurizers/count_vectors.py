@@ -293,59 +293,66 @@ class CountVectorsFeaturizer(NLUComponent):
         self.check_is_fitted()
         if not messages or not self.vocabulary_:
             return
-        oov = self._oov_token()
-        vocabulary = self.vocabulary_
-        if oov is not None and oov in vocabulary:
-            token_lists = self._clean_tokens(messages, lambda t: t if t in vocabulary else oov)
-        else:
-            token_lists = self._clean_tokens(messages, lambda t: t)
         if len(messages) == 1:  # a parse: no batch to vectorise over
-            sequence, sentence = self._count_one(token_lists[0], vocabulary)
+            sequence, sentence = self._count_one(
+                [t.text for t in tokens_of(messages, self.name)[0]])
             messages[0].data.setdefault(FEATURES_KEY, []).append(
-                Features.from_csr_arrays(sequence, sentence, len(vocabulary), self.name))
+                Features.from_csr_arrays(sequence, sentence, len(self.vocabulary_), self.name))
             return
-        sequence, sentence = self._count(token_lists, vocabulary, grow=False)
+        token_lists = self._clean_tokens(messages, self._out_of_vocabulary())
+        sequence, sentence = self._count(token_lists, self.vocabulary_, grow=False)
         attach_features(messages, sequence, sentence, token_offsets(token_lists), self.name)
 
-    def _count_one(self, tokens: list[str], vocabulary: dict[str, int]
-                   ) -> tuple[CSRArrays, CSRArrays]:
-        """:meth:`_count` of one message's tokens over a fixed vocabulary — the CSR arrays
-        of the same matrices (float64 counts, sorted columns) — from each distinct token's
-        counts, kept between calls: numpy's sorting and scipy's conversions cost more than
-        the counting for a few tokens."""
-        analyze = self._analyzer()
-        entries = [self._token_counts(t, analyze, vocabulary) for t in tokens]
-        seq_indices = [i for ids, _ in entries for i in ids]
-        seq_data = [c for _, counts in entries for c in counts]
-        indptr = np.zeros(len(entries) + 1, dtype=np.int64)
-        np.cumsum([len(ids) for ids, _ in entries], out=indptr[1:])
-        if self._sentence_is_sum_of_tokens():
-            total: dict[int, float] = {}
-            for ids, counts in entries:
-                for i, c in zip(ids, counts, strict=True):
-                    total[i] = total.get(i, 0.0) + c
-            total = {i: total[i] for i in sorted(total)}
-        else:
-            total = _counted([i for gram in analyze(" ".join(tokens))
-                              if (i := vocabulary.get(gram)) is not None])
-        sequence = (np.array(seq_data, dtype=np.float64), np.array(seq_indices, dtype=np.int32),
-                    indptr)
-        sentence = (np.fromiter(total.values(), dtype=np.float64, count=len(total)),
-                    np.fromiter(total, dtype=np.int32, count=len(total)),
-                    np.array([0, len(total)], dtype=np.int64))
-        return sequence, sentence
+    def _out_of_vocabulary(self) -> Callable[[str], str]:
+        """What a cleaned word becomes when predicting: ``OOV_token`` if it is not in the
+        vocabulary (with ``OOV_token`` set and learned), else itself."""
+        oov, vocabulary = self._oov_token(), self.vocabulary_
+        if oov is not None and oov in vocabulary:
+            return lambda t: t if t in vocabulary else oov
+        return lambda t: t
 
-    def _token_counts(self, text: str, analyze: Callable[[str], list[str]],
-                      vocabulary: dict[str, int]) -> tuple[list[int], list[float]]:
-        """One token's known term ids (increasing) and their counts, kept between calls."""
-        kept = self.__dict__.get("_kept_counts")
+    def _count_one(self, texts: list[str]) -> tuple[CSRArrays, CSRArrays]:
+        """:meth:`_count` of one message's token texts over the vocabulary — the CSR
+        arrays of the same matrices (float64 counts, sorted columns) — from each distinct
+        token's counts, kept between calls: numpy's sorting and scipy's conversions cost
+        more than the counting for a few tokens."""
+        entries = [self._token_entry(t) for t in texts]
+        indptr = np.zeros(len(entries) + 1, dtype=np.int64)
+        np.cumsum([len(ids) for _, ids, _ in entries], out=indptr[1:])
+        if not entries:
+            empty = (np.zeros(0), np.zeros(0, dtype=np.int32))
+            return (*empty, indptr), (*empty, np.zeros(2, dtype=np.int64))
+        seq_indices = np.concatenate([ids for _, ids, _ in entries])
+        seq_data = np.concatenate([counts for _, _, counts in entries])
+        if self._sentence_is_sum_of_tokens():  # counts are whole numbers: any order sums
+            columns, inverse = np.unique(seq_indices, return_inverse=True)
+            values = np.bincount(inverse.reshape(-1), weights=seq_data,
+                                 minlength=len(columns)).astype(np.float64, copy=False)
+        else:
+            vocabulary = self.vocabulary_
+            total = _counted([i for gram in self._analyzer()(" ".join(c for c, _, _ in entries))
+                              if (i := vocabulary.get(gram)) is not None])
+            values = np.fromiter(total.values(), dtype=np.float64, count=len(total))
+            columns = np.fromiter(total, dtype=np.int32, count=len(total))
+        return ((seq_data, seq_indices, indptr),
+                (values, columns, np.array([0, len(columns)], dtype=np.int64)))
+
+    def _token_entry(self, text: str) -> tuple[str, np.ndarray, np.ndarray]:
+        """One token text cleaned as :meth:`_clean_tokens` cleans it for prediction, its
+        known term ids (increasing, int32) and their counts (float64); kept between calls."""
+        vocabulary = self.vocabulary_
+        kept = self.__dict__.get("_kept_entries")
         if kept is None or kept[0] is not vocabulary or len(kept[1]) > KEPT_TOKENS:
-            kept = self.__dict__["_kept_counts"] = (vocabulary, {})
-        known: dict[str, tuple[list[int], list[float]]] = kept[1]
+            kept = self.__dict__["_kept_entries"] = (vocabulary, {})
+        known: dict[str, tuple[str, np.ndarray, np.ndarray]] = kept[1]
         entry = known.get(text)
         if entry is None:
-            counts = _counted(self._term_ids(text, analyze, vocabulary))
-            entry = known[text] = (list(counts), list(counts.values()))
+            cleaned = _NUMBER.sub(NUMBER_TOKEN, text)
+            cleaned = self._out_of_vocabulary()(cleaned.lower() if self.lowercase else cleaned)
+            counts = _counted([i for gram in self._analyzer()(cleaned)
+                               if (i := vocabulary.get(gram)) is not None])
+            entry = known[text] = (cleaned, np.fromiter(counts, dtype=np.int32, count=len(counts)),
+                                   np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
         return entry
 
     def _term_ids(self, text: str, analyze: Callable[[str], list[str]],

@@ -78,22 +78,23 @@ class SequencePredictor:
         predecessor of a path label is the one :func:`_crf.viterbi` picks among those with
         the best score: the higher ``p``, then the lower index.
         """
+        # (numpy's ufuncs and methods called directly: a step is a few microseconds, and
+        # the convenience wrappers would add a third)
         scores = emissions.astype(np.float64)
-        t = self.transitions
+        t, highest, lowest = self.transitions, self.highest_move, self.lowest_move
         previous = scores[0]
         steps = [(previous, previous)]  # (scores before the step's move, best move)
         for i in range(1, len(scores)):
-            best = int(previous.argmax())
-            reach = np.flatnonzero(previous + self.highest_move
-                                   >= previous[best] + self.lowest_move[best])
-            moved = (previous[reach][:, None] + t[reach]).max(axis=0)
+            best = previous.argmax()
+            reach = (previous + highest >= previous[best] + lowest[best]).nonzero()[0]
+            moved = np.maximum.reduce(t[reach] + previous[reach, None], axis=0)
             steps.append((previous, moved))
             previous = moved + scores[i]
         path = [int(previous.argmax())]
         for i in range(len(scores) - 1, 0, -1):
             before, moved = steps[i]
             label = path[-1]
-            won = np.flatnonzero(before + self.into[label] == moved[label])
+            won = (before + self.into[label] == moved[label]).nonzero()[0]
             path.append(int(won[0]) if len(won) == 1 else
                         min(won.tolist(), key=lambda q: (-before[q], q)))
         return np.array(path[::-1], dtype=np.int64)
@@ -102,13 +103,14 @@ class SequencePredictor:
     def _marginals(self, emissions: np.ndarray) -> np.ndarray | None:
         """``_forward_backward(…, float32, edges=False)`` of one sequence, as float64."""
         exp_t, tiny = self.exp_t, self.tiny
-        exp_e = np.exp((emissions - emissions.max(axis=1, keepdims=True)).astype(np.float32))
+        exp_e = np.exp((emissions - np.maximum.reduce(emissions, axis=1, keepdims=True))
+                       .astype(np.float32))
         n = len(exp_e)
         alpha = np.empty_like(exp_e)
         scale = np.empty(n, dtype=np.float32)
         for i in range(n):
             a = exp_e[0:1] if i == 0 else (alpha[i - 1:i] @ exp_t) * exp_e[i:i + 1]
-            c = a.sum(axis=1)
+            c = np.add.reduce(a, axis=1)
             if not c[0] > tiny:  # c.min(initial=1.0) > tiny, for one value
                 return None
             np.divide(a, c[:, None], out=alpha[i:i + 1])

@@ -343,17 +343,18 @@ class CountVectorsFeaturizer(NLUComponent):
         vocabulary = self.vocabulary_
         kept = self.__dict__.get("_kept_entries")
         if kept is None or kept[0] is not vocabulary or len(kept[1]) > KEPT_TOKENS:
-            kept = self.__dict__["_kept_entries"] = (vocabulary, {})
-        known: dict[str, tuple[str, np.ndarray, np.ndarray]] = kept[1]
-        entry = known.get(text)
+            kept = self.__dict__["_kept_entries"] = (
+                vocabulary, {}, self._analyzer(), self._out_of_vocabulary())
+        entry = kept[1].get(text)
         if entry is None:
+            _, known, analyze, oov = kept
             cleaned = _NUMBER.sub(NUMBER_TOKEN, text)
-            cleaned = self._out_of_vocabulary()(cleaned.lower() if self.lowercase else cleaned)
-            counts = _counted([i for gram in self._analyzer()(cleaned)
+            cleaned = oov(cleaned.lower() if self.lowercase else cleaned)
+            counts = _counted([i for gram in analyze(cleaned)
                                if (i := vocabulary.get(gram)) is not None])
             entry = known[text] = (cleaned, np.fromiter(counts, dtype=np.int32, count=len(counts)),
                                    np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
-        return entry
+        return entry  # type: ignore[no-any-return]
 
     def _term_ids(self, text: str, analyze: Callable[[str], list[str]],
                   vocabulary: dict[str, int]) -> list[int]:

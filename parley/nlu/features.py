@@ -14,7 +14,6 @@ one kind converts with :func:`to_dense` or :func:`to_sparse`.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
 import numpy as np
@@ -30,26 +29,91 @@ FEATURES_KEY = "features"
 Matrix = Union["csr_matrix", np.ndarray]
 
 
-@dataclass(frozen=True, eq=False)
+# A sparse block's CSR arrays: (data, indices, indptr).
+CSRArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 class Features:
     """The features one featurizer computed for one message.
 
     ``sequence`` has a row per token (``n_tokens × dim``); ``sentence`` is the whole
     message as one row (``1 × dim``); ``origin`` names the featurizer that made them.
-    Both are CSR matrices, or both dense 2-d float32 arrays.
+    Both are CSR matrices, or both dense 2-d float32 arrays. Read-only.
+
+    :meth:`from_csr_arrays` keeps a sparse record as its CSR arrays and makes the scipy
+    matrices when they are first read: for one message, making them costs more than
+    computing them, and a parse reads few of them (:meth:`sentence_entries` reads the
+    sentence row without one).
     """
 
-    sequence: Matrix
-    sentence: Matrix
-    origin: str
+    __slots__ = ("_arrays", "_dim", "_origin", "_sentence", "_sequence")
+
+    def __init__(self, sequence: Matrix, sentence: Matrix, origin: str) -> None:
+        self._sequence: Matrix | None = sequence
+        self._sentence: Matrix | None = sentence
+        self._origin = origin
+        self._arrays: tuple[CSRArrays, CSRArrays] | None = None
+        self._dim = 0
+
+    @classmethod
+    def from_csr_arrays(cls, sequence: CSRArrays, sentence: CSRArrays, dim: int,
+                        origin: str) -> Features:
+        """A sparse record from the CSR arrays of its sequence and sentence rows (columns
+        sorted within each row, no column twice in a row)."""
+        record = cls.__new__(cls)
+        record._sequence = record._sentence = None
+        record._origin = origin
+        record._arrays = (sequence, sentence)
+        record._dim = dim
+        return record
+
+    @property
+    def origin(self) -> str:
+        return self._origin
+
+    @property
+    def sequence(self) -> Matrix:
+        if self._sequence is None:
+            self._sequence = self._matrix(0)
+        return self._sequence
+
+    @property
+    def sentence(self) -> Matrix:
+        if self._sentence is None:
+            self._sentence = self._matrix(1)
+        return self._sentence
+
+    def _matrix(self, which: int) -> csr_matrix:
+        from scipy.sparse import csr_matrix
+
+        assert self._arrays is not None  # only records made from arrays get here
+        data, indices, indptr = self._arrays[which]
+        matrix = csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, self._dim))
+        matrix.has_sorted_indices = True
+        return matrix
 
     @property
     def dim(self) -> int:
+        if self._arrays is not None:
+            return self._dim
         return int(self.sentence.shape[1])
 
     @property
     def is_sparse(self) -> bool:
-        return not isinstance(self.sentence, np.ndarray)
+        return self._arrays is not None or not isinstance(self._sentence, np.ndarray)
+
+    def sentence_entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stored values and their columns of a sparse record's sentence row."""
+        if self._arrays is not None:
+            data, indices, indptr = self._arrays[1]
+        else:
+            row = self.sentence if self.sentence.format == "csr" else self.sentence.tocsr()
+            data, indices, indptr = row.data, row.indices, row.indptr
+        return data[:indptr[1]], indices[:indptr[1]]
+
+    def __repr__(self) -> str:
+        kind = "sparse" if self.is_sparse else "dense"
+        return f"Features(origin={self.origin!r}, {kind}, dim={self.dim})"
 
 
 def to_dense(matrix: Matrix) -> np.ndarray:

@@ -17,7 +17,7 @@ from parley.errors import ConfigError, ModelArchiveError
 from parley.model_archive import (
     COMPONENTS_DIR, METADATA_FILE, check_format, component_dir, read_extracted_metadata,
     resolve_model)
-from parley.nlu.intent_message import parse_intent_message
+from parley.nlu.intent_message import PREFIX as INTENT_PREFIX, parse_intent_message
 from parley.recipe import component_class
 from parley.training.text_features import PipelineTextFeaturizer
 
@@ -71,8 +71,11 @@ class Agent:
         """:meth:`parse` of each text, the NLU pipeline run once over all of them (what
         ``test nlu`` and offline scoring want: one batch costs little more than a message).
         The results are those of parsing each text alone."""
+        # The names the model knows are gathered only for texts that may name an intent.
+        known = ((self.known_intents, self.known_entities)
+                 if any(text.lstrip().startswith(INTENT_PREFIX) for text in texts) else ((), ()))
         results: list[dict[str, Any] | None] = [
-            parse_intent_message(text, self.known_intents, self.known_entities) for text in texts]
+            parse_intent_message(text, *known) for text in texts]
         messages = [Message(text) for text, done in zip(texts, results, strict=True) if done is None]
         if messages and not self.nlu_components:
             raise ModelArchiveError("this model has no NLU part; train it with NLU data.")

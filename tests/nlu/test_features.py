@@ -119,3 +119,24 @@ def test_sentence_blocks_side_by_side_should_be_scipys_hstack() -> None:
     assert found.shape == expected.shape
     for name in ("indptr", "indices", "data"):
         assert getattr(found, name).tolist() == getattr(expected, name).tolist()
+
+
+def test_a_record_from_csr_arrays_should_read_as_the_matrices_it_stands_for() -> None:
+    sequence = (np.array([1.0, 2.0, 1.0]), np.array([0, 3, 1], dtype=np.int32),
+                np.array([0, 2, 3]))
+    sentence = (np.array([1.0, 1.0, 2.0]), np.array([0, 1, 3], dtype=np.int32),
+                np.array([0, 3]))
+    lazy = Features.from_csr_arrays(sequence, sentence, 5, "X")
+    eager = Features(csr_matrix(sequence, shape=(2, 5)), csr_matrix(sentence, shape=(1, 5)), "X")
+    for record in (lazy, eager):
+        assert record.origin == "X" and record.dim == 5 and record.is_sparse
+        values, columns = record.sentence_entries()
+        assert values.tolist() == [1.0, 1.0, 2.0] and columns.tolist() == [0, 1, 3]
+        assert record.sequence.toarray().tolist() == [[1, 0, 0, 2, 0], [0, 1, 0, 0, 0]]
+        assert record.sentence.toarray().tolist() == [[1, 1, 0, 2, 0]]
+    assert lazy.sequence is lazy.sequence  # made once
+    message = Message("a b")
+    message.data["features"] = [lazy]
+    assert stack_sentence_features([message]).toarray().tolist() == [[1, 1, 0, 2, 0]]
+    with pytest.raises(AttributeError):
+        lazy.origin = "Y"  # type: ignore[misc]

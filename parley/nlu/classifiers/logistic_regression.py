@@ -254,12 +254,12 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         computes for a batch (blocks side by side, tf-idf, the product), on the row's
         arrays — scipy's conversions cost more than the arithmetic for one row."""
         starts = np.cumsum([0, *(f.dim for f in records)])
-        rows = [f.sentence if f.sentence.format == "csr" else f.sentence.tocsr() for f in records]
-        data = np.concatenate([r.data[:r.indptr[1]] for r in rows]).astype(np.float64)
-        cols = np.concatenate([r.indices[:r.indptr[1]].astype(np.int64) + s
-                               for r, s in zip(rows, starts[:-1].tolist(), strict=True)])
+        rows = [f.sentence_entries() for f in records]
+        data = np.concatenate([values for values, _ in rows]).astype(np.float64)
+        cols = np.concatenate([columns.astype(np.int64) + s
+                               for (_, columns), s in zip(rows, starts[:-1].tolist(), strict=True)])
         if self.idf_ is not None:
-            block = np.repeat(np.arange(len(rows)), [r.indptr[1] for r in rows])
+            block = np.repeat(np.arange(len(rows)), [len(values) for values, _ in rows])
             data = tfidf_row(data, cols, block, len(rows), self.idf_)
         out: np.ndarray = np.add.reduce(self.coef_[cols] * data[:, None], axis=0) \
             if len(cols) else np.zeros(self.coef_.shape[1])

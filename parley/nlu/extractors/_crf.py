@@ -238,9 +238,9 @@ class ChainWeights:
 
     def emissions(self, x: csr_matrix) -> np.ndarray:
         """``n_tokens × n_labels`` state scores of the tokens (float32)."""
-        return np.asarray(x @ self._state_matrix(x.shape[1]), dtype=np.float32)
+        return np.asarray(x @ self.state_matrix(x.shape[1]), dtype=np.float32)
 
-    def _state_matrix(self, n_attributes: int) -> np.ndarray:
+    def state_matrix(self, n_attributes: int) -> np.ndarray:
         """The state weights as an attributes × labels matrix, made once (weights are never
         changed in place): filling it took longer than the rest of tagging one message."""
         if self._dense is None or self._dense.shape[0] != n_attributes:

@@ -195,51 +195,6 @@ def lookup(names: np.ndarray, index: dict[str, int]) -> np.ndarray:
     return ids[inverse.reshape(-1)]
 
 
-def message_attributes(texts: Sequence[str], patterns: Any, window: list[list[str]],
-                       entity_tags: Sequence[str] | None = None) -> list[list[tuple[str, float]]]:
-    """Each token's active attributes ``(name, value)`` — those :func:`attribute_entries`
-    gives — for one message's tokens, in plain Python: numpy's string arrays cost more than
-    the rest of tagging one message. ``patterns``: the message's RegexFeaturizer sequence
-    rows (CSR) or None. Dense features are not read here (use :func:`attribute_entries`)."""
-    n = len(texts)
-    half = len(window) // 2
-    out: list[list[tuple[str, float]]] = [[] for _ in range(n)]
-    hits: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-    if patterns is not None:
-        indptr, indices, data = patterns.indptr, patterns.indices, patterns.data
-        for i in range(n):
-            hits[i] = [(int(j), float(v)) for j, v in
-                       zip(indices[indptr[i]:indptr[i + 1]], data[indptr[i]:indptr[i + 1]],
-                           strict=True) if v != 0]
-    extra = [ENTITY] if entity_tags is not None else []
-    slots = [(w_index - half, [*dict.fromkeys(names), *extra]) for w_index, names in enumerate(window)]
-    for i in range(n):
-        found = out[i]
-        if i < half:
-            found.append(("BOS", 1.0))
-        if i >= n - half:
-            found.append(("EOS", 1.0))
-        for shift, features in slots:
-            place = i + shift
-            if not 0 <= place < n:
-                continue
-            text = texts[place]
-            for feature in features:
-                prefix = f"{shift}:{feature}"
-                if feature in TEXT_FEATURES:
-                    value = TEXT_FEATURES[feature](text)
-                    if isinstance(value, bool):
-                        if value:
-                            found.append((prefix, 1.0))
-                    else:
-                        found.append((f"{prefix}:{value}", 1.0))
-                elif feature == ENTITY and entity_tags is not None:
-                    found.append((f"{prefix}:{entity_tags[place]}", 1.0))
-                elif feature == PATTERN:
-                    found.extend((f"{prefix}:{j}", v) for j, v in hits[place])
-    return out
-
-
 def regex_rows(message: Message) -> Any:
     """The message's RegexFeaturizer sequence rows (CSR), or None."""
     for record in features_of(message):

@@ -19,10 +19,11 @@ from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError
 from parley.nlu.entity_tags import NO_ENTITY, decode_entities, label_of, tag_spans, token_tags
 from parley.nlu.extractors import ENTITIES_KEY
-from parley.nlu.extractors._crf import ChainWeights, predict_chain, predict_emissions, train_chain_crf
+from parley.nlu.extractors._crf import ChainWeights, predict_chain, train_chain_crf
+from parley.nlu.extractors._crf_single import AttributeIds, SequencePredictor
 from parley.nlu.extractors._crf_features import (
     DEFAULT_FEATURES, DENSE, PATTERN, SPACY_FEATURES, TEXT_FEATURES, TokenBatch,
-    attribute_entries, attribute_matrix, lookup, message_attributes, regex_rows, token_batch,
+    attribute_entries, attribute_matrix, lookup, regex_rows, token_batch,
 )
 from parley.nlu.featurizers._tokens import tokens_of
 from parley.nlu.tokens import Token
@@ -41,13 +42,26 @@ MAX_ITERATIONS = 1_000_000
 
 
 class _Tagger:
-    """One trained CRF: its labels, its attribute vocabulary and its weights."""
+    """One trained CRF: its labels, its attribute vocabulary and its weights (and, made on
+    the first message parsed alone, what tagging one message reuses)."""
 
     def __init__(self, labels: list[str], attributes: list[str], weights: ChainWeights) -> None:
         self.labels = labels
         self.attributes = attributes
         self.index = {name: i for i, name in enumerate(attributes)}
         self.weights = weights
+        self._single: tuple[AttributeIds, SequencePredictor, np.ndarray] | None = None
+
+    def single(self, window: list[list[str]]
+               ) -> tuple[AttributeIds, SequencePredictor, np.ndarray]:
+        """The attribute ids of ``window``, the one-sequence predictor and, per label,
+        which labels share its bare label (BILOU confidences sum over them)."""
+        if self._single is None or self._single[0].window != window:
+            bare = np.array([label_of(t) for t in self.labels])
+            self._single = (AttributeIds(self.index, window),
+                            SequencePredictor(self.weights, len(self.attributes)),
+                            bare[:, None] == bare[None, :])
+        return self._single
 
 
 class CRFEntityExtractor(NLUComponent, Finetunable):
@@ -251,33 +265,25 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
     def _predict_one(self, message: Message, tokens: list[Token]
                      ) -> tuple[dict[str, list[str]], dict[str, list[float]]]:
         """:meth:`predict_tags` of one message (what a parse asks for): the same attributes,
-        emissions summed in the same order (so the same floats), without the batch's string
-        arrays and sparse matrices."""
+        emissions summed in the same order and the same chain arithmetic (so the same
+        floats; :mod:`parley.nlu.extractors._crf_single`), without the batch's string
+        arrays, sparse matrices and layout."""
         texts = [t.text for t in tokens]
-        lengths = np.array([len(texts)], dtype=np.int64)
+        if not texts:
+            return self._predict_batch([message], [tokens])[0]
         patterns = regex_rows(message)
         tags: dict[str, list[str]] = {}
         confidences: dict[str, list[float]] = {}
         for attribute, tagger in self.taggers_.items():
-            per_token = message_attributes(texts, patterns, self._window(),
-                                           tags["entity"] if attribute != "entity" else None)
-            index = tagger.index
-            ids: list[int] = []
-            values: list[float] = []
-            indptr = [0]
-            for found in per_token:
-                known = sorted((i, v) for name, v in found if (i := index.get(name)) is not None)
-                ids.extend(i for i, _ in known)
-                values.extend(v for _, v in known)
-                indptr.append(len(ids))
-            emissions = _emissions(tagger, np.array(ids, dtype=np.int64),
-                                   np.array(values, dtype=np.float32), np.array(indptr))
-            best, marginals = predict_emissions(tagger.weights, emissions, lengths)
+            attribute_ids, predictor, same = tagger.single(self._window())
+            rows = attribute_ids.rows(texts, patterns,
+                                      tags["entity"] if attribute != "entity" else None)
+            if rows is None:  # pattern values other than 1: the batch path multiplies them
+                return self._predict_batch([message], [tokens])[0]
+            best, marginals = predictor.predict(predictor.emissions(rows))
             tags[attribute] = [tagger.labels[b] for b in best.tolist()]
             if self.BILOU_flag:
-                bare = np.array([label_of(t) for t in tagger.labels])
-                same = bare[None, :] == bare[best][:, None]
-                confidences[attribute] = (marginals * same).sum(axis=1).tolist()
+                confidences[attribute] = (marginals * same[best]).sum(axis=1).tolist()
             else:
                 confidences[attribute] = marginals[np.arange(len(best)), best].tolist()
         return tags, confidences
@@ -373,13 +379,3 @@ def _check_shapes(weights: ChainWeights, n_labels: int, n_attributes: int) -> No
                              or weights.pair_label.min() < 0
                              or weights.pair_label.max() >= n_labels))):
         raise ValueError("the weights do not fit the saved labels and attributes")
-
-
-def _emissions(tagger: _Tagger, ids: np.ndarray, values: np.ndarray, indptr: np.ndarray
-               ) -> np.ndarray:
-    """Tokens × labels state scores of CSR rows (attribute ids sorted within each row): the
-    product :meth:`ChainWeights.emissions` takes, on the same matrix, so the same floats."""
-    from scipy.sparse import csr_matrix
-
-    x = csr_matrix((values, ids, indptr), shape=(len(indptr) - 1, len(tagger.attributes)))
-    return tagger.weights.emissions(x)

@@ -24,7 +24,7 @@ from parley.component import SPARSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import warn
-from parley.nlu.features import attach_features, count_entries, ranges
+from parley.nlu.features import FEATURES_KEY, CSRArrays, Features, attach_features, count_entries, ranges
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
 from parley.params import (
     AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
@@ -293,49 +293,68 @@ class CountVectorsFeaturizer(NLUComponent):
         self.check_is_fitted()
         if not messages or not self.vocabulary_:
             return
-        oov = self._oov_token()
-        vocabulary = self.vocabulary_
-        if oov is not None and oov in vocabulary:
-            token_lists = self._clean_tokens(messages, lambda t: t if t in vocabulary else oov)
-        else:
-            token_lists = self._clean_tokens(messages, lambda t: t)
         if len(messages) == 1:  # a parse: no batch to vectorise over
-            sequence, sentence = self._count_one(token_lists[0], vocabulary)
-        else:
-            sequence, sentence = self._count(token_lists, vocabulary, grow=False)
+            sequence, sentence = self._count_one(
+                [t.text for t in tokens_of(messages, self.name)[0]])
+            messages[0].data.setdefault(FEATURES_KEY, []).append(
+                Features.from_csr_arrays(sequence, sentence, len(self.vocabulary_), self.name))
+            return
+        token_lists = self._clean_tokens(messages, self._out_of_vocabulary())
+        sequence, sentence = self._count(token_lists, self.vocabulary_, grow=False)
         attach_features(messages, sequence, sentence, token_offsets(token_lists), self.name)
 
-    def _count_one(self, tokens: list[str], vocabulary: dict[str, int]
-                   ) -> tuple[csr_matrix, csr_matrix]:
-        """:meth:`_count` of one message's tokens over a fixed vocabulary — the same CSR
-        arrays (float64 counts, sorted columns) — counted with dictionaries: numpy's
-        sorting and scipy's conversions cost more than the counting for a few tokens."""
-        from scipy.sparse import csr_matrix
+    def _out_of_vocabulary(self) -> Callable[[str], str]:
+        """What a cleaned word becomes when predicting: ``OOV_token`` if it is not in the
+        vocabulary (with ``OOV_token`` set and learned), else itself."""
+        oov, vocabulary = self._oov_token(), self.vocabulary_
+        if oov is not None and oov in vocabulary:
+            return lambda t: t if t in vocabulary else oov
+        return lambda t: t
 
-        analyze = self._analyzer()
-        ids = [self._term_ids(t, analyze, vocabulary) for t in tokens]
-        width = len(vocabulary)
-        seq_data: list[float] = []
-        seq_indices: list[int] = []
-        indptr = [0]
-        for token_ids in ids:
-            counts = _counted(token_ids)
-            seq_indices.extend(counts)
-            seq_data.extend(counts.values())
-            indptr.append(len(seq_indices))
-        if self._sentence_is_sum_of_tokens():
-            total = _counted([i for token_ids in ids for i in token_ids])
+    def _count_one(self, texts: list[str]) -> tuple[CSRArrays, CSRArrays]:
+        """:meth:`_count` of one message's token texts over the vocabulary — the CSR
+        arrays of the same matrices (float64 counts, sorted columns) — from each distinct
+        token's counts, kept between calls: numpy's sorting and scipy's conversions cost
+        more than the counting for a few tokens."""
+        entries = [self._token_entry(t) for t in texts]
+        indptr = np.zeros(len(entries) + 1, dtype=np.int64)
+        np.cumsum([len(ids) for _, ids, _ in entries], out=indptr[1:])
+        if not entries:
+            empty = (np.zeros(0), np.zeros(0, dtype=np.int32))
+            return (*empty, indptr), (*empty, np.zeros(2, dtype=np.int64))
+        seq_indices = np.concatenate([ids for _, ids, _ in entries])
+        seq_data = np.concatenate([counts for _, _, counts in entries])
+        if self._sentence_is_sum_of_tokens():  # counts are whole numbers: any order sums
+            columns, inverse = np.unique(seq_indices, return_inverse=True)
+            values = np.bincount(inverse.reshape(-1), weights=seq_data,
+                                 minlength=len(columns)).astype(np.float64, copy=False)
         else:
-            total = _counted([i for gram in analyze(" ".join(tokens))
+            vocabulary = self.vocabulary_
+            total = _counted([i for gram in self._analyzer()(" ".join(c for c, _, _ in entries))
                               if (i := vocabulary.get(gram)) is not None])
-        sequence = csr_matrix((np.array(seq_data, dtype=np.float64),
-                               np.array(seq_indices, dtype=np.int32),
-                               np.array(indptr, dtype=np.int64)), shape=(len(tokens), width))
-        sentence = csr_matrix((np.fromiter(total.values(), dtype=np.float64, count=len(total)),
-                               np.fromiter(total, dtype=np.int32, count=len(total)),
-                               np.array([0, len(total)], dtype=np.int64)), shape=(1, width))
-        sequence.has_sorted_indices = sentence.has_sorted_indices = True
-        return sequence, sentence
+            values = np.fromiter(total.values(), dtype=np.float64, count=len(total))
+            columns = np.fromiter(total, dtype=np.int32, count=len(total))
+        return ((seq_data, seq_indices, indptr),
+                (values, columns, np.array([0, len(columns)], dtype=np.int64)))
+
+    def _token_entry(self, text: str) -> tuple[str, np.ndarray, np.ndarray]:
+        """One token text cleaned as :meth:`_clean_tokens` cleans it for prediction, its
+        known term ids (increasing, int32) and their counts (float64); kept between calls."""
+        vocabulary = self.vocabulary_
+        kept = self.__dict__.get("_kept_entries")
+        if kept is None or kept[0] is not vocabulary or len(kept[1]) > KEPT_TOKENS:
+            kept = self.__dict__["_kept_entries"] = (
+                vocabulary, {}, self._analyzer(), self._out_of_vocabulary())
+        entry = kept[1].get(text)
+        if entry is None:
+            _, known, analyze, oov = kept
+            cleaned = _NUMBER.sub(NUMBER_TOKEN, text)
+            cleaned = oov(cleaned.lower() if self.lowercase else cleaned)
+            counts = _counted([i for gram in analyze(cleaned)
+                               if (i := vocabulary.get(gram)) is not None])
+            entry = known[text] = (cleaned, np.fromiter(counts, dtype=np.int32, count=len(counts)),
+                                   np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+        return entry  # type: ignore[no-any-return]
 
     def _term_ids(self, text: str, analyze: Callable[[str], list[str]],
                   vocabulary: dict[str, int]) -> list[int]:

@@ -1,0 +1,207 @@
+"""The CRF's prediction for one message at a time (a parse), with what the weights allow
+made once.
+
+Tagging one message of ~8 tokens took ~1 ms of CPU, most of it the batch code's overhead
+on a batch of one: its layout, ``exp`` of the transitions, an ``L × L`` gather and sort
+per Viterbi step, a CSR matrix for the features, attribute names built for every token.
+Here the same arithmetic runs on kept constants, so the results are the same floats as
+:func:`parley.nlu.extractors._crf.predict_emissions` of that message:
+
+- emissions: each token's known attribute ids (a token text's ids kept between calls) and
+  their weight rows summed one after the other in float32, as the CSR product sums them;
+- Viterbi: the best score into each label is a maximum, the same whichever rows are
+  weighed, so each step weighs only the predecessors that can reach it; which predecessor
+  won (where the batch code's order breaks ties) is read on the way back, for the labels
+  of the path alone;
+- marginals: the float32 forward–backward pass of :func:`_crf._forward_backward`, step by
+  step the same operations on the same shapes, handing over to it when a step underflows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from parley.nlu.extractors._crf import ChainWeights, predict_emissions
+from parley.nlu.extractors._crf_features import ENTITY, PATTERN, TEXT_FEATURES
+
+# Distinct token texts whose attribute ids are kept (then the store starts afresh).
+KEPT_TEXTS = 100_000
+
+
+class SequencePredictor:
+    """State scores, Viterbi tags and token marginals of one message."""
+
+    def __init__(self, weights: ChainWeights, n_attributes: int) -> None:
+        t = weights.transitions
+        self.weights = weights
+        # The attributes × labels weights and a row of zeros (see :meth:`emissions`).
+        state = weights.state_matrix(n_attributes)
+        self.state = np.vstack([state, np.zeros((1, state.shape[1]), dtype=state.dtype)])
+        self.transitions = t
+        self.into = np.ascontiguousarray(t.T)  # into[to, from]: the moves into a label
+        self.lowest_move = t.min(axis=1)
+        self.highest_move = t.max(axis=1)
+        # _forward_backward's float32 constants
+        self.tiny = np.finfo(np.float32).tiny * 1e6
+        self.exp_t = np.exp(t - float(t.max())).astype(np.float32)
+
+    def emissions(self, rows: list[list[int]]) -> np.ndarray:
+        """``T × L`` float32 state scores of the tokens' attribute ids (each of value 1):
+        each token's weight rows summed one after the other, as ``csr @ state`` sums them.
+        The rows are padded to one length with the row of zeros (adding +0.0 changes no
+        sum); ``np.add.reduceat`` would have summed pairwise, which rounds differently."""
+        width = max(map(len, rows))
+        pad = len(self.state) - 1
+        ids = np.array([row + [pad] * (width - len(row)) for row in rows], dtype=np.int64)
+        return self.state[ids].sum(axis=1)  # type: ignore[no-any-return]
+
+    def predict(self, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(tags, marginals)`` of one message's ``T × L`` float32 emissions (T ≥ 1), as
+        :func:`predict_emissions` gives them."""
+        marginals = self._marginals(emissions)
+        if marginals is None:  # a step underflowed in float32: the batch code's fallbacks
+            return predict_emissions(self.weights, emissions,
+                                     np.array([len(emissions)], dtype=np.int64))
+        return self._viterbi(emissions), marginals
+
+    # --- Viterbi ---------------------------------------------------------------------
+    def _viterbi(self, emissions: np.ndarray) -> np.ndarray:
+        """:func:`_crf.viterbi` of one sequence.
+
+        A step's best score into label ``j`` is at least ``p[r] + t[r, j]`` for the best
+        predecessor ``r``, hence at least ``p[r] + min(t[r])``; a predecessor ``q`` with
+        ``p[q] + max(t[q])`` below that reaches no label with the best score (float sums
+        round monotonically), so only the others are weighed. On the way back, the
+        predecessor of a path label is the one :func:`_crf.viterbi` picks among those with
+        the best score: the higher ``p``, then the lower index.
+        """
+        # (numpy's ufuncs and methods called directly: a step is a few microseconds, and
+        # the convenience wrappers would add a third)
+        scores = emissions.astype(np.float64)
+        t, highest, lowest = self.transitions, self.highest_move, self.lowest_move
+        previous = scores[0]
+        steps = [(previous, previous)]  # (scores before the step's move, best move)
+        for i in range(1, len(scores)):
+            best = previous.argmax()
+            reach = (previous + highest >= previous[best] + lowest[best]).nonzero()[0]
+            moved = np.maximum.reduce(t[reach] + previous[reach, None], axis=0)
+            steps.append((previous, moved))
+            previous = moved + scores[i]
+        path = [int(previous.argmax())]
+        for i in range(len(scores) - 1, 0, -1):
+            before, moved = steps[i]
+            label = path[-1]
+            won = (before + self.into[label] == moved[label]).nonzero()[0]
+            path.append(int(won[0]) if len(won) == 1 else
+                        min(won.tolist(), key=lambda q: (-before[q], q)))
+        return np.array(path[::-1], dtype=np.int64)
+
+    # --- marginals -------------------------------------------------------------------
+    def _marginals(self, emissions: np.ndarray) -> np.ndarray | None:
+        """``_forward_backward(…, float32, edges=False)`` of one sequence, as float64."""
+        exp_t, tiny = self.exp_t, self.tiny
+        exp_e = np.exp((emissions - np.maximum.reduce(emissions, axis=1, keepdims=True))
+                       .astype(np.float32))
+        n = len(exp_e)
+        alpha = np.empty_like(exp_e)
+        scale = np.empty(n, dtype=np.float32)
+        for i in range(n):
+            a = exp_e[0:1] if i == 0 else (alpha[i - 1:i] @ exp_t) * exp_e[i:i + 1]
+            c = np.add.reduce(a, axis=1)
+            if not c[0] > tiny:  # c.min(initial=1.0) > tiny, for one value
+                return None
+            np.divide(a, c[:, None], out=alpha[i:i + 1])
+            scale[i] = c[0]
+        beta = np.empty_like(exp_e)
+        beta[n - 1] = 1.0
+        for i in range(n - 2, -1, -1):
+            u = exp_e[i + 1:i + 2] * beta[i + 1:i + 2] / scale[i + 1:i + 2][:, None]
+            beta[i:i + 1] = u @ exp_t.T
+        alpha *= beta
+        if not np.isfinite(alpha).all():
+            return None
+        return alpha.astype(np.float64)
+
+
+class AttributeIds:
+    """Each token's known attribute ids (sorted) for one tagger: the attributes
+    :func:`_crf_features.attribute_entries` names for a batch (dense features aside), as
+    the tagger's index numbers them; a token text's text features are looked up once and
+    kept."""
+
+    def __init__(self, index: dict[str, int], window: list[list[str]]) -> None:
+        self.index = index
+        self.window = window
+        self.half = len(window) // 2
+        self.slots = [(w - self.half, list(dict.fromkeys(names))) for w, names in enumerate(window)]
+        self.bos, self.eos = index.get("BOS"), index.get("EOS")
+        self.kept: dict[str, list[list[int]]] = {}
+
+    def _text_ids(self, text: str) -> list[list[int]]:
+        """Per window slot, the known ids of ``text``'s text features at that shift."""
+        ids = self.kept.get(text)
+        if ids is None:
+            if len(self.kept) >= KEPT_TEXTS:
+                self.kept = {}
+            ids = self.kept[text] = [
+                [i for name in _text_attributes(text, shift, features)
+                 if (i := self.index.get(name)) is not None]
+                for shift, features in self.slots]
+        return ids
+
+    def rows(self, texts: Sequence[str], patterns: Any,
+             entity_tags: Sequence[str] | None = None) -> list[list[int]] | None:
+        """Each token's attribute ids, sorted; None when a pattern feature has a value
+        other than 1 (the CSR product then multiplies, which this does not)."""
+        n = len(texts)
+        per_text = [self._text_ids(t) for t in texts]
+        hits: list[list[int]] = [[] for _ in range(n)]
+        if patterns is not None:
+            indptr, indices, data = patterns.indptr, patterns.indices, patterns.data
+            for i in range(n):
+                values = data[indptr[i]:indptr[i + 1]]
+                if (values[values != 0] != 1).any():
+                    return None
+                hits[i] = indices[indptr[i]:indptr[i + 1]][values != 0].tolist()
+        index, rows = self.index, []
+        for i in range(n):
+            row: list[int] = []
+            if i < self.half and self.bos is not None:
+                row.append(self.bos)
+            if i >= n - self.half and self.eos is not None:
+                row.append(self.eos)
+            for slot, (shift, features) in enumerate(self.slots):
+                place = i + shift
+                if not 0 <= place < n:
+                    continue
+                row += per_text[place][slot]
+                if hits[place] and PATTERN in features:
+                    row += [j for h in hits[place]
+                            if (j := index.get(f"{shift}:{PATTERN}:{h}")) is not None]
+                if entity_tags is not None:
+                    j = index.get(f"{shift}:{ENTITY}:{entity_tags[place]}")
+                    if j is not None:
+                        row.append(j)
+            row.sort()
+            rows.append(row)
+        return rows
+
+
+def _text_attributes(text: str, shift: int, features: list[str]) -> list[str]:
+    """The names of ``text``'s text features at ``shift``, as attribute_entries names them
+    (a flag only when true)."""
+    names = []
+    for feature in features:
+        func = TEXT_FEATURES.get(feature)
+        if func is None:
+            continue
+        value = func(text)
+        if isinstance(value, bool):
+            if value:
+                names.append(f"{shift}:{feature}")
+        else:
+            names.append(f"{shift}:{feature}:{value}")
+    return names

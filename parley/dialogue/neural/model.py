@@ -11,13 +11,19 @@ The output at each row read is embedded (``embedding_dimension``) and compared w
 embedding of every action (its name one-hot, and its text for bot utterances of end-to-end
 stories) by the similarity loss of :mod:`parley.ml.similarity`. The layers are Rasa's
 randomly connected ones (``connection_density``; see ``RandomlyConnectedLinear``).
+
+With ``entities`` (end-to-end stories that annotate entities in user texts) the model
+also has :class:`~parley.dialogue.neural.entities.EntityHead`, which tags a user text's
+tokens from the dialogue transformer's output for its turn (:meth:`dialogue_outputs`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
@@ -46,6 +52,8 @@ class DialogueBatch:
     grid: Grid
     keep: torch.Tensor
     labels: torch.Tensor | None = None
+    # the state (row of the dialogues' state table) of each row read, in ``keep``'s order
+    read_states: np.ndarray | None = None
 
 
 @dataclass
@@ -81,6 +89,9 @@ class Architecture:
     negative_margin_scale: float = 0.8
     scale_loss: bool = True
     constrain_similarities: bool = False
+    # The entity head's shape (``EntityShape`` as a dict); None: no entity recognition.
+    entities: dict[str, Any] | None = None
+    unidirectional_encoder: bool = False  # the text transformer's (entity head)
 
 
 class AttributeEncoder(nn.Module):
@@ -154,18 +165,36 @@ class TEDModel(nn.Module):
             width = arch.transformer_size
         self.embed_dialogue = nn.Linear(width, arch.embedding_dimension)
         self.embed_label = nn.Linear(self.labels.width, arch.embedding_dimension)
+        self.entities: nn.Module | None = None
+        if arch.entities:
+            from parley.dialogue.neural.entities import EntityHead, EntityShape
 
-    def dialogue_embeddings(self, batch: DialogueBatch) -> torch.Tensor:
-        """The embedding of each row read of ``batch`` (rows × embedding_dimension).
+            self.entities = EntityHead(
+                EntityShape(**arch.entities), width, attention_heads=arch.attention_heads,
+                drop_rate=arch.drop_rate, drop_rate_attention=arch.drop_rate_attention,
+                connection_density=arch.connection_density,
+                key_relative_attention=arch.key_relative_attention,
+                value_relative_attention=arch.value_relative_attention,
+                max_relative_position=arch.max_relative_position,
+                unidirectional=arch.unidirectional_encoder)
+
+    def dialogue_outputs(self, batch: DialogueBatch) -> torch.Tensor:
+        """The dialogue transformer's output at each row read of ``batch`` (what the
+        entity head reads too).
 
         Each distinct state of the batch is encoded once and its row copied to every place
         it holds (in training, one dropout mask per state and step)."""
         rows = self.states(batch.states)[batch.row_states]
         if self.encoder is not None:
-            out = F.gelu(self.encoder(rows, batch.grid, batch.keep))
-        else:
-            out = rows[batch.keep]
-        return self._normalised(self.embed_dialogue(out))
+            return F.gelu(self.encoder(rows, batch.grid, batch.keep))
+        return rows[batch.keep]
+
+    def embed_dialogues(self, outputs: torch.Tensor) -> torch.Tensor:
+        return self._normalised(self.embed_dialogue(outputs))
+
+    def dialogue_embeddings(self, batch: DialogueBatch) -> torch.Tensor:
+        """The embedding of each row read of ``batch`` (rows × embedding_dimension)."""
+        return self.embed_dialogues(self.dialogue_outputs(batch))
 
     def label_embeddings(self, label_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return self._normalised(self.embed_label(self.labels(label_inputs)))

@@ -76,11 +76,13 @@ class EntityHead(nn.Module):
             self.crf.constrain(torch.tensor(allowed), torch.tensor(may_start),
                                torch.tensor(may_end))
 
-    def emissions(self, tokens: Sequence[torch.Tensor], dialogue: torch.Tensor
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Tag scores (texts × longest × tags) and the mask of real tokens, for the texts'
+    def emissions(self, tokens: Sequence[torch.Tensor], dialogue: torch.Tensor,
+                  which: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tag scores (rows × longest × tags) and the mask of real tokens, for the texts'
         token features ``tokens`` (each tokens × width, at least one token) and the
-        dialogue output of each text's turn (texts × dialogue width)."""
+        dialogue output of each row (rows × dialogue width); row ``i`` reads text
+        ``which[i]`` (by default text ``i``). Each text is encoded once, however many rows
+        read it (in training, one dropout mask per text and step, as for the states)."""
         lengths = np.array([len(t) for t in tokens], dtype=np.int64)
         longest = int(lengths.max())
         x = self.dense(self.input_dropout(torch.cat(list(tokens))))
@@ -94,17 +96,22 @@ class EntityHead(nn.Module):
         place = torch.from_numpy(text * longest + within)
         grid = x.new_zeros((len(tokens) * longest, x.shape[1])).index_copy(0, place, x)
         grid = grid.view(len(tokens), longest, -1)
+        if which is not None:
+            grid, lengths = grid[torch.from_numpy(which)], lengths[which]
         context = dialogue.unsqueeze(1).expand(-1, longest, -1)
         mask = torch.from_numpy(np.arange(longest)[None, :] < lengths[:, None])
         return self.logits(torch.cat([grid, context], dim=-1)), mask
 
     def loss(self, tokens: Sequence[torch.Tensor], dialogue: torch.Tensor,
-             tags: Sequence[torch.Tensor]) -> torch.Tensor:
-        """The CRF's mean negative log-likelihood of the gold ``tags`` (tag ids per token)."""
-        emissions, mask = self.emissions(tokens, dialogue)
-        gold = torch.zeros(mask.shape, dtype=torch.int64)
+             tags: Sequence[torch.Tensor], which: np.ndarray | None = None) -> torch.Tensor:
+        """The CRF's mean negative log-likelihood of the gold ``tags`` (tag ids per token
+        of each text; row ``i`` reads text ``which[i]``)."""
+        emissions, mask = self.emissions(tokens, dialogue, which)
+        gold = torch.zeros((len(tags), mask.shape[1]), dtype=torch.int64)
         for i, ids in enumerate(tags):
             gold[i, :len(ids)] = ids
+        if which is not None:
+            gold = gold[torch.from_numpy(which)]
         return self.crf.negative_log_likelihood(emissions, gold, mask)
 
 
@@ -135,9 +142,9 @@ class EntityTargets:
         rows = np.flatnonzero(texts >= 0)
         if not len(rows):
             return None
-        return head.loss([self.tokens[t] for t in texts[rows]],
-                         dialogue[torch.from_numpy(rows)],
-                         [self.tags[t] for t in texts[rows]])
+        distinct, which = np.unique(texts[rows], return_inverse=True)
+        return head.loss([self.tokens[t] for t in distinct], dialogue[torch.from_numpy(rows)],
+                         [self.tags[t] for t in distinct], which.reshape(-1))
 
 
 @torch.no_grad()

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from parley.dialogue.neural.entities import EntityHead, EntityShape
 from parley.ml.grouped import RandomlyConnectedLinear
 from parley.ml.layers import Dropout, FeedForward, Grid, TransformerEncoder
 from parley.ml.similarity import label_loss
@@ -165,10 +166,8 @@ class TEDModel(nn.Module):
             width = arch.transformer_size
         self.embed_dialogue = nn.Linear(width, arch.embedding_dimension)
         self.embed_label = nn.Linear(self.labels.width, arch.embedding_dimension)
-        self.entities: nn.Module | None = None
+        self.entities: EntityHead | None = None
         if arch.entities:
-            from parley.dialogue.neural.entities import EntityHead, EntityShape
-
             self.entities = EntityHead(
                 EntityShape(**arch.entities), width, attention_heads=arch.attention_heads,
                 drop_rate=arch.drop_rate, drop_rate_attention=arch.drop_rate_attention,

@@ -31,7 +31,7 @@ Differences from Rasa, on purpose (docs/dialogue-policies.md has the table):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -275,8 +275,7 @@ class TEDPolicy(Policy, FinetunablePolicy):
     def _seed(self) -> int:
         return DEFAULT_SEED if self.random_seed is None else int(self.random_seed)
 
-    def _architecture(self, featurizer: StateFeaturizer,
-                      entities: dict[str, Any] | None = None) -> Architecture:
+    def _architecture(self, featurizer: StateFeaturizer) -> Architecture:
         from parley.dialogue.neural.model import Architecture
 
         similarity = self.similarity_type
@@ -309,7 +308,7 @@ class TEDPolicy(Policy, FinetunablePolicy):
             maximum_negative_similarity=self.maximum_negative_similarity,
             use_maximum_negative_similarity=self.use_maximum_negative_similarity,
             negative_margin_scale=self.negative_margin_scale, scale_loss=self.scale_loss,
-            constrain_similarities=self.constrain_similarities, entities=entities,
+            constrain_similarities=self.constrain_similarities,
             unidirectional_encoder=self.unidirectional_encoder)
 
     def _entity_shape(self, tags: list[str], token_width: int) -> dict[str, Any]:
@@ -353,11 +352,10 @@ class TEDPolicy(Policy, FinetunablePolicy):
             domain, text_features.dim if text_features else 0)
         self._learn_texts(examples, text_features)
         tagged = self._tagged_texts(trackers, examples, None)
-        shape = None
+        self.architecture_ = self._architecture(self.featurizer_)
         if tagged is not None:
-            tags, width = tagged[2], tagged[3]
-            shape = self._entity_shape(tags, width)
-        self.architecture_ = self._architecture(self.featurizer_, shape)
+            self.architecture_ = replace(self.architecture_,
+                                         entities=self._entity_shape(tagged[2], tagged[3]))
         seed_everything(self._seed())
         self.model_: TEDModel | None = TEDModel(self.architecture_)
         if not examples.histories:

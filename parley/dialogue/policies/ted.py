@@ -434,7 +434,8 @@ class TEDPolicy(Policy, FinetunablePolicy):
             found = featurize([text], self.featurizers, tokens=True).tokens.get(text)
         if found is None or not found.spans or found.features.shape[1] != head.shape.token_width:
             return []
-        tags, confidences = predict_entity_tags(head, output, found.features)
+        with prediction_threads(1):  # one message: more threads only wait on each other
+            tags, confidences = predict_entity_tags(head, output, found.features)
         entities = decode_entities(
             text, [Span(a, b) for a, b in found.spans], {"entity": tags},
             {"entity": confidences}, bool(self.BILOU_flag), extractor=self.name,

@@ -205,3 +205,9 @@ def test_finetuning_should_keep_and_train_the_entity_head(trained, tmp_path):
     after = again.model_.entities.state_dict()
     assert any(not np.array_equal(before[k].numpy(), after[k].numpy()) for k in before)
     assert [e["value"] for e in found_entities(again, "I want to go to paris")] == ["paris"]
+
+
+def test_a_ted_with_a_max_history_should_tag_the_deciding_turn_too():
+    ted = train(max_history=3)
+    assert [e["value"] for e in found_entities(ted, "I want to go to london")] == ["london"]
+    assert found_entities(ted, "I feel great today") == []

@@ -6,6 +6,7 @@ predictor (:mod:`parley.dialogue.neural.predictor`) reads it when a model is loa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 # Attributes whose dense vectors are encoded into encoding_dimension (Rasa's
 # SENTENCE_FEATURES_TO_ENCODE): each pair shares one position of the state.
@@ -48,3 +49,6 @@ class Architecture:
     negative_margin_scale: float = 0.8
     scale_loss: bool = True
     constrain_similarities: bool = False
+    # The entity head's shape (``EntityShape`` as a dict); None: no entity recognition.
+    entities: dict[str, Any] | None = None
+    unidirectional_encoder: bool = False  # the text transformer's (entity head)

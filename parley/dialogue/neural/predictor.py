@@ -99,6 +99,7 @@ class Predicted:
 
     similarities: np.ndarray  # dialogues × labels
     confidences: np.ndarray
+    outputs: np.ndarray  # dialogues × width: the dialogue transformer's (what heads read)
 
 
 # Encoded states kept per predictor (see TEDPredictor.rows); past this many it starts afresh.
@@ -181,8 +182,9 @@ class TEDPredictor:
         """As :meth:`predict`, from the states' rows (:meth:`encode_states`, :meth:`rows`)."""
         # one BLAS thread: a dialogue's products are too small to share (see blas_threads)
         with blas_threads(1):
-            similarities = self.similarity(self.outputs(rows, histories))
-        return Predicted(similarities, softmax(similarities.copy()))
+            outputs = self.outputs(rows, histories)
+            similarities = self.similarity(outputs)
+        return Predicted(similarities, softmax(similarities.copy()), outputs)
 
     def outputs(self, rows: np.ndarray, histories: Sequence[Sequence[int]]) -> np.ndarray:
         """Each dialogue's transformer output (after GELU) at its deciding row: dialogues ×

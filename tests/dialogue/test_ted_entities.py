@@ -211,3 +211,64 @@ def test_a_ted_with_a_max_history_should_tag_the_deciding_turn_too():
     ted = train(max_history=3)
     assert [e["value"] for e in found_entities(ted, "I want to go to london")] == ["london"]
     assert found_entities(ted, "I feel great today") == []
+
+
+# --- the numpy head (prediction) against the torch head it was trained as ------------------
+def head_against_torch(ted: TEDPolicy, tracker: DialogueStateTracker, domain: Domain,
+                       featurize) -> float:
+    """The latest user text's tags by TED's numpy predictor (numpy dialogue output, numpy
+    head) and by the torch network (torch's output, torch's head): the same tags, and the
+    largest difference of their confidences (returned; also of the dialogue outputs)."""
+    import torch
+
+    from parley.dialogue.neural.entities import predict_entity_tags
+    from parley.dialogue.neural.training import Dialogues
+    from parley.dialogue.policies.base import prediction_states
+
+    states = prediction_states(tracker, domain, ted.max_history,
+                               use_text_for_last_user_input=True, ignore_rule_only_turns=True)
+    texts = ted._texts_for([states], featurize)
+    text = tracker.latest_message.text
+    tokens = featurize([text], ted.featurizers, tokens=True).tokens[text].features
+    _, _, outputs = ted._scores([states], texts)
+    tags, confidences = ted._predictor().entities(outputs[0], tokens)
+    model = ted.model_.eval()
+    dialogues = Dialogues.build(ted.featurizer_.encode(states, texts),
+                                [list(range(len(states)))], ted.architecture_.causal)
+    with torch.inference_mode():
+        reference = model.dialogue_outputs(dialogues.batch(np.arange(1))).numpy()
+    torch_tags, torch_confidences = predict_entity_tags(model.entities, reference[0], tokens)
+    assert tags == torch_tags
+    return max(float(np.abs(outputs - reference).max()),
+               float(np.abs(np.subtract(confidences, torch_confidences)).max()))
+
+
+TEXTS = ["I want to go to paris", "I want to go to london", "fly me to new york tomorrow",
+         "take me to rome please", "I feel great today", "new york", "sad"]
+
+
+def test_the_numpy_head_should_tag_as_the_torch_head(trained):
+    domain = small_domain()
+    largest = max(head_against_torch(trained, said(domain, t), domain, words) for t in TEXTS)
+    assert largest < 1e-5
+
+
+@pytest.mark.parametrize("params", [
+    {"max_history": 3},
+    {"number_of_transformer_layers": {"text": 0}, "BILOU_flag": False},
+    {"hidden_layers_sizes": {"text": [24, 12]}, "unidirectional_encoder": True},
+    {"transformer_size": {"text": 16}, "number_of_transformer_layers": {"text": 2},
+     "use_key_relative_attention": True, "use_value_relative_attention": True},
+])
+def test_the_numpy_head_should_follow_every_shape(params):
+    ted = train(epochs=20, **params)
+    assert ted.architecture_.entities is not None
+    domain = small_domain()
+    assert max(head_against_torch(ted, said(domain, t), domain, words) for t in TEXTS) < 1e-5
+
+
+def test_a_loaded_model_should_tag_without_building_the_torch_network(trained, tmp_path):
+    trained.save(tmp_path / "ted")
+    loaded = TEDPolicy.load(tmp_path / "ted")
+    assert [e["value"] for e in found_entities(loaded, "I want to go to london")] == ["london"]
+    assert "model_" not in loaded.__dict__  # torch builds it only to train further

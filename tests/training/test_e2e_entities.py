@@ -5,12 +5,16 @@ gets the entities TED finds in a message it answers from the words (Rasa's TED).
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from parley.data.events import EntitiesAdded
+from parley.data.events import ActionExecuted, EntitiesAdded, UserUttered
 from parley.data.importer import TrainingDataImporter
+from parley.data.tracker import DialogueStateTracker
 from parley.model_training import train
 from parley.runtime.processor import MessageProcessor, UserMessage
 from parley.serving.agent import load
@@ -138,3 +142,43 @@ def test_a_conversation_should_get_the_entities_ted_finds(model):
     assert [(e["entity"], e["value"], e["extractor"]) for e in added.entities] == [
         ("cuisine", "pizza", "TEDPolicy")]
     assert [e["value"] for e in tracker.latest_message.entities] == ["pizza"]
+
+
+def test_the_numpy_head_should_tag_as_the_torch_head_on_the_pipeline_features(model):
+    from tests.dialogue.test_ted_entities import head_against_torch
+
+    agent = load(model)
+    [ted] = agent.policies
+    largest = 0.0
+    for text in ["I could go for pizza tonight", "some sushi would be great",
+                 "I could go for tacos", "not hungry at all", "pizza"]:
+        tracker = DialogueStateTracker.from_domain("t", agent.domain)
+        for event in (ActionExecuted(action_name="action_listen"),
+                      UserUttered(text="hi", intent={"name": "greet", "confidence": 1.0}),
+                      ActionExecuted(action_name="utter_greet"),
+                      ActionExecuted(action_name="action_listen"), UserUttered(text=text)):
+            tracker.update(event)
+        largest = max(largest, head_against_torch(ted, tracker, agent.domain,
+                                                  agent.text_featurizer))
+    assert largest < 1e-5
+
+
+def test_tagging_entities_should_not_import_torch(model):
+    script = textwrap.dedent(f"""\
+        import asyncio, sys
+        from parley.data.events import EntitiesAdded
+        from parley.runtime.processor import MessageProcessor, UserMessage
+        from parley.serving.agent import load
+        processor = MessageProcessor(load({str(model)!r}), seed=0)
+        for text in ["hello", "I could go for pizza tonight"]:
+            asyncio.run(processor.handle_message(UserMessage(text)))
+        tracker = asyncio.run(processor.get_tracker("default"))
+        [added] = [e for e in tracker.events if isinstance(e, EntitiesAdded)]
+        assert [e["value"] for e in added.entities] == ["pizza"], added.entities
+        print("torch" in sys.modules)
+        """)
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -17,6 +17,19 @@ ORDER = ("intent", "text", "entities", "action_name", "action_text", "slots", "a
 
 
 @dataclass
+class EntityShape:
+    """What fixes TED's entity head's shape (``Architecture.entities``, as a dict)."""
+
+    tags: list[str]  # NO_ENTITY first
+    token_width: int  # width of a token's features
+    dense_dimension: int = 128
+    hidden_layers: list[int] | None = None
+    transformer_layers: int = 1
+    transformer_size: int = 128
+    bilou: bool = True
+
+
+@dataclass
 class Architecture:
     """What fixes TED's shape and loss (from the policy's parameters)."""
 

@@ -12,8 +12,9 @@ learns from both.
 
 :class:`EntityHead` is the network; :class:`EntityTargets` what training reads (the tags
 of each learned text); :func:`predict_entity_tags` the prediction of one text from plain
-arrays: the dialogue transformer's output row and the text's token features (what a
-numpy port needs too).
+arrays in torch (the reference the numpy head,
+:class:`parley.dialogue.neural.predictor.EntityHead`, is tested against; prediction runs
+the numpy one).
 """
 
 from __future__ import annotations
@@ -25,24 +26,15 @@ import numpy as np
 import torch
 from torch import nn
 
+# the head's shape is saved with TED's architecture (torch-free: the numpy predictor reads it)
+from parley.dialogue.neural.architecture import EntityShape
 from parley.ml.batching import pack_rows, ranges
 from parley.ml.crf import CRF
 from parley.ml.entity_tags import NO_ENTITY, bilou_moves
 from parley.ml.grouped import RandomlyConnectedLinear
 from parley.ml.layers import Dropout, FeedForward, Grid, TransformerEncoder
 
-
-@dataclass
-class EntityShape:
-    """What fixes the entity head's shape (part of TED's saved architecture)."""
-
-    tags: list[str]  # NO_ENTITY first
-    token_width: int  # width of a token's features
-    dense_dimension: int = 128
-    hidden_layers: list[int] | None = None
-    transformer_layers: int = 1
-    transformer_size: int = 128
-    bilou: bool = True
+__all__ = ["EntityHead", "EntityShape", "EntityTargets", "predict_entity_tags", "tag_vocabulary"]
 
 
 class EntityHead(nn.Module):

@@ -53,7 +53,7 @@ from parley.dialogue.policies.base import (
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import DataError, warn
 from parley.ml.entity_tags import NO_ENTITY, Span, comma_rule, decode_entities, token_tags
-from parley.ml.torch_env import import_torch, prediction_threads, seed_everything, torch_threads
+from parley.ml.torch_env import import_torch, seed_everything, torch_threads
 from parley.params import (
     AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
 )
@@ -424,21 +424,16 @@ class TEDPolicy(Policy, FinetunablePolicy):
         """Rasa's optional event of an end-to-end prediction: the entities the head finds
         in the latest user text (``output``: the dialogue transformer's row for its turn;
         the text's tokens from ``texts`` or else read by ``featurize``)."""
-        if not self.architecture_.entities:
-            return []
-        head = self.model_.entities if self.model_ is not None else None
+        head = self._predictor().entities if self.architecture_.entities else None
         text = last_user_text(states)
         if head is None or not text or text != tracker.latest_message.text:
             return []
-        from parley.dialogue.neural.entities import predict_entity_tags
-
         found = texts.tokens.get(text)
         if found is None and featurize is not None:
             found = featurize([text], self.featurizers, tokens=True).tokens.get(text)
-        if found is None or not found.spans or found.features.shape[1] != head.shape.token_width:
+        if found is None or not found.spans or found.features.shape[1] != head.token_width:
             return []
-        with prediction_threads(1):  # one message: more threads only wait on each other
-            tags, confidences = predict_entity_tags(head, output, found.features)
+        tags, confidences = head(output, found.features)  # in numpy, as the actions
         entities = decode_entities(
             text, [Span(a, b) for a, b in found.spans], {"entity": tags},
             {"entity": confidences}, bool(self.BILOU_flag), extractor=self.name,

@@ -204,7 +204,7 @@ def test_checker_should_catch_an_import_that_points_up_or_sideways(importer, imp
 @pytest.mark.parametrize(("importer", "imported"), [
     ("parley.dialogue.policies.ted", "parley.ml.layers"),
     ("parley.nlu.neural.diet", "parley.ml.training"),
-    ("parley.nlu.neural.diet", "parley.nlu.entity_tags"),
+    ("parley.nlu.neural.diet", "parley.ml.entity_tags"),
     ("parley.recipe", "parley.dialogue.registry"),
     ("parley.cli.test_cmd", "parley.nlu.evaluation"),
     ("parley.nlu.evaluation", "parley.serving.agent"),

@@ -19,7 +19,7 @@ from parley.errors import DataError
 
 __all__ = [
     "ActionExecuted", "ActionExecutionRejected", "ActionReverted", "ActiveLoop",
-    "AllSlotsReset", "BotUttered", "DefinePrevUserUtteredFeaturization", "Event",
+    "AllSlotsReset", "BotUttered", "DefinePrevUserUtteredFeaturization", "EntitiesAdded", "Event",
     "FollowupAction", "LoopInterrupted", "Restarted", "SessionStarted", "SlotSet",
     "UserUttered", "UserUtteranceReverted",
     "event_from_dict", "events_from_dicts", "events_to_dicts",
@@ -309,12 +309,30 @@ class DefinePrevUserUtteredFeaturization(Event):
         return cls(use_text_for_featurization=bool(data.get("use_text_for_featurization")))
 
 
+@dataclass
+class EntitiesAdded(Event):
+    """Entities a policy found in the latest user message (TEDPolicy's, when it predicted
+    from the message's text); the tracker adds those the message lacks to it, as Rasa's
+    does. The logged message itself stays as it was parsed."""
+
+    type_name: ClassVar[str] = "entities"
+
+    entities: list[dict[str, Any]] = field(default_factory=list)
+
+    def _body(self) -> dict[str, Any]:
+        return {"entities": copy.deepcopy(self.entities)}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        return cls(entities=[dict(e) for e in data.get("entities") or []])
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type_name: cls for cls in (
         UserUttered, ActionExecuted, BotUttered, SlotSet, ActiveLoop, Restarted,
         SessionStarted, ActionReverted, UserUtteranceReverted, AllSlotsReset,
         FollowupAction, LoopInterrupted, ActionExecutionRejected,
-        DefinePrevUserUtteredFeaturization,
+        DefinePrevUserUtteredFeaturization, EntitiesAdded,
     )
 }
 
@@ -336,6 +354,7 @@ _SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
     "loop_interrupted": {"is_interrupted": (bool,)},
     "action_execution_rejected": {"name": (str,), "policy": (str,), "confidence": _NUMBER},
     "user_featurization": {"use_text_for_featurization": (bool,)},
+    "entities": {"entities": (list,)},
 }
 _PARSE_DATA: dict[str, tuple[type, ...]] = {
     "intent": (dict,), "entities": (list,), "text": (str,), "message_id": (str,),
@@ -370,6 +389,8 @@ def _check_shape(name: str, data: dict[str, Any], prefix: str) -> None:
                             f"{str(intent.get('name'))[:40]!r}.")
         if not all(isinstance(e, dict) for e in parse.get("entities") or []):
             raise DataError(f"{where}entities must be objects (entity, value, start, end).")
+    if name == "entities" and not all(isinstance(e, dict) for e in data.get("entities") or []):
+        raise DataError(f"{where}entities must be objects (entity, value, start, end).")
 
 
 def event_from_dict(data: Any, where: str = "") -> Event:

@@ -18,13 +18,14 @@ turn shows (those its intent uses).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from parley.data.domain import Domain, Slot
 from parley.data.events import (
     ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop, AllSlotsReset,
-    DefinePrevUserUtteredFeaturization, Event, FollowupAction, LoopInterrupted, Restarted,
+    DefinePrevUserUtteredFeaturization, EntitiesAdded, Event, FollowupAction, LoopInterrupted, Restarted,
     SessionStarted, SlotSet, UserUttered, UserUtteranceReverted,
 )
 
@@ -218,6 +219,12 @@ class DialogueStateTracker:
             self.latest_message = event
             self.latest_message_uses_text = None
             self.followup_action = None
+        elif isinstance(event, EntitiesAdded):
+            # a copy: the logged UserUttered keeps what NLU parsed (Rasa's does too)
+            added = [e for e in event.entities if e not in self.latest_message.entities]
+            if added and not self.latest_message.is_empty():
+                self.latest_message = dataclasses.replace(
+                    self.latest_message, entities=[*self.latest_message.entities, *added])
         elif isinstance(event, DefinePrevUserUtteredFeaturization):
             # only right after the message (a user turn is followed by action_listen)
             if self.latest_action.get(ACTION_NAME) == ACTION_LISTEN and \

@@ -21,7 +21,7 @@ _MARGINAL_TOLERANCE = 1e-3
 
 class CRFDecoder:
     """A trained CRF's transitions (from → to), with the moves, starts and ends allowed
-    (:func:`parley.nlu.entity_tags.bilou_moves`; all when not given)."""
+    (:func:`parley.ml.entity_tags.bilou_moves`; all when not given)."""
 
     def __init__(self, transitions: np.ndarray, allowed: Sequence[Sequence[bool]] | None = None,
                  may_start: Sequence[bool] | None = None,

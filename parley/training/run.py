@@ -45,7 +45,7 @@ from parley.training.blame import blamed_on
 from parley.training.fingerprints import core_domain_fingerprint, input_fingerprints, labels
 from parley.training.request import TrainingRequest
 from parley.training.text_features import (
-    PipelineTextFeaturizer, featurizes_text, reads_texts, story_texts)
+    PipelineTextFeaturizer, featurizes_text, reads_texts, story_texts, tagged_user_texts)
 
 logger = logging.getLogger(__name__)
 
@@ -146,8 +146,14 @@ class TrainingRun:
                     components.append(cls.load(dirs[node.name]))
         featurizer = PipelineTextFeaturizer(components)
         texts = story_texts(self.importer.stories)
-        return {name: featurizer(texts, node.params.get("featurizers"))
-                for name, node in readers.items()}
+        tagged = tagged_user_texts(self.importer.stories)  # their tokens: for entity tagging
+        out = {}
+        for name, node in readers.items():
+            origins = node.params.get("featurizers")
+            out[name] = featurizer(texts, origins)
+            if tagged:
+                out[name] = out[name].merged(featurizer(tagged, origins, tokens=True))
+        return out
 
     def node_dirs(self, workdir: Path, runner: Runner | None = None) -> dict[str, Path]:
         """Train or restore every node; returns where each one's files are."""

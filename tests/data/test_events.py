@@ -6,7 +6,8 @@ import pytest
 
 from parley.data.events import (
     EVENT_TYPES, ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop,
-    AllSlotsReset, BotUttered, DefinePrevUserUtteredFeaturization, Event, FollowupAction,
+    AllSlotsReset, BotUttered, DefinePrevUserUtteredFeaturization, EntitiesAdded, Event,
+    FollowupAction,
     LoopInterrupted, Restarted, SessionStarted, SlotSet, UserUttered, UserUtteranceReverted,
     event_from_dict, events_from_dicts, events_to_dicts,
 )
@@ -33,6 +34,8 @@ EVENTS: list[Event] = [
     LoopInterrupted(is_interrupted=True),
     ActionExecutionRejected(action_name="booking_form", policy="RulePolicy", confidence=1.0),
     DefinePrevUserUtteredFeaturization(use_text_for_featurization=True),
+    EntitiesAdded(entities=[{"entity": "cuisine", "value": "sushi", "start": 6, "end": 11,
+                             "extractor": "TEDPolicy"}]),
 ]
 
 
@@ -62,9 +65,25 @@ def test_event_dicts_should_use_rasa_names_and_keys():
     assert loop == {"event": "active_loop", "name": "booking_form", "metadata": {}}
     assert [e.to_dict()["event"] for e in EVENTS[7:]] == [
         "restart", "session_started", "undo", "rewind", "followup", "reset_slots",
-        "loop_interrupted", "action_execution_rejected", "user_featurization"]
-    assert EVENTS[-1].to_dict() == {"event": "user_featurization",
+        "loop_interrupted", "action_execution_rejected", "user_featurization", "entities"]
+    assert EVENTS[-2].to_dict() == {"event": "user_featurization",
                                     "use_text_for_featurization": True, "metadata": {}}
+    assert EVENTS[-1].to_dict()["entities"][0]["value"] == "sushi"
+
+
+def test_entities_added_should_extend_the_latest_message_not_the_logged_one():
+    from parley.data.domain import Domain
+    from parley.data.tracker import DialogueStateTracker
+
+    domain = Domain.from_yaml('version: "3.1"\nintents: [eat]\nentities: [cuisine]\n')
+    parsed = UserUttered(text="some sushi", entities=[{"entity": "x", "value": "some"}])
+    tracker = DialogueStateTracker.from_domain("t", domain, [parsed])
+    sushi = {"entity": "cuisine", "value": "sushi", "start": 5, "end": 10}
+    tracker.update(EntitiesAdded(entities=[sushi, {"entity": "x", "value": "some"}]))
+    assert tracker.latest_message.entities == [{"entity": "x", "value": "some"}, sushi]
+    assert parsed.entities == [{"entity": "x", "value": "some"}]
+    with pytest.raises(DataError, match="entities must be objects"):
+        event_from_dict({"event": "entities", "entities": ["sushi"]})
 
 
 def test_events_should_read_rasa_json_with_timestamps():

@@ -47,12 +47,18 @@ def torch_similarities(policy: TEDPolicy, inputs: dict[str, np.ndarray],
                        histories: list[range]) -> np.ndarray:
     """The dialogues' similarities to every label by the torch network, in evaluation mode
     (what TED's and UnexpecTED's predictions computed before the numpy predictor)."""
+    return torch_forward(policy, inputs, histories)[0]
+
+
+def torch_forward(policy: TEDPolicy, inputs: dict[str, np.ndarray],
+                  histories: list[range]) -> tuple[np.ndarray, np.ndarray]:
+    """The similarities and the dialogue transformer's outputs (what the heads read)."""
     model = policy.model_.eval()
     dialogues = Dialogues.build(inputs, [list(h) for h in histories], policy.architecture_.causal)
     with torch.inference_mode():
         labels = model.label_embeddings(policy._label_inputs())
-        embedded = model.dialogue_embeddings(dialogues.batch(np.arange(len(histories))))
-        return (embedded @ labels.t()).numpy()
+        outputs = model.dialogue_outputs(dialogues.batch(np.arange(len(histories))))
+        return (model.embed_dialogues(outputs) @ labels.t()).numpy(), outputs.numpy()
 
 
 class Compared:
@@ -74,15 +80,16 @@ class Compared:
 
     def predict_rows(self, rows, histories):
         mine = self.predictor.predict_rows(rows, histories)
-        reference = torch_similarities(self.policy, self.inputs, list(histories))
+        reference, outputs = torch_forward(self.policy, self.inputs, list(histories))
         self.calls += 1
         self.most_variants = max(self.most_variants, len(histories))
-        self.largest = max(self.largest, float(np.abs(mine.similarities - reference).max()))
+        self.largest = max(self.largest, float(np.abs(mine.similarities - reference).max()),
+                           float(np.abs(mine.outputs - outputs).max()))
         self.same_best &= bool((mine.similarities.argmax(1) == reference.argmax(1)).all())
         if not self.use_torch:
             return mine
         confidences = torch.softmax(torch.from_numpy(reference), dim=-1).numpy()
-        return type(mine)(reference, confidences)
+        return type(mine)(reference, confidences, outputs)
 
 
 def checks(report) -> list:

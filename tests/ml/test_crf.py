@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="parley.ml needs PyTorch (pip install 'parley[torch]')")
 
 from parley.ml.crf import CRF  # noqa: E402
-from parley.nlu.entity_tags import bilou_moves  # noqa: E402  (a real constraint set)
+from parley.ml.entity_tags import bilou_moves  # noqa: E402  (a real constraint set)
 
 # Five entities' BILOU tags and O: 21 tags.
 BILOU_NAMES = ["O"] + [f"{p}-{e}" for e in "abcde" for p in "BILU"]

@@ -69,7 +69,7 @@ def test_sparse_dense_sums_the_weight_rows_of_each_row(entries):
 @pytest.mark.parametrize("scale", [1.0, 200.0])  # 200: the probability-space pass underflows
 def test_crf_decoder_matches_the_torch_crf(scale):
     from parley.ml.crf import CRF
-    from parley.nlu.entity_tags import bilou_moves
+    from parley.ml.entity_tags import bilou_moves
 
     names = ["O", "B-a", "I-a", "L-a", "U-a", "B-b", "L-b", "U-b"]
     allowed, may_start, may_end = bilou_moves(names)

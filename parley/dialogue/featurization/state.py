@@ -32,8 +32,8 @@ from parley.data.tracker import (
     ACTIVE_LOOP, PREVIOUS_ACTION, SHOULD_NOT_BE_SET, SLOTS, USER, DomainView, State,
 )
 
-__all__ = ["ATTRIBUTES", "StateFeaturizer", "TextFeatures", "TextFeaturizer", "last_user_text",
-           "shown_texts"]
+__all__ = ["ATTRIBUTES", "StateFeaturizer", "TextFeatures", "TextFeaturizer", "TextTokens",
+           "last_user_text", "shown_texts"]
 
 INTENT = "intent"
 TEXT = "text"
@@ -44,18 +44,31 @@ ACTION_TEXT = "action_text"
 ATTRIBUTES = (INTENT, TEXT, ENTITIES, ACTION_NAME, ACTION_TEXT, SLOTS, ACTIVE_LOOP)
 
 
+@dataclass(frozen=True)
+class TextTokens:
+    """A text's tokens as a policy that tags entities needs them: each token's character
+    offsets (``spans``) and its features (``features``: tokens × width, the featurizers'
+    sequence features side by side, dense)."""
+
+    spans: tuple[tuple[int, int], ...]
+    features: np.ndarray
+
+
 @dataclass
 class TextFeatures:
     """What the NLU pipeline's featurizers make of texts (user messages and bot utterances
     of end-to-end stories), as plain arrays: the dialogue side never sees NLU's types.
 
     ``vectors``: a sentence vector per text, ``dim`` wide (the featurizers' sentence
-    features side by side). Made by the layers above (training for the stories' texts, the
-    loaded model for each new message); see :class:`TextFeaturizer`.
+    features side by side). ``tokens``: for the texts asked with ``tokens=True`` (user
+    texts whose entities TEDPolicy learns to tag), their :class:`TextTokens`. Made by the
+    layers above (training for the stories' texts, the loaded model for each new message);
+    see :class:`TextFeaturizer`.
     """
 
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     dim: int = 0
+    tokens: dict[str, TextTokens] = field(default_factory=dict)
 
     def get(self, text: str) -> np.ndarray:
         found = self.vectors.get(text)
@@ -69,27 +82,29 @@ class TextFeatures:
 
     def merged(self, other: TextFeatures | None) -> TextFeatures:
         """These features and ``other``'s (which must be as wide) for texts not here."""
-        if not other or not other.vectors:
+        if not other or not (other.vectors or other.tokens):
             return self
         if self.dim and other.dim != self.dim:
             raise ValueError(f"text features {other.dim} wide do not fit {self.dim}: the NLU "
                              "pipeline that made them is not the one the policy learned with")
-        return TextFeatures({**other.vectors, **self.vectors}, self.dim or other.dim)
+        return TextFeatures({**other.vectors, **self.vectors}, self.dim or other.dim,
+                            {**other.tokens, **self.tokens})
 
     def only(self, texts: Iterable[str]) -> TextFeatures:
         """The features of ``texts`` alone (those known)."""
-        return TextFeatures({t: self.vectors[t] for t in dict.fromkeys(texts)
-                             if t in self.vectors}, self.dim)
+        wanted = list(dict.fromkeys(texts))
+        return TextFeatures({t: self.vectors[t] for t in wanted if t in self.vectors}, self.dim,
+                            {t: self.tokens[t] for t in wanted if t in self.tokens})
 
 
 class TextFeaturizer(Protocol):
     """Texts → their :class:`TextFeatures`, by the NLU pipeline's tokenizers and
-    featurizers (only those named in ``featurizers``, when given; all for None or ``[]``).
-    The serving and training layers implement it; policies call it for texts they have not
-    seen (a new user message)."""
+    featurizers (only those named in ``featurizers``, when given; all for None or ``[]``);
+    with ``tokens``, each text's :class:`TextTokens` too. The serving and training layers
+    implement it; policies call it for texts they have not seen (a new user message)."""
 
-    def __call__(self, texts: Sequence[str],
-                 featurizers: Sequence[str] | None = None) -> TextFeatures: ...
+    def __call__(self, texts: Sequence[str], featurizers: Sequence[str] | None = None,
+                 tokens: bool = False) -> TextFeatures: ...
 
 
 @dataclass

@@ -6,6 +6,7 @@ predictor (:mod:`parley.dialogue.neural.predictor`) reads it when a model is loa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 # Attributes whose dense vectors are encoded into encoding_dimension (Rasa's
 # SENTENCE_FEATURES_TO_ENCODE): each pair shares one position of the state.
@@ -13,6 +14,19 @@ ENCODED = {"intent": "user", "text": "user", "action_name": "action", "action_te
 # The attributes in the order a state's row lays them out (saved widths come back from JSON
 # with their keys sorted: the order must not depend on them).
 ORDER = ("intent", "text", "entities", "action_name", "action_text", "slots", "active_loop")
+
+
+@dataclass
+class EntityShape:
+    """What fixes TED's entity head's shape (``Architecture.entities``, as a dict)."""
+
+    tags: list[str]  # NO_ENTITY first
+    token_width: int  # width of a token's features
+    dense_dimension: int = 128
+    hidden_layers: list[int] | None = None
+    transformer_layers: int = 1
+    transformer_size: int = 128
+    bilou: bool = True
 
 
 @dataclass
@@ -48,3 +62,6 @@ class Architecture:
     negative_margin_scale: float = 0.8
     scale_loss: bool = True
     constrain_similarities: bool = False
+    # The entity head's shape (``EntityShape`` as a dict); None: no entity recognition.
+    entities: dict[str, Any] | None = None
+    unidirectional_encoder: bool = False  # the text transformer's (entity head)

@@ -11,6 +11,10 @@ The output at each row read is embedded (``embedding_dimension``) and compared w
 embedding of every action (its name one-hot, and its text for bot utterances of end-to-end
 stories) by the similarity loss of :mod:`parley.ml.similarity`. The layers are Rasa's
 randomly connected ones (``connection_density``; see ``RandomlyConnectedLinear``).
+
+With ``entities`` (end-to-end stories that annotate entities in user texts) the model
+also has :class:`~parley.dialogue.neural.entities.EntityHead`, which tags a user text's
+tokens from the dialogue transformer's output for its turn (:meth:`dialogue_outputs`).
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 # Architecture and the attribute layout live in a torch-free module (prediction reads them).
 from parley.dialogue.neural.architecture import ENCODED, ORDER, Architecture
+from parley.dialogue.neural.entities import EntityHead, EntityShape
 from parley.ml.grouped import RandomlyConnectedLinear
 from parley.ml.layers import Dropout, FeedForward, Grid, TransformerEncoder
 from parley.ml.similarity import label_loss
@@ -43,6 +49,8 @@ class DialogueBatch:
     grid: Grid
     keep: torch.Tensor
     labels: torch.Tensor | None = None
+    # the state (row of the dialogues' state table) of each row read, in ``keep``'s order
+    read_states: np.ndarray | None = None
 
 
 class AttributeEncoder(nn.Module):
@@ -116,18 +124,34 @@ class TEDModel(nn.Module):
             width = arch.transformer_size
         self.embed_dialogue = nn.Linear(width, arch.embedding_dimension)
         self.embed_label = nn.Linear(self.labels.width, arch.embedding_dimension)
+        self.entities: EntityHead | None = None
+        if arch.entities:
+            self.entities = EntityHead(
+                EntityShape(**arch.entities), width, attention_heads=arch.attention_heads,
+                drop_rate=arch.drop_rate, drop_rate_attention=arch.drop_rate_attention,
+                connection_density=arch.connection_density,
+                key_relative_attention=arch.key_relative_attention,
+                value_relative_attention=arch.value_relative_attention,
+                max_relative_position=arch.max_relative_position,
+                unidirectional=arch.unidirectional_encoder)
 
-    def dialogue_embeddings(self, batch: DialogueBatch) -> torch.Tensor:
-        """The embedding of each row read of ``batch`` (rows × embedding_dimension).
+    def dialogue_outputs(self, batch: DialogueBatch) -> torch.Tensor:
+        """The dialogue transformer's output at each row read of ``batch`` (what the
+        entity head reads too).
 
         Each distinct state of the batch is encoded once and its row copied to every place
         it holds (in training, one dropout mask per state and step)."""
         rows = self.states(batch.states)[batch.row_states]
         if self.encoder is not None:
-            out = F.gelu(self.encoder(rows, batch.grid, batch.keep))
-        else:
-            out = rows[batch.keep]
-        return self._normalised(self.embed_dialogue(out))
+            return F.gelu(self.encoder(rows, batch.grid, batch.keep))
+        return rows[batch.keep]
+
+    def embed_dialogues(self, outputs: torch.Tensor) -> torch.Tensor:
+        return self._normalised(self.embed_dialogue(outputs))
+
+    def dialogue_embeddings(self, batch: DialogueBatch) -> torch.Tensor:
+        """The embedding of each row read of ``batch`` (rows × embedding_dimension)."""
+        return self.embed_dialogues(self.dialogue_outputs(batch))
 
     def label_embeddings(self, label_inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         return self._normalised(self.embed_label(self.labels(label_inputs)))

@@ -6,10 +6,12 @@ importing PyTorch.
 evaluation mode, from the same state vectors
 (:meth:`parley.dialogue.featurization.state.StateFeaturizer.encode`). It is laid out as the
 network is: the state encoder and the dialogue transformer give each dialogue's output at the
-row it is read, and each *head* reads those outputs — today the :class:`SimilarityHead`
-(similarity to every label: actions for TED, intents for UnexpecTED); a head for what else
-the network learns takes its place beside it. The blocks are :mod:`parley.ml.numpy_net`'s,
-with TED's randomly connected layers (:class:`~parley.ml.numpy_net.MaskedDense`).
+row it is read, and each *head* reads those outputs: the :class:`SimilarityHead`
+(similarity to every label: actions for TED, intents for UnexpecTED) and, when TED learned
+to tag entities in end-to-end user texts, the :class:`EntityHead` (a text's tokens through
+the text transformer, beside the dialogue's output, tagged by the CRF's Viterbi path,
+:mod:`parley.ml.crf_numpy`). The blocks are :mod:`parley.ml.numpy_net`'s, with TED's
+randomly connected layers (:class:`~parley.ml.numpy_net.MaskedDense`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from parley.dialogue.neural.architecture import ENCODED, ORDER, Architecture
+from parley.dialogue.neural.architecture import ENCODED, ORDER, Architecture, EntityShape
+from parley.ml.crf_numpy import CRFDecoder
+from parley.ml.entity_tags import bilou_moves
 from parley.ml.numpy_net import (
-    F32, Dense, FeedForward, MaskedDense, TransformerEncoder, blas_threads, gelu,
+    F32, Dense, FeedForward, MaskedDense, TransformerEncoder, array, blas_threads, gelu,
     softmax,
 )
 
@@ -92,6 +96,58 @@ class SimilarityHead:
         return self._normalised(self.embed_dialogue(outputs)) @ self.labels
 
 
+class EntityHead:
+    """:class:`parley.dialogue.neural.entities.EntityHead` (weights under ``entities.``): a
+    user text's token features through the dense layer(s) and the text transformer, each
+    token's output beside the dialogue transformer's output for the text's turn, a score per
+    tag, and the CRF's Viterbi tags with their marginal probabilities."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], arch: Architecture,
+                 dialogue_width: int) -> None:
+        assert arch.entities is not None
+        shape = EntityShape(**arch.entities)
+        self.tags = list(shape.tags)
+        self.token_width = shape.token_width
+        sizes = [shape.dense_dimension, *(shape.hidden_layers or [])]
+        # a hidden stack is a FeedForward (GELU after each layer), else one Linear
+        self.dense = (FeedForward(arrays, "entities.dense", shape.token_width, sizes, 1.0)
+                      if len(sizes) > 1 else
+                      Dense(arrays, "entities.dense", shape.token_width, shape.dense_dimension))
+        width = sizes[-1]
+        self.encoder: TransformerEncoder | None = None
+        if shape.transformer_layers > 0:
+            self.encoder = TransformerEncoder(
+                arrays, "entities.encoder", width, shape.transformer_layers,
+                shape.transformer_size, arch.attention_heads, arch.connection_density,
+                arch.key_relative_attention, arch.value_relative_attention,
+                arch.max_relative_position, unidirectional=arch.unidirectional_encoder,
+                linear=MaskedDense)
+            width = shape.transformer_size
+        self.dialogue_width = dialogue_width
+        self.logits = Dense(arrays, "entities.logits", width + dialogue_width, len(self.tags))
+        n = len(self.tags)
+        # only whole spans with BILOU tags (the torch CRF's constrain, not saved: rebuilt)
+        moves = bilou_moves(self.tags) if shape.bilou else (None, None, None)
+        self.crf = CRFDecoder(array(arrays, "entities.crf.transitions", (n, n)), *moves)
+
+    def __call__(self, dialogue: np.ndarray, tokens: np.ndarray
+                 ) -> tuple[list[str], list[float]]:
+        """The tags of one text and each one's confidence: ``dialogue`` the dialogue
+        transformer's output for the text's turn (one row), ``tokens`` the text's token
+        features (tokens × width)."""
+        if not len(tokens):
+            return [], []
+        with blas_threads(1):  # one message: its products are too small to share
+            x = self.dense(np.asarray(tokens, dtype=F32))
+            if self.encoder is not None:
+                x = self.encoder(x[None])[0]
+            context = np.broadcast_to(np.asarray(dialogue, dtype=F32).reshape(1, -1),
+                                      (len(x), self.dialogue_width))
+            emissions = self.logits(np.concatenate([x, context], axis=1))
+            ids, confidences = self.crf.decode(emissions[None])
+        return [self.tags[i] for i in ids[0]], [float(c) for c in confidences[0]]
+
+
 @dataclass
 class Predicted:
     """What the network says about a list of dialogues: each one's similarity to every
@@ -99,6 +155,7 @@ class Predicted:
 
     similarities: np.ndarray  # dialogues × labels
     confidences: np.ndarray
+    outputs: np.ndarray  # dialogues × width: the dialogue transformer's (what heads read)
 
 
 # Encoded states kept per predictor (see TEDPredictor.rows); past this many it starts afresh.
@@ -130,6 +187,7 @@ class TEDPredictor:
                 unidirectional=arch.causal, linear=MaskedDense)
             width = arch.transformer_size
         self.similarity = SimilarityHead(arrays, arch, width, label_inputs)
+        self.entities = EntityHead(arrays, arch, width) if arch.entities else None
         self.kept: dict[Hashable, np.ndarray] = {}
 
     def _zeros(self, rows: int) -> dict[str, np.ndarray]:
@@ -181,8 +239,9 @@ class TEDPredictor:
         """As :meth:`predict`, from the states' rows (:meth:`encode_states`, :meth:`rows`)."""
         # one BLAS thread: a dialogue's products are too small to share (see blas_threads)
         with blas_threads(1):
-            similarities = self.similarity(self.outputs(rows, histories))
-        return Predicted(similarities, softmax(similarities.copy()))
+            outputs = self.outputs(rows, histories)
+            similarities = self.similarity(outputs)
+        return Predicted(similarities, softmax(similarities.copy()), outputs)
 
     def outputs(self, rows: np.ndarray, histories: Sequence[Sequence[int]]) -> np.ndarray:
         """Each dialogue's transformer output (after GELU) at its deciding row: dialogues ×

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from parley.dialogue.neural.entities import EntityTargets
 from parley.dialogue.neural.model import DialogueBatch, TEDModel
 from parley.ml.batching import pack_rows, ranges
 from parley.ml.layers import Grid
@@ -77,18 +78,22 @@ class Dialogues:
         padding = len(next(iter(self.inputs.values()))) - 1
         row_states = np.full(len(positions), padding, dtype=np.int64)
         rows = ranges(first_row, lengths)
-        row_states[rows] = np.concatenate([self.histories[i] for i in index])
+        in_order = np.concatenate([self.histories[i] for i in index])
+        row_states[rows] = in_order
         used, row_states = np.unique(row_states, return_inverse=True)
         labels = None
         if self.row_labels is not None:
             all_labels = np.concatenate([self.row_labels[i] for i in index])
             keep = rows[all_labels >= 0]
+            read = in_order[all_labels >= 0]
             labels = torch.from_numpy(all_labels[all_labels >= 0])
         else:
             keep = first_row + lengths - 1 if self.causal else first_row
+            starts = np.cumsum(lengths) - lengths
+            read = in_order[starts + lengths - 1 if self.causal else starts]
         states = {k: torch.from_numpy(v[used]) for k, v in self.inputs.items()}
         return DialogueBatch(states, torch.from_numpy(row_states.reshape(-1)),
-                             Grid(chunks, positions), torch.from_numpy(keep), labels)
+                             Grid(chunks, positions), torch.from_numpy(keep), labels, read)
 
 
 class TEDTrainer(Trainer):
@@ -99,19 +104,28 @@ class TEDTrainer(Trainer):
 
     def __init__(self, model: TEDModel, dialogues: Dialogues,
                  label_inputs: dict[str, torch.Tensor], schedule: Schedule, seed: int,
-                 description: str = "Epochs") -> None:
+                 description: str = "Epochs", entities: EntityTargets | None = None) -> None:
         super().__init__(model, dialogues, dialogues.example_labels(), schedule, seed,
                          description)
         self.label_inputs = label_inputs
+        self.entities = entities  # the tags to learn (the model has an entity head)
 
     def losses(self, index: np.ndarray, training: bool) -> tuple[torch.Tensor, dict[str, float]]:
         # (row_quantum stays 1: TED's products are float32, see TEDModel)
         batch = self.table.batch(index)
         assert batch.labels is not None
-        dialogues = self.model.dialogue_embeddings(batch)
+        outputs = self.model.dialogue_outputs(batch)
+        dialogues = self.model.embed_dialogues(outputs)
         labels = self.model.label_embeddings(self.label_inputs)
         loss, accuracy = self.model.loss(dialogues, batch.labels, labels)
-        return loss, {"t_loss": float(loss.detach()), "acc": float(accuracy)}
+        metrics = {"t_loss": float(loss.detach()), "acc": float(accuracy)}
+        if self.entities is not None and self.model.entities is not None:
+            assert batch.read_states is not None
+            entity_loss = self.entities.loss(self.model.entities, outputs, batch.read_states)
+            if entity_loss is not None:  # a batch whose turns show no learned text: none
+                loss = loss + entity_loss
+                metrics["e_loss"] = float(entity_loss.detach())
+        return loss, metrics
 
     @torch.no_grad()
     def evaluate(self, index: np.ndarray) -> dict[str, float]:

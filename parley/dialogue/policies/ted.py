@@ -16,23 +16,31 @@ Differences from Rasa, on purpose (docs/dialogue-policies.md has the table):
 - End-to-end texts (``user:`` without an intent, ``bot:``) are read by the NLU pipeline's
   sentence features (``TextFeatures``, handed to ``fit`` by the training run and, for new
   messages, read through the ``featurize`` that :meth:`TEDPolicy.predict_with_texts`
-  gets); there is no text transformer over their token features, so the text-transformer
-  keys and ``concat_dimension`` have no effect, and no entity recognition on them yet
-  (``entity_recognition``, ``BILOU_flag``, ``split_entities_by_comma`` are accepted).
+  gets); the dialogue reads a text by its sentence features, not through a text
+  transformer over its tokens, so ``concat_dimension`` has no effect and the text
+  transformer keys (``text`` of ``transformer_size`` …) serve only entity recognition.
+- Entity recognition (``entity_recognition``, ``BILOU_flag``, ``split_entities_by_comma``,
+  Rasa's meanings and defaults) learns the entities annotated in ``user:`` texts
+  (:mod:`parley.dialogue.neural.entities`); an end-to-end prediction returns those it finds
+  in the latest message as an optional ``EntitiesAdded`` event. Its tag set is the tags
+  the stories use (Rasa's: every entity of the domain), and as in DIET the CRF allows only
+  whole BILOU spans. Like Rasa's, it is off when no user text annotates an entity.
 - ``tensorboard_log_directory`` is not supported (a warning).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from parley.component import finetune_epochs
 from parley.data.domain import Domain
-from parley.data.tracker import ACTION_LISTEN, DialogueStateTracker
+from parley.data.events import EntitiesAdded, Event, UserUttered
+from parley.data.message import Entity
+from parley.data.tracker import ACTION_LISTEN, TEXT, USER, DialogueStateTracker
 from parley.dialogue.featurization.state import (
     StateFeaturizer, TextFeatures, TextFeaturizer, last_user_text, shown_texts,
 )
@@ -44,6 +52,7 @@ from parley.dialogue.policies.base import (
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import DataError, warn
+from parley.ml.entity_tags import NO_ENTITY, Span, comma_rule, decode_entities, token_tags
 from parley.ml.torch_env import import_torch, seed_everything, torch_threads
 from parley.params import (
     AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
@@ -53,6 +62,7 @@ if TYPE_CHECKING:
     from typing import Self
 
     from parley.dialogue.featurization.trackers import Examples
+    from parley.dialogue.neural.entities import EntityTargets
     from parley.dialogue.neural.model import Architecture, TEDModel
     from parley.dialogue.neural.predictor import Predicted, TEDPredictor
 
@@ -85,10 +95,11 @@ def _sizes(limit: int, low: int = 1) -> Constraint:
 
 
 def _heads_divide_size(size: Any, layers: Any, heads: int) -> str | None:
-    units = _per_attribute(size, TRANSFORMER_SIZE)[DIALOGUE]
-    if _per_attribute(layers, TRANSFORMER_LAYERS)[DIALOGUE] and units % heads:
-        return (f"the dialogue transformer_size ({units}) must be a multiple of "
-                f"number_of_attention_heads ({heads}).")
+    for part in (DIALOGUE, "text"):  # the text transformer: entity recognition's
+        units = _per_attribute(size, TRANSFORMER_SIZE)[part]
+        if _per_attribute(layers, TRANSFORMER_LAYERS)[part] and units % heads:
+            return (f"the {part} transformer_size ({units}) must be a multiple of "
+                    f"number_of_attention_heads ({heads}).")
     return None
 
 
@@ -298,7 +309,20 @@ class TEDPolicy(Policy, FinetunablePolicy):
             maximum_negative_similarity=self.maximum_negative_similarity,
             use_maximum_negative_similarity=self.use_maximum_negative_similarity,
             negative_margin_scale=self.negative_margin_scale, scale_loss=self.scale_loss,
-            constrain_similarities=self.constrain_similarities)
+            constrain_similarities=self.constrain_similarities,
+            unidirectional_encoder=self.unidirectional_encoder)
+
+    def _entity_shape(self, tags: list[str], token_width: int) -> dict[str, Any]:
+        """The entity head's shape (``EntityShape``'s fields) from the text keys."""
+        hidden = {**HIDDEN_LAYERS, **self.hidden_layers_sizes}.get("text", [])
+        return {"tags": tags, "token_width": token_width,
+                "dense_dimension": _per_attribute(self.dense_dimension, DENSE_DIMENSION)["text"],
+                "hidden_layers": list(hidden),
+                "transformer_layers": _per_attribute(self.number_of_transformer_layers,
+                                                     TRANSFORMER_LAYERS)["text"],
+                "transformer_size": _per_attribute(self.transformer_size,
+                                                   TRANSFORMER_SIZE)["text"],
+                "bilou": bool(self.BILOU_flag)}
 
     # --- training --------------------------------------------------------------------------
     def _examples(self, trackers: Sequence[DialogueStateTracker], domain: Domain) -> Examples:
@@ -328,15 +352,93 @@ class TEDPolicy(Policy, FinetunablePolicy):
         self.featurizer_ = StateFeaturizer.from_domain(
             domain, text_features.dim if text_features else 0)
         self._learn_texts(examples, text_features)
+        tagged = self._tagged_texts(trackers, examples, None)
         self.architecture_ = self._architecture(self.featurizer_)
+        if tagged is not None:
+            self.architecture_ = replace(self.architecture_,
+                                         entities=self._entity_shape(tagged[2], tagged[3]))
         seed_everything(self._seed())
         self.model_: TEDModel | None = TEDModel(self.architecture_)
         if not examples.histories:
             warn(f"{self.name} has no stories to learn from; it will predict nothing.")
             self.model_ = None
             return self
-        self._train(examples, self.epochs)
+        self._train(examples, self.epochs, self._entity_targets(examples, tagged))
         return self
+
+    # --- entity recognition ----------------------------------------------------------------
+    def _tagged_texts(self, trackers: Sequence[DialogueStateTracker], examples: Examples,
+                      tags: list[str] | None
+                      ) -> tuple[dict[str, int], list[list[str]], list[str], int] | None:
+        """The user texts whose entities TED learns to tag (those the examples show, with
+        tokens), each text's tags, the tag set (``tags``: a trained head's), and the token
+        width; None without entity recognition (off, or no text annotates an entity)."""
+        if not self.entity_recognition:
+            return None
+        features = self.text_features_
+        annotated = _annotated_entities(trackers)
+        shown = [t for t in shown_texts(examples.table.states)[0]
+                 if t in features.tokens and features.tokens[t].spans]
+        per_text = [token_tags(_Annotated(annotated.get(t, [])),
+                               [Span(a, b) for a, b in features.tokens[t].spans],
+                               "entity", bool(self.BILOU_flag)) for t in shown]
+        if tags is None:
+            if not any(tag != NO_ENTITY for found in per_text for tag in found):
+                return None  # Rasa turns entity recognition off then
+            from parley.dialogue.neural.entities import tag_vocabulary
+
+            tags = tag_vocabulary(per_text)
+        unknown = sorted({t for found in per_text for t in found} - set(tags))
+        if unknown:
+            warn(f"{self.name}: the stories tag {', '.join(unknown)}, which the model did "
+                 "not learn before finetuning; those tokens are learned as no entity.")
+        widths = {features.tokens[t].features.shape[1] for t in shown}
+        if len(widths) != 1 or not min(widths):  # no tokens, or featurizers that disagree
+            return None
+        return {t: i for i, t in enumerate(shown)}, per_text, tags, widths.pop()
+
+    def _entity_targets(self, examples: Examples,
+                        tagged: tuple[dict[str, int], list[list[str]], list[str], int] | None
+                        ) -> EntityTargets | None:
+        """What training reads: the text each state of the table shows, its tokens, tags."""
+        if tagged is None or self.model_ is None or self.model_.entities is None:
+            return None
+        from parley.dialogue.neural.entities import EntityTargets
+
+        texts, per_text, tags, _ = tagged
+        ids = {tag: i for i, tag in enumerate(tags)}
+        shown: dict[int, int] = {}
+        for state_id, state in enumerate(examples.table.states):
+            user = state.get(USER, {})
+            if not user.get("intent") and user.get(TEXT) in texts:
+                shown[state_id] = texts[user[TEXT]]
+        order = sorted(texts, key=texts.__getitem__)
+        return EntityTargets.build(
+            len(examples.table), shown,
+            [self.text_features_.tokens[t].features for t in order],
+            [[ids.get(tag, 0) for tag in found] for found in per_text])
+
+    def _entities_found(self, tracker: DialogueStateTracker, states: list[Any],
+                        output: np.ndarray, texts: TextFeatures,
+                        featurize: TextFeaturizer | None) -> list[Event]:
+        """Rasa's optional event of an end-to-end prediction: the entities the head finds
+        in the latest user text (``output``: the dialogue transformer's row for its turn;
+        the text's tokens from ``texts`` or else read by ``featurize``)."""
+        head = self._predictor().entities if self.architecture_.entities else None
+        text = last_user_text(states)
+        if head is None or not text or text != tracker.latest_message.text:
+            return []
+        found = texts.tokens.get(text)
+        if found is None and featurize is not None:
+            found = featurize([text], self.featurizers, tokens=True).tokens.get(text)
+        if found is None or not found.spans or found.features.shape[1] != head.token_width:
+            return []
+        tags, confidences = head(output, found.features)  # in numpy, as the actions
+        entities = decode_entities(
+            text, [Span(a, b) for a, b in found.spans], {"entity": tags},
+            {"entity": confidences}, bool(self.BILOU_flag), extractor=self.name,
+            split_by_comma=comma_rule(self.split_entities_by_comma))
+        return [EntitiesAdded(entities=entities)] if entities else []
 
     def _learn_texts(self, examples: Examples, text_features: TextFeatures | None) -> None:
         """Keep the features of the texts the examples show (and of the bot texts among the
@@ -366,11 +468,18 @@ class TEDPolicy(Policy, FinetunablePolicy):
         old_texts = self.text_features_
         self._learn_texts(examples, text_features)
         self.text_features_ = self.text_features_.merged(old_texts)
+        head = self.model_.entities
+        tagged = (self._tagged_texts(trackers, examples, list(head.shape.tags))
+                  if head is not None else None)
+        if tagged is not None and tagged[3] != head.shape.token_width:  # type: ignore[union-attr]
+            tagged = None  # (the featurizer check above makes this unreachable in practice)
         seed_everything(self._seed() + 1)
-        self._train(examples, finetune_epochs(self.epochs, epoch_fraction))
+        self._train(examples, finetune_epochs(self.epochs, epoch_fraction),
+                    self._entity_targets(examples, tagged))
         return self
 
-    def _train(self, examples: Examples, epochs: int) -> None:
+    def _train(self, examples: Examples, epochs: int,
+               entities: EntityTargets | None = None) -> None:
         from parley.dialogue.neural.training import Dialogues, TEDTrainer
         from parley.ml.training import Schedule
 
@@ -388,9 +497,13 @@ class TEDPolicy(Policy, FinetunablePolicy):
             evaluate_on_number_of_examples=self.evaluate_on_number_of_examples,
             checkpoint_model=self.checkpoint_model)
         trainer = TEDTrainer(self.model_, dialogues, self._label_inputs(), schedule,
-                             self._seed(), description=f"{self.name} epochs")
+                             self._seed(), description=f"{self.name} epochs",
+                             entities=entities)
         with torch_threads():
             trainer.train()
+        # the tokens served training only (prediction reads the new message's own)
+        self.text_features_ = TextFeatures(self.text_features_.vectors,
+                                           self.text_features_.dim)
 
     def _label_inputs(self) -> dict[str, Any]:
         """The labels' features as torch tensors (training)."""
@@ -431,19 +544,24 @@ class TEDPolicy(Policy, FinetunablePolicy):
         texts = self._texts_for(variants, featurize)
         if len(variants) == 2 and last_user_text(variants[1]) not in texts:
             variants.pop()  # the message has no text, or nothing can read it
-        confidences, similarities = self._scores(variants, texts)
-        by_text = self.only_e2e_
-        chosen = confidences[0]
+        confidences, similarities, outputs = self._scores(variants, texts)
+        by_text, picked = self.only_e2e_, 0
         if len(variants) == 2 and (confidences[1].max() > self.e2e_confidence_threshold
                                    and similarities[1].max() > similarities[0].max()):
-            by_text, chosen = True, confidences[1]
-        chosen = self._ranked(chosen)
+            by_text, picked = True, 1
+        chosen = self._ranked(confidences[picked])
+        entities: list[Event] = []
+        if by_text and tracker.latest_action_name == ACTION_LISTEN:
+            # entities belong to the latest user message, read by its text (Rasa's TED)
+            entities = self._entities_found(tracker, variants[picked], outputs[picked],
+                                            texts, featurize)
         positions = {name: i for i, name in enumerate(domain.action_names)}
         for name, confidence in zip(self.featurizer_.actions, chosen, strict=True):
             if name in positions:
                 probabilities[positions[name]] = float(confidence)
         reason = "from the user's text (end-to-end)" if by_text else ""
         return PolicyPrediction(probabilities, self.name, self.priority,
+                                optional_events=entities,
                                 is_end_to_end_prediction=by_text, reason=reason)
 
     def _texts_for(self, variants: list[list[Any]], featurize: TextFeaturizer | None
@@ -456,20 +574,24 @@ class TEDPolicy(Policy, FinetunablePolicy):
         wanted = {t for states in variants for t in shown_texts(states)[0]}
         missing = sorted(wanted - set(known.vectors))
         if missing and featurize is not None:
+            if self.architecture_.entities:
+                # their tokens too, should the entity head read one (one featurization)
+                return known.merged(featurize(missing, self.featurizers, tokens=True))
             return known.merged(featurize(missing, self.featurizers))
         return known
 
     def _scores(self, variants: list[list[Any]], texts: TextFeatures
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """Softmax confidences and similarities over the actions, a row per variant (the
-        network in numpy: :mod:`parley.dialogue.neural.predictor`)."""
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Softmax confidences and similarities over the actions, and the dialogue
+        transformer's output (what the entity head reads), a row per variant (the network
+        in numpy: :mod:`parley.dialogue.neural.predictor`)."""
         states = [s for variant in variants for s in variant]
         histories, start = [], 0
         for variant in variants:
             histories.append(range(start, start + len(variant)))
             start += len(variant)
         predicted = self._predict(states, histories, texts)
-        return predicted.confidences, predicted.similarities
+        return predicted.confidences, predicted.similarities, predicted.outputs
 
     def _predict(self, states: list[Any], histories: list[range],
                  texts: TextFeatures) -> Predicted:
@@ -575,3 +697,26 @@ class TEDPolicy(Policy, FinetunablePolicy):
             self._saved_weights = {k[len(prefix):]: arrays[k] for k in arrays
                                    if k.startswith(prefix)}
             self._predictor()  # each weight the network has must be saved, in its shape
+
+
+class _Annotated:
+    """Entities in the shape :func:`token_tags` reads (a message's ``entities``)."""
+
+    def __init__(self, entities: list[Entity]) -> None:
+        self.entities = entities
+
+
+def _annotated_entities(trackers: Sequence[DialogueStateTracker]) -> dict[str, list[Entity]]:
+    """The entities annotated in each user text without an intent (the first time a text
+    is annotated; entities written without a place in the text are left out)."""
+    found: dict[str, list[Entity]] = {}
+    for tracker in trackers:
+        for event in tracker.events:
+            if not (isinstance(event, UserUttered) and event.text and not event.intent_name):
+                continue
+            placed = [Entity(int(e["start"]), int(e["end"]), e.get("value"), str(e["entity"]),
+                             e.get("role"), e.get("group"))
+                      for e in event.entities if "start" in e and "end" in e and "entity" in e]
+            if placed and event.text not in found:
+                found[event.text] = placed
+    return found

@@ -223,7 +223,8 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
                             hint="Declare them under intents: in the domain.")
         return examples
 
-    def _train(self, examples: Examples, epochs: int) -> None:
+    def _train(self, examples: Examples, epochs: int, entities: Any = None) -> None:
+        # (``entities``: TED's entity targets; UnexpecTED tags no entities, it is None)
         from parley.dialogue.neural.intents import (
             IntentTrainer, label_quantiles, padded, similarities,
         )

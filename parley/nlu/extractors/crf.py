@@ -17,7 +17,7 @@ from parley.component import DENSE_FEATURES, ENTITIES, TOKENS, Finetunable, NLUC
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError
-from parley.nlu.entity_tags import NO_ENTITY, decode_entities, label_of, tag_spans, token_tags
+from parley.ml.entity_tags import NO_ENTITY, decode_entities, label_of, tag_spans, token_tags
 from parley.nlu.extractors import ENTITIES_KEY
 from parley.nlu.extractors._crf import ChainWeights, predict_chain, train_chain_crf
 from parley.nlu.extractors._crf_single import AttributeIds, SequencePredictor

@@ -26,7 +26,7 @@ from parley.errors import ConfigError, DataError, warn
 from parley.ml.torch_env import import_torch, seed_everything, torch_threads
 from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
 from parley.nlu.classifiers.calibration import MAX_CALIBRATION_FOLDS, saved_temperature
-from parley.nlu.entity_tags import NO_ENTITY, bilou_moves, comma_rule, decode_entities, token_tags
+from parley.ml.entity_tags import NO_ENTITY, bilou_moves, comma_rule, decode_entities, token_tags
 from parley.params import (
     AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
 )

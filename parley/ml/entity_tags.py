@@ -5,16 +5,52 @@ inside, ``L-`` is last, ``U-`` a one-token entity — so two entities of the sam
 each other stay apart; without it a tag is the bare label and neighbouring tokens with the
 same label merge. ``O`` marks tokens outside every entity. Roles and groups are tagged the
 same way over the entity's tokens, each by its own tagger.
+
+Shared by the NLU taggers (DIET, CRFEntityExtractor) and TEDPolicy's entity recognition on
+end-to-end user texts, so it lives below both: a token is anything with character offsets
+(``start``, ``end``), an entity anything with ``start``, ``end`` and the attribute tagged.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from parley.data.message import Entity, Message
-from parley.nlu.tokens import Token
+
+class Token(Protocol):
+    """Where a token lies in its text (an NLU token, or a :class:`Span`)."""
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
+
+
+class TaggedEntity(Protocol):
+    """An annotated entity: its characters; ``entity``/``role``/``group`` read by name."""
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
+
+
+class HasEntities(Protocol):
+    @property
+    def entities(self) -> Sequence[Any]: ...
+
+
+@dataclass(frozen=True)
+class Span:
+    """A token's character offsets, where the token itself is not at hand (TEDPolicy keeps
+    only these of the user texts it learned from)."""
+
+    start: int
+    end: int
 
 NO_ENTITY = "O"
 BILOU_PREFIXES = ("B-", "I-", "L-", "U-")
@@ -26,12 +62,12 @@ def label_of(tag: str) -> str:
     return tag[2:] if tag[:2] in BILOU_PREFIXES else tag
 
 
-def covered_tokens(entity: Entity, tokens: Sequence[Token]) -> list[int]:
+def covered_tokens(entity: TaggedEntity, tokens: Sequence[Token]) -> list[int]:
     """Indices of the tokens that overlap the entity's characters."""
     return [i for i, t in enumerate(tokens) if t.start < entity.end and t.end > entity.start]
 
 
-def token_tags(message: Message, tokens: Sequence[Token], attribute: str = "entity",
+def token_tags(message: HasEntities, tokens: Sequence[Token], attribute: str = "entity",
                bilou: bool = True) -> list[str]:
     """One tag per token for the message's annotated entities (``attribute``: entity,
     role or group; tokens of an entity without that attribute are ``O``).

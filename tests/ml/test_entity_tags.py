@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from parley.data.message import Entity, Message
-from parley.nlu.entity_tags import bilou_moves, decode_entities, tag_spans, token_tags
+from parley.ml.entity_tags import bilou_moves, decode_entities, tag_spans, token_tags
 from parley.nlu.tokens import Token
 
 
@@ -63,7 +63,7 @@ def test_confidence_is_the_mean_over_the_entity_tokens():
 
 
 def test_entities_split_at_commas_only_for_types_that_ask_for_it():
-    from parley.nlu.entity_tags import comma_rule
+    from parley.ml.entity_tags import comma_rule
 
     text = "add apples, pears to list"
     tokens = [Token("add", 0, 3), Token("apples", 4, 10), Token("pears", 12, 17),

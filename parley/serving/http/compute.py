@@ -2,20 +2,19 @@
 
 Parsing and predicting are CPU work. Run on the event loop, each would stop every other
 request (reading bodies, waiting on the stores) for its duration; run on unbounded threads,
-many would fight for the cores, and PyTorch would start a pool of intra-op threads per
-call on top. So the server hands each model call to :class:`PredictionPool`: ``workers``
-threads (one by default; the loop, the stores' threads and the action-server client keep
-the other core busy), each running PyTorch with one intra-op thread. A message to a small
-model is hundreds of tiny tensor operations, for which a second thread only adds hand-overs
-(see ``parley.ml.torch_env.prediction_threads``, which already keeps single messages on one
-thread).
+many would fight for the cores, and BLAS would start a pool of threads per call on top. So
+the server hands each model call to :class:`PredictionPool`: ``workers`` threads (one by
+default; the loop, the stores' threads and the action-server client keep the other core
+busy). DIET, the response selector, TED and UnexpecTED predict in numpy with BLAS on one
+thread (``parley.ml.numpy_net.blas_threads``): a message is many small matrix products, for
+which a second thread only adds hand-overs. PyTorch runs only when ``/model/train`` trains.
 
 A call whose model computes in well under a millisecond or two gains nothing from the pool:
 the hand-over to the worker and back costs more than the call, and on a busy machine each
 hand-over may wait for a time slice (the moodbot's handle-message p50 went from 1.2 ms to
 4.4 ms through the pool, load average 14). So the pool keeps a running estimate of the CPU
 time its calls take, and while that is under ``inline_below`` (2 ms) it runs them right on
-the event loop; a model that is slower (DIET, TED: several ms) stays in the worker, and a
+the event loop; a model that is slower (DIET with TED and UnexpecTED: a few ms) stays in the worker, and a
 call many times slower than the estimate sends the next ones back there.
 """
 

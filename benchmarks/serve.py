@@ -1,7 +1,7 @@
 """A bounded load test of ``parley run`` on loopback, beside Rasa 3.6's figures.
 
     python benchmarks/serve.py [--bot rasa-init-moodbot] [--config FILE | --model ARCHIVE]
-        [--store memory|sqlite|sql|redis] [--processes N] [--conversations 50]
+        [--store memory|sqlite|sql|redis] [--processes N] [--conversations 50] [--rasa VENV]
         [--messages 3000 | --seconds S] [--sequential 300] [--json]
 
 Trains the bot (default: ../shared/data/bots/rasa-init-moodbot with its own config.yml,
@@ -28,6 +28,13 @@ is a small asyncio HTTP/1.1 keep-alive client (one connection per conversation),
 the client takes as little of the two cores as it can; the client shares the machine with
 the server, so throughput is a floor.
 
+``--rasa VENV`` runs the same client and script against Rasa 3.6.21 itself (``rasa run``
+from a virtualenv made by ../shared/tools/rasa_install, the bot trained by ``rasa train``
+with its own config.yml unless ``--model`` names a Rasa archive), and Rasa's
+``Agent.handle_text`` in its own interpreter for the in-process column
+(benchmarks/rasa_handle.py): run it beside a Parley run, in the same minutes, when the
+machine's speed is not what it was when anchors.md's figures were taken.
+
 Stores: ``memory`` (default), ``sqlite`` (a file in the temporary folder), ``sql``
 (PostgreSQL at ``PARLEY_BENCH_POSTGRES``, default postgresql+psycopg://postgres@127.0.0.1/test)
 and ``redis`` (127.0.0.1:6379); sql and redis come with the Redis lock store, as a
@@ -43,6 +50,7 @@ import json
 import os
 import re
 import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -58,6 +66,7 @@ BOTS = REPO.parent / "shared" / "data" / "bots"
 PG = os.environ.get("PARLEY_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = ("127.0.0.1", 6379)
 READY = "Parley server is ready"
+RASA_READY = "Rasa server is up and running"
 LOADED = re.compile(r"loaded the model .* in ([0-9.]+) s")
 # Rasa 3.6.21 on the moodbot (../shared/anchors.md): handle one message, median; Agent.load.
 RASA = {"handle_p50_ms": 22.6, "load_s": 21.8}
@@ -123,11 +132,13 @@ class Server:
     ready_s: float = 0.0
     load_s: float = float("nan")
 
-    def wait_ready(self, timeout: float = 180) -> None:
+    ready_line: str = READY
+
+    def wait_ready(self, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
-        while READY not in self.log.read_text(errors="replace"):
+        while self.ready_line not in self.log.read_text(errors="replace"):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("parley run did not start:\n"
+                raise SystemExit("the server did not start:\n"
                                  + self.log.read_text(errors="replace")[-3000:])
             time.sleep(0.02)
         self.ready_s = time.monotonic() - self.started
@@ -170,6 +181,52 @@ def start_server(model: Path, endpoints: Path | None, folder: Path, number: int,
         process = subprocess.Popen(command, cwd=folder, stdout=out, stderr=subprocess.STDOUT,
                                    env=env)
     return Server(process, port, log, time.monotonic())
+
+
+def start_rasa_server(venv: Path, model: Path, folder: Path) -> Server:
+    """``rasa run`` from ``venv`` (Rasa 3.6.21 installed by ../shared/tools/rasa_install),
+    with its REST channel (Rasa's default credentials enable it) and in-memory stores. It
+    logs no load time: ``start → ready`` is its figure."""
+    port = free_port()
+    log = folder / "rasa-server.log"
+    command = [str(venv / "bin" / "rasa"), "run", "-m", str(model), "-i", "127.0.0.1",
+               "--port", str(port)]
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=folder, stdout=out, stderr=subprocess.STDOUT,
+                                   env=env)
+    return Server(process, port, log, time.monotonic(), ready_line=RASA_READY)
+
+
+def train_rasa_model(venv: Path, bot: Path, folder: Path) -> Path:
+    """``rasa train`` of ``bot`` with its own config.yml, into ``folder``."""
+    project = folder / "rasa-project"
+    for name in ("domain.yml", "config.yml", "data"):
+        source = bot / name
+        target = project / name
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+    subprocess.run([str(venv / "bin" / "rasa"), "train", "--out", str(folder / "models")],
+                   cwd=project, check=True, env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
+                   stdout=subprocess.DEVNULL)
+    return next((folder / "models").glob("*.tar.gz"))
+
+
+def rasa_in_process(venv: Path, model: Path, script: list[str],
+                    messages: int) -> tuple[list[float], float, float]:
+    """Rasa's ``Agent.handle_text`` one message at a time in Rasa's own interpreter
+    (benchmarks/rasa_handle.py): its latencies, their CPU seconds, and ``Agent.load``'s
+    seconds (Rasa's "load the model" figure in anchors.md)."""
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), str(REPO / "benchmarks" / "rasa_handle.py"),
+         str(model), str(messages), json.dumps(script)],
+        check=True, capture_output=True, text=True,
+        env={**os.environ, "RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["latencies"], result["cpu_s"], result["load_s"]
 
 
 def endpoints_for(store: str, folder: Path, tag: str) -> Path | None:
@@ -348,13 +405,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         folder = Path(name)
         if args.model:
             model = Path(args.model).resolve()
+        elif args.rasa:
+            print(f"training {bot.name} with Rasa ({bot / 'config.yml'}) …", file=sys.stderr)
+            model = train_rasa_model(args.rasa, bot, folder)
         else:
             config = Path(args.config).resolve() if args.config else bot / "config.yml"
             print(f"training {bot.name} with {config} …", file=sys.stderr)
             model = train_model(bot, config, folder)
         endpoints = endpoints_for(args.store, folder, tag)
-        servers = [start_server(model, endpoints, folder, n, args.prediction_workers)
-                   for n in range(args.processes)]
+        servers = ([start_rasa_server(args.rasa, model, folder)] if args.rasa else
+                   [start_server(model, endpoints, folder, n, args.prediction_workers)
+                    for n in range(args.processes)])
         try:
             for server in servers:
                 server.wait_ready()
@@ -378,10 +439,18 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             clean_stores(args.store, tag)
         errors = [line for server in servers for line in server.log.read_text(
             errors="replace").splitlines() if "Traceback" in line or " ERROR " in line]
-        inproc, inproc_cpu = (in_process(model, script, args.sequential) if args.in_process
-                              else ([], 0.0))
+        if not args.in_process:
+            inproc, inproc_cpu = [], 0.0
+        elif args.rasa:
+            inproc, inproc_cpu, rasa_load_s = rasa_in_process(args.rasa, model, script,
+                                                              args.sequential)
+            for server in servers:
+                server.load_s = rasa_load_s
+        else:
+            inproc, inproc_cpu = in_process(model, script, args.sequential)
     n_seq, n_load = len(sequential.latencies), len(loaded.latencies)
     return {
+        "server": "Rasa 3.6.21 (measured)" if args.rasa else "Parley",
         "bot": bot.name, "model": model.name, "store": args.store,
         "processes": args.processes, "prediction_workers": args.prediction_workers,
         "load_s": max(server.load_s for server in servers),
@@ -423,11 +492,11 @@ def table(result: dict[str, Any]) -> str:
         "| | handle-message p50 ms | p99 ms | in process p50 (CPU) ms | server CPU ms/message | "
         "model load s | start → ready s | server peak MB |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
-        f"| Parley, REST webhook | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {inproc} | "
+        f"| {result['server']}, REST webhook | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {inproc} | "
         f"{s['server_cpu_ms']:.2f} | {result['load_s']:.2f} | {result['ready_s']:.2f} | "
         f"{result['peak_mb']:.0f} |",
     ]
-    if moodbot:
+    if moodbot and not result["server"].startswith("Rasa"):
         rows.append(f"| Rasa 3.6.21 (anchors.md) | {rasa['handle_p50_ms']} | | | | "
                     f"{rasa['load_s']} | | 1120 |")
     rows += [
@@ -464,9 +533,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="Run the concurrent part this long instead.")
     parser.add_argument("--sequential", type=int, default=300,
                         help="Messages of the one-at-a-time part.")
+    parser.add_argument("--rasa", type=Path, default=None, metavar="VENV",
+                        help="Serve Rasa 3.6 from this virtualenv instead (made by "
+                        "../shared/tools/rasa_install): the same client and script, in the "
+                        "same minutes as a Parley run. Trains the bot with `rasa train` and "
+                        "its own config.yml unless --model names a Rasa archive.")
     parser.add_argument("--no-in-process", dest="in_process", action="store_false")
     parser.add_argument("--json", action="store_true", help="Print JSON, not tables.")
     args = parser.parse_args(argv)
+    if args.rasa and (args.processes > 1 or args.store != "memory"):
+        parser.error("--rasa serves one Rasa process with its in-memory stores")
     if args.processes > 1 and args.store in ("memory", "sqlite"):
         parser.error("several processes share conversations only through --store sql or "
                      "redis (with the Redis lock store)")

@@ -75,6 +75,13 @@ class Grid:
     row_positions: torch.Tensor
 
 
+# Weights this large (columns × units) or larger get _SparseProduct's backward: it costs a
+# few more calls than torch's, which pays off only where torch's zeroing of the whole
+# gradient is large (char n-gram blocks: thousands of columns). Paired timings on
+# helpdesk-assistant: with it on every block a step cost 2% more, not less.
+OWN_SPARSE_BACKWARD = 100_000
+
+
 class SparseDense(nn.Module):
     """``x @ W + b`` for sparse rows ``x``; optional dropout of the non-zero values."""
 
@@ -88,9 +95,50 @@ class SparseDense(nn.Module):
     def forward(self, rows: SparseRows) -> torch.Tensor:
         values = rows.values
         values = dropout(values, self.drop_rate, self.training)
-        out = F.embedding_bag(rows.indices, self.weight, rows.offsets, mode="sum",
-                              per_sample_weights=values, include_last_offset=False)
+        if (torch.is_grad_enabled() and self.weight.requires_grad
+                and self.weight.numel() >= OWN_SPARSE_BACKWARD):
+            out = _SparseProduct.apply(rows.indices, rows.offsets, values, self.weight)
+        else:
+            out = F.embedding_bag(rows.indices, self.weight, rows.offsets, mode="sum",
+                                  per_sample_weights=values, include_last_offset=False)
         return out + self.bias
+
+
+class _SparseProduct(torch.autograd.Function):
+    """``embedding_bag`` (sparse rows times a weight matrix) with a faster weight gradient.
+
+    The weight's gradient is the transposed product, ``rowsᵀ @ grad``: one ``embedding_bag``
+    again, over the non-zeros grouped by column, each summing the output gradients of the
+    rows it occurs in. torch's own backward sorts the indices too, then zeroes the whole
+    gradient and adds each non-zero's row with its own call: on a batch of char n-gram
+    features (2,575 columns) 1.3 ms where this takes 0.2–0.3 ms. The non-zeros of a column
+    are visited in the order of torch's ``sort`` of the indices, as torch's backward visits
+    them, and both sum with fused multiply-adds: the gradient is bitwise the same
+    (tests/ml/test_layers.py).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, indices: torch.Tensor, offsets: torch.Tensor, values: torch.Tensor,
+                weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(indices, offsets, values)
+        ctx.columns = weight.shape[0]
+        return F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values,
+                               include_last_offset=False)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        indices, offsets, values = ctx.saved_tensors
+        if not ctx.needs_input_grad[3]:
+            return None, None, None, None
+        by_column, order = indices.sort()
+        # the row each non-zero lies in, in that order
+        counts = torch.diff(offsets, append=offsets.new_tensor([indices.shape[0]]))
+        row_of = torch.repeat_interleave(torch.arange(offsets.shape[0]), counts)
+        starts = torch.searchsorted(by_column, torch.arange(ctx.columns))
+        grad_weight = F.embedding_bag(row_of[order], grad.contiguous(), starts, mode="sum",
+                                      per_sample_weights=values[order],
+                                      include_last_offset=False)
+        return None, None, None, grad_weight
 
 
 class FeedForward(nn.Module):

@@ -235,7 +235,7 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         """Class probabilities, one row per message, columns in ``classes_`` order."""
         self.check_is_fitted()
         records = features_of(messages[0], self.featurizers)
-        if len(messages) == 1 and records and all(f.is_sparse for f in records) \
+        if len(messages) == 1 and records \
                 and [[f.origin, f.dim] for f in records] == self.feature_layout_:
             return calibrated_softmax(self._logits_of_one(records)[None, :], self.temperature_,
                                       self.top_map_)
@@ -250,17 +250,26 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         return calibrated_softmax(z, self.temperature_, self.top_map_)
 
     def _logits_of_one(self, records: list[Any]) -> np.ndarray:
-        """One message's logits from its sparse sentence rows: what :meth:`predict_proba`
-        computes for a batch (blocks side by side, tf-idf, the product), on the row's
-        arrays — scipy's conversions cost more than the arithmetic for one row."""
+        """One message's logits from its sentence rows: what :meth:`predict_proba`
+        computes for a batch (blocks side by side, tf-idf, dense blocks scaled, the
+        product), on the row's arrays — scipy's conversions cost more than the arithmetic
+        for one row."""
         starts = np.cumsum([0, *(f.dim for f in records)])
-        rows = [f.sentence_entries() for f in records]
+        rows = [f.sentence_entries() if f.is_sparse else _dense_entries(f.sentence)
+                for f in records]
         data = np.concatenate([values for values, _ in rows]).astype(np.float64)
         cols = np.concatenate([columns.astype(np.int64) + s
                                for (_, columns), s in zip(rows, starts[:-1].tolist(), strict=True)])
         if self.idf_ is not None:
             block = np.repeat(np.arange(len(rows)), [len(values) for values, _ in rows])
             data = tfidf_row(data, cols, block, len(rows), self.idf_)
+        if self.dense_norm is not None:
+            end = 0
+            for record, (values, _) in zip(records, rows, strict=True):
+                start, end = end, end + len(values)
+                norm = float(np.sqrt(data[start:end] @ data[start:end]))
+                if not record.is_sparse and norm > 0:
+                    data[start:end] *= float(self.dense_norm) / norm
         out: np.ndarray = np.add.reduce(self.coef_[cols] * data[:, None], axis=0) \
             if len(cols) else np.zeros(self.coef_.shape[1])
         return out + self.intercept_
@@ -303,3 +312,11 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
                 self.idf_ is not None and self.idf_.shape != (self.coef_.shape[0],)):
             raise ModelArchiveError(f"{self.name}: the saved model's tf-idf weights do not match "
                                     "its settings or its size; the archive is damaged.")
+
+
+def _dense_entries(sentence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A dense sentence row's nonzero values and their columns, as a sparse row stores them
+    (the batch path converts dense blocks to CSR, which drops the zeros too)."""
+    row = np.asarray(sentence, dtype=np.float64).reshape(-1)
+    columns = np.flatnonzero(row)
+    return row[columns], columns

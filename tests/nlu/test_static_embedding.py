@@ -241,3 +241,33 @@ def test_distillation_should_be_deterministic_and_zero_the_special_pieces(tmp_pa
     assert not table.vectors[special].any()
     assert np.abs(table.vectors[[vocab.index("book"), vocab.index("money")]]).sum(axis=1).min() > 0
     assert about["dims"] == 4 and about["source_model"]["weights_bytes"] > 0
+
+
+def test_one_message_should_be_classified_as_in_a_batch(table: Path) -> None:
+    """LogisticRegressionClassifier's one-message path (dense blocks scaled on the row's
+    arrays) gives the batch path's confidences."""
+    from parley.nlu.classifiers.logistic_regression import LogisticRegressionClassifier
+    from parley.nlu.featurizers.count_vectors import CountVectorsFeaturizer
+
+    texts = {"book a flight": "book", "books flights": "book", "cash": "money",
+             "a cash book": "money", "flight": "book", "cash cash": "money"}
+    tokenizer = WhitespaceTokenizer().fit(TrainingData())
+    static = StaticEmbeddingFeaturizer(embeddings=str(table)).fit(TrainingData())
+    examples = [Message(text, intent=intent) for text, intent in texts.items()]
+    tokenizer.process(examples)
+    counts = CountVectorsFeaturizer().fit(TrainingData(examples))
+    for component in (static, counts):
+        component.process(examples)
+    classifier = LogisticRegressionClassifier(tfidf=True, dense_norm=2, calibration_folds=0)
+    classifier.fit(TrainingData(examples))
+
+    def messages(texts: list[str]) -> list[Message]:
+        found = [Message(text) for text in texts]
+        for component in (tokenizer, static, counts):
+            component.process(found)
+        return found
+
+    queries = ["book a cash flight", "flights", "zzz"]
+    batch = classifier.predict_proba(messages(queries))
+    one = np.concatenate([classifier.predict_proba(messages([q])) for q in queries])
+    assert np.allclose(one, batch, atol=1e-9)

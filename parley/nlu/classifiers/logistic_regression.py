@@ -253,26 +253,30 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         """One message's logits from its sentence rows: what :meth:`predict_proba`
         computes for a batch (blocks side by side, tf-idf, dense blocks scaled, the
         product), on the row's arrays — scipy's conversions cost more than the arithmetic
-        for one row."""
-        starts = np.cumsum([0, *(f.dim for f in records)])
-        rows = [f.sentence_entries() if f.is_sparse else _dense_entries(f.sentence)
-                for f in records]
-        data = np.concatenate([values for values, _ in rows]).astype(np.float64)
-        cols = np.concatenate([columns.astype(np.int64) + s
-                               for (_, columns), s in zip(rows, starts[:-1].tolist(), strict=True)])
-        if self.idf_ is not None:
-            block = np.repeat(np.arange(len(rows)), [len(values) for values, _ in rows])
-            data = tfidf_row(data, cols, block, len(rows), self.idf_)
-        if self.dense_norm is not None:
-            end = 0
-            for record, (values, _) in zip(records, rows, strict=True):
-                start, end = end, end + len(values)
-                norm = float(np.sqrt(data[start:end] @ data[start:end]))
-                if not record.is_sparse and norm > 0:
-                    data[start:end] *= float(self.dense_norm) / norm
-        out: np.ndarray = np.add.reduce(self.coef_[cols] * data[:, None], axis=0) \
-            if len(cols) else np.zeros(self.coef_.shape[1])
-        return out + self.intercept_
+        for one row. Dense blocks (sentence embeddings) are one product with their slice
+        of the weights."""
+        starts = np.cumsum([0, *(f.dim for f in records)]).tolist()
+        out: np.ndarray = self.intercept_.astype(np.float64, copy=True)
+        sparse = [(f, start) for f, start in zip(records, starts, strict=False) if f.is_sparse]
+        if sparse:
+            rows = [f.sentence_entries() for f, _ in sparse]
+            data = np.concatenate([values for values, _ in rows]).astype(np.float64)
+            cols = np.concatenate([columns.astype(np.int64) + start
+                                   for (_, columns), (_, start) in zip(rows, sparse, strict=True)])
+            if self.idf_ is not None:
+                block = np.repeat(np.arange(len(rows)), [len(values) for values, _ in rows])
+                data = tfidf_row(data, cols, block, len(rows), self.idf_)
+            if len(cols):
+                out += np.add.reduce(self.coef_[cols] * data[:, None], axis=0)
+        for record, start in zip(records, starts, strict=False):
+            if record.is_sparse:
+                continue
+            row = np.asarray(record.sentence, dtype=np.float64).reshape(-1)
+            norm = float(np.sqrt(row @ row))
+            if self.dense_norm is not None and norm > 0:
+                row = row * (float(self.dense_norm) / norm)
+            out += row @ self.coef_[start:start + record.dim]
+        return out
 
     def _weighted(self, x: csr_matrix, sparse: list[bool]) -> csr_matrix:
         """``x`` as the classifier learns from it: tf-idf weighted when ``tfidf`` is on,
@@ -313,10 +317,3 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
             raise ModelArchiveError(f"{self.name}: the saved model's tf-idf weights do not match "
                                     "its settings or its size; the archive is damaged.")
 
-
-def _dense_entries(sentence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A dense sentence row's nonzero values and their columns, as a sparse row stores them
-    (the batch path converts dense blocks to CSR, which drops the zeros too)."""
-    row = np.asarray(sentence, dtype=np.float64).reshape(-1)
-    columns = np.flatnonzero(row)
-    return row[columns], columns

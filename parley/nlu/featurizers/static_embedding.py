@@ -85,15 +85,15 @@ class StaticEmbeddingFeaturizer(NLUComponent):
 
     def process(self, messages: list[Message]) -> None:
         self.check_is_fitted()
-        vectors = self._table.vectors
-        ids_of = self._table.tokenizer.ids
-        dim = vectors.shape[1]
+        table = self._table
+        ids_of = table.tokenizer.ids
+        dim = table.dim
         for message, tokens in zip(messages, tokens_of(messages, self.name), strict=True):
             pieces = [ids_of(token.text) for token in tokens]
             every = [i for ids in pieces for i in ids]
             sequence = np.zeros((len(tokens), dim), dtype=np.float32)
             if every:
-                rows = vectors[every]
+                rows = table.rows(every)
                 # One gather and one reduceat per message, not a numpy call per token
                 # (what a single parse spends its time on).
                 if all(len(ids) == 1 for ids in pieces):  # a piece per token, the usual case

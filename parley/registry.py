@@ -64,6 +64,8 @@ ENTRIES: dict[str, Entry] = {
         _nlu("parley.nlu.featurizers.lexical_syntactic:LexicalSyntacticFeaturizer"),
     "LanguageModelFeaturizer":
         _nlu("parley.nlu.featurizers.language_model:LanguageModelFeaturizer"),
+    "StaticEmbeddingFeaturizer":
+        _nlu("parley.nlu.featurizers.static_embedding:StaticEmbeddingFeaturizer"),
     "LogisticRegressionClassifier":
         _nlu("parley.nlu.classifiers.logistic_regression:LogisticRegressionClassifier"),
     "KeywordIntentClassifier": _nlu("parley.nlu.classifiers.keyword:KeywordIntentClassifier"),

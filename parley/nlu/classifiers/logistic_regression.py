@@ -235,7 +235,7 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         """Class probabilities, one row per message, columns in ``classes_`` order."""
         self.check_is_fitted()
         records = features_of(messages[0], self.featurizers)
-        if len(messages) == 1 and records and all(f.is_sparse for f in records) \
+        if len(messages) == 1 and records \
                 and [[f.origin, f.dim] for f in records] == self.feature_layout_:
             return calibrated_softmax(self._logits_of_one(records)[None, :], self.temperature_,
                                       self.top_map_)
@@ -250,20 +250,33 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         return calibrated_softmax(z, self.temperature_, self.top_map_)
 
     def _logits_of_one(self, records: list[Any]) -> np.ndarray:
-        """One message's logits from its sparse sentence rows: what :meth:`predict_proba`
-        computes for a batch (blocks side by side, tf-idf, the product), on the row's
-        arrays — scipy's conversions cost more than the arithmetic for one row."""
-        starts = np.cumsum([0, *(f.dim for f in records)])
-        rows = [f.sentence_entries() for f in records]
-        data = np.concatenate([values for values, _ in rows]).astype(np.float64)
-        cols = np.concatenate([columns.astype(np.int64) + s
-                               for (_, columns), s in zip(rows, starts[:-1].tolist(), strict=True)])
-        if self.idf_ is not None:
-            block = np.repeat(np.arange(len(rows)), [len(values) for values, _ in rows])
-            data = tfidf_row(data, cols, block, len(rows), self.idf_)
-        out: np.ndarray = np.add.reduce(self.coef_[cols] * data[:, None], axis=0) \
-            if len(cols) else np.zeros(self.coef_.shape[1])
-        return out + self.intercept_
+        """One message's logits from its sentence rows: what :meth:`predict_proba`
+        computes for a batch (blocks side by side, tf-idf, dense blocks scaled, the
+        product), on the row's arrays — scipy's conversions cost more than the arithmetic
+        for one row. Dense blocks (sentence embeddings) are one product with their slice
+        of the weights."""
+        starts = np.cumsum([0, *(f.dim for f in records)]).tolist()
+        out: np.ndarray = self.intercept_.astype(np.float64, copy=True)
+        sparse = [(f, start) for f, start in zip(records, starts, strict=False) if f.is_sparse]
+        if sparse:
+            rows = [f.sentence_entries() for f, _ in sparse]
+            data = np.concatenate([values for values, _ in rows]).astype(np.float64)
+            cols = np.concatenate([columns.astype(np.int64) + start
+                                   for (_, columns), (_, start) in zip(rows, sparse, strict=True)])
+            if self.idf_ is not None:
+                block = np.repeat(np.arange(len(rows)), [len(values) for values, _ in rows])
+                data = tfidf_row(data, cols, block, len(rows), self.idf_)
+            if len(cols):
+                out += np.add.reduce(self.coef_[cols] * data[:, None], axis=0)
+        for record, start in zip(records, starts, strict=False):
+            if record.is_sparse:
+                continue
+            row = np.asarray(record.sentence, dtype=np.float64).reshape(-1)
+            norm = float(np.sqrt(row @ row))
+            if self.dense_norm is not None and norm > 0:
+                row = row * (float(self.dense_norm) / norm)
+            out += row @ self.coef_[start:start + record.dim]
+        return out
 
     def _weighted(self, x: csr_matrix, sparse: list[bool]) -> csr_matrix:
         """``x`` as the classifier learns from it: tf-idf weighted when ``tfidf`` is on,
@@ -303,3 +316,4 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
                 self.idf_ is not None and self.idf_.shape != (self.coef_.shape[0],)):
             raise ModelArchiveError(f"{self.name}: the saved model's tf-idf weights do not match "
                                     "its settings or its size; the archive is damaged.")
+

@@ -285,9 +285,14 @@ class TrainingRun:
             cls: Any = component_class(node.kind, node.component)
             with blamed_on(node, "training"):
                 # Handed over, not kept here: a policy that trains long (TED) lets go of
-                # the trackers once it has learned its examples from them.
-                policy = cls.from_params(node.params).fit(inputs.pop("trackers"),
-                                                          self.importer.domain, **texts)
+                # the trackers once it has learned its examples from them. (No ``**``: the
+                # argument tuple it builds would hold them for the whole call.)
+                policy = cls.from_params(node.params)
+                if texts:
+                    policy = policy.fit(inputs.pop("trackers"), self.importer.domain,
+                                        text_features=texts["text_features"])
+                else:
+                    policy = policy.fit(inputs.pop("trackers"), self.importer.domain)
                 target = workdir / node.name
                 policy.save(target)
             found = self._put(status, target)

@@ -3,6 +3,7 @@ TED train (and build their networks) on two runner threads at once."""
 
 from __future__ import annotations
 
+import gc
 import json
 import tarfile
 from pathlib import Path
@@ -94,3 +95,33 @@ def test_two_trainings_with_the_same_seed_should_save_the_same_models(tmp_path, 
     trained = [name for name in first if "DIETClassifier" in name or "TEDPolicy" in name]
     assert len(trained) == 2
     assert first == second
+
+
+def test_the_trackers_should_be_freed_before_ted_trains(tmp_path, monkeypatch):
+    """The training trackers (~110 MB for financial-demo) are gone once the policies have
+    learned from them: TED's long training does not hold them."""
+    import weakref
+
+    from parley.dialogue import generator
+    from parley.dialogue.neural.training import TEDTrainer
+
+    made: list[weakref.ref] = []
+    seen: list[int] = []
+    generate = generator.generate_trackers
+
+    def watched(*args, **kwargs):
+        trackers = generate(*args, **kwargs)
+        made.extend(weakref.ref(t) for t in trackers)
+        return trackers
+
+    def train_watched(self, epochs=None):
+        gc.collect()
+        seen.append(sum(ref() is not None for ref in made))
+        return train(self, epochs)
+
+    train = TEDTrainer.train
+    monkeypatch.setattr(generator, "generate_trackers", watched)
+    monkeypatch.setattr(TEDTrainer, "train", train_watched)
+    monkeypatch.setenv("PARLEY_CACHE_DIR", str(tmp_path / "cache"))
+    _digests(tmp_path / "bot", "bot")
+    assert made and seen == [0]

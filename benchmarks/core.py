@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,7 @@ RASA: dict[str, tuple[float, float, int, int, float | None]] = {
     "rasa-example-e2ebot": (408.0, 1860, 2, 4, 0.917),
 }
 
-COLUMNS = ["bot", "config", "train wall s", "train peak MB", "NLU s", "policies (s)",
+COLUMNS = ["bot", "config", "train wall s", "train CPU s", "train peak MB", "NLU s", "policies (s)",
            "stories passed",
            "action acc", "Rasa train s", "Rasa peak MB", "Rasa passed", "speed-up ×",
            "memory ÷"]
@@ -82,7 +83,9 @@ def _child_train(argv: list[str]) -> int:
 
     code = main(["train", *argv])
     sys.stdout.flush()
-    print("RESULT " + json.dumps({"code": code, "peak_mb": _peak_mb()}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print("RESULT " + json.dumps({"code": code, "peak_mb": _peak_mb(),
+                                  "cpu_s": usage.ru_utime + usage.ru_stime}))
     gc.freeze()  # the process ends here, as `parley train` does (parley.cli.main)
     return 0
 
@@ -221,6 +224,7 @@ def run_one(bot: Path, choice: str, timeout: float | None) -> dict[str, Any]:
                  str(bot / "data"), "--out", str(work / "models"), "--fixed-model-name",
                  "model"], work, timeout)
             row.update(train_wall_s=wall, train_peak_mb=trained["peak_mb"],
+                       train_cpu_s=trained["cpu_s"],
                        policy_s=policy_times(log))
             _, _, tested = _spawn(["test", json.dumps(
                 {"model": str(work / "models" / "model.tar.gz"), "stories": str(tests),
@@ -256,12 +260,13 @@ def table_row(row: dict[str, Any]) -> str:
         message = str(row["error"]).replace("|", "\\|").replace("\n", " ")
         if len(message) > 200:
             message = message[:197] + "..."
-        cells = [row["bot"], row["config"], f"**failed**: {message}", *[""] * 5, *rasa_cells,
+        cells = [row["bot"], row["config"], f"**failed**: {message}", *[""] * 6, *rasa_cells,
                  DASH, DASH]
     else:
         policies = ", ".join(f"{name} {seconds:.2f}" for name, seconds
                              in row["policy_s"].items() if name != "NLU") or DASH
         cells = [row["bot"], row["config"], _fmt(row["train_wall_s"], 1),
+                 _fmt(row.get("train_cpu_s"), 1),
                  _fmt(row["train_peak_mb"], 0), _fmt(row["policy_s"].get("NLU"), 1), policies,
                  f"{row['passed']}/{row['stories']}", _fmt(row["action_accuracy"], 3),
                  *rasa_cells, _times(row.get("speedup")), _times(row.get("memory_ratio"))]

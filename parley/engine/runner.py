@@ -4,6 +4,11 @@
 release the GIL, so independent branches such as policies overlap); ``SequentialRunner``
 runs in order, for debugging. A cluster runner (dask.distributed) implements the same
 ``run`` method.
+
+A task marked ``keep=False`` produces an intermediate (the training trackers: ~110 MB for
+financial-demo's): the runner lets go of it as soon as every task that needs it has been
+handed it, so that it is freed when those are done with it, not at the end of the run, and
+it is not among the results ``run`` returns.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class Task:
-    """A named unit of work; ``fn`` gets the results of ``needs`` by name."""
+    """A named unit of work; ``fn`` gets the results of ``needs`` by name (a dict of its own,
+    which it may empty to let go of what it no longer needs)."""
 
     name: str
     fn: Callable[[dict[str, Any]], Any]
     needs: tuple[str, ...] = ()
+    keep: bool = True  # False: an intermediate, forgotten once handed to all that need it
 
 
 class Runner(Protocol):
@@ -58,11 +65,25 @@ def check_graph(tasks: list[Task]) -> list[Task]:
     return ordered
 
 
+def forget_handed_over(results: dict[str, Any], tasks: list[Task], pending: list[Task]) -> None:
+    """Drop from ``results`` what is not kept and no pending task needs any more."""
+    wanted = {n for t in pending for n in t.needs}
+    for task in tasks:
+        if not task.keep and task.name in results and task.name not in wanted:
+            del results[task.name]
+
+
 class SequentialRunner:
     def run(self, tasks: list[Task]) -> dict[str, Any]:
         results: dict[str, Any] = {}
-        for task in check_graph(tasks):
-            results[task.name] = task.fn({n: results[n] for n in task.needs})
+        pending = check_graph(tasks)
+        while pending:
+            task = pending.pop(0)
+            inputs = {n: results[n] for n in task.needs}
+            forget_handed_over(results, tasks, pending)
+            results[task.name] = task.fn(inputs)
+            del inputs
+        forget_handed_over(results, tasks, [])
         return results
 
 
@@ -81,15 +102,23 @@ class LocalRunner:
                 ready = [t for t in pending if all(n in results for n in t.needs)]
                 for task in ready:
                     pending.remove(task)
-                    inputs = {n: results[n] for n in task.needs}
-                    running[pool.submit(task.fn, inputs)] = task
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = running.pop(future)
-                    error = future.exception()
-                    if error is not None:
-                        for other in running:
-                            other.cancel()
-                        raise error
-                    results[task.name] = future.result()
+                    running[pool.submit(task.fn, {n: results[n] for n in task.needs})] = task
+                forget_handed_over(results, tasks, pending)
+                self._collect(wait(running, return_when=FIRST_COMPLETED)[0], running, results)
+        forget_handed_over(results, tasks, [])
         return results
+
+    @staticmethod
+    def _collect(done: set[Future[Any]], running: dict[Future[Any], Task],
+                 results: dict[str, Any]) -> None:
+        """The finished tasks' results into ``results`` (the first failure raised). In a
+        function of its own: no variable of the loop keeps a finished future, and with it
+        a result the runner has let go of, while the loop waits."""
+        for future in done:
+            task = running.pop(future)
+            error = future.exception()
+            if error is not None:
+                for other in running:
+                    other.cancel()
+                raise error
+            results[task.name] = future.result()

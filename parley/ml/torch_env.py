@@ -35,6 +35,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+_SEEDING = threading.RLock()
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed every generator (:func:`seed_everything`) and hold them while a model is built.
+
+    Building a model draws its initial weights and masks from torch's global generator, and
+    the training engine builds and trains independent models (DIET, TED) on threads at once:
+    without holding it, one model's draws could land between another's seeding and its
+    draws, and the same seed would give another model depending on the scheduling. Training
+    itself draws from generators of its own (:class:`~parley.ml.training.Trainer`).
+    """
+    with _SEEDING:
+        seed_everything(seed)
+        yield
+
+
 _draws = threading.local()
 
 

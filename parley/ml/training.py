@@ -105,9 +105,13 @@ class Trainer(ABC):
         self.schedule = schedule
         self.rng = np.random.default_rng(seed)
         self.description = description
-        # One generator per shard, seeded from torch's (so seeding torch fixes them).
-        self.generators = [torch.Generator().manual_seed(int(torch.randint(2**62, ())))
-                           for _ in range(SHARDS)]
+        # One generator per shard, seeded from ``seed`` alone: not from torch's global
+        # generator, which another model's training on another thread may draw from.
+        seeds = np.random.SeedSequence([seed, 1]).generate_state(SHARDS + 2, np.uint64)
+        self.generators = [torch.Generator().manual_seed(int(s) >> 2) for s in seeds]
+        # (generators[SHARDS] seeds those of further shards, the last one draws evaluation's)
+        self._evaluation_draws = self.generators.pop()
+        self._trained = [p for p in model.parameters() if p.requires_grad]
         self._helpers: ThreadPoolExecutor | None = None
         decay: list[torch.nn.Parameter] = []
         plain: list[torch.nn.Parameter] = []
@@ -134,38 +138,76 @@ class Trainer(ABC):
         shape, so while training with them few distinct row counts keep them cached."""
         return ROW_QUANTUM if training and matmul_dtype() == torch.bfloat16 else 1
 
+    # Rows (a dialogue's states, a message's tokens) a shard may hold: a step's working
+    # memory grows with its rows, so a larger batch runs as more shards, one after another on
+    # each thread (their gradients add up to the batch's). None: one shard per thread.
+    max_shard_rows: int | None = None
+
+    def shards(self, index: np.ndarray) -> list[np.ndarray]:
+        """The batch's messages dealt alternately, shortest to longest, into shards of about
+        the same rows: :data:`SHARDS` of them (one when the batch is too small to give each
+        :data:`MIN_SHARD` messages), or more — a multiple of :data:`SHARDS` — to keep each
+        under :attr:`max_shard_rows`."""
+        count = SHARDS if len(index) >= SHARDS * MIN_SHARD else 1
+        if self.max_shard_rows and count > 1:
+            rows = int(self.table.n_tokens[index].sum()) + len(index)
+            count = max(count, SHARDS * math.ceil(rows / (self.max_shard_rows * SHARDS)))
+            count = min(count, SHARDS * max(1, len(index) // (SHARDS * MIN_SHARD)))
+        return [index[k::count] for k in range(count)]
+
     def step(self, index: np.ndarray) -> dict[str, float]:
         """One optimizer step on the messages at ``index``; returns the batch's metrics.
 
-        The batch runs as :data:`SHARDS` shards — messages dealt alternately from shortest
-        to longest, so each gets about the same tokens — whose losses, weighted by their
-        share of the messages, add up to the batch's. With two cores the shards run at once
-        on two threads (one core each): DIET's small products and elementwise passes use a
-        second core badly inside one operation, but well on a second shard (a step on
-        banking77-small ~20% faster). Their gradients accumulate into the same ``.grad``:
-        with two shards the sum is a + b or b + a, bitwise the same, so the model does not
-        depend on which thread finishes first, nor on the number of cores.
+        The batch runs as shards (:meth:`shards`), each shard's loss weighted by its share of
+        the messages, so that they add up to the batch's. With two cores the shards run on
+        two threads (one core each), shard k on thread k mod 2: DIET's small products and
+        elementwise passes use a second core badly inside one operation, but well on a
+        second shard (a step on banking77-small ~20% faster). Each thread adds its shards'
+        gradients in order, and the step adds the threads' sums, a + b (or b + a, bitwise
+        the same): the model depends neither on which thread finishes first nor on the
+        number of cores.
         """
         index = self.by_length(index)
-        shards = ([index[k::SHARDS] for k in range(SHARDS)] if len(index) >= SHARDS * MIN_SHARD
-                  else [index])
+        shards = self.shards(index)
+        workers = SHARDS if self._helpers is not None and len(shards) > 1 else 1
         self.optimizer.zero_grad()
+        params = self._trained
+        while len(self.generators) <= len(shards):  # shard k draws from generators[k]
+            seed = int(torch.randint(2**62, (), generator=self.generators[SHARDS]))
+            self.generators.append(torch.Generator().manual_seed(seed))
+        generators = self.generators[:SHARDS] + self.generators[SHARDS + 1:]
 
-        def run(k: int) -> dict[str, float]:
-            with drawing_from(self.generators[k]):
-                loss, metrics = self.losses(shards[k], training=True)
-                (loss * (len(shards[k]) / len(index))).backward()
-            return metrics
+        def run(k: int) -> tuple[list[dict[str, float]], list[torch.Tensor | None]]:
+            summed: list[torch.Tensor | None] = [None] * len(params)
+            metrics = []
+            for shard in shards[k::workers]:
+                with drawing_from(generators[len(metrics) * workers + k]):
+                    loss, found = self.losses(shard, training=True)
+                    grads = torch.autograd.grad(loss * (len(shard) / len(index)), params,
+                                                allow_unused=True)
+                for i, grad in enumerate(grads):
+                    if grad is not None:
+                        summed[i] = grad if summed[i] is None else summed[i].add_(grad)
+                metrics.append(found)
+                del loss, grads
+            return metrics, summed
 
-        if self._helpers is not None and len(shards) > 1:
-            parts = self._at_once(run, len(shards))
+        if workers > 1:
+            parts = self._at_once(run, workers)
+        else:
+            parts = [run(0)]
+        for i, param in enumerate(params):
+            sums = [summed[i] for _, summed in parts if summed[i] is not None]
+            if sums:
+                param.grad = sums[0] if len(sums) == 1 else sums[0].add_(sums[1])
+        if workers > 1:
             # The update is elementwise: each thread takes a share of the parameters.
             self._at_once(lambda k: self.optimizer.step(k, SHARDS), SHARDS)
         else:
-            parts = [run(k) for k in range(len(shards))]
             self.optimizer.step()
-        return {key: sum(p[key] * len(s) for p, s in zip(parts, shards, strict=True)) / len(index)
-                for key in parts[0]}
+        found = [parts[j % workers][0][j // workers] for j in range(len(shards))]
+        return {key: sum(m[key] * len(s) for m, s in zip(found, shards, strict=True)) / len(index)
+                for key in found[0]}
 
     def _at_once(self, task: Callable[[int], Any], count: int) -> list[Any]:
         """``task(0)`` on this thread and ``task(1)`` … ``task(count - 1)`` on the helpers, at
@@ -248,7 +290,8 @@ class Trainer(ABC):
                     "regularization_constant), and train again.")
             due = (epoch + 1) % max(schedule.evaluate_every_number_of_epochs, 1) == 0
             if len(eval_index) and (due or epoch == epochs - 1):
-                scores = self.evaluate(eval_index)
+                with drawing_from(self._evaluation_draws):
+                    scores = self.evaluate(eval_index)
                 shown.update({f"val_{k}": v for k, v in scores.items()})
                 if schedule.checkpoint_model and (best is None or _improves(scores, best[0])):
                     best = (scores, copy.deepcopy(self.model.state_dict()))

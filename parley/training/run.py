@@ -100,11 +100,13 @@ class TrainingRun:
         tasks = [Task("nlu", lambda _: self._run_nlu(workdir))]
         policy_statuses = [s for s in self.statuses if s.node.kind != NLU]
         if any(s.status == TRAIN for s in policy_statuses):
-            tasks.append(Task("trackers", lambda _: self._training_trackers()))
+            # (not kept: the runner lets go of them once every policy has them, and each
+            # policy as soon as it has learned from them — see _run_policy)
+            tasks.append(Task("trackers", lambda _: self._training_trackers(), keep=False))
         reading = self._text_readers()
         if reading:
             tasks.append(Task(TEXT_FEATURES, partial(self._story_text_features, reading),
-                              ("nlu",)))
+                              ("nlu",), keep=False))
         for status in policy_statuses:
             needs: tuple[str, ...] = ("trackers",) if status.status == TRAIN else ()
             if status.node.name in reading:
@@ -272,18 +274,25 @@ class TrainingRun:
     def _run_policy(self, status: NodeStatus, workdir: Path, inputs: dict[str, Any]) -> Path:
         node = status.node
         started = time.perf_counter()
-        texts = {"text_features": inputs[TEXT_FEATURES][node.name]} \
+        texts = {"text_features": inputs.pop(TEXT_FEATURES)[node.name]} \
             if TEXT_FEATURES in inputs else {}
         if self._finetune_dir is not None:
             with blamed_on(node, "training"):
-                policy = self._finetuned_policy(node, inputs["trackers"], texts)
+                policy = self._finetuned_policy(node, inputs.pop("trackers"), texts)
                 policy.save(workdir / node.name)
             found = workdir / node.name  # not cached: it depends on the old model
         elif status.status == TRAIN:
             cls: Any = component_class(node.kind, node.component)
             with blamed_on(node, "training"):
-                policy = cls.from_params(node.params).fit(inputs["trackers"],
-                                                          self.importer.domain, **texts)
+                # Handed over, not kept here: a policy that trains long (TED) lets go of
+                # the trackers once it has learned its examples from them. (No ``**``: the
+                # argument tuple it builds would hold them for the whole call.)
+                policy = cls.from_params(node.params)
+                if texts:
+                    policy = policy.fit(inputs.pop("trackers"), self.importer.domain,
+                                        text_features=texts["text_features"])
+                else:
+                    policy = policy.fit(inputs.pop("trackers"), self.importer.domain)
                 target = workdir / node.name
                 policy.save(target)
             found = self._put(status, target)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 import time
 
 import pytest
@@ -59,3 +60,33 @@ def test_the_local_runner_should_not_wait_for_slow_unrelated_tasks():
 
     LocalRunner(2).run([Task("slow", slow), Task("fast", fast), Task("after", fast, ("fast",))])
     assert order.index("fast") < order.index("slow")
+
+
+class _Big:
+    """An intermediate result whose lifetime the test watches."""
+
+
+@pytest.mark.parametrize("runner", [SequentialRunner(), LocalRunner(2)])
+def test_an_intermediate_should_be_freed_once_its_users_let_go_of_it(runner):
+    alive: list[bool] = []
+    made: list[weakref.ref[_Big]] = []
+
+    def make(_):
+        big = _Big()
+        made.append(weakref.ref(big))
+        return big
+
+    def use(inputs):  # takes what it needs and lets go of it, as the training run's policies
+        big = inputs.pop("big")
+        assert isinstance(big, _Big)
+        del big
+        return "used"
+
+    def later(inputs):  # runs after the users: the intermediate is gone by then
+        alive.append(made[0]() is not None)
+        return "later"
+
+    results = runner.run([Task("big", make, keep=False), Task("a", use, ("big",)),
+                          Task("b", use, ("big",)), Task("c", later, ("a", "b"))])
+    assert results == {"a": "used", "b": "used", "c": "later"}
+    assert alive == [False]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +12,10 @@ import pytest
 torch = pytest.importorskip("torch", reason="parley.ml needs PyTorch (pip install 'parley[torch]')")
 
 from parley.ml.batching import FeatureTable  # noqa: E402
-from parley.ml.training import Schedule, Trainer, batch_size_at, epoch_order  # noqa: E402
+from parley.ml.torch_env import seeded  # noqa: E402
+from parley.ml.training import (  # noqa: E402
+    MIN_SHARD, SHARDS, Schedule, Trainer, batch_size_at, epoch_order,
+)
 from parley.progress import set_quiet  # noqa: E402
 
 
@@ -117,3 +122,74 @@ def test_heap_is_trimmed_when_resident_memory_grows_not_on_every_step():
     periodic = HeapTrimmer(growth=1 << 40, every_s=0.0, trim=lambda: trims.append(1))
     periodic.check()
     assert len(trims) == 2  # the period alone is enough
+
+
+class _Rows(_SentenceClassifier):
+    """As above, each example counted as ``rows`` rows, in shards of at most 40 rows."""
+
+    max_shard_rows = 40
+
+
+def _fit_in_shards(threads: int) -> tuple[torch.nn.Module, _Rows]:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 64)
+    points = np.eye(3, 4, dtype=np.float32)[labels] * 3 + rng.normal(size=(64, 4)).astype(
+        np.float32) * 0.3
+    table = FeatureTable([[_Record("x", np.zeros((3, 4), np.float32), p[None])] for p in points])
+    with seeded(3):
+        model = torch.nn.Linear(4, 3)
+    trainer = _Rows(model, table, labels, Schedule(epochs=4, batch_size=[16, 64],
+                                                  learning_rate=0.05), 3)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        trainer.train()
+    finally:
+        torch.set_num_threads(before)
+    return model, trainer
+
+
+def test_a_batch_of_many_rows_runs_as_more_shards_the_same_whatever_the_threads():
+    set_quiet(True)
+    try:
+        one, trainer = _fit_in_shards(1)
+        two, _ = _fit_in_shards(2)
+    finally:
+        set_quiet(False)
+    index = np.arange(64)
+    shards = trainer.shards(index)
+    # 64 examples of 3 tokens + 1 sentence row: 256 rows, in shards of at most 40
+    assert len(shards) % SHARDS == 0 and len(shards) >= 256 / 40
+    assert sorted(np.concatenate(shards).tolist()) == index.tolist()
+    assert max((trainer.table.n_tokens[s] + 1).sum() for s in shards) <= 40
+    assert len(trainer.shards(np.arange(2 * MIN_SHARD))) == SHARDS  # never below MIN_SHARD
+    assert torch.equal(one.weight, two.weight) and torch.equal(one.bias, two.bias)
+
+
+def test_models_built_at_once_on_threads_should_be_those_built_alone():
+    from parley.ml.layers import TransformerEncoder
+
+    def build(seed: int) -> dict[str, torch.Tensor]:
+        with seeded(seed):
+            return TransformerEncoder(16, 2, 16, 2, 0.1, 0.0, 0.2).state_dict()
+
+    alone = {seed: build(seed) for seed in (1, 2)}
+    stop = threading.Event()
+
+    def other_training() -> None:  # another model's seeding and draws, again and again
+        while not stop.is_set():
+            with seeded(99):
+                torch.rand(1000)
+
+    with ThreadPoolExecutor(3) as pool:
+        noise = pool.submit(other_training)
+        try:
+            built = [pool.submit(build, seed) for seed in (1, 2) * 10]
+            results = [(seed, future.result()) for seed, future in zip((1, 2) * 10, built,
+                                                                        strict=True)]
+        finally:
+            stop.set()
+            noise.result()
+    for seed, state in results:
+        assert state.keys() == alone[seed].keys()
+        assert all(torch.equal(state[k], alone[seed][k]) for k in state)

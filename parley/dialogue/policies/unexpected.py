@@ -223,7 +223,8 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
                             hint="Declare them under intents: in the domain.")
         return examples
 
-    def _train(self, examples: Examples, epochs: int, entities: Any = None) -> None:
+    def _train(self, examples: Examples, epochs: int, entities: Any = None, *,
+               seed: int) -> None:
         # (``entities``: TED's entity targets; UnexpecTED tags no entities, it is None)
         from parley.dialogue.neural.intents import (
             IntentTrainer, label_quantiles, padded, similarities,
@@ -239,7 +240,7 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
             evaluate_on_number_of_examples=self.evaluate_on_number_of_examples,
             checkpoint_model=self.checkpoint_model)
         trainer = IntentTrainer(self.model_, dialogues, padded(label_sets), self._label_inputs(),
-                                self.number_of_negative_examples, schedule, self._seed(),
+                                self.number_of_negative_examples, schedule, seed,
                                 description=f"{self.name} epochs")
         with torch_threads():
             trainer.train()

@@ -23,7 +23,7 @@ from parley.component import ENTITIES, FEATURES, INTENT, Finetunable, NLUCompone
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError, warn
-from parley.ml.torch_env import import_torch, seed_everything, torch_threads
+from parley.ml.torch_env import import_torch, seeded, torch_threads
 from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
 from parley.nlu.classifiers.calibration import MAX_CALIBRATION_FOLDS, saved_temperature
 from parley.ml.entity_tags import NO_ENTITY, bilou_moves, comma_rule, decode_entities, token_tags
@@ -349,7 +349,6 @@ class DIETClassifier(NLUComponent, Finetunable):
         examples = self._examples(training_data)
         if not examples:
             raise DataError(f"{self.name} has no training examples to learn from.")
-        seed_everything(self._seed())
         table = self._table(examples)
         self.labels_ = sorted({lab for m in examples if (lab := self._label_of(m)) is not None}) \
             if self._learns_labels() else []
@@ -361,9 +360,10 @@ class DIETClassifier(NLUComponent, Finetunable):
             raise DataError(f"{self.name}: nothing to learn — intent_classification is false "
                             "and the training data has no entities. Annotate entities, or turn "
                             "intent_classification on.")
-        self.model_: DIETModel = DIETModel(self.architecture_)
+        with seeded(self._seed()):
+            self.model_: DIETModel = DIETModel(self.architecture_)
         self._constrain_taggers()
-        self._train(table, examples, self.epochs)
+        self._train(table, examples, self.epochs, seed=self._seed())
         self.temperature_ = self._calibrate(examples)
         return self
 
@@ -391,11 +391,12 @@ class DIETClassifier(NLUComponent, Finetunable):
             folds_done[0] += 1
             self.tags_ = {}
             self.architecture_ = replace(final[1], tag_sets={})
-            self.model_ = DIETModel(self.architecture_)
-            seed_everything(self._seed() + folds_done[0])
+            with seeded(self._seed() + folds_done[0]):
+                self.model_ = DIETModel(self.architecture_)
             train_messages = [labeled[i] for i in train]
             self._train(self._table(train_messages), train_messages, self.epochs,
-                        f"{self.name} calibration {folds_done[0]}/{self.calibration_folds}")
+                        f"{self.name} calibration {folds_done[0]}/{self.calibration_folds}",
+                        seed=self._seed() + folds_done[0])
             logits = self._label_similarities([labeled[i] for i in held_out])
             logits[:, np.setdiff1d(np.arange(len(self.labels_)), y[train])] = -np.inf
             return logits
@@ -431,8 +432,8 @@ class DIETClassifier(NLUComponent, Finetunable):
             if found:
                 raise DataError(f"{self.name} cannot learn new entity {attribute}s when finetuning: "
                                 f"{', '.join(sorted(found))}. Train a new model instead.")
-        seed_everything(self._seed() + 1)
-        self._train(table, examples, finetune_epochs(self.epochs, epoch_fraction))
+        self._train(table, examples, finetune_epochs(self.epochs, epoch_fraction),
+                    seed=self._seed() + 1)
         return self
 
     def _table(self, messages: list[Message]) -> FeatureTable:
@@ -473,7 +474,7 @@ class DIETClassifier(NLUComponent, Finetunable):
         return vocabulary
 
     def _train(self, table: FeatureTable, examples: list[Message], epochs: int,
-               description: str | None = None) -> None:
+               description: str | None = None, *, seed: int) -> None:
         import torch
 
         from parley.ml.training import Schedule
@@ -502,7 +503,7 @@ class DIETClassifier(NLUComponent, Finetunable):
             evaluate_on_number_of_examples=self.evaluate_on_number_of_examples,
             checkpoint_model=self.checkpoint_model)
         trainer = DIETTrainer(self.model_, table, Targets(labels, tags), label_inputs,
-                              schedule, self._seed(), description=description or f"{self.name} epochs")
+                              schedule, seed, description=description or f"{self.name} epochs")
         with torch_threads():
             trainer.train()
         self._kept_labels = None  # new weights: the labels' embeddings change

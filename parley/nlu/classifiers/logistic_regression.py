@@ -253,13 +253,17 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         """One message's logits from its sparse sentence rows: what :meth:`predict_proba`
         computes for a batch (blocks side by side, tf-idf, the product), on the row's
         arrays — scipy's conversions cost more than the arithmetic for one row."""
-        starts = np.cumsum([0, *(f.dim for f in records)])
         rows = [f.sentence_entries() for f in records]
-        data = np.concatenate([values for values, _ in rows]).astype(np.float64)
-        cols = np.concatenate([columns.astype(np.int64) + s
-                               for (_, columns), s in zip(rows, starts[:-1].tolist(), strict=True)])
+        data = np.concatenate([values for values, _ in rows]).astype(np.float64, copy=False)
+        cols = np.concatenate([columns for _, columns in rows]).astype(np.int64)
+        sizes = [len(values) for values, _ in rows]
+        end, start = sizes[0], 0
+        for f, size in zip(records[:-1], sizes[1:], strict=True):  # each block's columns
+            start += f.dim  # after the blocks before it
+            cols[end:end + size] += start
+            end += size
         if self.idf_ is not None:
-            block = np.repeat(np.arange(len(rows)), [len(values) for values, _ in rows])
+            block = np.repeat(np.arange(len(rows)), sizes)
             data = tfidf_row(data, cols, block, len(rows), self.idf_)
         out: np.ndarray = np.add.reduce(self.coef_[cols] * data[:, None], axis=0) \
             if len(cols) else np.zeros(self.coef_.shape[1])

@@ -48,7 +48,6 @@ class SequencePredictor:
         self.tiny = np.finfo(np.float32).tiny * 1e6
         self.exp_t = np.exp(t - float(t.max())).astype(np.float32)
         self.exp_t_t = self.exp_t.T
-        self.lowest_move_list = self.lowest_move.tolist()
 
     def emissions(self, rows: list[list[int]]) -> np.ndarray:
         """``T × L`` float32 state scores of the tokens' attribute ids (each of value 1):
@@ -80,28 +79,23 @@ class SequencePredictor:
         predecessor of a path label is the one :func:`_crf.viterbi` picks among those with
         the best score: the higher ``p``, then the lower index.
         """
-        # (numpy's ufuncs and methods called directly, scalars read as Python floats: a
-        # step is a few microseconds, and the convenience wrappers would add a third)
+        # (numpy's ufuncs and methods called directly: a step is a few microseconds, and
+        # the convenience wrappers would add a third)
         scores = emissions.astype(np.float64)
-        t, highest, lowest = self.transitions, self.highest_move, self.lowest_move_list
+        t, highest, lowest = self.transitions, self.highest_move, self.lowest_move
         previous = scores[0]
         steps = [(previous, previous)]  # (scores before the step's move, best move)
         for i in range(1, len(scores)):
-            best = int(previous.argmax())
-            reach = (previous + highest >= previous.item(best) + lowest[best]).nonzero()[0]
-            if len(reach) == 1:  # one predecessor: its moves are the maxima
-                r = int(reach[0])
-                moved = t[r] + previous.item(r)
-            else:
-                moved = np.maximum.reduce(t[reach] + previous[reach, None], axis=0)
+            best = previous.argmax()
+            reach = (previous + highest >= previous[best] + lowest[best]).nonzero()[0]
+            moved = np.maximum.reduce(t[reach] + previous[reach, None], axis=0)
             steps.append((previous, moved))
             previous = moved + scores[i]
         path = [int(previous.argmax())]
-        into = self.into
         for i in range(len(scores) - 1, 0, -1):
             before, moved = steps[i]
             label = path[-1]
-            won = (before + into[label] == moved.item(label)).nonzero()[0]
+            won = (before + self.into[label] == moved[label]).nonzero()[0]
             path.append(int(won[0]) if len(won) == 1 else
                         min(won.tolist(), key=lambda q: (-before[q], q)))
         return np.array(path[::-1], dtype=np.int64)

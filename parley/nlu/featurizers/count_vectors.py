@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -317,8 +318,8 @@ class CountVectorsFeaturizer(NLUComponent):
         token's counts, kept between calls: numpy's sorting and scipy's conversions cost
         more than the counting for a few tokens."""
         entries = [self._token_entry(t) for t in texts]
-        indptr = np.zeros(len(entries) + 1, dtype=np.int64)
-        np.cumsum([len(ids) for _, ids, _, _ in entries], out=indptr[1:])
+        indptr = np.fromiter(accumulate((len(e[1]) for e in entries), initial=0),
+                             dtype=np.int64, count=len(entries) + 1)
         if not entries:
             empty = (np.zeros(0), np.zeros(0, dtype=np.int32))
             return (*empty, indptr), (*empty, np.zeros(2, dtype=np.int64))

@@ -37,7 +37,6 @@ are bounded minimisations from fixed starts.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 

@@ -50,6 +50,9 @@ def register(commands: Any) -> None:
                         help="Seconds a request may take before a 503 (default: 3600).")
     parser.add_argument("--max-body-size", type=int, default=None,
                         help="Largest request body in bytes (default: 10 MB).")
+    parser.add_argument("--max-message-length", type=int, default=None,
+                        help="Longest message text parsed, in characters; longer ones get "
+                             "a 413 (default: 20,000).")
     parser.add_argument("--prediction-workers", type=int, default=1,
                         help="Threads that run the model (each with one PyTorch thread; "
                              "default: 1).")
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from parley.runtime.endpoints import read_endpoints
     from parley.serving.agent import load
     from parley.serving.http.channels.credentials import read_credentials
-    from parley.serving.http.limits import DEFAULT_MAX_BODY_BYTES
+    from parley.serving.http.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_CHARS
     from parley.serving.http.run import configure_logging, logger, serve
     from parley.serving.http.state import ServerSettings
 
@@ -83,13 +86,18 @@ def run(args: argparse.Namespace) -> int:
     if args.max_body_size is not None and args.max_body_size <= 0:
         raise ConfigError("--max-body-size must be a positive number of bytes, found "
                           f"{args.max_body_size} (default: {DEFAULT_MAX_BODY_BYTES}).")
+    if args.max_message_length is not None and args.max_message_length <= 0:
+        raise ConfigError("--max-message-length must be a positive number of characters, "
+                          f"found {args.max_message_length} (default: "
+                          f"{DEFAULT_MAX_MESSAGE_CHARS}).")
     configure_logging(args.log_level)
     endpoints = read_endpoints(_existing(args.endpoints, DEFAULT_ENDPOINTS))
     channels = read_credentials(_existing(args.credentials, DEFAULT_CREDENTIALS))
     settings = ServerSettings(
         enable_api=args.enable_api, auth_token=args.auth_token, jwt_secret=args.jwt_secret,
         jwt_method=args.jwt_method, cors=args.cors, response_timeout=args.response_timeout,
-        max_body_bytes=args.max_body_size or DEFAULT_MAX_BODY_BYTES, channels=channels,
+        max_body_bytes=args.max_body_size or DEFAULT_MAX_BODY_BYTES,
+        max_message_chars=args.max_message_length or DEFAULT_MAX_MESSAGE_CHARS, channels=channels,
         prediction_workers=args.prediction_workers, seed=args.seed)
     if args.jwt_secret:
         _check_jwt_method(args.jwt_method)

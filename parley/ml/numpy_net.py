@@ -29,6 +29,10 @@ LAYER_NORM_EPS = 1e-6  # parley.ml.layers' LayerNorms
 DENSE_ROWS = 256
 # From this many entries sparse rows are multiplied by scipy (see sparse_dense).
 SPARSE_PRODUCT_ENTRIES = 4096
+# Attention scores (float32) computed at once: a longer message's queries go in chunks.
+# 16 MB: one message of up to 1,024 rows with 4 heads (a batch of rows × length up to 1M)
+# is one chunk.
+ATTENTION_ENTRIES = 1 << 22
 
 
 # --- elementwise ----------------------------------------------------------------------------
@@ -290,7 +294,17 @@ def position_table(length: int, units: int) -> np.ndarray:
 
 
 class Attention:
-    """:class:`parley.ml.layers.MultiHeadAttention` over messages of equal length."""
+    """:class:`parley.ml.layers.MultiHeadAttention` over messages of equal length.
+
+    The queries are taken in chunks, so that the scores in memory at once stay under
+    :data:`ATTENTION_ENTRIES` whatever the length: all of a message's scores would be
+    heads × T² floats (a 6,000-token message 576 MB, 200,000 tokens 596 GiB). A message of
+    up to ~1,000 rows is one chunk, computed as before; a longer one gives the same result
+    to float rounding, in time still quadratic in its length (a server bounds that by the
+    length of the text it accepts: ``parley run --max-message-length``). Relative
+    attention is read from the ``2·max_relative_position + 1`` distances, never from a
+    T × T × depth table of them.
+    """
 
     def __init__(self, arrays: Mapping[str, np.ndarray], prefix: str, units: int, heads: int,
                  density: float, key_relative: bool, value_relative: bool,
@@ -327,6 +341,21 @@ class Attention:
             row %= t
             q = q[:, :, row:row + 1]
             queries = queries[row:row + 1]
+        per_chunk = max(1, ATTENTION_ENTRIES // (b * heads * t))
+        if len(queries) <= per_chunk:
+            out = self._attend(q, k, v, queries)
+        else:
+            out = np.concatenate([self._attend(q[:, :, s:s + per_chunk], k, v,
+                                               queries[s:s + per_chunk])
+                                  for s in range(0, len(queries), per_chunk)], axis=2)
+        rows = out.transpose(0, 2, 1, 3).reshape(b * len(queries), self.units)
+        return self.out(rows).reshape(b, len(queries), self.units)
+
+    def _attend(self, q: np.ndarray, k: np.ndarray, v: np.ndarray,
+                queries: np.ndarray) -> np.ndarray:
+        """The attention of the ``queries`` (their rows in ``q``: b × h × queries × d) over
+        all rows of ``k`` and ``v``: b × h × queries × d."""
+        t = k.shape[2]
         scores = np.matmul(q, k.transpose(0, 1, 3, 2))
         scores *= self.scale
         bucket = None
@@ -335,17 +364,28 @@ class Attention:
             bucket = np.clip(distance, -self.max_relative_position, self.max_relative_position)
             bucket = bucket + self.max_relative_position
         if self.key_relative is not None and bucket is not None:
-            relative = self.key_relative[bucket]  # queries × keys × depth
-            scores += np.einsum("bhid,ijd->bhij", q, relative) * self.scale
+            # q · key_relative[bucket[i, j]]: each query's products with the few distances,
+            # then picked per key
+            by_distance = np.matmul(q, self.key_relative.T)  # b h queries span
+            picked = np.take_along_axis(
+                by_distance, np.broadcast_to(bucket, (*q.shape[:2], *bucket.shape)), axis=3)
+            picked *= self.scale
+            scores += picked
         if self.unidirectional:  # no later rows
             later = np.arange(t)[None, :] > queries[:, None]
             scores[..., later] = -np.inf
         weights = softmax(scores)
         out = np.matmul(weights, v)
         if self.value_relative is not None and bucket is not None:
-            out += np.einsum("bhij,ijd->bhid", weights, self.value_relative[bucket])
-        rows = out.transpose(0, 2, 1, 3).reshape(b * len(queries), self.units)
-        return self.out(rows).reshape(b, len(queries), self.units)
+            # Σ_j weights[i, j] · value_relative[bucket[i, j]]: the weights summed per
+            # distance, times the distances' rows
+            span = len(self.value_relative)
+            per_distance = np.empty((*weights.shape[:3], span), dtype=F32)
+            for d in range(span):
+                np.add.reduce(np.where(bucket == d, weights, F32(0)), axis=3,
+                              out=per_distance[..., d])
+            out += np.matmul(per_distance, self.value_relative)
+        return out
 
 
 class TransformerEncoder:

@@ -92,6 +92,11 @@ class Features:
         matrix.has_sorted_indices = True
         return matrix
 
+    def csr_arrays(self, which: int) -> CSRArrays | None:
+        """The CSR arrays of the sequence (0) or sentence (1) rows of a record made from
+        them (:meth:`from_csr_arrays`), without making a scipy matrix; else None."""
+        return None if self._arrays is None else self._arrays[which]
+
     @property
     def dim(self) -> int:
         if self._arrays is not None:

@@ -23,9 +23,9 @@ def write_intent_rankings(messages: Sequence[Message], probabilities: np.ndarray
     order = np.argsort(-probabilities, axis=1, kind="stable")
     if ranking_length > 0:
         order = order[:, :ranking_length]
-    for message, p, ranked in zip(messages, probabilities, order, strict=True):
+    for message, p, ranked in zip(messages, probabilities.tolist(), order.tolist(), strict=True):
         ranking: list[dict[str, Any]] = [
-            {"name": classes[j], "confidence": float(p[j])} for j in ranked
+            {"name": classes[j], "confidence": p[j]} for j in ranked
         ]
         message.data[INTENT_KEY] = dict(ranking[0])
         message.data[INTENT_RANKING_KEY] = ranking

@@ -260,7 +260,8 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         sparse = [(f, start) for f, start in zip(records, starts, strict=False) if f.is_sparse]
         if sparse:
             rows = [f.sentence_entries() for f, _ in sparse]
-            data = np.concatenate([values for values, _ in rows]).astype(np.float64)
+            data = np.concatenate([values for values, _ in rows]).astype(np.float64,
+                                                                         copy=False)
             cols = np.concatenate([columns.astype(np.int64) + start
                                    for (_, columns), (_, start) in zip(rows, sparse, strict=True)])
             if self.idf_ is not None:

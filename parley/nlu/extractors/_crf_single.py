@@ -47,6 +47,7 @@ class SequencePredictor:
         # _forward_backward's float32 constants
         self.tiny = np.finfo(np.float32).tiny * 1e6
         self.exp_t = np.exp(t - float(t.max())).astype(np.float32)
+        self.exp_t_t = self.exp_t.T
 
     def emissions(self, rows: list[list[int]]) -> np.ndarray:
         """``T × L`` float32 state scores of the tokens' attribute ids (each of value 1):
@@ -102,24 +103,29 @@ class SequencePredictor:
     # --- marginals -------------------------------------------------------------------
     def _marginals(self, emissions: np.ndarray) -> np.ndarray | None:
         """``_forward_backward(…, float32, edges=False)`` of one sequence, as float64."""
-        exp_t, tiny = self.exp_t, self.tiny
+        exp_t, exp_t_t, tiny = self.exp_t, self.exp_t_t, self.tiny
         exp_e = np.exp((emissions - np.maximum.reduce(emissions, axis=1, keepdims=True))
                        .astype(np.float32))
         n = len(exp_e)
         alpha = np.empty_like(exp_e)
         scale = np.empty(n, dtype=np.float32)
+        # each row as a 1 × L view, made at once (the products stay 1 × L by L × L)
+        e_rows, alpha_rows = list(exp_e[:, None]), list(alpha[:, None])
+        previous = None
         for i in range(n):
-            a = exp_e[0:1] if i == 0 else (alpha[i - 1:i] @ exp_t) * exp_e[i:i + 1]
-            c = np.add.reduce(a, axis=1)
-            if not c[0] > tiny:  # c.min(initial=1.0) > tiny, for one value
+            a = e_rows[0] if i == 0 else np.matmul(previous, exp_t) * e_rows[i]
+            c = np.add.reduce(a, axis=1).item(0)
+            if not c > tiny:  # c.min(initial=1.0) > tiny, for one value
                 return None
-            np.divide(a, c[:, None], out=alpha[i:i + 1])
-            scale[i] = c[0]
+            previous = alpha_rows[i]
+            np.divide(a, np.float32(c), out=previous)
+            scale[i] = c
         beta = np.empty_like(exp_e)
         beta[n - 1] = 1.0
+        beta_rows = list(beta[:, None])
         for i in range(n - 2, -1, -1):
-            u = exp_e[i + 1:i + 2] * beta[i + 1:i + 2] / scale[i + 1:i + 2][:, None]
-            beta[i:i + 1] = u @ exp_t.T
+            u = e_rows[i + 1] * beta_rows[i + 1]
+            beta_rows[i][...] = np.matmul(np.divide(u, scale[i + 1], out=u), exp_t_t)
         alpha *= beta
         if not np.isfinite(alpha).all():
             return None

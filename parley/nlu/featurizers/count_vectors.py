@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -317,29 +318,33 @@ class CountVectorsFeaturizer(NLUComponent):
         token's counts, kept between calls: numpy's sorting and scipy's conversions cost
         more than the counting for a few tokens."""
         entries = [self._token_entry(t) for t in texts]
-        indptr = np.zeros(len(entries) + 1, dtype=np.int64)
-        np.cumsum([len(ids) for _, ids, _ in entries], out=indptr[1:])
+        indptr = np.fromiter(accumulate((len(e[1]) for e in entries), initial=0),
+                             dtype=np.int64, count=len(entries) + 1)
         if not entries:
             empty = (np.zeros(0), np.zeros(0, dtype=np.int32))
             return (*empty, indptr), (*empty, np.zeros(2, dtype=np.int64))
-        seq_indices = np.concatenate([ids for _, ids, _ in entries])
-        seq_data = np.concatenate([counts for _, _, counts in entries])
+        seq_indices = np.concatenate([ids for _, ids, _, _ in entries])
+        seq_data = np.concatenate([counts for _, _, counts, _ in entries])
         if self._sentence_is_sum_of_tokens():  # counts are whole numbers: any order sums
-            columns, inverse = np.unique(seq_indices, return_inverse=True)
-            values = np.bincount(inverse.reshape(-1), weights=seq_data,
-                                 minlength=len(columns)).astype(np.float64, copy=False)
+            # each token's ids once per count (kept), then counted: one sort, where the
+            # inverse of a unique and a weighted bincount cost an argsort and a scatter more
+            columns, counts = np.unique(np.concatenate([each for *_, each in entries]),
+                                        return_counts=True)
+            values = counts.astype(np.float64)
         else:
             vocabulary = self.vocabulary_
-            total = _counted([i for gram in self._analyzer()(" ".join(c for c, _, _ in entries))
+            analyze = self.__dict__["_kept_entries"][2]  # _token_entry made it
+            total = _counted([i for gram in analyze(" ".join(e[0] for e in entries))
                               if (i := vocabulary.get(gram)) is not None])
             values = np.fromiter(total.values(), dtype=np.float64, count=len(total))
             columns = np.fromiter(total, dtype=np.int32, count=len(total))
         return ((seq_data, seq_indices, indptr),
                 (values, columns, np.array([0, len(columns)], dtype=np.int64)))
 
-    def _token_entry(self, text: str) -> tuple[str, np.ndarray, np.ndarray]:
+    def _token_entry(self, text: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
         """One token text cleaned as :meth:`_clean_tokens` cleans it for prediction, its
-        known term ids (increasing, int32) and their counts (float64); kept between calls."""
+        known term ids (increasing, int32), their counts (float64) and the ids each as
+        often as it counts; kept between calls."""
         vocabulary = self.vocabulary_
         kept = self.__dict__.get("_kept_entries")
         if kept is None or kept[0] is not vocabulary or len(kept[1]) > KEPT_TOKENS:
@@ -352,8 +357,9 @@ class CountVectorsFeaturizer(NLUComponent):
             cleaned = oov(cleaned.lower() if self.lowercase else cleaned)
             counts = _counted([i for gram in analyze(cleaned)
                                if (i := vocabulary.get(gram)) is not None])
-            entry = known[text] = (cleaned, np.fromiter(counts, dtype=np.int32, count=len(counts)),
-                                   np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))
+            ids = np.fromiter(counts, dtype=np.int32, count=len(counts))
+            times = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            entry = known[text] = (cleaned, ids, times, np.repeat(ids, times.astype(np.int64)))
         return entry  # type: ignore[no-any-return]
 
     def _term_ids(self, text: str, analyze: Callable[[str], list[str]],

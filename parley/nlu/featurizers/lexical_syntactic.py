@@ -10,7 +10,7 @@ import numpy as np
 from parley.component import SPARSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.nlu.features import attach_features, count_entries
+from parley.nlu.features import FEATURES_KEY, CSRArrays, Features, attach_features, count_entries
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
 from parley.nlu.tokens import Token
 from parley.params import Constraint, FeatureWindow, NoneOr
@@ -123,7 +123,8 @@ class LexicalSyntacticFeaturizer(NLUComponent):
         offsets = token_offsets(all_tokens)
         if len(messages) == 1:  # a parse: the CSR arrays straight from the entries
             sequence, sentence = self._one(all_tokens[0])
-            attach_features(messages, sequence, sentence, offsets, self.name)
+            messages[0].data.setdefault(FEATURES_KEY, []).append(
+                Features.from_csr_arrays(sequence, sentence, len(self.vocabulary_), self.name))
             return
         rows, cols = self._entries(all_tokens)
         n, dim = int(offsets[-1]), len(self.vocabulary_)
@@ -135,13 +136,11 @@ class LexicalSyntacticFeaturizer(NLUComponent):
             shape=(len(messages), dim))
         attach_features(messages, sequence, sentence, offsets, self.name)
 
-    def _one(self, tokens: list[Token]) -> tuple[Any, Any]:
-        """:meth:`process`'s two matrices for one message (the same arrays: float64
-        counts, sorted columns), without numpy's sorting for a few entries."""
-        from scipy.sparse import csr_matrix
-
+    def _one(self, tokens: list[Token]) -> tuple[CSRArrays, CSRArrays]:
+        """The CSR arrays of :meth:`process`'s two matrices for one message (float64
+        counts, sorted columns), without numpy's sorting for a few entries, nor the scipy
+        matrices (a parse's consumers read the arrays)."""
         rows, cols = self._entries([tokens])
-        dim = len(self.vocabulary_)
         per_token: list[list[int]] = [[] for _ in tokens]
         for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
             per_token[row].append(col)
@@ -158,12 +157,10 @@ class LexicalSyntacticFeaturizer(NLUComponent):
             data.extend(counts.values())
             indptr.append(len(indices))
         order = sorted(total)
-        sequence = csr_matrix((np.array(data, dtype=np.float64), np.array(indices, dtype=np.int32),
-                               np.array(indptr, dtype=np.int64)), shape=(len(tokens), dim))
-        sentence = csr_matrix((np.array([total[c] for c in order], dtype=np.float64),
-                               np.array(order, dtype=np.int32),
-                               np.array([0, len(order)], dtype=np.int64)), shape=(1, dim))
-        sequence.has_sorted_indices = sentence.has_sorted_indices = True
+        sequence = (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int32),
+                    np.array(indptr, dtype=np.int64))
+        sentence = (np.array([total[c] for c in order], dtype=np.float64),
+                    np.array(order, dtype=np.int32), np.array([0, len(order)], dtype=np.int64))
         return sequence, sentence
 
     def _entries(self, all_tokens: list[list[Token]]) -> tuple[np.ndarray, np.ndarray]:

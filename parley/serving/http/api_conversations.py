@@ -32,6 +32,7 @@ from parley.runtime.processor import MessageProcessor, UserMessage
 from parley.serving.http.auth import Auth
 from parley.serving.http.body import bool_param, json_body, json_object, optional_text
 from parley.serving.http.errors import HTTPError, bad_request
+from parley.serving.http.limits import check_message_length
 from parley.serving.http.events_io import (
     events_from_body, include_events_param, parse_data_problem, prediction_result,
     tracker_json, travel_back, until_param,
@@ -107,6 +108,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         text = data.get("text")
         if not isinstance(text, str):
             raise bad_request("'text' must be the message, a string.", "text")
+        check_message_length(text, state.settings.max_message_chars)
         parse_data = data.get("parse_data")
         if parse_data is not None:
             _check_parse_data(parse_data, text)

@@ -21,7 +21,7 @@ from parley.runtime.stores.base import LockStore, TrackerStore
 from parley.serving.agent import Agent
 from parley.serving.http.compute import PredictionPool
 from parley.serving.http.errors import HTTPError
-from parley.serving.http.limits import DEFAULT_MAX_BODY_BYTES
+from parley.serving.http.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_CHARS
 
 __all__ = ["DEFAULT_RESPONSE_TIMEOUT", "ServerSettings", "ServerState"]
 
@@ -42,6 +42,7 @@ class ServerSettings:
     cors: list[str] | None = None
     response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS
     # Channel name → its credentials.yml options; the REST channel when nothing is given.
     channels: dict[str, dict[str, Any]] = field(default_factory=lambda: {"rest": {}})
     prediction_workers: int = 1

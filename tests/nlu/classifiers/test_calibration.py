@@ -79,6 +79,22 @@ def test_calibrated_softmax_should_keep_the_order_and_sum_to_one() -> None:
     assert (calibrated_softmax(logits[:1], 0.7, (0.6, 0.1))[0, 1:] > 0).all()
 
 
+def test_one_row_should_get_the_same_floats_as_in_a_batch() -> None:
+    # a parse takes calibrated_softmax's one-row path; it must give the batch's floats
+    rng = np.random.default_rng(5)
+    logits = rng.normal(0, 6, size=(400, 9))
+    logits[0] = [900.0, 0.0, -5.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # exp overflows
+    logits[1, 2:] = -np.inf  # two classes learned
+    logits[2, 1:] = -np.inf  # one class learned: no rest
+    logits[3] = 0.0  # all tied
+    for top_map in [(0.3, -2.0), (1.2, 0.4), (3.0, 800.0), (3.0, -800.0)]:
+        batch = calibrated_softmax(logits, 0.7, top_map)
+        for i in range(len(logits)):
+            one = calibrated_softmax(logits[i:i + 1], 0.7, top_map)
+            assert one.shape == (1, 9)
+            assert np.array_equal(one[0], batch[i]), (top_map, i)
+
+
 def test_a_saved_top_map_should_be_checked_and_old_archives_keep_the_temperature() -> None:
     assert saved_top_map({"temperature": 0.5}, "C") == IDENTITY_TOP_MAP
     assert saved_top_map({"top_calibration": [0.7, -0.1]}, "C") == (0.7, -0.1)

@@ -183,3 +183,24 @@ def test_loading_and_parsing_a_diet_model_does_not_import_torch(tmp_path):
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_a_long_message_should_attend_in_chunks_with_the_same_result(monkeypatch):
+    # issue 22: attention held all heads × T² scores at once (200,000 tokens: 596 GiB)
+    from parley.ml import numpy_net
+
+    upstream = pipeline()
+    data = read_nlu_text(TRAVEL)
+    run(upstream, data)
+    diet = DIETClassifier(epochs=3, random_seed=3, use_key_relative_attention=True,
+                          use_value_relative_attention=True, max_relative_position=3).fit(data)
+    text = " ".join(["fly from oslo to rome", "two pizzas please", "hello"] * 40)  # 400 tokens
+    records = diet._records(featurized([text], upstream))
+    whole = diet._predictor().predict(records, diet.temperature_)
+    heads = diet.architecture_.attention_heads
+    monkeypatch.setattr(numpy_net, "ATTENTION_ENTRIES", heads * 401 * 37)  # chunks of 37
+    chunked = diet._predictor().predict(records, diet.temperature_)
+    np.testing.assert_allclose(chunked.confidences, whole.confidences, atol=1e-6)
+    assert [t.tolist() for t in chunked.tags["entity"]] == [t.tolist() for t in whole.tags["entity"]]
+    np.testing.assert_allclose(chunked.tag_confidences["entity"][0],
+                               whole.tag_confidences["entity"][0], atol=1e-5)

@@ -69,3 +69,19 @@ def test_intent_tokenization_flag_should_split_the_intent() -> None:
     tokenizer = WhitespaceTokenizer(intent_tokenization_flag=True, intent_split_symbol="_")
     tokenizer.fit(TrainingData()).process([message])
     assert message.data["intent_tokens"] == [Token("greet", 0, 5), Token("user", 6, 10)]
+
+
+@pytest.mark.parametrize("text", [
+    "play some jazz music", "  spaced \t out\n", "naïve café 10 000", "a\u00a0b\u2003c",
+    "नमस्ते दुनिया", "❶ ❷ three", "x_y z__", "日本語 テキスト", "",
+])
+def test_plain_texts_should_skip_the_punctuation_rules_with_the_same_tokens(text: str) -> None:
+    # a text of word characters and whitespace takes a shortcut past _SEPARATORS
+    from parley.nlu.tokenizers import whitespace
+
+    assert whitespace._PLAIN.fullmatch(text)  # noqa: SLF001 - the shortcut's test
+    words = [w for w in whitespace._SEPARATORS.sub(" ", text).split()  # noqa: SLF001
+             if not whitespace._EMOJI.fullmatch(w)]  # noqa: SLF001
+    if not words and text.strip():
+        words = [text.strip()]
+    assert texts(text) == words

@@ -42,6 +42,34 @@ def test_a_body_over_the_limit_should_get_a_413_announced_or_streamed(make_clien
     assert client.post("/webhooks/rest/webhook", json={"message": "hi"}).status_code == 200
 
 
+def test_a_message_over_the_length_limit_should_get_a_413_before_anything_is_stored(
+        make_client):
+    client = make_client(max_message_chars=50)
+    long, fits = "great " * 10, "great " * 8 + "ok"  # 60 and 50 characters
+    for path, body in (("/model/parse", {"text": long}),
+                       ("/webhooks/rest/webhook", {"sender": "a", "message": long}),
+                       ("/conversations/a/messages", {"text": long, "sender": "user"})):
+        refused = client.post(path, json=body)
+        assert refused.status_code == 413, path
+        assert "60 characters" in refused.json()["message"]
+        assert "--max-message-length" in refused.json()["message"]
+    events = client.get("/conversations/a/tracker").json()["events"]
+    assert not [e for e in events if e["event"] == "user"]
+    assert client.post("/model/parse", json={"text": fits}).json()["intent"]["name"] == "mood_great"
+    assert client.post("/webhooks/rest/webhook", json={"sender": "a", "message": fits}
+                       ).status_code == 200
+
+
+def test_a_huge_message_should_get_a_413_by_default(client):
+    # 200,000 tokens made DIET's attention ask for 596 GiB and the server answer a 500
+    from parley.serving.http.limits import DEFAULT_MAX_MESSAGE_CHARS
+
+    huge = client.post("/model/parse", json={"text": "hello " * 200_000})
+    assert huge.status_code == 413 and huge.json()["reason"] == "PayloadTooLarge"
+    at_limit = "hello " * (DEFAULT_MAX_MESSAGE_CHARS // 6)
+    assert client.post("/model/parse", json={"text": at_limit}).json()["text"] == at_limit
+
+
 def test_without_enable_api_only_the_root_and_channels_should_answer(make_client):
     client = make_client(enable_api=False)
     assert client.get("/").status_code == 200

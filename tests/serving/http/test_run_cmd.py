@@ -45,6 +45,13 @@ def test_a_body_limit_that_is_not_positive_should_be_refused(tmp_path, capsys):
             capsys.readouterr().err
 
 
+def test_a_message_length_limit_that_is_not_positive_should_be_refused(tmp_path, capsys):
+    for size in ("0", "-5"):
+        assert main(["run", "-m", str(tmp_path), "--max-message-length", size]) == 1
+        assert f"--max-message-length must be a positive number of characters, found {size}" \
+            in capsys.readouterr().err
+
+
 def test_the_unsigned_jwt_method_should_be_refused(tmp_path, capsys):
     # 'none' was offered as available: a server whose JWTs can never be checked.
     assert main(["run", "-m", str(tmp_path), "--jwt-secret", "s3cret",

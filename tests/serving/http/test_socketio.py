@@ -166,3 +166,25 @@ def test_a_message_json_cannot_carry_should_be_dropped_not_stored(moodbot_model,
             "hello"]
     log = (tmp_path / "server.log").read_text()
     assert "NaN is not a JSON number" in log and "lone surrogate" in log
+
+
+def test_a_message_over_the_length_limit_should_be_dropped_not_parsed(moodbot_model, tmp_path):
+    (tmp_path / "credentials.yml").write_text(CREDENTIALS.format(persistence="true"))
+    with parley_run(["-m", str(moodbot_model), "--enable-api", "--max-message-length", "20"],
+                    tmp_path, tmp_path / "server.log") as url:
+        widget = Widget(url, ["websocket"])
+        try:
+            widget.client.emit("session_request", {"session_id": "long"})
+            widget.wait_for(1, "sessions")
+            widget.say("hello " * 10, "long")  # 60 characters
+            widget.say("hello", "long")
+            assert widget.wait_for(1)[0]["text"] == "Hey! How are you?"
+        finally:
+            widget.client.disconnect()
+        status, body = get(f"{url}/conversations/long/tracker")
+        assert status == 200, body
+        assert [e["text"] for e in json.loads(body)["events"] if e["event"] == "user"] == [
+            "hello"]
+        status, body = post_json(f"{url}/model/parse", {"text": "hello " * 10})
+        assert status == 413, body
+    assert "60 characters, over the limit of 20" in (tmp_path / "server.log").read_text()

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from parley.runtime.processor import DEFAULT_SENDER, UserMessage
 from parley.serving.http.body import json_object, optional_text
 from parley.serving.http.errors import bad_request
+from parley.serving.http.limits import check_message_length
 from parley.serving.http.state import ServerState
 
 __all__ = ["NAME", "routes"]
@@ -42,6 +43,7 @@ def routes(state: ServerState, options: dict[str, Any]) -> list[Route]:
         if text is not None and not isinstance(text, str):
             raise bad_request(f"'message' must be a string, found {type(text).__name__}.",
                               "message")
+        check_message_length(text, state.settings.max_message_chars, "message")
         metadata = data.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             raise bad_request(f"'metadata' must be an object, found "

@@ -141,6 +141,11 @@ def socketio_app(state: ServerState, options: dict[str, Any],
         except StrictJSONError as error:
             logger.warning("socket.io: a message of %s was dropped: %s.", sender, error)
             return
+        if isinstance(text, str) and len(text) > state.settings.max_message_chars:
+            logger.warning("socket.io: a message of %s was dropped: %d characters, over the "
+                           "limit of %d (--max-message-length).", sender, len(text),
+                           state.settings.max_message_chars)
+            return
         processor = state.processor
         if processor is None:
             logger.error("socket.io: no model is loaded; the message is dropped.")

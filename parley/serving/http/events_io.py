@@ -80,12 +80,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _intent_problem(intent: Any, where: str) -> str | None:
+def _intent_problem(intent: Any, where: str, null_confidence: bool = True) -> str | None:
+    """``null_confidence``: whether a ``confidence`` of null passes (the top intent of a
+    message no NLU read has none; a ranking entry always has a number, as the spec says,
+    and is given back as it came)."""
     if not isinstance(intent, dict):
         return f"{where} must be an object (name, confidence)"
     name, confidence = intent.get("name"), intent.get("confidence")
     if name is not None and not isinstance(name, str):
         return f"{where}'s name must be a string"
+    if confidence is None and "confidence" in intent and not null_confidence:
+        return f"{where}'s confidence must be a number, not null"
     if confidence is not None and not _is_number(confidence):
         return f"{where}'s confidence must be a number"
     return None
@@ -110,7 +115,7 @@ def parse_data_problem(parse: Any) -> str | None:
         if not isinstance(ranking, list):
             return "intent_ranking must be a list"
         for item in ranking:
-            problem = _intent_problem(item, "an intent_ranking entry")
+            problem = _intent_problem(item, "an intent_ranking entry", null_confidence=False)
             if problem:
                 return problem
     entities = parse.get("entities")

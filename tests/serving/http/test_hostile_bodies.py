@@ -71,3 +71,17 @@ def test_parse_data_without_text_should_be_taken_as_rasa_takes_it(client):
                            json={"text": "hello", "sender": "user", "parse_data": parse})
     assert response.status_code == 200, response.text
     assert response.json()["latest_message"]["intent"]["name"] == "greet"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_an_intent_ranking_entry_with_a_null_confidence_should_be_a_400(client, method):
+    # Stored, the null came back in the tracker, where Rasa's spec says a number
+    # (schemathesis found it).
+    parse = {"intent": {"name": "greet", "confidence": 0.9}, "entities": [],
+             "intent_ranking": [{"name": "greet", "confidence": None}]}
+    response = client.request(method, "/conversations/nullrank/tracker/events",
+                              json=[{"event": "user", "text": "hi", "parse_data": parse}])
+    assert response.status_code == 400, response.text
+    assert "intent_ranking entry's confidence must be a number" in response.json()["message"]
+    tracker = client.get("/conversations/nullrank/tracker").json()
+    assert not [e for e in tracker["events"] if e["event"] == "user"]

@@ -134,22 +134,31 @@ def roomy_heap() -> Iterator[None]:
     it on free, so each of a step's activations faults its pages in again (~5,000 faults a
     step on banking77-small): 8–10% of the step time, measured over alternating runs. Here
     blocks come from the heap and stay there; :func:`release_free_memory` every few
-    seconds hands what is free back. On exit glibc's default thresholds are set again.
+    seconds hands what is free back. When the last of the trainings running at once ends,
+    glibc's default thresholds are set again.
     """
     libc = _glibc()
     if not libc:
         yield
         return
-    libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
-    libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    with _HEAP_LOCK:
+        _HEAP_USERS[0] += 1
+        if _HEAP_USERS[0] == 1:
+            libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+            libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
     try:
         yield
     finally:
-        libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD)
-        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
-        libc.malloc_trim(0)
+        with _HEAP_LOCK:
+            _HEAP_USERS[0] -= 1
+            if _HEAP_USERS[0] == 0:
+                libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD)
+                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
+                libc.malloc_trim(0)
 
 
+_HEAP_LOCK = threading.Lock()
+_HEAP_USERS = [0]  # trainings inside roomy_heap now
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 _DEFAULT_THRESHOLD = 128 * 1024
 

@@ -6,11 +6,7 @@ import argparse
 import warnings
 from typing import Any
 
-from parley.data.importer import TrainingDataImporter
-from parley.data.validation import ValidationReport, validate_project
-from parley.dialogue.conflicts import check_story_structure
 from parley.errors import ParleyWarning
-from parley.recipe import config_issues
 
 
 def add_project_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +62,12 @@ def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    # Here, not at the top: every command imports this module, `parley train` among them.
+    from parley.data.importer import TrainingDataImporter
+    from parley.data.validation import ValidationReport, validate_project
+    from parley.dialogue.conflicts import check_story_structure
+    from parley.recipe import config_issues
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ParleyWarning)
         importer = TrainingDataImporter(args.domain, args.config, args.data)

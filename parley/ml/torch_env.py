@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import platform
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +20,9 @@ from parley.errors import ConfigError
 
 
 def import_torch(component: str) -> ModuleType:
+    """PyTorch, imported on first use (see :func:`_first_import`)."""
+    if "torch" not in sys.modules:
+        _first_import()
     try:
         import torch
     except ImportError:
@@ -25,6 +31,55 @@ def import_torch(component: str) -> ModuleType:
             "pip install 'parley[torch]' (it pins torch==2.13.0, the CPU build)."
         ) from None
     return torch
+
+
+def _first_import() -> None:
+    """Import PyTorch without the garbage collector, then set what it made aside.
+
+    ``import torch`` makes ~150,000 objects that live as long as the process; each full
+    collection walks them all again (~0.1 s each): three ran during the import, and two
+    more while training began, ~0.4 s of CPU time of a 13 s training (moodbot). Frozen
+    (:func:`gc.freeze`), they are left out of every later collection; they are freed as
+    ever when nothing refers to them, only cycles among them would stay. What the import
+    threw away is collected first, so none of it is frozen.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return  # import_torch says what to do
+    finally:
+        if enabled:
+            gc.enable()
+    gc.collect()
+    gc.freeze()
+
+
+def float32_certain() -> bool:
+    """Whether the grouped layers' products are surely float32 here, known without importing
+    PyTorch (``matmul_dtype`` in :mod:`parley.ml.grouped` asks oneDNN, which offers
+    bfloat16 only on x86 CPUs with AVX-512 or AVX-NE-CONVERT): ``PARLEY_BF16=0``, or a
+    Linux x86 CPU without either. False means "ask PyTorch", not "bfloat16"."""
+    if os.environ.get("PARLEY_BF16", "1") == "0":
+        return True
+    flags = _cpu_flags()
+    return flags is not None and not any(f.startswith("avx512") or f == "avx_ne_convert"
+                                         for f in flags)
+
+
+def _cpu_flags() -> set[str] | None:
+    """The x86 CPU's feature flags from /proc/cpuinfo; None elsewhere."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        return None
+    return None
 
 
 def seed_everything(seed: int) -> None:
@@ -134,22 +189,31 @@ def roomy_heap() -> Iterator[None]:
     it on free, so each of a step's activations faults its pages in again (~5,000 faults a
     step on banking77-small): 8–10% of the step time, measured over alternating runs. Here
     blocks come from the heap and stay there; :func:`release_free_memory` every few
-    seconds hands what is free back. On exit glibc's default thresholds are set again.
+    seconds hands what is free back. When the last of the trainings running at once ends,
+    glibc's default thresholds are set again.
     """
     libc = _glibc()
     if not libc:
         yield
         return
-    libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
-    libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+    with _HEAP_LOCK:
+        _HEAP_USERS[0] += 1
+        if _HEAP_USERS[0] == 1:
+            libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30)
+            libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
     try:
         yield
     finally:
-        libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD)
-        libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
-        libc.malloc_trim(0)
+        with _HEAP_LOCK:
+            _HEAP_USERS[0] -= 1
+            if _HEAP_USERS[0] == 0:
+                libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD)
+                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
+                libc.malloc_trim(0)
 
 
+_HEAP_LOCK = threading.Lock()
+_HEAP_USERS = [0]  # trainings inside roomy_heap now
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 _DEFAULT_THRESHOLD = 128 * 1024
 

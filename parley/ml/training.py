@@ -12,6 +12,7 @@ weights of the best evaluation.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import threading
@@ -36,6 +37,11 @@ ROW_QUANTUM = 128  # training batches are padded to a multiple of this many rows
 KEEP_QUANTUM = 32  # and the sentence rows the last transformer block keeps, to this many
 SHARDS = 2  # a training batch runs as this many shards, each on its own thread when cores allow
 MIN_SHARD = 4  # messages: a batch too small to give every shard this many is one shard
+# Rows (tokens and sentences, or dialogue states): a batch too small to give every shard this
+# many is one shard. Below it a step is mostly fixed cost per operation, which a second shard
+# pays again: two shards of a 64-message batch of ~330 rows took 1.34× the CPU time of one
+# (DIET on formbot), of ~160 rows 1.7×; at 1,300 rows 1.15×, which a second core repays.
+MIN_SHARD_ROWS = 256
 TRIM_EVERY_S = 5.0  # how often training hands freed heap memory back to the OS, at least
 TRIM_GROWTH = 96 << 20  # and whenever the resident memory grew by this much since the last
 
@@ -145,31 +151,46 @@ class Trainer(ABC):
 
     def shards(self, index: np.ndarray) -> list[np.ndarray]:
         """The batch's messages dealt alternately, shortest to longest, into shards of about
-        the same rows: :data:`SHARDS` of them (one when the batch is too small to give each
-        :data:`MIN_SHARD` messages), or more — a multiple of :data:`SHARDS` — to keep each
-        under :attr:`max_shard_rows`."""
-        count = SHARDS if len(index) >= SHARDS * MIN_SHARD else 1
-        if self.max_shard_rows and count > 1:
-            rows = int(self.table.n_tokens[index].sum()) + len(index)
-            count = max(count, SHARDS * math.ceil(rows / (self.max_shard_rows * SHARDS)))
+        the same rows: :data:`SHARDS` of them, or one when the batch is too small to give
+        each :data:`MIN_SHARD` messages and :data:`MIN_SHARD_ROWS` rows; or more — a
+        multiple of :data:`SHARDS` — to keep each under :attr:`max_shard_rows`.
+
+        The shards depend on the batch alone, never on the cores or on what else runs: they
+        decide the model (each draws its own randomness), the threads only how fast."""
+        rows = self.rows(index)
+        big = len(index) >= SHARDS * MIN_SHARD
+        count = SHARDS if big and rows >= SHARDS * MIN_SHARD_ROWS else 1
+        if self.max_shard_rows and big and rows > self.max_shard_rows:
+            count = max(SHARDS, SHARDS * math.ceil(rows / (self.max_shard_rows * SHARDS)))
             count = min(count, SHARDS * max(1, len(index) // (SHARDS * MIN_SHARD)))
         return [index[k::count] for k in range(count)]
+
+    def rows(self, index: np.ndarray) -> int:
+        """The rows of the examples at ``index``: each one's tokens (or states) and one more."""
+        return int(self.table.n_tokens[index].sum()) + len(index)
+
+    def light(self) -> bool:
+        """Whether every batch of this training is one shard (all examples together are):
+        a training so small that it needs no turn, and one thread is all it uses well."""
+        return len(self.shards(np.arange(len(self.table)))) == 1
 
     def step(self, index: np.ndarray) -> dict[str, float]:
         """One optimizer step on the messages at ``index``; returns the batch's metrics.
 
         The batch runs as shards (:meth:`shards`), each shard's loss weighted by its share of
-        the messages, so that they add up to the batch's. With two cores the shards run on
-        two threads (one core each), shard k on thread k mod 2: DIET's small products and
-        elementwise passes use a second core badly inside one operation, but well on a
-        second shard (a step on banking77-small ~20% faster). Each thread adds its shards'
-        gradients in order, and the step adds the threads' sums, a + b (or b + a, bitwise
-        the same): the model depends neither on which thread finishes first nor on the
-        number of cores.
+        the messages, so that they add up to the batch's. Shard k belongs to lane k mod
+        :data:`SHARDS`; each lane adds its shards' gradients in order, and the step adds the
+        lanes' sums, a + b (or b + a, bitwise the same). With two cores to spare the lanes
+        run on two threads (one core each): DIET's small products and elementwise passes use
+        a second core badly inside one operation, but well on a second shard (a step on
+        banking77-small ~20% faster); while another training of this process runs beside
+        this one, both lanes run on this thread. Either way the sums are the same: the model
+        depends neither on which thread finishes first nor on the cores nor on what else runs.
         """
         index = self.by_length(index)
         shards = self.shards(index)
-        workers = SHARDS if self._helpers is not None and len(shards) > 1 else 1
+        lanes = min(SHARDS, len(shards))
+        workers = lanes if self._helpers is not None and _cores_to_spare() else 1
         self.optimizer.zero_grad()
         params = self._trained
         while len(self.generators) <= len(shards):  # shard k draws from generators[k]
@@ -180,8 +201,8 @@ class Trainer(ABC):
         def run(k: int) -> tuple[list[dict[str, float]], list[torch.Tensor | None]]:
             summed: list[torch.Tensor | None] = [None] * len(params)
             metrics = []
-            for shard in shards[k::workers]:
-                with drawing_from(generators[len(metrics) * workers + k]):
+            for shard in shards[k::lanes]:
+                with drawing_from(generators[len(metrics) * lanes + k]):
                     loss, found = self.losses(shard, training=True)
                     grads = torch.autograd.grad(loss * (len(shard) / len(index)), params,
                                                 allow_unused=True)
@@ -195,7 +216,7 @@ class Trainer(ABC):
         if workers > 1:
             parts = self._at_once(run, workers)
         else:
-            parts = [run(0)]
+            parts = [run(k) for k in range(lanes)]
         for i, param in enumerate(params):
             sums = [summed[i] for _, summed in parts if summed[i] is not None]
             if sums:
@@ -205,7 +226,7 @@ class Trainer(ABC):
             self._at_once(lambda k: self.optimizer.step(k, SHARDS), SHARDS)
         else:
             self.optimizer.step()
-        found = [parts[j % workers][0][j // workers] for j in range(len(shards))]
+        found = [parts[j % lanes][0][j // lanes] for j in range(len(shards))]
         return {key: sum(m[key] * len(s) for m, s in zip(found, shards, strict=True)) / len(index)
                 for key in found[0]}
 
@@ -222,20 +243,23 @@ class Trainer(ABC):
         return [first, *(future.result() for future in others)]
 
     @contextmanager
-    def _shard_threads(self) -> Iterator[None]:
-        """Shards on their own threads, the cores shared out among them, when there are
-        cores enough; otherwise one after another. The shards are the same either way."""
-        threads = torch.get_num_threads()
-        if threads < SHARDS:
+    def _shard_threads(self, light: bool) -> Iterator[None]:
+        """Shards on threads of their own, the cores shared out among them, when there are
+        cores enough; otherwise one after another. A light training (one shard a batch)
+        runs on one thread with one core. The shards are the same either way."""
+        threads = torch.get_num_threads()  # this thread's (torch keeps them per thread)
+        if threads < SHARDS and not light:
             yield
             return
-        torch.set_num_threads(threads // SHARDS)
-        self._helpers = ThreadPoolExecutor(SHARDS - 1, thread_name_prefix="parley-shard")
+        torch.set_num_threads(1 if light else threads // SHARDS)
+        if not light:
+            self._helpers = ThreadPoolExecutor(SHARDS - 1, thread_name_prefix="parley-shard")
         try:
             yield
         finally:
-            self._helpers.shutdown()
-            self._helpers = None
+            if self._helpers is not None:
+                self._helpers.shutdown()
+                self._helpers = None
             torch.set_num_threads(threads)
 
     def by_length(self, index: np.ndarray) -> np.ndarray:
@@ -247,8 +271,11 @@ class Trainer(ABC):
         """Train for ``epochs`` (the schedule's by default); returns the last metrics.
 
         Waits while other trainings of this process hold every turn (see
-        :func:`training_turns`)."""
-        with _turns(), roomy_heap(), self._shard_threads():
+        :func:`training_turns`); a light one (:meth:`light`) needs no turn and runs beside
+        the others."""
+        light = self.light()
+        with (contextlib.nullcontext() if light else _turns()), _running(), roomy_heap(), \
+                self._shard_threads(light):
             return self._train(epochs)
 
     def _train(self, epochs: int | None) -> dict[str, float]:
@@ -339,6 +366,25 @@ def _turns() -> threading.Semaphore:
 
 _TURNS: threading.Semaphore | None = None
 _TURNS_LOCK = threading.Lock()
+_RUNNING = [0]  # trainings of this process running now (under _TURNS_LOCK)
+
+
+@contextmanager
+def _running() -> Iterator[None]:
+    with _TURNS_LOCK:
+        _RUNNING[0] += 1
+    try:
+        yield
+    finally:
+        with _TURNS_LOCK:
+            _RUNNING[0] -= 1
+
+
+def _cores_to_spare() -> bool:
+    """Whether a training's shards may take a core each: not while other trainings of this
+    process run beside it (light ones, which need no turn) and the cores are too few for
+    all; then its lanes take turns on its own thread and the others keep the other cores."""
+    return _RUNNING[0] * SHARDS <= available_cores()
 
 
 def _brief(metrics: dict[str, float]) -> str:

@@ -79,6 +79,20 @@ def test_importing_parley_should_stay_light():
     assert result.stdout.strip() == "[]"
 
 
+def test_the_command_line_should_import_what_a_command_needs_when_it_runs():
+    """Every `parley train` imports the command line: not the evaluation, nor validation's
+    story-conflict check (what `parley test` and `parley data validate` need)."""
+    code = ("import sys, parley.cli.main; "
+            "print([m for m in ('parley.evaluation.run', 'parley.dialogue.conflicts', "
+            "'parley.data.validation', 'torch') if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    from parley.cli import test_cmd
+    from parley.evaluation import run
+
+    assert test_cmd.DEFAULT_RESULTS == run.DEFAULT_RESULTS
+
+
 @pytest.mark.parametrize("argv", [["data", "validate", "--data", "missing-folder"]])
 def test_missing_paths_should_be_a_clear_error(tmp_path, monkeypatch, capsys, argv):
     main(["init", "--no-prompt", str(tmp_path)])

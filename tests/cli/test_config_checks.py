@@ -81,7 +81,7 @@ def test_a_bug_should_say_so_without_a_traceback(project, capsys, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("parley.cli.data_cmd.validate_project", broken)
+    monkeypatch.setattr("parley.data.validation.validate_project", broken)
     assert main(["data", "validate"]) == EXIT_BUG
     err = capsys.readouterr().err
     assert "this is a bug in Parley" in err and "RuntimeError: boom" in err

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch", reason="parley.ml needs PyTorch (pip instal
 from parley.ml.batching import FeatureTable  # noqa: E402
 from parley.ml.torch_env import seeded  # noqa: E402
 from parley.ml.training import (  # noqa: E402
-    MIN_SHARD, SHARDS, Schedule, Trainer, batch_size_at, epoch_order,
+    MIN_SHARD, MIN_SHARD_ROWS, SHARDS, Schedule, Trainer, batch_size_at, epoch_order,
 )
 from parley.progress import set_quiet  # noqa: E402
 
@@ -162,8 +162,63 @@ def test_a_batch_of_many_rows_runs_as_more_shards_the_same_whatever_the_threads(
     assert len(shards) % SHARDS == 0 and len(shards) >= 256 / 40
     assert sorted(np.concatenate(shards).tolist()) == index.tolist()
     assert max((trainer.table.n_tokens[s] + 1).sum() for s in shards) <= 40
-    assert len(trainer.shards(np.arange(2 * MIN_SHARD))) == SHARDS  # never below MIN_SHARD
+    assert len(trainer.shards(np.arange(2 * MIN_SHARD))) == 1  # 32 rows: not worth a shard
+    assert len(trainer.shards(np.arange(4 * MIN_SHARD))) == SHARDS  # 64: never below MIN_SHARD
     assert torch.equal(one.weight, two.weight) and torch.equal(one.bias, two.bias)
+
+
+def test_a_batch_of_few_rows_should_be_one_shard_and_its_training_light():
+    rng = np.random.default_rng(0)
+    per = 3  # tokens per example: 4 rows with its sentence row
+
+    def trainer(examples: int) -> _SentenceClassifier:
+        table = FeatureTable([[_Record("x", np.zeros((per, 4), np.float32),
+                                       rng.normal(size=(1, 4)).astype(np.float32))]
+                              for _ in range(examples)])
+        return _SentenceClassifier(torch.nn.Linear(4, 3), table, np.zeros(examples, np.int64),
+                                   Schedule(epochs=1, batch_size=examples), 0)
+
+    few = (SHARDS * MIN_SHARD_ROWS) // (per + 1) - 1  # rows just under two shards' worth
+    small, large = trainer(few), trainer(few + 2)
+    assert len(small.shards(np.arange(few))) == 1 and small.light()
+    assert len(large.shards(np.arange(few + 2))) == SHARDS and not large.light()
+
+
+def test_light_trainings_should_run_while_another_training_holds_every_turn():
+    from parley.ml import training
+
+    set_quiet(True)
+    turns = training._turns()
+    held = 0
+    while turns.acquire(blocking=False):  # every turn taken, as by a long training
+        held += 1
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            # two light trainings at once (60 examples of 1 row: one shard each)
+            done = [pool.submit(_fit, seed) for seed in (1, 2)]
+            results = [future.result(timeout=120) for future in done]
+    finally:
+        for _ in range(held):
+            turns.release()
+        set_quiet(False)
+    assert held >= 1
+    assert all(metrics["i_acc"] > 0.9 for _, metrics in results)
+    alone, _ = _fit(1)
+    assert torch.equal(results[0][0].weight, alone.weight)  # beside another: the same model
+
+
+def test_shards_beside_another_training_should_give_the_model_they_give_alone(monkeypatch):
+    """Another training running beside this one puts both lanes on one thread: same sums."""
+    from parley.ml import training
+
+    set_quiet(True)
+    try:
+        alone, _ = _fit_in_shards(2)
+        monkeypatch.setattr(training, "_RUNNING", [1])  # one more training, as if beside it
+        beside, _ = _fit_in_shards(2)
+    finally:
+        set_quiet(False)
+    assert torch.equal(alone.weight, beside.weight) and torch.equal(alone.bias, beside.bias)
 
 
 def test_models_built_at_once_on_threads_should_be_those_built_alone():

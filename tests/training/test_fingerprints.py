@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -104,9 +105,10 @@ def test_code_the_component_imports_should_be_part_of_it(monkeypatch):
 
 def test_the_precision_diet_trains_in_should_be_in_its_fingerprint(monkeypatch):
     torch = pytest.importorskip("torch")
-    from parley.ml import grouped
+    from parley.ml import grouped, torch_env
 
     monkeypatch.setattr(grouped, "_native_bf16", lambda: True)  # a CPU with bfloat16
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     diet = get_component_class("DIETClassifier")
     tokenizer = get_component_class("WhitespaceTokenizer")
@@ -118,3 +120,46 @@ def test_the_precision_diet_trains_in_should_be_in_its_fingerprint(monkeypatch):
                        component_fingerprint(tokenizer, "WhitespaceTokenizer", {}, {}))
     assert found["1"][0] != found["0"][0]
     assert found["1"][1] == found["0"][1]
+
+
+def test_a_cpu_without_bfloat16_should_be_known_without_importing_torch():
+    """The fingerprint says float32 from the CPU's flags when they rule bfloat16 out, the
+    same value PyTorch gives; a cached training then never imports PyTorch (2-3 s)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import json, sys
+        from parley.ml.torch_env import float32_certain
+        from parley.registry import get_class
+        print(json.dumps([float32_certain(), get_class("DIETClassifier").runtime_fingerprint(),
+                          "torch" in sys.modules]))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PARLEY_BF16": "1"})
+    certain, fingerprint, imported = json.loads(done.stdout)
+    if not certain:
+        pytest.skip("this CPU may do bfloat16: PyTorch is asked, as before")
+    assert not imported and fingerprint == {"matmul_dtype": "torch.float32"}
+    torch = pytest.importorskip("torch")
+    from parley.ml import grouped
+
+    assert str(grouped.matmul_dtype()) == str(torch.float32)  # what PyTorch says, too
+
+
+def test_bfloat16_flags_or_another_cpu_should_leave_the_answer_to_torch(monkeypatch):
+    from parley.ml import torch_env
+
+    monkeypatch.setenv("PARLEY_BF16", "1")
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: {"avx2", "avx512f"})
+    assert not torch_env.float32_certain()
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: {"avx2", "avx_ne_convert"})
+    assert not torch_env.float32_certain()
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: None)  # not Linux x86
+    assert not torch_env.float32_certain()
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: {"avx2", "fma"})
+    assert torch_env.float32_certain()
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: {"avx512f"})
+    monkeypatch.setenv("PARLEY_BF16", "0")
+    assert torch_env.float32_certain()

@@ -166,6 +166,10 @@ class DIETClassifier(NLUComponent, Finetunable):
 
     @classmethod
     def runtime_fingerprint(cls) -> dict[str, Any]:
+        from parley.ml.torch_env import float32_certain
+
+        if float32_certain():  # known without importing PyTorch (2-3 s of a cached run)
+            return {"matmul_dtype": "torch.float32"}
         from parley.ml.grouped import matmul_dtype  # bf16 or f32: other weights
 
         return {"matmul_dtype": str(matmul_dtype())}

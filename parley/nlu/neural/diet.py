@@ -25,7 +25,9 @@ from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError, warn
 from parley.ml.torch_env import import_torch, seeded, torch_threads
 from parley.nlu.classifiers._output import INTENT_KEY, INTENT_RANKING_KEY, LABEL_RANKING_LENGTH
-from parley.nlu.classifiers.calibration import MAX_CALIBRATION_FOLDS, saved_temperature
+from parley.nlu.classifiers.calibration import (
+    IDENTITY_TOP_MAP, MAX_CALIBRATION_FOLDS, TopMap, saved_temperature, saved_top_map,
+)
 from parley.ml.entity_tags import NO_ENTITY, bilou_moves, comma_rule, decode_entities, token_tags
 from parley.params import (
     AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
@@ -40,14 +42,15 @@ if TYPE_CHECKING:
 
 DEFAULT_SEED = 42
 PREDICT_BATCH = 256
-# Folds to learn a temperature for the label confidences from (each trains the network
-# once more on the rest; see _calibrate). Off by default: with Rasa's settings DIET's softmax
+# Folds to learn the label confidences' calibration from (see _calibrate). Off by default: with Rasa's settings DIET's softmax
 # is calibrated on snips-small and hwu64-small (expected calibration error 0.016 / 0.023 on
 # their test sets) though not on banking77-small (0.137, underconfident) — and there two
 # folds made it worse (0.176): networks trained on half of 20 examples an intent are much
 # less sure than the final one, so the temperature softens instead of sharpening
 # (docs/lab-notes/calibration.md). It also doubles what the user waits for.
 DEFAULT_CALIBRATION_FOLDS = 0
+# How many of those folds train a network (each costs about one training on the rest).
+DEFAULT_CALIBRATION_ROUNDS = 1
 TAG_ATTRIBUTES = ("entity", "role", "group")
 
 # Caps on sizes a real config never comes near, so that a typo (1e12 layers) is refused
@@ -157,6 +160,7 @@ class DIETClassifier(NLUComponent, Finetunable):
         "renormalize_confidences": Bool(),
         "run_eagerly": Bool(),
         "calibration_folds": AnyOf(Choice(0), Int(2, MAX_CALIBRATION_FOLDS)),
+        "calibration_rounds": Int(1, MAX_CALIBRATION_FOLDS),
     }
     param_rules: ClassVar[tuple[Rule, ...]] = (
         Rule(("transformer_size", "number_of_transformer_layers", "number_of_attention_heads"),
@@ -221,6 +225,7 @@ class DIETClassifier(NLUComponent, Finetunable):
         renormalize_confidences: bool = False,
         run_eagerly: bool = False,
         calibration_folds: int = DEFAULT_CALIBRATION_FOLDS,
+        calibration_rounds: int = DEFAULT_CALIBRATION_ROUNDS,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -270,6 +275,7 @@ class DIETClassifier(NLUComponent, Finetunable):
         self.renormalize_confidences = renormalize_confidences
         self.run_eagerly = run_eagerly
         self.calibration_folds = calibration_folds
+        self.calibration_rounds = calibration_rounds
 
     # --- what is learned (ResponseSelector overrides these) -----------------------------
     default_hidden_layers: ClassVar[dict[str, list[int]]] = {"text": [], "label": []}
@@ -364,19 +370,23 @@ class DIETClassifier(NLUComponent, Finetunable):
             self.model_: DIETModel = DIETModel(self.architecture_)
         self._constrain_taggers()
         self._train(table, examples, self.epochs, seed=self._seed())
-        self.temperature_ = self._calibrate(examples)
+        self.temperature_, self.top_map_ = self._calibrate(examples)
         return self
 
-    def _calibrate(self, examples: list[Message]) -> float:
-        """A temperature for the label confidences, from ``calibration_folds`` networks each
-        trained (labels only, same settings and epochs) without one fold of the examples —
-        paraphrases held out together — and scoring it
-        (:mod:`parley.nlu.classifiers.calibration`). 1.0 when off or nothing to calibrate."""
+    def _calibrate(self, examples: list[Message]) -> tuple[float, TopMap]:
+        """A temperature for the label confidences and a map of the top label's (as the
+        linear classifier's: :mod:`parley.nlu.classifiers.calibration`), fitted on what
+        networks trained without one of ``calibration_folds`` folds of the examples
+        (paraphrases held out together; labels only, the same settings and epochs) say about
+        that fold. ``calibration_rounds`` of the folds are held out in turn, one network
+        each: by default one, on ``(k - 1) / k`` of the data — a network trained on half
+        (two folds, each held out) is much less sure than the final one, and the map would
+        follow the weaker network. (1.0, identity) when off or nothing to calibrate."""
         if not self.calibration_folds or not self.architecture_.intent_classification \
                 or len(self.labels_) < 2:
-            return 1.0
+            return 1.0, IDENTITY_TOP_MAP
         from parley.nlu.classifiers.calibration import (
-            cross_validated_temperature, paraphrase_groups,
+            cross_validated_calibration, paraphrase_groups,
         )
         from parley.nlu.features import features_of, stack_sentence_features
         from parley.nlu.neural.model import DIETModel
@@ -386,6 +396,7 @@ class DIETClassifier(NLUComponent, Finetunable):
         y = np.array([index[self._label_of(m) or ""] for m in labeled])
         final = (self.model_, self.architecture_, self.tags_)
         folds_done = [0]
+        rounds = min(self.calibration_rounds, self.calibration_folds)
 
         def score_fold(train: np.ndarray, held_out: np.ndarray) -> np.ndarray:
             folds_done[0] += 1
@@ -395,7 +406,7 @@ class DIETClassifier(NLUComponent, Finetunable):
                 self.model_ = DIETModel(self.architecture_)
             train_messages = [labeled[i] for i in train]
             self._train(self._table(train_messages), train_messages, self.epochs,
-                        f"{self.name} calibration {folds_done[0]}/{self.calibration_folds}",
+                        f"{self.name} calibration {folds_done[0]}/{rounds}",
                         seed=self._seed() + folds_done[0])
             logits = self._label_similarities([labeled[i] for i in held_out])
             logits[:, np.setdiff1d(np.arange(len(self.labels_)), y[train])] = -np.inf
@@ -406,8 +417,8 @@ class DIETClassifier(NLUComponent, Finetunable):
             records = features_of(labeled[0], self._origins())
             groups = paraphrase_groups(sentences, y, [f.dim for f in records],
                                        [f.is_sparse for f in records])
-            return cross_validated_temperature(score_fold, y, groups, self.calibration_folds,
-                                               self._seed())
+            return cross_validated_calibration(score_fold, y, groups, self.calibration_folds,
+                                               self._seed(), rounds=rounds)
         finally:
             self.model_, self.architecture_, self.tags_ = final
 
@@ -516,7 +527,7 @@ class DIETClassifier(NLUComponent, Finetunable):
         if not messages:
             return
         records = self._records(messages)
-        predicted = self._predictor().predict(records, self.temperature_)
+        predicted = self._predictor().predict(records, self.temperature_, self.top_map_)
         if predicted.confidences is not None:
             for message, row in zip(messages, predicted.confidences, strict=True):
                 self._write_labels(message, row)
@@ -603,7 +614,8 @@ class DIETClassifier(NLUComponent, Finetunable):
     # --- persistence -----------------------------------------------------------------------
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         state = {"labels": self.labels_, "tags": self.tags_, "layout": self.layout_,
-                 "architecture": asdict(self.architecture_), "temperature": self.temperature_}
+                 "architecture": asdict(self.architecture_), "temperature": self.temperature_,
+                 "top_calibration": list(self.top_map_)}
         if "model_" not in self.__dict__:  # loaded and not trained since: as it was saved
             return state, dict(self.__dict__["_saved_weights"])
         return state, {k: v.detach().numpy() for k, v in self.model_.state_dict().items()}
@@ -616,6 +628,7 @@ class DIETClassifier(NLUComponent, Finetunable):
         self.layout_ = [[str(o), bool(s), int(d)] for o, s, d in state["layout"]]
         self.architecture_ = Architecture(**state["architecture"])
         self.temperature_ = saved_temperature(state, self.name)
+        self.top_map_ = saved_top_map(state, self.name)
         # Predicting runs the weights in numpy; the torch network is built only when
         # something trains it further (finetuning: see __getattr__).
         self.__dict__.pop("model_", None)

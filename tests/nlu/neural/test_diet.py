@@ -319,7 +319,7 @@ def test_a_loss_that_diverges_should_stop_training_with_what_to_lower():
 
 def test_calibration_folds_should_learn_a_saved_temperature_that_changes_no_ranking(tmp_path):
     calibrated, upstream = trained(epochs=20, calibration_folds=2)
-    plain, plain_upstream = trained(epochs=20)
+    plain, plain_upstream = trained(epochs=20, calibration_folds=0)
     assert plain.temperature_ == 1.0 and calibrated.temperature_ != 1.0
     texts = ["fly from oslo to rome", "hello you", "two pizzas"]
     with_t = parse(calibrated, upstream, texts)

@@ -341,7 +341,7 @@ def test_calibration_folds_should_learn_a_saved_temperature_that_changes_no_rank
 
 
 def test_calibration_rounds_should_train_one_network_per_round(monkeypatch):
-    """By default one of the calibration's folds is held out (one more network, on the
+    """One of the calibration's folds is held out by default (one more network, on the
     rest); ``calibration_rounds`` holds out more of them in turn."""
     trainings: list[str | None] = []
     original = DIETClassifier._train

@@ -172,9 +172,9 @@ def test_persist_nlu_training_data_should_put_the_yaml_in_the_archive(project):
     ("    analyzer: char_wb", "    analyzer: chars",
      "config.yml:13: CountVectorsFeaturizer: analyzer must be one of word, char, char_wb, "
      "not 'chars'."),
-    ("    C: 10", '    C: "ten"', "config.yml:17: LogisticRegressionClassifier: C must be"),
+    ("    C: 10", '    C: "ten"', "config.yml:18: LogisticRegressionClassifier: C must be"),
     ("    C: 10", "    C: 10\n    featurizers: [nope]",
-     "config.yml:18: LogisticRegressionClassifier: featurizers names 'nope'"),
+     "config.yml:19: LogisticRegressionClassifier: featurizers names 'nope'"),
 ])
 def test_config_mistakes_should_stop_before_training(project, old, new, message):
     edit(project / "config.yml", old, new)
@@ -237,7 +237,7 @@ def test_killed_training_should_leave_no_archive_and_a_usable_cache(project):
      "the NLU training data changed"),
     ("config.yml", "    max_ngram: 4", "    max_ngram: 3", "nlu_4_CountVectorsFeaturizer",
      "its parameters changed"),
-    ("config.yml", "    max_ngram: 4", "    max_ngram: 3", "nlu_5_LogisticRegressionClassifier",
+    ("config.yml", "    max_ngram: 4", "    max_ngram: 3", "nlu_6_LogisticRegressionClassifier",
      "a component before it changed"),
     ("data/rules.yml", "- action: utter_iamabot", "- action: utter_iamabot\n      - action: utter_greet",
      "core_1_RulePolicy", "the stories or rules changed"),

@@ -342,20 +342,25 @@ def cross_validated_temperature(score_fold: FoldScorer, labels: np.ndarray,
 
 def cross_validated_calibration(score_fold: FoldScorer, labels: np.ndarray,
                                 groups: np.ndarray, k: int, seed: int,
-                                top_map: bool = True) -> tuple[float, TopMap]:
+                                top_map: bool = True,
+                                rounds: int | None = None) -> tuple[float, TopMap]:
     """The temperature (:func:`fit_temperature`) and the top intent's map
     (:func:`fit_top_map`, when ``top_map``) of out-of-fold logits.
 
     ``score_fold(train_rows, held_out_rows)`` trains the classifier on ``train_rows`` and
     returns logits for ``held_out_rows`` over all classes (``-inf`` for a class it could
-    not learn). With fewer than two folds' worth of groups, no calibration: (1.0, identity).
+    not learn). ``rounds`` (None: ``k``) is how many of the ``k`` folds are held out in
+    turn: with 1, one classifier trained on ``(k - 1) / k`` of the data scores the other
+    ``1 / k`` and the maps are fitted on those rows alone — for a classifier whose training
+    is too dear to repeat ``k`` times (DIET). With fewer than two folds' worth of groups,
+    no calibration: (1.0, identity).
     """
     if k < 2 or len(np.unique(labels)) < 2:
         return 1.0, IDENTITY_TOP_MAP
     folds = grouped_folds(labels, groups, k, seed)
     n_classes = int(labels.max()) + 1
     out_of_fold = np.full((len(labels), n_classes), -np.inf)
-    for fold in range(k):
+    for fold in range(k if rounds is None else max(1, min(rounds, k))):
         held_out = np.flatnonzero(folds == fold)
         train = np.flatnonzero(folds != fold)
         if len(held_out) == 0 or len(np.unique(labels[train])) < 2:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from parley.ml.crf_numpy import CRFDecoder
+from parley.nlu.classifiers.calibration import IDENTITY_TOP_MAP, TopMap, calibrated_softmax
 from parley.ml.numpy_net import (
     F32, Dense, FeedForward, TransformerEncoder, array, blas_threads, gelu, softmax, sparse_dense,
 )
@@ -121,8 +122,10 @@ class DIETPredictor:
         return x / np.maximum(norm, F32(1e-12))  # torch's F.normalize
 
     # --- the forward pass ------------------------------------------------------------------
-    def predict(self, records: Sequence[Sequence[Any]], temperature: float = 1.0) -> Predicted:
-        """Label confidences (softmax of the similarities over ``temperature``) and tags of
+    def predict(self, records: Sequence[Sequence[Any]], temperature: float = 1.0,
+                top_map: TopMap = IDENTITY_TOP_MAP) -> Predicted:
+        """Label confidences (softmax of the similarities over ``temperature``, the top
+        label's then mapped by ``top_map``: :func:`calibrated_softmax`) and tags of
         messages whose feature records (:class:`parley.nlu.features.Features`, the layout
         the model was trained on) are ``records``."""
         lengths = np.fromiter((_rows(r[0]) for r in records), dtype=np.int64,
@@ -131,10 +134,10 @@ class DIETPredictor:
         # and waits (on a busy 2-core machine a test set's parse took 4× longer in wall
         # time, 1.1× in CPU time); a message's products are too small to share anyway.
         with blas_threads(1):
-            return self._predict(records, lengths, temperature)
+            return self._predict(records, lengths, temperature, top_map)
 
     def _predict(self, records: Sequence[Sequence[Any]], lengths: np.ndarray,
-                 temperature: float) -> Predicted:
+                 temperature: float, top_map: TopMap) -> Predicted:
         n = len(records)
         tokens = self.sequence_input([_block(_part(r[j], 0) for r in records)
                                       for j in range(len(self.layout))])
@@ -165,7 +168,11 @@ class DIETPredictor:
         confidences = None
         if self.labels is not None:
             similarities = self._normalised(self.embed_text(sentence_out)) @ self.labels
-            confidences = softmax(similarities / F32(temperature))
+            if top_map == IDENTITY_TOP_MAP:
+                confidences = softmax(similarities / F32(temperature))
+            else:
+                confidences = calibrated_softmax(similarities, temperature,
+                                                 top_map).astype(F32)
         tags: dict[str, list[np.ndarray]] = {}
         scores: dict[str, list[np.ndarray]] = {}
         if want_tokens:

@@ -26,6 +26,7 @@ import numpy as np
 from parley.component import RESPONSE
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
+from parley.nlu.classifiers.calibration import IDENTITY_TOP_MAP
 from parley.nlu.neural.diet import DIETClassifier
 from parley.params import Bool, Constraint, NoneOr, Str, keyword_signature
 
@@ -121,7 +122,7 @@ class ResponseSelector(DIETClassifier):
             self.tags_ = {}
             self.layout_ = []
             self.keys_: dict[str, str] = {}
-            self.temperature_ = 1.0
+            self.temperature_, self.top_map_ = 1.0, IDENTITY_TOP_MAP
             self.responses_: dict[str, list[Any]] = {}
             return self
         super().fit(training_data)
@@ -180,7 +181,7 @@ class ResponseSelector(DIETClassifier):
             super()._set_state(state, arrays)
         else:
             self.labels_, self.tags_, self.layout_ = [], {}, []
-            self.temperature_ = 1.0
+            self.temperature_, self.top_map_ = 1.0, IDENTITY_TOP_MAP
         self.keys_ = {str(k): str(v) for k, v in state["keys"].items()}
         self.responses_ = dict(state["responses"])
         self.all_retrieval_intents_ = [str(x) for x in state["all_retrieval_intents"]]

@@ -163,6 +163,30 @@ def test_cross_validation_should_hold_out_each_fold_once() -> None:
     assert both[1] != IDENTITY_TOP_MAP
 
 
+def test_one_round_should_hold_out_one_fold_and_fit_on_its_rows_alone() -> None:
+    """``rounds=1`` (DIET's default): one classifier on the other folds scores one fold,
+    and the maps are fitted on those rows only — wrong rows elsewhere change nothing."""
+    labels = np.repeat([0, 1, 2], 10)
+    held: list[np.ndarray] = []
+
+    def score(train: np.ndarray, held_out: np.ndarray) -> np.ndarray:
+        held.append(held_out)
+        logits = np.zeros((len(held_out), 3))
+        # right on the first fold's rows, wrong on every later fold's
+        logits[np.arange(len(held_out)), (labels[held_out] + (len(held) > 1)) % 3] = 2.0
+        return logits
+
+    one = cross_validated_calibration(score, labels, np.arange(30), 5, seed=0, rounds=1)
+    assert len(held) == 1 and len(held[0]) == 6
+    held.clear()
+    assert one == cross_validated_calibration(score, labels, np.arange(30), 5, seed=0,
+                                              rounds=1)  # deterministic
+    held.clear()
+    every = cross_validated_calibration(score, labels, np.arange(30), 5, seed=0)
+    assert len(held) == 5
+    assert one[0] < 1.0 < every[0]  # sure and right on one fold; mostly wrong on all five
+
+
 def _classifier_pipeline(**params: object) -> list:  # type: ignore[type-arg]
     return [WhitespaceTokenizer(), CountVectorsFeaturizer(),
             CountVectorsFeaturizer(analyzer="char_wb", min_ngram=1, max_ngram=4),

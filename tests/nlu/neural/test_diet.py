@@ -322,7 +322,7 @@ def test_a_loss_that_diverges_should_stop_training_with_what_to_lower():
 
 def test_calibration_folds_should_learn_a_saved_temperature_that_changes_no_ranking(tmp_path):
     calibrated, upstream = trained(epochs=20, calibration_folds=2)
-    plain, plain_upstream = trained(epochs=20)
+    plain, plain_upstream = trained(epochs=20, calibration_folds=0)
     assert plain.temperature_ == 1.0 and calibrated.temperature_ != 1.0
     texts = ["fly from oslo to rome", "hello you", "two pizzas"]
     with_t = parse(calibrated, upstream, texts)
@@ -334,8 +334,36 @@ def test_calibration_folds_should_learn_a_saved_temperature_that_changes_no_rank
     calibrated.save(tmp_path)
     loaded = DIETClassifier.load(tmp_path)
     assert loaded.temperature_ == calibrated.temperature_
+    assert loaded.top_map_ == calibrated.top_map_ != (1.0, 0.0)
+    # The loaded model (numpy) gives the saved calibration's confidences, floats and all.
+    assert [r["confidence"] for r in parse(loaded, upstream, texts)[0].data["intent_ranking"]] \
+        == [r["confidence"] for r in with_t[0].data["intent_ranking"]]
     again, _ = trained(epochs=20, calibration_folds=2)
     assert again.temperature_ == calibrated.temperature_  # deterministic
+    assert again.top_map_ == calibrated.top_map_
+
+
+def test_calibration_rounds_should_train_one_network_per_round(monkeypatch):
+    """One of the calibration's folds is held out by default (one more network, on the
+    rest); ``calibration_rounds`` holds out more of them in turn."""
+    trainings: list[str | None] = []
+    original = DIETClassifier._train
+
+    def counting(self, table, examples, epochs, description=None, *, seed):
+        trainings.append(description)
+        return original(self, table, examples, epochs, description, seed=seed)
+
+    monkeypatch.setattr(DIETClassifier, "_train", counting)
+    one, _ = trained(epochs=5, calibration_folds=3)
+    assert len(trainings) == 2 and trainings[1] == "DIETClassifier calibration 1/1"
+    trainings.clear()
+    three, _ = trained(epochs=5, calibration_folds=3, calibration_rounds=3)
+    assert len(trainings) == 4
+    assert (one.temperature_, one.top_map_) != (three.temperature_, three.top_map_)
+    trainings.clear()
+    trained(epochs=5)
+    assert len(trainings) == 1 + DIETClassifier().calibration_rounds * bool(
+        DIETClassifier().calibration_folds)
 
 
 def test_a_calibrated_diet_should_finetune_and_keep_its_temperature():

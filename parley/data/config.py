@@ -147,6 +147,8 @@ def config_from_content(content: Any, file: str | Path | None = None) -> Project
             expect_type(content[key], str, file, line_of(content, key), f"'{key}'")
             setattr(config, key, content[key])
     defaults = _default_content()
+    if not _is_english(config.language):
+        defaults["pipeline"] = _without_english_table(defaults["pipeline"])
     for part in ("pipeline", "policies"):
         if content.get(part):
             setattr(config, part, _components(content[part], file_name, line_of(content, part), part))
@@ -207,6 +209,28 @@ def read_imports(content: Any, file: str | Path | None) -> list[ProjectImport]:
 
 def _default_content() -> Any:
     return read_yaml_file(DEFAULT_CONFIG_PATH)
+
+
+# The default pipeline's static embedding table holds English word pieces (all-MiniLM-L6-v2):
+# for a project in another language it would add noise, so its default goes without it.
+ENGLISH_ONLY_DEFAULT = "StaticEmbeddingFeaturizer"
+
+
+def _is_english(language: str) -> bool:
+    return language.lower().replace("_", "-").split("-")[0] == "en"
+
+
+def _without_english_table(pipeline: list[Any]) -> list[Any]:
+    out = []
+    for item in pipeline:
+        if item.get("name") == ENGLISH_ONLY_DEFAULT:
+            continue
+        if ENGLISH_ONLY_DEFAULT in (item.get("featurizers") or []):
+            item = {**item, "featurizers": [name for name in item["featurizers"]
+                                            if name != ENGLISH_ONLY_DEFAULT]}
+            item.pop("dense_norm", None)  # scales the dense block, which is gone
+        out.append(item)
+    return out
 
 
 def read_config(path: str | Path | None) -> ProjectConfig:

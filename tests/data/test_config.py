@@ -59,3 +59,19 @@ def test_graph_recipe_should_name_the_recipe_and_what_is_supported():
     assert "unknown key" not in str(info.value)
     assert info.value.line == 1
     assert "Use recipe: default.v1" in str(info.value)
+
+
+@pytest.mark.parametrize("language", ["en", "EN", "en-GB", "en_US"])
+def test_an_english_default_pipeline_should_have_the_static_embeddings(language):
+    config = read_config_text(f"language: {language}\n")
+    names = [c.name for c in config.pipeline]
+    assert "StaticEmbeddingFeaturizer" in names
+
+
+@pytest.mark.parametrize("language", ["de", "fr", "zh", "eng"])
+def test_a_default_pipeline_in_another_language_should_leave_the_english_table_out(language):
+    config = read_config_text(f"language: {language}\n")
+    assert "StaticEmbeddingFeaturizer" not in [c.name for c in config.pipeline]
+    classifier = next(c for c in config.pipeline if c.name == "LogisticRegressionClassifier")
+    assert classifier.params["featurizers"] == ["CountVectorsFeaturizer"]
+    assert "dense_norm" not in classifier.params

@@ -2,7 +2,8 @@
 
 :class:`GroupedLinear` is what DIET's transformer and feed-forward layers are built from;
 :class:`_GroupedProduct` its forward and backward by hand: in training the groups run as one
-batched product (:func:`_batched_product`) in bfloat16 where the CPU has it; prediction
+batched product (:func:`_batched_product`) in bfloat16 where the CPU has it, or else group by
+group in float32 on row-major activations, in place (:func:`_row_major_forward`); prediction
 without gradients multiplies group by group, each product writing straight into one output.
 """
 
@@ -112,8 +113,9 @@ class _GroupedProduct(torch.autograd.Function):
     split), and the input gradient goes back through the shuffle in one ``index_add_``.
 
     In training the products run in :func:`matmul_dtype` (bfloat16 where the CPU multiplies
-    it natively: 2.5× faster than float32 here); what goes in and comes out, the weights kept
-    and the gradients returned are float32, and prediction multiplies in float32.
+    it natively: 2.5× faster than float32 there); what goes in and comes out, the weights kept
+    and the gradients returned are float32, and prediction multiplies in float32. Where the
+    training products run in float32, neither of the above: :func:`_row_major_forward`.
     """
 
     @staticmethod

@@ -2,7 +2,8 @@
 
 :class:`GroupedLinear` is what DIET's transformer and feed-forward layers are built from;
 :class:`_GroupedProduct` its forward and backward by hand: in training the groups run as one
-batched product (:func:`_batched_product`) in bfloat16 where the CPU has it; prediction
+batched product (:func:`_batched_product`) in bfloat16 where the CPU has it, or else group by
+group in float32 on row-major activations, in place (:func:`_row_major_forward`); prediction
 without gradients multiplies group by group, each product writing straight into one output.
 """
 
@@ -112,13 +113,18 @@ class _GroupedProduct(torch.autograd.Function):
     split), and the input gradient goes back through the shuffle in one ``index_add_``.
 
     In training the products run in :func:`matmul_dtype` (bfloat16 where the CPU multiplies
-    it natively: 2.5× faster than float32 here); what goes in and comes out, the weights kept
-    and the gradients returned are float32, and prediction multiplies in float32.
+    it natively: 2.5× faster than float32 there); what goes in and comes out, the weights kept
+    and the gradients returned are float32, and prediction multiplies in float32. Where the
+    training products run in float32, neither of the above: :func:`_row_major_forward`.
     """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor | None,
                 kernel: torch.Tensor, keep_product_dtype: bool) -> torch.Tensor:
+        if _products_dtype(layer, kernel) != torch.bfloat16 and ROW_MAJOR:
+            ctx.row_major = True
+            return _row_major_forward(ctx, x, layer, bias, kernel)
+        ctx.row_major = False
         batched = layer.groups > 1 and BATCHED
         product = _batched_product if batched else _product
         out, inputs, flat = product(x, layer, bias, kernel, keep_product_dtype)
@@ -132,6 +138,8 @@ class _GroupedProduct(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        if ctx.row_major:
+            return _row_major_backward(ctx, grad)
         if ctx.batched:
             return _batched_backward(ctx, grad)
         layer: GroupedLinear = ctx.layer
@@ -182,11 +190,93 @@ class _GroupedProduct(torch.autograd.Function):
         return (grad_x, None, grad_bias, grad_flat.float() if grad_flat is not None else None, None)
 
 
+def _products_dtype(layer: GroupedLinear, kernel: torch.Tensor) -> torch.dtype:
+    """What the products run in: :func:`matmul_dtype` in training, else the kernel's."""
+    return matmul_dtype() if layer.training and kernel.dtype == torch.float32 else kernel.dtype
+
+
+# --- in the kernel's own dtype, row-major throughout ---------------------------------------
+def _row_major_forward(ctx: Any, x: torch.Tensor, layer: GroupedLinear,
+                       bias: torch.Tensor | None, kernel: torch.Tensor) -> torch.Tensor:
+    """Training's forward when the products run in float32 (no native bfloat16): the
+    inputs shuffled by one column gather (``index_select`` along the columns: as fast as a
+    copy), then each group's product reads its columns of that in place and writes its
+    columns of the row-major output in place, the bias added by the same ``addmm``. No
+    transposes and no padding: a transpose of a 768 × 1,024 activation costs ~1 ms, as
+    much as a group's product, and the batched path made three a layer. MKL's float32
+    products take strided operands at full speed (a group's fan-in of ~52 columns of 256
+    as fast as a contiguous block), unlike bfloat16's oneDNN kernels."""
+    x = x.contiguous()
+    shuffled = x.index_select(1, layer.order) if layer.shuffle else x
+    out = x.new_empty(x.shape[0], layer.out_features)
+    shifts = bias.split(layer.output_sizes) if bias is not None else None
+    for g, (pieces, o0, o1, weight) in enumerate(_row_major_groups(layer, kernel)):
+        target = out[:, o0:o1]
+        for n, (a, b, r) in enumerate(pieces):
+            rows = weight[r:r + b - a]
+            if n:
+                target.addmm_(shuffled[:, a:b], rows)
+            elif shifts is None:
+                torch.mm(shuffled[:, a:b], rows, out=target)
+            else:
+                torch.addmm(shifts[g], shuffled[:, a:b], rows, out=target)
+    ctx.layer = layer
+    ctx.has_bias = bias is not None
+    ctx.save_for_backward(shuffled, kernel)
+    return out
+
+
+def _row_major_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+    """Each group's input and kernel gradients written in place, as its forward."""
+    layer: GroupedLinear = ctx.layer
+    shuffled, kernel = ctx.saved_tensors
+    grad = grad.contiguous()
+    want_x, want_kernel = ctx.needs_input_grad[0], ctx.needs_input_grad[3]
+    # Every input lies in exactly one group's pieces: each is written once.
+    grad_shuffled = grad.new_empty(shuffled.shape) if want_x else None
+    grad_kernel = torch.empty_like(kernel) if want_kernel else None
+    grad_groups = _row_major_groups(layer, grad_kernel) if want_kernel else None
+    for g, (pieces, o0, o1, weight) in enumerate(_row_major_groups(layer, kernel)):
+        down = grad[:, o0:o1]
+        grad_weight = grad_groups[g][3] if grad_groups is not None else None
+        for a, b, r in pieces:
+            if grad_shuffled is not None:
+                torch.mm(down, weight[r:r + b - a].t(), out=grad_shuffled[:, a:b])
+            if grad_weight is not None:
+                torch.mm(shuffled[:, a:b].t(), down, out=grad_weight[r:r + b - a])
+    grad_x = None
+    if grad_shuffled is not None:
+        grad_x = (grad_shuffled.index_select(1, _unshuffle(layer)) if layer.shuffle
+                  else grad_shuffled)
+    grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+    return grad_x, None, grad_bias, grad_kernel, None
+
+
+def _row_major_groups(layer: GroupedLinear, flat: torch.Tensor
+                      ) -> list[tuple[list[tuple[int, int, int]], int, int, torch.Tensor]]:
+    """:meth:`GroupedLinear.groups_of` as a list, the pieces' bounds computed once."""
+    pieces = layer.__dict__.get("_row_major_pieces")
+    if pieces is None:
+        pieces = layer.__dict__["_row_major_pieces"] = [
+            (placed, o0, o1) for placed, o0, o1, _ in layer.groups_of(flat)]
+    return [(placed, o0, o1, kernel.view(shape)) for (placed, o0, o1), kernel, shape
+            in zip(pieces, flat.split(layer.kernel_sizes), layer.shapes, strict=True)]
+
+
+def _unshuffle(layer: GroupedLinear) -> torch.Tensor:
+    """Each input's column among the shuffled ones (the inverse of ``layer.order``)."""
+    key = (layer.order.data_ptr(), layer.order._version)
+    kept = layer.__dict__.get("_unshuffle")
+    if kept is None or kept[0] != key:
+        kept = layer.__dict__["_unshuffle"] = (key, torch.argsort(layer.order))
+    return kept[1]  # type: ignore[no-any-return]
+
+
 def _product(x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor | None,
              kernel: torch.Tensor, keep_product_dtype: bool
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The layer's output, and the (shuffled, cast) inputs and kernel the products used."""
-    dtype = matmul_dtype() if layer.training and kernel.dtype == torch.float32 else kernel.dtype
+    dtype = _products_dtype(layer, kernel)
     if layer.shuffle:
         # Columns are gathered as the rows of the transpose (a column gather is ~10×
         # slower); the products read the column-major result as it is.
@@ -274,6 +364,7 @@ def _native_bf16() -> bool:
 
 _matmul_dtype: torch.dtype | None = None
 BATCHED = os.environ.get("PARLEY_GROUPED_BMM", "1") != "0"  # A/B switch while measuring
+ROW_MAJOR = os.environ.get("PARLEY_GROUPED_ROW_MAJOR", "1") != "0"  # likewise
 
 
 def _shifted(size: int, groups: int) -> list[list[tuple[int, int]]]:

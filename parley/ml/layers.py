@@ -266,10 +266,14 @@ class TransformerBlock(nn.Module):
         attended = self.attention(self.norm_attention(x), grid, keep)
         x = add_dropout(x if keep is None else x[keep], attended, self.drop_rate, self.training)
         # The 4×-wide hidden layer stays in the products' dtype (half the bytes in bfloat16)
-        # and column-major (see GroupedLinear); gelu and dropout run on its contiguous
-        # transpose — on the column-major view torch's elementwise kernels are 2× slower.
+        # and, with bfloat16 products, column-major (see GroupedLinear); gelu and dropout
+        # run on its contiguous transpose — on the column-major view torch's elementwise
+        # kernels are 2× slower. float32 products keep it row-major.
         hidden = self.ffn_in(self.norm_ffn(x), keep_product_dtype=True)
-        hidden = self.dropout(F.gelu(hidden.t())).t()
+        if hidden.is_contiguous():
+            hidden = self.dropout(F.gelu(hidden))
+        else:
+            hidden = self.dropout(F.gelu(hidden.t())).t()
         return add_dropout(x, self.ffn_out(hidden), self.drop_rate, self.training)
 
 

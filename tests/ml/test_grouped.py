@@ -27,7 +27,8 @@ def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle,
     if not shuffle:  # as the layer after a column-major one sees its input
         x = torch.randn(10, 5, dtype=torch.float64).t().requires_grad_()
     assert torch.allclose(layer(x), x @ kernel + layer.bias)
-    assert layer(x).t().is_contiguous() == column_major
+    # Column-major output is for bfloat16 products; float32/64 ones stay row-major.
+    assert layer(x).is_contiguous()
     product = _GroupedProduct.apply
     assert torch.autograd.gradcheck(lambda x, b, k: product(x, layer, b, k, False),
                                     (x, layer.bias, layer.kernel))
@@ -37,9 +38,10 @@ def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle,
 
 
 @pytest.mark.parametrize(("shuffle", "column_major"), [(True, False), (False, False), (True, True)])
-def test_batched_and_per_group_products_agree(monkeypatch, shuffle, column_major):
-    """Training multiplies all groups in one padded bmm; the per-group path (kept for
-    prediction and ``PARLEY_GROUPED_BMM=0``) must give the same output and gradients."""
+def test_batched_per_group_and_row_major_products_agree(monkeypatch, shuffle, column_major):
+    """bfloat16 training multiplies all groups in one padded bmm, float32 training group by
+    group in place on row-major activations; the per-group path (kept for prediction and
+    ``PARLEY_GROUPED_BMM=0``) must give the same output and gradients as both."""
     from parley.ml import grouped
 
     torch.manual_seed(1)
@@ -50,12 +52,33 @@ def test_batched_and_per_group_products_agree(monkeypatch, shuffle, column_major
     if not shuffle:
         x = torch.randn(23, 7, dtype=torch.float64).t()
     results = []
-    for batched in (True, False):
+    for batched, row_major in ((True, False), (False, False), (False, True)):
         monkeypatch.setattr(grouped, "BATCHED", batched)
+        monkeypatch.setattr(grouped, "ROW_MAJOR", row_major)
         layer.zero_grad()
         inputs = x.clone().requires_grad_()
         out = layer(inputs)
         (out * torch.arange(out.numel(), dtype=out.dtype).view(out.shape)).sum().backward()
         results.append((out.detach(), inputs.grad, layer.kernel.grad.clone(), layer.bias.grad.clone()))
-    for a, b in zip(*results, strict=True):
-        assert torch.allclose(a, b, atol=1e-12)
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_row_major_products_skip_the_gradients_not_asked_for():
+    """The first layer's input (sparse layers' outputs) wants its gradient; a frozen kernel
+    does not: each is computed only when asked for, and right when it is."""
+    from parley.ml.grouped import GroupedLinear
+
+    torch.manual_seed(2)
+    layer = GroupedLinear(12, 9, density=0.34).double().train()
+    x = torch.randn(4, 12, dtype=torch.float64, requires_grad=True)
+    layer.kernel.requires_grad_(False)
+    layer(x).sum().backward()
+    assert layer.kernel.grad is None and x.grad is not None
+    dense = torch.autograd.functional.jacobian(lambda v: layer(v).sum(), x)
+    assert torch.allclose(x.grad, dense)
+    layer.kernel.requires_grad_(True)
+    x = x.detach()
+    layer(x).sum().backward()
+    assert layer.kernel.grad is not None

@@ -17,7 +17,7 @@ from parley.engine.archive import extract_archive, pack_archive
 from parley.errors import ModelArchiveError
 from parley.serving.agent import load
 
-LR = "components/nlu_5_LogisticRegressionClassifier"
+LR = "components/nlu_6_LogisticRegressionClassifier"
 
 
 
@@ -144,9 +144,9 @@ def huge_header_npz() -> bytes:
     (f"{LR}/arrays.npz", huge_header_npz(), "declares 8000000000000 bytes"),
     # Plausible arrays of the wrong shape: they load, and crashed at the first parse.
     (f"{LR}/arrays.npz", npz(coef=np.zeros((3, 2)), intercept=np.zeros(2), idf=np.zeros(3)),
-     "components/nlu_5_LogisticRegressionClassifier"),
+     "components/nlu_6_LogisticRegressionClassifier"),
     (f"{LR}/arrays.npz", npz(coef=np.zeros((990, 7), dtype="U3"), intercept=np.zeros(7),
-                             idf=np.zeros(990)), "nlu_5_LogisticRegressionClassifier"),
+                             idf=np.zeros(990)), "nlu_6_LogisticRegressionClassifier"),
 ])
 def test_tampered_component_files_should_be_one_error(trained: Path, tmp_path: Path,
                                                       relative: str, data: bytes,

@@ -20,7 +20,7 @@ from parley.training.plan import extract_previous, make_plan, previous_model
 from parley.training.request import TrainingRequest
 from parley.training.run import CACHED, IN_MODEL, TRAIN, TrainingRun
 
-LR = "nlu_5_LogisticRegressionClassifier"
+LR = "nlu_6_LogisticRegressionClassifier"
 
 
 def train_once(root: Path, cache: TrainingCache, name: str) -> tuple[TrainingRun, Path]:

@@ -122,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.rasa / "bin" / "rasa").is_file():
         raise SystemExit(f"{args.rasa}/bin/rasa not found: make the venv with "
                          "../shared/tools/rasa_install")
-    rows = []
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}; Rasa from {args.rasa}\n")
+    print("| project | Parley wall s | Rasa wall s | speed-up × | Parley CPU s | Rasa CPU s | "
+          "Parley peak MB | Rasa peak MB | memory ÷ | machine loop s |")
+    print("|---|---|---|---:|---|---|---:|---:|---:|---|", flush=True)
     for name in args.projects:
         project = project_path(name)
         runs: dict[str, list[tuple[float, float, float]]] = {"parley": [], "rasa": []}
@@ -132,27 +136,22 @@ def main(argv: list[str] | None = None) -> int:
                 runs["parley"].append(parley_run(project, Path(tmp)))
                 runs["rasa"].append(rasa_run(args.rasa, project, Path(tmp)))
             loops.append(machine_loop_s())
-            print(f"{name}: parley {runs['parley'][-1][0]:.1f} s, "
-                  f"rasa {runs['rasa'][-1][0]:.1f} s", file=sys.stderr)
-        rows.append((name, runs, loops))
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d %H:%M')}; Rasa from {args.rasa}\n")
-    print("| project | Parley wall s | Rasa wall s | speed-up × | Parley CPU s | Rasa CPU s | "
-          "Parley peak MB | Rasa peak MB | memory ÷ | machine loop s |")
-    print("|---|---|---|---:|---|---|---:|---:|---:|---|")
-    for name, runs, loops in rows:
-        walls = {tool: [run[0] for run in done] for tool, done in runs.items()}
-        cpus = {tool: [run[1] for run in done] for tool, done in runs.items()}
-        peaks = {tool: max(run[2] for run in done) for tool, done in runs.items()}
-        speedup = statistics.median(walls["rasa"]) / statistics.median(walls["parley"])
-        cells = [name, _list(walls["parley"]), _list(walls["rasa"]), f"{speedup:.1f}",
-                 _list(cpus["parley"]), _list(cpus["rasa"]), f"{peaks['parley']:.0f}",
-                 f"{peaks['rasa']:.0f}", f"{peaks['rasa'] / peaks['parley']:.1f}",
-                 _list(loops, 2)]
-        print("| " + " | ".join(cells) + " |")
+        print(table_row(name, runs, loops), flush=True)  # a row as soon as it is measured
     print("\nspeed-up: median Rasa wall ÷ median Parley wall; each round trains Parley, then "
           "Rasa. machine loop: a pure-Python 10^7-addition loop before and after each round.")
     return 0
+
+
+def table_row(name: str, runs: dict[str, list[tuple[float, float, float]]],
+              loops: list[float]) -> str:
+    walls = {tool: [run[0] for run in done] for tool, done in runs.items()}
+    cpus = {tool: [run[1] for run in done] for tool, done in runs.items()}
+    peaks = {tool: max(run[2] for run in done) for tool, done in runs.items()}
+    speedup = statistics.median(walls["rasa"]) / statistics.median(walls["parley"])
+    cells = [name, _list(walls["parley"]), _list(walls["rasa"]), f"{speedup:.1f}",
+             _list(cpus["parley"]), _list(cpus["rasa"]), f"{peaks['parley']:.0f}",
+             f"{peaks['rasa']:.0f}", f"{peaks['rasa'] / peaks['parley']:.1f}", _list(loops, 2)]
+    return "| " + " | ".join(cells) + " |"
 
 
 def _list(values: list[float], digits: int = 1) -> str:

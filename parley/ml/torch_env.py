@@ -222,8 +222,9 @@ def release_free_memory() -> None:
     """Hand freed heap memory back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
 
     Batches of ever-changing shapes fragment glibc's heap: without this, training DIET on
-    hwu64-small peaked at 5.1 GB; trimming every few seconds keeps it flat (a trim takes
-    ~10 ms, and the pages it frees fault back in).
+    hwu64-small peaked at 5.1 GB; trimming whenever the resident memory has grown by a few
+    hundred MB keeps it flat (a trim takes ~10 ms, and the pages it frees fault back in, so
+    trimming more often costs system time: see ``TRIM_GROWTH`` in :mod:`parley.ml.training`).
     """
     libc = _glibc()
     if libc:

@@ -64,9 +64,23 @@ class SequencePredictor:
         :func:`predict_emissions` gives them."""
         marginals = self._marginals(emissions)
         if marginals is None:  # a step underflowed in float32: the batch code's fallbacks
-            return predict_emissions(self.weights, emissions,
-                                     np.array([len(emissions)], dtype=np.int64))
+            return self.fallback(emissions)
         return self._viterbi(emissions), marginals
+
+    def tags(self, emissions: np.ndarray) -> np.ndarray:
+        """The Viterbi tags alone (as :meth:`predict` gives them)."""
+        return self._viterbi(emissions)
+
+    def marginals_from(self, emissions: np.ndarray, first: int) -> np.ndarray | None:
+        """The rows ``first…T-1`` of :meth:`predict`'s marginals, the same floats, or None
+        when a step underflows in float32 (then :meth:`fallback`). The backward pass stops
+        at ``first``: a parse reads the marginals of its entities' tokens only."""
+        return self._marginals(emissions, first)
+
+    def fallback(self, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The batch code's tags and marginals (its float64 and log-space fallbacks)."""
+        return predict_emissions(self.weights, emissions,
+                                 np.array([len(emissions)], dtype=np.int64))
 
     # --- Viterbi ---------------------------------------------------------------------
     def _viterbi(self, emissions: np.ndarray) -> np.ndarray:
@@ -101,8 +115,10 @@ class SequencePredictor:
         return np.array(path[::-1], dtype=np.int64)
 
     # --- marginals -------------------------------------------------------------------
-    def _marginals(self, emissions: np.ndarray) -> np.ndarray | None:
-        """``_forward_backward(…, float32, edges=False)`` of one sequence, as float64."""
+    def _marginals(self, emissions: np.ndarray, first: int = 0) -> np.ndarray | None:
+        """``_forward_backward(…, float32, edges=False)`` of one sequence, as float64: its
+        rows ``first`` on (the forward pass runs to the end, for the scales the backward
+        pass divides by; the backward pass stops at ``first``)."""
         exp_t, exp_t_t, tiny = self.exp_t, self.exp_t_t, self.tiny
         exp_e = np.exp((emissions - np.maximum.reduce(emissions, axis=1, keepdims=True))
                        .astype(np.float32))
@@ -123,13 +139,14 @@ class SequencePredictor:
         beta = np.empty_like(exp_e)
         beta[n - 1] = 1.0
         beta_rows = list(beta[:, None])
-        for i in range(n - 2, -1, -1):
+        for i in range(n - 2, first - 1, -1):
             u = e_rows[i + 1] * beta_rows[i + 1]
             beta_rows[i][...] = np.matmul(np.divide(u, scale[i + 1], out=u), exp_t_t)
-        alpha *= beta
-        if not np.isfinite(alpha).all():
+        marginals = alpha[first:]
+        marginals *= beta[first:]
+        if not np.isfinite(marginals).all():
             return None
-        return alpha.astype(np.float64)
+        return marginals.astype(np.float64)
 
 
 class AttributeIds:

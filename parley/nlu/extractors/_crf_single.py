@@ -20,6 +20,7 @@ Here the same arithmetic runs on kept constants, so the results are the same flo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,7 @@ class SequencePredictor:
         self.transitions = t
         self.into = np.ascontiguousarray(t.T)  # into[to, from]: the moves into a label
         self.lowest_move = t.min(axis=1)
+        self.lowest_list = self.lowest_move.tolist()
         self.highest_move = t.max(axis=1)
         # _forward_backward's float32 constants
         self.tiny = np.finfo(np.float32).tiny * 1e6
@@ -54,10 +56,16 @@ class SequencePredictor:
         each token's weight rows summed one after the other, as ``csr @ state`` sums them.
         The rows are padded to one length with the row of zeros (adding +0.0 changes no
         sum); ``np.add.reduceat`` would have summed pairwise, which rounds differently."""
-        width = max(map(len, rows))
+        width, n = max(map(len, rows)), len(rows)
         pad = len(self.state) - 1
-        ids = np.array([row + [pad] * (width - len(row)) for row in rows], dtype=np.int64)
-        return self.state[ids].sum(axis=1)  # type: ignore[no-any-return]
+        # Gathered slot-major (the k-th id of every token, then the (k+1)-th), so the sum
+        # runs over the outer axis: the same additions in the same order, as whole rows
+        # (a sum over the middle axis cost numpy three times as much).
+        ids = np.fromiter(chain.from_iterable(zip(*[row + [pad] * (width - len(row))
+                                                    for row in rows], strict=True)),
+                          dtype=np.intp, count=width * n)
+        gathered = self.state.take(ids, axis=0).reshape(width, n, self.state.shape[1])
+        return gathered.sum(axis=0)  # type: ignore[no-any-return]
 
     def predict(self, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(tags, marginals)`` of one message's ``T × L`` float32 emissions (T ≥ 1), as
@@ -93,16 +101,18 @@ class SequencePredictor:
         predecessor of a path label is the one :func:`_crf.viterbi` picks among those with
         the best score: the higher ``p``, then the lower index.
         """
-        # (numpy's ufuncs and methods called directly: a step is a few microseconds, and
-        # the convenience wrappers would add a third)
+        # (numpy's ufuncs and methods called directly, rows gathered by take() rather than
+        # fancy indexing: a step is a few microseconds, and the convenience wrappers would
+        # add a third)
         scores = emissions.astype(np.float64)
-        t, highest, lowest = self.transitions, self.highest_move, self.lowest_move
+        t, highest, lowest = self.transitions, self.highest_move, self.lowest_list
         previous = scores[0]
         steps = [(previous, previous)]  # (scores before the step's move, best move)
         for i in range(1, len(scores)):
-            best = previous.argmax()
-            reach = (previous + highest >= previous[best] + lowest[best]).nonzero()[0]
-            moved = np.maximum.reduce(t[reach] + previous[reach, None], axis=0)
+            best = int(previous.argmax())
+            reach = (previous + highest >= previous.item(best) + lowest[best]).nonzero()[0]
+            moved = np.maximum.reduce(t.take(reach, axis=0) + previous.take(reach)[:, None],
+                                      axis=0)
             steps.append((previous, moved))
             previous = moved + scores[i]
         path = [int(previous.argmax())]

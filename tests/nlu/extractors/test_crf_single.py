@@ -94,6 +94,8 @@ def test_emissions_should_sum_as_the_sparse_product_does() -> None:
         want = weights.emissions(x)
         got = predictor.emissions(rows)
         assert got.dtype == want.dtype and np.array_equal(got, want)
+    nothing = predictor.emissions([[], []])  # tokens with no known attribute
+    assert nothing.dtype == np.float32 and nothing.shape == (2, 30) and not nothing.any()
 
 
 # --- whole messages ---------------------------------------------------------------------

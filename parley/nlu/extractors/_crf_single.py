@@ -119,7 +119,7 @@ class SequencePredictor:
         for i in range(len(scores) - 1, 0, -1):
             before, moved = steps[i]
             label = path[-1]
-            won = (before + self.into[label] == moved[label]).nonzero()[0]
+            won = (before + self.into[label] == moved.item(label)).nonzero()[0]
             path.append(int(won[0]) if len(won) == 1 else
                         min(won.tolist(), key=lambda q: (-before[q], q)))
         return np.array(path[::-1], dtype=np.int64)
@@ -151,7 +151,7 @@ class SequencePredictor:
         beta_rows = list(beta[:, None])
         for i in range(n - 2, first - 1, -1):
             u = e_rows[i + 1] * beta_rows[i + 1]
-            beta_rows[i][...] = np.matmul(np.divide(u, scale[i + 1], out=u), exp_t_t)
+            np.matmul(np.divide(u, scale[i + 1], out=u), exp_t_t, out=beta_rows[i])
         marginals = alpha[first:]
         marginals *= beta[first:]
         if not np.isfinite(marginals).all():

@@ -309,7 +309,7 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
                 marginals = found
             tags[attribute] = [tagger.labels[b] for b in best.tolist()]
             if self.BILOU_flag:
-                here = (marginals * same[best[first:]]).sum(axis=1).tolist()
+                here = (marginals * same.take(best[first:], axis=0)).sum(axis=1).tolist()
             else:
                 here = marginals[np.arange(len(marginals)), best[first:]].tolist()
             confidences[attribute] = [float("nan")] * first + here

@@ -199,3 +199,24 @@ def test_a_parse_should_read_the_confidences_of_entity_tokens_as_computed_for_al
         extractor.process(messages)
         assert messages[0].data["entities"] == found, text
     assert with_entities >= 4
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["real", "ties"])
+def test_a_step_one_predecessor_dominates_should_tag_as_the_batch_code(whole: bool) -> None:
+    """Where the best label before a step beats every other into every label (most steps
+    of a message's plain words), the step takes it as every label's predecessor without
+    weighing the others; with whole numbers, predecessors that only tie it stay weighed."""
+    rng = np.random.default_rng(13)
+    for n_labels in (2, 5, 13):
+        weights = _weights(rng, n_labels, 1, 0.7, whole)
+        predictor = SequencePredictor(weights, 1)
+        t = weights.transitions
+        for length in (2, 4, 9):
+            emissions = _emissions(rng, length, n_labels, whole)
+            emissions[:, 0] += np.float32(4 * (np.abs(t).max() + 1))  # label 0 far ahead
+            scores = emissions.astype(np.float64)
+            lead = scores[0, 0] - scores[0, 1:]
+            assert (lead > (t[1:] - t[0]).max(axis=1)).all()  # the first step is dominated
+            want = predict_emissions(weights, emissions, np.array([length]))
+            assert predictor.tags(emissions).tolist() == want[0].tolist()
+            _same(predictor.predict(emissions), want)

@@ -47,13 +47,10 @@ class SequencePredictor:
         self.transitions = t
         self.into = np.ascontiguousarray(t.T)  # into[to, from]: the moves into a label
         # gap[r, q] = max_j t[q, j] - t[r, j]: how far behind r a predecessor q may be and
-        # still reach some label at least as well (a margin over rounding; r itself always)
-        gap = np.empty_like(t)
-        for r in range(len(t)):
-            gap[r] = (t - t[r]).max(axis=1, initial=-np.inf)
-        gap += REACH_MARGIN
-        np.fill_diagonal(gap, np.inf)
-        self.gap = gap
+        # still reach some label at least as well (a margin over rounding; r itself always).
+        # Rows are made when a step first has r as its best label (a few labels ever are:
+        # all rows at once would cost L³ at the first parse).
+        self.gaps: dict[int, np.ndarray] = {}
         # _forward_backward's float32 constants
         self.tiny = np.finfo(np.float32).tiny * 1e6
         self.exp_t = np.exp(t - float(t.max())).astype(np.float32)
@@ -115,7 +112,7 @@ class SequencePredictor:
         # fancy indexing: a step is a few microseconds, and the convenience wrappers would
         # add a third)
         scores = emissions.astype(np.float64)
-        t, gap = self.transitions, self.gap
+        t, gaps = self.transitions, self.gaps
         previous = scores[0]
         # per step: the scores before its move and the best move, or (None, the one
         # predecessor of every label)
@@ -123,7 +120,10 @@ class SequencePredictor:
         for i in range(1, len(scores)):
             best = int(previous.argmax())
             top = previous.item(best)
-            reach = (top - previous <= gap[best]).nonzero()[0]
+            gap = gaps.get(best)
+            if gap is None:
+                gap = gaps[best] = self._gap(best)
+            reach = (top - previous <= gap).nonzero()[0]
             if len(reach) == 1:
                 moved = t[best] + top
                 steps.append((None, best))
@@ -143,6 +143,13 @@ class SequencePredictor:
             path.append(int(won[0]) if len(won) == 1 else
                         min(won.tolist(), key=lambda q: (-before[q], q)))
         return np.array(path[::-1], dtype=np.int64)
+
+    def _gap(self, best: int) -> np.ndarray:
+        """Row ``best`` of the gaps (see ``__init__``)."""
+        t = self.transitions
+        gap = (t - t[best]).max(axis=1, initial=-np.inf) + REACH_MARGIN
+        gap[best] = np.inf
+        return gap  # type: ignore[no-any-return]
 
     # --- marginals -------------------------------------------------------------------
     def _marginals(self, emissions: np.ndarray, first: int = 0) -> np.ndarray | None:

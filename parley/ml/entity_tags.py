@@ -155,7 +155,10 @@ def bilou_moves(names: Sequence[str]) -> tuple[list[list[bool]], list[bool], lis
 
 
 def _span(tags: Sequence[str], first: int, last: int) -> tuple[int, int, str]:
-    counts = Counter(label_of(t) for t in tags[first:last + 1])
+    labels = [label_of(t) for t in tags[first:last + 1]]
+    if labels.count(labels[0]) == len(labels):  # one label (nearly always): no vote
+        return first, last, labels[0]
+    counts = Counter(labels)
     label = max(counts, key=lambda lab: (counts[lab], -_first_index(tags, first, lab)))
     return first, last, label
 

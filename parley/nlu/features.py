@@ -13,7 +13,7 @@ one kind converts with :func:`to_dense` or :func:`to_sparse`.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Union
 
 import numpy as np
@@ -31,6 +31,9 @@ Matrix = Union["csr_matrix", np.ndarray]
 
 # A sparse block's CSR arrays: (data, indices, indptr).
 CSRArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
+# What makes a record's sequence rows when they are first read (see Features).
+Later = Callable[[], Matrix]
+LaterArrays = Callable[[], CSRArrays]
 
 
 class Features:
@@ -44,19 +47,23 @@ class Features:
     matrices when they are first read: for one message, making them costs more than
     computing them, and a parse reads few of them (:meth:`sentence_entries` reads the
     sentence row without one).
+
+    The sequence rows (or their CSR arrays) may be given as a function that makes them,
+    called once when they are first read: a parse with Parley's default pipeline reads
+    only sentence rows, and the per-token rows cost a featurizer a third of its work.
     """
 
     __slots__ = ("_arrays", "_dim", "_origin", "_sentence", "_sequence")
 
-    def __init__(self, sequence: Matrix, sentence: Matrix, origin: str) -> None:
-        self._sequence: Matrix | None = sequence
+    def __init__(self, sequence: Matrix | Later, sentence: Matrix, origin: str) -> None:
+        self._sequence: Matrix | Later | None = sequence
         self._sentence: Matrix | None = sentence
         self._origin = origin
-        self._arrays: tuple[CSRArrays, CSRArrays] | None = None
+        self._arrays: tuple[CSRArrays | LaterArrays, CSRArrays] | None = None
         self._dim = 0
 
     @classmethod
-    def from_csr_arrays(cls, sequence: CSRArrays, sentence: CSRArrays, dim: int,
+    def from_csr_arrays(cls, sequence: CSRArrays | LaterArrays, sentence: CSRArrays, dim: int,
                         origin: str) -> Features:
         """A sparse record from the CSR arrays of its sequence and sentence rows (columns
         sorted within each row, no column twice in a row)."""
@@ -75,6 +82,8 @@ class Features:
     def sequence(self) -> Matrix:
         if self._sequence is None:
             self._sequence = self._matrix(0)
+        elif callable(self._sequence):
+            self._sequence = self._sequence()
         return self._sequence
 
     @property
@@ -86,8 +95,9 @@ class Features:
     def _matrix(self, which: int) -> csr_matrix:
         from scipy.sparse import csr_matrix
 
-        assert self._arrays is not None  # only records made from arrays get here
-        data, indices, indptr = self._arrays[which]
+        arrays = self.csr_arrays(which)
+        assert arrays is not None  # only records made from arrays get here
+        data, indices, indptr = arrays
         matrix = csr_matrix((data, indices, indptr), shape=(len(indptr) - 1, self._dim))
         matrix.has_sorted_indices = True
         return matrix
@@ -95,7 +105,13 @@ class Features:
     def csr_arrays(self, which: int) -> CSRArrays | None:
         """The CSR arrays of the sequence (0) or sentence (1) rows of a record made from
         them (:meth:`from_csr_arrays`), without making a scipy matrix; else None."""
-        return None if self._arrays is None else self._arrays[which]
+        if self._arrays is None:
+            return None
+        arrays = self._arrays[which]
+        if callable(arrays):
+            arrays = arrays()
+            self._arrays = (arrays, self._arrays[1])
+        return arrays
 
     @property
     def dim(self) -> int:

@@ -140,3 +140,30 @@ def test_a_record_from_csr_arrays_should_read_as_the_matrices_it_stands_for() ->
     assert stack_sentence_features([message]).toarray().tolist() == [[1, 1, 0, 2, 0]]
     with pytest.raises(AttributeError):
         lazy.origin = "Y"  # type: ignore[misc]
+
+
+def test_sequence_rows_given_as_a_function_should_be_made_once_when_first_read() -> None:
+    calls: list[str] = []
+    rows = np.arange(6, dtype=np.float32).reshape(3, 2)
+
+    def dense() -> np.ndarray:
+        calls.append("dense")
+        return rows
+
+    arrays = (np.array([1.0, 2.0]), np.array([0, 3], dtype=np.int32),
+              np.array([0, 1, 2], dtype=np.int64))
+
+    def sparse() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        calls.append("sparse")
+        return arrays
+
+    later = Features(dense, rows.sum(axis=0, keepdims=True), "Dense")
+    assert not later.is_sparse and later.dim == 2 and calls == []
+    assert later.sequence is rows and later.sequence is rows and calls == ["dense"]
+    record = Features.from_csr_arrays(sparse, (np.ones(1), np.array([3], dtype=np.int32),
+                                               np.array([0, 1])), 4, "Sparse")
+    assert record.is_sparse and record.dim == 4 and record.sentence_entries()[1].tolist() == [3]
+    assert calls == ["dense"]
+    assert record.csr_arrays(0) is arrays
+    assert record.sequence.toarray().tolist() == [[1, 0, 0, 0], [0, 0, 0, 2]]
+    assert calls == ["dense", "sparse"]

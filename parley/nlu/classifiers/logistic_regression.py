@@ -13,6 +13,7 @@ meaningful whatever the data size; the optimum is the same as scikit-learn's).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
@@ -255,7 +256,7 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         product), on the row's arrays — scipy's conversions cost more than the arithmetic
         for one row. Dense blocks (sentence embeddings) are one product with their slice
         of the weights."""
-        starts = np.cumsum([0, *(f.dim for f in records)]).tolist()
+        starts = list(accumulate((f.dim for f in records), initial=0))
         out: np.ndarray = self.intercept_.astype(np.float64, copy=True)
         sparse = [(f, start) for f, start in zip(records, starts, strict=False) if f.is_sparse]
         if sparse:
@@ -268,7 +269,7 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
                 block = np.repeat(np.arange(len(rows)), [len(values) for values, _ in rows])
                 data = tfidf_row(data, cols, block, len(rows), self.idf_)
             if len(cols):
-                out += np.add.reduce(self.coef_[cols] * data[:, None], axis=0)
+                out += np.add.reduce(self.coef_.take(cols, axis=0) * data[:, None], axis=0)
         for record, start in zip(records, starts, strict=False):
             if record.is_sparse:
                 continue

@@ -56,11 +56,11 @@ def tfidf_row(data: np.ndarray, cols: np.ndarray, block: np.ndarray, n_blocks: i
               idf: np.ndarray) -> np.ndarray:
     """:func:`tfidf_weights` of one row's values ``data`` at columns ``cols`` (``block``:
     each value's block), the same operations on the row's arrays."""
-    weights = idf[cols]
+    weights = idf.take(cols)  # (take: a third of fancy indexing's cost for a few values)
     if (weights > 0).all() and (data >= 1e-300).all():  # the usual row: counts, no dense block
         # what the general steps below compute when every value is weighted and positive
         out = (1.0 + np.log(data)) * weights
-        norms = np.sqrt(np.bincount(block, weights=out ** 2, minlength=n_blocks)[block])
+        norms = np.sqrt(np.bincount(block, weights=out ** 2, minlength=n_blocks).take(block))
         if (norms > 0).all():
             out *= 1.0 / norms
             return out  # type: ignore[no-any-return]

@@ -20,6 +20,7 @@ Here the same arithmetic runs on kept constants, so the results are the same flo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,9 @@ from parley.nlu.extractors._crf_features import ENTITY, PATTERN, TEXT_FEATURES
 
 # Distinct token texts whose attribute ids are kept (then the store starts afresh).
 KEPT_TEXTS = 100_000
+# Predecessors this close to being left out of a Viterbi step are weighed all the same:
+# far above the rounding of scores (sums of a few dozen weights of order 1-10).
+REACH_MARGIN = 1e-9
 
 
 class SequencePredictor:
@@ -42,8 +46,11 @@ class SequencePredictor:
         self.state = np.vstack([state, np.zeros((1, state.shape[1]), dtype=state.dtype)])
         self.transitions = t
         self.into = np.ascontiguousarray(t.T)  # into[to, from]: the moves into a label
-        self.lowest_move = t.min(axis=1)
-        self.highest_move = t.max(axis=1)
+        # gap[r, q] = max_j t[q, j] - t[r, j]: how far behind r a predecessor q may be and
+        # still reach some label at least as well (a margin over rounding; r itself always).
+        # Rows are made when a step first has r as its best label (a few labels ever are:
+        # all rows at once would cost L³ at the first parse).
+        self.gaps: dict[int, np.ndarray] = {}
         # _forward_backward's float32 constants
         self.tiny = np.finfo(np.float32).tiny * 1e6
         self.exp_t = np.exp(t - float(t.max())).astype(np.float32)
@@ -54,55 +61,101 @@ class SequencePredictor:
         each token's weight rows summed one after the other, as ``csr @ state`` sums them.
         The rows are padded to one length with the row of zeros (adding +0.0 changes no
         sum); ``np.add.reduceat`` would have summed pairwise, which rounds differently."""
-        width = max(map(len, rows))
+        width, n = max(map(len, rows)), len(rows)
         pad = len(self.state) - 1
-        ids = np.array([row + [pad] * (width - len(row)) for row in rows], dtype=np.int64)
-        return self.state[ids].sum(axis=1)  # type: ignore[no-any-return]
+        # Gathered slot-major (the k-th id of every token, then the (k+1)-th), so the sum
+        # runs over the outer axis: the same additions in the same order, as whole rows
+        # (a sum over the middle axis cost numpy three times as much).
+        ids = np.fromiter(chain.from_iterable(zip(*[row + [pad] * (width - len(row))
+                                                    for row in rows], strict=True)),
+                          dtype=np.intp, count=width * n)
+        gathered = self.state.take(ids, axis=0).reshape(width, n, self.state.shape[1])
+        return gathered.sum(axis=0)  # type: ignore[no-any-return]
 
     def predict(self, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(tags, marginals)`` of one message's ``T × L`` float32 emissions (T ≥ 1), as
         :func:`predict_emissions` gives them."""
         marginals = self._marginals(emissions)
         if marginals is None:  # a step underflowed in float32: the batch code's fallbacks
-            return predict_emissions(self.weights, emissions,
-                                     np.array([len(emissions)], dtype=np.int64))
+            return self.fallback(emissions)
         return self._viterbi(emissions), marginals
+
+    def tags(self, emissions: np.ndarray) -> np.ndarray:
+        """The Viterbi tags alone (as :meth:`predict` gives them)."""
+        return self._viterbi(emissions)
+
+    def marginals_from(self, emissions: np.ndarray, first: int) -> np.ndarray | None:
+        """The rows ``first…T-1`` of :meth:`predict`'s marginals, the same floats, or None
+        when a step underflows in float32 (then :meth:`fallback`). The backward pass stops
+        at ``first``: a parse reads the marginals of its entities' tokens only."""
+        return self._marginals(emissions, first)
+
+    def fallback(self, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The batch code's tags and marginals (its float64 and log-space fallbacks)."""
+        return predict_emissions(self.weights, emissions,
+                                 np.array([len(emissions)], dtype=np.int64))
 
     # --- Viterbi ---------------------------------------------------------------------
     def _viterbi(self, emissions: np.ndarray) -> np.ndarray:
         """:func:`_crf.viterbi` of one sequence.
 
         A step's best score into label ``j`` is at least ``p[r] + t[r, j]`` for the best
-        predecessor ``r``, hence at least ``p[r] + min(t[r])``; a predecessor ``q`` with
-        ``p[q] + max(t[q])`` below that reaches no label with the best score (float sums
-        round monotonically), so only the others are weighed. On the way back, the
-        predecessor of a path label is the one :func:`_crf.viterbi` picks among those with
-        the best score: the higher ``p``, then the lower index.
+        predecessor ``r``; a predecessor ``q`` with ``p[r] - p[q]`` above
+        ``max_j (t[q, j] - t[r, j])`` falls below that into every label (float sums round
+        monotonically, and a float tie goes to ``r``, which has the higher ``p`` or, equal,
+        the lower index), so only the others are weighed. When that leaves ``r`` alone
+        (a third of the steps on the benchmark sets), ``r`` is every label's predecessor.
+        On the way back, the predecessor of a path label is the one :func:`_crf.viterbi`
+        picks among those with the best score: the higher ``p``, then the lower index.
         """
-        # (numpy's ufuncs and methods called directly: a step is a few microseconds, and
-        # the convenience wrappers would add a third)
+        # (numpy's ufuncs and methods called directly, rows gathered by take() rather than
+        # fancy indexing: a step is a few microseconds, and the convenience wrappers would
+        # add a third)
         scores = emissions.astype(np.float64)
-        t, highest, lowest = self.transitions, self.highest_move, self.lowest_move
+        t, gaps = self.transitions, self.gaps
         previous = scores[0]
-        steps = [(previous, previous)]  # (scores before the step's move, best move)
+        # per step: the scores before its move and the best move, or (None, the one
+        # predecessor of every label)
+        steps: list[tuple[Any, Any]] = [(previous, previous)]
         for i in range(1, len(scores)):
-            best = previous.argmax()
-            reach = (previous + highest >= previous[best] + lowest[best]).nonzero()[0]
-            moved = np.maximum.reduce(t[reach] + previous[reach, None], axis=0)
-            steps.append((previous, moved))
+            best = int(previous.argmax())
+            top = previous.item(best)
+            gap = gaps.get(best)
+            if gap is None:
+                gap = gaps[best] = self._gap(best)
+            reach = (top - previous <= gap).nonzero()[0]
+            if len(reach) == 1:
+                moved = t[best] + top
+                steps.append((None, best))
+            else:
+                moved = np.maximum.reduce(t.take(reach, axis=0) + previous.take(reach)[:, None],
+                                          axis=0)
+                steps.append((previous, moved))
             previous = moved + scores[i]
         path = [int(previous.argmax())]
         for i in range(len(scores) - 1, 0, -1):
             before, moved = steps[i]
+            if before is None:
+                path.append(moved)
+                continue
             label = path[-1]
-            won = (before + self.into[label] == moved[label]).nonzero()[0]
+            won = (before + self.into[label] == moved.item(label)).nonzero()[0]
             path.append(int(won[0]) if len(won) == 1 else
                         min(won.tolist(), key=lambda q: (-before[q], q)))
         return np.array(path[::-1], dtype=np.int64)
 
+    def _gap(self, best: int) -> np.ndarray:
+        """Row ``best`` of the gaps (see ``__init__``)."""
+        t = self.transitions
+        gap = (t - t[best]).max(axis=1, initial=-np.inf) + REACH_MARGIN
+        gap[best] = np.inf
+        return gap  # type: ignore[no-any-return]
+
     # --- marginals -------------------------------------------------------------------
-    def _marginals(self, emissions: np.ndarray) -> np.ndarray | None:
-        """``_forward_backward(…, float32, edges=False)`` of one sequence, as float64."""
+    def _marginals(self, emissions: np.ndarray, first: int = 0) -> np.ndarray | None:
+        """``_forward_backward(…, float32, edges=False)`` of one sequence, as float64: its
+        rows ``first`` on (the forward pass runs to the end, for the scales the backward
+        pass divides by; the backward pass stops at ``first``)."""
         exp_t, exp_t_t, tiny = self.exp_t, self.exp_t_t, self.tiny
         exp_e = np.exp((emissions - np.maximum.reduce(emissions, axis=1, keepdims=True))
                        .astype(np.float32))
@@ -123,13 +176,14 @@ class SequencePredictor:
         beta = np.empty_like(exp_e)
         beta[n - 1] = 1.0
         beta_rows = list(beta[:, None])
-        for i in range(n - 2, -1, -1):
+        for i in range(n - 2, first - 1, -1):
             u = e_rows[i + 1] * beta_rows[i + 1]
-            beta_rows[i][...] = np.matmul(np.divide(u, scale[i + 1], out=u), exp_t_t)
-        alpha *= beta
-        if not np.isfinite(alpha).all():
+            np.matmul(np.divide(u, scale[i + 1], out=u), exp_t_t, out=beta_rows[i])
+        marginals = alpha[first:]
+        marginals *= beta[first:]
+        if not np.isfinite(marginals).all():
             return None
-        return alpha.astype(np.float64)
+        return marginals.astype(np.float64)
 
 
 class AttributeIds:

@@ -262,37 +262,68 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
                         {k: [float(c) for c in v[a:b]] for k, v in confidences.items()}))
         return out
 
-    def _predict_one(self, message: Message, tokens: list[Token]
+    def _predict_one(self, message: Message, tokens: list[Token], entities_only: bool = False
                      ) -> tuple[dict[str, list[str]], dict[str, list[float]]]:
         """:meth:`predict_tags` of one message (what a parse asks for): the same attributes,
         emissions summed in the same order and the same chain arithmetic (so the same
         floats; :mod:`parley.nlu.extractors._crf_single`), without the batch's string
-        arrays, sparse matrices and layout."""
+        arrays, sparse matrices and layout.
+
+        ``entities_only``: the confidences of the tokens tagged as an entity (the only ones
+        an entity reads) are those floats, the others NaN: with no entity the
+        forward–backward pass (half the tagging) is not run, and its backward pass stops at
+        the first entity token; role and group taggers are not run without an entity."""
         texts = [t.text for t in tokens]
         if not texts:
             return self._predict_batch([message], [tokens])[0]
         patterns = regex_rows(message)
         tags: dict[str, list[str]] = {}
         confidences: dict[str, list[float]] = {}
+        inside: list[int] = []  # the tokens tagged as an entity
         for attribute, tagger in self.taggers_.items():
+            if entities_only and attribute != "entity" and not inside:
+                break  # no entity: nothing reads a role or a group
             attribute_ids, predictor, same = tagger.single(self._window())
             rows = attribute_ids.rows(texts, patterns,
                                       tags["entity"] if attribute != "entity" else None)
             if rows is None:  # pattern values other than 1: the batch path multiplies them
                 return self._predict_batch([message], [tokens])[0]
-            best, marginals = predictor.predict(predictor.emissions(rows))
+            emissions = predictor.emissions(rows)
+            first = 0
+            if not entities_only:
+                best, marginals = predictor.predict(emissions)
+            else:
+                best = predictor.tags(emissions)
+                if attribute == "entity":
+                    labels = tagger.labels
+                    inside = [i for i, b in enumerate(best.tolist()) if labels[b] != NO_ENTITY]
+                if not inside:
+                    tags[attribute] = [tagger.labels[b] for b in best.tolist()]
+                    confidences[attribute] = [float("nan")] * len(texts)
+                    continue
+                first = inside[0]
+                found = predictor.marginals_from(emissions, first)
+                if found is None:  # float32 underflow: the batch code's fallbacks, all rows
+                    first = 0
+                    best, found = predictor.fallback(emissions)
+                marginals = found
             tags[attribute] = [tagger.labels[b] for b in best.tolist()]
             if self.BILOU_flag:
-                confidences[attribute] = (marginals * same[best]).sum(axis=1).tolist()
+                here = (marginals * same.take(best[first:], axis=0)).sum(axis=1).tolist()
             else:
-                confidences[attribute] = marginals[np.arange(len(best)), best].tolist()
+                here = marginals[np.arange(len(marginals)), best[first:]].tolist()
+            confidences[attribute] = [float("nan")] * first + here
         return tags, confidences
 
     def process(self, messages: list[Message]) -> None:
         self.check_is_fitted()
         if not messages:
             return
-        predicted = self.predict_tags(messages)
+        if len(messages) == 1 and self.taggers_ and not self._uses_dense():
+            tokens = tokens_of(messages, self.name)[0]
+            predicted = [self._predict_one(messages[0], tokens, entities_only=True)]
+        else:
+            predicted = self.predict_tags(messages)
         for message, (tags, confidences) in zip(messages, predicted, strict=True):
             found = (self._entities(message.text, message.data["tokens"], tags, confidences)
                      if tags else [])

@@ -25,7 +25,9 @@ from parley.component import SPARSE_FEATURES, TOKENS, NLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import warn
-from parley.nlu.features import FEATURES_KEY, CSRArrays, Features, attach_features, count_entries, ranges
+from parley.nlu.features import (
+    FEATURES_KEY, CSRArrays, Features, LaterArrays, attach_features, count_entries, ranges,
+)
 from parley.nlu.featurizers._tokens import token_offsets, tokens_of
 from parley.params import (
     AnyOf, Bool, Choice, Constraint, Float, Hint, Int, ListOf, MappingOf, NoneOr, Rule, Str,
@@ -312,19 +314,25 @@ class CountVectorsFeaturizer(NLUComponent):
             return lambda t: t if t in vocabulary else oov
         return lambda t: t
 
-    def _count_one(self, texts: list[str]) -> tuple[CSRArrays, CSRArrays]:
+    def _count_one(self, texts: list[str]) -> tuple[LaterArrays, CSRArrays]:
         """:meth:`_count` of one message's token texts over the vocabulary — the CSR
         arrays of the same matrices (float64 counts, sorted columns) — from each distinct
         token's counts, kept between calls: numpy's sorting and scipy's conversions cost
-        more than the counting for a few tokens."""
+        more than the counting for a few tokens. The sequence rows come as a function that
+        makes them: a parse with the default pipeline never reads them."""
         entries = [self._token_entry(t) for t in texts]
-        indptr = np.fromiter(accumulate((len(e[1]) for e in entries), initial=0),
-                             dtype=np.int64, count=len(entries) + 1)
+
+        def sequence() -> CSRArrays:
+            indptr = np.fromiter(accumulate((len(e[1]) for e in entries), initial=0),
+                                 dtype=np.int64, count=len(entries) + 1)
+            if not entries:
+                return np.zeros(0), np.zeros(0, dtype=np.int32), indptr
+            return (np.concatenate([counts for _, _, counts, _ in entries]),
+                    np.concatenate([ids for _, ids, _, _ in entries]), indptr)
+
         if not entries:
-            empty = (np.zeros(0), np.zeros(0, dtype=np.int32))
-            return (*empty, indptr), (*empty, np.zeros(2, dtype=np.int64))
-        seq_indices = np.concatenate([ids for _, ids, _, _ in entries])
-        seq_data = np.concatenate([counts for _, _, counts, _ in entries])
+            return sequence, (np.zeros(0), np.zeros(0, dtype=np.int32),
+                              np.zeros(2, dtype=np.int64))
         if self._sentence_is_sum_of_tokens():  # counts are whole numbers: any order sums
             # each token's ids once per count (kept), then counted: one sort, where the
             # inverse of a unique and a weighted bincount cost an argsort and a scatter more
@@ -338,8 +346,7 @@ class CountVectorsFeaturizer(NLUComponent):
                               if (i := vocabulary.get(gram)) is not None])
             values = np.fromiter(total.values(), dtype=np.float64, count=len(total))
             columns = np.fromiter(total, dtype=np.int32, count=len(total))
-        return ((seq_data, seq_indices, indptr),
-                (values, columns, np.array([0, len(columns)], dtype=np.int64)))
+        return sequence, (values, columns, np.array([0, len(columns)], dtype=np.int64))
 
     def _token_entry(self, text: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
         """One token text cleaned as :meth:`_clean_tokens` cleans it for prediction, its

@@ -91,23 +91,16 @@ class StaticEmbeddingFeaturizer(NLUComponent):
         for message, tokens in zip(messages, tokens_of(messages, self.name), strict=True):
             pieces = [ids_of(token.text) for token in tokens]
             every = [i for ids in pieces for i in ids]
-            sequence = np.zeros((len(tokens), dim), dtype=np.float32)
             if every:
                 rows = table.rows(every)
-                # One gather and one reduceat per message, not a numpy call per token
-                # (what a single parse spends its time on).
-                if all(len(ids) == 1 for ids in pieces):  # a piece per token, the usual case
-                    sequence = rows
-                else:
-                    counts = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-                    some = np.flatnonzero(counts)
-                    sequence[some] = np.add.reduceat(rows, (np.cumsum(counts) - counts)[some],
-                                                     axis=0) / counts[some, None]
                 sentence = rows.sum(axis=0, keepdims=True) * np.float32(1 / len(every))
             else:
                 sentence = np.zeros((1, dim), dtype=np.float32)
+                rows = sentence[:0]
+            # The token rows are made when first read: a parse with the default pipeline
+            # reads the sentence row alone.
             message.data.setdefault(FEATURES_KEY, []).append(
-                Features(sequence, sentence, self.name))
+                Features(functools.partial(_token_rows, pieces, rows, dim), sentence, self.name))
 
     # --- persistence -------------------------------------------------------------------
     # The table ships with Parley (or is the user's file): the model keeps which one it was.
@@ -125,3 +118,18 @@ class StaticEmbeddingFeaturizer(NLUComponent):
             raise ModelArchiveError(
                 f"the embedding table '{self.embeddings}' is not the one this {self.name} was "
                 "trained with (its hash differs); put the original table back or train again.")
+
+
+def _token_rows(pieces: list[list[int]], rows: np.ndarray, dim: int) -> np.ndarray:
+    """Each token's vector, the mean of its pieces' ``rows`` (zeros for a token of no
+    piece): one reduceat per message, not a numpy call per token."""
+    sequence = np.zeros((len(pieces), dim), dtype=np.float32)
+    if not len(rows):  # no token has a piece
+        return sequence
+    if all(len(ids) == 1 for ids in pieces):  # a piece per token, the usual case
+        return rows
+    counts = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    some = np.flatnonzero(counts)
+    sequence[some] = np.add.reduceat(rows, (np.cumsum(counts) - counts)[some],
+                                     axis=0) / counts[some, None]
+    return sequence

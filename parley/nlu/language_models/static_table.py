@@ -56,7 +56,9 @@ class StaticTable:
 
     def rows(self, ids: list[int]) -> np.ndarray:
         """The float32 vectors of piece ids ``ids``, one row each."""
-        return self.codes[ids].astype(np.float32) * self.scales[ids, None]
+        # take(): numpy's fancy indexing costs twice as much for a few rows
+        index = np.asarray(ids, dtype=np.intp)
+        return self.codes.take(index, axis=0).astype(np.float32) * self.scales.take(index)[:, None]
 
     @property
     def vectors(self) -> np.ndarray:

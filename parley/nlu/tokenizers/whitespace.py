@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 from parley.component import TOKENS, StatelessNLUComponent
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
-from parley.nlu.tokens import Token
+from parley.nlu.tokens import Token, make_token
 from parley.params import Bool, Constraint, NoneOr, Regex, Rule, Str
 
 if TYPE_CHECKING:
@@ -121,10 +121,11 @@ def _locate(words: list[str], text: str) -> list[Token]:
     """Tokens for ``words`` found left to right in ``text``."""
     tokens = []
     offset = 0
+    find = text.index
     for word in words:
-        start = text.index(word, offset)
+        start = find(word, offset)
         offset = start + len(word)
-        tokens.append(Token(word, start, offset))
+        tokens.append(make_token(word, start, offset))
     return tokens
 
 

@@ -94,6 +94,8 @@ def test_emissions_should_sum_as_the_sparse_product_does() -> None:
         want = weights.emissions(x)
         got = predictor.emissions(rows)
         assert got.dtype == want.dtype and np.array_equal(got, want)
+    nothing = predictor.emissions([[], []])  # tokens with no known attribute
+    assert nothing.dtype == np.float32 and nothing.shape == (2, 30) and not nothing.any()
 
 
 # --- whole messages ---------------------------------------------------------------------
@@ -147,3 +149,74 @@ def test_attribute_ids_should_be_kept_per_token_text_and_stay_the_same() -> None
     assert set(ids.kept) == {"send", "it", "to", "Berlin"}
     assert ids.rows(["send", "it", "to", "Berlin"], None) == first
     assert all(row == sorted(row) for row in first)
+
+
+def test_marginals_from_a_row_should_be_those_rows_of_all_marginals() -> None:
+    rng = np.random.default_rng(5)
+    weights = _weights(rng, 13, 20, 0.9)
+    predictor = SequencePredictor(weights, 20)
+    for length in (1, 2, 7):
+        emissions = _emissions(rng, length, 13, whole=False)
+        _, every = predictor.predict(emissions)
+        for first in range(length):
+            got = predictor.marginals_from(emissions, first)
+            assert got is not None and np.array_equal(got, every[first:])
+
+
+@pytest.mark.parametrize("nlu, params", [
+    (travel_nlu(), {}),
+    (travel_nlu(), {"BILOU_flag": False}),
+    (PATTERNS_NLU, {}),
+], ids=["roles-groups", "no-bilou", "patterns"])
+def test_a_parse_should_read_the_confidences_of_entity_tokens_as_computed_for_all(
+        nlu: str, params: dict[str, Any]) -> None:
+    """A parse skips the forward–backward pass without an entity and stops its backward
+    pass at the first entity token: the tags, and the confidences of the tokens an entity
+    reads, are those of the full computation, float for float; and so are the entities."""
+    extractor, upstream = _trained(nlu, **params)
+    with_entities = 0
+    for text in [*TEXTS, "hello there", "fly", "Berlin", "from Berlin to Rome by 12345"]:
+        messages = fresh([text])
+        for component in upstream:
+            component.process(messages)
+        tokens = messages[0].data["tokens"]
+        if not tokens:
+            continue
+        full = extractor._predict_one(messages[0], tokens)  # noqa: SLF001 - both paths
+        lean = extractor._predict_one(messages[0], tokens, entities_only=True)  # noqa: SLF001
+        inside = [i for i, t in enumerate(full[0]["entity"]) if t != "O"]
+        with_entities += bool(inside)
+        assert lean[0]["entity"] == full[0]["entity"], text
+        for attribute in full[0]:
+            if inside:
+                assert lean[0][attribute] == full[0][attribute], text
+                assert [lean[1][attribute][i] for i in inside] == \
+                    [full[1][attribute][i] for i in inside], text
+            else:  # nothing reads them: no role or group tagger ran, no confidence computed
+                assert attribute == "entity" or attribute not in lean[0], text
+                assert all(np.isnan(c) for c in lean[1]["entity"]), text
+        found = extractor._entities(text, tokens, *full)  # noqa: SLF001
+        extractor.process(messages)
+        assert messages[0].data["entities"] == found, text
+    assert with_entities >= 4
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["real", "ties"])
+def test_a_step_one_predecessor_dominates_should_tag_as_the_batch_code(whole: bool) -> None:
+    """Where the best label before a step beats every other into every label (most steps
+    of a message's plain words), the step takes it as every label's predecessor without
+    weighing the others; with whole numbers, predecessors that only tie it stay weighed."""
+    rng = np.random.default_rng(13)
+    for n_labels in (2, 5, 13):
+        weights = _weights(rng, n_labels, 1, 0.7, whole)
+        predictor = SequencePredictor(weights, 1)
+        t = weights.transitions
+        for length in (2, 4, 9):
+            emissions = _emissions(rng, length, n_labels, whole)
+            emissions[:, 0] += np.float32(4 * (np.abs(t).max() + 1))  # label 0 far ahead
+            scores = emissions.astype(np.float64)
+            lead = scores[0, 0] - scores[0, 1:]
+            assert (lead > (t[1:] - t[0]).max(axis=1)).all()  # the first step is dominated
+            want = predict_emissions(weights, emissions, np.array([length]))
+            assert predictor.tags(emissions).tolist() == want[0].tolist()
+            _same(predictor.predict(emissions), want)

@@ -85,3 +85,16 @@ def test_plain_texts_should_skip_the_punctuation_rules_with_the_same_tokens(text
     if not words and text.strip():
         words = [text.strip()]
     assert texts(text) == words
+
+
+def test_a_token_made_fast_should_be_a_token_like_any_other() -> None:
+    import dataclasses
+
+    from parley.nlu.tokens import make_token
+
+    fast, slow = make_token("Paris", 3, 8), Token("Paris", 3, 8)
+    assert type(fast) is Token and fast == slow and hash(fast) == hash(slow)
+    assert repr(fast) == repr(slow) and dataclasses.astuple(fast) == ("Paris", 3, 8)
+    assert fast != make_token("Paris", 3, 9)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.start = 0  # type: ignore[misc]

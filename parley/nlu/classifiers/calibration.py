@@ -356,7 +356,8 @@ def cross_validated_calibration(score_fold: FoldScorer, labels: np.ndarray,
 
 
 def out_of_fold_logits(score_fold: FoldScorer, labels: np.ndarray, groups: np.ndarray,
-                       k: int, seed: int, rounds: int | None = None) -> np.ndarray | None:
+                       k: int, seed: int, rounds: int | None = None,
+                       first: int = 0) -> np.ndarray | None:
     """Logits of each row from a classifier that did not see it (its fold held out).
 
     ``score_fold(train_rows, held_out_rows)`` trains the classifier on ``train_rows`` and
@@ -367,13 +368,16 @@ def out_of_fold_logits(score_fold: FoldScorer, labels: np.ndarray, groups: np.nd
     ``k`` folds are held out in turn: with 1, one classifier trained on ``(k - 1) / k`` of
     the data scores the other ``1 / k``, and the other rows keep ``-inf`` logits (which
     the fits leave out) — for a classifier whose training is too dear to repeat ``k`` times
-    (DIET). None when there is nothing to hold out (``k < 2`` or a single class)."""
+    (DIET). ``first`` is the first fold held out: rounds ``first … first + rounds - 1``
+    (so a caller can score some folds now and the rest later). None when there is nothing
+    to hold out (``k < 2`` or a single class)."""
     if k < 2 or len(np.unique(labels)) < 2:
         return None
     folds = grouped_folds(labels, groups, k, seed)
     n_classes = int(labels.max()) + 1
     out_of_fold = np.full((len(labels), n_classes), -np.inf)
-    for fold in range(k if rounds is None else max(1, min(rounds, k))):
+    last = k if rounds is None else min(k, first + max(1, rounds))
+    for fold in range(first, last):
         held_out = np.flatnonzero(folds == fold)
         train = np.flatnonzero(folds != fold)
         if len(held_out) == 0 or len(np.unique(labels[train])) < 2:

@@ -161,3 +161,13 @@ def test_out_of_fold_logits_should_score_every_row_from_a_fold_without_it() -> N
     logits = out_of_fold_logits(score_fold, labels, np.arange(6), 3, seed=0)
     assert logits is not None and np.isfinite(logits).all() and len(seen) == 3
     assert out_of_fold_logits(score_fold, labels, np.arange(6), 1, seed=0) is None
+
+
+def test_the_winner_should_be_calibrated_as_if_it_had_been_given_alone() -> None:
+    """The lengths are compared on some of the folds; the winner scores the rest, so its
+    temperature and top-intent map are those of the plain single-length model."""
+    chosen, _, _ = _trained(informative_words=False, informative_vector=True)
+    alone, _, _ = _trained(informative_words=False, informative_vector=True, dense_norm=20.0)
+    assert chosen.dense_norm_ == alone.dense_norm_ == 20.0
+    assert (chosen.temperature_, chosen.top_map_) == (alone.temperature_, alone.top_map_)
+    np.testing.assert_array_equal(chosen.coef_, alone.coef_)

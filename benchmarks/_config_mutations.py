@@ -25,6 +25,9 @@ NONE_KINDS = {
     "random_seed": "int", "tensorboard_log_directory": "text", "retrieval_intent": "text",
 }
 TEXT = {"intent_split_symbol", "core_fallback_action_name"}  # free text, not a choice
+# Parley's own parameters (no Rasa meaning) where a list of numbers is a choice for
+# cross-validation to make (LogisticRegressionClassifier's dense_norm: [1, 2]).
+LENGTH_LISTS = {"dense_norm"}
 # Verdicts that differ from "a count must be at least one" / "a number must be finite".
 ZERO = {"evaluate_on_number_of_examples": VALID, "number_of_transformer_layers": VALID,
         "ranking_length": VALID, "random_state": VALID, "random_seed": VALID, "priority": VALID,
@@ -119,8 +122,12 @@ def values_for(key: str, default: Any) -> list[tuple[str, str, str]]:
                 ("yes", "yes for bool", INVALID), ("1", "number for bool", DOUBTFUL),
                 ("0", "number for bool", DOUBTFUL), *_wrong_types(key, False)]
     if kind in ("int", "float"):
-        return _numbers(key, default if default is not None else 10, kind == "int") + \
+        out = _numbers(key, default if default is not None else 10, kind == "int") + \
             _wrong_types(key, nullable)
+        if key in LENGTH_LISTS:  # a Parley parameter: a list is lengths to choose from
+            out = [(v, w, VALID if v == "[1, 2]" else verdict) for v, w, verdict in out]
+            out += [("[0, 2]", "zero in list", INVALID), ("[]", "empty list", INVALID)]
+        return out
     if kind == "choice":
         out = [('"nope"', "unknown choice", INVALID), ("5", "number for text", INVALID),
                ("true", "bool for text", INVALID), *_wrong_types(key, nullable)]

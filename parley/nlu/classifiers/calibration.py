@@ -50,8 +50,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IDENTITY_TOP_MAP", "MAX_CALIBRATION_FOLDS", "PARAPHRASE_SIMILARITY", "TopMap",
-    "calibrated_softmax", "cross_validated_calibration", "cross_validated_temperature",
-    "fit_temperature", "fit_top_map", "grouped_folds", "paraphrase_groups",
+    "calibrated_softmax", "calibration_of", "cross_validated_calibration",
+    "cross_validated_temperature", "fit_temperature", "fit_top_map", "grouped_folds",
+    "held_out_log_loss", "out_of_fold_logits", "paraphrase_groups",
     "saved_temperature", "saved_top_map", "scaled_softmax", "top_log_odds",
 ]
 
@@ -345,28 +346,68 @@ def cross_validated_calibration(score_fold: FoldScorer, labels: np.ndarray,
                                 top_map: bool = True,
                                 rounds: int | None = None) -> tuple[float, TopMap]:
     """The temperature (:func:`fit_temperature`) and the top intent's map
-    (:func:`fit_top_map`, when ``top_map``) of out-of-fold logits.
+    (:func:`fit_top_map`, when ``top_map``) of out-of-fold logits
+    (:func:`out_of_fold_logits`, whose arguments these are). With fewer than two folds'
+    worth of groups, no calibration: (1.0, identity)."""
+    out_of_fold = out_of_fold_logits(score_fold, labels, groups, k, seed, rounds)
+    if out_of_fold is None:
+        return 1.0, IDENTITY_TOP_MAP
+    return calibration_of(out_of_fold, labels, top_map)
+
+
+def out_of_fold_logits(score_fold: FoldScorer, labels: np.ndarray, groups: np.ndarray,
+                       k: int, seed: int, rounds: int | None = None,
+                       first: int = 0) -> np.ndarray | None:
+    """Logits of each row from a classifier that did not see it (its fold held out).
 
     ``score_fold(train_rows, held_out_rows)`` trains the classifier on ``train_rows`` and
     returns logits for ``held_out_rows`` over all classes (``-inf`` for a class it could
-    not learn). ``rounds`` (None: ``k``) is how many of the ``k`` folds are held out in
-    turn: with 1, one classifier trained on ``(k - 1) / k`` of the data scores the other
-    ``1 / k`` and the maps are fitted on those rows alone — for a classifier whose training
-    is too dear to repeat ``k`` times (DIET). With fewer than two folds' worth of groups,
-    no calibration: (1.0, identity).
-    """
+    not learn). The folds are :func:`grouped_folds` of ``groups`` (seeded: the same rows
+    fall together for every caller with the same seed, so settings compared on them are
+    compared on the same held-out messages). ``rounds`` (None: ``k``) is how many of the
+    ``k`` folds are held out in turn: with 1, one classifier trained on ``(k - 1) / k`` of
+    the data scores the other ``1 / k``, and the other rows keep ``-inf`` logits (which
+    the fits leave out) — for a classifier whose training is too dear to repeat ``k`` times
+    (DIET). ``first`` is the first fold held out: rounds ``first … first + rounds - 1``
+    (so a caller can score some folds now and the rest later). None when there is nothing
+    to hold out (``k < 2`` or a single class)."""
     if k < 2 or len(np.unique(labels)) < 2:
-        return 1.0, IDENTITY_TOP_MAP
+        return None
     folds = grouped_folds(labels, groups, k, seed)
     n_classes = int(labels.max()) + 1
     out_of_fold = np.full((len(labels), n_classes), -np.inf)
-    for fold in range(k if rounds is None else max(1, min(rounds, k))):
+    last = k if rounds is None else min(k, first + max(1, rounds))
+    for fold in range(first, last):
         held_out = np.flatnonzero(folds == fold)
         train = np.flatnonzero(folds != fold)
         if len(held_out) == 0 or len(np.unique(labels[train])) < 2:
             continue
         out_of_fold[held_out] = score_fold(train, held_out)
+    return out_of_fold
+
+
+def calibration_of(out_of_fold: np.ndarray, labels: np.ndarray,
+                   top_map: bool = True) -> tuple[float, TopMap]:
+    """The temperature and (when ``top_map``) the top intent's map fitted on out-of-fold
+    logits (:func:`out_of_fold_logits`)."""
     temperature = fit_temperature(out_of_fold, labels)
     if not top_map:
         return temperature, IDENTITY_TOP_MAP
     return temperature, fit_top_map(out_of_fold, labels, temperature)
+
+
+def held_out_log_loss(out_of_fold: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    """Mean negative log-likelihood of ``labels`` under ``softmax(logits / temperature)``
+    over the rows whose label the fold's classifier could learn (a finite logit): the proper
+    score by which settings are compared on the training data's folds. Accuracy moves by a
+    message or two between settings that differ; the likelihood sees how sure the
+    classifier was, right or wrong. +inf with no usable row."""
+    from scipy.special import logsumexp
+
+    logits = np.asarray(out_of_fold, dtype=np.float64)
+    true = logits[np.arange(len(labels)), labels]
+    usable = np.isfinite(true)
+    if not usable.any():
+        return math.inf
+    return float(np.mean(logsumexp(logits[usable] / temperature, axis=1)
+                         - true[usable] / temperature))

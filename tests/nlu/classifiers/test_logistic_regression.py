@@ -202,16 +202,17 @@ def test_dense_norm_should_leave_sparse_only_features_alone() -> None:
 
 @pytest.mark.slow
 @needs_shared_data
-@pytest.mark.parametrize(("dataset", "rasa_default", "scikit_learn"),
-                         [("snips-small", 0.939, 0.959), ("hwu64-small", 0.663, 0.779),
-                          ("banking77-small", 0.733, 0.825)])
+@pytest.mark.parametrize(("dataset", "rasa_default", "scikit_learn", "target"),
+                         [("snips-small", 0.939, 0.959, 0.96), ("hwu64-small", 0.663, 0.779, 0.78),
+                          ("banking77-small", 0.733, 0.825, 0.83)])
 def test_parleys_default_pipeline_should_beat_rasas_default_with_calibrated_confidences(
-        dataset: str, rasa_default: float, scikit_learn: float) -> None:
+        dataset: str, rasa_default: float, scikit_learn: float, target: float) -> None:
     """Parley's default pipeline (parley/data/default_config.yml, FallbackClassifier
     included) against the figures in ../shared/anchors.md, scored as Rasa's were: the intent
     as returned beats Rasa's default pipeline; the classifier's own ranking is within one
     test message of a tuned scikit-learn tf-idf pipeline, or above; and its confidences are
-    calibrated (expected calibration error at most 0.05)."""
+    calibrated (expected calibration error at most 0.05). As returned, it reaches issue 19's
+    targets (snips-small ≥ 0.96 since dense_norm is chosen per training set)."""
     import yaml
 
     from parley.nlu.evaluation import evaluate_parses
@@ -225,6 +226,7 @@ def test_parleys_default_pipeline_should_beat_rasas_default_with_calibrated_conf
     messages = run(components, train, fresh([m.text for m in test]))
     report = evaluate_parses(test, [dict(m.data) for m in messages])
     assert report.intent_accuracy is not None and report.intent_accuracy > rasa_default
+    assert report.intent_accuracy >= target
     assert report.ranking_accuracy is not None
     assert round(report.ranking_accuracy * len(test)) + 1 >= round(scikit_learn * len(test))
     assert report.expected_calibration_error is not None

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import math
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -32,6 +34,8 @@ from parley.ml.batching import FeatureTable
 from parley.ml.grouped import matmul_dtype
 from parley.ml.torch_env import HeapTrimmer, available_cores, drawing_from, roomy_heap
 from parley.progress import ProgressBar
+
+logger = logging.getLogger(__name__)
 
 ROW_QUANTUM = 128  # training batches are padded to a multiple of this many rows
 KEEP_QUANTUM = 32  # and the sentence rows the last transformer block keeps, to this many
@@ -274,9 +278,16 @@ class Trainer(ABC):
         :func:`training_turns`); a light one (:meth:`light`) needs no turn and runs beside
         the others."""
         light = self.light()
-        with (contextlib.nullcontext() if light else _turns()), _running(), roomy_heap(), \
-                self._shard_threads(light):
-            return self._train(epochs)
+        asked = time.perf_counter()
+        with contextlib.nullcontext() if light else _turns():
+            # (the run's timeline: which trainings ran beside which, and who waited)
+            logger.debug("%s: %s, %d examples, %d rows; waited %.2f s for a turn",
+                         self.description,
+                         "light (one shard a batch, no turn)" if light else "holds a turn",
+                         len(self.table), self.rows(np.arange(len(self.table))),
+                         time.perf_counter() - asked)
+            with _running(), roomy_heap(), self._shard_threads(light):
+                return self._train(epochs)
 
     def _train(self, epochs: int | None) -> dict[str, float]:
         schedule = self.schedule

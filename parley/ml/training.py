@@ -123,6 +123,7 @@ class Trainer(ABC):
         self._evaluation_draws = self.generators.pop()
         self._trained = [p for p in model.parameters() if p.requires_grad]
         self._helpers: ThreadPoolExecutor | None = None
+        self._steps_by_shards: dict[int, int] = {}  # for the timeline (debug log)
         decay: list[torch.nn.Parameter] = []
         plain: list[torch.nn.Parameter] = []
         for name, parameter in model.named_parameters():
@@ -193,6 +194,7 @@ class Trainer(ABC):
         """
         index = self.by_length(index)
         shards = self.shards(index)
+        self._steps_by_shards[len(shards)] = self._steps_by_shards.get(len(shards), 0) + 1
         lanes = min(SHARDS, len(shards))
         workers = lanes if self._helpers is not None and _cores_to_spare() else 1
         self.optimizer.zero_grad()
@@ -255,9 +257,11 @@ class Trainer(ABC):
         if threads < SHARDS and not light:
             yield
             return
-        torch.set_num_threads(1 if light else threads // SHARDS)
+        lane = 1 if light else threads // SHARDS
+        torch.set_num_threads(lane)
         if not light:
-            self._helpers = ThreadPoolExecutor(SHARDS - 1, thread_name_prefix="parley-shard")
+            self._helpers = ThreadPoolExecutor(SHARDS - 1, thread_name_prefix="parley-shard",
+                                               initializer=_use_threads, initargs=(lane,))
         try:
             yield
         finally:
@@ -287,7 +291,11 @@ class Trainer(ABC):
                          len(self.table), self.rows(np.arange(len(self.table))),
                          time.perf_counter() - asked)
             with _running(), roomy_heap(), self._shard_threads(light):
-                return self._train(epochs)
+                try:
+                    return self._train(epochs)
+                finally:
+                    logger.debug("%s: done; steps by shards: %s", self.description, ", ".join(
+                        f"{n} × {k}" for k, n in sorted(self._steps_by_shards.items())))
 
     def _train(self, epochs: int | None) -> dict[str, float]:
         schedule = self.schedule
@@ -396,6 +404,16 @@ def _cores_to_spare() -> bool:
     process run beside it (light ones, which need no turn) and the cores are too few for
     all; then its lanes take turns on its own thread and the others keep the other cores."""
     return _RUNNING[0] * SHARDS <= available_cores()
+
+
+def _use_threads(count: int) -> None:
+    """This thread's operations on ``count`` threads. A sum over a large tensor adds in
+    another order on another count of threads, so a shard must run on the same count on
+    whichever thread its lane runs. (torch's first call on a thread sets that thread's count
+    to the last one set on any thread — by another training beside this one, at a moment
+    that varies from run to run: hence the call before setting it.)"""
+    torch.get_num_threads()
+    torch.set_num_threads(count)
 
 
 def _brief(metrics: dict[str, float]) -> str:

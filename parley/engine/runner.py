@@ -9,15 +9,23 @@ A task marked ``keep=False`` produces an intermediate (the training trackers: ~1
 financial-demo's): the runner lets go of it as soon as every task that needs it has been
 handed it, so that it is freed when those are done with it, not at the end of the run, and
 it is not among the results ``run`` returns.
+
+Each task's start and end (seconds since the run began) and the CPU time of the thread that
+ran it are logged at debug level (``parley.engine.runner``): the run's critical path, read
+from a training log.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,15 +81,31 @@ def forget_handed_over(results: dict[str, Any], tasks: list[Task], pending: list
             del results[task.name]
 
 
+def timed(task: Task, began: float) -> Callable[[dict[str, Any]], Any]:
+    """``task.fn``, logging when it started and ended (since ``began``) and its thread's CPU
+    seconds (work it hands to other threads, such as a training's shards, is not counted)."""
+    def run(inputs: dict[str, Any]) -> Any:
+        start, cpu = time.perf_counter(), time.thread_time()
+        logger.debug("task %s started at %.2f s", task.name, start - began)
+        try:
+            return task.fn(inputs)
+        finally:
+            logger.debug("task %s ended at %.2f s (%.2f s, thread CPU %.2f s)", task.name,
+                         time.perf_counter() - began, time.perf_counter() - start,
+                         time.thread_time() - cpu)
+    return run
+
+
 class SequentialRunner:
     def run(self, tasks: list[Task]) -> dict[str, Any]:
         results: dict[str, Any] = {}
         pending = check_graph(tasks)
+        began = time.perf_counter()
         while pending:
             task = pending.pop(0)
             inputs = {n: results[n] for n in task.needs}
             forget_handed_over(results, tasks, pending)
-            results[task.name] = task.fn(inputs)
+            results[task.name] = timed(task, began)(inputs)
             del inputs
         forget_handed_over(results, tasks, [])
         return results
@@ -97,12 +121,13 @@ class LocalRunner:
         pending = check_graph(tasks)
         results: dict[str, Any] = {}
         running: dict[Future[Any], Task] = {}
+        began = time.perf_counter()
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="parley") as pool:
             while pending or running:
                 ready = [t for t in pending if all(n in results for n in t.needs)]
                 for task in ready:
                     pending.remove(task)
-                    running[pool.submit(task.fn, {n: results[n] for n in task.needs})] = task
+                    running[pool.submit(timed(task, began), {n: results[n] for n in task.needs})] = task
                 forget_handed_over(results, tasks, pending)
                 self._collect(wait(running, return_when=FIRST_COMPLETED)[0], running, results)
         forget_handed_over(results, tasks, [])

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import math
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -33,6 +35,8 @@ from parley.ml.grouped import matmul_dtype
 from parley.ml.torch_env import HeapTrimmer, available_cores, drawing_from, roomy_heap
 from parley.progress import ProgressBar
 
+logger = logging.getLogger(__name__)
+
 ROW_QUANTUM = 128  # training batches are padded to a multiple of this many rows
 KEEP_QUANTUM = 32  # and the sentence rows the last transformer block keeps, to this many
 SHARDS = 2  # a training batch runs as this many shards, each on its own thread when cores allow
@@ -41,7 +45,11 @@ MIN_SHARD = 4  # messages: a batch too small to give every shard this many is on
 # many is one shard. Below it a step is mostly fixed cost per operation, which a second shard
 # pays again: two shards of a 64-message batch of ~330 rows took 1.34× the CPU time of one
 # (DIET on formbot), of ~160 rows 1.7×; at 1,300 rows 1.15×, which a second core repays.
-MIN_SHARD_ROWS = 256
+# 128: a batch of 256 rows or more is two shards, so that a training alone on two cores
+# (formbot's DIET, whose first epochs' 64-message batches are ~330 rows) uses both; a
+# training whose examples all together are under 256 rows stays light (moodbot's: DIET 230,
+# TED 169, UnexpecTED 66 rows) and runs beside the others on one core.
+MIN_SHARD_ROWS = 128
 # Training hands freed heap memory back to the OS whenever the resident memory grew by
 # TRIM_GROWTH since the last trim, and at least every TRIM_EVERY_S. Each trim costs more than
 # its ~10 ms: every page it hands back faults in again on the next steps. At 96 MB / 5 s,
@@ -125,6 +133,7 @@ class Trainer(ABC):
         self._evaluation_draws = self.generators.pop()
         self._trained = [p for p in model.parameters() if p.requires_grad]
         self._helpers: ThreadPoolExecutor | None = None
+        self._steps_by_shards: dict[int, int] = {}  # for the timeline (debug log)
         decay: list[torch.nn.Parameter] = []
         plain: list[torch.nn.Parameter] = []
         for name, parameter in model.named_parameters():
@@ -195,6 +204,7 @@ class Trainer(ABC):
         """
         index = self.by_length(index)
         shards = self.shards(index)
+        self._steps_by_shards[len(shards)] = self._steps_by_shards.get(len(shards), 0) + 1
         lanes = min(SHARDS, len(shards))
         workers = lanes if self._helpers is not None and _cores_to_spare() else 1
         self.optimizer.zero_grad()
@@ -257,9 +267,11 @@ class Trainer(ABC):
         if threads < SHARDS and not light:
             yield
             return
-        torch.set_num_threads(1 if light else threads // SHARDS)
+        lane = 1 if light else threads // SHARDS
+        torch.set_num_threads(lane)
         if not light:
-            self._helpers = ThreadPoolExecutor(SHARDS - 1, thread_name_prefix="parley-shard")
+            self._helpers = ThreadPoolExecutor(SHARDS - 1, thread_name_prefix="parley-shard",
+                                               initializer=_use_threads, initargs=(lane,))
         try:
             yield
         finally:
@@ -280,9 +292,20 @@ class Trainer(ABC):
         :func:`training_turns`); a light one (:meth:`light`) needs no turn and runs beside
         the others."""
         light = self.light()
-        with (contextlib.nullcontext() if light else _turns()), _running(), roomy_heap(), \
-                self._shard_threads(light):
-            return self._train(epochs)
+        asked = time.perf_counter()
+        with contextlib.nullcontext() if light else _turns():
+            # (the run's timeline: which trainings ran beside which, and who waited)
+            logger.debug("%s: %s, %d examples, %d rows; waited %.2f s for a turn",
+                         self.description,
+                         "light (one shard a batch, no turn)" if light else "holds a turn",
+                         len(self.table), self.rows(np.arange(len(self.table))),
+                         time.perf_counter() - asked)
+            with _running(), roomy_heap(), self._shard_threads(light):
+                try:
+                    return self._train(epochs)
+                finally:
+                    logger.debug("%s: done; steps by shards: %s", self.description, ", ".join(
+                        f"{n} × {k}" for k, n in sorted(self._steps_by_shards.items())))
 
     def _train(self, epochs: int | None) -> dict[str, float]:
         schedule = self.schedule
@@ -391,6 +414,16 @@ def _cores_to_spare() -> bool:
     process run beside it (light ones, which need no turn) and the cores are too few for
     all; then its lanes take turns on its own thread and the others keep the other cores."""
     return _RUNNING[0] * SHARDS <= available_cores()
+
+
+def _use_threads(count: int) -> None:
+    """This thread's operations on ``count`` threads. A sum over a large tensor adds in
+    another order on another count of threads, so a shard must run on the same count on
+    whichever thread its lane runs. (torch's first call on a thread sets that thread's count
+    to the last one set on any thread — by another training beside this one, at a moment
+    that varies from run to run: hence the call before setting it.)"""
+    torch.get_num_threads()
+    torch.set_num_threads(count)
 
 
 def _brief(metrics: dict[str, float]) -> str:

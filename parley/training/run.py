@@ -54,6 +54,10 @@ TRAIN = "train"
 CACHED = "restored from cache"
 IN_MODEL = "restored from the newest model"
 TEXT_FEATURES = "text_features"  # the task that featurizes the stories' texts
+# The NLU chain's first part, up to its last tokenizer or featurizer, when policies read the
+# stories' texts: the texts are featurized, and the policies that read them train, beside the
+# rest of the chain (DIET) instead of after it.
+NLU_FEATURIZERS = "nlu_featurizers"
 
 
 @dataclass
@@ -62,6 +66,15 @@ class NodeStatus:
     fingerprint: str
     status: str  # TRAIN, CACHED or IN_MODEL
     reason: str
+
+
+@dataclass
+class ChainPart:
+    """What a part of the NLU chain hands on: each of its nodes' folder by name, and the
+    training messages as its last node left them (what the next part trains on)."""
+
+    dirs: dict[str, Path]
+    training_data: Any
 
 
 @dataclass
@@ -89,24 +102,35 @@ class TrainingRun:
 
     def tasks(self, workdir: Path) -> list[Task]:
         """The run as a task graph: the NLU chain is one task (returning each node's folder
-        by name); each policy is its own task (returning its folder), so policies train in
-        parallel with each other and with NLU. What a task produced reaches the others only
-        as its return value, so a runner may run each one in another process.
+        by name), or two when policies read the stories' texts (the tokenizers and
+        featurizers first, so that the texts' features need not wait for the classifiers);
+        each policy is its own task (returning its folder), so policies train in parallel
+        with each other and with NLU. What a task produced reaches the others only as its
+        return value, so a runner may run each one in another process.
 
         The folders planned as restored are copied into ``workdir`` first; a node whose
         folder is gone or changed since the plan becomes a node to train.
         """
         self._restore_all(workdir)
-        tasks = [Task("nlu", lambda _: self._run_nlu(workdir))]
+        reading = self._text_readers()
+        cut = self._featurizers_end() if reading else len(self.recipe.nlu)
+        tasks = []
+        if cut < len(self.recipe.nlu):
+            # (not kept: the training messages, featurized so far, go on to the rest)
+            tasks.append(Task(NLU_FEATURIZERS, lambda _: self._run_nlu(workdir, stop=cut),
+                              keep=False))
+            tasks.append(Task("nlu", partial(self._rest_of_nlu, workdir), (NLU_FEATURIZERS,)))
+        else:
+            tasks.append(Task("nlu", lambda _: self._run_nlu(workdir).dirs))
         policy_statuses = [s for s in self.statuses if s.node.kind != NLU]
         if any(s.status == TRAIN for s in policy_statuses):
             # (not kept: the runner lets go of them once every policy has them, and each
             # policy as soon as it has learned from them — see _run_policy)
             tasks.append(Task("trackers", lambda _: self._training_trackers(), keep=False))
-        reading = self._text_readers()
         if reading:
+            source = NLU_FEATURIZERS if cut < len(self.recipe.nlu) else "nlu"
             tasks.append(Task(TEXT_FEATURES, partial(self._story_text_features, reading),
-                              ("nlu",), keep=False))
+                              (source,), keep=False))
         for status in policy_statuses:
             needs: tuple[str, ...] = ("trackers",) if status.status == TRAIN else ()
             if status.node.name in reading:
@@ -135,11 +159,19 @@ class TrainingRun:
             return {}
         return found
 
+    def _featurizers_end(self) -> int:
+        """Where the NLU chain's part that featurizes text ends: after its last tokenizer or
+        featurizer (the components :class:`PipelineTextFeaturizer` runs)."""
+        found = [i for i, node in enumerate(self.recipe.nlu)
+                 if featurizes_text(component_class(NLU, node.component))]
+        return found[-1] + 1 if found else len(self.recipe.nlu)
+
     def _story_text_features(self, readers: dict[str, Node], inputs: dict[str, Any]
                              ) -> dict[str, Any]:
         """Each reading policy's :class:`TextFeatures` of the stories' texts, made by the
         pipeline's tokenizers and featurizers as trained (or restored) in this run."""
-        dirs: dict[str, Path] = inputs["nlu"]
+        dirs: dict[str, Path] = (inputs[NLU_FEATURIZERS].dirs if NLU_FEATURIZERS in inputs
+                                 else inputs["nlu"])
         components = []
         for node in self.recipe.nlu:
             cls: Any = component_class(NLU, node.component)
@@ -227,14 +259,27 @@ class TrainingRun:
         return target, ""
 
     # --- NLU: a chain over the training messages -------------------------------------
-    def _run_nlu(self, workdir: Path) -> dict[str, Path]:
+    def _rest_of_nlu(self, workdir: Path, inputs: dict[str, Any]) -> dict[str, Path]:
+        """The chain from where :data:`NLU_FEATURIZERS` stopped, on the messages as that
+        part left them; every node's folder."""
+        before: ChainPart = inputs.pop(NLU_FEATURIZERS)
+        rest = self._run_nlu(workdir, start=len(before.dirs), training_data=before.training_data)
+        return {**before.dirs, **rest.dirs}
+
+    def _run_nlu(self, workdir: Path, start: int = 0, stop: int | None = None,
+                 training_data: Any = None) -> ChainPart:
+        """The chain's nodes ``start:stop`` on ``training_data`` (the NLU training data when
+        none); their folders, and the training messages as they leave the last one."""
         dirs: dict[str, Path] = {}
         statuses = [s for s in self.statuses if s.node.kind == NLU]
         if not statuses:
-            return dirs
-        training_data = self.importer.nlu_training_data
+            return ChainPart(dirs, training_data)
+        if training_data is None:
+            training_data = self.importer.nlu_training_data
         last_to_train = max((i for i, s in enumerate(statuses) if s.status == TRAIN), default=-1)
-        for index, status in enumerate(statuses):
+        for index, status in enumerate(statuses[:stop]):
+            if index < start:
+                continue
             node = status.node
             cls: Any = component_class(NLU, node.component)
             # Later components train on this one's output: run it over the training data.
@@ -256,7 +301,7 @@ class TrainingRun:
                 if component is not None and feeds_later:
                     component.process(training_data.examples)
             self._say(status, time.perf_counter() - started)
-        return dirs
+        return ChainPart(dirs, training_data)
 
     def _finetuned(self, cls: Any, node: Node, training_data: Any) -> Any:
         """The old component with the new epoch settings, continued on the new data;

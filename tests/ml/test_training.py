@@ -248,3 +248,48 @@ def test_models_built_at_once_on_threads_should_be_those_built_alone():
     for seed, state in results:
         assert state.keys() == alone[seed].keys()
         assert all(torch.equal(state[k], alone[seed][k]) for k in state)
+
+
+def _set_three_elsewhere() -> None:
+    """Another training's thread sets its count of torch threads: 3."""
+    def other_training() -> None:
+        torch.get_num_threads()
+        torch.set_num_threads(3)
+
+    other = threading.Thread(target=other_training)
+    other.start()
+    other.join()
+
+
+class _CountsThreads(_Rows):
+    """As above, noting the count of torch threads each shard ran on; before its first
+    shard, another thread sets its own count."""
+    seen: set[int]
+    _first = threading.Lock()
+
+    def losses(self, index, training):
+        if self._first.acquire(blocking=False):
+            _set_three_elsewhere()
+        self.seen.add(torch.get_num_threads())
+        return super().losses(index, training)
+
+
+def test_every_shard_should_run_on_its_lanes_count_of_threads_whatever_was_set_last():
+    """torch's first call on a new thread takes the count of threads last set on any thread
+    (by another training beside this one, say). A shard's sums depend on that count: the
+    helper thread of a lane must set its own, or the model depends on the other training."""
+    rng = np.random.default_rng(0)
+    table = FeatureTable([[_Record("x", np.zeros((3, 4), np.float32), p[None])]
+                          for p in rng.normal(size=(64, 4)).astype(np.float32)])
+    trainer = _CountsThreads(torch.nn.Linear(4, 3), table, rng.integers(0, 3, 64),
+                             Schedule(epochs=2, batch_size=64), 3)
+    trainer.seen = set()
+    before = torch.get_num_threads()
+    set_quiet(True)
+    try:
+        torch.set_num_threads(4)  # this training's: lanes of 2 threads each
+        trainer.train()
+    finally:
+        torch.set_num_threads(before)
+        set_quiet(False)
+    assert trainer.seen == {4 // SHARDS}

@@ -4,16 +4,27 @@ loaded model those of each new message (Rasa's end-to-end features provider)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import tarfile
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from parley.data.importer import TrainingDataImporter
+from parley.dialogue.policies.ted import TEDPolicy
+from parley.engine.cache import TrainingCache
+from parley.engine.runner import LocalRunner
 from parley.model_training import train
+from parley.nlu.neural.diet import DIETClassifier
 from parley.recipe import build_recipe
 from parley.runtime.processor import MessageProcessor, UserMessage
 from parley.serving.agent import load
 from parley.training.fingerprints import node_fingerprints
+from parley.training.plan import make_plan
+from parley.training.request import TrainingRequest
+from parley.training.run import NLU_FEATURIZERS, TEXT_FEATURES, TrainingRun
 from parley.training.text_features import PipelineTextFeaturizer, story_texts
 
 DOMAIN = """\
@@ -191,3 +202,65 @@ def test_a_pipeline_without_featurizers_should_say_ted_cannot_read_the_texts(pro
         model = _train(project).model
     [ted] = load(model).policies
     assert not ted.reads_user_text_ and ted.featurizer_.text_dim == 0
+
+
+DIET_CONFIG = CONFIG.format(epochs=3).replace(
+    "- name: LogisticRegressionClassifier\n", "- name: DIETClassifier\n  epochs: 3\n")
+
+
+def _training_run(project: Path) -> Any:
+    importer = TrainingDataImporter("domain.yml", "config.yml", ["data"])
+    recipe = build_recipe(importer.config)
+    cache = TrainingCache(project / "cache")
+    request = TrainingRequest("both", project / "models")
+    plan = make_plan(importer, recipe, cache, request)
+    return TrainingRun(request, importer, recipe, plan.statuses, plan.model_fingerprint, cache)
+
+
+def test_ted_should_start_once_the_featurizers_are_trained_not_after_diet(project):
+    (project / "config.yml").write_text(DIET_CONFIG)
+    run = _training_run(project)
+    needs = {task.name: task.needs for task in run.tasks(project / "graph")}
+    assert needs[NLU_FEATURIZERS] == () and needs["nlu"] == (NLU_FEATURIZERS,)
+    assert needs[TEXT_FEATURES] == (NLU_FEATURIZERS,)
+    # DIET does not start training until TED has finished: with TED waiting for the whole
+    # chain, as it did, this run would never end.
+    ted_done = threading.Event()
+    diet_fit, ted_fit = DIETClassifier.fit, TEDPolicy.fit
+
+    def diet_after_ted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        assert ted_done.wait(120), "TED waited for DIET"
+        return diet_fit(self, *args, **kwargs)
+
+    def ted_then_say(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return ted_fit(self, *args, **kwargs)
+        finally:
+            ted_done.set()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(DIETClassifier, "fit", diet_after_ted)
+        patch.setattr(TEDPolicy, "fit", ted_then_say)
+        dirs = _training_run(project).node_dirs(project / "work", LocalRunner(2))
+    assert ted_done.is_set()
+    assert list(dirs) == [n.name for n in run.recipe.nlu] + [n.name for n in run.recipe.policies]
+
+
+def test_the_split_chain_should_train_the_same_models(project, monkeypatch):
+    """Featurizing the texts beside DIET changes no model: the same seed saves the same
+    files as when the texts waited for the whole chain."""
+    (project / "config.yml").write_text(DIET_CONFIG)
+
+    def digests(folder: str) -> dict[str, str]:
+        monkeypatch.setenv("PARLEY_CACHE_DIR", str(project / folder / "cache"))
+        with pytest.warns(UserWarning, match="end-to-end model is trained"):
+            model = train("domain.yml", "config.yml", ["data"], folder).model
+        with tarfile.open(model) as archive:
+            member = next(m for m in archive.getmembers() if m.name.endswith("metadata.json"))
+            return json.load(archive.extractfile(member))["component_digests"]  # type: ignore[arg-type]
+
+    split = digests("split")
+    monkeypatch.setattr(TrainingRun, "_featurizers_end", lambda self: len(self.recipe.nlu))
+    assert NLU_FEATURIZERS not in {t.name for t in _training_run(project).tasks(project / "g")}
+    whole = digests("whole")
+    assert any("DIETClassifier" in name for name in split) and split == whole

@@ -16,4 +16,6 @@ if [ -z "${PARLEY_RASA_SDK_PYTHON:-}" ]; then
   fi
   export PARLEY_RASA_SDK_PYTHON="$SDK_VENV/bin/python"
 fi
-python -m pytest "$@"
+# One worker per core (pytest-xdist); a test file stays on one worker, so the files that
+# share a trained model or a server keep it. PARLEY_TEST_WORKERS=0: all in this process.
+python -m pytest -n "${PARLEY_TEST_WORKERS:-auto}" --dist loadfile "$@"

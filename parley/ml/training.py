@@ -45,11 +45,11 @@ MIN_SHARD = 4  # messages: a batch too small to give every shard this many is on
 # many is one shard. Below it a step is mostly fixed cost per operation, which a second shard
 # pays again: two shards of a 64-message batch of ~330 rows took 1.34× the CPU time of one
 # (DIET on formbot), of ~160 rows 1.7×; at 1,300 rows 1.15×, which a second core repays.
-# 128: a batch of 256 rows or more is two shards, so that a training alone on two cores
-# (formbot's DIET, whose first epochs' 64-message batches are ~330 rows) uses both; a
-# training whose examples all together are under 256 rows stays light (moodbot's: DIET 230,
-# TED 169, UnexpecTED 66 rows) and runs beside the others on one core.
-MIN_SHARD_ROWS = 128
+# 256: a training whose examples all together are under 512 rows is light (moodbot's DIET
+# 230, TED 169, UnexpecTED 66 rows) and runs beside the others on one core. 128 would shard
+# formbot's first-epoch batches (~330 rows) too: on a quiet machine its whole training took
+# the same wall time (30.7 / 30.2 s against 32.3 / 29.9) for 10% more CPU, so not taken.
+MIN_SHARD_ROWS = 256
 # Training hands freed heap memory back to the OS whenever the resident memory grew by
 # TRIM_GROWTH since the last trim, and at least every TRIM_EVERY_S. Each trim costs more than
 # its ~10 ms: every page it hands back faults in again on the next steps. At 96 MB / 5 s,

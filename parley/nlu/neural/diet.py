@@ -177,9 +177,12 @@ class DIETClassifier(NLUComponent, Finetunable):
 
         if float32_certain():  # known without importing PyTorch (2-3 s of a cached run)
             return {"matmul_dtype": "torch.float32"}
-        from parley.ml.grouped import matmul_dtype  # bf16 or f32: other weights
+        from parley.ml.grouped import dense_products, matmul_dtype  # bf16 or f32: other weights
 
-        return {"matmul_dtype": str(matmul_dtype())}
+        dtype = matmul_dtype()
+        if str(dtype) == "torch.bfloat16" and dense_products():  # one product, other last bits
+            return {"matmul_dtype": str(dtype), "grouped_products": "dense"}
+        return {"matmul_dtype": str(dtype)}
 
     def __init__(
         self,

@@ -3,7 +3,8 @@
 :class:`GroupedLinear` is what DIET's transformer and feed-forward layers are built from;
 :class:`_GroupedProduct` its forward and backward by hand: in training the groups run as one
 batched product (:func:`_batched_product`) in bfloat16 where the CPU has it, or else group by
-group in float32 on row-major activations, in place (:func:`_row_major_forward`); prediction
+group in float32 on row-major activations, in place (:func:`_row_major_forward`), or — on
+AMX tiles — as one dense product with a zero-filled kernel (:func:`_dense_forward`); prediction
 without gradients multiplies group by group, each product writing straight into one output.
 """
 
@@ -115,7 +116,8 @@ class _GroupedProduct(torch.autograd.Function):
     In training the products run in :func:`matmul_dtype` (bfloat16 where the CPU multiplies
     it natively: 2.5× faster than float32 there); what goes in and comes out, the weights kept
     and the gradients returned are float32, and prediction multiplies in float32. Where the
-    training products run in float32, neither of the above: :func:`_row_major_forward`.
+    training products run in float32, neither of the above: :func:`_row_major_forward`; where
+    they run in bfloat16 on AMX tiles, neither either: :func:`_dense_forward`.
     """
 
     @staticmethod
@@ -123,7 +125,8 @@ class _GroupedProduct(torch.autograd.Function):
                 kernel: torch.Tensor, keep_product_dtype: bool) -> torch.Tensor:
         dtype = _products_dtype(layer, kernel)
         ctx.dense = False
-        if dtype in DENSE_DTYPES and dense_products():
+        if layer.groups > 1 and dtype in DENSE_DTYPES and dense_products():
+            # (one group is one product already: _product)
             ctx.dense = True
             return _dense_forward(ctx, x, layer, bias, kernel, keep_product_dtype)
         if dtype != torch.bfloat16 and ROW_MAJOR:

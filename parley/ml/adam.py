@@ -63,12 +63,18 @@ class Adam:
                 continue
             steps = [group.steps[i] for i in used]
             torch._foreach_add_(steps, 1)
+            params = [group.params[i] for i in used]
             torch._fused_adam_(
-                [group.params[i] for i in used], [group.params[i].grad for i in used],
+                params, [p.grad for p in params],
                 [group.exp_avgs[i] for i in used], [group.exp_avg_sqs[i] for i in used], [],
                 steps, lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
                 weight_decay=group.weight_decay, eps=self.eps, amsgrad=False, maximize=False,
                 grad_scale=None, found_inf=None)
+            # The fused kernel writes the weights without telling autograd: bump their
+            # version counters as any in-place operation does, so that what is kept while
+            # the weights stay the same (the grouped layers' dense kernels, a classifier's
+            # predictor) sees that they changed.
+            torch.autograd.graph.increment_version(params)
 
 
 def _shares(params: list[torch.nn.Parameter], parts: int) -> list[list[int]]:

@@ -39,9 +39,10 @@ def test_grouped_layer_is_a_sparse_dense_layer_with_the_right_gradients(shuffle,
 
 @pytest.mark.parametrize(("shuffle", "column_major"), [(True, False), (False, False), (True, True)])
 def test_batched_per_group_and_row_major_products_agree(monkeypatch, shuffle, column_major):
-    """bfloat16 training multiplies all groups in one padded bmm, float32 training group by
-    group in place on row-major activations; the per-group path (kept for prediction and
-    ``PARLEY_GROUPED_BMM=0``) must give the same output and gradients as both."""
+    """bfloat16 training multiplies all groups in one padded bmm (or, with AMX, as one dense
+    product with a zero-filled kernel), float32 training group by group in place on
+    row-major activations; the per-group path (kept for prediction and
+    ``PARLEY_GROUPED_BMM=0``) must give the same output and gradients as all three."""
     from parley.ml import grouped
 
     torch.manual_seed(1)
@@ -52,9 +53,12 @@ def test_batched_per_group_and_row_major_products_agree(monkeypatch, shuffle, co
     if not shuffle:
         x = torch.randn(23, 7, dtype=torch.float64).t()
     results = []
-    for batched, row_major in ((True, False), (False, False), (False, True)):
+    for batched, row_major, dense in ((True, False, False), (False, False, False),
+                                      (False, True, False), (False, False, True)):
         monkeypatch.setattr(grouped, "BATCHED", batched)
         monkeypatch.setattr(grouped, "ROW_MAJOR", row_major)
+        monkeypatch.setattr(grouped, "_dense", dense)
+        monkeypatch.setattr(grouped, "DENSE_DTYPES", (torch.bfloat16, torch.float64))
         layer.zero_grad()
         inputs = x.clone().requires_grad_()
         out = layer(inputs)
@@ -82,3 +86,36 @@ def test_row_major_products_skip_the_gradients_not_asked_for():
     x = x.detach()
     layer(x).sum().backward()
     assert layer.kernel.grad is not None
+
+
+def test_dense_kernel_is_kept_until_the_weights_change(monkeypatch):
+    """The dense products' zero-filled kernel is built once for a step's shards and again
+    after the optimizer (which writes the weights in place) or anything else changed them."""
+    from parley.ml import grouped
+    from parley.ml.adam import Adam
+
+    monkeypatch.setattr(grouped, "_dense", True)
+    monkeypatch.setattr(grouped, "DENSE_DTYPES", (torch.bfloat16, torch.float64))
+    torch.manual_seed(3)
+    layer = grouped.GroupedLinear(12, 10, density=0.2).double().train()
+    x = torch.randn(6, 12, dtype=torch.float64)
+    optimizer = Adam([([layer.kernel, layer.bias], 0.0)], lr=0.1)
+
+    def dense_now() -> torch.Tensor:
+        kernel = torch.zeros(12, 10, dtype=torch.float64)
+        for slices, o0, o1, weight in layer.groups_of(layer.kernel.detach()):
+            for a, b, r in slices:
+                kernel[layer.order[a:b], o0:o1] = weight[r:r + b - a]
+        return kernel
+
+    for _ in range(3):
+        out = layer(x)
+        assert torch.allclose(out, x @ dense_now() + layer.bias, atol=1e-12)
+        kept = layer.__dict__["_dense_kernel"][1]
+        assert layer(x) is not None and layer.__dict__["_dense_kernel"][1] is kept  # shared
+        out.square().sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    with torch.no_grad():
+        layer.kernel.mul_(2)
+    assert torch.allclose(layer(x), x @ dense_now() + layer.bias, atol=1e-12)

@@ -13,7 +13,9 @@ two sizes, ``transformer_size`` …, ``connection_density``, ``BILOU_flag``,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import gc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -72,6 +74,25 @@ MAX_BATCH = 10_000_000
 MAX_RELATIVE_POSITION = 10_000
 # More wrong labels than any project has intents or responses.
 MAX_NEGATIVES = 100_000
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while the network trains, on again after.
+
+    Training's steps make no reference cycles (none found after 100 steps of snips-small
+    with it off: their objects go by reference counting), yet each step makes thousands of
+    objects, and the collections they set off walk every object the process tracks: ~3%
+    of the steps' CPU (snips-small, 100 epochs, 9.39 → 9.10 s paired). It is the
+    process's collector: with another training beside this one, whichever ends first while
+    it was on turns it on again — only speed depends on that, never what is learned."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def _text_value(setting: Any, key: str, default: Any) -> Any:
@@ -177,9 +198,12 @@ class DIETClassifier(NLUComponent, Finetunable):
 
         if float32_certain():  # known without importing PyTorch (2-3 s of a cached run)
             return {"matmul_dtype": "torch.float32"}
-        from parley.ml.grouped import matmul_dtype  # bf16 or f32: other weights
+        from parley.ml.grouped import dense_products, matmul_dtype  # bf16 or f32: other weights
 
-        return {"matmul_dtype": str(matmul_dtype())}
+        dtype = matmul_dtype()
+        if str(dtype) == "torch.bfloat16" and dense_products():  # one product, other last bits
+            return {"matmul_dtype": str(dtype), "grouped_products": "dense"}
+        return {"matmul_dtype": str(dtype)}
 
     def __init__(
         self,
@@ -520,7 +544,7 @@ class DIETClassifier(NLUComponent, Finetunable):
             checkpoint_model=self.checkpoint_model)
         trainer = DIETTrainer(self.model_, table, Targets(labels, tags), label_inputs,
                               schedule, seed, description=description or f"{self.name} epochs")
-        with torch_threads():
+        with torch_threads(), _collector_paused():
             trainer.train()
         self._kept_labels = None  # new weights: the labels' embeddings change
 

@@ -106,6 +106,30 @@ def test_training_should_be_reproducible_for_a_seed_and_differ_across_seeds():
     assert a != parse(other, up3, text)[0].data["intent_ranking"]
 
 
+def test_the_garbage_collector_pauses_while_the_network_trains_only(monkeypatch):
+    import gc
+
+    from parley.nlu.neural import training
+
+    seen = []
+    original = training.DIETTrainer.train
+
+    def train(self, epochs=None):
+        seen.append(gc.isenabled())
+        return original(self, epochs)
+
+    monkeypatch.setattr(training.DIETTrainer, "train", train)
+    assert gc.isenabled()
+    trained(epochs=1)
+    assert seen == [False] and gc.isenabled()
+    gc.disable()  # off before: left off
+    try:
+        trained(epochs=1)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
 def test_the_model_does_not_depend_on_the_number_of_threads(monkeypatch):
     """A batch runs as two shards, each drawing from its own generator: on two threads at
     once or one after the other, the weights come out the same."""

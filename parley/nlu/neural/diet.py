@@ -173,10 +173,12 @@ class DIETClassifier(NLUComponent, Finetunable):
 
     @classmethod
     def runtime_fingerprint(cls) -> dict[str, Any]:
-        from parley.ml.torch_env import float32_certain
+        from parley.ml.torch_env import known_matmul_dtype
 
-        if float32_certain():  # known without importing PyTorch (2-3 s of a cached run)
-            return {"matmul_dtype": "torch.float32"}
+        known = known_matmul_dtype()  # without importing PyTorch (~0.8 s of a cached run)
+        if known is not None:
+            return {"matmul_dtype": known}
+        import_torch(cls.name)  # as training imports it (without the collector's walks)
         from parley.ml.grouped import matmul_dtype  # bf16 or f32: other weights
 
         return {"matmul_dtype": str(matmul_dtype())}

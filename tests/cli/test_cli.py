@@ -192,3 +192,27 @@ def test_a_program_with_threads_alive_should_exit_as_usual():
                           check=False)
     assert done.returncode == 0
     assert done.stdout.rstrip().endswith("main returned 2\nthread done")
+
+
+@pytest.mark.parametrize("setting", [None, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"])
+def test_a_training_process_should_run_numpy_blas_on_one_thread_unless_told(setting):
+    """Before numpy loads OpenBLAS, a training process asks it for one thread (faster, and
+    the model independent of the core count); a thread count the user set is kept."""
+    import os
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os, sys
+        from parley.cli.train_cmd import _one_blas_thread
+        assert "numpy" not in sys.modules
+        _one_blas_thread()
+        print(os.environ.get("OPENBLAS_NUM_THREADS"))
+    """)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")}
+    if setting is not None:
+        env[setting] = "3"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env=env)
+    expected = {None: "1", "OMP_NUM_THREADS": "None", "OPENBLAS_NUM_THREADS": "3"}[setting]
+    assert done.stdout.strip() == expected

@@ -1,4 +1,5 @@
-"""Training speed as users feel it: whole `parley train` processes, wall time and peak RSS.
+"""Training speed as users feel it: whole `parley train` processes (``python -m parley``),
+wall time, CPU time (user + system) and peak RSS.
 
     python benchmarks/train_speed.py
 
@@ -11,7 +12,6 @@ one new NLU example. Rasa 3.6 on this kind of machine (../shared/anchors.md): 49
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -23,27 +23,21 @@ REPO = Path(__file__).resolve().parents[1]
 MOODBOT = REPO.parent / "shared" / "data" / "bots" / "rasa-init-moodbot"
 RASA = {"from scratch": 49.7, "unchanged": 7.3, "responses only": 7.5, "one NLU example": 34.8}
 
-# Runs the CLI in this process and reports its own peak RSS (VmHWM survives no exec).
-_RUN = (
-    "import re, sys\n"
-    "from parley.cli.main import main\n"
-    "code = main(sys.argv[1:])\n"
-    "hwm = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
-    "print('PEAK_KB', hwm, file=sys.stderr)\n"
-    "raise SystemExit(code)\n"
-)
-
-
-def parley(project: Path, *args: str) -> tuple[float, float]:
-    start = time.perf_counter()
+def parley(project: Path, *args: str) -> tuple[float, float, float]:
+    """One ``python -m parley ARGS`` process, as users start it (so ending as the command
+    line does): its wall seconds, CPU seconds (user + system) and peak RSS in MB."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout, installed or not
-    done = subprocess.run([sys.executable, "-c", _RUN, *args], cwd=project, env=env,
-                          capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"parley {' '.join(args)} failed in {project}:\n{done.stderr}")
-    peak = re.search(r"PEAK_KB (\d+)", done.stderr)
-    return wall, int(peak.group(1)) / 1024 if peak else float("nan")
+    with tempfile.TemporaryFile("w+") as output:
+        start = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "parley", *args], cwd=project,
+                                 env=env, stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own usage
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        if child.returncode != 0:
+            output.seek(0)
+            raise SystemExit(f"parley {' '.join(args)} failed in {project}:\n{output.read()}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -79,10 +73,10 @@ def main() -> int:
             for row in steps(mood, ('"Hey! How are you?"', '"Hey there! How are you?"'),
                              ("    - hey\n", "    - hey\n    - hiya\n")):
                 table.append(("rasa-init-moodbot", *row))
-    print("| project | step | wall s | peak RSS MB | Rasa 3.6 wall s |")
-    print("|---|---|---:|---:|---:|")
-    for project, step, wall, peak in table:
-        print(f"| {project} | {step} | {wall:.2f} | {peak:.0f} | {RASA[step]} |")
+    print("| project | step | wall s | CPU s | peak RSS MB | Rasa 3.6 wall s |")
+    print("|---|---|---:|---:|---:|---:|")
+    for project, step, wall, cpu, peak in table:
+        print(f"| {project} | {step} | {wall:.2f} | {cpu:.2f} | {peak:.0f} | {RASA[step]} |")
     return 0
 
 

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from parley.ml.torch_env import dense_grouped_products
+
 
 class GroupedLinear(nn.Module):
     """A dense layer where only a fraction ``density`` of the input→output connections exist.
@@ -274,22 +276,13 @@ def _dense_slots(layer: GroupedLinear) -> torch.Tensor:
 
 
 def dense_products() -> bool:
-    """Whether bfloat16 training products run dense (:func:`_dense_forward`): where the CPU
-    has AMX tiles (``PARLEY_GROUPED_DENSE`` ``0``/``1`` overrides). Where bfloat16 dot
-    products come from AVX-512 alone they are ~2× float32's, not 5×: 1/density times the
-    arithmetic would cost more than the gathers it saves."""
+    """Whether bfloat16 training products run dense (:func:`_dense_forward`): see
+    :func:`parley.ml.torch_env.dense_grouped_products` (decided without PyTorch, so that a
+    model's fingerprint can name it before training imports PyTorch)."""
     global _dense
     if _dense is None:
-        wanted = os.environ.get("PARLEY_GROUPED_DENSE", "")
-        _dense = wanted == "1" if wanted in ("0", "1") else _has_amx()
+        _dense = dense_grouped_products()
     return _dense
-
-
-def _has_amx() -> bool:
-    from parley.ml.torch_env import _cpu_flags  # /proc/cpuinfo's (Linux x86)
-
-    flags = _cpu_flags()
-    return flags is not None and "amx_bf16" in flags
 
 
 _dense: bool | None = None

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from contextlib import AbstractContextManager, contextmanager
 from types import ModuleType
 from typing import Any
@@ -66,6 +67,65 @@ def float32_certain() -> bool:
     flags = _cpu_flags()
     return flags is not None and not any(f.startswith("avx512") or f == "avx_ne_convert"
                                          for f in flags)
+
+
+# oneDNN's "avx512_core", the least it offers bfloat16 on (its ``has_data_type_support``;
+# it also does on AVX2-VNNI-2 CPUs, which are left to PyTorch here).
+_AVX512_CORE = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})
+# Settings that make oneDNN use less than the CPU has.
+_ONEDNN_ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+def bfloat16_certain() -> bool:
+    """Whether the grouped layers' products are surely bfloat16 here, known without
+    importing PyTorch: a Linux x86 CPU with oneDNN's ``avx512_core`` (the kernel lists
+    AVX-512 flags only when it saves their registers), no ``PARLEY_BF16=0``, no setting
+    that caps oneDNN's instruction set, and a PyTorch built with oneDNN (its headers come
+    with it). Importing PyTorch to ask costs ~0.8 s: most of an unchanged retrain of a
+    project with DIET. False means "ask PyTorch", not "float32"."""
+    if os.environ.get("PARLEY_BF16", "1") == "0" or any(
+            os.environ.get(name) for name in _ONEDNN_ISA_LIMITS):
+        return False
+    flags = _cpu_flags()
+    return flags is not None and _AVX512_CORE <= flags and _torch_has_onednn()
+
+
+def _torch_has_onednn() -> bool:
+    """Whether the installed PyTorch was built with oneDNN (``torch.backends.mkldnn``),
+    told by the headers such a build installs, without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return False
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    return any((Path(folder) / "include" / "dnnl.h").is_file()
+               for folder in spec.submodule_search_locations)
+
+
+def known_matmul_dtype() -> str | None:
+    """The grouped layers' product dtype by PyTorch's name for it (``torch.float32`` or
+    ``torch.bfloat16``) when the CPU and the settings decide it without importing PyTorch
+    (see :func:`float32_certain`, :func:`bfloat16_certain`); None: ask PyTorch."""
+    if float32_certain():
+        return "torch.float32"
+    if bfloat16_certain():
+        return "torch.bfloat16"
+    return None
+
+
+def dense_grouped_products() -> bool:
+    """Whether the grouped layers' bfloat16 training products run as one dense product each:
+    where the CPU has AMX tiles (``PARLEY_GROUPED_DENSE`` ``0``/``1`` overrides). Where
+    bfloat16 dot products come from AVX-512 alone they are ~2× float32's, not 5×: 1/density
+    times the arithmetic would cost more than the gathers it saves."""
+    wanted = os.environ.get("PARLEY_GROUPED_DENSE", "")
+    if wanted in ("0", "1"):
+        return wanted == "1"
+    flags = _cpu_flags()
+    return flags is not None and "amx_bf16" in flags
 
 
 def _cpu_flags() -> set[str] | None:

@@ -144,18 +144,75 @@ def test_predict_without_a_model_should_be_a_clear_error(tmp_path, monkeypatch, 
     assert "error: there is no model (*.tar.gz) in models/" in capsys.readouterr().err
 
 
-def test_the_program_spares_its_last_collections_but_a_caller_keeps_them(monkeypatch, capsys):
+def test_the_program_ends_itself_but_a_caller_goes_on(capsys):
+    """Called from Python (tests, benchmarks) ``main`` returns; as the command line itself
+    it ends the process once done (see ``_ending``): output flushed, exit handlers run,
+    the exit code kept, and the collector's last walks spared."""
     import gc
+    import textwrap
 
     from parley.cli.main import main
 
     gc.unfreeze()
     try:
-        main([])  # called from Python (tests, benchmarks): the process goes on
+        assert main([]) == 2  # the process goes on
         assert gc.get_freeze_count() == 0
-        monkeypatch.setattr(sys, "argv", ["parley"])
-        main()  # the command line itself: the process ends next
-        assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
     capsys.readouterr()
+    code = textwrap.dedent("""
+        import atexit, gc, sys
+        from parley.cli.main import main
+        atexit.register(lambda: print("exit handler ran, frozen:", gc.get_freeze_count() > 0))
+        sys.stdout.write("unflushed ")
+        sys.argv = ["parley"]
+        main()
+        print("main returned")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 2  # no command: the help and exit code 2
+    assert done.stdout.startswith("unflushed usage: parley")
+    assert done.stdout.rstrip().endswith("exit handler ran, frozen: True")
+    assert "main returned" not in done.stdout
+
+
+def test_a_program_with_threads_alive_should_exit_as_usual():
+    """Another thread still running: ``main`` returns and Python's exit waits for it."""
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, threading, time
+        from parley.cli.main import main
+        threading.Thread(target=lambda: (time.sleep(0.2), print("thread done"))).start()
+        sys.argv = ["parley"]
+        print("main returned", main())
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0
+    assert done.stdout.rstrip().endswith("main returned 2\nthread done")
+
+
+@pytest.mark.parametrize("setting", [None, "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"])
+def test_a_training_process_should_run_numpy_blas_on_one_thread_unless_told(setting):
+    """Before numpy loads OpenBLAS, a training process asks it for one thread (faster, and
+    the model independent of the core count); a thread count the user set is kept."""
+    import os
+    import textwrap
+
+    code = textwrap.dedent("""
+        import os, sys
+        from parley.cli.train_cmd import _one_blas_thread
+        assert "numpy" not in sys.modules
+        _one_blas_thread()
+        print(os.environ.get("OPENBLAS_NUM_THREADS"))
+    """)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")}
+    if setting is not None:
+        env[setting] = "3"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env=env)
+    expected = {None: "1", "OMP_NUM_THREADS": "None", "OPENBLAS_NUM_THREADS": "3"}[setting]
+    assert done.stdout.strip() == expected

@@ -163,3 +163,60 @@ def test_bfloat16_flags_or_another_cpu_should_leave_the_answer_to_torch(monkeypa
     monkeypatch.setattr(torch_env, "_cpu_flags", lambda: {"avx512f"})
     monkeypatch.setenv("PARLEY_BF16", "0")
     assert torch_env.float32_certain()
+
+
+def test_a_cpu_with_avx512_should_be_known_as_bfloat16_without_importing_torch():
+    """Where the flags settle bfloat16 (or float32), the fingerprint says so without
+    importing PyTorch, and PyTorch, asked afterwards, agrees."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import json, sys
+        from parley.ml.torch_env import known_matmul_dtype
+        from parley.registry import get_class
+        print(json.dumps([known_matmul_dtype(),
+                          get_class("DIETClassifier").runtime_fingerprint(),
+                          "torch" in sys.modules]))
+    """)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, env={**env, "PARLEY_BF16": "1"})
+    known, fingerprint, imported = json.loads(done.stdout)
+    if known is None:
+        pytest.skip("the flags leave the answer to PyTorch on this CPU")
+    assert not imported and fingerprint == {"matmul_dtype": known}
+    pytest.importorskip("torch")
+    asked = subprocess.run(
+        [sys.executable, "-c", "from parley.ml.grouped import matmul_dtype; "
+                               "print(matmul_dtype())"],
+        capture_output=True, text=True, check=True, env={**env, "PARLEY_BF16": "1"})
+    assert asked.stdout.strip() == known  # what PyTorch says, too
+
+
+def test_bfloat16_is_certain_only_with_avx512_core_onednn_and_no_cap(monkeypatch):
+    from parley.ml import torch_env
+
+    core = {"avx2", "avx512f", "avx512bw", "avx512vl", "avx512dq"}
+    monkeypatch.setenv("PARLEY_BF16", "1")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(torch_env, "_torch_has_onednn", lambda: True)
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: core)
+    assert torch_env.known_matmul_dtype() == "torch.bfloat16"
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: core - {"avx512vl"})
+    assert torch_env.known_matmul_dtype() is None  # AVX-512, not all of avx512_core: ask
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: {"avx2", "avx_ne_convert"})
+    assert torch_env.known_matmul_dtype() is None  # AVX2-VNNI-2 maybe: ask
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: None)
+    assert torch_env.known_matmul_dtype() is None
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: core)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert torch_env.known_matmul_dtype() is None  # oneDNN capped: ask
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setattr(torch_env, "_torch_has_onednn", lambda: False)
+    assert torch_env.known_matmul_dtype() is None
+    monkeypatch.setenv("PARLEY_BF16", "0")
+    assert torch_env.known_matmul_dtype() == "torch.float32"

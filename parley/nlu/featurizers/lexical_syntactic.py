@@ -126,7 +126,7 @@ class LexicalSyntacticFeaturizer(NLUComponent):
             messages[0].data.setdefault(FEATURES_KEY, []).append(
                 Features.from_csr_arrays(sequence, sentence, len(self.vocabulary_), self.name))
             return
-        rows, cols = self._entries(all_tokens)
+        rows, cols = self._batch_entries(all_tokens, offsets)
         n, dim = int(offsets[-1]), len(self.vocabulary_)
         sequence = csr_matrix(count_entries(rows, cols, np.ones(len(rows)), n, dim),
                               shape=(n, dim))
@@ -196,6 +196,48 @@ class LexicalSyntacticFeaturizer(NLUComponent):
                 row += 1
         return np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
 
+    def _batch_entries(self, all_tokens: list[list[Token]], offsets: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_entries` for many messages, by arrays: each feature's column is looked up
+        once per distinct token text (a training set repeats its words), then gathered for
+        every token and window place. The same entries, in another order (the counts do
+        not depend on it): helpdesk-assistant's 2,300 messages took 0.6 s token by token."""
+        vocabulary = self.vocabulary_
+        window = self._window()
+        half = len(window) // 2
+        ids: dict[str, int] = {}
+        flat = np.fromiter((ids.setdefault(t.text, len(ids)) for tokens in all_tokens
+                            for t in tokens), dtype=np.int64, count=int(offsets[-1]))
+        texts = list(ids)
+        n = len(flat)
+        lengths = np.diff(offsets)
+        message_of = np.repeat(np.arange(len(all_tokens)), lengths)
+        local = np.arange(n) - offsets[message_of]
+        length = lengths[message_of]
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        for w_index, names in enumerate(window):
+            shift = w_index - half
+            place = local + shift
+            inside = (place >= 0) & (place < length)
+            for feature in names:
+                if feature in _PLACE_FEATURES:
+                    at_edge = place == 0 if feature == "BOS" else place == length - 1
+                    known = np.array([vocabulary.get((shift, feature, v), -1)
+                                      for v in ("False", "True")], dtype=np.int64)
+                    col = known[at_edge.astype(np.int64)]
+                else:
+                    func = TOKEN_TEXT_FEATURES[feature]
+                    per_text = np.array([_column(vocabulary, shift, feature, str(func(t)))
+                                         for t in texts] or [-1], dtype=np.int64)
+                    col = per_text[flat[np.where(inside, np.arange(n) + shift, 0)]]
+                found = inside & (col >= 0)
+                rows.append(np.flatnonzero(found))
+                cols.append(col[found])
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(rows), np.concatenate(cols)
+
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         columns = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)
         return {"columns": [list(c) for c in columns]}, {}
@@ -204,3 +246,9 @@ class LexicalSyntacticFeaturizer(NLUComponent):
         self.vocabulary_ = {
             (int(p), str(f), str(v)): i for i, (p, f, v) in enumerate(state["columns"])
         }
+
+
+def _column(vocabulary: Mapping[tuple[int, str, str], int], shift: int, feature: str,
+            value: str) -> int:
+    """The column of a (place, feature, value), -1 when unknown or empty (as in _entries)."""
+    return vocabulary.get((shift, feature, value), -1) if value else -1

@@ -194,16 +194,17 @@ class DIETClassifier(NLUComponent, Finetunable):
 
     @classmethod
     def runtime_fingerprint(cls) -> dict[str, Any]:
-        from parley.ml.torch_env import float32_certain
+        from parley.ml.torch_env import dense_grouped_products, known_matmul_dtype
 
-        if float32_certain():  # known without importing PyTorch (2-3 s of a cached run)
-            return {"matmul_dtype": "torch.float32"}
-        from parley.ml.grouped import dense_products, matmul_dtype  # bf16 or f32: other weights
+        dtype = known_matmul_dtype()  # without importing PyTorch (~0.8 s of a cached run)
+        if dtype is None:
+            import_torch(cls.name)  # as training imports it (without the collector's walks)
+            from parley.ml.grouped import matmul_dtype  # bf16 or f32: other weights
 
-        dtype = matmul_dtype()
-        if str(dtype) == "torch.bfloat16" and dense_products():  # one product, other last bits
-            return {"matmul_dtype": str(dtype), "grouped_products": "dense"}
-        return {"matmul_dtype": str(dtype)}
+            dtype = str(matmul_dtype())
+        if dtype == "torch.bfloat16" and dense_grouped_products():  # one product, other last bits
+            return {"matmul_dtype": dtype, "grouped_products": "dense"}
+        return {"matmul_dtype": dtype}
 
     def __init__(
         self,

@@ -68,10 +68,11 @@ def test_bad_features_should_raise_config_error(features: list[list[str]], match
 @needs_shared_data
 def test_process_should_give_the_values_fit_learned_from_on_real_messages() -> None:
     """Prediction looks values up token by token; fit gathers them with array operations
-    (``_columns``): on hwu64-small's test messages, with a window that uses every feature,
-    both must give the same active columns for every token."""
+    (``_columns``), and a batch's process by distinct texts: on hwu64-small's test
+    messages, with a window that uses every feature, all must give the same active columns
+    for every token."""
     from parley.data.formats.nlu_yaml import read_nlu_file
-    from parley.nlu.featurizers._tokens import tokens_of
+    from parley.nlu.featurizers._tokens import token_offsets, tokens_of
     from parley.nlu.featurizers.lexical_syntactic import TOKEN_TEXT_FEATURES
 
     texts = [m.text for m in read_nlu_file(
@@ -85,6 +86,11 @@ def test_process_should_give_the_values_fit_learned_from_on_real_messages() -> N
             if value and (position, feature, value) in featurizer.vocabulary_:
                 expected.add((row, featurizer.vocabulary_[(position, feature, value)]))
     rows, cols = featurizer._entries(tokens_of(messages, "test"))
+    assert set(zip(rows.tolist(), cols.tolist(), strict=True)) == expected
+    assert len(rows) == len(expected)
+    # and a batch's entries, looked up by distinct text (process's path for many messages)
+    all_tokens = tokens_of(messages, "test")
+    rows, cols = featurizer._batch_entries(all_tokens, token_offsets(all_tokens))
     assert set(zip(rows.tolist(), cols.tolist(), strict=True)) == expected
     assert len(rows) == len(expected)
 

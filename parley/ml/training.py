@@ -379,7 +379,9 @@ class Trainer(ABC):
                     "regularization_constant), and train again.")
             due = (epoch + 1) % max(schedule.evaluate_every_number_of_epochs, 1) == 0
             if len(eval_index) and (due or epoch == epochs - 1):
-                with drawing_from(self._evaluation_draws):
+                # (on this thread alone: one core, taken like a step's)
+                with drawing_from(self._evaluation_draws), CORES.lanes(
+                        1, self._lane_threads, self._core_limit):
                     scores = self.evaluate(eval_index)
                 shown.update({f"val_{k}": v for k, v in scores.items()})
                 if schedule.checkpoint_model and (best is None or _improves(scores, best[0])):

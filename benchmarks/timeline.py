@@ -1,6 +1,6 @@
 """One ``parley train`` of a bot with its timeline: when each task of the training graph
-started and ended, which trainings were light or waited for a turn, and the process's CPU
-seconds at each of those moments.
+started and ended, which trainings were light or waited for room to run beside the others,
+and the process's CPU seconds at each of those moments.
 
     python benchmarks/timeline.py BOT [--config PATH] [--keep DIR]
 
@@ -14,7 +14,7 @@ The last line tells how many of the process's threads wanted a core (running, or
 run and waiting for one: state R in /proc) over the training, sampled every few
 milliseconds: time with one such thread is time a second core had nothing to do for this
 process, however loaded the machine is (a thread waiting for the interpreter lock sleeps,
-so it is not counted). Linux only.
+so it is not counted), with the process's CPU seconds in those moments. Linux only.
 """
 
 from __future__ import annotations
@@ -54,11 +54,12 @@ class _Demand(threading.Thread):
         super().__init__(daemon=True)
         self.every = every
         self.seconds: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}  # the process's CPU seconds in those moments
         self.stop = threading.Event()
 
     def run(self) -> None:
         mine = threading.get_native_id()
-        last = time.perf_counter()
+        last, cpu = time.perf_counter(), _cpu()
         while not self.stop.wait(self.every):
             running = 0
             for task in os.listdir("/proc/self/task"):
@@ -69,13 +70,20 @@ class _Demand(threading.Thread):
                         running += stat.read().rpartition(b")")[2].split()[0] == b"R"
                 except OSError:
                     pass  # the thread ended meanwhile
-            now = time.perf_counter()
-            self.seconds[min(running, 2)] = self.seconds.get(min(running, 2), 0.0) + now - last
-            last = now
+            now, used = time.perf_counter(), _cpu()
+            key = min(running, 2)
+            self.seconds[key] = self.seconds.get(key, 0.0) + now - last
+            self.cpu[key] = self.cpu.get(key, 0.0) + used - cpu
+            last, cpu = now, used
 
     def summary(self) -> str:
-        return ", ".join(f"{k}{'+' if k == 2 else ''}: {v:.1f} s"
+        return ", ".join(f"{k}{'+' if k == 2 else ''}: {v:.1f} s (CPU {self.cpu.get(k, 0):.1f} s)"
                          for k, v in sorted(self.seconds.items()))
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:

@@ -211,8 +211,8 @@ class Trainer(ABC):
         process's :data:`~parley.ml.cores.CORES`, one a lane: with two it runs the lanes on
         two threads (one core each) — DIET's small products and elementwise passes use a
         second core badly inside one operation, but well on a second shard (a step on
-        banking77-small ~20% faster); with one (another training's step holds the other
-        core) both lanes run on this thread, one after the other. Either way the sums are
+        banking77-small ~20% faster); with one (another training runs beside this one and
+        has the other core) both lanes run on this thread, one after the other. Either way the sums are
         the same: the model depends neither on which thread finishes first nor on the cores
         nor on what else runs.
         """
@@ -331,7 +331,7 @@ class Trainer(ABC):
                          "light (one shard a batch)" if light else "starts",
                          len(self.table), self.rows(np.arange(len(self.table))),
                          self.largest_batch_rows(), time.perf_counter() - asked)
-            with roomy_heap(), self._shard_threads(light):
+            with roomy_heap(), self._shard_threads(light), CORES.training():
                 try:
                     return self._train(epochs)
                 finally:

@@ -22,6 +22,16 @@ def test_a_step_takes_the_free_cores_up_to_its_lanes_and_at_least_one():
     pool.give(1, 4)
 
 
+def test_while_two_trainings_run_a_step_takes_its_share_of_the_cores():
+    pool = CorePool()
+    with pool.training():
+        with pool.training():
+            assert pool.take(2, 1, 2) == 1  # one core each, though both are free
+            pool.give(1, 1)
+        assert pool.take(2, 1, 2) == 2  # alone again: both
+        pool.give(2, 1)
+
+
 def test_a_step_waits_while_the_cores_are_taken_and_the_first_in_line_goes_first():
     pool = CorePool()
     pool.take(2, 1, 2)

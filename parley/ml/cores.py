@@ -29,7 +29,7 @@ class CorePool:
     many lanes' worth as are free, up to ``lanes`` and up to its training's share of the
     limit while several run (:meth:`training`): two trainings on two cores take one each,
     each thread staying with its own model, rather than both cores by turns, step after
-    step (helpdesk-assistant: 32.3–32.9 s and 52–53 s of CPU, against 32.8–34.1 s and
+    step (helpdesk-assistant: 31.8–32.9 s and 52–53 s of CPU, against 32.8–34.1 s and
     53–55 s by turns; a core by turns moves from one model's weights to the other's).
 
     First come, first served: a training that gives its cores back and asks again at once

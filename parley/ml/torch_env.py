@@ -198,9 +198,11 @@ def torch_threads(count: int | None = None) -> Iterator[None]:
     core, at most :data:`MAX_THREADS`.
 
     Training shares them out among a batch's shards (see ``training.Trainer.step``): on
-    this project's 2-core machines one shard per core. When something else keeps a core busy
-    the shards wait on each other and one thread may be faster — set
-    ``PARLEY_TORCH_THREADS=1`` (``--num-threads 1``) then; the model is the same.
+    this project's 2-core machines one shard per core; and they are what all the trainings
+    running at once in the process keep busy together (:mod:`parley.ml.cores`). When
+    something else keeps a core busy the shards wait on each other and one thread may be
+    faster — set ``PARLEY_TORCH_THREADS=1`` (``--num-threads 1``) then; the model is the
+    same.
     """
     wanted = os.environ.get("PARLEY_TORCH_THREADS", "")
     threads = count or (int(wanted) if wanted else min(available_cores(), MAX_THREADS))
@@ -249,8 +251,8 @@ def roomy_heap() -> Iterator[None]:
     it on free, so each of a step's activations faults its pages in again (~5,000 faults a
     step on banking77-small): 8–10% of the step time, measured over alternating runs. Here
     blocks come from the heap and stay there; :func:`release_free_memory` every few
-    seconds hands what is free back. When the last of the trainings running at once ends,
-    glibc's default thresholds are set again.
+    seconds hands what is free back, and so does the end of each training. When the last of
+    the trainings running at once ends, glibc's default thresholds are set again.
     """
     libc = _glibc()
     if not libc:
@@ -269,7 +271,9 @@ def roomy_heap() -> Iterator[None]:
             if _HEAP_USERS[0] == 0:
                 libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD)
                 libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_THRESHOLD)
-                libc.malloc_trim(0)
+            # Also while other trainings go on: what this one freed (its threads' arenas
+            # among it) would otherwise stay until their next trim, on top of their growth.
+            libc.malloc_trim(0)
 
 
 _HEAP_LOCK = threading.Lock()

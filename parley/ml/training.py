@@ -12,7 +12,6 @@ weights of the best evaluation.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
@@ -31,8 +30,9 @@ import torch
 from parley.errors import ConfigError
 from parley.ml.adam import Adam
 from parley.ml.batching import FeatureTable
+from parley.ml.cores import CORES
 from parley.ml.grouped import matmul_dtype
-from parley.ml.torch_env import HeapTrimmer, available_cores, drawing_from, roomy_heap
+from parley.ml.torch_env import HeapTrimmer, drawing_from, roomy_heap
 from parley.progress import ProgressBar
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,11 @@ class Trainer(ABC):
         self._evaluation_draws = self.generators.pop()
         self._trained = [p for p in model.parameters() if p.requires_grad]
         self._helpers: ThreadPoolExecutor | None = None
+        self._lane_threads = 1  # torch threads a lane runs on (set while training)
+        self._core_limit = 1  # cores all trainings together may keep busy (likewise)
         self._steps_by_shards: dict[int, int] = {}  # for the timeline (debug log)
+        self._steps_by_cores: dict[int, int] = {}  # (likewise: steps by the cores they got)
+        self._waited_for_cores = 0.0  # (likewise: seconds its steps waited for a core)
         decay: list[torch.nn.Parameter] = []
         plain: list[torch.nn.Parameter] = []
         for name, parameter in model.named_parameters():
@@ -186,8 +190,16 @@ class Trainer(ABC):
 
     def light(self) -> bool:
         """Whether every batch of this training is one shard (all examples together are):
-        a training so small that it needs no turn, and one thread is all it uses well."""
+        a training so small that it runs beside any other (see :func:`_room`), and one
+        thread is all it uses well."""
         return len(self.shards(np.arange(len(self.table)))) == 1
+
+    def largest_batch_rows(self) -> int:
+        """The rows of this training's largest possible batch: its largest batch size's
+        worth of its longest examples. A step's working memory grows with its rows."""
+        size = self.schedule.batch_size
+        count = min(max(size) if isinstance(size, list) else int(size), len(self.table))
+        return int(np.sort(self.table.n_tokens)[len(self.table) - count:].sum()) + count
 
     def step(self, index: np.ndarray) -> dict[str, float]:
         """One optimizer step on the messages at ``index``; returns the batch's metrics.
@@ -195,18 +207,29 @@ class Trainer(ABC):
         The batch runs as shards (:meth:`shards`), each shard's loss weighted by its share of
         the messages, so that they add up to the batch's. Shard k belongs to lane k mod
         :data:`SHARDS`; each lane adds its shards' gradients in order, and the step adds the
-        lanes' sums, a + b (or b + a, bitwise the same). With two cores to spare the lanes
-        run on two threads (one core each): DIET's small products and elementwise passes use
-        a second core badly inside one operation, but well on a second shard (a step on
-        banking77-small ~20% faster); while another training of this process runs beside
-        this one, both lanes run on this thread. Either way the sums are the same: the model
-        depends neither on which thread finishes first nor on the cores nor on what else runs.
+        lanes' sums, a + b (or b + a, bitwise the same). The step takes cores from the
+        process's :data:`~parley.ml.cores.CORES`, one a lane: with two it runs the lanes on
+        two threads (one core each) — DIET's small products and elementwise passes use a
+        second core badly inside one operation, but well on a second shard (a step on
+        banking77-small ~20% faster); with one (another training runs beside this one and
+        has the other core) both lanes run on this thread, one after the other. Either way the sums are
+        the same: the model depends neither on which thread finishes first nor on the cores
+        nor on what else runs.
         """
         index = self.by_length(index)
         shards = self.shards(index)
         self._steps_by_shards[len(shards)] = self._steps_by_shards.get(len(shards), 0) + 1
         lanes = min(SHARDS, len(shards))
-        workers = lanes if self._helpers is not None and _cores_to_spare() else 1
+        asked = time.perf_counter()
+        with CORES.lanes(lanes if self._helpers is not None else 1, self._lane_threads,
+                         self._core_limit) as workers:
+            self._waited_for_cores += time.perf_counter() - asked
+            self._steps_by_cores[workers] = self._steps_by_cores.get(workers, 0) + 1
+            return self._step(index, shards, lanes, workers)
+
+    def _step(self, index: np.ndarray, shards: list[np.ndarray], lanes: int,
+              workers: int) -> dict[str, float]:
+        """:meth:`step`'s work, its ``lanes`` on ``workers`` threads."""
         self.optimizer.zero_grad()
         params = self._trained
         while len(self.generators) <= len(shards):  # shard k draws from generators[k]
@@ -260,14 +283,21 @@ class Trainer(ABC):
 
     @contextmanager
     def _shard_threads(self, light: bool) -> Iterator[None]:
-        """Shards on threads of their own, the cores shared out among them, when there are
-        cores enough; otherwise one after another. A light training (one shard a batch)
-        runs on one thread with one core. The shards are the same either way."""
+        """Each lane on threads of its own, when this thread has threads enough for two
+        lanes; otherwise lanes one after another. A light training (one shard a batch)
+        runs on one thread with one core. The shards are the same either way.
+
+        The torch threads of this thread (set by the caller: ``torch_threads``) are also
+        what all the trainings of the process together may keep busy: a step takes its
+        cores from :data:`~parley.ml.cores.CORES` within that limit."""
         threads = torch.get_num_threads()  # this thread's (torch keeps them per thread)
+        self._core_limit = threads
         if threads < SHARDS and not light:
+            self._lane_threads = threads
             yield
             return
         lane = 1 if light else threads // SHARDS
+        self._lane_threads = lane
         torch.set_num_threads(lane)
         if not light:
             self._helpers = ThreadPoolExecutor(SHARDS - 1, thread_name_prefix="parley-shard",
@@ -288,24 +318,27 @@ class Trainer(ABC):
     def train(self, epochs: int | None = None) -> dict[str, float]:
         """Train for ``epochs`` (the schedule's by default); returns the last metrics.
 
-        Waits while other trainings of this process hold every turn (see
-        :func:`training_turns`); a light one (:meth:`light`) needs no turn and runs beside
-        the others."""
+        Runs beside the other trainings of this process, sharing the cores with them step
+        by step (:data:`~parley.ml.cores.CORES`), once there is room for its working memory
+        beside theirs (:func:`_room`)."""
         light = self.light()
+        rows = 0 if light else self.largest_batch_rows()
         asked = time.perf_counter()
-        with contextlib.nullcontext() if light else _turns():
+        with _room(rows):
             # (the run's timeline: which trainings ran beside which, and who waited)
-            logger.debug("%s: %s, %d examples, %d rows; waited %.2f s for a turn",
-                         self.description,
-                         "light (one shard a batch, no turn)" if light else "holds a turn",
+            logger.debug("%s: %s, %d examples, %d rows, largest batch %d rows; waited %.2f s "
+                         "for room", self.description,
+                         "light (one shard a batch)" if light else "starts",
                          len(self.table), self.rows(np.arange(len(self.table))),
-                         time.perf_counter() - asked)
-            with _running(), roomy_heap(), self._shard_threads(light):
+                         self.largest_batch_rows(), time.perf_counter() - asked)
+            with roomy_heap(), self._shard_threads(light), CORES.training():
                 try:
                     return self._train(epochs)
                 finally:
-                    logger.debug("%s: done; steps by shards: %s", self.description, ", ".join(
-                        f"{n} × {k}" for k, n in sorted(self._steps_by_shards.items())))
+                    logger.debug(
+                        "%s: done; steps by shards: %s; by cores: %s; waited %.2f s for cores",
+                        self.description, _counts(self._steps_by_shards),
+                        _counts(self._steps_by_cores), self._waited_for_cores)
 
     def _train(self, epochs: int | None) -> dict[str, float]:
         schedule = self.schedule
@@ -346,7 +379,9 @@ class Trainer(ABC):
                     "regularization_constant), and train again.")
             due = (epoch + 1) % max(schedule.evaluate_every_number_of_epochs, 1) == 0
             if len(eval_index) and (due or epoch == epochs - 1):
-                with drawing_from(self._evaluation_draws):
+                # (on this thread alone: one core, taken like a step's)
+                with drawing_from(self._evaluation_draws), CORES.lanes(
+                        1, self._lane_threads, self._core_limit):
                     scores = self.evaluate(eval_index)
                 shown.update({f"val_{k}": v for k, v in scores.items()})
                 if schedule.checkpoint_model and (best is None or _improves(scores, best[0])):
@@ -368,52 +403,36 @@ class Trainer(ABC):
         order = self.rng.permutation(count)
         return np.sort(order[held_out:]), np.sort(order[:held_out])
 
-def training_turns(cores: int) -> int:
-    """How many trainings may run at once in one process: one per :data:`CORES_PER_TRAINING`
-    cores, at least one.
-
-    A training already keeps two cores busy (its shards, :meth:`Trainer.step`). When the
-    engine trains DIET and TED side by side on a 2-core machine, each only slows the other
-    (four busy threads on two cores, and the GIL between their Python halves) while both
-    hold their working memory at once: financial-demo's training peaked at 1.2–1.6 GB with
-    DIET and TED together, each alone well under 1 GB. Taking turns keeps the peak to the
-    larger of the two and the wall time about the same.
-    """
-    return max(1, cores // CORES_PER_TRAINING)
-
-
-CORES_PER_TRAINING = 4
-
-
-def _turns() -> threading.Semaphore:
-    global _TURNS
-    with _TURNS_LOCK:
-        if _TURNS is None:
-            _TURNS = threading.BoundedSemaphore(training_turns(available_cores()))
-        return _TURNS
-
-
-_TURNS: threading.Semaphore | None = None
-_TURNS_LOCK = threading.Lock()
-_RUNNING = [0]  # trainings of this process running now (under _TURNS_LOCK)
+# Trainings of one process run at once while their largest batches (:meth:`Trainer.
+# largest_batch_rows`) come to at most this many rows together; a larger one waits until it
+# can run alone, or beside light ones only (one shard a batch, all their examples under 512
+# rows: they do not count). Each holds its working memory, and each leaves freed blocks in
+# the heap that the other's steps do not reuse, so two at once raise the peak. Measured
+# (peak RSS of a whole `parley train` in MiB, 2026-12-04; the limit: a third of Rasa's):
+# helpdesk-assistant, DIET 1,773 + TED 1,280 rows: 516–526 at once, 500–533 one after the
+# other (limit 560); financial-demo, DIET 2,180 + TED 8,649 rows: 708–725 at once, 644–706
+# one after the other (limit 678), so there TED waits for DIET, as before.
+BESIDE_ROWS = 4096
 
 
 @contextmanager
-def _running() -> Iterator[None]:
-    with _TURNS_LOCK:
-        _RUNNING[0] += 1
+def _room(rows: int) -> Iterator[None]:
+    """Wait until a training of ``rows`` (its largest batch) fits beside those running
+    (:data:`BESIDE_ROWS`), or none runs; hold its place while it trains."""
+    with _ROOM:
+        while _ROWS_RUNNING[0] and _ROWS_RUNNING[0] + rows > BESIDE_ROWS:
+            _ROOM.wait()
+        _ROWS_RUNNING[0] += rows
     try:
         yield
     finally:
-        with _TURNS_LOCK:
-            _RUNNING[0] -= 1
+        with _ROOM:
+            _ROWS_RUNNING[0] -= rows
+            _ROOM.notify_all()
 
 
-def _cores_to_spare() -> bool:
-    """Whether a training's shards may take a core each: not while other trainings of this
-    process run beside it (light ones, which need no turn) and the cores are too few for
-    all; then its lanes take turns on its own thread and the others keep the other cores."""
-    return _RUNNING[0] * SHARDS <= available_cores()
+_ROOM = threading.Condition()
+_ROWS_RUNNING = [0]  # the largest batches' rows of the trainings running now (under _ROOM)
 
 
 def _use_threads(count: int) -> None:
@@ -424,6 +443,10 @@ def _use_threads(count: int) -> None:
     that varies from run to run: hence the call before setting it.)"""
     torch.get_num_threads()
     torch.set_num_threads(count)
+
+
+def _counts(counts: dict[int, int]) -> str:
+    return ", ".join(f"{n} × {k}" for k, n in sorted(counts.items()))
 
 
 def _brief(metrics: dict[str, float]) -> str:

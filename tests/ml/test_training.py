@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -184,41 +185,161 @@ def test_a_batch_of_few_rows_should_be_one_shard_and_its_training_light():
     assert len(large.shards(np.arange(few + 2))) == SHARDS and not large.light()
 
 
-def test_light_trainings_should_run_while_another_training_holds_every_turn():
+def test_light_trainings_should_run_while_a_large_training_holds_the_room(monkeypatch):
     from parley.ml import training
 
     set_quiet(True)
-    turns = training._turns()
-    held = 0
-    while turns.acquire(blocking=False):  # every turn taken, as by a long training
-        held += 1
+    # as if a training with the largest batches allowed were running
+    monkeypatch.setattr(training, "_ROWS_RUNNING", [training.BESIDE_ROWS])
     try:
         with ThreadPoolExecutor(2) as pool:
             # two light trainings at once (60 examples of 1 row: one shard each)
             done = [pool.submit(_fit, seed) for seed in (1, 2)]
             results = [future.result(timeout=120) for future in done]
     finally:
-        for _ in range(held):
-            turns.release()
         set_quiet(False)
-    assert held >= 1
     assert all(metrics["i_acc"] > 0.9 for _, metrics in results)
     alone, _ = _fit(1)
     assert torch.equal(results[0][0].weight, alone.weight)  # beside another: the same model
 
 
-def test_shards_beside_another_training_should_give_the_model_they_give_alone(monkeypatch):
-    """Another training running beside this one puts both lanes on one thread: same sums."""
+def test_a_training_should_wait_for_room_beside_those_running(monkeypatch):
     from parley.ml import training
+
+    monkeypatch.setattr(training, "_ROWS_RUNNING", [0])
+    started = threading.Event()
+    order: list[str] = []
+
+    def run(name: str, rows: int, hold: threading.Event | None = None) -> None:
+        with training._room(rows):
+            order.append(name)
+            started.set()
+            if hold is not None:
+                hold.wait(timeout=30)
+
+    hold = threading.Event()
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(run, "first", training.BESIDE_ROWS // 2, hold)
+        assert started.wait(timeout=30)
+        beside = pool.submit(run, "beside", training.BESIDE_ROWS // 2)
+        beside.result(timeout=30)  # fits: runs at once
+        large = pool.submit(run, "large", training.BESIDE_ROWS)
+        with pytest.raises(TimeoutError):
+            large.result(timeout=0.2)  # waits while the first one runs
+        hold.set()
+        first.result(timeout=30)
+        large.result(timeout=30)
+    assert order == ["first", "beside", "large"]
+    with training._room(10 * training.BESIDE_ROWS):  # alone, any size runs
+        pass
+
+
+def test_shards_beside_another_training_should_give_the_model_they_give_alone():
+    """While another training's step holds a core, this one's steps get one core: both
+    lanes run on one thread, one after the other. The sums, so the model, are the same."""
+    from parley.ml.cores import CORES
 
     set_quiet(True)
     try:
-        alone, _ = _fit_in_shards(2)
-        monkeypatch.setattr(training, "_RUNNING", [1])  # one more training, as if beside it
-        beside, _ = _fit_in_shards(2)
+        alone, trainer = _fit_in_shards(2)
+        assert set(trainer._steps_by_cores) == {2}
+        held = CORES.take(1, 1, 2)  # another training's step, holding a core throughout
+        try:
+            beside, trainer = _fit_in_shards(2)
+        finally:
+            CORES.give(held, 1)
     finally:
         set_quiet(False)
+    assert set(trainer._steps_by_cores) == {1}
     assert torch.equal(alone.weight, beside.weight) and torch.equal(alone.bias, beside.bias)
+
+
+class _Busy(_Rows):
+    """As :class:`_Rows`, noting how many shards of every such training run at once, each
+    shard's count of torch threads and the shards' sizes batch by batch."""
+
+    lock = threading.Lock()
+    running = [0]
+    most = [0]
+    log: list[int] = []  # which training ran each shard, in order
+
+    def losses(self, index, training):
+        with self.lock:
+            self.running[0] += 1
+            self.most[0] = max(self.most[0], self.running[0])
+            self.sizes.append(len(index))
+            self.log.append(id(self))
+        self.threads.add(torch.get_num_threads())
+        try:
+            time.sleep(0.002)  # long enough for the others' shards to meet this one
+            return super().losses(index, training)
+        finally:
+            with self.lock:
+                self.running[0] -= 1
+
+
+def _busy(seed: int, threads: int) -> tuple[torch.nn.Module, _Busy]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, 64)
+    points = np.eye(3, 4, dtype=np.float32)[labels] * 3 + rng.normal(size=(64, 4)).astype(
+        np.float32) * 0.3
+    table = FeatureTable([[_Record("x", np.zeros((3, 4), np.float32), p[None])] for p in points])
+    with seeded(seed):
+        model = torch.nn.Linear(4, 3)
+    trainer = _Busy(model, table, labels, Schedule(epochs=3, batch_size=[16, 64],
+                                                   learning_rate=0.05), seed)
+    trainer.sizes, trainer.threads = [], set()
+    torch.get_num_threads()
+    torch.set_num_threads(threads)
+    trainer.train()
+    return model, trainer
+
+
+def _side_by_side(runs: list[tuple[int, int]]) -> list[tuple[tuple[int, int], tuple]]:
+    """``_busy(seed, threads)`` for each run, all at once on threads of their own."""
+    set_quiet(True)
+    try:
+        with ThreadPoolExecutor(len(runs)) as pool:
+            futures = [(run, pool.submit(_busy, *run)) for run in runs]
+            return [(run, future.result(timeout=300)) for run, future in futures]
+    finally:
+        set_quiet(False)
+
+
+def _same_as_alone(beside: list[tuple[tuple[int, int], tuple]]) -> None:
+    set_quiet(True)
+    try:
+        alone = {run: _busy(*run) for run in {run for run, _ in beside}}
+    finally:
+        set_quiet(False)
+    for run, (model, trainer) in beside:
+        model_alone, trainer_alone = alone[run]
+        assert torch.equal(model.weight, model_alone.weight)
+        assert torch.equal(model.bias, model_alone.bias)
+        assert sorted(trainer.sizes) == sorted(trainer_alone.sizes)  # the same shards
+        # each lane on its training's count of threads, whatever runs beside
+        assert trainer.threads == trainer_alone.threads == {max(1, run[1] // SHARDS)}
+
+
+def test_trainings_side_by_side_should_share_the_cores_and_run_no_more_lanes_than_cores():
+    """Four trainings at once, each given 2 threads (2 cores): they run at once, their
+    steps taking turns at the cores, never more than two shards at a time; and every
+    model, shard and lane's count of threads is what it is alone."""
+    _Busy.most[0] = 0
+    _Busy.log.clear()
+    beside = _side_by_side([(1, 2), (2, 2)] * 2)
+    assert _Busy.most[0] == 2  # both cores busy, never more
+    ids = [id(trainer) for _, (_, trainer) in beside]
+    first = {i: _Busy.log.index(i) for i in ids}
+    last = {i: len(_Busy.log) - 1 - _Busy.log[::-1].index(i) for i in ids}
+    assert max(first.values()) < min(last.values())  # all four ran at once
+    _same_as_alone(beside)
+
+
+def test_a_training_beside_others_on_other_thread_counts_should_keep_its_model():
+    """Trainings given 1, 2 and 4 threads at once (as if set by PARLEY_TORCH_THREADS in
+    between): each lane keeps its own training's count, each model its weights."""
+    _same_as_alone(_side_by_side([(1, 4), (2, 2), (3, 1)]))
 
 
 def test_models_built_at_once_on_threads_should_be_those_built_alone():

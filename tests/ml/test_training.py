@@ -70,8 +70,8 @@ def _fit(seed: int, **schedule) -> tuple[torch.nn.Module, dict[str, float]]:
     centres = np.eye(3, 4, dtype=np.float32) * 3
     points = centres[labels] + rng.normal(size=(60, 4)).astype(np.float32) * 0.3
     table = FeatureTable([[_Record("x", np.zeros((0, 4), np.float32), p[None])] for p in points])
-    torch.manual_seed(seed)
-    model = torch.nn.Linear(4, 3)
+    with seeded(seed):  # torch's global generator, held: trainings may build at once
+        model = torch.nn.Linear(4, 3)
     trainer = _SentenceClassifier(model, table, labels, Schedule(**{
         "epochs": 15, "batch_size": [8, 16], "learning_rate": 0.05, **schedule}), seed)
     return model, trainer.train()

@@ -86,10 +86,7 @@ class LexicalSyntacticFeaturizer(NLUComponent):
         flat = np.array([t.text for tokens in all_tokens for t in tokens], dtype=str)
         n = len(flat)
         offsets = token_offsets(all_tokens)
-        lengths = np.diff(offsets)
-        message_of = np.repeat(np.arange(len(all_tokens)), lengths)
-        local = np.arange(n) - offsets[message_of]
-        length = lengths[message_of]
+        local, length = _places(offsets)
         unique, inverse = np.unique(flat, return_inverse=True)
         by_text: dict[str, np.ndarray] = {}
         result = []
@@ -210,10 +207,7 @@ class LexicalSyntacticFeaturizer(NLUComponent):
                             for t in tokens), dtype=np.int64, count=int(offsets[-1]))
         texts = list(ids)
         n = len(flat)
-        lengths = np.diff(offsets)
-        message_of = np.repeat(np.arange(len(all_tokens)), lengths)
-        local = np.arange(n) - offsets[message_of]
-        length = lengths[message_of]
+        local, length = _places(offsets)
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
         for w_index, names in enumerate(window):
@@ -252,3 +246,11 @@ def _column(vocabulary: Mapping[tuple[int, str, str], int], shift: int, feature:
             value: str) -> int:
     """The column of a (place, feature, value), -1 when unknown or empty (as in _entries)."""
     return vocabulary.get((shift, feature, value), -1) if value else -1
+
+
+def _places(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every token of a batch (messages laid end to end at ``offsets``): its place in
+    its message, and its message's length."""
+    lengths = np.diff(offsets)
+    message_of = np.repeat(np.arange(len(lengths)), lengths)
+    return np.arange(int(offsets[-1])) - offsets[message_of], lengths[message_of]

@@ -23,11 +23,11 @@ import gc
 import itertools
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley.ml.collector import collector_paused
 from parley.data.domain import Domain
 from parley.data.events import (
     ActionExecuted, ActionReverted, ActiveLoop, Event, Restarted, SessionStarted, SlotSet,
@@ -524,28 +524,7 @@ def generate_trackers(stories: Sequence[Story], rules: Sequence[Story] = (),
                       domain: Domain | None = None, augmentation_factor: int = 50,
                       random_seed: int = 42) -> list[TrainingTracker]:
     """Training trackers for stories and rules (see :class:`TrainingDataGenerator`)."""
-    with _collector_paused():
+    with collector_paused():
         trackers = TrainingDataGenerator(stories, rules, domain or Domain(),
                                          augmentation_factor, random_seed=random_seed).generate()
     return _compacted(trackers)  # the generator and its garbage are gone by now
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while the trackers are generated.
-
-    Generating allocates hundreds of thousands of small objects (copies, events, frozen
-    states) that all stay alive until de-duplication drops them, so each automatic
-    collection walks an ever larger heap to find almost nothing: on financial-demo nine
-    full collections were half of the generation's 2.0 s of CPU. What has cycles is freed
-    by :func:`_compacted`'s collections right after. (The collector is process-wide: a
-    training beside this one on another thread goes without automatic collections for
-    these moments too; it is switched back on only if it was on.)
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -70,11 +70,17 @@ def train_core(
     additional_arguments: dict[str, Any] | None = None,
     model_to_finetune: str | None = None,
     finetuning_epoch_fraction: float = 1.0,
+    *,
+    force_training: bool = False,
 ) -> str | None:
-    """Trains a Core model; returns the path to the model archive."""
+    """Trains a Core model; returns the path to the model archive.
+
+    ``force_training`` (not in Rasa's ``train_core``; ``train``'s meaning) retrains every
+    part instead of taking what the cache holds."""
     importer = TrainingDataImporter(domain, config, stories)
     return _train(importer, TrainingRequest(
-        CORE, Path(output), fixed_model_name, core_arguments=dict(additional_arguments or {}),
+        CORE, Path(output), fixed_model_name, force=force_training,
+        core_arguments=dict(additional_arguments or {}),
         model_to_finetune=model_to_finetune, epoch_fraction=finetuning_epoch_fraction)).model
 
 
@@ -88,12 +94,17 @@ def train_nlu(
     domain: Domain | str | None = None,
     model_to_finetune: str | None = None,
     finetuning_epoch_fraction: float = 1.0,
+    *,
+    force_training: bool = False,
 ) -> str | None:
-    """Trains an NLU model; returns the path to the model archive."""
+    """Trains an NLU model; returns the path to the model archive.
+
+    ``force_training`` as :func:`train_core`'s."""
     # The stories add nothing to an NLU-only model, as with Rasa's NLU-only importer.
     importer = TrainingDataImporter(domain, config, nlu_data, from_stories=False)
     return _train(importer, TrainingRequest(
-        NLU, Path(output), fixed_model_name, persist_nlu_data=persist_nlu_training_data,
+        NLU, Path(output), fixed_model_name, force=force_training,
+        persist_nlu_data=persist_nlu_training_data,
         nlu_arguments=dict(additional_arguments or {}), model_to_finetune=model_to_finetune,
         epoch_fraction=finetuning_epoch_fraction)).model
 

@@ -18,6 +18,7 @@ from parley.data.importer import TrainingDataImporter
 from parley.data.validation import validate_for_training
 from parley.engine.cache import cache_from_env
 from parley.engine.naming import default_model_name, resolve_model_path
+from parley.ml.numpy_net import blas_threads
 from parley.model_archive import read_metadata, resolve_model
 from parley.recipe import build_recipe
 from parley.training.finetune import check_finetunable
@@ -137,7 +138,12 @@ def _train(importer: TrainingDataImporter, request: TrainingRequest) -> Training
         run = TrainingRun(request, importer, recipe, plan.statuses, plan.model_fingerprint,
                           cache, Path(holder.name) / "model" if holder else None)
         nlu_yaml = nlu_to_yaml(importer.nlu_data) if request.persist_nlu_data else None
-        path = run.pack(target, target.name.removesuffix(".tar.gz"), nlu_yaml)
+        # numpy's products on one thread while training, in any caller's process (the CLI
+        # also sets it before numpy loads): OpenBLAS adds a product's parts in another order
+        # on more threads, so the model would depend on the core count (banking77-small's
+        # logistic regression: other weights with OPENBLAS_NUM_THREADS=2 than with 1).
+        with blas_threads(1):
+            path = run.pack(target, target.name.removesuffix(".tar.gz"), nlu_yaml)
     finally:
         if holder is not None:
             holder.cleanup()

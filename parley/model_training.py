@@ -18,6 +18,7 @@ from parley.data.importer import TrainingDataImporter
 from parley.data.validation import validate_for_training
 from parley.engine.cache import cache_from_env
 from parley.engine.naming import default_model_name, resolve_model_path
+from parley.ml.numpy_net import blas_threads
 from parley.model_archive import read_metadata, resolve_model
 from parley.recipe import build_recipe
 from parley.training.finetune import check_finetunable
@@ -70,11 +71,17 @@ def train_core(
     additional_arguments: dict[str, Any] | None = None,
     model_to_finetune: str | None = None,
     finetuning_epoch_fraction: float = 1.0,
+    *,
+    force_training: bool = False,
 ) -> str | None:
-    """Trains a Core model; returns the path to the model archive."""
+    """Trains a Core model; returns the path to the model archive.
+
+    ``force_training`` (not in Rasa's ``train_core``; ``train``'s meaning) retrains every
+    part instead of taking what the cache holds."""
     importer = TrainingDataImporter(domain, config, stories)
     return _train(importer, TrainingRequest(
-        CORE, Path(output), fixed_model_name, core_arguments=dict(additional_arguments or {}),
+        CORE, Path(output), fixed_model_name, force=force_training,
+        core_arguments=dict(additional_arguments or {}),
         model_to_finetune=model_to_finetune, epoch_fraction=finetuning_epoch_fraction)).model
 
 
@@ -88,12 +95,17 @@ def train_nlu(
     domain: Domain | str | None = None,
     model_to_finetune: str | None = None,
     finetuning_epoch_fraction: float = 1.0,
+    *,
+    force_training: bool = False,
 ) -> str | None:
-    """Trains an NLU model; returns the path to the model archive."""
+    """Trains an NLU model; returns the path to the model archive.
+
+    ``force_training`` as :func:`train_core`'s."""
     # The stories add nothing to an NLU-only model, as with Rasa's NLU-only importer.
     importer = TrainingDataImporter(domain, config, nlu_data, from_stories=False)
     return _train(importer, TrainingRequest(
-        NLU, Path(output), fixed_model_name, persist_nlu_data=persist_nlu_training_data,
+        NLU, Path(output), fixed_model_name, force=force_training,
+        persist_nlu_data=persist_nlu_training_data,
         nlu_arguments=dict(additional_arguments or {}), model_to_finetune=model_to_finetune,
         epoch_fraction=finetuning_epoch_fraction)).model
 
@@ -126,7 +138,12 @@ def _train(importer: TrainingDataImporter, request: TrainingRequest) -> Training
         run = TrainingRun(request, importer, recipe, plan.statuses, plan.model_fingerprint,
                           cache, Path(holder.name) / "model" if holder else None)
         nlu_yaml = nlu_to_yaml(importer.nlu_data) if request.persist_nlu_data else None
-        path = run.pack(target, target.name.removesuffix(".tar.gz"), nlu_yaml)
+        # numpy's products on one thread while training, in any caller's process (the CLI
+        # also sets it before numpy loads): OpenBLAS adds a product's parts in another order
+        # on more threads, so the model would depend on the core count (banking77-small's
+        # logistic regression: other weights with OPENBLAS_NUM_THREADS=2 than with 1).
+        with blas_threads(1):
+            path = run.pack(target, target.name.removesuffix(".tar.gz"), nlu_yaml)
     finally:
         if holder is not None:
             holder.cleanup()

@@ -17,6 +17,7 @@ from parley.engine.archive import read_archive_member
 from parley.errors import ConfigError
 from parley.model_training import TrainingResult, train, train_core, train_nlu
 from parley.starter import create_starter_project
+from tests.conftest import REPO, SHARED_DATA, needs_shared_data
 
 
 @pytest.fixture
@@ -280,3 +281,36 @@ def test_training_runs_only_tokenizers_and_featurizers_over_the_training_data(pr
                        str(project / "models"))
     assert Path(result).is_file()
     assert set(processed) == {"CountVectorsFeaturizer"}
+
+
+_WEIGHTS_DIGEST = """
+import hashlib, os, sys, tarfile, tempfile
+from parley.model_training import train_nlu
+os.environ["PARLEY_QUIET"] = "1"
+out = tempfile.mkdtemp()
+os.environ["PARLEY_CACHE_DIR"] = out + "/cache"
+path = train_nlu(sys.argv[1], sys.argv[2], out + "/models")
+digest = hashlib.sha256()
+with tarfile.open(path) as archive:
+    for member in sorted(archive.getmembers(), key=lambda m: m.name):
+        if member.isfile() and not member.name.endswith("metadata.json"):
+            digest.update(member.name.encode() + archive.extractfile(member).read())
+print(digest.hexdigest())
+"""
+
+
+@needs_shared_data
+def test_python_api_training_should_not_depend_on_blas_threads():
+    # The logistic regression's products summed in another order on two OpenBLAS threads,
+    # so the same seed gave other weights (banking77-small; the CLI set one thread, callers
+    # of the Python API got numpy's default).
+    data = SHARED_DATA / "banking77-small"
+    digests = set()
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "PYTHONPATH": str(REPO)}
+        done = subprocess.run(
+            [sys.executable, "-c", _WEIGHTS_DIGEST, str(REPO / "benchmarks" / "configs" / "lr.yml"),
+             str(data / "data")], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        digests.add(done.stdout.strip().splitlines()[-1])
+    assert len(digests) == 1

@@ -45,6 +45,7 @@ def register(commands: Any) -> None:
     nlu.add_argument("-d", "--domain", default=None)
     nlu.add_argument("--persist-nlu-data", action="store_true")
     _common(nlu)
+    _force(nlu)
     nlu.set_defaults(handler=run_train_nlu)
     core = sub.add_parser("core", help="Train only the dialogue part.")
     core.add_argument("-s", "--stories", default="data", help="Story/rule files or folder.")
@@ -52,7 +53,15 @@ def register(commands: Any) -> None:
     core.add_argument("-d", "--domain", default="domain.yml")
     core.add_argument("--augmentation", type=int, default=50)
     _common(core)
+    _force(core)
     core.set_defaults(handler=run_train_core)
+
+
+def _force(part: argparse.ArgumentParser) -> None:
+    """``--force`` after ``nlu`` / ``core`` too. SUPPRESS: not given there, the value of
+    ``parley train --force nlu`` stays (a subcommand's default would overwrite it)."""
+    part.add_argument("--force", action="store_true", default=argparse.SUPPRESS,
+                      help="Retrain this part even where the cache holds it.")
 
 
 class _PrintHandler(logging.Handler):
@@ -113,6 +122,8 @@ def _check_output(args: argparse.Namespace) -> None:
 
 
 def _threads(args: argparse.Namespace) -> None:
+    """``--quiet`` and ``--num-threads``, then numpy's BLAS threads (:func:`_one_blas_thread`):
+    all before anything imports numpy, which reads its thread count once, when it loads."""
     if args.quiet:
         from parley.progress import set_quiet
 
@@ -123,6 +134,7 @@ def _threads(args: argparse.Namespace) -> None:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "PARLEY_TORCH_THREADS"):
             os.environ[var] = str(args.num_threads)
+    _one_blas_thread()
 
 
 # Where OpenBLAS (numpy's and scipy's BLAS) reads its thread count from, in its order.
@@ -150,12 +162,11 @@ def _one_blas_thread() -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    _one_blas_thread()
+    _threads(args)
     from parley.model_training import train
 
     _check_strictly(args, "both")
     _check_output(args)
-    _threads(args)
     with _showing_progress():
         result = train(
             args.domain, args.config, args.data, args.out, dry_run=args.dry_run,
@@ -183,32 +194,32 @@ def describe_code(code: int) -> str:
 
 
 def run_train_nlu(args: argparse.Namespace) -> int:
-    _one_blas_thread()
+    _threads(args)
     from parley.model_training import train_nlu
 
     _check_strictly(args, "nlu")
     _check_output(args)
-    _threads(args)
     with _showing_progress():
         path = train_nlu(args.config, args.nlu, args.out, args.fixed_model_name,
                          args.persist_nlu_data, domain=args.domain,
                          model_to_finetune=args.finetune,
-                         finetuning_epoch_fraction=args.epoch_fraction)
+                         finetuning_epoch_fraction=args.epoch_fraction,
+                         force_training=args.force)
     print(f"Your NLU model is at {path}")
     return 0
 
 
 def run_train_core(args: argparse.Namespace) -> int:
-    _one_blas_thread()
+    _threads(args)
     from parley.model_training import train_core
 
     _check_strictly(args, "core")
     _check_output(args)
-    _threads(args)
     with _showing_progress():
         path = train_core(args.domain, args.config, args.stories, args.out,
                           args.fixed_model_name, {"augmentation_factor": args.augmentation},
                           model_to_finetune=args.finetune,
-                          finetuning_epoch_fraction=args.epoch_fraction)
+                          finetuning_epoch_fraction=args.epoch_fraction,
+                          force_training=args.force)
     print(f"Your Core model is at {path}")
     return 0

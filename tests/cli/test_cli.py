@@ -125,6 +125,20 @@ def test_train_nlu_and_core_subcommands(tmp_path, monkeypatch, capsys):
     assert list((tmp_path / "core-models").glob("core-*.tar.gz"))
 
 
+@pytest.mark.parametrize("argv", [["train", "nlu", "--force"], ["train", "--force", "nlu"],
+                                  ["train", "core", "--force"]])
+def test_force_should_retrain_a_part_the_cache_holds(tmp_path, monkeypatch, capsys, argv):
+    main(["init", "--no-prompt", str(tmp_path)])
+    monkeypatch.chdir(tmp_path)
+    part = argv[2] if argv[1] == "--force" else argv[1]
+    assert main(["train", part]) == 0
+    assert main(["train", part]) == 0
+    assert "training was forced" not in capsys.readouterr().out
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "trained in" in out and "training was forced" in out
+
+
 def test_train_finetune_flag(tmp_path, monkeypatch, capsys):
     main(["init", "--no-prompt", str(tmp_path)])
     monkeypatch.chdir(tmp_path)

@@ -579,7 +579,7 @@ def _batched_product(x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor |
     plan = _plan(layer)
     dtype = matmul_dtype() if layer.training and kernel.dtype == torch.float32 else kernel.dtype
     rows = x.shape[0]
-    weights = _padded_kernel(layer, kernel, dtype, plan)
+    weights, shift = _padded_kernel(layer, kernel, bias, dtype, plan)
     if _is_column_major(x):  # x.t() is contiguous: gather its rows
         inputs = x.t().to(dtype).index_select(0, plan.inputs).view(
             layer.groups, plan.kp, rows).transpose(1, 2)
@@ -590,7 +590,6 @@ def _batched_product(x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor |
     else:  # (a bfloat16 column gather is ~6× slower than a transpose and a row gather)
         inputs = x.to(dtype).t().contiguous().index_select(0, plan.inputs).view(
             layer.groups, plan.kp, rows).transpose(1, 2)
-    shift = bias.to(dtype) if bias is not None else None
     if layer.column_major:  # out.t() is filled: each group's rows, then the real ones kept
         out_t = torch.bmm(weights.transpose(1, 2), inputs.transpose(1, 2)).view(-1, rows)
         out_t = out_t.index_select(0, plan.outputs)
@@ -608,19 +607,22 @@ def _batched_product(x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor |
     return (out if keep_product_dtype else out.to(kernel.dtype)), inputs, weights
 
 
-def _padded_kernel(layer: GroupedLinear, kernel: torch.Tensor, dtype: torch.dtype,
-                   plan: _Plan) -> torch.Tensor:
-    """The groups' kernels cast and padded (groups × kp × np), kept until the weights change:
-    a step's shards share it (it is only read), and it spares four calls a layer a shard."""
-    key = (kernel.data_ptr(), kernel._version, dtype)
+def _padded_kernel(layer: GroupedLinear, kernel: torch.Tensor, bias: torch.Tensor | None,
+                   dtype: torch.dtype, plan: _Plan) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The groups' kernels cast and padded (groups × kp × np) and the bias cast, kept until
+    the weights change: a step's shards share them (they are only read), and they spare
+    five calls a layer a shard."""
+    key = (kernel.data_ptr(), kernel._version, dtype,
+           None if bias is None else (bias.data_ptr(), bias._version))
     kept = layer.__dict__.get("_padded_kernel")
     if kept is not None and kept[0] == key:
-        return kept[1]  # type: ignore[no-any-return]
+        return kept[1], kept[2]
     padded = torch.cat([kernel.detach().to(dtype), kernel.new_zeros(1, dtype=dtype)])
     weights = padded.index_select(0, plan.kernel).view(layer.groups, plan.kp, plan.np)
+    shift = bias.detach().to(dtype) if bias is not None else None
     # (one assignment: a shard on another thread sees the old entry or the new, either whole)
-    layer.__dict__["_padded_kernel"] = (key, weights)
-    return weights
+    layer.__dict__["_padded_kernel"] = (key, weights, shift)
+    return weights, shift
 
 
 def _batched_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:

@@ -119,3 +119,33 @@ def test_dense_kernel_is_kept_until_the_weights_change(monkeypatch):
     with torch.no_grad():
         layer.kernel.mul_(2)
     assert torch.allclose(layer(x), x @ dense_now() + layer.bias, atol=1e-12)
+
+
+def test_padded_kernel_is_kept_until_the_weights_change(monkeypatch):
+    """The batched products' padded kernel, likewise: shared by a step's shards, built again
+    after the optimizer or anything else wrote the weights."""
+    from parley.ml import grouped
+    from parley.ml.adam import Adam
+
+    monkeypatch.setattr(grouped, "_dense", False)
+    monkeypatch.setattr(grouped, "ROW_MAJOR", False)
+    torch.manual_seed(4)
+    layer = grouped.GroupedLinear(12, 10, density=0.2).double().train()
+    x = torch.randn(6, 12, dtype=torch.float64)
+    optimizer = Adam([([layer.kernel, layer.bias], 0.0)], lr=0.1)
+
+    def per_group() -> torch.Tensor:
+        with torch.no_grad():
+            return grouped._product(x, layer, layer.bias, layer.kernel, False)[0]
+
+    for _ in range(3):
+        out = layer(x)
+        assert torch.allclose(out, per_group(), atol=1e-12)
+        kept = layer.__dict__["_padded_kernel"][1]
+        assert layer(x) is not None and layer.__dict__["_padded_kernel"][1] is kept  # shared
+        out.square().sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    with torch.no_grad():
+        layer.kernel.mul_(2)
+    assert torch.allclose(layer(x), per_group(), atol=1e-12)

@@ -35,6 +35,7 @@ class CRFDecoder:
                       else np.where(np.asarray(may_start, bool), F32(0), F32(BLOCKED)).astype(F32))
         self.end = (np.zeros(k, F32) if may_end is None
                     else np.where(np.asarray(may_end, bool), F32(0), F32(BLOCKED)).astype(F32))
+        self.scores_to_from = np.ascontiguousarray(self.scores.T)
         shift = self.scores.max()
         self.exp_scores = np.exp(self.scores - shift)
         self.exp_start = np.exp(self.start)
@@ -43,21 +44,35 @@ class CRFDecoder:
     def decode(self, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The Viterbi tags (B × T) of ``emissions`` (B × T × K, T ≥ 1) and each tag's
         marginal probability."""
-        b, t, _ = emissions.shape
+        b, t, k = emissions.shape
         score = emissions[:, 0] + self.start
-        back = []
-        rows = np.arange(b)[:, None]
+        # The moves laid out to × from, so that the best previous tag of each tag is an
+        # argmax along contiguous memory, and its score picked from the flat array by
+        # that index: with 97 tags (snips-small) the from × to layout's argmax across rows
+        # and fancy-indexed pick took ~16 µs a token, this ~8 (a max along the rows ~6).
+        moves = np.empty((b, k, k), dtype=np.result_type(score, self.scores_to_from))
+        flat = moves.reshape(-1)
+        row_starts = np.arange(b * k).reshape(b, k) * k
+        back = np.empty((max(t - 1, 0), b, k), dtype=np.intp)
         for i in range(1, t):
-            moves = score[:, :, None] + self.scores  # B × from × to
-            arg = moves.argmax(axis=1)
-            score = moves[rows, arg, np.arange(moves.shape[2])[None, :]] + emissions[:, i]
-            back.append(arg)
+            np.add(self.scores_to_from, score[:, None, :], out=moves)
+            best = moves.argmax(axis=2, out=back[i - 1])
+            score = flat.take(best + row_starts)
+            score += emissions[:, i]
         last = (score + self.end).argmax(axis=1)
-        path = [last]
-        for pointers in reversed(back):
-            last = pointers[np.arange(b), last]
-            path.append(last)
-        tags = np.stack(path[::-1], axis=1)
+        tags = np.empty((b, t), dtype=np.intp)
+        tags[:, -1] = last
+        if b == 1:  # one message (a parse): follow the pointers in Python ints
+            pointers = back[:, 0].tolist()
+            tag = int(last[0])
+            for i in range(t - 2, -1, -1):
+                tag = pointers[i][tag]
+                tags[0, i] = tag
+        else:
+            rows = np.arange(b)
+            for i in range(t - 2, -1, -1):
+                last = back[i][rows, last]
+                tags[:, i] = last
         marginals = self.marginals(emissions)
         confidence = np.take_along_axis(marginals, tags[:, :, None], axis=2)[:, :, 0]
         return tags, confidence

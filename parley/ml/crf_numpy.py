@@ -87,25 +87,38 @@ class CRFDecoder:
         """The scaled forward–backward pass, or None where it lost a path."""
         b, t, k = emissions.shape
         probabilities = np.exp(emissions - emissions.max(axis=2, keepdims=True))
-        alpha = probabilities[:, 0] * self.exp_start
-        sums = [alpha.sum(axis=1, keepdims=True)]
-        alphas = [alpha / sums[0]]
+        # time-major buffers (each step's rows contiguous), written in place: a message
+        # of 12 tokens is ~80 small numpy calls, their allocations and wrappers most of
+        # the cost (ufunc reduce, not ndarray.sum's Python wrapper)
+        by_time = probabilities.transpose(1, 0, 2)
+        dtype = np.result_type(probabilities, self.exp_scores)
+        alphas = np.empty((t, b, k), dtype=dtype)
+        betas = np.empty((t, b, k), dtype=dtype)
+        sums = np.empty((t, b, 1), dtype=dtype)
+        add = np.add.reduce
+        alpha = by_time[0] * self.exp_start
+        add(alpha, axis=1, keepdims=True, out=sums[0])
+        np.divide(alpha, sums[0], out=alphas[0])
         for i in range(1, t):
-            step = (alphas[-1] @ self.exp_scores) * probabilities[:, i]
-            sums.append(step.sum(axis=1, keepdims=True))
-            alphas.append(step / sums[-1])
-        betas = [np.broadcast_to(self.exp_end, (b, k))] * t
+            step = np.matmul(alphas[i - 1], self.exp_scores)
+            step *= by_time[i]
+            add(step, axis=1, keepdims=True, out=sums[i])
+            np.divide(step, sums[i], out=alphas[i])
+        betas[t - 1] = self.exp_end
         back = self.exp_scores.T
         for i in range(t - 2, -1, -1):
-            betas[i] = (probabilities[:, i + 1] * betas[i + 1] / sums[i + 1]) @ back
-        joint = np.stack(alphas, axis=1) * np.stack(betas, axis=1)
-        totals = joint.sum(axis=2, keepdims=True)
-        least = float(np.concatenate(sums, axis=1).min())
+            step = by_time[i + 1] * betas[i + 1]
+            step /= sums[i + 1]
+            np.matmul(step, back, out=betas[i])
+        joint = alphas.transpose(1, 0, 2) * betas.transpose(1, 0, 2)
+        totals = add(joint, axis=2, keepdims=True)
+        least = float(sums.min())
         spread = float(np.abs(totals / totals[:, -1:] - 1).max())
         if not (least >= _UNDERFLOW and float(totals.min()) >= _UNDERFLOW
                 and spread <= _MARGINAL_TOLERANCE):  # "not ≥": NaN falls back too
             return None
-        return joint / totals  # type: ignore[no-any-return]
+        joint /= totals
+        return joint
 
     def _marginals_in_log_space(self, emissions: np.ndarray) -> np.ndarray:
         b, t, k = emissions.shape

@@ -105,7 +105,7 @@ class _OneMessageInputs:
             starts.append(indptr[:-1] + base)
             empty.append(indptr[1:] == indptr[:-1])
             base += nnz + 1
-        gathered = np.take(self.table, np.concatenate(indices), axis=0)
+        gathered = self.table.take(np.concatenate(indices), axis=0)
         gathered *= np.concatenate(data).astype(F32)[:, None]
         summed = np.add.reduceat(gathered, np.concatenate(starts), axis=0)
         summed[np.concatenate(empty)] = 0  # reduceat gives an empty row the row at its start

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
+from itertools import chain
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -118,12 +120,12 @@ class LexicalSyntacticFeaturizer(NLUComponent):
         from scipy.sparse import csr_matrix
 
         all_tokens = tokens_of(messages, self.name)
-        offsets = token_offsets(all_tokens)
         if len(messages) == 1:  # a parse: the CSR arrays straight from the entries
             sequence, sentence = self._one(all_tokens[0])
             messages[0].data.setdefault(FEATURES_KEY, []).append(
                 Features.from_csr_arrays(sequence, sentence, len(self.vocabulary_), self.name))
             return
+        offsets = token_offsets(all_tokens)
         rows, cols = self._batch_entries(all_tokens, offsets)
         n, dim = int(offsets[-1]), len(self.vocabulary_)
         sequence = csr_matrix(count_entries(rows, cols, np.ones(len(rows)), n, dim),
@@ -142,19 +144,21 @@ class LexicalSyntacticFeaturizer(NLUComponent):
         data: list[float] = []
         indices: list[int] = []
         indptr = [0]
-        total: dict[int, float] = {}
         for found in per_token:
-            counts: dict[int, float] = {}
-            for col in sorted(found):
-                counts[col] = counts.get(col, 0.0) + 1.0
-                total[col] = total.get(col, 0.0) + 1.0
-            indices.extend(counts)
-            data.extend(counts.values())
+            found.sort()
+            if len(set(found)) == len(found):  # a window names each feature once a place
+                indices += found
+                data += [1.0] * len(found)
+            else:
+                counts = Counter(found)  # in sorted order, as found is
+                indices += counts
+                data += map(float, counts.values())
             indptr.append(len(indices))
+        total = Counter(chain.from_iterable(per_token))
         order = sorted(total)
         sequence = (np.array(data, dtype=np.float64), np.array(indices, dtype=np.int32),
                     np.array(indptr, dtype=np.int64))
-        sentence = (np.array([total[c] for c in order], dtype=np.float64),
+        sentence = (np.array([float(total[c]) for c in order], dtype=np.float64),
                     np.array(order, dtype=np.int32), np.array([0, len(order)], dtype=np.int64))
         return sequence, sentence
 

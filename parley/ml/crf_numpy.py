@@ -74,7 +74,10 @@ class CRFDecoder:
                 last = back[i][rows, last]
                 tags[:, i] = last
         marginals = self.marginals(emissions)
-        confidence = np.take_along_axis(marginals, tags[:, :, None], axis=2)[:, :, 0]
+        # each tag's marginal, picked from the flat array (take_along_axis builds an
+        # index grid in Python first)
+        picked = np.arange(b * t).reshape(b, t) * k + tags
+        confidence = marginals.reshape(-1).take(picked)
         return tags, confidence
 
     def marginals(self, emissions: np.ndarray) -> np.ndarray:

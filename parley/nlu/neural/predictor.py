@@ -221,10 +221,12 @@ class DIETPredictor:
                                  else self.encoder.units), dtype=F32)
         token_out: list[np.ndarray] = [np.empty(0)] * n
         for length, members in _groups(lengths):
-            # messages × (tokens + sentence) rows: a gather from ``inputs``
-            index = np.concatenate([starts[members][:, None] + np.arange(length)[None, :],
-                                    total + members[:, None]], axis=1)
-            x = inputs[index]
+            if n == 1:  # one message's rows are ``inputs`` as they are
+                x = inputs[None]
+            else:  # messages × (tokens + sentence) rows: a gather from ``inputs``
+                index = np.concatenate([starts[members][:, None] + np.arange(length)[None, :],
+                                        total + members[:, None]], axis=1)
+                x = inputs[index]
             if self.encoder is not None:
                 x = gelu(self.encoder(x, last_only=not want_tokens))
             sentence_out[members] = x[:, -1]

@@ -93,7 +93,10 @@ class _OneMessageInputs:
         None for a message so long that :func:`sparse_dense` multiplies with scipy."""
         parts = [_csr(_part(record[j], which)) for which in (0, 1)
                  for j in range(self.blocks)]
-        indices, data, starts, empty = [], [], [], []
+        indices: list[np.ndarray] = []
+        data: list[np.ndarray] = []
+        starts: list[np.ndarray] = []
+        empty: list[np.ndarray] = []
         base = 0
         no_value = np.zeros(1)
         for (values, columns, indptr), offset in zip(parts, self.row_offsets, strict=True):

@@ -204,9 +204,8 @@ class GroupedDense:
         index = self.flat_index.get(rows)
         if index is None:
             in_features = self.dense.shape[0]
-            index = (np.arange(rows)[None, :, None] * in_features + self.index[:, None, :])
-            if rows <= KEPT_FLAT_ROWS:
-                self.flat_index[rows] = index
+            index = self.flat_index[rows] = (np.arange(rows)[None, :, None] * in_features
+                                             + self.index[:, None, :])
         return index
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -214,7 +213,10 @@ class GroupedDense:
             out = x @ self.dense
         else:
             # groups × rows × fan_in, contiguous: numpy's stacked product then calls BLAS
-            parts = x.reshape(-1).take(self._flat_index(len(x)))
+            if len(x) <= KEPT_FLAT_ROWS:
+                parts = x.reshape(-1).take(self._flat_index(len(x)))
+            else:  # a batch: making its index would cost a pass more than it saves
+                parts = np.ascontiguousarray(x.take(self.index, axis=1).transpose(1, 0, 2))
             groups, _, width = self.kernels.shape
             products = np.empty((len(x), groups, width), dtype=F32)
             # each group's product written straight into its columns

@@ -27,6 +27,10 @@ F32 = np.float32
 LAYER_NORM_EPS = 1e-6  # parley.ml.layers' LayerNorms
 # From this many rows a grouped layer multiplies by its dense equivalent (see GroupedDense).
 DENSE_ROWS = 256
+# Gather indices of a grouped layer kept for inputs of up to this many rows (a message's
+# tokens; at most groups × rows × fan_in int64 each: ~0.5 MB for 64 rows of a 1024-wide
+# input in 5 groups).
+KEPT_FLAT_ROWS = 64
 # From this many entries sparse rows are multiplied by scipy (see sparse_dense).
 SPARSE_PRODUCT_ENTRIES = 4096
 # Attention scores (float32) computed at once: a longer message's queries go in chunks.
@@ -92,9 +96,11 @@ def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray,
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    out = x - x.max(axis=axis, keepdims=True)
+    # the ufuncs' reduce: ndarray.max / .sum go through Python wrappers that cost more
+    # than the reduction on an attention's few hundred scores (10 -> ~5 us a call)
+    out = x - np.maximum.reduce(x, axis=axis, keepdims=True)
     np.exp(out, out=out)
-    out /= out.sum(axis=axis, keepdims=True)
+    out /= np.add.reduce(out, axis=axis, keepdims=True)
     return out
 
 
@@ -181,6 +187,7 @@ class GroupedDense:
         fan_in = max(f for f, _ in shapes)
         width = max(w for _, w in shapes)
         self.index = np.zeros((groups, fan_in), dtype=np.int64)  # padding: column 0 × 0
+        self.flat_index: dict[int, np.ndarray] = {}
         self.kernels = np.zeros((groups, fan_in, width), dtype=F32)
         for g, (cols, k) in enumerate(zip(columns, kernels, strict=True)):
             self.index[g, :len(cols)] = cols
@@ -189,12 +196,27 @@ class GroupedDense:
         self.take = None if even else np.concatenate(
             [g * width + np.arange(w) for g, (_, w) in enumerate(shapes)])
 
+    def _flat_index(self, rows: int) -> np.ndarray:
+        """Where each entry of the groups' inputs (groups × rows × fan_in) is in the
+        flattened input (rows × in_features): one gather makes them contiguous, where a
+        gather by columns, a transpose and a copy took two passes (~4 µs a layer of a
+        message). Kept per number of rows up to :data:`KEPT_FLAT_ROWS`."""
+        index = self.flat_index.get(rows)
+        if index is None:
+            in_features = self.dense.shape[0]
+            index = self.flat_index[rows] = (np.arange(rows)[None, :, None] * in_features
+                                             + self.index[:, None, :])
+        return index
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if not self.grouped or len(x) >= DENSE_ROWS:
             out = x @ self.dense
         else:
             # groups × rows × fan_in, contiguous: numpy's stacked product then calls BLAS
-            parts = np.ascontiguousarray(np.take(x, self.index, axis=1).transpose(1, 0, 2))
+            if len(x) <= KEPT_FLAT_ROWS:
+                parts = x.reshape(-1).take(self._flat_index(len(x)))
+            else:  # a batch: making its index would cost a pass more than it saves
+                parts = np.ascontiguousarray(x.take(self.index, axis=1).transpose(1, 0, 2))
             groups, _, width = self.kernels.shape
             products = np.empty((len(x), groups, width), dtype=F32)
             # each group's product written straight into its columns
@@ -272,7 +294,7 @@ def sparse_dense(data: np.ndarray, indices: np.ndarray, indptr: np.ndarray,
         return out
     # One spare zero row at the end: an empty row's start may then be nnz.
     gathered = np.empty((nnz + 1, weight.shape[1]), dtype=F32)
-    np.take(weight, indices, axis=0, out=gathered[:nnz])
+    weight.take(indices, axis=0, out=gathered[:nnz])
     gathered[:nnz] *= data.astype(F32, copy=False)[:, None]
     gathered[nnz] = 0
     np.add.reduceat(gathered, indptr[:-1], axis=0, out=out)

@@ -85,6 +85,23 @@ def test_crf_decoder_matches_the_torch_crf(scale):
         np.testing.assert_allclose(got_confidence, confidence.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("scale", [1.0, 30.0, 300.0])
+def test_crf_decoder_should_tag_a_sequence_alone_as_in_a_batch(scale):
+    from parley.ml.entity_tags import bilou_moves
+
+    names = ["O", "B-a", "I-a", "L-a", "U-a", "B-b", "I-b", "L-b", "U-b"]
+    rng = np.random.default_rng(7)
+    decoder = CRFDecoder(rng.standard_normal((len(names), len(names))).astype(np.float32),
+                         *bilou_moves(names))
+    for length in (1, 2, 5, 13):
+        emissions = (rng.standard_normal((4, length, len(names))) * scale).astype(np.float32)
+        tags, confidence = decoder.decode(emissions)
+        for row in range(4):  # one message: the back pointers followed in Python ints
+            alone_tags, alone_confidence = decoder.decode(emissions[row:row + 1])
+            assert alone_tags[0].tolist() == tags[row].tolist()
+            np.testing.assert_allclose(alone_confidence[0], confidence[row], rtol=1e-6)
+
+
 def test_blas_threads_are_set_for_a_while_and_restored():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with threadpoolctl.threadpool_limits(2, user_api="blas"):

@@ -566,7 +566,7 @@ class DIETClassifier(NLUComponent, Finetunable):
                              f"carry {layout}; process them with the pipeline it was "
                              "trained in.")
         for message, found in zip(messages, records, strict=True):
-            if len({f.sequence.shape[0] for f in found}) > 1:
+            if len({f.sequence_rows() for f in found}) > 1:
                 raise ConfigError(f"{self.name}: the featurizers give message {message.text!r} "
                                   "different numbers of token rows.")
         return records

@@ -111,6 +111,35 @@ def test_numpy_predictions_match_the_torch_network(params):
     assert_same_as_torch(diet, featurized(TEXTS, upstream))
 
 
+def test_one_message_should_get_the_same_bits_as_through_the_blocks_one_by_one():
+    """A parse's sparse inputs go through one gather for all blocks (_OneMessageInputs);
+    the block-by-block path batches take must give every number exactly as it."""
+    from parley.registry import get_class
+
+    upstream = [*pipeline(), get_class("LexicalSyntacticFeaturizer")()]
+    data = read_nlu_text(TRAVEL)
+    run(upstream, data)
+    diet = DIETClassifier(epochs=5, random_seed=3).fit(data)
+    predictor = diet._predictor()
+    fused = predictor.one_message_inputs
+    assert fused is not None
+    for text in TEXTS:
+        records = diet._records(featurized([text], upstream))
+        try:
+            got = predictor.predict(records, diet.temperature_)
+            predictor.one_message_inputs = None
+            expected = predictor.predict(records, diet.temperature_)
+        finally:
+            predictor.one_message_inputs = fused
+        assert got.confidences is not None and expected.confidences is not None
+        assert np.array_equal(got.confidences, expected.confidences)
+        assert got.tags.keys() == expected.tags.keys()
+        for name in got.tags:
+            assert np.array_equal(got.tags[name][0], expected.tags[name][0])
+            assert np.array_equal(got.tag_confidences[name][0],
+                                  expected.tag_confidences[name][0])
+
+
 @pytest.mark.parametrize("params", [{}, {"use_text_as_label": True},
                                     {"number_of_transformer_layers": 1, "transformer_size": 16,
                                      "number_of_attention_heads": 2}])

@@ -5,6 +5,7 @@
         parts                           thread CPU a step inside TED's parts
         time                            thread CPU of all steps of ``--epochs``
         ab MODULE:FLAG [--rounds N]     the same training with FLAG False / True, alternating
+                                        (``__main__:PAUSE_COLLECTOR``: the collector's cost)
         weights                         a hash of the weights after the epochs
 
 BOT is a folder under ../shared/data/bots (or a path) with domain.yml, data/ and a config
@@ -21,6 +22,7 @@ alternates in the same minutes. The weights hash must not change with ``--thread
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib
 import os
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diet_steps import batches, profile, run_steps, set_flag, weights_hash  # noqa: E402
 
 BOTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bots"
+PAUSE_COLLECTOR = True  # ``ab __main__:PAUSE_COLLECTOR`` measures the collector's share
 
 
 def capture(project: Path, config: Path | None) -> Any:
@@ -174,6 +177,7 @@ def main() -> int:
 
     import torch
 
+    from parley.ml.collector import collector_paused
     from parley.ml.torch_env import roomy_heap
 
     trainer = capture(project, args.config)
@@ -185,10 +189,12 @@ def main() -> int:
         return t, batches(t, epochs)
 
     def timed(t: Any, steps: list[Any]) -> float:
-        if args.threads > 1:
-            with t._shard_threads(light=t.light()):
-                return run_steps(t, steps)
-        return run_steps(t, steps)
+        # (as TEDPolicy trains: the cyclic collector paused, unless an A/B turns it on)
+        with collector_paused() if PAUSE_COLLECTOR else contextlib.nullcontext():
+            if args.threads > 1:
+                with t._shard_threads(light=t.light()):
+                    return run_steps(t, steps)
+            return run_steps(t, steps)
 
     table = trainer.table
     print(f"{project.name}: {len(table)} examples, {int(table.lengths.sum())} rows, "

@@ -9,7 +9,7 @@ architectures carry those fields.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch.nn import functional as F  # noqa: N812
@@ -48,10 +48,10 @@ def label_loss(text: torch.Tensor, labels: torch.Tensor, all_labels: torch.Tenso
         same = labels[others] == labels.unsqueeze(1)
         wrong_texts = text[others]
         negative = torch.cat([
-            torch.einsum("be,bke->bk", text, wrong_labels),
-            torch.einsum("be,bke->bk", positive_label, wrong_labels),
-            torch.einsum("be,bke->bk", text, wrong_texts).masked_fill(same, -1e9),
-            torch.einsum("be,bke->bk", positive_label, wrong_texts).masked_fill(same, -1e9),
+            row_dots(text, wrong_labels),
+            row_dots(positive_label, wrong_labels),
+            row_dots(text, wrong_texts).masked_fill(same, -1e9),
+            row_dots(positive_label, wrong_texts).masked_fill(same, -1e9),
         ], dim=1)
     else:
         negative = text.new_zeros(size, 0)
@@ -59,6 +59,40 @@ def label_loss(text: torch.Tensor, labels: torch.Tensor, all_labels: torch.Tenso
     with torch.no_grad():
         accuracy = ((text @ all_labels.t()).argmax(dim=1) == labels).float().mean()
     return loss, accuracy
+
+
+def row_dots(rows: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """``einsum("be,bke->bk", rows, candidates)``: each row against its own ``k``
+    candidates, by :class:`_RowDots` when a gradient is wanted."""
+    if torch.is_grad_enabled() and (rows.requires_grad or candidates.requires_grad):
+        return _RowDots.apply(rows, candidates)  # type: ignore[no-any-return]
+    return torch.einsum("be,bke->bk", rows, candidates)
+
+
+class _RowDots(torch.autograd.Function):
+    """:func:`row_dots` with a cheaper gradient for the candidates, bitwise the same.
+
+    einsum's backward makes the candidates' gradient, the outer product of each row's
+    gradient and its input row, as a batched product with an inner dimension of one:
+    ~0.6 ms of a 500-row batch of 15 candidates × 20 dims, against 0.04 ms for a
+    broadcast multiply. A product of one term is exactly that term (beta = 0 writes it, it
+    adds nothing), so both give the same bits; the rows' gradient stays einsum's own
+    batched product. On TED's steps the four contrasts took ~10% of a step this way."""
+
+    @staticmethod
+    def forward(ctx: Any, rows: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows, candidates)
+        return torch.einsum("be,bke->bk", rows, candidates)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        rows, candidates = ctx.saved_tensors
+        grad_rows = grad_candidates = None
+        if ctx.needs_input_grad[0]:
+            grad_rows = torch.bmm(grad.unsqueeze(1), candidates).squeeze(1)
+        if ctx.needs_input_grad[1]:
+            grad_candidates = grad.unsqueeze(2) * rows.unsqueeze(1)
+        return grad_rows, grad_candidates
 
 
 def similarity_loss(positive: torch.Tensor, negative: torch.Tensor,

@@ -52,6 +52,7 @@ from parley.dialogue.policies.base import (
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import DataError, warn
+from parley.ml.collector import collector_paused
 from parley.ml.entity_tags import NO_ENTITY, Span, comma_rule, decode_entities, token_tags
 from parley.ml.torch_env import import_torch, seeded, torch_threads
 from parley.params import (
@@ -505,7 +506,9 @@ class TEDPolicy(Policy, FinetunablePolicy):
         trainer = TEDTrainer(self.model_, dialogues, self._label_inputs(), schedule,
                              seed, description=f"{self.name} epochs",
                              entities=entities)
-        with torch_threads():
+        # (the collector paused, as for DIET: the steps make no cycles, and its walks were
+        # ~4% of the CPU of a loop of e2ebot's TED steps under perf)
+        with torch_threads(), collector_paused():
             trainer.train()
         # the tokens served training only (prediction reads the new message's own)
         self.text_features_ = TextFeatures(self.text_features_.vectors,

@@ -186,11 +186,14 @@ PARTS = [  # (module, attribute path) of what ``parts`` times
 ]
 
 
-def parts(trainer: Any, steps: list[Any]) -> None:
-    """Thread CPU per step inside each of :data:`PARTS` (nested parts count in both)."""
+def parts(trainer: Any, steps: list[Any], timed_parts: list[tuple[str, str]] | None = None,
+          aliases: tuple[str, ...] = ("parley.ml.layers",)) -> None:
+    """Thread CPU per step inside each of ``timed_parts`` (default :data:`PARTS`; nested
+    parts count in both). A plain function is also re-pointed in the ``aliases`` modules,
+    which imported it by name and call their own reference."""
     spent: dict[str, float] = defaultdict(float)
     undo = []
-    for module_name, path in PARTS:
+    for module_name, path in timed_parts or PARTS:
         owner: Any = importlib.import_module(module_name)
         *outer, name = path.split(".")
         for part in outer:
@@ -208,11 +211,11 @@ def parts(trainer: Any, steps: list[Any]) -> None:
 
         setattr(owner, name, staticmethod(timed) if is_static else timed)
         undo.append((owner, name, original))
-    # modules that imported the functions by name
-    import parley.ml.training as loop
-    import parley.ml.layers as layers
-
-    loop_grad = loop.torch.autograd.grad
+        for alias in aliases:
+            module = importlib.import_module(alias)
+            if not outer and module.__dict__.get(name) is function:
+                setattr(module, name, timed)
+                undo.append((module, name, function))
     try:
         trainer.model.train()
         began = time.thread_time()
@@ -220,9 +223,8 @@ def parts(trainer: Any, steps: list[Any]) -> None:
             trainer.step(index)
         total = time.thread_time() - began
     finally:
-        for owner, name, original in undo:
+        for owner, name, original in reversed(undo):
             setattr(owner, name, original)
-    del loop_grad, layers
     n = len(steps)
     print(f"{n} steps: {total / n * 1e3:.1f} ms CPU a step")
     for key, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):

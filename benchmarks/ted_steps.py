@@ -24,18 +24,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import importlib
 import os
 import statistics
 import sys
 import tempfile
-import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diet_steps import batches, profile, run_steps, set_flag, weights_hash  # noqa: E402
+from diet_steps import batches, parts, profile, run_steps, set_flag, weights_hash  # noqa: E402
 
 BOTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bots"
 PAUSE_COLLECTOR = True  # ``ab __main__:PAUSE_COLLECTOR`` measures the collector's share
@@ -110,50 +107,6 @@ PARTS = [  # (module, attribute path) of what ``parts`` times
 ]
 
 
-def parts(trainer: Any, steps: list[Any]) -> None:
-    """Thread CPU per step inside each of :data:`PARTS` (nested parts count in both)."""
-    spent: dict[str, float] = defaultdict(float)
-    undo = []
-    for module_name, path in PARTS:
-        owner: Any = importlib.import_module(module_name)
-        *outer, name = path.split(".")
-        for part in outer:
-            owner = getattr(owner, part)
-        original = owner.__dict__[name]
-        is_static = isinstance(original, staticmethod)
-        function = original.__func__ if is_static else original
-
-        def timed(*args: Any, _f: Any = function, _key: str = path, **kwargs: Any) -> Any:
-            began = time.thread_time()
-            try:
-                return _f(*args, **kwargs)
-            finally:
-                spent[_key] += time.thread_time() - began
-
-        setattr(owner, name, staticmethod(timed) if is_static else timed)
-        undo.append((owner, name, original))
-        # modules that imported a function by name call their own reference
-        for alias in ("parley.dialogue.neural.model", "parley.ml.layers",
-                      "parley.dialogue.neural.training"):
-            module = importlib.import_module(alias)
-            if not outer and module.__dict__.get(name) is function:
-                setattr(module, name, timed)
-                undo.append((module, name, function))
-    try:
-        trainer.model.train()
-        began = time.thread_time()
-        for index in steps:
-            trainer.step(index)
-        total = time.thread_time() - began
-    finally:
-        for owner, name, original in reversed(undo):
-            setattr(owner, name, original)
-    n = len(steps)
-    print(f"{n} steps: {total / n * 1e3:.1f} ms CPU a step")
-    for key, seconds in sorted(spent.items(), key=lambda kv: -kv[1]):
-        print(f"{seconds / n * 1e3:8.2f} ms  {seconds / total:6.1%}  {key}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("project")
@@ -207,7 +160,8 @@ def main() -> int:
             profile(t, chosen, args.by_shape, args.top)
         elif args.mode == "parts":
             t, steps = new()
-            parts(t, steps)
+            parts(t, steps, PARTS, ("parley.dialogue.neural.model", "parley.ml.layers",
+                                      "parley.dialogue.neural.training"))
         elif args.mode == "time":
             t, steps = new()
             print(f"{len(steps)} steps: {timed(t, steps):.2f} s thread CPU")

@@ -236,8 +236,9 @@ def set_flag(target: str, value: bool) -> None:
     setattr(importlib.import_module(module), name, value)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def step_arguments(doc: str) -> argparse.ArgumentParser:
+    """The command line of a step script (this one's, and benchmarks/ted_steps.py's)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("project")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--epochs", type=int, default=None)
@@ -254,6 +255,11 @@ def main() -> int:
     ab.add_argument("flag")
     ab.add_argument("--rounds", type=int, default=3)
     sub.add_parser("weights")
+    return parser
+
+
+def main() -> int:
+    parser = step_arguments(__doc__)
     args = parser.parse_args()
     project = Path(args.project) if Path(args.project).is_dir() else BOTS / args.project
 
@@ -278,11 +284,14 @@ def main() -> int:
     print(f"{project.name}: {len(trainer.table)} examples, {epochs} epochs, "
           f"load {os.getloadavg()[0]:.1f}", flush=True)
     with roomy_heap():  # as in training: large blocks kept on the heap
-        _run(args, new, timed)
+        run_mode(args, new, timed)
     return 0
 
 
-def _run(args: Any, new: Any, timed: Any) -> None:
+def run_mode(args: Any, new: Any, timed: Any, timed_parts: list[tuple[str, str]] | None = None,
+             aliases: tuple[str, ...] = ("parley.ml.layers",)) -> None:
+    """The mode asked for; ``new()`` gives a fresh trainer and its steps, ``timed`` runs
+    them and returns the thread CPU seconds."""
     if args.mode == "profile":
         t, steps = new()
         run_steps(t, steps[:args.skip])
@@ -290,14 +299,15 @@ def _run(args: Any, new: Any, timed: Any) -> None:
         profile(t, chosen, args.by_shape, args.top)
     elif args.mode == "parts":
         t, steps = new()
-        parts(t, steps)
+        parts(t, steps, timed_parts, aliases)
     elif args.mode == "time":
         t, steps = new()
         print(f"{len(steps)} steps: {timed(t, steps):.2f} s thread CPU")
     elif args.mode == "weights":
         t, steps = new()
-        timed(t, steps)
-        print(f"weights {weights_hash(t.model)} (threads {args.threads})")
+        seconds = timed(t, steps)
+        print(f"weights {weights_hash(t.model)} (threads {args.threads}, "
+              f"{seconds:.2f} s thread CPU)")
     elif args.mode == "ab":
         results: dict[bool, list[float]] = {False: [], True: []}
         for r in range(args.rounds):

@@ -21,18 +21,16 @@ alternates in the same minutes. The weights hash must not change with ``--thread
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import copy
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from diet_steps import batches, parts, profile, run_steps, set_flag, weights_hash  # noqa: E402
+from diet_steps import batches, run_mode, run_steps, step_arguments  # noqa: E402
 
 BOTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "bots"
 PAUSE_COLLECTOR = True  # ``ab __main__:PAUSE_COLLECTOR`` measures the collector's share
@@ -108,23 +106,7 @@ PARTS = [  # (module, attribute path) of what ``parts`` times
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("project")
-    parser.add_argument("--config", type=Path)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    sub = parser.add_subparsers(dest="mode", required=True)
-    prof = sub.add_parser("profile")
-    prof.add_argument("--steps", type=int, default=0, help="the first N steps (0: all)")
-    prof.add_argument("--skip", type=int, default=0, help="steps run before (warm-up)")
-    prof.add_argument("--by-shape", action="store_true")
-    prof.add_argument("--top", type=int, default=40)
-    sub.add_parser("time")
-    sub.add_parser("parts")
-    ab = sub.add_parser("ab")
-    ab.add_argument("flag")
-    ab.add_argument("--rounds", type=int, default=3)
-    sub.add_parser("weights")
+    parser = step_arguments(__doc__)
     args = parser.parse_args()
     project = Path(args.project) if Path(args.project).is_dir() else BOTS / args.project
 
@@ -153,35 +135,8 @@ def main() -> int:
     print(f"{project.name}: {len(table)} examples, {int(table.lengths.sum())} rows, "
           f"{epochs} epochs, load {os.getloadavg()[0]:.1f}", flush=True)
     with roomy_heap():  # as in training: large blocks kept on the heap
-        if args.mode == "profile":
-            t, steps = new()
-            run_steps(t, steps[:args.skip])
-            chosen = steps[args.skip:args.skip + args.steps] if args.steps else steps[args.skip:]
-            profile(t, chosen, args.by_shape, args.top)
-        elif args.mode == "parts":
-            t, steps = new()
-            parts(t, steps, PARTS, ("parley.dialogue.neural.model", "parley.ml.layers",
-                                      "parley.dialogue.neural.training"))
-        elif args.mode == "time":
-            t, steps = new()
-            print(f"{len(steps)} steps: {timed(t, steps):.2f} s thread CPU")
-        elif args.mode == "weights":
-            t, steps = new()
-            seconds = timed(t, steps)
-            print(f"weights {weights_hash(t.model)} (threads {args.threads}, "
-                  f"{seconds:.2f} s thread CPU)")
-        elif args.mode == "ab":
-            results: dict[bool, list[float]] = {False: [], True: []}
-            for r in range(args.rounds):
-                for value in ((False, True) if r % 2 == 0 else (True, False)):
-                    set_flag(args.flag, value)
-                    t, steps = new()
-                    seconds = timed(t, steps)
-                    results[value].append(seconds)
-                    print(f"  {args.flag}={value}: {seconds:.2f} s  weights "
-                          f"{weights_hash(t.model)}  load {os.getloadavg()[0]:.1f}", flush=True)
-            a, b = statistics.median(results[False]), statistics.median(results[True])
-            print(f"median False {a:.2f} s, True {b:.2f} s, ratio {b / a:.3f}")
+        run_mode(args, new, timed, PARTS, ("parley.dialogue.neural.model", "parley.ml.layers",
+                                           "parley.dialogue.neural.training"))
     return 0
 
 

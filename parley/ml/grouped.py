@@ -248,31 +248,41 @@ def _dense_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
 def _dense_kernel(layer: GroupedLinear, kernel: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """The dense in × out kernel (zeros where no connection), kept until the weights change:
     a step's shards share it (it is only read)."""
-    key = (kernel.data_ptr(), kernel._version, dtype)
-    kept = layer.__dict__.get("_dense_kernel")
+    def build() -> torch.Tensor:
+        dense = kernel.new_zeros(layer.in_features * layer.out_features, dtype=dtype)
+        dense.index_copy_(0, _dense_slots(layer), kernel.detach().to(dtype))
+        return dense.view(layer.in_features, layer.out_features)
+
+    return _kept(layer, "_dense_kernel", (kernel.data_ptr(), kernel._version, dtype),  # type: ignore[no-any-return]
+                 build)
+
+
+def _kept(layer: GroupedLinear, name: str, key: Any, build: Any) -> Any:
+    """``build()``, kept on the layer under ``name`` until ``key`` (the data pointers and
+    version counters of what it is made from) changes. One assignment stores it: a shard on
+    another thread sees the old entry or the new, either whole."""
+    kept = layer.__dict__.get(name)
     if kept is not None and kept[0] == key:
-        return kept[1]  # type: ignore[no-any-return]
-    dense = kernel.new_zeros(layer.in_features * layer.out_features, dtype=dtype)
-    dense.index_copy_(0, _dense_slots(layer), kernel.detach().to(dtype))
-    dense = dense.view(layer.in_features, layer.out_features)
-    # (one assignment: a shard on another thread sees the old entry or the new, either whole)
-    layer.__dict__["_dense_kernel"] = (key, dense)
-    return dense
+        return kept[1]
+    value = build()
+    layer.__dict__[name] = (key, value)
+    return value
+
+
+def _order_key(layer: GroupedLinear) -> tuple[int, int]:
+    return layer.order.data_ptr(), layer.order._version
 
 
 def _dense_slots(layer: GroupedLinear) -> torch.Tensor:
     """Each kernel entry's place in the dense in × out kernel (flat, row-major)."""
-    key = (layer.order.data_ptr(), layer.order._version)
-    kept = layer.__dict__.get("_dense_slots")
-    if kept is not None and kept[0] == key:
-        return kept[1]  # type: ignore[no-any-return]
-    parts = []
-    for slices, (o0, o1) in zip(layer.input_slices, layer.output_bounds, strict=True):
-        rows = torch.cat([layer.order[a:b] for a, b in slices])
-        parts.append((rows[:, None] * layer.out_features + torch.arange(o0, o1)).view(-1))
-    slots = torch.cat(parts)
-    layer.__dict__["_dense_slots"] = (key, slots)
-    return slots
+    def build() -> torch.Tensor:
+        parts = []
+        for slices, (o0, o1) in zip(layer.input_slices, layer.output_bounds, strict=True):
+            rows = torch.cat([layer.order[a:b] for a, b in slices])
+            parts.append((rows[:, None] * layer.out_features + torch.arange(o0, o1)).view(-1))
+        return torch.cat(parts)
+
+    return _kept(layer, "_dense_slots", _order_key(layer), build)  # type: ignore[no-any-return]
 
 
 def dense_products() -> bool:
@@ -359,11 +369,8 @@ def _row_major_groups(layer: GroupedLinear, flat: torch.Tensor
 
 def _unshuffle(layer: GroupedLinear) -> torch.Tensor:
     """Each input's column among the shuffled ones (the inverse of ``layer.order``)."""
-    key = (layer.order.data_ptr(), layer.order._version)
-    kept = layer.__dict__.get("_unshuffle")
-    if kept is None or kept[0] != key:
-        kept = layer.__dict__["_unshuffle"] = (key, torch.argsort(layer.order))
-    return kept[1]  # type: ignore[no-any-return]
+    return _kept(layer, "_unshuffle", _order_key(layer),  # type: ignore[no-any-return]
+                 lambda: torch.argsort(layer.order))
 
 
 def _product(x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor | None,
@@ -531,10 +538,10 @@ class _Plan:
 
 
 def _plan(layer: GroupedLinear) -> _Plan:
-    key = (layer.order.data_ptr(), layer.order._version)
-    kept = layer.__dict__.get("_plan")
-    if kept is not None and kept[0] == key:
-        return kept[1]  # type: ignore[no-any-return]
+    return _kept(layer, "_plan", _order_key(layer), lambda: _new_plan(layer))  # type: ignore[no-any-return]
+
+
+def _new_plan(layer: GroupedLinear) -> _Plan:
     groups = layer.groups
     kp = max(fan_in for fan_in, _ in layer.shapes)
     np_ = max(width for _, width in layer.shapes)
@@ -557,10 +564,8 @@ def _plan(layer: GroupedLinear) -> _Plan:
     kernel_slot = torch.empty(layer.kernel.numel(), dtype=torch.long)
     real = flat < layer.kernel.numel()
     kernel_slot[flat[real]] = torch.arange(flat.numel())[real]
-    plan = _Plan(kp, np_, torch.tensor(inputs), torch.tensor(input_slot), flat, kernel_slot,
+    return _Plan(kp, np_, torch.tensor(inputs), torch.tensor(input_slot), flat, kernel_slot,
                  torch.tensor(outputs), torch.tensor(padded_outputs))
-    layer.__dict__["_plan"] = (key, plan)
-    return plan
 
 
 def _batched_product(x: torch.Tensor, layer: GroupedLinear, bias: torch.Tensor | None,
@@ -612,17 +617,14 @@ def _padded_kernel(layer: GroupedLinear, kernel: torch.Tensor, bias: torch.Tenso
     """The groups' kernels cast and padded (groups × kp × np) and the bias cast, kept until
     the weights change: a step's shards share them (they are only read), and they spare
     five calls a layer a shard."""
+    def build() -> tuple[torch.Tensor, torch.Tensor | None]:
+        padded = torch.cat([kernel.detach().to(dtype), kernel.new_zeros(1, dtype=dtype)])
+        weights = padded.index_select(0, plan.kernel).view(layer.groups, plan.kp, plan.np)
+        return weights, (bias.detach().to(dtype) if bias is not None else None)
+
     key = (kernel.data_ptr(), kernel._version, dtype,
            None if bias is None else (bias.data_ptr(), bias._version))
-    kept = layer.__dict__.get("_padded_kernel")
-    if kept is not None and kept[0] == key:
-        return kept[1], kept[2]
-    padded = torch.cat([kernel.detach().to(dtype), kernel.new_zeros(1, dtype=dtype)])
-    weights = padded.index_select(0, plan.kernel).view(layer.groups, plan.kp, plan.np)
-    shift = bias.detach().to(dtype) if bias is not None else None
-    # (one assignment: a shard on another thread sees the old entry or the new, either whole)
-    layer.__dict__["_padded_kernel"] = (key, weights, shift)
-    return weights, shift
+    return _kept(layer, "_padded_kernel", key, build)  # type: ignore[no-any-return]
 
 
 def _batched_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -207,7 +206,7 @@ def test_classifier_without_features_should_be_refused(project):
         run(project)
 
 
-def test_killed_training_should_leave_no_archive_and_a_usable_cache(project):
+def test_killed_training_should_leave_no_archive_and_a_usable_cache(project, caplog):
     code = ("import sys, time\n"
             "import parley.training.run as r\n"
             "def slow(self, status, workdir, inputs):\n"
@@ -228,9 +227,10 @@ def test_killed_training_should_leave_no_archive_and_a_usable_cache(project):
     assert not list((project / "models").glob("*.tar.gz")) if (project / "models").exists() else True
     dry = run(project, dry_run=True)
     assert dry.code == 1  # NLU restored from the cache, policies still to train
-    start = time.perf_counter()
-    assert Path(run(project).model).is_file()
-    assert time.perf_counter() - start < 30
+    with caplog.at_level("INFO", logger="parley.training.run"):
+        assert Path(run(project).model).is_file()
+    trained = [m.split(":")[0].strip() for m in caplog.messages if ": trained in" in m]
+    assert trained and all(node.startswith("core_") for node in trained)  # NLU not again
 
 
 @pytest.mark.parametrize("path, old, new, node, reason", [

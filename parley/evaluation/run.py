@@ -161,12 +161,15 @@ def run_nlu_test(model: str | Path = "models", nlu: Sequence[str] | None = None,
 
 def _missing(find: Any, given: Sequence[str] | None) -> str | None:
     """Why a part cannot be tested when its data was not named and is not found (named
-    data must be there: then the part runs and says what is wrong)."""
+    data must be there: then the part runs and says what is wrong). A fault in a file that
+    was found (bad YAML, an unknown key) is raised with its file and line, not skipped."""
     if given:
         return None
     try:
         find(None)
     except DataError as error:
+        if error.file is not None:
+            raise
         return error.message
     return None
 

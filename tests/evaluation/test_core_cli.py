@@ -126,3 +126,14 @@ def test_a_loop_the_models_domain_lacks_should_be_a_located_error(project, capsy
     assert "tests/test_loop.yml:6: error: the test story 'a form here' activates the loop " \
            "'restaurant_form', which is not an action of the model's domain" in err
     assert "trained on another domain" not in err
+
+
+def test_test_without_part_should_stop_at_a_broken_file_it_found(project, capsys):
+    # A test file with bad indentation in tests/ made `parley test` skip the NLU part
+    # with "note: not tested, nlu: invalid YAML: …" (no file, no line) and exit 0.
+    (project / "tests" / "test_broken.yml").write_text(
+        "stories:\n- story: a\n  steps:\n  - intent: greet\n   - action: utter_greet\n")
+    assert main(["test", "--out", "r"]) == 1
+    captured = capsys.readouterr()
+    assert "tests/test_broken.yml:5: error: invalid YAML" in captured.err
+    assert "not tested" not in captured.out

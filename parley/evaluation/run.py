@@ -34,11 +34,21 @@ def _importer(paths: Sequence[str]) -> Any:
         return TrainingDataImporter(None, None, list(paths))
 
 
+def _check_given(given: Sequence[str], flag: str) -> None:
+    """A path given on the command line that is not there: said with the flag it came
+    from (the importer's own message suggests ``--data``)."""
+    for path in given:
+        if not Path(path).exists():
+            raise DataError(f"the {flag} path '{path}' does not exist.",
+                            hint=f"Pass existing test story files or folders with {flag}.")
+
+
 def find_test_stories(given: Sequence[str] | None) -> tuple[list[str], list[Story]]:
     """The paths and the stories to test. Given paths: every story in them (test story
     files, and other story files named outright, as ``rasa test core --stories`` takes
     them); without, the test story files (``test_*.yml``) in tests/ or test/."""
     if given:
+        _check_given(given, "--stories")
         importer = _importer(given)
         stories = [*importer.test_stories, *importer.stories]
         if not stories:

@@ -137,3 +137,14 @@ def test_test_without_part_should_stop_at_a_broken_file_it_found(project, capsys
     captured = capsys.readouterr()
     assert "tests/test_broken.yml:5: error: invalid YAML" in captured.err
     assert "not tested" not in captured.out
+
+
+def test_a_missing_stories_path_should_name_its_flag(project, capsys):
+    # It said "Pass existing files or folders (e.g. --data data)": a flag these
+    # commands do not have.
+    assert main(["test", "core", "--stories", "nope.yml"]) == 1
+    err = capsys.readouterr().err
+    assert "error: the --stories path 'nope.yml' does not exist" in err and "--data" not in err
+    assert main(["test", "--stories", "gone/"]) == 1
+    err = capsys.readouterr().err
+    assert "error: the --stories path 'gone/' does not exist" in err and "--data" not in err

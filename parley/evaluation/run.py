@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from parley.data.stories import Story
-from parley.errors import DataError
+from parley.errors import DataError, warn
 from parley.evaluation.core import CoreReport, evaluate_core
 
 __all__ = ["TestRun", "find_nlu_test_data", "find_test_stories", "run_core_test",
@@ -116,11 +116,24 @@ def run_core_test(model: str | Path = "models", stories: Sequence[str] | None = 
         raise DataError(f"{archive} has no Core part to test stories with.",
                         hint="Train it with stories or rules (parley train), or run "
                              "parley test nlu.")
+    _warn_unknown_names(found, agent.domain)
     report = evaluate_core(agent, found, e2e=e2e)
     if out is not None:
         report.write(out, errors=errors, successes=successes, warnings=warnings,
                      plot=plot)
     return TestRun(archive, core=report, core_paths=paths)
+
+
+def _warn_unknown_names(stories: Sequence[Story], domain: Any) -> None:
+    """A test story naming an intent, entity, action, slot or form the model's domain lacks
+    (a typo, or a model trained before the name was added) is replayed all the same, as
+    Rasa does; like Rasa, say so at the story's line."""
+    from parley.data.validation import check_stories_against_domain
+
+    for issue in check_stories_against_domain(list(stories), domain):
+        what = issue.message.split(" Add ", 1)[0].replace("the domain", "the model's domain")
+        warn(f"{what} The story is replayed as written: fix the name, or retrain the model "
+             "with it.", issue.file, issue.line)
 
 
 def _nlu_plots(report: Any, out: Path) -> None:

@@ -148,3 +148,17 @@ def test_a_missing_stories_path_should_name_its_flag(project, capsys):
     assert main(["test", "--stories", "gone/"]) == 1
     err = capsys.readouterr().err
     assert "error: the --stories path 'gone/' does not exist" in err and "--data" not in err
+
+
+def test_names_the_models_domain_lacks_should_be_warned_at_their_lines(project, capsys):
+    # A typo in a test story ('greett') failed or passed without a word of why.
+    (project / "tests" / "test_typos.yml").write_text(
+        "stories:\n- story: typos\n  steps:\n  - intent: greett\n  - slot_was_set:\n"
+        "    - nonslot: 3\n  - action: utter_greet\n")
+    assert main(["test", "core", "--out", "r"]) == 0
+    captured = capsys.readouterr()
+    assert "tests/test_typos.yml:4: warning: the intent 'greett' is not in the model's " \
+           "domain. Did you mean 'greet'? The story is replayed as written" in captured.err
+    assert "tests/test_typos.yml:5: warning: the slot 'nonslot' is not in the model's " \
+           "domain." in captured.err
+    assert "7 of 8 passed" in captured.out

@@ -61,6 +61,19 @@ def test_failing_story_should_exit_1_only_with_fail_on_prediction_errors(project
     assert "  - action: utter_goodbye  # predicted: utter_greet\n" in marked
 
 
+def test_fail_on_prediction_errors_with_no_errors_should_not_point_at_a_missing_file(
+        project, capsys):
+    # It said "the wrong predictions are marked in r/failed_test_stories.yml", a file
+    # --no-errors had kept it from writing.
+    (project / "tests" / "test_failing.yml").write_text(FAILING)
+    argv = ["test", "core", "--out", "r", "--fail-on-prediction-errors", "--no-errors"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "1 of 8 test stories failed" in err and "marked in" not in err
+    assert "no failed_test_stories.yml was written (--no-errors)" in err
+    assert not (project / "r" / "failed_test_stories.yml").exists()
+
+
 def test_flags_should_choose_the_stories_and_the_files(project, capsys):
     (project / "extra.yml").write_text(FAILING)  # not a test_ file: named outright
     argv = ["test", "core", "--stories", "extra.yml", "--model", "models", "--out", "r",

@@ -175,3 +175,20 @@ def test_names_the_models_domain_lacks_should_be_warned_at_their_lines(project, 
     assert "tests/test_typos.yml:5: warning: the slot 'nonslot' is not in the model's " \
            "domain." in captured.err
     assert "7 of 8 passed" in captured.out
+
+
+def test_an_or_alternative_that_passed_should_be_written_as_a_success(project, capsys):
+    # The alternative that passed was in no file: not in failed_test_stories.yml (it
+    # passed) and not in successful_test_stories.yml (its story failed as a whole).
+    (project / "tests" / "test_or.yml").write_text(
+        "stories:\n- story: either mood\n  steps:\n  - intent: greet\n"
+        "  - action: utter_greet\n  - or:\n    - intent: mood_great\n"
+        "    - intent: mood_unhappy\n  - action: utter_happy\n")
+    assert main(["test", "core", "--out", "r", "--successes", "--stories",
+                 "tests/test_or.yml"]) == 0
+    assert "0 of 1 passed" in capsys.readouterr().out
+    failed = (project / "r" / "failed_test_stories.yml").read_text()
+    passed = (project / "r" / "successful_test_stories.yml").read_text()
+    assert "intent: mood_unhappy" in failed and "intent: mood_great" not in failed
+    assert "- story: either mood" in passed and "intent: mood_great" in passed
+    assert "mood_unhappy" not in passed

@@ -110,9 +110,12 @@ def _report_core(run: Any, args: argparse.Namespace) -> int:
         print("note: the model has no NLU part; the intents written in the stories are used.")
     print(report.summary())
     if args.fail_on_prediction_errors and report.failed:
+        where = ("the wrong predictions are marked in "
+                 f"{Path(args.out) / 'failed_test_stories.yml'}" if not args.no_errors else
+                 "no failed_test_stories.yml was written (--no-errors); the summary above "
+                 "names each story's first wrong prediction")
         print(f"error: {len(report.failed)} of {report.n_stories} test stories failed "
-              f"(--fail-on-prediction-errors); the wrong predictions are marked in "
-              f"{Path(args.out) / 'failed_test_stories.yml'}.", file=sys.stderr)
+              f"(--fail-on-prediction-errors); {where}.", file=sys.stderr)
         return 1
     return 0
 

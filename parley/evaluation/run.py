@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from parley.data.stories import Story
-from parley.errors import DataError
+from parley.errors import DataError, warn
 from parley.evaluation.core import CoreReport, evaluate_core
 
 __all__ = ["TestRun", "find_nlu_test_data", "find_test_stories", "run_core_test",
@@ -34,11 +34,21 @@ def _importer(paths: Sequence[str]) -> Any:
         return TrainingDataImporter(None, None, list(paths))
 
 
+def _check_given(given: Sequence[str], flag: str) -> None:
+    """A path given on the command line that is not there: said with the flag it came
+    from (the importer's own message suggests ``--data``)."""
+    for path in given:
+        if not Path(path).exists():
+            raise DataError(f"the {flag} path '{path}' does not exist.",
+                            hint=f"Pass existing test story files or folders with {flag}.")
+
+
 def find_test_stories(given: Sequence[str] | None) -> tuple[list[str], list[Story]]:
     """The paths and the stories to test. Given paths: every story in them (test story
     files, and other story files named outright, as ``rasa test core --stories`` takes
     them); without, the test story files (``test_*.yml``) in tests/ or test/."""
     if given:
+        _check_given(given, "--stories")
         importer = _importer(given)
         stories = [*importer.test_stories, *importer.stories]
         if not stories:
@@ -106,11 +116,24 @@ def run_core_test(model: str | Path = "models", stories: Sequence[str] | None = 
         raise DataError(f"{archive} has no Core part to test stories with.",
                         hint="Train it with stories or rules (parley train), or run "
                              "parley test nlu.")
+    _warn_unknown_names(found, agent.domain)
     report = evaluate_core(agent, found, e2e=e2e)
     if out is not None:
         report.write(out, errors=errors, successes=successes, warnings=warnings,
                      plot=plot)
     return TestRun(archive, core=report, core_paths=paths)
+
+
+def _warn_unknown_names(stories: Sequence[Story], domain: Any) -> None:
+    """A test story naming an intent, entity, action, slot or form the model's domain lacks
+    (a typo, or a model trained before the name was added) is replayed all the same, as
+    Rasa does; like Rasa, say so at the story's line."""
+    from parley.data.validation import check_stories_against_domain
+
+    for issue in check_stories_against_domain(list(stories), domain):
+        what = issue.message.split(" Add ", 1)[0].replace("the domain", "the model's domain")
+        warn(f"{what} The story is replayed as written: fix the name, or retrain the model "
+             "with it.", issue.file, issue.line)
 
 
 def _nlu_plots(report: Any, out: Path) -> None:
@@ -161,12 +184,15 @@ def run_nlu_test(model: str | Path = "models", nlu: Sequence[str] | None = None,
 
 def _missing(find: Any, given: Sequence[str] | None) -> str | None:
     """Why a part cannot be tested when its data was not named and is not found (named
-    data must be there: then the part runs and says what is wrong)."""
+    data must be there: then the part runs and says what is wrong). A fault in a file that
+    was found (bad YAML, an unknown key) is raised with its file and line, not skipped."""
     if given:
         return None
     try:
         find(None)
     except DataError as error:
+        if error.file is not None:
+            raise
         return error.message
     return None
 

@@ -144,7 +144,9 @@ rules:
 
 
 def test_rule_contradicting_a_story_should_raise():
-    with pytest.raises(DataError, match="story 'greet story' is contradicting with rule"):
+    # Each side names the step to fix (it named only the story and the rule).
+    with pytest.raises(DataError, match=r"story 'greet story' \(stories.yml:7\) is "
+                       r"contradicting with rule\(s\) 'greet rule' \(stories.yml:12\)"):
         fit("""
 stories:
 - story: greet story
@@ -156,6 +158,27 @@ rules:
   steps:
   - intent: greet
   - action: utter_greet
+""")
+
+
+def test_a_contradicting_listen_should_name_the_line_it_follows():
+    # action_listen is never written: the place is after the story's last action.
+    with pytest.raises(DataError, match=r"'action_listen' in story 'short' \(after "
+                       r"stories.yml:7\) is contradicting with rule\(s\) 'on and on' "
+                       r"\(stories.yml:13\)"):
+        fit("""
+stories:
+- story: short
+  steps:
+  - intent: greet
+  - action: utter_greet
+rules:
+- rule: on and on
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - action: utter_welcome
+  wait_for_user_input: false
 """)
 
 

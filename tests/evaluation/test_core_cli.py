@@ -61,6 +61,19 @@ def test_failing_story_should_exit_1_only_with_fail_on_prediction_errors(project
     assert "  - action: utter_goodbye  # predicted: utter_greet\n" in marked
 
 
+def test_fail_on_prediction_errors_with_no_errors_should_not_point_at_a_missing_file(
+        project, capsys):
+    # It said "the wrong predictions are marked in r/failed_test_stories.yml", a file
+    # --no-errors had kept it from writing.
+    (project / "tests" / "test_failing.yml").write_text(FAILING)
+    argv = ["test", "core", "--out", "r", "--fail-on-prediction-errors", "--no-errors"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "1 of 8 test stories failed" in err and "marked in" not in err
+    assert "no failed_test_stories.yml was written (--no-errors)" in err
+    assert not (project / "r" / "failed_test_stories.yml").exists()
+
+
 def test_flags_should_choose_the_stories_and_the_files(project, capsys):
     (project / "extra.yml").write_text(FAILING)  # not a test_ file: named outright
     argv = ["test", "core", "--stories", "extra.yml", "--model", "models", "--out", "r",
@@ -126,3 +139,56 @@ def test_a_loop_the_models_domain_lacks_should_be_a_located_error(project, capsy
     assert "tests/test_loop.yml:6: error: the test story 'a form here' activates the loop " \
            "'restaurant_form', which is not an action of the model's domain" in err
     assert "trained on another domain" not in err
+
+
+def test_test_without_part_should_stop_at_a_broken_file_it_found(project, capsys):
+    # A test file with bad indentation in tests/ made `parley test` skip the NLU part
+    # with "note: not tested, nlu: invalid YAML: …" (no file, no line) and exit 0.
+    (project / "tests" / "test_broken.yml").write_text(
+        "stories:\n- story: a\n  steps:\n  - intent: greet\n   - action: utter_greet\n")
+    assert main(["test", "--out", "r"]) == 1
+    captured = capsys.readouterr()
+    assert "tests/test_broken.yml:5: error: invalid YAML" in captured.err
+    assert "not tested" not in captured.out
+
+
+def test_a_missing_stories_path_should_name_its_flag(project, capsys):
+    # It said "Pass existing files or folders (e.g. --data data)": a flag these
+    # commands do not have.
+    assert main(["test", "core", "--stories", "nope.yml"]) == 1
+    err = capsys.readouterr().err
+    assert "error: the --stories path 'nope.yml' does not exist" in err and "--data" not in err
+    assert main(["test", "--stories", "gone/"]) == 1
+    err = capsys.readouterr().err
+    assert "error: the --stories path 'gone/' does not exist" in err and "--data" not in err
+
+
+def test_names_the_models_domain_lacks_should_be_warned_at_their_lines(project, capsys):
+    # A typo in a test story ('greett') failed or passed without a word of why.
+    (project / "tests" / "test_typos.yml").write_text(
+        "stories:\n- story: typos\n  steps:\n  - intent: greett\n  - slot_was_set:\n"
+        "    - nonslot: 3\n  - action: utter_greet\n")
+    assert main(["test", "core", "--out", "r"]) == 0
+    captured = capsys.readouterr()
+    assert "tests/test_typos.yml:4: warning: the intent 'greett' is not in the model's " \
+           "domain. Did you mean 'greet'? The story is replayed as written" in captured.err
+    assert "tests/test_typos.yml:5: warning: the slot 'nonslot' is not in the model's " \
+           "domain." in captured.err
+    assert "7 of 8 passed" in captured.out
+
+
+def test_an_or_alternative_that_passed_should_be_written_as_a_success(project, capsys):
+    # The alternative that passed was in no file: not in failed_test_stories.yml (it
+    # passed) and not in successful_test_stories.yml (its story failed as a whole).
+    (project / "tests" / "test_or.yml").write_text(
+        "stories:\n- story: either mood\n  steps:\n  - intent: greet\n"
+        "  - action: utter_greet\n  - or:\n    - intent: mood_great\n"
+        "    - intent: mood_unhappy\n  - action: utter_happy\n")
+    assert main(["test", "core", "--out", "r", "--successes", "--stories",
+                 "tests/test_or.yml"]) == 0
+    assert "0 of 1 passed" in capsys.readouterr().out
+    failed = (project / "r" / "failed_test_stories.yml").read_text()
+    passed = (project / "r" / "successful_test_stories.yml").read_text()
+    assert "intent: mood_unhappy" in failed and "intent: mood_great" not in failed
+    assert "- story: either mood" in passed and "intent: mood_great" in passed
+    assert "mood_unhappy" not in passed

@@ -42,7 +42,7 @@ from parley.dialogue.policies.base import (
     unambiguous_lookup,
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
-from parley.errors import ConfigError, DataError
+from parley.errors import ConfigError, DataError, location
 from parley.params import Bool, Constraint, Float, Int, Str
 
 if TYPE_CHECKING:
@@ -246,7 +246,7 @@ class RulePolicy(Policy):
                        all_trackers: Sequence[DialogueStateTracker], domain: Domain) -> list[str]:
         """Replays the trackers through the learned rules: collects which rules predict
         what, raises on contradictions, returns the prediction sources no story uses."""
-        sources: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
+        sources: defaultdict[str, list[tuple[str, str, str]]] = defaultdict(list)
         self._replay(rule_trackers, domain, sources, collect=True)
         errors, used = self._replay(all_trackers, domain, sources, collect=False)
         if errors:
@@ -260,7 +260,7 @@ class RulePolicy(Policy):
         return sorted(every - used)
 
     def _replay(self, trackers: Sequence[DialogueStateTracker], domain: Domain,
-                sources: defaultdict[str, list[tuple[str, str]]],
+                sources: defaultdict[str, list[tuple[str, str, str]]],
                 collect: bool) -> tuple[list[str], set[str]]:
         errors: list[str] = []
         used: set[str] = set()
@@ -268,10 +268,14 @@ class RulePolicy(Policy):
             running = tracker.init_copy()
             running.sender_id = tracker.sender_id
             unpredictable = True  # nothing predicts a tracker's first action
+            written: ActionExecuted | None = None  # the last action a step wrote
             for event in tracker.applied_events():
                 if not isinstance(event, ActionExecuted):
                     running.update(event)
                     continue
+                place = (event, written)
+                if event.action_name != ACTION_LISTEN and event.origin is not None:
+                    written = event
                 if event.action_name == RULE_SNIPPET_ACTION:
                     unpredictable = True
                     running.update(event)
@@ -287,11 +291,12 @@ class RulePolicy(Policy):
                         rule_name, gold_name = running.sender_id, gold
                         if source.startswith((DEFAULT_RULES, LOOP_RULES)):
                             rule_name, gold_name = source, predicted or ""
-                        sources[source].append((rule_name, gold_name))
+                        sources[source].append((rule_name, gold_name, _where(*place)))
                 else:
                     if not running.is_rule_tracker and predicted == gold and source:
                         used.add(source)
-                    errors += self._check_prediction(running, predicted, gold, source, sources)
+                    errors += self._check_prediction(running, predicted, gold, source, sources,
+                                                     place)
                 running.update(event)
         return errors, used
 
@@ -316,19 +321,25 @@ class RulePolicy(Policy):
 
     def _check_prediction(self, tracker: DialogueStateTracker, predicted: str | None,
                           gold: str, source: str | None,
-                          sources: defaultdict[str, list[tuple[str, str]]]) -> list[str]:
+                          sources: defaultdict[str, list[tuple[str, str, str]]],
+                          place: tuple[ActionExecuted, ActionExecuted | None] | None = None
+                          ) -> list[str]:
         if not predicted or not source or predicted == gold:
             return []
         if self._should_delete(source, tracker, predicted):
             self.lookup_[RULES].pop(source, None)
             return []
-        contradicting = sorted({name for name, action in sources.get(source, [])
-                                if action != gold})
+        contradicting = sorted({(name, rule_where) for name, action, rule_where
+                                in sources.get(source, []) if action != gold})
         if not contradicting:
             return []
         kind = "rule" if tracker.is_rule_tracker else "story"
+        names = ", ".join(dict.fromkeys(name for name, _ in contradicting))
         message = (f"- the prediction of the action '{gold}' in {kind} '{tracker.sender_id}' "
-                   f"is contradicting with rule(s) '{', '.join(contradicting)}'")
+                   f"{_at(_where(*place) if place else '')}is contradicting with rule(s) '{names}'")
+        rule_places = [place for _, place in contradicting if place]
+        if rule_places:
+            message += f" ({', '.join(rule_places)})"
         if predicted != self.core_fallback_action_name:
             message += f" which predicted action '{predicted}'"
         return [message + "."]
@@ -505,3 +516,17 @@ def _rule_only_slots_loops(rule_states: list[list[State]],
     return (sorted(rule_slots - story_slots - {SHOULD_NOT_BE_SET}),
             sorted(rule_loops - story_loops - {SHOULD_NOT_BE_SET}))
 
+
+def _where(event: ActionExecuted, written: ActionExecuted | None = None) -> str:
+    """``file:line`` of the story or rule step an action was read from; for an
+    ``action_listen`` (never written) the place after the last action that was; empty if
+    unknown."""
+    if event.action_name == ACTION_LISTEN and written is not None and written.origin:
+        return f"after {location(written.origin[1], written.origin[2])}"
+    if event.origin is None:
+        return ""
+    return location(event.origin[1], event.origin[2])
+
+
+def _at(where: str) -> str:
+    return f"({where}) " if where else ""

@@ -62,6 +62,9 @@ def register(commands: Any) -> None:
                         choices=["debug", "info", "warning", "error"],
                         help="How much the server logs (default: info).")
     parser.set_defaults(handler=run)
+    from parley.cli import run_actions_cmd
+
+    run_actions_cmd.register(parser.add_subparsers(dest="run_target", metavar="actions"))
 
 
 def _existing(given: str | None, default: str) -> str | None:

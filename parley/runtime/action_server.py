@@ -49,6 +49,7 @@ from parley.data.tracker import DialogueStateTracker
 from parley.errors import ActionError, ActionRejected, DataError, warn
 from parley.runtime.endpoints import EndpointConfig
 from parley.runtime.executor import CustomActionResult
+from parley.runtime.rasa_only_events import RASA_ONLY_EVENTS
 from parley.runtime.tracker_state import tracker_state
 
 __all__ = ["RASA_PROTOCOL_VERSION", "ActionServerClient"]
@@ -254,6 +255,12 @@ class ActionServerClient:
             try:
                 events.append(event_from_dict(item, f"event {i + 1}"))
             except DataError as error:
+                kind = item.get("event") if isinstance(item, dict) else None
+                if kind in RASA_ONLY_EVENTS:
+                    raise ActionError(
+                        f"custom action '{name}' returned Rasa's '{kind}' event (event "
+                        f"{i + 1}), which Parley does not implement; return events Parley "
+                        "reads instead.") from None
                 raise self._malformed(name, str(error)) from None
         return CustomActionResult(events=events, responses=responses)
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from parley.data.events import Restarted, UserUttered
+from parley.data.events import UserUttered
 from parley.data.tracker import DialogueStateTracker
+from parley.runtime.tracker_queries import events_after_latest_restart
 
 __all__ = ["EVENT_VERBOSITIES", "tracker_state"]
 
@@ -52,8 +53,8 @@ def _events(tracker: DialogueStateTracker, verbosity: str) -> list[dict[str, Any
     if verbosity == "applied":
         chosen = tracker.applied_events()
     elif verbosity == "after_restart":
-        restarts = [i for i, event in enumerate(chosen) if isinstance(event, Restarted)]
-        chosen = chosen[restarts[-1]:] if restarts else chosen
+        # Rasa's ``events_after_latest_restart``: the restart event itself is left out.
+        chosen = events_after_latest_restart(tracker)
     return [event.to_dict() for event in chosen]
 
 

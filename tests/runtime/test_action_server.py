@@ -173,6 +173,12 @@ def test_rejection_should_be_action_rejected(server: Server) -> None:
     ((200, [1, 2]), "the reply is list, not an object"),
     ((200, {"events": {"event": "slot"}}), "'events' is not a list"),
     ((200, {"events": [{"event": "teleport"}]}), "event 1: unknown event 'teleport'"),
+    # rasa-sdk's ReminderScheduled / ConversationPaused: Rasa's events, not a typo.
+    ((200, {"events": [{"event": "slot", "name": "x", "value": 1},
+                       {"event": "reminder", "intent": "greet", "name": "r1",
+                        "date_time": "2030-01-01T00:00:00"}]}),
+     r"returned Rasa's 'reminder' event \(event 2\), which Parley does not implement"),
+    ((200, {"events": [{"event": "pause"}]}), "Rasa's 'pause' event"),
     ((200, {"events": [], "responses": ["hi"]}), "'responses' is not a list of objects"),
     # Python's json writes float('nan') as NaN (a slot set to the mean of nothing): stored,
     # it would make the conversation unservable, so it is refused with the reply.

@@ -12,6 +12,7 @@ from parley.data.tracker import DialogueStateTracker
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import DataError
 from parley.runtime.processor import MessageProcessor
+from parley.runtime.rasa_only_events import RASA_ONLY_EVENTS
 from parley.runtime.tracker_state import tracker_state
 from parley.serving.http.body import float_param, query_value
 from parley.serving.http.errors import bad_request
@@ -22,8 +23,6 @@ __all__ = ["events_from_body", "include_events_param", "parse_data_problem",
 VERBOSITIES = {"ALL": "all", "APPLIED": "applied", "AFTER_RESTART": "after_restart",
                "NONE": "none"}
 # Rasa's events that Parley does not keep (its trackers never need them).
-RASA_ONLY_EVENTS = ("reminder", "cancel_reminder", "pause", "resume", "export", "agent",
-                    "entities", "form", "form_validation")
 
 
 # Keys Rasa always writes with a value: null is not theirs to take.

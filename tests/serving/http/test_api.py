@@ -58,6 +58,18 @@ def test_the_tracker_should_come_as_rasa_serialises_it(client):
     assert client.get("/conversations/t/tracker?until=1&until=2").status_code == 400
 
 
+def test_the_tracker_after_a_restart_should_leave_the_restart_event_out(client):
+    # Rasa's AFTER_RESTART (the default) is ``events_after_latest_restart``: the events
+    # after the restart, not the restart itself.
+    say(client, "r", "hello")
+    say(client, "r", "/restart")
+    say(client, "r", "hello")
+    kinds = [e["event"] for e in client.get("/conversations/r/tracker").json()["events"]]
+    assert "restart" not in kinds and kinds.count("user") == 1
+    every = client.get("/conversations/r/tracker?include_events=ALL").json()["events"]
+    assert [e["event"] for e in every].count("restart") == 1
+
+
 def test_a_new_conversations_tracker_should_start_a_session(client):
     events = client.get("/conversations/fresh/tracker").json()["events"]
     assert [e.get("name") for e in events if e["event"] == "action"] == [

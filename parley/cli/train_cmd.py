@@ -11,11 +11,23 @@ from typing import Any
 from parley.cli.data_cmd import add_project_arguments
 
 
+# ``--finetune`` without a path: the newest model in ``--out``, as Rasa's CLI takes it.
+_NEWEST_IN_OUT = object()
+
+
+def _model_to_finetune(args: argparse.Namespace) -> str | None:
+    if args.finetune is _NEWEST_IN_OUT:
+        return str(args.out)
+    return args.finetune
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="models", help="Folder for the model (default: models).")
     parser.add_argument("--fixed-model-name", help="Name of the model archive.")
-    parser.add_argument("--finetune", nargs="?", const="models", default=None, metavar="PATH",
-                        help="Continue from a model (or the newest in a folder).")
+    parser.add_argument("--finetune", nargs="?", const=_NEWEST_IN_OUT, default=None,
+                        metavar="PATH",
+                        help="Continue from a model, or the newest in a folder "
+                             "(default: the --out folder).")
     parser.add_argument("--epoch-fraction", type=float, default=1.0,
                         help="Fraction of the configured epochs when finetuning.")
     parser.add_argument("--num-threads", type=int, default=None,
@@ -173,7 +185,7 @@ def run_train(args: argparse.Namespace) -> int:
             force_training=args.force, fixed_model_name=args.fixed_model_name,
             persist_nlu_training_data=args.persist_nlu_data,
             core_additional_arguments={"augmentation_factor": args.augmentation},
-            model_to_finetune=args.finetune, finetuning_epoch_fraction=args.epoch_fraction,
+            model_to_finetune=_model_to_finetune(args), finetuning_epoch_fraction=args.epoch_fraction,
         )
     if args.dry_run:
         for node, info in (result.dry_run_results or {}).items():
@@ -202,7 +214,7 @@ def run_train_nlu(args: argparse.Namespace) -> int:
     with _showing_progress():
         path = train_nlu(args.config, args.nlu, args.out, args.fixed_model_name,
                          args.persist_nlu_data, domain=args.domain,
-                         model_to_finetune=args.finetune,
+                         model_to_finetune=_model_to_finetune(args),
                          finetuning_epoch_fraction=args.epoch_fraction,
                          force_training=args.force)
     print(f"Your NLU model is at {path}")
@@ -218,7 +230,7 @@ def run_train_core(args: argparse.Namespace) -> int:
     with _showing_progress():
         path = train_core(args.domain, args.config, args.stories, args.out,
                           args.fixed_model_name, {"augmentation_factor": args.augmentation},
-                          model_to_finetune=args.finetune,
+                          model_to_finetune=_model_to_finetune(args),
                           finetuning_epoch_fraction=args.epoch_fraction,
                           force_training=args.force)
     print(f"Your Core model is at {path}")

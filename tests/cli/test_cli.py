@@ -149,6 +149,18 @@ def test_train_finetune_flag(tmp_path, monkeypatch, capsys):
     assert "the model to finetune missing-folder does not exist" in capsys.readouterr().err
 
 
+def test_finetune_without_a_path_should_take_the_newest_model_in_out(tmp_path, monkeypatch,
+                                                                     capsys):
+    # As `rasa train nlu --finetune --out other`: the model comes from `other`, not `models/`.
+    main(["init", "--no-prompt", str(tmp_path)])
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "nlu", "--out", "other"]) == 0
+    capsys.readouterr()
+    assert main(["train", "nlu", "--out", "other", "--finetune"]) == 0
+    assert len(list((tmp_path / "other").glob("nlu-*.tar.gz"))) == 2
+    assert not (tmp_path / "models").exists()
+
+
 def test_predict_without_a_model_should_be_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["predict", "hello", "--model", "models"]) == 1

@@ -22,7 +22,6 @@ __all__ = ["events_from_body", "include_events_param", "parse_data_problem",
 
 VERBOSITIES = {"ALL": "all", "APPLIED": "applied", "AFTER_RESTART": "after_restart",
                "NONE": "none"}
-# Rasa's events that Parley does not keep (its trackers never need them).
 
 
 # Keys Rasa always writes with a value: null is not theirs to take.

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Sequence
 
 from parley.cli import (
-    data_cmd, init_cmd, predict_cmd, run_cmd, shell_cmd, test_cmd, train_cmd,
+    data_cmd, init_cmd, predict_cmd, run_cmd, shell_cmd, test_cmd, train_cmd, visualize_cmd,
 )
 from parley.errors import ComponentError, DataError, ParleyError, ParleyWarning
 
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     shell_cmd.register(commands)
     run_cmd.register(commands)
     test_cmd.register(commands)
+    visualize_cmd.register(commands)
     return parser
 
 

@@ -28,8 +28,8 @@ def register(commands: Any) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="Fix which variation of a response is chosen.")
     parser.add_argument("--endpoints", default=None,
-                        help="endpoints.yml with the action server (default: endpoints.yml "
-                             "when there is one).")
+                        help="endpoints.yml with the action server and NLG server "
+                             "(default: endpoints.yml when there is one).")
     parser.add_argument("--skip-visualization", action="store_true",
                         help="Accepted as Rasa's; Parley's interactive mode draws no graph.")
     parser.set_defaults(handler=run)
@@ -56,6 +56,7 @@ def _model(args: argparse.Namespace) -> Path:
 def run(args: argparse.Namespace) -> int:
     from parley.runtime.action_server import ActionServerClient
     from parley.runtime.endpoints import read_endpoints
+    from parley.runtime.nlg_server import nlg_server
     from parley.serving.agent import load
     from parley.serving.interactive import DEFAULT_EXPORT, run_interactive
 
@@ -67,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
     export_path = args.export or str(Path(args.data[0]) / Path(DEFAULT_EXPORT).name
                                      if Path(args.data[0]).is_dir() else DEFAULT_EXPORT)
     run_interactive(agent, sys.stdin, sys.stdout, export_path, executor=executor,
-                    seed=args.seed)
+                    seed=args.seed, nlg_server=nlg_server(endpoints.nlg))
     return 0

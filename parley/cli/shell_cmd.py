@@ -26,8 +26,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="Fix which variation of a response is chosen.")
     parser.add_argument("--endpoints", default=None,
-                        help="endpoints.yml with the action server, tracker store and lock "
-                             "store (default: endpoints.yml when there is one).")
+                        help="endpoints.yml with the action server, NLG server, tracker "
+                             "store and lock store (default: endpoints.yml when there is "
+                             "one).")
     parser.set_defaults(handler=run)
 
 
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
         from parley.runtime.action_server import ActionServerClient
         from parley.runtime.endpoints import read_endpoints
+        from parley.runtime.nlg_server import nlg_server
         from parley.runtime.stores.factory import create_lock_store, create_tracker_store
 
         path = args.endpoints or (DEFAULT_ENDPOINTS if Path(DEFAULT_ENDPOINTS).is_file() else None)
@@ -54,5 +56,6 @@ def run(args: argparse.Namespace) -> int:
                     if endpoints.action_endpoint is not None else None)
         run_shell(agent, sys.stdin, sys.stdout, args.conversation_id, seed=args.seed,
                   executor=executor, tracker_store=create_tracker_store(endpoints.tracker_store),
-                  lock_store=create_lock_store(endpoints.lock_store))
+                  lock_store=create_lock_store(endpoints.lock_store),
+                  nlg_server=nlg_server(endpoints.nlg))
     return 0

@@ -29,26 +29,19 @@ which also work from threads.
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json
-import math
-import socket
-import ssl
-import urllib.error
-import urllib.parse
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from parley.data.domain import Domain
 from parley.data.events import Event, event_from_dict
 from parley.data.strict_json import StrictJSONError, loads_strict
 from parley.data.tracker import DialogueStateTracker
-from parley.errors import ActionError, ActionRejected, DataError, warn
+from parley.errors import ActionError, ActionRejected, DataError
 from parley.runtime.endpoints import EndpointConfig
 from parley.runtime.executor import CustomActionResult
+from parley.runtime.http_endpoint import (
+    DEFAULT_TIMEOUT, MAX_REPLY_BYTES, HttpEndpoint, endpoint_options,
+)
 from parley.runtime.rasa_only_events import RASA_ONLY_EVENTS
 from parley.runtime.tracker_state import tracker_state
 
@@ -57,88 +50,32 @@ __all__ = ["RASA_PROTOCOL_VERSION", "ActionServerClient"]
 # rasa-sdk compares major.minor with its own and warns on a mismatch; Parley speaks the
 # protocol of the Rasa release its behaviour follows.
 RASA_PROTOCOL_VERSION = "3.6.21"
-DEFAULT_TIMEOUT = 300.0  # Rasa's DEFAULT_REQUEST_TIMEOUT for action calls
-MAX_REPLY_BYTES = 16 * 1024 * 1024
 DOMAIN_MISSING = 449  # rasa-sdk: "send me the domain" (it caches it between calls)
-_KEYS = ("token_name", "headers", "params", "basic_auth", "cafile", "timeout",
-         "enable_selective_domain")
 
 
-class ActionServerClient:
+class ActionServerClient(HttpEndpoint):
     """Runs custom actions on an action server; an :class:`ActionExecutor`."""
 
-    def __init__(self, url: str, *, token: str | None = None, token_name: str = "token",
-                 headers: dict[str, str] | None = None, params: dict[str, str] | None = None,
-                 basic_auth: tuple[str, str] | None = None, cafile: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT, enable_selective_domain: bool = False,
-                 max_workers: int = 32) -> None:
-        query = dict(params or {})
-        if token is not None:
-            query[token_name] = token
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ActionError(f"the action server URL '{url}' is not an http(s) URL.")
-        if query:
-            joined = "&".join(p for p in (parts.query, urllib.parse.urlencode(query)) if p)
-            parts = parts._replace(query=joined)
-        self.url = url  # as configured, for messages (the token stays out of them)
-        self._request_url = urllib.parse.urlunsplit(parts)
-        self.headers = {"Content-Type": "application/json", **(headers or {})}
-        if basic_auth is not None:
-            pair = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
-            self.headers["Authorization"] = f"Basic {pair}"
-        self.timeout = timeout
+    what = "the action server"
+    section = "action_endpoint"
+    start_hint = "Start it with `rasa run actions`, or fix action_endpoint in endpoints.yml."
+
+    def __init__(self, url: str, *, enable_selective_domain: bool = False,
+                 timeout: float = DEFAULT_TIMEOUT, **options: Any) -> None:
+        super().__init__(url, timeout=timeout, **options)
         self.enable_selective_domain = enable_selective_domain
-        handlers: list[Any] = [urllib.request.ProxyHandler({})]  # as Rasa: no env proxies
-        if cafile is not None:
-            try:
-                context = ssl.create_default_context(cafile=cafile)
-            except (OSError, ssl.SSLError) as error:
-                raise ActionError(f"the action server's cafile '{cafile}' cannot be used "
-                                  f"({error}).") from error
-            handlers.append(urllib.request.HTTPSHandler(context=context))
-        self._opener = urllib.request.build_opener(*handlers)
-        self._pool = ThreadPoolExecutor(max_workers=max_workers,
-                                        thread_name_prefix="parley-action")
 
     @classmethod
     def from_endpoint(cls, config: EndpointConfig) -> ActionServerClient:
         """The client endpoints.yml's ``action_endpoint`` describes; bad values are errors
         at their line."""
-        if not config.url:
-            raise config.error("'url' is missing (e.g. url: \"http://localhost:5055/webhook\").")
-        options = config.kwargs
-        for key in options:
-            if key not in _KEYS:
-                warn(f"action_endpoint: the key '{key}' is not used (Parley reads url, token, "
-                     f"{', '.join(_KEYS)}).", config.file, config.key_lines.get(key, config.line))
-        for key in ("headers", "params", "basic_auth"):
-            if options.get(key) is not None and not isinstance(options[key], dict):
-                raise config.error(f"'{key}' must be a mapping.", key)
-        auth = options.get("basic_auth")
-        if auth is not None and not {"username", "password"} <= set(auth):
-            raise config.error("'basic_auth' needs 'username' and 'password'.", "basic_auth")
-        timeout = options.get("timeout", DEFAULT_TIMEOUT)
-        if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                or not math.isfinite(timeout) or timeout <= 0):
-            raise config.error(f"'timeout' must be a positive number of seconds, found "
-                               f"'{timeout}'.", "timeout")
-        selective = options.get("enable_selective_domain", False)
+        options = endpoint_options(config, ("enable_selective_domain",))
+        selective = config.kwargs.get("enable_selective_domain", False)
         if not isinstance(selective, bool):
             raise config.error("'enable_selective_domain' must be true or false.",
                                "enable_selective_domain")
-        cafile = options.get("cafile")
-        if cafile is not None and not Path(str(cafile)).is_file():
-            raise config.error(f"the cafile '{cafile}' is not a file.", "cafile")
         try:
-            return cls(
-                config.url, token=config.token,
-                token_name=str(options.get("token_name") or "token"),
-                headers={str(k): str(v) for k, v in (options.get("headers") or {}).items()},
-                params={str(k): str(v) for k, v in (options.get("params") or {}).items()},
-                basic_auth=(str(auth["username"]), str(auth["password"])) if auth else None,
-                cafile=None if cafile is None else str(cafile),
-                timeout=float(timeout), enable_selective_domain=selective)
+            return cls(config.url or "", enable_selective_domain=selective, **options)
         except ActionError as error:
             raise config.error(str(error), "cafile" if "cafile" in str(error) else "url"
                                ) from None
@@ -175,44 +112,7 @@ class ActionServerClient:
         except (TypeError, ValueError) as error:
             raise ActionError(f"custom action '{name}': the conversation holds a value that "
                               f"is not JSON ({error}), so it cannot be sent.") from error
-        loop = asyncio.get_running_loop()
-        try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._pool, self._post, name, data), self.timeout + 1.0)
-        except asyncio.TimeoutError:
-            raise self._timed_out(name) from None
-
-    def _post(self, name: str, data: bytes) -> tuple[int, bytes]:
-        request = urllib.request.Request(self._request_url, data=data, method="POST",
-                                         headers=self.headers)
-        try:
-            with self._opener.open(request, timeout=self.timeout) as answer:
-                return int(answer.status), _read(answer)
-        except urllib.error.HTTPError as error:
-            with error:
-                return int(error.code), _read(error)
-        except (TimeoutError, socket.timeout):
-            raise self._timed_out(name) from None
-        except urllib.error.URLError as error:
-            if isinstance(error.reason, (TimeoutError, socket.timeout)):
-                raise self._timed_out(name) from None
-            if isinstance(error.reason, ssl.SSLError):
-                raise ActionError(
-                    f"custom action '{name}': the TLS connection to the action server at "
-                    f"{self.url} failed ({getattr(error.reason, 'reason', None) or error.reason})"
-                    ". If its certificate comes from your own CA, give that CA as "
-                    "action_endpoint: cafile.") from None
-            raise ActionError(
-                f"custom action '{name}': the action server at {self.url} cannot be reached "
-                f"({_reason(error.reason)}). Is it running? Start it with `rasa run actions`, "
-                "or fix action_endpoint in endpoints.yml.") from None
-        except (OSError, ValueError) as error:  # connection reset, bad status line …
-            raise ActionError(f"custom action '{name}': the connection to the action server "
-                              f"at {self.url} failed ({_reason(error)}).") from None
-
-    def _timed_out(self, name: str) -> ActionError:
-        return ActionError(f"custom action '{name}': the action server at {self.url} did not "
-                           f"answer within {self.timeout:g} s (action_endpoint: timeout).")
+        return await self.post(f"custom action '{name}'", data)
 
     def parse_reply(self, name: str, status: int, reply: bytes) -> CustomActionResult:
         """Events and responses from the server's answer, or the error it amounts to."""
@@ -268,14 +168,6 @@ class ActionServerClient:
         return ActionError(f"custom action '{name}': the action server at {self.url} answered "
                            f"something that is not rasa-sdk's protocol: {problem}.")
 
-    async def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _read(answer: Any) -> bytes:
-    data: bytes = answer.read(MAX_REPLY_BYTES + 1)
-    return data
-
 
 def _json_object(reply: bytes) -> dict[str, Any]:
     try:
@@ -283,9 +175,3 @@ def _json_object(reply: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _reason(reason: Any) -> str:
-    if isinstance(reason, OSError) and reason.strerror:
-        return reason.strerror
-    return str(reason) or type(reason).__name__

@@ -1,4 +1,5 @@
-"""endpoints.yml: where the tracker store, the lock store and the action server are.
+"""endpoints.yml: where the tracker store, the lock store, the action server and the NLG
+server are.
 
 Rasa's file, read with Rasa's keys::
 
@@ -12,13 +13,15 @@ Rasa's file, read with Rasa's keys::
     lock_store:
       type: redis
       url: localhost
+    nlg:
+      url: "http://localhost:5056/nlg"
 
 As in Rasa, ``${NAME}`` inside a value is replaced by the environment variable ``NAME``
 (several may stand in one value, next to text); an unset variable is an error naming it.
 Every section becomes an :class:`EndpointConfig` that remembers its file and lines, so a
 store or client that rejects a value can name ``endpoints.yml:LINE``.
 
-Sections Rasa has but Parley does not implement (``nlg``, ``event_broker``, ``models``)
+Sections Rasa has but Parley does not implement (``event_broker``, ``models``)
 are refused with an error rather than ignored: a user who configured them expects them
 to work.
 """
@@ -37,9 +40,8 @@ from parley.errors import DataError, SchemaError, location
 
 __all__ = ["EndpointConfig", "Endpoints", "expand_env", "read_endpoints"]
 
-SECTIONS = ("action_endpoint", "tracker_store", "lock_store")
+SECTIONS = ("action_endpoint", "tracker_store", "lock_store", "nlg")
 NOT_IMPLEMENTED = {
-    "nlg": "an external response generator (NLG server)",
     "event_broker": "an event broker",
     "models": "pulling models from a model server",
 }
@@ -79,6 +81,7 @@ class Endpoints:
     action_endpoint: EndpointConfig | None = None
     tracker_store: EndpointConfig | None = None
     lock_store: EndpointConfig | None = None
+    nlg: EndpointConfig | None = None
     file: str | None = None
 
 

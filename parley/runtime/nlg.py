@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from parley.data.domain import Domain
+from parley.data.tracker import DialogueStateTracker
 
 __all__ = ["ResponseGenerator", "fill_placeholders", "variations_for"]
 
@@ -102,6 +103,13 @@ class ResponseGenerator:
 
     def has_response(self, name: str) -> bool:
         return name in self.domain.responses
+
+    async def render(self, name: str, tracker: DialogueStateTracker, channel: str | None,
+                     values: Mapping[str, Any] | None = None,
+                     draw: str | None = None) -> dict[str, Any] | None:
+        """The message an action sends for the response ``name`` (what actions call: an
+        NLG server's generator answers it over HTTP, see :mod:`parley.runtime.nlg_server`)."""
+        return self.generate(name, tracker.slots, channel, values, draw)
 
     def generate(self, name: str, slots: Mapping[str, Any], channel: str | None = None,
                  values: Mapping[str, Any] | None = None,

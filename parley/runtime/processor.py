@@ -39,6 +39,7 @@ from parley.runtime.actions.registry import action_for_name
 from parley.runtime.executor import ActionExecutor
 from parley.runtime.model import ConversationModel
 from parley.runtime.nlg import ResponseGenerator
+from parley.runtime.nlg_server import CallbackResponseGenerator, NLGServerClient
 from parley.runtime.output import channel_messages
 from parley.runtime.slot_values import slot_value_problem
 from parley.runtime.stores.base import DEFAULT_LOCK_LIFETIME, LockStore, TrackerStore
@@ -96,7 +97,8 @@ class MessageProcessor:
 
     ``tracker_store`` and ``lock_store`` default to in-memory ones; ``executor`` runs custom
     actions (None: any custom action fails with a message saying to configure an action
-    server); ``seed`` fixes which response variations are drawn; ``clock`` gives event
+    server); ``nlg_server`` makes the responses instead of the domain (endpoints.yml's
+    ``nlg``); ``seed`` fixes which response variations are drawn; ``clock`` gives event
     timestamps and decides session expiry (tests pass their own).
     """
 
@@ -106,7 +108,8 @@ class MessageProcessor:
                  max_number_of_predictions: int = MAX_NUMBER_OF_PREDICTIONS,
                  clock: Callable[[], float] = time.time,
                  lock_lifetime: float = DEFAULT_LOCK_LIFETIME,
-                 compute: Compute | None = None) -> None:
+                 compute: Compute | None = None,
+                 nlg_server: NLGServerClient | None = None) -> None:
         self.model = model
         self.compute: Compute = compute if compute is not None else run_inline
         self.domain = model.domain if model.domain is not None else Domain.empty()
@@ -115,7 +118,10 @@ class MessageProcessor:
         self.tracker_store.domain = self.domain
         self.lock_store = lock_store if lock_store is not None else InMemoryLockStore()
         self.executor = executor
-        self.nlg = ResponseGenerator(self.domain, seed)
+        # An NLG server (endpoints.yml's nlg) makes the responses; else the domain's.
+        self.nlg: ResponseGenerator = (
+            CallbackResponseGenerator(self.domain, nlg_server, seed) if nlg_server is not None
+            else ResponseGenerator(self.domain, seed))
         self.max_number_of_predictions = max_number_of_predictions
         self.clock = clock
         self.lock_lifetime = lock_lifetime

@@ -38,6 +38,7 @@ from parley.data.training_data import TrainingData
 from parley.errors import DataError
 from parley.runtime.actions.registry import action_for_name
 from parley.runtime.executor import ActionExecutor
+from parley.runtime.nlg_server import NLGServerClient
 from parley.runtime.processor import MessageProcessor, UserMessage, prediction_for
 from parley.serving.agent import Agent
 from parley.serving.http.story import story_steps
@@ -259,12 +260,13 @@ MENU = ["continue", "undo", "restart", "export", "quit"]
 
 def run_interactive(agent: Agent, stdin: TextIO, stdout: TextIO,
                     export_path: str | Path = DEFAULT_EXPORT,
-                    executor: ActionExecutor | None = None, seed: int | None = None) -> Session:
+                    executor: ActionExecutor | None = None, seed: int | None = None,
+                    nlg_server: NLGServerClient | None = None) -> Session:
     """Hold corrected conversations until export or quit; what was held."""
     if not agent.has_core or agent.domain is None:
         raise DataError("this model has no dialogue part to learn interactively with; "
                         "train it with stories or rules.")
-    processor = MessageProcessor(agent, executor=executor, seed=seed)
+    processor = MessageProcessor(agent, executor=executor, seed=seed, nlg_server=nlg_server)
     term = _Terminal(stdin, stdout)
     conversation = _Conversation(agent, processor, term)
     session = Session()

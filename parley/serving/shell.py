@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from parley.runtime.executor import ActionExecutor
+from parley.runtime.nlg_server import NLGServerClient
 from parley.runtime.stores.base import LockStore, TrackerStore
 from parley.runtime.processor import MessageProcessor, UserMessage
 from parley.serving.agent import Agent
@@ -72,10 +73,11 @@ def _typed_lines(prompt: str, stdin: TextIO, stdout: TextIO) -> Iterator[str]:
 def run_shell(agent: Agent, stdin: TextIO, stdout: TextIO, sender_id: str | None = None,
               executor: ActionExecutor | None = None, seed: int | None = None,
               tracker_store: TrackerStore | None = None,
-              lock_store: LockStore | None = None) -> int:
+              lock_store: LockStore | None = None,
+              nlg_server: NLGServerClient | None = None) -> int:
     """Hold one conversation over ``stdin``/``stdout``; returns the number of messages."""
     processor = MessageProcessor(agent, tracker_store=tracker_store, lock_store=lock_store,
-                                 executor=executor, seed=seed)
+                                 executor=executor, seed=seed, nlg_server=nlg_server)
     sender = sender_id or uuid.uuid4().hex
     print(f"Bot loaded. Type a message and press enter (use '{STOP}' to exit):",
           file=stdout, flush=True)

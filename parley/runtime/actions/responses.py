@@ -32,14 +32,14 @@ class UtterResponse(Action):
         self.silent = silent
 
     async def run(self, tracker: DialogueStateTracker, context: ActionContext) -> list[Event]:
-        return utter(self.response, tracker, context, silent=self.silent)
+        return await utter(self.response, tracker, context, silent=self.silent)
 
 
-def utter(response: str, tracker: DialogueStateTracker, context: ActionContext,
-          silent: bool = False) -> list[Event]:
+async def utter(response: str, tracker: DialogueStateTracker, context: ActionContext,
+                silent: bool = False) -> list[Event]:
     """The bot message of one domain response, or nothing if it has no variation now."""
-    message = context.nlg.generate(response, tracker.slots, context.channel,
-                                   draw=draw_key(tracker))
+    message = await context.nlg.render(response, tracker, context.channel,
+                                       draw=draw_key(tracker))
     if message is None:
         if not silent:
             logger.error("the response '%s' has no variation for channel %r and the current "
@@ -67,7 +67,7 @@ class RetrievalResponse(Action):
         response = selected.get("response", {}).get("utter_action")
         if not response:
             return []
-        return utter(response, tracker, context)
+        return await utter(response, tracker, context)
 
 
 class EndToEndResponse(Action):
@@ -98,12 +98,13 @@ class CustomAction(Action):
                 "configured; set `action_endpoint: url: http://localhost:5055/webhook` in "
                 "endpoints.yml and start your actions with `rasa run actions`.")
         result = await context.executor.run_custom_action(self.name, tracker, context.domain)
-        messages = render_custom_responses(result.responses, tracker, context)
+        messages = await render_custom_responses(result.responses, tracker, context)
         return [*messages, *result.events]
 
 
-def render_custom_responses(responses: list[dict[str, Any]], tracker: DialogueStateTracker,
-                            context: ActionContext) -> list[BotUttered]:
+async def render_custom_responses(responses: list[dict[str, Any]],
+                                  tracker: DialogueStateTracker,
+                                  context: ActionContext) -> list[BotUttered]:
     """Bot messages from a custom action's ``responses`` (rasa-sdk's dispatcher output).
 
     A message naming a domain response (``response``, or ``template`` from older SDKs) is
@@ -120,8 +121,8 @@ def render_custom_responses(responses: list[dict[str, Any]], tracker: DialogueSt
         draft: dict[str, Any] = {}
         if name:
             values = {k: v for k, v in response.items() if isinstance(k, str)}
-            rendered = context.nlg.generate(name, tracker.slots, context.channel, values,
-                                            draw=f"{draw_key(tracker)}:{len(messages)}")
+            rendered = await context.nlg.render(name, tracker, context.channel, values,
+                                                draw=f"{draw_key(tracker)}:{len(messages)}")
             if rendered is None:
                 logger.error("the custom action asked for the response '%s', which has no "
                              "variation now; it is skipped.", name)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from parley.runtime.endpoints import Endpoints
 from parley.runtime.executor import ActionExecutor
+from parley.runtime.nlg_server import NLGServerClient
 from parley.runtime.processor import MessageProcessor
 from parley.runtime.stores.base import LockStore, TrackerStore
 from parley.serving.agent import Agent
@@ -55,8 +56,10 @@ class ServerState:
 
     def __init__(self, agent: Agent | None, model_file: str | Path | None,
                  settings: ServerSettings, tracker_store: TrackerStore,
-                 lock_store: LockStore, executor: ActionExecutor | None) -> None:
+                 lock_store: LockStore, executor: ActionExecutor | None,
+                 nlg_server: NLGServerClient | None = None) -> None:
         self.settings = settings
+        self.nlg_server = nlg_server
         self.tracker_store = tracker_store
         self.lock_store = lock_store
         self.executor = executor
@@ -71,12 +74,14 @@ class ServerState:
     def from_endpoints(cls, agent: Agent | None, model_file: str | Path | None,
                        settings: ServerSettings, endpoints: Endpoints) -> ServerState:
         from parley.runtime.action_server import ActionServerClient
+        from parley.runtime.nlg_server import nlg_server
         from parley.runtime.stores.factory import create_lock_store, create_tracker_store
 
         executor = (ActionServerClient.from_endpoint(endpoints.action_endpoint)
                     if endpoints.action_endpoint is not None else None)
         return cls(agent, model_file, settings, create_tracker_store(endpoints.tracker_store),
-                   create_lock_store(endpoints.lock_store), executor)
+                   create_lock_store(endpoints.lock_store), executor,
+                   nlg_server(endpoints.nlg))
 
     def set_model(self, agent: Agent | None, model_file: str | Path | None) -> None:
         """Serve ``agent`` from now on (None: no model, as after ``DELETE /model``).
@@ -85,7 +90,8 @@ class ServerState:
         self.model_file = str(model_file) if model_file is not None else None
         self.processor = None if agent is None else MessageProcessor(
             agent, tracker_store=self.tracker_store, lock_store=self.lock_store,
-            executor=self.executor, seed=self.settings.seed, compute=self.pool)
+            executor=self.executor, seed=self.settings.seed, compute=self.pool,
+            nlg_server=self.nlg_server)
 
     def require_processor(self, core: bool = False) -> MessageProcessor:
         """The processor, or Rasa's 409 when no model (with dialogue, if ``core``) is loaded."""
@@ -120,6 +126,8 @@ class ServerState:
 
     async def close(self) -> None:
         self.pool.close()
+        if self.nlg_server is not None:
+            await self.nlg_server.close()
         for store in (self.tracker_store, self.lock_store):
             try:
                 await store.close()

@@ -105,15 +105,22 @@ def run(args: argparse.Namespace) -> int:
     if args.jwt_secret:
         _check_jwt_method(args.jwt_method)
 
-    archive = resolve_model(args.model)
+    archive: Path | None = None
+    agent = None
+    if endpoints.models is not None:
+        # The model server's model is pulled when the app starts (see model_server).
+        logger.info("the model comes from the model server at %s", endpoints.models.url)
+    else:
+        archive = resolve_model(args.model)
     # DIET and TED choose their PyTorch threads per call from PARLEY_TORCH_THREADS: one, as
     # the prediction pool's workers have (parley.serving.http.compute), unless it is set.
     # (Two made the TED moodbot cost ~15% more CPU per message, the second thread idling.)
     if not os.environ.get("PARLEY_TORCH_THREADS"):
         os.environ["PARLEY_TORCH_THREADS"] = "1"
-    started = time.perf_counter()
-    agent = load(archive)
-    logger.info("loaded the model %s in %.2f s", archive, time.perf_counter() - started)
+    if archive is not None:
+        started = time.perf_counter()
+        agent = load(archive)
+        logger.info("loaded the model %s in %.2f s", archive, time.perf_counter() - started)
 
     from parley.evaluation import http_api
     from parley.serving.http.app import create_app
@@ -124,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
                      api_routes=[http_api.routes])
     names = ", ".join(channels) or "none"
     serve(app, args.interface, args.port,
-          f"model {archive.name}, channels: {names}, API: "
+          f"model {archive.name if archive else 'from the model server'}, channels: {names}, API: "
           f"{'on' if args.enable_api else 'off'}", args.log_level)
     return 0
 

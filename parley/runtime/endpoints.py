@@ -15,13 +15,16 @@ Rasa's file, read with Rasa's keys::
       url: localhost
     nlg:
       url: "http://localhost:5056/nlg"
+    models:
+      url: "http://models.example.com/default"
+      wait_time_between_pulls: 10
 
 As in Rasa, ``${NAME}`` inside a value is replaced by the environment variable ``NAME``
 (several may stand in one value, next to text); an unset variable is an error naming it.
 Every section becomes an :class:`EndpointConfig` that remembers its file and lines, so a
 store or client that rejects a value can name ``endpoints.yml:LINE``.
 
-Sections Rasa has but Parley does not implement (``event_broker``, ``models``)
+Sections Rasa has but Parley does not implement (``event_broker``)
 are refused with an error rather than ignored: a user who configured them expects them
 to work.
 """
@@ -40,10 +43,9 @@ from parley.errors import DataError, SchemaError, location
 
 __all__ = ["EndpointConfig", "Endpoints", "expand_env", "read_endpoints"]
 
-SECTIONS = ("action_endpoint", "tracker_store", "lock_store", "nlg")
+SECTIONS = ("action_endpoint", "tracker_store", "lock_store", "nlg", "models")
 NOT_IMPLEMENTED = {
     "event_broker": "an event broker",
-    "models": "pulling models from a model server",
 }
 # Rasa 2.x wrote `store_type`; Rasa 3 reads `type` and so does Parley.
 _ENV = re.compile(r"\$\{([^}]*)\}")
@@ -82,6 +84,7 @@ class Endpoints:
     tracker_store: EndpointConfig | None = None
     lock_store: EndpointConfig | None = None
     nlg: EndpointConfig | None = None
+    models: EndpointConfig | None = None
     file: str | None = None
 
 

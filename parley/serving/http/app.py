@@ -14,6 +14,7 @@ Serve it with any ASGI server; :func:`parley.serving.http.run.serve` runs uvicor
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ from parley.serving.http.auth import Auth
 from parley.serving.http.channels import rest
 from parley.serving.http.errors import exception_handlers
 from parley.serving.http.limits import BodySizeLimit
+from parley.serving.http.model_server import keep_pulling, pull_into
 from parley.serving.http.state import ServerSettings, ServerState
 
 __all__ = ["RouteFactory", "create_app"]
@@ -107,9 +109,18 @@ def create_app(agent: Agent | None, *, model_file: str | Path | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pulling = None
+        if state.model_server is not None:
+            # As Rasa: the model server's model before the first request, then pulls.
+            await pull_into(state, state.model_server)
+            pulling = asyncio.create_task(keep_pulling(state, state.model_server))
         try:
             yield
         finally:
+            if pulling is not None:
+                pulling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pulling
             await state.close()
 
     app = Starlette(routes=routes, middleware=middleware,

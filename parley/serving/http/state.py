@@ -22,6 +22,7 @@ from parley.runtime.stores.base import LockStore, TrackerStore
 from parley.serving.agent import Agent
 from parley.serving.http.compute import PredictionPool
 from parley.serving.http.errors import HTTPError
+from parley.serving.http.model_server import ModelServer
 from parley.serving.http.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_CHARS
 
 __all__ = ["DEFAULT_RESPONSE_TIMEOUT", "ServerSettings", "ServerState"]
@@ -57,9 +58,12 @@ class ServerState:
     def __init__(self, agent: Agent | None, model_file: str | Path | None,
                  settings: ServerSettings, tracker_store: TrackerStore,
                  lock_store: LockStore, executor: ActionExecutor | None,
-                 nlg_server: NLGServerClient | None = None) -> None:
+                 nlg_server: NLGServerClient | None = None,
+                 model_server: ModelServer | None = None) -> None:
         self.settings = settings
         self.nlg_server = nlg_server
+        self.model_server = model_server
+        self.model_etag: str | None = None  # the ETag of the model pulled from model_server
         self.tracker_store = tracker_store
         self.lock_store = lock_store
         self.executor = executor
@@ -81,7 +85,9 @@ class ServerState:
                     if endpoints.action_endpoint is not None else None)
         return cls(agent, model_file, settings, create_tracker_store(endpoints.tracker_store),
                    create_lock_store(endpoints.lock_store), executor,
-                   nlg_server(endpoints.nlg))
+                   nlg_server(endpoints.nlg),
+                   None if endpoints.models is None
+                   else ModelServer.from_endpoint(endpoints.models, settings.models_dir))
 
     def set_model(self, agent: Agent | None, model_file: str | Path | None) -> None:
         """Serve ``agent`` from now on (None: no model, as after ``DELETE /model``).
@@ -126,8 +132,9 @@ class ServerState:
 
     async def close(self) -> None:
         self.pool.close()
-        if self.nlg_server is not None:
-            await self.nlg_server.close()
+        for client in (self.nlg_server, self.model_server):
+            if client is not None:
+                await client.close()
         for store in (self.tracker_store, self.lock_store):
             try:
                 await store.close()

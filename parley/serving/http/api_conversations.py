@@ -204,6 +204,12 @@ def _output_channel(request: Request) -> str | None:
 def _check_parse_data(parse_data: Any, text: str | None) -> None:
     """``parse_data`` must read as a user event's would (intent, entities …)."""
     problem = parse_data_problem(parse_data)
+    intent = parse_data.get("intent") if isinstance(parse_data, dict) else None
+    if not problem and isinstance(intent, dict) and "confidence" in intent \
+            and intent["confidence"] is None:
+        # A stored event may carry a null confidence (no NLU read it); a parse result a
+        # client hands in is Rasa's ParseResult, whose intent has a number.
+        problem = "the intent's confidence must be a number, not null"
     if problem:
         raise bad_request(f"'parse_data' is not a parse result: {problem}.", "parse_data")
     try:

@@ -122,6 +122,8 @@ def create_app(agent: Agent | None, *, model_file: str | Path | None = None,
                 await platform.startup()
             yield
         finally:
+            for platform in opened:
+                await platform.shutdown()
             await state.close()
 
     app = Starlette(routes=routes, middleware=middleware,

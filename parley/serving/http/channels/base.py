@@ -42,6 +42,10 @@ class PlatformChannel(ABC):
     async def startup(self) -> None:  # noqa: B027 - most channels have nothing to do
         """Run once when the server starts (the app's lifespan)."""
 
+    async def shutdown(self) -> None:  # noqa: B027
+        """Run once when the server stops, before the stores close (turns still running
+        finish here)."""
+
     @property
     def prefix(self) -> str:
         return f"/webhooks/{self.name}"

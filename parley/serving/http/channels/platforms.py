@@ -6,12 +6,13 @@ from typing import Any
 
 from parley.serving.http.channels.base import PlatformChannel
 from parley.serving.http.channels.callback import CallbackChannel
+from parley.serving.http.channels.slack import SlackChannel
 from parley.serving.http.channels.telegram import TelegramChannel
 
 __all__ = ["PLATFORMS", "platform_channels"]
 
 PLATFORMS: dict[str, type[PlatformChannel]] = {
-    channel.name: channel for channel in (CallbackChannel, TelegramChannel)}
+    channel.name: channel for channel in (CallbackChannel, TelegramChannel, SlackChannel)}
 
 
 def platform_channels(channels: dict[str, dict[str, Any]]) -> list[PlatformChannel]:

@@ -37,6 +37,8 @@ def test_a_channel_without_a_key_it_needs_should_be_an_error_at_its_line(tmp_pat
         read(tmp_path, "slack:\n  slack_token: x\n")
     with pytest.raises(SchemaError, match="'callback' channel needs 'url'"):
         read(tmp_path, "callback:\n")
+    with pytest.raises(SchemaError, match="'facebook' channel needs 'page-access-token'"):
+        read(tmp_path, "facebook:\n  verify: v\n  secret: s\n")
 
 
 def test_a_value_of_the_wrong_shape_should_be_an_error_at_its_line(tmp_path):

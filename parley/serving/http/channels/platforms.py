@@ -6,13 +6,15 @@ from typing import Any
 
 from parley.serving.http.channels.base import PlatformChannel
 from parley.serving.http.channels.callback import CallbackChannel
+from parley.serving.http.channels.facebook import FacebookChannel
 from parley.serving.http.channels.slack import SlackChannel
 from parley.serving.http.channels.telegram import TelegramChannel
 
 __all__ = ["PLATFORMS", "platform_channels"]
 
 PLATFORMS: dict[str, type[PlatformChannel]] = {
-    channel.name: channel for channel in (CallbackChannel, TelegramChannel, SlackChannel)}
+    channel.name: channel for channel in (CallbackChannel, TelegramChannel, SlackChannel,
+                                          FacebookChannel)}
 
 
 def platform_channels(channels: dict[str, dict[str, Any]]) -> list[PlatformChannel]:

@@ -21,11 +21,15 @@
       verify: "…"
       secret: "…"
       page-access-token: "…"
+    twilio:
+      account_sid: "AC…"
+      auth_token: "…"
+      twilio_number: "+15550001111"
 
 Each section is read with Rasa's keys (:data:`CHANNEL_KEYS`; the channel's module says what
 they do); a key the channel does not read is a warning, a key it cannot do without
 (:data:`REQUIRED_KEYS`) an error at the section's line. A channel Rasa has and Parley does
-not (twilio, mattermost …) is an error at its line, not silently skipped: the user expects it
+not (mattermost, botframework …) is an error at its line, not silently skipped: the user expects it
 to work. Rasa X's ``rasa:`` section is ignored with a warning. Without a file, the REST
 channel is opened (Rasa would open none, which only surprises).
 """
@@ -54,6 +58,7 @@ CHANNEL_KEYS: dict[str, tuple[str, ...]] = {
               "slack_retry_reason_header", "slack_retry_number_header",
               "errors_ignore_retry", "use_threads", "conversation_granularity"),
     "facebook": ("verify", "secret", "page-access-token"),
+    "twilio": ("account_sid", "auth_token", "twilio_number"),
 }
 CHANNELS = tuple(CHANNEL_KEYS)
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
@@ -63,12 +68,13 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     # Without the signing secret no request can be told from a forgery (Rasa 3 refuses all).
     "slack": ("slack_token", "slack_signing_secret"),
     "facebook": ("verify", "secret", "page-access-token"),
+    "twilio": ("account_sid", "auth_token", "twilio_number"),
 }
 # Keys whose value is a mapping or a list; any other value is a scalar.
 MAPPING_KEYS = ("headers", "basic_auth", "params")
 LIST_KEYS = ("errors_ignore_retry",)
-RASA_CHANNELS = ("twilio", "twilio_voice", "mattermost",
-                 "rocketchat", "botframework", "callback", "webexteams", "hangouts",
+RASA_CHANNELS = ("twilio_voice", "mattermost",
+                 "rocketchat", "botframework", "webexteams", "hangouts",
                  "microsoft_bot", "cisco_webex", "audiocodes")
 
 

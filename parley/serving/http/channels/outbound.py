@@ -26,7 +26,7 @@ MAX_ANSWER_BYTES = 1024 * 1024
 
 
 async def call_platform(url: str, what: str, *, json_body: Any = None,
-                        form: dict[str, str] | None = None,
+                        form: dict[str, str] | list[tuple[str, str]] | None = None,
                         headers: dict[str, str] | None = None, proxy: str | None = None,
                         timeout: float = DEFAULT_TIMEOUT) -> Any | None:
     """POST ``json_body`` (or ``form``, URL-encoded) to ``url``; the answer, decoded from
@@ -73,6 +73,7 @@ def _decode(raw: bytes) -> Any:
 
 
 def _short(detail: Any) -> str:
-    if isinstance(detail, dict):  # Telegram's "description", Slack's "error"
-        detail = detail.get("description") or detail.get("error") or detail
+    if isinstance(detail, dict):  # Telegram's "description", Slack's "error", Twilio's …
+        detail = (detail.get("description") or detail.get("error")
+                  or detail.get("message") or detail)
     return str(detail)[:200]

@@ -9,12 +9,13 @@ from parley.serving.http.channels.callback import CallbackChannel
 from parley.serving.http.channels.facebook import FacebookChannel
 from parley.serving.http.channels.slack import SlackChannel
 from parley.serving.http.channels.telegram import TelegramChannel
+from parley.serving.http.channels.twilio import TwilioChannel
 
 __all__ = ["PLATFORMS", "platform_channels"]
 
 PLATFORMS: dict[str, type[PlatformChannel]] = {
     channel.name: channel for channel in (CallbackChannel, TelegramChannel, SlackChannel,
-                                          FacebookChannel)}
+                                          FacebookChannel, TwilioChannel)}
 
 
 def platform_channels(channels: dict[str, dict[str, Any]]) -> list[PlatformChannel]:

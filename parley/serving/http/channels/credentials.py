@@ -87,7 +87,7 @@ def read_credentials(path: str | Path | None) -> dict[str, dict[str, Any]]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise SchemaError("credentials.yml must be a mapping of channels (rest:, socketio:).",
+        raise SchemaError("credentials.yml must be a mapping of channels (rest:, slack: …).",
                           file, line_of(data))
     channels: dict[str, dict[str, Any]] = {}
     for name, options in data.items():

@@ -54,3 +54,30 @@ def test_a_key_the_channel_does_not_read_should_be_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="'callback' does not use the key 'uri'"):
         assert read(tmp_path, "callback:\n  url: http://x\n  uri: y\n") == {
             "callback": {"url": "http://x"}}
+
+
+def test_each_section_should_make_its_channel_against_the_real_platform(tmp_path):
+    from parley.serving.http.channels.platforms import platform_channels
+
+    channels = platform_channels(read(tmp_path, (
+        "rest:\ncallback:\n  url: http://cb/x\n  token: t\n"
+        "telegram:\n  access_token: 1:AB\n  verify: my_bot\n  webhook_url: https://x/y\n"
+        "slack:\n  slack_token: xoxb-1\n  slack_signing_secret: s\n"
+        "  errors_ignore_retry: [http_timeout, too_many]\n  use_threads: true\n"
+        "  conversation_granularity: thread\n  slack_channel: C1\n"
+        "facebook:\n  verify: v\n  secret: s\n  page-access-token: p\n"
+        "twilio:\n  account_sid: AC1\n  auth_token: t\n  twilio_number: '+1'\n")))
+    by_name = {channel.name: channel for channel in channels}
+    assert list(by_name) == ["callback", "telegram", "slack", "facebook", "twilio"]
+    assert by_name["callback"].url == "http://cb/x?token=t"
+    assert by_name["telegram"]._method_url == "https://api.telegram.org/bot1:AB/"
+    slack = by_name["slack"]
+    assert slack._post_url == "https://www.slack.com/api/chat.postMessage"
+    assert slack.errors_ignore_retry == ("http_timeout", "too_many")
+    assert slack.use_threads is True and slack.conversation_granularity == "thread"
+    assert slack.slack_channel == "C1"
+    assert not platform_channels({"slack": {"slack_token": "x", "slack_signing_secret": "s",
+                                            "use_threads": "false"}})[0].use_threads
+    assert by_name["facebook"]._send_url == "https://graph.facebook.com/v19.0/me/messages"
+    assert by_name["twilio"]._messages_url == \
+        "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json"

@@ -127,7 +127,8 @@ class SlackChannel(PlatformChannel):
                    text("slack_retry_reason_header") or "x-slack-retry-reason",
                    text("slack_retry_number_header") or "x-slack-retry-num",
                    tuple(map(str, options.get("errors_ignore_retry") or ("http_timeout",))),
-                   bool(options.get("use_threads", False)),
+                   # A value from ${ENV} is text: "false" must not read as true.
+                   str(options.get("use_threads", False)).lower() in ("true", "1", "yes"),
                    text("conversation_granularity") or "sender")
 
     async def post(self, body: dict[str, Any]) -> None:

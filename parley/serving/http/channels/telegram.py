@@ -95,10 +95,11 @@ def _message_text(message: dict[str, Any]) -> str | None:
 
 def telegram_calls(chat_id: str, message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(Bot API method, body) of the calls that send one bot message (REST's shape)."""
-    if "buttons" in message:
+    buttons = message.get("buttons")
+    if isinstance(buttons, list):
         keyboard = [[{"text": str(button.get("title", "")),
                       "callback_data": str(button.get("payload", ""))}
-                     for button in message["buttons"] if isinstance(button, dict)]]
+                     for button in buttons if isinstance(button, dict)]]
         return [("sendMessage", {"chat_id": chat_id, "text": message.get("text") or "",
                                  "reply_markup": {"inline_keyboard": keyboard}})]
     if "text" in message:

@@ -60,9 +60,10 @@ def _api_name(key: str) -> str:
 def twilio_forms(recipient: str, sender: str, message: dict[str, Any]) -> list[Form]:
     """The Messages API forms that send one bot message (REST's shape)."""
     base = [("To", recipient), ("From", sender)]
-    if "buttons" in message:
-        texts = [message.get("text") or ""] + [
-            button_text(button, index) for index, button in enumerate(message["buttons"])
+    buttons = message.get("buttons")
+    if isinstance(buttons, list):
+        texts = [str(message.get("text") or "")] + [
+            button_text(button, index) for index, button in enumerate(buttons)
             if isinstance(button, dict)]
         return [[*base, ("Body", text)] for text in texts]
     if "text" in message:

@@ -110,6 +110,18 @@ def test_an_update_for_another_bot_should_fail_and_not_be_processed(telegram, bo
     assert user_texts(client, "42") == []
 
 
+def test_an_update_while_telegram_cannot_say_who_the_bot_is_should_be_retried(telegram,
+                                                                               bot_api):
+    bot_api.answers[f"{BOT}/getMe"] = (502, {"ok": False, "description": "Bad Gateway"})
+    client = telegram()
+    answer = client.post(WEBHOOK, json=update("hello"))
+    assert answer.status_code == 503 and answer.text == "failed"
+    assert sent(bot_api) == [] and user_texts(client, "42") == []
+    bot_api.answers[f"{BOT}/getMe"] = (200, {"ok": True, "result": {"username": "mood_bot"}})
+    assert client.post(WEBHOOK, json=update("hello")).text == "success"
+    assert len(sent(bot_api)) == 1
+
+
 def test_a_body_that_is_not_an_update_should_be_a_400(telegram, bot_api):
     client = telegram()
     for body in (b"", b"{nope", b"[1, 2]", b'"text"'):

@@ -15,7 +15,8 @@ a shared contact or location (as Rasa's JSON-like text), or a button press
 (``callback_query``: its ``data``, the button's payload, is the message). Edited messages
 and other updates are ignored. ``/restart`` is followed by ``/start``, as in Rasa. The
 conversation is the chat's id. The answer is ``success`` (or ``failed`` when ``verify`` is
-not the bot's name); a body that is not a JSON object is a 400.
+not the bot's name, and a 503 when ``getMe`` cannot tell, so that Telegram sends the update
+again later); a body that is not a JSON object is a 400.
 
 The bot's messages go out through the Bot API: text with ``sendMessage``, buttons and quick
 replies as an inline keyboard (one row) on that message, images with ``sendPhoto``, an
@@ -189,10 +190,12 @@ class TelegramChannel(PlatformChannel):
 
         async def receive(request: Request) -> PlainTextResponse:
             update = await json_object(request, "a Telegram Update")
-            if await self.bot_username() != self.verify:
+            username = await self.bot_username()
+            if username is None:  # Telegram keeps the update and sends it again later
+                return PlainTextResponse("failed", status_code=503)
+            if username != self.verify:
                 logger.warning("telegram: an update was refused: the access token's bot is "
-                               "not '%s' (credentials.yml verify), or getMe failed.",
-                               self.verify)
+                               "not '%s' (credentials.yml verify).", self.verify)
                 return PlainTextResponse("failed")
             found = incoming(update)
             if found is None:

@@ -29,7 +29,8 @@ def register(commands: Any) -> None:
                         help="endpoints.yml with the action server, tracker store and lock "
                              "store (default: endpoints.yml when there is one).")
     parser.add_argument("--credentials", default=None,
-                        help="credentials.yml naming the channels (rest:, socketio:); "
+                        help="credentials.yml naming the channels (rest:, socketio:, telegram:, "
+                             "slack:, facebook:, twilio:, callback:); "
                              "default: credentials.yml when there is one, else REST alone.")
     parser.add_argument("-i", "--interface", default="0.0.0.0",
                         help="Network interface to listen on (default: all).")

@@ -5,7 +5,9 @@
     create_app(agent, model_file=…, endpoints=read_endpoints("endpoints.yml"),
                settings=ServerSettings(enable_api=True, auth_token="…"))
 
-Always there: ``GET /`` (health) and the channels of ``settings.channels`` (REST, socket.io).
+Always there: ``GET /`` (health) and the channels of ``settings.channels`` (REST, socket.io,
+and the messaging platforms of :mod:`.channels.platforms`, whose start-up steps run in the
+lifespan).
 With ``enable_api``: Rasa's HTTP API (:mod:`.api_model`, :mod:`.api_conversations`). Every
 request body is limited (:mod:`.limits`), every error is Rasa's JSON (:mod:`.errors`), and
 the app's lifespan closes the stores. ``app.state.parley`` is the :class:`ServerState`.
@@ -34,6 +36,8 @@ from parley.serving.agent import Agent
 from parley.serving.http import api_conversations, api_model
 from parley.serving.http.auth import Auth
 from parley.serving.http.channels import rest
+from parley.serving.http.channels.base import PlatformChannel
+from parley.serving.http.channels.platforms import platform_channels
 from parley.serving.http.errors import exception_handlers
 from parley.serving.http.limits import BodySizeLimit
 from parley.serving.http.model_server import keep_pulling, pull_into
@@ -68,13 +72,16 @@ def _info_routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
 def create_app(agent: Agent | None, *, model_file: str | Path | None = None,
                endpoints: Endpoints | None = None, settings: ServerSettings | None = None,
                state: ServerState | None = None,
-               api_routes: Sequence[RouteFactory] = ()) -> Starlette:
+               api_routes: Sequence[RouteFactory] = (),
+               platforms: Sequence[PlatformChannel] | None = None) -> Starlette:
     """The server's ASGI app for ``agent`` (None: start without a model, as Rasa can).
 
     ``endpoints`` gives the stores and the action server (default: in memory, none);
     a ready ``state`` may be passed instead (tests give their own stores that way).
     ``api_routes`` add routes to the API (with ``enable_api``): ``parley run`` gives
     :func:`parley.evaluation.http_api.routes`, which this layer cannot import.
+    ``platforms`` are ready messaging-platform channels to open instead of those
+    ``settings.channels`` names (tests point them at a fake platform this way).
     """
     settings = settings or ServerSettings()
     if state is None:
@@ -94,6 +101,9 @@ def create_app(agent: Agent | None, *, model_file: str | Path | None = None,
             routes += extra(state, auth)
     if rest.NAME in settings.channels:
         routes += rest.routes(state, settings.channels[rest.NAME])
+    opened = list(platforms) if platforms is not None else platform_channels(settings.channels)
+    for platform in opened:
+        routes += platform.routes(state)
 
     middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
     if settings.cors:
@@ -115,12 +125,16 @@ def create_app(agent: Agent | None, *, model_file: str | Path | None = None,
             await pull_into(state, state.model_server)
             pulling = asyncio.create_task(keep_pulling(state, state.model_server))
         try:
+            for platform in opened:
+                await platform.startup()
             yield
         finally:
             if pulling is not None:
                 pulling.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pulling
+            for platform in opened:
+                await platform.shutdown()
             await state.close()
 
     app = Starlette(routes=routes, middleware=middleware,

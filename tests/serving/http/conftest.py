@@ -22,15 +22,17 @@ pytestmark = needs_shared_data
 @pytest.fixture
 def make_client(moodbot: Any, moodbot_model: Any) -> Iterator[Callable[..., TestClient]]:  # noqa: F811
     """``make_client(**settings)``: a test client on a fresh app (in-memory stores) serving
-    the moodbot with those ServerSettings (the API on unless said otherwise)."""
+    the moodbot with those ServerSettings (the API on unless said otherwise);
+    ``platforms=[…]`` opens those messaging-platform channels."""
     from parley.serving.http import ServerSettings, create_app
 
     opened: list[TestClient] = []
 
-    def make(**settings: Any) -> TestClient:
+    def make(platforms: Any = None, **settings: Any) -> TestClient:
         settings.setdefault("enable_api", True)
         settings.setdefault("seed", 0)
-        app = create_app(moodbot, model_file=moodbot_model, settings=ServerSettings(**settings))
+        app = create_app(moodbot, model_file=moodbot_model, settings=ServerSettings(**settings),
+                         platforms=platforms)
         client = TestClient(app, raise_server_exceptions=False)
         client.__enter__()  # runs the lifespan
         opened.append(client)

@@ -30,7 +30,7 @@ def test_parley_run_should_serve_the_model_and_stop_on_sigterm(moodbot_model, tm
 
 def test_parley_run_should_refuse_channels_it_does_not_have(tmp_path, capsys):
     credentials = tmp_path / "credentials.yml"
-    credentials.write_text("rest:\nslack:\n  slack_token: x\n")
+    credentials.write_text("rest:\nmattermost:\n  url: x\n")
     code = main(["run", "-m", str(tmp_path), "--credentials", str(credentials)])
     assert code == 1
     assert "credentials.yml:2" in capsys.readouterr().err

@@ -135,8 +135,8 @@ def test_credentials_should_name_the_channels_and_refuse_others(tmp_path):
     with pytest.warns(UserWarning, match="'rasa' section"):
         assert read_credentials(given) == {"rest": {}, "socketio": {
             "bot_message_evt": "answer", "session_persistence": True}}
-    given.write_text("rest:\ntelegram:\n  access_token: x\n")
-    with pytest.raises(SchemaError, match="'telegram' channel is not implemented"):
+    given.write_text("rest:\nmattermost:\n  url: x\n")
+    with pytest.raises(SchemaError, match="'mattermost' channel is not implemented"):
         read_credentials(given)
     given.write_text("rests:\n")
     with pytest.raises(SchemaError, match="credentials.yml:1: unknown channel 'rests'. Did you mean 'rest'"):

@@ -1,1 +1,2 @@
-"""The channels users talk through: REST and socket.io, chosen by credentials.yml."""
+"""The channels users talk through, chosen by credentials.yml: REST and socket.io, and the
+messaging platforms of :mod:`.platforms` (callback, Telegram, Slack, Facebook, Twilio)."""

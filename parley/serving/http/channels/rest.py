@@ -27,10 +27,29 @@ from parley.serving.http.errors import bad_request
 from parley.serving.http.limits import check_message_length
 from parley.serving.http.state import ServerState
 
-__all__ = ["NAME", "routes"]
+__all__ = ["NAME", "read_user_message", "routes"]
 
 NAME = "rest"
 PREFIX = "/webhooks/rest"
+
+
+async def read_user_message(request: Request, state: ServerState, channel: str) -> UserMessage:
+    """The message of a REST-shaped body (also the callback channel's); bad bodies are 400s."""
+    data = await json_object(request, '{"sender": "…", "message": "…"}')
+    text = data.get("message")
+    if text is not None and not isinstance(text, str):
+        raise bad_request(f"'message' must be a string, found {type(text).__name__}.",
+                          "message")
+    check_message_length(text, state.settings.max_message_chars, "message")
+    metadata = data.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise bad_request(f"'metadata' must be an object, found "
+                          f"{type(metadata).__name__}.", "metadata")
+    return UserMessage(
+        text=text, sender_id=optional_text(data, "sender") or DEFAULT_SENDER,
+        input_channel=optional_text(data, "input_channel") or channel,
+        output_channel=optional_text(data, "output_channel") or channel,
+        metadata=metadata, message_id=optional_text(data, "message_id"))
 
 
 def routes(state: ServerState, options: dict[str, Any]) -> list[Route]:
@@ -38,21 +57,7 @@ def routes(state: ServerState, options: dict[str, Any]) -> list[Route]:
         return JSONResponse({"status": "ok"})
 
     async def receive(request: Request) -> JSONResponse:
-        data = await json_object(request, '{"sender": "…", "message": "…"}')
-        text = data.get("message")
-        if text is not None and not isinstance(text, str):
-            raise bad_request(f"'message' must be a string, found {type(text).__name__}.",
-                              "message")
-        check_message_length(text, state.settings.max_message_chars, "message")
-        metadata = data.get("metadata")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise bad_request(f"'metadata' must be an object, found "
-                              f"{type(metadata).__name__}.", "metadata")
-        message = UserMessage(
-            text=text, sender_id=optional_text(data, "sender") or DEFAULT_SENDER,
-            input_channel=optional_text(data, "input_channel") or NAME,
-            output_channel=optional_text(data, "output_channel") or NAME,
-            metadata=metadata, message_id=optional_text(data, "message_id"))
+        message = await read_user_message(request, state, NAME)
         processor = state.require_processor()
         replies = await state.within_timeout(processor.handle_message(message))
         return JSONResponse(replies)

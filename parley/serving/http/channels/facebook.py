@@ -1,0 +1,191 @@
+"""The Facebook Messenger channel, as Rasa's ``FacebookInput`` / ``MessengerBot``.
+
+credentials.yml::
+
+    facebook:
+      verify: "my-verify-token"        # the token you gave Facebook for the webhook
+      secret: "…"                      # the app secret: requests are signed with it
+      page-access-token: "EAAB…"       # the page's token, to answer
+
+``GET /webhooks/facebook/webhook?hub.verify_token=…&hub.challenge=…`` answers the
+challenge when the token is ``verify`` (else ``failure, invalid token``). ``POST`` takes a
+webhook event only when ``X-Hub-Signature-256`` (or the older ``X-Hub-Signature``) is the
+app secret's HMAC of the body; else it answers ``not validated`` and reads nothing. The
+first messaging item is read, as Rasa reads it: a quick reply's payload, a text (not the
+page's own echo), an audio, image, video or file attachment's URL, or a postback's payload
+(a button press). The sender's id is the conversation. The page marks the message seen and
+types while the turn runs. Answers go to the Send API: text, buttons as a button template
+(more than three: the text alone, as Facebook shows none), an image attachment, a custom
+payload as the message itself (``sender.id`` picks another recipient), an attachment as
+the text ``Attachment: …``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import BaseRoute, Route
+
+from parley.runtime.processor import UserMessage
+from parley.serving.http.body import json_object
+from parley.serving.http.channels.base import PlatformChannel, health_route, run_turn
+from parley.serving.http.channels.outbound import call_platform
+from parley.serving.http.state import ServerState
+
+__all__ = ["GRAPH_API", "MAX_BUTTONS", "FacebookChannel", "incoming", "is_signed",
+           "messenger_messages"]
+
+logger = logging.getLogger(__name__)
+
+GRAPH_API = "https://graph.facebook.com/v19.0"
+MAX_BUTTONS = 3  # the button template's limit
+_DIGESTS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
+_URL_ATTACHMENTS = ("audio", "image", "video", "file")
+
+
+def is_signed(secret: str, body: bytes, header: str) -> bool:
+    """Whether ``header`` (``sha256=<hex>`` or ``sha1=<hex>``) is the HMAC of ``body``."""
+    method, _, signature = header.partition("=")
+    digest = _DIGESTS.get(method)
+    if digest is None or not signature:
+        return False
+    expected = hmac.new(secret.encode(), body, digest).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def incoming(payload: dict[str, Any]) -> tuple[str, str] | None:
+    """(sender id, text) of a webhook event's first messaging item, or None for one Rasa
+    does not take."""
+    entries = payload.get("entry")
+    entry = entries[0] if isinstance(entries, list) and entries else None
+    items = entry.get("messaging") if isinstance(entry, dict) else None
+    item = items[0] if isinstance(items, list) and items else None
+    if not isinstance(item, dict):
+        return None
+    sender = item.get("sender")
+    sender_id = sender.get("id") if isinstance(sender, dict) else None
+    text = _message_text(item)
+    if not isinstance(text, str) or not isinstance(sender_id, (str, int)) or \
+            isinstance(sender_id, bool):
+        return None
+    return str(sender_id), text
+
+
+def _message_text(item: dict[str, Any]) -> Any:
+    message, postback = item.get("message"), item.get("postback")
+    if isinstance(message, dict) and message:
+        reply = message.get("quick_reply")
+        if isinstance(reply, dict) and reply.get("payload"):
+            return reply["payload"]
+        if "text" in message and not message.get("is_echo"):
+            return message["text"]
+        attachments = message.get("attachments")
+        first = attachments[0] if isinstance(attachments, list) and attachments else None
+        if isinstance(first, dict) and first.get("type") in _URL_ATTACHMENTS and \
+                isinstance(first.get("payload"), dict):
+            return first["payload"].get("url")
+        logger.warning("facebook: a message of a kind Parley does not read was ignored.")
+        return None
+    if isinstance(postback, dict):
+        return postback.get("payload")
+    return None
+
+
+def messenger_messages(recipient: str, message: dict[str, Any]
+                       ) -> list[tuple[str, dict[str, Any]]]:
+    """(recipient, Send API ``message``) of one bot message (REST's shape)."""
+    text = message.get("text") or ""
+    buttons = message.get("buttons")
+    if isinstance(buttons, list) and len(buttons) > MAX_BUTTONS:
+        logger.warning("facebook: a message with %d buttons is sent without them; the "
+                       "button template holds at most %d.", len(buttons), MAX_BUTTONS)
+    elif isinstance(buttons, list):
+        typed = [{"type": "postback", **button} for button in buttons
+                 if isinstance(button, dict)]
+        return [(recipient, {"attachment": {"type": "template", "payload": {
+            "template_type": "button", "text": text, "buttons": typed}}})]
+    if "text" in message:
+        return [(recipient, {"text": text})]
+    if "image" in message:
+        return [(recipient, {"attachment": {"type": "image",
+                                            "payload": {"url": message["image"]}}})]
+    if "attachment" in message:
+        return [(recipient, {"text": f"Attachment: {message['attachment']}"})]
+    custom = message.get("custom")
+    if isinstance(custom, dict):
+        custom = dict(custom)
+        sender = custom.pop("sender", None)
+        other = sender.get("id") if isinstance(sender, dict) else None
+        return [(str(other) if other else recipient, custom)]
+    return []
+
+
+class FacebookChannel(PlatformChannel):
+    """Messenger's webhook in, the Send API at ``api_base`` out."""
+
+    name = "facebook"
+
+    def __init__(self, verify: str, secret: str, page_access_token: str,
+                 api_base: str = GRAPH_API) -> None:
+        self.verify = verify
+        self._secret = secret
+        self._token = page_access_token
+        self._send_url = f"{api_base.rstrip('/')}/me/messages"
+
+    @classmethod
+    def from_credentials(cls, options: dict[str, Any]) -> FacebookChannel:
+        return cls(str(options["verify"]), str(options["secret"]),
+                   str(options["page-access-token"]))
+
+    async def send(self, body: dict[str, Any], what: str) -> None:
+        answer = await call_platform(self._send_url, f"facebook {what}", json_body=body,
+                                     headers={"Authorization": f"Bearer {self._token}"})
+        if isinstance(answer, dict) and "error" in answer:
+            logger.error("facebook %s failed: %s", what, str(answer["error"])[:200])
+
+    async def sender_action(self, recipient: str, action: str) -> None:
+        await self.send({"recipient": {"id": recipient}, "sender_action": action}, action)
+
+    async def _turn(self, state: ServerState, sender: str, text: str) -> None:
+        await self.sender_action(sender, "mark_seen")
+        await self.sender_action(sender, "typing_on")
+        try:
+            replies = await run_turn(state, UserMessage(
+                text, sender, input_channel=self.name, output_channel=self.name))
+            for reply in replies:
+                for recipient, message in messenger_messages(sender, reply):
+                    await self.send({"recipient": {"id": recipient}, "message": message,
+                                     "messaging_type": "RESPONSE",
+                                     "notification_type": "REGULAR"}, "send message")
+        finally:
+            await self.sender_action(sender, "typing_off")
+
+    def routes(self, state: ServerState) -> list[BaseRoute]:
+        async def verify_token(request: Request) -> PlainTextResponse:
+            if request.query_params.get("hub.verify_token") == self.verify:
+                return PlainTextResponse(request.query_params.get("hub.challenge", ""))
+            logger.warning("facebook: a webhook verification with the wrong token was "
+                           "refused; give Facebook credentials.yml's verify.")
+            return PlainTextResponse("failure, invalid token")
+
+        async def receive(request: Request) -> PlainTextResponse:
+            body = await request.body()
+            header = (request.headers.get("X-Hub-Signature-256")
+                      or request.headers.get("X-Hub-Signature") or "")
+            if not is_signed(self._secret, body, header):
+                logger.warning("facebook: a request not signed with the app secret was "
+                               "refused (credentials.yml secret).")
+                return PlainTextResponse("not validated")
+            found = incoming(await json_object(request, "a Messenger webhook event"))
+            if found is not None:
+                await self._turn(state, *found)
+            return PlainTextResponse("success")
+
+        return [health_route(self.prefix),
+                Route(f"{self.prefix}/webhook", verify_token, methods=["GET"]),
+                Route(f"{self.prefix}/webhook", receive, methods=["POST"])]

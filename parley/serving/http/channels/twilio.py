@@ -1,0 +1,133 @@
+"""The Twilio (SMS, WhatsApp) channel, as Rasa's ``TwilioInput`` / ``TwilioOutput``.
+
+credentials.yml::
+
+    twilio:
+      account_sid: "AC…"
+      auth_token: "…"
+      twilio_number: "+15550001111"    # the number the bot sends from
+
+``POST /webhooks/twilio/webhook`` takes Twilio's form-encoded message (``From`` is the
+conversation, ``Body`` the text, with ``¡`` read as ``@``, which some carriers corrupt it
+into) and answers 204. As in Rasa, the request's ``X-Twilio-Signature`` is not checked:
+keep the URL private or check it in front of Parley. The bot's messages go to Twilio's
+Messages API: text as ``Body``, an image as ``MediaUrl``, buttons as the text followed by
+one message per button (``1: great (/mood_great)``, Rasa's default), an attachment as
+``Attachment: …``, a custom payload's keys as the API's parameters (``media_url`` →
+``MediaUrl`` …; ``to`` and ``from`` default to the conversation and ``twilio_number``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import urllib.parse
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from parley.runtime.processor import UserMessage
+from parley.serving.http.channels.base import PlatformChannel, health_route, run_turn
+from parley.serving.http.channels.outbound import call_platform
+from parley.serving.http.state import ServerState
+
+__all__ = ["TWILIO_API", "TwilioChannel", "button_text", "twilio_forms"]
+
+logger = logging.getLogger(__name__)
+
+TWILIO_API = "https://api.twilio.com/2010-04-01"
+Form = list[tuple[str, str]]  # a form may repeat a field (MediaUrl)
+
+
+def button_text(button: dict[str, Any], index: int) -> str:
+    """A button as a line of text, as Rasa's channels without buttons show it."""
+    rest = dict(button)
+    title = rest.pop("title", "")
+    payload = f" ({rest.pop('payload')})" if "payload" in rest else ""
+    details = f" - {json.dumps(rest, sort_keys=True)}" if rest else ""
+    return f"{index + 1}: {title}{payload}{details}"
+
+
+def _api_name(key: str) -> str:
+    """The Python SDK's ``media_url`` (Rasa's custom payloads use it) → the API's
+    ``MediaUrl``."""
+    return "".join(part.capitalize() for part in key.rstrip("_").split("_"))
+
+
+def twilio_forms(recipient: str, sender: str, message: dict[str, Any]) -> list[Form]:
+    """The Messages API forms that send one bot message (REST's shape)."""
+    base = [("To", recipient), ("From", sender)]
+    buttons = message.get("buttons")
+    if isinstance(buttons, list):
+        texts = [str(message.get("text") or "")] + [
+            button_text(button, index) for index, button in enumerate(buttons)
+            if isinstance(button, dict)]
+        return [[*base, ("Body", text)] for text in texts]
+    if "text" in message:
+        return [[*base, ("Body", str(message["text"]))]]
+    if "image" in message:
+        return [[*base, ("MediaUrl", str(message["image"]))]]
+    if "attachment" in message:
+        return [[*base, ("Body", f"Attachment: {message['attachment']}")]]
+    custom = message.get("custom")
+    if not isinstance(custom, dict):
+        if custom is not None:
+            logger.warning("twilio: a custom payload must be a mapping of Messages API "
+                           "parameters; a %s was not sent.", type(custom).__name__)
+        return []
+    fields = {_api_name(str(key)): value for key, value in custom.items()}
+    fields.setdefault("To", recipient)
+    if not fields.get("MediaUrl"):
+        fields.setdefault("Body", "")
+    if not fields.get("MessagingServiceSid"):
+        fields.setdefault("From", sender)
+    return [[(key, str(item)) for key, value in fields.items()
+             for item in (value if isinstance(value, list) else [value])]]
+
+
+class TwilioChannel(PlatformChannel):
+    """Twilio's message webhook in, the Messages API at ``api_base`` out."""
+
+    name = "twilio"
+
+    def __init__(self, account_sid: str, auth_token: str, twilio_number: str,
+                 api_base: str = TWILIO_API) -> None:
+        self.twilio_number = twilio_number
+        sid = urllib.parse.quote(account_sid, safe="")
+        self._messages_url = f"{api_base.rstrip('/')}/Accounts/{sid}/Messages.json"
+        pair = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
+        self._auth = {"Authorization": f"Basic {pair}"}
+
+    @classmethod
+    def from_credentials(cls, options: dict[str, Any]) -> TwilioChannel:
+        return cls(str(options["account_sid"]), str(options["auth_token"]),
+                   str(options["twilio_number"]))
+
+    async def send(self, form: Form) -> None:
+        answer = await call_platform(self._messages_url, "twilio: sending a message",
+                                     form=form, headers=self._auth)
+        if isinstance(answer, dict) and answer.get("error_code"):
+            logger.error("twilio: sending a message failed: %s",
+                         str(answer.get("error_message"))[:200])
+
+    def routes(self, state: ServerState) -> list[BaseRoute]:
+        async def receive(request: Request) -> Response:
+            form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"),
+                                         keep_blank_values=True)
+            sender, text = form.get("From", [None])[0], form.get("Body", [None])[0]
+            if sender and text is not None:
+                replies = await run_turn(state, UserMessage(
+                    text.replace("¡", "@"), sender, input_channel=self.name,
+                    output_channel=self.name))
+                for reply in replies:
+                    for message in twilio_forms(sender, self.twilio_number, reply):
+                        await self.send(message)
+            else:
+                logger.debug("twilio: a request without From and Body was ignored.")
+            return Response(status_code=204)
+
+        return [health_route(self.prefix),
+                Route(f"{self.prefix}/webhook", receive, methods=["POST"])]

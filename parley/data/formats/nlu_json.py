@@ -171,7 +171,7 @@ def _read_entity(raw: Any, line: int | None, text: str, file: str | Path | None)
     if not 0 <= start < end <= len(text):
         raise SchemaError(
             f"the entity '{name}' has start {start} and end {end}, outside the example "
-            f"'{shorten(text)}' ({len(text)} characters).", file, line,
+            f"'{shorten(text)}' ({len(text)} characters).", file, line_of(item, "start"),
             hint="start and end are character offsets into the text: 0 <= start < end <= "
             "its length, end excluded.")
     covered = text[start:end]

@@ -11,7 +11,7 @@ from parley.data.formats.json_io import parse_json
 from parley.data.formats.nlu_json import (
     is_rasa_nlu_json, nlu_from_json_content, read_nlu_json_file,
 )
-from parley.data.formats.nlu_yaml import read_nlu_file
+from parley.data.formats.nlu_yaml import read_nlu_file, read_nlu_text
 from parley.data.message import Entity, Message
 from parley.errors import ParleyWarning, SchemaError
 from tests.conftest import FIXTURES
@@ -174,3 +174,12 @@ def test_plain_dicts_from_code_should_read_too():
 
 def test_a_null_body_should_read_as_no_data():
     assert nlu_from_json_content(parse_json('{"rasa_nlu_data": null}'), "x.json").is_empty()
+
+
+def test_the_example_in_the_docs_should_be_the_same_data_in_both_formats():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "training-data.md").read_text()
+    as_json = page.split("```json\n", 1)[1].split("```", 1)[0]
+    as_yaml = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    from_json = nlu_from_json_content(parse_json(as_json, "docs"), "docs")
+    assert from_json == read_nlu_text('version: "3.1"\n' + as_yaml, "docs")
+    assert len(from_json.examples) == 2 and from_json.examples[0].entities[0].value == "New York"

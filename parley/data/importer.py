@@ -105,13 +105,15 @@ class TrainingDataImporter:
             return nlu_from_json_content(self._parsed(path), path)
         return nlu_from_content(self._parsed(path), path)
 
-    @staticmethod
-    def _not_read(notice: UnreadFile, path: Path, named: bool) -> None:
+    def _not_read(self, notice: UnreadFile, path: Path, named: set[Path]) -> None:
         """A file Parley does not read: an error when the user named it or Rasa would
-        train on it, a warning when it was merely found in a folder."""
-        if named or notice.rasa_reads_it:
+        train on it, a warning when it was found in a folder; nothing for what is not
+        training data in another project imported whole (its README)."""
+        if path in named or notice.rasa_reads_it:
             raise SchemaError(notice.message, path, hint=notice.hint)
-        warn(f"{notice.message} {notice.hint}", path)
+        if notice.training_data or not any(
+                path.is_relative_to(folder) for folder in self.imported_paths):
+            warn(f"{notice.message} {notice.hint}", path)
 
     @cached_property
     def imported_paths(self) -> list[Path]:
@@ -129,7 +131,7 @@ class TrainingDataImporter:
         named = {Path(p) for p in given if not Path(p).is_dir()}
         for path in training_files(given):
             if path.suffix == MARKDOWN_SUFFIX:
-                self._not_read(markdown_notice(path), path, path in named)
+                self._not_read(markdown_notice(path), path, named)
                 continue
             content = self._parsed(path)
             if content is None:
@@ -139,7 +141,7 @@ class TrainingDataImporter:
                 if is_rasa_nlu_json(content):
                     files.nlu.append(path)
                 else:
-                    self._not_read(json_notice(content, path), path, path in named)
+                    self._not_read(json_notice(content, path), path, named)
                 continue
             if not isinstance(content, dict):
                 raise SchemaError("a training data file must be a mapping at its top level, "

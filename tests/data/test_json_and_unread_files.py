@@ -144,3 +144,25 @@ def test_an_empty_json_file_should_be_a_warning_like_an_empty_yaml_file(tmp_path
     _, found = _load([data])
     assert [(Path(w.file).name, w.message) for w in found] == [
         ("empty.json", "the file is empty; it holds no training data.")]
+
+
+def test_an_imported_project_should_give_its_json_and_name_only_its_training_data(tmp_path):
+    """MultiProjectImporter reads whole project folders: their README and settings JSON
+    are not worth a warning, their Rasa Markdown is, and their JSON NLU data is read."""
+    root, skill = tmp_path / "root", tmp_path / "skill"
+    _project(root)
+    (skill / "data").mkdir(parents=True)
+    (skill / "README.md").write_text("# The skill\n")
+    (skill / "package.json").write_text('{"name": "skill"}')
+    (skill / "data" / "faq.json").write_text(json.dumps({"rasa_nlu_data": {"common_examples": [
+        {"text": "what is this", "intent": "faq"}]}}))
+    (skill / "data" / "old.md").write_text(MARKDOWN_NLU)
+    (root / "config.yml").write_text("importers:\n- name: MultiProjectImporter\n"
+                                     "imports:\n- ../skill\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ParleyWarning)
+        importer = TrainingDataImporter(None, root / "config.yml", [root / "data"])
+        importer.load_all()
+    found = [w.message for w in caught if isinstance(w.message, ParleyWarning)]
+    assert [Path(w.file).name for w in found] == ["old.md"]
+    assert importer.nlu_data.intents == {"book", "greet", "faq"}

@@ -7,6 +7,8 @@ those examples and nothing says why. Parley names each such file, and says how t
 it; the importer makes it a warning for a file found in a folder (Rasa goes on too) and
 an error for a file the user named outright, or for JSON that Rasa 3 would train on and
 Parley cannot (LUIS, Wit.ai, Dialogflow exports): there the two would learn different things.
+In the folders of projects imported whole (MultiProjectImporter), a README or a settings
+JSON is not worth a word; training data there still is.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ _CONVERT = ("Convert it with Rasa 2.x (Rasa 3 has no Markdown converter): "
 
 @dataclass(frozen=True)
 class UnreadFile:
-    """Why a file is not read; ``rasa_reads_it``: Rasa 3 would train on it."""
+    """Why a file is not read. ``training_data``: it holds training data (Rasa Markdown,
+    another tool's NLU export), not a README or a settings file; ``rasa_reads_it``: Rasa 3
+    would train on it."""
 
     message: str
     hint: str
+    training_data: bool = True
     rasa_reads_it: bool = False
 
 
@@ -57,7 +62,8 @@ def markdown_notice(path: Path) -> UnreadFile:
                           _CONVERT.format(part="core", path=path))
     return UnreadFile("a Markdown file is not training data and is not read.",
                       "Parley reads training data from .yml/.yaml files and Rasa NLU .json "
-                      "files; move other files out of the data folder to silence this.")
+                      "files; move other files out of the data folder to silence this.",
+                      training_data=False)
 
 
 def json_notice(content: Any, path: Path) -> UnreadFile:
@@ -72,7 +78,8 @@ def json_notice(content: Any, path: Path) -> UnreadFile:
     return UnreadFile("this JSON is not Rasa NLU data (it has no top-level 'rasa_nlu_data' "
                       "key), so it is not read.",
                       "Rasa NLU JSON is {\"rasa_nlu_data\": {\"common_examples\": [...]}}; "
-                      "move other JSON files out of the data folder to silence this.")
+                      "move other JSON files out of the data folder to silence this.",
+                      training_data=False)
 
 
 def _foreign_format(content: Any, name: str) -> str | None:

@@ -4,6 +4,9 @@
 inputs as ``train()`` in the spec. Every YAML file is parsed once; its top-level keys say
 what it holds (``nlu``/``responses`` → NLU, ``stories``/``rules`` → dialogue, test stories
 when the file name starts with ``test_``, domain keys → domain). A file may hold several.
+A ``.json`` file is NLU data in Rasa's JSON format; a ``.md`` file (Rasa 1.x/2.x Markdown)
+or other JSON is named in a warning, or an error where the user named it outright
+(:mod:`parley.data.formats.unread_files`).
 With ``importers: [{name: MultiProjectImporter}]`` the folders under config.yml's
 ``imports:`` are read the same way (:mod:`parley.data.projects`).
 """
@@ -20,10 +23,13 @@ from parley.data.config import CONFIG_TOP_KEYS, ProjectConfig, read_config
 from parley.data.domain import Domain
 from parley.data.message import Entity, Message
 from parley.data.formats.domain_yaml import DOMAIN_KEYS, domain_from_content, read_domain
+from parley.data.formats.json_io import read_json_file
+from parley.data.formats.nlu_json import is_rasa_nlu_json, nlu_from_json_content
 from parley.data.formats.nlu_yaml import nlu_from_content
-from parley.data.formats.project_files import yaml_files
+from parley.data.formats.project_files import JSON_SUFFIX, MARKDOWN_SUFFIX, training_files
 from parley.data.formats.schema import did_you_mean
 from parley.data.formats.story_yaml import StoryFile, story_file_from_content
+from parley.data.formats.unread_files import UnreadFile, json_notice, markdown_notice
 from parley.data.formats.yaml_io import read_yaml_file
 from parley.data.projects import imported_folders
 from parley.data.stories import BotStep, Story, StoryEntity
@@ -90,8 +96,24 @@ class TrainingDataImporter:
     # --- files -------------------------------------------------------------------------
     def _parsed(self, path: Path) -> Any:
         if path not in self._content:
-            self._content[path] = read_yaml_file(path)
+            read = read_json_file if path.suffix == JSON_SUFFIX else read_yaml_file
+            self._content[path] = read(path)
         return self._content[path]
+
+    def _nlu_file(self, path: Path) -> TrainingData:
+        if path.suffix == JSON_SUFFIX:
+            return nlu_from_json_content(self._parsed(path), path)
+        return nlu_from_content(self._parsed(path), path)
+
+    def _not_read(self, notice: UnreadFile, path: Path, named: set[Path]) -> None:
+        """A file Parley does not read: an error when the user named it or Rasa would
+        train on it, a warning when it was found in a folder; nothing for what is not
+        training data in another project imported whole (its README)."""
+        if path in named or notice.rasa_reads_it:
+            raise SchemaError(notice.message, path, hint=notice.hint)
+        if notice.training_data or not any(
+                path.is_relative_to(folder) for folder in self.imported_paths):
+            warn(f"{notice.message} {notice.hint}", path)
 
     @cached_property
     def imported_paths(self) -> list[Path]:
@@ -105,10 +127,21 @@ class TrainingDataImporter:
         # layout: a root with only config.yml); without, a missing path is an error.
         own = ([p for p in self.training_paths if Path(p).exists()] if self.imported_paths
                else self.training_paths)
-        for path in yaml_files([*own, *self.imported_paths]):
+        given = [*own, *self.imported_paths]
+        named = {Path(p) for p in given if not Path(p).is_dir()}
+        for path in training_files(given):
+            if path.suffix == MARKDOWN_SUFFIX:
+                self._not_read(markdown_notice(path), path, named)
+                continue
             content = self._parsed(path)
             if content is None:
                 warn("the file is empty; it holds no training data.", path)
+                continue
+            if path.suffix == JSON_SUFFIX:
+                if is_rasa_nlu_json(content):
+                    files.nlu.append(path)
+                else:
+                    self._not_read(json_notice(content, path), path, named)
                 continue
             if not isinstance(content, dict):
                 raise SchemaError("a training data file must be a mapping at its top level, "
@@ -143,7 +176,7 @@ class TrainingDataImporter:
     @cached_property
     def nlu_data(self) -> TrainingData:
         data = TrainingData()
-        parts = [nlu_from_content(self._parsed(p), p) for p in self.files.nlu]
+        parts = [self._nlu_file(p) for p in self.files.nlu]
         return data.merge(*parts).without_duplicate_examples()
 
     @property

@@ -1,4 +1,4 @@
-"""Finding a project's YAML files in the folders a user names, without losing any silently.
+"""Finding a project's data files in the folders a user names, without losing any silently.
 
 ``Path.rglob`` skips a folder it cannot list and an entry it cannot stat, so ``chmod 000
 data`` (or a folder without its x bit) validated as "passed" with 0 examples. Here a folder
@@ -7,6 +7,10 @@ folder is returned — a broken or looping link, a pipe, a device — so that re
 by name (:func:`parley.data.formats.yaml_io.read_yaml_file` refuses what is not a regular
 file). Hidden entries (``.git``, ``.parley``) are skipped; links to folders are not
 followed, as ``rglob`` does not, so a link to a parent cannot loop.
+
+Training data folders also yield ``.json`` files (Rasa's JSON NLU format) and ``.md`` files
+(Rasa 1.x/2.x Markdown, no longer read), so that the importer can read the one and name the
+other (:mod:`parley.data.formats.unread_files`); a domain folder yields YAML only, as in Rasa.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from pathlib import Path
 from parley.errors import DataError, SchemaError
 
 YAML_SUFFIXES = (".yml", ".yaml")
+JSON_SUFFIX = ".json"
+MARKDOWN_SUFFIX = ".md"
+TRAINING_SUFFIXES = (*YAML_SUFFIXES, JSON_SUFFIX, MARKDOWN_SUFFIX)
 
 
 def _unlistable(folder: Path, exc: OSError) -> DataError:
@@ -37,8 +44,9 @@ def _is_real_folder(entry: os.DirEntry[str]) -> bool:
         return False
 
 
-def yaml_files_below(folder: Path) -> list[Path]:
-    """Every ``.yml``/``.yaml`` entry below ``folder`` that is not a folder, sorted by path."""
+def yaml_files_below(folder: Path, suffixes: tuple[str, ...] = YAML_SUFFIXES) -> list[Path]:
+    """Every entry below ``folder`` with one of ``suffixes`` (``.yml``/``.yaml`` unless
+    told) that is not a folder, sorted by path."""
     found: list[Path] = []
     pending = [folder]
     while pending:
@@ -54,7 +62,7 @@ def yaml_files_below(folder: Path) -> list[Path]:
             path = Path(entry.path)
             if _is_real_folder(entry):
                 pending.append(path)
-            elif path.suffix in YAML_SUFFIXES and not _is_folder_link(path):
+            elif path.suffix in suffixes and not _is_folder_link(path):
                 found.append(path)
     return sorted(found, key=lambda p: p.relative_to(folder).parts)
 
@@ -66,13 +74,15 @@ def _is_folder_link(path: Path) -> bool:
         return False
 
 
-def yaml_files(paths: Iterable[str | Path]) -> list[Path]:
-    """The YAML files under the given files/folders, each once, in the order given."""
+def yaml_files(paths: Iterable[str | Path],
+               suffixes: tuple[str, ...] = YAML_SUFFIXES) -> list[Path]:
+    """The files under the given files/folders, each once, in the order given: in folders,
+    those with one of ``suffixes``; files given by name, whatever their suffix."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found.extend(yaml_files_below(path))
+            found.extend(yaml_files_below(path, suffixes))
         elif path.exists() or path.is_symlink():  # a file, pipe or broken link: read it by name
             found.append(path)
         else:
@@ -82,6 +92,11 @@ def yaml_files(paths: Iterable[str | Path]) -> list[Path]:
     for p in found:
         unique.setdefault(_identity(p), p)
     return list(unique.values())
+
+
+def training_files(paths: Iterable[str | Path]) -> list[Path]:
+    """:func:`yaml_files` with the ``.json`` and ``.md`` files of the folders too."""
+    return yaml_files(paths, TRAINING_SUFFIXES)
 
 
 def _identity(path: Path) -> str:

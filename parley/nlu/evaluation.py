@@ -285,8 +285,22 @@ class EntityReport:
         n_messages = len(self.successes) + len(self.errors) + self._n_empty
         return (n_messages - len(self.errors)) / n_messages if n_messages else 0.0
 
+    def confusions(self) -> dict[str, dict[str, int]]:
+        """Per gold entity type, the other types predicted on its characters, most
+        frequent first (Rasa's ``confused_with``; "no_entity" is not a confusion)."""
+        wrong: dict[str, Counter[str]] = {}
+        for gold, predicted in self.label_pairs:
+            gold_type, predicted_type = gold.split(".")[0], predicted.split(".")[0]
+            if NO_ENTITY not in (gold, predicted) and gold_type != predicted_type:
+                wrong.setdefault(gold_type, Counter())[predicted_type] += 1
+        return {g: dict(c.most_common(CONFUSIONS_SHOWN)) for g, c in wrong.items()}
+
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {name: s.as_dict() for name, s in self.types.items()}
+        """Rasa's ``<extractor>_report.json`` shape (per type, with ``confused_with``),
+        and the exact-match counts in ``micro avg``."""
+        confusions = self.confusions()
+        out: dict[str, Any] = {name: {**s.as_dict(), "confused_with": confusions.get(name, {})}
+                               for name, s in self.types.items()}
         out["micro avg"] = {"precision": self.precision, "recall": self.recall,
                             "f1-score": self.f1, "support": self.n_gold,
                             "predicted": self.n_predicted, "correct": self.n_correct}

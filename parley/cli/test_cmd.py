@@ -22,6 +22,8 @@ DEFAULT_MODELS = "models"
 # parley.evaluation.cross_validation's, held equal by a test as DEFAULT_RESULTS is.
 DEFAULT_FOLDS = 5
 DEFAULT_SEED = 0
+DEFAULT_RUNS = 3  # parley.evaluation.comparison's
+DEFAULT_PERCENTAGES = (0, 25, 50, 75)
 
 
 def find_test_data(given: Any) -> Any:
@@ -78,8 +80,9 @@ def _nlu(parser: argparse.ArgumentParser, suppress: bool) -> None:
                              "--cross-validation: the data to split (default: data/).")
     parser.add_argument("-c", "--config", nargs="+", default=default(None), metavar="CONFIG",
                         help="With --cross-validation: the config to train on each fold "
-                             "(default: config.yml). Without it -c has no use (the model is "
-                             "tested as trained) and is refused.")
+                             "(default: config.yml). Several configs (or a folder of them): "
+                             "compare them, each trained on shrinking parts of the data. One "
+                             "config without --cross-validation has no use and is refused.")
     parser.add_argument("--cross-validation", action="store_true", default=default(False),
                         help="Cross-validate the NLU part: train the config on all folds but "
                              "one and test on that one, for each fold; no model is loaded.")
@@ -87,12 +90,19 @@ def _nlu(parser: argparse.ArgumentParser, suppress: bool) -> None:
                         help="Number of folds of --cross-validation (default: "
                              f"{DEFAULT_FOLDS}).")
     parser.add_argument("--seed", type=int, default=default(None),
-                        help="Seed of the --cross-validation split (default: "
-                             f"{DEFAULT_SEED}; the same seed gives the same folds).")
+                        help="Seed of the --cross-validation folds or the comparison's splits "
+                             f"(default: {DEFAULT_SEED}; the same seed, the same splits).")
     parser.add_argument("-d", "--domain", default=default(None),
-                        help="With --cross-validation: the domain whose retrieval responses "
-                             "the folds' ResponseSelector learns (default: domain.yml if "
-                             "there is one).")
+                        help="With --cross-validation or several configs: the domain whose "
+                             "retrieval responses the ResponseSelector learns (default: "
+                             "domain.yml if there is one).")
+    parser.add_argument("-r", "--runs", type=int, default=default(None),
+                        help="Comparing configs: how many train/test splits (default: "
+                             f"{DEFAULT_RUNS}).")
+    parser.add_argument("-p", "--percentages", type=int, nargs="+", default=default(None),
+                        metavar="PERCENT",
+                        help="Comparing configs: the shares of the training data to leave out "
+                             f"(default: {' '.join(map(str, DEFAULT_PERCENTAGES))}).")
 
 
 def register(commands: Any) -> None:
@@ -180,26 +190,44 @@ def _model(args: argparse.Namespace) -> str:
     return args.model if args.model is not None else DEFAULT_MODELS
 
 
-def _cross_validating(args: argparse.Namespace) -> bool:
-    """Whether the NLU part cross-validates. The options that have a use only there are
-    refused without it (Rasa ignores them silently: a model is tested and the config
-    named is not)."""
+MODEL, CROSS_VALIDATION, COMPARISON = "model", "cross-validation", "comparison"
+# The options each way of running the NLU part uses (with the argparse dest).
+MODE_OPTIONS = {
+    MODEL: {},
+    CROSS_VALIDATION: {"-c/--config": "config", "-d/--domain": "domain", "--seed": "seed",
+                       "-f/--folds": "folds"},
+    COMPARISON: {"-c/--config": "config", "-d/--domain": "domain", "--seed": "seed",
+                 "-r/--runs": "runs", "-p/--percentages": "percentages"},
+}
+WHAT_NOT = {MODEL: "without --cross-validation or several configs the trained model "
+                   "(--model) is tested as it is",
+            CROSS_VALIDATION: "--cross-validation does not use it",
+            COMPARISON: "comparing configs does not use it"}
+
+
+def _nlu_mode(args: argparse.Namespace) -> str:
+    """How the NLU part runs: test the model, cross-validate one config, or compare
+    several. An option of another mode is refused (Rasa ignores it silently: a model is
+    tested and the config named is not)."""
     configs = args.config or []
-    if len(configs) > 1 or any(Path(c).is_dir() for c in configs):
-        raise DataError(f"-c {' '.join(configs)}: comparing several configs (Rasa's "
-                        "comparison mode, each trained on shrinking parts of the data) is "
-                        "not in Parley.",
-                        hint="Cross-validate one config at a time: parley test nlu "
-                             "--cross-validation -c CONFIG.")
-    if args.cross_validation:
-        return True
-    for flag, value in (("-c/--config", args.config), ("-f/--folds", args.folds),
-                        ("--seed", args.seed), ("-d/--domain", args.domain)):
-        if value is not None:
-            raise DataError(f"{flag} is used by --cross-validation only; without it the "
-                            "trained model (--model) is tested as it is.",
-                            hint=f"Add --cross-validation, or leave out {flag}.")
-    return False
+    comparing = len(configs) > 1 or any(Path(c).is_dir() for c in configs)
+    if comparing and args.cross_validation:
+        raise DataError(f"--cross-validation takes one config, not -c {' '.join(configs)}.",
+                        hint="Drop --cross-validation to compare the configs, or pass one.")
+    mode = COMPARISON if comparing else CROSS_VALIDATION if args.cross_validation else MODEL
+    for other in (CROSS_VALIDATION, COMPARISON):
+        for flag, dest in MODE_OPTIONS[other].items():
+            if flag in MODE_OPTIONS[mode] or getattr(args, dest) is None:
+                continue
+            where = ("--cross-validation" if other == CROSS_VALIDATION
+                     else "comparing several configs (-c a.yml b.yml)")
+            if flag in MODE_OPTIONS[CROSS_VALIDATION] and flag in MODE_OPTIONS[COMPARISON]:
+                where = "--cross-validation or comparing several configs"
+            hint = ("Add --cross-validation, or leave out " if mode == MODEL
+                    and flag in MODE_OPTIONS[CROSS_VALIDATION] else "Leave out ")
+            raise DataError(f"{flag} is used by {where} only; {WHAT_NOT[mode]}.",
+                            hint=f"{hint}{flag}.")
+    return mode
 
 
 def _print_fold(number: int, total: int, n_train: int, n_test: int) -> None:
@@ -223,12 +251,33 @@ def _cross_validate(args: argparse.Namespace) -> None:
     print(result.report.summary())
 
 
-def run_test_nlu(args: argparse.Namespace) -> int:
-    if _cross_validating(args):
-        if args.model is not None:
-            print(f"note: --model {args.model} is not used: --cross-validation trains a "
-                  "model per fold.")
+def _compare(args: argparse.Namespace) -> None:
+    from parley.evaluation.comparison import run_comparison
+
+    paths, comparison = run_comparison(
+        args.config, args.nlu, args.out,
+        runs=args.runs if args.runs is not None else DEFAULT_RUNS,
+        percentages=args.percentages or list(DEFAULT_PERCENTAGES),
+        seed=args.seed if args.seed is not None else DEFAULT_SEED, domain=args.domain,
+        plot=not args.no_plot, on_step=lambda line: print(line, flush=True))
+    print(f"Compared {len(comparison.f1)} configs on the NLU data of {' '.join(paths)}")
+    print(comparison.summary())
+
+
+def _train_and_test_nlu(args: argparse.Namespace, mode: str, model_used: bool) -> None:
+    """The NLU part when it trains its own models (cross-validation or comparison)."""
+    if args.model is not None and not model_used:
+        print(f"note: --model {args.model} is not used: the {mode} trains its own models.")
+    if mode == CROSS_VALIDATION:
         _cross_validate(args)
+    else:
+        _compare(args)
+
+
+def run_test_nlu(args: argparse.Namespace) -> int:
+    mode = _nlu_mode(args)
+    if mode != MODEL:
+        _train_and_test_nlu(args, mode, model_used=False)
         _plots_note(args)
         print(f"Reports are in {args.out}/")
         return 0
@@ -245,9 +294,9 @@ def run_test_nlu(args: argparse.Namespace) -> int:
 def run_test_both(args: argparse.Namespace) -> int:
     from parley.evaluation.run import run_core_part, run_tests
 
-    cross_validating = _cross_validating(args)
-    if cross_validating:
-        # The core part still tests the model; the NLU part trains its own per fold.
+    mode = _nlu_mode(args)
+    if mode != MODEL:
+        # The core part still tests the model; the NLU part trains its own.
         run = run_core_part(_model(args), args.stories, args.out,
                             model_named=args.model is not None, **_core_options(args))
     else:
@@ -261,7 +310,7 @@ def run_test_both(args: argparse.Namespace) -> int:
         code = _report_core(run, args)
     if run.nlu is not None:
         _report_nlu(run, args)
-    if cross_validating:
-        _cross_validate(args)
+    if mode != MODEL:
+        _train_and_test_nlu(args, mode, model_used=True)
     print(f"Reports are in {args.out}/")
     return code

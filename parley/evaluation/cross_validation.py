@@ -35,7 +35,7 @@ from parley.errors import DataError, warn
 from parley.nlu.evaluation import NLUReport, entity_extractors, evaluate_nlu, evaluate_parses
 
 __all__ = ["CrossValidation", "FoldScores", "cross_validate", "run_cross_validation",
-           "stratified_folds"]
+           "stratified_folds", "train_agent"]
 
 DEFAULT_CONFIG = "config.yml"
 DEFAULT_DOMAIN = "domain.yml"
@@ -168,14 +168,29 @@ def _fold_data(data: TrainingData, examples: list[Message]) -> TrainingData:
     return replace(data, examples=examples)
 
 
-def cross_validate(config: str | Path, data: TrainingData, n_folds: int = DEFAULT_FOLDS, *,
-                   seed: int = DEFAULT_SEED, domain: str | Path | None = None,
-                   on_fold: OnFold | None = None) -> CrossValidation:
-    """Train ``config`` on each fold's complement of ``data`` and test on the fold."""
+def train_agent(config: str | Path, data: TrainingData, folder: Path,
+                domain: str | Path | None = None) -> Any:
+    """Train an NLU model of ``config`` on ``data`` with the training API, in ``folder``
+    (written as nlu.yml, the model under models/; the caller removes the folder), and load
+    it."""
     from parley.data.formats.nlu_yaml import write_nlu_file
     from parley.model_training import train_nlu
     from parley.serving.agent import load
 
+    folder.mkdir(parents=True)
+    write_nlu_file(data, folder / "nlu.yml")
+    model = train_nlu(str(config), str(folder / "nlu.yml"), str(folder / "models"),
+                      fixed_model_name="model", domain=str(domain) if domain is not None else None)
+    if model is None:
+        raise DataError(f"{config}: training produced no NLU model.",
+                        hint="Check that the config has an NLU pipeline.")
+    return load(model)
+
+
+def cross_validate(config: str | Path, data: TrainingData, n_folds: int = DEFAULT_FOLDS, *,
+                   seed: int = DEFAULT_SEED, domain: str | Path | None = None,
+                   on_fold: OnFold | None = None) -> CrossValidation:
+    """Train ``config`` on each fold's complement of ``data`` and test on the fold."""
     examples = data.intent_examples
     if not examples:
         raise DataError("no NLU examples with an intent to cross-validate on.",
@@ -194,20 +209,16 @@ def cross_validate(config: str | Path, data: TrainingData, n_folds: int = DEFAUL
             test = [examples[i] for i in fold]
             if on_fold is not None:
                 on_fold(number, n_folds, len(train), len(test))
-            folder = Path(work) / f"fold_{number}"
-            folder.mkdir()
-            write_nlu_file(_fold_data(data, train), folder / "nlu.yml")
-            model = train_nlu(str(config), str(folder / "nlu.yml"), str(folder / "models"),
-                              fixed_model_name="model",
-                              domain=str(domain) if domain is not None else None)
-            if model is None:
-                raise DataError(f"fold {number}: training produced no NLU model.",
-                                hint="Check that the config has an NLU pipeline.")
-            agent = load(model)
+            agent = train_agent(config, _fold_data(data, train), Path(work) / f"fold_{number}",
+                                domain)
             extractors = extractors or entity_extractors(agent.nlu_components)
-            train_scores.append(FoldScores.of(evaluate_nlu(agent, train, extractors=extractors)))
             recorded: list[dict[str, Any]] = []
-            report = evaluate_nlu(_recording(agent, recorded), test, extractors=extractors)
+            try:
+                train_scores.append(FoldScores.of(evaluate_nlu(agent, train,
+                                                               extractors=extractors)))
+                report = evaluate_nlu(_recording(agent, recorded), test, extractors=extractors)
+            finally:
+                agent.close()
             test_scores.append(FoldScores.of(report))
             tested.extend(test)
             parses_of.extend(recorded)

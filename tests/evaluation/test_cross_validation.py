@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -14,7 +15,8 @@ import pytest
 
 from parley.cli import test_cmd
 from parley.cli.main import main
-from parley.evaluation import cross_validation
+from parley.evaluation import comparison, cross_validation
+from parley.evaluation.comparison import stratified_split
 from parley.evaluation.cross_validation import stratified_folds
 from tests.conftest import FIXTURES, SHARED_DATA, needs_shared_data
 
@@ -64,9 +66,11 @@ def test_folds_should_refuse_fewer_than_two_or_more_than_the_examples():
         stratified_folds(["a", "b"], 3)
 
 
-def test_cli_defaults_should_be_the_cross_validations():
+def test_cli_defaults_should_be_the_evaluations():
     assert test_cmd.DEFAULT_FOLDS == cross_validation.DEFAULT_FOLDS
     assert test_cmd.DEFAULT_SEED == cross_validation.DEFAULT_SEED
+    assert test_cmd.DEFAULT_RUNS == comparison.DEFAULT_RUNS
+    assert test_cmd.DEFAULT_PERCENTAGES == comparison.DEFAULT_PERCENTAGES
 
 
 # --- a whole run ------------------------------------------------------------------------
@@ -139,17 +143,21 @@ def test_cross_validation_should_score_each_extractor_and_the_responses(tmp_path
 def test_config_without_cross_validation_should_be_refused_not_ignored(tiny, capsys):
     assert main(["test", "nlu", "-c", "config.yml"]) == 1
     err = capsys.readouterr().err
-    assert "-c/--config is used by --cross-validation only" in err
+    assert "-c/--config is used by --cross-validation or comparing several configs" in err
     assert main(["test", "-c", "config.yml"]) == 1  # both parts: the same
     assert "Add --cross-validation" in capsys.readouterr().err
     assert main(["test", "nlu", "--folds", "3"]) == 1
     assert "-f/--folds is used by --cross-validation only" in capsys.readouterr().err
 
 
-def test_several_configs_should_be_a_clear_error(tiny, capsys):
+def test_cross_validation_of_several_configs_should_be_a_clear_error(tiny, capsys):
     shutil.copy("config.yml", "other.yml")
-    assert main(["test", "nlu", "-c", "config.yml", "other.yml"]) == 1
-    assert "comparing several configs" in capsys.readouterr().err
+    assert main(["test", "nlu", "--cross-validation", "-c", "config.yml", "other.yml"]) == 1
+    assert "--cross-validation takes one config" in capsys.readouterr().err
+    assert main(["test", "nlu", "-c", "config.yml", "other.yml", "-f", "2"]) == 1
+    assert "-f/--folds is used by --cross-validation only" in capsys.readouterr().err
+    assert main(["test", "nlu", "--cross-validation", "--runs", "2"]) == 1
+    assert "-r/--runs is used by comparing several configs" in capsys.readouterr().err
 
 
 def test_missing_config_should_name_it(tiny, capsys):
@@ -174,6 +182,78 @@ def test_test_with_config_should_test_core_and_cross_validate_nlu(tiny, capsys):
 def test_test_with_cross_validation_should_still_fail_on_a_named_missing_model(tiny, capsys):
     assert main(["test", "--cross-validation", "--model", "nowhere"]) == 1
     assert "the model nowhere does not exist" in capsys.readouterr().err
+
+
+# --- comparing configs ------------------------------------------------------------------
+def test_split_should_keep_int_count_times_share_of_each_label():
+    labels = ["a"] * 6 + ["b"] * 5
+    kept, left = stratified_split(labels, 0.8, np.random.default_rng(0))
+    assert sorted(kept + left) == list(range(11))
+    assert Counter(labels[i] for i in kept) == {"a": 4, "b": 4}  # int(6 * .8), int(5 * .8)
+
+
+def _keyword_config() -> None:
+    Path("keyword.yml").write_text(Path("config.yml").read_text().replace(
+        "LogisticRegressionClassifier", "KeywordIntentClassifier"), encoding="utf-8")
+
+
+def test_comparing_configs_should_write_rasas_results_and_per_run_reports(tiny, capsys):
+    _keyword_config()
+    assert main(["test", "nlu", "-c", "config.yml", "keyword.yml", "-r", "2",
+                 "-p", "0", "50", "--out", "compare"]) == 0
+    out = capsys.readouterr().out
+    assert "Beginning comparison run 2/2" in out
+    assert "Evaluating configuration 'keyword' with 50%_exclusion training data." in out
+    compare = tiny / "compare"
+    results = read(compare / "results.json")
+    assert set(results) == {"config", "keyword"}
+    assert all(len(runs) == 2 and all(len(r) == 2 for r in runs) for runs in results.values())
+    # 80 % of each intent's 6 examples is kept for training: 4 × 3 intents, then half that.
+    from parley.data.formats.nlu_yaml import read_nlu_file
+
+    for percentage, size in ((0, 12), (50, 6)):
+        train = read_nlu_file(compare / "run_1" / f"{percentage}%_exclusion" / "train" /
+                              "train.yml")
+        assert len(train.examples) == size
+    assert len(read_nlu_file(compare / "run_1" / "test.yml").examples) == 6
+    # results.json holds the weighted F1 of each step's own intent report
+    report = read(compare / "run_2" / "50%_exclusion" / "config_report" / "intent_report.json")
+    assert results["config"][1][1] == pytest.approx(report["weighted avg"]["f1-score"])
+    if importlib.util.find_spec("matplotlib"):
+        assert (compare / "nlu_model_comparison_graph.pdf").read_bytes()[:4] == b"%PDF"
+    assert not list((tiny.parent / "tmp").iterdir())  # no model left behind
+
+
+def test_comparing_should_be_deterministic_for_a_seed(tiny):
+    _keyword_config()
+    argv = ["test", "nlu", "-c", "config.yml", "keyword.yml", "-r", "1", "-p", "25",
+            "--no-plot", "--seed", "3"]
+    assert main([*argv, "--out", "a"]) == 0 and main([*argv, "--out", "b"]) == 0
+    assert (tiny / "a" / "results.json").read_text() == (tiny / "b" / "results.json").read_text()
+    assert (tiny / "a" / "run_1" / "test.yml").read_text() == \
+        (tiny / "b" / "run_1" / "test.yml").read_text()
+
+
+def test_a_config_that_fails_should_score_zero_with_a_warning(tiny, capsys):
+    Path("broken.yml").write_text(Path("config.yml").read_text().replace(
+        "LogisticRegressionClassifier", "NoSuchClassifier"), encoding="utf-8")
+    assert main(["test", "nlu", "-c", "config.yml", "broken.yml", "-r", "1", "-p", "0",
+                 "--no-plot"]) == 0
+    err = capsys.readouterr().err
+    assert "broken.yml: warning: training 'broken' with 0% left out failed" in err
+    assert "Unknown NLU component 'NoSuchClassifier'" in err
+    results = read(tiny / "results" / "results.json")
+    assert results["broken"] == [[0.0]] and results["config"][0][0] > 0.0
+
+
+def test_comparing_should_refuse_bad_percentages_and_a_lone_config_in_a_folder(tiny, capsys):
+    _keyword_config()
+    assert main(["test", "nlu", "-c", "config.yml", "keyword.yml", "-p", "100"]) == 1
+    assert "each must be from 0 to 99" in capsys.readouterr().err
+    Path("configs").mkdir()
+    shutil.copy("config.yml", "configs/only.yml")
+    assert main(["test", "nlu", "-c", "configs"]) == 1
+    assert "comparing configs needs at least two" in capsys.readouterr().err
 
 
 @needs_shared_data

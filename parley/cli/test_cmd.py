@@ -39,7 +39,8 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
 
     parser.add_argument("-m", "--model", default=default(None),
                         help="Model archive, or a folder to take the newest from (default: "
-                             "models). Not used by --cross-validation, which trains its own.")
+                             "models). Not used by the NLU part of --cross-validation or of "
+                             "a comparison of configs, which train their own.")
     parser.add_argument("--out", default=default(DEFAULT_RESULTS),
                         help=f"Folder for the reports (default: {DEFAULT_RESULTS}).")
     parser.add_argument("--no-errors", action="store_true", default=default(False),
@@ -130,7 +131,8 @@ def register(commands: Any) -> None:
                     "accuracy and F1, exact-match entity F1 (per entity extractor) and "
                     "response selection accuracy; write the reports as JSON into --out. With "
                     "--cross-validation, train the config (-c) on k-1 folds of the NLU data "
-                    "and test on the k-th instead, for each fold.")
+                    "and test on the k-th instead, for each fold; with several configs "
+                    "(-c a.yml b.yml), compare them trained on shrinking parts of the data.")
     _common(nlu, True)
     _nlu(nlu, True)
     nlu.set_defaults(handler=run_test_nlu)

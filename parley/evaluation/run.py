@@ -18,9 +18,8 @@ from parley.data.stories import Story
 from parley.errors import DataError, warn
 from parley.evaluation.core import CoreReport, evaluate_core
 
-__all__ = ["TestRun", "find_nlu_test_data", "find_test_stories", "load_nlu_data", "run_core_part",
-           "run_core_test",
-           "run_nlu_test", "run_tests"]
+__all__ = ["TestRun", "find_nlu_test_data", "find_test_stories", "load_nlu_data",
+           "run_core_part", "run_core_test", "run_nlu_test", "run_tests"]
 
 DEFAULT_RESULTS = "results"
 TEST_FOLDERS = ("tests", "test")
@@ -185,7 +184,7 @@ def run_core_part(model: str | Path = "models", stories: Sequence[str] | None = 
                   out: str | Path | None = DEFAULT_RESULTS, *, model_named: bool = True,
                   **options: Any) -> TestRun:
     """``rasa test``'s core part alone, for when its NLU part trains its own models
-    (``--cross-validation``): skipped, with the reason, when there is no model (unless
+    (``--cross-validation``, several configs): skipped, with the reason, when there is no model (unless
     ``model_named``: a model asked for must be there), no Core part or no test stories."""
     from parley.errors import ModelArchiveError
 

@@ -86,7 +86,7 @@ def _nlu(parser: argparse.ArgumentParser, suppress: bool) -> None:
                              "config without --cross-validation has no use and is refused.")
     parser.add_argument("--cross-validation", action="store_true", default=default(False),
                         help="Cross-validate the NLU part: train the config on all folds but "
-                             "one and test on that one, for each fold; no model is loaded.")
+                             "one and test on that one, for each fold (the NLU part loads no model).")
     parser.add_argument("-f", "--folds", type=int, default=default(None),
                         help="Number of folds of --cross-validation (default: "
                              f"{DEFAULT_FOLDS}).")

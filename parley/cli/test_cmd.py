@@ -11,11 +11,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from parley.errors import DataError
+
 __all__ = ["find_test_data", "register"]
 
 # parley.evaluation.run's (a test holds them equal): the evaluation is imported only when a
 # test runs, not by every command (~0.1 s of each `parley train`).
 DEFAULT_RESULTS = "results"
+DEFAULT_MODELS = "models"
+# parley.evaluation.cross_validation's, held equal by a test as DEFAULT_RESULTS is.
+DEFAULT_FOLDS = 5
+DEFAULT_SEED = 0
+DEFAULT_RUNS = 3  # parley.evaluation.comparison's
+DEFAULT_PERCENTAGES = (0, 25, 50, 75)
 
 
 def find_test_data(given: Any) -> Any:
@@ -29,14 +37,20 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     def default(value: Any) -> Any:
         return argparse.SUPPRESS if suppress else value
 
-    parser.add_argument("-m", "--model", default=default("models"),
-                        help="Model archive, or a folder to take the newest from (default: models).")
+    parser.add_argument("-m", "--model", default=default(None),
+                        help="Model archive, or a folder to take the newest from (default: "
+                             "models). Not used by the NLU part of --cross-validation or of "
+                             "a comparison of configs, which train their own.")
     parser.add_argument("--out", default=default(DEFAULT_RESULTS),
                         help=f"Folder for the reports (default: {DEFAULT_RESULTS}).")
     parser.add_argument("--no-errors", action="store_true", default=default(False),
                         help="Do not write the files listing wrong predictions.")
     parser.add_argument("--no-plot", action="store_true", default=default(False),
                         help="Do not draw the confusion matrices and histograms (PNG).")
+    parser.add_argument("--successes", action="store_true", default=default(False),
+                        help="Also write the right predictions: successful_test_stories.yml, "
+                             "intent_successes.json, <extractor>_successes.json, "
+                             "response_selection_successes.json.")
 
 
 def _core(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -53,17 +67,43 @@ def _core(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("--fail-on-prediction-errors", action="store_true",
                         default=default(False),
                         help="Exit with 1 when a test story fails (for CI).")
-    parser.add_argument("--successes", action="store_true", default=default(False),
-                        help="Also write successful_test_stories.yml.")
     parser.add_argument("--no-warnings", action="store_true", default=default(False),
                         help="Do not write stories_with_warnings.yml.")
 
 
 def _nlu(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    parser.add_argument("-u", "--nlu", nargs="+", default=argparse.SUPPRESS if suppress else None,
-                        metavar="PATH",
+    def default(value: Any) -> Any:
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("-u", "--nlu", nargs="+", default=default(None), metavar="PATH",
                         help="NLU test files or folders (default: the NLU files in test/ or "
-                             "tests/; without any, data/ as Rasa does).")
+                             "tests/; without any, data/ as Rasa does). With "
+                             "--cross-validation: the data to split (default: data/).")
+    parser.add_argument("-c", "--config", nargs="+", default=default(None), metavar="CONFIG",
+                        help="With --cross-validation: the config to train on each fold "
+                             "(default: config.yml). Several configs (or a folder of them): "
+                             "compare them, each trained on shrinking parts of the data. One "
+                             "config without --cross-validation has no use and is refused.")
+    parser.add_argument("--cross-validation", action="store_true", default=default(False),
+                        help="Cross-validate the NLU part: train the config on all folds but "
+                             "one and test on that one, for each fold (the NLU part loads no model).")
+    parser.add_argument("-f", "--folds", type=int, default=default(None),
+                        help="Number of folds of --cross-validation (default: "
+                             f"{DEFAULT_FOLDS}).")
+    parser.add_argument("--seed", type=int, default=default(None),
+                        help="Seed of the --cross-validation folds or the comparison's splits "
+                             f"(default: {DEFAULT_SEED}; the same seed, the same splits).")
+    parser.add_argument("-d", "--domain", default=default(None),
+                        help="With --cross-validation or several configs: the domain whose "
+                             "retrieval responses the ResponseSelector learns (default: "
+                             "domain.yml if there is one).")
+    parser.add_argument("-r", "--runs", type=int, default=default(None),
+                        help="Comparing configs: how many train/test splits (default: "
+                             f"{DEFAULT_RUNS}).")
+    parser.add_argument("-p", "--percentages", type=int, nargs="+", default=default(None),
+                        metavar="PERCENT",
+                        help="Comparing configs: the shares of the training data to leave out "
+                             f"(default: {' '.join(map(str, DEFAULT_PERCENTAGES))}).")
 
 
 def register(commands: Any) -> None:
@@ -88,8 +128,11 @@ def register(commands: Any) -> None:
     nlu = sub.add_parser(
         "nlu", help="Score the NLU part: intents, entities, retrieval responses.",
         description="Parse every example of the NLU test data with the model and report intent "
-                    "accuracy and F1, exact-match entity F1 and response selection accuracy; "
-                    "write the reports as JSON into --out.")
+                    "accuracy and F1, exact-match entity F1 (per entity extractor) and "
+                    "response selection accuracy; write the reports as JSON into --out. With "
+                    "--cross-validation, train the config (-c) on k-1 folds of the NLU data "
+                    "and test on the k-th instead, for each fold; with several configs "
+                    "(-c a.yml b.yml), compare them trained on shrinking parts of the data.")
     _common(nlu, True)
     _nlu(nlu, True)
     nlu.set_defaults(handler=run_test_nlu)
@@ -131,7 +174,7 @@ def _report_nlu(run: Any, args: argparse.Namespace) -> None:
 def run_test_core(args: argparse.Namespace) -> int:
     from parley.evaluation.run import run_core_test
 
-    run = run_core_test(args.model, args.stories, args.out, **_core_options(args))
+    run = run_core_test(_model(args), args.stories, args.out, **_core_options(args))
     code = _report_core(run, args)
     _plots_note(args)
     print(f"Reports are in {args.out}/")
@@ -145,11 +188,105 @@ def _plots_note(args: argparse.Namespace) -> None:
         print("note: no plots written — they need matplotlib: pip install 'parley[plots]'.")
 
 
+def _model(args: argparse.Namespace) -> str:
+    return args.model if args.model is not None else DEFAULT_MODELS
+
+
+MODEL, CROSS_VALIDATION, COMPARISON = "model", "cross-validation", "comparison"
+# The options each way of running the NLU part uses (with the argparse dest).
+MODE_OPTIONS = {
+    MODEL: {},
+    CROSS_VALIDATION: {"-c/--config": "config", "-d/--domain": "domain", "--seed": "seed",
+                       "-f/--folds": "folds"},
+    COMPARISON: {"-c/--config": "config", "-d/--domain": "domain", "--seed": "seed",
+                 "-r/--runs": "runs", "-p/--percentages": "percentages"},
+}
+WHAT_NOT = {MODEL: "without --cross-validation or several configs the trained model "
+                   "(--model) is tested as it is",
+            CROSS_VALIDATION: "--cross-validation does not use it",
+            COMPARISON: "comparing configs does not use it"}
+
+
+def _nlu_mode(args: argparse.Namespace) -> str:
+    """How the NLU part runs: test the model, cross-validate one config, or compare
+    several. An option of another mode is refused (Rasa ignores it silently: a model is
+    tested and the config named is not)."""
+    configs = args.config or []
+    comparing = len(configs) > 1 or any(Path(c).is_dir() for c in configs)
+    if comparing and args.cross_validation:
+        raise DataError(f"--cross-validation takes one config, not -c {' '.join(configs)}.",
+                        hint="Drop --cross-validation to compare the configs, or pass one.")
+    mode = COMPARISON if comparing else CROSS_VALIDATION if args.cross_validation else MODEL
+    for other in (CROSS_VALIDATION, COMPARISON):
+        for flag, dest in MODE_OPTIONS[other].items():
+            if flag in MODE_OPTIONS[mode] or getattr(args, dest) is None:
+                continue
+            where = ("--cross-validation" if other == CROSS_VALIDATION
+                     else "comparing several configs (-c a.yml b.yml)")
+            if flag in MODE_OPTIONS[CROSS_VALIDATION] and flag in MODE_OPTIONS[COMPARISON]:
+                where = "--cross-validation or comparing several configs"
+            hint = ("Add --cross-validation, or leave out " if mode == MODEL
+                    and flag in MODE_OPTIONS[CROSS_VALIDATION] else "Leave out ")
+            raise DataError(f"{flag} is used by {where} only; {WHAT_NOT[mode]}.",
+                            hint=f"{hint}{flag}.")
+    return mode
+
+
+def _print_fold(number: int, total: int, n_train: int, n_test: int) -> None:
+    print(f"Fold {number}/{total}: training on {n_train} examples, testing on {n_test}",
+          flush=True)
+
+
+def _cross_validate(args: argparse.Namespace) -> None:
+    from parley.evaluation.cross_validation import run_cross_validation
+
+    paths, result = run_cross_validation(
+        args.config[0] if args.config else None, args.nlu, args.out,
+        folds=args.folds if args.folds is not None else DEFAULT_FOLDS,
+        seed=args.seed if args.seed is not None else DEFAULT_SEED, domain=args.domain,
+        errors=not args.no_errors, successes=args.successes, plot=not args.no_plot,
+        on_fold=_print_fold)
+    print(f"Cross-validated on {len(result.report.intents.gold) if result.report.intents else 0}"
+          f" NLU examples from {' '.join(paths)} (seed {result.seed})")
+    print(result.summary())
+    print("The test folds together:")
+    print(result.report.summary())
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from parley.evaluation.comparison import run_comparison
+
+    paths, comparison = run_comparison(
+        args.config, args.nlu, args.out,
+        runs=args.runs if args.runs is not None else DEFAULT_RUNS,
+        percentages=args.percentages or list(DEFAULT_PERCENTAGES),
+        seed=args.seed if args.seed is not None else DEFAULT_SEED, domain=args.domain,
+        plot=not args.no_plot, on_step=lambda line: print(line, flush=True))
+    print(f"Compared {len(comparison.f1)} configs on the NLU data of {' '.join(paths)}")
+    print(comparison.summary())
+
+
+def _train_and_test_nlu(args: argparse.Namespace, mode: str, model_used: bool) -> None:
+    """The NLU part when it trains its own models (cross-validation or comparison)."""
+    if args.model is not None and not model_used:
+        print(f"note: --model {args.model} is not used: the {mode} trains its own models.")
+    if mode == CROSS_VALIDATION:
+        _cross_validate(args)
+    else:
+        _compare(args)
+
+
 def run_test_nlu(args: argparse.Namespace) -> int:
+    mode = _nlu_mode(args)
+    if mode != MODEL:
+        _train_and_test_nlu(args, mode, model_used=False)
+        _plots_note(args)
+        print(f"Reports are in {args.out}/")
+        return 0
     from parley.evaluation.run import run_nlu_test
 
-    run = run_nlu_test(args.model, args.nlu, args.out, errors=not args.no_errors,
-                       plot=not args.no_plot)
+    run = run_nlu_test(_model(args), args.nlu, args.out, errors=not args.no_errors,
+                       successes=args.successes, plot=not args.no_plot)
     _plots_note(args)
     _report_nlu(run, args)
     print(f"Reports are in {args.out}/")
@@ -157,9 +294,16 @@ def run_test_nlu(args: argparse.Namespace) -> int:
 
 
 def run_test_both(args: argparse.Namespace) -> int:
-    from parley.evaluation.run import run_tests
+    from parley.evaluation.run import run_core_part, run_tests
 
-    run = run_tests(args.model, args.stories, args.nlu, args.out, **_core_options(args))
+    mode = _nlu_mode(args)
+    if mode != MODEL:
+        # The core part still tests the model; the NLU part trains its own.
+        run = run_core_part(_model(args), args.stories, args.out,
+                            model_named=args.model is not None, **_core_options(args))
+    else:
+        run = run_tests(_model(args), args.stories, args.nlu, args.out,
+                        **_core_options(args))
     code = 0
     _plots_note(args)
     for reason in run.skipped:
@@ -168,5 +312,7 @@ def run_test_both(args: argparse.Namespace) -> int:
         code = _report_core(run, args)
     if run.nlu is not None:
         _report_nlu(run, args)
+    if mode != MODEL:
+        _train_and_test_nlu(args, mode, model_used=True)
     print(f"Reports are in {args.out}/")
     return code

@@ -18,8 +18,8 @@ from parley.data.stories import Story
 from parley.errors import DataError, warn
 from parley.evaluation.core import CoreReport, evaluate_core
 
-__all__ = ["TestRun", "find_nlu_test_data", "find_test_stories", "run_core_test",
-           "run_nlu_test", "run_tests"]
+__all__ = ["TestRun", "find_nlu_test_data", "find_test_stories", "load_nlu_data",
+           "run_core_part", "run_core_test", "run_nlu_test", "run_tests"]
 
 DEFAULT_RESULTS = "results"
 TEST_FOLDERS = ("tests", "test")
@@ -62,6 +62,15 @@ def find_test_stories(given: Sequence[str] | None) -> tuple[list[str], list[Stor
                 return [folder], stories
     raise DataError("no test stories: there is no test_*.yml with stories in tests/ or test/.",
                     hint="Pass them with --stories, e.g. --stories tests/test_stories.yml.")
+
+
+def load_nlu_data(paths: Sequence[str], flag: str) -> Any:
+    """The NLU data of paths named on the command line with ``flag``."""
+    for path in paths:
+        if not Path(path).exists():
+            raise DataError(f"the {flag} path '{path}' does not exist.",
+                            hint=f"Pass existing NLU files or folders with {flag}.")
+    return _importer(paths).nlu_data
 
 
 def find_nlu_test_data(given: Sequence[str] | None) -> tuple[list[str], Any]:
@@ -136,49 +145,23 @@ def _warn_unknown_names(stories: Sequence[Story], domain: Any) -> None:
              "with it.", issue.file, issue.line)
 
 
-def _nlu_plots(report: Any, out: Path) -> None:
-    """Rasa's intent_confusion_matrix.png and intent_histogram.png (of the intents as
-    returned), and intent_reliability.png (the classifier's confidences against how often
-    they are right, nlu_fallback undone); nothing without matplotlib."""
-    from parley.nlu import plots
-
-    if not plots.plots_available():
-        return
-    if report.intents is not None:
-        intents = report.intents
-        plots.confusion_matrix_png(intents.gold, intents.predicted,
-                                   out / "intent_confusion_matrix.png")
-        plots.confidence_histogram_png(
-            intents.confidences, [g == p for g, p in zip(intents.gold, intents.predicted,
-                                                         strict=True)],
-            out / "intent_histogram.png")
-    if report.calibration is not None:
-        plots.reliability_png(report.calibration, out / "intent_reliability.png", "intents")
-
-
 def run_nlu_test(model: str | Path = "models", nlu: Sequence[str] | None = None,
                  out: str | Path | None = DEFAULT_RESULTS, *, errors: bool = True,
-                 plot: bool = True, agent: Any = None) -> TestRun:
+                 successes: bool = False, plot: bool = True, agent: Any = None) -> TestRun:
     """``rasa test nlu``: parse the NLU test data and write the reports (and, with
-    matplotlib, the plots) into ``out``."""
-    import json
-
-    from parley.nlu.evaluation import evaluate_nlu
+    matplotlib, the plots) into ``out``: intents, each entity extractor's, responses."""
+    from parley.evaluation.nlu_files import write_nlu_reports
+    from parley.nlu.evaluation import entity_extractors, evaluate_nlu
 
     paths, data = find_nlu_test_data(nlu)
     if not data.examples:
         raise DataError(f"{' '.join(paths)} holds no NLU examples to test on.",
                         hint="Pass files with an 'nlu:' section with --nlu.")
     archive, agent = (Path(model), agent) if agent is not None else _load(model)
-    report = evaluate_nlu(agent, data, warmup=min(3, len(data.examples)))
+    report = evaluate_nlu(agent, data, warmup=min(3, len(data.examples)),
+                          extractors=entity_extractors(agent.nlu_components))
     if out is not None:
-        folder = Path(out)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, content in report.report_files(errors=errors).items():
-            (folder / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n",
-                                       encoding="utf-8")
-        if plot:
-            _nlu_plots(report, folder)
+        write_nlu_reports(report, out, errors=errors, successes=successes, plot=plot)
     return TestRun(archive, nlu=report, nlu_paths=paths)
 
 
@@ -195,6 +178,27 @@ def _missing(find: Any, given: Sequence[str] | None) -> str | None:
             raise
         return error.message
     return None
+
+
+def run_core_part(model: str | Path = "models", stories: Sequence[str] | None = None,
+                  out: str | Path | None = DEFAULT_RESULTS, *, model_named: bool = True,
+                  **options: Any) -> TestRun:
+    """``rasa test``'s core part alone, for when its NLU part trains its own models
+    (``--cross-validation``, several configs): skipped, with the reason, when there is no model (unless
+    ``model_named``: a model asked for must be there), no Core part or no test stories."""
+    from parley.errors import ModelArchiveError
+
+    try:
+        archive, agent = _load(model)
+    except ModelArchiveError as error:
+        if model_named:
+            raise
+        return TestRun(Path(model), skipped=[f"core: {error}"])
+    if not agent.policies or agent.domain is None:
+        return TestRun(archive, skipped=["core: the model has no Core part"])
+    if (why := _missing(find_test_stories, stories)) is not None:
+        return TestRun(archive, skipped=[f"core: {why}"])
+    return run_core_test(archive, stories, out, agent=agent, **options)
 
 
 def run_tests(model: str | Path = "models", stories: Sequence[str] | None = None,
@@ -219,6 +223,7 @@ def run_tests(model: str | Path = "models", stories: Sequence[str] | None = None
         run.skipped.append(f"nlu: {why}")
     else:
         part = run_nlu_test(archive, nlu, out, errors=options.get("errors", True),
+                            successes=options.get("successes", False),
                             plot=options.get("plot", True), agent=agent)
         run.nlu, run.nlu_paths = part.nlu, part.nlu_paths
     if run.core is None and run.nlu is None:

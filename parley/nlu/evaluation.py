@@ -17,8 +17,10 @@ What is compared, following Rasa:
   labels (a label never predicted has F1 0).
 - Entities: a predicted entity is right only when start, end, type and role all match a
   gold one, each gold entity matched at most once; micro precision/recall/F1 over all
-  entities and a report per type. Entities of pretrained extractors (Duckling, spaCy) are
-  left out, as Rasa leaves them out. With no gold entities F1 is ``None``.
+  entities and a report per type, for all the predictions together and, as Rasa reports,
+  for each entity extractor's own (:func:`entity_extractors` names the pipeline's).
+  Entities of pretrained extractors (Duckling, spaCy) are left out, as Rasa leaves them
+  out. With no gold entities F1 is ``None``. (Rasa scores entities per token instead.)
 - Responses (when parse results carry ``response_selector``): for test messages with a
   retrieval intent, the gold ``faq/ask_name`` against
   ``response_selector[<retrieval intent> or "default"]["response"]["intent_response_key"]``.
@@ -34,41 +36,29 @@ from typing import Any
 
 import numpy as np
 
-from parley.data.message import Entity, Message
+from parley.data.message import Message
 from parley.data.training_data import TrainingData
+from parley.evaluation.entities import (
+    NO_ENTITY, PRETRAINED_EXTRACTORS, EntityError, EntityReport, entity_extractors,
+    entity_report,
+)
+from parley.evaluation.scores import CONFUSIONS_SHOWN, Scores
 from parley.nlu.reliability import Reliability, reliability
 
 __all__ = [
+    "NO_ENTITY", "PRETRAINED_EXTRACTORS",
     "EntityError", "EntityReport", "LabelReport", "NLUReport", "PredictionError", "Scores",
-    "accuracy", "entity_report", "evaluate_nlu", "evaluate_parses", "label_report",
-    "label_scores", "macro_f1",
+    "accuracy", "entity_extractors", "entity_report", "evaluate_nlu", "evaluate_parses",
+    "label_report", "label_scores", "macro_f1",
 ]
 
 FALLBACK_INTENT = "nlu_fallback"
 DEFAULT_SELECTOR = "default"  # the response selector trained on every retrieval intent
-# Rasa leaves these out of entity evaluation: they are not trained on the project's data.
-PRETRAINED_EXTRACTORS = frozenset({"DucklingEntityExtractor", "SpacyEntityExtractor"})
-CONFUSIONS_SHOWN = 3
 
 ParseFn = Callable[[str], dict[str, Any]]
 
 
 # --- single-label metrics ---------------------------------------------------------------
-@dataclass(frozen=True)
-class Scores:
-    """Precision, recall and F1 of one label; ``support`` = how often it is gold."""
-
-    precision: float
-    recall: float
-    f1: float
-    support: int
-
-    def as_dict(self) -> dict[str, Any]:
-        """scikit-learn's ``classification_report`` keys, as Rasa writes them."""
-        return {"precision": self.precision, "recall": self.recall, "f1-score": self.f1,
-                "support": self.support}
-
-
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, 0 where the denominator is 0 (scikit-learn's zero_division)."""
     out = np.zeros(len(numerator), dtype=float)
@@ -132,6 +122,7 @@ class LabelReport:
     gold: list[str] = field(default_factory=list, repr=False)
     predicted: list[str] = field(default_factory=list, repr=False)
     confidences: list[float | None] = field(default_factory=list, repr=False)
+    texts: list[str] = field(default_factory=list, repr=False)
 
     @property
     def weighted_f1(self) -> float:
@@ -166,6 +157,20 @@ class LabelReport:
                  f"{key}_prediction": {"name": e.predicted, "confidence": e.confidence}}
                 for e in self.errors]
 
+    @property
+    def weighted_precision(self) -> float:
+        """scikit-learn's ``precision_score(average="weighted")`` over the gold labels, the
+        "Precision" Rasa's cross-validation prints."""
+        return float(self._average(weighted=True)["precision"])
+
+    def successes_as_dicts(self, key: str) -> list[dict[str, Any]]:
+        """Rasa's ``intent_successes.json`` / ``response_selection_successes.json``: the
+        right predictions, in the errors' shape."""
+        target = "intent" if key == "intent" else f"{key}_target"
+        return [{"text": t, target: g, f"{key}_prediction": {"name": p, "confidence": c}}
+                for t, g, p, c in zip(self.texts, self.gold, self.predicted, self.confidences,
+                                      strict=True) if g == p]
+
 
 def label_report(texts: Sequence[str], gold: Sequence[str], predicted: Sequence[str],
                  confidences: Sequence[float | None]) -> LabelReport:
@@ -179,106 +184,7 @@ def label_report(texts: Sequence[str], gold: Sequence[str], predicted: Sequence[
     confusions = {g: dict(counts.most_common(CONFUSIONS_SHOWN)) for g, counts in wrong.items()}
     return LabelReport(accuracy(gold, predicted), macro_f1(gold, predicted),
                        label_scores(gold, predicted), confusions, errors, len(gold),
-                       list(gold), list(predicted), list(confidences))
-
-
-# --- entities ---------------------------------------------------------------------------
-def _entity_key(entity: Entity | dict[str, Any]) -> tuple[int, int, str, str | None]:
-    if isinstance(entity, Entity):
-        return entity.start, entity.end, entity.entity, entity.role
-    return int(entity["start"]), int(entity["end"]), str(entity["entity"]), entity.get("role")
-
-
-def _entity_dict(entity: Entity | dict[str, Any]) -> dict[str, Any]:
-    if isinstance(entity, Entity):
-        return entity.to_dict()
-    return {k: v for k, v in entity.items() if k in ("start", "end", "value", "entity", "role",
-                                                     "group", "confidence_entity", "extractor")}
-
-
-@dataclass(frozen=True)
-class EntityError:
-    """A test message whose predicted entities differ from the gold ones."""
-
-    text: str
-    gold: list[dict[str, Any]]
-    predicted: list[dict[str, Any]]
-
-
-@dataclass
-class EntityReport:
-    """Exact-match entity scores: micro over all entities and per entity type."""
-
-    n_gold: int
-    n_predicted: int
-    n_correct: int
-    types: dict[str, Scores]
-    errors: list[EntityError]
-
-    @property
-    def precision(self) -> float:
-        return self.n_correct / self.n_predicted if self.n_predicted else 0.0
-
-    @property
-    def recall(self) -> float:
-        return self.n_correct / self.n_gold if self.n_gold else 0.0
-
-    @property
-    def f1(self) -> float | None:
-        """Micro-F1; ``None`` when the test set has no gold entities to find."""
-        if not self.n_gold:
-            return None
-        return 2 * self.n_correct / (self.n_gold + self.n_predicted)
-
-    def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {name: s.as_dict() for name, s in self.types.items()}
-        out["micro avg"] = {"precision": self.precision, "recall": self.recall,
-                            "f1-score": self.f1, "support": self.n_gold,
-                            "predicted": self.n_predicted, "correct": self.n_correct}
-        scores = list(self.types.values())
-        out["macro avg"] = {
-            "precision": float(np.mean([s.precision for s in scores])) if scores else 0.0,
-            "recall": float(np.mean([s.recall for s in scores])) if scores else 0.0,
-            "f1-score": float(np.mean([s.f1 for s in scores])) if scores else 0.0,
-            "support": self.n_gold,
-        }
-        return out
-
-    def errors_as_dicts(self) -> list[dict[str, Any]]:
-        """Rasa's ``<extractor>_errors.json`` shape."""
-        return [{"text": e.text, "entities": e.gold, "predicted_entities": e.predicted}
-                for e in self.errors]
-
-
-def entity_report(texts: Sequence[str], gold: Sequence[Sequence[Entity | dict[str, Any]]],
-                  predicted: Sequence[Sequence[Entity | dict[str, Any]]]) -> EntityReport:
-    """Match each message's predictions to its gold entities (multiset, exact keys)."""
-    tp: Counter[str] = Counter()
-    n_gold: Counter[str] = Counter()
-    n_pred: Counter[str] = Counter()
-    errors = []
-    for text, gold_entities, predicted_entities in zip(texts, gold, predicted, strict=True):
-        unmatched = Counter(_entity_key(e) for e in gold_entities)
-        n_gold.update(key[2] for key in unmatched.elements())
-        all_right = True
-        for entity in predicted_entities:
-            key = _entity_key(entity)
-            n_pred[key[2]] += 1
-            if unmatched[key] > 0:
-                unmatched[key] -= 1
-                tp[key[2]] += 1
-            else:
-                all_right = False
-        if not all_right or any(unmatched.values()):
-            errors.append(EntityError(text, [_entity_dict(e) for e in gold_entities],
-                                      [_entity_dict(e) for e in predicted_entities]))
-    types = {}
-    for name in sorted(set(n_gold) | set(n_pred)):
-        precision = tp[name] / n_pred[name] if n_pred[name] else 0.0
-        recall = tp[name] / n_gold[name] if n_gold[name] else 0.0
-        f1 = 2 * tp[name] / (n_gold[name] + n_pred[name])
-        types[name] = Scores(precision, recall, f1, n_gold[name])
-    return EntityReport(sum(n_gold.values()), sum(n_pred.values()), sum(tp.values()), types, errors)
+                       list(gold), list(predicted), list(confidences), list(texts))
 
 
 # --- the whole report -------------------------------------------------------------------
@@ -298,6 +204,10 @@ class NLUReport:
     # The classifier's top intent, nlu_fallback undone, and its calibration.
     ranking: LabelReport | None = None
     calibration: Reliability | None = None
+    # One report per entity extractor of the pipeline (its own predictions against all the
+    # gold entities), as Rasa writes ``<extractor>_report.json``; ``entities`` scores them
+    # all together.
+    extractors: dict[str, EntityReport] = field(default_factory=dict)
 
     @property
     def ranking_accuracy(self) -> float | None:
@@ -357,28 +267,41 @@ class NLUReport:
             "entity_report": self.entities.as_dict(),
             "intent_errors": self.intents.errors_as_dicts("intent") if self.intents else [],
             "entity_errors": self.entities.errors_as_dicts(),
+            "entity_extractors": {name: report.as_dict()
+                                  for name, report in self.extractors.items()},
         }
         if self.responses is not None:
             out["response_selection_report"] = self.responses.as_dict()
             out["response_selection_errors"] = self.responses.errors_as_dicts("intent_response_key")
         return out
 
-    def report_files(self, errors: bool = True) -> dict[str, Any]:
-        """File name → JSON content of the reports ``rasa test nlu`` writes (Parley's names)."""
-        files: dict[str, Any] = {"entity_report.json": self.entities.as_dict()}
+    def report_files(self, errors: bool = True, successes: bool = False) -> dict[str, Any]:
+        """File name → JSON content of the reports ``rasa test nlu`` writes, by Rasa's
+        names: ``intent_*``, ``<extractor>_*`` for each entity extractor,
+        ``response_selection_*``; ``intent_calibration.json`` is Parley's."""
+        files: dict[str, Any] = {}
         if self.intents is not None:
             files["intent_report.json"] = self.intents.as_dict()
+            if errors:
+                files["intent_errors.json"] = self.intents.errors_as_dicts("intent")
+            if successes:
+                files["intent_successes.json"] = self.intents.successes_as_dicts("intent")
         if self.calibration is not None:
             files["intent_calibration.json"] = self.calibration.as_dict()
+        for name, report in self.extractors.items():
+            files[f"{name}_report.json"] = report.as_dict()
+            if errors:
+                files[f"{name}_errors.json"] = report.errors_as_dicts()
+            if successes:
+                files[f"{name}_successes.json"] = report.successes_as_dicts()
         if self.responses is not None:
+            key = "intent_response_key"
             files["response_selection_report.json"] = self.responses.as_dict()
-        if errors:
-            files["intent_errors.json"] = (self.intents.errors_as_dicts("intent")
-                                           if self.intents else [])
-            files["entity_errors.json"] = self.entities.errors_as_dicts()
-            if self.responses is not None:
-                files["response_selection_errors.json"] = self.responses.errors_as_dicts(
-                    "intent_response_key")
+            if errors:
+                files["response_selection_errors.json"] = self.responses.errors_as_dicts(key)
+            if successes:
+                files["response_selection_successes.json"] = (
+                    self.responses.successes_as_dicts(key))
         return files
 
     def summary(self) -> str:
@@ -403,6 +326,10 @@ class NLUReport:
             lines.append(f"  entities:  F1 {e.f1:.3f}, precision {e.precision:.3f}, recall "
                          f"{e.recall:.3f} ({e.n_correct} of {e.n_gold} found, "
                          f"{e.n_predicted} predicted)")
+            if len(self.extractors) > 1:
+                for name, report in self.extractors.items():
+                    lines.append(f"    {name}: F1 {report.f1 or 0.0:.3f} ({report.n_correct} "
+                                 f"found, {report.n_predicted} predicted)")
         if self.responses is not None:
             lines.append(f"  responses: accuracy {self.responses.accuracy:.3f}, macro-F1 "
                          f"{self.responses.macro_f1:.3f} ({self.responses.n_examples} messages)")
@@ -431,9 +358,32 @@ def _messages(test_data: TrainingData | Iterable[Message]) -> list[Message]:
     return list(test_data.examples if isinstance(test_data, TrainingData) else test_data)
 
 
+def _trained_entities(parse: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in parse.get("entities") or []
+            if e.get("extractor") not in PRETRAINED_EXTRACTORS]
+
+
+def _extractor_reports(messages: Sequence[Message], parses: Sequence[dict[str, Any]],
+                       extractors: Sequence[str] | None) -> dict[str, EntityReport]:
+    """Each extractor's predictions against all the gold entities, as Rasa scores each
+    extractor. Without names given, the extractors named in the predictions."""
+    if extractors is None:
+        extractors = sorted({str(e["extractor"]) for p in parses for e in _trained_entities(p)
+                             if e.get("extractor")})
+    texts = [m.text for m in messages]
+    gold = [m.entities for m in messages]
+    return {name: entity_report(texts, gold, [[e for e in _trained_entities(p)
+                                               if e.get("extractor") == name] for p in parses])
+            for name in extractors if name not in PRETRAINED_EXTRACTORS}
+
+
 def evaluate_parses(test_data: TrainingData | Iterable[Message],
-                    parses: Sequence[dict[str, Any]], parse_ms: Sequence[float] = ()) -> NLUReport:
-    """Compare each gold message with the parse result of its text (same order)."""
+                    parses: Sequence[dict[str, Any]], parse_ms: Sequence[float] = (), *,
+                    extractors: Sequence[str] | None = None) -> NLUReport:
+    """Compare each gold message with the parse result of its text (same order).
+
+    ``extractors``: the entity extractors of the pipeline, one report each (an extractor
+    that found nothing still has one); without, those the parse results name."""
     messages = _messages(test_data)
     if len(messages) != len(parses):
         raise ValueError(f"{len(messages)} test messages but {len(parses)} parse results.")
@@ -454,10 +404,8 @@ def evaluate_parses(test_data: TrainingData | Iterable[Message],
         calibration = reliability([r.get("confidence") for r in ranked],
                                   [g == (r.get("name") or "") for g, r in zip(gold, ranked,
                                                                                strict=True)])
-    entities = entity_report(
-        [m.text for m in messages], [m.entities for m in messages],
-        [[e for e in p.get("entities") or [] if e.get("extractor") not in PRETRAINED_EXTRACTORS]
-         for p in parses])
+    entities = entity_report([m.text for m in messages], [m.entities for m in messages],
+                             [_trained_entities(p) for p in parses])
     responses = None
     if any("response_selector" in p for p in parses):
         pairs = [(m, _selected_response(p, m.base_intent or ""))
@@ -468,7 +416,7 @@ def evaluate_parses(test_data: TrainingData | Iterable[Message],
                 [r.get("intent_response_key") or "" for _, r in pairs],
                 [r.get("confidence") for _, r in pairs])
     return NLUReport(len(messages), intents, entities, responses, list(parse_ms), ranking,
-                     calibration)
+                     calibration, _extractor_reports(messages, parses, extractors))
 
 
 def _intent_report(texts: list[str], gold: list[str],
@@ -478,12 +426,13 @@ def _intent_report(texts: list[str], gold: list[str],
 
 
 def evaluate_nlu(agent_or_parse_fn: Any, test_data: TrainingData | Iterable[Message], *,
-                 warmup: int = 0) -> NLUReport:
+                 warmup: int = 0, extractors: Sequence[str] | None = None) -> NLUReport:
     """Parse every test text (timing each parse) and score the results.
 
     ``agent_or_parse_fn`` is anything with a ``parse(text)`` method (an
     :class:`~parley.serving.agent.Agent`) or a function ``text -> parse dict``. ``warmup``
     untimed parses of the first texts come first, so lazy loading does not count.
+    ``extractors`` as :func:`evaluate_parses`'s.
     """
     parse: ParseFn = getattr(agent_or_parse_fn, "parse", agent_or_parse_fn)
     if not callable(parse):
@@ -497,4 +446,4 @@ def evaluate_nlu(agent_or_parse_fn: Any, test_data: TrainingData | Iterable[Mess
         result = parse(message.text)
         parse_ms.append((time.perf_counter() - start) * 1000.0)
         parses.append(result)
-    return evaluate_parses(messages, parses, parse_ms)
+    return evaluate_parses(messages, parses, parse_ms, extractors=extractors)

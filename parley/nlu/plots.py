@@ -16,8 +16,8 @@ import numpy as np
 from parley.errors import ParleyError
 from parley.nlu.reliability import Reliability
 
-__all__ = ["PlotsUnavailable", "confidence_histogram_png", "confusion_matrix_png",
-           "plots_available", "reliability_png"]
+__all__ = ["PlotsUnavailable", "comparison_graph_pdf", "confidence_histogram_png",
+           "confusion_matrix_png", "plots_available", "reliability_png"]
 
 # Beyond this many labels a confusion matrix is unreadable: the most confused are kept.
 MAX_MATRIX_LABELS = 40
@@ -130,4 +130,22 @@ def reliability_png(result: Reliability, path: Path, title: str = "") -> None:
     bottom.set_xlabel("confidence of the top intent")
     bottom.set_ylabel("share")
     bottom.set_xlim(0, 1)
+    _save(figure, path)
+
+
+def comparison_graph_pdf(sizes: Sequence[int],
+                         curves: dict[str, tuple[Sequence[float], Sequence[float]]],
+                         path: Path) -> None:
+    """Rasa's ``nlu_model_comparison_graph.pdf``: per config, the mean F1 against the
+    number of training examples, shaded one standard deviation either side."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 5))
+    x = np.asarray(sizes, dtype=float)
+    for name, (mean, std) in curves.items():
+        m, s = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+        axes.plot(x, m, marker="o", label=name)
+        axes.fill_between(x, m - s, m + s, alpha=0.2)
+    axes.set_xlabel("Number of intent examples present during training")
+    axes.set_ylabel("Label-weighted average F1 score on test set")
+    axes.legend(loc="lower right")
     _save(figure, path)

@@ -35,6 +35,14 @@ class Agent:
         self._ensemble: PolicyEnsemble | None = None
         self._text_featurizer: PipelineTextFeaturizer | None = None
 
+    def close(self) -> None:
+        """Remove the model's extracted files now, not when the agent is collected (code
+        that loads many models in turn, as cross-validation, would leave them to the
+        garbage collector, which warns)."""
+        if self._files is not None:
+            self._files.cleanup()
+            self._files = None
+
     @property
     def model_id(self) -> str:
         return str(self.metadata.get("model_id"))

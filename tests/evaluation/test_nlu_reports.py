@@ -1,0 +1,168 @@
+"""``parley test nlu`` writes Rasa's files: one set per entity extractor, and the response
+selection set, on a model with two extractors and a ResponseSelector."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from parley.cli.main import main
+from parley.data.message import Entity, Message
+from parley.nlu.evaluation import entity_extractors, evaluate_parses
+from tests.conftest import FIXTURES
+
+PROJECT = FIXTURES / "test_nlu"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture project (CRF + regex/lookup extractors, synonyms, ResponseSelector)
+    trained once into models/nlu.tar.gz."""
+    root = tmp_path_factory.mktemp("test_nlu")
+    shutil.copytree(PROJECT, root, dirs_exist_ok=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.setenv("PARLEY_CACHE_DIR", str(root / ".cache"))
+        assert main(["train", "nlu", "--fixed-model-name", "nlu"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def results(project: Path) -> Path:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        assert main(["test", "nlu", "--successes", "--out", "results"]) == 0
+    return project / "results"
+
+
+def read(path: Path) -> object:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _parses(project: Path) -> list[tuple[Message, dict]]:
+    from parley.data.importer import TrainingDataImporter
+    from parley.serving.agent import load
+
+    agent = load(project / "models" / "nlu.tar.gz")
+    data = TrainingDataImporter(None, None, [str(project / "tests")]).nlu_data
+    return [(m, agent.parse(m.text)) for m in data.examples]
+
+
+def test_each_entity_extractor_should_have_its_own_report_errors_and_successes(results):
+    for extractor in ("CRFEntityExtractor", "RegexEntityExtractor"):
+        for suffix in ("report", "errors", "successes"):
+            assert (results / f"{extractor}_{suffix}.json").is_file(), (extractor, suffix)
+    # The synonym mapper finds no entity itself: no report of its own, as in Rasa.
+    assert not list(results.glob("EntitySynonymMapper_*"))
+    assert not (results / "entity_report.json").exists()
+
+
+def test_regex_report_should_score_only_what_the_lookup_table_finds(results):
+    # The lookup table holds salami and cheese, not pineapple: 2 of the 3 test toppings,
+    # nothing spurious.
+    report = read(results / "RegexEntityExtractor_report.json")
+    assert report["topping"]["support"] == 3
+    assert report["topping"]["precision"] == 1.0
+    assert report["topping"]["recall"] == pytest.approx(2 / 3)
+    assert report["micro avg"]["predicted"] == 2 and report["micro avg"]["correct"] == 2
+    errors = read(results / "RegexEntityExtractor_errors.json")
+    assert [e["text"] for e in errors] == ["can I have a pineapple pizza"]
+    assert errors[0]["predicted_entities"] == []
+    assert errors[0]["entities"] == [{"start": 13, "end": 22, "value": "pineapple",
+                                      "entity": "topping"}]
+
+
+def test_each_report_should_count_only_its_extractors_predictions(project, results):
+    parsed = _parses(project)
+    for extractor in ("CRFEntityExtractor", "RegexEntityExtractor"):
+        mine = [e for _, p in parsed for e in p["entities"] if e.get("extractor") == extractor]
+        report = read(results / f"{extractor}_report.json")
+        assert report["micro avg"]["predicted"] == len(mine), extractor
+        successes = read(results / f"{extractor}_successes.json")
+        errors = read(results / f"{extractor}_errors.json")
+        with_entities = [m.text for m, _ in parsed if m.entities]
+        # every message with gold entities is either a success or an error of each extractor
+        assert sorted(e["text"] for e in successes + errors if e["entities"]) == \
+            sorted(with_entities)
+
+
+def test_entity_plots_should_follow_rasas_names(results):
+    pytest.importorskip("matplotlib")
+    assert (results / "CRFEntityExtractor_confusion_matrix.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert (results / "RegexEntityExtractor_confusion_matrix.png").is_file()
+    # Rasa draws the confidence histogram only for extractors that give confidences.
+    assert not (results / "RegexEntityExtractor_histogram.png").exists()
+
+
+def test_response_selection_should_write_report_errors_successes_and_plots(project, results):
+    report = read(results / "response_selection_report.json")
+    assert {"faq/ask_name", "faq/ask_hours", "accuracy", "macro avg"} <= set(report)
+    assert report["faq/ask_name"]["support"] == 2 and report["faq/ask_hours"]["support"] == 2
+    parsed = _parses(project)
+    wrong = [m.text for m, p in parsed if m.response_key and
+             p["response_selector"]["default"]["response"]["intent_response_key"] != m.intent]
+    errors = read(results / "response_selection_errors.json")
+    assert [e["text"] for e in errors] == wrong
+    successes = read(results / "response_selection_successes.json")
+    assert len(successes) + len(errors) == 4
+    for entry in successes:
+        assert entry["intent_response_key_target"] == \
+            entry["intent_response_key_prediction"]["name"]
+    pytest.importorskip("matplotlib")
+    for name in ("response_selection_confusion_matrix.png", "response_selection_histogram.png"):
+        assert (results / name).read_bytes()[:8] == PNG_SIGNATURE, name
+
+
+def test_intent_successes_should_be_written_with_successes(results):
+    successes = read(results / "intent_successes.json")
+    errors = read(results / "intent_errors.json")
+    assert len(successes) + len(errors) == 9
+    assert all(s["intent"] == s["intent_prediction"]["name"] for s in successes)
+
+
+def test_without_successes_no_successes_file_is_written(project, tmp_path, monkeypatch):
+    monkeypatch.chdir(project)
+    assert main(["test", "nlu", "--out", str(tmp_path / "r"), "--no-plot"]) == 0
+    assert not list((tmp_path / "r").glob("*_successes.json"))
+    assert (tmp_path / "r" / "CRFEntityExtractor_errors.json").is_file()
+
+
+# --- on hand-made parses ----------------------------------------------------------------
+def test_an_extractor_that_found_nothing_should_still_be_scored():
+    message = Message("pizza with ham", "order", [Entity(11, 14, "ham", "topping")])
+    parse = {"intent": {"name": "order", "confidence": 1.0}, "entities": [
+        {"start": 11, "end": 14, "value": "ham", "entity": "topping",
+         "extractor": "RegexEntityExtractor"}]}
+    report = evaluate_parses([message], [parse],
+                             extractors=["CRFEntityExtractor", "RegexEntityExtractor"])
+    assert report.extractors["RegexEntityExtractor"].f1 == 1.0
+    assert report.extractors["CRFEntityExtractor"].f1 == 0.0
+    assert report.extractors["CRFEntityExtractor"].label_pairs == [("topping", "no_entity")]
+
+
+def test_a_synonym_mapped_value_should_still_match_and_types_confused_should_be_named():
+    message = Message("one shrooms and ham pizza", "order",
+                      [Entity(4, 11, "mushroom", "topping"), Entity(16, 19, "ham", "topping")])
+    parse = {"intent": {"name": "order", "confidence": 1.0}, "entities": [
+        {"start": 4, "end": 11, "value": "mushroom", "entity": "topping",
+         "extractor": "CRFEntityExtractor", "processors": ["EntitySynonymMapper"]},
+        {"start": 16, "end": 19, "value": "ham", "entity": "size",
+         "extractor": "CRFEntityExtractor"}]}
+    report = evaluate_parses([message], [parse]).extractors["CRFEntityExtractor"]
+    assert report.n_correct == 1 and report.n_predicted == 2
+    assert report.as_dict()["topping"]["confused_with"] == {"size": 1}
+
+
+def test_entity_extractors_should_be_the_pipelines_trained_entity_finders():
+    from parley.nlu.extractors.regex import RegexEntityExtractor
+    from parley.nlu.extractors.synonyms import EntitySynonymMapper
+
+    diet = pytest.importorskip("parley.nlu.neural.diet")
+    components = [RegexEntityExtractor(), EntitySynonymMapper(),
+                  diet.DIETClassifier(entity_recognition=False, epochs=1)]
+    assert entity_extractors(components) == ["RegexEntityExtractor"]
+    assert entity_extractors([diet.DIETClassifier(epochs=1)]) == ["DIETClassifier"]

@@ -89,3 +89,105 @@ def test_test_stories_should_need_the_token_and_a_model(client):
     assert client.post("/model/test/stories", content=WRONG_STORY).status_code == 401
     assert client.delete("/model", params={"token": "t"}).status_code == 204
     assert _post(client, WRONG_STORY).status_code == 409
+
+
+NLU_TEST = """nlu:
+- intent: greet
+  examples: |
+    - hello there
+    - hi
+- intent: goodbye
+  examples: |
+    - bye bye
+    - see you later
+"""
+
+NLU_JSON = """{"rasa_nlu_data": {"common_examples": [
+  {"text": "hello there", "intent": "greet", "entities": []},
+  {"text": "see you later", "intent": "goodbye", "entities": []}]}}"""
+
+
+def _intents(client: TestClient, body: str, content_type: str = "application/x-yaml",
+             **params: str) -> Any:
+    return client.post("/model/test/intents", content=body,
+                       params={"token": "t", **params}, headers={"Content-Type": content_type})
+
+
+def test_test_intents_should_answer_rasas_nlu_evaluation(client):
+    answer = _intents(client, NLU_TEST)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert set(result) == {"intent_evaluation", "response_selection_evaluation",
+                           "entity_evaluation"}
+    intents = result["intent_evaluation"]
+    assert set(intents) == {"report", "accuracy", "f1_score", "precision", "predictions",
+                            "errors"}
+    assert len(intents["predictions"]) == 4
+    right = sum(p["intent"] == p["predicted"] for p in intents["predictions"])
+    assert intents["accuracy"] == pytest.approx(right / 4)
+    assert len(intents["errors"]) == 4 - right
+    assert intents["report"]["weighted avg"]["f1-score"] == pytest.approx(intents["f1_score"])
+    assert result["response_selection_evaluation"] is None
+    # Rasa's NLU JSON is read too
+    answer = _intents(client, NLU_JSON, "application/json")
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["intent_evaluation"]["predictions"]) == 2
+
+
+def test_test_intents_should_evaluate_another_model_and_cross_validate(client, moodbot_model):
+    answer = _intents(client, NLU_TEST, model=str(moodbot_model))
+    assert answer.status_code == 200, answer.text
+    body = NLU_TEST.replace("    - hi\n", "    - hi\n    - hey\n    - good morning\n") + \
+        "    - goodbye\n    - ciao\npipeline:\n- name: WhitespaceTokenizer\n" \
+        "- name: CountVectorsFeaturizer\n- name: LogisticRegressionClassifier\n"
+    answer = _intents(client, body, cross_validation_folds="2")
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["intent_evaluation"]["predictions"]) == 8
+
+
+@pytest.mark.parametrize("body, content_type, params, message", [
+    ("", "application/x-yaml", {}, "send NLU test data"),
+    ("nlu: [", "application/x-yaml", {}, "the NLU data is invalid"),
+    ("rules: []", "application/x-yaml", {}, "no NLU examples with an intent"),
+    ('{"x": 1}', "application/json", {}, "not Rasa's NLU JSON"),
+    (NLU_TEST, "application/x-yaml", {"cross_validation_folds": "1"}, "at least 2"),
+    (NLU_TEST, "application/x-yaml", {"cross_validation_folds": "3"}, "needs the pipeline"),
+    (NLU_JSON, "application/json", {"cross_validation_folds": "2"}, "only a YAML body"),
+    (NLU_TEST, "application/x-yaml", {"model": "no/such.tar.gz"}, "could not be loaded"),
+    (NLU_TEST, "application/x-yaml", {"callback_url": "ftp://x"}, "not an http(s) URL"),
+])
+def test_test_intents_should_refuse_bad_requests(client, body, content_type, params, message):
+    answer = _intents(client, body, content_type, **params)
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["message"]
+
+
+def test_test_intents_should_post_the_result_to_the_callback_url(client):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[Any] = []
+    done = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+            done.set()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/done"
+        answer = _intents(client, NLU_TEST, callback_url=url)
+        assert answer.status_code == 204
+        assert done.wait(60)
+        assert len(received[0]["intent_evaluation"]["predictions"]) == 4
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -64,15 +64,21 @@ class _Builder:
         # Each way through the story so far: (its last node, the labels on the way there).
         frontier: list[tuple[int, tuple[str, ...]]] = [(START, ())]
         ended = False
+        # Checkpoints in a row are alternatives (as the training generator reads them): the
+        # story reaches each of them from the steps before, and goes on from each.
+        before_checkpoints: list[tuple[int, tuple[str, ...]]] | None = None
         for position, step in enumerate(story.steps):
             ended = False
             if isinstance(step, CheckpointStep):
                 target = self.node(("checkpoint", step.name), step.name, "checkpoint")
-                if position > 0:
-                    for source, _ in frontier:
-                        self.edge(source, target)
-                frontier, ended = [(target, ())], True
+                if before_checkpoints is None:
+                    before_checkpoints = frontier if position > 0 else []
+                    frontier = []
+                for source, _ in before_checkpoints:
+                    self.edge(source, target)
+                frontier, ended = [*frontier, (target, ())], True
                 continue
+            before_checkpoints = None
             alternatives = step.alternatives if isinstance(step, OrStep) else (step,)
             frontier = [self._follow(source, history, labelled)
                         for source, history in frontier
@@ -138,7 +144,9 @@ def to_dot(graph: StoryGraph) -> str:
     """Graphviz DOT (``dot -Tsvg graph.dot``)."""
     lines = ["digraph stories {", "  rankdir=TB;", '  node [fontname="Helvetica"];']
     for node in graph.nodes:
-        lines.append(f"  {node.id} [label={json.dumps(node.label)}, {_DOT_STYLE[node.kind]}];")
+        # Graphviz reads UTF-8 but no \u escapes: the label's own characters are written.
+        label = json.dumps(node.label, ensure_ascii=False)
+        lines.append(f"  {node.id} [label={label}, {_DOT_STYLE[node.kind]}];")
     lines += [f"  {a} -> {b};" for a, b in graph.edges]
     lines.append("}")
     return "\n".join(lines) + "\n"

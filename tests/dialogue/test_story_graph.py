@@ -127,3 +127,33 @@ def test_visualize_should_draw_a_real_bot_with_its_nlu_examples(tmp_path, monkey
     assert main(["visualize", "-s", str(data), "-u", str(data), "--out", "g.dot"]) == 0
     dot = (tmp_path / "g.dot").read_text()
     assert dot.count("->") > 50 and "transfer_money_form" in dot
+
+
+def test_graph_should_read_checkpoints_in_a_row_as_alternatives():
+    # Two checkpoints in a row: the story ends at (or starts from) either, as in training
+    stories = read_stories("""stories:
+- story: asks
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - checkpoint: left
+  - checkpoint: right
+- story: goes on
+  steps:
+  - checkpoint: left
+  - checkpoint: right
+  - intent: bye
+  - action: utter_bye
+""").stories
+    edges = _edges(build_story_graph(stories))
+    assert {("utter_greet", "left"), ("utter_greet", "right"),
+            ("left", "bye"), ("right", "bye")} <= edges
+    assert ("left", "right") not in edges and ("START", "left") not in edges
+
+
+def test_dot_should_write_unicode_labels_as_themselves():
+    # Graphviz knows no \\u escapes: "\\u00e9" would be drawn as the letters u00e9
+    stories = read_stories('stories:\n- story: s\n  steps:\n  - user: "héllo ünï"\n'
+                           '  - bot: "ça va 👋"\n').stories
+    dot = to_dot(build_story_graph(stories))
+    assert '"\\"héllo ünï\\""' in dot and '"\\"ça va 👋\\""' in dot and "\\u" not in dot

@@ -11,16 +11,18 @@ continue, undo the last message, start afresh, export and quit, or quit without 
 Export writes the conversations as training stories (intents, entities, slots, loops: no
 texts) and the corrected messages as NLU examples into one YAML file (default
 ``data/interactive.yml``). A file that exists is read and added to, so that nothing of an
-earlier export is lost; the project's own files are never rewritten. New intents or actions
-cannot be made here: the model only knows the domain's (add them to domain.yml and
-retrain).
+earlier export — or of a project file named with ``--export`` — is lost; other files are
+never rewritten. A Core-only model reads only ``/intent`` messages, so for other texts the
+intent is asked. New intents or actions cannot be made here: the model only knows the
+domain's (add them to domain.yml and retrain).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
+import secrets
+import stat
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from parley.data.stories import Story, UserStep
 from parley.data.tracker import DialogueStateTracker
 from parley.data.training_data import TrainingData
 from parley.errors import DataError
+from parley.nlu.intent_message import PREFIX as INTENT_PREFIX
 from parley.runtime.actions.registry import action_for_name
 from parley.runtime.executor import ActionExecutor
 from parley.runtime.processor import MessageProcessor, UserMessage, prediction_for
@@ -113,7 +116,11 @@ class _Conversation:
         return tracker
 
     async def turn(self, tracker: DialogueStateTracker, text: str, session: Session) -> None:
-        parse = await self.processor.compute(lambda: self.agent.parse(text))
+        if self.agent.has_nlu or text.startswith(INTENT_PREFIX):
+            parse = await self.processor.compute(lambda: self.agent.parse(text))
+        else:
+            # A Core-only model reads only "/intent" messages (as Rasa's): the intent is asked.
+            parse = {"text": text, "intent": {"name": None, "confidence": 0.0}, "entities": []}
         intent = (parse.get("intent") or {}).get("name")
         entities = [Entity(int(e["start"]), int(e["end"]), e.get("value"), e["entity"],
                            e.get("role"), e.get("group"))
@@ -122,8 +129,8 @@ class _Conversation:
         shown = annotate(text, entities)
         confidence = (parse.get("intent") or {}).get("confidence") or 0.0
         self.term.say(f"Parsed: intent '{intent}' ({confidence:.2f}), message {shown}")
-        if not self.term.yes(f"Is the intent '{intent}' right for \"{text}\" and are all "
-                             "entities marked?"):
+        if intent is None or not self.term.yes(f"Is the intent '{intent}' right for \"{text}\" "
+                                               "and are all entities marked?"):
             intent = self.term.choose("Which intent is it? ", self._intents(parse))
             text, entities = self._entities(text, shown)
         session.examples.append(Message(text, intent, list(entities)))
@@ -214,19 +221,22 @@ def training_story(name: str, tracker: DialogueStateTracker) -> Story:
 
 def export(session: Session, path: str | Path) -> tuple[int, int]:
     """Add the conversations (as stories) and the examples to ``path``; the numbers of
-    stories and examples added. The file is replaced whole, never half-written."""
+    stories and examples added. The file is replaced whole, never half-written; what it held
+    (stories, rules, responses, …) stays as it was, the NLU examples merged with the new."""
     target = Path(path)
-    stories: list[Story] = []
+    content: dict[str, Any] = {}
+    names: set[str] = set()
     data = TrainingData()
     if target.exists():
-        content = read_yaml_file(target)
-        if content is not None:
-            stories = list(story_file_from_content(content, target).stories)
-            data = nlu_from_content(content, target)
-    names = {story.name for story in stories}
+        existing = read_yaml_file(target)
+        if existing is not None:
+            names = {story.name for story in story_file_from_content(existing, target).stories}
+            data = nlu_from_content(existing, target)
+            content = plain(existing)
+    stories: list[Story] = []
     added = 0
     for tracker in session.done:
-        if not any(isinstance(e, UserUttered) for e in tracker.events):
+        if not any(isinstance(e, UserUttered) for e in tracker.applied_events()):
             continue
         number = len(names) + 1
         while f"interactive_story_{number}" in names:
@@ -235,17 +245,27 @@ def export(session: Session, path: str | Path) -> tuple[int, int]:
         stories.append(training_story(f"interactive_story_{number}", tracker))
         added += 1
     known = {(m.text, m.intent) for m in data.examples}
-    new = [m for m in session.examples if (m.text, m.intent) not in known]
+    # "/intent" messages name their intent: no text to learn from (Rasa leaves them out too).
+    new = [m for m in session.examples
+           if (m.text, m.intent) not in known and not m.text.startswith(INTENT_PREFIX)]
     data = data.merge(TrainingData(examples=new)).without_duplicate_examples()
-    content = plain(parse_yaml(stories_to_yaml(stories))) if stories else {}
+    if stories:
+        written = plain(parse_yaml(stories_to_yaml(stories)))
+        content.setdefault("version", written["version"])
+        content["stories"] = [*(content.get("stories") or []), *written["stories"]]
     nlu = nlu_to_content(data)
     if "nlu" in nlu:
         content.setdefault("version", nlu["version"])
         content["nlu"] = nlu["nlu"]
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    temp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     try:
+        # A new file gets 0o666 less the umask (mkstemp's would be 0o600); one that is
+        # replaced keeps its mode.
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            if target.exists():
+                os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
             stream.write(dump_yaml(content))
         os.replace(temp, target)
     except BaseException:

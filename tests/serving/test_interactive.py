@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -114,3 +116,83 @@ def test_cli_should_train_a_model_first_when_there_is_none(tmp_path, monkeypatch
     assert "No model in models/: training one from the project first." in out
     assert any(Path("models").glob("*.tar.gz"))
     assert _steps(read_story_file("data/interactive.yml").stories[0]) == ["greet", "utter_greet"]
+
+
+def test_export_should_keep_what_the_file_held(agent, tmp_path):
+    # --export data/rules.yml: the rules, responses and stories there must survive
+    path = tmp_path / "rules.yml"
+    path.write_text("""version: "3.1"
+rules:
+- rule: say bye
+  steps:
+  - intent: goodbye
+  - action: utter_goodbye
+stories:
+- story: mine
+  steps:
+  - checkpoint: somewhere
+  - intent: greet
+  - action: utter_greet
+responses:
+  utter_chitchat/ask_name:
+  - text: I am a bot.
+nlu:
+- intent: greet
+  examples: |
+    - hello
+- synonym: cactus
+  examples: |
+    - cacti
+""")
+    path.chmod(0o640)
+    _run(agent, "hello there\ny\ny\ny\n/stop\n4\n", path)
+    found = read_story_file(path)
+    assert [r.name for r in found.rules] == ["say bye"]
+    assert [s.name for s in found.stories] == ["mine", "interactive_story_2"]
+    assert _steps(found.stories[0])[0] == "somewhere"  # the checkpoint, as written
+    data = read_nlu_file(path)
+    assert "utter_chitchat/ask_name" in data.responses and data.synonyms == {"cactus": ["cacti"]}
+    assert [m.text for m in data.examples] == ["hello", "hello there"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_a_new_export_file_should_get_the_usual_mode(agent, tmp_path):
+    path = tmp_path / "interactive.yml"
+    old = os.umask(0o022)
+    try:
+        _run(agent, "hello\ny\ny\ny\n/stop\n4\n", path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_intent_messages_should_not_become_nlu_examples(agent, tmp_path):
+    # "/greet" names its intent: a story step, but no text to learn (as in Rasa)
+    path = tmp_path / "interactive.yml"
+    _, out = _run(agent, "/greet\ny\ny\ny\n/stop\n4\n", path)
+    assert "Added 1 stories and 0 NLU examples" in out
+    assert _steps(read_story_file(path).stories[0]) == ["greet", "utter_greet"]
+    assert not read_nlu_file(path).examples
+
+
+def test_a_reverted_message_should_not_export_an_empty_story(agent, tmp_path):
+    # the fallback takes the user's message back: nothing of the conversation is left
+    path = tmp_path / "interactive.yml"
+    _, out = _run(agent, "hello\ny\nn\naction_default_fallback\ny\n/stop\n4\n", path)
+    assert "Added 0 stories" in out
+    assert not read_story_file(path).stories
+
+
+def test_a_core_only_model_should_ask_the_intent_of_a_text(tmp_path):
+    # A Core-only model cannot parse "water my fern": the intent is asked, not a crash
+    from parley.model_training import train_core
+    from parley.starter import create_starter_project
+
+    create_starter_project(tmp_path)
+    model = train_core(str(tmp_path / "domain.yml"), str(tmp_path / "config.yml"),
+                       str(tmp_path / "data"), str(tmp_path / "models"))
+    path = tmp_path / "interactive.yml"
+    _, out = _run(load(model), "hi there\ngreet\n\ny\ny\n/stop\n4\n", path)
+    assert "Which intent is it?" in out and "Added 1 stories and 1 NLU examples" in out
+    assert _steps(read_story_file(path).stories[0]) == ["greet", "utter_greet"]
+    assert [(m.text, m.intent) for m in read_nlu_file(path).examples] == [("hi there", "greet")]

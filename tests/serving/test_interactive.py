@@ -196,3 +196,15 @@ def test_a_core_only_model_should_ask_the_intent_of_a_text(tmp_path):
     assert "Which intent is it?" in out and "Added 1 stories and 1 NLU examples" in out
     assert _steps(read_story_file(path).stories[0]) == ["greet", "utter_greet"]
     assert [(m.text, m.intent) for m in read_nlu_file(path).examples] == [("hi there", "greet")]
+
+
+def test_cli_should_read_bytes_that_are_not_utf8_on_a_strict_stdin(trained, tmp_path,
+                                                                     monkeypatch, capsys):
+    # en_US.UTF-8 gives Python a strict stdin: a Latin-1 "é" must not end the session
+    stdin = io.TextIOWrapper(io.BytesIO(b"caf\xe9 hello\ny\ny\ny\n/stop\n4\n"),
+                             encoding="utf-8", errors="strict")
+    monkeypatch.setattr("sys.stdin", stdin)
+    path = tmp_path / "out.yml"
+    assert main(["interactive", "-m", str(trained), "--export", str(path)]) == 0
+    assert "Added 1 stories and 1 NLU examples" in capsys.readouterr().out
+    assert [m.text for m in read_nlu_file(path).examples] == ["caf\ufffd hello"]

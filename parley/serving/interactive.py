@@ -219,20 +219,24 @@ def training_story(name: str, tracker: DialogueStateTracker) -> Story:
     return Story(name, tuple(steps))
 
 
+def _read_export(target: Path) -> tuple[dict[str, Any], set[str], TrainingData]:
+    """What the export file holds: its content, its stories' names, its NLU data (nothing,
+    when there is no file yet); a DataError names what is wrong with it."""
+    if not target.exists() and not target.is_symlink():
+        return {}, set(), TrainingData()
+    existing = read_yaml_file(target)
+    if existing is None:
+        return {}, set(), TrainingData()
+    names = {story.name for story in story_file_from_content(existing, target).stories}
+    return plain(existing), names, nlu_from_content(existing, target)
+
+
 def export(session: Session, path: str | Path) -> tuple[int, int]:
     """Add the conversations (as stories) and the examples to ``path``; the numbers of
     stories and examples added. The file is replaced whole, never half-written; what it held
     (stories, rules, responses, …) stays as it was, the NLU examples merged with the new."""
     target = Path(path)
-    content: dict[str, Any] = {}
-    names: set[str] = set()
-    data = TrainingData()
-    if target.exists():
-        existing = read_yaml_file(target)
-        if existing is not None:
-            names = {story.name for story in story_file_from_content(existing, target).stories}
-            data = nlu_from_content(existing, target)
-            content = plain(existing)
+    content, names, data = _read_export(target)
     stories: list[Story] = []
     added = 0
     for tracker in session.done:
@@ -284,6 +288,7 @@ def run_interactive(agent: Agent, stdin: TextIO, stdout: TextIO,
     if not agent.has_core or agent.domain is None:
         raise DataError("this model has no dialogue part to learn interactively with; "
                         "train it with stories or rules.")
+    _read_export(Path(export_path))  # a file that cannot be added to fails now, not at the end
     processor = MessageProcessor(agent, executor=executor, seed=seed)
     term = _Terminal(stdin, stdout)
     conversation = _Conversation(agent, processor, term)
@@ -331,7 +336,14 @@ def run_interactive(agent: Agent, stdin: TextIO, stdout: TextIO,
                 term.say("A new conversation starts.")
             elif choice == "export":
                 session.done.append(tracker)
-                stories, examples = export(session, export_path)
+                try:
+                    stories, examples = export(session, export_path)
+                except (DataError, OSError) as error:
+                    # Changed or removed since the start: the conversations are kept, so
+                    # the file can be fixed and the export chosen again.
+                    session.done.pop()
+                    term.say(f"Could not export: {error}")
+                    continue
                 term.say(f"Added {stories} stories and {examples} NLU examples to "
                          f"{export_path}. Retrain (parley train) to learn them.")
                 return

@@ -208,3 +208,37 @@ def test_cli_should_read_bytes_that_are_not_utf8_on_a_strict_stdin(trained, tmp_
     assert main(["interactive", "-m", str(trained), "--export", str(path)]) == 0
     assert "Added 1 stories and 1 NLU examples" in capsys.readouterr().out
     assert [m.text for m in read_nlu_file(path).examples] == ["caf\ufffd hello"]
+
+
+def test_an_export_file_that_cannot_be_added_to_should_fail_before_the_talk(agent, tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("stories: [\n")
+    for path, message in ((bad, "invalid YAML"), (tmp_path, "this is a folder")):
+        out = io.StringIO()
+        with pytest.raises(DataError, match=message):
+            run_interactive(agent, io.StringIO("hello\n"), out, path)
+        assert "Your input" not in out.getvalue()  # nothing asked, nothing to lose
+
+
+def test_a_failed_export_should_keep_the_conversations(agent, tmp_path):
+    path = tmp_path / "interactive.yml"
+
+    class BreaksTheFile(io.StringIO):
+        # someone breaks the file while the menu is open; then mends it
+        menus = 0
+
+        def readline(self, *args):
+            line = super().readline(*args)
+            if line == "/stop\n":
+                self.menus += 1
+                if self.menus == 1:
+                    path.write_text("stories: [\n")
+                else:
+                    path.unlink()
+            return line
+
+    script = "hello\ny\ny\ny\n/stop\n4\n/stop\n4\n"
+    session = run_interactive(agent, BreaksTheFile(script), out := io.StringIO(), path, seed=0)
+    assert "Could not export: " in out.getvalue() and "invalid YAML" in out.getvalue()
+    assert len(session.done) == 1
+    assert _steps(read_story_file(path).stories[0]) == ["greet", "utter_greet"]

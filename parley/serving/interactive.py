@@ -121,7 +121,7 @@ class _Conversation:
         else:
             # A Core-only model reads only "/intent" messages (as Rasa's): the intent is asked.
             parse = {"text": text, "intent": {"name": None, "confidence": 0.0}, "entities": []}
-        intent = (parse.get("intent") or {}).get("name")
+        intent = parsed = (parse.get("intent") or {}).get("name")
         entities = [Entity(int(e["start"]), int(e["end"]), e.get("value"), e["entity"],
                            e.get("role"), e.get("group"))
                     for e in parse.get("entities") or []
@@ -134,7 +134,10 @@ class _Conversation:
             intent = self.term.choose("Which intent is it? ", self._intents(parse))
             text, entities = self._entities(text, shown)
         session.examples.append(Message(text, intent, list(entities)))
-        parse_data = {"text": text, "intent": {"name": intent, "confidence": 1.0},
+        # The rest of the parse stays while its intent does: a retrieval intent's response
+        # (utter_faq) is the ResponseSelector's answer in it.
+        parse_data = {**(parse if intent == parsed else {}), "text": text,
+                      "intent": {"name": intent, "confidence": 1.0},
                       "entities": [e.to_dict() for e in entities]}
         await self.processor.log_user_message(tracker, UserMessage(
             text, tracker.sender_id, CHANNEL, CHANNEL, parse_data=parse_data))

@@ -15,6 +15,7 @@ from parley.data.formats.story_yaml import read_story_file
 from parley.errors import DataError
 from parley.serving.agent import load
 from parley.serving.interactive import run_interactive
+from tests.conftest import needs_shared_data
 
 
 @pytest.fixture(scope="module")
@@ -242,3 +243,23 @@ def test_a_failed_export_should_keep_the_conversations(agent, tmp_path):
     assert "Could not export: " in out.getvalue() and "invalid YAML" in out.getvalue()
     assert len(session.done) == 1
     assert _steps(read_story_file(path).stories[0]) == ["greet", "utter_greet"]
+
+
+@pytest.fixture(scope="module")
+def retrieval_agent(tmp_path_factory):
+    from tests.runtime.conftest import RESPONSE_SELECTOR_CONFIG, train_bot_model
+
+    pytest.importorskip("torch", reason="the ResponseSelector needs the torch extra")
+    return load(train_bot_model("rasa-example-responseselectorbot",
+                                tmp_path_factory.mktemp("retrieval"), RESPONSE_SELECTOR_CONFIG))
+
+
+@needs_shared_data
+def test_a_confirmed_retrieval_intent_should_keep_its_selected_response(retrieval_agent,
+                                                                        tmp_path):
+    # utter_chitchat sends what the ResponseSelector chose: the confirmed parse must keep it
+    _, out = _run(retrieval_agent, "what is your name?\ny\ny\ny\n/stop\n5\n",
+                  tmp_path / "x.yml")
+    assert "Parsed: intent 'chitchat'" in out
+    assert "needs the ResponseSelector's output" not in out
+    assert "bot: " in out.split("utter_chitchat", 1)[1]

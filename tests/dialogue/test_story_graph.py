@@ -157,3 +157,14 @@ def test_dot_should_write_unicode_labels_as_themselves():
                            '  - bot: "ça va 👋"\n').stories
     dot = to_dot(build_story_graph(stories))
     assert '"\\"héllo ünï\\""' in dot and '"\\"ça va 👋\\""' in dot and "\\u" not in dot
+
+
+def test_visualize_should_draw_test_stories_but_not_their_rules(tmp_path, monkeypatch, capsys):
+    # a test_ file holds stories too; `-s tests/test_stories.yml` must not find "no stories"
+    (tmp_path / "test_stories.yml").write_text(STORIES + "rules:\n- rule: r\n  steps:\n"
+                                                        "  - intent: a\n  - action: utter_a\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["visualize", "-s", "test_stories.yml", "--out", "g.dot"]) == 0
+    assert "4 stories drawn as" in capsys.readouterr().out
+    dot = (tmp_path / "g.dot").read_text()
+    assert '"utter_cheer_up"' in dot and '"utter_a"' not in dot

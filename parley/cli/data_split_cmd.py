@@ -89,7 +89,7 @@ def run_split_nlu(args: argparse.Namespace) -> int:
 
 
 def run_split_stories(args: argparse.Namespace) -> int:
-    from parley.data.formats.story_yaml import is_test_stories_file
+    from parley.data.formats.story_yaml import is_test_stories_file, story_file_from_content
     from parley.data.formats.yaml_io import plain, read_yaml_file
     from parley.data.split import has_checkpoint, split_story_content
     from parley.errors import DataError
@@ -104,6 +104,7 @@ def run_split_stories(args: argparse.Namespace) -> int:
         content = read_yaml_file(path)
         if not isinstance(content, dict):
             continue
+        story_file_from_content(content, path)  # a broken story is named, not copied along
         parts = split_story_content(plain(content), args.training_fraction, rng)
         if parts is None:
             continue

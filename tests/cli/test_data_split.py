@@ -254,3 +254,12 @@ def test_split_should_write_files_with_the_usual_mode(project):
         os.umask(old)
     for path in (project / "train_test_split").iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
+
+
+def test_split_stories_should_name_a_broken_story_not_copy_it(tmp_path, monkeypatch, capsys):
+    (tmp_path / "stories.yml").write_text(
+        "stories:\n- story: a\n  steps:\n  - intent: greet\n  - acton: utter_a\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "split", "stories", "-u", "stories.yml"]) == 1
+    assert "stories.yml:5: error: unknown key 'acton'" in capsys.readouterr().err
+    assert not (tmp_path / "train_test_split" / "train_stories.yml").exists()

@@ -168,3 +168,31 @@ def test_visualize_should_draw_test_stories_but_not_their_rules(tmp_path, monkey
     assert "4 stories drawn as" in capsys.readouterr().out
     dot = (tmp_path / "g.dot").read_text()
     assert '"utter_cheer_up"' in dot and '"utter_a"' not in dot
+
+
+def _linear(*stories):
+    text = "stories:\n"
+    for number, labels in enumerate(stories):
+        text += f"- story: s{number}\n  steps:\n"
+        text += "".join(f"  - intent: {label}\n" if label.islower() else
+                        f"  - action: utter_{label.lower()}\n" for label in labels)
+    return read_stories(text).stories
+
+
+def test_graph_should_tell_steps_apart_by_all_max_history_steps_before():
+    # max_history 4: "C" after (a, B) and after (z, B) differ in the steps before: two nodes
+    graph = build_story_graph(_linear(("a", "B", "C"), ("z", "B", "C")), max_history=4)
+    assert graph.labels().count("utter_c") == 2
+    assert graph.labels().count("utter_b") == 2
+    graph = build_story_graph(_linear(("a", "B", "C"), ("z", "B", "C")), max_history=2)
+    assert graph.labels().count("utter_c") == 1
+
+
+def test_graph_should_draw_many_or_steps_without_multiplying_the_ways():
+    # 3 alternatives at each of 14 steps: 3**14 ways, but a handful of nodes
+    text = "stories:\n- story: many\n  steps:\n" + "".join(
+        f"  - or:\n    - intent: a\n    - intent: b\n    - intent: c\n"
+        f"  - action: utter_{i}\n" for i in range(14))
+    graph = build_story_graph(read_stories(text).stories, max_history=3)
+    assert graph.labels().count("utter_13") == 3  # one per alternative before it
+    assert ("utter_13", "END") in _edges(graph)

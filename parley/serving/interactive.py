@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from parley.data.events import UserUttered
+from parley.data.events import Restarted, UserUttered
 from parley.data.formats.annotations import annotate, parse_annotated_text
 from parley.data.formats.nlu_yaml import nlu_from_content, nlu_to_content
 from parley.data.formats.story_yaml import stories_to_yaml, story_file_from_content
@@ -222,6 +222,18 @@ def training_story(name: str, tracker: DialogueStateTracker) -> Story:
     return Story(name, tuple(steps))
 
 
+def _restarted_parts(tracker: DialogueStateTracker) -> list[DialogueStateTracker]:
+    """The conversation cut at each restart, as Rasa's export cuts it: what came before an
+    ``action_restart`` is a story of its own, where the restart would drop it."""
+    parts = [tracker.init_copy()]
+    for event in tracker.events:
+        if isinstance(event, Restarted):
+            parts.append(tracker.init_copy())
+        else:
+            parts[-1].update(event)
+    return parts
+
+
 def _read_export(target: Path) -> tuple[dict[str, Any], set[str], TrainingData]:
     """What the export file holds: its content, its stories' names, its NLU data (nothing,
     when there is no file yet); a DataError names what is wrong with it."""
@@ -242,7 +254,7 @@ def export(session: Session, path: str | Path) -> tuple[int, int]:
     content, names, data = _read_export(target)
     stories: list[Story] = []
     added = 0
-    for tracker in session.done:
+    for tracker in (part for done in session.done for part in _restarted_parts(done)):
         if not any(isinstance(e, UserUttered) for e in tracker.applied_events()):
             continue
         number = len(names) + 1

@@ -263,3 +263,13 @@ def test_a_confirmed_retrieval_intent_should_keep_its_selected_response(retrieva
     assert "Parsed: intent 'chitchat'" in out
     assert "needs the ResponseSelector's output" not in out
     assert "bot: " in out.split("utter_chitchat", 1)[1]
+
+
+def test_a_restart_should_cut_the_conversation_into_two_stories(agent, tmp_path):
+    # action_restart forgets the talk before it; the export must not (Rasa cuts there too)
+    path = tmp_path / "interactive.yml"
+    script = "hello\ny\ny\nn\naction_restart\ny\nthanks\ny\ny\ny\n/stop\n4\n"
+    _, out = _run(agent, script, path)
+    assert "Added 2 stories" in out
+    assert [_steps(s) for s in read_story_file(path).stories] == [
+        ["greet", "utter_greet", "action_restart"], ["thank", "utter_you_are_welcome"]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +67,7 @@ def run_split_nlu(args: argparse.Namespace) -> int:
     from parley.data.split import nlg_file_name, split_nlu
     from parley.errors import DataError
 
-    _check_paths(args.nlu)
-    data = TrainingDataImporter(None, None, args.nlu).nlu_data
+    data = TrainingDataImporter(None, None, _input_files(args.nlu, args.out)).nlu_data
     if not data.intent_examples:
         raise DataError(f"no NLU examples with an intent found in {' '.join(args.nlu)}; "
                         "nothing to split.")
@@ -90,22 +89,22 @@ def run_split_nlu(args: argparse.Namespace) -> int:
 
 
 def run_split_stories(args: argparse.Namespace) -> int:
-    from parley.data.formats.project_files import yaml_files
-    from parley.data.formats.story_yaml import is_test_stories_file
+    from parley.data.formats.story_yaml import is_test_stories_file, story_file_from_content
     from parley.data.formats.yaml_io import plain, read_yaml_file
-    from parley.data.split import split_story_content
+    from parley.data.split import has_checkpoint, split_story_content
     from parley.errors import DataError
 
-    _check_paths(args.nlu)
+    files = _input_files(args.nlu, args.out)
     rng = random.Random(args.random_seed)
     out = _out_folder(args.out)
     written = train_total = test_total = 0
-    for path in yaml_files(args.nlu):
+    for path in files:
         if is_test_stories_file(path):
             continue  # already test stories: splitting them again would mix the two
         content = read_yaml_file(path)
         if not isinstance(content, dict):
             continue
+        story_file_from_content(content, path)  # a broken story is named, not copied along
         parts = split_story_content(plain(content), args.training_fraction, rng)
         if parts is None:
             continue
@@ -115,7 +114,10 @@ def run_split_stories(args: argparse.Namespace) -> int:
         written += 1
         train_total += len(train["stories"])
         test_total += len(test["stories"])
-        print(f"{path}: {len(train['stories'])} training, {len(test['stories'])} test stories")
+        kept = sum(has_checkpoint(story) for story in train["stories"])
+        note = f" ({kept} with checkpoints kept for training)" if kept else ""
+        print(f"{path}: {len(train['stories'])} training, {len(test['stories'])} test "
+              f"stories{note}")
     if not written:
         raise DataError(f"no stories found in {' '.join(args.nlu)}; nothing to split.")
     print(f"{train_total} training and {test_total} test stories from {written} file(s) "
@@ -123,12 +125,27 @@ def run_split_stories(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_paths(paths: list[str]) -> None:
+def _input_files(paths: list[str], out: str) -> list[Path]:
+    """The YAML files under ``paths``, less those under ``out`` when it lies inside a given
+    folder: with --out data/split, a second run would otherwise split the first one's files
+    again (train_train_stories.yml) and take its test part for training data. Files named
+    by a path in or below ``out`` itself are split, as asked."""
+    from parley.data.formats.project_files import yaml_files
     from parley.errors import DataError
 
     for path in paths:
         if not Path(path).exists():
             raise DataError(f"the data path '{path}' given to -u/--nlu does not exist.")
+    out_folder = Path(out).resolve()
+
+    def in_out(path: Path) -> bool:
+        return out_folder == path or out_folder in path.parents
+
+    files = yaml_files(paths)
+    if any(in_out(Path(path).resolve()) for path in paths):
+        return files
+    # The folders are compared, resolved: a file may be a broken or looping link.
+    return [path for path in files if not in_out(path.parent.resolve())]
 
 
 def _out_folder(path: str) -> Path:
@@ -146,8 +163,10 @@ def _write(path: Path, content: dict[str, Any]) -> None:
     from parley.data.formats.yaml_io import dump_yaml
 
     text = dump_yaml(content)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
+        # Mode 0o666 less the umask, as for any new file (mkstemp's would be 0o600).
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(text)
         os.replace(temp, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
                 if endpoints.action_endpoint is not None else None)
     export_path = args.export or str(Path(args.data[0]) / Path(DEFAULT_EXPORT).name
                                      if Path(args.data[0]).is_dir() else DEFAULT_EXPORT)
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        # A strict stdin (an en_US.UTF-8 locale) would end the session at a pasted byte that
+        # is not UTF-8; read as surrogates, the terminal replaces it (C.UTF-8's default).
+        sys.stdin.reconfigure(errors="surrogateescape")
     run_interactive(agent, sys.stdin, sys.stdout, export_path, executor=executor,
                     seed=args.seed, nlg_server=nlg_server(endpoints.nlg))
     return 0

@@ -50,7 +50,9 @@ def run_visualize(args: argparse.Namespace) -> int:
     for path in args.stories:
         if not Path(path).exists():
             raise DataError(f"the stories path '{path}' given to -s/--stories does not exist.")
-    stories = TrainingDataImporter(None, None, args.stories).stories
+    importer = TrainingDataImporter(None, None, args.stories)
+    # Test stories (test_*.yml) are stories too: `-s tests/test_stories.yml` draws them.
+    stories = [*importer.stories, *(s for s in importer.test_stories if not s.is_rule)]
     if not stories:
         raise DataError(f"no stories found in {' '.join(args.stories)}; nothing to draw.",
                         hint="Pass story files (a 'stories:' section) with -s/--stories.")

@@ -8,12 +8,14 @@ Stories: each file's stories are sampled on their own, the rest of the file (rul
 stays with the training part.
 
 Unlike Rasa, the split is the same on every run for a seed (Rasa's default draws a new one),
-and a label with a single example stays in training: Rasa moves it to the test set, where a
-model that never saw the label can only get it wrong.
+a label with a single example stays in training: Rasa moves it to the test set, where a
+model that never saw the label can only get it wrong; and a story with a checkpoint stays in
+training, as ``parley test core`` replays only whole stories.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass
@@ -88,13 +90,19 @@ def _part(data: TrainingData, examples: list[Message]) -> TrainingData:
 def split_story_content(content: dict[str, Any], training_fraction: float,
                         rng: random.Random) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """A story file's content as (training part, test part), or None when it holds no
-    stories: ``int(n × (1 − fraction))`` stories drawn for the test part, the rest of the
-    file — other stories, rules, NLU — kept for training."""
+    stories: ``n × (1 − fraction)`` of its ``n`` stories without checkpoints, rounded up,
+    drawn for the test part, the rest of the file — other stories, rules, NLU — kept for
+    training. Stories with checkpoints stay in training: a test story is replayed whole, and
+    the stories joined at a checkpoint would lose their other half."""
     stories = content.get("stories") or []
     if not isinstance(stories, list) or not stories:
         return None
-    test_count = _floor(len(stories) * (1.0 - training_fraction))
-    test_at = set(rng.sample(range(len(stories)), test_count))
+    whole = [i for i, story in enumerate(stories) if not has_checkpoint(story)]
+    # Rounded up as Rasa's (scikit-learn's train_test_split), so that a file of 3 stories
+    # gives a test story and not an empty test file; one story always stays for training
+    # (where scikit-learn refuses the split).
+    test_count = min(len(stories) - 1, _ceil(len(whole) * (1.0 - training_fraction)))
+    test_at = set(rng.sample(whole, test_count))
     train = {key: value for key, value in content.items()}
     train["stories"] = [s for i, s in enumerate(stories) if i not in test_at]
     test: dict[str, Any] = {}
@@ -104,9 +112,20 @@ def split_story_content(content: dict[str, Any], training_fraction: float,
     return train, test
 
 
+def has_checkpoint(story: Any) -> bool:
+    """Whether a story, as read from YAML, starts or ends at a checkpoint."""
+    steps = story.get("steps") if isinstance(story, dict) else None
+    return isinstance(steps, list) and any(
+        isinstance(step, dict) and "checkpoint" in step for step in steps)
+
+
 def _floor(value: float) -> int:
     # 5 × (1 − 0.8) is 0.999… in floating point: rounded first, it is the 1 a user expects.
     return int(round(value, 9))
+
+
+def _ceil(value: float) -> int:
+    return math.ceil(round(value, 9))
 
 
 def nlg_file_name(nlu_name: str) -> str:
@@ -114,4 +133,5 @@ def nlg_file_name(nlu_name: str) -> str:
     return f"nlg_{Path(nlu_name).name}"
 
 
-__all__ = ["NLUSplit", "check_fraction", "nlg_file_name", "split_nlu", "split_story_content"]
+__all__ = ["NLUSplit", "check_fraction", "has_checkpoint", "nlg_file_name", "split_nlu",
+           "split_story_content"]

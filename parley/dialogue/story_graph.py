@@ -61,22 +61,32 @@ class _Builder:
             self.graph.edges.append((source, target))
 
     def add(self, story: Story) -> None:
-        # Each way through the story so far: (its last node, the labels on the way there).
+        # Each way through the story so far: (its last node, the last max_history - 1 labels
+        # on the way there).
         frontier: list[tuple[int, tuple[str, ...]]] = [(START, ())]
         ended = False
+        # Checkpoints in a row are alternatives (as the training generator reads them): the
+        # story reaches each of them from the steps before, and goes on from each.
+        before_checkpoints: list[tuple[int, tuple[str, ...]]] | None = None
         for position, step in enumerate(story.steps):
             ended = False
             if isinstance(step, CheckpointStep):
                 target = self.node(("checkpoint", step.name), step.name, "checkpoint")
-                if position > 0:
-                    for source, _ in frontier:
-                        self.edge(source, target)
-                frontier, ended = [(target, ())], True
+                if before_checkpoints is None:
+                    before_checkpoints = frontier if position > 0 else []
+                    frontier = []
+                for source, _ in before_checkpoints:
+                    self.edge(source, target)
+                frontier, ended = [*frontier, (target, ())], True
                 continue
+            before_checkpoints = None
             alternatives = step.alternatives if isinstance(step, OrStep) else (step,)
-            frontier = [self._follow(source, history, labelled)
-                        for source, history in frontier
-                        for labelled in (self._label(alt) for alt in alternatives)]
+            # A way is kept once: with n `or` steps the ways would otherwise multiply to
+            # 2**n (and more), though they end at a handful of nodes.
+            frontier = list(dict.fromkeys(
+                self._follow(source, history, labelled)
+                for source, history in frontier
+                for labelled in (self._label(alt) for alt in alternatives)))
         if not ended:
             for source, _ in frontier:
                 self.edge(source, END)
@@ -84,10 +94,11 @@ class _Builder:
     def _follow(self, source: int, history: tuple[str, ...],
                 labelled: tuple[str, str]) -> tuple[int, tuple[str, ...]]:
         label, kind = labelled
-        before = history[len(history) - (self.max_history - 1):] if self.max_history > 1 else ()
-        target = self.node((kind, label, before), label, kind)
+        target = self.node((kind, label, history), label, kind)
         self.edge(source, target)
-        return target, history + (label,)
+        # Only the last max_history - 1 labels tell nodes apart; the rest is left behind.
+        kept = (history + (label,))[-(self.max_history - 1):] if self.max_history > 1 else ()
+        return target, kept
 
     def _label(self, step: Any) -> tuple[str, str]:
         if isinstance(step, UserStep):
@@ -138,7 +149,9 @@ def to_dot(graph: StoryGraph) -> str:
     """Graphviz DOT (``dot -Tsvg graph.dot``)."""
     lines = ["digraph stories {", "  rankdir=TB;", '  node [fontname="Helvetica"];']
     for node in graph.nodes:
-        lines.append(f"  {node.id} [label={json.dumps(node.label)}, {_DOT_STYLE[node.kind]}];")
+        # Graphviz reads UTF-8 but no \u escapes: the label's own characters are written.
+        label = json.dumps(node.label, ensure_ascii=False)
+        lines.append(f"  {node.id} [label={label}, {_DOT_STYLE[node.kind]}];")
     lines += [f"  {a} -> {b};" for a, b in graph.edges]
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -265,10 +265,13 @@ def _stories_from_body(raw: bytes) -> list[Any]:
         found = read_stories(text, "the request body")
     except DataError as error:
         raise bad_request(f"the test stories are invalid: {error.report()}") from None
-    if not found.stories:
-        raise bad_request("the request body holds no stories to test; send a 'stories:' "
-                          "section.")
-    return found.stories
+    # The rules of a test file are tested too, as `parley test core` tests them: the same
+    # file gives the same answer from the command line and over HTTP.
+    tests = [*found.stories, *found.rules]
+    if not tests:
+        raise bad_request("the request body holds no stories or rules to test; send a "
+                          "'stories:' section.")
+    return tests
 
 
 def stories_result(report: CoreReport) -> dict[str, Any]:

@@ -11,22 +11,24 @@ continue, undo the last message, start afresh, export and quit, or quit without 
 Export writes the conversations as training stories (intents, entities, slots, loops: no
 texts) and the corrected messages as NLU examples into one YAML file (default
 ``data/interactive.yml``). A file that exists is read and added to, so that nothing of an
-earlier export is lost; the project's own files are never rewritten. New intents or actions
-cannot be made here: the model only knows the domain's (add them to domain.yml and
-retrain).
+earlier export — or of a project file named with ``--export`` — is lost; other files are
+never rewritten. A Core-only model reads only ``/intent`` messages, so for other texts the
+intent is asked. New intents or actions cannot be made here: the model only knows the
+domain's (add them to domain.yml and retrain).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
+import secrets
+import stat
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from parley.data.events import UserUttered
+from parley.data.events import Restarted, UserUttered
 from parley.data.formats.annotations import annotate, parse_annotated_text
 from parley.data.formats.nlu_yaml import nlu_from_content, nlu_to_content
 from parley.data.formats.story_yaml import stories_to_yaml, story_file_from_content
@@ -36,6 +38,7 @@ from parley.data.stories import Story, UserStep
 from parley.data.tracker import DialogueStateTracker
 from parley.data.training_data import TrainingData
 from parley.errors import DataError
+from parley.nlu.intent_message import PREFIX as INTENT_PREFIX
 from parley.runtime.actions.registry import action_for_name
 from parley.runtime.executor import ActionExecutor
 from parley.runtime.nlg_server import NLGServerClient
@@ -114,8 +117,12 @@ class _Conversation:
         return tracker
 
     async def turn(self, tracker: DialogueStateTracker, text: str, session: Session) -> None:
-        parse = await self.processor.compute(lambda: self.agent.parse(text))
-        intent = (parse.get("intent") or {}).get("name")
+        if self.agent.has_nlu or text.startswith(INTENT_PREFIX):
+            parse = await self.processor.compute(lambda: self.agent.parse(text))
+        else:
+            # A Core-only model reads only "/intent" messages (as Rasa's): the intent is asked.
+            parse = {"text": text, "intent": {"name": None, "confidence": 0.0}, "entities": []}
+        intent = parsed = (parse.get("intent") or {}).get("name")
         entities = [Entity(int(e["start"]), int(e["end"]), e.get("value"), e["entity"],
                            e.get("role"), e.get("group"))
                     for e in parse.get("entities") or []
@@ -123,12 +130,15 @@ class _Conversation:
         shown = annotate(text, entities)
         confidence = (parse.get("intent") or {}).get("confidence") or 0.0
         self.term.say(f"Parsed: intent '{intent}' ({confidence:.2f}), message {shown}")
-        if not self.term.yes(f"Is the intent '{intent}' right for \"{text}\" and are all "
-                             "entities marked?"):
+        if intent is None or not self.term.yes(f"Is the intent '{intent}' right for \"{text}\" "
+                                               "and are all entities marked?"):
             intent = self.term.choose("Which intent is it? ", self._intents(parse))
             text, entities = self._entities(text, shown)
         session.examples.append(Message(text, intent, list(entities)))
-        parse_data = {"text": text, "intent": {"name": intent, "confidence": 1.0},
+        # The rest of the parse stays while its intent does: a retrieval intent's response
+        # (utter_faq) is the ResponseSelector's answer in it.
+        parse_data = {**(parse if intent == parsed else {}), "text": text,
+                      "intent": {"name": intent, "confidence": 1.0},
                       "entities": [e.to_dict() for e in entities]}
         await self.processor.log_user_message(tracker, UserMessage(
             text, tracker.sender_id, CHANNEL, CHANNEL, parse_data=parse_data))
@@ -213,21 +223,40 @@ def training_story(name: str, tracker: DialogueStateTracker) -> Story:
     return Story(name, tuple(steps))
 
 
+def _restarted_parts(tracker: DialogueStateTracker) -> list[DialogueStateTracker]:
+    """The conversation cut at each restart, as Rasa's export cuts it: what came before an
+    ``action_restart`` is a story of its own, where the restart would drop it."""
+    parts = [tracker.init_copy()]
+    for event in tracker.events:
+        if isinstance(event, Restarted):
+            parts.append(tracker.init_copy())
+        else:
+            parts[-1].update(event)
+    return parts
+
+
+def _read_export(target: Path) -> tuple[dict[str, Any], set[str], TrainingData]:
+    """What the export file holds: its content, its stories' names, its NLU data (nothing,
+    when there is no file yet); a DataError names what is wrong with it."""
+    if not target.exists() and not target.is_symlink():
+        return {}, set(), TrainingData()
+    existing = read_yaml_file(target)
+    if existing is None:
+        return {}, set(), TrainingData()
+    names = {story.name for story in story_file_from_content(existing, target).stories}
+    return plain(existing), names, nlu_from_content(existing, target)
+
+
 def export(session: Session, path: str | Path) -> tuple[int, int]:
     """Add the conversations (as stories) and the examples to ``path``; the numbers of
-    stories and examples added. The file is replaced whole, never half-written."""
+    stories and examples added. The file is replaced whole, never half-written; what it held
+    (stories, rules, responses, …) stays as it was, the NLU examples merged with the new."""
     target = Path(path)
+    content, names, data = _read_export(target)
     stories: list[Story] = []
-    data = TrainingData()
-    if target.exists():
-        content = read_yaml_file(target)
-        if content is not None:
-            stories = list(story_file_from_content(content, target).stories)
-            data = nlu_from_content(content, target)
-    names = {story.name for story in stories}
     added = 0
-    for tracker in session.done:
-        if not any(isinstance(e, UserUttered) for e in tracker.events):
+    for tracker in (part for done in session.done for part in _restarted_parts(done)):
+        if not any(isinstance(e, UserUttered) for e in tracker.applied_events()):
             continue
         number = len(names) + 1
         while f"interactive_story_{number}" in names:
@@ -236,17 +265,27 @@ def export(session: Session, path: str | Path) -> tuple[int, int]:
         stories.append(training_story(f"interactive_story_{number}", tracker))
         added += 1
     known = {(m.text, m.intent) for m in data.examples}
-    new = [m for m in session.examples if (m.text, m.intent) not in known]
+    # "/intent" messages name their intent: no text to learn from (Rasa leaves them out too).
+    new = [m for m in session.examples
+           if (m.text, m.intent) not in known and not m.text.startswith(INTENT_PREFIX)]
     data = data.merge(TrainingData(examples=new)).without_duplicate_examples()
-    content = plain(parse_yaml(stories_to_yaml(stories))) if stories else {}
+    if stories:
+        written = plain(parse_yaml(stories_to_yaml(stories)))
+        content.setdefault("version", written["version"])
+        content["stories"] = [*(content.get("stories") or []), *written["stories"]]
     nlu = nlu_to_content(data)
     if "nlu" in nlu:
         content.setdefault("version", nlu["version"])
         content["nlu"] = nlu["nlu"]
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    temp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
     try:
+        # A new file gets 0o666 less the umask (mkstemp's would be 0o600); one that is
+        # replaced keeps its mode.
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            if target.exists():
+                os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
             stream.write(dump_yaml(content))
         os.replace(temp, target)
     except BaseException:
@@ -266,6 +305,7 @@ def run_interactive(agent: Agent, stdin: TextIO, stdout: TextIO,
     if not agent.has_core or agent.domain is None:
         raise DataError("this model has no dialogue part to learn interactively with; "
                         "train it with stories or rules.")
+    _read_export(Path(export_path))  # a file that cannot be added to fails now, not at the end
     processor = MessageProcessor(agent, executor=executor, seed=seed, nlg_server=nlg_server)
     term = _Terminal(stdin, stdout)
     conversation = _Conversation(agent, processor, term)
@@ -313,7 +353,14 @@ def run_interactive(agent: Agent, stdin: TextIO, stdout: TextIO,
                 term.say("A new conversation starts.")
             elif choice == "export":
                 session.done.append(tracker)
-                stories, examples = export(session, export_path)
+                try:
+                    stories, examples = export(session, export_path)
+                except (DataError, OSError) as error:
+                    # Changed or removed since the start: the conversations are kept, so
+                    # the file can be fixed and the export chosen again.
+                    session.done.pop()
+                    term.say(f"Could not export: {error}")
+                    continue
                 term.say(f"Added {stories} stories and {examples} NLU examples to "
                          f"{export_path}. Retrain (parley train) to learn them.")
                 return

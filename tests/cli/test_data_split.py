@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections import Counter
 
 import pytest
@@ -190,3 +192,74 @@ def test_split_nlu_should_split_a_real_bot_by_intent(tmp_path, monkeypatch):
     assert train + test == whole
     assert abs(sum(train.values()) / sum(whole.values()) - 0.8) < 0.01
     assert all(test[label] >= 1 for label, count in whole.items() if count >= 2)
+
+
+def _stories(count, checkpoint_every=0):
+    text = "version: \"3.1\"\nstories:\n"
+    for i in range(count):
+        text += f"- story: s{i}\n  steps:\n  - intent: greet\n  - action: utter_{i}\n"
+        if checkpoint_every and i % checkpoint_every == 0:
+            text += "  - checkpoint: joined\n"
+    return text
+
+
+@pytest.mark.parametrize("count, tests", [(3, 1), (2, 1), (1, 0), (10, 2), (5, 1)])
+def test_split_stories_should_round_the_test_part_up_as_rasa(tmp_path, monkeypatch, count,
+                                                              tests):
+    # Rasa's scikit-learn split: ceil(n × 0.2) test stories, and never none left to train on
+    (tmp_path / "stories.yml").write_text(_stories(count))
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "split", "stories", "-u", "stories.yml"]) == 0
+    out = tmp_path / "train_test_split"
+    assert len(read_story_file(out / "test_stories.yml").stories) == tests
+    assert len(read_story_file(out / "train_stories.yml").stories) == count - tests
+
+
+def test_split_stories_should_keep_stories_with_checkpoints_for_training(tmp_path, monkeypatch,
+                                                                         capsys):
+    # `parley test core` refuses a test story with a checkpoint: none may be drawn for it
+    (tmp_path / "stories.yml").write_text(_stories(6, checkpoint_every=2))  # s0, s2, s4
+    monkeypatch.chdir(tmp_path)
+    for seed in range(5):
+        assert main(["data", "split", "stories", "-u", "stories.yml", "--random-seed",
+                     str(seed), "--training-fraction", "0.5"]) == 0
+        out = tmp_path / "train_test_split"
+        test = read_story_file(out / "test_stories.yml").stories
+        assert len(test) == 2 and {s.name for s in test} <= {"s1", "s3", "s5"}
+        assert "(3 with checkpoints kept for training)" in capsys.readouterr().out
+
+
+def test_split_should_not_split_its_own_output_in_data_again(project, capsys):
+    for _ in range(2):
+        assert main(["data", "split", "stories", "--out", "data/split"]) == 0
+        assert main(["data", "split", "nlu", "--out", "data/split"]) == 0
+    out = project / "data" / "split"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "nlg_test_data.yml", "nlg_training_data.yml", "test_data.yml", "test_stories.yml",
+        "train_stories.yml", "training_data.yml"]
+    printed = capsys.readouterr().out
+    assert printed.count("from 1 file(s)") == 2 and "2 file(s)" not in printed
+    assert printed.count("16 training and 5 test examples") == 2
+    # naming the folder itself splits what is in it, as asked
+    assert main(["data", "split", "stories", "-u", "data/split", "--out", "data/split"]) == 0
+    assert (out / "train_train_stories.yml").exists()
+
+
+def test_split_should_write_files_with_the_usual_mode(project):
+    old = os.umask(0o022)
+    try:
+        assert main(["data", "split", "nlu"]) == 0
+        assert main(["data", "split", "stories"]) == 0
+    finally:
+        os.umask(old)
+    for path in (project / "train_test_split").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
+
+
+def test_split_stories_should_name_a_broken_story_not_copy_it(tmp_path, monkeypatch, capsys):
+    (tmp_path / "stories.yml").write_text(
+        "stories:\n- story: a\n  steps:\n  - intent: greet\n  - acton: utter_a\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "split", "stories", "-u", "stories.yml"]) == 1
+    assert "stories.yml:5: error: unknown key 'acton'" in capsys.readouterr().err
+    assert not (tmp_path / "train_test_split" / "train_stories.yml").exists()

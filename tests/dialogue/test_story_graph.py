@@ -127,3 +127,72 @@ def test_visualize_should_draw_a_real_bot_with_its_nlu_examples(tmp_path, monkey
     assert main(["visualize", "-s", str(data), "-u", str(data), "--out", "g.dot"]) == 0
     dot = (tmp_path / "g.dot").read_text()
     assert dot.count("->") > 50 and "transfer_money_form" in dot
+
+
+def test_graph_should_read_checkpoints_in_a_row_as_alternatives():
+    # Two checkpoints in a row: the story ends at (or starts from) either, as in training
+    stories = read_stories("""stories:
+- story: asks
+  steps:
+  - intent: greet
+  - action: utter_greet
+  - checkpoint: left
+  - checkpoint: right
+- story: goes on
+  steps:
+  - checkpoint: left
+  - checkpoint: right
+  - intent: bye
+  - action: utter_bye
+""").stories
+    edges = _edges(build_story_graph(stories))
+    assert {("utter_greet", "left"), ("utter_greet", "right"),
+            ("left", "bye"), ("right", "bye")} <= edges
+    assert ("left", "right") not in edges and ("START", "left") not in edges
+
+
+def test_dot_should_write_unicode_labels_as_themselves():
+    # Graphviz knows no \\u escapes: "\\u00e9" would be drawn as the letters u00e9
+    stories = read_stories('stories:\n- story: s\n  steps:\n  - user: "héllo ünï"\n'
+                           '  - bot: "ça va 👋"\n').stories
+    dot = to_dot(build_story_graph(stories))
+    assert '"\\"héllo ünï\\""' in dot and '"\\"ça va 👋\\""' in dot and "\\u" not in dot
+
+
+def test_visualize_should_draw_test_stories_but_not_their_rules(tmp_path, monkeypatch, capsys):
+    # a test_ file holds stories too; `-s tests/test_stories.yml` must not find "no stories"
+    (tmp_path / "test_stories.yml").write_text(STORIES + "rules:\n- rule: r\n  steps:\n"
+                                                        "  - intent: a\n  - action: utter_a\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["visualize", "-s", "test_stories.yml", "--out", "g.dot"]) == 0
+    assert "4 stories drawn as" in capsys.readouterr().out
+    dot = (tmp_path / "g.dot").read_text()
+    assert '"utter_cheer_up"' in dot and '"utter_a"' not in dot
+
+
+def _linear(*stories):
+    text = "stories:\n"
+    for number, labels in enumerate(stories):
+        text += f"- story: s{number}\n  steps:\n"
+        text += "".join(f"  - intent: {label}\n" if label.islower() else
+                        f"  - action: utter_{label.lower()}\n" for label in labels)
+    return read_stories(text).stories
+
+
+def test_graph_should_tell_steps_apart_by_all_max_history_steps_before():
+    # max_history 4: "C" after (a, B) and after (z, B) differ in the steps before: two nodes
+    graph = build_story_graph(_linear(("a", "B", "C"), ("z", "B", "C")), max_history=4)
+    assert graph.labels().count("utter_c") == 2
+    assert graph.labels().count("utter_b") == 2
+    graph = build_story_graph(_linear(("a", "B", "C"), ("z", "B", "C")), max_history=2)
+    assert graph.labels().count("utter_c") == 1
+
+
+def test_graph_should_draw_many_or_steps_without_multiplying_the_ways():
+    # 3 alternatives at each of 14 steps: 3**14 ways, but a handful of nodes
+    text = "stories:\n- story: many\n  steps:\n" + "".join(
+        f"  - or:\n    - intent: a\n    - intent: b\n    - intent: c\n"
+        f"  - action: utter_{i}\n" for i in range(14))
+    graph = build_story_graph(read_stories(text).stories, max_history=3)
+    assert graph.labels().count("utter_13") == 3  # one per alternative before it
+    assert ("utter_13", "END") in _edges(graph)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from parley.data.formats.story_yaml import read_story_file
 from parley.errors import DataError
 from parley.serving.agent import load
 from parley.serving.interactive import run_interactive
+from tests.conftest import needs_shared_data
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +117,159 @@ def test_cli_should_train_a_model_first_when_there_is_none(tmp_path, monkeypatch
     assert "No model in models/: training one from the project first." in out
     assert any(Path("models").glob("*.tar.gz"))
     assert _steps(read_story_file("data/interactive.yml").stories[0]) == ["greet", "utter_greet"]
+
+
+def test_export_should_keep_what_the_file_held(agent, tmp_path):
+    # --export data/rules.yml: the rules, responses and stories there must survive
+    path = tmp_path / "rules.yml"
+    path.write_text("""version: "3.1"
+rules:
+- rule: say bye
+  steps:
+  - intent: goodbye
+  - action: utter_goodbye
+stories:
+- story: mine
+  steps:
+  - checkpoint: somewhere
+  - intent: greet
+  - action: utter_greet
+responses:
+  utter_chitchat/ask_name:
+  - text: I am a bot.
+nlu:
+- intent: greet
+  examples: |
+    - hello
+- synonym: cactus
+  examples: |
+    - cacti
+""")
+    path.chmod(0o640)
+    _run(agent, "hello there\ny\ny\ny\n/stop\n4\n", path)
+    found = read_story_file(path)
+    assert [r.name for r in found.rules] == ["say bye"]
+    assert [s.name for s in found.stories] == ["mine", "interactive_story_2"]
+    assert _steps(found.stories[0])[0] == "somewhere"  # the checkpoint, as written
+    data = read_nlu_file(path)
+    assert "utter_chitchat/ask_name" in data.responses and data.synonyms == {"cactus": ["cacti"]}
+    assert [m.text for m in data.examples] == ["hello", "hello there"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_a_new_export_file_should_get_the_usual_mode(agent, tmp_path):
+    path = tmp_path / "interactive.yml"
+    old = os.umask(0o022)
+    try:
+        _run(agent, "hello\ny\ny\ny\n/stop\n4\n", path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_intent_messages_should_not_become_nlu_examples(agent, tmp_path):
+    # "/greet" names its intent: a story step, but no text to learn (as in Rasa)
+    path = tmp_path / "interactive.yml"
+    _, out = _run(agent, "/greet\ny\ny\ny\n/stop\n4\n", path)
+    assert "Added 1 stories and 0 NLU examples" in out
+    assert _steps(read_story_file(path).stories[0]) == ["greet", "utter_greet"]
+    assert not read_nlu_file(path).examples
+
+
+def test_a_reverted_message_should_not_export_an_empty_story(agent, tmp_path):
+    # the fallback takes the user's message back: nothing of the conversation is left
+    path = tmp_path / "interactive.yml"
+    _, out = _run(agent, "hello\ny\nn\naction_default_fallback\ny\n/stop\n4\n", path)
+    assert "Added 0 stories" in out
+    assert not read_story_file(path).stories
+
+
+def test_a_core_only_model_should_ask_the_intent_of_a_text(tmp_path):
+    # A Core-only model cannot parse "water my fern": the intent is asked, not a crash
+    from parley.model_training import train_core
+    from parley.starter import create_starter_project
+
+    create_starter_project(tmp_path)
+    model = train_core(str(tmp_path / "domain.yml"), str(tmp_path / "config.yml"),
+                       str(tmp_path / "data"), str(tmp_path / "models"))
+    path = tmp_path / "interactive.yml"
+    _, out = _run(load(model), "hi there\ngreet\n\ny\ny\n/stop\n4\n", path)
+    assert "Which intent is it?" in out and "Added 1 stories and 1 NLU examples" in out
+    assert _steps(read_story_file(path).stories[0]) == ["greet", "utter_greet"]
+    assert [(m.text, m.intent) for m in read_nlu_file(path).examples] == [("hi there", "greet")]
+
+
+def test_cli_should_read_bytes_that_are_not_utf8_on_a_strict_stdin(trained, tmp_path,
+                                                                     monkeypatch, capsys):
+    # en_US.UTF-8 gives Python a strict stdin: a Latin-1 "é" must not end the session
+    stdin = io.TextIOWrapper(io.BytesIO(b"caf\xe9 hello\ny\ny\ny\n/stop\n4\n"),
+                             encoding="utf-8", errors="strict")
+    monkeypatch.setattr("sys.stdin", stdin)
+    path = tmp_path / "out.yml"
+    assert main(["interactive", "-m", str(trained), "--export", str(path)]) == 0
+    assert "Added 1 stories and 1 NLU examples" in capsys.readouterr().out
+    assert [m.text for m in read_nlu_file(path).examples] == ["caf\ufffd hello"]
+
+
+def test_an_export_file_that_cannot_be_added_to_should_fail_before_the_talk(agent, tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("stories: [\n")
+    for path, message in ((bad, "invalid YAML"), (tmp_path, "this is a folder")):
+        out = io.StringIO()
+        with pytest.raises(DataError, match=message):
+            run_interactive(agent, io.StringIO("hello\n"), out, path)
+        assert "Your input" not in out.getvalue()  # nothing asked, nothing to lose
+
+
+def test_a_failed_export_should_keep_the_conversations(agent, tmp_path):
+    path = tmp_path / "interactive.yml"
+
+    class BreaksTheFile(io.StringIO):
+        # someone breaks the file while the menu is open; then mends it
+        menus = 0
+
+        def readline(self, *args):
+            line = super().readline(*args)
+            if line == "/stop\n":
+                self.menus += 1
+                if self.menus == 1:
+                    path.write_text("stories: [\n")
+                else:
+                    path.unlink()
+            return line
+
+    script = "hello\ny\ny\ny\n/stop\n4\n/stop\n4\n"
+    session = run_interactive(agent, BreaksTheFile(script), out := io.StringIO(), path, seed=0)
+    assert "Could not export: " in out.getvalue() and "invalid YAML" in out.getvalue()
+    assert len(session.done) == 1
+    assert _steps(read_story_file(path).stories[0]) == ["greet", "utter_greet"]
+
+
+@pytest.fixture(scope="module")
+def retrieval_agent(tmp_path_factory):
+    from tests.runtime.conftest import RESPONSE_SELECTOR_CONFIG, train_bot_model
+
+    pytest.importorskip("torch", reason="the ResponseSelector needs the torch extra")
+    return load(train_bot_model("rasa-example-responseselectorbot",
+                                tmp_path_factory.mktemp("retrieval"), RESPONSE_SELECTOR_CONFIG))
+
+
+@needs_shared_data
+def test_a_confirmed_retrieval_intent_should_keep_its_selected_response(retrieval_agent,
+                                                                        tmp_path):
+    # utter_chitchat sends what the ResponseSelector chose: the confirmed parse must keep it
+    _, out = _run(retrieval_agent, "what is your name?\ny\ny\ny\n/stop\n5\n",
+                  tmp_path / "x.yml")
+    assert "Parsed: intent 'chitchat'" in out
+    assert "needs the ResponseSelector's output" not in out
+    assert "bot: " in out.split("utter_chitchat", 1)[1]
+
+
+def test_a_restart_should_cut_the_conversation_into_two_stories(agent, tmp_path):
+    # action_restart forgets the talk before it; the export must not (Rasa cuts there too)
+    path = tmp_path / "interactive.yml"
+    script = "hello\ny\ny\nn\naction_restart\ny\nthanks\ny\ny\ny\n/stop\n4\n"
+    _, out = _run(agent, script, path)
+    assert "Added 2 stories" in out
+    assert [_steps(s) for s in read_story_file(path).stories] == [
+        ["greet", "utter_greet", "action_restart"], ["thank", "utter_you_are_welcome"]]

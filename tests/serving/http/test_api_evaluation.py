@@ -75,7 +75,7 @@ def test_test_stories_should_score_a_wrong_prediction_and_e2e(client):
     (b"", "send the test stories as YAML"),
     (b"stories: [", "the test stories are invalid"),
     (b"\xff\xfe", "not UTF-8"),
-    (b"rules: []\n", "holds no stories"),
+    (b"rules: []\n", "holds no stories or rules"),
     (b"stories:\n- story: x\n  steps:\n  - intent: greet\n  - acton: utter_greet\n",
      "the test stories are invalid"),
 ])
@@ -83,6 +83,21 @@ def test_test_stories_should_refuse_a_bad_body_with_rasas_400(client, body, mess
     answer = _post(client, body)
     assert answer.status_code == 400
     assert message in answer.json()["message"]
+
+
+def test_test_stories_should_test_the_rules_of_the_body_as_the_cli_does(client):
+    # `parley test core` tests a test file's rules; the same file over HTTP must too
+    body = ("rules:\n- rule: bye\n  steps:\n  - intent: goodbye\n  - action: utter_goodbye\n"
+            + WRONG_STORY)
+    answer = _post(client, body)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["report"]["conversation_accuracy"]["total"] == 2
+    assert "utter_goodbye" in {a["predicted"] for a in result["actions"]}
+    only_rules = _post(client, "rules:\n- rule: bye\n  steps:\n  - intent: goodbye\n"
+                               "  - action: utter_goodbye\n")
+    assert only_rules.status_code == 200, only_rules.text
+    assert only_rules.json()["report"]["conversation_accuracy"]["total"] == 1
 
 
 def test_test_stories_should_need_the_token_and_a_model(client):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from typing import Any
 
@@ -38,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     from parley.serving.shell import run_nlu_shell, run_shell
 
     agent = load(args.model)
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        # A strict stdin (an en_US.UTF-8 locale) would end the conversation at a pasted byte
+        # that is not UTF-8; read as surrogates, the shell replaces it (C.UTF-8's default).
+        sys.stdin.reconfigure(errors="surrogateescape")
     if args.mode == "nlu":
         if not agent.has_nlu:
             raise ModelArchiveError("this model has no NLU part; train it with NLU data.")

@@ -112,3 +112,18 @@ def test_bytes_that_are_not_utf8_should_become_replacement_characters(
     monkeypatch.setattr("sys.stdin", io.StringIO(typed))
     assert main(["shell", "nlu", "-m", str(moodbot_model)]) == 0
     assert '"text": "caf\ufffd \ufffd"' in capsys.readouterr().out
+
+
+def test_the_shell_should_take_bytes_that_are_not_utf8_on_a_strict_stdin(trained, tmp_path):
+    # An en_US.UTF-8 locale reads stdin strictly: a pasted Latin-1 byte ended the shell
+    # with "this is a bug in Parley".
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "PARLEY_QUIET": "1"}
+    done = subprocess.run([sys.executable, "-m", "parley", "shell", "-m", str(trained)],
+                          input=b"caf\xe9\n/stop\n", capture_output=True, env=env,
+                          cwd=tmp_path, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert b"bug in Parley" not in done.stderr

@@ -263,9 +263,10 @@ class _Reader:
         for i, item in enumerate(items):
             item_line = line_of(items, i)
             if isinstance(item, dict):
-                result.extend(SlotValue(str(k), plain(v)) for k, v in item.items())
+                result.extend(SlotValue(str(k), plain(v), line=line_of(item, k) or item_line)
+                              for k, v in item.items())
             elif isinstance(item, str) and names_allowed:
-                result.append(SlotValue(item, any_value=True))
+                result.append(SlotValue(item, any_value=True, line=item_line))
             else:
                 allowed = "'slot: value' or a slot name" if names_allowed else "'slot: value'"
                 raise SchemaError(

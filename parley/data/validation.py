@@ -64,7 +64,9 @@ def validate_project(importer: TrainingDataImporter, scope: str = "both") -> Val
         issues += check_examples(nlu)
         if has_domain:
             issues += check_nlu_against_domain(nlu, domain)
-    if scope in ("both", "core"):
+    if scope in ("both", "core") and dialogue and domain.is_empty():
+        issues.append(empty_domain_issue(importer))
+    elif scope in ("both", "core"):
         issues += check_stories_against_domain([*dialogue, *importer.test_stories], domain)
         issues += check_bare_slot_names([*dialogue, *importer.test_stories], domain)
         issues += check_slot_values([*dialogue, *importer.test_stories], domain)
@@ -74,6 +76,18 @@ def validate_project(importer: TrainingDataImporter, scope: str = "both") -> Val
         issues += check_unused(domain, nlu, dialogue)
         issues += check_something_to_train(nlu, dialogue)
     return ValidationReport(issues)
+
+
+def empty_domain_issue(importer: TrainingDataImporter) -> Issue:
+    """Stories or rules but an empty domain (an emptied file, a wrong --domain): one error
+    that says so, as ``rasa data validate`` gives, instead of one per intent and action of
+    every story; the stories are checked once the domain is back."""
+    path = importer.domain_path
+    return Issue(ERROR, (
+        "the domain is empty: it declares no intents, entities, slots, responses, actions "
+        "or forms, so the stories and rules cannot be checked against it, and `parley "
+        "train` would skip the dialogue part, as Rasa's does. Fill in the domain, or give "
+        "the project's domain with --domain."), str(path) if path is not None else None)
 
 
 def check_something_to_train(nlu: TrainingData, dialogue: list[Story]) -> list[Issue]:

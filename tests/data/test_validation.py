@@ -294,3 +294,19 @@ def test_training_should_show_slot_values_of_the_wrong_type_but_go_on(tmp_path):
         validate_for_training(importer).raise_for_errors()
     shown = [w.message for w in record if "'size'" in str(w.message)]
     assert len(shown) == 1 and shown[0].line == 12 and shown[0].file.endswith("stories.yml")
+
+
+def test_an_empty_domain_should_be_one_error_naming_it_not_one_per_story_step(tmp_path):
+    importer = make_project(tmp_path, domain="")
+    errors = [i for i in validate_project(importer).errors]
+    assert [(Path(i.file).name, i.message) for i in errors] == [(
+        "domain.yml",
+        "the domain is empty: it declares no intents, entities, slots, responses, actions or "
+        "forms, so the stories and rules cannot be checked against it, and `parley train` "
+        "would skip the dialogue part, as Rasa's "
+        "does. Fill in the domain, or give the project's domain with --domain.")]
+
+
+def test_an_empty_domain_without_stories_should_leave_nlu_alone(tmp_path):
+    importer = make_project(tmp_path, domain="", stories='version: "3.1"\n')
+    assert validate_project(importer).errors == []

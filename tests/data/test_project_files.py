@@ -61,17 +61,6 @@ def test_a_symlink_loop_in_the_data_folder_should_be_an_error_naming_it(tmp_path
     assert info.value.file == str(data / "loop.yml")
 
 
-def test_a_dangling_link_in_the_data_folder_should_name_its_missing_target(tmp_path):
-    data = _data(tmp_path)
-    (data / "gone.yml").symlink_to(tmp_path / "moved-away.yml")
-    with pytest.raises(DataError) as info:
-        TrainingDataImporter(None, None, [data]).load_all()
-    assert info.value.file == str(data / "gone.yml")
-    assert info.value.message == (
-        f"the file is a symbolic link to '{tmp_path / 'moved-away.yml'}', which does not exist.")
-    assert info.value.hint == "Point the link at the file, or remove the link."
-
-
 def test_a_link_to_a_parent_folder_should_not_loop(tmp_path):
     data = _data(tmp_path)
     (data / "more" / "up.yml").symlink_to(data, target_is_directory=True)

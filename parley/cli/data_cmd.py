@@ -1,4 +1,6 @@
-"""``parley data validate``: read the project, print what it holds and every issue."""
+"""``parley data validate``: read the project, print what it holds and every issue.
+
+``parley data split`` lives in :mod:`parley.cli.data_split_cmd`."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import argparse
 import warnings
 from typing import Any
 
+from parley.cli import data_split_cmd
 from parley.errors import ParleyWarning
 
 
@@ -37,6 +40,7 @@ def register(commands: Any) -> None:
                     "only with --fail-on-warnings, as Rasa does.")
     add_validate_arguments(stories)
     stories.set_defaults(handler=run_validate, stories_only=True)
+    data_split_cmd.register(sub)
     data.set_defaults(handler=lambda args: data.print_help() or 2)
 
 

@@ -20,7 +20,8 @@ import warnings
 from collections.abc import Sequence
 
 from parley.cli import (
-    data_cmd, init_cmd, predict_cmd, run_cmd, shell_cmd, test_cmd, train_cmd,
+    data_cmd, init_cmd, interactive_cmd, predict_cmd, run_cmd, shell_cmd, test_cmd, train_cmd,
+    visualize_cmd,
 )
 from parley.errors import ComponentError, DataError, ParleyError, ParleyWarning
 
@@ -48,8 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.register(commands)
     predict_cmd.register(commands)
     shell_cmd.register(commands)
+    interactive_cmd.register(commands)
     run_cmd.register(commands)
     test_cmd.register(commands)
+    visualize_cmd.register(commands)
     return parser
 
 

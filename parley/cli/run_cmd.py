@@ -115,11 +115,13 @@ def run(args: argparse.Namespace) -> int:
     agent = load(archive)
     logger.info("loaded the model %s in %.2f s", archive, time.perf_counter() - started)
 
+    from parley.evaluation import http_api
     from parley.serving.http.app import create_app
     from parley.serving.http.compute import limit_torch_threads
 
     limit_torch_threads()
-    app = create_app(agent, model_file=archive, endpoints=endpoints, settings=settings)
+    app = create_app(agent, model_file=archive, endpoints=endpoints, settings=settings,
+                     api_routes=[http_api.routes])
     names = ", ".join(channels) or "none"
     serve(app, args.interface, args.port,
           f"model {archive.name}, channels: {names}, API: "

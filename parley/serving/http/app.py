@@ -15,7 +15,7 @@ Serve it with any ASGI server; :func:`parley.serving.http.run.serve` runs uvicor
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,10 @@ from parley.serving.http.errors import exception_handlers
 from parley.serving.http.limits import BodySizeLimit
 from parley.serving.http.state import ServerSettings, ServerState
 
-__all__ = ["create_app"]
+__all__ = ["RouteFactory", "create_app"]
+
+# Routes a higher layer adds to the API (parley.evaluation.http_api's /model/test/…).
+RouteFactory = Callable[[ServerState, Auth], list[BaseRoute]]
 
 # The oldest Parley whose model archives this one loads (model_archive.check_format).
 MINIMUM_COMPATIBLE_VERSION = "0.1.0"
@@ -62,11 +65,14 @@ def _info_routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
 
 def create_app(agent: Agent | None, *, model_file: str | Path | None = None,
                endpoints: Endpoints | None = None, settings: ServerSettings | None = None,
-               state: ServerState | None = None) -> Starlette:
+               state: ServerState | None = None,
+               api_routes: Sequence[RouteFactory] = ()) -> Starlette:
     """The server's ASGI app for ``agent`` (None: start without a model, as Rasa can).
 
     ``endpoints`` gives the stores and the action server (default: in memory, none);
     a ready ``state`` may be passed instead (tests give their own stores that way).
+    ``api_routes`` add routes to the API (with ``enable_api``): ``parley run`` gives
+    :func:`parley.evaluation.http_api.routes`, which this layer cannot import.
     """
     settings = settings or ServerSettings()
     if state is None:
@@ -82,6 +88,8 @@ def create_app(agent: Agent | None, *, model_file: str | Path | None = None,
         routes += _info_routes(state, auth)
         routes += api_model.routes(state, auth)
         routes += api_conversations.routes(state, auth)
+        for extra in api_routes:
+            routes += extra(state, auth)
     if rest.NAME in settings.channels:
         routes += rest.routes(state, settings.channels[rest.NAME])
 

@@ -17,8 +17,8 @@ from tests.conftest import SHARED_DATA
 
 SPEC = SHARED_DATA.parent / "spec" / "rasa-http-api.yml"
 
-# Operations Rasa has and Parley does not (model evaluation over HTTP).
-NOT_IMPLEMENTED = {("/model/test/stories", "post"), ("/model/test/intents", "post")}
+# Operations Rasa has and Parley does not (NLU evaluation over HTTP).
+NOT_IMPLEMENTED = {("/model/test/intents", "post")}
 # Rasa's events Parley does not keep: posting one is a 400 that says so.
 EVENTS_NOT_IMPLEMENTED = ("ReminderEvent", "CancelReminderEvent", "PauseEvent",
                           "ResumeEvent", "ExportEvent", "AgentEvent", "EntitiesAddedEvent",
@@ -135,6 +135,11 @@ def events_parley_keeps(spec: dict[str, Any]) -> None:
                       if item["$ref"].rsplit("/", 1)[1] not in EVENTS_NOT_IMPLEMENTED]
 
 
+def story_evaluation_numbers(spec: dict[str, Any]) -> None:
+    action = _schemas(spec)["EvaluationStoriesResult"]["properties"]["actions"]["items"]
+    action["properties"]["confidence"] = {"type": "number"}
+
+
 def no_emulation(spec: dict[str, Any]) -> None:
     operation = _operation(spec, "/model/parse", "post")
     operation["parameters"] = [p for p in operation.get("parameters", [])
@@ -167,6 +172,8 @@ CORRECTIONS: list[Correction] = [
     ("Parley does not keep reminder, pause, resume, export, agent, entities and legacy form "
      "events", events_parley_keeps),
     ("Parley answers in Rasa's format only (no emulation_mode)", no_emulation),
+    ("Rasa's story evaluation gives each action's confidence as a number",
+     story_evaluation_numbers),
 ]
 
 

@@ -1,0 +1,323 @@
+"""``parley interactive``: talk to the assistant, correct it, and keep the conversation as
+training data (Rasa's interactive learning, in a plain terminal).
+
+Each message is parsed and shown; you confirm the intent and entities or correct them (pick
+another intent by number or name, retype the message with ``[value](entity)`` marks). Then
+each action the bot wants to run is shown; you confirm it or pick another from the list
+(sorted by the policies' confidence), and it runs — responses, forms, custom actions, as in
+``parley shell``. ``/stop`` (or end of input) at the message prompt opens the menu:
+continue, undo the last message, start afresh, export and quit, or quit without exporting.
+
+Export writes the conversations as training stories (intents, entities, slots, loops: no
+texts) and the corrected messages as NLU examples into one YAML file (default
+``data/interactive.yml``). A file that exists is read and added to, so that nothing of an
+earlier export is lost; the project's own files are never rewritten. New intents or actions
+cannot be made here: the model only knows the domain's (add them to domain.yml and
+retrain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from parley.data.events import UserUttered
+from parley.data.formats.annotations import annotate, parse_annotated_text
+from parley.data.formats.nlu_yaml import nlu_from_content, nlu_to_content
+from parley.data.formats.story_yaml import stories_to_yaml, story_file_from_content
+from parley.data.formats.yaml_io import dump_yaml, parse_yaml, plain, read_yaml_file
+from parley.data.message import Entity, Message
+from parley.data.stories import Story, UserStep
+from parley.data.tracker import DialogueStateTracker
+from parley.data.training_data import TrainingData
+from parley.errors import DataError
+from parley.runtime.actions.registry import action_for_name
+from parley.runtime.executor import ActionExecutor
+from parley.runtime.processor import MessageProcessor, UserMessage, prediction_for
+from parley.serving.agent import Agent
+from parley.serving.http.story import story_steps
+from parley.serving.shell import CHANNEL, STOP, format_message
+
+__all__ = ["DEFAULT_EXPORT", "Session", "export", "run_interactive"]
+
+DEFAULT_EXPORT = "data/interactive.yml"
+ACTION_LISTEN = "action_listen"
+SHOWN_ACTIONS = 10  # how many of the policies' choices are listed when one is corrected
+# Rasa's rule snippet "..." and actions the runtime runs on its own are never picked by hand.
+NOT_CHOSEN = ("...", "action_session_start", "action_extract_slots", "action_unlikely_intent")
+
+
+class _Quit(Exception):
+    """End of input while a question waited for an answer."""
+
+
+@dataclass
+class Session:
+    """The conversations held so far (the finished ones, then the current one)."""
+
+    done: list[DialogueStateTracker] = field(default_factory=list)
+    examples: list[Message] = field(default_factory=list)
+
+
+class _Terminal:
+    def __init__(self, stdin: TextIO, stdout: TextIO) -> None:
+        self.stdin, self.stdout = stdin, stdout
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.stdout, flush=True)
+
+    def ask(self, prompt: str) -> str:
+        print(prompt, end="", file=self.stdout, flush=True)
+        line = self.stdin.readline()
+        if not line:
+            print(file=self.stdout)
+            raise _Quit
+        return line.encode("utf-8", "surrogateescape").decode("utf-8", "replace").strip()
+
+    def yes(self, prompt: str) -> bool:
+        while True:
+            answer = self.ask(f"{prompt} [Y/n] ").lower()
+            if answer in ("", "y", "yes"):
+                return True
+            if answer in ("n", "no"):
+                return False
+            self.say("Answer y or n.")
+
+    def choose(self, prompt: str, options: list[str]) -> str:
+        """One of ``options``, by its number or its name."""
+        for number, option in enumerate(options, 1):
+            self.say(f"  {number:>2}: {option}")
+        while True:
+            answer = self.ask(prompt)
+            if answer.isdigit() and 1 <= int(answer) <= len(options):
+                return options[int(answer) - 1].split(" ", 1)[0]
+            names = [option.split(" ", 1)[0] for option in options]
+            if answer in names:
+                return answer
+            self.say(f"Type a number from 1 to {len(options)} or one of the names.")
+
+
+class _Conversation:
+    def __init__(self, agent: Agent, processor: MessageProcessor, term: _Terminal) -> None:
+        self.agent, self.processor, self.term = agent, processor, term
+        self.domain = processor.domain
+
+    async def start(self) -> DialogueStateTracker:
+        tracker = self.processor.tracker_store.init_tracker(uuid.uuid4().hex)
+        await self.processor.update_session(tracker, self.processor.context(CHANNEL))
+        return tracker
+
+    async def turn(self, tracker: DialogueStateTracker, text: str, session: Session) -> None:
+        parse = await self.processor.compute(lambda: self.agent.parse(text))
+        intent = (parse.get("intent") or {}).get("name")
+        entities = [Entity(int(e["start"]), int(e["end"]), e.get("value"), e["entity"],
+                           e.get("role"), e.get("group"))
+                    for e in parse.get("entities") or []
+                    if isinstance(e.get("start"), int) and isinstance(e.get("end"), int)]
+        shown = annotate(text, entities)
+        confidence = (parse.get("intent") or {}).get("confidence") or 0.0
+        self.term.say(f"Parsed: intent '{intent}' ({confidence:.2f}), message {shown}")
+        if not self.term.yes(f"Is the intent '{intent}' right for \"{text}\" and are all "
+                             "entities marked?"):
+            intent = self.term.choose("Which intent is it? ", self._intents(parse))
+            text, entities = self._entities(text, shown)
+        session.examples.append(Message(text, intent, list(entities)))
+        parse_data = {"text": text, "intent": {"name": intent, "confidence": 1.0},
+                      "entities": [e.to_dict() for e in entities]}
+        await self.processor.log_user_message(tracker, UserMessage(
+            text, tracker.sender_id, CHANNEL, CHANNEL, parse_data=parse_data))
+        context = self.processor.context(CHANNEL)
+        await self.processor.extract_slots(tracker, context)
+        await self._bot_turn(tracker, context)
+
+    def _intents(self, parse: dict[str, Any]) -> list[str]:
+        # The domain's own intents, the parse's ranking first (Rasa's built-in intents such
+        # as restart or session_start are not what a user's message is corrected to).
+        declared = list(self.domain.intents)
+        ranked = [r.get("name") for r in parse.get("intent_ranking") or []]
+        names = [n for n in ranked if n in declared]
+        return names + [n for n in declared if n not in names]
+
+    def _entities(self, text: str, shown: str) -> tuple[str, list[Entity]]:
+        self.term.say(f"Mark the entities as [value](entity), or press enter to keep: {shown}")
+        while True:
+            typed = self.term.ask("Message: ") or shown
+            try:
+                plain_text, entities = parse_annotated_text(typed)
+            except DataError as error:
+                self.term.say(f"That is not a message with [value](entity) marks: {error.message}")
+                continue
+            if plain_text != text:
+                self.term.say(f"The text changed (\"{plain_text}\"): mark entities in \"{text}\".")
+                continue
+            unknown = [e.entity for e in entities if e.entity not in self.domain.entities]
+            if unknown:
+                self.term.say(f"Not entities of the domain: {', '.join(unknown)}. Known: "
+                              f"{', '.join(self.domain.entities) or 'none'}.")
+                continue
+            return plain_text, entities
+
+    async def _bot_turn(self, tracker: DialogueStateTracker, context: Any) -> None:
+        previous: str | None = None
+        for _ in range(self.processor.max_number_of_predictions):
+            prediction = await self.processor.predict(tracker, previous)
+            names = self.domain.action_names
+            name = names[prediction.max_confidence_index]
+            choosable = [n for n in names if n not in NOT_CHOSEN]
+            if not self.term.yes(f"The bot wants to run '{name}' "
+                                 f"({prediction.max_confidence:.2f}, {prediction.policy_name}). "
+                                 "Correct?"):
+                ranked = sorted((i for i, n in enumerate(names) if n in choosable),
+                                key=lambda i: -prediction.probabilities[i])[:SHOWN_ACTIONS]
+                options = [f"{names[i]} ({prediction.probabilities[i]:.2f})" for i in ranked]
+                options += [n for n in choosable if n not in {names[i] for i in ranked}]
+                name = self.term.choose("Which action should run? ", options)
+                prediction = prediction_for(self.domain, name, prediction.policy_name, 1.0)
+            start = len(tracker.events)
+            go_on = await self.processor.run_action(action_for_name(name, self.domain),
+                                                    tracker, context, prediction)
+            for reply in self.processor.bot_messages(tracker, start):
+                for line in format_message(reply):
+                    self.term.say(f"  bot: {line}")
+            if not go_on:
+                return
+            previous = name
+        self.term.say("The bot ran its limit of actions without listening; it listens now.")
+        await self.processor.run_action(action_for_name(ACTION_LISTEN, self.domain), tracker,
+                                        context, prediction_for(self.domain, ACTION_LISTEN,
+                                                                None))
+
+
+def _undo(processor: MessageProcessor,
+          tracker: DialogueStateTracker) -> DialogueStateTracker | None:
+    """The conversation before its last user message (the ``action_listen`` before it
+    stays), or None when there is none."""
+    events = list(tracker.events)
+    last = max((i for i, e in enumerate(events) if isinstance(e, UserUttered)), default=None)
+    if last is None:
+        return None
+    return processor.tracker_store.init_tracker(tracker.sender_id, events[:last])
+
+
+def training_story(name: str, tracker: DialogueStateTracker) -> Story:
+    """The conversation as a training story: intents and entities, no texts."""
+    steps = [UserStep(intent=step.intent, entities=tuple(
+        type(e)(e.entity, e.value, e.role, e.group) for e in step.entities))
+        if isinstance(step, UserStep) else step for step in story_steps(tracker)]
+    return Story(name, tuple(steps))
+
+
+def export(session: Session, path: str | Path) -> tuple[int, int]:
+    """Add the conversations (as stories) and the examples to ``path``; the numbers of
+    stories and examples added. The file is replaced whole, never half-written."""
+    target = Path(path)
+    stories: list[Story] = []
+    data = TrainingData()
+    if target.exists():
+        content = read_yaml_file(target)
+        if content is not None:
+            stories = list(story_file_from_content(content, target).stories)
+            data = nlu_from_content(content, target)
+    names = {story.name for story in stories}
+    added = 0
+    for tracker in session.done:
+        if not any(isinstance(e, UserUttered) for e in tracker.events):
+            continue
+        number = len(names) + 1
+        while f"interactive_story_{number}" in names:
+            number += 1
+        names.add(f"interactive_story_{number}")
+        stories.append(training_story(f"interactive_story_{number}", tracker))
+        added += 1
+    known = {(m.text, m.intent) for m in data.examples}
+    new = [m for m in session.examples if (m.text, m.intent) not in known]
+    data = data.merge(TrainingData(examples=new)).without_duplicate_examples()
+    content = plain(parse_yaml(stories_to_yaml(stories))) if stories else {}
+    nlu = nlu_to_content(data)
+    if "nlu" in nlu:
+        content.setdefault("version", nlu["version"])
+        content["nlu"] = nlu["nlu"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(dump_yaml(content))
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return added, len(new)
+
+
+MENU = ["continue", "undo", "restart", "export", "quit"]
+
+
+def run_interactive(agent: Agent, stdin: TextIO, stdout: TextIO,
+                    export_path: str | Path = DEFAULT_EXPORT,
+                    executor: ActionExecutor | None = None, seed: int | None = None) -> Session:
+    """Hold corrected conversations until export or quit; what was held."""
+    if not agent.has_core or agent.domain is None:
+        raise DataError("this model has no dialogue part to learn interactively with; "
+                        "train it with stories or rules.")
+    processor = MessageProcessor(agent, executor=executor, seed=seed)
+    term = _Terminal(stdin, stdout)
+    conversation = _Conversation(agent, processor, term)
+    session = Session()
+
+    async def converse() -> None:
+        tracker = await conversation.start()
+        term.say(f"Type a message; '{STOP}' (or Ctrl-D) opens the menu to undo, restart, "
+                 "export or quit.")
+        while True:
+            try:
+                text = term.ask("Your input -> ")
+            except _Quit:
+                text = STOP
+            if text and text != STOP:
+                try:
+                    await conversation.turn(tracker, text, session)
+                except _Quit:
+                    text = STOP
+                else:
+                    continue
+            if text != STOP:
+                continue
+            try:
+                choice = term.choose("What now? ", [
+                    "continue (go on with this conversation)",
+                    "undo (take back the last message and what followed)",
+                    "restart (keep this conversation, start a new one)",
+                    f"export (add the conversations to {export_path} and quit)",
+                    "quit (without exporting)"])
+            except _Quit:
+                choice = "quit"
+            if choice == "undo":
+                undone = _undo(processor, tracker)
+                if undone is None:
+                    term.say("Nothing to undo.")
+                else:
+                    tracker = undone
+                    if session.examples:
+                        session.examples.pop()
+                    term.say("The last message and what followed are undone.")
+            elif choice == "restart":
+                session.done.append(tracker)
+                tracker = await conversation.start()
+                term.say("A new conversation starts.")
+            elif choice == "export":
+                session.done.append(tracker)
+                stories, examples = export(session, export_path)
+                term.say(f"Added {stories} stories and {examples} NLU examples to "
+                         f"{export_path}. Retrain (parley train) to learn them.")
+                return
+            elif choice == "quit":
+                term.say("Quit without exporting.")
+                return
+
+    asyncio.run(converse())
+    return session

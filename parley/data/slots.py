@@ -235,6 +235,10 @@ def read_slot(name: Any, data: Any, file: str | Path | None, line: int | None) -
         slot.values = _read_values(name, data, file, line)
     if slot_type == "float":
         _read_range(slot, data, file, line)
+    problem = value_problem(slot, slot.initial_value)
+    if problem is not None:  # Rasa starts every conversation with it all the same
+        warn(f"the initial_value {slot.initial_value!r} of {slot_type} slot '{name}' does not "
+             f"suit the type, {problem}.", file, line_of(data, "initial_value"))
     raw = data["mappings"]
     mappings = [] if raw is None else expect_list(
         raw, file, line_of(data, "mappings"), f"mappings of {where}")

@@ -172,7 +172,10 @@ def value_problem(slot: Slot, value: Any) -> str | None:
             return None
         if isinstance(value, str) and value.strip().lower() in (*TRUE_WORDS, *FALSE_WORDS):
             return None
-        return "which is neither true nor false; the policies see it as set and false"
+        # What featurization makes of it (parley.data.tracker): a word it does not know
+        # is false, anything else (2, a list) is Python's truth value.
+        seen = "false" if isinstance(value, str) or not value else "true"
+        return f"which is neither true nor false; the policies see it as set and {seen}"
     if slot.type == "float":
         if isinstance(value, bool):
             return "which is a boolean, not a number"

@@ -310,3 +310,13 @@ def test_an_empty_domain_should_be_one_error_naming_it_not_one_per_story_step(tm
 def test_an_empty_domain_without_stories_should_leave_nlu_alone(tmp_path):
     importer = make_project(tmp_path, domain="", stories='version: "3.1"\n')
     assert validate_project(importer).errors == []
+
+
+def test_a_bool_slot_set_to_another_number_should_say_how_it_is_featurized(tmp_path):
+    importer = typed_slot_project(tmp_path, "          - confirmed: 2\n")
+    warned = [m for m in messages(importer, "warning") if "sets the" in m]
+    assert warned == [
+        "stories.yml:12: 'weather' sets the bool slot 'confirmed' to 2, which is neither true "
+        "nor false; the policies see it as set and true."]
+    from parley.data.tracker import slot_features
+    assert slot_features(importer.domain.slots["confirmed"], 2) == (1.0, 1.0)  # as it says

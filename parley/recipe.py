@@ -43,6 +43,9 @@ class Node:
     params: dict[str, Any] = field(default_factory=dict)
     file: str | None = field(default=None, compare=False)
     line: int | None = field(default=None, compare=False)
+    # The line of each parameter written in config.yml, so later checks (finetuning) can
+    # point at the parameter rather than the component.
+    param_lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "component": self.component,
@@ -180,7 +183,7 @@ def _nodes(kind: str, entries: list[ComponentConfig], extra: dict[str, Any],
                 raise ConfigError(f"{location(issue.file, issue.line)}: {issue.message} {STRICT}")
             warn(issue.message, issue.file, issue.line)
         nodes.append(Node(f"{kind}_{index}_{entry.name}", kind, entry.name, params,
-                          entry.file, entry.line))
+                          entry.file, entry.line, dict(entry.param_lines)))
     return nodes
 
 

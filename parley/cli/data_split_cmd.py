@@ -98,7 +98,7 @@ def run_split_stories(args: argparse.Namespace) -> int:
     rng = random.Random(args.random_seed)
     out = _out_folder(args.out)
     written = train_total = test_total = 0
-    for path in files:
+    for path, folder in _story_sources(args.nlu, out, files):
         if is_test_stories_file(path):
             continue  # already test stories: splitting them again would mix the two
         content = read_yaml_file(path)
@@ -109,8 +109,9 @@ def run_split_stories(args: argparse.Namespace) -> int:
         if parts is None:
             continue
         train, test = parts
-        _write(out / f"train_{path.name}", train)
-        _write(out / f"test_{path.name}", test)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write(folder / f"train_{path.name}", train)
+        _write(folder / f"test_{path.name}", test)
         written += 1
         train_total += len(train["stories"])
         test_total += len(test["stories"])
@@ -123,6 +124,38 @@ def run_split_stories(args: argparse.Namespace) -> int:
     print(f"{train_total} training and {test_total} test stories from {written} file(s) "
           f"(fraction {args.training_fraction}, seed {args.random_seed}) in {out}")
     return 0
+
+
+def _story_sources(paths: list[str], out: Path, files: list[Path]
+                   ) -> list[tuple[Path, Path]]:
+    """Each of ``files`` (see :func:`_input_files`) with the folder its split files go to:
+    ``out`` plus the file's place below the folder it was found in, so that
+    ``data/a/stories.yml`` and ``data/b/stories.yml`` do not both write
+    ``out/train_stories.yml``. Two files that would still write the same place are an
+    error before anything is written."""
+    from parley.data.formats.project_files import yaml_files, yaml_files_below
+    from parley.errors import DataError
+
+    sources: list[tuple[Path, Path]] = []
+    targets: dict[Path, Path] = {}
+    wanted = set(files)
+    for raw in paths:
+        root = Path(raw)
+        below = yaml_files_below(root) if root.is_dir() else yaml_files([root])
+        for path in below:
+            if path not in wanted:
+                continue
+            folder = out / path.parent.relative_to(root) if root.is_dir() else out
+            target = folder / path.name
+            if target in targets and targets[target] != path:
+                raise DataError(
+                    f"{targets[target]} and {path} would both be split into "
+                    f"{folder / ('train_' + path.name)}; give them in one folder, or split "
+                    "them one at a time with another --out.")
+            if target not in targets:
+                targets[target] = path
+                sources.append((path, folder))
+    return sources
 
 
 def _input_files(paths: list[str], out: str) -> list[Path]:

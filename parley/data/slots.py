@@ -150,6 +150,51 @@ def needs_a_value(slot: Slot) -> bool:
         and slot.type != "any"
 
 
+# Words a bool slot reads as true or false, the same ones featurization reads
+# (parley.data.tracker); anything else featurizes as "set and false".
+TRUE_WORDS = ("true", "1", "yes", "y", "on", "1.0")
+FALSE_WORDS = ("false", "0", "no", "n", "off", "0.0")
+
+
+def value_problem(slot: Slot, value: Any) -> str | None:
+    """Why ``value`` does not suit ``slot``'s type, as the end of a sentence about the
+    value ("which is not a number; ..."); None when it suits. Unsetting (None) always suits.
+
+    Rasa keeps whatever value a slot gets and featurizes what it can, so these are never
+    errors: a story or an action that sets them still trains and runs, but the policies
+    see something other than what the author meant. Shared by the story checks
+    (``parley data validate``, training) and the runtime log.
+    """
+    if value is None or slot.type in ("text", "any"):
+        return None
+    if slot.type == "bool":
+        if isinstance(value, bool) or (isinstance(value, (int, float)) and value in (0, 1)):
+            return None
+        if isinstance(value, str) and value.strip().lower() in (*TRUE_WORDS, *FALSE_WORDS):
+            return None
+        # What featurization makes of it (parley.data.tracker): a word it does not know
+        # is false, anything else (2, a list) is Python's truth value.
+        seen = "false" if isinstance(value, str) or not value else "true"
+        return f"which is neither true nor false; the policies see it as set and {seen}"
+    if slot.type == "float":
+        if isinstance(value, bool):
+            return "which is a boolean, not a number"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return "which is not a number; the policies see it as unset"
+        # Outside min_value..max_value is fine: the policies see it clipped, by design.
+        return None if number == number else "which is NaN; the policies see it as unset"
+    if slot.type == "categorical":
+        if str(value).lower() in (str(v).lower() for v in slot.values):
+            return None
+        return (f"which is not one of its values ({', '.join(map(str, slot.values))}); "
+                "the policies see it as '__other__'")
+    if slot.type == "list" and not isinstance(value, (list, tuple)):
+        return "which is not a list; the policies see only whether it is empty"
+    return None
+
+
 def read_slot(name: Any, data: Any, file: str | Path | None, line: int | None) -> Slot:
     """Check one ``slots:`` entry and build its :class:`Slot`."""
     expect_type(name, str, file, line, "a slot name")
@@ -193,6 +238,10 @@ def read_slot(name: Any, data: Any, file: str | Path | None, line: int | None) -
         slot.values = _read_values(name, data, file, line)
     if slot_type == "float":
         _read_range(slot, data, file, line)
+    problem = value_problem(slot, slot.initial_value)
+    if problem is not None:  # Rasa starts every conversation with it all the same
+        warn(f"the initial_value {slot.initial_value!r} of {slot_type} slot '{name}' does not "
+             f"suit the type, {problem}.", file, line_of(data, "initial_value"))
     raw = data["mappings"]
     mappings = [] if raw is None else expect_list(
         raw, file, line_of(data, "mappings"), f"mappings of {where}")

@@ -47,11 +47,15 @@ class StoryEntity:
 
 @dataclass(frozen=True)
 class SlotValue:
-    """One slot of a ``slot_was_set`` list; ``any_value`` for the bare-name form."""
+    """One slot of a ``slot_was_set`` list; ``any_value`` for the bare-name form.
+
+    ``line`` is the item's own line (a step may list several slots), for the checks.
+    """
 
     name: str
     value: Any = None
     any_value: bool = False
+    line: int | None = _place()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from parley.data.domain import DEFAULT_INTENTS, RULE_SNIPPET_ACTION, Domain
 from parley.data.formats.schema import did_you_mean
 from parley.data.importer import TrainingDataImporter
 from parley.data.message import Message
-from parley.data.slots import needs_a_value
+from parley.data.slots import needs_a_value, value_problem
 from parley.data.stories import (
     ActionStep, ActiveLoopStep, CheckpointStep, SlotStep, Story, UserStep,
     story_structure_issues,
@@ -64,15 +64,30 @@ def validate_project(importer: TrainingDataImporter, scope: str = "both") -> Val
         issues += check_examples(nlu)
         if has_domain:
             issues += check_nlu_against_domain(nlu, domain)
-    if scope in ("both", "core"):
+    if scope in ("both", "core") and dialogue and domain.is_empty():
+        issues.append(empty_domain_issue(importer))
+    elif scope in ("both", "core"):
         issues += check_stories_against_domain([*dialogue, *importer.test_stories], domain)
         issues += check_bare_slot_names([*dialogue, *importer.test_stories], domain)
+        issues += check_slot_values([*dialogue, *importer.test_stories], domain)
         issues += check_domain(domain)
         issues += story_structure_issues(dialogue)
     if scope == "both":
         issues += check_unused(domain, nlu, dialogue)
         issues += check_something_to_train(nlu, dialogue)
     return ValidationReport(issues)
+
+
+def empty_domain_issue(importer: TrainingDataImporter) -> Issue:
+    """Stories or rules but an empty domain (an emptied file, a wrong --domain): one error
+    that says so, as ``rasa data validate`` gives, instead of one per intent and action of
+    every story; the stories are checked once the domain is back."""
+    path = importer.domain_path
+    return Issue(ERROR, (
+        "the domain is empty: it declares no intents, entities, slots, responses, actions "
+        "or forms, so the stories and rules cannot be checked against it, and `parley "
+        "train` would skip the dialogue part, as Rasa's does. Fill in the domain, or give "
+        "the project's domain with --domain."), str(path) if path is not None else None)
 
 
 def check_something_to_train(nlu: TrainingData, dialogue: list[Story]) -> list[Issue]:
@@ -225,6 +240,28 @@ def check_bare_slot_names(stories: list[Story], domain: Domain) -> list[Issue]:
     return issues
 
 
+def check_slot_values(stories: list[Story], domain: Domain) -> list[Issue]:
+    """A value the slot's type cannot hold (``confirmed: maybe`` for a bool slot, a
+    category the domain does not list): warnings, because Rasa trains such stories, each
+    featurized as its type can (a bool as unset, a category as ``__other__``), with no word
+    from ``rasa data validate``; the story almost surely meant something else."""
+    issues: list[Issue] = []
+    for story in stories:
+        for step in story.iter_steps():
+            if not isinstance(step, (SlotStep, CheckpointStep)):
+                continue
+            for slot in step.slots:
+                declared = domain.slots.get(slot.name)
+                if declared is None or slot.any_value:
+                    continue
+                problem = value_problem(declared, slot.value)
+                if problem is not None:
+                    issues.append(Issue(WARNING, (
+                        f"'{story.name}' sets the {declared.type} slot '{slot.name}' to "
+                        f"{slot.value!r}, {problem}."), step.file, slot.line or step.line))
+    return issues
+
+
 # --- the domain itself -------------------------------------------------------------------
 def check_domain(domain: Domain) -> list[Issue]:
     """References inside the domain: forms → slots, mappings → entities/intents/forms,
@@ -325,10 +362,16 @@ def validate_for_training(importer: TrainingDataImporter, scope: str = "both") -
     ``rasa data validate`` but trains with ``rasa train`` (Rasa's importer does not add
     them to the domain; the NLU model learns them, the policies never see them). Such
     issues become warnings here, each also emitted as a :class:`ParleyWarning` so that a
-    training shows them; ``parley data validate`` keeps them errors.
+    training shows them; ``parley data validate`` keeps them errors. Slot values that do
+    not suit their slot's type are emitted the same way (they are warnings in both).
     """
     report = validate_project(importer, scope)
     domain = importer.domain
+    if scope in ("both", "core"):
+        # Rasa trains these without a word; say it once per place, where training shows it.
+        dialogue = [*importer.stories, *importer.rules, *importer.test_stories]
+        for issue in check_slot_values(dialogue, domain):
+            warn(issue.message, issue.file, issue.line)
     if scope not in ("both", "nlu") or not importer.has_domain or domain.is_empty():
         return report
     lenient = {i for i in check_nlu_against_domain(importer.nlu_data, domain) if i.level == ERROR}

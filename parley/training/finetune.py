@@ -3,18 +3,19 @@
 The new config may differ from the old one only in epoch counts; the labels (intents,
 entities, actions) and the domain as policies see it must stay the same, and the archive must
 be in this Parley's model format. Each mismatch is its own clear error, raised before
-anything trains.
+anything trains; a config mismatch names config.yml's line of the component or parameter.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from parley.data.importer import TrainingDataImporter
-from parley.errors import ConfigError, DataError
+from parley.errors import ConfigError, DataError, location
 from parley.model_archive import check_format
-from parley.recipe import Recipe
+from parley.recipe import Node, Recipe, component_class
 from parley.training.fingerprints import core_domain_fingerprint, labels
 
 # Parameters that may change between the old config and the finetuning one.
@@ -30,21 +31,30 @@ def check_finetunable(meta: dict[str, Any], archive: Path, recipe: Recipe,
             f"{archive} is a '{meta.get('training_type')}' model; finetuning it with "
             f"'{training_type}' training would change what it holds.")
     old_nodes = meta.get("train_graph", {})
-    new_nodes = recipe.as_dict()
-    for part in ("nlu", "policies"):
-        old, new = old_nodes.get(part, []), new_nodes[part]
-        if [n["component"] for n in old] != [n["component"] for n in new]:
+    config_file = importer.config.file
+    for part, section in (("nlu", "pipeline"), ("policies", "policies")):
+        old, new = old_nodes.get(part, []), getattr(recipe, part)
+        old_names, new_names = [n["component"] for n in old], [n.component for n in new]
+        if old_names != new_names:
             raise ConfigError(
-                f"the config's {part} differ from the model's ({_names(old)} → {_names(new)}); "
-                "finetuning allows only other epoch counts.")
+                f"{_where(_first_change(old_names, new), config_file)}: the config's "
+                f"{section} differs from the model's ({', '.join(old_names) or 'none'} → "
+                f"{', '.join(new_names) or 'none'}); finetuning allows only other epoch "
+                "counts. Restore the model's components, or train a new model.")
         for before, after in zip(old, new, strict=True):
-            changed = sorted(k for k in set(before["params"]) | set(after["params"])
-                             if k not in EPOCH_PARAMS
-                             and before["params"].get(k) != after["params"].get(k))
+            # Written and left out mean the same when the value is the default.
+            defaults = component_class(after.kind, after.component).default_params()
+            old_params = {**defaults, **before["params"]}
+            new_params = {**defaults, **after.params}
+            changed = sorted(k for k in set(old_params) | set(new_params)
+                             if k not in EPOCH_PARAMS and old_params.get(k) != new_params.get(k))
             if changed:
+                shown = ", ".join(f"{key} {_shown(old_params, key)} → {_shown(new_params, key)}"
+                                  for key in changed)
                 raise ConfigError(
-                    f"{after['component']} has other parameters than in the model "
-                    f"({', '.join(changed)}); finetuning allows only other epoch counts.")
+                    f"{_where(after, config_file, changed)}: {after.component} has other "
+                    f"parameters than in the model ({shown}); finetuning allows only other "
+                    "epoch counts. Restore the model's values, or train a new model.")
     old_labels, new_labels = meta.get("labels", {}), labels(importer)
     for kind in ("intents", "entities") if recipe.nlu else ():
         _same_labels(kind, old_labels.get(kind, []), new_labels[kind])
@@ -65,5 +75,22 @@ def _same_labels(kind: str, old: list[str], new: list[str]) -> None:
             "Train a new model instead.")
 
 
-def _names(nodes: list[dict[str, Any]]) -> str:
-    return ", ".join(n["component"] for n in nodes) or "none"
+def _first_change(old_names: list[str], new: list[Node]) -> Node | None:
+    """The first component of the new config that is not the model's; when the config only
+    lost components at its end, its last one (the place to add them back after)."""
+    for index, node in enumerate(new):
+        if index >= len(old_names) or old_names[index] != node.component:
+            return node
+    return new[-1] if new else None
+
+
+def _where(node: Node | None, config_file: str | None, params: Sequence[str] = ()) -> str:
+    """``file:line`` of the first of ``params`` written in config.yml, else of the node."""
+    if node is None:
+        return config_file or "config.yml"
+    lines = [node.param_lines[p] for p in params if p in node.param_lines]
+    return location(node.file or config_file, min(lines, default=node.line)) or "config.yml"
+
+
+def _shown(params: dict[str, Any], key: str) -> str:
+    return repr(params[key]) if key in params else "not set"

@@ -263,3 +263,40 @@ def test_split_stories_should_name_a_broken_story_not_copy_it(tmp_path, monkeypa
     assert main(["data", "split", "stories", "-u", "stories.yml"]) == 1
     assert "stories.yml:5: error: unknown key 'acton'" in capsys.readouterr().err
     assert not (tmp_path / "train_test_split" / "train_stories.yml").exists()
+
+
+def test_split_stories_should_keep_files_of_the_same_name_apart(project, capsys):
+    data = project / "data"
+    for folder in ("a", "b"):
+        (data / folder).mkdir()
+        (data / folder / "stories.yml").write_text(
+            STORIES.replace("story: story", f"story: {folder} story"))
+    assert main(["data", "split", "stories"]) == 0
+    out = project / "train_test_split"
+    found = sorted(str(p.relative_to(out)) for p in out.rglob("*.yml"))
+    assert found == ["a/test_stories.yml", "a/train_stories.yml", "b/test_stories.yml",
+                     "b/train_stories.yml", "test_stories.yml", "train_stories.yml"]
+    for folder in ("a", "b"):
+        names = {s.name for part in ("train", "test")
+                 for s in read_story_file(out / folder / f"{part}_stories.yml").stories}
+        assert names == {f"{folder} story {i}" for i in range(10)}
+    assert "24 training and 6 test stories from 3 file(s)" in capsys.readouterr().out
+
+
+def test_split_stories_should_refuse_two_given_files_that_would_collide(project, capsys):
+    (project / "other").mkdir()
+    (project / "other" / "stories.yml").write_text(STORIES)
+    argv = ["data", "split", "stories", "-u", "data/stories.yml", "other/stories.yml"]
+    assert main(argv) == 1
+    assert ("data/stories.yml and other/stories.yml would both be split into "
+            "train_test_split/train_stories.yml") in capsys.readouterr().err
+    assert not list((project / "train_test_split").glob("*.yml"))  # nothing half-written
+
+
+def test_split_stories_should_not_split_an_earlier_split_in_the_data_folder(project, capsys):
+    argv = ["data", "split", "stories", "--out", "data/split"]
+    assert main(argv) == 0
+    first = sorted(p.name for p in (project / "data" / "split").iterdir())
+    assert main(argv) == 0
+    assert sorted(p.name for p in (project / "data" / "split").iterdir()) == first
+    assert "from 1 file(s)" in capsys.readouterr().out.splitlines()[-1]

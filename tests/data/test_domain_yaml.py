@@ -336,7 +336,8 @@ def test_a_broken_link_in_a_domain_folder_should_be_an_error_naming_it(tmp_path)
     folder.mkdir()
     (folder / "a.yml").write_text('version: "3.1"\nintents: [greet]\n')
     (folder / "b.yml").symlink_to(tmp_path / "gone.yml")
-    with pytest.raises(DataError, match="cannot be read") as info:
+    with pytest.raises(DataError, match="is a symbolic link to .*gone.yml', which does not "
+                                        "exist") as info:
         read_domain(folder)
     assert info.value.file == str(folder / "b.yml")
 
@@ -355,3 +356,34 @@ def test_bool_and_list_slots_without_initial_value_should_start_unset_as_in_rasa
     assert tracker.slots["flag"] is None and tracker.slots["items"] is None
     again = Domain.from_yaml(domain_to_yaml(domain))
     assert again.slots["flag"].initial_value is None and again.slots["items"].initial_value is None
+
+
+@pytest.mark.parametrize(("slot", "words"), [
+    ("type: bool\n    initial_value: maybe",
+     "'maybe' of bool slot 's' does not suit the type, which is neither true nor false"),
+    ("type: float\n    initial_value: lots",
+     "'lots' of float slot 's' does not suit the type, which is not a number"),
+    ("type: categorical\n    values: [a, b]\n    initial_value: c",
+     "'c' of categorical slot 's' does not suit the type, which is not one of its values "
+     "(a, b); the policies see it as '__other__'"),
+])
+def test_an_initial_value_the_slot_type_cannot_hold_should_warn_at_its_line(slot, words):
+    text = f'version: "3.1"\nslots:\n  s:\n    {slot}\n    mappings: [{{type: custom}}]\n'
+    with pytest.warns(ParleyWarning) as record:
+        domain = load(text)
+    warned = [w.message for w in record if "initial_value" in str(w.message)]
+    assert len(warned) == 1 and words in warned[0].message
+    lines = text.splitlines()
+    assert warned[0].line == next(i for i, x in enumerate(lines, 1) if "initial_value" in x)
+    assert domain.slots["s"].initial_value is not None  # kept, as Rasa keeps it
+
+
+def test_an_initial_value_that_suits_the_type_should_not_warn():
+    text = ('version: "3.1"\nslots:\n'
+            '  a: {type: bool, initial_value: false, mappings: [{type: custom}]}\n'
+            '  b: {type: categorical, values: [Low, high], initial_value: low, '
+            'mappings: [{type: custom}]}\n'
+            '  c: {type: list, initial_value: [x], mappings: [{type: custom}]}\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ParleyWarning)
+        load(text)

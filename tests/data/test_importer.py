@@ -16,4 +16,7 @@ def test_a_broken_link_in_the_data_folder_should_be_an_error_naming_it(tmp_path)
     with pytest.raises(DataError) as info:
         TrainingDataImporter(None, None, [data]).load_all()
     assert info.value.file == str(data / "more.yml")
-    assert "cannot be read (No such file or directory)" in str(info.value)
+    assert info.value.message == (
+        f"the file is a symbolic link to '{tmp_path / 'elsewhere' / 'more.yml'}', which does "
+        "not exist.")
+    assert info.value.hint == "Point the link at the file, or remove the link."

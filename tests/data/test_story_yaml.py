@@ -341,6 +341,34 @@ def test_should_raise_when_a_checkpoint_condition_has_no_value():
     )
 
 
+@pytest.mark.parametrize(("item", "line", "found"), [
+    ("~: x", 5, "found nothing (null)"),  # a null key has no line of its own: the item's
+    ("5: x", 6, "found the value 5"),
+])
+def test_should_raise_when_a_slot_name_in_slot_was_set_is_not_a_string(item, line, found):
+    text = f"stories:\n- story: s\n  steps:\n  - slot_was_set:\n    - a: 1\n      {item}\n"
+    assert _story_errors(text) == (
+        f"stories.yml:{line}: a slot name in 'slot_was_set' in the story 's' must be a string, "
+        f"{found}."
+    )
+
+
+def test_should_raise_when_a_slot_name_in_slot_was_set_is_empty():
+    text = "stories:\n- story: s\n  steps:\n  - slot_was_set:\n    - ' '\n"
+    assert _story_errors(text) == (
+        "stories.yml:5: a slot name in 'slot_was_set' in the story 's' is empty. "
+        "Write `- <slot>: <value>`."
+    )
+
+
+def test_should_keep_the_line_of_each_slot_in_slot_was_set():
+    read = read_stories(
+        "stories:\n- story: s\n  steps:\n  - slot_was_set:\n    - a: 1\n      b: 2\n"
+        "    - c\n", "stories.yml")
+    step = read.stories[0].steps[0]
+    assert [(slot.name, slot.line) for slot in step.slots] == [("a", 5), ("b", 6), ("c", 7)]
+
+
 def test_should_raise_when_a_rule_flag_is_not_a_boolean():
     text = "rules:\n- rule: r\n  conversation_start: yes\n  steps:\n  - action: a\n"
     assert _story_errors(text) == (

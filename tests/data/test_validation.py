@@ -195,3 +195,128 @@ def test_a_bare_name_for_a_slot_whose_value_matters_should_warn(tmp_path):
         "stories.yml:11: the bool slot 'done' is named without a value, so this step treats it "
         "as not set (as Rasa does); only text and list slots can be named alone. Write "
         "`- done: <value>`."]
+
+
+TYPED_SLOTS = """\
+slots:
+  confirmed:
+    type: bool
+    mappings: [{type: custom}]
+  price:
+    type: float
+    mappings: [{type: custom}]
+  size:
+    type: categorical
+    values: [small, Large]
+    mappings: [{type: custom}]
+  toppings:
+    type: list
+    mappings: [{type: custom}]
+"""
+
+
+def typed_slot_project(tmp_path: Path, slot_lines: str) -> TrainingDataImporter:
+    domain = DOMAIN.replace("slots:\n", TYPED_SLOTS)
+    stories = STORIES.replace("      - action: utter_weather\n",
+                              "      - slot_was_set:\n" + slot_lines)
+    return make_project(tmp_path, domain=domain, stories=stories)
+
+
+def test_slot_values_of_the_wrong_type_should_warn_with_the_line_of_each_slot(tmp_path):
+    importer = typed_slot_project(tmp_path, (
+        "          - confirmed: maybe\n"
+        "          - price: abc\n"
+        "          - size: medium\n"
+        "          - toppings: cheese\n"))
+    warned = [m for m in messages(importer, "warning") if "sets the" in m]
+    assert warned == [
+        "stories.yml:12: 'weather' sets the bool slot 'confirmed' to 'maybe', which is neither "
+        "true nor false; the policies see it as set and false.",
+        "stories.yml:13: 'weather' sets the float slot 'price' to 'abc', which is not a number; "
+        "the policies see it as unset.",
+        "stories.yml:14: 'weather' sets the categorical slot 'size' to 'medium', which is not "
+        "one of its values (small, Large); the policies see it as '__other__'.",
+        "stories.yml:15: 'weather' sets the list slot 'toppings' to 'cheese', which is not a "
+        "list; the policies see only whether it is empty.",
+    ]
+    assert messages(importer, "error") == []  # Rasa trains them, so Parley must too
+
+
+def test_slot_values_that_suit_their_type_should_pass_quietly(tmp_path):
+    importer = typed_slot_project(tmp_path, (
+        "          - confirmed: false\n"
+        "          - confirmed: \"True\"\n"
+        "          - price: 2.5\n"
+        "          - price: \"7\"\n"
+        "          - size: large\n"  # categories compare without case, as in Rasa
+        "          - size: null\n"
+        "          - toppings: [cheese, ham]\n"))
+    assert [m for m in messages(importer, "warning") if "sets the" in m] == []
+
+
+def test_slot_values_in_rule_conditions_and_test_stories_should_be_checked_too(tmp_path):
+    importer = typed_slot_project(tmp_path, "          - confirmed: true\n")
+    (tmp_path / "data" / "rules.yml").write_text(textwrap.dedent("""\
+        version: "3.1"
+        rules:
+          - rule: greet when confirmed
+            condition:
+              - slot_was_set:
+                  - confirmed: yes please
+            steps:
+              - intent: greet
+              - action: utter_greet
+        """))
+    (tmp_path / "data" / "test_stories.yml").write_text(textwrap.dedent("""\
+        version: "3.1"
+        stories:
+          - story: test sizes
+            steps:
+              - user: hi
+                intent: greet
+              - action: utter_greet
+              - slot_was_set:
+                  - price: cheap
+        """))
+    importer = TrainingDataImporter.from_project(tmp_path)
+    warned = [m for m in messages(importer, "warning") if "sets the" in m]
+    assert warned == [
+        "rules.yml:6: 'greet when confirmed' sets the bool slot 'confirmed' to 'yes please', "
+        "which is neither true nor false; the policies see it as set and false.",
+        "test_stories.yml:9: 'test sizes' sets the float slot 'price' to 'cheap', which is not "
+        "a number; the policies see it as unset.",
+    ]
+
+
+def test_training_should_show_slot_values_of_the_wrong_type_but_go_on(tmp_path):
+    importer = typed_slot_project(tmp_path, "          - size: medium\n")
+    with pytest.warns(ParleyWarning, match="categorical slot 'size' to 'medium'") as record:
+        validate_for_training(importer).raise_for_errors()
+    shown = [w.message for w in record if "'size'" in str(w.message)]
+    assert len(shown) == 1 and shown[0].line == 12 and shown[0].file.endswith("stories.yml")
+
+
+def test_an_empty_domain_should_be_one_error_naming_it_not_one_per_story_step(tmp_path):
+    importer = make_project(tmp_path, domain="")
+    errors = [i for i in validate_project(importer).errors]
+    assert [(Path(i.file).name, i.message) for i in errors] == [(
+        "domain.yml",
+        "the domain is empty: it declares no intents, entities, slots, responses, actions or "
+        "forms, so the stories and rules cannot be checked against it, and `parley train` "
+        "would skip the dialogue part, as Rasa's "
+        "does. Fill in the domain, or give the project's domain with --domain.")]
+
+
+def test_an_empty_domain_without_stories_should_leave_nlu_alone(tmp_path):
+    importer = make_project(tmp_path, domain="", stories='version: "3.1"\n')
+    assert validate_project(importer).errors == []
+
+
+def test_a_bool_slot_set_to_another_number_should_say_how_it_is_featurized(tmp_path):
+    importer = typed_slot_project(tmp_path, "          - confirmed: 2\n")
+    warned = [m for m in messages(importer, "warning") if "sets the" in m]
+    assert warned == [
+        "stories.yml:12: 'weather' sets the bool slot 'confirmed' to 2, which is neither true "
+        "nor false; the policies see it as set and true."]
+    from parley.data.tracker import slot_features
+    assert slot_features(importer.domain.slots["confirmed"], 2) == (1.0, 1.0)  # as it says

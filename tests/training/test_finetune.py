@@ -86,19 +86,62 @@ def test_a_missing_model_should_be_a_clear_error(project):
         run(project, model_to_finetune=str(project / "empty"))
 
 
-def test_a_changed_parameter_other_than_epochs_should_be_refused(project):
-    old = run(project)
+def config_line(project: Path, text: str) -> int:
+    """The 1-based line of config.yml that holds ``text``."""
+    lines = (project / "config.yml").read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One starter model for the refusals below, which never train."""
+    root = tmp_path_factory.mktemp("base")
+    create_starter_project(root)
+    return Path(run(root).model)
+
+
+def test_a_changed_parameter_other_than_epochs_should_name_its_config_line(project, trained):
     edit(project / "config.yml", "    max_ngram: 4", "    max_ngram: 3")
-    with pytest.raises(ConfigError, match=r"CountVectorsFeaturizer has other parameters than in "
-                                          r"the model \(max_ngram\)"):
-        run(project, model_to_finetune=old.model)
+    line = config_line(project, "max_ngram: 3")
+    with pytest.raises(ConfigError) as raised:
+        run(project, model_to_finetune=str(trained))
+    assert str(raised.value).startswith(
+        f"{project / 'config.yml'}:{line}: CountVectorsFeaturizer has other parameters than in "
+        "the model (max_ngram 4 → 3); finetuning allows only other epoch counts.")
 
 
-def test_a_changed_pipeline_should_be_refused(project):
-    old = run(project)
+def test_a_parameter_removed_from_the_config_should_name_its_component(project, trained):
+    edit(project / "config.yml", "    C: 10\n", "")
+    line = config_line(project, "- name: LogisticRegressionClassifier")
+    with pytest.raises(ConfigError, match=rf"config.yml:{line}: LogisticRegressionClassifier has "
+                                          r"other parameters than in the model \(C 10 → 1.0\)"):
+        run(project, model_to_finetune=str(trained))
+
+
+def test_a_changed_policy_parameter_should_name_its_config_line(project, trained):
+    edit(project / "config.yml", "  - name: MemoizationPolicy\n",
+         "  - name: MemoizationPolicy\n    max_history: 3\n")
+    line = config_line(project, "max_history: 3")
+    with pytest.raises(ConfigError, match=rf"config.yml:{line}: MemoizationPolicy has other "
+                                          r"parameters than in the model \(max_history 5 → 3\)"):
+        run(project, model_to_finetune=str(trained))
+
+
+def test_a_changed_pipeline_should_name_the_first_component_that_differs(project, trained):
     edit(project / "config.yml", "  - name: RegexFeaturizer\n", "")
-    with pytest.raises(ConfigError, match="the config's nlu differ from the model's"):
-        run(project, model_to_finetune=old.model)
+    line = config_line(project, "- name: LexicalSyntacticFeaturizer")
+    with pytest.raises(ConfigError, match=rf"config.yml:{line}: the config's pipeline differs "
+                                          "from the model's"):
+        run(project, model_to_finetune=str(trained))
+
+
+def test_policies_removed_at_the_end_should_name_the_last_one_left(project, trained):
+    edit(project / "config.yml", "  - name: RulePolicy\n", "")
+    line = config_line(project, "- name: MemoizationPolicy")
+    with pytest.raises(ConfigError, match=rf"config.yml:{line}: the config's policies differs "
+                                          r"from the model's \(MemoizationPolicy, RulePolicy → "
+                                          r"MemoizationPolicy\)"):
+        run(project, model_to_finetune=str(trained))
 
 
 def test_new_labels_should_be_refused(project):
@@ -136,3 +179,10 @@ def test_another_model_format_should_be_refused(project, tmp_path):
     older = pack_archive(workdir, tmp_path / "older.tar.gz")
     with pytest.raises(ModelArchiveError, match="is in model format 0"):
         run(project, model_to_finetune=str(older))
+
+
+def test_a_default_written_out_should_still_finetune(project, trained):
+    edit(project / "config.yml", "  - name: MemoizationPolicy\n",
+         "  - name: MemoizationPolicy\n    max_history: 5\n")  # MemoizationPolicy's default
+    result = run(project, model_to_finetune=str(trained), dry_run=True)
+    assert result.model is None and result.dry_run_results is not None

@@ -263,9 +263,13 @@ class _Reader:
         for i, item in enumerate(items):
             item_line = line_of(items, i)
             if isinstance(item, dict):
-                result.extend(SlotValue(str(k), plain(v)) for k, v in item.items())
+                for key, value in item.items():
+                    key_line = line_of(item, key) or item_line
+                    result.append(SlotValue(self.slot_name(key, key_line, where), plain(value),
+                                            line=key_line))
             elif isinstance(item, str) and names_allowed:
-                result.append(SlotValue(item, any_value=True))
+                result.append(SlotValue(self.slot_name(item, item_line, where), any_value=True,
+                                        line=item_line))
             else:
                 allowed = "'slot: value' or a slot name" if names_allowed else "'slot: value'"
                 raise SchemaError(
@@ -274,6 +278,15 @@ class _Reader:
                     hint=None if names_allowed else "Checkpoint conditions need a value.",
                 )
         return tuple(result)
+
+    def slot_name(self, name: Any, line: int | None, where: str) -> str:
+        """A slot named in ``slot_was_set``: a non-empty string (``5:`` or ``~:`` would
+        otherwise become a slot '5' or 'None' that the domain check then cannot find)."""
+        expect_type(name, str, self.file, line, f"a slot name in 'slot_was_set' in {where}")
+        if not name.strip():
+            raise SchemaError(f"a slot name in 'slot_was_set' in {where} is empty.", self.file,
+                              line, hint="Write `- <slot>: <value>`.")
+        return str(name)
 
     def alternatives(self, step: Any, line: int | None, where: str) -> OrStep:
         raw = expect_list(step["or"], self.file, line, f"'or' in {where}")

@@ -279,6 +279,10 @@ def _unreadable(path: Path, exc: OSError) -> DataError:
     message = f"the file cannot be read ({exc.strerror or type(exc).__name__})."
     if exc.errno == errno.ENOENT and not path.is_symlink():
         return DataError(message, path, hint="Check the path.")
+    if exc.errno == errno.ENOENT:  # a link whose target is gone: chmod would not help
+        return DataError(
+            f"the file is a symbolic link to '{os.readlink(path)}', which does not exist.",
+            path, hint="Point the link at the file, or remove the link.")
     if exc.errno == errno.ELOOP:
         return DataError(message, path, hint="A symbolic link points back to itself; "
                          "replace it with the file.")

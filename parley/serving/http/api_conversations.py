@@ -30,7 +30,9 @@ from parley.data.events import event_from_dict
 from parley.errors import DataError
 from parley.runtime.processor import MessageProcessor, UserMessage
 from parley.serving.http.auth import Auth
-from parley.serving.http.body import bool_param, json_body, json_object, optional_text
+from parley.serving.http.body import (
+    bool_param, json_body, json_object, optional_string, optional_text,
+)
 from parley.serving.http.errors import HTTPError, bad_request
 from parley.serving.http.limits import check_message_length
 from parley.serving.http.events_io import (
@@ -113,7 +115,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         if parse_data is not None:
             _check_parse_data(parse_data, text)
         message = UserMessage(text, conversation_id, parse_data=parse_data,
-                              message_id=optional_text(data, "message_id"))
+                              message_id=optional_string(data, "message_id"))
         tracker = await state.within_timeout(processor.log_message(message))
         return JSONResponse(tracker_json(tracker, verbosity))
 

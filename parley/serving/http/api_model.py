@@ -29,7 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from parley.errors import DataError, ModelArchiveError, ParleyError
 from parley.serving.http.auth import Auth
-from parley.serving.http.body import bool_param, json_object, optional_text
+from parley.serving.http.body import bool_param, json_object, optional_string, optional_text
 from parley.serving.http.errors import HTTPError, bad_request
 from parley.serving.http.limits import check_message_length
 from parley.serving.http.events_io import (
@@ -65,7 +65,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         if not isinstance(text, str):
             raise bad_request("'text' must be the message to parse, a string.", "text")
         check_message_length(text, state.settings.max_message_chars)
-        message_id = optional_text(data, "message_id")
+        message_id = optional_string(data, "message_id")
         try:
             result = await state.pool(lambda: agent.parse(text))
         except ModelArchiveError as error:

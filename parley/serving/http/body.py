@@ -46,6 +46,17 @@ def optional_text(data: dict[str, Any], key: str) -> str | None:
     return str(value)
 
 
+def optional_string(data: dict[str, Any], key: str) -> str | None:
+    """``data[key]`` when it is a string, None when absent; anything else is a 400 (Rasa's
+    spec types ``message_id`` as a string, and schemathesis holds Parley to it)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"'{key}' must be a string, found {type(value).__name__}.", key)
+    return value
+
+
 def query_value(request: Request, name: str) -> str | None:
     """The query parameter ``name``, given once at most (twice is a 400: which one?)."""
     values = request.query_params.getlist(name)

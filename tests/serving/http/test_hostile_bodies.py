@@ -97,3 +97,12 @@ def test_a_message_whose_intent_has_a_null_confidence_should_be_a_400(client):
     assert "the intent's confidence must be a number, not null" in response.json()["message"]
     tracker = client.get("/conversations/nullconf/tracker").json()
     assert not [e for e in tracker["events"] if e["event"] == "user"]
+
+
+@pytest.mark.parametrize("path", ["/model/parse", "/conversations/numid/messages"])
+def test_a_message_id_that_is_not_a_string_should_be_a_400(client, path):
+    # Rasa's spec types message_id as a string; schemathesis sent a number.
+    body = {"text": "hi", "sender": "user", "message_id": 12}
+    response = client.post(path, json=body)
+    assert response.status_code == 400, response.text
+    assert "'message_id' must be a string, found int." in response.json()["message"]

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from parley.cli.data_cmd import positive_int
+
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
@@ -19,7 +21,7 @@ def register(commands: Any) -> None:
                         help="Story files or folders (default: data).")
     parser.add_argument("--out", default="graph.html",
                         help="The page to write (default: graph.html; .dot for DOT).")
-    parser.add_argument("--max-history", type=_positive, default=2, metavar="N",
+    parser.add_argument("--max-history", type=positive_int, default=2, metavar="N",
                         help="Steps that must match before two steps merge (default: 2).")
     parser.add_argument("-u", "--nlu", nargs="+", default=None, metavar="PATH",
                         help="NLU data: show user turns as an example message of their "
@@ -29,17 +31,6 @@ def register(commands: Any) -> None:
     parser.add_argument("-c", "--config", default=None,
                         help="Accepted as Rasa's; the graph is drawn from the stories alone.")
     parser.set_defaults(handler=run_visualize)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"the value of `--max-history {text}` is not a "
-                                         "positive integer")
-    return value
 
 
 def run_visualize(args: argparse.Namespace) -> int:

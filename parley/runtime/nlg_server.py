@@ -66,9 +66,6 @@ class CallbackResponseGenerator(ResponseGenerator):
         super().__init__(domain, seed)
         self.server = server
 
-    def has_response(self, name: str) -> bool:
-        return True  # the server decides; the domain may list no text for it
-
     def request_body(self, name: str, tracker: DialogueStateTracker, channel: str | None,
                      values: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {"response": name, "id": self._variation_id(name, tracker.slots, channel),

@@ -9,7 +9,9 @@ fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 STAMP="$VENV/.parley-installed-${PARLEY_EXTRAS:-base}"
-if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ]; then
+# (again when the C kernel's source changed: the install compiles it in place)
+if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] \
+    || [ "$ROOT/parley/ml/_chain.c" -nt "$STAMP" ]; then
   python -m pip install --quiet --upgrade pip >/dev/null
   python -m pip install --quiet -e "$ROOT${PARLEY_EXTRAS:+[$PARLEY_EXTRAS]}"
   if [ -n "${PARLEY_WITH_MINILM:-}" ]; then

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from parley.ml import chain_kernel
 from parley.ml.quasi_newton import minimize_owlqn
 
 if TYPE_CHECKING:
@@ -235,6 +236,8 @@ class ChainWeights:
     transitions: np.ndarray  # float64, n_labels × n_labels
 
     _dense: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _kernel: chain_kernel.ChainConstants | None = field(default=None, init=False, repr=False,
+                                                        compare=False)
 
     def emissions(self, x: csr_matrix) -> np.ndarray:
         """``n_tokens × n_labels`` state scores of the tokens (float32)."""
@@ -248,6 +251,12 @@ class ChainWeights:
             dense[self.pair_attribute, self.pair_label] = self.state
             self._dense = dense
         return self._dense
+
+    def kernel_constants(self) -> chain_kernel.ChainConstants:
+        """What the C kernel needs of the transitions, made once."""
+        if self._kernel is None:
+            self._kernel = chain_kernel.ChainConstants.of(self.transitions)
+        return self._kernel
 
     def n_active(self) -> int:
         return int(np.count_nonzero(self.state)) + int(np.count_nonzero(self.transitions))
@@ -363,6 +372,38 @@ def predict_emissions(weights: ChainWeights, emissions: np.ndarray, lengths: np.
 
 def _predict(weights: ChainWeights, emissions: np.ndarray, layout: ChainLayout
              ) -> tuple[np.ndarray, np.ndarray]:
+    if chain_kernel.AVAILABLE:
+        # (message-major: walk row ``inverse[m]`` holds token m)
+        return _predict_each(weights, emissions[layout.inverse], layout.lengths)
+    return _predict_walked(weights, emissions, layout)
+
+
+def _predict_each(weights: ChainWeights, emissions: np.ndarray, lengths: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Tags and marginals sequence by sequence in the C kernel (message-major): the same
+    tags as the batch code; a sequence whose weights underflow even in float64 takes the
+    batch code's fallbacks alone. A message parsed alone goes through the same calls, so
+    it gets the same floats as in a batch."""
+    chain = weights.kernel_constants()
+    best = np.empty(len(emissions), dtype=np.int64)
+    marginals = np.empty(emissions.shape, dtype=np.float64)
+    start = 0
+    for length in lengths.tolist():
+        rows = slice(start, start + length)
+        start += length
+        if not length:
+            continue
+        best[rows] = chain_kernel.viterbi(emissions[rows], chain)
+        found = chain_kernel.marginals(emissions[rows], chain)
+        if found is None:
+            found = _predict_walked(weights, emissions[rows], ChainLayout(np.array([length])))[1]
+        marginals[rows] = found
+    return best, marginals
+
+
+def _predict_walked(weights: ChainWeights, emissions: np.ndarray, layout: ChainLayout
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy prediction of a batch in walk order (the results message-major)."""
     best = viterbi(emissions, weights.transitions, layout)
     with (single_threaded_blas() if layout.n_tokens >= _SINGLE_THREAD_FROM
           else contextlib.nullcontext()):

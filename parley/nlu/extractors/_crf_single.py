@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from parley.ml import chain_kernel
 from parley.nlu.extractors._crf import ChainWeights, predict_emissions
 from parley.nlu.extractors._crf_features import ENTITY, PATTERN, TEXT_FEATURES
 
@@ -55,6 +56,9 @@ class SequencePredictor:
         self.tiny = np.finfo(np.float32).tiny * 1e6
         self.exp_t = np.exp(t - float(t.max())).astype(np.float32)
         self.exp_t_t = self.exp_t.T
+        # The C kernel, when built, runs Viterbi and the marginals (as the batch code
+        # then does too: the same floats either way).
+        self.chain = weights.kernel_constants() if chain_kernel.AVAILABLE else None
 
     def emissions(self, rows: list[list[int]]) -> np.ndarray:
         """``T × L`` float32 state scores of the tokens' attribute ids (each of value 1):
@@ -108,6 +112,8 @@ class SequencePredictor:
         On the way back, the predecessor of a path label is the one :func:`_crf.viterbi`
         picks among those with the best score: the higher ``p``, then the lower index.
         """
+        if self.chain is not None:
+            return chain_kernel.viterbi(emissions, self.chain)
         # (numpy's ufuncs and methods called directly, rows gathered by take() rather than
         # fancy indexing: a step is a few microseconds, and the convenience wrappers would
         # add a third)
@@ -155,7 +161,10 @@ class SequencePredictor:
     def _marginals(self, emissions: np.ndarray, first: int = 0) -> np.ndarray | None:
         """``_forward_backward(…, float32, edges=False)`` of one sequence, as float64: its
         rows ``first`` on (the forward pass runs to the end, for the scales the backward
-        pass divides by; the backward pass stops at ``first``)."""
+        pass divides by; the backward pass stops at ``first``). With the C kernel, its
+        float64 marginals, as the batch code then gives them."""
+        if self.chain is not None:
+            return chain_kernel.marginals(emissions, self.chain, first)
         exp_t, exp_t_t, tiny = self.exp_t, self.exp_t_t, self.tiny
         exp_e = np.exp((emissions - np.maximum.reduce(emissions, axis=1, keepdims=True))
                        .astype(np.float32))

@@ -11,6 +11,7 @@ import pytest
 from scipy.sparse import csr_matrix
 
 from parley.data.formats.nlu_yaml import read_nlu_text
+from parley.ml import chain_kernel
 from parley.nlu.extractors._crf import ChainWeights, predict_emissions
 from parley.nlu.extractors._crf_single import AttributeIds, SequencePredictor
 from parley.nlu.extractors.crf import CRFEntityExtractor
@@ -18,6 +19,17 @@ from parley.nlu.featurizers.regex import RegexFeaturizer
 from parley.nlu.tokenizers.whitespace import WhitespaceTokenizer
 from tests.nlu._helpers import fresh, run
 from tests.nlu.extractors.test_crf import CITIES, travel_nlu
+
+
+@pytest.fixture(autouse=True, params=["c-kernel", "numpy"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Every test once with the C kernel (when built) and once with the numpy code: each
+    path must agree with itself between a message alone and a batch."""
+    on = request.param == "c-kernel"
+    if on and not chain_kernel.AVAILABLE:
+        pytest.skip("the C kernel (parley/ml/_chain.c) is not built here")
+    monkeypatch.setattr(chain_kernel, "AVAILABLE", on)
+    return on
 
 
 def _weights(rng: np.random.Generator, n_labels: int, n_attributes: int, zeros: float,
@@ -67,15 +79,19 @@ def test_viterbi_ties_should_go_as_in_the_batch_code() -> None:
     assert tags.tolist() == predict_emissions(weights, emissions, np.array([5]))[0].tolist()
 
 
-def test_an_underflowing_step_should_hand_over_to_the_batch_codes_fallbacks() -> None:
-    # Moves so costly that float32 loses every path: the batch code redoes it in float64
-    # (and in log space); the one-sequence path must come to the same numbers.
+def test_an_underflowing_step_should_hand_over_to_the_batch_codes_fallbacks(kernel: bool
+                                                                           ) -> None:
+    # Moves so costly that float32 (the numpy code) or float64 (the kernel) loses every
+    # path: the batch code redoes it in float64 (and in log space); the one-sequence path
+    # must come to the same numbers.
     rng = np.random.default_rng(3)
-    transitions = rng.normal(size=(4, 4)) * 60 - 120
+    transitions = rng.normal(size=(4, 4)) * 60 - (1000 if kernel else 120)
     transitions[0, 0] = 0.0
     weights = ChainWeights(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
                            transitions)
     emissions = (rng.normal(size=(6, 4)) * 40).astype(np.float32)
+    if kernel:  # the one affordable path, the label the emissions rule out by far
+        emissions[:, 0] -= 800
     predictor = SequencePredictor(weights, 1)
     assert predictor._marginals(emissions) is None  # noqa: SLF001 - the case under test
     _same(predictor.predict(emissions), predict_emissions(weights, emissions, np.array([6])))

@@ -1,14 +1,19 @@
-"""The one thing pyproject.toml cannot say without an experimental table: the C kernel of
-the CRF's prediction (parley/ml/_chain.c, used through parley/ml/chain_kernel.py).
+"""The one thing pyproject.toml cannot say without an experimental table: Parley's C
+kernels for parsing one message — the CRF's tags (parley/ml/_chain.c, used through
+parley/ml/chain_kernel.py) and a linear classifier's product (parley/ml/_linear.c, through
+parley/ml/linear_kernel.py).
 
-``optional``: without a C compiler the install goes on, and Parley runs the same
-prediction in numpy (slower per message; the same tags).
+``optional``: without a C compiler the install goes on, and Parley computes the same in
+numpy (slower per message).
 """
 
 from setuptools import Extension, setup
 
+# no fused multiply-adds: the same sums on every machine
+FLAGS = ["-O3", "-ffp-contract=off"]
+
 setup(ext_modules=[
-    Extension("parley.ml._chain", ["parley/ml/_chain.c"], optional=True,
-              # no fused multiply-adds: the same sums on every machine
-              extra_compile_args=["-O3", "-ffp-contract=off"]),
+    Extension(f"parley.ml.{name}", [f"parley/ml/{name}.c"], optional=True,
+              extra_compile_args=FLAGS)
+    for name in ("_chain", "_linear")
 ])

@@ -9,9 +9,15 @@ fi
 # shellcheck disable=SC1091
 source "$VENV/bin/activate"
 STAMP="$VENV/.parley-installed-${PARLEY_EXTRAS:-base}"
-# (again when the C kernel's source changed: the install compiles it in place)
-if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] \
-    || [ "$ROOT/parley/ml/_chain.c" -nt "$STAMP" ]; then
+# (again when a C kernel's source changed: the install compiles them in place)
+changed_kernel() {
+  local source
+  for source in "$ROOT"/parley/ml/_*.c; do
+    [ "$source" -nt "$STAMP" ] && return 0
+  done
+  return 1
+}
+if [ ! -f "$STAMP" ] || [ "$ROOT/pyproject.toml" -nt "$STAMP" ] || changed_kernel; then
   python -m pip install --quiet --upgrade pip >/dev/null
   python -m pip install --quiet -e "$ROOT${PARLEY_EXTRAS:+[$PARLEY_EXTRAS]}"
   if [ -n "${PARLEY_WITH_MINILM:-}" ]; then

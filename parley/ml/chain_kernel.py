@@ -1,36 +1,23 @@
 """The C kernel of a linear-chain CRF's prediction for one sequence (``parley/ml/_chain.c``),
 when it was built, behind numpy-array functions.
 
-``pip install`` builds it where a C compiler is there; without one the install goes on and
-:data:`AVAILABLE` is False: callers then run their numpy code (the same tags; marginals
-that differ from the kernel's float64 ones by about 1e-6). ``PARLEY_NO_C_KERNEL=1`` turns
-the kernel off (to compare the two, or to rule it out).
+Where it is not (:data:`AVAILABLE` False; see :mod:`parley.ml.c_kernels`), callers run
+their numpy code: the same tags, marginals that differ from the kernel's float64 ones by
+about 1e-6.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from parley.ml.c_kernels import load_kernel
+
 # The kernel's interface version this module speaks (``CHAIN_KERNEL_VERSION`` in _chain.c):
-# a kernel built from an older source is left unused rather than called wrongly.
-_VERSION = 3
-
-
-def _load() -> object | None:
-    if os.environ.get("PARLEY_NO_C_KERNEL", "") not in ("", "0"):
-        return None
-    try:
-        from parley.ml import _chain  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return _chain if getattr(_chain, "VERSION", None) == _VERSION else None
-
-
-_kernel = _load()
+# a kernel built from another source is left unused rather than called wrongly.
+_kernel = load_kernel("_chain", version=3)
 AVAILABLE = _kernel is not None
 
 

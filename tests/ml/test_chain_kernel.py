@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from parley.ml import chain_kernel
+from parley.ml import chain_kernel, linear_kernel
 from parley.nlu.extractors._crf import ChainLayout, ChainWeights, _predict_walked
 
 needs_kernel = pytest.mark.skipif(not chain_kernel.AVAILABLE,
@@ -76,9 +76,10 @@ def test_the_kernel_should_refuse_shapes_that_do_not_fit() -> None:
             2, 3, 2, np.empty(0))
 
 
-def test_ci_should_have_built_the_kernel() -> None:
+def test_ci_should_have_built_the_kernels() -> None:
     """CI sets PARLEY_REQUIRE_C_KERNEL: a build that quietly failed there would leave every
     kernel test skipped and parses on the slower numpy path."""
     if not os.environ.get("PARLEY_REQUIRE_C_KERNEL"):
         pytest.skip("PARLEY_REQUIRE_C_KERNEL is not set (CI sets it)")
     assert chain_kernel.AVAILABLE, "parley/ml/_chain.c was not built (pip install -e .)"
+    assert linear_kernel.AVAILABLE, "parley/ml/_linear.c was not built (pip install -e .)"

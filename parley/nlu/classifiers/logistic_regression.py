@@ -23,6 +23,7 @@ from parley.component import FEATURES, INTENT, Finetunable, NLUComponent, finetu
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError, ModelArchiveError
+from parley.ml import linear_kernel
 from parley.ml.quasi_newton import minimize_lbfgs
 from parley.nlu.classifiers._output import LABEL_RANKING_LENGTH, write_intent_rankings
 from parley.nlu.classifiers.calibration import (
@@ -329,7 +330,11 @@ class LogisticRegressionClassifier(NLUComponent, Finetunable):
         starts = list(accumulate((f.dim for f in records), initial=0))
         out: np.ndarray = self.intercept_.astype(np.float64, copy=True)
         sparse = [(f, start) for f, start in zip(records, starts, strict=False) if f.is_sparse]
-        if sparse:
+        if sparse and linear_kernel.AVAILABLE and self.coef_.flags.c_contiguous:
+            for record, start in sparse:  # each block weighed and multiplied in one call
+                linear_kernel.tfidf_dot(*record.sentence_entries(), start, self.idf_,
+                                        self.coef_, out)
+        elif sparse:
             rows = [f.sentence_entries() for f, _ in sparse]
             data = np.concatenate([values for values, _ in rows]).astype(np.float64,
                                                                          copy=False)

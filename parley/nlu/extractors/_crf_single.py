@@ -215,8 +215,9 @@ class AttributeIds:
         if ids is None:
             if len(self.kept) >= KEPT_TEXTS:
                 self.kept = {}
+            values: dict[str, Any] = {}  # each feature once: slots share most of them
             ids = self.kept[text] = [
-                [i for name in _text_attributes(text, shift, features)
+                [i for name in _text_attributes(text, shift, features, values)
                  if (i := self.index.get(name)) is not None]
                 for shift, features in self.slots]
         return ids
@@ -259,15 +260,19 @@ class AttributeIds:
         return rows
 
 
-def _text_attributes(text: str, shift: int, features: list[str]) -> list[str]:
+def _text_attributes(text: str, shift: int, features: list[str], values: dict[str, Any]
+                     ) -> list[str]:
     """The names of ``text``'s text features at ``shift``, as attribute_entries names them
-    (a flag only when true)."""
+    (a flag only when true). ``values``: the features' values of ``text`` computed so far
+    (read and added to)."""
     names = []
     for feature in features:
-        func = TEXT_FEATURES.get(feature)
-        if func is None:
-            continue
-        value = func(text)
+        value = values.get(feature, values)  # (itself: not computed yet)
+        if value is values:
+            func = TEXT_FEATURES.get(feature)
+            if func is None:
+                continue
+            value = values[feature] = func(text)
         if isinstance(value, bool):
             if value:
                 names.append(f"{shift}:{feature}")

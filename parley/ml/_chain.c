@@ -80,7 +80,9 @@ static PyObject *viterbi(PyObject *self, PyObject *args)
         double bound = previous[r] + row_min[r];
         Py_ssize_t k = 0;
         for (Py_ssize_t q = 0; q < L; q++) {
-            if (!(previous[q] + row_max[q] >= bound))
+            /* (r itself always: with infinite or NaN weights from a damaged model the
+             * test can fail for every label, and the step needs one predecessor) */
+            if (q != r && !(previous[q] + row_max[q] >= bound))
                 continue;
             /* insertion by (higher score before the move, then lower index) */
             Py_ssize_t at = k++;

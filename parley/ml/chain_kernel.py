@@ -8,7 +8,6 @@ about 1e-6.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,8 +40,9 @@ class ChainConstants:
         values, counts = np.unique(t, return_counts=True)
         common = float(values[counts.argmax()])  # 0.0 after L1 training
         top = float(t.max())
-        moves = np.exp(t - top)
-        base = math.exp(common - top)
+        with np.errstate(invalid="ignore", over="ignore"):  # weights of a damaged model
+            moves = np.exp(t - top)
+            base = float(np.exp(common - top))
         rows, columns = np.nonzero(t != common)
         return cls(t, t.max(axis=1), t.min(axis=1), base,
                    np.searchsorted(rows, np.arange(len(t) + 1)).astype(np.int64),

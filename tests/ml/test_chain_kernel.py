@@ -64,6 +64,21 @@ def test_the_kernel_should_tag_as_the_numpy_code_and_agree_on_marginals(whole: b
 
 
 @needs_kernel
+def test_weights_that_are_not_finite_should_give_labels_in_range_not_a_crash() -> None:
+    rng = np.random.default_rng(2)
+    for bad in (np.inf, -np.inf, np.nan):
+        transitions = rng.normal(size=(6, 6))
+        transitions[rng.random((6, 6)) < 0.4] = bad
+        emissions = rng.normal(size=(7, 6)).astype(np.float32)
+        emissions[2, :3] = bad
+        chain = chain_kernel.ChainConstants.of(transitions)
+        tags = chain_kernel.viterbi(emissions, chain)
+        assert ((tags >= 0) & (tags < 6)).all()
+        found = chain_kernel.marginals(emissions, chain)
+        assert found is None or np.isfinite(found).all()
+
+
+@needs_kernel
 def test_the_kernel_should_refuse_shapes_that_do_not_fit() -> None:
     chain = chain_kernel.ChainConstants.of(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="emissions"):

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 
 /* Raised when the Python side's checks and this file disagree (see chain_kernel.py). */
-#define CHAIN_KERNEL_VERSION 3
+#define CHAIN_KERNEL_VERSION 4
 
 static int check(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t count, const char *name)
 {
@@ -140,7 +140,11 @@ done:
 }
 
 /* marginals(emissions f32[T*L], base, indptr int64[L+1], indices int64[nnz],
- *           values f64[nnz], T, L, first, out f64[(T-first)*L]) -> bool
+ *           values f64[nnz], exp_start f64[L], exp_end f64[L], T, L, first,
+ *           out f64[(T-first)*L]) -> bool
+ *
+ * exp_start / exp_end: exp of the scores of starting / ending in each label (ones for a
+ * chain without them). Each token's marginals are scaled to sum to one.
  *
  * The moves exp(t - max t) as ``base`` plus a sparse correction (CSR by the label moved
  * from): L1 training leaves most transitions exactly 0 (all but 290 of 97 x 97 on
@@ -152,11 +156,11 @@ done:
  * takes the numpy code's fallbacks. */
 static PyObject *marginals(PyObject *self, PyObject *args)
 {
-    Py_buffer eb, pb, ib, vb, outb;
+    Py_buffer eb, pb, ib, vb, sb, nb, outb;
     double base;
     Py_ssize_t T, L, first;
-    if (!PyArg_ParseTuple(args, "y*dy*y*y*nnnw*", &eb, &base, &pb, &ib, &vb, &T, &L, &first,
-                          &outb))
+    if (!PyArg_ParseTuple(args, "y*dy*y*y*y*y*nnnw*", &eb, &base, &pb, &ib, &vb, &sb, &nb, &T,
+                          &L, &first, &outb))
         return NULL;
     PyObject *result = NULL;
     double *work = NULL;
@@ -165,9 +169,11 @@ static PyObject *marginals(PyObject *self, PyObject *args)
         goto done;
     }
     if (!check(&eb, 4, T * L, "emissions") || !check(&pb, 8, L + 1, "indptr") ||
+        !check(&sb, 8, L, "exp_start") || !check(&nb, 8, L, "exp_end") ||
         !check(&outb, 8, (T - first) * L, "out"))
         goto done;
     const int64_t *indptr = pb.buf;
+    const double *exp_start = sb.buf, *exp_end = nb.buf;
     Py_ssize_t nnz = (Py_ssize_t)indptr[L];
     if (indptr[0] != 0 || nnz < 0 || !check(&ib, 8, nnz, "indices") ||
         !check(&vb, 8, nnz, "values"))
@@ -207,7 +213,7 @@ static PyObject *marginals(PyObject *self, PyObject *args)
             ee[j] = exp((double)row[j] - top);
         if (i == 0) {
             for (Py_ssize_t j = 0; j < L; j++)
-                a[j] = ee[j];
+                a[j] = ee[j] * exp_start[j];
         } else {
             const double *before = a - L;
             double total = 0.0;
@@ -236,15 +242,20 @@ static PyObject *marginals(PyObject *self, PyObject *args)
     }
     if (ok) {
         for (Py_ssize_t j = 0; j < L; j++)
-            beta[j] = 1.0;
+            beta[j] = exp_end[j];
         for (Py_ssize_t i = T - 1; i >= first && ok; i--) {
             const double *a = alpha + i * L;
-            double *m = out + (i - first) * L;
+            double *m = out + (i - first) * L, mass = 0.0;
             for (Py_ssize_t j = 0; j < L; j++) {
                 m[j] = a[j] * beta[j];
-                if (!isfinite(m[j]))
-                    ok = 0;
+                mass += m[j];
             }
+            if (!(mass > tiny) || !isfinite(mass)) {
+                ok = 0;
+                break;
+            }
+            for (Py_ssize_t j = 0; j < L; j++)
+                m[j] /= mass;
             if (i == first)
                 break;
             /* beta before i: sum_j x[q, j] * exp_e[i, j] * beta[i, j] / scale[i] */
@@ -269,6 +280,130 @@ done:
     PyBuffer_Release(&pb);
     PyBuffer_Release(&ib);
     PyBuffer_Release(&vb);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&nb);
+    PyBuffer_Release(&outb);
+    return result;
+}
+
+/* viterbi_f32(emissions f32[T*K], scores_to_from f32[K*K], start f32[K], end f32[K],
+ *             allowed_indptr int64[K+1], allowed_from int64[nnz], T, K, out int64[T])
+ *
+ * parley/ml/crf_numpy.py's CRFDecoder.decode of one sequence, in its float32 arithmetic:
+ * the best previous label of each label is numpy's argmax over (move + score) (the first
+ * of equal ones; NaN counts as the largest, as numpy's does), then the emission is added.
+ * Only the allowed moves into each label (allowed_from[allowed_indptr[j]:...], increasing)
+ * are weighed when the best of them is above every blocked move (those score BLOCKED plus
+ * at most the best previous score); otherwise, or with NaN about, the whole row is. */
+static PyObject *viterbi_f32(PyObject *self, PyObject *args)
+{
+    Py_buffer eb, sb, stb, enb, pb, ab, outb;
+    Py_ssize_t T, K;
+    float blocked;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*fnnw*", &eb, &sb, &stb, &enb, &pb, &ab, &blocked,
+                          &T, &K, &outb))
+        return NULL;
+    PyObject *result = NULL;
+    float *work = NULL;
+    int32_t *back = NULL;
+    if (T < 1 || K < 1) {
+        PyErr_SetString(PyExc_ValueError, "viterbi_f32: T and K must be at least 1");
+        goto done;
+    }
+    if (!check(&eb, 4, T * K, "emissions") || !check(&sb, 4, K * K, "scores_to_from") ||
+        !check(&stb, 4, K, "start") || !check(&enb, 4, K, "end") ||
+        !check(&pb, 8, K + 1, "allowed_indptr") || !check(&outb, 8, T, "out"))
+        goto done;
+    const int64_t *indptr = pb.buf;
+    Py_ssize_t nnz = (Py_ssize_t)indptr[K];
+    if (indptr[0] != 0 || nnz < 0 || !check(&ab, 8, nnz, "allowed_from"))
+        goto done;
+    const int64_t *from = ab.buf;
+    for (Py_ssize_t j = 0; j < K; j++)
+        if (indptr[j + 1] < indptr[j]) {
+            PyErr_SetString(PyExc_ValueError, "viterbi_f32: indptr must not decrease");
+            goto done;
+        }
+    for (Py_ssize_t k = 0; k < nnz; k++)
+        if (from[k] < 0 || from[k] >= K) {
+            PyErr_SetString(PyExc_ValueError, "viterbi_f32: an index is out of range");
+            goto done;
+        }
+    const float *e = eb.buf, *moves = sb.buf, *start = stb.buf, *end = enb.buf;
+    int64_t *path = outb.buf;
+    work = malloc(sizeof(float) * 2 * K);
+    back = malloc(sizeof(int32_t) * T * K);
+    if (!work || !back) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    float *score = work, *next = work + K;
+    for (Py_ssize_t j = 0; j < K; j++)
+        score[j] = e[j] + start[j];
+    for (Py_ssize_t i = 1; i < T; i++) {
+        float top = score[0];
+        int nan = isnan(score[0]);
+        for (Py_ssize_t f = 1; f < K; f++) {
+            if (score[f] > top)
+                top = score[f];
+            nan |= isnan(score[f]);
+        }
+        float ceiling = blocked + top;  /* no blocked move reaches above this */
+        int32_t *arg = back + i * K;
+        for (Py_ssize_t j = 0; j < K; j++) {
+            const float *row = moves + j * K;
+            Py_ssize_t best = -1;
+            float value = 0.0f;
+            if (!nan) {
+                for (int64_t k = indptr[j]; k < indptr[j + 1]; k++) {
+                    float v = row[from[k]] + score[from[k]];
+                    if (best < 0 || v > value) {
+                        best = from[k];
+                        value = v;
+                    }
+                }
+            }
+            if (best < 0 || !(value > ceiling)) {  /* every move, as numpy's argmax */
+                best = 0;
+                value = row[0] + score[0];
+                for (Py_ssize_t f = 1; f < K && !isnan(value); f++) {
+                    float v = row[f] + score[f];
+                    if (v > value || isnan(v)) {
+                        best = f;
+                        value = v;
+                    }
+                }
+            }
+            arg[j] = (int32_t)best;
+            next[j] = value + e[i * K + j];
+        }
+        float *swap = score;
+        score = next;
+        next = swap;
+    }
+    Py_ssize_t last = 0;
+    float last_value = score[0] + end[0];
+    for (Py_ssize_t j = 1; j < K && !isnan(last_value); j++) {
+        float v = score[j] + end[j];
+        if (v > last_value || isnan(v)) {
+            last = j;
+            last_value = v;
+        }
+    }
+    path[T - 1] = last;
+    for (Py_ssize_t i = T - 1; i > 0; i--)
+        path[i - 1] = back[i * K + path[i]];
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(work);
+    free(back);
+    PyBuffer_Release(&eb);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&stb);
+    PyBuffer_Release(&enb);
+    PyBuffer_Release(&pb);
+    PyBuffer_Release(&ab);
     PyBuffer_Release(&outb);
     return result;
 }
@@ -276,6 +411,8 @@ done:
 static PyMethodDef methods[] = {
     {"viterbi", viterbi, METH_VARARGS, "Viterbi tags of one sequence (see _chain.c)."},
     {"marginals", marginals, METH_VARARGS, "Token marginals of one sequence (see _chain.c)."},
+    {"viterbi_f32", viterbi_f32, METH_VARARGS,
+     "Viterbi tags of one sequence in float32, with start, end and blocked moves."},
     {NULL, NULL, 0, NULL},
 };
 

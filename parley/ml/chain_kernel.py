@@ -16,7 +16,7 @@ from parley.ml.c_kernels import load_kernel
 
 # The kernel's interface version this module speaks (``CHAIN_KERNEL_VERSION`` in _chain.c):
 # a kernel built from another source is left unused rather than called wrongly.
-_kernel = load_kernel("_chain", version=3)
+_kernel = load_kernel("_chain", version=4)
 AVAILABLE = _kernel is not None
 
 
@@ -33,10 +33,16 @@ class ChainConstants:
     indptr: np.ndarray  # int64, L + 1: row q's corrections are indptr[q]:indptr[q + 1]
     indices: np.ndarray  # int64: the label moved to
     values: np.ndarray  # float64: the move minus ``base``
+    exp_start: np.ndarray  # float64, exp of each label's start score (ones: none)
+    exp_end: np.ndarray
 
     @classmethod
-    def of(cls, transitions: np.ndarray) -> ChainConstants:
+    def of(cls, transitions: np.ndarray, start: np.ndarray | None = None,
+           end: np.ndarray | None = None) -> ChainConstants:
         t = np.ascontiguousarray(transitions, dtype=np.float64)
+        ones = np.ones(len(t))
+        exp_start = ones if start is None else np.exp(np.asarray(start, dtype=np.float64))
+        exp_end = ones if end is None else np.exp(np.asarray(end, dtype=np.float64))
         values, counts = np.unique(t, return_counts=True)
         common = float(values[counts.argmax()])  # 0.0 after L1 training
         top = float(t.max())
@@ -46,7 +52,7 @@ class ChainConstants:
         rows, columns = np.nonzero(t != common)
         return cls(t, t.max(axis=1), t.min(axis=1), base,
                    np.searchsorted(rows, np.arange(len(t) + 1)).astype(np.int64),
-                   columns.astype(np.int64), moves[rows, columns] - base)
+                   columns.astype(np.int64), moves[rows, columns] - base, exp_start, exp_end)
 
 
 def viterbi(emissions: np.ndarray, chain: ChainConstants) -> np.ndarray:
@@ -70,5 +76,40 @@ def marginals(emissions: np.ndarray, chain: ChainConstants, first: int = 0
     n, width = e.shape
     out = np.empty((n - first, width), dtype=np.float64)
     ok = _kernel.marginals(e, chain.base, chain.indptr, chain.indices,  # type: ignore[attr-defined]
-                           chain.values, n, width, first, out)
+                           chain.values, chain.exp_start, chain.exp_end, n, width, first, out)
     return out if ok else None
+
+
+@dataclass(frozen=True)
+class BlockedChain:
+    """A chain whose moves, starts and ends are either allowed or blocked (scored
+    ``blocked``), as :class:`parley.ml.crf_numpy.CRFDecoder` keeps them, in float32."""
+
+    scores_to_from: np.ndarray  # float32, C-contiguous, K × K (to label, from label)
+    start: np.ndarray  # float32
+    end: np.ndarray
+    blocked: float
+    allowed_indptr: np.ndarray  # int64, K + 1: the moves into label j are
+    allowed_from: np.ndarray  # allowed_from[allowed_indptr[j]:allowed_indptr[j + 1]]
+
+    @classmethod
+    def of(cls, scores_to_from: np.ndarray, start: np.ndarray, end: np.ndarray,
+           allowed_to_from: np.ndarray, blocked: float) -> BlockedChain:
+        into, source = np.nonzero(allowed_to_from)
+        return cls(np.ascontiguousarray(scores_to_from, dtype=np.float32),
+                   np.ascontiguousarray(start, dtype=np.float32),
+                   np.ascontiguousarray(end, dtype=np.float32), blocked,
+                   np.searchsorted(into, np.arange(len(scores_to_from) + 1)).astype(np.int64),
+                   source.astype(np.int64))
+
+
+def viterbi_f32(emissions: np.ndarray, chain: BlockedChain) -> np.ndarray:
+    """The Viterbi labels (int64) of one sequence's ``T × K`` emissions, as
+    :meth:`parley.ml.crf_numpy.CRFDecoder.decode` finds them (its float32 sums and ties)."""
+    assert _kernel is not None, "the C kernel is not built: check AVAILABLE first"
+    e = np.ascontiguousarray(emissions, dtype=np.float32)
+    n, width = e.shape
+    out = np.empty(n, dtype=np.int64)
+    _kernel.viterbi_f32(e, chain.scores_to_from, chain.start, chain.end,  # type: ignore[attr-defined]
+                        chain.allowed_indptr, chain.allowed_from, chain.blocked, n, width, out)
+    return out

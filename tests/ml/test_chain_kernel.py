@@ -88,7 +88,7 @@ def test_the_kernel_should_refuse_shapes_that_do_not_fit() -> None:
     with pytest.raises(ValueError, match="first"):
         chain_kernel._kernel.marginals(  # type: ignore[union-attr]  # noqa: SLF001
             np.zeros((2, 3), np.float32), chain.base, chain.indptr, chain.indices, chain.values,
-            2, 3, 2, np.empty(0))
+            chain.exp_start, chain.exp_end, 2, 3, 2, np.empty(0))
 
 
 def test_ci_should_have_built_the_kernels() -> None:

@@ -102,6 +102,38 @@ def test_crf_decoder_should_tag_a_sequence_alone_as_in_a_batch(scale):
             np.testing.assert_allclose(alone_confidence[0], confidence[row], rtol=1e-6)
 
 
+@pytest.mark.parametrize("kind", ["real", "scaled 300", "ties"])
+def test_crf_decoder_should_tag_with_the_c_kernel_as_with_numpy(kind, monkeypatch):
+    from parley.ml import chain_kernel
+    from parley.ml.entity_tags import bilou_moves
+
+    if not chain_kernel.AVAILABLE:
+        pytest.skip("the C kernel (parley/ml/_chain.c) is not built here")
+    names = ["O", "B-a", "I-a", "L-a", "U-a", "B-b", "I-b", "L-b", "U-b"]
+    rng = np.random.default_rng(11)
+    whole = kind == "ties"
+    transitions = (rng.integers(-2, 3, (9, 9)) if whole else rng.standard_normal((9, 9)))
+    with_kernel = CRFDecoder(transitions.astype(np.float32), *bilou_moves(names))
+    monkeypatch.setattr(chain_kernel, "AVAILABLE", False)
+    plain = CRFDecoder(transitions.astype(np.float32), *bilou_moves(names))
+    assert with_kernel.kernel is not None and plain.kernel is None
+    for length in (1, 2, 5, 13):
+        if whole:
+            emissions = rng.integers(-1, 2, (6, length, 9)).astype(np.float32)
+        else:
+            emissions = (rng.standard_normal((6, length, 9))
+                         * (300.0 if kind == "scaled 300" else 2.0)).astype(np.float32)
+        tags, confidence = with_kernel.decode(emissions)
+        want_tags, want_confidence = plain.decode(emissions)
+        assert tags.tolist() == want_tags.tolist()  # the float32 sums, ties included
+        assert confidence.dtype == want_confidence.dtype
+        # the kernel's float64 marginals against numpy's in float64 (its float32 log-space
+        # fallback, which scale 300 needs, is off by ~4e-5)
+        exact = plain.marginals(emissions.astype(np.float64))
+        picked = np.take_along_axis(exact, tags[:, :, None], axis=2)[:, :, 0]
+        np.testing.assert_allclose(confidence, picked, atol=1e-6)
+
+
 def test_blas_threads_are_set_for_a_while_and_restored():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     with threadpoolctl.threadpool_limits(2, user_api="blas"):

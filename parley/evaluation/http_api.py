@@ -251,7 +251,7 @@ def nlu_result(report: Any) -> dict[str, Any]:
         "response_selection_evaluation": None if report.responses is None
         else _label_evaluation(report.responses, "intent_response_key"),
         "entity_evaluation": {
-            name: {"report": entities.as_dict(), "accuracy": entities.message_accuracy,
+            name: {"report": entities.as_dict(), "accuracy": entities.accuracy,
                    "f1_score": entities.weighted_f1, "precision": entities.weighted_precision,
                    "errors": entities.errors_as_dicts()}
             for name, entities in report.extractors.items()},

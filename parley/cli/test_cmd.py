@@ -149,8 +149,8 @@ def _report_core(run: Any, args: argparse.Namespace) -> int:
     print(f"Tested {run.model} on {report.n_stories} test "
           f"{'story' if report.n_stories == 1 else 'stories'} from "
           f"{' '.join(run.core_paths)}")
-    if not report.parsed:
-        print("note: the model has no NLU part; the intents written in the stories are used.")
+    for note in report.notes:
+        print(f"note: {note}")
     print(report.summary())
     if args.fail_on_prediction_errors and report.failed:
         where = ("the wrong predictions are marked in "

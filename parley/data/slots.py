@@ -150,10 +150,26 @@ def needs_a_value(slot: Slot) -> bool:
         and slot.type != "any"
 
 
-# Words a bool slot reads as true or false, the same ones featurization reads
-# (parley.data.tracker); anything else featurizes as "set and false".
-TRUE_WORDS = ("true", "1", "yes", "y", "on", "1.0")
-FALSE_WORDS = ("false", "0", "no", "n", "off", "0.0")
+def bool_value(value: Any) -> bool | None:
+    """What a bool slot's value means, as Rasa 3.6's ``bool_from_any`` reads it; None when
+    Rasa cannot read it. True and False; a number is true when it equals 1 (2 and 0.5 are
+    false); a text of digits alone likewise (``"1"``; ``"1.0"`` and ``" 1"`` are not
+    digits); ``"true"`` and ``"false"`` in any case, spaces around allowed. Nothing else:
+    ``"yes"``, ``"on"``, ``"y"``, a list — the slot keeps such a value, and the policies
+    see it as unset (Rasa featurizes a value it cannot read as ``[0, 0]``)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value == 1.0
+    if isinstance(value, str):
+        if value.isnumeric():
+            try:
+                return float(value) == 1.0
+            except ValueError:  # other scripts' digits ("²", "五") are numeric, not floats
+                return None
+        word = value.strip().lower()
+        return True if word == "true" else False if word == "false" else None
+    return None
 
 
 def value_problem(slot: Slot, value: Any) -> str | None:
@@ -168,14 +184,16 @@ def value_problem(slot: Slot, value: Any) -> str | None:
     if value is None or slot.type in ("text", "any"):
         return None
     if slot.type == "bool":
-        if isinstance(value, bool) or (isinstance(value, (int, float)) and value in (0, 1)):
-            return None
-        if isinstance(value, str) and value.strip().lower() in (*TRUE_WORDS, *FALSE_WORDS):
-            return None
-        # What featurization makes of it (parley.data.tracker): a word it does not know
-        # is false, anything else (2, a list) is Python's truth value.
-        seen = "false" if isinstance(value, str) or not value else "true"
-        return f"which is neither true nor false; the policies see it as set and {seen}"
+        read = bool_value(value)
+        if read is None:
+            return ("which is neither true nor false (Rasa reads true, false, 1 and 0); the "
+                    "policies see it as unset")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and \
+                value not in (0, 1):
+            return "which is a number other than 0 and 1; the policies see it as false"
+        if isinstance(value, str) and value.isnumeric() and float(value) not in (0, 1):
+            return "which is a number other than 0 and 1; the policies see it as false"
+        return None
     if slot.type == "float":
         if isinstance(value, bool):
             return "which is a boolean, not a number"

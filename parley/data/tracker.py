@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from parley.data.domain import Domain, Slot
+from parley.data.slots import bool_value
 from parley.data.events import (
     ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop, AllSlotsReset,
     DefinePrevUserUtteredFeaturization, EntitiesAdded, Event, FollowupAction, LoopInterrupted, Restarted,
@@ -68,9 +69,9 @@ def slot_features(slot: Slot, value: Any) -> tuple[float, ...]:
     if slot.type == "text":
         return (1.0 if value is not None else 0.0,)
     if slot.type == "bool":
-        if value is None:
-            return (0.0, 0.0)
-        return (1.0, 1.0 if _truthy(value) else 0.0)
+        read = bool_value(value)
+        # A value Rasa cannot read as true or false featurizes as unset, as in Rasa.
+        return (0.0, 0.0) if read is None else (1.0, float(read))
     if slot.type == "float":
         try:
             number = float(value)
@@ -94,12 +95,6 @@ def slot_features(slot: Slot, value: Any) -> tuple[float, ...]:
             features[values.index(text) if text in values else values.index(OTHER_CATEGORY)] = 1.0
         return tuple(features)
     return ()
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "1.0", "yes", "y", "on")
-    return bool(value)
 
 
 class DomainView:

@@ -15,9 +15,11 @@ NLU, see :mod:`parley.dialogue.evaluation`) and gathers a :class:`CoreReport`;
 - ``story_confusion_matrix.png``: actions, target against prediction (with matplotlib,
   drawn by :mod:`parley.nlu.plots`).
 
-A story passes when every action, and the intent of every parsed ``user:`` text, match the
-story; with ``e2e`` (Rasa's end-to-end test) the parsed entities must match too, and the
-intents and entities are scored in story_report.json beside the actions.
+Only stories are tested: the rules of test files are left out, as ``rasa test core`` leaves
+them out (:func:`split_rules`). A story passes when every action, and the intent of every
+parsed ``user:`` text, match the story; with ``e2e`` (Rasa's end-to-end test) the parsed
+entities must match too, and the intents and entities are scored in story_report.json
+beside the actions.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from parley.nlu.evaluation import accuracy, label_scores
 
 __all__ = [
     "CONFUSION_MATRIX_FILE", "FAILED_STORIES_FILE", "REPORT_FILE", "SUCCESSFUL_STORIES_FILE",
-    "WARNINGS_FILE", "CoreReport", "classification_report", "evaluate_core",
+    "RULES_NOT_TESTED", "WARNINGS_FILE", "CoreReport", "classification_report", "evaluate_core",
+    "rules_note", "split_rules",
 ]
 
 REPORT_FILE = "story_report.json"
@@ -124,6 +127,23 @@ class CoreReport:
     @property
     def n_stories(self) -> int:
         return len(self.results)
+
+    @property
+    def end_to_end(self) -> bool:
+        """Whether the evaluation was end-to-end: asked for, and the texts parsed (a model
+        without an NLU part has nothing to parse them with)."""
+        return self.e2e and self.parsed
+
+    @property
+    def notes(self) -> list[str]:
+        """What a reader of the figures must know about how they were made."""
+        if self.parsed:
+            return []
+        note = "the model has no NLU part; the intents written in the stories are used"
+        if self.e2e:
+            note += (", so the evaluation is not end-to-end (no text is parsed and no entity "
+                     "checked)")
+        return [note + "."]
 
     @property
     def passed(self) -> list[StoryResult]:
@@ -247,6 +267,26 @@ class CoreReport:
                 what = "failed"
             lines.append(f"  failed:   {result.name}: {what}")
         return "\n".join(lines)
+
+
+RULES_NOT_TESTED = ("as in Rasa, whose `rasa test core` replays the stories of test files "
+                    "only: a rule is a fragment that may start mid-conversation, not a "
+                    "conversation. To test what a rule does, write a story that goes "
+                    "through it.")
+
+
+def split_rules(tests: Sequence[Story]) -> tuple[list[Story], list[Story]]:
+    """(stories, rules) of what test files hold: only the stories are tested (see
+    :data:`RULES_NOT_TESTED`)."""
+    return ([test for test in tests if not test.is_rule],
+            [test for test in tests if test.is_rule])
+
+
+def rules_note(rules: Sequence[Story]) -> str:
+    """The note that ``rules`` of test files were left out."""
+    count = f"{len(rules)} rule{'' if len(rules) == 1 else 's'}"
+    return f"{count} of the test files {'is' if len(rules) == 1 else 'are'} not tested, " \
+        f"{RULES_NOT_TESTED}"
 
 
 def evaluate_core(agent: Any, stories: Sequence[Story], *, parse: bool = True,

@@ -12,9 +12,9 @@ other folds and tested on it (and on its own training data). As Rasa:
   folds' predictions together, each example tested once, by the model that did not see it.
 
 What differs: the split is seeded (``seed``), so a run can be repeated exactly (Rasa's is
-not); an entity extractor's "Accuracy" is the share of test messages whose entities it got
-exactly right, as Parley scores entities by exact span rather than Rasa's per token;
-``cross_validation_report.json`` keeps the per-fold figures Rasa only logs.
+not); ``cross_validation_report.json`` keeps the per-fold figures Rasa only logs. An entity
+extractor's figures are Rasa's per-token ones (:mod:`parley.evaluation.entity_tokens`),
+"Accuracy" the share of tokens labelled right.
 The fold models are trained in a temporary folder that is removed afterwards; their nodes
 go to the training cache as any training's do, so a repeated run retrains little.
 """
@@ -32,6 +32,7 @@ import numpy as np
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import DataError, warn
+from parley.evaluation.entity_tokens import pipeline_tokenizer
 from parley.nlu.evaluation import NLUReport, entity_extractors, evaluate_nlu, evaluate_parses
 
 __all__ = ["CrossValidation", "FoldScores", "cross_validate", "run_cross_validation",
@@ -88,7 +89,7 @@ class FoldScores:
             r = report.responses
             responses = {"Accuracy": r.accuracy, "F1-score": r.weighted_f1,
                          "Precision": r.weighted_precision}
-        entities = {name: {"Accuracy": e.message_accuracy, "F1-score": e.weighted_f1,
+        entities = {name: {"Accuracy": e.accuracy, "F1-score": e.weighted_f1,
                            "Precision": e.weighted_precision}
                     for name, e in report.extractors.items()}
         return cls(intents, entities, responses)
@@ -200,7 +201,7 @@ def cross_validate(config: str | Path, data: TrainingData, n_folds: int = DEFAUL
         raise DataError(f"{n_folds} folds but only {len(examples)} NLU examples.",
                         hint="Pass fewer folds with --folds.")
     _warn_small_intents(labels, n_folds)
-    train_scores, test_scores, tested, parses_of = [], [], [], []
+    train_scores, test_scores, tested, parses_of, tokens_of = [], [], [], [], []
     extractors: list[str] = []
     with tempfile.TemporaryDirectory(prefix="parley-cv-") as work:
         for number, fold in enumerate(stratified_folds(labels, n_folds, seed), start=1):
@@ -213,16 +214,19 @@ def cross_validate(config: str | Path, data: TrainingData, n_folds: int = DEFAUL
                                 domain)
             extractors = extractors or entity_extractors(agent.nlu_components)
             recorded: list[dict[str, Any]] = []
+            tokenize = pipeline_tokenizer(agent.nlu_components)
             try:
                 train_scores.append(FoldScores.of(evaluate_nlu(agent, train,
                                                                extractors=extractors)))
-                report = evaluate_nlu(_recording(agent, recorded), test, extractors=extractors)
+                report = evaluate_nlu(_recording(agent, recorded), test, extractors=extractors,
+                                      tokenize=tokenize)
+                tokens_of.extend(tokenize(m.text) for m in test)
             finally:
                 agent.close()
             test_scores.append(FoldScores.of(report))
             tested.extend(test)
             parses_of.extend(recorded)
-    together = evaluate_parses(tested, parses_of, extractors=extractors)
+    together = evaluate_parses(tested, parses_of, extractors=extractors, tokens=tokens_of)
     return CrossValidation(n_folds, seed, train_scores, test_scores, together, extractors)
 
 

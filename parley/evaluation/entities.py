@@ -1,9 +1,10 @@
-"""Exact-match entity scores, for all predictions together and per entity extractor.
+"""Exact-span entity scores: Parley's own measure, beside Rasa's per-token one.
 
 A predicted entity is right only when start, end, type and role all match a gold one, each
 gold entity matched at most once (the value is not compared: a synonym mapped value still
-counts). Rasa scores per token instead; its file names and report shapes are kept
-(``<extractor>_report.json`` and the rest, see :mod:`parley.evaluation.nlu_files`).
+counts). This is the entity F1 the NLU benchmark reports (and ``parley test nlu``'s summary,
+named as exact spans). The report files of ``parley test nlu`` score each extractor per
+token, as Rasa does: see :mod:`parley.evaluation.entity_tokens`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from parley.data.message import Entity
 from parley.evaluation.scores import CONFUSIONS_SHOWN, Scores
 
 __all__ = ["ENTITY_PROCESSORS", "NO_ENTITY", "PRETRAINED_EXTRACTORS", "EntityError",
-           "EntityReport", "entity_extractors", "entity_report"]
+           "EntityReport", "entity_dict", "entity_extractors", "entity_label", "entity_report"]
 
 # Rasa leaves these out of entity evaluation: they are not trained on the project's data.
 PRETRAINED_EXTRACTORS = frozenset({"DucklingEntityExtractor", "SpacyEntityExtractor"})
@@ -34,7 +35,7 @@ def _entity_key(entity: Entity | dict[str, Any]) -> tuple[int, int, str, str | N
     return int(entity["start"]), int(entity["end"]), str(entity["entity"]), entity.get("role")
 
 
-def _entity_dict(entity: Entity | dict[str, Any]) -> dict[str, Any]:
+def entity_dict(entity: Entity | dict[str, Any]) -> dict[str, Any]:
     if isinstance(entity, Entity):
         return entity.to_dict()
     return {k: v for k, v in entity.items() if k in ("start", "end", "value", "entity", "role",
@@ -67,14 +68,13 @@ class EntityReport:
     n_correct: int
     types: dict[str, Scores]
     errors: list[EntityError]
-    # Messages with entities, all found and none spurious (Rasa's successes file).
+    # Messages with entities, all found and none spurious.
     successes: list[EntityError] = field(default_factory=list, repr=False)
     # (gold, predicted) label of every span either side names, "no_entity" for none: the
     # confusion matrix of the entity plots. Labels are "type[.group][.role]", as Rasa's.
     label_pairs: list[tuple[str, str]] = field(default_factory=list, repr=False)
     # (confidence, right?) of every predicted entity: the entity histogram.
     confidences: list[tuple[float | None, bool]] = field(default_factory=list, repr=False)
-    n_without_entities: int = 0  # messages with no entity, gold or predicted
 
     @property
     def precision(self) -> float:
@@ -106,12 +106,6 @@ class EntityReport:
     def weighted_precision(self) -> float:
         return self._weighted("precision")
 
-    @property
-    def message_accuracy(self) -> float:
-        """The share of messages whose entities were predicted exactly (none for none)."""
-        n_messages = len(self.successes) + len(self.errors) + self.n_without_entities
-        return (n_messages - len(self.errors)) / n_messages if n_messages else 0.0
-
     def confusions(self) -> dict[str, dict[str, int]]:
         """Per gold entity type, the other types predicted on its characters, most
         frequent first (Rasa's ``confused_with``; "no_entity" is not a confusion)."""
@@ -123,8 +117,9 @@ class EntityReport:
         return {g: dict(c.most_common(CONFUSIONS_SHOWN)) for g, c in wrong.items()}
 
     def as_dict(self) -> dict[str, Any]:
-        """Rasa's ``<extractor>_report.json`` shape (per type, with ``confused_with``),
-        and the exact-match counts in ``micro avg``."""
+        """A report in the shape of Rasa's (per type, with ``confused_with``), exact-span
+        scores, with the exact-match counts in ``micro avg`` (``entity_report`` of
+        :meth:`parley.nlu.evaluation.NLUReport.as_dict`)."""
         confusions = self.confusions()
         out: dict[str, Any] = {name: {**s.as_dict(), "confused_with": confusions.get(name, {})}
                                for name, s in self.types.items()}
@@ -152,7 +147,7 @@ class EntityReport:
         return [e.as_dict() for e in self.successes]
 
 
-def _entity_label(entity: Entity | dict[str, Any]) -> str:
+def entity_label(entity: Entity | dict[str, Any]) -> str:
     """Rasa's concatenated label: ``city``, ``city.destination``, ``city.1.destination``."""
     if isinstance(entity, Entity):
         parts = [entity.entity, entity.group, entity.role]
@@ -168,12 +163,12 @@ def _span_pairs(gold: Sequence[Entity | dict[str, Any]],
     spans: dict[tuple[int, int], list[str]] = {}
     for entity in predicted:
         start, end = _entity_key(entity)[:2]
-        spans.setdefault((start, end), []).append(_entity_label(entity))
+        spans.setdefault((start, end), []).append(entity_label(entity))
     pairs = []
     for entity in gold:
         start, end = _entity_key(entity)[:2]
         waiting = spans.get((start, end)) or []
-        pairs.append((_entity_label(entity), waiting.pop(0) if waiting else NO_ENTITY))
+        pairs.append((entity_label(entity), waiting.pop(0) if waiting else NO_ENTITY))
     pairs.extend((NO_ENTITY, label) for labels in spans.values() for label in labels)
     return pairs
 
@@ -187,7 +182,6 @@ def entity_report(texts: Sequence[str], gold: Sequence[Sequence[Entity | dict[st
     errors, successes = [], []
     pairs: list[tuple[str, str]] = []
     confidences: list[tuple[float | None, bool]] = []
-    n_empty = 0
     for text, gold_entities, predicted_entities in zip(texts, gold, predicted, strict=True):
         unmatched = Counter(_entity_key(e) for e in gold_entities)
         n_gold.update(key[2] for key in unmatched.elements())
@@ -201,16 +195,14 @@ def entity_report(texts: Sequence[str], gold: Sequence[Sequence[Entity | dict[st
                 tp[key[2]] += 1
             else:
                 all_right = False
-            confidences.append((_entity_dict(entity).get("confidence_entity"), right))
+            confidences.append((entity_dict(entity).get("confidence_entity"), right))
         pairs.extend(_span_pairs(gold_entities, predicted_entities))
-        compared = EntityError(text, [_entity_dict(e) for e in gold_entities],
-                               [_entity_dict(e) for e in predicted_entities])
+        compared = EntityError(text, [entity_dict(e) for e in gold_entities],
+                               [entity_dict(e) for e in predicted_entities])
         if not all_right or any(unmatched.values()):
             errors.append(compared)
         elif gold_entities:
             successes.append(compared)
-        else:
-            n_empty += 1
     types = {}
     for name in sorted(set(n_gold) | set(n_pred)):
         precision = tp[name] / n_pred[name] if n_pred[name] else 0.0
@@ -218,7 +210,7 @@ def entity_report(texts: Sequence[str], gold: Sequence[Sequence[Entity | dict[st
         f1 = 2 * tp[name] / (n_gold[name] + n_pred[name])
         types[name] = Scores(precision, recall, f1, n_gold[name])
     return EntityReport(sum(n_gold.values()), sum(n_pred.values()), sum(tp.values()), types,
-                        errors, successes, pairs, confidences, n_empty)
+                        errors, successes, pairs, confidences)
 
 
 def entity_extractors(components: Iterable[Any]) -> list[str]:

@@ -7,7 +7,11 @@
 weighted precision and F1, the accuracy, every action with what was predicted, by which
 policy and how confidently, and the share of actions a memorising policy predicted
 (``in_training_data_fraction``: a test story the model has seen is replayed, not
-generalised).
+generalised). As in Rasa only the stories of the body are tested, not its rules. A model
+without an NLU part takes the intents written in the stories, so ``e2e`` cannot make its
+evaluation end-to-end: ``is_end_to_end_evaluation`` is then false, and ``notes`` (Parley's
+addition, present only when there is something to note) says so, as it says that rules
+were left out.
 
 ``/model/test/intents`` takes NLU test data (Rasa's YAML, or Rasa's NLU JSON) and answers
 Rasa's ``NLUEvaluationResult``: for the intents, each entity extractor and the response
@@ -26,6 +30,7 @@ import logging
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
@@ -33,7 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from parley.errors import DataError
-from parley.evaluation.core import CoreReport, evaluate_core
+from parley.evaluation.core import RULES_NOT_TESTED, CoreReport, evaluate_core, rules_note
 from parley.nlu.evaluation import accuracy
 from parley.serving.http.auth import Auth
 from parley.serving.http.body import bool_param
@@ -58,9 +63,12 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         e2e = bool_param(request, "e2e", False)
         state.require_processor(core=True)
         agent = state.require_agent()
-        stories = _stories_from_body(await request.body())
+        stories, rules = _stories_from_body(await request.body())
         report = await state.pool(lambda: evaluate_core(agent, stories, e2e=e2e))
-        return JSONResponse(stories_result(report))
+        notes = [*report.notes, *([rules_note(rules)] if rules else [])]
+        for note in notes:
+            logger.info("/model/test/stories: %s", note)
+        return JSONResponse(stories_result(report, notes))
 
     async def test_intents(request: Request) -> Response:
         auth.check(request)
@@ -243,14 +251,14 @@ def nlu_result(report: Any) -> dict[str, Any]:
         "response_selection_evaluation": None if report.responses is None
         else _label_evaluation(report.responses, "intent_response_key"),
         "entity_evaluation": {
-            name: {"report": entities.as_dict(), "accuracy": entities.message_accuracy,
+            name: {"report": entities.as_dict(), "accuracy": entities.accuracy,
                    "f1_score": entities.weighted_f1, "precision": entities.weighted_precision,
                    "errors": entities.errors_as_dicts()}
             for name, entities in report.extractors.items()},
     }
 
 
-def _stories_from_body(raw: bytes) -> list[Any]:
+def _stories_from_body(raw: bytes) -> tuple[list[Any], list[Any]]:
     from parley.data.formats.story_yaml import read_stories
 
     if not raw.strip():
@@ -265,17 +273,17 @@ def _stories_from_body(raw: bytes) -> list[Any]:
         found = read_stories(text, "the request body")
     except DataError as error:
         raise bad_request(f"the test stories are invalid: {error.report()}") from None
-    # The rules of a test file are tested too, as `parley test core` tests them: the same
-    # file gives the same answer from the command line and over HTTP.
-    tests = [*found.stories, *found.rules]
-    if not tests:
-        raise bad_request("the request body holds no stories or rules to test; send a "
-                          "'stories:' section.")
-    return tests
+    # Only the stories are tested, as by Rasa's endpoint and by `parley test core`.
+    if not found.stories:
+        raise bad_request("the request body holds no stories to test; send a 'stories:' "
+                          f"section. Rules are not tested, {RULES_NOT_TESTED}")
+    return found.stories, found.rules
 
 
-def stories_result(report: CoreReport) -> dict[str, Any]:
-    """Rasa's ``EvaluationStoriesResult`` for a finished core evaluation."""
+def stories_result(report: CoreReport, notes: Sequence[str] = ()) -> dict[str, Any]:
+    """Rasa's ``EvaluationStoriesResult`` for a finished core evaluation; ``notes`` (Parley's
+    addition, only when there are some) say what a reader of the figures must know: that a
+    model without an NLU part could not be tested end-to-end, that rules were left out."""
     story_report = report.story_report()
     weighted = story_report.get("weighted avg", {})
     checks = report.action_checks
@@ -283,15 +291,18 @@ def stories_result(report: CoreReport) -> dict[str, Any]:
                 "policy": check.policy, "confidence": float(check.confidence)}
                for check in checks]
     memorised = sum(_memorised(check.policy, check.confidence) for check in checks)
-    return {
+    result = {
         "report": story_report,
         "precision": float(weighted.get("precision", 0.0)),
         "f1": float(weighted.get("f1-score", 0.0)),
         "accuracy": accuracy(*report.labels()) if checks else 0.0,
         "actions": actions,
         "in_training_data_fraction": memorised / len(checks) if checks else 0.0,
-        "is_end_to_end_evaluation": report.e2e,
+        "is_end_to_end_evaluation": report.end_to_end,
     }
+    if notes:
+        result["notes"] = list(notes)
+    return result
 
 
 def _memorised(policy: str | None, confidence: float) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 from parley.data.stories import Story
 from parley.errors import DataError, warn
-from parley.evaluation.core import CoreReport, evaluate_core
+from parley.evaluation.core import CoreReport, evaluate_core, rules_note, split_rules
 
 __all__ = ["TestRun", "find_nlu_test_data", "find_test_stories", "load_nlu_data",
            "run_core_part", "run_core_test", "run_nlu_test", "run_tests"]
@@ -46,22 +46,31 @@ def _check_given(given: Sequence[str], flag: str) -> None:
 def find_test_stories(given: Sequence[str] | None) -> tuple[list[str], list[Story]]:
     """The paths and the stories to test. Given paths: every story in them (test story
     files, and other story files named outright, as ``rasa test core --stories`` takes
-    them); without, the test story files (``test_*.yml``) in tests/ or test/."""
+    them); without, the test story files (``test_*.yml``) in tests/ or test/. Rules are
+    not tested, as in Rasa; a warning says how many were left out."""
     if given:
         _check_given(given, "--stories")
         importer = _importer(given)
-        stories = [*importer.test_stories, *importer.stories]
+        stories = _without_rules([*importer.test_stories, *importer.stories])
         if not stories:
             raise DataError(f"{' '.join(given)} holds no stories to test.",
-                            hint="Pass story files (a 'stories:' section) with --stories.")
+                            hint="Pass story files (a 'stories:' section) with --stories; "
+                                 "rules are not tested, as in Rasa.")
         return list(given), stories
     for folder in TEST_FOLDERS:
         if Path(folder).is_dir():
-            stories = _importer([folder]).test_stories
+            stories = _without_rules(_importer([folder]).test_stories)
             if stories:
                 return [folder], stories
     raise DataError("no test stories: there is no test_*.yml with stories in tests/ or test/.",
                     hint="Pass them with --stories, e.g. --stories tests/test_stories.yml.")
+
+
+def _without_rules(tests: Sequence[Story]) -> list[Story]:
+    stories, rules = split_rules(tests)
+    if rules:
+        warn(rules_note(rules), rules[0].file, rules[0].line)
+    return stories
 
 
 def load_nlu_data(paths: Sequence[str], flag: str) -> Any:
@@ -172,7 +181,9 @@ def _missing(find: Any, given: Sequence[str] | None) -> str | None:
     if given:
         return None
     try:
-        find(None)
+        with warnings.catch_warnings():  # the run that follows warns once
+            warnings.simplefilter("ignore")
+            find(None)
     except DataError as error:
         if error.file is not None:
             raise

@@ -15,12 +15,14 @@ What is compared, following Rasa:
   how often it is right (:mod:`parley.nlu.reliability`).
 - Macro-F1 is scikit-learn's: per-label F1 averaged over the union of gold and predicted
   labels (a label never predicted has F1 0).
-- Entities: a predicted entity is right only when start, end, type and role all match a
-  gold one, each gold entity matched at most once; micro precision/recall/F1 over all
-  entities and a report per type, for all the predictions together and, as Rasa reports,
-  for each entity extractor's own (:func:`entity_extractors` names the pipeline's).
-  Entities of pretrained extractors (Duckling, spaCy) are left out, as Rasa leaves them
-  out. With no gold entities F1 is ``None``. (Rasa scores entities per token instead.)
+- Entities, two measures. Each entity extractor's own predictions (:func:`entity_extractors`
+  names the pipeline's) are scored per token, as Rasa scores them
+  (:mod:`parley.evaluation.entity_tokens`): that is :attr:`NLUReport.extractors` and the
+  ``<extractor>_*`` report files. All the predictions together are also scored by exact
+  span (:attr:`NLUReport.entities`, the NLU benchmark's entity F1): a predicted entity is
+  right only when start, end, type and role all match a gold one, each gold entity matched
+  at most once; with no gold entities its F1 is ``None``. Entities of pretrained
+  extractors (Duckling, spaCy) are left out of both, as Rasa leaves them out.
 - Responses (when parse results carry ``response_selector``): for test messages with a
   retrieval intent, the gold ``faq/ask_name`` against
   ``response_selector[<retrieval intent> or "default"]["response"]["intent_response_key"]``.
@@ -42,12 +44,17 @@ from parley.evaluation.entities import (
     NO_ENTITY, PRETRAINED_EXTRACTORS, EntityError, EntityReport, entity_extractors,
     entity_report,
 )
+from parley.evaluation.entity_tokens import (
+    Tokenize, TokenEntityReport, pipeline_tokenizer, token_entity_report,
+)
 from parley.evaluation.scores import CONFUSIONS_SHOWN, Scores
 from parley.nlu.reliability import Reliability, reliability
+from parley.nlu.tokens import Token
 
 __all__ = [
     "NO_ENTITY", "PRETRAINED_EXTRACTORS",
     "EntityError", "EntityReport", "LabelReport", "NLUReport", "PredictionError", "Scores",
+    "TokenEntityReport",
     "accuracy", "entity_extractors", "entity_report", "evaluate_nlu", "evaluate_parses",
     "label_report", "label_scores", "macro_f1",
 ]
@@ -205,9 +212,9 @@ class NLUReport:
     ranking: LabelReport | None = None
     calibration: Reliability | None = None
     # One report per entity extractor of the pipeline (its own predictions against all the
-    # gold entities), as Rasa writes ``<extractor>_report.json``; ``entities`` scores them
-    # all together.
-    extractors: dict[str, EntityReport] = field(default_factory=dict)
+    # gold entities, per token), as Rasa writes ``<extractor>_report.json``; ``entities``
+    # scores them all together by exact span.
+    extractors: dict[str, TokenEntityReport] = field(default_factory=dict)
 
     @property
     def ranking_accuracy(self) -> float | None:
@@ -323,13 +330,14 @@ class NLUReport:
         if e.f1 is None:
             lines.append(f"  entities:  none in the test data ({e.n_predicted} predicted)")
         else:
-            lines.append(f"  entities:  F1 {e.f1:.3f}, precision {e.precision:.3f}, recall "
-                         f"{e.recall:.3f} ({e.n_correct} of {e.n_gold} found, "
-                         f"{e.n_predicted} predicted)")
-            if len(self.extractors) > 1:
-                for name, report in self.extractors.items():
-                    lines.append(f"    {name}: F1 {report.f1 or 0.0:.3f} ({report.n_correct} "
-                                 f"found, {report.n_predicted} predicted)")
+            lines.append(f"  entities (exact spans): F1 {e.f1:.3f}, precision "
+                         f"{e.precision:.3f}, recall {e.recall:.3f} ({e.n_correct} of "
+                         f"{e.n_gold} found, {e.n_predicted} predicted)")
+            for name, report in self.extractors.items():
+                lines.append(f"    {name} per token (Rasa's report): weighted F1 "
+                             f"{report.weighted_f1:.3f}, precision "
+                             f"{report.weighted_precision:.3f}, token accuracy "
+                             f"{report.accuracy:.3f}")
         if self.responses is not None:
             lines.append(f"  responses: accuracy {self.responses.accuracy:.3f}, macro-F1 "
                          f"{self.responses.macro_f1:.3f} ({self.responses.n_examples} messages)")
@@ -364,29 +372,38 @@ def _trained_entities(parse: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _extractor_reports(messages: Sequence[Message], parses: Sequence[dict[str, Any]],
-                       extractors: Sequence[str] | None) -> dict[str, EntityReport]:
-    """Each extractor's predictions against all the gold entities, as Rasa scores each
-    extractor. Without names given, the extractors named in the predictions."""
+                       extractors: Sequence[str] | None,
+                       tokens: Sequence[Sequence[Token]]) -> dict[str, TokenEntityReport]:
+    """Each extractor's predictions against all the gold entities, per token, as Rasa
+    scores each extractor. Without names given, the extractors named in the predictions."""
     if extractors is None:
         extractors = sorted({str(e["extractor"]) for p in parses for e in _trained_entities(p)
                              if e.get("extractor")})
     texts = [m.text for m in messages]
     gold = [m.entities for m in messages]
-    return {name: entity_report(texts, gold, [[e for e in _trained_entities(p)
-                                               if e.get("extractor") == name] for p in parses])
-            for name in extractors if name not in PRETRAINED_EXTRACTORS}
+    return {name: token_entity_report(texts, tokens, gold, [
+        [e for e in _trained_entities(p) if e.get("extractor") == name] for p in parses])
+        for name in extractors if name not in PRETRAINED_EXTRACTORS}
 
 
 def evaluate_parses(test_data: TrainingData | Iterable[Message],
                     parses: Sequence[dict[str, Any]], parse_ms: Sequence[float] = (), *,
-                    extractors: Sequence[str] | None = None) -> NLUReport:
+                    extractors: Sequence[str] | None = None,
+                    tokens: Sequence[Sequence[Token]] | None = None) -> NLUReport:
     """Compare each gold message with the parse result of its text (same order).
 
     ``extractors``: the entity extractors of the pipeline, one report each (an extractor
-    that found nothing still has one); without, those the parse results name."""
+    that found nothing still has one); without, those the parse results name. ``tokens``:
+    each text's tokens, which the extractors' reports score entities over (the pipeline's
+    tokenizer's, see :func:`evaluate_nlu`); without, the default WhitespaceTokenizer's."""
     messages = _messages(test_data)
     if len(messages) != len(parses):
         raise ValueError(f"{len(messages)} test messages but {len(parses)} parse results.")
+    if tokens is None:
+        tokenize = pipeline_tokenizer(())
+        tokens = [tokenize(m.text) for m in messages]
+    if len(tokens) != len(messages):
+        raise ValueError(f"{len(messages)} test messages but tokens of {len(tokens)}.")
     texts, gold = [], []
     returned: list[dict[str, Any]] = []
     ranked: list[dict[str, Any]] = []
@@ -416,7 +433,7 @@ def evaluate_parses(test_data: TrainingData | Iterable[Message],
                 [r.get("intent_response_key") or "" for _, r in pairs],
                 [r.get("confidence") for _, r in pairs])
     return NLUReport(len(messages), intents, entities, responses, list(parse_ms), ranking,
-                     calibration, _extractor_reports(messages, parses, extractors))
+                     calibration, _extractor_reports(messages, parses, extractors, tokens))
 
 
 def _intent_report(texts: list[str], gold: list[str],
@@ -426,13 +443,16 @@ def _intent_report(texts: list[str], gold: list[str],
 
 
 def evaluate_nlu(agent_or_parse_fn: Any, test_data: TrainingData | Iterable[Message], *,
-                 warmup: int = 0, extractors: Sequence[str] | None = None) -> NLUReport:
+                 warmup: int = 0, extractors: Sequence[str] | None = None,
+                 tokenize: Tokenize | None = None) -> NLUReport:
     """Parse every test text (timing each parse) and score the results.
 
     ``agent_or_parse_fn`` is anything with a ``parse(text)`` method (an
     :class:`~parley.serving.agent.Agent`) or a function ``text -> parse dict``. ``warmup``
     untimed parses of the first texts come first, so lazy loading does not count.
-    ``extractors`` as :func:`evaluate_parses`'s.
+    ``extractors`` as :func:`evaluate_parses`'s. ``tokenize`` gives the tokens the entity
+    extractors are scored over: by default the agent's pipeline tokenizer (Rasa aligns
+    entities to the pipeline's tokens), or the default WhitespaceTokenizer's.
     """
     parse: ParseFn = getattr(agent_or_parse_fn, "parse", agent_or_parse_fn)
     if not callable(parse):
@@ -446,4 +466,7 @@ def evaluate_nlu(agent_or_parse_fn: Any, test_data: TrainingData | Iterable[Mess
         result = parse(message.text)
         parse_ms.append((time.perf_counter() - start) * 1000.0)
         parses.append(result)
-    return evaluate_parses(messages, parses, parse_ms, extractors=extractors)
+    if tokenize is None:
+        tokenize = pipeline_tokenizer(getattr(agent_or_parse_fn, "nlu_components", ()))
+    return evaluate_parses(messages, parses, parse_ms, extractors=extractors,
+                           tokens=[tokenize(m.text) for m in messages])

@@ -40,7 +40,7 @@ from parley.runtime.executor import ActionExecutor
 from parley.runtime.model import ConversationModel
 from parley.runtime.nlg import ResponseGenerator
 from parley.runtime.nlg_server import CallbackResponseGenerator, NLGServerClient
-from parley.runtime.output import channel_messages
+from parley.runtime.output import bot_message, collect
 from parley.runtime.slot_values import slot_value_problem
 from parley.runtime.stores.base import DEFAULT_LOCK_LIFETIME, LockStore, TrackerStore
 from parley.runtime.stores.memory import InMemoryLockStore, InMemoryTrackerStore
@@ -135,6 +135,12 @@ class MessageProcessor:
 
     async def handle_message(self, message: UserMessage) -> list[dict[str, Any]]:
         """Answer one user message: the bot's messages as the REST channel returns them."""
+        return collect(message.sender_id, await self.answer(message))
+
+    async def answer(self, message: UserMessage) -> list[dict[str, Any]]:
+        """Answer one user message: the bot's messages whole (text, buttons, quick replies,
+        elements … together, see :func:`parley.runtime.output.bot_message`), for a channel
+        to render as its platform shows them."""
         async with self.lock_store.lock(message.sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
             start = len(tracker.events)
@@ -148,7 +154,7 @@ class MessageProcessor:
                 logger.warning("the model has no dialogue part: the message is parsed and "
                                "stored, and no action runs.")
             await self.tracker_store.save(tracker)
-        return self.bot_messages(tracker, start)
+        return self.bot_responses(tracker, start)
 
     async def log_message(self, message: UserMessage) -> DialogueStateTracker:
         """Add a user message (parsed, its slots extracted) without predicting or running
@@ -424,13 +430,16 @@ class MessageProcessor:
         return action.name not in ENDS_TURN
 
     @staticmethod
-    def bot_messages(tracker: DialogueStateTracker, start: int) -> list[dict[str, Any]]:
-        """The channel messages of the bot events added since ``start``."""
-        messages: list[dict[str, Any]] = []
-        for event in tracker.events[start:]:
-            if isinstance(event, BotUttered):
-                messages += channel_messages(tracker.sender_id, event)
-        return messages
+    def bot_responses(tracker: DialogueStateTracker, start: int) -> list[dict[str, Any]]:
+        """The whole bot messages (:func:`~parley.runtime.output.bot_message`) of the bot
+        events added since ``start``."""
+        return [bot_message(event) for event in tracker.events[start:]
+                if isinstance(event, BotUttered)]
+
+    @classmethod
+    def bot_messages(cls, tracker: DialogueStateTracker, start: int) -> list[dict[str, Any]]:
+        """The bot events added since ``start`` as the REST channel returns them."""
+        return collect(tracker.sender_id, cls.bot_responses(tracker, start))
 
 
 def _sentence(text: str) -> str:

@@ -5,8 +5,11 @@ Each message is parsed and shown; you confirm the intent and entities or correct
 another intent by number or name, retype the message with ``[value](entity)`` marks). Then
 each action the bot wants to run is shown; you confirm it or pick another from the list
 (sorted by the policies' confidence), and it runs — responses, forms, custom actions, as in
-``parley shell``. ``/stop`` (or end of input) at the message prompt opens the menu:
+``parley shell``. ``/stop`` (or end of input, Ctrl-D) at any prompt opens the menu:
 continue, undo the last message, start afresh, export and quit, or quit without exporting.
+The end of input at the menu asks whether to export before quitting (Rasa exports when its
+quit menu is cancelled); only the end of input there too quits without exporting, and the
+screen says so.
 
 Export writes the conversations as training stories (intents, entities, slots, loops: no
 texts) and the corrected messages as NLU examples into one YAML file (default
@@ -297,6 +300,22 @@ def export(session: Session, path: str | Path) -> tuple[int, int]:
 MENU = ["continue", "undo", "restart", "export", "quit"]
 
 
+def _leaving(term: _Terminal, trackers: list[DialogueStateTracker],
+             export_path: str | Path) -> str:
+    """``export`` or ``quit``, asked when the input ends at the menu (Rasa exports when its
+    quit menu is cancelled): a conversation is never dropped without a word. The end of
+    input again is a quit without exporting, said so."""
+    if not any(isinstance(e, UserUttered) for t in trackers for e in t.applied_events()):
+        return "quit"  # nothing to export: "Quit without exporting." says all there is
+    try:
+        wanted = term.yes(f"The input ended. Export the conversations to {export_path} "
+                          "before quitting?")
+    except _Quit:
+        term.say("The input ended again: the conversations are not exported.")
+        return "quit"
+    return "export" if wanted else "quit"
+
+
 def run_interactive(agent: Agent, stdin: TextIO, stdout: TextIO,
                     export_path: str | Path = DEFAULT_EXPORT,
                     executor: ActionExecutor | None = None, seed: int | None = None,
@@ -337,7 +356,8 @@ def run_interactive(agent: Agent, stdin: TextIO, stdout: TextIO,
                     f"export (add the conversations to {export_path} and quit)",
                     "quit (without exporting)"])
             except _Quit:
-                choice = "quit"
+                # End of input at the menu: never drop the conversations without asking.
+                choice = _leaving(term, [*session.done, tracker], export_path)
             if choice == "undo":
                 undone = _undo(processor, tracker)
                 if undone is None:

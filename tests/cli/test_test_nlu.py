@@ -29,7 +29,7 @@ def test_should_find_test_folder_write_reports_and_print_summary(project, monkey
     assert main(["test", "nlu"]) == 0
     out = capsys.readouterr().out
     assert "on 6 messages from test" in out
-    assert "intents:   accuracy" in out and "entities:  F1 0.000" in out
+    assert "intents:   accuracy" in out and "entities (exact spans): F1 0.000" in out
     assert "Reports are in results/" in out
     report = json.loads((project / "results" / "intent_report.json").read_text())
     assert set(report) >= {"greet", "goodbye", "order_pizza", "accuracy", "macro avg"}

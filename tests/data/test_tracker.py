@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from parley.data.domain import Domain, Intent
 from parley.data.events import (
     ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop, AllSlotsReset,
@@ -88,6 +90,20 @@ def test_slot_features_should_follow_rasa_per_type():
     assert slot_features(Slot("a", "list"), ["x"]) == (1.0,)
     assert slot_features(Slot("a", "any"), "x") == ()
     assert slot_features(Slot("a", "text", influence_conversation=False), "x") == ()
+
+
+@pytest.mark.parametrize(("value", "features"), [
+    (True, (1.0, 1.0)), (False, (1.0, 0.0)), (1, (1.0, 1.0)), (1.0, (1.0, 1.0)),
+    (0, (1.0, 0.0)), (2, (1.0, 0.0)), (0.5, (1.0, 0.0)),
+    ("1", (1.0, 1.0)), ("0", (1.0, 0.0)), ("2", (1.0, 0.0)), (" True ", (1.0, 1.0)),
+    ("FALSE", (1.0, 0.0)),
+    # What Rasa 3.6's bool_from_any cannot read featurizes as unset, not as true.
+    ("yes", (0.0, 0.0)), ("on", (0.0, 0.0)), ("y", (0.0, 0.0)), ("no", (0.0, 0.0)),
+    ("1.0", (0.0, 0.0)), (" 1", (0.0, 0.0)), ("²", (0.0, 0.0)), (["x"], (0.0, 0.0)),
+    (None, (0.0, 0.0)),
+])
+def test_bool_slot_values_should_read_as_rasas_bool_from_any_reads_them(value, features):
+    assert slot_features(Slot("a", "bool"), value) == features
 
 
 def test_tracker_should_start_with_initial_slot_values():

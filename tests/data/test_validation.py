@@ -231,7 +231,7 @@ def test_slot_values_of_the_wrong_type_should_warn_with_the_line_of_each_slot(tm
     warned = [m for m in messages(importer, "warning") if "sets the" in m]
     assert warned == [
         "stories.yml:12: 'weather' sets the bool slot 'confirmed' to 'maybe', which is neither "
-        "true nor false; the policies see it as set and false.",
+        "true nor false (Rasa reads true, false, 1 and 0); the policies see it as unset.",
         "stories.yml:13: 'weather' sets the float slot 'price' to 'abc', which is not a number; "
         "the policies see it as unset.",
         "stories.yml:14: 'weather' sets the categorical slot 'size' to 'medium', which is not "
@@ -282,7 +282,8 @@ def test_slot_values_in_rule_conditions_and_test_stories_should_be_checked_too(t
     warned = [m for m in messages(importer, "warning") if "sets the" in m]
     assert warned == [
         "rules.yml:6: 'greet when confirmed' sets the bool slot 'confirmed' to 'yes please', "
-        "which is neither true nor false; the policies see it as set and false.",
+        "which is neither true nor false (Rasa reads true, false, 1 and 0); the policies see "
+        "it as unset.",
         "test_stories.yml:9: 'test sizes' sets the float slot 'price' to 'cheap', which is not "
         "a number; the policies see it as unset.",
     ]
@@ -316,7 +317,7 @@ def test_a_bool_slot_set_to_another_number_should_say_how_it_is_featurized(tmp_p
     importer = typed_slot_project(tmp_path, "          - confirmed: 2\n")
     warned = [m for m in messages(importer, "warning") if "sets the" in m]
     assert warned == [
-        "stories.yml:12: 'weather' sets the bool slot 'confirmed' to 2, which is neither true "
-        "nor false; the policies see it as set and true."]
+        "stories.yml:12: 'weather' sets the bool slot 'confirmed' to 2, which is a number "
+        "other than 0 and 1; the policies see it as false."]
     from parley.data.tracker import slot_features
-    assert slot_features(importer.domain.slots["confirmed"], 2) == (1.0, 1.0)  # as it says
+    assert slot_features(importer.domain.slots["confirmed"], 2) == (1.0, 0.0)  # as it says

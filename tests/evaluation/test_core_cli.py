@@ -192,3 +192,18 @@ def test_an_or_alternative_that_passed_should_be_written_as_a_success(project, c
     assert "intent: mood_unhappy" in failed and "intent: mood_great" not in failed
     assert "- story: either mood" in passed and "intent: mood_great" in passed
     assert "mood_unhappy" not in passed
+
+
+def test_rules_in_test_files_should_be_left_out_with_a_warning_as_rasa_does(project, capsys):
+    # Rasa's `rasa test core` replays the stories of test files only (its test
+    # test_test_does_not_use_rules); Parley replayed rules too, so its figures differed.
+    (project / "tests" / "test_rules.yml").write_text(
+        "rules:\n- rule: bye\n  steps:\n  - intent: goodbye\n  - action: utter_greet\n")
+    assert main(["test", "core", "--out", "r", "--fail-on-prediction-errors"]) == 0
+    captured = capsys.readouterr()
+    assert "on 7 test stories from tests" in captured.out and "7 of 7 passed" in captured.out
+    assert "tests/test_rules.yml:2: warning: 1 rule of the test files is not tested, as in " \
+           "Rasa" in captured.err
+    assert main(["test", "core", "--stories", "tests/test_rules.yml"]) == 1
+    err = capsys.readouterr().err
+    assert "holds no stories to test" in err and "rules are not tested, as in Rasa" in err

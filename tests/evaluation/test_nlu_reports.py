@@ -68,7 +68,8 @@ def test_regex_report_should_score_only_what_the_lookup_table_finds(results):
     assert report["topping"]["support"] == 3
     assert report["topping"]["precision"] == 1.0
     assert report["topping"]["recall"] == pytest.approx(2 / 3)
-    assert report["micro avg"]["predicted"] == 2 and report["micro avg"]["correct"] == 2
+    assert report["micro avg"] == {"precision": 1.0, "recall": pytest.approx(2 / 3),
+                                   "f1-score": pytest.approx(0.8), "support": 3}
     errors = read(results / "RegexEntityExtractor_errors.json")
     assert [e["text"] for e in errors] == ["can I have a pineapple pizza"]
     assert errors[0]["predicted_entities"] == []
@@ -78,16 +79,18 @@ def test_regex_report_should_score_only_what_the_lookup_table_finds(results):
 
 def test_each_report_should_count_only_its_extractors_predictions(project, results):
     parsed = _parses(project)
+    messages = [m for m, _ in parsed]
     for extractor in ("CRFEntityExtractor", "RegexEntityExtractor"):
-        mine = [e for _, p in parsed for e in p["entities"] if e.get("extractor") == extractor]
+        alone = [{**p, "entities": [e for e in p["entities"] if e.get("extractor") == extractor]}
+                 for _, p in parsed]
+        own = evaluate_parses(messages, alone, extractors=[extractor]).extractors[extractor]
         report = read(results / f"{extractor}_report.json")
-        assert report["micro avg"]["predicted"] == len(mine), extractor
+        assert report == json.loads(json.dumps(own.as_dict())), extractor
         successes = read(results / f"{extractor}_successes.json")
         errors = read(results / f"{extractor}_errors.json")
-        with_entities = [m.text for m, _ in parsed if m.entities]
-        # every message with gold entities is either a success or an error of each extractor
-        assert sorted(e["text"] for e in successes + errors if e["entities"]) == \
-            sorted(with_entities)
+        with_entities = {m.text for m in messages if m.entities}
+        # every message with gold entities has a token right (a success) or wrong (an error)
+        assert {e["text"] for e in successes + errors if e["entities"]} == with_entities
 
 
 def test_entity_plots_should_follow_rasas_names(results):
@@ -139,9 +142,10 @@ def test_an_extractor_that_found_nothing_should_still_be_scored():
          "extractor": "RegexEntityExtractor"}]}
     report = evaluate_parses([message], [parse],
                              extractors=["CRFEntityExtractor", "RegexEntityExtractor"])
-    assert report.extractors["RegexEntityExtractor"].f1 == 1.0
-    assert report.extractors["CRFEntityExtractor"].f1 == 0.0
-    assert report.extractors["CRFEntityExtractor"].label_pairs == [("topping", "no_entity")]
+    assert report.extractors["RegexEntityExtractor"].weighted_f1 == 1.0
+    assert report.extractors["CRFEntityExtractor"].weighted_f1 == 0.0
+    assert report.extractors["CRFEntityExtractor"].label_pairs == [
+        ("no_entity", "no_entity"), ("no_entity", "no_entity"), ("topping", "no_entity")]
 
 
 def test_a_synonym_mapped_value_should_still_match_and_types_confused_should_be_named():
@@ -153,8 +157,54 @@ def test_a_synonym_mapped_value_should_still_match_and_types_confused_should_be_
         {"start": 16, "end": 19, "value": "ham", "entity": "size",
          "extractor": "CRFEntityExtractor"}]}
     report = evaluate_parses([message], [parse]).extractors["CRFEntityExtractor"]
-    assert report.n_correct == 1 and report.n_predicted == 2
+    assert report.targets == ["no_entity", "topping", "no_entity", "topping", "no_entity"]
+    assert report.predictions == ["no_entity", "topping", "no_entity", "size", "no_entity"]
     assert report.as_dict()["topping"]["confused_with"] == {"size": 1}
+
+
+def test_extractor_reports_should_score_tokens_as_rasas_rasa_test_nlu():
+    # "New York" found as "York" alone: no exact span is right, but one of its two tokens
+    # is. Rasa labels each token with the entity covering most of it, scores the gold
+    # labels other than no_entity, and leaves no_entity out of the averages.
+    message = Message("fly from New York to Rome", "fly",
+                      [Entity(9, 17, "New York", "city", role="from"),
+                       Entity(21, 25, "Rome", "city", role="to")])
+    parse = {"intent": {"name": "fly", "confidence": 1.0}, "entities": [
+        {"start": 13, "end": 17, "value": "York", "entity": "city", "role": "from",
+         "extractor": "DIETClassifier", "confidence_entity": 0.9},
+        {"start": 21, "end": 25, "value": "Rome", "entity": "city", "role": "from",
+         "extractor": "DIETClassifier", "confidence_entity": 0.6},
+        {"start": 0, "end": 3, "value": "fly", "entity": "city", "role": "to",
+         "extractor": "DIETClassifier", "confidence_entity": 0.3}]}
+    report = evaluate_parses([message], [parse]).extractors["DIETClassifier"]
+    assert report.targets == ["no_entity", "no_entity", "city.from", "city.from",
+                              "no_entity", "city.to"]
+    assert report.predictions == ["city.to", "no_entity", "no_entity", "city.from",
+                                  "no_entity", "city.from"]
+    scores = report.as_dict()
+    assert scores["city.from"] == {"precision": 0.5, "recall": 0.5, "f1-score": 0.5,
+                                   "support": 2, "confused_with": {}}
+    assert scores["city.to"] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0,
+                                 "support": 1, "confused_with": {"city.from": 1}}
+    # micro over the entity labels only: 1 right of 3 predicted, of 3 gold
+    assert scores["micro avg"] == pytest.approx({"precision": 1 / 3, "recall": 1 / 3,
+                                                 "f1-score": 1 / 3, "support": 3})
+    assert scores["weighted avg"]["f1-score"] == pytest.approx(1 / 3)
+    assert scores["macro avg"]["f1-score"] == pytest.approx(0.25)
+    assert report.accuracy == pytest.approx(3 / 6)  # no_entity tokens count here
+    assert report.confidences == [(0.3, False), (0.9, True), (0.6, False)]
+    assert len(report.errors) == 1 and len(report.successes) == 1
+    # The exact-span figure is another measure: not one entity is exactly right.
+    assert evaluate_parses([message], [parse]).entities.n_correct == 0
+
+
+def test_an_extractor_report_without_gold_entities_should_be_empty_as_rasas():
+    message = Message("hello", "greet")
+    parse = {"intent": {"name": "greet", "confidence": 1.0}, "entities": [
+        {"start": 0, "end": 5, "value": "hello", "entity": "x", "extractor": "CRF"}]}
+    report = evaluate_parses([message], [parse], extractors=["CRF"]).extractors["CRF"]
+    assert report.as_dict() == {} and report.weighted_f1 == 0.0
+    assert len(report.errors) == 1 and report.successes == []
 
 
 def test_entity_extractors_should_be_the_pipelines_trained_entity_finders():

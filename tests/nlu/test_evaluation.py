@@ -200,7 +200,7 @@ def test_evaluate_nlu_should_parse_each_text_and_time_it():
     assert len(report.parse_ms) == 3 and report.parse_p50_ms is not None
     assert report.parse_p99_ms is not None and report.parse_p99_ms >= report.parse_p50_ms
     summary = report.summary()
-    assert "accuracy 0.333" in summary and "entities:  F1 1.000" in summary
+    assert "accuracy 0.333" in summary and "entities (exact spans): F1 1.000" in summary
     as_dict = report.as_dict()
     assert as_dict["intent_macro_f1"] == pytest.approx(macro_f1(["greet", "goodbye", "move"],
                                                                 ["greet", "greet", "greet"]))

@@ -89,12 +89,44 @@ def test_undo_restart_and_a_second_export_should_add_not_replace(agent, tmp_path
     assert [m.text for m in read_nlu_file(path).examples] == ["hello", "thanks"]
 
 
-def test_end_of_input_should_quit_without_writing(agent, tmp_path):
+class Terminal(io.StringIO):
+    """A terminal where the user presses Ctrl-D (``^D`` lines): the read gives the end of
+    input, and reading goes on after it."""
+
+    def readline(self, *args):
+        line = super().readline(*args)
+        return "" if line == "^D\n" else line
+
+
+def _run_terminal(agent, script, path):
+    out = io.StringIO()
+    run_interactive(agent, Terminal(script), out, path, seed=0)
+    return out.getvalue()
+
+
+def test_end_of_input_should_offer_the_export_before_quitting(agent, tmp_path):
     path = tmp_path / "interactive.yml"
-    _, out = _run(agent, "hello\ny\n", path)  # the input ends mid-turn
+    asked = f"The input ended. Export the conversations to {path} before quitting? [Y/n]"
+    # The input ends mid-turn: the menu opens; it ends there: the export is offered; and
+    # it ends again: nothing is written, and the screen says so.
+    _, out = _run(agent, "hello\ny\n", path)
+    assert "What now?" in out and asked in out
+    assert "The input ended again: the conversations are not exported." in out
     assert "Quit without exporting." in out and not path.exists()
-    _, out = _run(agent, "/stop\n2\n/stop\n5\n", path)
-    assert "Nothing to undo." in out and not path.exists()
+    # Ctrl-D at the message prompt, Ctrl-D at the menu, then yes: the conversation is kept.
+    out = _run_terminal(agent, "hello\ny\ny\ny\n^D\n^D\ny\n", path)
+    assert asked in out and "Added 1 stories and 1 NLU examples" in out
+    assert _steps(read_story_file(path).stories[0]) == ["greet", "utter_greet"]
+    path.unlink()
+    out = _run_terminal(agent, "hello\ny\ny\ny\n^D\n^D\nn\n", path)
+    assert asked in out and "Quit without exporting." in out and not path.exists()
+
+
+def test_end_of_input_with_nothing_to_export_should_just_quit(agent, tmp_path):
+    path = tmp_path / "interactive.yml"
+    _, out = _run(agent, "/stop\n2\n", path)
+    assert "Nothing to undo." in out and "Export the conversations" not in out
+    assert "Quit without exporting." in out and not path.exists()
 
 
 def test_a_model_without_dialogue_should_be_refused(tmp_path):

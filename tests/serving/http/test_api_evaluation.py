@@ -75,7 +75,7 @@ def test_test_stories_should_score_a_wrong_prediction_and_e2e(client):
     (b"", "send the test stories as YAML"),
     (b"stories: [", "the test stories are invalid"),
     (b"\xff\xfe", "not UTF-8"),
-    (b"rules: []\n", "holds no stories or rules"),
+    (b"rules: []\n", "holds no stories to test"),
     (b"stories:\n- story: x\n  steps:\n  - intent: greet\n  - acton: utter_greet\n",
      "the test stories are invalid"),
 ])
@@ -85,19 +85,44 @@ def test_test_stories_should_refuse_a_bad_body_with_rasas_400(client, body, mess
     assert message in answer.json()["message"]
 
 
-def test_test_stories_should_test_the_rules_of_the_body_as_the_cli_does(client):
-    # `parley test core` tests a test file's rules; the same file over HTTP must too
+def test_test_stories_should_leave_the_rules_of_the_body_out_as_rasa_does(client):
+    # Rasa's endpoint (rasa.core.test) replays the stories of a test file, not its rules.
     body = ("rules:\n- rule: bye\n  steps:\n  - intent: goodbye\n  - action: utter_goodbye\n"
             + WRONG_STORY)
     answer = _post(client, body)
     assert answer.status_code == 200, answer.text
     result = answer.json()
-    assert result["report"]["conversation_accuracy"]["total"] == 2
-    assert "utter_goodbye" in {a["predicted"] for a in result["actions"]}
+    assert result["report"]["conversation_accuracy"]["total"] == 1
+    assert [a["action"] for a in result["actions"]] == ["utter_goodbye", "action_listen"]
+    assert result["notes"] == [
+        "1 rule of the test files is not tested, as in Rasa, whose `rasa test core` replays "
+        "the stories of test files only: a rule is a fragment that may start "
+        "mid-conversation, not a conversation. To test what a rule does, write a story "
+        "that goes through it."]
     only_rules = _post(client, "rules:\n- rule: bye\n  steps:\n  - intent: goodbye\n"
                                "  - action: utter_goodbye\n")
-    assert only_rules.status_code == 200, only_rules.text
-    assert only_rules.json()["report"]["conversation_accuracy"]["total"] == 1
+    assert only_rules.status_code == 400
+    assert "holds no stories to test" in only_rules.json()["message"]
+    assert "notes" not in _post(client, WRONG_STORY).json()
+
+
+def test_e2e_on_a_model_without_nlu_should_say_it_is_not_end_to_end(moodbot, moodbot_model):
+    import copy
+
+    from parley.evaluation import http_api
+    from parley.serving.http import ServerSettings, create_app
+
+    core_only = copy.copy(moodbot)
+    core_only.nlu_components = []
+    app = create_app(core_only, model_file=moodbot_model, api_routes=[http_api.routes],
+                     settings=ServerSettings(enable_api=True, seed=0, auth_token="t"))
+    with TestClient(app, raise_server_exceptions=False) as core_client:
+        result = _post(core_client, WRONG_STORY, e2e="true").json()
+    assert result["is_end_to_end_evaluation"] is False
+    assert result["notes"] == [
+        "the model has no NLU part; the intents written in the stories are used, so the "
+        "evaluation is not end-to-end (no text is parsed and no entity checked)."]
+    assert "greet" not in result["report"]  # no parsed intent is scored
 
 
 def test_test_stories_should_need_the_token_and_a_model(client):

@@ -60,8 +60,9 @@ def health_route(prefix: str) -> Route:
 
 
 async def run_turn(state: ServerState, message: UserMessage) -> list[dict[str, Any]]:
-    """The bot's messages for ``message`` (see :mod:`parley.runtime.output`); none when no
-    model is loaded or the turn failed, which is logged."""
+    """The bot's messages for ``message``, whole, for the channel to render (see
+    :mod:`parley.runtime.output`); none when no model is loaded or the turn failed, which
+    is logged."""
     processor = state.processor
     if processor is None:
         logger.error("%s: no model is loaded; the message of %s is dropped.",
@@ -74,7 +75,7 @@ async def run_turn(state: ServerState, message: UserMessage) -> list[dict[str, A
                        message.sender_id, len(text), state.settings.max_message_chars)
         return []
     try:
-        return await state.within_timeout(processor.handle_message(message))
+        return await state.within_timeout(processor.answer(message))
     except HTTPError as error:  # the response timeout
         logger.error("%s: %s", message.input_channel, error.message)
     except Exception:  # noqa: BLE001 - the platform has nobody to show an error to

@@ -14,10 +14,13 @@ app secret's HMAC of the body; else it answers ``not validated`` and reads nothi
 first messaging item is read, as Rasa reads it: a quick reply's payload, a text (not the
 page's own echo), an audio, image, video or file attachment's URL, or a postback's payload
 (a button press). The sender's id is the conversation. The page marks the message seen and
-types while the turn runs. Answers go to the Send API: text, buttons as a button template
-(more than three: the text alone, as Facebook shows none), an image attachment, a custom
-payload as the message itself (``sender.id`` picks another recipient), an attachment as
-the text ``Attachment: …``.
+types while the turn runs. Answers go to the Send API as Rasa's ``MessengerBot`` sends
+them: text (a message a paragraph), buttons as a button template (more than three: the
+text alone, as Facebook shows none; a button without a ``type`` is a ``postback``), quick
+replies as Messenger quick replies (``content_type`` ``text`` unless the reply names
+another), elements as one generic template, an image attachment, a custom payload as the
+message itself (``sender.id`` picks another recipient), an attachment as the text
+``Attachment: …``.
 """
 
 from __future__ import annotations
@@ -31,14 +34,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
+from parley.runtime.output import Options, OutputChannel, text_parts
 from parley.runtime.processor import UserMessage
 from parley.serving.http.body import json_object
 from parley.serving.http.channels.base import PlatformChannel, health_route, run_turn
 from parley.serving.http.channels.outbound import call_platform
 from parley.serving.http.state import ServerState
 
-__all__ = ["GRAPH_API", "MAX_BUTTONS", "FacebookChannel", "incoming", "is_signed",
-           "messenger_messages"]
+__all__ = ["GRAPH_API", "MAX_BUTTONS", "FacebookChannel", "MessengerOutput", "incoming",
+           "is_signed", "messenger_messages"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,33 +100,70 @@ def _message_text(item: dict[str, Any]) -> Any:
     return None
 
 
-def messenger_messages(recipient: str, message: dict[str, Any]
-                       ) -> list[tuple[str, dict[str, Any]]]:
-    """(recipient, Send API ``message``) of one bot message (REST's shape)."""
-    text = message.get("text") or ""
-    buttons = message.get("buttons")
-    if isinstance(buttons, list) and len(buttons) > MAX_BUTTONS:
-        logger.warning("facebook: a message with %d buttons is sent without them; the "
-                       "button template holds at most %d.", len(buttons), MAX_BUTTONS)
-    elif isinstance(buttons, list):
-        typed = [{"type": "postback", **button} for button in buttons
-                 if isinstance(button, dict)]
-        return [(recipient, {"attachment": {"type": "template", "payload": {
-            "template_type": "button", "text": text, "buttons": typed}}})]
-    if "text" in message:
-        return [(recipient, {"text": text})]
-    if "image" in message:
-        return [(recipient, {"attachment": {"type": "image",
-                                            "payload": {"url": message["image"]}}})]
-    if "attachment" in message:
-        return [(recipient, {"text": f"Attachment: {message['attachment']}"})]
-    custom = message.get("custom")
-    if isinstance(custom, dict):
-        custom = dict(custom)
-        sender = custom.pop("sender", None)
+Outgoing = tuple[str, dict[str, Any]]  # (recipient, Send API ``message``)
+
+
+def _with_type(buttons: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # A button without a type is a postback (its payload comes back as the user's message).
+    return [{"type": "postback", **button} for button in buttons]
+
+
+class MessengerOutput(OutputChannel[Outgoing]):
+    """What Rasa's ``MessengerBot`` sends: texts (a message a paragraph), buttons as a
+    button template, quick replies as Messenger quick replies, elements as one generic
+    template, an image as an image attachment, a custom payload as the message itself."""
+
+    def text(self, recipient_id: str, text: str, options: Options) -> list[Outgoing]:
+        return [(recipient_id, {"text": part}) for part in text_parts(text)]
+
+    def text_with_buttons(self, recipient_id: str, text: str | None,
+                          buttons: list[dict[str, Any]], options: Options) -> list[Outgoing]:
+        if len(buttons) > MAX_BUTTONS:
+            logger.warning("facebook: a message with %d buttons is sent without them; the "
+                           "button template holds at most %d.", len(buttons), MAX_BUTTONS)
+            return self.text(recipient_id, text or "", options)
+        return [(recipient_id, {"attachment": {"type": "template", "payload": {
+            "template_type": "button", "text": text or "", "buttons": _with_type(buttons)}}})]
+
+    def quick_replies(self, recipient_id: str, text: str | None,
+                      quick_replies: list[dict[str, Any]], options: Options
+                      ) -> list[Outgoing]:
+        replies = []
+        for reply in quick_replies:
+            if "title" not in reply or "payload" not in reply:
+                logger.warning("facebook: a quick reply without a title and a payload was "
+                               "left out (%s).", sorted(reply))
+                continue
+            replies.append({"content_type": reply.get("content_type") or "text",
+                            "title": reply["title"], "payload": reply["payload"]})
+        return [(recipient_id, {"text": text or "", "quick_replies": replies})]
+
+    def elements(self, recipient_id: str, elements: list[dict[str, Any]],
+                 options: Options) -> list[Outgoing]:
+        typed = [{**element, "buttons": _with_type(
+            [b for b in element["buttons"] if isinstance(b, dict)])}
+            if isinstance(element.get("buttons"), list) else element for element in elements]
+        return [(recipient_id, {"attachment": {"type": "template", "payload": {
+            "template_type": "generic", "elements": typed}}})]
+
+    def image(self, recipient_id: str, image: str, options: Options) -> list[Outgoing]:
+        return [(recipient_id, {"attachment": {"type": "image", "payload": {"url": image}}})]
+
+    def custom(self, recipient_id: str, custom: Any, options: Options) -> list[Outgoing]:
+        if not isinstance(custom, dict):
+            logger.warning("facebook: a custom payload must be a Send API message; a %s was "
+                           "not sent.", type(custom).__name__)
+            return []
+        message = dict(custom)
+        sender = message.pop("sender", None)
         other = sender.get("id") if isinstance(sender, dict) else None
-        return [(str(other) if other else recipient, custom)]
-    return []
+        return [(str(other) if other else recipient_id, message)]
+
+
+def messenger_messages(recipient: str, message: dict[str, Any]) -> list[Outgoing]:
+    """(recipient, Send API ``message``) of one whole bot message (see
+    :func:`parley.runtime.output.bot_message`)."""
+    return MessengerOutput().render(recipient, message)
 
 
 class FacebookChannel(PlatformChannel):

@@ -23,10 +23,12 @@ delivered.``); and takes interactive components' values (button payloads …) fr
 form-encoded ``payload``. A retry Slack sends for a reason in ``errors_ignore_retry`` is
 answered 201 with ``X-Slack-No-Retry: 1`` and not handled again. The turn runs after the
 answer (Slack wants one within three seconds); the bot's messages go to ``chat.postMessage``
-in the message's channel (its thread with ``use_threads``): text as mrkdwn, buttons as
-blocks (a section and up to five buttons; more are dropped with a warning, as Slack
-would), images as an image block, an attachment in ``attachments``, a custom payload as
-the call's parameters.
+in the message's channel (its thread with ``use_threads``), as Rasa's ``SlackBot`` posts
+them: text as mrkdwn (a post a paragraph), buttons as blocks (a section and up to five
+buttons; more are dropped with a warning, as Slack would), quick replies and elements as
+Rasa's base channel sends them (as buttons; an element as ``title : subtitle``), images as
+an image block, an attachment in ``attachments``, a custom payload as the call's
+parameters.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from parley.data.strict_json import StrictJSONError, loads_strict
+from parley.runtime.output import Options, OutputChannel, text_parts
 from parley.runtime.processor import UserMessage
 from parley.serving.http.channels import slack_events as events
 from parley.serving.http.channels.base import PlatformChannel, health_route, run_turn
@@ -49,7 +52,7 @@ from parley.serving.http.channels.outbound import call_platform
 from parley.serving.http.errors import bad_request
 from parley.serving.http.state import ServerState
 
-__all__ = ["MAX_BUTTONS", "SLACK_API", "SlackChannel", "slack_posts"]
+__all__ = ["MAX_BUTTONS", "SLACK_API", "SlackChannel", "SlackOutput", "slack_posts"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,38 +62,56 @@ UNSIGNED = "Message is not properly signed with a valid X-Slack-Signature header
 IGNORED = "Bot message delivered."
 
 
-def slack_posts(message: dict[str, Any], channel: str) -> list[dict[str, Any]]:
-    """The ``chat.postMessage`` bodies that send one bot message (REST's shape)."""
-    post: dict[str, Any] = {"channel": channel, "as_user": True}
-    text = message.get("text") or ""
-    buttons = message.get("buttons")
-    if isinstance(buttons, list) and len(buttons) > MAX_BUTTONS:
-        logger.warning("slack: a message with %d buttons is sent without them; Slack shows "
-                       "at most %d.", len(buttons), MAX_BUTTONS)
-    elif isinstance(buttons, list):
+Post = dict[str, Any]  # a chat.postMessage body
+
+
+def _post(channel: str, **parts: Any) -> Post:
+    return {"channel": channel, "as_user": True, **parts}
+
+
+class SlackOutput(OutputChannel[Post]):
+    """What Rasa's ``SlackBot`` posts (the recipient is the Slack channel): texts as mrkdwn
+    (a post a paragraph), buttons as blocks, an image as an image block, an attachment in
+    ``attachments``, a custom payload as the call's parameters; quick replies and elements
+    as Rasa's base channel sends them (as buttons)."""
+
+    def text(self, recipient_id: str, text: str, options: Options) -> list[Post]:
+        return [_post(recipient_id, text=part, type="mrkdwn") for part in text_parts(text)]
+
+    def text_with_buttons(self, recipient_id: str, text: str | None,
+                          buttons: list[dict[str, Any]], options: Options) -> list[Post]:
+        text = text or ""
+        if len(buttons) > MAX_BUTTONS:
+            logger.warning("slack: a message with %d buttons is sent without them; Slack "
+                           "shows at most %d.", len(buttons), MAX_BUTTONS)
+            return self.text(recipient_id, text, options)
         actions = [{"type": "button", "text": {"type": "plain_text",
                                                "text": str(button.get("title", ""))},
-                    "value": str(button.get("payload", ""))}
-                   for button in buttons if isinstance(button, dict)]
-        return [{**post, "text": text, "blocks": [
+                    "value": str(button.get("payload", ""))} for button in buttons]
+        return [_post(recipient_id, text=text, blocks=[
             {"type": "section", "text": {"type": "plain_text", "text": text}},
-            {"type": "actions", "elements": actions}]}]
-    if "text" in message:
-        return [{**post, "text": text, "type": "mrkdwn"}]
-    if "image" in message:
-        image = message["image"]
-        return [{**post, "text": image,
-                 "blocks": [{"type": "image", "image_url": image, "alt_text": image}]}]
-    if "attachment" in message:
-        return [{**post, "attachments": [message["attachment"]]}]
-    custom = message.get("custom")
-    if isinstance(custom, dict):
+            {"type": "actions", "elements": actions}])]
+
+    def image(self, recipient_id: str, image: str, options: Options) -> list[Post]:
+        return [_post(recipient_id, text=image, blocks=[
+            {"type": "image", "image_url": image, "alt_text": image}])]
+
+    def attachment(self, recipient_id: str, attachment: Any, options: Options) -> list[Post]:
+        return [_post(recipient_id, attachments=[attachment])]
+
+    def custom(self, recipient_id: str, custom: Any, options: Options) -> list[Post]:
+        if not isinstance(custom, dict):
+            logger.warning("slack: a custom payload must be a mapping of chat.postMessage "
+                           "parameters; a %s was not sent.", type(custom).__name__)
+            return []
         custom = dict(custom)
-        return [{"channel": custom.pop("channel", channel), "as_user": True, **custom}]
-    if custom is not None:
-        logger.warning("slack: a custom payload must be a mapping of chat.postMessage "
-                       "parameters; a %s was not sent.", type(custom).__name__)
-    return []
+        return [_post(str(custom.pop("channel", recipient_id)), **custom)]
+
+
+def slack_posts(message: dict[str, Any], channel: str) -> list[Post]:
+    """The ``chat.postMessage`` bodies that send one whole bot message (see
+    :func:`parley.runtime.output.bot_message`) to ``channel``."""
+    return SlackOutput().render(channel, message)
 
 
 class SlackChannel(PlatformChannel):

@@ -15,9 +15,11 @@ The widget sends ``session_request`` (``{"session_id": …}`` or nothing) and ge
 ``session_confirm`` with the session id (a new one when it gave none). Its messages
 (``{"message": "…", "session_id": …, "metadata": {…}}``) belong to that session's
 conversation when ``session_persistence`` is on, else to the socket's. The bot's answers
-come as Rasa sends them: ``{"text"}``, ``{"text", "quick_replies": [{"content_type": "text",
-"title", "payload"}]}``, ``{"attachment": {"type": "image", "payload": {"src"}}}``,
-``{"attachment": …}``, and a custom payload's ``data`` as the event's data.
+come as Rasa's ``SocketIOOutput`` sends them: ``{"text"}`` a paragraph, ``{"text",
+"quick_replies": [{"content_type": "text", "title", "payload"}]}`` for buttons and quick
+replies, ``{"attachment": {"type": "image", "payload": {"src"}}}``, ``{"attachment": …}``,
+``{"attachment": {"type": "template", "payload": {"template_type": "generic", "elements":
+<element>}}}`` for each element, and a custom payload's ``data`` as the event's data.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parley.data.strict_json import StrictJSONError, check_json_safe
+from parley.runtime.output import Options, OutputChannel, text_parts
 from parley.runtime.processor import UserMessage
 from parley.serving.http.state import ServerSettings, ServerState
 
-__all__ = ["NAME", "PathDispatch", "socket_messages", "socketio_app"]
+__all__ = ["NAME", "PathDispatch", "SocketIOOutput", "socket_messages", "socketio_app"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,26 +62,49 @@ class PathDispatch:
             await self.app(scope, receive, send)
 
 
-def socket_messages(message: dict[str, Any]) -> list[tuple[dict[str, Any] | Any, str | None]]:
-    """(data, room override) of the socket.io events one channel message becomes."""
-    if "buttons" in message:
-        return [({"text": message.get("text") or "", "quick_replies": [
+Emit = tuple[Any, str | None]  # (event data, room override)
+
+
+class SocketIOOutput(OutputChannel[Emit]):
+    """What Rasa's ``SocketIOOutput`` emits: ``{"text"}`` a paragraph, buttons (and quick
+    replies) as ``quick_replies`` on the text's last paragraph, an image and an
+    attachment as ``attachment``, each element as a generic template, a custom payload's
+    ``data`` as the event's data (its ``room`` picks another room)."""
+
+    def text(self, recipient_id: str, text: str, options: Options) -> list[Emit]:
+        return [({"text": part}, None) for part in text_parts(text)]
+
+    def text_with_buttons(self, recipient_id: str, text: str | None,
+                          buttons: list[dict[str, Any]], options: Options) -> list[Emit]:
+        messages: list[dict[str, Any]] = [{"text": part, "quick_replies": []}
+                                          for part in text_parts(text or "")]
+        messages[-1]["quick_replies"] = [
             {"content_type": "text", "title": button.get("title"),
-             "payload": button.get("payload")} for button in message["buttons"]]}, None)]
-    if "text" in message:
-        return [({"text": message["text"]}, None)]
-    if "image" in message:
-        return [({"attachment": {"type": "image", "payload": {"src": message["image"]}}},
-                 None)]
-    if "attachment" in message:
-        return [({"attachment": message["attachment"]}, None)]
-    if "custom" in message:
-        custom = message["custom"]
+             "payload": button.get("payload")} for button in buttons]
+        return [(message, None) for message in messages]
+
+    def image(self, recipient_id: str, image: str, options: Options) -> list[Emit]:
+        return [({"attachment": {"type": "image", "payload": {"src": image}}}, None)]
+
+    def attachment(self, recipient_id: str, attachment: Any, options: Options) -> list[Emit]:
+        return [({"attachment": attachment}, None)]
+
+    def elements(self, recipient_id: str, elements: list[dict[str, Any]],
+                 options: Options) -> list[Emit]:
+        return [({"attachment": {"type": "template", "payload": {
+            "template_type": "generic", "elements": element}}}, None) for element in elements]
+
+    def custom(self, recipient_id: str, custom: Any, options: Options) -> list[Emit]:
         if isinstance(custom, dict) and "data" in custom:  # Rasa: emit(evt, **custom)
             room = custom.get("room")
             return [(custom["data"], room if isinstance(room, str) else None)]
         return [(custom, None)]
-    return []
+
+
+def socket_messages(message: dict[str, Any]) -> list[Emit]:
+    """(data, room override) of the socket.io events one whole bot message becomes (see
+    :func:`parley.runtime.output.bot_message`)."""
+    return SocketIOOutput().render("", message)
 
 
 def socketio_app(state: ServerState, options: dict[str, Any],
@@ -151,7 +177,7 @@ def socketio_app(state: ServerState, options: dict[str, Any],
             logger.error("socket.io: no model is loaded; the message is dropped.")
             return
         try:
-            replies = await state.within_timeout(processor.handle_message(UserMessage(
+            replies = await state.within_timeout(processor.answer(UserMessage(
                 text if isinstance(text, str) else "", sender, input_channel=NAME,
                 output_channel=NAME, metadata=metadata if isinstance(metadata, dict) else {})))
         except Exception:  # noqa: BLE001 - a socket has nobody to answer an error to

@@ -18,8 +18,11 @@ conversation is the chat's id. The answer is ``success`` (or ``failed`` when ``v
 not the bot's name, and a 503 when ``getMe`` cannot tell, so that Telegram sends the update
 again later); a body that is not a JSON object is a 400.
 
-The bot's messages go out through the Bot API: text with ``sendMessage``, buttons and quick
-replies as an inline keyboard (one row) on that message, images with ``sendPhoto``, an
+The bot's messages go out through the Bot API as Rasa's ``TelegramOutput`` sends them: text
+with ``sendMessage`` (a message a paragraph), buttons as a keyboard on that message — the
+response's ``button_type``: ``inline`` (one row, the default), ``vertical`` (a row each) or
+``reply`` (the user's keyboard) — quick replies and elements as Rasa's base channel sends
+them (inline buttons; an element as ``title : subtitle``), images with ``sendPhoto``, an
 attachment as the text ``Attachment: …`` (Rasa's default), and a custom payload by its keys
 (:data:`CUSTOM_METHODS`: ``text`` → sendMessage, ``photo`` → sendPhoto, ``latitude`` +
 ``longitude`` → sendLocation …; ``chat_id`` picks another chat, other keys go along).
@@ -34,13 +37,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
+from parley.runtime.output import Options, OutputChannel, text_parts
 from parley.runtime.processor import UserMessage
 from parley.serving.http.body import json_object
 from parley.serving.http.channels.base import PlatformChannel, health_route, run_turn
 from parley.serving.http.channels.outbound import call_platform
 from parley.serving.http.state import ServerState
 
-__all__ = ["CUSTOM_METHODS", "TELEGRAM_API", "TelegramChannel", "incoming", "telegram_calls"]
+__all__ = ["CUSTOM_METHODS", "TELEGRAM_API", "TelegramChannel", "TelegramOutput", "incoming",
+           "telegram_calls"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,25 +99,57 @@ def _message_text(message: dict[str, Any]) -> str | None:
     return None
 
 
-def telegram_calls(chat_id: str, message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(Bot API method, body) of the calls that send one bot message (REST's shape)."""
-    buttons = message.get("buttons")
-    if isinstance(buttons, list):
-        keyboard = [[{"text": str(button.get("title", "")),
-                      "callback_data": str(button.get("payload", ""))}
-                     for button in buttons if isinstance(button, dict)]]
-        return [("sendMessage", {"chat_id": chat_id, "text": message.get("text") or "",
-                                 "reply_markup": {"inline_keyboard": keyboard}})]
-    if "text" in message:
-        return [("sendMessage", {"chat_id": chat_id, "text": message["text"]})]
-    if "image" in message:
-        return [("sendPhoto", {"chat_id": chat_id, "photo": message["image"]})]
-    if "attachment" in message:
-        return [("sendMessage", {"chat_id": chat_id,
-                                 "text": f"Attachment: {message['attachment']}"})]
-    if "custom" in message:
-        return _custom_calls(chat_id, message["custom"])
-    return []
+Call = tuple[str, dict[str, Any]]  # (Bot API method, body)
+
+
+def _keyboard(buttons: list[dict[str, Any]], button_type: Any) -> dict[str, Any] | None:
+    """The reply markup of Rasa's three button types, or None for another."""
+    def inline(button: dict[str, Any]) -> dict[str, str]:
+        return {"text": str(button.get("title", "")),
+                "callback_data": str(button.get("payload", ""))}
+
+    if button_type == "inline":  # one row
+        return {"inline_keyboard": [[inline(button) for button in buttons]]}
+    if button_type == "vertical":  # a row each
+        return {"inline_keyboard": [[inline(button)] for button in buttons]}
+    if button_type == "reply":  # the user's keyboard: the title is what they send
+        return {"keyboard": [[{"text": str(button.get("title", ""))}] for button in buttons],
+                "resize_keyboard": True, "one_time_keyboard": True}
+    return None
+
+
+class TelegramOutput(OutputChannel[Call]):
+    """What Rasa's ``TelegramOutput`` sends: texts (a message a paragraph), buttons as a
+    keyboard of the response's ``button_type`` (``inline``, ``vertical`` or ``reply``),
+    an image as a photo, a custom payload by its keys; quick replies and elements as
+    Rasa's base channel sends them (as inline buttons)."""
+
+    def text(self, recipient_id: str, text: str, options: Options) -> list[Call]:
+        return [("sendMessage", {"chat_id": recipient_id, "text": part})
+                for part in text_parts(text)]
+
+    def text_with_buttons(self, recipient_id: str, text: str | None,
+                          buttons: list[dict[str, Any]], options: Options) -> list[Call]:
+        button_type = options.get("button_type", "inline")
+        markup = _keyboard(buttons, button_type)
+        if markup is None:
+            logger.error("telegram: a message with buttons of the unknown button_type %r "
+                         "was not sent; use inline, vertical or reply.", button_type)
+            return []
+        return [("sendMessage", {"chat_id": recipient_id, "text": text or "",
+                                 "reply_markup": markup})]
+
+    def image(self, recipient_id: str, image: str, options: Options) -> list[Call]:
+        return [("sendPhoto", {"chat_id": recipient_id, "photo": image})]
+
+    def custom(self, recipient_id: str, custom: Any, options: Options) -> list[Call]:
+        return _custom_calls(recipient_id, custom)
+
+
+def telegram_calls(chat_id: str, message: dict[str, Any]) -> list[Call]:
+    """(Bot API method, body) of the calls that send one whole bot message (see
+    :func:`parley.runtime.output.bot_message`)."""
+    return TelegramOutput().render(chat_id, message)
 
 
 def _custom_calls(chat_id: str, custom: Any) -> list[tuple[str, dict[str, Any]]]:

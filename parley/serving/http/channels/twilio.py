@@ -11,16 +11,17 @@ credentials.yml::
 conversation, ``Body`` the text, with ``¡`` read as ``@``, which some carriers corrupt it
 into) and answers 204. As in Rasa, the request's ``X-Twilio-Signature`` is not checked:
 keep the URL private or check it in front of Parley. The bot's messages go to Twilio's
-Messages API: text as ``Body``, an image as ``MediaUrl``, buttons as the text followed by
-one message per button (``1: great (/mood_great)``, Rasa's default), an attachment as
-``Attachment: …``, a custom payload's keys as the API's parameters (``media_url`` →
-``MediaUrl`` …; ``to`` and ``from`` default to the conversation and ``twilio_number``).
+Messages API as Rasa's ``TwilioOutput`` sends them: text as ``Body`` (a message a
+paragraph), an image as ``MediaUrl``, buttons and quick replies as the text followed by
+one message per button (``1: great (/mood_great)``, Rasa's default), an element as
+``title : subtitle`` and its buttons so, an attachment as ``Attachment: …``, a custom
+payload's keys as the API's parameters (``media_url`` → ``MediaUrl`` …; ``to`` and
+``from`` default to the conversation and ``twilio_number``).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import urllib.parse
 from typing import Any
@@ -29,26 +30,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from parley.runtime.output import Options, OutputChannel, button_text, text_parts
 from parley.runtime.processor import UserMessage
 from parley.serving.http.channels.base import PlatformChannel, health_route, run_turn
 from parley.serving.http.channels.outbound import call_platform
 from parley.serving.http.state import ServerState
 
-__all__ = ["TWILIO_API", "TwilioChannel", "button_text", "twilio_forms"]
+__all__ = ["TWILIO_API", "TwilioChannel", "TwilioOutput", "button_text", "twilio_forms"]
 
 logger = logging.getLogger(__name__)
 
 TWILIO_API = "https://api.twilio.com/2010-04-01"
 Form = list[tuple[str, str]]  # a form may repeat a field (MediaUrl)
-
-
-def button_text(button: dict[str, Any], index: int) -> str:
-    """A button as a line of text, as Rasa's channels without buttons show it."""
-    rest = dict(button)
-    title = rest.pop("title", "")
-    payload = f" ({rest.pop('payload')})" if "payload" in rest else ""
-    details = f" - {json.dumps(rest, sort_keys=True)}" if rest else ""
-    return f"{index + 1}: {title}{payload}{details}"
 
 
 def _api_name(key: str) -> str:
@@ -57,35 +50,41 @@ def _api_name(key: str) -> str:
     return "".join(part.capitalize() for part in key.rstrip("_").split("_"))
 
 
-def twilio_forms(recipient: str, sender: str, message: dict[str, Any]) -> list[Form]:
-    """The Messages API forms that send one bot message (REST's shape)."""
-    base = [("To", recipient), ("From", sender)]
-    buttons = message.get("buttons")
-    if isinstance(buttons, list):
-        texts = [str(message.get("text") or "")] + [
-            button_text(button, index) for index, button in enumerate(buttons)
-            if isinstance(button, dict)]
-        return [[*base, ("Body", text)] for text in texts]
-    if "text" in message:
-        return [[*base, ("Body", str(message["text"]))]]
-    if "image" in message:
-        return [[*base, ("MediaUrl", str(message["image"]))]]
-    if "attachment" in message:
-        return [[*base, ("Body", f"Attachment: {message['attachment']}")]]
-    custom = message.get("custom")
-    if not isinstance(custom, dict):
-        if custom is not None:
+class TwilioOutput(OutputChannel[Form]):
+    """What Rasa's ``TwilioOutput`` sends from ``sender``: texts as ``Body`` (a message a
+    paragraph), an image as ``MediaUrl``, a custom payload as the API's parameters; the
+    rest as Rasa's base channel sends it (buttons, quick replies and elements as lines of
+    text, an attachment as ``Attachment: …``)."""
+
+    def __init__(self, sender: str) -> None:
+        self.sender = sender
+
+    def text(self, recipient_id: str, text: str, options: Options) -> list[Form]:
+        return [[("To", recipient_id), ("From", self.sender), ("Body", part)]
+                for part in text_parts(text)]
+
+    def image(self, recipient_id: str, image: str, options: Options) -> list[Form]:
+        return [[("To", recipient_id), ("From", self.sender), ("MediaUrl", image)]]
+
+    def custom(self, recipient_id: str, custom: Any, options: Options) -> list[Form]:
+        if not isinstance(custom, dict):
             logger.warning("twilio: a custom payload must be a mapping of Messages API "
                            "parameters; a %s was not sent.", type(custom).__name__)
-        return []
-    fields = {_api_name(str(key)): value for key, value in custom.items()}
-    fields.setdefault("To", recipient)
-    if not fields.get("MediaUrl"):
-        fields.setdefault("Body", "")
-    if not fields.get("MessagingServiceSid"):
-        fields.setdefault("From", sender)
-    return [[(key, str(item)) for key, value in fields.items()
-             for item in (value if isinstance(value, list) else [value])]]
+            return []
+        fields = {_api_name(str(key)): value for key, value in custom.items()}
+        fields.setdefault("To", recipient_id)
+        if not fields.get("MediaUrl"):
+            fields.setdefault("Body", "")
+        if not fields.get("MessagingServiceSid"):
+            fields.setdefault("From", self.sender)
+        return [[(key, str(item)) for key, value in fields.items()
+                 for item in (value if isinstance(value, list) else [value])]]
+
+
+def twilio_forms(recipient: str, sender: str, message: dict[str, Any]) -> list[Form]:
+    """The Messages API forms that send one whole bot message (see
+    :func:`parley.runtime.output.bot_message`) from ``sender``."""
+    return TwilioOutput(sender).render(recipient, message)
 
 
 class TwilioChannel(PlatformChannel):

@@ -1,0 +1,230 @@
+"""Rasa's pika event broker, on aio-pika: each event a message to RabbitMQ.
+
+As Rasa sets it up: a fanout exchange ``exchange_name`` (default ``rasa-exchange``), each
+of ``queues`` declared durable and bound to it (default ``rasa_core_events``, with a
+warning, as Rasa), and every event published to the exchange as a persistent message whose
+body is the event's JSON (UTF-8) and whose ``app_id`` is ``$RASA_ENVIRONMENT`` when set.
+``url`` is a host name or an ``amqp://`` / ``amqps://`` URL (whose user, password and port,
+when given, win over the keys); ``RABBITMQ_SSL_CLIENT_CERTIFICATE`` and
+``RABBITMQ_SSL_CLIENT_KEY`` in the environment add a client certificate, as in Rasa.
+
+Connecting is tried ``connection_attempts`` times, ``retry_delay_in_seconds`` apart (Rasa's
+20 and 5 s), then fails. Once connected, the connection is robust: aio-pika reconnects by
+itself, and events that could not be published meanwhile wait in the
+:class:`~.base.Backlog` and go out first when it is back. Publishing waits for RabbitMQ's
+confirmation, so an event is only taken from the backlog once RabbitMQ has it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import ssl
+from collections import deque
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from parley.errors import BrokerError
+from parley.runtime.brokers.base import Backlog, Event, EventBroker
+
+__all__ = ["DEFAULT_EXCHANGE", "DEFAULT_QUEUE", "PikaEventBroker"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXCHANGE = "rasa-exchange"  # Rasa's RABBITMQ_EXCHANGE
+DEFAULT_QUEUE = "rasa_core_events"
+CONNECT_TIMEOUT = 10.0  # seconds per attempt: a host that never answers is not waited on
+PUBLISH_TIMEOUT = 10.0  # seconds for RabbitMQ to confirm an event
+
+
+def _aio_pika() -> Any:
+    try:
+        import aio_pika
+    except ImportError as error:
+        raise BrokerError("the pika event broker needs aio-pika: pip install "
+                          "'parley[brokers]'.") from error
+    return aio_pika
+
+
+class PikaEventBroker(EventBroker):
+    """Rasa's ``PikaEventBroker`` (the keys of its endpoints.yml section, by name)."""
+
+    def __init__(self, host: str, username: str = "guest", password: str = "guest",
+                 port: int = 5672, queues: list[str] | tuple[str, ...] | str | None = None,
+                 should_keep_unpublished_messages: bool = True,
+                 raise_on_failure: bool = False, connection_attempts: int = 20,
+                 retry_delay_in_seconds: float = 5, exchange_name: str = DEFAULT_EXCHANGE,
+                 origin: str = "the pika event broker") -> None:
+        self.host = host
+        self.username = username
+        self.password = password
+        self.port = port
+        self.queues = _queues(queues)
+        self.raise_on_failure = raise_on_failure
+        self.connection_attempts = max(1, connection_attempts)
+        self.retry_delay_in_seconds = retry_delay_in_seconds
+        self.exchange_name = exchange_name
+        self.origin = origin
+        self.backlog = Backlog(should_keep_unpublished_messages)
+        self._connection: Any = None
+        self._exchange: Any = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def from_endpoint_config(cls, broker_config: Any,
+                                   event_loop: Any = None) -> PikaEventBroker:
+        from parley.runtime.brokers.factory import create_pika_broker
+
+        return await create_pika_broker(broker_config)
+
+    # ---- connection ----------------------------------------------------------------
+
+    def _where(self) -> str:
+        if "://" in self.host:  # never show the password a URL may hold
+            parts = urlsplit(self.host)
+            return f"{parts.hostname}:{parts.port or self.port}"
+        return f"{self.host}:{self.port}"
+
+    def _connect_arguments(self) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"timeout": CONNECT_TIMEOUT}
+        if self.host.startswith(("amqp://", "amqps://")):
+            parts = urlsplit(self.host)
+            arguments.update(
+                host=parts.hostname or "localhost", port=parts.port or self.port,
+                login=unquote(parts.username) if parts.username else self.username,
+                password=unquote(parts.password) if parts.password else self.password,
+                virtualhost=unquote(parts.path[1:]) if len(parts.path) > 1 else "/",
+                ssl=parts.scheme == "amqps")
+        else:
+            arguments.update(host=self.host, port=self.port, login=self.username,
+                             password=self.password)
+        context = _client_certificate()
+        if context is not None:
+            arguments.update(ssl=True, ssl_context=context)
+        return arguments
+
+    async def connect(self) -> None:
+        """Connect, declare the exchange and queues; a :class:`BrokerError` after the last
+        failed attempt."""
+        aio_pika = _aio_pika()
+        arguments = self._connect_arguments()
+        for attempt in range(1, self.connection_attempts + 1):
+            try:
+                self._connection = await aio_pika.connect_robust(**arguments)
+                break
+            except Exception as error:  # noqa: BLE001 - any failure: try again, then report
+                if attempt == self.connection_attempts:
+                    raise BrokerError(
+                        f"{self.origin}: RabbitMQ at {self._where()} cannot be reached "
+                        f"({_reason(error)}) after {attempt} attempt(s).") from error
+                logger.warning("%s: connecting to RabbitMQ at %s failed (%s); attempt %d of "
+                               "%d, again in %g s.", self.origin, self._where(),
+                               _reason(error), attempt, self.connection_attempts,
+                               self.retry_delay_in_seconds)
+                await asyncio.sleep(self.retry_delay_in_seconds)
+        try:
+            channel = await self._connection.channel()  # with publisher confirms
+            exchange = await channel.declare_exchange(
+                self.exchange_name, type=aio_pika.ExchangeType.FANOUT)
+            for name in self.queues:
+                queue = await channel.declare_queue(name, durable=True)
+                await queue.bind(exchange, routing_key="")
+        except Exception as error:  # noqa: BLE001 - RabbitMQ refused a declaration
+            await self.close()
+            raise BrokerError(f"{self.origin}: RabbitMQ at {self._where()} refused the "
+                              f"exchange '{self.exchange_name}' or the queues "
+                              f"{', '.join(self.queues)} ({_reason(error)}).") from error
+        self._exchange = exchange
+        self._connection.reconnect_callbacks.add(self._on_reconnect)
+        logger.info("%s: publishing to RabbitMQ at %s (exchange '%s', queues %s).",
+                    self.origin, self._where(), self.exchange_name, ", ".join(self.queues))
+
+    def _on_reconnect(self, *_: Any, **__: Any) -> None:
+        if len(self.backlog):
+            self._schedule([])  # what waited goes out now, not with the next message
+
+    def is_ready(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            await asyncio.gather(task, return_exceptions=True)
+        if self._connection is not None:
+            connection, self._connection, self._exchange = self._connection, None, None
+            await connection.close()
+        if len(self.backlog):
+            logger.error("%s: %d event(s) were never published (RabbitMQ was unreachable "
+                         "until the end).", self.origin, len(self.backlog))
+
+    # ---- publishing ----------------------------------------------------------------
+
+    def publish(self, event: Event) -> None:
+        """Rasa's call: the event is sent in the background (errors are logged)."""
+        self._schedule([event])
+
+    def _schedule(self, events: list[Event]) -> None:
+        task = asyncio.get_running_loop().create_task(self._publish_logged(events))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish_logged(self, events: list[Event]) -> None:
+        try:
+            await self.publish_events(events)
+        except BrokerError as error:
+            logger.error("%s", error)
+
+    async def publish_events(self, events: list[Event]) -> None:
+        await self.backlog.deliver(events, self._send)
+
+    async def _send(self, pending: deque[Event]) -> None:
+        aio_pika = _aio_pika()
+        if self._exchange is None:
+            raise BrokerError(f"{self.origin}: not connected to RabbitMQ; {len(pending)} "
+                              "event(s) wait.")
+        app_id = os.environ.get("RASA_ENVIRONMENT")
+        while pending:
+            message = aio_pika.Message(
+                json.dumps(pending[0]).encode("utf-8"), app_id=app_id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            try:
+                await self._exchange.publish(message, routing_key="", timeout=PUBLISH_TIMEOUT)
+            except Exception as error:  # noqa: BLE001 - connection lost, nack, timeout
+                raise BrokerError(
+                    f"{self.origin}: publishing to RabbitMQ at {self._where()} failed "
+                    f"({_reason(error)}); {len(pending)} event(s) wait.") from error
+            pending.popleft()
+
+
+def _queues(queues: list[str] | tuple[str, ...] | str | None) -> list[str]:
+    if isinstance(queues, str) and queues:
+        return [queues]
+    if queues:
+        return [str(queue) for queue in queues]
+    from parley.errors import warn
+
+    warn(f"the pika event broker has no 'queues'; events go to the queue "
+         f"'{DEFAULT_QUEUE}' (Rasa's default). Name the queues under 'queues:'.")
+    return [DEFAULT_QUEUE]
+
+
+def _client_certificate() -> ssl.SSLContext | None:
+    """Rasa's RABBITMQ_SSL_CLIENT_CERTIFICATE and RABBITMQ_SSL_CLIENT_KEY."""
+    certificate = os.environ.get("RABBITMQ_SSL_CLIENT_CERTIFICATE")
+    key = os.environ.get("RABBITMQ_SSL_CLIENT_KEY")
+    if not (certificate and key):
+        return None
+    context = ssl.create_default_context()
+    try:
+        context.load_cert_chain(certificate, key)
+    except (OSError, ssl.SSLError) as error:
+        raise BrokerError(f"the pika event broker: the client certificate "
+                          f"(RABBITMQ_SSL_CLIENT_CERTIFICATE={certificate}, "
+                          f"RABBITMQ_SSL_CLIENT_KEY={key}) cannot be loaded: {error}") from error
+    return context
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text and text[0] else type(error).__name__

@@ -24,7 +24,7 @@ import os
 import ssl
 from collections import deque
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from parley.errors import BrokerError
 from parley.runtime.brokers.base import Backlog, Event, EventBroker
@@ -90,13 +90,15 @@ class PikaEventBroker(EventBroker):
     def _connect_arguments(self) -> dict[str, Any]:
         arguments: dict[str, Any] = {"timeout": CONNECT_TIMEOUT}
         if self.host.startswith(("amqp://", "amqps://")):
-            parts = urlsplit(self.host)
-            arguments.update(
-                host=parts.hostname or "localhost", port=parts.port or self.port,
-                login=unquote(parts.username) if parts.username else self.username,
-                password=unquote(parts.password) if parts.password else self.password,
-                virtualhost=unquote(parts.path[1:]) if len(parts.path) > 1 else "/",
-                ssl=parts.scheme == "amqps")
+            # The URL's own user, password, port and options (?heartbeat=…) win over the keys.
+            import yarl
+
+            url = yarl.URL(self.host)
+            if url.user is None:
+                url = url.with_user(self.username).with_password(self.password)
+            if url.explicit_port is None:
+                url = url.with_port(self.port)
+            arguments["url"] = url
         else:
             arguments.update(host=self.host, port=self.port, login=self.username,
                              password=self.password)

@@ -1,0 +1,148 @@
+"""The SQL broker on SQLite and PostgreSQL: Rasa's ``events`` table (id, sender_id, data),
+each event once and in order — also after the database failed for a while — and a database
+that cannot be reached at start as an error naming endpoints.yml's line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from parley.errors import BrokerError
+from parley.runtime.brokers.factory import create_event_broker
+from parley.runtime.endpoints import read_endpoints
+from tests.runtime.stores.services import drop_table, postgres_url, unique
+
+pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed (parley[brokers])")
+
+
+def section(tmp_path: Path, text: str) -> Any:
+    path = tmp_path / "endpoints.yml"
+    path.write_text(text)
+    return read_endpoints(path).event_broker
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(the endpoints.yml keys of a database, the SQLAlchemy URL to read it back)."""
+    if request.param == "sqlite":
+        path = tmp_path / "events.db"
+        yield f"  dialect: sqlite\n  db: {path}\n", f"sqlite:///{path}"
+    else:
+        url, table = postgres_url(), unique("parley_broker_")
+        yield f"  url: {url}\n  table_name: {table}\n", url
+        drop_table(url, table)
+
+
+def rows(url: str, table: str) -> list[tuple[int, str, dict[str, Any]]]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        found = conn.execute(sa.text(f'SELECT id, sender_id, data FROM "{table}" ORDER BY id'))
+        result = [(row.id, row.sender_id, json.loads(row.data)) for row in found]
+    engine.dispose()
+    return result
+
+
+def events(sender: str, count: int) -> list[dict[str, Any]]:
+    return [{"sender_id": sender, "event": "user", "timestamp": float(n), "text": f"ü {n}",
+             "metadata": {}} for n in range(count)]
+
+
+def test_events_should_be_rows_of_rasas_table(tmp_path: Path,
+                                              database: tuple[str, str]) -> None:
+    keys, url = database
+    config = section(tmp_path, f"event_broker:\n  type: SQL\n{keys}")
+
+    async def scenario() -> str:
+        broker = await create_event_broker(config)
+        assert broker is not None
+        await broker.publish_events(events("ada", 3))
+        broker.publish(events("bob", 1)[0])  # Rasa's call, one event
+        await broker.publish_events(events("ada", 5)[3:])
+        await broker.close()
+        return broker.table_name  # type: ignore[attr-defined, no-any-return]
+
+    table = asyncio.run(scenario())
+    found = rows(url, table)
+    assert [data for _, _, data in found] == events("ada", 3) + events("bob", 1) + \
+        events("ada", 5)[3:]
+    assert [sender for _, sender, _ in found] == ["ada"] * 3 + ["bob"] + ["ada"] * 2
+    assert [row_id for row_id, _, _ in found] == sorted(row_id for row_id, _, _ in found)
+
+
+def test_a_failing_database_should_lose_and_repeat_nothing(
+        tmp_path: Path, database: tuple[str, str]) -> None:
+    """Events that could not be written wait, and are written first when it works again."""
+    keys, url = database
+    config = section(tmp_path, f"event_broker:\n  type: sql\n{keys}")
+
+    async def scenario() -> str:
+        broker = await create_event_broker(config)
+        assert broker is not None
+        table = broker.table_name  # type: ignore[attr-defined]
+        await broker.publish_events(events("ada", 2))
+        saved = rows(url, table)
+        drop_table(url, table)  # the database loses the table under the running broker
+        with pytest.raises(BrokerError, match=r"writing 2 event\(s\) failed"):
+            await broker.publish_events(events("ada", 4)[2:])
+        assert len(broker.backlog) == 2  # type: ignore[attr-defined]
+        await broker.close()
+        again = await create_event_broker(config)  # creates the table anew
+        assert again is not None and rows(url, table) == []
+        # The first broker, used again, writes what waited before the new events.
+        await broker.publish_events(events("ada", 5)[4:])
+        assert [data for _, _, data in rows(url, table)] == events("ada", 5)[2:]
+        assert saved and len(broker.backlog) == 0  # type: ignore[attr-defined]
+        await broker.close()
+        await again.close()
+        return str(table)
+
+    asyncio.run(scenario())
+
+
+def test_without_keeping_failed_events_they_should_be_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    config = section(tmp_path, f"event_broker:\n  type: sql\n  db: {path}\n"
+                               "  should_keep_unpublished_messages: false\n")
+
+    async def scenario() -> None:
+        broker = await create_event_broker(config)
+        assert broker is not None
+        drop_table(f"sqlite:///{path}", "events")
+        with pytest.raises(BrokerError):
+            await broker.publish_events(events("ada", 2))
+        assert len(broker.backlog) == 0  # type: ignore[attr-defined]
+        await broker.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_tracker_stores_table_should_be_refused(tmp_path: Path) -> None:
+    from parley.runtime.stores.sql import SQLTrackerStore
+
+    path = tmp_path / "shared.db"
+    store = SQLTrackerStore(db=str(path))
+    asyncio.run(store.keys())  # creates the tracker store's `events` table
+    asyncio.run(store.close())
+    config = section(tmp_path, f"event_broker:\n  type: sql\n  db: {path}\n")
+    with pytest.raises(BrokerError, match=r"endpoints.yml:1\).*'events'.*is not an event "
+                                          r"broker's table \(it is a tracker store's table\)"):
+        asyncio.run(create_event_broker(config))
+
+
+@pytest.mark.parametrize("keys", [
+    "  dialect: postgresql\n  url: 127.0.0.1\n  port: 1\n  db: x\n",
+    "  db: /nonexistent-folder/sub/events.db\n",
+])
+def test_a_database_down_at_start_should_name_the_endpoints_line(tmp_path: Path,
+                                                                 keys: str) -> None:
+    config = section(tmp_path, f"nlg:\n  url: http://x\nevent_broker:\n  type: sql\n{keys}")
+    with pytest.raises(BrokerError, match=r"the event broker \(.*endpoints.yml:3\): "
+                                          r"connecting failed at"):
+        asyncio.run(create_event_broker(config))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,8 @@ from typing import Any
 __all__ = ["Backlog", "EventBroker", "ForeignBroker"]
 
 Event = dict[str, Any]
+
+logger = logging.getLogger(__name__)
 
 
 class EventBroker(ABC):
@@ -97,6 +100,12 @@ class Backlog:
 
     def __len__(self) -> int:
         return len(self.events)
+
+    def report_lost(self, origin: str) -> None:
+        """Say what is still waiting when the broker closes: it is lost."""
+        if self.events:
+            logger.error("%s: %d event(s) were never published (the broker was failing "
+                         "until it closed).", origin, len(self.events))
 
     async def deliver(self, events: list[Event],
                       send: Callable[[deque[Event]], Awaitable[None]]) -> None:

@@ -64,6 +64,7 @@ class FileEventBroker(EventBroker):
                               f"{error.strerror or error}.") from error
 
     async def close(self) -> None:
+        self.backlog.report_lost(self.origin)
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -156,9 +156,7 @@ class PikaEventBroker(EventBroker):
         if self._connection is not None:
             connection, self._connection, self._exchange = self._connection, None, None
             await connection.close()
-        if len(self.backlog):
-            logger.error("%s: %d event(s) were never published (RabbitMQ was unreachable "
-                         "until the end).", self.origin, len(self.backlog))
+        self.backlog.report_lost(self.origin)
 
     # ---- publishing ----------------------------------------------------------------
 

@@ -133,6 +133,7 @@ class SQLEventBroker(EventBroker):
             raise self._failure(error, f"writing {len(rows)} event(s)") from error
 
     async def close(self) -> None:
+        self.backlog.report_lost(self.origin)
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None

@@ -7,6 +7,7 @@ unused.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from parley.errors import warn
@@ -64,7 +65,9 @@ class SectionOptions:
             if isinstance(value, bool):
                 raise ValueError
             number = kind(value)
-        except (TypeError, ValueError):
+            if not math.isfinite(number):
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
             raise self.config.error(f"'{key}' must be a number, found '{value}'.", key
                                     ) from None
         if number < 0:

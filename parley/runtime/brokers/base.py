@@ -43,6 +43,10 @@ class EventBroker(ABC):
         """The connected broker for an endpoints.yml section."""
         raise NotImplementedError(f"{cls.__name__} must implement from_endpoint_config.")
 
+    async def connect(self) -> None:  # noqa: B027 - an optional hook
+        """Reach the service; a :class:`~parley.errors.BrokerError` when it cannot be
+        reached. The default has nothing to reach."""
+
     @abstractmethod
     def publish(self, event: Event) -> None:
         """Send one event (Rasa's dict with ``sender_id``)."""

@@ -21,21 +21,26 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 import sys
 
-from parley.errors import BrokerError, warn
+from parley.errors import BrokerError, StoreError, warn
 from parley.runtime.brokers.base import EventBroker, ForeignBroker
+from parley.runtime.brokers.file import FileEventBroker
+from parley.runtime.brokers.pika import PikaEventBroker
+from parley.runtime.brokers.sql import SQLEventBroker
 from parley.runtime.endpoint_options import SectionOptions
 from parley.runtime.endpoints import EndpointConfig
 
-__all__ = ["create_event_broker", "create_file_broker", "create_pika_broker",
-           "create_sql_broker"]
+__all__ = ["build_event_broker", "create_event_broker", "file_broker", "pika_broker",
+           "sql_broker"]
 
 _PIKA_KEYS = ("username", "password", "port", "queues", "exchange_name",
               "should_keep_unpublished_messages", "raise_on_failure", "connection_attempts",
               "retry_delay_in_seconds")
 _SQL_KEYS = ("dialect", "port", "db", "username", "password", "table_name",
              "should_keep_unpublished_messages")
+_MODULE_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 _TYPES = ("pika", "sql", "file", "a module path (my_package.MyBroker)")
 
 
@@ -43,19 +48,29 @@ async def create_event_broker(config: EndpointConfig | None) -> EventBroker | No
     """The connected broker of endpoints.yml's ``event_broker`` section (None: none)."""
     if config is None:
         return None
+    broker = build_event_broker(config)
+    if broker is None:
+        return await _custom_broker(config)
+    await broker.connect()
+    return broker
+
+
+def build_event_broker(config: EndpointConfig) -> EventBroker | None:
+    """Parley's broker for the section, its keys checked, not yet connected; None for a
+    user's class (``type: module.Class``), which only its own code can build."""
     kind = (config.type or "pika").lower()
     if kind == "pika":
-        return await create_pika_broker(config)
+        return pika_broker(config)
     if kind == "sql":
-        return await create_sql_broker(config)
+        return sql_broker(config)
     if kind == "file":
-        return await create_file_broker(config)
+        return file_broker(config)
     if kind == "kafka":
         raise config.error(
             "the Kafka event broker ('type: kafka') is not implemented in Parley.", "type",
             hint=f"Use one of: {', '.join(_TYPES)}.")
-    if "." in kind:
-        return await _custom_broker(config)
+    if _MODULE_PATH.fullmatch(str(config.type)):
+        return None
     raise config.error(f"unknown event broker type '{config.type}'.", "type",
                        hint=f"Parley has: {', '.join(_TYPES)}.")
 
@@ -64,8 +79,8 @@ def _origin(config: EndpointConfig) -> str:
     return f"the event broker ({config.where()})"
 
 
-async def create_pika_broker(config: EndpointConfig) -> EventBroker:
-    from parley.runtime.brokers.pika import DEFAULT_QUEUE, PikaEventBroker
+def pika_broker(config: EndpointConfig) -> PikaEventBroker:
+    from parley.runtime.brokers.pika import DEFAULT_QUEUE, url_problem
 
     if "queue" in config.kwargs and "queues" not in config.kwargs:
         raise config.error("'queue' is Rasa 1.x's key.", "queue",
@@ -76,41 +91,41 @@ async def create_pika_broker(config: EndpointConfig) -> EventBroker:
         warn(f"event_broker has no 'queues'; events go to the queue '{DEFAULT_QUEUE}' "
              "(Rasa's default). Name the queues under 'queues:'.", config.file, config.line)
         queues = [DEFAULT_QUEUE]
-    broker = PikaEventBroker(
+    problem = url_problem(config.url or "")
+    if problem:
+        raise config.error(problem, "url")
+    keep = options.flag("should_keep_unpublished_messages", True)
+    return PikaEventBroker(
         config.url or "localhost", username=options.text("username", "guest"),
         password=options.text("password", "guest"), port=options.number("port", int, 5672),
         queues=queues, exchange_name=options.text("exchange_name", "rasa-exchange"),
-        should_keep_unpublished_messages=options.flag("should_keep_unpublished_messages", True),
-        raise_on_failure=options.flag("raise_on_failure"),
+        should_keep_unpublished_messages=keep, raise_on_failure=options.flag("raise_on_failure"),
         connection_attempts=options.number("connection_attempts", int, 20),
         retry_delay_in_seconds=options.number("retry_delay_in_seconds", float, 5.0),
         origin=_origin(config))
-    await broker.connect()
-    return broker
 
 
-async def create_sql_broker(config: EndpointConfig) -> EventBroker:
-    from parley.runtime.brokers.sql import SQLEventBroker
-
+def sql_broker(config: EndpointConfig) -> SQLEventBroker:
     options = SectionOptions(config, _SQL_KEYS, "broker")
-    broker = SQLEventBroker(
-        dialect=options.text("dialect", "sqlite"), host=config.url,
-        port=options.number("port", int), db=options.text("db", "events.db"),
-        username=options.text("username"), password=options.text("password"),
-        table_name=options.text("table_name", "events"),
-        should_keep_unpublished_messages=options.flag("should_keep_unpublished_messages", True),
-        origin=_origin(config))
-    await broker.connect()
-    return broker
+    keep = options.flag("should_keep_unpublished_messages", True)
+    try:
+        return SQLEventBroker(
+            dialect=options.text("dialect", "sqlite"), host=config.url,
+            port=options.number("port", int), db=options.text("db", "events.db"),
+            username=options.text("username"), password=options.text("password"),
+            table_name=options.text("table_name", "events"),
+            should_keep_unpublished_messages=keep, origin=_origin(config))
+    except BrokerError as error:
+        if isinstance(error.__cause__, StoreError):  # a URL that cannot be one
+            raise config.error(str(error.__cause__), "url") from None
+        raise
 
 
-async def create_file_broker(config: EndpointConfig) -> EventBroker:
-    from parley.runtime.brokers.file import DEFAULT_PATH, FileEventBroker
+def file_broker(config: EndpointConfig) -> FileEventBroker:
+    from parley.runtime.brokers.file import DEFAULT_PATH
 
     options = SectionOptions(config, ("path",), "broker")
-    broker = FileEventBroker(options.text("path", DEFAULT_PATH), origin=_origin(config))
-    await broker.connect()
-    return broker
+    return FileEventBroker(options.text("path", DEFAULT_PATH), origin=_origin(config))
 
 
 async def _custom_broker(config: EndpointConfig) -> EventBroker:

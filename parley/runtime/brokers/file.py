@@ -31,9 +31,11 @@ class FileEventBroker(EventBroker):
     @classmethod
     async def from_endpoint_config(cls, broker_config: Any,
                                    event_loop: Any = None) -> FileEventBroker:
-        from parley.runtime.brokers.factory import create_file_broker
+        from parley.runtime.brokers.factory import file_broker
 
-        return await create_file_broker(broker_config)  # type: ignore[return-value]
+        broker = file_broker(broker_config)
+        await broker.connect()
+        return broker
 
     async def connect(self) -> None:
         try:

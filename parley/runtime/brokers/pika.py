@@ -68,6 +68,7 @@ class PikaEventBroker(EventBroker):
         self.exchange_name = exchange_name
         self.origin = origin
         self.backlog = Backlog(should_keep_unpublished_messages)
+        self._arguments = self._connect_arguments()  # a bad URL fails here, not later
         self._connection: Any = None
         self._exchange: Any = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -75,9 +76,11 @@ class PikaEventBroker(EventBroker):
     @classmethod
     async def from_endpoint_config(cls, broker_config: Any,
                                    event_loop: Any = None) -> PikaEventBroker:
-        from parley.runtime.brokers.factory import create_pika_broker
+        from parley.runtime.brokers.factory import pika_broker
 
-        return await create_pika_broker(broker_config)
+        broker = pika_broker(broker_config)
+        await broker.connect()
+        return broker
 
     # ---- connection ----------------------------------------------------------------
 
@@ -93,6 +96,9 @@ class PikaEventBroker(EventBroker):
             # The URL's own user, password, port and options (?heartbeat=…) win over the keys.
             import yarl
 
+            problem = url_problem(self.host)
+            if problem:
+                raise BrokerError(f"{self.origin}: {problem}")
             url = yarl.URL(self.host)
             if url.user is None:
                 url = url.with_user(self.username).with_password(self.password)
@@ -111,7 +117,7 @@ class PikaEventBroker(EventBroker):
         """Connect, declare the exchange and queues; a :class:`BrokerError` after the last
         failed attempt."""
         aio_pika = _aio_pika()
-        arguments = self._connect_arguments()
+        arguments = self._arguments
         for attempt in range(1, self.connection_attempts + 1):
             try:
                 self._connection = await aio_pika.connect_robust(**arguments)
@@ -195,6 +201,20 @@ class PikaEventBroker(EventBroker):
                     f"{self.origin}: publishing to RabbitMQ at {self._where()} failed "
                     f"({_reason(error)}); {len(pending)} event(s) wait.") from error
             pending.popleft()
+
+
+def url_problem(host: str) -> str | None:
+    """What is wrong with an ``amqp://`` or ``amqps://`` URL (None: nothing, or no URL)."""
+    if not host.startswith(("amqp://", "amqps://")):
+        return None
+    import yarl
+
+    try:
+        url = yarl.URL(host)
+    except ValueError as error:
+        return (f"'{host}' is not an AMQP URL ({error}); write "
+                "amqp://user:password@host:port/vhost.")
+    return None if url.host else f"the URL '{host}' names no host."
 
 
 def _queues(queues: list[str] | tuple[str, ...] | str | None) -> list[str]:

@@ -46,8 +46,8 @@ class SQLEventBroker(EventBroker):
                               "'parley[brokers]'.") from error
         try:
             self.url = sql_url(dialect, host, port, db, username, password)
-        except StoreError as error:
-            raise BrokerError(f"{origin}: {error}") from None
+        except StoreError as error:  # the URL; the factory names its line from the cause
+            raise BrokerError(f"{origin}: {error}") from error
         self.table_name = table_name
         self.origin = origin
         self.backlog = Backlog(should_keep_unpublished_messages)
@@ -58,9 +58,11 @@ class SQLEventBroker(EventBroker):
     @classmethod
     async def from_endpoint_config(cls, broker_config: Any,
                                    event_loop: Any = None) -> SQLEventBroker:
-        from parley.runtime.brokers.factory import create_sql_broker
+        from parley.runtime.brokers.factory import sql_broker
 
-        return await create_sql_broker(broker_config)
+        broker = sql_broker(broker_config)
+        await broker.connect()
+        return broker
 
     def _shown_url(self) -> str:
         return str(self.url.render_as_string(hide_password=True))

@@ -57,6 +57,9 @@ def test_no_section_should_mean_no_broker() -> None:
      "broker class with Rasa's from_endpoint_config", 2),
     ("event_broker:\n  type: json.nothing_here\n", "the module has nothing", 2),
     ("event_broker: {type: [pika]}\n", "'type' must be a single value", 1),
+    ("event_broker:\n  queues: [a]\n  url: amqp://host:x/\n", "not an AMQP URL", 3),
+    ("event_broker:\n  type: SQL\n  url: 'postgresql://h:abc/db'\n", "not a database URL", 3),
+    ("event_broker:\n  type: sql\n  port: .inf\n", "'port' must be a number", 3),
 ])
 def test_bad_settings_should_name_the_line(tmp_path: Path, text: str, message: str,
                                            line: int) -> None:
@@ -191,3 +194,59 @@ def test_a_users_broker_that_fails_should_name_the_line(
                                f"  type: {brokers_module}.{name}\n  url: h\n")
     with pytest.raises(BrokerError, match=f"endpoints.yml:3\\): .*{message}"):
         create(config)
+
+
+def test_parleys_own_classes_should_keep_rasas_from_endpoint_config(tmp_path: Path) -> None:
+    from parley.runtime.brokers.file import FileEventBroker
+    from parley.runtime.brokers.sql import SQLEventBroker
+
+    db = tmp_path / "events.db"
+    config = section(tmp_path, f"event_broker:\n  type: whatever.Name\n  db: {db}\n")
+    broker = asyncio.run(SQLEventBroker.from_endpoint_config(config))
+    assert isinstance(broker, SQLEventBroker) and db.exists()
+    asyncio.run(broker.close())
+    log = section(tmp_path, f"event_broker:\n  path: {tmp_path / 'e.log'}\n")
+    assert isinstance(asyncio.run(FileEventBroker.from_endpoint_config(log)), FileEventBroker)
+
+
+def test_any_event_broker_section_should_give_a_broker_or_a_parley_error() -> None:
+    """Checking a section never connects, never imports, and fails only with Parley's
+    errors, whatever the section holds."""
+    pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed (parley[brokers])")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from parley.errors import ParleyError
+    from parley.runtime.brokers.factory import build_event_broker
+    from parley.runtime.endpoints import endpoints_from_data
+
+    scalar = (st.none() | st.booleans() | st.integers(-5, 70000)
+              | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12)
+              | st.sampled_from(["pika", "SQL", "sql", "file", "kafka", "my.Broker", "a..b",
+                                 "postgresql", "sqlite", "amqp://u:p@h:5/v", "amqp://h:x",
+                                 "true", "${PARLEY_SURELY_UNSET}", "localhost:99"]))
+    value = st.recursive(scalar, lambda inner: st.lists(inner, max_size=2)
+                         | st.dictionaries(st.text(max_size=6), inner, max_size=2),
+                         max_leaves=4)
+    keys = st.sampled_from(["type", "url", "port", "db", "dialect", "username", "password",
+                            "queues", "queue", "exchange_name", "raise_on_failure",
+                            "should_keep_unpublished_messages", "connection_attempts",
+                            "retry_delay_in_seconds", "table_name", "path", "other"])
+    document = st.dictionaries(st.just("event_broker"),
+                               st.none() | st.dictionaries(keys, value, max_size=5) | value,
+                               max_size=1)
+
+    @settings(max_examples=300, deadline=None)
+    @given(document)
+    def check(data: object) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                config = endpoints_from_data(data, "endpoints.yml").event_broker
+                if config is not None:
+                    broker = build_event_broker(config)
+                    assert broker is None or isinstance(broker, EventBroker)
+            except ParleyError:
+                pass
+
+    check()

@@ -8,10 +8,12 @@
 - ``is_ready()`` and ``await close()``.
 
 Parley adds :meth:`EventBroker.publish_events`: all the events one save added, at once and
-in order. The processor awaits it under the conversation's lock, after the tracker is
+in order. The processor calls it under the conversation's lock, after the tracker is
 saved, so a conversation's events reach the broker each once and in the order they
 happened. By default it calls ``publish`` for each event, which is all a class written
-for Rasa implements; Parley's own brokers send through a :class:`Backlog` instead.
+for Rasa implements; Parley's own brokers queue the events in a :class:`Backlog`, whose one
+task sends them in order while the conversation goes on (``raise_on_failure``: the save
+waits for them and fails when they cannot be sent), and ``flush`` waits for it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["Backlog", "EventBroker", "ForeignBroker"]
+from parley.errors import BrokerError
+
+__all__ = ["Backlog", "EventBroker", "ForeignBroker", "QueuedBroker"]
 
 Event = dict[str, Any]
 
@@ -52,9 +56,14 @@ class EventBroker(ABC):
         """Send one event (Rasa's dict with ``sender_id``)."""
 
     async def publish_events(self, events: list[Event]) -> None:
-        """Send the events of one save, in order."""
+        """Send the events of one save, in order. Parley's brokers queue them and return;
+        those that raise here fail the save's publishing only when ``raise_on_failure``."""
         for event in events:
             self.publish(event)
+
+    async def flush(self) -> None:  # noqa: B027 - an optional hook
+        """Wait until what was published so far has arrived (a :class:`BrokerError` if it
+        cannot); the default sends at once, so there is nothing to wait for."""
 
     def is_ready(self) -> bool:
         """Whether the broker is connected."""
@@ -87,39 +96,111 @@ class ForeignBroker(EventBroker):
                 await result
 
 
-class Backlog:
-    """The events a broker has not delivered yet, oldest first.
+class QueuedBroker(EventBroker):
+    """Parley's brokers: events queue in a :class:`Backlog` and go out in order from one
+    task. Subclasses implement ``connect``, ``_send`` (deliver from the front of the queue,
+    taking what was delivered) and ``_disconnect``."""
 
-    ``deliver`` adds a save's events and hands the whole backlog to ``send``, which takes
-    from the front what it delivered and raises at the first failure. What failed stays
-    (``keep``, Rasa's ``should_keep_unpublished_messages``) and goes out before anything
-    newer the next time, so a broker that was away for a moment still gets each event once
-    and in order. One delivery runs at a time.
+    def __init__(self, origin: str, keep: bool = True, raise_on_failure: bool = False) -> None:
+        self.origin = origin
+        self.raise_on_failure = raise_on_failure
+        self.backlog = Backlog(self._send, origin, keep)
+
+    @abstractmethod
+    async def _send(self, pending: deque[Event]) -> None: ...
+
+    async def _disconnect(self) -> None:  # noqa: B027 - an optional hook
+        """Release the connection."""
+
+    def publish(self, event: Event) -> None:
+        """Rasa's call: the event is queued and sent in the background."""
+        self.backlog.add([event])
+
+    async def publish_events(self, events: list[Event]) -> None:
+        self.backlog.add(events)
+        if self.raise_on_failure:
+            await self.backlog.flush()
+
+    async def flush(self) -> None:
+        await self.backlog.flush()
+
+    async def close(self) -> None:
+        """Send what waits (if the service takes it), then disconnect."""
+        try:
+            await self.backlog.flush()
+        except BrokerError:
+            pass  # reported below, as lost
+        await self._disconnect()
+        self.backlog.report_lost()
+
+
+class Backlog:
+    """The events a broker has not delivered yet, oldest first, and the one task that
+    delivers them.
+
+    :meth:`add` queues a save's events and returns at once (the conversation does not wait
+    for the service, as in Rasa); one task at a time hands the queue to ``send``, which
+    takes from the front what it delivered and raises :class:`BrokerError` at the first
+    failure. What failed stays (``keep``, Rasa's ``should_keep_unpublished_messages``) and
+    goes out before anything newer at the next :meth:`add` or :meth:`retry`, so a service
+    that was away for a while still gets each event in order — once, unless it took an
+    event whose confirmation was then lost. A failing streak is logged once, and its end.
     """
 
-    def __init__(self, keep: bool = True) -> None:
-        self.keep = keep
+    def __init__(self, send: Callable[[deque[Event]], Awaitable[None]], origin: str,
+                 keep: bool = True) -> None:
         self.events: deque[Event] = deque()
-        self._sending: asyncio.Lock | None = None
+        self.keep = keep
+        self.origin = origin
+        self.failure: BrokerError | None = None
+        self._send = send
+        self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self.events)
 
-    def report_lost(self, origin: str) -> None:
+    def add(self, events: list[Event]) -> None:
+        """Queue ``events`` and make sure they are being delivered (needs a running loop)."""
+        self.events.extend(events)
+        self.retry()
+
+    def retry(self) -> None:
+        """Deliver what waits, unless a delivery is under way."""
+        if self.events and (self._task is None or self._task.done()):
+            self._task = asyncio.get_running_loop().create_task(self._deliver())
+
+    async def _deliver(self) -> None:
+        while self.events:
+            try:
+                await self._send(self.events)
+            except BrokerError as error:
+                if not self.keep:
+                    logger.error("%s %d event(s) dropped (should_keep_unpublished_messages is "
+                                 "false).", _sentence(str(error)), len(self.events))
+                    self.events.clear()
+                elif self.failure is None:
+                    logger.error("%s %d event(s) wait and go out first once it works again.",
+                                 _sentence(str(error)), len(self.events))
+                self.failure = error
+                return
+            if self.failure is not None:
+                logger.info("%s: publishing works again.", self.origin)
+                self.failure = None
+
+    async def flush(self) -> None:
+        """Wait until the events added so far are delivered; the :class:`BrokerError` of
+        the last delivery if it failed."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+        if self.failure is not None:
+            raise self.failure
+
+    def report_lost(self) -> None:
         """Say what is still waiting when the broker closes: it is lost."""
         if self.events:
             logger.error("%s: %d event(s) were never published (the broker was failing "
-                         "until it closed).", origin, len(self.events))
+                         "until it closed).", self.origin, len(self.events))
 
-    async def deliver(self, events: list[Event],
-                      send: Callable[[deque[Event]], Awaitable[None]]) -> None:
-        if self._sending is None:
-            self._sending = asyncio.Lock()
-        async with self._sending:
-            self.events.extend(events)
-            try:
-                await send(self.events)
-            except BaseException:
-                if not self.keep:
-                    self.events.clear()
-                raise
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else f"{text}."

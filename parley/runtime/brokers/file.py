@@ -1,6 +1,6 @@
 """Rasa's file event broker: one event per line, as JSON, appended to ``path`` (Rasa's
 default ``rasa_event.log``) — for looking at what a broker would get, or feeding a log
-shipper. A save's events are appended with one write and flushed."""
+shipper. What waits is appended with one write and flushed."""
 
 from __future__ import annotations
 
@@ -11,21 +11,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from parley.errors import BrokerError
-from parley.runtime.brokers.base import Backlog, Event, EventBroker
+from parley.runtime.brokers.base import Event, QueuedBroker
 
 __all__ = ["DEFAULT_PATH", "FileEventBroker"]
 
 DEFAULT_PATH = "rasa_event.log"
 
 
-class FileEventBroker(EventBroker):
+class FileEventBroker(QueuedBroker):
     """Rasa's ``FileEventBroker``."""
 
     def __init__(self, path: str | Path = DEFAULT_PATH,
                  origin: str = "the file event broker") -> None:
+        super().__init__(origin)
         self.path = Path(path)
-        self.origin = origin
-        self.backlog = Backlog()
         self._file: IO[str] | None = None
 
     @classmethod
@@ -44,16 +43,11 @@ class FileEventBroker(EventBroker):
             raise BrokerError(f"{self.origin}: cannot open '{self.path}' to append "
                               f"events: {error.strerror or error}.") from error
 
-    def publish(self, event: Event) -> None:
-        self._write([event])
-
-    async def publish_events(self, events: list[Event]) -> None:
-        await self.backlog.deliver(events, self._send)
-
     async def _send(self, pending: deque[Event]) -> None:
-        batch = list(pending)
+        batch = list(pending)  # more may come while this is written: take only these
         await asyncio.to_thread(self._write, batch)
-        pending.clear()
+        for _ in batch:
+            pending.popleft()
 
     def _write(self, events: list[Event]) -> None:
         if self._file is None:
@@ -65,8 +59,7 @@ class FileEventBroker(EventBroker):
             raise BrokerError(f"{self.origin}: appending to '{self.path}' failed: "
                               f"{error.strerror or error}.") from error
 
-    async def close(self) -> None:
-        self.backlog.report_lost(self.origin)
+    async def _disconnect(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None

@@ -6,31 +6,33 @@ reads Parley's. The URL is built as the SQL tracker store builds it (``dialect``
 as host, ``host:port`` or a whole URL, ``port``, ``db``, ``username``, ``password``); the
 default database is Rasa's ``events.db``. Parley adds ``table_name`` (default ``events``).
 
-A save's events are written in one transaction off the event loop: all of them or, when
-the database fails, none — they then wait in the :class:`~.base.Backlog` and are written
-before the next ones.
+Events are written off the event loop by the broker's one sending task, as many as wait in
+one transaction: all of them or, when the database fails, none — they then wait in the
+:class:`~.base.Backlog` and are written before the next ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 from collections import deque
 from typing import Any
 
 from parley.errors import BrokerError, StoreError
-from parley.runtime.brokers.base import Backlog, Event, EventBroker
+from parley.runtime.brokers.base import Event, QueuedBroker
 from parley.runtime.stores.sql import NAME_COLUMN_CHARS, sql_url
 
 __all__ = ["SQLEventBroker"]
 
 COLUMNS = ("id", "sender_id", "data")
+BATCH = 1000  # events per transaction when many wait
 # A tracker store's table has these too: a broker pointed at one would corrupt it.
 TRACKER_STORE_COLUMNS = ("type_name", "intent_name", "action_name")
 
 
-class SQLEventBroker(EventBroker):
+class SQLEventBroker(QueuedBroker):
     """Rasa's ``SQLEventBroker``: ``await broker.connect()`` (or ``from_endpoint_config``)
     creates the table if missing and fails at once when the database cannot be reached."""
 
@@ -48,9 +50,8 @@ class SQLEventBroker(EventBroker):
             self.url = sql_url(dialect, host, port, db, username, password)
         except StoreError as error:  # the URL; the factory names its line from the cause
             raise BrokerError(f"{origin}: {error}") from error
+        super().__init__(origin, should_keep_unpublished_messages)
         self.table_name = table_name
-        self.origin = origin
-        self.backlog = Backlog(should_keep_unpublished_messages)
         self._engine: Any = None
         self._table: Any = None
         self._ready = threading.Lock()
@@ -110,15 +111,8 @@ class SQLEventBroker(EventBroker):
                 "table (table_name) of its own.")
         return engine, table
 
-    def publish(self, event: Event) -> None:
-        """One event, written before this returns (Rasa's blocking call)."""
-        self._write([event])
-
-    async def publish_events(self, events: list[Event]) -> None:
-        await self.backlog.deliver(events, self._send)
-
     async def _send(self, pending: deque[Event]) -> None:
-        batch = list(pending)
+        batch = list(itertools.islice(pending, BATCH))
         await asyncio.to_thread(self._write, batch)
         for _ in batch:
             pending.popleft()
@@ -134,8 +128,7 @@ class SQLEventBroker(EventBroker):
         except sa.exc.SQLAlchemyError as error:
             raise self._failure(error, f"writing {len(rows)} event(s)") from error
 
-    async def close(self) -> None:
-        self.backlog.report_lost(self.origin)
+    async def _disconnect(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None

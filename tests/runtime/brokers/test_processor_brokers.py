@@ -161,6 +161,7 @@ def test_replacing_a_conversation_should_publish_the_new_one_whole(tmp_path: Pat
         processor = MessageProcessor(ScriptedModel(DOMAIN, greet_then_listen),
                                      clock=Clock(), event_broker=broker)
         await processor.handle_message(UserMessage("/greet", "ada"))
+        await broker.flush()  # type: ignore[union-attr]
         before = len(sql_rows(f"sqlite:///{tmp_path / 'events.db'}", "events"))
         replaced = await processor.replace_events("ada", [
             ActionExecuted(action_name="action_listen", timestamp=1.0),
@@ -214,12 +215,16 @@ def test_a_failing_sql_broker_should_send_what_it_missed_when_it_works_again(
         processor = MessageProcessor(ScriptedModel(DOMAIN, greet_then_listen), clock=Clock(),
                                      event_broker=broker)
         await processor.handle_message(UserMessage("/greet", "ada"))
+        await broker.flush()  # type: ignore[union-attr]
         drop_table(url, "events")
-        with caplog.at_level(logging.ERROR, logger="parley.runtime.processor"):
+        with caplog.at_level(logging.ERROR, logger="parley.runtime.brokers"):
             assert await processor.handle_message(UserMessage("/ask", "ada"))
-        assert "conversation 'ada': the event broker (endpoints (event_broker)): writing " \
-               "4 event(s) failed at sqlite:///" in caplog.text
-        assert "no such table: events. The conversation goes on." in caplog.text
+            with pytest.raises(BrokerError):
+                await broker.flush()  # type: ignore[union-attr]
+        assert "the event broker (endpoints (event_broker)): writing 4 event(s) failed at " \
+               "sqlite:///" in caplog.text
+        assert "no such table: events. 4 event(s) wait and go out first once it works " \
+               "again." in caplog.text
         # The database has its table again (another broker made it): the next message's
         # events go out after the ones that waited.
         other = await create_event_broker(config("sql", db=str(db)))

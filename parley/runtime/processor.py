@@ -11,9 +11,10 @@ An action that refuses to run (a form that could not use the message) leaves an
 ``action_execution_rejected`` event and the policies choose again; an action that fails
 (its action server is down, say) is logged and the conversation goes on, as in Rasa.
 A ``followup`` event names the next action outright. With an event broker (endpoints.yml's
-``event_broker``), the events each save added are published after it, still under the
-conversation's lock: each once, in order, with ``sender_id``; a broker that fails is
-logged and the conversation goes on (unless it says ``raise_on_failure``). ``action_unlikely_intent`` is never
+``event_broker``), the events each save added are handed to it after the save, still under
+the conversation's lock: each once, in order, with ``sender_id``. The broker sends them
+while the conversation goes on; one that fails logs it (a ``raise_on_failure`` broker
+makes it the message's error). ``action_unlikely_intent`` is never
 run twice in a row: the second time, the next best action runs instead.
 """
 

@@ -20,17 +20,28 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from parley.errors import BrokerError
 
-__all__ = ["Backlog", "EventBroker", "ForeignBroker", "QueuedBroker"]
+__all__ = ["Backlog", "Encoded", "EventBroker", "ForeignBroker", "QueuedBroker"]
 
 Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An event as it is sent: its JSON (Rasa's ``json.dumps``), taken when it was
+    published, and its conversation."""
+
+    sender_id: str | None
+    body: str
 
 logger = logging.getLogger(__name__)
 
@@ -107,22 +118,33 @@ class QueuedBroker(EventBroker):
         self.backlog = Backlog(self._send, origin, keep)
 
     @abstractmethod
-    async def _send(self, pending: deque[Event]) -> None: ...
+    async def _send(self, pending: deque[Encoded]) -> None: ...
 
     async def _disconnect(self) -> None:  # noqa: B027 - an optional hook
         """Release the connection."""
 
     def publish(self, event: Event) -> None:
         """Rasa's call: the event is queued and sent in the background."""
-        self.backlog.add([event])
+        self.backlog.add(self._encode([event]))
 
     async def publish_events(self, events: list[Event]) -> None:
-        self.backlog.add(events)
+        self.backlog.add(self._encode(events))
         if self.raise_on_failure:
             await self.backlog.flush()
 
     async def flush(self) -> None:
         await self.backlog.flush()
+
+    def _encode(self, events: list[Event]) -> list[Encoded]:
+        """The events' JSON now, so that a value JSON cannot hold fails this save's
+        publishing (and nothing else) and later changes to the dicts do not travel."""
+        try:
+            return [Encoded(None if e.get("sender_id") is None else str(e["sender_id"]),
+                            json.dumps(e)) for e in events]
+        except (TypeError, ValueError) as error:
+            raise BrokerError(f"{self.origin}: an event holds a value that is not JSON "
+                              f"({error}); this save's {len(events)} event(s) were not "
+                              "published.") from error
 
     async def close(self) -> None:
         """Send what waits (if the service takes it), then disconnect."""
@@ -147,9 +169,9 @@ class Backlog:
     event whose confirmation was then lost. A failing streak is logged once, and its end.
     """
 
-    def __init__(self, send: Callable[[deque[Event]], Awaitable[None]], origin: str,
+    def __init__(self, send: Callable[[deque[Encoded]], Awaitable[None]], origin: str,
                  keep: bool = True) -> None:
-        self.events: deque[Event] = deque()
+        self.events: deque[Encoded] = deque()
         self.keep = keep
         self.origin = origin
         self.failure: BrokerError | None = None
@@ -159,7 +181,7 @@ class Backlog:
     def __len__(self) -> int:
         return len(self.events)
 
-    def add(self, events: list[Event]) -> None:
+    def add(self, events: list[Encoded]) -> None:
         """Queue ``events`` and make sure they are being delivered (needs a running loop)."""
         self.events.extend(events)
         self.retry()
@@ -173,7 +195,11 @@ class Backlog:
         while self.events:
             try:
                 await self._send(self.events)
-            except BrokerError as error:
+            except Exception as error:  # noqa: BLE001 - whatever failed, the task goes on
+                if not isinstance(error, BrokerError):
+                    logger.exception("%s: sending failed unexpectedly.", self.origin)
+                    error = BrokerError(f"{self.origin}: sending failed: "
+                                        f"{type(error).__name__}: {error}")
                 if not self.keep:
                     logger.error("%s %d event(s) dropped (should_keep_unpublished_messages is "
                                  "false).", _sentence(str(error)), len(self.events))

@@ -5,13 +5,12 @@ shipper. What waits is appended with one write and flushed."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from pathlib import Path
 from typing import IO, Any
 
 from parley.errors import BrokerError
-from parley.runtime.brokers.base import Event, QueuedBroker
+from parley.runtime.brokers.base import Encoded, QueuedBroker
 
 __all__ = ["DEFAULT_PATH", "FileEventBroker"]
 
@@ -43,17 +42,17 @@ class FileEventBroker(QueuedBroker):
             raise BrokerError(f"{self.origin}: cannot open '{self.path}' to append "
                               f"events: {error.strerror or error}.") from error
 
-    async def _send(self, pending: deque[Event]) -> None:
+    async def _send(self, pending: deque[Encoded]) -> None:
         batch = list(pending)  # more may come while this is written: take only these
         await asyncio.to_thread(self._write, batch)
         for _ in batch:
             pending.popleft()
 
-    def _write(self, events: list[Event]) -> None:
+    def _write(self, events: list[Encoded]) -> None:
         if self._file is None:
             raise BrokerError(f"{self.origin}: the file '{self.path}' is not open.")
         try:
-            self._file.write("".join(json.dumps(event) + "\n" for event in events))
+            self._file.write("".join(event.body + "\n" for event in events))
             self._file.flush()
         except OSError as error:
             raise BrokerError(f"{self.origin}: appending to '{self.path}' failed: "

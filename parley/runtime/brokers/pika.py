@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import os
 import ssl
@@ -28,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from parley.errors import BrokerError
-from parley.runtime.brokers.base import Event, QueuedBroker
+from parley.runtime.brokers.base import Encoded, QueuedBroker
 
 __all__ = ["DEFAULT_EXCHANGE", "DEFAULT_QUEUE", "PikaEventBroker"]
 
@@ -161,7 +160,7 @@ class PikaEventBroker(QueuedBroker):
 
     # ---- publishing ----------------------------------------------------------------
 
-    async def _send(self, pending: deque[Event]) -> None:
+    async def _send(self, pending: deque[Encoded]) -> None:
         """Publish what waits, up to :data:`BATCH` at a time: sent one after the other on
         the channel (RabbitMQ keeps their order) and confirmed together, which costs one
         round trip and one disk flush of RabbitMQ's rather than one per event."""
@@ -172,7 +171,7 @@ class PikaEventBroker(QueuedBroker):
         batch = list(itertools.islice(pending, BATCH))
         results = await asyncio.gather(*(
             self._exchange.publish(
-                aio_pika.Message(json.dumps(event).encode("utf-8"), app_id=app_id,
+                aio_pika.Message(event.body.encode("utf-8"), app_id=app_id,
                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                 routing_key="", timeout=PUBLISH_TIMEOUT)
             for event in batch), return_exceptions=True)

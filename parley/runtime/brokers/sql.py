@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import threading
 from collections import deque
 from typing import Any
 
 from parley.errors import BrokerError, StoreError
-from parley.runtime.brokers.base import Event, QueuedBroker
+from parley.runtime.brokers.base import Encoded, QueuedBroker
 from parley.runtime.stores.sql import NAME_COLUMN_CHARS, sql_url
 
 __all__ = ["SQLEventBroker"]
@@ -111,17 +110,19 @@ class SQLEventBroker(QueuedBroker):
                 "table (table_name) of its own.")
         return engine, table
 
-    async def _send(self, pending: deque[Event]) -> None:
+    async def _send(self, pending: deque[Encoded]) -> None:
         batch = list(itertools.islice(pending, BATCH))
         await asyncio.to_thread(self._write, batch)
         for _ in batch:
             pending.popleft()
 
-    def _write(self, events: list[Event]) -> None:
+    def _write(self, events: list[Encoded]) -> None:
         import sqlalchemy as sa
 
         self._connect()
-        rows = [{"sender_id": _sender(event), "data": json.dumps(event)} for event in events]
+        rows = [{"sender_id": None if event.sender_id is None
+                 else event.sender_id[:NAME_COLUMN_CHARS], "data": event.body}
+                for event in events]
         try:
             with self._engine.begin() as conn:
                 conn.execute(sa.insert(self._table), rows)
@@ -132,11 +133,6 @@ class SQLEventBroker(QueuedBroker):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
-
-
-def _sender(event: Event) -> str | None:
-    sender = event.get("sender_id")
-    return None if sender is None else str(sender)[:NAME_COLUMN_CHARS]
 
 
 def _broker_table(sa: Any, name: str) -> Any:

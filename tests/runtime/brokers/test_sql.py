@@ -148,3 +148,21 @@ def test_a_database_down_at_start_should_name_the_endpoints_line(tmp_path: Path,
     with pytest.raises(BrokerError, match=r"the event broker \(.*endpoints.yml:3\): "
                                           r"connecting failed at"):
         asyncio.run(create_event_broker(config))
+
+
+def test_an_event_json_cannot_hold_should_fail_alone(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    config = section(tmp_path, f"event_broker:\n  type: sql\n  db: {path}\n")
+
+    async def scenario() -> None:
+        broker = await create_event_broker(config)
+        assert broker is not None
+        with pytest.raises(BrokerError, match="not JSON.*this save's 2 event\\(s\\) were not "
+                                              "published"):
+            await broker.publish_events([events("ada", 1)[0], {"sender_id": "ada",
+                                                               "event": "x", "v": {1, 2}}])
+        await broker.publish_events(events("bob", 2))
+        await broker.close()
+
+    asyncio.run(scenario())
+    assert [data for _, _, data in rows(f"sqlite:///{path}", "events")] == events("bob", 2)

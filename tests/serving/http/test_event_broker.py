@@ -131,3 +131,27 @@ event_broker:
         assert "Traceback" not in (tmp_path / "server.log").read_text()
     finally:
         asyncio.run(delete([queue], exchange))
+
+
+def test_raise_on_failure_should_answer_503_after_saving(moodbot: Any) -> None:
+    from parley.runtime.brokers.base import EventBroker
+    from parley.runtime.stores.memory import InMemoryLockStore, InMemoryTrackerStore
+    from parley.serving.http.state import ServerState
+
+    class Refusing(EventBroker):
+        raise_on_failure = True
+
+        def publish(self, event: dict[str, Any]) -> None:
+            raise ConnectionRefusedError("the broker is away")
+
+    settings = ServerSettings(enable_api=True, seed=0)
+    state = ServerState(moodbot, None, settings, InMemoryTrackerStore(), InMemoryLockStore(),
+                        None, event_broker=Refusing())
+    with TestClient(create_app(moodbot, settings=settings, state=state)) as client:
+        answer = client.post("/webhooks/rest/webhook", json={"sender": "ada",
+                                                             "message": "hello"})
+        assert answer.status_code == 503
+        assert "the event broker failed: conversation 'ada' was saved, but its" in \
+            answer.json()["message"] and "the broker is away" in answer.json()["message"]
+        events = client.get("/conversations/ada/tracker").json()["events"]
+    assert [e["text"] for e in events if e["event"] == "user"] == ["hello"]

@@ -34,6 +34,8 @@ __all__ = ["Backlog", "Encoded", "EventBroker", "ForeignBroker", "QueuedBroker"]
 
 Event = dict[str, Any]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Encoded:
@@ -42,8 +44,6 @@ class Encoded:
 
     sender_id: str | None
     body: str
-
-logger = logging.getLogger(__name__)
 
 
 class EventBroker(ABC):
@@ -67,8 +67,9 @@ class EventBroker(ABC):
         """Send one event (Rasa's dict with ``sender_id``)."""
 
     async def publish_events(self, events: list[Event]) -> None:
-        """Send the events of one save, in order. Parley's brokers queue them and return;
-        those that raise here fail the save's publishing only when ``raise_on_failure``."""
+        """Send the events of one save, in order (Parley's brokers queue them and return).
+        What this raises the processor logs — or, with ``raise_on_failure``, makes the
+        message's error."""
         for event in events:
             self.publish(event)
 

@@ -8,27 +8,37 @@ default database is Rasa's ``events.db``. Parley adds ``table_name`` (default ``
 
 Events are written off the event loop by the broker's one sending task, as many as wait in
 one transaction: all of them or, when the database fails, none — they then wait in the
-:class:`~.base.Backlog` and are written before the next ones.
+:class:`~.base.Backlog` and are written before the next ones. An event the database refuses
+for its values (a constraint, a column too short for a table made by hand) would be refused
+for ever and hold up every event after it: such a batch is written again one event at a
+time, and what is refused is dropped with an error naming its conversation. A sender id
+the ``sender_id`` column cannot hold (NUL, a lone surrogate) is stored there with U+FFFD in
+place of those characters; ``data`` keeps it exactly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import re
 import threading
 from collections import deque
 from typing import Any
 
 from parley.errors import BrokerError, StoreError
-from parley.runtime.brokers.base import Encoded, QueuedBroker
+from parley.runtime.brokers.base import Encoded, QueuedBroker, _sentence
 from parley.runtime.stores.sql import NAME_COLUMN_CHARS, sql_url
 
 __all__ = ["SQLEventBroker"]
+
+logger = logging.getLogger(__name__)
 
 COLUMNS = ("id", "sender_id", "data")
 BATCH = 1000  # events per transaction when many wait
 # A tracker store's table has these too: a broker pointed at one would corrupt it.
 TRACKER_STORE_COLUMNS = ("type_name", "intent_name", "action_name")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, and what UTF-8 cannot encode
 
 
 class SQLEventBroker(QueuedBroker):
@@ -112,20 +122,39 @@ class SQLEventBroker(QueuedBroker):
 
     async def _send(self, pending: deque[Encoded]) -> None:
         batch = list(itertools.islice(pending, BATCH))
-        await asyncio.to_thread(self._write, batch)
+        try:
+            await asyncio.to_thread(self._write, batch)
+        except _Refused:
+            await self._send_each(pending, len(batch))
+            return
         for _ in batch:
+            pending.popleft()
+
+    async def _send_each(self, pending: deque[Encoded], count: int) -> None:
+        """Write the first ``count`` events one by one, dropping those the database
+        refuses; a failure of the database itself stops here, what is left waiting."""
+        for _ in range(count):
+            try:
+                await asyncio.to_thread(self._write, [pending[0]])
+            except _Refused as error:
+                event = pending[0]
+                logger.error("%s An event of conversation '%s' (%d characters) was dropped: "
+                             "the database will not take it.", _sentence(str(error)),
+                             event.sender_id, len(event.body))
             pending.popleft()
 
     def _write(self, events: list[Encoded]) -> None:
         import sqlalchemy as sa
 
         self._connect()
-        rows = [{"sender_id": None if event.sender_id is None
-                 else event.sender_id[:NAME_COLUMN_CHARS], "data": event.body}
+        rows = [{"sender_id": _column_value(event.sender_id), "data": event.body}
                 for event in events]
         try:
             with self._engine.begin() as conn:
                 conn.execute(sa.insert(self._table), rows)
+        except (sa.exc.DataError, sa.exc.IntegrityError) as error:  # the values, not the database
+            raise _Refused(str(self._failure(error, f"writing {len(rows)} event(s)"))
+                           ) from error
         except sa.exc.SQLAlchemyError as error:
             raise self._failure(error, f"writing {len(rows)} event(s)") from error
 
@@ -133,6 +162,18 @@ class SQLEventBroker(QueuedBroker):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+class _Refused(BrokerError):
+    """The database refused the values of an event: sending it again cannot help."""
+
+
+def _column_value(sender_id: str | None) -> str | None:
+    """The sender id as the ``sender_id`` column can hold it: at most its length, no NUL
+    (PostgreSQL refuses it in text), nothing UTF-8 cannot encode."""
+    if sender_id is None:
+        return None
+    return _UNSTORABLE.sub("\ufffd", sender_id[:NAME_COLUMN_CHARS])
 
 
 def _broker_table(sa: Any, name: str) -> Any:

@@ -166,3 +166,65 @@ def test_an_event_json_cannot_hold_should_fail_alone(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert [data for _, _, data in rows(f"sqlite:///{path}", "events")] == events("bob", 2)
+
+
+@pytest.mark.parametrize("sender", ["nul\x00inside", "lone \ud800 surrogate"])
+def test_a_sender_id_the_column_cannot_hold_should_not_stop_the_broker(
+        tmp_path: Path, database: tuple[str, str], sender: str) -> None:
+    """PostgreSQL refuses NUL in text, both databases refuse a lone surrogate in UTF-8:
+    the ``sender_id`` column gets a stand-in, ``data`` keeps the id exactly, and the
+    conversations after it are written too."""
+    keys, url = database
+    config = section(tmp_path, f"event_broker:\n  type: sql\n{keys}")
+
+    async def scenario() -> str:
+        broker = await create_event_broker(config)
+        assert broker is not None
+        await broker.publish_events(events(sender, 2))
+        await broker.publish_events(events("bob", 1))
+        await broker.flush()
+        await broker.close()
+        return broker.table_name  # type: ignore[attr-defined, no-any-return]
+
+    found = rows(url, asyncio.run(scenario()))
+    assert [data for _, _, data in found] == events(sender, 2) + events("bob", 1)
+    assert found[2][1] == "bob"
+    assert "\x00" not in found[0][1] and found[0][1].isprintable()
+
+
+def test_an_event_the_database_refuses_should_be_dropped_alone(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A value the database will never take (here: a sender id longer than a table made
+    by hand allows) must not hold up every event after it for ever: that event is dropped,
+    with an error naming its conversation, and the others are written in order."""
+    import sqlalchemy as sa
+
+    url, table = postgres_url(), unique("parley_broker_")
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE TABLE "{table}" (id SERIAL PRIMARY KEY, '
+                             "sender_id VARCHAR(5), data TEXT)"))
+    engine.dispose()
+    config = section(tmp_path, f"event_broker:\n  type: sql\n  url: {url}\n"
+                               f"  table_name: {table}\n")
+
+    async def scenario() -> None:
+        broker = await create_event_broker(config)
+        assert broker is not None
+        await broker.publish_events(events("ada", 1))
+        await broker.publish_events(events("much-too-long", 2))
+        await broker.publish_events(events("bob", 1))
+        await broker.flush()
+        assert len(broker.backlog) == 0  # type: ignore[attr-defined]
+        await broker.publish_events(events("cy", 1))  # and the broker goes on
+        await broker.close()
+
+    try:
+        with caplog.at_level("ERROR"):
+            asyncio.run(scenario())
+        assert [data for _, _, data in rows(url, table)] == \
+            events("ada", 1) + events("bob", 1) + events("cy", 1)
+    finally:
+        drop_table(url, table)
+    dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(dropped) == 2 and "'much-too-long'" in dropped[0], dropped

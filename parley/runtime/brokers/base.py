@@ -4,7 +4,8 @@
   endpoints.yml section (an :class:`~parley.runtime.endpoints.EndpointConfig`: ``url``,
   ``type`` and the other keys in ``kwargs``) and connects it; a broker that cannot
   connect raises there, so a server never starts with a broker that is down.
-- ``publish(event)`` sends one event: Rasa's JSON dict of it with ``sender_id`` added.
+- ``publish(event)`` sends one event: Rasa's JSON dict of it with ``sender_id`` added
+  (Parley also awaits an ``async def publish``, whose events Rasa would lose).
 - ``is_ready()`` and ``await close()``.
 
 Parley adds :meth:`EventBroker.publish_events`: all the events one save added, at once and
@@ -71,7 +72,9 @@ class EventBroker(ABC):
         What this raises the processor logs — or, with ``raise_on_failure``, makes the
         message's error."""
         for event in events:
-            self.publish(event)
+            sent: Any = self.publish(event)
+            if inspect.isawaitable(sent):  # `async def publish`: Rasa would drop its events
+                await sent
 
     async def flush(self) -> None:  # noqa: B027 - an optional hook
         """Wait until what was published so far has arrived (a :class:`BrokerError` if it
@@ -93,8 +96,8 @@ class ForeignBroker(EventBroker):
         self.broker = broker
         self.raise_on_failure = bool(getattr(broker, "raise_on_failure", False))
 
-    def publish(self, event: Event) -> None:
-        self.broker.publish(event)
+    def publish(self, event: Event) -> Any:
+        return self.broker.publish(event)  # awaited by publish_events when it is a coroutine
 
     def is_ready(self) -> bool:
         check = getattr(self.broker, "is_ready", None)

@@ -106,6 +106,8 @@ def test_the_file_broker_should_append_one_json_event_per_line(tmp_path: Path) -
 
 
 BROKERS = '''
+import asyncio
+
 from parley.runtime.brokers.base import EventBroker
 
 SENT = []
@@ -148,6 +150,14 @@ class Unreachable(RasaStyle):
         raise ConnectionError("no server at " + broker_config.url)
 
 
+class AsyncPublish(RasaStyle):
+    """``async def publish``: Rasa never awaits it (its events are lost); Parley does."""
+
+    async def publish(self, event):
+        await asyncio.sleep(0)
+        SENT.append(("async", event))
+
+
 class Nothing(RasaStyle):
     @classmethod
     async def from_endpoint_config(cls, broker_config, event_loop=None):
@@ -181,6 +191,14 @@ def test_a_users_broker_class_should_be_built_as_rasa_builds_it(
     asyncio.run(foreign.close())
     assert sent[1:] == [("rasa", {"event": "y"}), ("rasa", {"event": "z"})]
     assert sys.modules[module].RasaStyle.closed
+
+
+def test_a_users_broker_with_an_async_publish_should_have_it_awaited(
+        tmp_path: Path, brokers_module: str) -> None:
+    broker = create(section(tmp_path, f"event_broker:\n  type: {brokers_module}.AsyncPublish\n"))
+    asyncio.run(broker.publish_events([{"event": "y"}, {"event": "z"}]))
+    assert sys.modules[brokers_module].SENT == [("async", {"event": "y"}),
+                                                ("async", {"event": "z"})]
 
 
 @pytest.mark.parametrize(("name", "message"), [

@@ -144,6 +144,7 @@ class PikaEventBroker(QueuedBroker):
                               f"{', '.join(self.queues)} ({_reason(error)}).") from error
         self._exchange = exchange
         self._connection.reconnect_callbacks.add(self._on_reconnect)
+        channel.reopen_callbacks.add(self._on_reconnect)  # after RabbitMQ closed it
         logger.info("%s: publishing to RabbitMQ at %s (exchange '%s', queues %s).",
                     self.origin, self._where(), self.exchange_name, ", ".join(self.queues))
 
@@ -177,6 +178,12 @@ class PikaEventBroker(QueuedBroker):
             for event in batch), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):  # connection lost, nack, timeout
+                if _refused(result):  # would be refused for ever, holding up the rest
+                    event = pending.popleft()
+                    logger.error("%s: RabbitMQ at %s refused an event of conversation '%s' "
+                                 "(%d bytes): %s. It was dropped; the events after it go on.",
+                                 self.origin, self._where(), event.sender_id,
+                                 len(event.body.encode("utf-8")), _reason(result))
                 raise BrokerError(f"{self.origin}: publishing to RabbitMQ at {self._where()} "
                                   f"failed ({_reason(result)}).") from result
             pending.popleft()
@@ -222,6 +229,12 @@ def _client_certificate() -> ssl.SSLContext | None:
                           f"(RABBITMQ_SSL_CLIENT_CERTIFICATE={certificate}, "
                           f"RABBITMQ_SSL_CLIENT_KEY={key}) cannot be loaded: {error}") from error
     return context
+
+
+def _refused(error: BaseException) -> bool:
+    """Whether RabbitMQ refused the message itself: larger than its ``max_message_size``
+    (128 MiB by default; it closes the channel with PRECONDITION_FAILED)."""
+    return "PRECONDITION_FAILED" in str(error) and "message size" in str(error)
 
 
 def _reason(error: BaseException) -> str:

@@ -167,3 +167,37 @@ event_broker:
         taken = asyncio.run(scenario())
     assert [body for body, _ in taken] == events("ada", 6)
     assert asyncio.run(remaining(queues[0])) == 0
+
+
+@pytest.mark.slow  # builds a 129 MiB event: about half a GB of memory for a few seconds
+def test_an_event_rabbitmq_refuses_as_too_large_should_be_dropped_alone(
+        tmp_path: Path, names: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """RabbitMQ closes the channel on a message above its max_message_size (128 MiB by
+    default). Sent again and again, that one event held up every later one for ever (and
+    made the connection flap): it is dropped, logged, and the others go out in order —
+    without waiting for another message, as soon as the channel is open again."""
+    queues, exchange = names
+    config = section(tmp_path, f"event_broker:\n  type: pika\n  url: {HOST}\n  port: {PORT}\n"
+                               f"  queues: [{queues[0]}]\n  exchange_name: {exchange}\n")
+    huge = {"sender_id": "huge", "event": "bot", "text": "x" * (129 << 20)}
+
+    async def scenario() -> list[Any]:
+        broker = await create_event_broker(config)
+        assert broker is not None
+        await broker.publish_events(events("ada", 1))
+        await broker.publish_events([huge])
+        await broker.publish_events(events("bob", 2))
+        for _ in range(100):  # no further message comes to trigger a retry
+            if not len(broker.backlog):  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.1)
+        assert not len(broker.backlog)  # type: ignore[attr-defined]
+        await broker.close()
+        return await take(queues[0], 3)
+
+    with caplog.at_level(logging.ERROR):
+        taken = asyncio.run(scenario())
+    assert [body for body, _ in taken] == events("ada", 1) + events("bob", 2)
+    dropped = [r.getMessage() for r in caplog.records if "was dropped" in r.getMessage()]
+    assert len(dropped) == 1 and "conversation 'huge'" in dropped[0]
+    assert "larger than configured max size" in dropped[0]

@@ -190,11 +190,18 @@ class PikaEventBroker(QueuedBroker):
 
 
 def url_problem(host: str) -> str | None:
-    """What is wrong with an ``amqp://`` or ``amqps://`` URL (None: nothing, or no URL)."""
-    if not host.startswith(("amqp://", "amqps://")):
-        return None
+    """What is wrong with ``url``: an ``amqp://`` or ``amqps://`` URL, or a host name
+    (None: nothing, or no ``url``)."""
     import yarl
 
+    if not host.startswith(("amqp://", "amqps://")):
+        try:  # Rasa, too, hands the value to aio-pika as a host, where it fails later
+            yarl.URL.build(scheme="amqp", host=host)
+        except ValueError:
+            return (f"'{host}' is neither a host name nor an AMQP URL; write the host alone "
+                    "(its port under 'port:') or a URL: amqp://user:password@host:port/vhost "
+                    "(amqps:// for TLS).")
+        return None
     try:
         url = yarl.URL(host)
     except ValueError as error:

@@ -58,6 +58,10 @@ def test_no_section_should_mean_no_broker() -> None:
     ("event_broker:\n  type: json.nothing_here\n", "the module has nothing", 2),
     ("event_broker: {type: [pika]}\n", "'type' must be a single value", 1),
     ("event_broker:\n  queues: [a]\n  url: amqp://host:x/\n", "not an AMQP URL", 3),
+    ("event_broker:\n  queues: [a]\n  url: 'rabbit:5672'\n", "'rabbit:5672' is neither a "
+     "host name nor an AMQP URL.*port under 'port:'", 3),
+    ("event_broker:\n  queues: [a]\n  url: http://rabbit\n", "neither a host name nor an "
+     "AMQP URL", 3),
     ("event_broker:\n  type: SQL\n  url: 'postgresql://h:abc/db'\n", "not a database URL", 3),
     ("event_broker:\n  type: sql\n  port: .inf\n", "'port' must be a number", 3),
 ])

@@ -38,7 +38,7 @@ __all__ = ["build_event_broker", "create_event_broker", "file_broker", "pika_bro
 _PIKA_KEYS = ("username", "password", "port", "queues", "exchange_name",
               "should_keep_unpublished_messages", "raise_on_failure", "connection_attempts",
               "retry_delay_in_seconds")
-_SQL_KEYS = ("dialect", "port", "db", "username", "password", "table_name",
+_SQL_KEYS = ("dialect", "port", "db", "username", "password", "query", "table_name",
              "should_keep_unpublished_messages")
 _MODULE_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 _TYPES = ("pika", "sql", "file", "a module path (my_package.MyBroker)")
@@ -113,7 +113,7 @@ def sql_broker(config: EndpointConfig) -> SQLEventBroker:
             dialect=options.text("dialect", "sqlite"), host=config.url,
             port=options.number("port", int), db=options.text("db", "events.db"),
             username=options.text("username"), password=options.text("password"),
-            table_name=options.text("table_name", "events"),
+            query=options.mapping("query"), table_name=options.text("table_name", "events"),
             should_keep_unpublished_messages=keep, origin=_origin(config))
     except BrokerError as error:
         if isinstance(error.__cause__, StoreError):  # a URL that cannot be one

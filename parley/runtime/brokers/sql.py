@@ -4,7 +4,8 @@ The table is Rasa's: ``id`` (the order events were published in), ``sender_id`` 
 ``data`` (the event's JSON, ``sender_id`` included), so a consumer written for Rasa's table
 reads Parley's. The URL is built as the SQL tracker store builds it (``dialect``, ``url``
 as host, ``host:port`` or a whole URL, ``port``, ``db``, ``username``, ``password``); the
-default database is Rasa's ``events.db``. Parley adds ``table_name`` (default ``events``).
+default database is Rasa's ``events.db``. Parley adds ``table_name`` (default ``events``)
+and, as for its SQL tracker store, ``query`` (options for the driver: ``sslmode``, …).
 
 Events are written off the event loop by the broker's one sending task, as many as wait in
 one transaction: all of them or, when the database fails, none — they then wait in the
@@ -47,7 +48,8 @@ class SQLEventBroker(QueuedBroker):
 
     def __init__(self, dialect: str = "sqlite", host: str | None = None,
                  port: int | None = None, db: str = "events.db", username: str | None = None,
-                 password: str | None = None, table_name: str = "events",
+                 password: str | None = None, query: dict[str, Any] | None = None,
+                 table_name: str = "events",
                  should_keep_unpublished_messages: bool = True,
                  origin: str = "the SQL event broker") -> None:
         try:
@@ -56,7 +58,7 @@ class SQLEventBroker(QueuedBroker):
             raise BrokerError(f"{origin}: the SQL event broker needs SQLAlchemy: pip install "
                               "'parley[brokers]'.") from error
         try:
-            self.url = sql_url(dialect, host, port, db, username, password)
+            self.url = sql_url(dialect, host, port, db, username, password, query)
         except StoreError as error:  # the URL; the factory names its line from the cause
             raise BrokerError(f"{origin}: {error}") from error
         super().__init__(origin, should_keep_unpublished_messages)

@@ -228,3 +228,14 @@ def test_an_event_the_database_refuses_should_be_dropped_alone(
         drop_table(url, table)
     dropped = [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()]
     assert len(dropped) == 2 and "'much-too-long'" in dropped[0], dropped
+
+
+def test_query_should_reach_the_driver_as_for_the_tracker_store(tmp_path: Path) -> None:
+    """``query`` (the SQL tracker store's key: sslmode, …) is passed to the driver; warned
+    about and left out, a ``sslmode: require`` would have connected without TLS."""
+    url = postgres_url()
+    config = section(tmp_path, f"event_broker:\n  type: sql\n  url: {url}\n"
+                               "  table_name: parley_never_made\n  query:\n"
+                               "    sslmode: require\n")
+    with pytest.raises(BrokerError, match="SSL"):  # the test PostgreSQL has no TLS
+        asyncio.run(create_event_broker(config))

@@ -31,11 +31,15 @@ from typing import Any
 
 from parley.errors import BrokerError
 
-__all__ = ["Backlog", "Encoded", "EventBroker", "ForeignBroker", "QueuedBroker"]
+__all__ = ["DEFAULT_BACKLOG_LIMIT", "Backlog", "Encoded", "EventBroker", "ForeignBroker", "QueuedBroker"]
 
 Event = dict[str, Any]
 
 logger = logging.getLogger(__name__)
+
+# Events a broker keeps while its service fails (some hundred MB of memory at most, at a
+# KB or two per event): more would let a long outage take the server's memory.
+DEFAULT_BACKLOG_LIMIT = 100_000
 
 
 @dataclass(frozen=True)
@@ -132,9 +136,12 @@ class QueuedBroker(EventBroker):
         self.backlog.add(self._encode([event]))
 
     async def publish_events(self, events: list[Event]) -> None:
-        self.backlog.add(self._encode(events))
+        kept = self.backlog.add(self._encode(events))
         if self.raise_on_failure:
             await self.backlog.flush()
+            if not kept:
+                raise BrokerError(f"{self.origin}: {len(self.backlog)} event(s) wait to be "
+                                  "published, the limit: these were dropped.")
 
     async def flush(self) -> None:
         await self.backlog.flush()
@@ -171,12 +178,18 @@ class Backlog:
     goes out before anything newer at the next :meth:`add` or :meth:`retry`, so a service
     that was away for a while still gets each event in order — once, unless it took an
     event whose confirmation was then lost. A failing streak is logged once, and its end.
+
+    At most ``limit`` events wait (:data:`DEFAULT_BACKLOG_LIMIT`): a save whose events
+    would pass it is dropped whole, so that a long outage does not take all memory; the
+    first such save is logged, and how many were dropped once sending works again.
     """
 
     def __init__(self, send: Callable[[deque[Encoded]], Awaitable[None]], origin: str,
-                 keep: bool = True) -> None:
+                 keep: bool = True, limit: int = 0) -> None:
         self.events: deque[Encoded] = deque()
         self.keep = keep
+        self.limit = limit or DEFAULT_BACKLOG_LIMIT
+        self.dropped = [0, 0]  # events, saves dropped at the limit since it was last reached
         self.origin = origin
         self.failure: BrokerError | None = None
         self._send = send
@@ -185,10 +198,21 @@ class Backlog:
     def __len__(self) -> int:
         return len(self.events)
 
-    def add(self, events: list[Encoded]) -> None:
-        """Queue ``events`` and make sure they are being delivered (needs a running loop)."""
-        self.events.extend(events)
+    def add(self, events: list[Encoded]) -> bool:
+        """Queue ``events`` and make sure they are being delivered (needs a running loop);
+        False when they were dropped at the limit."""
+        kept = len(self.events) + len(events) <= self.limit
+        if not kept:
+            if not self.dropped[1]:
+                logger.error("%s: %d event(s) wait to be published, the limit; the events of "
+                             "new saves are dropped until they go out.", self.origin,
+                             len(self.events))
+            self.dropped[0] += len(events)
+            self.dropped[1] += 1
+        else:
+            self.events.extend(events)
         self.retry()
+        return kept
 
     def retry(self) -> None:
         """Deliver what waits, unless a delivery is under way."""
@@ -216,6 +240,10 @@ class Backlog:
             if self.failure is not None:
                 logger.info("%s: publishing works again.", self.origin)
                 self.failure = None
+            if self.dropped[1]:
+                logger.error("%s: %d event(s) of %d save(s) were dropped at the limit of %d "
+                             "waiting events.", self.origin, *self.dropped, self.limit)
+                self.dropped = [0, 0]
 
     async def flush(self) -> None:
         """Wait until the events added so far are delivered; the :class:`BrokerError` of
@@ -230,6 +258,9 @@ class Backlog:
         if self.events:
             logger.error("%s: %d event(s) were never published (the broker was failing "
                          "until it closed).", self.origin, len(self.events))
+        if self.dropped[1]:
+            logger.error("%s: %d event(s) of %d save(s) were dropped at the limit of %d "
+                         "waiting events.", self.origin, *self.dropped, self.limit)
 
 
 def _sentence(text: str) -> str:

@@ -239,3 +239,46 @@ def test_query_should_reach_the_driver_as_for_the_tracker_store(tmp_path: Path) 
                                "    sslmode: require\n")
     with pytest.raises(BrokerError, match="SSL"):  # the test PostgreSQL has no TLS
         asyncio.run(create_event_broker(config))
+
+
+def test_events_waiting_for_a_failing_database_should_be_bounded(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A long outage must not take all memory: past the backlog's limit a save's events are
+    dropped whole (a turn is there entirely or not at all), counted, and logged once; what
+    waited goes out in order when the database is back, and later saves are kept again."""
+    from parley.runtime.brokers.base import DEFAULT_BACKLOG_LIMIT
+
+    assert 10_000 <= DEFAULT_BACKLOG_LIMIT <= 1_000_000
+    path = tmp_path / "events.db"
+    url = f"sqlite:///{path}"
+    config = section(tmp_path, f"event_broker:\n  type: sql\n  db: {path}\n")
+
+    async def scenario() -> None:
+        broker = await create_event_broker(config)
+        assert broker is not None
+        backlog = broker.backlog  # type: ignore[attr-defined]
+        assert backlog.limit == DEFAULT_BACKLOG_LIMIT
+        backlog.limit = 5
+        drop_table(url, "events")  # the database fails from now on
+        for sender in ("ada", "bob", "cy", "dan"):
+            await broker.publish_events(events(sender, 2))
+            with pytest.raises(BrokerError):
+                await broker.flush()
+        assert len(backlog) == 4  # ada's and bob's: cy's would pass the limit, and dan's
+        again = await create_event_broker(config)  # the table is back
+        assert again is not None
+        backlog.retry()  # as a reconnect does for RabbitMQ; a database waits for a save
+        await broker.flush()
+        await broker.publish_events(events("eve", 2))
+        await broker.flush()
+        await broker.publish_events(events("fay", 1))
+        await broker.close()
+        await again.close()
+
+    with caplog.at_level("ERROR"):
+        asyncio.run(scenario())
+    assert [data for _, _, data in rows(url, "events")] == \
+        events("ada", 2) + events("bob", 2) + events("eve", 2) + events("fay", 1)
+    full = [r.getMessage() for r in caplog.records if "limit" in r.getMessage()]
+    assert len(full) == 2, full  # the first dropped save, and the count when it works again
+    assert "4 event(s) of 2 save(s) were dropped" in full[1]

@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import ssl
 from collections import deque
 from typing import Any
@@ -246,4 +247,12 @@ def _refused(error: BaseException) -> bool:
 
 def _reason(error: BaseException) -> str:
     text = str(error).strip().splitlines()
-    return text[0] if text and text[0] else type(error).__name__
+    reason = text[0] if text and text[0] else type(error).__name__
+    closed = _CLOSED.fullmatch(reason)  # aio-pika names what is closed by its repr
+    if closed:
+        what = "channel" if "channel" in closed.group(1).split(":")[0].lower() else "connection"
+        return f"the {what} to RabbitMQ is closed (reconnecting)"
+    return reason
+
+
+_CLOSED = re.compile(r"<(.*?)(?: object)? at 0x[0-9a-f]+> closed")

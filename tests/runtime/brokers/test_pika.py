@@ -201,3 +201,18 @@ def test_an_event_rabbitmq_refuses_as_too_large_should_be_dropped_alone(
     dropped = [r.getMessage() for r in caplog.records if "was dropped" in r.getMessage()]
     assert len(dropped) == 1 and "conversation 'huge'" in dropped[0]
     assert "larger than configured max size" in dropped[0]
+
+
+def test_a_closed_channel_should_be_reported_in_words_not_a_repr() -> None:
+    """aio-pika says "<…RobustChannel object at 0x7f…> closed"; a log or a 503 says what
+    happened instead."""
+    aiormq = pytest.importorskip("aiormq", reason="aio-pika is not installed (parley[brokers])")
+    from parley.runtime.brokers.pika import _reason
+
+    channel = "<aio_pika.robust_channel.RobustChannel object at 0x7feed21b9310>"
+    reason = _reason(aiormq.exceptions.ChannelInvalidStateError(f"{channel} closed"))
+    assert reason == "the channel to RabbitMQ is closed (reconnecting)"
+    connection = '<Connection: "amqp://guest:******@127.0.0.1:15672//" at 0x7fa70c0b6350>'
+    assert _reason(RuntimeError(f"{connection} closed")) == \
+        "the connection to RabbitMQ is closed (reconnecting)"
+    assert _reason(TimeoutError()) == "TimeoutError"

@@ -6,7 +6,8 @@
 ``pika``, or no ``type``    :class:`~.pika.PikaEventBroker` (RabbitMQ; Rasa's default)
 ``sql`` (any case)          :class:`~.sql.SQLEventBroker` (SQLite, PostgreSQL)
 ``file``                    :class:`~.file.FileEventBroker` (one JSON event per line)
-``module.Class``            a user's class with Rasa's ``from_endpoint_config``
+``module.Class``            a user's class with Rasa's ``from_endpoint_config`` (Rasa's
+                            own, ``rasa.core.brokers.sql.SQLEventBroker``…: Parley's)
 ``kafka``                   refused: not implemented in Parley
 ==========================  ===========================================================
 
@@ -40,6 +41,10 @@ _PIKA_KEYS = ("username", "password", "port", "queues", "exchange_name",
               "retry_delay_in_seconds")
 _SQL_KEYS = ("dialect", "port", "db", "username", "password", "query", "table_name",
              "should_keep_unpublished_messages")
+# Rasa's own classes, which Rasa also loads by their module path.
+_RASA_CLASSES = {f"rasa.core.brokers.{module}.{name}EventBroker": kind for module, name, kind in (
+    ("pika", "Pika", "pika"), ("sql", "SQL", "sql"), ("file", "File", "file"),
+    ("kafka", "Kafka", "kafka"))}
 _MODULE_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 _TYPES = ("pika", "sql", "file", "a module path (my_package.MyBroker)")
 
@@ -58,7 +63,7 @@ async def create_event_broker(config: EndpointConfig | None) -> EventBroker | No
 def build_event_broker(config: EndpointConfig) -> EventBroker | None:
     """Parley's broker for the section, its keys checked, not yet connected; None for a
     user's class (``type: module.Class``), which only its own code can build."""
-    kind = (config.type or "pika").lower()
+    kind = _RASA_CLASSES.get(str(config.type), (config.type or "pika").lower())
     if kind == "pika":
         return pika_broker(config)
     if kind == "sql":

@@ -272,3 +272,23 @@ def test_any_event_broker_section_should_give_a_broker_or_a_parley_error() -> No
                 pass
 
     check()
+
+
+@pytest.mark.parametrize(("path", "kind"), [
+    ("rasa.core.brokers.file.FileEventBroker", "FileEventBroker"),
+    ("rasa.core.brokers.sql.SQLEventBroker", "SQLEventBroker"),
+])
+def test_rasas_own_class_paths_should_mean_parleys_brokers(tmp_path: Path, path: str,
+                                                           kind: str) -> None:
+    """Rasa loads ``type: rasa.core.brokers.sql.SQLEventBroker`` as a module path: its own
+    class. Parley has no ``rasa`` to import, and gives its broker of that kind."""
+    pytest.importorskip("sqlalchemy", reason="SQLAlchemy is not installed (parley[brokers])")
+    config = section(tmp_path, f"event_broker:\n  type: {path}\n  db: {tmp_path / 'e.db'}\n"
+                     if "sql" in path else
+                     f"event_broker:\n  type: {path}\n  path: {tmp_path / 'e.log'}\n")
+    broker = create(config)
+    assert type(broker).__name__ == kind
+    asyncio.run(broker.close())
+    kafka = section(tmp_path, "event_broker:\n  type: rasa.core.brokers.kafka.KafkaEventBroker\n")
+    with pytest.raises(SchemaError, match="Kafka event broker .* is not implemented"):
+        create(kafka)

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 # Events a broker keeps while its service fails (some hundred MB of memory at most, at a
 # KB or two per event): more would let a long outage take the server's memory.
 DEFAULT_BACKLOG_LIMIT = 100_000
+RETRY_AFTER = 5.0  # seconds after a failure before the waiting events are tried again
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,8 @@ class QueuedBroker(EventBroker):
                               "published.") from error
 
     async def close(self) -> None:
-        """Send what waits (if the service takes it), then disconnect."""
+        """Send what waits (if the service takes it: tried once more), then disconnect."""
+        self.backlog.retry()
         try:
             await self.backlog.flush()
         except BrokerError:
@@ -175,7 +177,8 @@ class Backlog:
     for the service, as in Rasa); one task at a time hands the queue to ``send``, which
     takes from the front what it delivered and raises :class:`BrokerError` at the first
     failure. What failed stays (``keep``, Rasa's ``should_keep_unpublished_messages``) and
-    goes out before anything newer at the next :meth:`add` or :meth:`retry`, so a service
+    goes out before anything newer at the next :meth:`add` or :meth:`retry` — or, when
+    neither comes, ``retry_after`` seconds later (again while it fails) — so a service
     that was away for a while still gets each event in order — once, unless it took an
     event whose confirmation was then lost. A failing streak is logged once, and its end.
 
@@ -192,8 +195,10 @@ class Backlog:
         self.dropped = [0, 0]  # events, saves dropped at the limit since it was last reached
         self.origin = origin
         self.failure: BrokerError | None = None
+        self.retry_after = RETRY_AFTER
         self._send = send
         self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
         return len(self.events)
@@ -213,6 +218,10 @@ class Backlog:
             self.events.extend(events)
         self.retry()
         return kept
+
+    def _retry_later(self) -> None:
+        self._timer = None
+        self.retry()
 
     def retry(self) -> None:
         """Deliver what waits, unless a delivery is under way."""
@@ -236,6 +245,9 @@ class Backlog:
                     logger.error("%s %d event(s) wait and go out first once it works again.",
                                  _sentence(str(error)), len(self.events))
                 self.failure = error
+                if self.events and self._timer is None:  # even if no save comes to retry
+                    self._timer = asyncio.get_running_loop().call_later(self.retry_after,
+                                                                        self._retry_later)
                 return
             if self.failure is not None:
                 logger.info("%s: publishing works again.", self.origin)
@@ -254,7 +266,10 @@ class Backlog:
             raise self.failure
 
     def report_lost(self) -> None:
-        """Say what is still waiting when the broker closes: it is lost."""
+        """The broker closes: no more retries, and what is still waiting is lost (said)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.events:
             logger.error("%s: %d event(s) were never published (the broker was failing "
                          "until it closed).", self.origin, len(self.events))

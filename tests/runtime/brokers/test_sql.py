@@ -282,3 +282,45 @@ def test_events_waiting_for_a_failing_database_should_be_bounded(
     full = [r.getMessage() for r in caplog.records if "limit" in r.getMessage()]
     assert len(full) == 2, full  # the first dropped save, and the count when it works again
     assert "4 event(s) of 2 save(s) were dropped" in full[1]
+
+
+def test_events_that_waited_should_go_out_when_the_database_is_back_without_a_save(
+        tmp_path: Path) -> None:
+    """A database gets the events that waited for it without another save coming first:
+    the broker tries again on its own after a while, and once more when it closes."""
+    path = tmp_path / "events.db"
+    url = f"sqlite:///{path}"
+    config = section(tmp_path, f"event_broker:\n  type: sql\n  db: {path}\n")
+
+    async def scenario() -> None:
+        broker = await create_event_broker(config)
+        assert broker is not None
+        backlog = broker.backlog  # type: ignore[attr-defined]
+        assert backlog.retry_after == 5.0
+        backlog.retry_after = 0.2
+        drop_table(url, "events")
+        await broker.publish_events(events("ada", 2))
+        with pytest.raises(BrokerError):
+            await broker.flush()
+        again = await create_event_broker(config)  # the table is back; no save comes
+        assert again is not None
+        for _ in range(50):
+            if not len(backlog):
+                break
+            await asyncio.sleep(0.05)
+        assert not len(backlog)
+        assert [data for _, _, data in rows(url, "events")] == events("ada", 2)
+
+        backlog.retry_after = 60.0  # now only closing tries again
+        drop_table(url, "events")
+        await broker.publish_events(events("bob", 1))
+        with pytest.raises(BrokerError):
+            await broker.flush()
+        await again.close()
+        again = await create_event_broker(config)
+        assert again is not None
+        await broker.close()
+        await again.close()
+        assert [data for _, _, data in rows(url, "events")] == events("bob", 1)
+
+    asyncio.run(scenario())

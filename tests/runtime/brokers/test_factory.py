@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -292,3 +293,47 @@ def test_rasas_own_class_paths_should_mean_parleys_brokers(tmp_path: Path, path:
     kafka = section(tmp_path, "event_broker:\n  type: rasa.core.brokers.kafka.KafkaEventBroker\n")
     with pytest.raises(SchemaError, match="Kafka event broker .* is not implemented"):
         create(kafka)
+
+
+FULL_DISK = '''
+import asyncio, json, resource, signal, sys
+from parley.errors import BrokerError
+from parley.runtime.brokers.file import FileEventBroker
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+
+
+async def main(path):
+    broker = FileEventBroker(path)
+    await broker.connect()
+    sent = [{"sender_id": "ada", "event": "bot", "text": str(n) * 300} for n in range(10)]
+    await broker.publish_events(sent[:3])
+    await broker.flush()
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1500, hard))  # the disk is full mid-batch
+    await broker.publish_events(sent[3:6])
+    try:
+        await broker.flush()
+    except BrokerError as error:
+        print("failed:", error, file=sys.stderr)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))  # room again
+    await broker.publish_events(sent[6:])
+    await broker.close()
+
+asyncio.run(main(sys.argv[1]))
+'''
+
+
+def test_a_file_broker_on_a_full_disk_should_leave_whole_lines_once(tmp_path: Path) -> None:
+    """A write that fails half way (no space, a file size limit) must not leave half an
+    event in the file, nor the first half of the batch twice once it is written again."""
+    import subprocess
+
+    script, log = tmp_path / "full_disk.py", tmp_path / "events.log"
+    script.write_text(FULL_DISK)
+    done = subprocess.run([sys.executable, str(script), str(log)], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert done.returncode == 0, done.stderr
+    assert "File too large" in done.stderr  # the limit did stop a write
+    lines = log.read_text().splitlines()
+    assert [json.loads(line)["text"][0] for line in lines] == [str(n) for n in range(10)]

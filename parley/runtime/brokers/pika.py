@@ -145,7 +145,9 @@ class PikaEventBroker(QueuedBroker):
                               f"{', '.join(self.queues)} ({_reason(error)}).") from error
         self._exchange = exchange
         self._connection.reconnect_callbacks.add(self._on_reconnect)
-        channel.reopen_callbacks.add(self._on_reconnect)  # after RabbitMQ closed it
+        reopened = getattr(channel, "reopen_callbacks", None)  # aio-pika's RobustChannel
+        if reopened is not None:  # after RabbitMQ closed it (else the backlog's timer)
+            reopened.add(self._on_reconnect)
         logger.info("%s: publishing to RabbitMQ at %s (exchange '%s', queues %s).",
                     self.origin, self._where(), self.exchange_name, ", ".join(self.queues))
 

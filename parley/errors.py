@@ -16,6 +16,8 @@
      ├── CacheError                the training cache cannot be used as configured
      └── RuntimeFailure            a conversation could not go on as asked
           ├── StoreError           a tracker or lock store is misconfigured or unreachable
+          ├── BrokerError          an event broker is misconfigured, unreachable, or
+          │                        could not publish
           ├── LockError            a conversation's lock was not granted in time
           └── ActionError          an action cannot run (unknown, or its server failed)
                └── ActionRejected  the action refused to run (rasa-sdk's
@@ -180,6 +182,11 @@ class RuntimeFailure(ParleyError):
 
 class StoreError(RuntimeFailure):
     """A tracker or lock store is misconfigured (endpoints.yml) or cannot be reached."""
+
+
+class BrokerError(RuntimeFailure):
+    """An event broker (endpoints.yml's ``event_broker``) is misconfigured, cannot be reached,
+    or failed to publish a conversation's events."""
 
 
 class LockError(RuntimeFailure):

@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     names = ", ".join(channels) or "none"
     serve(app, args.interface, args.port,
           f"model {archive.name if archive else 'from the model server'}, channels: {names}, API: "
-          f"{'on' if args.enable_api else 'off'}", args.log_level)
+          f"{'on' if args.enable_api else 'off'}", args.log_level,
+          startup=app.state.parley.start)
     return 0
 
 

@@ -62,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
         run_shell(agent, sys.stdin, sys.stdout, args.conversation_id, seed=args.seed,
                   executor=executor, tracker_store=create_tracker_store(endpoints.tracker_store),
                   lock_store=create_lock_store(endpoints.lock_store),
-                  nlg_server=nlg_server(endpoints.nlg))
+                  nlg_server=nlg_server(endpoints.nlg), event_broker=endpoints.event_broker)
     return 0

@@ -1,5 +1,5 @@
-"""endpoints.yml: where the tracker store, the lock store, the action server and the NLG
-server are.
+"""endpoints.yml: where the tracker store, the lock store, the event broker, the action
+server, the NLG server and the model server are.
 
 Rasa's file, read with Rasa's keys::
 
@@ -13,6 +13,10 @@ Rasa's file, read with Rasa's keys::
     lock_store:
       type: redis
       url: localhost
+    event_broker:
+      type: pika
+      url: localhost
+      queues: [rasa_events]
     nlg:
       url: "http://localhost:5056/nlg"
     models:
@@ -24,9 +28,8 @@ As in Rasa, ``${NAME}`` inside a value is replaced by the environment variable `
 Every section becomes an :class:`EndpointConfig` that remembers its file and lines, so a
 store or client that rejects a value can name ``endpoints.yml:LINE``.
 
-Sections Rasa has but Parley does not implement (``event_broker``)
-are refused with an error rather than ignored: a user who configured them expects them
-to work.
+An unknown section is an error naming its line (with the closest known name), never
+ignored: a user who configured something expects it to work.
 """
 
 from __future__ import annotations
@@ -43,10 +46,7 @@ from parley.errors import DataError, SchemaError, location
 
 __all__ = ["EndpointConfig", "Endpoints", "expand_env", "read_endpoints"]
 
-SECTIONS = ("action_endpoint", "tracker_store", "lock_store", "nlg", "models")
-NOT_IMPLEMENTED = {
-    "event_broker": "an event broker",
-}
+SECTIONS = ("action_endpoint", "tracker_store", "lock_store", "event_broker", "nlg", "models")
 # Rasa 2.x wrote `store_type`; Rasa 3 reads `type` and so does Parley.
 _ENV = re.compile(r"\$\{([^}]*)\}")
 
@@ -83,6 +83,7 @@ class Endpoints:
     action_endpoint: EndpointConfig | None = None
     tracker_store: EndpointConfig | None = None
     lock_store: EndpointConfig | None = None
+    event_broker: EndpointConfig | None = None
     nlg: EndpointConfig | None = None
     models: EndpointConfig | None = None
     file: str | None = None
@@ -106,11 +107,6 @@ def endpoints_from_data(data: Any, file: str | None = None) -> Endpoints:
     sections: dict[str, EndpointConfig | None] = {}
     for name, value in data.items():
         line = line_of(data, name)
-        if name in NOT_IMPLEMENTED:
-            raise SchemaError(
-                f"'{name}' ({NOT_IMPLEMENTED[name]}) is not implemented in Parley.", file, line,
-                hint=f"Remove the '{name}' section; Parley reads "
-                f"{', '.join(SECTIONS)}.")
         if name not in SECTIONS:
             raise SchemaError(
                 f"unknown section '{shorten(str(name))}' in endpoints.yml."

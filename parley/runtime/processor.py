@@ -5,12 +5,16 @@
     lock the conversation ─► load its tracker ─► new or expired session? run
     action_session_start (slots carried over) ─► parse the text ─► action_extract_slots
     ─► predict, run, repeat until action_listen (at most ``max_number_of_predictions``
-    actions) ─► save the tracker ─► the bot's messages
+    actions) ─► save the tracker ─► publish its new events ─► the bot's messages
 
 An action that refuses to run (a form that could not use the message) leaves an
 ``action_execution_rejected`` event and the policies choose again; an action that fails
 (its action server is down, say) is logged and the conversation goes on, as in Rasa.
-A ``followup`` event names the next action outright. ``action_unlikely_intent`` is never
+A ``followup`` event names the next action outright. With an event broker (endpoints.yml's
+``event_broker``), the events each save added are handed to it after the save, still under
+the conversation's lock: each once, in order, with ``sender_id``. The broker sends them
+while the conversation goes on; one that fails logs it (a ``raise_on_failure`` broker
+makes it the message's error). ``action_unlikely_intent`` is never
 run twice in a row: the second time, the next best action runs instead.
 """
 
@@ -30,12 +34,13 @@ from parley.data.events import (
 )
 from parley.data.tracker import DialogueStateTracker
 from parley.dialogue.policies.prediction import PolicyPrediction
-from parley.errors import ActionError, ActionRejected, DataError
+from parley.errors import ActionError, ActionRejected, BrokerError, DataError
 from parley.runtime.actions.base import Action, ActionContext
 from parley.runtime.actions.defaults import (
     ACTION_EXTRACT_SLOTS, ACTION_LISTEN, ACTION_SESSION_START, ACTION_UNLIKELY_INTENT,
 )
 from parley.runtime.actions.registry import action_for_name
+from parley.runtime.brokers.base import EventBroker
 from parley.runtime.executor import ActionExecutor
 from parley.runtime.model import ConversationModel
 from parley.runtime.nlg import ResponseGenerator
@@ -98,8 +103,10 @@ class MessageProcessor:
     ``tracker_store`` and ``lock_store`` default to in-memory ones; ``executor`` runs custom
     actions (None: any custom action fails with a message saying to configure an action
     server); ``nlg_server`` makes the responses instead of the domain (endpoints.yml's
-    ``nlg``); ``seed`` fixes which response variations are drawn; ``clock`` gives event
-    timestamps and decides session expiry (tests pass their own).
+    ``nlg``); ``event_broker`` gets every event saved (endpoints.yml's ``event_broker``,
+    connected: :func:`parley.runtime.brokers.factory.create_event_broker`); ``seed`` fixes
+    which response variations are drawn; ``clock`` gives event timestamps and decides
+    session expiry (tests pass their own).
     """
 
     def __init__(self, model: ConversationModel, tracker_store: TrackerStore | None = None,
@@ -109,8 +116,10 @@ class MessageProcessor:
                  clock: Callable[[], float] = time.time,
                  lock_lifetime: float = DEFAULT_LOCK_LIFETIME,
                  compute: Compute | None = None,
-                 nlg_server: NLGServerClient | None = None) -> None:
+                 nlg_server: NLGServerClient | None = None,
+                 event_broker: EventBroker | None = None) -> None:
         self.model = model
+        self.event_broker = event_broker
         self.compute: Compute = compute if compute is not None else run_inline
         self.domain = model.domain if model.domain is not None else Domain.empty()
         self.tracker_store = tracker_store if tracker_store is not None \
@@ -153,7 +162,7 @@ class MessageProcessor:
             else:
                 logger.warning("the model has no dialogue part: the message is parsed and "
                                "stored, and no action runs.")
-            await self.tracker_store.save(tracker)
+            await self.save(tracker, start)
         return self.bot_responses(tracker, start)
 
     async def log_message(self, message: UserMessage) -> DialogueStateTracker:
@@ -161,12 +170,13 @@ class MessageProcessor:
         any other action, as Rasa's ``/conversations/<id>/messages`` endpoint does."""
         async with self.lock_store.lock(message.sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
+            start = len(tracker.events)
             context = self.context(message.output_channel)
             await self.update_session(tracker, context, message.metadata)
             await self.log_user_message(tracker, message)
             if self.model.has_core:
                 await self.extract_slots(tracker, context)
-            await self.tracker_store.save(tracker)
+            await self.save(tracker, start)
         return tracker
 
     async def execute_action(self, sender_id: str, action: str,
@@ -182,7 +192,7 @@ class MessageProcessor:
             await self.update_session(tracker, context)
             await self.run_action(action_for_name(action, self.domain), tracker, context,
                                   prediction_for(self.domain, action, policy, confidence))
-            await self.tracker_store.save(tracker)
+            await self.save(tracker, start)
         return tracker, self.bot_messages(tracker, start)
 
     async def trigger_intent(self, sender_id: str, intent: str,
@@ -207,7 +217,7 @@ class MessageProcessor:
                 parse["text"], sender_id, channel, output_channel, parse_data=parse))
             await self.extract_slots(tracker, context)
             await self.run_prediction_loop(tracker, context)
-            await self.tracker_store.save(tracker)
+            await self.save(tracker, start)
         return tracker, self.bot_messages(tracker, start)
 
     async def get_tracker(self, sender_id: str) -> DialogueStateTracker:
@@ -218,7 +228,7 @@ class MessageProcessor:
             if tracker is None:
                 tracker = self.tracker_store.init_tracker(sender_id)
                 await self.update_session(tracker, self.context(None))
-                await self.tracker_store.save(tracker)
+                await self.save(tracker, 0)
         return tracker
 
     def loop_problem(self, events: list[Event]) -> str | None:
@@ -245,12 +255,13 @@ class MessageProcessor:
         self._refuse_unknown_loops(events)
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
+            start = len(tracker.events)
             starts_session = bool(events) and isinstance(events[0], ActionExecuted) and \
                 events[0].action_name == ACTION_SESSION_START
             if not starts_session:
                 await self.update_session(tracker, self.context(None))
             self.apply(tracker, list(events))
-            await self.tracker_store.save(tracker)
+            await self.save(tracker, start)
         return tracker
 
     async def replace_events(self, sender_id: str, events: list[Event],
@@ -261,7 +272,9 @@ class MessageProcessor:
             tracker = self.tracker_store.init_tracker(sender_id)
             self.apply(tracker, list(events))
             await self.tracker_store.delete(sender_id)
-            await self.tracker_store.save(tracker)
+            # The new conversation is published whole (Rasa publishes only what goes past
+            # the old one's length, which a consumer cannot make sense of).
+            await self.save(tracker, 0)
         return tracker
 
     async def predict_next(self, sender_id: str) -> tuple[DialogueStateTracker,
@@ -270,12 +283,37 @@ class MessageProcessor:
         its session started and saved first, as in Rasa)."""
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
+            start = len(tracker.events)
             await self.update_session(tracker, self.context(None))
             prediction = await self.predict(tracker)
-            await self.tracker_store.save(tracker)
+            await self.save(tracker, start)
         return tracker, prediction
 
     # ---- steps -------------------------------------------------------------------
+
+    async def save(self, tracker: DialogueStateTracker, start: int) -> None:
+        """Store the tracker, then publish the events added since event ``start`` (those
+        the store did not have) to the event broker. Call under the conversation's lock:
+        that keeps each conversation's events in order at the broker."""
+        await self.tracker_store.save(tracker)
+        if self.event_broker is None or start >= len(tracker.events):
+            return
+        sender = tracker.sender_id
+        events = [{"sender_id": sender, **event.to_dict()} for event in tracker.events[start:]]
+        try:
+            await self.event_broker.publish_events(events)
+        except Exception as error:  # noqa: BLE001 - as Rasa: a broker must not end the chat
+            if self.event_broker.raise_on_failure:
+                raise BrokerError(f"conversation '{sender}' was saved, but its "
+                                  f"{len(events)} new event(s) were not published: {error}"
+                                  ) from error
+            if isinstance(error, BrokerError):
+                logger.error("conversation '%s': %s The conversation goes on.", sender,
+                             _sentence(str(error)))
+            else:
+                logger.exception("conversation '%s': the event broker raised; %d event(s) "
+                                 "were not published. The conversation goes on.", sender,
+                                 len(events))
 
     def apply(self, tracker: DialogueStateTracker, events: list[Event]) -> None:
         """Stamp events that have no time yet and add them to the tracker."""

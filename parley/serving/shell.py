@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from parley.runtime.endpoints import EndpointConfig
 from parley.runtime.executor import ActionExecutor
 from parley.runtime.nlg_server import NLGServerClient
 from parley.runtime.stores.base import LockStore, TrackerStore
@@ -74,8 +75,10 @@ def run_shell(agent: Agent, stdin: TextIO, stdout: TextIO, sender_id: str | None
               executor: ActionExecutor | None = None, seed: int | None = None,
               tracker_store: TrackerStore | None = None,
               lock_store: LockStore | None = None,
-              nlg_server: NLGServerClient | None = None) -> int:
-    """Hold one conversation over ``stdin``/``stdout``; returns the number of messages."""
+              nlg_server: NLGServerClient | None = None,
+              event_broker: EndpointConfig | None = None) -> int:
+    """Hold one conversation over ``stdin``/``stdout``; returns the number of messages.
+    ``event_broker`` (endpoints.yml's section) is connected first and gets every event."""
     processor = MessageProcessor(agent, tracker_store=tracker_store, lock_store=lock_store,
                                  executor=executor, seed=seed, nlg_server=nlg_server)
     sender = sender_id or uuid.uuid4().hex
@@ -83,6 +86,16 @@ def run_shell(agent: Agent, stdin: TextIO, stdout: TextIO, sender_id: str | None
           file=stdout, flush=True)
 
     async def converse() -> int:
+        from parley.runtime.brokers.factory import create_event_broker
+
+        processor.event_broker = await create_event_broker(event_broker)
+        try:
+            return await talk()
+        finally:
+            if processor.event_broker is not None:
+                await processor.event_broker.close()
+
+    async def talk() -> int:
         count = 0
         buttons: list[dict[str, Any]] = []
         for text in _typed_lines("Your input -> ", stdin, stdout):

@@ -78,8 +78,8 @@ def test_an_unset_environment_variable_should_be_named_with_its_line(
 @pytest.mark.parametrize(("text", "message", "line"), [
     ("tracker_stor:\n  type: sql\n", "unknown section 'tracker_stor'.*Did you mean "
      "'tracker_store'", 1),
-    ("action_endpoint: {url: x}\nevent_broker:\n  url: http://x\n", "'event_broker'.*not implemented", 2),
-    ("event_broker:\n  type: pika\n", "'event_broker'.*not implemented", 1),
+    ("action_endpoint: {url: x}\nevent_broker: [pika]\n", "'event_broker' must be a mapping", 2),
+    ("event_brokers:\n  type: pika\n", "Did you mean 'event_broker'", 1),
     ("tracker_store: [sql]\n", "'tracker_store' must be a mapping", 1),
     ("tracker_store:\n  store_type: redis\n", "'store_type' is Rasa 1.x's key", 2),
     ("- just a list\n", "must be a mapping of sections", 1),

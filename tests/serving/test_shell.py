@@ -82,6 +82,27 @@ def test_parley_shell_should_keep_the_conversation_in_the_endpoints_store(
     capsys.readouterr()
 
 
+def test_parley_shell_should_publish_the_conversation_to_the_event_broker(
+        moodbot_model, monkeypatch, capsys, tmp_path):  # noqa: F811
+    import sqlite3
+
+    conversations, events = tmp_path / "conversations.db", tmp_path / "events.db"
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text(f"tracker_store:\n  type: SQL\n  db: {conversations}\n"
+                         f"event_broker:\n  type: SQL\n  db: {events}\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\nI am sad\n/stop\n"))
+    assert main(["shell", "-m", str(moodbot_model), "--seed", "0", "--endpoints",
+                 str(endpoints), "--conversation-id", "ada"]) == 0
+    with sqlite3.connect(conversations) as connection:
+        stored = [json.loads(data) for (data,) in connection.execute(
+            "select data from events where sender_id = 'ada' order by id")]
+    with sqlite3.connect(events) as connection:
+        published = [json.loads(data) for (data,) in connection.execute(
+            "select data from events order by id")]
+    assert stored and published == [{"sender_id": "ada", **event} for event in stored]
+    capsys.readouterr()
+
+
 def test_a_bad_endpoints_file_should_be_a_clear_error(moodbot_model, capsys, tmp_path):  # noqa: F811
     endpoints = tmp_path / "endpoints.yml"
     endpoints.write_text("tracker_store:\n  type: cassandra\n")

@@ -12,7 +12,8 @@ section            ``type``                        store
 =================  ==============================  ======================================
 
 A value of the wrong kind is a :class:`SchemaError` at its endpoints.yml line; a key the
-store does not know is warned about (Rasa passes such keys on silently) and left unused.
+store does not know is warned about (Rasa passes such keys on silently) and left unused
+(:mod:`parley.runtime.endpoint_options`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from parley.data.domain import Domain
 from parley.errors import StoreError, warn
+from parley.runtime.endpoint_options import SectionOptions, warn_unknown_keys
 from parley.runtime.endpoints import EndpointConfig
 from parley.runtime.stores.base import LockStore, TrackerStore
 from parley.runtime.stores.memory import InMemoryLockStore, InMemoryTrackerStore
@@ -42,7 +44,7 @@ def create_tracker_store(config: EndpointConfig | None,
     kind = (config.type or "in_memory").lower()
     origin = f"the tracker store ({config.where()})"
     if kind == "in_memory":
-        _warn_unknown(config, ())
+        warn_unknown_keys(config, ())
         return InMemoryTrackerStore(domain)
     if kind == "sql":
         from parley.runtime.stores.sql import SQLTrackerStore
@@ -74,7 +76,7 @@ def create_lock_store(config: EndpointConfig | None) -> LockStore:
     _warn_typeless(config, "redis")
     kind = (config.type or "in_memory").lower()
     if kind == "in_memory":
-        _warn_unknown(config, ())
+        warn_unknown_keys(config, ())
         return InMemoryLockStore()
     if kind == "redis":
         from parley.runtime.stores.redis_lock import RedisLockStore
@@ -102,66 +104,8 @@ def _warn_typeless(config: EndpointConfig, types: str) -> None:
              config.file, config.line)
 
 
-def _warn_unknown(config: EndpointConfig, known: tuple[str, ...]) -> None:
-    for key in config.kwargs:
-        if key not in known:
-            warn(f"{config.section}: the key '{key}' is not used by this store "
-                 f"(it reads: {', '.join(('url', 'type', *known))}).", config.file,
-                 config.key_lines.get(key, config.line))
-
-
-class _Options:
-    """Typed reads of a section's keys, each error at the key's line."""
-
-    def __init__(self, config: EndpointConfig, known: tuple[str, ...]) -> None:
-        self.config = config
-        _warn_unknown(config, known)
-
-    def _get(self, key: str) -> Any:
-        return self.config.kwargs.get(key)
-
-    def text(self, key: str, default: str | None = None) -> Any:
-        value = self._get(key)
-        if value is None:
-            return default
-        if isinstance(value, (dict, list, bool)):
-            raise self.config.error(f"'{key}' must be a single value, found "
-                                    f"{type(value).__name__}.", key)
-        return str(value)
-
-    def number(self, key: str, kind: type, default: Any = None) -> Any:
-        value = self._get(key)
-        if value is None:
-            return default
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            number = kind(value)
-        except (TypeError, ValueError):
-            raise self.config.error(f"'{key}' must be a number, found '{value}'.", key
-                                    ) from None
-        if number < 0:
-            raise self.config.error(f"'{key}' must not be negative, found {value}.", key)
-        return number
-
-    def flag(self, key: str) -> bool:
-        value = self._get(key)
-        if value is None:
-            return False
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "false"):
-            return str(value).lower() == "true"
-        raise self.config.error(f"'{key}' must be true or false, found '{value}'.", key)
-
-    def mapping(self, key: str) -> dict[str, Any] | None:
-        value = self._get(key)
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            raise self.config.error(f"'{key}' must be a mapping, found "
-                                    f"{type(value).__name__}.", key)
-        return value
+class _Options(SectionOptions):
+    """A store's keys, with the Redis connection keys both Redis stores read."""
 
     def redis(self, default_db: int) -> dict[str, Any]:
         from parley.runtime.stores.redis import check_key_prefix
@@ -176,4 +120,4 @@ class _Options:
             password=self.text("password"), use_ssl=self.flag("use_ssl"),
             key_prefix=self.text("key_prefix"),
             socket_timeout=self.number("socket_timeout", float, 10.0),
-            ssl_options={key: self.text(key) for key in _SSL_KEYS if self._get(key)})
+            ssl_options={key: self.text(key) for key in _SSL_KEYS if self.get(key)})

@@ -119,6 +119,7 @@ def create_app(agent: Agent | None, *, model_file: str | Path | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.start()
         pulling = None
         if state.model_server is not None:
             # As Rasa: the model server's model before the first request, then pulls.

@@ -21,7 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from parley import __version__
-from parley.errors import DataError, LockError, ModelArchiveError, ParleyError, StoreError
+from parley.errors import (
+    BrokerError, DataError, LockError, ModelArchiveError, ParleyError, StoreError,
+)
 
 __all__ = ["HTTPError", "bad_request", "error_response", "exception_handlers"]
 
@@ -67,6 +69,8 @@ def _from_parley(error: ParleyError) -> HTTPError:
         return HTTPError(503, str(error), headers={"Retry-After": "1"})
     if isinstance(error, StoreError):
         return HTTPError(503, f"the tracker store failed: {error}")
+    if isinstance(error, BrokerError):  # raise_on_failure: the turn is saved, not published
+        return HTTPError(503, f"the event broker failed: {error}")
     if isinstance(error, ModelArchiveError):
         return HTTPError(409, str(error), reason="Conflict")
     return HTTPError(400, str(error))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 __all__ = ["READY", "serve"]
@@ -20,8 +21,11 @@ logger = logging.getLogger("parley.server")
 READY = "Parley server is ready"
 
 
-def serve(app: Any, host: str, port: int, description: str, log_level: str = "info") -> None:
-    """Run ``app`` until stopped."""
+def serve(app: Any, host: str, port: int, description: str, log_level: str = "info",
+          startup: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run ``app`` until stopped. ``startup`` runs first, on the loop that serves: what it
+    raises (an event broker that is down) ends ``serve`` with that error, before the port
+    is opened."""
     import uvicorn
 
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
@@ -37,6 +41,8 @@ def serve(app: Any, host: str, port: int, description: str, log_level: str = "in
         logger.info("%s: http://%s:%d (%s)", READY, shown, port, description)
 
     async def main() -> None:
+        if startup is not None:
+            await startup()
         watcher = asyncio.ensure_future(announce())
         try:
             await server.serve()

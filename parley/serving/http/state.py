@@ -2,7 +2,9 @@
 
 The stores and the action-server client are made once from endpoints.yml and outlive model
 changes (``PUT /model`` swaps the model, as Rasa's server does, and keeps the conversations
-and locks). Each model call runs in the :class:`PredictionPool`.
+and locks). The event broker connects in :meth:`ServerState.start` (the app's lifespan,
+or ``parley run`` before it listens), on the loop that serves. Each model call runs in the
+:class:`PredictionPool`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from parley.runtime.endpoints import Endpoints
+from parley.runtime.brokers.base import EventBroker
+from parley.runtime.endpoints import EndpointConfig, Endpoints
 from parley.runtime.executor import ActionExecutor
 from parley.runtime.nlg_server import NLGServerClient
 from parley.runtime.processor import MessageProcessor
@@ -59,8 +62,13 @@ class ServerState:
                  settings: ServerSettings, tracker_store: TrackerStore,
                  lock_store: LockStore, executor: ActionExecutor | None,
                  nlg_server: NLGServerClient | None = None,
-                 model_server: ModelServer | None = None) -> None:
+                 model_server: ModelServer | None = None,
+                 event_broker: EventBroker | EndpointConfig | None = None) -> None:
         self.settings = settings
+        # A section to connect in start(), or a broker ready to use (tests pass one).
+        self.event_broker_config = event_broker if isinstance(event_broker,
+                                                              EndpointConfig) else None
+        self.event_broker = event_broker if isinstance(event_broker, EventBroker) else None
         self.nlg_server = nlg_server
         self.model_server = model_server
         self.model_etag: str | None = None  # the ETag of the model pulled from model_server
@@ -87,7 +95,19 @@ class ServerState:
                    create_lock_store(endpoints.lock_store), executor,
                    nlg_server(endpoints.nlg),
                    None if endpoints.models is None
-                   else ModelServer.from_endpoint(endpoints.models, settings.models_dir))
+                   else ModelServer.from_endpoint(endpoints.models, settings.models_dir),
+                   endpoints.event_broker)
+
+    async def start(self) -> None:
+        """Connect the event broker (a :class:`~parley.errors.BrokerError` naming
+        endpoints.yml's line when it cannot be reached); nothing to do a second time."""
+        if self.event_broker_config is None or self.event_broker is not None:
+            return
+        from parley.runtime.brokers.factory import create_event_broker
+
+        self.event_broker = await create_event_broker(self.event_broker_config)
+        if self.processor is not None:
+            self.processor.event_broker = self.event_broker
 
     def set_model(self, agent: Agent | None, model_file: str | Path | None) -> None:
         """Serve ``agent`` from now on (None: no model, as after ``DELETE /model``).
@@ -97,10 +117,14 @@ class ServerState:
         self.processor = None if agent is None else MessageProcessor(
             agent, tracker_store=self.tracker_store, lock_store=self.lock_store,
             executor=self.executor, seed=self.settings.seed, compute=self.pool,
-            nlg_server=self.nlg_server)
+            nlg_server=self.nlg_server, event_broker=self.event_broker)
 
     def require_processor(self, core: bool = False) -> MessageProcessor:
         """The processor, or Rasa's 409 when no model (with dialogue, if ``core``) is loaded."""
+        if self.event_broker_config is not None and self.event_broker is None:
+            # Answering would lose the conversation's events; the lifespan connects it.
+            raise HTTPError(503, "the event broker of endpoints.yml is not connected: the "
+                                 "app's lifespan (startup) did not run.")
         if self.processor is None or self.agent is None:
             raise HTTPError(409, "No model is loaded. Load one with PUT /model "
                                  '{"model_file": "models/…tar.gz"} or restart with -m.',
@@ -135,7 +159,9 @@ class ServerState:
         for client in (self.nlg_server, self.model_server):
             if client is not None:
                 await client.close()
-        for store in (self.tracker_store, self.lock_store):
+        for store in (self.tracker_store, self.lock_store, self.event_broker):
+            if store is None:
+                continue
             try:
                 await store.close()
             except Exception:  # noqa: BLE001 - closing must not hide the shutdown

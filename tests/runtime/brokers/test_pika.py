@@ -187,7 +187,9 @@ def test_an_event_rabbitmq_refuses_as_too_large_should_be_dropped_alone(
         await broker.publish_events(events("ada", 1))
         await broker.publish_events([huge])
         await broker.publish_events(events("bob", 2))
-        for _ in range(100):  # no further message comes to trigger a retry
+        # no further message comes to trigger a retry; the channel reopens after aio-pika's
+        # 5 s reconnect delay, and 129 MiB cross a loaded machine slowly: up to a minute
+        for _ in range(600):
             if not len(broker.backlog):  # type: ignore[attr-defined]
                 break
             await asyncio.sleep(0.1)

@@ -81,9 +81,15 @@ class UserUttered(Event):
     intent: dict[str, Any] | None = None
     entities: list[dict[str, Any]] = field(default_factory=list)
     input_channel: str | None = None
-    message_id: str | None = None
+    # Each message's own id (new for every message): two events of the same words are
+    # equal whatever their ids, as Rasa compares user events.
+    message_id: str | None = field(default=None, compare=False)
     # Further NLU output (intent_ranking, response_selector …), kept as it came.
     parse_data_extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The metadata ``parse_data`` shows when it is not the event's own: in Rasa it is the
+    # message's metadata as it came, and the processor adds the model's ids to the event's
+    # metadata only (see :meth:`keep_parse_metadata`). None: the event's metadata.
+    parse_metadata: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def intent_name(self) -> str | None:
@@ -99,9 +105,16 @@ class UserUttered(Event):
             "entities": copy.deepcopy(self.entities),
             "text": self.text,
             "message_id": self.message_id,
-            "metadata": copy.deepcopy(self.metadata),
+            "metadata": copy.deepcopy(self.metadata if self.parse_metadata is None
+                                      else self.parse_metadata),
             **copy.deepcopy(self.parse_data_extra),
         }
+
+    def keep_parse_metadata(self) -> None:
+        """Fix ``parse_data``'s metadata as it is now, before the event's own metadata
+        gets more keys (Rasa's ``parse_data`` keeps the message's metadata)."""
+        if self.parse_metadata is None:
+            self.parse_metadata = copy.deepcopy(self.metadata)
 
     def _body(self) -> dict[str, Any]:
         return {"text": self.text, "parse_data": self.parse_data,
@@ -119,6 +132,8 @@ class UserUttered(Event):
             input_channel=data.get("input_channel"),
             message_id=data.get("message_id", parse.get("message_id")),
             parse_data_extra=extra,
+            parse_metadata=(dict(parse["metadata"]) if isinstance(parse.get("metadata"), dict)
+                            else None),
         )
 
 

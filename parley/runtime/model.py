@@ -19,6 +19,16 @@ class ConversationModel(Protocol):
     domain: Domain | None
 
     @property
+    def model_id(self) -> str | None:
+        """The trained model's id (the archive's ``model_id``); events name it."""
+        ...
+
+    @property
+    def assistant_id(self) -> str | None:
+        """config.yml's ``assistant_id`` the model was trained with; events name it."""
+        ...
+
+    @property
     def has_nlu(self) -> bool:
         """Whether the model parses text (an NLU part was trained)."""
         ...

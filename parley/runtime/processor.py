@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -70,6 +71,10 @@ DEFAULT_SENDER = "default"
 # Rasa's circuit breaker: at most this many actions follow one user message.
 MAX_NUMBER_OF_PREDICTIONS = 10
 FOLLOWUP_POLICY = "followup_action"
+# Rasa's metadata keys: the model and the assistant behind an event, an external message.
+MODEL_ID_KEY = "model_id"
+ASSISTANT_ID_KEY = "assistant_id"
+IS_EXTERNAL = "is_external"
 # Actions after which the bot waits for the user.
 ENDS_TURN = (ACTION_LISTEN, ACTION_SESSION_START)
 
@@ -77,7 +82,9 @@ ENDS_TURN = (ACTION_LISTEN, ACTION_SESSION_START)
 @dataclass
 class UserMessage:
     """One incoming message. ``output_channel`` names the channel the answer goes to (it
-    picks channel-specific response variations); ``parse_data`` skips NLU when given."""
+    picks channel-specific response variations); ``parse_data`` skips NLU when given.
+    A message without ``message_id`` gets a new one (32 hex digits), as Rasa's
+    ``UserMessage`` does, so that every stored ``user`` event names its message."""
 
     text: str | None = None
     sender_id: str = DEFAULT_SENDER
@@ -86,6 +93,9 @@ class UserMessage:
     metadata: dict[str, Any] | None = None
     message_id: str | None = None
     parse_data: dict[str, Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.message_id = str(self.message_id) if self.message_id else uuid.uuid4().hex
 
 
 def prediction_for(domain: Domain, action: str, policy: str | None,
@@ -136,6 +146,9 @@ class MessageProcessor:
         self.lock_lifetime = lock_lifetime
         self._slots = {slot.name: slot for slot in self.domain.all_slots}
         self._action_names = frozenset(self.domain.action_names)
+        # As Rasa: every event the processor logs names the model and the assistant in its
+        # metadata, so that a broker's consumer or a tracker store can tell them apart.
+        self.event_metadata = model_event_metadata(model)
 
     def context(self, channel: str | None) -> ActionContext:
         return ActionContext(self.domain, self.nlg, self.executor, channel)
@@ -210,11 +223,13 @@ class MessageProcessor:
             start = len(tracker.events)
             context = self.context(output_channel)
             await self.update_session(tracker, context)
-            # The external message keeps the conversation's input channel.
+            # The external message keeps the conversation's input channel; as Rasa's, it
+            # has no message id and its metadata says it is external.
             channel = next((e.input_channel for e in reversed(tracker.events)
                             if isinstance(e, UserUttered)), None)
-            await self.log_user_message(tracker, UserMessage(
-                parse["text"], sender_id, channel, output_channel, parse_data=parse))
+            self.apply(tracker, [UserUttered(
+                text=parse["text"], intent=parse["intent"], entities=parse["entities"],
+                input_channel=channel, metadata={IS_EXTERNAL: True})])
             await self.extract_slots(tracker, context)
             await self.run_prediction_loop(tracker, context)
             await self.save(tracker, start)
@@ -270,7 +285,8 @@ class MessageProcessor:
         self._refuse_unknown_loops(events)
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = self.tracker_store.init_tracker(sender_id)
-            self.apply(tracker, list(events))
+            # Rasa builds this tracker from the events alone: they keep the metadata sent.
+            self.apply(tracker, list(events), name_model=False)
             await self.tracker_store.delete(sender_id)
             # The new conversation is published whole (Rasa publishes only what goes past
             # the old one's length, which a consumer cannot make sense of).
@@ -315,16 +331,32 @@ class MessageProcessor:
                                  "were not published. The conversation goes on.", sender,
                                  len(events))
 
-    def apply(self, tracker: DialogueStateTracker, events: list[Event]) -> None:
-        """Stamp events that have no time yet and add them to the tracker."""
+    def apply(self, tracker: DialogueStateTracker, events: list[Event],
+              name_model: bool = True) -> None:
+        """Stamp events that have no time yet and add them to the tracker; with
+        ``name_model``, add :attr:`event_metadata` (the model's and the assistant's ids)
+        to each event's metadata where it has no such key yet, as Rasa's tracker does."""
         for event in events:
             if event.timestamp is None:
                 event.timestamp = self.clock()
+            if name_model:
+                self.name_model(event)
             tracker.update(event)
             if isinstance(event, SlotSet) and event.key in self._slots:
                 problem = slot_value_problem(self._slots[event.key], event.value)
                 if problem:
                     logger.warning("%s", problem)
+
+    def name_model(self, event: Event) -> None:
+        """Add the model's ids an event's metadata lacks (keys it has are kept, as in
+        Rasa); a new dict, so that metadata shared with a message or a slot stays as is."""
+        missing = {key: value for key, value in self.event_metadata.items()
+                   if key not in event.metadata}
+        if not missing:
+            return
+        if isinstance(event, UserUttered):
+            event.keep_parse_metadata()
+        event.metadata = {**event.metadata, **missing}
 
     def session_expired(self, tracker: DialogueStateTracker) -> bool:
         minutes = self.domain.session_config.session_expiration_time
@@ -478,6 +510,13 @@ class MessageProcessor:
     def bot_messages(cls, tracker: DialogueStateTracker, start: int) -> list[dict[str, Any]]:
         """The bot events added since ``start`` as the REST channel returns them."""
         return collect(tracker.sender_id, cls.bot_responses(tracker, start))
+
+
+def model_event_metadata(model: ConversationModel) -> dict[str, str]:
+    """What Rasa adds to each logged event's metadata: ``model_id`` and ``assistant_id``
+    (config.yml's), those the model has."""
+    ids = {MODEL_ID_KEY: model.model_id, ASSISTANT_ID_KEY: model.assistant_id}
+    return {key: str(value) for key, value in ids.items() if value}
 
 
 def _sentence(text: str) -> str:

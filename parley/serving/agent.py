@@ -48,6 +48,12 @@ class Agent:
         return str(self.metadata.get("model_id"))
 
     @property
+    def assistant_id(self) -> str | None:
+        """config.yml's ``assistant_id`` (None in an archive that has none)."""
+        value = self.metadata.get("assistant_id")
+        return str(value) if value else None
+
+    @property
     def known_intents(self) -> set[str]:
         """The domain's intents with Rasa's defaults (``restart``, …), and those NLU learned
         (an NLU-only model has no domain)."""

@@ -82,8 +82,12 @@ class ScriptedModel:
 
     def __init__(self, domain: Domain,
                  policy: Callable[[DialogueStateTracker], str] | None = None,
-                 has_core: bool = True) -> None:
+                 has_core: bool = True, model_id: str | None = None,
+                 assistant_id: str | None = None) -> None:
         self.domain = domain
+        # No ids by default: events then carry only the metadata the test gives them.
+        self.model_id = model_id
+        self.assistant_id = assistant_id
         self.policy = policy or (lambda tracker: "action_listen")
         self.has_nlu = True
         self.has_core = has_core

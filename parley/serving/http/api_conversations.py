@@ -31,7 +31,7 @@ from parley.errors import DataError
 from parley.runtime.processor import MessageProcessor, UserMessage
 from parley.serving.http.auth import Auth
 from parley.serving.http.body import (
-    bool_param, json_body, json_object, optional_string, optional_text,
+    bool_param, json_body, json_object, optional_text,
 )
 from parley.serving.http.errors import HTTPError, bad_request
 from parley.serving.http.limits import check_message_length
@@ -114,8 +114,8 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         parse_data = data.get("parse_data")
         if parse_data is not None:
             _check_parse_data(parse_data, text)
-        message = UserMessage(text, conversation_id, parse_data=parse_data,
-                              message_id=optional_string(data, "message_id"))
+        # As Rasa: the message gets a new id (Rasa's Message body has no message_id).
+        message = UserMessage(text, conversation_id, parse_data=parse_data)
         tracker = await state.within_timeout(processor.log_message(message))
         return JSONResponse(tracker_json(tracker, verbosity))
 

@@ -200,7 +200,10 @@ def test_an_event_rabbitmq_refuses_as_too_large_should_be_dropped_alone(
     with caplog.at_level(logging.ERROR):
         taken = asyncio.run(scenario())
     assert [body for body, _ in taken] == events("ada", 1) + events("bob", 2)
-    dropped = [r.getMessage() for r in caplog.records if "was dropped" in r.getMessage()]
+    # (Parley's records only: an aio-pika record whose arguments do not fit its format
+    # raised in getMessage under a loaded run)
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("parley")]
+    dropped = [message for message in ours if "was dropped" in message]
     assert len(dropped) == 1 and "conversation 'huge'" in dropped[0]
     assert "larger than configured max size" in dropped[0]
 

@@ -52,7 +52,8 @@ def test_the_conversation_should_be_recorded_as_the_callback_channels(make_clien
     client.post(WEBHOOK, json={"sender": "meta", "message": "hi", "metadata": {"a": 1}})
     tracker = client.get("/conversations/meta/tracker").json()
     assert tracker["latest_input_channel"] == "callback"
-    assert [e for e in tracker["events"] if e["event"] == "user"][0]["metadata"] == {"a": 1}
+    user = [e for e in tracker["events"] if e["event"] == "user"][0]
+    assert user["metadata"]["a"] == 1 and user["parse_data"]["metadata"] == {"a": 1}
 
 
 def test_a_callback_server_that_fails_should_not_fail_the_webhook(make_client,

@@ -67,6 +67,11 @@ event_broker:
     for sender, tracker in trackers.items():
         assert without_sender(published, sender) == tracker["events"]
     assert len(published) == sum(len(t["events"]) for t in trackers.values())
+    # As Rasa's: every event names the model and the assistant, every message its own id.
+    assert {(event["metadata"]["model_id"], event["metadata"]["assistant_id"])
+            for event in published} == {(moodbot.model_id, moodbot.assistant_id)}
+    ids = [event["message_id"] for event in published if event["event"] == "user"]
+    assert len(ids) == 4 and len(set(ids)) == 4 and all(len(found) == 32 for found in ids)
 
 
 def test_a_broker_that_is_down_should_stop_the_server_from_starting(

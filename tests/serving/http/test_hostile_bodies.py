@@ -99,10 +99,18 @@ def test_a_message_whose_intent_has_a_null_confidence_should_be_a_400(client):
     assert not [e for e in tracker["events"] if e["event"] == "user"]
 
 
-@pytest.mark.parametrize("path", ["/model/parse", "/conversations/numid/messages"])
-def test_a_message_id_that_is_not_a_string_should_be_a_400(client, path):
+def test_a_message_id_that_is_not_a_string_should_be_a_400(client):
     # Rasa's spec types message_id as a string; schemathesis sent a number.
     body = {"text": "hi", "sender": "user", "message_id": 12}
-    response = client.post(path, json=body)
+    response = client.post("/model/parse", json=body)
     assert response.status_code == 400, response.text
     assert "'message_id' must be a string, found int." in response.json()["message"]
+
+
+def test_a_message_id_in_a_conversation_message_should_be_ignored_as_rasa_does(client):
+    # Rasa's Message body has no message_id: the message gets a new one, whatever is sent.
+    body = {"text": "hi", "sender": "user", "message_id": 12}
+    response = client.post("/conversations/numid/messages", json=body)
+    assert response.status_code == 200, response.text
+    user = [e for e in response.json()["events"] if e["event"] == "user"][-1]
+    assert isinstance(user["message_id"], str) and len(user["message_id"]) == 32

@@ -26,13 +26,26 @@ def test_the_webhook_should_hold_a_conversation_and_answer_with_bot_messages(cli
         {"recipient_id": "ann", "text": "Great, carry on!"}]
 
 
-def test_the_message_metadata_and_channel_should_reach_the_conversation(client):
+def test_the_message_metadata_and_channel_should_reach_the_conversation(client, moodbot):
     client.post(WEBHOOK, json={"sender": "meta", "message": "hi", "metadata": {"page": "x"}})
     tracker = client.get("/conversations/meta/tracker").json()
     assert tracker["slots"]["session_started_metadata"] == {"page": "x"}
     assert tracker["latest_input_channel"] == "rest"
     user = [e for e in tracker["events"] if e["event"] == "user"][0]
-    assert user["metadata"] == {"page": "x"}
+    # The processor adds the model's ids after the message's own keys, as Rasa's does.
+    assert user["metadata"] == {"page": "x", "model_id": moodbot.model_id,
+                                "assistant_id": moodbot.assistant_id}
+    assert user["parse_data"]["metadata"] == {"page": "x"}
+
+
+def test_each_message_should_get_a_new_id_as_rasas_rest_channel_gives(client):
+    """Rasa's REST channel reads no message id from the body: each message gets its own."""
+    for text in ("hi", "I am sad"):
+        client.post(WEBHOOK, json={"sender": "ids", "message": text, "message_id": "mine"})
+    tracker = client.get("/conversations/ids/tracker").json()
+    ids = [e["message_id"] for e in tracker["events"] if e["event"] == "user"]
+    assert len(ids) == 2 and ids[0] != ids[1]
+    assert all(len(found) == 32 and int(found, 16) >= 0 for found in ids)
 
 
 def test_a_message_without_sender_should_go_to_the_default_conversation(client):

@@ -49,7 +49,9 @@ async def read_user_message(request: Request, state: ServerState, channel: str) 
         text=text, sender_id=optional_text(data, "sender") or DEFAULT_SENDER,
         input_channel=optional_text(data, "input_channel") or channel,
         output_channel=optional_text(data, "output_channel") or channel,
-        metadata=metadata, message_id=optional_text(data, "message_id"))
+        # As Rasa's REST channel, no message id is read from the body: each message
+        # gets a new one (UserMessage).
+        metadata=metadata)
 
 
 def routes(state: ServerState, options: dict[str, Any]) -> list[Route]:

@@ -29,7 +29,7 @@ from typing import Any
 
 from parley.errors import BrokerError, StoreError
 from parley.runtime.brokers.base import Encoded, QueuedBroker, _sentence
-from parley.runtime.stores.sql import NAME_COLUMN_CHARS, sql_url
+from parley.runtime.stores.sql import NAME_COLUMN_CHARS, failure_text, shown_url, sql_url
 
 __all__ = ["SQLEventBroker"]
 
@@ -77,12 +77,10 @@ class SQLEventBroker(QueuedBroker):
         return broker
 
     def _shown_url(self) -> str:
-        return str(self.url.render_as_string(hide_password=True))
+        return shown_url(self.url)
 
     def _failure(self, error: Exception, doing: str) -> BrokerError:
-        detail = str(getattr(error, "orig", None) or error).strip().splitlines()
-        return BrokerError(f"{self.origin}: {doing} failed at {self._shown_url()}: "
-                           f"{detail[0] if detail else type(error).__name__}")
+        return BrokerError(failure_text(self.origin, self.url, error, doing))
 
     async def connect(self) -> None:
         await asyncio.to_thread(self._connect)

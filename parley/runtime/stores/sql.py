@@ -35,7 +35,7 @@ from parley.errors import DataError, StoreError
 from parley.runtime.stores.appending import SESSION_STARTED, events_to_append
 from parley.runtime.stores.base import ThreadedTrackerStore
 
-__all__ = ["SQLTrackerStore", "sql_url"]
+__all__ = ["SQLTrackerStore", "failure_text", "shown_url", "sql_url"]
 
 _T = TypeVar("_T")
 
@@ -81,6 +81,19 @@ def sql_url(dialect: str = "sqlite", host: str | None = None, port: int | None =
     return url
 
 
+
+def shown_url(url: Any) -> str:
+    """A SQLAlchemy URL as errors show it: the password hidden."""
+    return str(url.render_as_string(hide_password=True))
+
+
+def failure_text(origin: str, url: Any, error: Exception, doing: str) -> str:
+    """What failed and where (``origin``: the endpoints.yml section and line), with the
+    first line of the driver's reason (the SQL tracker store's and SQL broker's errors)."""
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return (f"{origin}: {doing} failed at {shown_url(url)}: "
+            f"{detail[0] if detail else type(error).__name__}")
+
 class SQLTrackerStore(ThreadedTrackerStore):
     """Rasa's ``SQLTrackerStore``; ``table_name`` (Parley's key) lets several assistants or
     test runs share one database."""
@@ -105,12 +118,10 @@ class SQLTrackerStore(ThreadedTrackerStore):
     # ---- connection ----------------------------------------------------------------
 
     def _shown_url(self) -> str:
-        return str(self.url.render_as_string(hide_password=True))
+        return shown_url(self.url)
 
     def _failure(self, error: Exception, doing: str) -> StoreError:
-        detail = str(getattr(error, "orig", None) or error).strip().splitlines()
-        return StoreError(f"{self.origin}: {doing} failed at {self._shown_url()}: "
-                          f"{detail[0] if detail else type(error).__name__}")
+        return StoreError(failure_text(self.origin, self.url, error, doing))
 
     def _connect(self) -> tuple[Any, Any]:
         """The engine and table, created on first use (the table too, if missing)."""

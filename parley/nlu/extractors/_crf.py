@@ -357,8 +357,10 @@ def predict_chain(weights: ChainWeights, x: csr_matrix, lengths: np.ndarray
     layout = ChainLayout(lengths)
     if layout.n_tokens == 0:
         return np.zeros(0, dtype=np.int64), np.zeros((0, weights.transitions.shape[0]))
+    if chain_kernel.AVAILABLE:  # sequence by sequence: no walk order to make and undo
+        return _predict_each(weights, weights.emissions(x.astype(np.float32)), layout.lengths)
     walked = x if len(lengths) == 1 else x[layout.perm]  # one message: already in order
-    return _predict(weights, weights.emissions(walked.astype(np.float32)), layout)
+    return _predict_walked(weights, weights.emissions(walked.astype(np.float32)), layout)
 
 
 def predict_emissions(weights: ChainWeights, emissions: np.ndarray, lengths: np.ndarray
@@ -367,15 +369,10 @@ def predict_emissions(weights: ChainWeights, emissions: np.ndarray, lengths: np.
     layout = ChainLayout(lengths)
     if layout.n_tokens == 0:
         return np.zeros(0, dtype=np.int64), np.zeros((0, weights.transitions.shape[0]))
-    return _predict(weights, emissions if len(lengths) == 1 else emissions[layout.perm], layout)
-
-
-def _predict(weights: ChainWeights, emissions: np.ndarray, layout: ChainLayout
-             ) -> tuple[np.ndarray, np.ndarray]:
     if chain_kernel.AVAILABLE:
-        # (message-major: walk row ``inverse[m]`` holds token m)
-        return _predict_each(weights, emissions[layout.inverse], layout.lengths)
-    return _predict_walked(weights, emissions, layout)
+        return _predict_each(weights, emissions, layout.lengths)
+    return _predict_walked(weights, emissions if len(lengths) == 1 else emissions[layout.perm],
+                           layout)
 
 
 def _predict_each(weights: ChainWeights, emissions: np.ndarray, lengths: np.ndarray

@@ -23,7 +23,7 @@
 #include <stdlib.h>
 
 /* Raised when the Python side's checks and this file disagree (see chain_kernel.py). */
-#define CHAIN_KERNEL_VERSION 4
+#define CHAIN_KERNEL_VERSION 5
 
 static int check(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t count, const char *name)
 {
@@ -408,11 +408,157 @@ done:
     return result;
 }
 
+/* Append the ints of list `ids` to *buf (grown as needed); 0 with an exception set on a
+ * non-list, a non-int or an id outside [0, rows). */
+static int append_ids(PyObject *ids, Py_ssize_t rows, Py_ssize_t **buf, Py_ssize_t *count,
+                      Py_ssize_t *capacity)
+{
+    if (!PyList_Check(ids)) {
+        PyErr_SetString(PyExc_TypeError, "window_emissions: a slot's ids must be a list");
+        return 0;
+    }
+    Py_ssize_t m = PyList_GET_SIZE(ids);
+    if (*count + m > *capacity) {
+        Py_ssize_t grown = 2 * (*count + m) + 64;
+        Py_ssize_t *bigger = realloc(*buf, (size_t)grown * sizeof(Py_ssize_t));
+        if (!bigger) {
+            PyErr_NoMemory();
+            return 0;
+        }
+        *buf = bigger;
+        *capacity = grown;
+    }
+    for (Py_ssize_t j = 0; j < m; j++) {
+        Py_ssize_t id = PyLong_AsSsize_t(PyList_GET_ITEM(ids, j));
+        if (id == -1 && PyErr_Occurred())
+            return 0;
+        if (id < 0 || id >= rows) {
+            PyErr_Format(PyExc_ValueError, "window_emissions: id %zd outside 0..%zd", id, rows - 1);
+            return 0;
+        }
+        (*buf)[(*count)++] = id;
+    }
+    return 1;
+}
+
+/* window_emissions(per_text, half, bos, eos, state f32[rows*L], rows, L, out f32[T*L])
+ *
+ * One message's emissions from its tokens' attribute ids, as SequencePredictor.emissions
+ * sums them (parley/nlu/extractors/_crf_single.py): per_text[i][s] is the list of ids
+ * token i gives window slot s (shift s - half); token i's ids are BOS (i < half) and EOS
+ * (i >= T - half) where >= 0, then per_text[i + s - half][s] for each slot in range,
+ * sorted ascending, and its state rows are summed one after the other in float32 — the
+ * additions, in the order, of the numpy code (which also adds +0.0 for each padding row
+ * when a token has fewer ids than the longest). */
+static PyObject *window_emissions(PyObject *self, PyObject *args)
+{
+    PyObject *per_text;
+    Py_ssize_t half, bos, eos, rows, L;
+    Py_buffer sb, outb;
+    if (!PyArg_ParseTuple(args, "O!nnny*nnw*", &PyList_Type, &per_text, &half, &bos, &eos,
+                          &sb, &rows, &L, &outb))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t T = PyList_GET_SIZE(per_text);
+    Py_ssize_t *ids = NULL, *starts = NULL, count = 0, capacity = 0;
+    if (!check(&sb, sizeof(float), rows * L, "state") || !check(&outb, sizeof(float), T * L, "out"))
+        goto done;
+    if ((bos >= rows) || (eos >= rows)) {
+        PyErr_SetString(PyExc_ValueError, "window_emissions: BOS or EOS id out of range");
+        goto done;
+    }
+    starts = malloc((size_t)(T + 1) * sizeof(Py_ssize_t));
+    if (!starts) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t width = 0;
+    for (Py_ssize_t i = 0; i < T; i++) {
+        starts[i] = count;
+        PyObject *own = PyList_GET_ITEM(per_text, i);
+        if (!PyList_Check(own)) {
+            PyErr_SetString(PyExc_TypeError, "window_emissions: per_text items must be lists");
+            goto done;
+        }
+        Py_ssize_t slots = PyList_GET_SIZE(own);
+        if (count + 2 > capacity) {
+            Py_ssize_t *bigger = realloc(ids, (size_t)(2 * capacity + 64) * sizeof(Py_ssize_t));
+            if (!bigger) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            ids = bigger;
+            capacity = 2 * capacity + 64;
+        }
+        if (i < half && bos >= 0)
+            ids[count++] = bos;
+        if (i >= T - half && eos >= 0)
+            ids[count++] = eos;
+        for (Py_ssize_t s = 0; s < slots; s++) {
+            Py_ssize_t place = i + s - half;
+            if (place < 0 || place >= T)
+                continue;
+            PyObject *there = PyList_GET_ITEM(per_text, place);
+            if (!PyList_Check(there) || PyList_GET_SIZE(there) != slots) {
+                PyErr_SetString(PyExc_ValueError,
+                                "window_emissions: every token needs the same slots");
+                goto done;
+            }
+            if (!append_ids(PyList_GET_ITEM(there, s), rows, &ids, &count, &capacity))
+                goto done;
+        }
+        Py_ssize_t *row = ids + starts[i], n = count - starts[i];
+        for (Py_ssize_t a = 1; a < n; a++) {  /* insertion sort: a few dozen ids */
+            Py_ssize_t v = row[a], b = a;
+            while (b > 0 && row[b - 1] > v) {
+                row[b] = row[b - 1];
+                b--;
+            }
+            row[b] = v;
+        }
+        if (n > width)
+            width = n;
+    }
+    starts[T] = count;
+    const float *state = sb.buf;
+    float *out = outb.buf;
+    for (Py_ssize_t i = 0; i < T; i++) {
+        float *acc = out + i * L;
+        Py_ssize_t first = starts[i], n = starts[i + 1] - first;
+        if (n == 0) {
+            for (Py_ssize_t l = 0; l < L; l++)
+                acc[l] = 0.0f;
+            continue;
+        }
+        const float *r = state + ids[first] * L;
+        for (Py_ssize_t l = 0; l < L; l++)
+            acc[l] = r[l];
+        for (Py_ssize_t k = 1; k < n; k++) {
+            r = state + ids[first + k] * L;
+            for (Py_ssize_t l = 0; l < L; l++)
+                acc[l] += r[l];
+        }
+        if (n < width)
+            for (Py_ssize_t l = 0; l < L; l++)
+                acc[l] += 0.0f;
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    free(ids);
+    free(starts);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&outb);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"viterbi", viterbi, METH_VARARGS, "Viterbi tags of one sequence (see _chain.c)."},
     {"marginals", marginals, METH_VARARGS, "Token marginals of one sequence (see _chain.c)."},
     {"viterbi_f32", viterbi_f32, METH_VARARGS,
      "Viterbi tags of one sequence in float32, with start, end and blocked moves."},
+    {"window_emissions", window_emissions, METH_VARARGS,
+     "One message's CRF emissions from its tokens' window attribute ids."},
     {NULL, NULL, 0, NULL},
 };
 

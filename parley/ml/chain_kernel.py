@@ -16,7 +16,7 @@ from parley.ml.c_kernels import load_kernel
 
 # The kernel's interface version this module speaks (``CHAIN_KERNEL_VERSION`` in _chain.c):
 # a kernel built from another source is left unused rather than called wrongly.
-_kernel = load_kernel("_chain", version=4)
+_kernel = load_kernel("_chain", version=5)
 AVAILABLE = _kernel is not None
 
 
@@ -112,4 +112,19 @@ def viterbi_f32(emissions: np.ndarray, chain: BlockedChain) -> np.ndarray:
     out = np.empty(n, dtype=np.int64)
     _kernel.viterbi_f32(e, chain.scores_to_from, chain.start, chain.end,  # type: ignore[attr-defined]
                         chain.allowed_indptr, chain.allowed_from, chain.blocked, n, width, out)
+    return out
+
+
+def window_emissions(per_text: list[list[list[int]]], half: int, bos: int | None,
+                     eos: int | None, state: np.ndarray) -> np.ndarray:
+    """One message's ``T × L`` float32 emissions from its tokens' attribute ids:
+    ``per_text[i][s]`` are the ids token ``i`` gives window slot ``s`` (shift ``s - half``);
+    a token's ids (BOS / EOS near the ends, then each slot's from the token that far away)
+    are sorted and their rows of ``state`` (float32, C-contiguous, rows × L) summed one
+    after the other, as ``SequencePredictor.emissions`` sums them."""
+    assert _kernel is not None, "the C kernel is not built: check AVAILABLE first"
+    rows, width = state.shape
+    out = np.empty((len(per_text), width), dtype=np.float32)
+    _kernel.window_emissions(per_text, half, -1 if bos is None else bos,  # type: ignore[attr-defined]
+                             -1 if eos is None else eos, state, rows, width, out)
     return out

@@ -104,33 +104,34 @@ def tag_spans(tags: Sequence[str], bilou: bool = True) -> list[tuple[int, int, s
     the most common label among its tokens. Without BILOU a span is a run of one label.
     """
     spans: list[tuple[int, int, str]] = []
-    start: int | None = None
-
-    def close(last: int) -> None:
-        nonlocal start
-        if start is not None:
-            spans.append(_span(tags, start, last))
-            start = None
-
+    start: int | None = None  # the open span's first token
+    # (one loop without a closure: a parse runs this for every message)
     for i, tag in enumerate(tags):
         if tag == NO_ENTITY:
-            close(i - 1)
+            if start is not None:
+                spans.append(_span(tags, start, i - 1))
+                start = None
         elif not bilou:
             if start is not None and label_of(tags[i - 1]) != tag:
-                close(i - 1)
+                spans.append(_span(tags, start, i - 1))
+                start = None
             if start is None:
                 start = i
-        elif tag.startswith(("B-", "U-")):
-            close(i - 1)
+        elif tag[:2] in ("B-", "U-"):
+            if start is not None:
+                spans.append(_span(tags, start, i - 1))
             start = i
-            if tag.startswith("U-"):
-                close(i)
+            if tag[:2] == "U-":
+                spans.append(_span(tags, i, i))
+                start = None
         else:  # I-, L- (or a bare label): continue the open span, or open one
             if start is None:
                 start = i
-            if tag.startswith("L-"):
-                close(i)
-    close(len(tags) - 1)
+            if tag[:2] == "L-":
+                spans.append(_span(tags, start, i))
+                start = None
+    if start is not None:
+        spans.append(_span(tags, start, len(tags) - 1))
     return spans
 
 
@@ -195,7 +196,7 @@ def decode_entities(
         entity: dict[str, Any] = {"entity": label, "start": start, "end": end,
                                   "value": text[start:end]}
         if "entity" in confidences:
-            entity["confidence_entity"] = _mean(confidences["entity"][first:last + 1])
+            entity["confidence_entity"] = mean_confidence(confidences["entity"][first:last + 1])
         for attribute in ("role", "group"):
             if attribute not in tags:
                 continue
@@ -206,7 +207,7 @@ def decode_entities(
             counts = Counter(named)
             entity[attribute] = max(counts, key=lambda lab: (counts[lab], -named.index(lab)))
             if attribute in confidences:
-                entity[f"confidence_{attribute}"] = _mean(confidences[attribute][first:last + 1])
+                entity[f"confidence_{attribute}"] = mean_confidence(confidences[attribute][first:last + 1])
         if extractor:
             entity["extractor"] = extractor
         entities.append(entity)
@@ -236,5 +237,5 @@ def comma_rule(setting: bool | dict[str, bool]) -> Callable[[str], bool]:
     return lambda label: bool(setting)
 
 
-def _mean(values: Sequence[float]) -> float:
+def mean_confidence(values: Sequence[float]) -> float:
     return float(sum(values) / len(values)) if len(values) else 0.0

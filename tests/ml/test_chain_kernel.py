@@ -12,6 +12,8 @@ from scipy.special import logsumexp
 
 from parley.ml import chain_kernel, linear_kernel
 from parley.nlu.extractors._crf import ChainLayout, ChainWeights, _predict_walked
+from tests.nlu.extractors.test_crf import travel_nlu
+from tests.nlu.extractors.test_crf_single import TEXTS, _trained
 
 needs_kernel = pytest.mark.skipif(not chain_kernel.AVAILABLE,
                                   reason="the C kernel (parley/ml/_chain.c) is not built here")
@@ -89,6 +91,36 @@ def test_the_kernel_should_refuse_shapes_that_do_not_fit() -> None:
         chain_kernel._kernel.marginals(  # type: ignore[union-attr]  # noqa: SLF001
             np.zeros((2, 3), np.float32), chain.base, chain.indptr, chain.indices, chain.values,
             chain.exp_start, chain.exp_end, 2, 3, 2, np.empty(0))
+
+
+@needs_kernel
+@pytest.mark.parametrize("features", [None, [["low", "title"], ["bias", "suffix3", "prefix2"],
+                                               ["upper"], ["title"], ["digit"]],
+                                      [[], ["prefix2", "suffix1"], []]],
+                         ids=["default", "wide-window", "narrow-window"])
+def test_the_kernels_window_emissions_should_be_the_rows_summed_bit_for_bit(
+        features: list[list[str]] | None) -> None:
+    extractor, _ = _trained(travel_nlu(), **({} if features is None else {"features": features}))
+    ids, predictor, _ = extractor.taggers_["entity"].single(extractor._window())  # noqa: SLF001
+    for text in [*TEXTS, "Prague", "unknownword another Prague Lisbon Prague"]:
+        texts = text.split()
+        if not texts:
+            continue
+        want = predictor.emissions(ids.rows(texts, None))
+        got = predictor.window_emissions(ids, texts)
+        assert got is not None and got.dtype == np.float32
+        assert got.tobytes() == want.tobytes(), text
+
+
+@needs_kernel
+def test_the_kernels_window_emissions_should_refuse_ids_out_of_range() -> None:
+    state = np.zeros((4, 3), np.float32)
+    with pytest.raises(ValueError, match="outside"):
+        chain_kernel.window_emissions([[[0], [9], [1]]], 1, None, None, state)
+    with pytest.raises(ValueError, match="same slots"):
+        chain_kernel.window_emissions([[[0], [1], [2]], [[0]]], 1, None, None, state)
+    with pytest.raises(TypeError):
+        chain_kernel.window_emissions([[[0], ["x"], [1]]], 1, None, None, state)
 
 
 def test_ci_should_have_built_the_kernels() -> None:

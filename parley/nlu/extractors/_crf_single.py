@@ -76,6 +76,16 @@ class SequencePredictor:
         gathered = self.state.take(ids, axis=0).reshape(width, n, self.state.shape[1])
         return gathered.sum(axis=0)  # type: ignore[no-any-return]
 
+    def window_emissions(self, attribute_ids: AttributeIds, texts: Sequence[str]
+                         ) -> np.ndarray | None:
+        """:meth:`emissions` of the rows :meth:`AttributeIds.rows` gives ``texts`` without
+        pattern hits or entity tags, the same floats, built and summed by the C kernel in
+        one call; None without the kernel."""
+        if self.chain is None:
+            return None
+        return chain_kernel.window_emissions(attribute_ids.text_ids(texts), attribute_ids.half,
+                                             attribute_ids.bos, attribute_ids.eos, self.state)
+
     def predict(self, emissions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(tags, marginals)`` of one message's ``T × L`` float32 emissions (T ≥ 1), as
         :func:`predict_emissions` gives them."""
@@ -222,12 +232,16 @@ class AttributeIds:
                 for shift, features in self.slots]
         return ids
 
+    def text_ids(self, texts: Sequence[str]) -> list[list[list[int]]]:
+        """Per token, per window slot, the known ids of its text features."""
+        return [self._text_ids(t) for t in texts]
+
     def rows(self, texts: Sequence[str], patterns: Any,
              entity_tags: Sequence[str] | None = None) -> list[list[int]] | None:
         """Each token's attribute ids, sorted; None when a pattern feature has a value
         other than 1 (the CSR product then multiplies, which this does not)."""
         n = len(texts)
-        per_text = [self._text_ids(t) for t in texts]
+        per_text = self.text_ids(texts)
         hits: list[list[int]] = [[] for _ in range(n)]
         if patterns is not None:
             indptr, indices, data = patterns.indptr, patterns.indices, patterns.data

@@ -17,7 +17,14 @@ from parley.component import DENSE_FEATURES, ENTITIES, TOKENS, Finetunable, NLUC
 from parley.data.message import Message
 from parley.data.training_data import TrainingData
 from parley.errors import ConfigError, DataError
-from parley.ml.entity_tags import NO_ENTITY, decode_entities, label_of, tag_spans, token_tags
+from parley.ml.entity_tags import (
+    NO_ENTITY,
+    decode_entities,
+    label_of,
+    mean_confidence,
+    tag_spans,
+    token_tags,
+)
 from parley.nlu.extractors import ENTITIES_KEY
 from parley.nlu.extractors._crf import ChainWeights, predict_chain, train_chain_crf
 from parley.nlu.extractors._crf_single import AttributeIds, SequencePredictor
@@ -284,11 +291,15 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
             if entities_only and attribute != "entity" and not inside:
                 break  # no entity: nothing reads a role or a group
             attribute_ids, predictor, same = tagger.single(self._window())
-            rows = attribute_ids.rows(texts, patterns,
-                                      tags["entity"] if attribute != "entity" else None)
-            if rows is None:  # pattern values other than 1: the batch path multiplies them
-                return self._predict_batch([message], [tokens])[0]
-            emissions = predictor.emissions(rows)
+            emissions = None
+            if attribute == "entity" and (patterns is None or not patterns.data.any()):
+                emissions = predictor.window_emissions(attribute_ids, texts)  # (the C kernel)
+            if emissions is None:
+                rows = attribute_ids.rows(texts, patterns,
+                                          tags["entity"] if attribute != "entity" else None)
+                if rows is None:  # pattern values other than 1: the batch path multiplies them
+                    return self._predict_batch([message], [tokens])[0]
+                emissions = predictor.emissions(rows)
             first = 0
             if not entities_only:
                 best, marginals = predictor.predict(emissions)
@@ -340,13 +351,32 @@ class CRFEntityExtractor(NLUComponent, Finetunable):
             for i in range(first + 1, last + 2):
                 if i <= last and not self._cut(text, tokens, tags, i, label):
                     continue
-                piece = slice(piece_start, i)
-                entities.extend(decode_entities(
-                    text, tokens[piece], {k: v[piece] for k, v in tags.items()},
-                    {k: v[piece] for k, v in confidences.items()}, self.BILOU_flag, self.name,
-                ))
+                entities.extend(self._piece_entities(text, tokens, tags, confidences,
+                                                     piece_start, i))
                 piece_start = i
         return entities
+
+    def _piece_entities(self, text: str, tokens: list[Token], tags: dict[str, list[str]],
+                        confidences: dict[str, list[float]], first: int, end: int
+                        ) -> list[dict[str, Any]]:
+        """decode_entities of the tokens ``first:end``; a piece of one entity label
+        without roles or groups (nearly every one) is built here directly, the same dict."""
+        entity_tags = tags["entity"]
+        label = label_of(entity_tags[first])
+        if len(tags) > 1 or any(label_of(t) != label for t in entity_tags[first + 1:end]) \
+                or label == NO_ENTITY:
+            piece = slice(first, end)
+            return decode_entities(text, tokens[piece], {k: v[piece] for k, v in tags.items()},
+                                   {k: v[piece] for k, v in confidences.items()},
+                                   self.BILOU_flag, self.name)
+        start, stop = tokens[first].start, tokens[end - 1].end
+        entity: dict[str, Any] = {"entity": label, "start": start, "end": stop,
+                                  "value": text[start:stop]}
+        if "entity" in confidences:
+            entity["confidence_entity"] = mean_confidence(confidences["entity"][first:end])
+        if self.name:
+            entity["extractor"] = self.name
+        return [entity]
 
     def _cut(self, text: str, tokens: list[Token], tags: dict[str, list[str]], i: int,
              label: str) -> bool:

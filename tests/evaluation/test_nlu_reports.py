@@ -219,6 +219,21 @@ def test_entity_extractors_should_be_the_pipelines_trained_entity_finders():
     assert entity_extractors([diet.DIETClassifier(epochs=1)]) == ["DIETClassifier"]
 
 
+# --- -c without --cross-validation ---------------------------------------------------------
+@pytest.mark.parametrize("part", [["nlu"], []])
+def test_one_config_without_cross_validation_should_test_the_model_as_rasa_test(
+        project, tmp_path, monkeypatch, capsys, part):
+    # rasa test -c config.yml (and rasa test nlu -c config.yml) test the model; CI scripts
+    # written for Rasa pass it. The config is not used, and a note says so.
+    monkeypatch.chdir(project)
+    assert main(["test", *part, "-c", "config.yml", "--out", str(tmp_path / "r"),
+                 "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    assert "note: -c config.yml is not used: without --cross-validation the trained model " \
+           "is tested" in out
+    assert (tmp_path / "r" / "CRFEntityExtractor_report.json").is_file()
+
+
 # --- overlapping gold entities ----------------------------------------------------------
 OVERLAPPING = """version: "3.1"
 nlu:

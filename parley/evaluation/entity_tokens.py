@@ -18,6 +18,7 @@ Gold entities of different types that share characters (``[large salami][{"entit
 "size"}, {"entity": "topping"}]``) cannot each label their tokens: Rasa's ``rasa test nlu``
 stops with an error on them, and so does Parley (:func:`refuse_overlapping_gold`), naming
 the example's file and line. Overlapping entities of one type are scored, as in Rasa.
+
 This is a different measure from :mod:`parley.evaluation.entities`' exact spans (an entity
 right only when start, end, type and role all match), which the NLU benchmark reports.
 """
@@ -55,7 +56,9 @@ def _type(entity: AnyEntity) -> str:
 
 def overlapping_types(entities: Sequence[AnyEntity]) -> tuple[AnyEntity, AnyEntity] | None:
     """Two entities of different types that share characters, or None. Found as Rasa
-    finds them: in order of start, each entity against the next one."""
+    finds them: in order of start, each entity against the next one (so an overlap with an
+    entity of the same type in between goes through, as in Rasa: data Rasa tests, Parley
+    tests; each token then takes the entity covering most of it)."""
     ordered = sorted(entities, key=lambda e: _span(e)[0])
     for this, following in zip(ordered, ordered[1:], strict=False):
         if _span(following)[0] < _span(this)[1] and _type(following) != _type(this):

@@ -83,7 +83,8 @@ def _nlu(parser: argparse.ArgumentParser, suppress: bool) -> None:
                         help="With --cross-validation: the config to train on each fold "
                              "(default: config.yml). Several configs (or a folder of them): "
                              "compare them, each trained on shrinking parts of the data. One "
-                             "config without --cross-validation has no use and is refused.")
+                             "config without --cross-validation is not used (the model is "
+                             "tested, as rasa test does; a note says so).")
     parser.add_argument("--cross-validation", action="store_true", default=default(False),
                         help="Cross-validate the NLU part: train the config on all folds but "
                              "one and test on that one, for each fold (the NLU part loads no model).")
@@ -209,8 +210,9 @@ WHAT_NOT = {MODEL: "without --cross-validation or several configs the trained mo
 
 def _nlu_mode(args: argparse.Namespace) -> str:
     """How the NLU part runs: test the model, cross-validate one config, or compare
-    several. An option of another mode is refused (Rasa ignores it silently: a model is
-    tested and the config named is not)."""
+    several. An option of another mode is refused (Rasa ignores it silently), except one
+    config without --cross-validation: ``rasa test -c config.yml`` tests the model, and CI
+    scripts written for Rasa pass it, so it is taken with a note (:func:`_unused_config`)."""
     configs = args.config or []
     comparing = len(configs) > 1 or any(Path(c).is_dir() for c in configs)
     if comparing and args.cross_validation:
@@ -221,6 +223,8 @@ def _nlu_mode(args: argparse.Namespace) -> str:
         for flag, dest in MODE_OPTIONS[other].items():
             if flag in MODE_OPTIONS[mode] or getattr(args, dest) is None:
                 continue
+            if mode == MODEL and dest == "config":
+                continue  # one config: Rasa's rasa test takes it and tests the model
             where = ("--cross-validation" if other == CROSS_VALIDATION
                      else "comparing several configs (-c a.yml b.yml)")
             if flag in MODE_OPTIONS[CROSS_VALIDATION] and flag in MODE_OPTIONS[COMPARISON]:
@@ -230,6 +234,13 @@ def _nlu_mode(args: argparse.Namespace) -> str:
             raise DataError(f"{flag} is used by {where} only; {WHAT_NOT[mode]}.",
                             hint=f"{hint}{flag}.")
     return mode
+
+
+def _unused_config(args: argparse.Namespace, mode: str) -> None:
+    if mode == MODEL and args.config:
+        print(f"note: -c {args.config[0]} is not used: without --cross-validation the "
+              "trained model is tested, as rasa test does (add --cross-validation to "
+              "cross-validate the config).")
 
 
 def _print_fold(number: int, total: int, n_train: int, n_test: int) -> None:
@@ -285,6 +296,7 @@ def run_test_nlu(args: argparse.Namespace) -> int:
         return 0
     from parley.evaluation.run import run_nlu_test
 
+    _unused_config(args, mode)
     run = run_nlu_test(_model(args), args.nlu, args.out, errors=not args.no_errors,
                        successes=args.successes, plot=not args.no_plot)
     _plots_note(args)
@@ -302,6 +314,7 @@ def run_test_both(args: argparse.Namespace) -> int:
         run = run_core_part(_model(args), args.stories, args.out,
                             model_named=args.model is not None, **_core_options(args))
     else:
+        _unused_config(args, mode)
         run = run_tests(_model(args), args.stories, args.nlu, args.out,
                         **_core_options(args))
     code = 0

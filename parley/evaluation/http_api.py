@@ -175,7 +175,10 @@ def _evaluated(agent: Any, data: Any) -> Any:
     from parley.evaluation.entities import entity_extractors
     from parley.nlu.evaluation import evaluate_nlu
 
-    return evaluate_nlu(agent, data, extractors=entity_extractors(agent.nlu_components))
+    try:
+        return evaluate_nlu(agent, data, extractors=entity_extractors(agent.nlu_components))
+    except DataError as error:  # the posted data cannot be scored (overlapping entities)
+        raise bad_request(f"the NLU data cannot be evaluated: {error.report()}") from None
 
 
 def _with_model(path: str, data: Any) -> dict[str, Any]:

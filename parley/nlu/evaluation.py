@@ -45,7 +45,8 @@ from parley.evaluation.entities import (
     entity_report,
 )
 from parley.evaluation.entity_tokens import (
-    Tokenize, TokenEntityReport, pipeline_tokenizer, token_entity_report,
+    Tokenize, TokenEntityReport, pipeline_tokenizer, refuse_overlapping_gold,
+    token_entity_report,
 )
 from parley.evaluation.scores import CONFUSIONS_SHOWN, Scores
 from parley.nlu.reliability import Reliability, reliability
@@ -379,11 +380,14 @@ def _extractor_reports(messages: Sequence[Message], parses: Sequence[dict[str, A
     if extractors is None:
         extractors = sorted({str(e["extractor"]) for p in parses for e in _trained_entities(p)
                              if e.get("extractor")})
+    extractors = [name for name in extractors if name not in PRETRAINED_EXTRACTORS]
+    if extractors:
+        refuse_overlapping_gold(messages)
     texts = [m.text for m in messages]
     gold = [m.entities for m in messages]
     return {name: token_entity_report(texts, tokens, gold, [
         [e for e in _trained_entities(p) if e.get("extractor") == name] for p in parses])
-        for name in extractors if name not in PRETRAINED_EXTRACTORS}
+        for name in extractors}
 
 
 def evaluate_parses(test_data: TrainingData | Iterable[Message],
@@ -458,6 +462,8 @@ def evaluate_nlu(agent_or_parse_fn: Any, test_data: TrainingData | Iterable[Mess
     if not callable(parse):
         raise TypeError("evaluate_nlu needs an agent or a function text -> parse result.")
     messages = _messages(test_data)
+    if extractors and set(extractors) - PRETRAINED_EXTRACTORS:
+        refuse_overlapping_gold(messages)  # before parsing them all, not after
     for message in messages[:warmup]:
         parse(message.text)
     parses, parse_ms = [], []

@@ -11,6 +11,7 @@ import pytest
 
 from parley.cli.main import main
 from parley.data.message import Entity, Message
+from parley.errors import DataError
 from parley.nlu.evaluation import entity_extractors, evaluate_parses
 from tests.conftest import FIXTURES
 
@@ -216,3 +217,61 @@ def test_entity_extractors_should_be_the_pipelines_trained_entity_finders():
                   diet.DIETClassifier(entity_recognition=False, epochs=1)]
     assert entity_extractors(components) == ["RegexEntityExtractor"]
     assert entity_extractors([diet.DIETClassifier(epochs=1)]) == ["DIETClassifier"]
+
+
+# --- -c without --cross-validation ---------------------------------------------------------
+@pytest.mark.parametrize("part", [["nlu"], []])
+def test_one_config_without_cross_validation_should_test_the_model_as_rasa_test(
+        project, tmp_path, monkeypatch, capsys, part):
+    # rasa test -c config.yml (and rasa test nlu -c config.yml) test the model; CI scripts
+    # written for Rasa pass it. The config is not used, and a note says so.
+    monkeypatch.chdir(project)
+    assert main(["test", *part, "-c", "config.yml", "--out", str(tmp_path / "r"),
+                 "--no-plot"]) == 0
+    out = capsys.readouterr().out
+    assert "note: -c config.yml is not used: without --cross-validation the trained model " \
+           "is tested" in out
+    assert (tmp_path / "r" / "CRFEntityExtractor_report.json").is_file()
+
+
+# --- overlapping gold entities ----------------------------------------------------------
+OVERLAPPING = """version: "3.1"
+nlu:
+- intent: order_pizza
+  examples: |
+    - a pizza with [salami](topping)
+    - a [large salami][{"entity": "size"}, {"entity": "topping"}] pizza
+"""
+
+
+def test_overlapping_gold_entities_of_two_types_should_stop_the_test_at_their_line(
+        project, tmp_path, monkeypatch, capsys):
+    # rasa test nlu stops on them (a token takes one label); Parley names the example.
+    monkeypatch.chdir(project)
+    (tmp_path / "overlap.yml").write_text(OVERLAPPING, encoding="utf-8")
+    assert main(["test", "nlu", "--nlu", str(tmp_path / "overlap.yml"),
+                 "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'overlap.yml'}:6: error: the test example 'a large salami pizza' " \
+           "has overlapping entities of different types: 'large salami' (size, characters " \
+           "2-14) and 'large salami' (topping, characters 2-14)" in err
+    assert not (tmp_path / "r" / "CRFEntityExtractor_report.json").exists()
+
+
+def test_overlapping_gold_entities_should_be_refused_only_across_types_and_with_extractors():
+    message = Message("a large salami pizza", "order",
+                      [Entity(8, 14, "salami", "size"), Entity(2, 14, "large salami", "topping")],
+                      file="test.yml", line=7)
+    parse = {"intent": {"name": "order", "confidence": 1.0}, "entities": []}
+    with pytest.raises(DataError, match=r"'large salami' \(topping, characters 2-14\) and "
+                                        r"'salami' \(size, characters 8-14\)") as caught:
+        evaluate_parses([message], [parse], extractors=["CRFEntityExtractor"])
+    assert (caught.value.file, caught.value.line) == ("test.yml", 7)
+    # Without an entity extractor Rasa scores no entities, and refuses nothing.
+    assert evaluate_parses([message], [parse], extractors=[]).extractors == {}
+    # Overlaps of one type are scored, as in Rasa: each token its best-fitting entity.
+    message.entities = [Entity(2, 14, "large salami", "topping"),
+                        Entity(8, 14, "salami", "topping")]
+    report = evaluate_parses([message], [parse], extractors=["CRFEntityExtractor"])
+    assert report.extractors["CRFEntityExtractor"].targets == [
+        "no_entity", "topping", "topping", "no_entity"]

@@ -195,6 +195,9 @@ def test_test_intents_should_evaluate_another_model_and_cross_validate(client, m
     (NLU_JSON, "application/json", {"cross_validation_folds": "2"}, "only a YAML body"),
     (NLU_TEST, "application/x-yaml", {"model": "no/such.tar.gz"}, "could not be loaded"),
     (NLU_TEST, "application/x-yaml", {"callback_url": "ftp://x"}, "not an http(s) URL"),
+    ('nlu:\n- intent: greet\n  examples: |\n    - hi [Bob][{"entity": "name"}, '
+     '{"entity": "person"}]\n', "application/x-yaml", {},
+     "the request body:4: error: the test example 'hi Bob' has overlapping entities"),
 ])
 def test_test_intents_should_refuse_bad_requests(client, body, content_type, params, message):
     answer = _intents(client, body, content_type, **params)

@@ -167,29 +167,44 @@ class PikaEventBroker(QueuedBroker):
     async def _send(self, pending: deque[Encoded]) -> None:
         """Publish what waits, up to :data:`BATCH` at a time: sent one after the other on
         the channel (RabbitMQ keeps their order) and confirmed together, which costs one
-        round trip and one disk flush of RabbitMQ's rather than one per event."""
+        round trip and one disk flush of RabbitMQ's rather than one per event.
+
+        Every event RabbitMQ confirmed leaves the queue, wherever it stands in the batch;
+        the others stay at its front, in their order, and are sent again. Confirmations
+        need not fail from some point on: a publish that waited for aio-pika's reconnection
+        is confirmed after earlier ones were lost with the connection, and sending the
+        batch again from its first failure would repeat it — a consumer would see events
+        it already had come back before the newer ones."""
         aio_pika = _aio_pika()
         if self._exchange is None:
             raise BrokerError(f"{self.origin}: not connected to RabbitMQ.")
         app_id = os.environ.get("RASA_ENVIRONMENT")
-        batch = list(itertools.islice(pending, BATCH))
+        batch = list(itertools.islice(pending, BATCH))  # taken off once answered
         results = await asyncio.gather(*(
             self._exchange.publish(
                 aio_pika.Message(event.body.encode("utf-8"), app_id=app_id,
                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                 routing_key="", timeout=PUBLISH_TIMEOUT)
             for event in batch), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):  # connection lost, nack, timeout
-                if _refused(result):  # would be refused for ever, holding up the rest
-                    event = pending.popleft()
-                    logger.error("%s: RabbitMQ at %s refused an event of conversation '%s' "
-                                 "(%d bytes): %s. It was dropped; the events after it go on.",
-                                 self.origin, self._where(), event.sender_id,
-                                 len(event.body.encode("utf-8")), _reason(result))
-                raise BrokerError(f"{self.origin}: publishing to RabbitMQ at {self._where()} "
-                                  f"failed ({_reason(result)}).") from result
+        unconfirmed: list[Encoded] = []
+        failure: BaseException | None = None
+        for event, result in zip(batch, results):
+            if not isinstance(result, BaseException):
+                continue
+            failure = failure or result  # connection lost, nack, timeout
+            if _refused(result):  # would be refused for ever, holding up the rest
+                logger.error("%s: RabbitMQ at %s refused an event of conversation '%s' "
+                             "(%d bytes): %s. It was dropped; the events after it go on.",
+                             self.origin, self._where(), event.sender_id,
+                             len(event.body.encode("utf-8")), _reason(result))
+            else:
+                unconfirmed.append(event)
+        for _ in batch:
             pending.popleft()
+        pending.extendleft(reversed(unconfirmed))
+        if failure is not None:
+            raise BrokerError(f"{self.origin}: publishing to RabbitMQ at {self._where()} "
+                              f"failed ({_reason(failure)}).") from failure
 
 
 def url_problem(host: str) -> str | None:

@@ -25,7 +25,7 @@ import re
 import ssl
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from parley.errors import BrokerError
 from parley.runtime.brokers.base import Encoded, QueuedBroker
@@ -122,6 +122,9 @@ class PikaEventBroker(QueuedBroker):
                 self._connection = await aio_pika.connect_robust(**arguments)
                 break
             except Exception as error:  # noqa: BLE001 - any failure: try again, then report
+                refusal = self._refusal(error)
+                if refusal:  # RabbitMQ answered: the settings are wrong, trying cannot help
+                    raise BrokerError(f"{self.origin}: {refusal}") from error
                 if attempt == self.connection_attempts:
                     raise BrokerError(
                         f"{self.origin}: RabbitMQ at {self._where()} cannot be reached "
@@ -150,6 +153,33 @@ class PikaEventBroker(QueuedBroker):
             reopened.add(self._on_reconnect)
         logger.info("%s: publishing to RabbitMQ at %s (exchange '%s', queues %s).",
                     self.origin, self._where(), self.exchange_name, ", ".join(self.queues))
+
+    def _login(self) -> tuple[str, str]:
+        """The user and the virtual host a connection asks for (a URL's own win)."""
+        if "://" in self.host:
+            parts = urlsplit(self.host)
+            vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
+            return unquote(parts.username) if parts.username else self.username, vhost
+        return self.username, "/"
+
+    def _refusal(self, error: BaseException) -> str | None:
+        """What RabbitMQ refused, in words, when it refused the login or the virtual host
+        (aio-pika shows the first as ACCESS_REFUSED and the second as an unexpected frame,
+        "Expected one of ['Connection.OpenOk'], got <Connection.Close …>"); None for other
+        failures (not reachable, a timeout), which are worth another attempt."""
+        user, vhost = self._login()
+        text = str(error)
+        if type(error).__name__ == "ProbableAuthenticationError" or "ACCESS_REFUSED" in text:
+            return (f"RabbitMQ at {self._where()} refused the login of user '{user}' (wrong "
+                    "username or password: the keys 'username' and 'password', or the "
+                    "user:password of an amqp:// URL).")
+        if ("Connection.OpenOk" in text and "Connection.Close" in text) or \
+                type(error).__name__ == "ConnectionNotAllowed":
+            return (f"RabbitMQ at {self._where()} refused the virtual host '{vhost}': it does "
+                    f"not exist there, or user '{user}' may not use it (the vhost is the "
+                    "path of the amqp:// URL: amqp://user:password@host:5672/vhost; '/' "
+                    "when there is none).")
+        return None
 
     def _on_reconnect(self, *_: Any, **__: Any) -> None:
         self.backlog.retry()  # what waited goes out now, not with the next message

@@ -126,6 +126,32 @@ event_broker:
         asyncio.run(create_event_broker(config))
 
 
+@pytest.mark.parametrize(("url", "message"), [
+    (f"amqp://guest:guest@{HOST}:{PORT}/parley_no_such_vhost",
+     rf"RabbitMQ at {HOST}:{PORT} refused the virtual host 'parley_no_such_vhost': it does "
+     "not exist there, or user 'guest' may not use it"),
+    (f"amqp://guest:not-the-password@{HOST}:{PORT}/",
+     rf"RabbitMQ at {HOST}:{PORT} refused the login of user 'guest' \(wrong username or "
+     "password"),
+])
+def test_a_vhost_or_login_rabbitmq_refuses_should_be_said_in_words_at_once(
+        tmp_path: Path, url: str, message: str) -> None:
+    """Not aio-pika's "Expected one of ['Connection.OpenOk'], got <Connection.Close …>",
+    and not after connection_attempts × retry_delay_in_seconds: RabbitMQ answered."""
+    need_rabbitmq()
+    config = section(tmp_path, f"""\
+tracker_store:
+  type: sql
+event_broker:
+  type: pika
+  url: {url}
+  queues: [q]
+  retry_delay_in_seconds: 60
+""")
+    with pytest.raises(BrokerError, match=r"event broker \(.*endpoints.yml:3\): " + message):
+        asyncio.run(asyncio.wait_for(create_event_broker(config), 30))
+
+
 def test_a_dropped_connection_should_lose_and_repeat_nothing(
         tmp_path: Path, names: Any, caplog: pytest.LogCaptureFixture) -> None:
     """Events published while RabbitMQ is away wait, and go out first when it is back."""

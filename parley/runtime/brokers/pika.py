@@ -218,7 +218,7 @@ class PikaEventBroker(QueuedBroker):
             for event in batch), return_exceptions=True)
         unconfirmed: list[Encoded] = []
         failure: BaseException | None = None
-        for event, result in zip(batch, results):
+        for event, result in zip(batch, results, strict=True):
             if not isinstance(result, BaseException):
                 continue
             failure = failure or result  # connection lost, nack, timeout

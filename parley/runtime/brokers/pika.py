@@ -221,8 +221,13 @@ class PikaEventBroker(QueuedBroker):
         for event, result in zip(batch, results, strict=True):
             if not isinstance(result, BaseException):
                 continue
-            failure = failure or result  # connection lost, nack, timeout
-            if _refused(result):  # would be refused for ever, holding up the rest
+            # The first failure is the cause (connection lost, nack, timeout, a refusal).
+            # An event RabbitMQ refuses would be refused for ever and hold up the rest: it
+            # is dropped. The channel RabbitMQ closes over it fails the later events with
+            # the same words; they were not refused and stay.
+            refused = failure is None and _refused(result)
+            failure = failure or result
+            if refused:
                 logger.error("%s: RabbitMQ at %s refused an event of conversation '%s' "
                              "(%d bytes): %s. It was dropped; the events after it go on.",
                              self.origin, self._where(), event.sender_id,

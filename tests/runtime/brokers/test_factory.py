@@ -176,6 +176,17 @@ class Hanging(RasaStyle):
         await asyncio.Event().wait()
 
 
+class Blocking(RasaStyle):
+    """Connects with a synchronous call: the event loop stands still meanwhile."""
+
+    @classmethod
+    def from_endpoint_config(cls, broker_config):
+        import time
+
+        time.sleep(2.0)
+        return cls()
+
+
 class OwnKeys(RasaStyle):
     """Written for Rasa: takes its section's keys as arguments, and no others."""
 
@@ -400,3 +411,20 @@ def test_the_default_connect_limit_should_let_rabbitmqs_own_attempts_run_out(
     assert connect_limit(sql, build_event_broker(sql)) == CONNECT_LIMIT
     given = section(tmp_path, "event_broker:\n  queues: [q]\n  connect_timeout: 7\n")
     assert connect_limit(given, build_event_broker(given)) == 7
+
+
+def test_a_users_broker_that_blocks_the_loop_should_be_reported_after_the_limit(
+        tmp_path: Path, brokers_module: str, caplog: pytest.LogCaptureFixture) -> None:
+    """connect_timeout cannot fire while the loop stands still; a thread says why the
+    start waits."""
+    config = section(tmp_path, f"event_broker:\n  type: {brokers_module}.Blocking\n"
+                               "  connect_timeout: 0.2\n")
+    with caplog.at_level(logging.ERROR, logger="parley"):
+        try:
+            create(config)
+        except BrokerError:
+            pass  # the limit is past when the call returns: either outcome is fair
+    blocked = [r.getMessage() for r in caplog.records if "blocks the event loop" in
+               r.getMessage()]
+    assert len(blocked) == 1 and f"{tmp_path / 'endpoints.yml'}:1" in blocked[0]
+    assert f"(type {brokers_module}.Blocking) has not connected after 0.2 s" in blocked[0]

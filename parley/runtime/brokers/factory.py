@@ -55,8 +55,8 @@ CONNECT_TIMEOUT_KEY = "connect_timeout"
 _PIKA_KEYS = ("connect_timeout", "username", "password", "port", "queues", "exchange_name",
               "should_keep_unpublished_messages", "raise_on_failure", "connection_attempts",
               "retry_delay_in_seconds")
-_SQL_KEYS = ("connect_timeout", "dialect", "port", "db", "username", "password", "query", "table_name",
-             "should_keep_unpublished_messages")
+_SQL_KEYS = ("connect_timeout", "dialect", "port", "db", "username", "password", "query",
+             "table_name", "should_keep_unpublished_messages")
 # Rasa's own classes, which Rasa also loads by their module path.
 _RASA_CLASSES = {f"rasa.core.brokers.{module}.{name}EventBroker": kind for module, name, kind in (
     ("pika", "Pika", "pika"), ("sql", "SQL", "sql"), ("file", "File", "file"),

@@ -29,8 +29,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--seed", type=int, default=None,
                         help="Fix which variation of a response is chosen.")
     parser.add_argument("--endpoints", default=None,
-                        help="endpoints.yml with the action server and NLG server "
-                             "(default: endpoints.yml when there is one).")
+                        help="endpoints.yml with the action server, NLG server, tracker "
+                             "store, lock store and event broker, used as 'parley run' "
+                             "uses them (default: endpoints.yml when there is one).")
     parser.add_argument("--skip-visualization", action="store_true",
                         help="Accepted as Rasa's; Parley's interactive mode draws no graph.")
     parser.set_defaults(handler=run)
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from parley.runtime.action_server import ActionServerClient
     from parley.runtime.endpoints import read_endpoints
     from parley.runtime.nlg_server import nlg_server
+    from parley.runtime.stores.factory import create_lock_store, create_tracker_store
     from parley.serving.agent import load
     from parley.serving.interactive import DEFAULT_EXPORT, run_interactive
 
@@ -72,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
         # A strict stdin (an en_US.UTF-8 locale) would end the session at a pasted byte that
         # is not UTF-8; read as surrogates, the terminal replaces it (C.UTF-8's default).
         sys.stdin.reconfigure(errors="surrogateescape")
+    # As `rasa interactive --endpoints`: the conversations are kept and published where
+    # a served conversation is.
     run_interactive(agent, sys.stdin, sys.stdout, export_path, executor=executor,
-                    seed=args.seed, nlg_server=nlg_server(endpoints.nlg))
+                    seed=args.seed, nlg_server=nlg_server(endpoints.nlg),
+                    tracker_store=create_tracker_store(endpoints.tracker_store),
+                    lock_store=create_lock_store(endpoints.lock_store),
+                    event_broker=endpoints.event_broker)
     return 0

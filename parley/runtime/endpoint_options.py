@@ -29,9 +29,10 @@ class SectionOptions:
     """The keys ``known`` of ``config``, each read as the kind it must be."""
 
     def __init__(self, config: EndpointConfig, known: tuple[str, ...],
-                 what: str = "store") -> None:
+                 what: str = "store", warn_unknown: bool = True) -> None:
         self.config = config
-        warn_unknown_keys(config, known, what)
+        if warn_unknown:
+            warn_unknown_keys(config, known, what)
 
     def get(self, key: str) -> Any:
         return self.config.kwargs.get(key)

@@ -18,6 +18,12 @@ earlier export — or of a project file named with ``--export`` — is lost; oth
 never rewritten. A Core-only model reads only ``/intent`` messages, so for other texts the
 intent is asked. New intents or actions cannot be made here: the model only knows the
 domain's (add them to domain.yml and retrain).
+
+As ``rasa interactive --endpoints`` does, the conversations go where a served one goes:
+endpoints.yml's tracker store keeps them (saved after each step, under the lock store's lock)
+and its event broker gets their events. An undo is recorded as Rasa records it — the user's
+message reverted (``rewind``) and ``action_listen`` — so the store and the broker's
+consumers see it happen instead of events vanishing.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from parley.data.events import Restarted, UserUttered
+from parley.data.events import ActionExecuted, Restarted, UserUttered, UserUtteranceReverted
 from parley.data.formats.annotations import annotate, parse_annotated_text
 from parley.data.formats.nlu_yaml import nlu_from_content, nlu_to_content
 from parley.data.formats.story_yaml import stories_to_yaml, story_file_from_content
@@ -43,9 +49,11 @@ from parley.data.training_data import TrainingData
 from parley.errors import DataError
 from parley.nlu.intent_message import PREFIX as INTENT_PREFIX
 from parley.runtime.actions.registry import action_for_name
+from parley.runtime.endpoints import EndpointConfig
 from parley.runtime.executor import ActionExecutor
 from parley.runtime.nlg_server import NLGServerClient
 from parley.runtime.processor import MessageProcessor, UserMessage, prediction_for
+from parley.runtime.stores.base import LockStore, TrackerStore
 from parley.serving.agent import Agent
 from parley.serving.http.story import story_steps
 from parley.serving.shell import CHANNEL, STOP, format_message
@@ -117,9 +125,36 @@ class _Conversation:
     async def start(self) -> DialogueStateTracker:
         tracker = self.processor.tracker_store.init_tracker(uuid.uuid4().hex)
         await self.processor.update_session(tracker, self.processor.context(CHANNEL))
+        await self.save(tracker, 0)
         return tracker
 
+    async def save(self, tracker: DialogueStateTracker, start: int) -> None:
+        """Store the events since ``start`` and hand them to the event broker, as a served
+        conversation's are (under its lock)."""
+        processor = self.processor
+        async with processor.lock_store.lock(tracker.sender_id, processor.lock_lifetime):
+            await processor.save(tracker, start)
+
     async def turn(self, tracker: DialogueStateTracker, text: str, session: Session) -> None:
+        start = len(tracker.events)
+        try:
+            await self._turn(tracker, text, session)
+        finally:  # what happened stays, also when the input ended halfway
+            await self.save(tracker, start)
+
+    async def undo(self, tracker: DialogueStateTracker) -> bool:
+        """Take back the last user message and what followed, as Rasa's interactive
+        learning does: a ``rewind`` and ``action_listen`` (the tracker then is as before the
+        message); False when there is no message to take back."""
+        if not any(isinstance(e, UserUttered) for e in tracker.applied_events()):
+            return False
+        start = len(tracker.events)
+        self.processor.apply(tracker, [UserUtteranceReverted(),
+                                       ActionExecuted(action_name=ACTION_LISTEN)])
+        await self.save(tracker, start)
+        return True
+
+    async def _turn(self, tracker: DialogueStateTracker, text: str, session: Session) -> None:
         if self.agent.has_nlu or text.startswith(INTENT_PREFIX):
             parse = await self.processor.compute(lambda: self.agent.parse(text))
         else:
@@ -205,17 +240,6 @@ class _Conversation:
         await self.processor.run_action(action_for_name(ACTION_LISTEN, self.domain), tracker,
                                         context, prediction_for(self.domain, ACTION_LISTEN,
                                                                 None))
-
-
-def _undo(processor: MessageProcessor,
-          tracker: DialogueStateTracker) -> DialogueStateTracker | None:
-    """The conversation before its last user message (the ``action_listen`` before it
-    stays), or None when there is none."""
-    events = list(tracker.events)
-    last = max((i for i, e in enumerate(events) if isinstance(e, UserUttered)), default=None)
-    if last is None:
-        return None
-    return processor.tracker_store.init_tracker(tracker.sender_id, events[:last])
 
 
 def training_story(name: str, tracker: DialogueStateTracker) -> Story:
@@ -319,18 +343,34 @@ def _leaving(term: _Terminal, trackers: list[DialogueStateTracker],
 def run_interactive(agent: Agent, stdin: TextIO, stdout: TextIO,
                     export_path: str | Path = DEFAULT_EXPORT,
                     executor: ActionExecutor | None = None, seed: int | None = None,
-                    nlg_server: NLGServerClient | None = None) -> Session:
-    """Hold corrected conversations until export or quit; what was held."""
+                    nlg_server: NLGServerClient | None = None,
+                    tracker_store: TrackerStore | None = None,
+                    lock_store: LockStore | None = None,
+                    event_broker: EndpointConfig | None = None) -> Session:
+    """Hold corrected conversations until export or quit; what was held. The conversations
+    are kept in ``tracker_store`` (default: in memory) and ``event_broker`` (endpoints.yml's
+    section; connected first) gets their events, as in ``parley shell``."""
     if not agent.has_core or agent.domain is None:
         raise DataError("this model has no dialogue part to learn interactively with; "
                         "train it with stories or rules.")
     _read_export(Path(export_path))  # a file that cannot be added to fails now, not at the end
-    processor = MessageProcessor(agent, executor=executor, seed=seed, nlg_server=nlg_server)
+    processor = MessageProcessor(agent, tracker_store=tracker_store, lock_store=lock_store,
+                                 executor=executor, seed=seed, nlg_server=nlg_server)
     term = _Terminal(stdin, stdout)
     conversation = _Conversation(agent, processor, term)
     session = Session()
 
     async def converse() -> None:
+        from parley.runtime.brokers.factory import create_event_broker
+
+        processor.event_broker = await create_event_broker(event_broker)
+        try:
+            await talk()
+        finally:
+            if processor.event_broker is not None:
+                await processor.event_broker.close()
+
+    async def talk() -> None:
         tracker = await conversation.start()
         term.say(f"Type a message; '{STOP}' (or Ctrl-D) opens the menu to undo, restart, "
                  "export or quit.")
@@ -359,11 +399,9 @@ def run_interactive(agent: Agent, stdin: TextIO, stdout: TextIO,
                 # End of input at the menu: never drop the conversations without asking.
                 choice = _leaving(term, [*session.done, tracker], export_path)
             if choice == "undo":
-                undone = _undo(processor, tracker)
-                if undone is None:
+                if not await conversation.undo(tracker):
                     term.say("Nothing to undo.")
                 else:
-                    tracker = undone
                     if session.examples:
                         session.examples.pop()
                     term.say("The last message and what followed are undone.")

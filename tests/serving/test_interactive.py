@@ -305,3 +305,61 @@ def test_a_restart_should_cut_the_conversation_into_two_stories(agent, tmp_path)
     assert "Added 2 stories" in out
     assert [_steps(s) for s in read_story_file(path).stories] == [
         ["greet", "utter_greet", "action_restart"], ["thank", "utter_you_are_welcome"]]
+
+
+def _rows(db):
+    import json
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        return [(sender, json.loads(data)) for sender, data in connection.execute(
+            "select sender_id, data from events order by id")]
+
+
+def _endpoints(tmp_path):
+    path = tmp_path / "endpoints.yml"
+    path.write_text(f"tracker_store:\n  type: SQL\n  db: {tmp_path / 'conversations.db'}\n"
+                    f"event_broker:\n  type: SQL\n  db: {tmp_path / 'events.db'}\n")
+    return path
+
+
+def test_the_conversations_should_be_stored_and_published_as_endpoints_say(agent, tmp_path):
+    """As `rasa interactive --endpoints`: endpoints.yml's tracker store keeps the talk and
+    its event broker gets every event — the undo too, as Rasa records it (a rewind)."""
+    from parley.runtime.endpoints import read_endpoints
+    from parley.runtime.stores.factory import create_lock_store, create_tracker_store
+
+    endpoints = read_endpoints(_endpoints(tmp_path))
+    script = ("hello\ny\ny\ny\n"
+              "bye\ny\ny\ny\n/stop\n2\n"         # undo the goodbye
+              "/stop\n3\n"                       # a second conversation
+              "thanks\ny\ny\ny\n/stop\n5\n")     # quit without exporting
+    _run(agent, script, tmp_path / "x.yml",
+         tracker_store=create_tracker_store(endpoints.tracker_store),
+         lock_store=create_lock_store(endpoints.lock_store),
+         event_broker=endpoints.event_broker)
+    stored = _rows(tmp_path / "conversations.db")
+    published = _rows(tmp_path / "events.db")
+    assert published == [(sender, {"sender_id": sender, **event}) for sender, event in stored]
+    senders = list(dict.fromkeys(sender for sender, _ in published))
+    assert len(senders) == 2
+    first = [event for sender, event in published if sender == senders[0]]
+    assert [e["text"] for e in first if e["event"] == "user"] == ["hello", "bye"]
+    kinds = [e["event"] for e in first]
+    assert kinds[-2:] == ["rewind", "action"] and first[-1]["name"] == "action_listen"
+    second = [event for sender, event in published if sender == senders[1]]
+    assert [e["text"] for e in second if e["event"] == "user"] == ["thanks"]
+    assert second[0]["name"] == "action_session_start"
+
+
+def test_parley_interactive_should_use_the_endpoints_store_and_broker(trained, tmp_path,
+                                                                     monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\ny\ny\ny\n/stop\n4\n"))
+    path = tmp_path / "out.yml"
+    assert main(["interactive", "-m", str(trained), "--export", str(path), "--endpoints",
+                 str(_endpoints(tmp_path))]) == 0
+    assert "Added 1 stories and 1 NLU examples" in capsys.readouterr().out
+    stored = _rows(tmp_path / "conversations.db")
+    assert [e["text"] for _, e in stored if e["event"] == "user"] == ["hello"]
+    assert _rows(tmp_path / "events.db") == [(s, {"sender_id": s, **e}) for s, e in stored]
+

@@ -13,17 +13,25 @@
 
 Every broker is connected here: one that cannot be reached is a
 :class:`~parley.errors.BrokerError` naming the section's endpoints.yml line, so a server
-never starts publishing into nothing. A value of the wrong kind is a
+never starts publishing into nothing. Connecting is logged (the type and the line) and
+bounded: a broker that has not connected after ``connect_timeout`` seconds (Parley's key;
+:data:`CONNECT_LIMIT` by default, for RabbitMQ at least its own attempts' time) is such an
+error too, not a start that hangs without a word. A value of the wrong kind is a
 :class:`~parley.errors.SchemaError` at its line; an unknown key is warned about.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import importlib
 import inspect
+import logging
 import os
 import re
 import sys
+import threading
+from typing import Any
 
 from parley.errors import BrokerError, StoreError, warn
 from parley.runtime.brokers.base import EventBroker, ForeignBroker
@@ -33,14 +41,22 @@ from parley.runtime.brokers.sql import SQLEventBroker
 from parley.runtime.endpoint_options import SectionOptions
 from parley.runtime.endpoints import EndpointConfig
 
-__all__ = ["build_event_broker", "create_event_broker", "file_broker", "pika_broker",
-           "sql_broker"]
+__all__ = ["CONNECT_LIMIT", "build_event_broker", "connect_limit", "create_event_broker",
+           "file_broker", "pika_broker", "sql_broker"]
 
-_PIKA_KEYS = ("username", "password", "port", "queues", "exchange_name",
+logger = logging.getLogger(__name__)
+
+# Seconds a broker may take to connect at start (the section's `connect_timeout`): a
+# service that never answers, or a user's class that never returns, ends the start with
+# an error naming the line instead of a server that hangs without a word.
+CONNECT_LIMIT = 60.0
+CONNECT_TIMEOUT_KEY = "connect_timeout"
+
+_PIKA_KEYS = ("connect_timeout", "username", "password", "port", "queues", "exchange_name",
               "should_keep_unpublished_messages", "raise_on_failure", "connection_attempts",
               "retry_delay_in_seconds")
-_SQL_KEYS = ("dialect", "port", "db", "username", "password", "query", "table_name",
-             "should_keep_unpublished_messages")
+_SQL_KEYS = ("connect_timeout", "dialect", "port", "db", "username", "password", "query",
+             "table_name", "should_keep_unpublished_messages")
 # Rasa's own classes, which Rasa also loads by their module path.
 _RASA_CLASSES = {f"rasa.core.brokers.{module}.{name}EventBroker": kind for module, name, kind in (
     ("pika", "Pika", "pika"), ("sql", "SQL", "sql"), ("file", "File", "file"),
@@ -50,20 +66,105 @@ _TYPES = ("pika", "sql", "file", "a module path (my_package.MyBroker)")
 
 
 async def create_event_broker(config: EndpointConfig | None) -> EventBroker | None:
-    """The connected broker of endpoints.yml's ``event_broker`` section (None: none)."""
+    """The connected broker of endpoints.yml's ``event_broker`` section (None: none);
+    a :class:`BrokerError` naming the section's line when it does not connect within
+    ``connect_timeout`` seconds (:func:`connect_limit`)."""
     if config is None:
         return None
     broker = build_event_broker(config)
-    if broker is None:
-        return await _custom_broker(config)
+    limit = connect_limit(config, broker)
+    kind = _kind_shown(config)
+    logger.info("connecting to the event broker (type %s, %s; at most %g s)", kind,
+                config.where(), limit)
+    task = asyncio.ensure_future(_custom_broker(_without_parleys_keys(config))
+                                 if broker is None else _connected(broker))
+    # A from_endpoint_config that blocks the event loop (a synchronous connect) keeps the
+    # timeout below from firing at all: a thread says so rather than nothing.
+    watchdog = threading.Timer(limit + 1, _report_blocked, (config, kind, limit, task))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        done, _ = await asyncio.wait({task}, timeout=limit)
+    finally:
+        watchdog.cancel()
+        if not task.done():  # timed out, or the start itself was cancelled (Ctrl-C)
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)  # one that ignores cancelling is left
+    if not done:
+        if broker is not None:
+            await broker.close()
+        raise BrokerError(
+            f"{_origin(config)}: connecting to it (type {kind}) did not finish within "
+            f"{limit:g} s{_what_waited(config, broker)}. Check that its service is up and "
+            "reachable, or give it longer with 'connect_timeout: <seconds>' in the "
+            "event_broker section.")
+    return task.result()
+
+
+async def _connected(broker: EventBroker) -> EventBroker:
     await broker.connect()
     return broker
+
+
+def connect_limit(config: EndpointConfig, broker: EventBroker | None = None) -> float:
+    """How long connecting may take: the section's ``connect_timeout`` (seconds, Parley's
+    key), else :data:`CONNECT_LIMIT` — for RabbitMQ at least what its own
+    ``connection_attempts`` and ``retry_delay_in_seconds`` take to run out, so that its
+    error, which says more, comes first."""
+    given = config.kwargs.get(CONNECT_TIMEOUT_KEY)
+    if given is not None:
+        options = SectionOptions(config, (), "broker", warn_unknown=False)
+        limit = options.number(CONNECT_TIMEOUT_KEY, float)
+        if limit <= 0:
+            raise config.error(f"'{CONNECT_TIMEOUT_KEY}' must be a number of seconds above "
+                               f"0, found {given}.", CONNECT_TIMEOUT_KEY)
+        return float(limit)
+    if isinstance(broker, PikaEventBroker):
+        from parley.runtime.brokers.pika import CONNECT_TIMEOUT
+
+        schedule = broker.connection_attempts * (CONNECT_TIMEOUT + broker.retry_delay_in_seconds)
+        return max(CONNECT_LIMIT, schedule + CONNECT_TIMEOUT)  # + declaring the queues
+    return CONNECT_LIMIT
+
+
+def _kind(config: EndpointConfig) -> str:
+    return _RASA_CLASSES.get(str(config.type), (config.type or "pika").lower())
+
+
+def _kind_shown(config: EndpointConfig) -> str:
+    return str(config.type) if config.type else "pika (no type given)"
+
+
+def _what_waited(config: EndpointConfig, broker: EventBroker | None) -> str:
+    if broker is None:
+        return f" ({config.type}.from_endpoint_config has not returned)"
+    return ""
+
+
+def _report_blocked(config: EndpointConfig, kind: str, limit: float,
+                    task: asyncio.Future[Any]) -> None:
+    if not task.done():
+        logger.error("%s: the event broker (type %s) has not connected after %g s and holds "
+                     "up the start: it blocks the event loop (a synchronous call in its "
+                     "from_endpoint_config), so 'connect_timeout' cannot stop it. Stop Parley "
+                     "(Ctrl-C) and check the broker's service, or make its connecting "
+                     "asynchronous.", _origin(config), kind, limit)
+
+
+def _without_parleys_keys(config: EndpointConfig) -> EndpointConfig:
+    """The section as a user's class gets it: without Parley's ``connect_timeout``, which a
+    class written for Rasa (``cls(**broker_config.kwargs)``) would not take."""
+    if CONNECT_TIMEOUT_KEY not in config.kwargs:
+        return config
+    return dataclasses.replace(config, kwargs={key: value for key, value in
+                                               config.kwargs.items()
+                                               if key != CONNECT_TIMEOUT_KEY})
 
 
 def build_event_broker(config: EndpointConfig) -> EventBroker | None:
     """Parley's broker for the section, its keys checked, not yet connected; None for a
     user's class (``type: module.Class``), which only its own code can build."""
-    kind = _RASA_CLASSES.get(str(config.type), (config.type or "pika").lower())
+    kind = _kind(config)
     if kind == "pika":
         return pika_broker(config)
     if kind == "sql":
@@ -129,7 +230,7 @@ def sql_broker(config: EndpointConfig) -> SQLEventBroker:
 def file_broker(config: EndpointConfig) -> FileEventBroker:
     from parley.runtime.brokers.file import DEFAULT_PATH
 
-    options = SectionOptions(config, ("path",), "broker")
+    options = SectionOptions(config, ("connect_timeout", "path"), "broker")
     return FileEventBroker(options.text("path", DEFAULT_PATH), origin=_origin(config))
 
 

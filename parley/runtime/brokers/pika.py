@@ -25,7 +25,7 @@ import re
 import ssl
 from collections import deque
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from parley.errors import BrokerError
 from parley.runtime.brokers.base import Encoded, QueuedBroker
@@ -122,6 +122,9 @@ class PikaEventBroker(QueuedBroker):
                 self._connection = await aio_pika.connect_robust(**arguments)
                 break
             except Exception as error:  # noqa: BLE001 - any failure: try again, then report
+                refusal = self._refusal(error)
+                if refusal:  # RabbitMQ answered: the settings are wrong, trying cannot help
+                    raise BrokerError(f"{self.origin}: {refusal}") from error
                 if attempt == self.connection_attempts:
                     raise BrokerError(
                         f"{self.origin}: RabbitMQ at {self._where()} cannot be reached "
@@ -151,6 +154,33 @@ class PikaEventBroker(QueuedBroker):
         logger.info("%s: publishing to RabbitMQ at %s (exchange '%s', queues %s).",
                     self.origin, self._where(), self.exchange_name, ", ".join(self.queues))
 
+    def _login(self) -> tuple[str, str]:
+        """The user and the virtual host a connection asks for (a URL's own win)."""
+        if "://" in self.host:
+            parts = urlsplit(self.host)
+            vhost = unquote(parts.path[1:]) if parts.path not in ("", "/") else "/"
+            return unquote(parts.username) if parts.username else self.username, vhost
+        return self.username, "/"
+
+    def _refusal(self, error: BaseException) -> str | None:
+        """What RabbitMQ refused, in words, when it refused the login or the virtual host
+        (aio-pika shows the first as ACCESS_REFUSED and the second as an unexpected frame,
+        "Expected one of ['Connection.OpenOk'], got <Connection.Close …>"); None for other
+        failures (not reachable, a timeout), which are worth another attempt."""
+        user, vhost = self._login()
+        text = str(error)
+        if type(error).__name__ == "ProbableAuthenticationError" or "ACCESS_REFUSED" in text:
+            return (f"RabbitMQ at {self._where()} refused the login of user '{user}' (wrong "
+                    "username or password: the keys 'username' and 'password', or the "
+                    "user:password of an amqp:// URL).")
+        if ("Connection.OpenOk" in text and "Connection.Close" in text) or \
+                type(error).__name__ == "ConnectionNotAllowed":
+            return (f"RabbitMQ at {self._where()} refused the virtual host '{vhost}': it does "
+                    f"not exist there, or user '{user}' may not use it (the vhost is the "
+                    "path of the amqp:// URL: amqp://user:password@host:5672/vhost; '/' "
+                    "when there is none).")
+        return None
+
     def _on_reconnect(self, *_: Any, **__: Any) -> None:
         self.backlog.retry()  # what waited goes out now, not with the next message
 
@@ -167,29 +197,49 @@ class PikaEventBroker(QueuedBroker):
     async def _send(self, pending: deque[Encoded]) -> None:
         """Publish what waits, up to :data:`BATCH` at a time: sent one after the other on
         the channel (RabbitMQ keeps their order) and confirmed together, which costs one
-        round trip and one disk flush of RabbitMQ's rather than one per event."""
+        round trip and one disk flush of RabbitMQ's rather than one per event.
+
+        Every event RabbitMQ confirmed leaves the queue, wherever it stands in the batch;
+        the others stay at its front, in their order, and are sent again. Confirmations
+        need not fail from some point on: a publish that waited for aio-pika's reconnection
+        is confirmed after earlier ones were lost with the connection, and sending the
+        batch again from its first failure would repeat it — a consumer would see events
+        it already had come back before the newer ones."""
         aio_pika = _aio_pika()
         if self._exchange is None:
             raise BrokerError(f"{self.origin}: not connected to RabbitMQ.")
         app_id = os.environ.get("RASA_ENVIRONMENT")
-        batch = list(itertools.islice(pending, BATCH))
+        batch = list(itertools.islice(pending, BATCH))  # taken off once answered
         results = await asyncio.gather(*(
             self._exchange.publish(
                 aio_pika.Message(event.body.encode("utf-8"), app_id=app_id,
                                  delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
                 routing_key="", timeout=PUBLISH_TIMEOUT)
             for event in batch), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):  # connection lost, nack, timeout
-                if _refused(result):  # would be refused for ever, holding up the rest
-                    event = pending.popleft()
-                    logger.error("%s: RabbitMQ at %s refused an event of conversation '%s' "
-                                 "(%d bytes): %s. It was dropped; the events after it go on.",
-                                 self.origin, self._where(), event.sender_id,
-                                 len(event.body.encode("utf-8")), _reason(result))
-                raise BrokerError(f"{self.origin}: publishing to RabbitMQ at {self._where()} "
-                                  f"failed ({_reason(result)}).") from result
+        unconfirmed: list[Encoded] = []
+        failure: BaseException | None = None
+        for event, result in zip(batch, results, strict=True):
+            if not isinstance(result, BaseException):
+                continue
+            # The first failure is the cause (connection lost, nack, timeout, a refusal).
+            # An event RabbitMQ refuses would be refused for ever and hold up the rest: it
+            # is dropped. The channel RabbitMQ closes over it fails the later events with
+            # the same words; they were not refused and stay.
+            refused = failure is None and _refused(result)
+            failure = failure or result
+            if refused:
+                logger.error("%s: RabbitMQ at %s refused an event of conversation '%s' "
+                             "(%d bytes): %s. It was dropped; the events after it go on.",
+                             self.origin, self._where(), event.sender_id,
+                             len(event.body.encode("utf-8")), _reason(result))
+            else:
+                unconfirmed.append(event)
+        for _ in batch:
             pending.popleft()
+        pending.extendleft(reversed(unconfirmed))
+        if failure is not None:
+            raise BrokerError(f"{self.origin}: publishing to RabbitMQ at {self._where()} "
+                              f"failed ({_reason(failure)}).") from failure
 
 
 def url_problem(host: str) -> str | None:

@@ -4,7 +4,8 @@ The table is Rasa's: ``id`` (the order events were published in), ``sender_id`` 
 ``data`` (the event's JSON, ``sender_id`` included), so a consumer written for Rasa's table
 reads Parley's. The URL is built as the SQL tracker store builds it (``dialect``, ``url``
 as host, ``host:port`` or a whole URL, ``port``, ``db``, ``username``, ``password``); the
-default database is Rasa's ``events.db``. Parley adds ``table_name`` (default ``events``)
+default database is Rasa's ``events.db``; ``db: ":memory:"`` keeps the events in a SQLite
+database in memory for as long as the process runs. Parley adds ``table_name`` (default ``events``)
 and, as for its SQL tracker store, ``query`` (options for the driver: ``sslmode``, …).
 
 Events are written off the event loop by the broker's one sending task, as many as wait in
@@ -94,7 +95,7 @@ class SQLEventBroker(QueuedBroker):
         import sqlalchemy as sa
 
         try:
-            engine = sa.create_engine(self.url)
+            engine = sa.create_engine(self.url, **_engine_options(sa, self.url))
         except ImportError as error:
             raise BrokerError(f"{self.origin}: the SQL dialect '{self.url.drivername}' needs a "
                               f"database driver that is not installed ({error}).") from error
@@ -183,6 +184,23 @@ def _broker_table(sa: Any, name: str) -> Any:
         sa.Column("sender_id", sa.String(NAME_COLUMN_CHARS)),
         sa.Column("data", sa.Text),
     )
+
+
+def _in_memory(url: Any) -> bool:
+    """Whether ``url`` is a SQLite database in memory (``db: ":memory:"``, or no ``db``
+    at all, as SQLite takes an empty name; or a ``file:…?mode=memory`` URI)."""
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory")
+
+
+def _engine_options(sa: Any, url: Any) -> dict[str, Any]:
+    """A SQLite database in memory exists only inside its connection, and SQLAlchemy would
+    give each worker thread that writes a connection (a database) of its own, with no
+    table. One connection, shared by the threads, keeps the events for the process's life;
+    the broker's one sending task writes, so the threads never use it at the same time."""
+    if not _in_memory(url):
+        return {}
+    return {"poolclass": sa.pool.StaticPool, "connect_args": {"check_same_thread": False}}
 
 
 def _wait_for_sqlite_lock(sa: Any, engine: Any) -> None:

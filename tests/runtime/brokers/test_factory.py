@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import warnings
@@ -65,6 +66,10 @@ def test_no_section_should_mean_no_broker() -> None:
      "AMQP URL", 3),
     ("event_broker:\n  type: SQL\n  url: 'postgresql://h:abc/db'\n", "not a database URL", 3),
     ("event_broker:\n  type: sql\n  port: .inf\n", "'port' must be a number", 3),
+    ("event_broker:\n  type: sql\n  connect_timeout: 0\n", "'connect_timeout' must be a "
+     "number of seconds above 0", 3),
+    ("event_broker:\n  type: my.Broker\n  connect_timeout: soon\n", "'connect_timeout' "
+     "must be a number", 3),
 ])
 def test_bad_settings_should_name_the_line(tmp_path: Path, text: str, message: str,
                                            line: int) -> None:
@@ -161,6 +166,36 @@ class AsyncPublish(RasaStyle):
     async def publish(self, event):
         await asyncio.sleep(0)
         SENT.append(("async", event))
+
+
+class Hanging(RasaStyle):
+    """Its service never answers: from_endpoint_config never returns."""
+
+    @classmethod
+    async def from_endpoint_config(cls, broker_config, event_loop=None):
+        await asyncio.Event().wait()
+
+
+class Blocking(RasaStyle):
+    """Connects with a synchronous call: the event loop stands still meanwhile."""
+
+    @classmethod
+    def from_endpoint_config(cls, broker_config):
+        import time
+
+        time.sleep(2.0)
+        return cls()
+
+
+class OwnKeys(RasaStyle):
+    """Written for Rasa: takes its section's keys as arguments, and no others."""
+
+    def __init__(self, topic):
+        self.topic = topic
+
+    @classmethod
+    def from_endpoint_config(cls, broker_config):
+        return cls(**broker_config.kwargs)
 
 
 class Nothing(RasaStyle):
@@ -337,3 +372,59 @@ def test_a_file_broker_on_a_full_disk_should_leave_whole_lines_once(tmp_path: Pa
     assert "File too large" in done.stderr  # the limit did stop a write
     lines = log.read_text().splitlines()
     assert [json.loads(line)["text"][0] for line in lines] == [str(n) for n in range(10)]
+
+
+def test_a_users_broker_that_never_connects_should_name_the_line_in_bounded_time(
+        tmp_path: Path, brokers_module: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A from_endpoint_config that never returns held the server's start for ever, without
+    a word: connecting is logged, and bounded by connect_timeout."""
+    config = section(tmp_path, f"lock_store:\n  type: in_memory\nevent_broker:\n"
+                               f"  type: {brokers_module}.Hanging\n  url: h\n"
+                               "  connect_timeout: 0.5\n")
+    with caplog.at_level(logging.INFO, logger="parley"), pytest.raises(
+            BrokerError, match=rf"endpoints.yml:3\): connecting to it \(type "
+                               rf"{brokers_module}.Hanging\) did not finish within 0.5 s "
+                               rf"\({brokers_module}.Hanging.from_endpoint_config has not "
+                               r"returned\).*'connect_timeout: <seconds>'"):
+        asyncio.run(asyncio.wait_for(create_event_broker(config), 10))
+    connecting = [r.getMessage() for r in caplog.records if "connecting to" in r.getMessage()]
+    assert connecting == [f"connecting to the event broker (type {brokers_module}.Hanging, "
+                          f"{tmp_path / 'endpoints.yml'}:3; at most 0.5 s)"]
+
+
+def test_connect_timeout_should_not_reach_a_users_class(tmp_path: Path,
+                                                        brokers_module: str) -> None:
+    config = section(tmp_path, f"event_broker:\n  type: {brokers_module}.OwnKeys\n"
+                               "  topic: bot\n  connect_timeout: 5\n")
+    broker = create(config)
+    assert isinstance(broker, ForeignBroker) and broker.broker.topic == "bot"
+
+
+def test_the_default_connect_limit_should_let_rabbitmqs_own_attempts_run_out(
+        tmp_path: Path) -> None:
+    pytest.importorskip("aio_pika", reason="aio-pika is not installed (parley[brokers])")
+    from parley.runtime.brokers.factory import CONNECT_LIMIT, build_event_broker, connect_limit
+
+    pika = section(tmp_path, "event_broker:\n  queues: [q]\n  connection_attempts: 10\n")
+    assert connect_limit(pika, build_event_broker(pika)) > 10 * 5
+    sql = section(tmp_path, "event_broker:\n  type: sql\n")
+    assert connect_limit(sql, build_event_broker(sql)) == CONNECT_LIMIT
+    given = section(tmp_path, "event_broker:\n  queues: [q]\n  connect_timeout: 7\n")
+    assert connect_limit(given, build_event_broker(given)) == 7
+
+
+def test_a_users_broker_that_blocks_the_loop_should_be_reported_after_the_limit(
+        tmp_path: Path, brokers_module: str, caplog: pytest.LogCaptureFixture) -> None:
+    """connect_timeout cannot fire while the loop stands still; a thread says why the
+    start waits."""
+    config = section(tmp_path, f"event_broker:\n  type: {brokers_module}.Blocking\n"
+                               "  connect_timeout: 0.2\n")
+    with caplog.at_level(logging.ERROR, logger="parley"):
+        try:
+            create(config)
+        except BrokerError:
+            pass  # the limit is past when the call returns: either outcome is fair
+    blocked = [r.getMessage() for r in caplog.records if "blocks the event loop" in
+               r.getMessage()]
+    assert len(blocked) == 1 and f"{tmp_path / 'endpoints.yml'}:1" in blocked[0]
+    assert f"(type {brokers_module}.Blocking) has not connected after 0.2 s" in blocked[0]

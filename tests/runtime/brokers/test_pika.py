@@ -126,6 +126,32 @@ event_broker:
         asyncio.run(create_event_broker(config))
 
 
+@pytest.mark.parametrize(("url", "message"), [
+    (f"amqp://guest:guest@{HOST}:{PORT}/parley_no_such_vhost",
+     rf"RabbitMQ at {HOST}:{PORT} refused the virtual host 'parley_no_such_vhost': it does "
+     "not exist there, or user 'guest' may not use it"),
+    (f"amqp://guest:not-the-password@{HOST}:{PORT}/",
+     rf"RabbitMQ at {HOST}:{PORT} refused the login of user 'guest' \(wrong username or "
+     "password"),
+])
+def test_a_vhost_or_login_rabbitmq_refuses_should_be_said_in_words_at_once(
+        tmp_path: Path, url: str, message: str) -> None:
+    """Not aio-pika's "Expected one of ['Connection.OpenOk'], got <Connection.Close …>",
+    and not after connection_attempts × retry_delay_in_seconds: RabbitMQ answered."""
+    need_rabbitmq()
+    config = section(tmp_path, f"""\
+tracker_store:
+  type: sql
+event_broker:
+  type: pika
+  url: {url}
+  queues: [q]
+  retry_delay_in_seconds: 60
+""")
+    with pytest.raises(BrokerError, match=r"event broker \(.*endpoints.yml:3\): " + message):
+        asyncio.run(asyncio.wait_for(create_event_broker(config), 30))
+
+
 def test_a_dropped_connection_should_lose_and_repeat_nothing(
         tmp_path: Path, names: Any, caplog: pytest.LogCaptureFixture) -> None:
     """Events published while RabbitMQ is away wait, and go out first when it is back."""
@@ -166,6 +192,73 @@ event_broker:
     with caplog.at_level(logging.ERROR):
         taken = asyncio.run(scenario())
     assert [body for body, _ in taken] == events("ada", 6)
+    assert asyncio.run(remaining(queues[0])) == 0
+
+
+def test_a_batch_cut_by_a_reconnection_should_send_again_only_what_was_not_confirmed(
+        tmp_path: Path, names: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """One batch's publishes can straddle a reconnection: the first confirmed, the next
+    lost with the connection, the last confirmed on the new one (aio-pika lets a publish
+    wait for its reconnection). Only the lost ones are sent again: the confirmed ones,
+    sent again too, came back to the consumer after events it already had."""
+    queues, exchange = names
+
+    async def scenario() -> tuple[list[Any], list[dict[str, Any]]]:
+        proxy = Proxy(HOST, PORT)
+        await proxy.start()
+        config = section(tmp_path, f"""\
+event_broker:
+  type: pika
+  url: amqp://guest:guest@127.0.0.1:{proxy.port}/?reconnect_interval=0.2
+  queues: [{queues[0]}]
+  exchange_name: {exchange}
+""")
+        broker = await create_event_broker(config)
+        assert broker is not None
+        target = broker._exchange  # type: ignore[attr-defined]
+        publish, issued = target.publish, [0]
+        first_confirmed, cut = asyncio.Event(), asyncio.Event()
+        confirmed: list[int] = []
+
+        async def straddling(message: Any, *args: Any, **kwargs: Any) -> Any:
+            index = issued[0]
+            issued[0] += 1
+            if index < 10:  # confirmed before the cut
+                result = await publish(message, *args, **kwargs)
+                confirmed.append(index)
+                if len(confirmed) == 10:
+                    first_confirmed.set()
+                return result
+            if index == 10:  # the connection drops under the batch
+                await first_confirmed.wait()
+                proxy.cut()
+                await asyncio.sleep(0.2)
+                cut.set()
+            elif index < 30:
+                await cut.wait()
+            if 20 <= index < 30:  # these wait for the reconnection
+                proxy.restore()
+                for _ in range(200):
+                    if broker.is_ready() and not target.channel.is_closed:
+                        break
+                    await asyncio.sleep(0.05)
+            return await publish(message, *args, **kwargs)
+
+        target.publish = straddling
+        sent = events("ada", 35)
+        await broker.publish_events(sent[:30])  # one batch
+        with pytest.raises(BrokerError, match="publishing to RabbitMQ .* failed"):
+            await broker.flush()
+        assert len(broker.backlog) == 10  # type: ignore[attr-defined]
+        await broker.publish_events(sent[30:])
+        await broker.flush()
+        await broker.close()
+        await proxy.close()
+        return await take(queues[0], 35), sent
+
+    with caplog.at_level(logging.ERROR):
+        taken, sent = asyncio.run(scenario())
+    assert [body for body, _ in taken] == sent[:10] + sent[20:30] + sent[10:20] + sent[30:]
     assert asyncio.run(remaining(queues[0])) == 0
 
 

@@ -324,3 +324,30 @@ def test_events_that_waited_should_go_out_when_the_database_is_back_without_a_sa
         assert [data for _, _, data in rows(url, "events")] == events("bob", 1)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("db", ['":memory:"', '""'])
+def test_an_in_memory_sqlite_database_should_keep_the_events_while_the_broker_runs(
+        tmp_path: Path, db: str) -> None:
+    """SQLite's ``:memory:`` database lives in one connection: the broker's writes (from
+    worker threads) and its table must all use that one, or the first write finds no
+    table."""
+    import sqlalchemy as sa
+
+    config = section(tmp_path, f"event_broker:\n  type: sql\n  db: {db}\n")
+
+    async def scenario() -> list[tuple[str, dict[str, Any]]]:
+        broker = await create_event_broker(config)
+        assert broker is not None
+        await broker.publish_events(events("ada", 3))
+        await broker.flush()
+        broker.publish(events("bob", 1)[0])
+        await broker.flush()
+        with broker._engine.connect() as conn:  # type: ignore[attr-defined]
+            found = conn.execute(sa.text("SELECT sender_id, data FROM events ORDER BY id"))
+            result = [(row.sender_id, json.loads(row.data)) for row in found]
+        await broker.close()
+        return result
+
+    found = asyncio.run(scenario())
+    assert found == [("ada", e) for e in events("ada", 3)] + [("bob", events("bob", 1)[0])]

@@ -106,6 +106,37 @@ def test_parley_run_should_refuse_to_start_with_a_broker_that_is_down(
     assert "Traceback" not in err
 
 
+def test_parley_run_should_say_it_connects_and_not_hang_on_a_broker_that_never_does(
+        moodbot_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    """A user's broker whose from_endpoint_config never returns held `parley run` before
+    its port opened, with no log at all."""
+    import logging
+    import sys
+
+    from parley.cli.main import main
+
+    module = f"never_connects_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(
+        "import asyncio\n\n\nclass Broker:\n    @classmethod\n"
+        "    async def from_endpoint_config(cls, broker_config, event_loop=None):\n"
+        "        await asyncio.Event().wait()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = endpoints_file(tmp_path, f"event_broker:\n  type: {module}.Broker\n"
+                                    "  connect_timeout: 1\n")
+    try:
+        with caplog.at_level(logging.INFO, logger="parley"):
+            assert main(["run", "-m", str(moodbot_model), "--endpoints", str(path)]) == 1
+    finally:
+        sys.modules.pop(module, None)
+    err = capsys.readouterr().err
+    assert (f"the event broker ({path}:1): connecting to it (type {module}.Broker) did "
+            "not finish within 1 s") in err
+    assert "Traceback" not in err
+    assert any(f"connecting to the event broker (type {module}.Broker, {path}:1" in
+               record.getMessage() for record in caplog.records)
+
+
 def test_parley_run_should_publish_each_conversation_to_rabbitmq(
         moodbot_model: Path, tmp_path: Path) -> None:
     need_rabbitmq()

@@ -30,7 +30,13 @@ from typing import Any
 
 from parley.errors import BrokerError, StoreError
 from parley.runtime.brokers.base import Encoded, QueuedBroker, _sentence
-from parley.runtime.stores.sql import NAME_COLUMN_CHARS, failure_text, shown_url, sql_url
+from parley.runtime.stores.sql import (
+    NAME_COLUMN_CHARS,
+    engine_options,
+    failure_text,
+    shown_url,
+    sql_url,
+)
 
 __all__ = ["SQLEventBroker"]
 
@@ -95,7 +101,7 @@ class SQLEventBroker(QueuedBroker):
         import sqlalchemy as sa
 
         try:
-            engine = sa.create_engine(self.url, **_engine_options(sa, self.url))
+            engine = sa.create_engine(self.url, **engine_options(sa, self.url))
         except ImportError as error:
             raise BrokerError(f"{self.origin}: the SQL dialect '{self.url.drivername}' needs a "
                               f"database driver that is not installed ({error}).") from error
@@ -184,23 +190,6 @@ def _broker_table(sa: Any, name: str) -> Any:
         sa.Column("sender_id", sa.String(NAME_COLUMN_CHARS)),
         sa.Column("data", sa.Text),
     )
-
-
-def _in_memory(url: Any) -> bool:
-    """Whether ``url`` is a SQLite database in memory (``db: ":memory:"``, or no ``db``
-    at all, as SQLite takes an empty name; or a ``file:…?mode=memory`` URI)."""
-    return url.get_backend_name() == "sqlite" and (
-        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory")
-
-
-def _engine_options(sa: Any, url: Any) -> dict[str, Any]:
-    """A SQLite database in memory exists only inside its connection, and SQLAlchemy would
-    give each worker thread that writes a connection (a database) of its own, with no
-    table. One connection, shared by the threads, keeps the events for the process's life;
-    the broker's one sending task writes, so the threads never use it at the same time."""
-    if not _in_memory(url):
-        return {}
-    return {"poolclass": sa.pool.StaticPool, "connect_args": {"check_same_thread": False}}
 
 
 def _wait_for_sqlite_lock(sa: Any, engine: Any) -> None:

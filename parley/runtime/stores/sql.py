@@ -20,6 +20,7 @@ unaffected.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -35,7 +36,8 @@ from parley.errors import DataError, StoreError
 from parley.runtime.stores.appending import SESSION_STARTED, events_to_append
 from parley.runtime.stores.base import ThreadedTrackerStore
 
-__all__ = ["SQLTrackerStore", "failure_text", "shown_url", "sql_url"]
+__all__ = ["SQLTrackerStore", "engine_options", "failure_text", "in_memory_sqlite", "shown_url",
+           "sql_url"]
 
 _T = TypeVar("_T")
 
@@ -114,6 +116,10 @@ class SQLTrackerStore(ThreadedTrackerStore):
         self._starts: weakref.WeakKeyDictionary[DialogueStateTracker, int] = \
             weakref.WeakKeyDictionary()
         self._ready = threading.Lock()
+        # A SQLite database in memory is one connection that the worker threads share
+        # (engine_options): one thing at a time on it.
+        self._serial: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if in_memory_sqlite(self.url) else contextlib.nullcontext())
 
     # ---- connection ----------------------------------------------------------------
 
@@ -131,7 +137,7 @@ class SQLTrackerStore(ThreadedTrackerStore):
                 try:
                     if self.login_db and self.url.get_backend_name() == "postgresql":
                         self._create_database(sa)
-                    engine = sa.create_engine(self.url)
+                    engine = sa.create_engine(self.url, **engine_options(sa, self.url))
                 except ImportError as error:
                     raise StoreError(
                         f"{self.origin}: the SQL dialect '{self.url.drivername}' needs a "
@@ -191,7 +197,8 @@ class SQLTrackerStore(ThreadedTrackerStore):
         engine, table = self._connect()
         for attempt in (1, 2):
             try:
-                return work(sa, engine, table)
+                with self._serial:
+                    return work(sa, engine, table)
             except sa.exc.DBAPIError as error:
                 if attempt == 1 and error.connection_invalidated:
                     continue
@@ -303,6 +310,23 @@ def _create_table(sa: Any, engine: Any, table: Any) -> set[str]:
                 raise
             time.sleep(0.05 * (attempt + 1))
     return {column["name"] for column in sa.inspect(engine).get_columns(table.name)}
+
+
+def in_memory_sqlite(url: Any) -> bool:
+    """Whether ``url`` is a SQLite database in memory (``db: ":memory:"``, or no ``db``
+    at all, as SQLite takes an empty name; or a ``file:…?mode=memory`` URI)."""
+    return url.get_backend_name() == "sqlite" and (  # type: ignore[no-any-return]
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory")
+
+
+def engine_options(sa: Any, url: Any) -> dict[str, Any]:
+    """``create_engine``'s options for ``url``. A SQLite database in memory exists only
+    inside its connection, and SQLAlchemy would give each worker thread a connection (a
+    database) of its own, with no table: one connection, shared by the threads, keeps the
+    events for the process's life (its users take turns on it)."""
+    if not in_memory_sqlite(url):
+        return {}
+    return {"poolclass": sa.pool.StaticPool, "connect_args": {"check_same_thread": False}}
 
 
 def _begin_immediate(sa: Any, engine: Any) -> None:

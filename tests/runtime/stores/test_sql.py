@@ -52,6 +52,32 @@ def test_postgres_store_should_pass_the_tracker_store_contract(
         asyncio.run(store.close())
 
 
+@pytest.mark.parametrize("db", [":memory:", ""], ids=["memory", "no-name"])
+def test_an_in_memory_sqlite_store_should_pass_the_contract_and_take_turns(db: str) -> None:
+    """SQLite's ``:memory:`` database lives in one connection: every worker thread must use
+    that one (a thread of its own would find no table), one save at a time."""
+    store = SQLTrackerStore(DOMAIN, dialect="sqlite", db=db)
+
+    async def scenario() -> list[int]:
+        await check_tracker_store(store)
+
+        async def talk(sender: str) -> int:
+            for turn in range(5):
+                tracker = await store.get_or_create_tracker(sender)
+                tracker.update(UserUttered(text=f"turn {turn}", timestamp=float(turn)))
+                await store.save(tracker)
+            stored = await store.retrieve_full_tracker(sender)
+            assert stored is not None
+            return len([e for e in stored.events if isinstance(e, UserUttered)])
+
+        return list(await asyncio.gather(*(talk(f"user{i}") for i in range(8))))
+
+    try:
+        assert asyncio.run(scenario()) == [5] * 8
+    finally:
+        asyncio.run(store.close())
+
+
 def _conversation(store: SQLTrackerStore, sender: str) -> None:
     async def run() -> None:
         tracker = await store.get_or_create_tracker(sender)

@@ -150,6 +150,30 @@ def test_execute_and_trigger_intent_should_run_and_return_the_messages(client):
                        json={"name": "greet", "entities": 5}).status_code == 400
 
 
+def test_an_external_intent_should_have_no_confidence_and_work_on_as_rasas(client):
+    # Rasa's UserUttered.create_external stores {"name": …} alone: no NLU scored it.
+    triggered = client.post("/conversations/ext/trigger_intent", json={"name": "greet"})
+    assert triggered.status_code == 200, triggered.text
+    assert [m["text"] for m in triggered.json()["messages"]] == ["Hey! How are you?"]
+    assert triggered.json()["tracker"]["latest_message"]["intent"] == {"name": "greet"}
+    events = client.get("/conversations/ext/tracker").json()["events"]
+    user = next(e for e in events if e["event"] == "user")
+    assert user["parse_data"]["intent"] == {"name": "greet"}
+    # Everything downstream takes it: the conversation goes on, predicts, becomes a story,
+    # and its events go back in as they came out.
+    assert say(client, "ext", "I am sad").json()[0]["text"] == "Here is something to cheer you up:"
+    assert client.post("/conversations/ext/predict").status_code == 200
+    story = client.get("/conversations/ext/story")
+    assert story.status_code == 200
+    steps = yaml.safe_load(story.text)["stories"][0]["steps"]
+    assert [step.get("intent") for step in steps if "intent" in step] == [
+        "greet", "mood_unhappy"]
+    every = client.get("/conversations/ext/tracker?include_events=ALL").json()["events"]
+    replaced = client.put("/conversations/ext2/tracker/events", json=every)
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["events"] == every
+
+
 def test_story_should_write_the_conversation_as_a_test_story(client):
     say(client, "s", "hello")
     say(client, "s", "I am sad")

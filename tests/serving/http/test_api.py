@@ -26,6 +26,35 @@ def test_version_and_status_should_describe_the_server_and_model(client, moodbot
                       "num_active_training_jobs": 0}
 
 
+def test_a_model_without_an_id_should_have_none_as_rasas(moodbot_model, tmp_path):
+    # An archive whose metadata has no model_id: Rasa's agent gives None, so /status shows
+    # null and no event names a model (not the text "None").
+    import json
+
+    from starlette.testclient import TestClient
+
+    from parley.engine.archive import extract_archive, pack_archive
+    from parley.serving.agent import load
+    from parley.serving.http import ServerSettings, create_app
+
+    root = extract_archive(moodbot_model, tmp_path / "model")
+    meta = json.loads((root / "metadata.json").read_text())
+    del meta["model_id"]
+    (root / "metadata.json").write_text(json.dumps(meta))
+    archive = pack_archive(root, tmp_path / "no-id.tar.gz")
+    agent = load(archive)
+    assert agent.model_id is None
+    app = create_app(agent, model_file=archive, settings=ServerSettings(enable_api=True))
+    with TestClient(app) as client:
+        assert client.get("/status").json()["model_id"] is None
+        say(client, "anon", "hello")
+        events = client.get("/conversations/anon/tracker").json()["events"]
+        assert events and all("model_id" not in event["metadata"] for event in events)
+        assert all(event["metadata"].get("assistant_id") == agent.assistant_id
+                   for event in events)
+    agent.close()
+
+
 def test_parse_should_give_rasas_parse_result(client):
     parsed = client.post("/model/parse", json={"text": "I am so sad", "message_id": "m1"})
     assert parsed.status_code == 200

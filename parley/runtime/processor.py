@@ -213,10 +213,13 @@ class MessageProcessor:
                              output_channel: str | None = None,
                              ) -> tuple[DialogueStateTracker, list[dict[str, Any]]]:
         """Act as if the user had expressed ``intent`` (Rasa's external events and
-        ``trigger_intent`` endpoint): the message text is ``EXTERNAL: <intent>``."""
+        ``trigger_intent`` endpoint): the message text is ``EXTERNAL: <intent>``. The
+        intent is ``{"name": intent}`` alone, as Rasa's ``UserUttered.create_external``
+        stores it: no NLU scored it, so it has no confidence (a policy scoring with the
+        NLU confidence counts it as 1)."""
         if isinstance(entities, dict):
             entities = [{"entity": name, "value": value} for name, value in entities.items()]
-        parse: dict[str, Any] = {"intent": {"name": intent, "confidence": 1.0},
+        parse: dict[str, Any] = {"intent": {"name": intent},
                                  "entities": entities or [], "text": f"EXTERNAL: {intent}"}
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)

@@ -44,8 +44,12 @@ class Agent:
             self._files = None
 
     @property
-    def model_id(self) -> str:
-        return str(self.metadata.get("model_id"))
+    def model_id(self) -> str | None:
+        """The archive's ``model_id``; None in an archive that has none (not the text
+        "None"), as Rasa's agent gives None: ``/status`` then shows null and events get
+        no ``model_id`` in their metadata."""
+        value = self.metadata.get("model_id")
+        return str(value) if value else None
 
     @property
     def assistant_id(self) -> str | None:

@@ -93,6 +93,17 @@ def test_a_more_confident_learned_policy_should_win_whatever_its_priority():
     assert best.reason == "most confident (0.90; next RulePolicy 0.60): fixed"
 
 
+@pytest.mark.parametrize("intent", [{"name": "bye"}, {"name": "bye", "confidence": None}])
+def test_a_rule_scoring_an_intent_without_confidence_should_score_one(intent):
+    # An external intent has no confidence (Rasa's create_external): the rule scores 1.
+    policies, domain = fitted_ensemble(FixedPolicy(probabilities={"utter_ok": 0.9}),
+                                       rule=RulePolicy(use_nlu_confidence_as_score=True))
+    tracker = conversation(domain, ("intent", "bye"))
+    tracker.latest_message.intent = intent
+    best = policies.predict(tracker, domain)
+    assert best.policy_name == "RulePolicy" and best.max_confidence == 1.0
+
+
 @pytest.mark.parametrize(("confidence", "winner", "action"), [
     (0.6, "FixedPolicy", "utter_chitchat"),
     (0.3, "RulePolicy", "action_default_fallback"),  # a tie: RulePolicy's priority

@@ -97,6 +97,19 @@ def test_nlu_confidence_should_be_the_score_when_asked():
     assert policy.predict(tracker, domain).max_confidence == pytest.approx(0.6)
 
 
+@pytest.mark.parametrize("intent", [{"name": "greet"}, {"name": "greet", "confidence": None}])
+def test_an_intent_without_confidence_should_score_one(intent):
+    # An external intent (trigger_intent) has no confidence, as Rasa stores it; an event
+    # posted over HTTP may carry a null one. Rasa's default for a missing one is 1.
+    policy, domain = trained(use_nlu_confidence_as_score=True)
+    tracker = conversation(domain)
+    tracker.update(ActionExecuted(action_name="action_listen"))
+    tracker.update(UserUttered(text="EXTERNAL: greet", intent=intent))
+    prediction = policy.predict(tracker, domain)
+    assert predicted(prediction, domain) == "utter_greet"
+    assert prediction.max_confidence == 1.0
+
+
 def test_memoization_should_raise_when_not_fitted():
     domain = small_domain()
     with pytest.raises(NotFittedError):

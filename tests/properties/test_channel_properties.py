@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from parley.serving.http.channels import slack_events
 from parley.serving.http.channels.facebook import incoming as facebook_incoming
-from parley.serving.http.channels.facebook import messenger_messages
+from parley.serving.http.channels.facebook import MessengerRefusal, messenger_messages
 from parley.serving.http.channels.slack import slack_posts
 from parley.serving.http.channels.telegram import incoming as telegram_incoming
 from parley.serving.http.channels.telegram import telegram_calls
@@ -24,7 +24,8 @@ KEYS = ["message", "chat", "id", "text", "callback_query", "data", "edited_messa
         "event", "user", "channel", "channel_type", "bot_id", "subtype", "actions",
         "value", "selected_option", "selected_options", "authorizations", "authed_users",
         "user_id", "ts", "thread_ts", "title", "buttons", "image", "attachment", "custom",
-        "chat_id", "media_url", "body", "photo", "phone_number", "first_name"]
+        "chat_id", "media_url", "body", "photo", "phone_number", "first_name",
+        "quick_replies", "content_type"]
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
                     st.text(max_size=8), st.sampled_from(["button", "message", "im",
                                                           "app_mention", "audio"]))
@@ -58,7 +59,12 @@ def test_any_bot_message_should_become_json_api_calls(message):
         json.dumps(body)
     for body in slack_posts(message, "C1"):
         json.dumps(body)
-    for recipient, body in messenger_messages("P", message):
+    try:
+        # Refused as Rasa's fbmessenger refuses it: the channel logs it and sends nothing.
+        messenger = messenger_messages("P", message)
+    except MessengerRefusal:
+        messenger = []
+    for recipient, body in messenger:
         assert isinstance(recipient, str)
         json.dumps(body)
     for form in twilio_forms("+1", "+2", message):

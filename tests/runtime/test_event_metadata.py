@@ -115,6 +115,9 @@ def test_an_external_intent_should_have_no_message_id_and_say_it_is_external(
     assert written["message_id"] is None and written["input_channel"] == "rest"
     assert written["metadata"] == {"is_external": True, **model_ids(named_moodbot)}
     assert written["parse_data"]["metadata"] == {"is_external": True}
+    # No NLU scored it: the intent has no confidence, as Rasa's create_external stores it.
+    assert written["parse_data"]["intent"] == {"name": "mood_great"}
+    assert [event.to_dict() for event in events_from_dicts([written])] == [written]
 
 
 def test_appended_events_should_be_named_and_replaced_ones_kept_as_sent(

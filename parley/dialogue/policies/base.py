@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTION_UNLIKELY_INTENT", "FinetunablePolicy", "Policy", "action_label",
-    "check_actions_in_domain", "feature_key", "is_unlikely_intent_state", "prediction_states",
-    "state_histories", "training_states_and_labels", "unambiguous_lookup",
+    "check_actions_in_domain", "feature_key", "is_unlikely_intent_state", "nlu_confidence_score",
+    "prediction_states", "state_histories", "training_states_and_labels", "unambiguous_lookup",
 ]
 
 LOOKUP_FILE = "lookup.json"
@@ -191,6 +191,14 @@ def unambiguous_lookup(keys: Iterable[str | None], labels: Iterable[str]) -> dic
         elif key not in lookup:
             lookup[key] = label
     return lookup
+
+
+def nlu_confidence_score(tracker: DialogueStateTracker) -> float:
+    """The latest intent's NLU confidence, as a policy with ``use_nlu_confidence_as_score``
+    scores its prediction: 1 when the intent has none (an external intent, as Rasa stores
+    it, or an event posted with a null confidence), as Rasa's default for a missing one."""
+    confidence = (tracker.latest_message.intent or {}).get("confidence")
+    return 1.0 if confidence is None else float(confidence)
 
 
 def check_actions_in_domain(labels: Sequence[str], domain: Domain, policy: str) -> None:

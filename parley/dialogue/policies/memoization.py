@@ -20,7 +20,7 @@ from parley.data.tracker import DialogueStateTracker, State
 from parley.dialogue.conflicts import ActionSource, find_story_conflicts
 from parley.dialogue.policies.base import (
     Policy, check_actions_in_domain, feature_key, prediction_states, training_states_and_labels,
-    unambiguous_lookup,
+    nlu_confidence_score, unambiguous_lookup,
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import warn
@@ -112,7 +112,7 @@ class MemoizationPolicy(Policy):
             score = 1.0
             reason = how
             if self.use_nlu_confidence_as_score:
-                score = float((tracker.latest_message.intent or {}).get("confidence", 1.0))
+                score = nlu_confidence_score(tracker)
                 reason += ", scored with the intent's confidence"
             probabilities[self._action_index(action, domain)] = score
         return PolicyPrediction(probabilities, self.name, self.priority, reason=reason)

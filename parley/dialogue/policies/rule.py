@@ -39,7 +39,7 @@ from parley.data.tracker import (
 from parley.dialogue.generator import RULE_SNIPPET_ACTION
 from parley.dialogue.policies.base import (
     Policy, check_actions_in_domain, prediction_states, training_states_and_labels,
-    unambiguous_lookup,
+    nlu_confidence_score, unambiguous_lookup,
 )
 from parley.dialogue.policies.prediction import PolicyPrediction
 from parley.errors import ConfigError, DataError, location
@@ -373,7 +373,7 @@ class RulePolicy(Policy):
         result = self.default_predictions(domain)
         score = 1.0
         if self.use_nlu_confidence_as_score:
-            score = float((tracker.latest_message.intent or {}).get("confidence", 1.0))
+            score = nlu_confidence_score(tracker)
         result[self._action_index(action, domain)] = score
         return result
 

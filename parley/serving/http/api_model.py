@@ -1,8 +1,9 @@
 """Rasa's HTTP API about the model: parse, train, replace, predict on given events, domain.
 
 =========================  ===============================================================
-``POST /model/parse``      ``{"text", "message_id"}`` → the parse result (intent, entities,
-                           intent_ranking, response_selector)
+``POST /model/parse``      ``{"text"}`` → the parse result (text, intent, entities,
+                           intent_ranking, response_selector); a ``message_id`` is
+                           read past, as Rasa does
 ``POST /model/train``      the project as one YAML body (config, domain and data keys) →
                            the model archive; ``save_to_default_model_directory``,
                            ``force_training`` as Rasa's
@@ -65,13 +66,13 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         if not isinstance(text, str):
             raise bad_request("'text' must be the message to parse, a string.", "text")
         check_message_length(text, state.settings.max_message_chars)
-        message_id = optional_string(data, "message_id")
+        # The spec types message_id as a string, so another type is refused; a string is
+        # not echoed: Rasa parses the text alone and its ParseResult has no message_id.
+        optional_string(data, "message_id")
         try:
             result = await state.pool(lambda: agent.parse(text))
         except ModelArchiveError as error:
             raise HTTPError(409, str(error), reason="Conflict") from None
-        if message_id is not None:
-            result = {**result, "message_id": message_id}
         return JSONResponse(result)
 
     async def train(request: Request) -> Response:

@@ -26,11 +26,42 @@ def test_version_and_status_should_describe_the_server_and_model(client, moodbot
                       "num_active_training_jobs": 0}
 
 
+def test_a_model_without_an_id_should_have_none_as_rasas(moodbot_model, tmp_path):
+    # An archive whose metadata has no model_id: Rasa's agent gives None, so /status shows
+    # null and no event names a model (not the text "None").
+    import json
+
+    from starlette.testclient import TestClient
+
+    from parley.engine.archive import extract_archive, pack_archive
+    from parley.serving.agent import load
+    from parley.serving.http import ServerSettings, create_app
+
+    root = extract_archive(moodbot_model, tmp_path / "model")
+    meta = json.loads((root / "metadata.json").read_text())
+    del meta["model_id"]
+    (root / "metadata.json").write_text(json.dumps(meta))
+    archive = pack_archive(root, tmp_path / "no-id.tar.gz")
+    agent = load(archive)
+    assert agent.model_id is None
+    app = create_app(agent, model_file=archive, settings=ServerSettings(enable_api=True))
+    with TestClient(app) as client:
+        assert client.get("/status").json()["model_id"] is None
+        say(client, "anon", "hello")
+        events = client.get("/conversations/anon/tracker").json()["events"]
+        assert events and all("model_id" not in event["metadata"] for event in events)
+        assert all(event["metadata"].get("assistant_id") == agent.assistant_id
+                   for event in events)
+    agent.close()
+
+
 def test_parse_should_give_rasas_parse_result(client):
     parsed = client.post("/model/parse", json={"text": "I am so sad", "message_id": "m1"})
     assert parsed.status_code == 200
     body = parsed.json()
-    assert body["text"] == "I am so sad" and body["message_id"] == "m1"
+    assert body["text"] == "I am so sad"
+    # Rasa parses the text alone: the body's message_id is not in its ParseResult.
+    assert "message_id" not in body
     assert body["intent"]["name"] == "mood_unhappy"
     assert {"entities", "intent_ranking"} <= set(body)
     assert client.post("/model/parse", json={"text": 3}).status_code == 400
@@ -146,6 +177,30 @@ def test_execute_and_trigger_intent_should_run_and_return_the_messages(client):
         == 404
     assert client.post("/conversations/x/trigger_intent",
                        json={"name": "greet", "entities": 5}).status_code == 400
+
+
+def test_an_external_intent_should_have_no_confidence_and_work_on_as_rasas(client):
+    # Rasa's UserUttered.create_external stores {"name": …} alone: no NLU scored it.
+    triggered = client.post("/conversations/ext/trigger_intent", json={"name": "greet"})
+    assert triggered.status_code == 200, triggered.text
+    assert [m["text"] for m in triggered.json()["messages"]] == ["Hey! How are you?"]
+    assert triggered.json()["tracker"]["latest_message"]["intent"] == {"name": "greet"}
+    events = client.get("/conversations/ext/tracker").json()["events"]
+    user = next(e for e in events if e["event"] == "user")
+    assert user["parse_data"]["intent"] == {"name": "greet"}
+    # Everything downstream takes it: the conversation goes on, predicts, becomes a story,
+    # and its events go back in as they came out.
+    assert say(client, "ext", "I am sad").json()[0]["text"] == "Here is something to cheer you up:"
+    assert client.post("/conversations/ext/predict").status_code == 200
+    story = client.get("/conversations/ext/story")
+    assert story.status_code == 200
+    steps = yaml.safe_load(story.text)["stories"][0]["steps"]
+    assert [step.get("intent") for step in steps if "intent" in step] == [
+        "greet", "mood_unhappy"]
+    every = client.get("/conversations/ext/tracker?include_events=ALL").json()["events"]
+    replaced = client.put("/conversations/ext2/tracker/events", json=every)
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["events"] == every
 
 
 def test_story_should_write_the_conversation_as_a_test_story(client):

@@ -135,3 +135,80 @@ def test_bot_messages_should_become_rasas_send_api_messages():
         ("Q", {"text": "x"})]
     assert messenger_messages("P", {"attachment": {"type": "file"}}) == [
         ("P", {"text": "Attachment: {'type': 'file'}"})]
+
+
+def replies(count, **overrides):
+    return [{"title": f"option {n}", "payload": f"/pick{n}", **overrides}
+            for n in range(count)]
+
+
+def test_quick_replies_should_pass_the_checks_of_rasas_messenger_library(caplog):
+    # Rasa 3.6 sends quick replies through fbmessenger 6.0.0, which raises on these; the
+    # error ends Rasa's turn, so the message is not sent.
+    from parley.serving.http.channels.facebook import MessengerRefusal, messenger_messages
+
+    eleven = messenger_messages("P", {"text": "pick", "quick_replies": replies(11)})
+    assert len(eleven[0][1]["quick_replies"]) == 11  # the library lets 11 through
+    refused = {
+        "more than 11": replies(12),
+        "no title": [{"payload": "/yes"}],
+        "no payload": [{"title": "yes"}],
+        "an unknown content_type": replies(1, content_type="sticker"),
+        "a payload longer than 1000": replies(1, payload="x" * 1001),
+        "a payload that is a number": replies(1, payload=7),
+    }
+    for why, quick in refused.items():
+        with pytest.raises(MessengerRefusal):
+            messenger_messages("P", {"text": "pick", "quick_replies": quick})
+            pytest.fail(why)
+    for kind in ("location", "user_phone_number", "user_email"):
+        sent = messenger_messages("P", {"text": "t", "quick_replies": replies(1, content_type=kind)})
+        assert sent[0][1]["quick_replies"][0]["content_type"] == kind
+    assert messenger_messages("P", {"text": "t", "quick_replies": replies(
+        1, payload="x" * 1000)})[0][1]["quick_replies"][0]["payload"] == "x" * 1000
+    # A long title is only a warning: it goes out whole (Messenger cuts it when shown).
+    long_title = "a title of more than twenty characters"
+    with caplog.at_level("WARNING", logger="parley.serving.http.channels.facebook"):
+        sent = messenger_messages("P", {"text": "t", "quick_replies": [
+            {"title": long_title, "payload": "/x"}]})
+    assert sent[0][1]["quick_replies"] == [
+        {"content_type": "text", "title": long_title, "payload": "/x"}]
+    assert "longer than 20 characters" in caplog.text
+    # An empty title or payload is left out of the reply, as the library writes it.
+    assert messenger_messages("P", {"text": "t", "quick_replies": [
+        {"title": "", "payload": "", "content_type": "location"}]})[0][1] == {
+        "text": "t", "quick_replies": [{"content_type": "location"}]}
+
+
+@pytest.mark.parametrize(("count", "sent"), [(11, 2), (12, 0)])
+def test_a_refused_message_should_end_the_turns_messages_as_in_rasa(
+        moodbot, moodbot_model, graph_api, caplog, count, sent):
+    # An NLG server answers every response of the turn with `count` quick replies.
+    from starlette.testclient import TestClient
+
+    from parley.runtime.endpoints import EndpointConfig, Endpoints
+    from parley.serving.http import ServerSettings, create_app
+    from parley.serving.http.channels.facebook import FacebookChannel
+
+    graph_api.answers["/nlg"] = (200, {"text": "How about?", "quick_replies": replies(count)})
+    nlg = EndpointConfig("nlg", url=f"{graph_api.url}/nlg")
+    app = create_app(moodbot, model_file=moodbot_model, endpoints=Endpoints(nlg=nlg),
+                     settings=ServerSettings(enable_api=True, seed=0),
+                     platforms=[FacebookChannel("verify-me", SECRET, TOKEN,
+                                                api_base=graph_api.url)])
+    with TestClient(app) as client, caplog.at_level("ERROR"):
+        post(client, event({"message": {"text": "hello"}}))
+        graph_api.requests.clear()
+        # After the greeting, a sad mood gets two responses: cheer up, did that help.
+        assert post(client, event({"postback": {"payload": "/mood_unhappy"}})).text == \
+            "success"
+        sent_messages = [r.json for r in graph_api.requests
+                         if r.path == "/me/messages" and "message" in r.json]
+        assert len(sent_messages) == sent
+        if not sent:
+            assert "a bot message was not sent, nor the 1 after it in this turn" in \
+                caplog.text
+        # The turn itself ran and was stored.
+        tracker = client.get("/conversations/P1/tracker").json()
+        assert tracker["latest_message"]["intent"]["name"] == "mood_unhappy"
+        assert tracker["latest_action_name"] == "action_listen"

@@ -21,6 +21,16 @@ replies as Messenger quick replies (``content_type`` ``text`` unless the reply n
 another), elements as one generic template, an image attachment, a custom payload as the
 message itself (``sender.id`` picks another recipient), an attachment as the text
 ``Attachment: …``.
+
+Quick replies pass the checks of the client library Rasa sends them with (fbmessenger
+6.0.0): each needs a ``title`` and a ``payload``, a ``content_type`` of ``text``,
+``location``, ``user_phone_number`` or ``user_email`` (none: ``text``), a payload of at
+most 1000 characters, and a message at most 11 of them (the library lets 11 through
+though its message says 10). A message that fails one is refused (:class:`MessengerRefusal`)
+and, as in Rasa, where the error ends the turn, neither it nor the turn's later messages
+are sent. A title longer than 20 characters is only a warning: it goes out whole and
+Messenger cuts it when shown. An empty title or payload is left out of the reply, as the
+library writes it.
 """
 
 from __future__ import annotations
@@ -41,13 +51,20 @@ from parley.serving.http.channels.base import PlatformChannel, health_route, run
 from parley.serving.http.channels.outbound import call_platform
 from parley.serving.http.state import ServerState
 
-__all__ = ["GRAPH_API", "MAX_BUTTONS", "FacebookChannel", "MessengerOutput", "incoming",
-           "is_signed", "messenger_messages"]
+__all__ = ["GRAPH_API", "MAX_BUTTONS", "MAX_QUICK_REPLIES", "FacebookChannel",
+           "MessengerOutput", "MessengerRefusal", "incoming", "is_signed", "messenger_messages"]
 
 logger = logging.getLogger(__name__)
 
 GRAPH_API = "https://graph.facebook.com/v19.0"
 MAX_BUTTONS = 3  # the button template's limit
+# fbmessenger 6.0.0's checks, which Rasa 3.6 sends quick replies through: it refuses a
+# message with more than 11 (its error says 10) and a payload longer than 1000 characters,
+# and only warns of a title longer than 20 (Messenger cuts it when shown).
+MAX_QUICK_REPLIES = 11
+MAX_QUICK_REPLY_PAYLOAD = 1000
+MAX_QUICK_REPLY_TITLE = 20
+QUICK_REPLY_CONTENT_TYPES = ("text", "location", "user_phone_number", "user_email")
 _DIGESTS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
 _URL_ATTACHMENTS = ("audio", "image", "video", "file")
 
@@ -103,6 +120,11 @@ def _message_text(item: dict[str, Any]) -> Any:
 Outgoing = tuple[str, dict[str, Any]]  # (recipient, Send API ``message``)
 
 
+class MessengerRefusal(ValueError):
+    """A bot message that Rasa's ``MessengerBot`` cannot send: its client library raises,
+    which ends Rasa's turn, so neither this message nor the turn's later ones are sent."""
+
+
 def _with_type(buttons: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # A button without a type is a postback (its payload comes back as the user's message).
     return [{"type": "postback", **button} for button in buttons]
@@ -128,15 +150,16 @@ class MessengerOutput(OutputChannel[Outgoing]):
     def quick_replies(self, recipient_id: str, text: str | None,
                       quick_replies: list[dict[str, Any]], options: Options
                       ) -> list[Outgoing]:
-        replies = []
-        for reply in quick_replies:
-            if "title" not in reply or "payload" not in reply:
-                logger.warning("facebook: a quick reply without a title and a payload was "
-                               "left out (%s).", sorted(reply))
-                continue
-            replies.append({"content_type": reply.get("content_type") or "text",
-                            "title": reply["title"], "payload": reply["payload"]})
-        return [(recipient_id, {"text": text or "", "quick_replies": replies})]
+        replies = [_quick_reply(number, reply)
+                   for number, reply in enumerate(quick_replies, start=1)]
+        if len(replies) > MAX_QUICK_REPLIES:
+            raise MessengerRefusal(
+                f"a message has {len(replies)} quick replies; Rasa's Facebook channel sends "
+                f"at most {MAX_QUICK_REPLIES} (its fbmessenger library refuses more).")
+        message: dict[str, Any] = {"text": text or ""}
+        if replies:  # none (no reply was a mapping): the text alone, as the library writes
+            message["quick_replies"] = replies
+        return [(recipient_id, message)]
 
     def elements(self, recipient_id: str, elements: list[dict[str, Any]],
                  options: Options) -> list[Outgoing]:
@@ -158,6 +181,41 @@ class MessengerOutput(OutputChannel[Outgoing]):
         sender = message.pop("sender", None)
         other = sender.get("id") if isinstance(sender, dict) else None
         return [(str(other) if other else recipient_id, message)]
+
+
+def _quick_reply(number: int, reply: dict[str, Any]) -> dict[str, Any]:
+    """One Messenger quick reply, checked as Rasa's path checks it (see the module's
+    docstring); ``number`` counts from 1 for the error."""
+    for key in ("title", "payload"):
+        if key not in reply:
+            raise MessengerRefusal(f"quick reply {number} has no '{key}'; Rasa's Facebook "
+                                   "channel needs both a title and a payload.")
+    content_type = reply.get("content_type")
+    content_type = "text" if content_type is None else content_type
+    if content_type not in QUICK_REPLY_CONTENT_TYPES:
+        raise MessengerRefusal(
+            f"quick reply {number} has the content_type {str(content_type)[:40]!r}; "
+            f"Messenger's are {', '.join(QUICK_REPLY_CONTENT_TYPES)}.")
+    title, payload = reply["title"], reply["payload"]
+    if title and _length(number, "title", title) > MAX_QUICK_REPLY_TITLE:
+        logger.warning("facebook: quick reply %d's title is longer than %d characters; "
+                       "Messenger cuts it when it shows it.", number, MAX_QUICK_REPLY_TITLE)
+    if payload and _length(number, "payload", payload) > MAX_QUICK_REPLY_PAYLOAD:
+        raise MessengerRefusal(f"quick reply {number}'s payload is longer than "
+                               f"{MAX_QUICK_REPLY_PAYLOAD} characters.")
+    out = {"content_type": content_type}
+    # An empty title or payload is left out, as fbmessenger writes the reply.
+    out.update({key: value for key, value in (("title", title), ("payload", payload))
+                if value})
+    return out
+
+
+def _length(number: int, key: str, value: Any) -> int:
+    # fbmessenger measures the value with len(): a number (a YAML payload: 1) fails there.
+    if isinstance(value, (str, list, dict)):
+        return len(value)
+    raise MessengerRefusal(f"quick reply {number}'s {key} must be text, not "
+                           f"{type(value).__name__}.")
 
 
 def messenger_messages(recipient: str, message: dict[str, Any]) -> list[Outgoing]:
@@ -198,8 +256,16 @@ class FacebookChannel(PlatformChannel):
         try:
             replies = await run_turn(state, UserMessage(
                 text, sender, input_channel=self.name, output_channel=self.name))
-            for reply in replies:
-                for recipient, message in messenger_messages(sender, reply):
+            for number, reply in enumerate(replies):
+                try:
+                    outgoing = messenger_messages(sender, reply)
+                except MessengerRefusal as refusal:
+                    # Rasa's turn ends at this error: nothing from here on reaches the user.
+                    # (Rasa then loses the turn's events too; Parley has stored them.)
+                    logger.error("facebook: a bot message was not sent, nor the %d after it "
+                                 "in this turn: %s", len(replies) - number - 1, refusal)
+                    break
+                for recipient, message in outgoing:
                     await self.send({"recipient": {"id": recipient}, "message": message,
                                      "messaging_type": "RESPONSE",
                                      "notification_type": "REGULAR"}, "send message")

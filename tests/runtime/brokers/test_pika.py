@@ -152,23 +152,30 @@ event_broker:
         asyncio.run(asyncio.wait_for(create_event_broker(config), 30))
 
 
+async def _broker_behind_a_proxy(tmp_path: Path, queue: str, exchange: str) -> tuple[Proxy, Any]:
+    """A pika broker connected to RabbitMQ through a proxy the test can cut, reconnecting
+    every 0.2 s."""
+    proxy = Proxy(HOST, PORT)
+    await proxy.start()
+    config = section(tmp_path, f"""\
+event_broker:
+  type: pika
+  url: amqp://guest:guest@127.0.0.1:{proxy.port}/?reconnect_interval=0.2
+  queues: [{queue}]
+  exchange_name: {exchange}
+""")
+    broker = await create_event_broker(config)
+    assert broker is not None
+    return proxy, broker
+
+
 def test_a_dropped_connection_should_lose_and_repeat_nothing(
         tmp_path: Path, names: Any, caplog: pytest.LogCaptureFixture) -> None:
     """Events published while RabbitMQ is away wait, and go out first when it is back."""
     queues, exchange = names
 
     async def scenario() -> list[Any]:
-        proxy = Proxy(HOST, PORT)
-        await proxy.start()
-        config = section(tmp_path, f"""\
-event_broker:
-  type: pika
-  url: amqp://guest:guest@127.0.0.1:{proxy.port}/?reconnect_interval=0.2
-  queues: [{queues[0]}]
-  exchange_name: {exchange}
-""")
-        broker = await create_event_broker(config)
-        assert broker is not None
+        proxy, broker = await _broker_behind_a_proxy(tmp_path, queues[0], exchange)
         sent = events("ada", 6)
         await broker.publish_events(sent[:2])
         await broker.flush()
@@ -204,17 +211,7 @@ def test_a_batch_cut_by_a_reconnection_should_send_again_only_what_was_not_confi
     queues, exchange = names
 
     async def scenario() -> tuple[list[Any], list[dict[str, Any]]]:
-        proxy = Proxy(HOST, PORT)
-        await proxy.start()
-        config = section(tmp_path, f"""\
-event_broker:
-  type: pika
-  url: amqp://guest:guest@127.0.0.1:{proxy.port}/?reconnect_interval=0.2
-  queues: [{queues[0]}]
-  exchange_name: {exchange}
-""")
-        broker = await create_event_broker(config)
-        assert broker is not None
+        proxy, broker = await _broker_behind_a_proxy(tmp_path, queues[0], exchange)
         target = broker._exchange  # type: ignore[attr-defined]
         publish, issued = target.publish, [0]
         first_confirmed, cut = asyncio.Event(), asyncio.Event()

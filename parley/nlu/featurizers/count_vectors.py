@@ -323,12 +323,13 @@ class CountVectorsFeaturizer(NLUComponent):
         entries = [self._token_entry(t) for t in texts]
 
         def sequence() -> CSRArrays:
-            indptr = np.fromiter(accumulate((len(e[1]) for e in entries), initial=0),
+            counted = [np.unique(each, return_counts=True) for _, each in entries]
+            indptr = np.fromiter(accumulate((len(ids) for ids, _ in counted), initial=0),
                                  dtype=np.int64, count=len(entries) + 1)
             if not entries:
                 return np.zeros(0), np.zeros(0, dtype=np.int32), indptr
-            return (np.concatenate([counts for _, _, counts, _ in entries]),
-                    np.concatenate([ids for _, ids, _, _ in entries]), indptr)
+            return (np.concatenate([times for _, times in counted]).astype(np.float64),
+                    np.concatenate([ids for ids, _ in counted]), indptr)
 
         if not entries:
             return sequence, (np.zeros(0), np.zeros(0, dtype=np.int32),
@@ -336,7 +337,7 @@ class CountVectorsFeaturizer(NLUComponent):
         if self._sentence_is_sum_of_tokens():  # counts are whole numbers: any order sums
             # each token's ids once per count (kept), then counted: one sort, where the
             # inverse of a unique and a weighted bincount cost an argsort and a scatter more
-            columns, counts = np.unique(np.concatenate([each for *_, each in entries]),
+            columns, counts = np.unique(np.concatenate([each for _, each in entries]),
                                         return_counts=True)
             values = counts.astype(np.float64)
         else:
@@ -348,10 +349,11 @@ class CountVectorsFeaturizer(NLUComponent):
             columns = np.fromiter(total, dtype=np.int32, count=len(total))
         return sequence, (values, columns, np.array([0, len(columns)], dtype=np.int64))
 
-    def _token_entry(self, text: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
-        """One token text cleaned as :meth:`_clean_tokens` cleans it for prediction, its
-        known term ids (increasing, int32), their counts (float64) and the ids each as
-        often as it counts; kept between calls."""
+    def _token_entry(self, text: str) -> tuple[str, np.ndarray]:
+        """One token text cleaned as :meth:`_clean_tokens` cleans it for prediction, and its
+        known term ids, increasing, each as often as it occurs (int32; a token's own ids and
+        counts are ``np.unique`` of them, made only when a sequence row is read); kept
+        between calls."""
         vocabulary = self.vocabulary_
         kept = self.__dict__.get("_kept_entries")
         if kept is None or kept[0] is not vocabulary or len(kept[1]) > KEPT_TOKENS:
@@ -362,11 +364,9 @@ class CountVectorsFeaturizer(NLUComponent):
             _, known, analyze, oov = kept
             cleaned = _NUMBER.sub(NUMBER_TOKEN, text)
             cleaned = oov(cleaned.lower() if self.lowercase else cleaned)
-            counts = _counted([i for gram in analyze(cleaned)
-                               if (i := vocabulary.get(gram)) is not None])
-            ids = np.fromiter(counts, dtype=np.int32, count=len(counts))
-            times = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-            entry = known[text] = (cleaned, ids, times, np.repeat(ids, times.astype(np.int64)))
+            ids = [i for gram in analyze(cleaned) if (i := vocabulary.get(gram)) is not None]
+            ids.sort()
+            entry = known[text] = (cleaned, np.array(ids, dtype=np.int32))
         return entry  # type: ignore[no-any-return]
 
     def _term_ids(self, text: str, analyze: Callable[[str], list[str]],

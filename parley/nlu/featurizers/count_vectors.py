@@ -323,12 +323,12 @@ class CountVectorsFeaturizer(NLUComponent):
         entries = [self._token_entry(t) for t in texts]
 
         def sequence() -> CSRArrays:
-            counted = [np.unique(each, return_counts=True) for _, each in entries]
+            counted = [_token_counts(entry) for entry in entries]
             indptr = np.fromiter(accumulate((len(ids) for ids, _ in counted), initial=0),
                                  dtype=np.int64, count=len(entries) + 1)
             if not entries:
                 return np.zeros(0), np.zeros(0, dtype=np.int32), indptr
-            return (np.concatenate([times for _, times in counted]).astype(np.float64),
+            return (np.concatenate([times for _, times in counted]),
                     np.concatenate([ids for ids, _ in counted]), indptr)
 
         if not entries:
@@ -337,7 +337,7 @@ class CountVectorsFeaturizer(NLUComponent):
         if self._sentence_is_sum_of_tokens():  # counts are whole numbers: any order sums
             # each token's ids once per count (kept), then counted: one sort, where the
             # inverse of a unique and a weighted bincount cost an argsort and a scatter more
-            columns, counts = np.unique(np.concatenate([each for _, each in entries]),
+            columns, counts = np.unique(np.concatenate([entry[1] for entry in entries]),
                                         return_counts=True)
             values = counts.astype(np.float64)
         else:
@@ -349,11 +349,11 @@ class CountVectorsFeaturizer(NLUComponent):
             columns = np.fromiter(total, dtype=np.int32, count=len(total))
         return sequence, (values, columns, np.array([0, len(columns)], dtype=np.int64))
 
-    def _token_entry(self, text: str) -> tuple[str, np.ndarray]:
-        """One token text cleaned as :meth:`_clean_tokens` cleans it for prediction, and its
-        known term ids, increasing, each as often as it occurs (int32; a token's own ids and
-        counts are ``np.unique`` of them, made only when a sequence row is read); kept
-        between calls."""
+    def _token_entry(self, text: str) -> list[Any]:
+        """One token text cleaned as :meth:`_clean_tokens` cleans it for prediction, its
+        known term ids, increasing, each as often as it occurs (int32), and a slot for its
+        distinct ids and counts (:func:`_token_counts`, made when a sequence row is first
+        read: a default parse never reads one); kept between calls."""
         vocabulary = self.vocabulary_
         kept = self.__dict__.get("_kept_entries")
         if kept is None or kept[0] is not vocabulary or len(kept[1]) > KEPT_TOKENS:
@@ -366,7 +366,7 @@ class CountVectorsFeaturizer(NLUComponent):
             cleaned = oov(cleaned.lower() if self.lowercase else cleaned)
             ids = [i for gram in analyze(cleaned) if (i := vocabulary.get(gram)) is not None]
             ids.sort()
-            entry = known[text] = (cleaned, np.array(ids, dtype=np.int32))
+            entry = known[text] = [cleaned, np.array(ids, dtype=np.int32), None]
         return entry  # type: ignore[no-any-return]
 
     def _term_ids(self, text: str, analyze: Callable[[str], list[str]],
@@ -405,6 +405,15 @@ def _coordinates(
                 rows.append(row)
                 cols.append(col)
     return rows, cols
+
+
+def _token_counts(entry: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """A kept token entry's distinct ids (int32, increasing) and their counts (float64),
+    made once."""
+    if entry[2] is None:
+        ids, counts = np.unique(entry[1], return_counts=True)
+        entry[2] = (ids, counts.astype(np.float64))
+    return entry[2]  # type: ignore[no-any-return]
 
 
 def _counted(ids: list[int]) -> dict[int, float]:

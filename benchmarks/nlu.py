@@ -75,9 +75,14 @@ DASH = "—"
 
 # --- the two child processes -----------------------------------------------------------
 def _peak_mb() -> float:
+    """This process's peak resident memory, plus the private memory of the process a
+    training's second lane ran in, if one did (parley/ml/lane_process.py): its pages shared
+    with this process are in this one's figure already."""
     status = Path("/proc/self/status").read_text()
     match = re.search(r"VmHWM:\s+(\d+)", status)
-    return int(match.group(1)) / 1024 if match else float("nan")
+    lanes = sys.modules.get("parley.ml.lane_process")
+    extra_kb = lanes.peak_private_kb if lanes is not None else 0
+    return (int(match.group(1)) + extra_kb) / 1024 if match else float("nan")
 
 
 def _child(kind: str, payload: dict[str, Any]) -> int:

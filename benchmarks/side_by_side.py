@@ -30,6 +30,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tree_memory import TreePeak  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 RASA_DEFAULT = REPO / "benchmarks" / "configs" / "rasa-default.yml"
@@ -68,21 +71,24 @@ def copy_project(project: Path, config: Path, into: Path) -> Path:
 
 
 def measure(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, float]:
-    """Wall s, CPU s (user + system, the process and what it waited for) and peak RSS MB."""
+    """Wall s, CPU s (user + system, the process and what it waited for) and peak memory
+    MB: its peak RSS, or more where a process it forked held memory of its own
+    (benchmarks/_tree_memory.py)."""
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE)
     stderr_path = cwd / "stderr.log"
-    with stderr_path.open("wb") as log:
+    with TreePeak(process.pid) as tree, stderr_path.open("wb") as log:
         assert process.stderr is not None
         shutil.copyfileobj(process.stderr, log)
-    _, status, usage = os.wait4(process.pid, 0)
+        _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         tail = stderr_path.read_text(errors="replace").strip().splitlines()[-5:]
         raise SystemExit(f"{' '.join(command[:3])} failed in {cwd}:\n" + "\n".join(tail))
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    # (the sampled sum counts a forked lane process's own memory, ru_maxrss does not)
+    return wall, usage.ru_utime + usage.ru_stime, max(usage.ru_maxrss / 1024, tree.mb)
 
 
 def parley_run(project: Path, folder: Path) -> tuple[float, float, float]:

@@ -15,6 +15,8 @@ is built. Modules:
 - ``adam``: Adam with coupled L2, bitwise equal to torch's fused Adam;
 - ``training``: the epoch loop (batch-size schedule, balanced order, sharded steps,
   held-out evaluation, checkpoints) over a model-specific loss;
+- ``cores``: the process's cores shared out among its trainings step by step;
+- ``lane_process``: a step's second lane in a forked process (Linux), bitwise as a thread;
 - ``quasi_newton``: numpy L-BFGS and OWL-QN for the linear models (no torch).
 """
 

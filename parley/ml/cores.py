@@ -91,5 +91,36 @@ class CorePool:
     def taken(self) -> int:
         return self._taken
 
+    @property
+    def trainings(self) -> int:
+        """Trainings running now (inside :meth:`training`)."""
+        return self._trainings
+
 
 CORES = CorePool()  # the process's one pool: every training's steps take from it
+
+
+@contextmanager
+def lanes_in_processes(allowed: bool = True) -> Iterator[None]:
+    """While it lasts (and ``allowed``), trainings may run a lane in a process of their own
+    (:mod:`parley.ml.lane_process`).
+
+    A run grants it when it trains one model at a time: trainings side by side already
+    share the two cores step by step (:class:`CorePool`), so a lane process would add
+    its memory (a DIET lane of banking77-small: ~300 MB of its own) and no core."""
+    global _permits
+    with _permits_lock:
+        _permits += int(allowed)
+    try:
+        yield
+    finally:
+        with _permits_lock:
+            _permits -= int(allowed)
+
+
+def lanes_in_processes_permitted() -> bool:
+    return _permits > 0
+
+
+_permits = 0
+_permits_lock = threading.Lock()

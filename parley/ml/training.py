@@ -30,8 +30,10 @@ import torch
 from parley.errors import ConfigError
 from parley.ml.adam import Adam
 from parley.ml.batching import FeatureTable
-from parley.ml.cores import CORES
+from parley.ml.cores import CORES, lanes_in_processes_permitted
 from parley.ml.grouped import matmul_dtype
+from parley.ml import lane_process
+from parley.ml.lane_process import LaneProcess
 from parley.ml.torch_env import HeapTrimmer, drawing_from, roomy_heap
 from parley.progress import ProgressBar
 
@@ -133,6 +135,7 @@ class Trainer(ABC):
         self._evaluation_draws = self.generators.pop()
         self._trained = [p for p in model.parameters() if p.requires_grad]
         self._helpers: ThreadPoolExecutor | None = None
+        self._lane_process: LaneProcess | None = None  # the second lane's, while training
         self._lane_threads = 1  # torch threads a lane runs on (set while training)
         self._core_limit = 1  # cores all trainings together may keep busy (likewise)
         self._steps_by_shards: dict[int, int] = {}  # for the timeline (debug log)
@@ -236,23 +239,16 @@ class Trainer(ABC):
             seed = int(torch.randint(2**62, (), generator=self.generators[SHARDS]))
             self.generators.append(torch.Generator().manual_seed(seed))
         generators = self.generators[:SHARDS] + self.generators[SHARDS + 1:]
+        # lane k: shards k, k + lanes, …; shard j draws from generators[j]
+        lane_shards = [shards[k::lanes] for k in range(lanes)]
+        lane_draws = [generators[k:len(shards):lanes] for k in range(lanes)]
 
         def run(k: int) -> tuple[list[dict[str, float]], list[torch.Tensor | None]]:
-            summed: list[torch.Tensor | None] = [None] * len(params)
-            metrics = []
-            for shard in shards[k::lanes]:
-                with drawing_from(generators[len(metrics) * lanes + k]):
-                    loss, found = self.losses(shard, training=True)
-                    grads = torch.autograd.grad(loss * (len(shard) / len(index)), params,
-                                                allow_unused=True)
-                for i, grad in enumerate(grads):
-                    if grad is not None:
-                        summed[i] = grad if summed[i] is None else summed[i].add_(grad)
-                metrics.append(found)
-                del loss, grads
-            return metrics, summed
+            return self._lane(lane_shards[k], lane_draws[k], len(index))
 
-        if workers > 1:
+        if workers > 1 and self._lane_process is not None:
+            parts = self._beside_process(run, lane_shards[1], lane_draws[1], len(index))
+        elif workers > 1:
             parts = self._at_once(run, workers)
         else:
             parts = [run(k) for k in range(lanes)]
@@ -268,6 +264,53 @@ class Trainer(ABC):
         found = [parts[j % lanes][0][j // lanes] for j in range(len(shards))]
         return {key: sum(m[key] * len(s) for m, s in zip(found, shards, strict=True)) / len(index)
                 for key in found[0]}
+
+    def _lane(self, shards: list[np.ndarray], generators: list[torch.Generator], total: int
+              ) -> tuple[list[dict[str, float]], list[torch.Tensor | None]]:
+        """One lane's shards in order, shard k drawing from ``generators[k]``; their metrics
+        and their gradients added up (each shard's loss weighted by its share of the
+        ``total`` messages of the batch)."""
+        params = self._trained
+        summed: list[torch.Tensor | None] = [None] * len(params)
+        metrics = []
+        for shard, draws in zip(shards, generators, strict=True):
+            with drawing_from(draws):
+                loss, found = self.losses(shard, training=True)
+                grads = torch.autograd.grad(loss * (len(shard) / total), params,
+                                            allow_unused=True)
+            for i, grad in enumerate(grads):
+                if grad is not None:
+                    summed[i] = grad if summed[i] is None else summed[i].add_(grad)
+            metrics.append(found)
+            del loss, grads
+        return metrics, summed
+
+    def _beside_process(self, run: Callable[[int], Any], shards: list[np.ndarray],
+                        generators: list[torch.Generator], total: int) -> list[Any]:
+        """Lane 0 on this thread while lane 1 (``shards``) runs in the lane process; lane 1
+        here after all if the process fails (see :mod:`parley.ml.lane_process`)."""
+        process = self._lane_process
+        assert process is not None
+        sent = process.submit(shards, generators, total)
+        began = time.thread_time()
+        first = run(0)
+        second = process.collect(max(lane_process.TIMEOUT_FLOOR_S,
+                                     lane_process.TIMEOUT_FACTOR * (time.thread_time() - began))
+                                 ) if sent else None
+        if second is None:
+            self._close_lane_process()
+            second = run(1)
+        else:
+            # Lane 1's gradients are views of the block the child writes at the next step:
+            # added into lane 0's they are read now; one lane 0 lacks is copied out.
+            second = (second[0], [g.clone() if g is not None and mine is None else g
+                                  for g, mine in zip(second[1], first[1], strict=True)])
+        return [first, second]
+
+    def _close_lane_process(self) -> None:
+        if self._lane_process is not None:
+            process, self._lane_process = self._lane_process, None
+            process.close()
 
     def _at_once(self, task: Callable[[int], Any], count: int) -> list[Any]:
         """``task(0)`` on this thread and ``task(1)`` … ``task(count - 1)`` on the helpers, at
@@ -299,16 +342,42 @@ class Trainer(ABC):
         lane = 1 if light else threads // SHARDS
         self._lane_threads = lane
         torch.set_num_threads(lane)
-        if not light:
-            self._helpers = ThreadPoolExecutor(SHARDS - 1, thread_name_prefix="parley-shard",
-                                               initializer=_use_threads, initargs=(lane,))
         try:
+            if not light and self._may_fork():
+                # (forked before the helper thread exists: a fork copies only this thread)
+                self._start_lane_process()
+            if not light:
+                self._helpers = ThreadPoolExecutor(SHARDS - 1, thread_name_prefix="parley-shard",
+                                                   initializer=_use_threads, initargs=(lane,))
             yield
         finally:
+            self._close_lane_process()
             if self._helpers is not None:
                 self._helpers.shutdown()
                 self._helpers = None
             torch.set_num_threads(threads)
+
+    def _start_lane_process(self) -> None:
+        try:
+            self._lane_process = LaneProcess(
+                self._trained, self._lane,
+                after_job=lambda: HeapTrimmer(TRIM_GROWTH, TRIM_EVERY_S).check)
+        except OSError as error:  # no process to be had (memory, process limits): threads
+            logger.debug("%s: no process for the second lane (%s); threads it is",
+                         self.description, error)
+            return
+        logger.debug("%s: the second lane runs in process %d", self.description,
+                     self._lane_process.pid)
+
+    def _may_fork(self) -> bool:
+        """Whether this training's second lane may run in a process of its own
+        (:mod:`parley.ml.lane_process`): where lanes may (Linux, not turned off), when the
+        run said it trains one model at a time (:func:`~parley.ml.cores.lanes_in_processes`)
+        and no other training of this process runs — a fork copies only the forking thread,
+        and a lock another training's thread held inside torch at that moment would stay
+        held in the child — and when every weight is a contiguous float32 tensor."""
+        return (lane_process.wanted() and lanes_in_processes_permitted() and CORES.trainings == 0
+                and all(p.dtype == torch.float32 and p.is_contiguous() for p in self._trained))
 
     def by_length(self, index: np.ndarray) -> np.ndarray:
         """The same messages, shortest first: attention then pads almost nothing."""

@@ -37,6 +37,7 @@ from parley.engine.cache import TrainingCache
 from parley.engine.runner import LocalRunner, Runner, Task
 from parley.engine.leftovers import sweep_temp_dirs, temp_prefix
 from parley.errors import ModelArchiveError, warn
+from parley.ml.cores import lanes_in_processes
 from parley.model_archive import (
     COMPONENTS_DIR, METADATA_FILE, MODEL_FORMAT, check_format, component_digest, component_dir,
     read_extracted_metadata)
@@ -191,7 +192,14 @@ class TrainingRun:
 
     def node_dirs(self, workdir: Path, runner: Runner | None = None) -> dict[str, Path]:
         """Train or restore every node; returns where each one's files are."""
-        results = (runner or LocalRunner()).run(self.tasks(workdir))
+        tasks = self.tasks(workdir)
+        # A run that trains one node at a time (an NLU pipeline alone, or one policy) may
+        # give a training's second lane a process of its own (parley/ml/lane_process.py).
+        training = [s for s in self.statuses if s.status == TRAIN]
+        alone = (all(s.node.kind == NLU for s in training)
+                 or (len(training) == 1 and training[0].node.kind != NLU))
+        with lanes_in_processes(alone):
+            results = (runner or LocalRunner()).run(tasks)
         dirs: dict[str, Path] = dict(results["nlu"])
         for status in self.statuses:
             if status.node.kind != NLU:

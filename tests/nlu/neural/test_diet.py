@@ -5,6 +5,7 @@ The generic parts it is built from (CRF, batching, layers, the loop) are tested 
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -144,6 +145,32 @@ def test_the_model_does_not_depend_on_the_number_of_threads(monkeypatch):
     assert len(read_nlu_text(TRAVEL).examples) >= SHARDS * MIN_SHARD  # it did run in shards
     assert weights[0].keys() == weights[1].keys()
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="lane processes: Linux only")
+def test_the_model_is_the_same_with_its_second_lane_in_a_process(monkeypatch):
+    """Where a run trains one model at a time, a step's second lane runs in a forked
+    process (parley/ml/lane_process.py): the weights come out as on two threads."""
+    from parley.ml import training
+    from parley.ml.cores import lanes_in_processes
+
+    monkeypatch.setattr(training, "MIN_SHARD_ROWS", 1)
+    monkeypatch.setenv("PARLEY_TORCH_THREADS", "2")
+    forked = []
+
+    class Spy(training.LaneProcess):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            forked.append(self.pid)
+
+    monkeypatch.setattr(training, "LaneProcess", Spy)
+    on_threads, _ = trained(epochs=4, use_masked_language_model=True)
+    assert forked == []
+    with lanes_in_processes():
+        in_process, _ = trained(epochs=4, use_masked_language_model=True)
+    assert len(forked) == 1
+    a, b = on_threads.model_.state_dict(), in_process.model_.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize("params", [

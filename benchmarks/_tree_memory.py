@@ -1,0 +1,68 @@
+"""Peak memory of a process and the processes it forks, sampled while it runs.
+
+``ru_maxrss`` from ``wait4`` is the largest of the process and its reaped children, each
+alone; a child forked to run a training's second lane (parley/ml/lane_process.py) holds
+memory of its own on top of the parent's. This samples, every 20 ms, the parent's resident
+memory plus each descendant's *private* memory (its pages shared with the parent are in the
+parent's figure already) and keeps the largest sum. Linux only (/proc); elsewhere 0.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+
+class TreePeak:
+    """``with TreePeak(pid) as peak: …`` then ``peak.mb``: the largest sampled sum."""
+
+    def __init__(self, pid: int, every_s: float = 0.02) -> None:
+        self.pid = pid
+        self.every_s = every_s
+        self.mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            kb = _status_kb(self.pid, "VmRSS") + sum(_private_kb(c) for c in _descendants(self.pid))
+            self.mb = max(self.mb, kb / 1024)
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        found += [int(c) for c in children]
+        todo += [int(c) for c in children]
+    return found
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        match = re.search(rf"{key}:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+    except OSError:
+        return 0
+    return int(match.group(1)) if match else 0
+
+
+def _private_kb(pid: int) -> int:
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return sum(int(line.split()[1]) for line in text.splitlines()
+               if line.startswith(("Private_Clean:", "Private_Dirty:")))

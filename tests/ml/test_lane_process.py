@@ -1,0 +1,225 @@
+"""A training's second lane in a forked process: the same model as on threads, and the same
+model again when the process fails, dies or hangs (the lane then runs in the parent)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="parley.ml needs PyTorch (pip install 'parley[torch]')")
+
+if not sys.platform.startswith("linux"):
+    pytest.skip("lanes run in processes on Linux only", allow_module_level=True)
+
+from parley.ml import lane_process, training  # noqa: E402
+from parley.ml.batching import FeatureTable  # noqa: E402
+from parley.ml.cores import lanes_in_processes  # noqa: E402
+from parley.ml.layers import dropout  # noqa: E402
+from parley.ml.torch_env import seeded  # noqa: E402
+from parley.progress import set_quiet  # noqa: E402
+
+PARENT = os.getpid()
+
+
+@dataclass
+class _Record:
+    origin: str
+    sequence: np.ndarray
+    sentence: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return self.sentence.shape[1]
+
+
+class _Dropping(training.Trainer):
+    """A linear classifier behind dropout (which draws from the shard's generator), its
+    batches of 16–48 messages of 41 rows each in four shards: two a lane."""
+
+    max_shard_rows = 200
+    fail_in_child_at: int | None = None  # the child's lane raises at this call
+    fail_everywhere_at: int | None = None  # the lane raises at this call wherever it runs
+    hang_in_child_at: int | None = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls = 0
+
+    def _lane(self, shards, generators, total):
+        self.calls += 1
+        in_child = os.getpid() != PARENT
+        if in_child and self.calls == self.fail_in_child_at:
+            raise RuntimeError("only the child fails")
+        if in_child and self.calls == self.hang_in_child_at:
+            time.sleep(3600)
+        if self.calls == self.fail_everywhere_at:
+            raise ValueError("this lane cannot be computed")
+        return super()._lane(shards, generators, total)
+
+    def losses(self, index, training):
+        batch = self.table.batch(torch, index)
+        x = dropout(batch.sentence[0], 0.3, training)
+        logits = self.model(x)
+        target = torch.from_numpy(self.labels[index])
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        return loss, {"t_loss": float(loss.detach())}
+
+    def evaluate(self, index):
+        return {}
+
+
+class _Spy(lane_process.LaneProcess):
+    started: list[_Spy] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.failed = 0
+        self.closed = False
+        _Spy.started.append(self)
+
+    def collect(self, timeout):
+        found = super().collect(timeout)
+        self.failed += found is None
+        return found
+
+    def close(self):
+        super().close()
+        self.closed = True
+
+
+def _train(monkeypatch, threads: int = 2, processes: bool = True, **failures) -> tuple[torch.Tensor, ...]:
+    """The weights of a training on ``threads`` threads, its lane in a process or not."""
+    monkeypatch.setattr(training, "LaneProcess", _Spy)
+    _Spy.started = []
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 96)
+    points = (np.eye(3, 4, dtype=np.float32)[labels] * 3
+              + rng.normal(size=(96, 4)).astype(np.float32) * 0.3)
+    table = FeatureTable([[_Record("x", np.zeros((40, 4), np.float32), p[None])] for p in points])
+    with seeded(5):
+        model = torch.nn.Linear(4, 3)
+    trainer = _Dropping(model, table, labels, training.Schedule(
+        epochs=3, batch_size=[16, 48], learning_rate=0.05), 5)
+    for name, value in failures.items():
+        setattr(trainer, name, value)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    set_quiet(True)
+    try:
+        with lanes_in_processes(processes):
+            trainer.train()
+    finally:
+        set_quiet(False)
+        torch.set_num_threads(before)
+    assert trainer._lane_process is None  # closed at the end, whatever happened
+    assert all(spy.closed for spy in _Spy.started)
+    return model.weight.detach().clone(), model.bias.detach().clone()
+
+
+def _same(a: tuple[torch.Tensor, ...], b: tuple[torch.Tensor, ...]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_a_lane_in_a_process_of_its_own_gives_the_model_of_threads_and_of_one_thread(monkeypatch):
+    alone = _train(monkeypatch, threads=1)
+    assert _Spy.started == []  # one thread: lanes one after another, no process
+    threads = _train(monkeypatch, processes=False)
+    assert _Spy.started == []  # not permitted: threads
+    forked = _train(monkeypatch)
+    assert len(_Spy.started) == 1 and _Spy.started[0].failed == 0
+    assert _same(alone, threads) and _same(threads, forked)
+
+
+def test_turned_off_by_the_environment(monkeypatch):
+    monkeypatch.setenv("PARLEY_LANE_PROCESS", "0")
+    _train(monkeypatch)
+    assert _Spy.started == []
+
+
+def test_a_lane_that_fails_in_the_child_runs_in_the_parent_with_the_same_result(monkeypatch):
+    expected = _train(monkeypatch, processes=False)
+    found = _train(monkeypatch, fail_in_child_at=3)
+    assert len(_Spy.started) == 1 and _Spy.started[0].failed == 1
+    assert _same(expected, found)
+
+
+def test_a_child_killed_mid_training_leaves_the_model_the_same(monkeypatch, caplog):
+    expected = _train(monkeypatch, processes=False)
+    original = _Spy.submit
+
+    def submit(self, shards, generators, total):
+        sent = original(self, shards, generators, total)
+        if not hasattr(self, "jobs"):
+            self.jobs = 0
+        self.jobs += 1
+        if self.jobs == 2:
+            os.kill(self.pid, signal.SIGKILL)
+        return sent
+
+    monkeypatch.setattr(_Spy, "submit", submit)
+    with caplog.at_level(logging.WARNING, logger="parley.ml.lane_process"):
+        found = _train(monkeypatch)
+    assert _Spy.started[0].failed == 1
+    assert "stopped answering" in caplog.text
+    assert _same(expected, found)
+
+
+def test_a_hung_child_is_given_up_on_after_its_time(monkeypatch):
+    monkeypatch.setattr(lane_process, "TIMEOUT_FLOOR_S", 0.5)
+    monkeypatch.setattr(lane_process, "TIMEOUT_FACTOR", 0.0)
+    monkeypatch.setattr(lane_process, "CLOSE_WAIT_S", 0.2)
+    expected = _train(monkeypatch, processes=False)
+    began = time.monotonic()
+    found = _train(monkeypatch, hang_in_child_at=2)
+    assert time.monotonic() - began < 30
+    assert _Spy.started[0].failed == 1
+    assert _same(expected, found)
+    with pytest.raises(ChildProcessError):  # reaped (killed), not left behind
+        os.waitpid(_Spy.started[0].pid, os.WNOHANG)
+
+
+def test_an_error_of_the_lane_itself_is_raised_in_the_parent(monkeypatch):
+    with pytest.raises(ValueError, match="cannot be computed"):
+        _train(monkeypatch, fail_everywhere_at=4)
+    assert len(_Spy.started) == 1
+    with pytest.raises(ChildProcessError):
+        os.waitpid(_Spy.started[0].pid, os.WNOHANG)
+
+
+def test_messages_are_framed_json_and_a_closed_pipe_says_so():
+    read, write = os.pipe()
+    lane_process._send(write, {"shards": [[1, 2]], "total": 2, "states": []})
+    assert lane_process._receive(read, 1.0) == {"shards": [[1, 2]], "total": 2, "states": []}
+    with pytest.raises(TimeoutError):
+        lane_process._receive(read, 0.05)
+    os.close(write)
+    with pytest.raises(EOFError):
+        lane_process._receive(read, 1.0)
+    os.close(read)
+
+
+def test_a_generator_state_survives_the_trip():
+    generator = torch.Generator().manual_seed(7)
+    torch.rand(3, generator=generator)
+    copy = torch.Generator()
+    copy.set_state(lane_process._from_state(lane_process._state(generator)))
+    assert torch.equal(torch.rand(5, generator=generator), torch.rand(5, generator=copy))
+
+
+def test_no_process_to_be_had_means_threads(monkeypatch):
+    expected = _train(monkeypatch, processes=False)
+
+    def refuse() -> int:
+        raise BlockingIOError("fork: Resource temporarily unavailable")
+
+    monkeypatch.setattr(lane_process.os, "fork", refuse)
+    found = _train(monkeypatch)
+    assert _Spy.started == []
+    assert _same(expected, found)

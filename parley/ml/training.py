@@ -247,7 +247,7 @@ class Trainer(ABC):
             return self._lane(lane_shards[k], lane_draws[k], len(index))
 
         if workers > 1 and self._lane_process is not None:
-            parts = self._beside_process(run, lane_shards[1], lane_draws[1], len(index))
+            parts = self._beside_process(run, lane_shards[0], lane_draws[0], len(index))
         elif workers > 1:
             parts = self._at_once(run, workers)
         else:
@@ -287,24 +287,25 @@ class Trainer(ABC):
 
     def _beside_process(self, run: Callable[[int], Any], shards: list[np.ndarray],
                         generators: list[torch.Generator], total: int) -> list[Any]:
-        """Lane 0 on this thread while lane 1 (``shards``) runs in the lane process; lane 1
-        here after all if the process fails (see :mod:`parley.ml.lane_process`)."""
+        """Lane 0 (``shards``) in the lane process while lane 1 runs on this thread; lane 0
+        here after all if the process fails (see :mod:`parley.ml.lane_process`). Shards are
+        dealt shortest first, so lane 1's are the longer: this thread takes them, the child
+        (which also copies its sums out) the shorter ones."""
         process = self._lane_process
         assert process is not None
         sent = process.submit(shards, generators, total)
         began = time.thread_time()
-        first = run(0)
-        second = process.collect(max(lane_process.TIMEOUT_FLOOR_S,
-                                     lane_process.TIMEOUT_FACTOR * (time.thread_time() - began))
-                                 ) if sent else None
-        if second is None:
+        second = run(1)
+        first = process.collect(max(lane_process.TIMEOUT_FLOOR_S,
+                                    lane_process.TIMEOUT_FACTOR * (time.thread_time() - began))
+                                ) if sent else None
+        if first is None:
             self._close_lane_process()
-            second = run(1)
+            first = run(0)
         else:
-            # Lane 1's gradients are views of the block the child writes at the next step:
-            # added into lane 0's they are read now; one lane 0 lacks is copied out.
-            second = (second[0], [g.clone() if g is not None and mine is None else g
-                                  for g, mine in zip(second[1], first[1], strict=True)])
+            # Lane 0's sums are views of the block the child writes at the next step: the
+            # step adds lane 1's into them and Adam reads them before the next is sent.
+            first = (first[0], list(first[1]))
         return [first, second]
 
     def _close_lane_process(self) -> None:

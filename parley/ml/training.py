@@ -376,8 +376,11 @@ class Trainer(ABC):
         run said it trains one model at a time (:func:`~parley.ml.cores.lanes_in_processes`)
         and no other training of this process runs — a fork copies only the forking thread,
         and a lock another training's thread held inside torch at that moment would stay
-        held in the child — and when every weight is a contiguous float32 tensor."""
+        held in the child — when a lane runs on one torch thread (OpenMP's thread pool is not
+        to be used across a fork; a lane's count of threads decides its sums, so the child
+        could not simply take fewer), and when every weight is a contiguous float32 tensor."""
         return (lane_process.wanted() and lanes_in_processes_permitted() and CORES.trainings == 0
+                and self._lane_threads == 1
                 and all(p.dtype == torch.float32 and p.is_contiguous() for p in self._trained))
 
     def by_length(self, index: np.ndarray) -> np.ndarray:

@@ -48,3 +48,34 @@ def test_progress_should_go_to_logging_not_stdout(training_run, tmp_path, caplog
     lines = [r.getMessage() for r in caplog.records if r.name == "parley.training.run"]
     assert len(lines) == len(training_run.recipe.nodes)
     assert all(" trained in " in line for line in lines)
+
+
+@pytest.mark.parametrize(("kind", "alone"), [("both", False), ("nlu", True)])
+def test_a_training_may_fork_its_second_lane_only_where_the_run_trains_one_model_at_a_time(
+        tmp_path, monkeypatch, kind, alone):
+    """parley/ml/lane_process.py: an NLU pipeline alone trains one model at a time; a bot's
+    NLU and policies train side by side, sharing the cores already."""
+    from contextlib import contextmanager
+
+    from parley.training import run as run_module
+
+    granted = []
+    real = run_module.lanes_in_processes
+
+    @contextmanager
+    def spy(allowed=True):
+        granted.append(allowed)
+        with real(allowed):
+            yield
+
+    monkeypatch.setattr(run_module, "lanes_in_processes", spy)
+    create_starter_project(tmp_path)
+    importer = TrainingDataImporter(tmp_path / "domain.yml", tmp_path / "config.yml",
+                                    [tmp_path / "data"])
+    recipe = build_recipe(importer.config, kind)
+    cache = TrainingCache(tmp_path / "cache")
+    request = TrainingRequest(kind, tmp_path / "models")
+    plan = make_plan(importer, recipe, cache, request)
+    run = TrainingRun(request, importer, recipe, plan.statuses, plan.model_fingerprint, cache)
+    run.node_dirs(tmp_path / "work", SequentialRunner())
+    assert granted == [alone]

@@ -39,15 +39,18 @@ class TreePeak:
 
 
 def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``: each thread lists the children it forked (a training's
+    lane process is forked by a worker thread, not the main one)."""
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
-        try:
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
-            continue
-        found += [int(c) for c in children]
-        todo += [int(c) for c in children]
+        for children_file in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                children = [int(c) for c in children_file.read_text().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
     return found
 
 

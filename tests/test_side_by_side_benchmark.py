@@ -32,3 +32,29 @@ def test_projects_should_be_bots_with_their_portable_config_or_nlu_sets():
     assert side_by_side.names_rasa_defaults(side_by_side.own_config(moodbot))
     with pytest.raises(SystemExit, match="no project 'nope'"):
         side_by_side.project_path("nope")
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="Linux /proc only")
+def test_a_process_trees_memory_counts_what_a_thread_forked(tmp_path: Path):
+    """A training's lane process is forked by a worker thread; its own pages come on top
+    of the parent's resident memory."""
+    import subprocess
+    import sys
+    import time
+
+    from benchmarks._tree_memory import TreePeak
+
+    script = (
+        "import os, threading, time\n"
+        "def fork():\n"
+        "    if os.fork() == 0:\n"
+        "        block = bytearray(80 << 20)\n"  # 80 MB of the child's own, touched
+        "        time.sleep(1.5)\n"
+        "        os._exit(0)\n"
+        "    os.wait()\n"
+        "t = threading.Thread(target=fork); t.start(); t.join()\n")
+    process = subprocess.Popen([sys.executable, "-c", script])
+    with TreePeak(process.pid) as tree:
+        process.wait()
+        time.sleep(0.05)
+    assert tree.mb >= 80

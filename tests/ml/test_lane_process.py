@@ -353,3 +353,47 @@ def test_the_child_keeps_none_of_the_parents_sockets_open():
     finally:
         process.close()
         peer.close()
+
+
+_KILLED_PARENT = """
+import sys, time
+import numpy as np
+import torch
+from parley.ml.lane_process import LaneProcess
+
+def lane(shards, generators, total):
+    time.sleep(1.0)
+    return [{"t_loss": 0.0}], [None]
+
+process = LaneProcess([torch.nn.Parameter(torch.zeros(3))], lane)
+if sys.argv[1] == "busy":
+    process.submit([np.arange(2)], [torch.Generator()], 2)
+print(process.pid, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("state", ["idle", "busy"])
+def test_a_killed_parent_leaves_no_lane_process_behind(state):
+    """The parent killed (SIGKILL: no cleanup of its own) while the child waits for a job,
+    or computes one: the child ends on its own (the end of its jobs, or no one to answer)."""
+    import subprocess
+    from pathlib import Path
+
+    parent = subprocess.Popen([sys.executable, "-c", _KILLED_PARENT, state], stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait(timeout=10)
+    parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{child}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":  # ended, not yet reaped
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the lane process {child} outlived its killed parent")

@@ -45,12 +45,15 @@ class CorePool:
         self._trainings = 0  # trainings running now (see :meth:`training`)
 
     @contextmanager
-    def training(self) -> Iterator[None]:
-        """While a training runs: the cores are shared out among those running."""
+    def training(self) -> Iterator[bool]:
+        """While a training runs: the cores are shared out among those running. Yields
+        whether it is the only one running now: counted and asked at once, so of two
+        trainings starting together only one is told so."""
         with self._lock:
             self._trainings += 1
+            alone = self._trainings == 1
         try:
-            yield
+            yield alone
         finally:
             with self._lock:
                 self._trainings -= 1
@@ -90,11 +93,6 @@ class CorePool:
     @property
     def taken(self) -> int:
         return self._taken
-
-    @property
-    def trainings(self) -> int:
-        """Trainings running now (inside :meth:`training`)."""
-        return self._trainings
 
 
 CORES = CorePool()  # the process's one pool: every training's steps take from it

@@ -28,6 +28,7 @@ import mmap
 import os
 import select
 import signal
+import stat
 import struct
 import sys
 import time
@@ -105,6 +106,7 @@ class LaneProcess:
             try:
                 os.close(self._jobs)
                 os.close(self._results)
+                _close_sockets()
                 code = _serve(jobs_read, results_write, self.params, self.grads, lane,
                               after_job() if after_job is not None else None)
             finally:
@@ -162,8 +164,10 @@ class LaneProcess:
             os.close(self._results)
         except OSError:
             pass
-        _reap(self.pid)
-        self._own_memory_again()
+        try:
+            _reap(self.pid)
+        finally:
+            self._own_memory_again()
 
     def _own_memory_again(self) -> None:
         """The weights copied out of the shared block (unmapped once nothing points into it)."""
@@ -177,6 +181,14 @@ def _serve(jobs: int, results: int, params: list[torch.nn.Parameter],
            grads: list[torch.Tensor], lane: Lane, after_job: Callable[[], None] | None) -> int:
     """The child's loop: a job in, the lane's gradients into ``grads``, a reply out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # The parent's own handlers are not the child's to run: a server's SIGTERM handler (as
+    # uvicorn's) would only flag a shutdown in the child's copy of the server, and the child
+    # would outlive a `kill`. Any other signal ends it as it would any process; the parent
+    # then computes the lane itself.
+    for number in signal.valid_signals():
+        if number != signal.SIGINT and callable(signal.getsignal(number)):
+            signal.signal(number, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)  # (the parent's event loop is woken by its signals, not ours)
     most = served = 0
     while True:
         try:
@@ -251,6 +263,30 @@ def _from_state(text: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
 
 
+def _close_sockets() -> None:
+    """Let go of the sockets the child inherited (a server's connections, its listening
+    socket, a database's): a connection the parent closes ends only when no process holds
+    it any more, so the child would keep each one open, its peer waiting for the end, until
+    the training is over. Each number is pointed at /dev/null rather than closed: the
+    child's copies of the parent's socket objects still name it, and must not reach a file
+    the child opens later under the same number."""
+    try:
+        names = os.listdir("/proc/self/fd")
+        null = os.open(os.devnull, os.O_RDWR)
+    except OSError:
+        return
+    try:
+        for name in names:
+            try:
+                fd = int(name)
+                if fd != null and stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    os.dup2(null, fd)
+            except (ValueError, OSError):  # (the listing's own descriptor, gone by now)
+                pass
+    finally:
+        os.close(null)
+
+
 def _private_kb() -> int:
     """This process's private memory now (kB): the pages it does not share with its parent."""
     try:
@@ -263,14 +299,18 @@ def _private_kb() -> int:
 
 
 def _reap(pid: int) -> None:
-    """Wait for the child a moment, then kill it."""
-    for _ in range(50):
-        done, _status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return
-        time.sleep(0.01)
+    """Wait for the child a moment, then kill it. (Already reaped — SIGCHLD ignored, or
+    a ``waitpid(-1)`` of other code got it — it is gone all the same.)"""
     try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
+        for _ in range(50):
+            done, _status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+            time.sleep(0.01)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(pid, 0)
+    except ChildProcessError:
         pass
-    os.waitpid(pid, 0)

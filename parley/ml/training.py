@@ -326,7 +326,7 @@ class Trainer(ABC):
         return [first, *(future.result() for future in others)]
 
     @contextmanager
-    def _shard_threads(self, light: bool) -> Iterator[None]:
+    def _shard_threads(self, light: bool, alone: bool = False) -> Iterator[None]:
         """Each lane on threads of its own, when this thread has threads enough for two
         lanes; otherwise lanes one after another. A light training (one shard a batch)
         runs on one thread with one core. The shards are the same either way.
@@ -344,9 +344,10 @@ class Trainer(ABC):
         self._lane_threads = lane
         torch.set_num_threads(lane)
         try:
-            if not light and self._may_fork():
+            if not light and alone and self._may_fork():
                 # (forked before the helper thread exists: a fork copies only this thread)
-                self._start_lane_process()
+                with _FORKING:
+                    self._start_lane_process()
             if not light:
                 self._helpers = ThreadPoolExecutor(SHARDS - 1, thread_name_prefix="parley-shard",
                                                    initializer=_use_threads, initargs=(lane,))
@@ -361,7 +362,7 @@ class Trainer(ABC):
     def _start_lane_process(self) -> None:
         try:
             self._lane_process = LaneProcess(
-                self._trained, self._lane,
+                self._trained, self._lane_in_child,
                 after_job=lambda: HeapTrimmer(TRIM_GROWTH, TRIM_EVERY_S).check)
         except OSError as error:  # no process to be had (memory, process limits): threads
             logger.debug("%s: no process for the second lane (%s); threads it is",
@@ -370,16 +371,26 @@ class Trainer(ABC):
         logger.debug("%s: the second lane runs in process %d", self.description,
                      self._lane_process.pid)
 
+    def _lane_in_child(self, shards: list[np.ndarray], generators: list[torch.Generator],
+                       total: int) -> tuple[list[dict[str, float]], list[torch.Tensor | None]]:
+        """:meth:`_lane` in the lane process, the model in training mode as the parent's
+        steps run it (:meth:`_train` sets it each epoch): the child's copy of the model keeps
+        the mode it had at the fork, and a model being finetuned was loaded in evaluation
+        mode — its dropout layers would drop nothing in the child."""
+        self.model.train()
+        return self._lane(shards, generators, total)
+
     def _may_fork(self) -> bool:
         """Whether this training's second lane may run in a process of its own
         (:mod:`parley.ml.lane_process`): where lanes may (Linux, not turned off), when the
         run said it trains one model at a time (:func:`~parley.ml.cores.lanes_in_processes`)
-        and no other training of this process runs — a fork copies only the forking thread,
+        and no other training of this process runs (the caller's ``alone``, asked as this
+        one was counted: two asking in turn both saw none) — a fork copies only the forking thread,
         and a lock another training's thread held inside torch at that moment would stay
         held in the child — when a lane runs on one torch thread (OpenMP's thread pool is not
         to be used across a fork; a lane's count of threads decides its sums, so the child
         could not simply take fewer), and when every weight is a contiguous float32 tensor."""
-        return (lane_process.wanted() and lanes_in_processes_permitted() and CORES.trainings == 0
+        return (lane_process.wanted() and lanes_in_processes_permitted()
                 and self._lane_threads == 1
                 and all(p.dtype == torch.float32 and p.is_contiguous() for p in self._trained))
 
@@ -404,7 +415,9 @@ class Trainer(ABC):
                          "light (one shard a batch)" if light else "starts",
                          len(self.table), self.rows(np.arange(len(self.table))),
                          self.largest_batch_rows(), time.perf_counter() - asked)
-            with roomy_heap(), self._shard_threads(light), CORES.training():
+            # (counted among the trainings first: whether it runs alone decides the fork)
+            with roomy_heap(), CORES.training() as alone, _after_forks(alone), \
+                    self._shard_threads(light, alone):
                 try:
                     return self._train(epochs)
                 finally:
@@ -502,6 +515,20 @@ def _room(rows: int) -> Iterator[None]:
         with _ROOM:
             _ROWS_RUNNING[0] -= rows
             _ROOM.notify_all()
+
+
+_FORKING = threading.Lock()  # held while a training forks its lane process
+
+
+@contextmanager
+def _after_forks(alone: bool) -> Iterator[None]:
+    """A training counted beside another (not ``alone``) first waits for the end of that
+    one's fork, if it is forking: a lock this thread held inside torch at that moment would
+    stay held in the child."""
+    if not alone:
+        with _FORKING:
+            pass
+    yield
 
 
 _ROOM = threading.Condition()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 
@@ -162,3 +163,38 @@ def test_ted_should_have_every_rasa_key_with_rasas_default():
 def test_a_transformer_size_the_heads_do_not_divide_should_be_refused():
     problems = TEDPolicy.param_problems({"transformer_size": 130})
     assert problems and "multiple of number_of_attention_heads" in problems[0].message
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="lane processes: Linux only")
+@pytest.mark.parametrize("finetuning", [False, True])
+def test_ted_is_the_same_with_its_second_lane_in_a_process(monkeypatch, finetuning):
+    """A run training one policy forks a step's second lane (parley/ml/lane_process.py):
+    the weights come out as on two threads — also when finetuning, whose model starts in
+    evaluation mode (its dropout must drop in the child as on the threads)."""
+    torch = pytest.importorskip("torch")
+    from parley.ml import training
+    from parley.ml.cores import lanes_in_processes
+
+    monkeypatch.setattr(training, "MIN_SHARD_ROWS", 1)
+    monkeypatch.setattr(training, "MIN_SHARD", 1)
+    monkeypatch.setenv("PARLEY_TORCH_THREADS", "2")
+    forked = []
+
+    class Spy(training.LaneProcess):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            forked.append(self.pid)
+
+    monkeypatch.setattr(training, "LaneProcess", Spy)
+    weights = []
+    for processes in (False, True):
+        domain, found = trackers()
+        with lanes_in_processes(processes and not finetuning):
+            ted = TEDPolicy(epochs=8, random_seed=3, batch_size=[8, 16]).fit(found, domain)
+        if finetuning:
+            with lanes_in_processes(processes):
+                ted.finetune(found, domain, 1.0)
+        weights.append({k: v.clone() for k, v in ted.model_.state_dict().items()})
+    assert len(forked) == 1
+    a, b = weights
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

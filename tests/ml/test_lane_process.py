@@ -21,7 +21,7 @@ if not sys.platform.startswith("linux"):
 from parley.ml import lane_process, training  # noqa: E402
 from parley.ml.batching import FeatureTable  # noqa: E402
 from parley.ml.cores import lanes_in_processes  # noqa: E402
-from parley.ml.layers import dropout  # noqa: E402
+from parley.ml.layers import Dropout, dropout  # noqa: E402
 from parley.ml.torch_env import seeded  # noqa: E402
 from parley.progress import set_quiet  # noqa: E402
 
@@ -94,8 +94,22 @@ class _Spy(lane_process.LaneProcess):
         self.closed = True
 
 
-def _train(monkeypatch, threads: int = 2, processes: bool = True, **failures) -> tuple[torch.Tensor, ...]:
-    """The weights of a training on ``threads`` threads, its lane in a process or not."""
+class _DroppingInTheModel(_Dropping):
+    """Dropout as a layer of the model: it drops only while the model is in training mode
+    (``Module.train()``), as DIET's and TED's layers do."""
+
+    def losses(self, index, training):
+        batch = self.table.batch(torch, index)
+        logits = self.model(batch.sentence[0])
+        loss = torch.nn.functional.cross_entropy(logits, torch.from_numpy(self.labels[index]))
+        return loss, {"t_loss": float(loss.detach())}
+
+
+def _train(monkeypatch, threads: int = 2, processes: bool = True, evaluating: bool = False,
+           **failures) -> tuple[torch.Tensor, ...]:
+    """The weights of a training on ``threads`` threads, its lane in a process or not.
+    ``evaluating``: the model drops out as a layer, and is in evaluation mode when the
+    training starts (a loaded model being finetuned)."""
     monkeypatch.setattr(training, "LaneProcess", _Spy)
     _Spy.started = []
     rng = np.random.default_rng(0)
@@ -105,8 +119,10 @@ def _train(monkeypatch, threads: int = 2, processes: bool = True, **failures) ->
     table = FeatureTable([[_Record("x", np.zeros((40, 4), np.float32), p[None])] for p in points])
     with seeded(5):
         model = torch.nn.Linear(4, 3)
-    trainer = _Dropping(model, table, labels, training.Schedule(
-        epochs=3, batch_size=[16, 48], learning_rate=0.05), 5)
+    layers = torch.nn.Sequential(Dropout(0.3), model).eval() if evaluating else model
+    trainer = (_DroppingInTheModel if evaluating else _Dropping)(
+        layers, table, labels, training.Schedule(epochs=3, batch_size=[16, 48],
+                                                 learning_rate=0.05), 5)
     for name, value in failures.items():
         setattr(trainer, name, value)
     before = torch.get_num_threads()
@@ -135,6 +151,15 @@ def test_a_lane_in_a_process_of_its_own_gives_the_model_of_threads_and_of_one_th
     forked = _train(monkeypatch)
     assert len(_Spy.started) == 1 and _Spy.started[0].failed == 0
     assert _same(alone, threads) and _same(threads, forked)
+
+
+def test_a_model_that_starts_in_evaluation_mode_trains_the_same_in_a_process(monkeypatch):
+    """Finetuning trains a loaded model, which is in evaluation mode until the loop's first
+    epoch sets training mode: the child, forked before that, must drop out all the same."""
+    threads = _train(monkeypatch, processes=False, evaluating=True)
+    forked = _train(monkeypatch, evaluating=True)
+    assert len(_Spy.started) == 1 and _Spy.started[0].failed == 0
+    assert _same(threads, forked)
 
 
 def test_turned_off_by_the_environment(monkeypatch):
@@ -168,6 +193,46 @@ def test_a_child_killed_mid_training_leaves_the_model_the_same(monkeypatch, capl
         found = _train(monkeypatch)
     assert _Spy.started[0].failed == 1
     assert "stopped answering" in caplog.text
+    assert _same(expected, found)
+
+
+def test_the_child_runs_none_of_the_parents_signal_handlers(monkeypatch):
+    """A server's SIGTERM handler (uvicorn's flags a graceful shutdown) is the parent's: in
+    the child it would keep a `kill` from ending it. The child ends; the parent computes the
+    lane and the model is the same."""
+    expected = _train(monkeypatch, processes=False)
+    original = _Spy.submit
+    refused = []
+
+    def submit(self, shards, generators, total):
+        self.jobs = getattr(self, "jobs", 0) + 1
+        if self.jobs == 2:
+            os.kill(self.pid, signal.SIGTERM)
+            time.sleep(0.2)  # (the signal lands before the job)
+        sent = original(self, shards, generators, total)
+        refused.append(not sent)
+        return sent
+
+    monkeypatch.setattr(_Spy, "submit", submit)
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: None)
+    try:
+        found = _train(monkeypatch)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert _Spy.started[0].failed + sum(refused) == 1  # the job after the signal: not done
+    assert _same(expected, found)
+
+
+def test_a_child_reaped_by_the_system_ends_the_training_all_the_same(monkeypatch):
+    """With SIGCHLD ignored (by the program embedding Parley) the system reaps the child
+    itself: waiting for it finds no child, which is no reason for the training to fail."""
+    expected = _train(monkeypatch, processes=False)
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        found = _train(monkeypatch)
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+    assert len(_Spy.started) == 1 and _Spy.started[0].failed == 0
     assert _same(expected, found)
 
 
@@ -223,3 +288,112 @@ def test_no_process_to_be_had_means_threads(monkeypatch):
     found = _train(monkeypatch)
     assert _Spy.started == []
     assert _same(expected, found)
+
+
+def test_of_two_trainings_starting_together_at_most_one_forks(monkeypatch):
+    """A fork copies only the forking thread: a second training's thread inside torch at that
+    moment could leave a lock held in the child, and a second child would hold the first
+    one's pipes (the first then hears no end of its jobs). Whether a training runs alone is
+    asked as it is counted, so two starting together cannot both take themselves for alone
+    — even while the first one's fork takes its time."""
+    import threading
+
+    class _Slow(_Spy):
+        def __init__(self, *args, **kwargs) -> None:
+            time.sleep(0.3)  # (a large model's weights take a while to copy)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(training, "LaneProcess", _Slow)
+    _Spy.started = []
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 96)
+    table = FeatureTable([[_Record("x", np.zeros((40, 4), np.float32),
+                                   rng.normal(size=(1, 4)).astype(np.float32))] for _ in labels])
+    trainers = [_Dropping(torch.nn.Linear(4, 3), table, labels, training.Schedule(
+        epochs=1, batch_size=[16, 48], learning_rate=0.05), seed) for seed in (1, 2)]
+    together = threading.Barrier(2)
+    errors = []
+
+    def train(trainer):
+        torch.get_num_threads()
+        torch.set_num_threads(2)
+        together.wait()
+        try:
+            trainer.train()
+        except BaseException as error:  # noqa: BLE001 - raised below, on the test's thread
+            errors.append(error)
+
+    set_quiet(True)
+    try:
+        with lanes_in_processes():
+            threads = [threading.Thread(target=train, args=(t,)) for t in trainers]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        set_quiet(False)
+    assert errors == []
+    assert len(_Spy.started) == 1
+    assert all(spy.closed for spy in _Spy.started)
+
+
+def test_the_child_keeps_none_of_the_parents_sockets_open():
+    """A connection the parent closes (a server's, mid-training) must end for its peer then,
+    not when the training is over and the child with it."""
+    import socket
+
+    ours, peer = socket.socketpair()
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    process = lane_process.LaneProcess(params, lambda shards, generators, total: ([], [None]))
+    try:
+        ours.close()
+        peer.settimeout(5.0)
+        assert peer.recv(1) == b""  # the end, at once
+    finally:
+        process.close()
+        peer.close()
+
+
+_KILLED_PARENT = """
+import sys, time
+import numpy as np
+import torch
+from parley.ml.lane_process import LaneProcess
+
+def lane(shards, generators, total):
+    time.sleep(1.0)
+    return [{"t_loss": 0.0}], [None]
+
+process = LaneProcess([torch.nn.Parameter(torch.zeros(3))], lane)
+if sys.argv[1] == "busy":
+    process.submit([np.arange(2)], [torch.Generator()], 2)
+print(process.pid, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("state", ["idle", "busy"])
+def test_a_killed_parent_leaves_no_lane_process_behind(state):
+    """The parent killed (SIGKILL: no cleanup of its own) while the child waits for a job,
+    or computes one: the child ends on its own (the end of its jobs, or no one to answer)."""
+    import subprocess
+    from pathlib import Path
+
+    parent = subprocess.Popen([sys.executable, "-c", _KILLED_PARENT, state], stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait(timeout=10)
+    parent.stdout.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{child}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":  # ended, not yet reaped
+                    break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"the lane process {child} outlived its killed parent")

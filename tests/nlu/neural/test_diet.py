@@ -173,6 +173,38 @@ def test_the_model_is_the_same_with_its_second_lane_in_a_process(monkeypatch):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="lane processes: Linux only")
+def test_finetuning_is_the_same_with_its_second_lane_in_a_process(monkeypatch):
+    """A model being finetuned starts in evaluation mode (as loaded, or as its first
+    training left it): the lane process, forked before the first epoch, must drop out as
+    the training's own threads do."""
+    from parley.ml import training
+    from parley.ml.cores import lanes_in_processes
+
+    monkeypatch.setattr(training, "MIN_SHARD_ROWS", 1)
+    monkeypatch.setenv("PARLEY_TORCH_THREADS", "2")
+    forked = []
+
+    class Spy(training.LaneProcess):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            forked.append(self.pid)
+
+    monkeypatch.setattr(training, "LaneProcess", Spy)
+    finetuned = []
+    for processes in (False, True):
+        diet, upstream = trained(epochs=4)
+        more = read_nlu_text(TRAVEL)
+        for component in upstream:
+            component.process(more.examples)
+        with lanes_in_processes(processes):
+            diet.finetune(more, 1.0)
+        finetuned.append(diet.model_.state_dict())
+    assert len(forked) == 1
+    a, b = finetuned
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 @pytest.mark.parametrize("params", [
     {"loss_type": "margin"},
     {"similarity_type": "cosine", "constrain_similarities": True},

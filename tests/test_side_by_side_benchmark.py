@@ -54,7 +54,7 @@ def test_a_process_trees_memory_counts_what_a_thread_forked(tmp_path: Path):
         "    os.wait()\n"
         "t = threading.Thread(target=fork); t.start(); t.join()\n")
     process = subprocess.Popen([sys.executable, "-c", script])
-    with TreePeak(process.pid) as tree:
+    with TreePeak(process.pid, every_s=0.02) as tree:
         process.wait()
         time.sleep(0.05)
     assert tree.mb >= 80

@@ -174,18 +174,10 @@ def test_ted_is_the_same_with_its_second_lane_in_a_process(monkeypatch, finetuni
     torch = pytest.importorskip("torch")
     from parley.ml import training
     from parley.ml.cores import lanes_in_processes
+    from tests.ml.lane_spy import forks_counted
 
-    monkeypatch.setattr(training, "MIN_SHARD_ROWS", 1)
+    forked = forks_counted(monkeypatch)
     monkeypatch.setattr(training, "MIN_SHARD", 1)
-    monkeypatch.setenv("PARLEY_TORCH_THREADS", "2")
-    forked = []
-
-    class Spy(training.LaneProcess):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            forked.append(self.pid)
-
-    monkeypatch.setattr(training, "LaneProcess", Spy)
     weights = []
     for processes in (False, True):
         domain, found = trackers()

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -24,19 +23,11 @@ from parley.ml.cores import lanes_in_processes  # noqa: E402
 from parley.ml.layers import Dropout, dropout  # noqa: E402
 from parley.ml.torch_env import seeded  # noqa: E402
 from parley.progress import set_quiet  # noqa: E402
+from tests.ml.test_training import _Record  # noqa: E402
 
 PARENT = os.getpid()
 
 
-@dataclass
-class _Record:
-    origin: str
-    sequence: np.ndarray
-    sentence: np.ndarray
-
-    @property
-    def dim(self) -> int:
-        return self.sentence.shape[1]
 
 
 class _Dropping(training.Trainer):

@@ -151,19 +151,10 @@ def test_the_model_does_not_depend_on_the_number_of_threads(monkeypatch):
 def test_the_model_is_the_same_with_its_second_lane_in_a_process(monkeypatch):
     """Where a run trains one model at a time, a step's second lane runs in a forked
     process (parley/ml/lane_process.py): the weights come out as on two threads."""
-    from parley.ml import training
     from parley.ml.cores import lanes_in_processes
+    from tests.ml.lane_spy import forks_counted
 
-    monkeypatch.setattr(training, "MIN_SHARD_ROWS", 1)
-    monkeypatch.setenv("PARLEY_TORCH_THREADS", "2")
-    forked = []
-
-    class Spy(training.LaneProcess):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            forked.append(self.pid)
-
-    monkeypatch.setattr(training, "LaneProcess", Spy)
+    forked = forks_counted(monkeypatch)
     on_threads, _ = trained(epochs=4, use_masked_language_model=True)
     assert forked == []
     with lanes_in_processes():
@@ -178,19 +169,10 @@ def test_finetuning_is_the_same_with_its_second_lane_in_a_process(monkeypatch):
     """A model being finetuned starts in evaluation mode (as loaded, or as its first
     training left it): the lane process, forked before the first epoch, must drop out as
     the training's own threads do."""
-    from parley.ml import training
     from parley.ml.cores import lanes_in_processes
+    from tests.ml.lane_spy import forks_counted
 
-    monkeypatch.setattr(training, "MIN_SHARD_ROWS", 1)
-    monkeypatch.setenv("PARLEY_TORCH_THREADS", "2")
-    forked = []
-
-    class Spy(training.LaneProcess):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            forked.append(self.pid)
-
-    monkeypatch.setattr(training, "LaneProcess", Spy)
+    forked = forks_counted(monkeypatch)
     finetuned = []
     for processes in (False, True):
         diet, upstream = trained(epochs=4)

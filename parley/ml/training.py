@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 from parley.errors import ConfigError
+from parley.ml import lane_process
 from parley.ml.adam import Adam
 from parley.ml.batching import FeatureTable
 from parley.ml.cores import CORES, lanes_in_processes_permitted
 from parley.ml.grouped import matmul_dtype
-from parley.ml import lane_process
 from parley.ml.lane_process import LaneProcess
 from parley.ml.torch_env import HeapTrimmer, drawing_from, roomy_heap
 from parley.progress import ProgressBar
@@ -302,10 +302,8 @@ class Trainer(ABC):
         if first is None:
             self._close_lane_process()
             first = run(0)
-        else:
-            # Lane 0's sums are views of the block the child writes at the next step: the
-            # step adds lane 1's into them and Adam reads them before the next is sent.
-            first = (first[0], list(first[1]))
+        # (lane 0's sums are views of the block the child writes at the next step: the step
+        # adds lane 1's into them, and Adam reads them, before the next is sent)
         return [first, second]
 
     def _close_lane_process(self) -> None:

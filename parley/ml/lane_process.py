@@ -60,8 +60,9 @@ MEMORY_EVERY = 64
 # to the parent's own peak (its pages shared with the parent are counted in the parent's).
 peak_private_kb = 0
 
-Lane = Callable[[list[np.ndarray], list[torch.Generator], int],
-                tuple[list[dict[str, float]], list["torch.Tensor | None"]]]
+# A lane's batch metrics (one dict a shard) and its gradient sums (None: no gradient).
+LaneResult = tuple[list[dict[str, float]], list["torch.Tensor | None"]]
+Lane = Callable[[list[np.ndarray], list[torch.Generator], int], LaneResult]
 
 
 def wanted() -> bool:
@@ -130,7 +131,7 @@ class LaneProcess:
         self._pending = generators
         return True
 
-    def collect(self, timeout: float) -> tuple[list[dict[str, float]], list[torch.Tensor | None]] | None:
+    def collect(self, timeout: float) -> LaneResult | None:
         """The submitted lane's metrics and summed gradients (views of the shared block,
         valid until the next :meth:`submit`), and its generators moved on as the child's
         were; None when the child failed, died or took longer than ``timeout`` seconds."""

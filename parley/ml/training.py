@@ -383,9 +383,9 @@ class Trainer(ABC):
         (:mod:`parley.ml.lane_process`): where lanes may (Linux, not turned off), when the
         run said it trains one model at a time (:func:`~parley.ml.cores.lanes_in_processes`)
         and no other training of this process runs (the caller's ``alone``, asked as this
-        one was counted: two asking in turn both saw none) — a fork copies only the forking thread,
-        and a lock another training's thread held inside torch at that moment would stay
-        held in the child — when a lane runs on one torch thread (OpenMP's thread pool is not
+        one was counted: two asking in turn both saw none) — a fork copies only the forking
+        thread, and a lock another training's thread held inside torch at that moment would
+        stay held in the child — when a lane runs on one torch thread (OpenMP's thread pool is not
         to be used across a fork; a lane's count of threads decides its sums, so the child
         could not simply take fewer), and when every weight is a contiguous float32 tensor."""
         return (lane_process.wanted() and lanes_in_processes_permitted()

@@ -1,0 +1,166 @@
+"""Inverted dropout through the C kernel ``parley/ml/_dropout.c``, when it was built and
+computes on this machine exactly what torch does (see :func:`usable`).
+
+A dropout here keeps one random byte an element (the element stays where its byte is at
+least the threshold) and multiplies in one pass, forward and backward; the bytes are the
+ones :func:`parley.ml.layers.dropout_mask` draws with numpy, so a model comes out bitwise
+the same with or without the kernel. Where the kernel is missing (:data:`AVAILABLE`
+False; see :mod:`parley.ml.c_kernels`) or a tensor is not laid out for it, callers run the
+mask-and-multiply code in :mod:`parley.ml.layers`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from parley.ml.c_kernels import load_kernel
+
+# ``DROPOUT_KERNEL_VERSION`` in _dropout.c
+_kernel = load_kernel("_dropout", version=1)
+AVAILABLE = _kernel is not None
+
+_DTYPES = (torch.float32, torch.bfloat16)
+
+
+def stream_bytes(seed: int, count: int) -> np.ndarray:
+    """The first ``count`` bytes of numpy's ``SFC64(seed)`` stream (``random_raw``'s words
+    read as little-endian bytes), drawn by the kernel without the words array."""
+    assert _kernel is not None, "the C kernel is not built: check AVAILABLE first"
+    state = np.random.SFC64(seed).state["state"]["state"].copy()
+    out = np.empty(count, dtype=np.uint8)
+    _kernel.stream(state, out)
+    return out
+
+
+def usable() -> bool:
+    """Whether the kernel is built and, on this machine, multiplies bit for bit as torch's
+    kernels do (float32 and bfloat16 products, addcmul's fused multiply-add): checked once,
+    on a few thousand random elements."""
+    global _usable
+    if _usable is None:
+        _usable = AVAILABLE and _agrees_with_torch()
+    return _usable
+
+
+_usable: bool | None = None
+
+
+def _agrees_with_torch() -> bool:
+    # (a length that is no multiple of any vector width: the loops' tails are checked too)
+    generator = torch.Generator().manual_seed(0)
+    x, y = (torch.randn(4099, generator=generator) * 8 for _ in range(2))
+    keep = stream_bytes(1, 4099)
+    threshold, scale = 51, 256.0 / 205
+    mask = torch.from_numpy((keep >= threshold) * np.float32(scale))
+    try:
+        fused_ok = _kernel.has_fma() and torch.equal(  # type: ignore[union-attr]
+            add_scaled(x, y, keep, threshold, scale), torch.addcmul(x, y, mask))
+        same = [torch.equal(scaled(a, keep, threshold, scale), a * mask.to(a.dtype))
+                for a in (x, x.to(torch.bfloat16))]
+    except (RuntimeError, ValueError):
+        return False
+    global _fused
+    _fused = bool(fused_ok)
+    return all(same)
+
+
+_fused = False
+
+
+def fused_add_usable() -> bool:
+    """Whether ``x + dropout(y)`` may run as the kernel's fused multiply-add."""
+    return usable() and _fused
+
+
+def _memory(t: torch.Tensor) -> tuple[np.ndarray, bool] | None:
+    """``t``'s memory as a flat numpy array and whether ``t`` is the transpose of a
+    contiguous matrix (else it is contiguous); None where the kernel cannot walk it."""
+    if t.dtype not in _DTYPES:
+        return None
+    if t.is_contiguous():
+        flat, transposed = t.detach().reshape(-1), False
+    elif t.dim() == 2 and t.t().is_contiguous():
+        flat, transposed = t.detach().t().reshape(-1), True
+    else:
+        return None
+    if t.dtype == torch.bfloat16:
+        flat = flat.view(torch.int16)
+    return flat.numpy(), transposed
+
+
+def laid_out_for(t: torch.Tensor) -> bool:
+    """Whether the kernel takes ``t`` as it is."""
+    return _memory(t) is not None
+
+
+def scaled(x: torch.Tensor, keep: np.ndarray, threshold: int, scale: float) -> torch.Tensor:
+    """``x`` times ``scale`` (in x's dtype) where ``keep`` (x's elements in their logical
+    order) is at least ``threshold``, else times 0; a new tensor laid out as ``x``."""
+    assert _kernel is not None
+    found = _memory(x)
+    if found is None:  # (strided some other way: one copy, then the plain walk)
+        x = x.contiguous()
+        found = _memory(x)
+        assert found is not None
+    memory, transposed = found
+    out = torch.empty_like(x)  # (the same strides as x: it is dense)
+    out_memory, _ = _memory(out)  # type: ignore[misc]
+    rows, cols = (x.shape[0], x.shape[1]) if transposed else (1, x.numel())
+    bfloat16 = x.dtype == torch.bfloat16
+    _kernel.scale(memory, keep, threshold, _in_bfloat16(scale) if bfloat16 else scale, rows,
+                  cols, transposed, bfloat16, out_memory)
+    return out
+
+
+def _in_bfloat16(scale: float) -> float:
+    """``scale`` rounded to bfloat16: what a bfloat16 mask holds (kept per value)."""
+    rounded = _ROUNDED.get(scale)
+    if rounded is None:
+        rounded = _ROUNDED[scale] = float(torch.tensor(scale, dtype=torch.bfloat16))
+    return rounded
+
+
+_ROUNDED: dict[float, float] = {}
+
+
+def add_scaled(x: torch.Tensor, y: torch.Tensor, keep: np.ndarray, threshold: int,
+               scale: float) -> torch.Tensor:
+    """``x + y × (scale or 0)`` as torch's ``addcmul`` computes it; x and y contiguous
+    float32 of one shape."""
+    assert _kernel is not None
+    out = torch.empty_like(x)
+    _kernel.add_scaled(x.detach().reshape(-1).numpy(), y.detach().reshape(-1).numpy(), keep,
+                       threshold, scale, out.view(-1).numpy())
+    return out
+
+
+class Dropped(torch.autograd.Function):
+    """``x × mask`` with the mask kept as bytes (one an element, not a tensor of x's dtype)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, keep: np.ndarray, threshold: int,  # type: ignore[override]
+                scale: float) -> torch.Tensor:
+        ctx.drop = (keep, threshold, scale)
+        return scaled(x, keep, threshold, scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        return scaled(grad, *ctx.drop), None, None, None
+
+
+class AddDropped(torch.autograd.Function):
+    """``x + y × mask`` (a residual connection), the mask kept as bytes."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, keep: np.ndarray,  # type: ignore[override]
+                threshold: int, scale: float) -> torch.Tensor:
+        ctx.drop = (keep, threshold, scale)
+        return add_scaled(x, y, keep, threshold, scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        grad_y = scaled(grad, *ctx.drop) if ctx.needs_input_grad[1] else None
+        return grad, grad_y, None, None, None

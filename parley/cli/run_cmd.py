@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -113,11 +112,10 @@ def run(args: argparse.Namespace) -> int:
         logger.info("the model comes from the model server at %s", endpoints.models.url)
     else:
         archive = resolve_model(args.model)
-    # DIET and TED choose their PyTorch threads per call from PARLEY_TORCH_THREADS: one, as
-    # the prediction pool's workers have (parley.serving.http.compute), unless it is set.
-    # (Two made the TED moodbot cost ~15% more CPU per message, the second thread idling.)
-    if not os.environ.get("PARLEY_TORCH_THREADS"):
-        os.environ["PARLEY_TORCH_THREADS"] = "1"
+    # PARLEY_TORCH_THREADS is left as the user set it: the served models predict in numpy
+    # (no PyTorch is imported to serve), so PyTorch's threads are POST /model/train's,
+    # which trains on every core as `parley train` does (on one: snips-small 14.9 s
+    # instead of ~10).
     if archive is not None:
         started = time.perf_counter()
         agent = load(archive)

@@ -25,7 +25,7 @@
 #include <string.h>
 
 /* Raised when the Python side's checks and this file disagree (see dropout_kernel.py). */
-#define DROPOUT_KERNEL_VERSION 1
+#define DROPOUT_KERNEL_VERSION 2
 
 static int check(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t count, const char *name)
 {
@@ -137,63 +137,28 @@ CLONES static void scale_bf16(const uint16_t *restrict x, const uint8_t *restric
         out[m] = to_bfloat16(from_bfloat16(x[m]) * FACTOR(bytes[m]));
 }
 
-/* The same for the transpose of a contiguous rows × cols tensor: (i, j) lies at j * rows + i
- * in memory and its byte at i * cols + j. Walked in memory order, a block of rows at a
- * time, so that the bytes it reads stay in cache. */
-#define TRANSPOSED_BLOCK 64
-
-static void scale_transposed(const void *x, const uint8_t *bytes, unsigned threshold,
-                             float factor, Py_ssize_t rows, Py_ssize_t cols, int bfloat16,
-                             void *out)
-{
-    FACTOR_BITS;
-    for (Py_ssize_t i0 = 0; i0 < rows; i0 += TRANSPOSED_BLOCK) {
-        Py_ssize_t i1 = i0 + TRANSPOSED_BLOCK < rows ? i0 + TRANSPOSED_BLOCK : rows;
-        for (Py_ssize_t j = 0; j < cols; j++) {
-            Py_ssize_t m = j * rows;
-            if (bfloat16) {
-                const uint16_t *xs = x;
-                uint16_t *os = out;
-                for (Py_ssize_t i = i0; i < i1; i++)
-                    os[m + i] = to_bfloat16(from_bfloat16(xs[m + i]) * FACTOR(bytes[i * cols + j]));
-            } else {
-                const float *xs = x;
-                float *os = out;
-                for (Py_ssize_t i = i0; i < i1; i++)
-                    os[m + i] = xs[m + i] * FACTOR(bytes[i * cols + j]);
-            }
-        }
-    }
-}
-
-/* scale(x, bytes u8[rows*cols], threshold, scale f32, rows, cols, transposed, bfloat16, out)
- * -> None: out = x * (byte >= threshold ? scale : 0), x and out float32 or (bfloat16) 16-bit
- * patterns, laid out alike: contiguous, or the transpose of a contiguous tensor. */
+/* scale(x, bytes u8[n], threshold, scale f32, bfloat16, out) -> None
+ * out = x * (byte >= threshold ? scale : 0), x and out contiguous float32 or (bfloat16)
+ * 16-bit patterns. */
 static PyObject *scale(PyObject *self, PyObject *args)
 {
     Py_buffer xb, bb, ob;
-    int threshold, transposed, bfloat16;
+    int threshold, bfloat16;
     float factor;
-    Py_ssize_t rows, cols;
-    if (!PyArg_ParseTuple(args, "y*y*ifnnppw*", &xb, &bb, &threshold, &factor, &rows, &cols,
-                          &transposed, &bfloat16, &ob))
+    if (!PyArg_ParseTuple(args, "y*y*ifpw*", &xb, &bb, &threshold, &factor, &bfloat16, &ob))
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t size = bfloat16 ? 2 : 4;
-    if (rows < 0 || cols < 0 || !check(&bb, 1, rows * cols, "bytes") ||
-        !check(&xb, size, rows * cols, "x") || !check(&ob, size, rows * cols, "out"))
+    Py_ssize_t size = bfloat16 ? 2 : 4, n = bb.len;
+    if (!check(&bb, 1, n, "bytes") || !check(&xb, size, n, "x") || !check(&ob, size, n, "out"))
         goto done;
     if (threshold < 0 || threshold > 256) {
         PyErr_SetString(PyExc_ValueError, "scale: threshold outside 0..256");
         goto done;
     }
-    if (transposed)
-        scale_transposed(xb.buf, bb.buf, (unsigned)threshold, factor, rows, cols, bfloat16,
-                         ob.buf);
-    else if (bfloat16)
-        scale_bf16(xb.buf, bb.buf, (unsigned)threshold, factor, rows * cols, ob.buf);
+    if (bfloat16)
+        scale_bf16(xb.buf, bb.buf, (unsigned)threshold, factor, n, ob.buf);
     else
-        scale_f32(xb.buf, bb.buf, (unsigned)threshold, factor, rows * cols, ob.buf);
+        scale_f32(xb.buf, bb.buf, (unsigned)threshold, factor, n, ob.buf);
     result = Py_None;
     Py_INCREF(result);
 done:

@@ -5,7 +5,7 @@ A dropout here keeps one random byte an element (the element stays where its byt
 least the threshold) and multiplies in one pass, forward and backward; the bytes are the
 ones :func:`parley.ml.layers.dropout_mask` draws with numpy, so a model comes out bitwise
 the same with or without the kernel. Where the kernel is missing (:data:`AVAILABLE`
-False; see :mod:`parley.ml.c_kernels`) or a tensor is not laid out for it, callers run the
+False; see :mod:`parley.ml.c_kernels`) or a tensor is neither float32 nor bfloat16, callers run the
 mask-and-multiply code in :mod:`parley.ml.layers`.
 """
 
@@ -19,7 +19,7 @@ import torch
 from parley.ml.c_kernels import load_kernel
 
 # ``DROPOUT_KERNEL_VERSION`` in _dropout.c
-_kernel = load_kernel("_dropout", version=1)
+_kernel = load_kernel("_dropout", version=2)
 AVAILABLE = _kernel is not None
 
 _DTYPES = (torch.float32, torch.bfloat16)
@@ -75,43 +75,30 @@ def fused_add_usable() -> bool:
     return usable() and _fused
 
 
-def _memory(t: torch.Tensor) -> tuple[np.ndarray, bool] | None:
-    """``t``'s memory as a flat numpy array and whether ``t`` is the transpose of a
-    contiguous matrix (else it is contiguous); None where the kernel cannot walk it."""
-    if t.dtype not in _DTYPES:
-        return None
-    if t.is_contiguous():
-        flat, transposed = t.detach().reshape(-1), False
-    elif t.dim() == 2 and t.t().is_contiguous():
-        flat, transposed = t.detach().t().reshape(-1), True
-    else:
-        return None
-    if t.dtype == torch.bfloat16:
-        flat = flat.view(torch.int16)
-    return flat.numpy(), transposed
+def _flat(t: torch.Tensor) -> np.ndarray:
+    """A contiguous float32 or bfloat16 tensor's memory as a flat numpy array."""
+    flat = t.detach().reshape(-1)
+    return (flat.view(torch.int16) if t.dtype == torch.bfloat16 else flat).numpy()
 
 
-def laid_out_for(t: torch.Tensor) -> bool:
-    """Whether the kernel takes ``t`` as it is."""
-    return _memory(t) is not None
+def takes(t: torch.Tensor) -> bool:
+    """Whether the kernel multiplies ``t``'s dtype."""
+    return t.dtype in _DTYPES
 
 
 def scaled(x: torch.Tensor, keep: np.ndarray, threshold: int, scale: float) -> torch.Tensor:
     """``x`` times ``scale`` (in x's dtype) where ``keep`` (x's elements in their logical
-    order) is at least ``threshold``, else times 0; a new tensor laid out as ``x``."""
+    order) is at least ``threshold``, else times 0; a new contiguous tensor.
+
+    An ``x`` laid out otherwise is copied contiguous first (the feed-forward layer's
+    dropout gets its gradient as a transpose): torch's transposing copy and one contiguous
+    pass take ~0.75 of a pass that walks the transpose (or of torch's multiplication of it)."""
     assert _kernel is not None
-    found = _memory(x)
-    if found is None:  # (strided some other way: one copy, then the plain walk)
-        x = x.contiguous()
-        found = _memory(x)
-        assert found is not None
-    memory, transposed = found
-    out = torch.empty_like(x)  # (the same strides as x: it is dense)
-    out_memory, _ = _memory(out)  # type: ignore[misc]
-    rows, cols = (x.shape[0], x.shape[1]) if transposed else (1, x.numel())
+    x = x.contiguous()
+    out = torch.empty_like(x)
     bfloat16 = x.dtype == torch.bfloat16
-    _kernel.scale(memory, keep, threshold, _in_bfloat16(scale) if bfloat16 else scale, rows,
-                  cols, transposed, bfloat16, out_memory)
+    _kernel.scale(_flat(x), keep, threshold, _in_bfloat16(scale) if bfloat16 else scale,
+                  bfloat16, _flat(out))
     return out
 
 
@@ -132,8 +119,7 @@ def add_scaled(x: torch.Tensor, y: torch.Tensor, keep: np.ndarray, threshold: in
     float32 of one shape."""
     assert _kernel is not None
     out = torch.empty_like(x)
-    _kernel.add_scaled(x.detach().reshape(-1).numpy(), y.detach().reshape(-1).numpy(), keep,
-                       threshold, scale, out.view(-1).numpy())
+    _kernel.add_scaled(_flat(x), _flat(y), keep, threshold, scale, _flat(out))
     return out
 
 

@@ -80,7 +80,7 @@ def dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
     on snips-small ~15% of its time in dropout before)."""
     if not training or rate <= 0 or x.numel() == 0:
         return x
-    if dropout_kernel.usable() and dropout_kernel.laid_out_for(x):
+    if dropout_kernel.usable() and dropout_kernel.takes(x):
         threshold = _threshold(rate)
         keep = dropout_kernel.stream_bytes(_seed(), x.numel())
         return dropout_kernel.Dropped.apply(x, keep, threshold, _scale(threshold))  # type: ignore[no-any-return]

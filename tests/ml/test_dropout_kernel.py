@@ -107,11 +107,11 @@ def test_the_kernel_refuses_buffers_of_the_wrong_size():
     kernel = dropout_kernel._kernel
     x = np.zeros(10, np.float32)
     with pytest.raises(ValueError, match="bytes"):
-        kernel.scale(x, np.zeros(9, np.uint8), 26, 1.25, 1, 10, False, False, np.zeros(10, np.float32))
+        kernel.scale(x, np.zeros(9, np.uint8), 26, 1.25, False, np.zeros(10, np.float32))
     with pytest.raises(ValueError, match="out"):
-        kernel.scale(x, np.zeros(10, np.uint8), 26, 1.25, 1, 10, False, False, np.zeros(9, np.float32))
+        kernel.scale(x, np.zeros(10, np.uint8), 26, 1.25, False, np.zeros(9, np.float32))
     with pytest.raises(ValueError, match="threshold"):
-        kernel.scale(x, np.zeros(10, np.uint8), 300, 1.25, 1, 10, False, False, x.copy())
+        kernel.scale(x, np.zeros(10, np.uint8), 300, 1.25, False, x.copy())
     with pytest.raises(ValueError, match="state"):
         kernel.stream(np.zeros(3, np.uint64), np.zeros(8, np.uint8))
 

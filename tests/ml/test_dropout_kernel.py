@@ -122,3 +122,18 @@ def test_ci_should_have_built_the_dropout_kernel():
     if not os.environ.get("PARLEY_REQUIRE_C_KERNEL"):
         pytest.skip("PARLEY_REQUIRE_C_KERNEL is not set (CI sets it)")
     assert dropout_kernel.AVAILABLE, "parley/ml/_dropout.c was not built (pip install -e .)"
+
+
+@needs_kernel
+def test_a_ted_policy_trains_to_the_same_weights_with_or_without_the_kernel(monkeypatch):
+    from parley.dialogue.policies.ted import TEDPolicy
+    from tests.dialogue.test_ted import trackers
+
+    weights = []
+    for usable in (True, False):
+        monkeypatch.setattr(dropout_kernel, "_usable", None if usable else False)
+        domain, found = trackers()
+        ted = TEDPolicy(epochs=6, random_seed=3, batch_size=[8, 16]).fit(found, domain)
+        weights.append(ted.model_.state_dict())
+    a, b = weights
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -66,9 +66,11 @@ class CRF(nn.Module):
                                 mask: torch.Tensor) -> torch.Tensor:
         """Mean over the sequences that have at least one token."""
         has_tokens = mask[:, 0]
-        if not bool(has_tokens.any()):
+        with_tokens = int(has_tokens.sum())
+        if not with_tokens:
             return emissions.sum() * 0.0
-        emissions, tags, mask = emissions[has_tokens], tags[has_tokens], mask[has_tokens]
+        if with_tokens < len(has_tokens):  # (all have, as in training: no copies to make)
+            emissions, tags, mask = emissions[has_tokens], tags[has_tokens], mask[has_tokens]
         nll = self._log_partition(emissions, mask) - self._gold_score(emissions, tags, mask)
         return nll.mean()
 
@@ -211,13 +213,16 @@ class _LogPartition(torch.autograd.Function):
         exp_transitions = torch.exp(transitions - shift) * allowed
         top = emissions.max(dim=2, keepdim=True).values
         probabilities = torch.exp(emissions - top)
-        first = probabilities[:, 0] * torch.exp(start_penalty)
+        # (each position's views made in one call: a slice costs a call a position)
+        steps = probabilities.unbind(1)
+        keeps = mask.unsqueeze(2).unbind(1)
+        first = steps[0] * torch.exp(start_penalty)
         sums = [first.sum(dim=1, keepdim=True)]
         alphas = [first / sums[0]]
         for i in range(1, t):
-            step = (alphas[-1] @ exp_transitions) * probabilities[:, i]
+            step = (alphas[-1] @ exp_transitions) * steps[i]
             sums.append(step.sum(dim=1, keepdim=True))
-            alphas.append(torch.where(mask[:, i:i + 1], step / sums[-1], alphas[-1]))
+            alphas.append(torch.where(keeps[i], step / sums[-1], alphas[-1]))
         exp_end = torch.exp(end_penalty)
         last = (alphas[-1] * exp_end).sum(dim=1)
         sum_grid = torch.cat(sums, dim=1).masked_fill(~mask, 1.0)
@@ -250,11 +255,13 @@ class _LogPartition(torch.autograd.Function):
         # β̂ at a sequence's last token is end / Σ α̂·end, carried back over padding; before
         # it, β̂_t = E · (P_{t+1} ⊙ β̂_{t+1}) / c_{t+1}. Then α̂_t ⊙ β̂_t is the marginal.
         scaled = probabilities / sum_grid.unsqueeze(2)
+        scaled_steps = scaled.unbind(1)
+        keeps = mask.unsqueeze(2).unbind(1)
         betas = [exp_end.expand(b, k) / last.unsqueeze(1)] * t
         exp_back = exp_transitions.t()
         for i in range(t - 2, -1, -1):
-            step = (scaled[:, i + 1] * betas[i + 1]) @ exp_back
-            betas[i] = torch.where(mask[:, i + 1:i + 2], step, betas[i + 1])
+            step = (scaled_steps[i + 1] * betas[i + 1]) @ exp_back
+            betas[i] = torch.where(keeps[i + 1], step, betas[i + 1])
         beta = torch.stack(betas, dim=1)
         marginals = alpha * beta
         if not float((marginals.sum(dim=2) - 1).abs_().masked_fill_(~mask, 0.0).max()) <= _MARGINAL_TOLERANCE:

@@ -75,10 +75,13 @@ def fused_add_usable() -> bool:
     return usable() and _fused
 
 
-def _flat(t: torch.Tensor) -> np.ndarray:
-    """A contiguous float32 or bfloat16 tensor's memory as a flat numpy array."""
-    flat = t.detach().reshape(-1)
-    return (flat.view(torch.int16) if t.dtype == torch.bfloat16 else flat).numpy()
+def _array(t: torch.Tensor) -> np.ndarray:
+    """A contiguous float32 or bfloat16 tensor's memory as a numpy array (the kernel takes
+    any C-contiguous buffer). As few torch calls as may be: a dropout is a few dozen
+    microseconds on a small activation, and each call costs one or two."""
+    if t.requires_grad:
+        t = t.detach()
+    return (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy()
 
 
 def takes(t: torch.Tensor) -> bool:
@@ -97,8 +100,8 @@ def scaled(x: torch.Tensor, keep: np.ndarray, threshold: int, scale: float) -> t
     x = x.contiguous()
     out = torch.empty_like(x)
     bfloat16 = x.dtype == torch.bfloat16
-    _kernel.scale(_flat(x), keep, threshold, _in_bfloat16(scale) if bfloat16 else scale,
-                  bfloat16, _flat(out))
+    _kernel.scale(_array(x), keep, threshold, _in_bfloat16(scale) if bfloat16 else scale,
+                  bfloat16, _array(out))
     return out
 
 
@@ -119,7 +122,7 @@ def add_scaled(x: torch.Tensor, y: torch.Tensor, keep: np.ndarray, threshold: in
     float32 of one shape."""
     assert _kernel is not None
     out = torch.empty_like(x)
-    _kernel.add_scaled(_flat(x), _flat(y), keep, threshold, scale, _flat(out))
+    _kernel.add_scaled(_array(x), _array(y), keep, threshold, scale, _array(out))
     return out
 
 

@@ -363,7 +363,8 @@ def run_interactive(agent: Agent, stdin: TextIO, stdout: TextIO,
     async def converse() -> None:
         from parley.runtime.brokers.factory import create_event_broker
 
-        processor.event_broker = await create_event_broker(event_broker)
+        processor.event_broker = await create_event_broker(event_broker,
+                                                           processor.tracker_store)
         try:
             await talk()
         finally:

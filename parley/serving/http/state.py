@@ -105,7 +105,8 @@ class ServerState:
             return
         from parley.runtime.brokers.factory import create_event_broker
 
-        self.event_broker = await create_event_broker(self.event_broker_config)
+        self.event_broker = await create_event_broker(self.event_broker_config,
+                                                      self.tracker_store)
         if self.processor is not None:
             self.processor.event_broker = self.event_broker
 

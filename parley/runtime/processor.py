@@ -84,7 +84,9 @@ class UserMessage:
     """One incoming message. ``output_channel`` names the channel the answer goes to (it
     picks channel-specific response variations); ``parse_data`` skips NLU when given.
     A message without ``message_id`` gets a new one (32 hex digits), as Rasa's
-    ``UserMessage`` does, so that every stored ``user`` event names its message."""
+    ``UserMessage`` does, so that every stored ``user`` event names its message; its text
+    loses surrounding whitespace, as in Rasa (NLU, the stored event and ``from_text``
+    slots see what the user wrote, not the newline a widget or terminal added)."""
 
     text: str | None = None
     sender_id: str = DEFAULT_SENDER
@@ -96,6 +98,8 @@ class UserMessage:
 
     def __post_init__(self) -> None:
         self.message_id = str(self.message_id) if self.message_id else uuid.uuid4().hex
+        if self.text:
+            self.text = self.text.strip()
 
 
 def prediction_for(domain: Domain, action: str, policy: str | None,

@@ -201,7 +201,8 @@ class MessageProcessor:
                              confidence: float = 1.0) -> tuple[DialogueStateTracker,
                                                                list[dict[str, Any]]]:
         """Run one named action (as Rasa's ``/execute`` endpoint does); nothing is
-        predicted after it."""
+        predicted after it. The bot's messages come whole (:meth:`answer`'s), for the
+        caller to render for its channel."""
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
             start = len(tracker.events)
@@ -210,7 +211,7 @@ class MessageProcessor:
             await self.run_action(action_for_name(action, self.domain), tracker, context,
                                   prediction_for(self.domain, action, policy, confidence))
             await self.save(tracker, start)
-        return tracker, self.bot_messages(tracker, start)
+        return tracker, self.bot_responses(tracker, start)
 
     async def trigger_intent(self, sender_id: str, intent: str,
                              entities: list[dict[str, Any]] | dict[str, Any] | None = None,
@@ -220,7 +221,8 @@ class MessageProcessor:
         ``trigger_intent`` endpoint): the message text is ``EXTERNAL: <intent>``. The
         intent is ``{"name": intent}`` alone, as Rasa's ``UserUttered.create_external``
         stores it: no NLU scored it, so it has no confidence (a policy scoring with the
-        NLU confidence counts it as 1)."""
+        NLU confidence counts it as 1). The bot's messages come whole, as
+        :meth:`execute_action`'s."""
         if isinstance(entities, dict):
             entities = [{"entity": name, "value": value} for name, value in entities.items()]
         parse: dict[str, Any] = {"intent": {"name": intent},
@@ -240,7 +242,7 @@ class MessageProcessor:
             await self.extract_slots(tracker, context)
             await self.run_prediction_loop(tracker, context)
             await self.save(tracker, start)
-        return tracker, self.bot_messages(tracker, start)
+        return tracker, self.bot_responses(tracker, start)
 
     async def get_tracker(self, sender_id: str) -> DialogueStateTracker:
         """The whole conversation (every session), as Rasa's ``GET …/tracker`` gives it; a

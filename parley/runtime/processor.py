@@ -84,7 +84,9 @@ class UserMessage:
     """One incoming message. ``output_channel`` names the channel the answer goes to (it
     picks channel-specific response variations); ``parse_data`` skips NLU when given.
     A message without ``message_id`` gets a new one (32 hex digits), as Rasa's
-    ``UserMessage`` does, so that every stored ``user`` event names its message."""
+    ``UserMessage`` does, so that every stored ``user`` event names its message; its text
+    loses surrounding whitespace, as in Rasa (NLU, the stored event and ``from_text``
+    slots see what the user wrote, not the newline a widget or terminal added)."""
 
     text: str | None = None
     sender_id: str = DEFAULT_SENDER
@@ -96,6 +98,8 @@ class UserMessage:
 
     def __post_init__(self) -> None:
         self.message_id = str(self.message_id) if self.message_id else uuid.uuid4().hex
+        if self.text:
+            self.text = self.text.strip()
 
 
 def prediction_for(domain: Domain, action: str, policy: str | None,
@@ -197,7 +201,8 @@ class MessageProcessor:
                              confidence: float = 1.0) -> tuple[DialogueStateTracker,
                                                                list[dict[str, Any]]]:
         """Run one named action (as Rasa's ``/execute`` endpoint does); nothing is
-        predicted after it."""
+        predicted after it. The bot's messages come whole (:meth:`answer`'s), for the
+        caller to render for its channel."""
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
             start = len(tracker.events)
@@ -206,7 +211,7 @@ class MessageProcessor:
             await self.run_action(action_for_name(action, self.domain), tracker, context,
                                   prediction_for(self.domain, action, policy, confidence))
             await self.save(tracker, start)
-        return tracker, self.bot_messages(tracker, start)
+        return tracker, self.bot_responses(tracker, start)
 
     async def trigger_intent(self, sender_id: str, intent: str,
                              entities: list[dict[str, Any]] | dict[str, Any] | None = None,
@@ -216,7 +221,8 @@ class MessageProcessor:
         ``trigger_intent`` endpoint): the message text is ``EXTERNAL: <intent>``. The
         intent is ``{"name": intent}`` alone, as Rasa's ``UserUttered.create_external``
         stores it: no NLU scored it, so it has no confidence (a policy scoring with the
-        NLU confidence counts it as 1)."""
+        NLU confidence counts it as 1). The bot's messages come whole, as
+        :meth:`execute_action`'s."""
         if isinstance(entities, dict):
             entities = [{"entity": name, "value": value} for name, value in entities.items()]
         parse: dict[str, Any] = {"intent": {"name": intent},
@@ -236,7 +242,7 @@ class MessageProcessor:
             await self.extract_slots(tracker, context)
             await self.run_prediction_loop(tracker, context)
             await self.save(tracker, start)
-        return tracker, self.bot_messages(tracker, start)
+        return tracker, self.bot_responses(tracker, start)
 
     async def get_tracker(self, sender_id: str) -> DialogueStateTracker:
         """The whole conversation (every session), as Rasa's ``GET …/tracker`` gives it; a

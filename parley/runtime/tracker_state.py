@@ -22,7 +22,7 @@ from parley.data.events import UserUttered
 from parley.data.tracker import DialogueStateTracker
 from parley.runtime.tracker_queries import events_after_latest_restart
 
-__all__ = ["EVENT_VERBOSITIES", "tracker_state"]
+__all__ = ["EVENT_VERBOSITIES", "latest_input_channel", "tracker_state"]
 
 EVENT_VERBOSITIES = ("all", "applied", "after_restart", "none")
 
@@ -39,7 +39,7 @@ def tracker_state(tracker: DialogueStateTracker, events: str = "all") -> dict[st
         "followup_action": tracker.followup_action,
         "paused": False,  # Parley has no pause/resume events
         "events": _events(tracker, events),
-        "latest_input_channel": _latest_input_channel(tracker),
+        "latest_input_channel": latest_input_channel(tracker),
         "active_loop": _active_loop(tracker),
         "latest_action": dict(tracker.latest_action),
         "latest_action_name": tracker.latest_action_name,
@@ -58,7 +58,9 @@ def _events(tracker: DialogueStateTracker, verbosity: str) -> list[dict[str, Any
     return [event.to_dict() for event in chosen]
 
 
-def _latest_input_channel(tracker: DialogueStateTracker) -> str | None:
+def latest_input_channel(tracker: DialogueStateTracker) -> str | None:
+    """The channel of the conversation's latest user message (Rasa's
+    ``get_latest_input_channel``)."""
     for event in reversed(tracker.events):
         if isinstance(event, UserUttered):
             return event.input_channel

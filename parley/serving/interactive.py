@@ -5,7 +5,8 @@ Each message is parsed and shown; you confirm the intent and entities or correct
 another intent by number or name, retype the message with ``[value](entity)`` marks). Then
 each action the bot wants to run is shown; you confirm it or pick another from the list
 (sorted by the policies' confidence), and it runs — responses, forms, custom actions, as in
-``parley shell``. ``/stop`` (or end of input, Ctrl-D) at any prompt opens the menu:
+``parley shell``. ``/stop`` as the message (or end of input, Ctrl-D, at any prompt; a
+question about a parse or an action takes only its answers) opens the menu:
 continue, undo the last message, start afresh, export and quit, or quit without exporting.
 The end of input at the menu asks whether to export before quitting (Rasa exports when its
 quit menu is cancelled); only the end of input there too quits without exporting, and the
@@ -363,7 +364,8 @@ def run_interactive(agent: Agent, stdin: TextIO, stdout: TextIO,
     async def converse() -> None:
         from parley.runtime.brokers.factory import create_event_broker
 
-        processor.event_broker = await create_event_broker(event_broker)
+        processor.event_broker = await create_event_broker(event_broker,
+                                                           processor.tracker_store)
         try:
             await talk()
         finally:

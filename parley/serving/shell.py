@@ -88,7 +88,8 @@ def run_shell(agent: Agent, stdin: TextIO, stdout: TextIO, sender_id: str | None
     async def converse() -> int:
         from parley.runtime.brokers.factory import create_event_broker
 
-        processor.event_broker = await create_event_broker(event_broker)
+        processor.event_broker = await create_event_broker(event_broker,
+                                                           processor.tracker_store)
         try:
             return await talk()
         finally:

@@ -325,6 +325,17 @@ def test_parse_data_given_with_the_message_should_skip_nlu():
     assert model.parsed == []
 
 
+def test_a_message_should_lose_its_surrounding_whitespace_as_in_rasa():
+    # Rasa's UserMessage strips the text: NLU, the stored event and from_text slots see
+    # "Bob", not " Bob\n" as a chat widget or a terminal may send it.
+    model = ScriptedModel(LOOP_DOMAIN, after_listen({"greet": ["utter_greet"]}))
+    processor = MessageProcessor(model)
+    assert talk(processor, " \t/greet \n") == [{"recipient_id": "user", "text": "hi"}]
+    assert model.parsed == ["/greet"]
+    assert tracker_of(processor).latest_message.text == "/greet"
+    assert UserMessage("   ").text == "" and UserMessage(None).text is None
+
+
 def test_two_messages_to_one_conversation_should_not_interleave():
     calls: list[str] = []
 

@@ -40,6 +40,7 @@ from parley.runtime.brokers.pika import PikaEventBroker
 from parley.runtime.brokers.sql import SQLEventBroker
 from parley.runtime.endpoint_options import SectionOptions
 from parley.runtime.endpoints import EndpointConfig
+from parley.runtime.stores.base import TrackerStore
 
 __all__ = ["CONNECT_LIMIT", "build_event_broker", "connect_limit", "create_event_broker",
            "file_broker", "pika_broker", "sql_broker"]
@@ -65,13 +66,17 @@ _MODULE_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
 _TYPES = ("pika", "sql", "file", "a module path (my_package.MyBroker)")
 
 
-async def create_event_broker(config: EndpointConfig | None) -> EventBroker | None:
+async def create_event_broker(config: EndpointConfig | None,
+                              tracker_store: TrackerStore | None = None) -> EventBroker | None:
     """The connected broker of endpoints.yml's ``event_broker`` section (None: none);
     a :class:`BrokerError` naming the section's line when it does not connect within
-    ``connect_timeout`` seconds (:func:`connect_limit`)."""
+    ``connect_timeout`` seconds (:func:`connect_limit`), or when it is a SQL broker that
+    would write into ``tracker_store``'s table (the server's tracker store)."""
     if config is None:
         return None
     broker = build_event_broker(config)
+    if tracker_store is not None:
+        _refuse_the_tracker_stores_table(broker, tracker_store)
     limit = connect_limit(config, broker)
     kind = _kind_shown(config)
     logger.info("connecting to the event broker (type %s, %s; at most %g s)", kind,
@@ -99,6 +104,24 @@ async def create_event_broker(config: EndpointConfig | None) -> EventBroker | No
             "reachable, or give it longer with 'connect_timeout: <seconds>' in the "
             "event_broker section.")
     return task.result()
+
+
+def _refuse_the_tracker_stores_table(broker: EventBroker | None,
+                                     tracker_store: TrackerStore) -> None:
+    """Rasa's SQL tracker store and SQL broker both call their table ``events``, with other
+    columns: in one database the broker, connected first, would create its table and the
+    tracker store fail on every message. Refused before anything is created."""
+    from parley.runtime.stores.sql import SQLTrackerStore, same_database, shown_url
+
+    if not (isinstance(broker, SQLEventBroker) and isinstance(tracker_store, SQLTrackerStore)):
+        return
+    if broker.table_name == tracker_store.table_name and \
+            same_database(broker.url, tracker_store.url):
+        raise BrokerError(
+            f"{broker.origin} would write into the table '{broker.table_name}' of "
+            f"{shown_url(broker.url)}, where {tracker_store.origin} keeps the "
+            "conversations (Rasa names both tables 'events'). Give the broker a database "
+            "(db) or a table (table_name) of its own.")
 
 
 async def _connected(broker: EventBroker) -> EventBroker:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import threading
 import time
 import weakref
@@ -45,6 +46,7 @@ NAME_COLUMN_CHARS = 255  # Rasa's String(255) for sender_id, type_name, intent/a
 COLUMNS = ("id", "sender_id", "type_name", "timestamp", "intent_name", "action_name", "data")
 # Rasa's dialect names → the SQLAlchemy driver Parley's `stores` extra installs.
 _DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433, "oracle": 1521}
 
 
 def _sqlalchemy() -> Any:
@@ -317,6 +319,21 @@ def in_memory_sqlite(url: Any) -> bool:
     at all, as SQLite takes an empty name; or a ``file:…?mode=memory`` URI)."""
     return url.get_backend_name() == "sqlite" and (  # type: ignore[no-any-return]
         url.database in (None, "", ":memory:") or url.query.get("mode") == "memory")
+
+
+def same_database(first: Any, second: Any) -> bool:
+    """Whether two SQLAlchemy URLs name one database: the same server (a port left out
+    is the dialect's default) and database, or the same SQLite file however its path is
+    written. Two SQLite databases in memory are never one: each lives in its connection."""
+    if first.get_backend_name() != second.get_backend_name():
+        return False
+    if first.get_backend_name() == "sqlite":
+        if in_memory_sqlite(first) or in_memory_sqlite(second):
+            return False
+        return os.path.realpath(first.database) == os.path.realpath(second.database)
+    default_port = _DEFAULT_PORTS.get(first.get_backend_name())
+    return ((first.host or "localhost", first.port or default_port, first.database)
+            == (second.host or "localhost", second.port or default_port, second.database))
 
 
 def engine_options(sa: Any, url: Any) -> dict[str, Any]:

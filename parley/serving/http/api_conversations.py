@@ -13,7 +13,10 @@
 ``GET  story``              the conversation as a test story (``all_sessions``, ``until``)
 ==========================  ==============================================================
 
-``output_channel`` picks channel-specific response variations; the bot's messages are
+``output_channel`` picks channel-specific response variations. For ``execute`` and
+``trigger_intent`` it also says where the bot's messages go, as in Rasa: a channel of the
+server that sends on its own (callback, socket.io, Telegram), or ``latest``, the one the
+user last wrote from, gets them and the answer is the tracker alone; otherwise they are
 returned in the answer (``messages``), as Rasa's collecting channel does.
 """
 
@@ -28,7 +31,10 @@ from starlette.routing import BaseRoute, Route
 
 from parley.data.events import event_from_dict
 from parley.errors import DataError
+from parley.data.tracker import DialogueStateTracker
+from parley.runtime.output import collect
 from parley.runtime.processor import MessageProcessor, UserMessage
+from parley.runtime.tracker_state import latest_input_channel
 from parley.serving.http.auth import Auth
 from parley.serving.http.body import (
     bool_param, json_body, json_object, optional_text,
@@ -147,7 +153,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         tracker, messages = await state.within_timeout(processor.execute_action(
             conversation_id, name, _output_channel(request), policy,
             float(confidence)))
-        return JSONResponse({"tracker": tracker_json(tracker, verbosity), "messages": messages})
+        return JSONResponse(await deliver(request, tracker, messages, verbosity))
 
     async def trigger_intent(request: Request) -> JSONResponse:
         conversation_id, processor = begin(request, core=True)
@@ -169,7 +175,22 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
                             reason="NotFound")
         tracker, messages = await state.within_timeout(processor.trigger_intent(
             conversation_id, name, entities, _output_channel(request)))
-        return JSONResponse({"tracker": tracker_json(tracker, verbosity), "messages": messages})
+        return JSONResponse(await deliver(request, tracker, messages, verbosity))
+
+    async def deliver(request: Request, tracker: DialogueStateTracker,
+                      messages: list[dict[str, Any]], verbosity: str) -> dict[str, Any]:
+        """The answer to execute / trigger_intent, the bot's ``messages`` sent through the
+        channel ``output_channel`` names (``latest``: the conversation's) when it sends
+        on its own, else in the answer."""
+        requested = request.query_params.get("output_channel")
+        channel = latest_input_channel(tracker) if requested == "latest" else requested
+        push = state.push_channels.get(channel) if channel else None
+        answer: dict[str, Any] = {"tracker": tracker_json(tracker, verbosity)}
+        if push is None:
+            answer["messages"] = collect(tracker.sender_id, messages)
+        else:
+            await push(tracker.sender_id, messages)
+        return answer
 
     async def story(request: Request) -> Response:
         conversation_id, processor = begin(request)

@@ -69,6 +69,8 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         # The spec types message_id as a string, so another type is refused; a string is
         # not echoed: Rasa parses the text alone and its ParseResult has no message_id.
         optional_string(data, "message_id")
+        # Rasa parses a UserMessage of the text, which loses surrounding whitespace.
+        text = text.strip()
         try:
             result = await state.pool(lambda: agent.parse(text))
         except ModelArchiveError as error:

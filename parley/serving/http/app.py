@@ -104,6 +104,9 @@ def create_app(agent: Agent | None, *, model_file: str | Path | None = None,
     opened = list(platforms) if platforms is not None else platform_channels(settings.channels)
     for platform in opened:
         routes += platform.routes(state)
+        pusher = platform.pusher()
+        if pusher is not None:
+            state.push_channels[platform.name] = pusher
 
     middleware = [Middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)]
     if settings.cors:

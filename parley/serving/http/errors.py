@@ -68,7 +68,8 @@ def _from_parley(error: ParleyError) -> HTTPError:
     if isinstance(error, LockError):
         return HTTPError(503, str(error), headers={"Retry-After": "1"})
     if isinstance(error, StoreError):
-        return HTTPError(503, f"the tracker store failed: {error}")
+        # The lock store raises it too; the error's own text names which store failed.
+        return HTTPError(503, f"a tracker or lock store failed: {error}")
     if isinstance(error, BrokerError):  # raise_on_failure: the turn is saved, not published
         return HTTPError(503, f"the event broker failed: {error}")
     if isinstance(error, ModelArchiveError):

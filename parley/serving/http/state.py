@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,12 +28,17 @@ from parley.serving.http.errors import HTTPError
 from parley.serving.http.model_server import ModelServer
 from parley.serving.http.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_CHARS
 
-__all__ = ["DEFAULT_RESPONSE_TIMEOUT", "ServerSettings", "ServerState"]
+__all__ = ["DEFAULT_RESPONSE_TIMEOUT", "Push", "ServerSettings", "ServerState"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_RESPONSE_TIMEOUT = 3600.0  # Rasa's default --response-timeout, in seconds
+
+# Sends whole bot messages (``processor.answer``'s) to a recipient outside a turn of the
+# channel's own: what Rasa's input channels with an output channel do for /execute and
+# /trigger_intent with ``output_channel``.
+Push = Callable[[str, list[dict[str, Any]]], Awaitable[None]]
 
 
 @dataclass
@@ -77,6 +82,9 @@ class ServerState:
         self.executor = executor
         self.pool = PredictionPool(settings.prediction_workers)
         self.training_jobs = 0
+        # Channel name → how it sends the bot's messages on its own (callback, socket.io …);
+        # the channels register themselves as the app is made.
+        self.push_channels: dict[str, Push] = {}
         self.agent: Agent | None = None
         self.model_file: str | None = None
         self.processor: MessageProcessor | None = None
@@ -105,7 +113,8 @@ class ServerState:
             return
         from parley.runtime.brokers.factory import create_event_broker
 
-        self.event_broker = await create_event_broker(self.event_broker_config)
+        self.event_broker = await create_event_broker(self.event_broker_config,
+                                                      self.tracker_store)
         if self.processor is not None:
             self.processor.event_broker = self.event_broker
 

@@ -323,3 +323,20 @@ def test_long_or_nul_names_should_be_stored_whole_in_data_and_cut_in_their_colum
                                     'ORDER BY id')).all()
     engine.dispose()
     assert rows[0].action_name == "a" * 255 and rows[1].intent_name == "i" * 200
+
+
+@pytest.mark.parametrize(("first", "second", "same"), [
+    ("postgresql+psycopg://a@db/rasa", "postgresql+psycopg://b:pw@db:5432/rasa", True),
+    ("postgresql+psycopg://db/rasa", "postgresql+psycopg://db:5433/rasa", False),
+    ("postgresql+psycopg://db/rasa", "postgresql+psycopg://db/events", False),
+    ("postgresql+psycopg://db/rasa", "sqlite:///rasa", False),
+    ("sqlite:///rasa.db", "sqlite:///./sub/../rasa.db", True),
+    ("sqlite://", "sqlite:///:memory:", False),
+])
+def test_same_database_should_see_through_how_a_url_is_written(first: str, second: str,
+                                                                 same: bool) -> None:
+    import sqlalchemy as sa
+
+    from parley.runtime.stores.sql import same_database
+
+    assert same_database(sa.engine.make_url(first), sa.engine.make_url(second)) is same

@@ -69,6 +69,13 @@ def test_parse_should_give_rasas_parse_result(client):
         == 400
 
 
+def test_parse_should_read_the_text_without_surrounding_whitespace(client):
+    # As Rasa's /model/parse, which makes a UserMessage of the text (that strips it).
+    body = client.post("/model/parse", json={"text": "  I am so sad \n"}).json()
+    assert body["text"] == "I am so sad"
+    assert body == client.post("/model/parse", json={"text": "I am so sad"}).json()
+
+
 def test_the_tracker_should_come_as_rasa_serialises_it(client):
     say(client, "t", "hello")
     say(client, "t", "I am sad")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from tests.conftest import needs_shared_data
 
 pytestmark = needs_shared_data
@@ -67,7 +69,9 @@ def test_a_huge_message_should_get_a_413_by_default(client):
     huge = client.post("/model/parse", json={"text": "hello " * 200_000})
     assert huge.status_code == 413 and huge.json()["reason"] == "PayloadTooLarge"
     at_limit = "hello " * (DEFAULT_MAX_MESSAGE_CHARS // 6)
-    assert client.post("/model/parse", json={"text": at_limit}).json()["text"] == at_limit
+    # (the parse result's text is stripped, as Rasa's)
+    assert client.post("/model/parse", json={"text": at_limit}).json()["text"] == \
+        at_limit.strip()
 
 
 def test_without_enable_api_only_the_root_and_channels_should_answer(make_client):
@@ -126,3 +130,21 @@ def test_a_slow_answer_should_get_a_503_and_the_conversation_still_be_saved(make
         del state.agent.parse
     events = client.get("/conversations/s/tracker").json()["events"]
     assert [e["text"] for e in events if e["event"] == "user"] == ["hi"]
+
+
+def test_a_lock_store_that_is_down_should_get_a_503_that_names_the_lock_store(
+        moodbot, tmp_path):
+    from starlette.testclient import TestClient
+
+    from parley.runtime.endpoints import read_endpoints
+    from parley.serving.http import create_app
+
+    pytest.importorskip("redis", reason="redis-py is not installed (parley[stores])")
+    path = tmp_path / "endpoints.yml"
+    path.write_text("lock_store:\n  type: redis\n  url: 127.0.0.1\n  port: 1\n")
+    with TestClient(create_app(moodbot, endpoints=read_endpoints(path))) as client:
+        answer = client.post("/webhooks/rest/webhook", json={"sender": "s", "message": "hi"})
+    message = answer.json()["message"]
+    assert answer.status_code == 503
+    assert f"the lock store ({path}:1): locking conversation 's' failed" in message
+    assert "the tracker store" not in message

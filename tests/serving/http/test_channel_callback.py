@@ -76,3 +76,35 @@ def test_bad_bodies_should_get_a_400_and_post_nothing(callback_client, callback_
         assert response.json()["status"] == "failure"
     assert callback_server.requests == []
     assert callback_client.get("/webhooks/callback/").json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("output_channel", ["latest", "callback"])
+def test_an_external_event_should_be_posted_to_the_callback_as_in_rasa(
+        callback_client, callback_server, output_channel):
+    # Rasa's trigger_intent / execute with output_channel=latest (the reminder and external
+    # event flow) or =callback send the bot's messages through the callback channel.
+    callback_client.post(WEBHOOK, json={"sender": "ext", "message": "hello"})
+    callback_server.requests.clear()
+    answer = callback_client.post(
+        f"/conversations/ext/trigger_intent?output_channel={output_channel}",
+        json={"name": "mood_unhappy"})
+    assert answer.status_code == 200 and "messages" not in answer.json()
+    assert [r.json["text"] for r in callback_server.requests if "text" in r.json] == [
+        "Here is something to cheer you up:", "Did that help you?"]
+    callback_server.requests.clear()
+    executed = callback_client.post(
+        f"/conversations/ext/execute?output_channel={output_channel}",
+        json={"name": "utter_goodbye"})
+    assert executed.status_code == 200 and "messages" not in executed.json()
+    assert [r.json for r in callback_server.requests] == [{"recipient_id": "ext",
+                                                          "text": "Bye"}]
+
+
+def test_an_external_event_for_a_rest_conversation_should_answer_with_the_messages(
+        callback_client, callback_server):
+    callback_client.post("/conversations/r/tracker/events", json={
+        "event": "user", "text": "hello", "input_channel": "rest"})
+    answer = callback_client.post("/conversations/r/execute?output_channel=latest",
+                                  json={"name": "utter_goodbye"})
+    assert answer.json()["messages"] == [{"recipient_id": "r", "text": "Bye"}]
+    assert callback_server.requests == []

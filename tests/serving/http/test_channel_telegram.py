@@ -171,3 +171,13 @@ def test_contacts_and_locations_should_become_rasas_texts():
                                                             "latitude": 2.5}}}
     assert incoming(location) == ("3", '{"lng":1.5, "lat":2.5}')
     assert incoming(update("/bothello")) == ("42", "hello")
+
+
+def test_an_external_event_should_be_sent_to_the_chat_as_in_rasa(telegram, bot_api):
+    client = telegram()
+    client.post(WEBHOOK, json=update("hello"))
+    bot_api.requests.clear()
+    answer = client.post("/conversations/42/execute?output_channel=latest",
+                         json={"name": "utter_goodbye"})
+    assert answer.status_code == 200 and "messages" not in answer.json()
+    assert sent(bot_api) == [("sendMessage", {"chat_id": "42", "text": "Bye"})]

@@ -86,6 +86,34 @@ def test_a_broker_that_is_down_should_stop_the_server_from_starting(
             pass
 
 
+@pytest.mark.parametrize("tables", ["", "  table_name: events\n"])
+def test_a_sql_broker_sharing_the_tracker_stores_table_should_stop_the_start(
+        moodbot: Any, tmp_path: Path, tables: str) -> None:
+    # Rasa's SQL tracker store and SQL broker both name their table `events`: one database
+    # for both would have the broker create its table first and every message fail after.
+    db = tmp_path / "rasa.db"
+    path = endpoints_file(tmp_path, f"tracker_store:\n  type: sql\n  db: {db}\n{tables}"
+                                    f"event_broker:\n  type: sql\n  db: {db}\n")
+    app = create_app(moodbot, endpoints=read_endpoints(path))
+    with pytest.raises(BrokerError, match=(
+            f"the event broker \\({path}:[45]\\) would write into the table 'events' of "
+            f"sqlite:///{db}, where the tracker store \\({path}:1\\) keeps the "
+            "conversations.*table_name")):
+        with TestClient(app):
+            pass
+
+
+def test_a_sql_broker_with_its_own_table_beside_the_tracker_store_should_work(
+        moodbot: Any, tmp_path: Path) -> None:
+    db = tmp_path / "rasa.db"
+    path = endpoints_file(tmp_path, f"tracker_store:\n  type: sql\n  db: {db}\n"
+                                    f"event_broker:\n  type: sql\n  db: {db}\n"
+                                    "  table_name: broker_events\n")
+    with TestClient(create_app(moodbot, endpoints=read_endpoints(path))) as client:
+        answer = client.post("/webhooks/rest/webhook", json={"sender": "a", "message": "hi"})
+        assert answer.status_code == 200 and answer.json()
+
+
 def test_without_its_lifespan_the_app_should_refuse_rather_than_lose_events(
         moodbot: Any, tmp_path: Path) -> None:
     path = endpoints_file(tmp_path, f"event_broker:\n  type: sql\n  db: {tmp_path / 'e.db'}\n")

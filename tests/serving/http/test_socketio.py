@@ -93,6 +93,31 @@ def test_a_widget_should_hold_a_conversation_over_socketio(moodbot_model, tmp_pa
         assert post_json(f"{url}/webhooks/rest/webhook", {"message": "hi"})[0] == 200
 
 
+def test_an_external_event_should_reach_the_widget_as_in_rasa(moodbot_model, tmp_path):
+    # A reminder or external event (trigger_intent with output_channel=latest) is said to
+    # the user through the socket.io session they chat in, as Rasa's SocketIOOutput does.
+    (tmp_path / "credentials.yml").write_text(CREDENTIALS.format(persistence="true"))
+    with parley_run(["-m", str(moodbot_model), "--enable-api", "--seed", "0"], tmp_path,
+                    tmp_path / "server.log") as url:
+        widget = Widget(url, ["websocket"])
+        try:
+            widget.client.emit("session_request", {"session_id": "ext"})
+            widget.wait_for(1, "sessions")
+            widget.say("hello", "ext")
+            widget.wait_for(1)
+            status, answer = post_json(
+                f"{url}/conversations/ext/trigger_intent?output_channel=latest",
+                {"name": "mood_unhappy"})
+            assert status == 200 and "messages" not in answer
+            assert widget.wait_for(4)[1:] == [
+                {"text": "Here is something to cheer you up:"},
+                {"attachment": {"type": "image",
+                                "payload": {"src": "https://i.imgur.com/iPa8HCj.jpeg"}}},
+                {"text": "Did that help you?"}]
+        finally:
+            widget.client.disconnect()
+
+
 def test_without_session_persistence_each_socket_should_be_its_own_conversation(
         moodbot_model, tmp_path):
     (tmp_path / "credentials.yml").write_text(CREDENTIALS.format(persistence="false"))

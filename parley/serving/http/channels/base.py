@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from parley.runtime.processor import UserMessage
 from parley.serving.http.errors import HTTPError
-from parley.serving.http.state import ServerState
+from parley.serving.http.state import Push, ServerState
 
 __all__ = ["PlatformChannel", "health_route", "run_turn"]
 
@@ -45,6 +45,12 @@ class PlatformChannel(ABC):
     async def shutdown(self) -> None:  # noqa: B027
         """Run once when the server stops, before the stores close (turns still running
         finish here)."""
+
+    def pusher(self) -> Push | None:
+        """How the channel sends the bot's messages outside a turn (``/execute`` and
+        ``/trigger_intent`` with ``output_channel``), or None when it cannot: their
+        messages then come back in the API's answer, as Rasa's collecting channel."""
+        return None
 
     @property
     def prefix(self) -> str:

@@ -28,10 +28,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
+from parley.runtime.output import collect
 from parley.serving.http.channels.base import PlatformChannel, health_route
 from parley.serving.http.channels.outbound import call_platform
 from parley.serving.http.channels.rest import read_user_message
-from parley.serving.http.state import ServerState
+from parley.serving.http.state import Push, ServerState
 
 __all__ = ["CallbackChannel"]
 
@@ -62,14 +63,21 @@ class CallbackChannel(PlatformChannel):
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         return cls(url, headers)
 
+    async def post(self, recipient_id: str, messages: list[dict[str, Any]]) -> None:
+        """POST each of the bot's messages, in the REST channel's shape."""
+        for reply in collect(recipient_id, messages):
+            await call_platform(self.url, "callback: posting a bot message",
+                                json_body=reply, headers=self.headers)
+
+    def pusher(self) -> Push:
+        return self.post
+
     def routes(self, state: ServerState) -> list[BaseRoute]:
         async def receive(request: Request) -> PlainTextResponse:
             message = await read_user_message(request, state, self.name)
             processor = state.require_processor()
-            replies = await state.within_timeout(processor.handle_message(message))
-            for reply in replies:
-                await call_platform(self.url, "callback: posting a bot message",
-                                    json_body=reply, headers=self.headers)
+            await self.post(message.sender_id,
+                            await state.within_timeout(processor.answer(message)))
             return PlainTextResponse("success")
 
         return [health_route(self.prefix),

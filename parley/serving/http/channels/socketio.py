@@ -183,11 +183,17 @@ def socketio_app(state: ServerState, options: dict[str, Any],
         except Exception:  # noqa: BLE001 - a socket has nobody to answer an error to
             logger.exception("socket.io: handling a message of %s failed", sender)
             return
+        await push(sender, replies)
+
+    async def push(recipient_id: str, replies: list[dict[str, Any]]) -> None:
+        """The bot's messages to the room of ``recipient_id``: the session's (with
+        session_persistence) or the socket's, as Rasa's SocketIOOutput sends them."""
         for reply in replies:
             for payload, room in socket_messages(reply):
-                await server.emit(bot_event, payload, room=room or sender,
+                await server.emit(bot_event, payload, room=room or recipient_id,
                                   namespace=namespace)
 
+    state.push_channels[NAME] = push
     server.on("connect", connect, namespace=namespace)
     server.on("session_request", session_request, namespace=namespace)
     server.on(user_event, user_message, namespace=namespace)

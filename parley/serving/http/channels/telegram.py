@@ -42,7 +42,7 @@ from parley.runtime.processor import UserMessage
 from parley.serving.http.body import json_object
 from parley.serving.http.channels.base import PlatformChannel, health_route, run_turn
 from parley.serving.http.channels.outbound import call_platform
-from parley.serving.http.state import ServerState
+from parley.serving.http.state import Push, ServerState
 
 __all__ = ["CUSTOM_METHODS", "TELEGRAM_API", "TelegramChannel", "TelegramOutput", "incoming",
            "telegram_calls"]
@@ -219,6 +219,9 @@ class TelegramChannel(PlatformChannel):
         for reply in replies:
             for method, body in telegram_calls(chat_id, reply):
                 await self.call(method, body)
+
+    def pusher(self) -> Push:
+        return self.send
 
     def routes(self, state: ServerState) -> list[BaseRoute]:
         async def set_webhook(request: Request) -> PlainTextResponse:

@@ -9,7 +9,7 @@
  * pass.
  *
  * Bit for bit what torch computes: the bytes are numpy's SFC64 stream (the generator's
- * output words in order, each read as eight little-endian bytes); a float32 product is one
+ * output words in order, each read as its eight bytes in memory); a float32 product is one
  * IEEE multiplication; a bfloat16 one is the float32 product rounded to nearest even, as
  * torch's bfloat16 kernels round (a NaN becomes the quiet NaN 0x7fc0); ``x + y * mask`` is
  * one fused multiply-add, as torch's addcmul computes it on CPUs with FMA (the Python side
@@ -49,7 +49,7 @@ static inline uint64_t sfc64_next(uint64_t *s)
 
 /* stream(state u64[4] (advanced in place), out u8[n]) -> None
  * The stream's first n bytes: numpy's ``SFC64.random_raw(ceil(n / 8)).view(uint8)[:n]``
- * (on a little-endian machine, as this module is only built for one). */
+ * (each word's bytes in memory order, as numpy's view of the words gives them). */
 static PyObject *stream(PyObject *self, PyObject *args)
 {
     Py_buffer sb, ob;

@@ -27,7 +27,7 @@ _DTYPES = (torch.float32, torch.bfloat16)
 
 def stream_bytes(seed: int, count: int) -> np.ndarray:
     """The first ``count`` bytes of numpy's ``SFC64(seed)`` stream (``random_raw``'s words
-    read as little-endian bytes), drawn by the kernel without the words array."""
+    read as their bytes in memory), drawn by the kernel without the words array."""
     assert _kernel is not None, "the C kernel is not built: check AVAILABLE first"
     state = np.random.SFC64(seed).state["state"]["state"].copy()
     out = np.empty(count, dtype=np.uint8)

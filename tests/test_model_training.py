@@ -162,6 +162,20 @@ def test_persist_nlu_training_data_should_put_the_yaml_in_the_archive(project):
     assert b"ask_watering" in read_archive_member(Path(result.model), "nlu.yml")
 
 
+def test_persisting_nlu_data_should_not_hand_back_a_model_without_it(project):
+    # Nothing else changed, so the newest model was handed back, without the nlu.yml asked
+    # for; Rasa retrains its data provider node when the flag changes.
+    first = run(project)
+    again = run(project, persist_nlu_training_data=True)
+    assert again.model != first.model and again.code == 4  # repacked, nothing retrained
+    assert b"ask_watering" in read_archive_member(Path(again.model), "nlu.yml")
+    assert run(project, persist_nlu_training_data=True).model == again.model
+    without = run(project)  # nor the one with it when it is not asked for
+    assert without.model not in (first.model, again.model)
+    with pytest.raises(Exception, match="nlu.yml"):
+        read_archive_member(Path(without.model), "nlu.yml")
+
+
 @pytest.mark.parametrize("old, new, message", [
     ("  - name: RegexFeaturizer", "  - name: RulePolicy",
      "config.yml:8: 'RulePolicy' is a policy but stands in the pipeline."),

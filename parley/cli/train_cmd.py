@@ -200,7 +200,8 @@ def describe_code(code: int) -> str:
     if code == 0:
         return "nothing to do"
     parts = [text for bit, text in ((8, "training forced"), (1, "core must retrain"),
-                                    (2, "NLU must retrain"), (4, "only responses changed"))
+                                    (2, "NLU must retrain"),
+                                    (4, "only responses or the persisted NLU data changed"))
              if code & bit]
     return ", ".join(parts)
 

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from parley.cli.numbers import whole_number
 from parley.errors import DataError
 
 __all__ = ["find_test_data", "register"]
@@ -91,7 +92,7 @@ def _nlu(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("-f", "--folds", type=int, default=default(None),
                         help="Number of folds of --cross-validation (default: "
                              f"{DEFAULT_FOLDS}).")
-    parser.add_argument("--seed", type=int, default=default(None),
+    parser.add_argument("--seed", type=whole_number(0), default=default(None),
                         help="Seed of the --cross-validation folds or the comparison's splits "
                              f"(default: {DEFAULT_SEED}; the same seed, the same splits).")
     parser.add_argument("-d", "--domain", default=default(None),

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from parley.cli.data_cmd import add_project_arguments
+from parley.cli.numbers import whole_number
 
 
 # ``--finetune`` without a path: the newest model in ``--out``, as Rasa's CLI takes it.
@@ -30,7 +31,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                              "(default: the --out folder).")
     parser.add_argument("--epoch-fraction", type=float, default=1.0,
                         help="Fraction of the configured epochs when finetuning.")
-    parser.add_argument("--num-threads", type=int, default=None,
+    parser.add_argument("--num-threads", type=whole_number(1), default=None,
                         help="Threads for numeric work (default: all cores).")
     parser.add_argument("--quiet", action="store_true",
                         help="No progress bars (also: PARLEY_QUIET=1).")

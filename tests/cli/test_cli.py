@@ -242,3 +242,20 @@ def test_a_training_process_should_run_numpy_blas_on_one_thread_unless_told(sett
                           check=True, env=env)
     expected = {None: "1", "OMP_NUM_THREADS": "None", "OPENBLAS_NUM_THREADS": "3"}[setting]
     assert done.stdout.strip() == expected
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["train", "--num-threads", "0"], "argument --num-threads: must be a whole number >= 1, not '0'"),
+    (["train", "nlu", "--num-threads", "-2"],
+     "argument --num-threads: must be a whole number >= 1, not '-2'"),
+    (["test", "nlu", "--cross-validation", "--seed", "-5"],
+     "argument --seed: must be a whole number >= 0, not '-5'"),
+    (["test", "--seed", "x"], "argument --seed: must be a whole number >= 0, not 'x'"),
+])
+def test_a_number_out_of_range_should_be_a_usage_error(capsys, argv, problem):
+    # --num-threads -2 trained as if unset, and --seed -5 crashed in numpy's default_rng
+    # ("this is a bug in Parley"): both are the caller's to fix, said before any work.
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert problem in capsys.readouterr().err

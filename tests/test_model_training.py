@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from parley.engine.archive import read_archive_member
 from parley.errors import ConfigError
 from parley.model_training import TrainingResult, train, train_core, train_nlu
+from parley.serving.agent import load
 from parley.starter import create_starter_project
 from tests.conftest import REPO, SHARED_DATA, needs_shared_data
 
@@ -247,6 +249,17 @@ def test_killed_training_should_leave_no_archive_and_a_usable_cache(project, cap
         assert Path(run(project).model).is_file()
     trained = [m.split(":")[0].strip() for m in caplog.messages if ": trained in" in m]
     assert trained and all(node.startswith("core_") for node in trained)  # NLU not again
+
+
+def test_a_damaged_cache_entry_should_be_trained_again_not_packed(project):
+    run(project)
+    for entry in (project / ".parley" / "cache" / "entries").iterdir():
+        for saved in (entry / "files").rglob("*.json"):
+            saved.write_text("garbage{")
+    shutil.rmtree(project / "models")
+    with pytest.warns(UserWarning, match="cache entry is gone"):
+        model = run(project).model
+    load(model)  # (it said "params.json is damaged; train the model again")
 
 
 @pytest.mark.parametrize("path, old, new, node, reason", [

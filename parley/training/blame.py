@@ -30,11 +30,17 @@ def blamed_on(node: Node, doing: str, training_data: TrainingData | None = None
         yield
     except MemoryError as error:
         # Not a bug: this config on this data needs more memory than the machine has.
-        raise ConfigError(_out_of_memory(where, node, doing, error, training_data)) from error
-    except (ConfigError, NotFittedError) as error:
+        raise ConfigError(_out_of_memory(node, doing, error, training_data),
+                          node.file or "config.yml", node.line) from error
+    except ConfigError as error:
+        if error.file is not None:
+            raise
+        raise ConfigError(f"{node.component}: {error.message}", node.file or "config.yml",
+                          node.line, error.hint) from error
+    except NotFittedError as error:
         if str(error).startswith(where):
             raise
-        raise type(error)(f"{where}: {node.component}: {error}") from error
+        raise NotFittedError(f"{where}: {node.component}: {error}") from error
     except ParleyError:
         raise
     except Exception as error:  # noqa: BLE001 - re-raised, as the user's fault or unchanged
@@ -46,10 +52,10 @@ def blamed_on(node: Node, doing: str, training_data: TrainingData | None = None
             "where.") from error
 
 
-def _out_of_memory(where: str, node: Node, doing: str, error: MemoryError,
+def _out_of_memory(node: Node, doing: str, error: MemoryError,
                    training_data: TrainingData | None) -> str:
     said = f" ({error})" if str(error) else ""
-    text = (f"{where}: {node.component} ran out of memory while {doing}{said}. Its memory "
+    text = (f"{node.component} ran out of memory while {doing}{said}. Its memory "
             "grows with batch_size, and with the square of the longest example where it "
             "has transformer layers")
     examples = training_data.examples if training_data is not None else []

@@ -207,12 +207,25 @@ def describe_code(code: int) -> str:
     return ", ".join(parts)
 
 
+def _check_data_path(path: str, flag: str) -> None:
+    """A missing path said with the flag it came from (the importer's own message
+    suggests ``--data``, which ``train nlu`` and ``train core`` do not have)."""
+    from pathlib import Path
+
+    from parley.errors import DataError
+
+    if not Path(path).exists() and not Path(path).is_symlink():
+        raise DataError(f"the {flag} path '{path}' does not exist.",
+                        hint=f"Pass existing files or folders with {flag}.")
+
+
 def run_train_nlu(args: argparse.Namespace) -> int:
     _threads(args)
     from parley.model_training import train_nlu
 
     _check_strictly(args, "nlu")
     _check_output(args)
+    _check_data_path(args.nlu, "--nlu")
     with _showing_progress():
         path = train_nlu(args.config, args.nlu, args.out, args.fixed_model_name,
                          args.persist_nlu_data, domain=args.domain,
@@ -229,6 +242,7 @@ def run_train_core(args: argparse.Namespace) -> int:
 
     _check_strictly(args, "core")
     _check_output(args)
+    _check_data_path(args.stories, "--stories")
     with _showing_progress():
         path = train_core(args.domain, args.config, args.stories, args.out,
                           args.fixed_model_name, {"augmentation_factor": args.augmentation},

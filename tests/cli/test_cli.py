@@ -259,3 +259,15 @@ def test_a_number_out_of_range_should_be_a_usage_error(capsys, argv, problem):
         main(argv)
     assert exit_.value.code == 2
     assert problem in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, flag", [(["train", "nlu", "--nlu", "gone.yml"], "--nlu"),
+                                        (["train", "core", "--stories", "gone.yml"], "--stories")])
+def test_train_part_should_name_the_flag_of_a_missing_path(tmp_path, monkeypatch, capsys, argv,
+                                                           flag):
+    # It said "Pass existing files or folders (e.g. --data data)": a flag these lack.
+    main(["init", "--no-prompt", str(tmp_path)])
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"error: the {flag} path 'gone.yml' does not exist" in err and "--data" not in err

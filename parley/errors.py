@@ -47,8 +47,9 @@ def location(file: str | Path | None, line: int | None) -> str:
     return f"{file}:{line}" if line else str(file)
 
 
-class DataError(ParleyError):
-    """A problem in a user's file, pointing at the file and line."""
+class _Placed(ParleyError):
+    """An error that can point at a place in one of the user's files: the file, the line
+    (both optional) and a hint, printed by the CLI as ``file:line: error: what. Hint.``"""
 
     def __init__(
         self,
@@ -81,6 +82,10 @@ class DataError(ParleyError):
         """One line as the CLI prints it: ``file:line: error: what. Hint.``"""
         where = location(self.file, self.line)
         return f"{where}: error: {self.detail}" if where else f"error: {self.detail}"
+
+
+class DataError(_Placed):
+    """A problem in a user's file, pointing at the file and line."""
 
 
 class YamlSyntaxError(DataError):
@@ -120,8 +125,9 @@ class ValidationError(DataError):
         super().__init__(f"the project has {len(errors)} error(s):\n{lines}")
 
 
-class ConfigError(ParleyError):
-    """config.yml asks for something Parley cannot build."""
+class ConfigError(_Placed):
+    """config.yml asks for something Parley cannot build; ``file``/``line`` point at the
+    entry or parameter when the problem has a place in config.yml."""
 
 
 class ComponentError(ParleyError):

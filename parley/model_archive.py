@@ -20,7 +20,6 @@ disk. Each defect is a :class:`ModelArchiveError` naming the archive and the mem
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from parley.engine.archive import ARCHIVE_SUFFIX, read_archive_member
+from parley.engine.digest import tree_digest
 from parley.errors import ModelArchiveError
 
 METADATA_FILE = "metadata.json"
@@ -118,24 +118,12 @@ def component_dir(root: Path, name: Any, archive: Path | str) -> Path:
 
 
 def component_digest(directory: Path) -> str:
-    """A SHA-256 over a component folder's files (relative names and contents).
+    """A SHA-256 over a component folder's files (:func:`~parley.engine.digest.tree_digest`).
 
     Recorded in the metadata when a model is written, so a later training that reuses a
     component from it can tell that its files are still those (see ``training.run``).
     """
-    digest = hashlib.sha256()
-    files = sorted(p for p in directory.rglob("*") if not p.is_dir())
-    for path in files:
-        name = path.relative_to(directory).as_posix().encode("utf-8", "surrogateescape")
-        digest.update(len(name).to_bytes(8, "big") + name)
-        if path.is_symlink() or not path.is_file():  # never in a folder Parley wrote
-            digest.update(b"\0not-a-file")
-            continue
-        digest.update(path.stat().st_size.to_bytes(8, "big"))
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
+    return tree_digest(directory)
 
 
 def _metadata_problem(meta: dict[str, Any]) -> str | None:

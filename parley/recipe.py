@@ -20,7 +20,7 @@ from parley.component import (
     DENSE_FEATURES, FEATURES, INTENT, PRODUCTS, SPARSE_FEATURES, TOKENS, Component, satisfied,
 )
 from parley.data.config import ComponentConfig, ProjectConfig
-from parley.errors import ConfigError, Issue, location, warn
+from parley.errors import ConfigError, Issue, warn
 
 NLU = "nlu"
 CORE = "core"
@@ -76,10 +76,6 @@ class Recipe:
 def component_class(kind: str, name: str) -> type[Component]:
     """The class behind a config.yml name: an NLU component (``kind`` NLU) or a policy."""
     return registry.get_class(name, registry.NLU if kind == NLU else registry.POLICY)
-
-
-def _where(entry: ComponentConfig) -> str:
-    return location(entry.file, entry.line) or "config.yml"
 
 
 def build_recipe(config: ProjectConfig, training_type: str = "both",
@@ -168,8 +164,7 @@ def _priority_issues(entries: list[ComponentConfig]) -> list[Issue]:
 def _raise_first(issues: list[Issue]) -> None:
     for issue in issues:
         if issue.level == "error":
-            raise ConfigError(f"{location(issue.file, issue.line) or 'config.yml'}: "
-                              f"{issue.message}")
+            raise ConfigError(issue.message, issue.file or "config.yml", issue.line)
 
 
 def _nodes(kind: str, entries: list[ComponentConfig], extra: dict[str, Any],
@@ -180,7 +175,7 @@ def _nodes(kind: str, entries: list[ComponentConfig], extra: dict[str, Any],
         _raise_first(issues)
         for issue in issues:  # only warnings are left
             if strict:
-                raise ConfigError(f"{location(issue.file, issue.line)}: {issue.message} {STRICT}")
+                raise ConfigError(f"{issue.message} {STRICT}", issue.file, issue.line)
             warn(issue.message, issue.file, issue.line)
         nodes.append(Node(f"{kind}_{index}_{entry.name}", kind, entry.name, params,
                           entry.file, entry.line, dict(entry.param_lines)))
@@ -277,5 +272,6 @@ def _check_pipeline_order(entries: list[ComponentConfig]) -> None:
                 message = (f"{entry.name} needs {what} before it, and no component before "
                            "it provides that.")
             remedy = _REMEDY.get(need, "")
-            raise ConfigError(f"{_where(entry)}: {message}{' ' + remedy if remedy else ''}")
+            raise ConfigError(message, entry.file or "config.yml", entry.line,
+                              hint=remedy or None)
         provided.update(cls.provides)

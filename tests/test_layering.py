@@ -37,7 +37,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "parley"
 LAYERS: list[tuple[str, ...]] = [
     # progress: terminal progress bars, imports nothing of parley; training loops use them.
     # params: the parameter-constraint types components declare; imports nothing of parley.
-    ("errors", "progress", "params"),
+    # stopping: the stop flag a runner sets and the training loops read; imports nothing.
+    ("errors", "progress", "params", "stopping"),
     # starter: the starter project's files and the function that copies them (`parley init`);
     # it needs only errors.
     ("data", "engine", "ml", "starter"),

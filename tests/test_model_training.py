@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import pytest
 from parley.engine.archive import read_archive_member
 from parley.errors import ConfigError
 from parley.model_training import TrainingResult, train, train_core, train_nlu
+from parley.serving.agent import load
 from parley.starter import create_starter_project
 from tests.conftest import REPO, SHARED_DATA, needs_shared_data
 
@@ -162,6 +164,20 @@ def test_persist_nlu_training_data_should_put_the_yaml_in_the_archive(project):
     assert b"ask_watering" in read_archive_member(Path(result.model), "nlu.yml")
 
 
+def test_persisting_nlu_data_should_not_hand_back_a_model_without_it(project):
+    # Nothing else changed, so the newest model was handed back, without the nlu.yml asked
+    # for; Rasa retrains its data provider node when the flag changes.
+    first = run(project)
+    again = run(project, persist_nlu_training_data=True)
+    assert again.model != first.model and again.code == 4  # repacked, nothing retrained
+    assert b"ask_watering" in read_archive_member(Path(again.model), "nlu.yml")
+    assert run(project, persist_nlu_training_data=True).model == again.model
+    without = run(project)  # nor the one with it when it is not asked for
+    assert without.model not in (first.model, again.model)
+    with pytest.raises(Exception, match="nlu.yml"):
+        read_archive_member(Path(without.model), "nlu.yml")
+
+
 @pytest.mark.parametrize("old, new, message", [
     ("  - name: RegexFeaturizer", "  - name: RulePolicy",
      "config.yml:8: 'RulePolicy' is a policy but stands in the pipeline."),
@@ -233,6 +249,17 @@ def test_killed_training_should_leave_no_archive_and_a_usable_cache(project, cap
         assert Path(run(project).model).is_file()
     trained = [m.split(":")[0].strip() for m in caplog.messages if ": trained in" in m]
     assert trained and all(node.startswith("core_") for node in trained)  # NLU not again
+
+
+def test_a_damaged_cache_entry_should_be_trained_again_not_packed(project):
+    run(project)
+    for entry in (project / ".parley" / "cache" / "entries").iterdir():
+        for saved in (entry / "files").rglob("*.json"):
+            saved.write_text("garbage{")
+    shutil.rmtree(project / "models")
+    with pytest.warns(UserWarning, match="cache entry is gone"):
+        model = run(project).model
+    load(model)  # (it said "params.json is damaged; train the model again")
 
 
 @pytest.mark.parametrize("path, old, new, node, reason", [

@@ -23,7 +23,9 @@ from parley.cli import (
     data_cmd, init_cmd, interactive_cmd, predict_cmd, run_cmd, shell_cmd, test_cmd, train_cmd,
     visualize_cmd,
 )
-from parley.errors import ComponentError, DataError, ParleyError, ParleyWarning
+from parley.errors import (
+    ComponentError, ConfigError, DataError, ParleyError, ParleyWarning, location,
+)
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -121,7 +123,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except ParleyError as exc:
         if isinstance(exc, ComponentError) and _debugging(args):
             traceback.print_exception(exc, file=sys.stderr)  # where in the user's code
-        print(f"error: {_short(str(exc))}{_os_hint(exc.__cause__)}", file=sys.stderr)
+        print(f"{_report(exc)}{_os_hint(exc.__cause__)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -131,6 +133,14 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_ERROR
     except Exception as exc:  # noqa: BLE001 - nothing a user can cause ends here: a bug
         return _report_bug(exc, _debugging(args))
+
+
+def _report(exc: ParleyError) -> str:
+    """``file:line: error: …`` when the error has a place (as DataError's report), else
+    ``error: …``; an unreadably long message cut in the middle."""
+    if isinstance(exc, ConfigError) and exc.file is not None:
+        return f"{location(exc.file, exc.line)}: error: {_short(exc.detail)}"
+    return f"error: {_short(str(exc))}"
 
 
 def _debugging(args: argparse.Namespace) -> bool:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from parley.cli.numbers import whole_number
 from parley.errors import DataError
 
 __all__ = ["find_test_data", "register"]
@@ -91,7 +92,7 @@ def _nlu(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("-f", "--folds", type=int, default=default(None),
                         help="Number of folds of --cross-validation (default: "
                              f"{DEFAULT_FOLDS}).")
-    parser.add_argument("--seed", type=int, default=default(None),
+    parser.add_argument("--seed", type=whole_number(0), default=default(None),
                         help="Seed of the --cross-validation folds or the comparison's splits "
                              f"(default: {DEFAULT_SEED}; the same seed, the same splits).")
     parser.add_argument("-d", "--domain", default=default(None),
@@ -172,8 +173,19 @@ def _report_nlu(run: Any, args: argparse.Namespace) -> None:
     print(run.nlu.summary())
 
 
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse a --out that cannot hold the reports before testing, not after it (a
+    cross-validation trains every fold first)."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is a file, but the reports are written into a folder.",
+                        hint="Move the file, or pass another folder with --out.")
+
+
 def run_test_core(args: argparse.Namespace) -> int:
     from parley.evaluation.run import run_core_test
+
+    _check_out(args)
 
     run = run_core_test(_model(args), args.stories, args.out, **_core_options(args))
     code = _report_core(run, args)
@@ -288,6 +300,7 @@ def _train_and_test_nlu(args: argparse.Namespace, mode: str, model_used: bool) -
 
 
 def run_test_nlu(args: argparse.Namespace) -> int:
+    _check_out(args)
     mode = _nlu_mode(args)
     if mode != MODEL:
         _train_and_test_nlu(args, mode, model_used=False)
@@ -308,6 +321,7 @@ def run_test_nlu(args: argparse.Namespace) -> int:
 def run_test_both(args: argparse.Namespace) -> int:
     from parley.evaluation.run import run_core_part, run_tests
 
+    _check_out(args)
     mode = _nlu_mode(args)
     if mode != MODEL:
         # The core part still tests the model; the NLU part trains its own.

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from parley.cli.data_cmd import add_project_arguments
+from parley.cli.numbers import whole_number
 
 
 # ``--finetune`` without a path: the newest model in ``--out``, as Rasa's CLI takes it.
@@ -30,7 +31,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
                              "(default: the --out folder).")
     parser.add_argument("--epoch-fraction", type=float, default=1.0,
                         help="Fraction of the configured epochs when finetuning.")
-    parser.add_argument("--num-threads", type=int, default=None,
+    parser.add_argument("--num-threads", type=whole_number(1), default=None,
                         help="Threads for numeric work (default: all cores).")
     parser.add_argument("--quiet", action="store_true",
                         help="No progress bars (also: PARLEY_QUIET=1).")
@@ -200,9 +201,22 @@ def describe_code(code: int) -> str:
     if code == 0:
         return "nothing to do"
     parts = [text for bit, text in ((8, "training forced"), (1, "core must retrain"),
-                                    (2, "NLU must retrain"), (4, "only responses changed"))
+                                    (2, "NLU must retrain"),
+                                    (4, "only responses or the persisted NLU data changed"))
              if code & bit]
     return ", ".join(parts)
+
+
+def _check_data_path(path: str, flag: str) -> None:
+    """A missing path said with the flag it came from (the importer's own message
+    suggests ``--data``, which ``train nlu`` and ``train core`` do not have)."""
+    from pathlib import Path
+
+    from parley.errors import DataError
+
+    if not Path(path).exists() and not Path(path).is_symlink():
+        raise DataError(f"the {flag} path '{path}' does not exist.",
+                        hint=f"Pass existing files or folders with {flag}.")
 
 
 def run_train_nlu(args: argparse.Namespace) -> int:
@@ -211,6 +225,7 @@ def run_train_nlu(args: argparse.Namespace) -> int:
 
     _check_strictly(args, "nlu")
     _check_output(args)
+    _check_data_path(args.nlu, "--nlu")
     with _showing_progress():
         path = train_nlu(args.config, args.nlu, args.out, args.fixed_model_name,
                          args.persist_nlu_data, domain=args.domain,
@@ -227,6 +242,7 @@ def run_train_core(args: argparse.Namespace) -> int:
 
     _check_strictly(args, "core")
     _check_output(args)
+    _check_data_path(args.stories, "--stories")
     with _showing_progress():
         path = train_core(args.domain, args.config, args.stories, args.out,
                           args.fixed_model_name, {"augmentation_factor": args.augmentation},

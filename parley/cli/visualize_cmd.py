@@ -38,9 +38,11 @@ def run_visualize(args: argparse.Namespace) -> int:
     from parley.dialogue.story_graph import build_story_graph, to_dot, to_html
     from parley.errors import DataError
 
-    for path in args.stories:
-        if not Path(path).exists():
-            raise DataError(f"the stories path '{path}' given to -s/--stories does not exist.")
+    for paths, what, flag in ((args.stories, "stories", "-s/--stories"),
+                              (args.nlu or [], "NLU data", "-u/--nlu")):
+        for path in paths:
+            if not Path(path).exists():
+                raise DataError(f"the {what} path '{path}' given to {flag} does not exist.")
     importer = TrainingDataImporter(None, None, args.stories)
     # Test stories (test_*.yml) are stories too: `-s tests/test_stories.yml` draws them.
     stories = [*importer.stories, *(s for s in importer.test_stories if not s.is_rule)]

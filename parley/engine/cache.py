@@ -7,6 +7,9 @@ Why it is shaped like this:
   only a temp directory, which ``get`` never looks at and the next open removes.
 * Removal is the same move in reverse (``entries/`` → ``trash/``, then delete), so a crash
   while evicting cannot leave a half-deleted entry that looks valid.
+* ``get`` hands out only an intact entry: ``entry.json`` records a digest of the files
+  (:mod:`parley.engine.digest`), and an entry whose files no longer match it is a miss and
+  is removed — damaged or edited files are trained again, never packed into a model.
 * There is no global index to get out of step: each entry carries ``entry.json`` (size, meta)
   and ``last_used`` (nanoseconds, rewritten atomically on every hit). LRU eviction scans the
   entries, which are few (one per trained component).
@@ -14,7 +17,8 @@ Why it is shaped like this:
 Layout::
 
     <root>/entries/<fingerprint>/files/...      what the component saved
-    <root>/entries/<fingerprint>/entry.json     fingerprint, size_bytes, created_ns, meta
+    <root>/entries/<fingerprint>/entry.json     fingerprint, size_bytes, created_ns, digest,
+                                                meta
     <root>/entries/<fingerprint>/last_used      recency for LRU
     <root>/tmp/<pid>-<token>/                   entries being written
     <root>/trash/<name>/                        entries being deleted
@@ -35,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from parley.engine.digest import tree_digest
 from parley.errors import CacheError
 
 CACHE_DIR_ENV = "PARLEY_CACHE_DIR"
@@ -97,7 +102,15 @@ class TrainingCache:
         if not self.enabled:
             return None
         entry_dir = self._entry_dir(fingerprint)
-        if _read_entry(entry_dir, fingerprint) is None:
+        record = _read_entry(entry_dir, fingerprint)
+        if record is None:
+            return None
+        recorded = record.get("digest")  # (entries written before digests have none)
+        if isinstance(recorded, str) and tree_digest(entry_dir / _FILES_DIR) != recorded:
+            # Damaged or edited since it was written: a miss, and gone, so that what
+            # trains again takes its place instead of being packed into a broken model.
+            with contextlib.suppress(OSError):
+                self._remove(entry_dir)
             return None
         self._touch(entry_dir)
         return entry_dir / _FILES_DIR
@@ -167,7 +180,7 @@ class TrainingCache:
             shutil.copytree(source, temp / _FILES_DIR)
             now = _now_ns()
             record = {"fingerprint": fingerprint, "size_bytes": size, "created_ns": now,
-                      "meta": meta_copy}  # fmt: skip
+                      "digest": tree_digest(temp / _FILES_DIR), "meta": meta_copy}  # fmt: skip
             (temp / _ENTRY_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
             (temp / _LAST_USED_FILE).write_text(str(now), encoding="ascii")
             _fsync_tree(temp)

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from parley.stopping import under_flag
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +115,9 @@ class SequentialRunner:
 
 
 class LocalRunner:
-    """Independent tasks in parallel on threads; the first failure stops the run."""
+    """Independent tasks in parallel on threads; the first failure (or Ctrl-C) stops the
+    run: tasks not started are dropped, and those running stop at their next
+    :func:`~parley.stopping.check_stop`."""
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers or os.cpu_count() or 1
@@ -122,14 +127,25 @@ class LocalRunner:
         results: dict[str, Any] = {}
         running: dict[Future[Any], Task] = {}
         began = time.perf_counter()
+        stop = threading.Event()
         with ThreadPoolExecutor(self.max_workers, thread_name_prefix="parley") as pool:
-            while pending or running:
-                ready = [t for t in pending if all(n in results for n in t.needs)]
-                for task in ready:
-                    pending.remove(task)
-                    running[pool.submit(timed(task, began), {n: results[n] for n in task.needs})] = task
-                forget_handed_over(results, tasks, pending)
-                self._collect(wait(running, return_when=FIRST_COMPLETED)[0], running, results)
+            try:
+                while pending or running:
+                    ready = [t for t in pending if all(n in results for n in t.needs)]
+                    for task in ready:
+                        pending.remove(task)
+                        running[pool.submit(under_flag(stop, timed(task, began)),
+                                            {n: results[n] for n in task.needs})] = task
+                    forget_handed_over(results, tasks, pending)
+                    self._collect(wait(running, return_when=FIRST_COMPLETED)[0], running, results)
+            except BaseException:
+                # A failure, or Ctrl-C on this thread: leaving the pool waits for the tasks
+                # still running, so they are told to stop at their next step instead of
+                # training on to the end; those not started yet never start.
+                stop.set()
+                for future in running:
+                    future.cancel()
+                raise
         forget_handed_over(results, tasks, [])
         return results
 

@@ -197,6 +197,9 @@ def cross_validate(config: str | Path, data: TrainingData, n_folds: int = DEFAUL
         raise DataError("no NLU examples with an intent to cross-validate on.",
                         hint="Pass NLU training data (an 'nlu:' section) with --nlu.")
     labels = [m.intent or "" for m in examples]
+    if n_folds < 2:
+        raise DataError(f"--folds {n_folds}: cross-validation needs at least 2 folds (one "
+                        "to test on, the others to train on).", hint="Pass --folds 2 or more.")
     if n_folds > len(examples):
         raise DataError(f"{n_folds} folds but only {len(examples)} NLU examples.",
                         hint="Pass fewer folds with --folds.")

@@ -85,7 +85,7 @@ def load_nlu_data(paths: Sequence[str], flag: str) -> Any:
 def find_nlu_test_data(given: Sequence[str] | None) -> tuple[list[str], Any]:
     """The paths to test NLU on and their NLU data; without ``given``, Rasa-like defaults."""
     if given:
-        return list(given), _importer(given).nlu_data
+        return list(given), load_nlu_data(given, "--nlu")
     for folder in TEST_FOLDERS:
         if Path(folder).is_dir():
             data = _importer([folder]).nlu_data

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from parley.stopping import check_stop
+
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
@@ -103,6 +105,7 @@ def minimize_lbfgs(
     # needs to be roughly right, the line search checks it
     history = CurvatureHistory(memory, np.float32)
     for iteration in range(1, max_iter + 1):
+        check_stop()  # the run this minimisation trains for ended early
         if np.abs(g).max() <= gtol:
             return Result(x, f, iteration - 1, True)
         direction = -history.apply(g).astype(np.float64)

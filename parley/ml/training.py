@@ -36,6 +36,7 @@ from parley.ml.grouped import matmul_dtype
 from parley.ml.lane_process import LaneProcess
 from parley.ml.torch_env import HeapTrimmer, drawing_from, roomy_heap
 from parley.progress import ProgressBar
+from parley.stopping import check_stop
 
 logger = logging.getLogger(__name__)
 
@@ -441,6 +442,7 @@ class Trainer(ABC):
             sums: dict[str, float] = {}
             batches = math.ceil(len(order) / size)
             for b in range(batches):
+                check_stop()  # Ctrl-C, or another part of the run failed: end here
                 try:
                     metrics = self.step(order[b * size:(b + 1) * size])
                 except RuntimeError:  # NaN weights can break a step before its loss shows it

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from parley.data.importer import TrainingDataImporter
-from parley.errors import ConfigError, DataError, location
+from parley.errors import ConfigError, DataError
 from parley.model_archive import check_format
 from parley.recipe import Node, Recipe, component_class
 from parley.training.fingerprints import core_domain_fingerprint, labels
@@ -37,10 +37,10 @@ def check_finetunable(meta: dict[str, Any], archive: Path, recipe: Recipe,
         old_names, new_names = [n["component"] for n in old], [n.component for n in new]
         if old_names != new_names:
             raise ConfigError(
-                f"{_where(_first_change(old_names, new), config_file)}: the config's "
-                f"{section} differs from the model's ({', '.join(old_names) or 'none'} → "
-                f"{', '.join(new_names) or 'none'}); finetuning allows only other epoch "
-                "counts. Restore the model's components, or train a new model.")
+                f"the config's {section} differs from the model's "
+                f"({', '.join(old_names) or 'none'} → {', '.join(new_names) or 'none'}); "
+                "finetuning allows only other epoch counts. Restore the model's components, "
+                "or train a new model.", *_place(_first_change(old_names, new), config_file))
         for before, after in zip(old, new, strict=True):
             # Written and left out mean the same when the value is the default.
             defaults = component_class(after.kind, after.component).default_params()
@@ -52,9 +52,9 @@ def check_finetunable(meta: dict[str, Any], archive: Path, recipe: Recipe,
                 shown = ", ".join(f"{key} {_shown(old_params, key)} → {_shown(new_params, key)}"
                                   for key in changed)
                 raise ConfigError(
-                    f"{_where(after, config_file, changed)}: {after.component} has other "
-                    f"parameters than in the model ({shown}); finetuning allows only other "
-                    "epoch counts. Restore the model's values, or train a new model.")
+                    f"{after.component} has other parameters than in the model ({shown}); "
+                    "finetuning allows only other epoch counts. Restore the model's values, "
+                    "or train a new model.", *_place(after, config_file, changed))
     old_labels, new_labels = meta.get("labels", {}), labels(importer)
     for kind in ("intents", "entities") if recipe.nlu else ():
         _same_labels(kind, old_labels.get(kind, []), new_labels[kind])
@@ -84,12 +84,13 @@ def _first_change(old_names: list[str], new: list[Node]) -> Node | None:
     return new[-1] if new else None
 
 
-def _where(node: Node | None, config_file: str | None, params: Sequence[str] = ()) -> str:
-    """``file:line`` of the first of ``params`` written in config.yml, else of the node."""
+def _place(node: Node | None, config_file: str | None, params: Sequence[str] = ()
+           ) -> tuple[str, int | None]:
+    """File and line of the first of ``params`` written in config.yml, else of the node."""
     if node is None:
-        return config_file or "config.yml"
+        return config_file or "config.yml", None
     lines = [node.param_lines[p] for p in params if p in node.param_lines]
-    return location(node.file or config_file, min(lines, default=node.line)) or "config.yml"
+    return node.file or config_file or "config.yml", min(lines, default=node.line)
 
 
 def _shown(params: dict[str, Any], key: str) -> str:

@@ -78,15 +78,20 @@ def component_fingerprint(cls: type[Component], name: str, params: dict[str, Any
 
 
 def model_fingerprint(node_fps: dict[str, str], importer: TrainingDataImporter,
-                      training_type: str) -> str:
-    """Equal fingerprints → an identical archive would come out (responses included)."""
+                      training_type: str, persist_nlu_data: bool = False) -> str:
+    """Equal fingerprints → an identical archive would come out (responses included, and
+    the NLU data when it is persisted: a model without it is no answer to a training that
+    asks for it, nor the other way round)."""
     config = importer.config
     domain = importer.domain if training_type != NLU else None
-    return fingerprint({
+    parts: dict[str, Any] = {
         "nodes": node_fps, "training_type": training_type,
         "domain": domain.as_dict() if domain is not None else None,
         "language": config.language, "assistant_id": config.assistant_id,
-    })
+    }
+    if persist_nlu_data:  # (only then: models trained before keep their fingerprints)
+        parts["persisted_nlu_data"] = nlu_data_fingerprint(importer.nlu_data)
+    return fingerprint(parts)
 
 
 def labels(importer: TrainingDataImporter) -> dict[str, list[str]]:

@@ -1,7 +1,8 @@
 """Decide, before training, what each node needs: train, restore from cache, or reuse.
 
 The same decision answers ``dry_run``: a bitmask of what would retrain (1 core, 2 NLU,
-4 only responses changed, 8 forced; 0 nothing to do) and, per node, why.
+4 only responses (or whether the NLU data is persisted) changed, 8 forced; 0 nothing to
+do) and, per node, why.
 """
 
 from __future__ import annotations
@@ -112,7 +113,8 @@ def make_plan(importer: TrainingDataImporter, recipe: Recipe, cache: TrainingCac
                                        f"unchanged since {previous.name if previous else ''}"))
         else:
             statuses.append(NodeStatus(node, fp, TRAIN, _why_train(node, meta, inputs)))
-    return Plan(statuses, model_fingerprint(fps, importer, training_type), previous, meta)
+    return Plan(statuses, model_fingerprint(fps, importer, training_type,
+                                            request.persist_nlu_data), previous, meta)
 
 
 def _why_train(node: Node, meta: dict[str, Any] | None, inputs: dict[str, str]) -> str:

@@ -8,6 +8,7 @@ compared, and handed to another process as it is (what a cluster runner needs).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,10 @@ class TrainingRequest:
     def __post_init__(self) -> None:
         if self.training_type not in TRAINING_TYPES:
             raise ValueError(f"training_type must be one of {', '.join(TRAINING_TYPES)}")
-        if self.model_to_finetune is not None and not self.epoch_fraction > 0:
-            raise ConfigError("finetuning_epoch_fraction must be greater than 0.")
+        if self.model_to_finetune is not None and not _finite_positive(self.epoch_fraction):
+            raise ConfigError(
+                "finetuning_epoch_fraction must be a finite number greater than 0 (the "
+                f"configured epochs are multiplied by it), not {self.epoch_fraction!r}.")
 
     @property
     def finetuning(self) -> bool:
@@ -58,6 +61,11 @@ class TrainingRequest:
     def archive_prefix(self) -> str:
         """``nlu-`` / ``core-`` before the names of partial models, as Rasa names them."""
         return "" if self.parts == BOTH else f"{self.training_type}-"
+
+
+def _finite_positive(value: object) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
 
 
 def has_nlu_examples(importer: TrainingDataImporter) -> bool:

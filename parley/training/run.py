@@ -293,7 +293,7 @@ class TrainingRun:
             # Later components train on this one's output: run it over the training data.
             feeds_later = index < last_to_train and cls.prepares_training_data
             started = time.perf_counter()
-            with blamed_on(node, "training"):
+            with blamed_on(node, "training", training_data):
                 if self._finetune_dir is not None:
                     component = self._finetuned(cls, node, training_data)
                     component.save(workdir / node.name)

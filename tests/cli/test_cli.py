@@ -242,3 +242,32 @@ def test_a_training_process_should_run_numpy_blas_on_one_thread_unless_told(sett
                           check=True, env=env)
     expected = {None: "1", "OMP_NUM_THREADS": "None", "OPENBLAS_NUM_THREADS": "3"}[setting]
     assert done.stdout.strip() == expected
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["train", "--num-threads", "0"], "argument --num-threads: must be a whole number >= 1, not '0'"),
+    (["train", "nlu", "--num-threads", "-2"],
+     "argument --num-threads: must be a whole number >= 1, not '-2'"),
+    (["test", "nlu", "--cross-validation", "--seed", "-5"],
+     "argument --seed: must be a whole number >= 0, not '-5'"),
+    (["test", "--seed", "x"], "argument --seed: must be a whole number >= 0, not 'x'"),
+])
+def test_a_number_out_of_range_should_be_a_usage_error(capsys, argv, problem):
+    # --num-threads -2 trained as if unset, and --seed -5 crashed in numpy's default_rng
+    # ("this is a bug in Parley"): both are the caller's to fix, said before any work.
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert problem in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, flag", [(["train", "nlu", "--nlu", "gone.yml"], "--nlu"),
+                                        (["train", "core", "--stories", "gone.yml"], "--stories")])
+def test_train_part_should_name_the_flag_of_a_missing_path(tmp_path, monkeypatch, capsys, argv,
+                                                           flag):
+    # It said "Pass existing files or folders (e.g. --data data)": a flag these lack.
+    main(["init", "--no-prompt", str(tmp_path)])
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"error: the {flag} path 'gone.yml' does not exist" in err and "--data" not in err

@@ -67,9 +67,18 @@ def test_dry_run_should_refuse_a_config_that_cannot_train(project, capsys):
     assert main(["train", "--dry-run"]) == 1
     err = capsys.readouterr().err
     line = line_of(project / "config.yml", "featurizers: [nope]")
-    assert err.startswith(f"error: config.yml:{line}: LogisticRegressionClassifier: featurizers "
-                          "names 'nope'")
+    # As `data validate` and every error about a file say it: file:line first, so that
+    # editors and CI jump to it (it said "error: config.yml:20: ...").
+    assert err.startswith(f"config.yml:{line}: error: LogisticRegressionClassifier: "
+                          "featurizers names 'nope'")
     assert "Traceback" not in err
+
+
+def test_a_config_error_found_while_training_should_say_its_place_first(project, capsys):
+    edit(project / "config.yml", "  - name: WhitespaceTokenizer\n", "")
+    assert main(["train", "--dry-run"]) == 1
+    assert capsys.readouterr().err.startswith("config.yml:7: error: RegexFeaturizer needs "
+                                              "tokens")
 
 
 def test_strict_training_should_refuse_unknown_keys(project, capsys):
@@ -78,8 +87,8 @@ def test_strict_training_should_refuse_unknown_keys(project, capsys):
     assert main(["train", "--strict", "--dry-run"]) == 1
     err = capsys.readouterr().err
     line = line_of(project / "config.yml", "max_histroy: 3")
-    assert (f"config.yml:{line}: MemoizationPolicy has no parameter 'max_histroy'. Did you "
-            "mean 'max_history'?") in err
+    assert (f"config.yml:{line}: error: MemoizationPolicy has no parameter 'max_histroy'. Did "
+            "you mean 'max_history'?") in err
     assert "(strict mode, as with --strict, makes this an error)" in err
     assert main(["train", "core", "--strict", "--out", "models"]) == 1
     assert main(["train", "--dry-run"]) == 3  # without --strict: a warning, and it goes on

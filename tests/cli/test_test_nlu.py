@@ -93,8 +93,10 @@ def test_no_test_data_should_be_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["test", "nlu"]) == 1
     assert "error: no NLU test data" in capsys.readouterr().err
+    # (it said "Pass existing files or folders (e.g. --data data)": a flag `test` lacks)
     assert main(["test", "nlu", "--nlu", "missing.yml"]) == 1
-    assert "the training data path 'missing.yml' does not exist" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error: the --nlu path 'missing.yml' does not exist" in err and "--data" not in err
 
 
 def test_test_without_part_should_test_both_parts_of_the_model(tmp_path, monkeypatch, capsys):

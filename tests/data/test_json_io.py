@@ -77,6 +77,7 @@ def test_a_file_that_is_not_utf8_should_be_named(tmp_path):
     with pytest.raises(DataError, match="not UTF-8 text") as info:
         read_json_file(path)
     assert info.value.file == str(path)
+    assert info.value.line == 1 and "byte 0xe9 in column 14" in str(info.value)
 
 
 def test_a_byte_order_mark_should_be_tolerated(tmp_path):

@@ -100,6 +100,17 @@ def test_should_refuse_a_file_that_is_not_utf8(tmp_path):
         read_yaml_file(path)
 
 
+def test_a_file_that_is_not_utf8_should_be_refused_at_its_line(tmp_path):
+    # (it said "invalid continuation byte at byte 59": in a long file, go and count)
+    path = tmp_path / "latin1.yml"
+    path.write_bytes(b"\xef\xbb\xbfnlu:\n- intent: greet\n  examples: |\n    - caf\xe9 au lait\n")
+    with pytest.raises(YamlSyntaxError) as info:
+        read_yaml_file(path)
+    assert info.value.line == 4
+    assert "not UTF-8 text: byte 0xe9 in column 10 (invalid continuation byte)" in str(info.value)
+    assert "save the file as UTF-8" in str(info.value)
+
+
 def test_dump_should_round_trip_strings_that_look_like_other_types():
     data = {"v": "yes", "n": "3.1", "multi": "a\nb\n", "t": True}
     assert parse_yaml(dump_yaml(data)) == data

@@ -112,6 +112,9 @@ def test_visualize_should_write_the_page_and_name_bad_input(tmp_path, monkeypatc
     assert (tmp_path / "g" / "stories.dot").read_text().startswith("digraph")
     assert main(["visualize", "-s", "missing"]) == 1
     assert "'missing' given to -s/--stories does not exist" in capsys.readouterr().err
+    assert main(["visualize", "-u", "gone.yml"]) == 1  # (it said "e.g. --data data")
+    err = capsys.readouterr().err
+    assert "'gone.yml' given to -u/--nlu does not exist" in err and "--data" not in err
     (tmp_path / "rules.yml").write_text("rules:\n- rule: r\n  steps:\n  - intent: a\n"
                                         "  - action: utter_a\n")
     assert main(["visualize", "-s", "rules.yml"]) == 1

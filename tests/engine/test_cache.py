@@ -195,6 +195,24 @@ def test_corrupt_entry_record_should_read_as_a_miss(tmp_path: Path) -> None:
     assert cache.get("a") is None
 
 
+@pytest.mark.parametrize("damage", [
+    lambda files: (files / "weights.bin").write_bytes(b"garbage{"),  # rewritten
+    lambda files: (files / "sub" / "config.json").unlink(),  # lost
+    lambda files: (files / "extra.json").write_text("{}"),  # added
+])
+def test_an_entry_whose_files_changed_should_read_as_a_miss_and_go(tmp_path: Path,
+                                                                  damage) -> None:
+    # A damaged entry was handed out as a hit: the training packed it into a model that
+    # trained without a word and failed to load.
+    cache = TrainingCache(tmp_path / "cache")
+    cache.put("a", make_output(tmp_path, "a"), {})
+    damage(tmp_path / "cache" / "entries" / "a" / "files")
+    assert cache.get("a") is None
+    assert not (tmp_path / "cache" / "entries" / "a").exists()
+    assert cache.put("a", make_output(tmp_path, "again"), {}).is_dir()
+    assert cache.get("a") is not None
+
+
 def test_missing_recency_should_fall_back_to_creation_time(tmp_path: Path) -> None:
     cache = TrainingCache(tmp_path / "cache")
     cache.put("a", make_output(tmp_path, "a"), {})

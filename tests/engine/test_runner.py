@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 import threading
 import weakref
 import time
@@ -7,6 +8,7 @@ import time
 import pytest
 
 from parley.engine.runner import LocalRunner, SequentialRunner, Task, check_graph
+from parley.stopping import StopRequested, check_stop
 
 
 def test_tasks_should_get_the_results_they_need():
@@ -90,3 +92,57 @@ def test_an_intermediate_should_be_freed_once_its_users_let_go_of_it(runner):
                           Task("b", use, ("big",)), Task("c", later, ("a", "b"))])
     assert results == {"a": "used", "b": "used", "c": "later"}
     assert alive == [False]
+
+
+def _train_until_stopped(started: threading.Event, stopped: list[str]):
+    """A task like a training's epochs: steps until its run asks it to stop (or 10 s)."""
+    def train(_: dict) -> None:
+        started.set()
+        deadline = time.monotonic() + 10
+        try:
+            while time.monotonic() < deadline:
+                check_stop()
+                time.sleep(0.01)
+        except StopRequested:
+            stopped.append("stopped")
+            raise
+    return train
+
+
+def test_ctrl_c_should_stop_the_tasks_still_running_instead_of_waiting_for_them():
+    # Ctrl-C lands on the thread that waits for the tasks; a training on a worker thread
+    # would go on to its last epoch, and the process with it, unless told to stop.
+    started, stopped = threading.Event(), []
+    main = threading.get_ident()
+
+    def interrupt(_: dict) -> None:
+        started.wait(5)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        began = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            LocalRunner(2).run([Task("train", _train_until_stopped(started, stopped)),
+                                Task("ctrl_c", interrupt)])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert stopped == ["stopped"]
+    assert time.monotonic() - began < 5
+
+
+def test_a_failure_should_stop_the_other_tasks_still_running():
+    started, stopped = threading.Event(), []
+
+    def boom(_: dict) -> None:
+        started.wait(5)
+        raise RuntimeError("component failed")
+
+    with pytest.raises(RuntimeError, match="component failed"):
+        LocalRunner(2).run([Task("train", _train_until_stopped(started, stopped)),
+                            Task("boom", boom)])
+    assert stopped == ["stopped"]
+
+
+def test_check_stop_should_do_nothing_outside_a_run():
+    check_stop()

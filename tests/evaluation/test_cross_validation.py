@@ -166,6 +166,29 @@ def test_more_folds_than_examples_should_be_a_clear_error(tiny, capsys):
     assert "19 folds but only 18 NLU examples" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [["test", "nlu", "--cross-validation", "-f", "2"],
+                                  ["test", "nlu"], ["test", "core"], ["test"]])
+def test_an_out_that_is_a_file_should_be_refused_before_any_work(tiny, capsys, argv):
+    # Cross-validation trained every fold, then failed to write its reports with
+    # "[Errno 17] File exists: 'results.txt' A file stands where a folder is needed".
+    (tiny / "results.txt").write_text("mine")
+    assert main([*argv, "--out", "results.txt", "--no-plot"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: --out results.txt is a file, but the reports are "
+                                   "written into a folder.")
+    assert "epochs" not in captured.err + captured.out
+    assert (tiny / "results.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("folds", ["1", "0", "-3"])
+def test_fewer_than_two_folds_should_be_a_clear_error(tiny, capsys, folds):
+    # (stratified_folds' ValueError reached the CLI as "this is a bug in Parley")
+    assert main(["test", "nlu", "--cross-validation", "-f", folds]) == 1
+    err = capsys.readouterr().err
+    assert f"--folds {folds}: cross-validation needs at least 2 folds" in err
+    assert "bug" not in err
+
+
 def test_test_with_config_should_test_core_and_cross_validate_nlu(tiny, capsys):
     # `rasa test -c config.yml --cross-validation`: no model here, so the core part is
     # skipped with its reason and the NLU part cross-validates.

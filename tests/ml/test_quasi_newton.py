@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 from parley.ml.quasi_newton import CurvatureHistory, minimize_lbfgs, minimize_owlqn
+from parley.stopping import StopRequested, under_flag
 
 
 def test_should_find_the_minimum_of_an_ill_conditioned_quadratic() -> None:
@@ -82,3 +85,14 @@ def test_history_should_refuse_a_pair_without_positive_curvature() -> None:
     assert len(history) == 0
     g = np.array([2.0, -3.0])
     assert np.array_equal(history.apply(g), g)  # no pairs: the gradient itself
+
+
+def test_should_end_once_its_run_asks_to_stop() -> None:
+    flag = threading.Event()
+    flag.set()
+
+    def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return float(np.sum(np.cosh(x))), np.sinh(x)
+
+    with pytest.raises(StopRequested):
+        under_flag(flag, minimize_lbfgs)(objective, np.full(3, 5.0), max_iter=50, gtol=0.0)

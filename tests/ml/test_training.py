@@ -18,6 +18,7 @@ from parley.ml.training import (  # noqa: E402
     MIN_SHARD, MIN_SHARD_ROWS, SHARDS, Schedule, Trainer, batch_size_at, epoch_order,
 )
 from parley.progress import set_quiet  # noqa: E402
+from parley.stopping import StopRequested, under_flag  # noqa: E402
 
 
 def test_batch_size_grows_linearly_between_two_sizes():
@@ -414,3 +415,15 @@ def test_every_shard_should_run_on_its_lanes_count_of_threads_whatever_was_set_l
         torch.set_num_threads(before)
         set_quiet(False)
     assert trainer.seen == {4 // SHARDS}
+
+
+def test_a_training_should_end_at_its_next_step_once_its_run_asks_to_stop():
+    # (the runner sets the flag on Ctrl-C: without the check, the epochs would run on)
+    flag = threading.Event()
+    flag.set()
+    set_quiet(True)
+    try:
+        with pytest.raises(StopRequested):
+            under_flag(flag, _fit)(1)
+    finally:
+        set_quiet(False)

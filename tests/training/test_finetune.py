@@ -100,6 +100,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(run(root).model)
 
 
+@pytest.mark.parametrize("fraction", [0, -1, float("nan"), float("inf"), "0.5", True])
+def test_an_epoch_fraction_not_a_finite_positive_number_should_be_refused(project, trained,
+                                                                           fraction):
+    # (inf multiplied the epochs into an OverflowError: a crash, not an answer)
+    with pytest.raises(ConfigError, match="finetuning_epoch_fraction must be a finite number "
+                                          "greater than 0"):
+        run(project, model_to_finetune=str(trained), finetuning_epoch_fraction=fraction)
+
+
 def test_a_changed_parameter_other_than_epochs_should_name_its_config_line(project, trained):
     edit(project / "config.yml", "    max_ngram: 4", "    max_ngram: 3")
     line = config_line(project, "max_ngram: 3")

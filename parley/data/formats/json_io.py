@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from parley.data.formats.yaml_io import (
-    MAX_FILE_BYTES, MAX_INT_DIGITS, LineDict, LineList, read_file_bytes, shorten,
+    MAX_FILE_BYTES, MAX_INT_DIGITS, LineDict, LineList, read_file_bytes, shorten, utf8_text,
 )
 from parley.data.formats.yaml_limits import MAX_DEPTH
 from parley.errors import DataError
@@ -203,10 +203,4 @@ def read_json_file(path: str | Path) -> Any:
     """Read and parse one JSON file (UTF-8, BOM tolerated); the same refusals as
     :func:`parley.data.formats.yaml_io.read_yaml_file` for what is not a readable file."""
     path = Path(path)
-    data = read_file_bytes(path, MAX_FILE_BYTES)
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})",
-                        path) from None
-    return parse_json(text, path)
+    return parse_json(utf8_text(read_file_bytes(path, MAX_FILE_BYTES), path), path)

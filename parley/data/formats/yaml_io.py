@@ -220,14 +220,24 @@ def read_yaml_file(path: str | Path) -> Any:
     part of the project looks fine until the missing intents are needed.
     """
     path = Path(path)
-    data = read_file_bytes(path, MAX_FILE_BYTES)
+    return parse_yaml(utf8_text(read_file_bytes(path, MAX_FILE_BYTES), path,
+                                YamlSyntaxError), path)
+
+
+def utf8_text(data: bytes, path: Path, error: type[DataError] = DataError) -> str:
+    """``data`` decoded as UTF-8 (a BOM dropped); else ``error`` at the line and column
+    of the first byte that is not, as an editor counts them (columns in bytes)."""
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise YamlSyntaxError(
-            f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})", path
-        ) from None
-    return parse_yaml(text, path)
+        before = exc.object[:exc.start]  # (without the BOM, as exc.start counts)
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise error(
+            f"the file is not UTF-8 text: byte 0x{exc.object[exc.start]:02x} in column "
+            f"{column} ({exc.reason})", path, line,
+            hint="Rasa reads only UTF-8: save the file as UTF-8 (e.g. `iconv -f latin1 "
+                 "-t utf-8`, or your editor's 'save with encoding').") from None
 
 
 def read_file_bytes(path: Path, limit: int) -> bytes:

@@ -16,7 +16,9 @@
  * checks that on the machine before it uses this, and otherwise calls addcmul).
  *
  * Buffers only (no numpy headers): parley/ml/dropout_kernel.py hands over C-contiguous
- * arrays of the right types and sizes.
+ * arrays of the right types and sizes. Long passes let go of the interpreter lock, as
+ * torch's operations do: a training's lanes, or a bot's DIET and TED, may run on threads
+ * of one process (see LET_GO_FROM).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,6 +37,22 @@ static int check(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t count, const char
         return 0;
     }
     return 1;
+}
+
+/* A pass over this many elements or more lets go of the interpreter lock while it runs
+ * (the buffers stay held): another thread's Python runs meanwhile. Below, the hand-over
+ * would cost more than the pass (a few microseconds when the other thread waits for it). */
+#define LET_GO_FROM 16384
+
+static PyThreadState *let_go(Py_ssize_t n)
+{
+    return n >= LET_GO_FROM ? PyEval_SaveThread() : NULL;
+}
+
+static void take_back(PyThreadState *released)
+{
+    if (released)
+        PyEval_RestoreThread(released);
 }
 
 /* numpy's SFC64 (Chris Doty-Humphrey's Small Fast Chaotic PRNG): state a, b, c, counter. */
@@ -62,6 +80,7 @@ static PyObject *stream(PyObject *self, PyObject *args)
     memcpy(state, sb.buf, sizeof state);
     uint8_t *out = ob.buf;
     Py_ssize_t n = ob.len, whole = n / 8;
+    PyThreadState *released = let_go(n);
     for (Py_ssize_t w = 0; w < whole; w++) {
         uint64_t word = sfc64_next(state);
         memcpy(out + 8 * w, &word, 8);
@@ -70,6 +89,7 @@ static PyObject *stream(PyObject *self, PyObject *args)
         uint64_t word = sfc64_next(state);
         memcpy(out + 8 * whole, &word, (size_t)(n - 8 * whole));
     }
+    take_back(released);
     memcpy(sb.buf, state, sizeof state);
     result = Py_None;
     Py_INCREF(result);
@@ -155,10 +175,12 @@ static PyObject *scale(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "scale: threshold outside 0..256");
         goto done;
     }
+    PyThreadState *released = let_go(n);
     if (bfloat16)
         scale_bf16(xb.buf, bb.buf, (unsigned)threshold, factor, n, ob.buf);
     else
         scale_f32(xb.buf, bb.buf, (unsigned)threshold, factor, n, ob.buf);
+    take_back(released);
     result = Py_None;
     Py_INCREF(result);
 done:
@@ -201,7 +223,9 @@ static PyObject *add_scaled(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "add_scaled: this CPU has no fused multiply-add");
         goto done;
     }
+    PyThreadState *released = let_go(n);
     fused_add(xb.buf, yb.buf, bb.buf, (unsigned)threshold, factor, n, ob.buf);
+    take_back(released);
     result = Py_None;
     Py_INCREF(result);
 done:

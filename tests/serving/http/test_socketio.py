@@ -61,6 +61,13 @@ class Widget:
         self.client.emit("user_uttered", {"message": text, "session_id": session_id})
 
 
+# The moodbot's answer to mood_unhappy, as the widget receives it (after the greeting).
+CHEER_UP = [
+    {"text": "Here is something to cheer you up:"},
+    {"attachment": {"type": "image", "payload": {"src": "https://i.imgur.com/iPa8HCj.jpeg"}}},
+    {"text": "Did that help you?"}]
+
+
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 def test_a_widget_should_hold_a_conversation_over_socketio(moodbot_model, tmp_path,
                                                            transport):
@@ -77,11 +84,7 @@ def test_a_widget_should_hold_a_conversation_over_socketio(moodbot_model, tmp_pa
                 {"content_type": "text", "title": "great", "payload": "/mood_great"},
                 {"content_type": "text", "title": "super sad", "payload": "/mood_unhappy"}]}
             widget.say("/mood_unhappy", "my-session")
-            assert widget.wait_for(4)[1:] == [
-                {"text": "Here is something to cheer you up:"},
-                {"attachment": {"type": "image",
-                                "payload": {"src": "https://i.imgur.com/iPa8HCj.jpeg"}}},
-                {"text": "Did that help you?"}]
+            assert widget.wait_for(4)[1:] == CHEER_UP
         finally:
             widget.client.disconnect()
         # The session's conversation is the one the API shows; REST still answers.
@@ -109,11 +112,7 @@ def test_an_external_event_should_reach_the_widget_as_in_rasa(moodbot_model, tmp
                 f"{url}/conversations/ext/trigger_intent?output_channel=latest",
                 {"name": "mood_unhappy"})
             assert status == 200 and "messages" not in answer
-            assert widget.wait_for(4)[1:] == [
-                {"text": "Here is something to cheer you up:"},
-                {"attachment": {"type": "image",
-                                "payload": {"src": "https://i.imgur.com/iPa8HCj.jpeg"}}},
-                {"text": "Did that help you?"}]
+            assert widget.wait_for(4)[1:] == CHEER_UP
         finally:
             widget.client.disconnect()
 

@@ -15,9 +15,10 @@
 
 ``output_channel`` picks channel-specific response variations. For ``execute`` and
 ``trigger_intent`` it also says where the bot's messages go, as in Rasa: a channel of the
-server that sends on its own (callback, socket.io, Telegram), or ``latest``, the one the
-user last wrote from, gets them and the answer is the tracker alone; otherwise they are
-returned in the answer (``messages``), as Rasa's collecting channel does.
+server that sends on its own (callback, socket.io, Telegram, Slack, Facebook, Twilio), or
+``latest``, the one the user last wrote from, gets them and the answer is the tracker
+alone; otherwise they are returned in the answer (``messages``), as Rasa's collecting
+channel does.
 """
 
 from __future__ import annotations

@@ -212,3 +212,14 @@ def test_a_refused_message_should_end_the_turns_messages_as_in_rasa(
         tracker = client.get("/conversations/P1/tracker").json()
         assert tracker["latest_message"]["intent"]["name"] == "mood_unhappy"
         assert tracker["latest_action_name"] == "action_listen"
+
+
+def test_an_external_event_should_go_through_the_send_api_as_in_rasa(facebook, graph_api):
+    post(facebook, event({"message": {"mid": "m1", "text": "hello"}}))
+    graph_api.requests.clear()
+    answer = facebook.post("/conversations/P1/trigger_intent?output_channel=facebook",
+                           json={"name": "goodbye"})
+    assert answer.status_code == 200 and "messages" not in answer.json()
+    assert messages(graph_api) == [{"recipient": {"id": "P1"}, "messaging_type": "RESPONSE",
+                                    "notification_type": "REGULAR",
+                                    "message": {"text": "Bye"}}]

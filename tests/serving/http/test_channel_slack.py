@@ -218,3 +218,18 @@ def test_messages_should_be_cleaned_as_rasa_cleans_them():
              "see <http://a.net|a.net> and <mailto:x@y.z|x@y.z>": "see a.net and x@y.z"}
     for raw, clean in cases.items():
         assert sanitize(raw, ["U17"]) == clean
+
+
+@pytest.mark.parametrize(("options", "target"), [({}, "U1"), ({"slack_channel": "C9"}, "C9")])
+def test_an_external_event_should_be_posted_as_in_rasa(slack, slack_api, options, target):
+    """/execute with output_channel posts the messages, as Rasa's SlackBot: to the
+    credentials' slack_channel, else to the conversation (the user: a direct message)."""
+    client = slack(**options)
+    post_event(client, message("hello"))
+    posts(slack_api, 1)
+    slack_api.requests.clear()
+    answer = client.post("/conversations/U1/execute?output_channel=latest",
+                         json={"name": "utter_goodbye"})
+    assert answer.status_code == 200 and "messages" not in answer.json()
+    assert posts(slack_api, 1) == [{"channel": target, "as_user": True, "text": "Bye",
+                                    "type": "mrkdwn"}]

@@ -81,3 +81,12 @@ def test_bot_messages_should_become_rasas_twilio_messages():
         [("Body", "hi"), ("MessagingServiceSid", "MG1"), ("To", "+1")]]
     assert twilio_forms("+1", "+2", {"attachment": {"a": 1}}) == [
         [("To", "+1"), ("From", "+2"), ("Body", "Attachment: {'a': 1}")]]
+
+
+def test_an_external_event_should_go_through_the_messages_api_as_in_rasa(twilio, twilio_api):
+    twilio.post(WEBHOOK, data={"From": "+1555", "Body": "hello", "To": "+1000"})
+    twilio_api.requests.clear()
+    answer = twilio.post("/conversations/+1555/execute?output_channel=latest",
+                         json={"name": "utter_goodbye"})
+    assert answer.status_code == 200 and "messages" not in answer.json()
+    assert sent(twilio_api) == [{"To": ["+1555"], "From": ["+1000"], "Body": ["Bye"]}]

@@ -49,7 +49,7 @@ from parley.runtime.processor import UserMessage
 from parley.serving.http.body import json_object
 from parley.serving.http.channels.base import PlatformChannel, health_route, run_turn
 from parley.serving.http.channels.outbound import call_platform
-from parley.serving.http.state import ServerState
+from parley.serving.http.state import Push, ServerState
 
 __all__ = ["GRAPH_API", "MAX_BUTTONS", "MAX_QUICK_REPLIES", "FacebookChannel",
            "MessengerOutput", "MessengerRefusal", "incoming", "is_signed", "messenger_messages"]
@@ -256,21 +256,29 @@ class FacebookChannel(PlatformChannel):
         try:
             replies = await run_turn(state, UserMessage(
                 text, sender, input_channel=self.name, output_channel=self.name))
-            for number, reply in enumerate(replies):
-                try:
-                    outgoing = messenger_messages(sender, reply)
-                except MessengerRefusal as refusal:
-                    # Rasa's turn ends at this error: nothing from here on reaches the user.
-                    # (Rasa then loses the turn's events too; Parley has stored them.)
-                    logger.error("facebook: a bot message was not sent, nor the %d after it "
-                                 "in this turn: %s", len(replies) - number - 1, refusal)
-                    break
-                for recipient, message in outgoing:
-                    await self.send({"recipient": {"id": recipient}, "message": message,
-                                     "messaging_type": "RESPONSE",
-                                     "notification_type": "REGULAR"}, "send message")
+            await self._send_replies(sender, replies)
         finally:
             await self.sender_action(sender, "typing_off")
+
+    async def _send_replies(self, sender: str, replies: list[dict[str, Any]]) -> None:
+        for number, reply in enumerate(replies):
+            try:
+                outgoing = messenger_messages(sender, reply)
+            except MessengerRefusal as refusal:
+                # Rasa's turn ends at this error: nothing from here on reaches the user.
+                # (Rasa then loses the turn's events too; Parley has stored them.)
+                logger.error("facebook: a bot message was not sent, nor the %d after it "
+                             "in this turn: %s", len(replies) - number - 1, refusal)
+                return
+            for recipient, message in outgoing:
+                await self.send({"recipient": {"id": recipient}, "message": message,
+                                 "messaging_type": "RESPONSE",
+                                 "notification_type": "REGULAR"}, "send message")
+
+    def pusher(self) -> Push:
+        """A reminder's or external event's messages (``/execute``, ``/trigger_intent`` with
+        ``output_channel``) through the Send API, as Rasa's ``MessengerBot`` sends them."""
+        return self._send_replies
 
     def routes(self, state: ServerState) -> list[BaseRoute]:
         async def verify_token(request: Request) -> PlainTextResponse:

@@ -50,7 +50,7 @@ from parley.serving.http.channels import slack_events as events
 from parley.serving.http.channels.base import PlatformChannel, health_route, run_turn
 from parley.serving.http.channels.outbound import call_platform
 from parley.serving.http.errors import bad_request
-from parley.serving.http.state import ServerState
+from parley.serving.http.state import Push, ServerState
 
 __all__ = ["MAX_BUTTONS", "SLACK_API", "SlackChannel", "SlackOutput", "slack_posts"]
 
@@ -158,6 +158,17 @@ class SlackChannel(PlatformChannel):
                                      proxy=self.proxy)
         if isinstance(answer, dict) and answer.get("ok") is not True:
             logger.error("slack chat.postMessage failed: %s", str(answer.get("error"))[:200])
+
+    def pusher(self) -> Push:
+        """A reminder's or external event's messages (``/execute``, ``/trigger_intent`` with
+        ``output_channel``), posted as Rasa's ``SlackBot`` posts them: to ``slack_channel``
+        when the credentials name one, else to the conversation (a user: a direct message)."""
+        async def push(recipient: str, messages: list[dict[str, Any]]) -> None:
+            for reply in messages:
+                for body in slack_posts(reply, self.slack_channel or recipient):
+                    await self.post(body)
+
+        return push
 
     async def _turn(self, state: ServerState, message: UserMessage, channel: str,
                     thread: str | None) -> None:

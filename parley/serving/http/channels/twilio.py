@@ -34,7 +34,7 @@ from parley.runtime.output import Options, OutputChannel, button_text, text_part
 from parley.runtime.processor import UserMessage
 from parley.serving.http.channels.base import PlatformChannel, health_route, run_turn
 from parley.serving.http.channels.outbound import call_platform
-from parley.serving.http.state import ServerState
+from parley.serving.http.state import Push, ServerState
 
 __all__ = ["TWILIO_API", "TwilioChannel", "TwilioOutput", "button_text", "twilio_forms"]
 
@@ -112,6 +112,16 @@ class TwilioChannel(PlatformChannel):
             logger.error("twilio: sending a message failed: %s",
                          str(answer.get("error_message"))[:200])
 
+    async def _send_replies(self, recipient: str, replies: list[dict[str, Any]]) -> None:
+        for reply in replies:
+            for message in twilio_forms(recipient, self.twilio_number, reply):
+                await self.send(message)
+
+    def pusher(self) -> Push:
+        """A reminder's or external event's messages (``/execute``, ``/trigger_intent`` with
+        ``output_channel``) through the Messages API, as Rasa's ``TwilioOutput`` sends them."""
+        return self._send_replies
+
     def routes(self, state: ServerState) -> list[BaseRoute]:
         async def receive(request: Request) -> Response:
             form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"),
@@ -121,9 +131,7 @@ class TwilioChannel(PlatformChannel):
                 replies = await run_turn(state, UserMessage(
                     text.replace("¡", "@"), sender, input_channel=self.name,
                     output_channel=self.name))
-                for reply in replies:
-                    for message in twilio_forms(sender, self.twilio_number, reply):
-                        await self.send(message)
+                await self._send_replies(sender, replies)
             else:
                 logger.debug("twilio: a request without From and Body was ignored.")
             return Response(status_code=204)

@@ -38,7 +38,7 @@ from parley.runtime.processor import MessageProcessor, UserMessage
 from parley.runtime.tracker_state import latest_input_channel
 from parley.serving.http.auth import Auth
 from parley.serving.http.body import (
-    bool_param, json_body, json_object, optional_text,
+    bool_param, json_body, json_object, optional_text, query_value,
 )
 from parley.serving.http.errors import HTTPError, bad_request
 from parley.serving.http.limits import check_message_length
@@ -183,7 +183,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         """The answer to execute / trigger_intent, the bot's ``messages`` sent through the
         channel ``output_channel`` names (``latest``: the conversation's) when it sends
         on its own, else in the answer."""
-        requested = request.query_params.get("output_channel")
+        requested = query_value(request, "output_channel")
         channel = latest_input_channel(tracker) if requested == "latest" else requested
         push = state.push_channels.get(channel) if channel else None
         answer: dict[str, Any] = {"tracker": tracker_json(tracker, verbosity)}
@@ -221,7 +221,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
 def _output_channel(request: Request) -> str | None:
     """The channel whose response variations to use; ``latest`` (Rasa: the channel the
     user last wrote from) leaves the choice to the conversation."""
-    channel = request.query_params.get("output_channel")
+    channel = query_value(request, "output_channel")
     return None if channel == "latest" else channel
 
 

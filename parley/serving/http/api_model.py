@@ -30,7 +30,9 @@ from starlette.routing import BaseRoute, Route
 
 from parley.errors import DataError, ModelArchiveError, ParleyError
 from parley.serving.http.auth import Auth
-from parley.serving.http.body import bool_param, json_object, optional_string, optional_text
+from parley.serving.http.body import (
+    bool_param, json_object, optional_string, optional_text, query_value,
+)
 from parley.serving.http.errors import HTTPError, bad_request
 from parley.serving.http.limits import check_message_length
 from parley.serving.http.events_io import (
@@ -54,7 +56,7 @@ EMULATION_MODES = ("WIT", "LUIS", "DIALOGFLOW")
 def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
     async def parse(request: Request) -> JSONResponse:
         auth.check(request)
-        mode = request.query_params.get("emulation_mode")
+        mode = query_value(request, "emulation_mode")
         if mode is not None:
             raise bad_request(
                 f"emulation_mode '{mode[:40]}' is not supported by Parley: it answers in "

@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from parley.serving.http.body import query_value
 from parley.serving.http.errors import HTTPError
 
 __all__ = ["Auth", "decode_jwt"]
@@ -52,7 +53,9 @@ class Auth:
 
     def check(self, request: Request, conversation_id: str | None = None) -> None:
         """Return when the request may go on; raise a 401 or 403 otherwise."""
-        if self.token is not None and request.query_params.get("token") == self.token:
+        # (a token given twice is a 400 like any query parameter: which one would count?
+        # Rasa's server takes the first, Starlette's last)
+        if self.token is not None and query_value(request, "token") == self.token:
             return
         payload = self._jwt_payload(request)
         if payload is not None:

@@ -24,6 +24,9 @@ def test_a_token_should_be_required_when_the_server_has_one(make_client):
     assert denied.status_code == 401 and denied.json()["reason"] == "NotAuthenticated"
     assert client.get("/status?token=wrong").status_code == 401
     assert client.get("/status?token=s3cret").status_code == 200
+    # Given twice, which would count? (Rasa's server takes the first, Starlette the last.)
+    twice = client.get("/status?token=wrong&token=s3cret")
+    assert twice.status_code == 400 and "given 2 times" in twice.json()["message"]
     # The channels and the health checks stay open, as in Rasa.
     assert client.get("/").status_code == 200
     assert client.get("/version").status_code == 200

@@ -50,6 +50,18 @@ def test_a_value_of_the_wrong_shape_should_be_an_error_at_its_line(tmp_path):
         read(tmp_path, "telegram:\n  access_token: x\n  verify: {a: 1}\n  webhook_url: u\n")
 
 
+@pytest.mark.parametrize("path", ["/webhooks/rest", "/", "model", "/conversations/x/"])
+def test_a_socketio_path_over_the_servers_own_routes_should_be_an_error_at_its_line(
+        tmp_path, path):
+    """socket.io would answer there in their place (the REST webhook, the HTTP API…)."""
+    with pytest.raises(SchemaError, match=r"credentials.yml:3: 'socketio: socketio_path' .* "
+                                          "lies where the server answers itself"):
+        read(tmp_path, f"socketio:\n  user_message_evt: user_uttered\n"
+                       f"  socketio_path: {path!r}\n")
+    assert read(tmp_path, "socketio:\n  socketio_path: /chat/socket.io\n")["socketio"] == {
+        "socketio_path": "/chat/socket.io"}
+
+
 def test_a_key_the_channel_does_not_read_should_be_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="'callback' does not use the key 'uri'"):
         assert read(tmp_path, "callback:\n  url: http://x\n  uri: y\n") == {

@@ -121,12 +121,25 @@ def read_credentials(path: str | Path | None) -> dict[str, dict[str, Any]]:
     return channels
 
 
+# The first path segments of the server's own routes: a socket.io endpoint there would
+# answer in their place (the webhooks, the HTTP API, the health check at "/").
+SERVER_PATHS = ("", "webhooks", "model", "conversations", "status", "version", "domain")
+
+
 def _check_values(name: str, options: dict[str, Any], file: str, line: int | None,
                   key_lines: dict[str, int]) -> None:
     missing = [key for key in REQUIRED_KEYS.get(name, ()) if options.get(key) in (None, "")]
     if missing:
         raise SchemaError(f"the '{name}' channel needs {', '.join(map(repr, missing))}.",
                           file, line, hint=f"Give {missing[0]}: under '{name}:'.")
+    path = options.get("socketio_path") if name == SOCKETIO else None
+    if path is not None and not isinstance(path, (dict, list)):
+        first = str(path).strip("/").split("/")[0]
+        if first in SERVER_PATHS:
+            raise SchemaError(f"'{name}: socketio_path' {str(path)!r} lies where the server "
+                              f"answers itself (/{first}…): the socket.io endpoint would take "
+                              "those requests.", file, key_lines.get("socketio_path", line),
+                              hint="Use a path of its own, e.g. /socket.io (Rasa's default).")
     for key, value in options.items():
         wanted = dict if key in MAPPING_KEYS else list if key in LIST_KEYS else None
         if value is None:

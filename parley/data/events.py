@@ -12,16 +12,19 @@ from __future__ import annotations
 import copy
 import difflib
 import numbers
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 from parley.errors import DataError
 
 __all__ = [
     "ActionExecuted", "ActionExecutionRejected", "ActionReverted", "ActiveLoop",
-    "AllSlotsReset", "BotUttered", "DefinePrevUserUtteredFeaturization", "EntitiesAdded", "Event",
-    "FollowupAction", "LoopInterrupted", "Restarted", "SessionStarted", "SlotSet",
-    "UserUttered", "UserUtteranceReverted",
+    "AllSlotsReset", "BotUttered", "ConversationPaused", "ConversationResumed",
+    "DefinePrevUserUtteredFeaturization", "EntitiesAdded", "Event", "FollowupAction",
+    "LoopInterrupted", "ReminderCancelled", "ReminderScheduled", "Restarted", "SessionStarted",
+    "SlotSet", "UserUttered", "UserUtteranceReverted",
     "event_from_dict", "events_from_dicts", "events_to_dicts",
 ]
 
@@ -342,12 +345,100 @@ class EntitiesAdded(Event):
         return cls(entities=[dict(e) for e in data.get("entities") or []])
 
 
+@dataclass
+class ReminderScheduled(Event):
+    """At ``trigger_date_time``, act as if the user had expressed ``intent`` with
+    ``entities`` (Rasa's ``ReminderScheduled``). Writing the event schedules nothing: the
+    runtime schedules the reminders an action returns (see :mod:`parley.runtime.reminders`).
+
+    ``name`` identifies the reminder in its conversation (a new one of the same name
+    replaces it; a new uuid when none is given, as in Rasa); with ``kill_on_user_message``
+    a user message after it was set cancels it. A time without a zone is local time, as
+    Rasa's scheduler reads it. Two reminders are equal when their names are, as in Rasa.
+    """
+
+    type_name: ClassVar[str] = "reminder"
+
+    intent: str = field(compare=False, kw_only=True)
+    trigger_date_time: datetime = field(compare=False, kw_only=True)
+    entities: list[dict[str, Any]] | dict[str, Any] | None = field(default=None, compare=False)
+    name: str = field(default_factory=lambda: str(uuid.uuid1()))
+    kill_on_user_message: bool = field(default=True, compare=False)
+
+    @property
+    def trigger_time(self) -> float:
+        """The trigger time in seconds since the epoch (±inf for a time at the ends of the
+        calendar that the local zone cannot convert)."""
+        try:
+            return self.trigger_date_time.timestamp()
+        except (OverflowError, ValueError, OSError):
+            return float("-inf") if self.trigger_date_time.year < 1970 else float("inf")
+
+    def _body(self) -> dict[str, Any]:
+        return {"intent": self.intent, "date_time": self.trigger_date_time.isoformat(),
+                "entities": copy.deepcopy(self.entities), "name": self.name,
+                "kill_on_user_msg": self.kill_on_user_message}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        name = data.get("name")
+        kill = data.get("kill_on_user_msg")
+        return cls(intent=data["intent"], trigger_date_time=_date_time(data["date_time"]),
+                   entities=copy.deepcopy(data.get("entities")),
+                   **({"name": name} if name is not None else {}),
+                   kill_on_user_message=True if kill is None else kill)
+
+
+@dataclass
+class ReminderCancelled(Event):
+    """Cancel the conversation's reminders that match every criterion given (its name, its
+    intent, its entities); none given cancels them all (Rasa's ``ReminderCancelled``)."""
+
+    type_name: ClassVar[str] = "cancel_reminder"
+
+    name: str | None = None
+    intent: str | None = None
+    entities: list[dict[str, Any]] | dict[str, Any] | None = None
+
+    def cancels(self, reminder: ReminderScheduled) -> bool:
+        return ((not self.name or self.name == reminder.name)
+                and (not self.intent or self.intent == reminder.intent)
+                and (not self.entities or self.entities == reminder.entities))
+
+    def _body(self) -> dict[str, Any]:
+        # Rasa writes none of these (its stored event cancels nothing when read back);
+        # rasa-sdk sends all three, and so they are kept.
+        return {"name": self.name, "intent": self.intent,
+                "entities": copy.deepcopy(self.entities)}
+
+    @classmethod
+    def _from_body(cls, data: dict[str, Any]) -> Event:
+        return cls(name=data.get("name"), intent=data.get("intent"),
+                   entities=copy.deepcopy(data.get("entities")))
+
+
+@dataclass
+class ConversationPaused(Event):
+    """The bot stops acting: user messages are still recorded (and their slots filled), but
+    no action is predicted or run until ``resume`` (or a restart), as in Rasa."""
+
+    type_name: ClassVar[str] = "pause"
+
+
+@dataclass
+class ConversationResumed(Event):
+    """The bot acts again after ``pause``."""
+
+    type_name: ClassVar[str] = "resume"
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type_name: cls for cls in (
         UserUttered, ActionExecuted, BotUttered, SlotSet, ActiveLoop, Restarted,
         SessionStarted, ActionReverted, UserUtteranceReverted, AllSlotsReset,
         FollowupAction, LoopInterrupted, ActionExecutionRejected,
-        DefinePrevUserUtteredFeaturization, EntitiesAdded,
+        DefinePrevUserUtteredFeaturization, EntitiesAdded, ReminderScheduled,
+        ReminderCancelled, ConversationPaused, ConversationResumed,
     )
 }
 
@@ -370,6 +461,9 @@ _SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
     "action_execution_rejected": {"name": (str,), "policy": (str,), "confidence": _NUMBER},
     "user_featurization": {"use_text_for_featurization": (bool,)},
     "entities": {"entities": (list,)},
+    "reminder": {"intent": (str,), "date_time": (str,), "entities": (list, dict),
+                 "name": (str,), "kill_on_user_msg": (bool,)},
+    "cancel_reminder": {"name": (str,), "intent": (str,), "entities": (list, dict)},
 }
 _PARSE_DATA: dict[str, tuple[type, ...]] = {
     "intent": (dict,), "entities": (list,), "text": (str,), "message_id": (str,),
@@ -406,6 +500,25 @@ def _check_shape(name: str, data: dict[str, Any], prefix: str) -> None:
             raise DataError(f"{where}entities must be objects (entity, value, start, end).")
     if name == "entities" and not all(isinstance(e, dict) for e in data.get("entities") or []):
         raise DataError(f"{where}entities must be objects (entity, value, start, end).")
+    if name == "reminder":
+        for key, what in (("intent", "the intent to trigger"),
+                          ("date_time", "when, in ISO 8601 as rasa-sdk writes it")):
+            if data.get(key) is None:
+                raise DataError(f"{where}'{key}' is missing ({what}).")
+        _date_time(data["date_time"], where)
+    if name in ("reminder", "cancel_reminder") and isinstance(data.get("entities"), list) \
+            and not all(isinstance(e, dict) for e in data["entities"]):
+        raise DataError(f"{where}entities must be objects (entity, value), or one object "
+                        "{entity: value}.")
+
+
+def _date_time(text: str, where: str = "") -> datetime:
+    """A reminder's ``date_time`` (``datetime.isoformat()``'s text, as rasa-sdk sends it)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise DataError(f"{where}'date_time' must be a date and time in ISO 8601 "
+                        f"(2024-05-01T09:30:00+02:00), found {text[:40]!r}.") from None
 
 
 def event_from_dict(data: Any, where: str = "") -> Event:

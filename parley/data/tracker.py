@@ -26,8 +26,9 @@ from parley.data.domain import Domain, Slot
 from parley.data.slots import bool_value
 from parley.data.events import (
     ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop, AllSlotsReset,
-    DefinePrevUserUtteredFeaturization, EntitiesAdded, Event, FollowupAction, LoopInterrupted, Restarted,
-    SessionStarted, SlotSet, UserUttered, UserUtteranceReverted,
+    ConversationPaused, ConversationResumed, DefinePrevUserUtteredFeaturization, EntitiesAdded,
+    Event, FollowupAction, LoopInterrupted, Restarted, SessionStarted, SlotSet, UserUttered,
+    UserUtteranceReverted,
 )
 
 __all__ = [
@@ -171,6 +172,9 @@ class DialogueStateTracker:
         self.followup_action: str | None = None
         # The user message that activated the loop (Rasa's trigger_message).
         self.loop_trigger_message: UserUttered | None = None
+        # A paused conversation records messages but runs no actions (``pause`` until
+        # ``resume``); a restart or a new session resumes it, as in Rasa.
+        self.paused = False
 
     def _reset_slots(self) -> None:
         self.slots: dict[str, Any] = {
@@ -197,6 +201,7 @@ class DialogueStateTracker:
         tracker.latest_message_uses_text = self.latest_message_uses_text
         tracker.latest_action = dict(self.latest_action)
         tracker.followup_action = self.followup_action
+        tracker.paused = self.paused
         return tracker
 
     def update(self, event: Event) -> None:
@@ -255,6 +260,8 @@ class DialogueStateTracker:
             self._reset_slots()
         elif isinstance(event, FollowupAction):
             self.followup_action = event.name
+        elif isinstance(event, (ConversationPaused, ConversationResumed)):
+            self.paused = isinstance(event, ConversationPaused)
 
     def get_slot(self, name: str) -> Any:
         return self.slots.get(name)

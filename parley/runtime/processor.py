@@ -16,6 +16,12 @@ the conversation's lock: each once, in order, with ``sender_id``. The broker sen
 while the conversation goes on; one that fails logs it (a ``raise_on_failure`` broker
 makes it the message's error). ``action_unlikely_intent`` is never
 run twice in a row: the second time, the next best action runs instead.
+
+Reminders (``reminder`` / ``cancel_reminder`` events an action returns) go to the
+processor's :class:`~parley.runtime.reminders.ReminderScheduler`, still under the lock;
+each fires through :meth:`MessageProcessor.handle_reminder`. While a conversation is paused
+(``pause`` until ``resume``), its messages are recorded and their slots filled, but no
+action is predicted, as in Rasa; a ``restart`` intent still is.
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ from typing import Any, TypeVar
 
 from parley.data.domain import SESSION_START_METADATA_SLOT, Domain
 from parley.data.events import (
-    ActionExecuted, ActionExecutionRejected, ActiveLoop, BotUttered, Event, SlotSet,
-    UserUttered,
+    ActionExecuted, ActionExecutionRejected, ActiveLoop, BotUttered, Event, ReminderCancelled,
+    ReminderScheduled, SlotSet, UserUttered,
 )
 from parley.data.tracker import DialogueStateTracker
 from parley.dialogue.policies.prediction import PolicyPrediction
@@ -47,12 +53,14 @@ from parley.runtime.model import ConversationModel
 from parley.runtime.nlg import ResponseGenerator
 from parley.runtime.nlg_server import CallbackResponseGenerator, NLGServerClient
 from parley.runtime.output import bot_message, collect
+from parley.runtime.reminders import ReminderScheduler, reminder_void_reason
 from parley.runtime.slot_values import slot_value_problem
 from parley.runtime.stores.base import DEFAULT_LOCK_LIFETIME, LockStore, TrackerStore
 from parley.runtime.stores.memory import InMemoryLockStore, InMemoryTrackerStore
+from parley.runtime.tracker_state import latest_input_channel
 
-__all__ = ["DEFAULT_SENDER", "MAX_NUMBER_OF_PREDICTIONS", "Compute", "MessageProcessor",
-           "UserMessage", "run_inline"]
+__all__ = ["DEFAULT_SENDER", "LATEST_CHANNEL", "MAX_NUMBER_OF_PREDICTIONS", "Compute",
+           "MessageProcessor", "UserMessage", "run_inline"]
 
 T = TypeVar("T")
 # Runs a model call (parse, next-action prediction) and gives its result: inline by default;
@@ -77,6 +85,10 @@ ASSISTANT_ID_KEY = "assistant_id"
 IS_EXTERNAL = "is_external"
 # Actions after which the bot waits for the user.
 ENDS_TURN = (ACTION_LISTEN, ACTION_SESSION_START)
+# The intent a paused conversation still acts on (Rasa's USER_INTENT_RESTART).
+RESTART_INTENT = "restart"
+# Rasa's output channel "latest": the channel the user last wrote from.
+LATEST_CHANNEL = "latest"
 
 
 @dataclass
@@ -118,8 +130,9 @@ class MessageProcessor:
     actions (None: any custom action fails with a message saying to configure an action
     server); ``nlg_server`` makes the responses instead of the domain (endpoints.yml's
     ``nlg``); ``event_broker`` gets every event saved (endpoints.yml's ``event_broker``,
-    connected: :func:`parley.runtime.brokers.factory.create_event_broker`); ``seed`` fixes
-    which response variations are drawn; ``clock`` gives event timestamps and decides
+    connected: :func:`parley.runtime.brokers.factory.create_event_broker`); ``reminders``
+    schedules the reminders actions set (None: they are logged and never fire); ``seed``
+    fixes which response variations are drawn; ``clock`` gives event timestamps and decides
     session expiry (tests pass their own).
     """
 
@@ -131,9 +144,11 @@ class MessageProcessor:
                  lock_lifetime: float = DEFAULT_LOCK_LIFETIME,
                  compute: Compute | None = None,
                  nlg_server: NLGServerClient | None = None,
-                 event_broker: EventBroker | None = None) -> None:
+                 event_broker: EventBroker | None = None,
+                 reminders: ReminderScheduler | None = None) -> None:
         self.model = model
         self.event_broker = event_broker
+        self.reminders = reminders
         self.compute: Compute = compute if compute is not None else run_inline
         self.domain = model.domain if model.domain is not None else Domain.empty()
         self.tracker_store = tracker_store if tracker_store is not None \
@@ -223,26 +238,52 @@ class MessageProcessor:
         stores it: no NLU scored it, so it has no confidence (a policy scoring with the
         NLU confidence counts it as 1). The bot's messages come whole, as
         :meth:`execute_action`'s."""
-        if isinstance(entities, dict):
-            entities = [{"entity": name, "value": value} for name, value in entities.items()]
-        parse: dict[str, Any] = {"intent": {"name": intent},
-                                 "entities": entities or [], "text": f"EXTERNAL: {intent}"}
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
             start = len(tracker.events)
             context = self.context(output_channel)
             await self.update_session(tracker, context)
-            # The external message keeps the conversation's input channel; as Rasa's, it
-            # has no message id and its metadata says it is external.
-            channel = next((e.input_channel for e in reversed(tracker.events)
-                            if isinstance(e, UserUttered)), None)
-            self.apply(tracker, [UserUttered(
-                text=parse["text"], intent=parse["intent"], entities=parse["entities"],
-                input_channel=channel, metadata={IS_EXTERNAL: True})])
-            await self.extract_slots(tracker, context)
-            await self.run_prediction_loop(tracker, context)
+            await self.log_external_message(tracker, context, intent, entities)
             await self.save(tracker, start)
         return tracker, self.bot_responses(tracker, start)
+
+    async def handle_reminder(self, event: ReminderScheduled, sender_id: str,
+                              output_channel: str | None = None,
+                              ) -> list[dict[str, Any]] | None:
+        """Fire a reminder (Rasa's ``handle_reminder``): under the conversation's lock,
+        trigger its intent with its entities as :meth:`trigger_intent` does, unless it is
+        void by now (:func:`~parley.runtime.reminders.reminder_void_reason`). The bot's
+        messages whole, or None when it did not fire."""
+        async with self.lock_store.lock(sender_id, self.lock_lifetime):
+            tracker = await self.tracker_store.get_or_create_tracker(sender_id)
+            start = len(tracker.events)
+            context = self.context(output_channel)
+            await self.update_session(tracker, context)
+            void = reminder_void_reason(tracker, event)
+            if void is not None:
+                # Nothing is saved, as in Rasa: a session started only to find the
+                # reminder void starts again with the user's next message.
+                logger.info("conversation '%s': the reminder '%s' does not fire: %s.",
+                            sender_id, event.name, void)
+                return None
+            await self.log_external_message(tracker, context, event.intent, event.entities)
+            await self.save(tracker, start)
+        return self.bot_responses(tracker, start)
+
+    async def log_external_message(self, tracker: DialogueStateTracker,
+                                   context: ActionContext, intent: str,
+                                   entities: list[dict[str, Any]] | dict[str, Any] | None,
+                                   ) -> None:
+        """Log the external message ``EXTERNAL: <intent>`` and act on it."""
+        if isinstance(entities, dict):
+            entities = [{"entity": name, "value": value} for name, value in entities.items()]
+        # The external message keeps the conversation's input channel; as Rasa's, it has
+        # no message id and its metadata says it is external.
+        self.apply(tracker, [UserUttered(
+            text=f"EXTERNAL: {intent}", intent={"name": intent}, entities=list(entities or []),
+            input_channel=latest_input_channel(tracker), metadata={IS_EXTERNAL: True})])
+        await self.extract_slots(tracker, context)
+        await self.run_prediction_loop(tracker, context)
 
     async def get_tracker(self, sender_id: str) -> DialogueStateTracker:
         """The whole conversation (every session), as Rasa's ``GET …/tracker`` gives it; a
@@ -273,9 +314,12 @@ class MessageProcessor:
             raise DataError(f"{problem}; send null to deactivate a loop.")
 
     async def append_events(self, sender_id: str, events: list[Event],
-                            ) -> DialogueStateTracker:
+                            execute_side_effects: bool = False,
+                            output_channel: str | None = None) -> DialogueStateTracker:
         """Add events to a conversation (Rasa's ``POST …/tracker/events``); the session is
-        brought up to date first unless the events start one themselves."""
+        brought up to date first unless the events start one themselves. With
+        ``execute_side_effects``, the events' reminders are scheduled and cancelled, their
+        answers for ``output_channel`` (``latest``: the conversation's latest channel)."""
         self._refuse_unknown_loops(events)
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
@@ -286,6 +330,10 @@ class MessageProcessor:
                 await self.update_session(tracker, self.context(None))
             self.apply(tracker, list(events))
             await self.save(tracker, start)
+            if execute_side_effects:
+                channel = (latest_input_channel(tracker) if output_channel == LATEST_CHANNEL
+                           else output_channel)
+                self.schedule_reminders(events, sender_id, channel)
         return tracker
 
     async def replace_events(self, sender_id: str, events: list[Event],
@@ -423,6 +471,11 @@ class MessageProcessor:
                                   context: ActionContext) -> None:
         previous: str | None = None
         while True:
+            if tracker.paused and tracker.latest_message.intent_name != RESTART_INTENT:
+                # Asked before each action, as Rasa does: an action may pause the bot.
+                logger.debug("conversation '%s' is paused: no action runs.",
+                             tracker.sender_id)
+                return
             if self.actions_since_listen(tracker) >= self.max_number_of_predictions:
                 logger.warning("conversation '%s': %d actions followed one message without "
                                "action_listen; the bot stops here (Rasa's circuit breaker).",
@@ -506,7 +559,25 @@ class MessageProcessor:
         if any(isinstance(event, UserUttered) for event in events):
             # An action put words in the user's mouth (a clarified fallback): fill slots.
             await self.extract_slots(tracker, self.context(context.channel))
+        self.schedule_reminders(events, tracker.sender_id, context.channel)
         return action.name not in ENDS_TURN
+
+    def schedule_reminders(self, events: list[Event], sender_id: str,
+                           channel: str | None) -> None:
+        """Schedule and cancel the reminders of ``events``, in their order (Rasa schedules
+        all of one action's reminders before cancelling any). Call under the lock."""
+        for event in events:
+            if not isinstance(event, (ReminderScheduled, ReminderCancelled)):
+                continue
+            if self.reminders is None:
+                logger.warning("conversation '%s': a '%s' event was logged, but this "
+                               "processor has no reminder scheduler (`parley run` has one): "
+                               "nothing is scheduled or cancelled.", sender_id,
+                               event.type_name)
+            elif isinstance(event, ReminderScheduled):
+                self.reminders.schedule(sender_id, event, channel)
+            else:
+                self.reminders.cancel(sender_id, event)
 
     @staticmethod
     def bot_responses(tracker: DialogueStateTracker, start: int) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ def tracker_state(tracker: DialogueStateTracker, events: str = "all") -> dict[st
         "latest_message": tracker.latest_message.parse_data,
         "latest_event_time": tracker.events[-1].timestamp if tracker.events else None,
         "followup_action": tracker.followup_action,
-        "paused": False,  # Parley has no pause/resume events
+        "paused": tracker.paused,
         "events": _events(tracker, events),
         "latest_input_channel": latest_input_channel(tracker),
         "active_loop": _active_loop(tracker),

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from parley.data.events import (
     EVENT_TYPES, ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop,
-    AllSlotsReset, BotUttered, DefinePrevUserUtteredFeaturization, EntitiesAdded, Event,
-    FollowupAction,
-    LoopInterrupted, Restarted, SessionStarted, SlotSet, UserUttered, UserUtteranceReverted,
-    event_from_dict, events_from_dicts, events_to_dicts,
+    AllSlotsReset, BotUttered, ConversationPaused, ConversationResumed,
+    DefinePrevUserUtteredFeaturization, EntitiesAdded, Event, FollowupAction,
+    LoopInterrupted, ReminderCancelled, ReminderScheduled, Restarted, SessionStarted, SlotSet,
+    UserUttered, UserUtteranceReverted, event_from_dict, events_from_dicts, events_to_dicts,
 )
 from parley.errors import DataError
 
@@ -37,9 +39,24 @@ EVENTS: list[Event] = [
     EntitiesAdded(entities=[{"entity": "cuisine", "value": "sushi", "start": 6, "end": 11,
                              "extractor": "TEDPolicy"}]),
 ]
+# Rasa's reminder and pause events, as rasa-sdk's ReminderScheduled & co. send them.
+PLUS_TWO = timezone(timedelta(hours=2))
+SCHEDULING_EVENTS: list[Event] = [
+    ReminderScheduled(intent="EXTERNAL_reminder", trigger_date_time=datetime(2024, 5, 1, 9, 30),
+                      entities=[{"entity": "PERSON", "value": "Ada"}], name="call",
+                      kill_on_user_message=False),
+    ReminderScheduled(intent="EXTERNAL_dry_plant",
+                      trigger_date_time=datetime(2024, 5, 1, 9, 30, tzinfo=PLUS_TWO),
+                      entities={"plant": "orchid"}, name="water"),
+    ReminderCancelled(name="call"),
+    ReminderCancelled(intent="EXTERNAL_reminder", entities=[{"entity": "PERSON",
+                                                            "value": "Ada"}]),
+    ConversationPaused(),
+    ConversationResumed(),
+]
 
 
-@pytest.mark.parametrize("event", EVENTS, ids=lambda e: type(e).__name__)
+@pytest.mark.parametrize("event", EVENTS + SCHEDULING_EVENTS, ids=lambda e: type(e).__name__)
 def test_event_should_round_trip_through_its_dict(event):
     data = event.to_dict()
     again = event_from_dict(data)
@@ -48,7 +65,66 @@ def test_event_should_round_trip_through_its_dict(event):
 
 
 def test_every_event_type_should_be_covered_by_the_round_trip():
-    assert {type(e) for e in EVENTS} == set(EVENT_TYPES.values())
+    assert {type(e) for e in EVENTS + SCHEDULING_EVENTS} == set(EVENT_TYPES.values())
+
+
+def test_reminder_events_should_read_and_write_rasa_sdks_json():
+    # What rasa-sdk's ReminderScheduled(...) and ReminderCancelled(...) put on the wire.
+    sent = {"event": "reminder", "timestamp": None, "intent": "EXTERNAL_reminder",
+            "entities": [{"entity": "PERSON", "value": "Ada"}],
+            "date_time": "2024-05-01T09:30:00.250000", "name": "call",
+            "kill_on_user_msg": False}
+    reminder = event_from_dict(sent)
+    assert isinstance(reminder, ReminderScheduled)
+    assert reminder.trigger_date_time == datetime(2024, 5, 1, 9, 30, 0, 250000)
+    assert not reminder.kill_on_user_message
+    assert reminder.to_dict() == {**{k: v for k, v in sent.items() if k != "timestamp"},
+                                  "metadata": {}}
+    cancel = event_from_dict({"event": "cancel_reminder", "timestamp": None,
+                              "intent": None, "entities": None, "name": "call"})
+    assert cancel == ReminderCancelled(name="call")
+    assert SCHEDULING_EVENTS[-2].to_dict() == {"event": "pause", "metadata": {}}
+    assert SCHEDULING_EVENTS[-1].to_dict() == {"event": "resume", "metadata": {}}
+
+
+def test_a_reminder_should_default_as_rasa_does():
+    # Rasa: a new uuid as the name, kill_on_user_msg true; equal when the names are.
+    first = event_from_dict({"event": "reminder", "intent": "x", "date_time": "2024-05-01"})
+    second = event_from_dict({"event": "reminder", "intent": "x", "date_time": "2024-05-01"})
+    assert isinstance(first, ReminderScheduled) and isinstance(second, ReminderScheduled)
+    assert first.kill_on_user_message and first.name != second.name and first != second
+    assert first == ReminderScheduled(intent="y", trigger_date_time=datetime(2030, 1, 1),
+                                      name=first.name)
+
+
+def test_a_cancellation_should_match_every_criterion_it_gives():
+    call = SCHEDULING_EVENTS[0]
+    water = SCHEDULING_EVENTS[1]
+    assert isinstance(call, ReminderScheduled) and isinstance(water, ReminderScheduled)
+    cancel_all = ReminderCancelled()
+    assert cancel_all.cancels(call) and cancel_all.cancels(water)
+    assert ReminderCancelled(name="call").cancels(call)
+    assert not ReminderCancelled(name="call").cancels(water)
+    assert ReminderCancelled(intent="EXTERNAL_dry_plant").cancels(water)
+    assert not ReminderCancelled(name="call", intent="EXTERNAL_dry_plant").cancels(call)
+    assert SCHEDULING_EVENTS[3].cancels(call) and not SCHEDULING_EVENTS[3].cancels(water)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"event": "reminder", "date_time": "2024-05-01T09:30:00"}, "'intent' is missing"),
+    ({"event": "reminder", "intent": "x"}, "'date_time' is missing"),
+    ({"event": "reminder", "intent": "x", "date_time": "in five minutes"},
+     "'date_time' must be a date and time in ISO 8601"),
+    ({"event": "reminder", "intent": "x", "date_time": 1714550000}, "must be a string"),
+    ({"event": "reminder", "intent": "x", "date_time": "2024-05-01", "kill_on_user_msg": "no"},
+     "'kill_on_user_msg' must be true or false"),
+    ({"event": "reminder", "intent": "x", "date_time": "2024-05-01", "entities": ["Ada"]},
+     "entities must be objects"),
+    ({"event": "cancel_reminder", "name": 3}, "'name' must be a string"),
+])
+def test_a_malformed_reminder_should_be_a_data_error_naming_the_key(data, message):
+    with pytest.raises(DataError, match=message):
+        event_from_dict(data, "event 1")
 
 
 def test_event_dicts_should_use_rasa_names_and_keys():
@@ -151,13 +227,14 @@ def test_any_json_should_give_an_event_or_a_data_error():
                               '  name: {type: text, mappings: [{type: from_text}]}\n')
     value = st.recursive(
         st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-        | st.text(max_size=4),
+        | st.text(max_size=4) | st.datetimes().map(lambda moment: moment.isoformat()),
         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
                                                                     max_size=3),
         max_leaves=6)
     keys = st.sampled_from(["text", "parse_data", "name", "value", "timestamp", "metadata",
                             "data", "input_channel", "message_id", "action_text", "policy",
-                            "confidence", "hide_rule_turn", "is_interrupted"])
+                            "confidence", "hide_rule_turn", "is_interrupted", "intent",
+                            "date_time", "entities", "kill_on_user_msg"])
     parse = st.fixed_dictionaries({}, optional={"intent": value, "entities": value,
                                                 "text": value, "message_id": value})
     events = st.lists(st.builds(

@@ -7,8 +7,8 @@ import pytest
 from parley.data.domain import Domain, Intent
 from parley.data.events import (
     ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop, AllSlotsReset,
-    DefinePrevUserUtteredFeaturization, FollowupAction, Restarted, SessionStarted, SlotSet,
-    UserUttered, UserUtteranceReverted,
+    ConversationPaused, ConversationResumed, DefinePrevUserUtteredFeaturization,
+    FollowupAction, Restarted, SessionStarted, SlotSet, UserUttered, UserUtteranceReverted,
 )
 from parley.data.slots import Slot
 from parley.data.tracker import SHOULD_NOT_BE_SET, DialogueStateTracker, slot_features
@@ -183,6 +183,27 @@ def test_session_start_should_forget_what_came_before():
         LISTEN, user("greet"), SessionStarted(), SlotSet(key="city", value="Rome"), LISTEN])
     assert tracker.applied_events() == [SlotSet(key="city", value="Rome"), LISTEN]
     assert tracker.slots["city"] == "Rome"
+
+
+def test_pause_should_hold_until_resume_restart_or_a_new_session():
+    tracker = DialogueStateTracker.from_domain("u1", domain(), [LISTEN, user("greet")])
+    assert not tracker.paused
+    tracker.update(ConversationPaused())
+    tracker.update(user("greet"))  # messages keep the conversation paused, as in Rasa
+    assert tracker.paused and tracker.copy().paused
+    states = tracker.past_states(domain())
+    tracker.update(ConversationResumed())
+    assert not tracker.paused
+    assert tracker.past_states(domain()) == states  # pausing changes no dialogue state
+    for ends in (Restarted(), SessionStarted()):
+        tracker.update(ConversationPaused())
+        tracker.update(ends)
+        assert not tracker.paused
+    # Undoing a turn replays what still counts, the pause with it.
+    tracker.update(ConversationPaused())
+    tracker.update(ActionExecuted(action_name="utter_greet"))
+    tracker.update(ActionReverted())
+    assert tracker.paused
 
 
 def test_happy_loop_turns_should_fold_into_one_run():

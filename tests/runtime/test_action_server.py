@@ -17,7 +17,8 @@ import pytest
 
 from parley.data.domain import Domain
 from parley.data.events import (
-    ActionExecuted, ActiveLoop, BotUttered, FollowupAction, SlotSet, UserUttered)
+    ActionExecuted, ActiveLoop, BotUttered, ConversationPaused, FollowupAction,
+    ReminderCancelled, ReminderScheduled, SlotSet, UserUttered)
 from parley.data.tracker import DialogueStateTracker
 from parley.errors import ActionError, ActionRejected, SchemaError
 from parley.runtime.action_server import RASA_PROTOCOL_VERSION, ActionServerClient
@@ -173,12 +174,13 @@ def test_rejection_should_be_action_rejected(server: Server) -> None:
     ((200, [1, 2]), "the reply is list, not an object"),
     ((200, {"events": {"event": "slot"}}), "'events' is not a list"),
     ((200, {"events": [{"event": "teleport"}]}), "event 1: unknown event 'teleport'"),
-    # rasa-sdk's ReminderScheduled / ConversationPaused: Rasa's events, not a typo.
+    # Rasa's events Parley does not keep (an export, Rasa 2's forms): not a typo.
     ((200, {"events": [{"event": "slot", "name": "x", "value": 1},
-                       {"event": "reminder", "intent": "greet", "name": "r1",
-                        "date_time": "2030-01-01T00:00:00"}]}),
-     r"returned Rasa's 'reminder' event \(event 2\), which Parley does not implement"),
-    ((200, {"events": [{"event": "pause"}]}), "Rasa's 'pause' event"),
+                       {"event": "export", "path": "stories.yml"}]}),
+     r"returned Rasa's 'export' event \(event 2\), which Parley does not implement"),
+    ((200, {"events": [{"event": "form", "name": "booking_form"}]}), "Rasa's 'form' event"),
+    ((200, {"events": [{"event": "reminder", "intent": "greet", "date_time": "soon"}]}),
+     "event 1: the 'reminder' event's 'date_time' must be a date and time in ISO 8601"),
     ((200, {"events": [], "responses": ["hi"]}), "'responses' is not a list of objects"),
     # Python's json writes float('nan') as NaN (a slot set to the mean of nothing): stored,
     # it would make the conversation unservable, so it is refused with the reply.
@@ -199,6 +201,22 @@ def test_null_answer_should_mean_nothing_to_do(server: Server) -> None:
     server.reply = lambda body: (200, None)
     result = run(client_for(server))
     assert result.events == [] and result.responses == []
+
+
+def test_rasa_sdks_reminder_and_pause_events_should_be_read(server: Server) -> None:
+    # What rasa-sdk's ReminderScheduled(...), ReminderCancelled() and ConversationPaused()
+    # return, null keys included.
+    server.reply = lambda body: (200, {"events": [
+        {"event": "reminder", "timestamp": None, "intent": "EXTERNAL_reminder",
+         "entities": None, "date_time": "2030-01-01T09:00:00", "name": None,
+         "kill_on_user_msg": True},
+        {"event": "cancel_reminder", "timestamp": None, "intent": None, "entities": None,
+         "name": "r1"},
+        {"event": "pause", "timestamp": None}]})
+    reminder, cancel, pause = run(client_for(server)).events
+    assert isinstance(reminder, ReminderScheduled) and reminder.intent == "EXTERNAL_reminder"
+    assert reminder.name  # rasa-sdk sends none: a new one, as Rasa gives
+    assert cancel == ReminderCancelled(name="r1") and pause == ConversationPaused()
 
 
 def test_a_slow_server_should_time_out_with_a_clear_message(server: Server) -> None:

@@ -3,7 +3,9 @@
 ==========================  ==============================================================
 ``GET  tracker``            the tracker JSON (``include_events``, ``until``); a new
                             conversation is started and saved, as in Rasa
-``POST tracker/events``     append one event or a list (a new conversation gets a session)
+``POST tracker/events``     append one event or a list (a new conversation gets a session);
+                            ``execute_side_effects``: schedule and cancel their reminders,
+                            send their bot messages to ``output_channel``
 ``PUT  tracker/events``     replace all events
 ``POST messages``           log a user message (parsed, slots extracted), run nothing
 ``POST predict``            the next action's scores, nothing run (404 if no conversation)
@@ -30,11 +32,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import BaseRoute, Route
 
-from parley.data.events import event_from_dict
+from parley.data.events import BotUttered, event_from_dict
 from parley.errors import DataError
 from parley.data.tracker import DialogueStateTracker
-from parley.runtime.output import collect
-from parley.runtime.processor import MessageProcessor, UserMessage
+from parley.runtime.output import bot_message, collect
+from parley.runtime.processor import LATEST_CHANNEL, MessageProcessor, UserMessage
 from parley.runtime.tracker_state import latest_input_channel
 from parley.serving.http.auth import Auth
 from parley.serving.http.body import (
@@ -90,9 +92,20 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
     async def append_events(request: Request) -> JSONResponse:
         conversation_id, processor = begin(request)
         verbosity = include_events_param(request)
-        bool_param(request, "execute_side_effects", False)  # checked; nothing to send to
+        side_effects = bool_param(request, "execute_side_effects", False)
         events = events_from_body(await json_body(request, "an event or a list of events"))
-        tracker = await processor.append_events(conversation_id, events)
+        requested = query_value(request, "output_channel")
+        tracker = await processor.append_events(conversation_id, events, side_effects,
+                                                requested)
+        if side_effects:
+            # As Rasa: the events' bot messages go to the output channel when it sends on
+            # its own; a collecting channel (none, REST) keeps them to itself.
+            channel = latest_input_channel(tracker) if requested == LATEST_CHANNEL \
+                else requested
+            push = state.push_channels.get(channel) if channel else None
+            messages = [bot_message(event) for event in events if isinstance(event, BotUttered)]
+            if push is not None and messages:
+                await push(conversation_id, messages)
         return JSONResponse(tracker_json(tracker, verbosity))
 
     async def replace_events(request: Request) -> JSONResponse:

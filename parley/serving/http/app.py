@@ -137,6 +137,8 @@ def create_app(agent: Agent | None, *, model_file: str | Path | None = None,
                 pulling.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pulling
+            # Reminders firing now still send through their channel: before it shuts down.
+            await state.reminders.close()
             for platform in opened:
                 await platform.shutdown()
             await state.close()

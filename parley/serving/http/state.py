@@ -2,7 +2,9 @@
 
 The stores and the action-server client are made once from endpoints.yml and outlive model
 changes (``PUT /model`` swaps the model, as Rasa's server does, and keeps the conversations
-and locks). The event broker connects in :meth:`ServerState.start` (the app's lifespan,
+and locks); so do the reminders (:mod:`parley.runtime.reminders`), which fire with the
+model served when their time comes and send the bot's answer through the channel that set
+them. The event broker connects in :meth:`ServerState.start` (the app's lifespan,
 or ``parley run`` before it listens), on the loop that serves. Each model call runs in the
 :class:`PredictionPool`.
 """
@@ -21,6 +23,7 @@ from parley.runtime.endpoints import EndpointConfig, Endpoints
 from parley.runtime.executor import ActionExecutor
 from parley.runtime.nlg_server import NLGServerClient
 from parley.runtime.processor import MessageProcessor
+from parley.runtime.reminders import ReminderJob, ReminderScheduler
 from parley.runtime.stores.base import LockStore, TrackerStore
 from parley.serving.agent import Agent
 from parley.serving.http.compute import PredictionPool
@@ -85,6 +88,7 @@ class ServerState:
         # Channel name → how it sends the bot's messages on its own (callback, socket.io …);
         # the channels register themselves as the app is made.
         self.push_channels: dict[str, Push] = {}
+        self.reminders = ReminderScheduler(self.fire_reminder)
         self.agent: Agent | None = None
         self.model_file: str | None = None
         self.processor: MessageProcessor | None = None
@@ -126,7 +130,24 @@ class ServerState:
         self.processor = None if agent is None else MessageProcessor(
             agent, tracker_store=self.tracker_store, lock_store=self.lock_store,
             executor=self.executor, seed=self.settings.seed, compute=self.pool,
-            nlg_server=self.nlg_server, event_broker=self.event_broker)
+            nlg_server=self.nlg_server, event_broker=self.event_broker,
+            reminders=self.reminders)
+
+    async def fire_reminder(self, job: ReminderJob) -> None:
+        """Run a reminder whose time came, and send the bot's answer through the channel
+        of the message that set it when that channel sends on its own (callback,
+        socket.io …); otherwise the answer is in the conversation only, as Rasa's
+        collecting channel (REST) keeps it to itself."""
+        processor = self.processor
+        if processor is None:
+            logger.warning("conversation '%s': no model is loaded; the reminder '%s' is "
+                           "dropped.", job.sender_id, job.event.name)
+            return
+        messages = await processor.handle_reminder(job.event, job.sender_id,
+                                                   job.output_channel)
+        push = self.push_channels.get(job.output_channel or "")
+        if messages and push is not None:
+            await push(job.sender_id, messages)
 
     def require_processor(self, core: bool = False) -> MessageProcessor:
         """The processor, or Rasa's 409 when no model (with dialogue, if ``core``) is loaded."""
@@ -164,6 +185,7 @@ class ServerState:
                                  " the message is still being handled.") from None
 
     async def close(self) -> None:
+        await self.reminders.close()  # before the pool and stores its running jobs use
         self.pool.close()
         for client in (self.nlg_server, self.model_server):
             if client is not None:

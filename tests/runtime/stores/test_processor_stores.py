@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from parley.data.domain import Domain
-from parley.data.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
+from parley.data.events import (
+    ActionExecuted, BotUttered, ConversationPaused, ConversationResumed, ReminderCancelled,
+    ReminderScheduled, SessionStarted, UserUttered,
+)
+from parley.runtime.stores.memory import InMemoryTrackerStore
+from parley.runtime.tracker_state import tracker_state
 from parley.runtime.processor import MessageProcessor, UserMessage, executed_actions
 from tests.runtime.fakes import ScriptedModel
 from tests.runtime.stores.services import (
@@ -111,3 +117,38 @@ def test_sessions_should_expire_and_carry_slots_on_every_store(
     assert [e.text for e in whole.events if isinstance(e, UserUttered)] == [
         "/greet", "/ask", "/ask"]
     asyncio.run(processor.tracker_store.close())
+
+
+def check_reminders_and_pauses_read_back(make: Callable[[], Any]) -> None:
+    """Rasa's reminder and pause events stored and read back by a new processor: the same
+    JSON, and the conversation still paused."""
+    events = [
+        ReminderScheduled(intent="EXTERNAL_reminder",
+                          trigger_date_time=datetime(2030, 5, 1, 9, 30),
+                          entities=[{"entity": "PERSON", "value": "Ada"}], name="call",
+                          kill_on_user_message=False),
+        ReminderScheduled(intent="EXTERNAL_dry_plant",
+                          trigger_date_time=datetime(2030, 5, 1, 9, 30, tzinfo=timezone.utc),
+                          entities={"plant": "orchid"}, name="water"),
+        ReminderCancelled(intent="EXTERNAL_dry_plant"), ConversationPaused(),
+        ConversationResumed(), ConversationPaused()]
+    processor = MessageProcessor(ScriptedModel(DOMAIN), tracker_store=make(), clock=Clock())
+    written = asyncio.run(processor.append_events("ada", events))
+    restarted = MessageProcessor(ScriptedModel(DOMAIN), tracker_store=make(), clock=Clock())
+    stored = asyncio.run(restarted.get_tracker("ada"))
+    assert stored.paused and tracker_state(stored)["paused"] is True
+    assert [e.to_dict() for e in stored.events] == [e.to_dict() for e in written.events]
+    assert [e.to_dict()["event"] for e in stored.events[-6:]] == [
+        "reminder", "reminder", "cancel_reminder", "pause", "resume", "pause"]
+    asyncio.run(processor.tracker_store.close())
+    asyncio.run(restarted.tracker_store.close())
+
+
+def test_reminders_and_pauses_should_read_back_from_every_store(
+        make_store: Callable[[], Any]) -> None:
+    check_reminders_and_pauses_read_back(make_store)
+
+
+def test_reminders_and_pauses_should_read_back_from_the_in_memory_store() -> None:
+    store = InMemoryTrackerStore()
+    check_reminders_and_pauses_read_back(lambda: store)

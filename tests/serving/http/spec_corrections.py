@@ -20,9 +20,8 @@ SPEC = SHARED_DATA.parent / "spec" / "rasa-http-api.yml"
 # Operations Rasa has and Parley does not.
 NOT_IMPLEMENTED: set[tuple[str, str]] = set()
 # Rasa's events Parley does not keep: posting one is a 400 that says so.
-EVENTS_NOT_IMPLEMENTED = ("ReminderEvent", "CancelReminderEvent", "PauseEvent",
-                          "ResumeEvent", "ExportEvent", "AgentEvent", "EntitiesAddedEvent",
-                          "FormEvent", "FormValidationEvent")
+EVENTS_NOT_IMPLEMENTED = ("ExportEvent", "AgentEvent", "EntitiesAddedEvent", "FormEvent",
+                          "FormValidationEvent")
 
 
 def _schemas(spec: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +134,24 @@ def events_parley_keeps(spec: dict[str, Any]) -> None:
                       if item["$ref"].rsplit("/", 1)[1] not in EVENTS_NOT_IMPLEMENTED]
 
 
+def reminder_fields(spec: dict[str, Any]) -> None:
+    entities = {"oneOf": [{"type": "array", "items": {"type": "object"}},
+                          {"type": "object"}], "nullable": True}
+    for name, properties, required in (
+            ("ReminderEvent", {"intent": {"type": "string"},
+                               "date_time": {"type": "string", "format": "date-time"},
+                               "name": {"type": "string", "nullable": True},
+                               "kill_on_user_msg": {"type": "boolean", "nullable": True},
+                               "entities": entities}, ["intent", "date_time"]),
+            ("CancelReminderEvent", {"name": {"type": "string", "nullable": True},
+                                     "intent": {"type": "string", "nullable": True},
+                                     "entities": entities}, [])):
+        own = _schemas(spec)[name]["allOf"][1]
+        own["properties"].update(properties)
+        if required:
+            own["required"] = required
+
+
 def story_evaluation_numbers(spec: dict[str, Any]) -> None:
     action = _schemas(spec)["EvaluationStoriesResult"]["properties"]["actions"]["items"]
     action["properties"]["confidence"] = {"type": "number"}
@@ -169,8 +186,11 @@ CORRECTIONS: list[Correction] = [
     ("Rasa answers 400 without text to parse, model_file to load, events to append, or an "
      "action or intent name",
      required_request_fields),
-    ("Parley does not keep reminder, pause, resume, export, agent, entities and legacy form "
-     "events", events_parley_keeps),
+    ("Rasa's reminder needs its intent and an ISO 8601 date_time (without them Rasa answers "
+     "500, Parley 400); the keys of both reminder events have rasa-sdk's types",
+     reminder_fields),
+    ("Parley does not keep export, agent, entities and legacy form events",
+     events_parley_keeps),
     ("Parley answers in Rasa's format only (no emulation_mode)", no_emulation),
     ("Rasa's story evaluation gives each action's confidence as a number",
      story_evaluation_numbers),

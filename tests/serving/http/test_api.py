@@ -128,7 +128,8 @@ def test_events_should_append_and_replace(client):
     replaced = client.put("/conversations/e/tracker/events", json=[
         {"event": "action", "name": "action_listen"}]).json()
     assert [e["event"] for e in replaced["events"]] == ["action"]
-    for bad in ({"event": "nonsense"}, [], {"event": "slot", "name": 3}, {"event": "pause"},
+    for bad in ({"event": "nonsense"}, [], {"event": "slot", "name": 3}, {"event": "export"},
+                {"event": "reminder", "intent": "greet"},
                 {"event": "followup", "name": "utter_greet", "metadata": None},
                 {"event": "action", "name": "action_listen", "hide_rule_turn": None}):
         response = client.post("/conversations/e/tracker/events", json=bad)

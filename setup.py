@@ -16,5 +16,5 @@ FLAGS = ["-O3", "-ffp-contract=off"]
 setup(ext_modules=[
     Extension(f"parley.ml.{name}", [f"parley/ml/{name}.c"], optional=True,
               extra_compile_args=FLAGS)
-    for name in ("_chain", "_linear", "_dropout")
+    for name in ("_chain", "_linear", "_dropout", "_grouped")
 ])

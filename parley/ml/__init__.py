@@ -10,6 +10,7 @@ is built. Modules:
 - ``batching``: feature blocks of many examples as tensors (sparse stays sparse), packed
   into attention blocks;
 - ``grouped``: the randomly connected dense layer (Rasa's ``connection_density``);
+- ``grouped_kernel``: its float32 training products in C (AVX2), a layer in one call;
 - ``layers``: dropout, sparse-input and feed-forward layers, the transformer encoder;
 - ``crf``: the linear-chain CRF that tags sequences;
 - ``adam``: Adam with coupled L2, bitwise equal to torch's fused Adam;

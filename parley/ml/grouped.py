@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from parley.ml import grouped_kernel
 from parley.ml.torch_env import dense_grouped_products
 
 
@@ -131,10 +132,14 @@ class _GroupedProduct(torch.autograd.Function):
             # (one group is one product already: _product)
             ctx.dense = True
             return _dense_forward(ctx, x, layer, bias, kernel, keep_product_dtype)
+        ctx.row_major = ctx.in_c = False
+        if (dtype == torch.float32 and x.dtype == torch.float32 and grouped_kernel.WANTED
+                and IN_C):
+            ctx.in_c = True
+            return _kernel_forward(ctx, x, layer, bias, kernel)
         if dtype != torch.bfloat16 and ROW_MAJOR:
             ctx.row_major = True
             return _row_major_forward(ctx, x, layer, bias, kernel)
-        ctx.row_major = False
         batched = layer.groups > 1 and BATCHED
         product = _batched_product if batched else _product
         out, inputs, flat = product(x, layer, bias, kernel, keep_product_dtype)
@@ -150,6 +155,8 @@ class _GroupedProduct(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         if ctx.dense:
             return _dense_backward(ctx, grad)
+        if ctx.in_c:
+            return _kernel_backward(ctx, grad)
         if ctx.row_major:
             return _row_major_backward(ctx, grad)
         if ctx.batched:
@@ -297,6 +304,32 @@ def dense_products() -> bool:
 
 _dense: bool | None = None
 DENSE_DTYPES = (torch.bfloat16,)  # products that run dense where dense_products() (tests add float64)
+
+
+# --- float32, every group in one call of the C kernel (AVX2) -------------------------------
+def _kernel_forward(ctx: Any, x: torch.Tensor, layer: GroupedLinear,
+                    bias: torch.Tensor | None, kernel: torch.Tensor) -> torch.Tensor:
+    """Training's forward where the products run in float32 through the C kernel
+    (:mod:`parley.ml.grouped_kernel`): the shuffle read through each group's column list,
+    so the input is kept as it is, not gathered; the bias starts the sums."""
+    x = x.contiguous()
+    kernel = kernel.detach()
+    out = grouped_kernel.forward(layer, x, kernel, bias.detach() if bias is not None else None)
+    ctx.layer = layer
+    ctx.has_bias = bias is not None
+    ctx.save_for_backward(x, kernel)
+    return out
+
+
+def _kernel_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+    layer: GroupedLinear = ctx.layer
+    x, kernel = ctx.saved_tensors
+    grad = grad.contiguous()
+    grad_x, grad_kernel = grouped_kernel.backward(layer, x, kernel, grad,
+                                                  ctx.needs_input_grad[0],
+                                                  ctx.needs_input_grad[3])
+    grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+    return grad_x, None, grad_bias, grad_kernel, None
 
 
 # --- in the kernel's own dtype, row-major throughout ---------------------------------------
@@ -466,6 +499,7 @@ def _native_bf16() -> bool:
 _matmul_dtype: torch.dtype | None = None
 BATCHED = os.environ.get("PARLEY_GROUPED_BMM", "1") != "0"  # A/B switch while measuring
 ROW_MAJOR = os.environ.get("PARLEY_GROUPED_ROW_MAJOR", "1") != "0"  # likewise
+IN_C = True  # where grouped_kernel.WANTED; tests and A/B runs turn it off
 
 
 def _shifted(size: int, groups: int) -> list[list[tuple[int, int]]]:

@@ -128,6 +128,27 @@ def dense_grouped_products() -> bool:
     return flags is not None and "amx_bf16" in flags
 
 
+def grouped_kernel_products() -> bool:
+    """Whether the grouped layers' float32 training products run through Parley's C kernel
+    (parley/ml/_grouped.c: every group of a layer in one call, ~1.5–2× MKL's small
+    products): an x86 CPU with AVX2 and FMA and no AVX-512 (where MKL's products are twice
+    as wide, and bfloat16 is taken anyway), the kernel built, ``PARLEY_GROUPED_KERNEL`` not
+    ``0``. Decided without PyTorch, like :func:`dense_grouped_products`: it changes the
+    model's last bits, so the model's fingerprint names it."""
+    if os.environ.get("PARLEY_GROUPED_KERNEL", "1") == "0":
+        return False
+    flags = _cpu_flags()
+    if flags is None or not {"avx2", "fma"} <= flags or any(f.startswith("avx512") for f in flags):
+        return False
+    from parley.ml.c_kernels import load_kernel
+
+    kernel = load_kernel("_grouped", version=GROUPED_KERNEL_VERSION)
+    return kernel is not None and bool(kernel.supported())
+
+
+GROUPED_KERNEL_VERSION = 1  # ``GROUPED_KERNEL_VERSION`` in _grouped.c
+
+
 def _cpu_flags() -> set[str] | None:
     """The x86 CPU's feature flags from /proc/cpuinfo; None elsewhere."""
     if platform.machine().lower() not in ("x86_64", "amd64"):

@@ -131,17 +131,20 @@ def test_a_cpu_without_bfloat16_should_be_known_without_importing_torch():
 
     code = textwrap.dedent("""
         import json, sys
-        from parley.ml.torch_env import float32_certain
+        from parley.ml.torch_env import float32_certain, grouped_kernel_products
         from parley.registry import get_class
         print(json.dumps([float32_certain(), get_class("DIETClassifier").runtime_fingerprint(),
-                          "torch" in sys.modules]))
+                          "torch" in sys.modules, grouped_kernel_products()]))
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, env={**os.environ, "PARLEY_BF16": "1"})
-    certain, fingerprint, imported = json.loads(done.stdout)
+    certain, fingerprint, imported, in_c = json.loads(done.stdout)
     if not certain:
         pytest.skip("this CPU may do bfloat16: PyTorch is asked, as before")
-    assert not imported and fingerprint == {"matmul_dtype": "torch.float32"}
+    expected = {"matmul_dtype": "torch.float32"}
+    if in_c:  # AVX2: the grouped layers' products run in Parley's C kernel (other last bits)
+        expected["grouped_products"] = "c-avx2"
+    assert not imported and fingerprint == expected
     torch = pytest.importorskip("torch")
     from parley.ml import grouped
 
@@ -174,22 +177,26 @@ def test_a_cpu_with_avx512_should_be_known_as_bfloat16_without_importing_torch()
 
     code = textwrap.dedent("""
         import json, sys
-        from parley.ml.torch_env import dense_grouped_products, known_matmul_dtype
+        from parley.ml.torch_env import (dense_grouped_products, grouped_kernel_products,
+                                         known_matmul_dtype)
         from parley.registry import get_class
         print(json.dumps([known_matmul_dtype(),
                           get_class("DIETClassifier").runtime_fingerprint(),
-                          "torch" in sys.modules, dense_grouped_products()]))
+                          "torch" in sys.modules, dense_grouped_products(),
+                          grouped_kernel_products()]))
     """)
     env = {k: v for k, v in os.environ.items()
            if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, env={**env, "PARLEY_BF16": "1"})
-    known, fingerprint, imported, dense = json.loads(done.stdout)
+    known, fingerprint, imported, dense, in_c = json.loads(done.stdout)
     if known is None:
         pytest.skip("the flags leave the answer to PyTorch on this CPU")
     expected = {"matmul_dtype": known}
     if known == "torch.bfloat16" and dense:  # AMX: the grouped layers' products run dense
         expected["grouped_products"] = "dense"
+    if known == "torch.float32" and in_c:  # AVX2: in Parley's C kernel
+        expected["grouped_products"] = "c-avx2"
     assert not imported and fingerprint == expected
     pytest.importorskip("torch")
     asked = subprocess.run(

@@ -174,7 +174,11 @@ class DIETClassifier(NLUComponent, Finetunable):
 
     @classmethod
     def runtime_fingerprint(cls) -> dict[str, Any]:
-        from parley.ml.torch_env import dense_grouped_products, known_matmul_dtype
+        from parley.ml.torch_env import (
+            dense_grouped_products,
+            grouped_kernel_products,
+            known_matmul_dtype,
+        )
 
         dtype = known_matmul_dtype()  # without importing PyTorch (~0.8 s of a cached run)
         if dtype is None:
@@ -184,6 +188,8 @@ class DIETClassifier(NLUComponent, Finetunable):
             dtype = str(matmul_dtype())
         if dtype == "torch.bfloat16" and dense_grouped_products():  # one product, other last bits
             return {"matmul_dtype": dtype, "grouped_products": "dense"}
+        if dtype == "torch.float32" and grouped_kernel_products():  # Parley's sums, not MKL's
+            return {"matmul_dtype": dtype, "grouped_products": "c-avx2"}
         return {"matmul_dtype": dtype}
 
     def __init__(

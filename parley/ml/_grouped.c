@@ -103,6 +103,22 @@ static float *aligned_floats(size_t n)
     return (float *)p;
 }
 
+/* A product's right operand in panels of 16 outputs (zeros past the last): panel p, row d,
+ * lane j is the operand's (d, 16p + j), read at w[d · along_depth + (16p + j) · along_out]
+ * (the group's kernel as it is for the forward, transposed for the input gradient). */
+static void pack(float *dst, const float *w, int64_t depth, int64_t outputs,
+                 int64_t along_depth, int64_t along_out)
+{
+    const int64_t panels = (outputs + WIDTH - 1) / WIDTH;
+    for (int64_t p = 0; p < panels; p++)
+        for (int64_t d = 0; d < depth; d++)
+            for (int64_t j = 0; j < WIDTH; j++) {
+                const int64_t c = p * WIDTH + j;
+                dst[(p * depth + d) * WIDTH + j] =
+                    c < outputs ? w[d * along_depth + c * along_out] : 0.0f;
+            }
+}
+
 /* out rows[i][col(j)] = init[j] + sum_d a rows[i][acols[d]] * panel[d][j], for a tile of six
  * rows (repeated rows are computed and not stored: rows >= live) and ``width`` columns.
  * ``ocols`` NULL: the tile's columns are out + ocol0 + j, contiguous; else ocols[j]. */
@@ -209,14 +225,7 @@ static PyObject *forward(PyObject *self, PyObject *args)
         const Group *G = &groups[g];
         int64_t panels = (G->n + WIDTH - 1) / WIDTH;
         float *init = packed + G->k * panels * WIDTH;
-        /* panel p, row d: kernel[d, p·16 + j], zeros past the group's width */
-        for (int64_t p = 0; p < panels; p++)
-            for (int64_t d = 0; d < G->k; d++)
-                for (int64_t j = 0; j < WIDTH; j++) {
-                    int64_t c = p * WIDTH + j;
-                    packed[(p * G->k + d) * WIDTH + j] =
-                        c < G->n ? kernel[G->koff + d * G->n + c] : 0.0f;
-                }
+        pack(packed, kernel + G->koff, G->k, G->n, G->n, 1);
         for (int64_t c = 0; c < panels * WIDTH; c++)
             init[c] = bias && c < G->n ? bias[G->o0 + c] : 0.0f;
         group_rows(x, in_f, cols + G->coff, G->k, packed, panels, init, out, out_f, G->o0,
@@ -388,13 +397,7 @@ static PyObject *backward(PyObject *self, PyObject *args)
              * kernel in panels of 16 kernel rows, the grad's columns read in order */
             int64_t panels = (G->k + WIDTH - 1) / WIDTH;
             float *zeros = packed + G->n * panels * WIDTH;
-            for (int64_t p = 0; p < panels; p++)
-                for (int64_t j = 0; j < G->n; j++)
-                    for (int64_t i = 0; i < WIDTH; i++) {
-                        int64_t d = p * WIDTH + i;
-                        packed[(p * G->n + j) * WIDTH + i] =
-                            d < G->k ? kernel[G->koff + d * G->n + j] : 0.0f;
-                    }
+            pack(packed, kernel + G->koff, G->n, G->k, 1, G->n);
             memset(zeros, 0, (size_t)(panels * WIDTH) * sizeof(float));
             for (int64_t d = 0; d < panels * WIDTH; d++)
                 ocols[d] = d < G->k ? cols[G->coff + d] : 0;

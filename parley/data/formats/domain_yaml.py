@@ -273,9 +273,14 @@ def _read_form(name: str, data: Any, file: File, line: int | None) -> Form:
                 file, line_of(raw, i),
                 hint="In Rasa 3 a slot's mappings belong under the slot's own `mappings:`.")
     form.required_slots = list(raw or [])
-    form.ignored_intents = _names(data.get("ignored_intents"), file,
-                                  line_of(data, "ignored_intents"), f"ignored_intents of {where}",
+    form.lines.update((("required_slots", slot), line_of(raw, i) or slots_line)
+                      for i, slot in enumerate(form.required_slots))
+    intents = data.get("ignored_intents")
+    intents_line = line_of(data, "ignored_intents")
+    form.ignored_intents = _names(intents, file, intents_line, f"ignored_intents of {where}",
                                   one_allowed=True)
+    form.lines.update((("ignored_intents", intent), line_of(intents, i) or intents_line)
+                      for i, intent in enumerate(form.ignored_intents))
     return form
 
 

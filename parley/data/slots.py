@@ -371,6 +371,7 @@ def _intent_list(data: dict[str, Any], key: str, file: str | Path | None, where:
     raw = data.get(key)
     if raw is None:
         return []
+    expect_type(raw, (str, list), file, line_of(data, key), f"'{key}' in {where}")
     if isinstance(raw, str):
         return [raw]
     items = expect_list(raw, file, line_of(data, key), f"'{key}' in {where}")

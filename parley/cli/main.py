@@ -20,8 +20,8 @@ import warnings
 from collections.abc import Sequence
 
 from parley.cli import (
-    data_cmd, init_cmd, interactive_cmd, predict_cmd, run_cmd, shell_cmd, test_cmd, train_cmd,
-    visualize_cmd,
+    data_cmd, init_cmd, interactive_cmd, parts, predict_cmd, run_cmd, shell_cmd, test_cmd,
+    train_cmd, visualize_cmd,
 )
 from parley.errors import (
     ComponentError, ConfigError, DataError, ParleyError, ParleyWarning, location,
@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.register(commands)
     test_cmd.register(commands)
     visualize_cmd.register(commands)
+    for command in commands.choices.values():
+        parts.options_on_either_side(command)
     return parser
 
 
@@ -107,6 +109,7 @@ def _ending(code: int) -> None:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    parts.finish(parser, args)
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE

@@ -1,7 +1,8 @@
 """``parley test [core|nlu]``: evaluate a trained model on test data, as ``rasa test`` does.
 
 Thin: the work is :mod:`parley.evaluation.run`'s. Options may come before or after the
-part (``parley test --out r core`` and ``parley test core --out r`` are the same).
+part (``parley test --out r core`` and ``parley test core --out r`` are the same;
+:mod:`parley.cli.parts`).
 """
 
 from __future__ import annotations
@@ -34,75 +35,65 @@ def find_test_data(given: Any) -> Any:
     return find_nlu_test_data(given)
 
 
-def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    def default(value: Any) -> Any:
-        return argparse.SUPPRESS if suppress else value
-
-    parser.add_argument("-m", "--model", default=default(None),
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-m", "--model", default=None,
                         help="Model archive, or a folder to take the newest from (default: "
                              "models). Not used by the NLU part of --cross-validation or of "
                              "a comparison of configs, which train their own.")
-    parser.add_argument("--out", default=default(DEFAULT_RESULTS),
+    parser.add_argument("--out", default=DEFAULT_RESULTS,
                         help=f"Folder for the reports (default: {DEFAULT_RESULTS}).")
-    parser.add_argument("--no-errors", action="store_true", default=default(False),
+    parser.add_argument("--no-errors", action="store_true",
                         help="Do not write the files listing wrong predictions.")
-    parser.add_argument("--no-plot", action="store_true", default=default(False),
+    parser.add_argument("--no-plot", action="store_true",
                         help="Do not draw the confusion matrices and histograms (PNG).")
-    parser.add_argument("--successes", action="store_true", default=default(False),
+    parser.add_argument("--successes", action="store_true",
                         help="Also write the right predictions: successful_test_stories.yml, "
                              "intent_successes.json, <extractor>_successes.json, "
                              "response_selection_successes.json.")
 
 
-def _core(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    def default(value: Any) -> Any:
-        return argparse.SUPPRESS if suppress else value
-
-    parser.add_argument("-s", "--stories", nargs="+", default=default(None), metavar="PATH",
+def _core(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-s", "--stories", nargs="+", default=None, metavar="PATH",
                         help="Test story files or folders (default: the test_*.yml files in "
                              "tests/ or test/).")
-    parser.add_argument("--e2e", "--end-to-end", action="store_true", default=default(False),
+    parser.add_argument("--e2e", "--end-to-end", action="store_true",
                         help="End-to-end: also check the entities the model finds in user: "
                              "texts, and score intents and entities in story_report.json "
                              "(the texts are parsed, and their intents checked, either way).")
     parser.add_argument("--fail-on-prediction-errors", action="store_true",
-                        default=default(False),
                         help="Exit with 1 when a test story fails (for CI).")
-    parser.add_argument("--no-warnings", action="store_true", default=default(False),
+    parser.add_argument("--no-warnings", action="store_true",
                         help="Do not write stories_with_warnings.yml.")
 
 
-def _nlu(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    def default(value: Any) -> Any:
-        return argparse.SUPPRESS if suppress else value
-
-    parser.add_argument("-u", "--nlu", nargs="+", default=default(None), metavar="PATH",
+def _nlu(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-u", "--nlu", nargs="+", default=None, metavar="PATH",
                         help="NLU test files or folders (default: the NLU files in test/ or "
                              "tests/; without any, data/ as Rasa does). With "
                              "--cross-validation: the data to split (default: data/).")
-    parser.add_argument("-c", "--config", nargs="+", default=default(None), metavar="CONFIG",
+    parser.add_argument("-c", "--config", nargs="+", default=None, metavar="CONFIG",
                         help="With --cross-validation: the config to train on each fold "
                              "(default: config.yml). Several configs (or a folder of them): "
                              "compare them, each trained on shrinking parts of the data. One "
                              "config without --cross-validation is not used (the model is "
                              "tested, as rasa test does; a note says so).")
-    parser.add_argument("--cross-validation", action="store_true", default=default(False),
+    parser.add_argument("--cross-validation", action="store_true",
                         help="Cross-validate the NLU part: train the config on all folds but "
                              "one and test on that one, for each fold (the NLU part loads no model).")
-    parser.add_argument("-f", "--folds", type=int, default=default(None),
+    parser.add_argument("-f", "--folds", type=int, default=None,
                         help="Number of folds of --cross-validation (default: "
                              f"{DEFAULT_FOLDS}).")
-    parser.add_argument("--seed", type=whole_number(0), default=default(None),
+    parser.add_argument("--seed", type=whole_number(0), default=None,
                         help="Seed of the --cross-validation folds or the comparison's splits "
                              f"(default: {DEFAULT_SEED}; the same seed, the same splits).")
-    parser.add_argument("-d", "--domain", default=default(None),
+    parser.add_argument("-d", "--domain", default=None,
                         help="With --cross-validation or several configs: the domain whose "
                              "retrieval responses the ResponseSelector learns (default: "
                              "domain.yml if there is one).")
-    parser.add_argument("-r", "--runs", type=int, default=default(None),
+    parser.add_argument("-r", "--runs", type=int, default=None,
                         help="Comparing configs: how many train/test splits (default: "
                              f"{DEFAULT_RUNS}).")
-    parser.add_argument("-p", "--percentages", type=int, nargs="+", default=default(None),
+    parser.add_argument("-p", "--percentages", type=int, nargs="+", default=None,
                         metavar="PERCENT",
                         help="Comparing configs: the shares of the training data to leave out "
                              f"(default: {' '.join(map(str, DEFAULT_PERCENTAGES))}).")
@@ -114,7 +105,7 @@ def register(commands: Any) -> None:
         description="Without a part, test both: the test stories (core) and the NLU test data "
                     "(nlu), with one loaded model, reports into --out.")
     for add in (_common, _core, _nlu):
-        add(test, False)
+        add(test)
     sub = test.add_subparsers(dest="test_part", metavar="PART")
     core = sub.add_parser(
         "core", help="Replay test stories: actions, and the parses of their user texts.",
@@ -124,8 +115,8 @@ def register(commands: Any) -> None:
                     "follow the story's own events. Writes story_report.json, "
                     "failed_test_stories.yml (wrong predictions marked '# predicted: …'), "
                     "stories_with_warnings.yml and story_confusion_matrix.png into --out.")
-    _common(core, True)
-    _core(core, True)
+    _common(core)
+    _core(core)
     core.set_defaults(handler=run_test_core)
     nlu = sub.add_parser(
         "nlu", help="Score the NLU part: intents, entities, retrieval responses.",
@@ -135,8 +126,8 @@ def register(commands: Any) -> None:
                     "--cross-validation, train the config (-c) on k-1 folds of the NLU data "
                     "and test on the k-th instead, for each fold; with several configs "
                     "(-c a.yml b.yml), compare them trained on shrinking parts of the data.")
-    _common(nlu, True)
-    _nlu(nlu, True)
+    _common(nlu)
+    _nlu(nlu)
     nlu.set_defaults(handler=run_test_nlu)
     test.set_defaults(handler=run_test_both)
 

@@ -58,7 +58,7 @@ def register(commands: Any) -> None:
     nlu.add_argument("-d", "--domain", default=None)
     nlu.add_argument("--persist-nlu-data", action="store_true")
     _common(nlu)
-    _force(nlu)
+    nlu.add_argument("--force", action="store_true", help="Retrain even what the cache holds.")
     nlu.set_defaults(handler=run_train_nlu)
     core = sub.add_parser("core", help="Train only the dialogue part.")
     core.add_argument("-s", "--stories", default="data", help="Story/rule files or folder.")
@@ -66,15 +66,8 @@ def register(commands: Any) -> None:
     core.add_argument("-d", "--domain", default="domain.yml")
     core.add_argument("--augmentation", type=int, default=50)
     _common(core)
-    _force(core)
+    core.add_argument("--force", action="store_true", help="Retrain even what the cache holds.")
     core.set_defaults(handler=run_train_core)
-
-
-def _force(part: argparse.ArgumentParser) -> None:
-    """``--force`` after ``nlu`` / ``core`` too. SUPPRESS: not given there, the value of
-    ``parley train --force nlu`` stays (a subcommand's default would overwrite it)."""
-    part.add_argument("--force", action="store_true", default=argparse.SUPPRESS,
-                      help="Retrain this part even where the cache holds it.")
 
 
 class _PrintHandler(logging.Handler):

@@ -106,6 +106,10 @@ class Form:
     name: str
     required_slots: list[str] = field(default_factory=list)
     ignored_intents: list[str] = field(default_factory=list)
+    # ("required_slots" | "ignored_intents", name) → the line naming it, in the form's
+    # file: for messages only.
+    lines: dict[tuple[str, str], int | None] = field(default_factory=dict, compare=False,
+                                                      repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"required_slots": list(self.required_slots)}

@@ -82,6 +82,8 @@ class SlotMapping:
     value: Any = None
     action: str | None = None
     conditions: list[MappingCondition] = field(default_factory=list)
+    # key ("entity", "intent" …) → its line in the domain file: for messages only.
+    lines: dict[str, int | None] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
@@ -346,7 +348,8 @@ def read_mapping(slot: str, index: int, data: Any, file: str | Path | None, line
         if key not in ("type", "conditions") and key not in _MAPPING_USES[kind]:
             warn(f"'{key}' has no effect in a {kind} mapping ({where}); Rasa ignores it.",
                  file, line_of(data, key))
-    mapping = SlotMapping(type=kind, value=plain(data.get("value")))
+    mapping = SlotMapping(type=kind, value=plain(data.get("value")),
+                          lines={key: line_of(data, key) or line for key in data})
     for key in ("entity", "role", "group", "action"):
         if data.get(key) is not None:
             expect_type(data[key], str, file, line_of(data, key), f"'{key}' in {where}")
@@ -368,6 +371,7 @@ def _intent_list(data: dict[str, Any], key: str, file: str | Path | None, where:
     raw = data.get(key)
     if raw is None:
         return []
+    expect_type(raw, (str, list), file, line_of(data, key), f"'{key}' in {where}")
     if isinstance(raw, str):
         return [raw]
     items = expect_list(raw, file, line_of(data, key), f"'{key}' in {where}")

@@ -274,29 +274,35 @@ def check_domain(domain: Domain) -> list[Issue]:
             if required not in slots:
                 issues.append(Issue(ERROR, (
                     f"the form '{form.name}' requires the slot '{required}', which is not in the "
-                    f"domain.{did_you_mean(required, slots)}"), file, line))
+                    f"domain.{did_you_mean(required, slots)}"), file,
+                    form.lines.get(("required_slots", required)) or line))
         for intent in form.ignored_intents:
             if intent not in intents:
                 issues.append(Issue(ERROR, _unknown(
-                    "intent", intent, intents, f"The form '{form.name}' ignores it."), file, line))
+                    "intent", intent, intents, f"The form '{form.name}' ignores it."), file,
+                    form.lines.get(("ignored_intents", intent)) or line))
     for slot in domain.slots.values():
         file, line = _where(domain, "slot", slot.name)
         for mapping in slot.mappings:
             if mapping.entity is not None and mapping.entity not in domain.entities:
                 issues.append(Issue(ERROR, _unknown(
                     "entity", mapping.entity, domain.entities,
-                    f"The slot '{slot.name}' is filled from it."), file, line))
-            for intent in (*mapping.intent, *mapping.not_intent):
-                if intent not in intents:  # harmless at run time: the mapping never fires
-                    issues.append(Issue(WARNING, _unknown(
-                        "intent", intent, intents,
-                        f"A mapping of the slot '{slot.name}' names it."), file, line))
+                    f"The slot '{slot.name}' is filled from it."), file,
+                    mapping.lines.get("entity") or line))
+            for key, names in (("intent", mapping.intent), ("not_intent", mapping.not_intent)):
+                for intent in names:
+                    if intent not in intents:  # harmless at run time: the mapping never fires
+                        issues.append(Issue(WARNING, _unknown(
+                            "intent", intent, intents,
+                            f"A mapping of the slot '{slot.name}' names it."), file,
+                            mapping.lines.get(key) or line))
             for condition in mapping.conditions:
                 loop = condition.active_loop
                 if loop is not None and loop not in domain.forms and loop not in domain.actions:
                     issues.append(Issue(ERROR, _unknown(
                         "form", loop, domain.forms,
-                        f"A mapping condition of the slot '{slot.name}' names it."), file, line))
+                        f"A mapping condition of the slot '{slot.name}' names it."), file,
+                        mapping.lines.get("conditions") or line))
     for name in domain.actions:
         if name.startswith("utter_") and name not in domain.responses:
             file, line = _where(domain, "action", name)

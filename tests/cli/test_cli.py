@@ -271,3 +271,51 @@ def test_train_part_should_name_the_flag_of_a_missing_path(tmp_path, monkeypatch
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert f"error: the {flag} path 'gone.yml' does not exist" in err and "--data" not in err
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["train", "-c", "gone.yml", "nlu"], "gone.yml: error: the file cannot be read"),
+    (["train", "-c", "gone.yml", "core"], "gone.yml: error: the file cannot be read"),
+    (["data", "validate", "-c", "gone.yml", "stories"], "gone.yml: error: the file cannot be read"),
+    (["test", "-m", "gone.tar.gz", "core"], "error: the model gone.tar.gz does not exist"),
+    # given on both sides: the later one wins, as when an option is repeated
+    (["train", "-c", "config.yml", "nlu", "-c", "gone.yml"], "gone.yml: error: the file"),
+])
+def test_an_option_before_the_part_should_count(tmp_path, monkeypatch, capsys, argv, problem):
+    # `parley train -c other.yml nlu` trained with config.yml: the part's own default for -c
+    # overwrote the one given before it, silently.
+    main(["init", "--no-prompt", str(tmp_path)])
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 1
+    assert problem in capsys.readouterr().err
+
+
+def test_a_port_before_run_actions_should_count(tmp_path, capsys):
+    # It started the action server on rasa-sdk's default port, 5055, instead.
+    assert main(["run", "-p", "0", "actions", "--python", str(tmp_path / "missing")]) == 1
+    assert "--port must be between 1 and 65535, found 0." in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, option, command, part", [
+    (["train", "--dry-run", "nlu"], "--dry-run", "parley train", "parley train nlu"),
+    (["train", "--augmentation", "5", "nlu"], "--augmentation", "parley train",
+     "parley train nlu"),
+    (["train", "--persist-nlu-data", "core"], "--persist-nlu-data", "parley train",
+     "parley train core"),
+    (["test", "--fail-on-prediction-errors", "nlu"], "--fail-on-prediction-errors",
+     "parley test", "parley test nlu"),
+    (["test", "--cross-validation", "core"], "--cross-validation", "parley test",
+     "parley test core"),
+    (["run", "--enable-api", "actions", "--python", "missing"], "--enable-api", "parley run",
+     "parley run actions"),
+])
+def test_an_option_the_part_does_not_take_should_be_a_usage_error(tmp_path, monkeypatch, capsys,
+                                                                 argv, option, command, part):
+    # `parley train --dry-run nlu` trained for real, and `parley test
+    # --fail-on-prediction-errors nlu` never failed: the option was dropped, silently.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert (f"{part}: error: {option} is an option of `{command}`, not of `{part}`"
+            in capsys.readouterr().err)

@@ -52,6 +52,11 @@ def test_should_leave_plain_brackets_alone():
         ('[x]{"role": "a"}', 'f.yml:3: the entity annotation {"role": "a"} has no "entity" key.'),
         ('[x]{"entity": "a", "rol": "b"}',
          'f.yml:3: the entity annotation {"entity": "a", "rol": "b"} has unknown key(s) rol.'),
+        # names must be strings (Rasa's schema); 42 was read as the entity '42'
+        ('[x]{"entity": 42}', 'f.yml:3: the "entity" of the entity annotation {"entity": 42} '
+         'must be a string, found 42. Quote it: "entity": "42".'),
+        ('[x]{"entity": "a", "group": [1]}', 'f.yml:3: the "group" of the entity annotation '
+         '{"entity": "a", "group": [1]} must be a string, found [1].'),
     ],
 )
 def test_should_reject_malformed_annotations_with_file_and_line(example, message):

@@ -225,6 +225,13 @@ def test_should_raise_on_an_unknown_top_level_key_with_did_you_mean():
      "unknown key 'store_entities_as_slot' in 'config'. Did you mean 'store_entities_as_slots'?"),
     ("e2e_actions:\n- {a: 1}\n", 2, "each item of 'e2e_actions' must be a name, found a mapping."),
     ("- a\n", 1, "a domain file must be a mapping (key: value), found a list."),
+    # a name YAML reads as a number: refused at its line, as Rasa's schema refuses it
+    ("intents:\n- greet\n- 42\n", 3,
+     "each item of 'intents' must be a name or 'name: {settings}', found the value 42."),
+    ("forms:\n  f:\n    required_slots: [a]\n    ignored_intents: 42\n", 4,
+     "ignored_intents of form 'f' must be a string or a list (- item), found the value 42."),
+    ("slots:\n  a:\n    type: text\n    mappings:\n    - type: from_text\n      intent: 42\n", 6,
+     "'intent' in mapping 1 of slot 'a' must be a string or a list (- item), found the value 42."),
 ])
 def test_should_raise_a_schema_error_naming_the_line(text: str, line: int, message: str):
     error = error_of(text)

@@ -104,6 +104,11 @@ def test_an_entity_outside_its_text_should_name_the_example_and_line(tmp_path, s
     ({"start": 7, "end": 11}, "is missing the required key 'entity'", "{"),
     ({"start": 7, "end": 11, "entity": "city", "value": 5},
      "the value of the entity 'city' must be a string, found the value 5", '"value"'),
+    ({"start": 7, "end": 11, "entity": 42},
+     "the 'entity' of an entity of the example 'fly to Rome' must be a string, found the "
+     "value 42", '"entity"'),
+    ({"start": 7, "end": 11, "entity": "city", "role": 1},
+     "the 'role' of .* must be a string, found the value 1", '"role"'),
     ({"start": 7, "end": 11, "entity": "city", "rol": "to"},
      "unknown key 'rol' in an entity .* Did you mean 'role'", '"rol"'),
 ])
@@ -141,6 +146,13 @@ def test_what_rasa_adds_to_a_predicted_entity_should_be_ignored(tmp_path):
      "'synonyms' of the synonym 'NY' must be a list"),
     ({"rasa_nlu_data": {"lookup_tables": [{"name": "", "elements": []}]}},
      "the 'name' of a lookup table is empty"),
+    ({"rasa_nlu_data": {"lookup_tables": [{"name": 5, "elements": []}]}},
+     "the 'name' of a lookup table must be a string, found the value 5"),
+    ({"rasa_nlu_data": {"regex_features": [{"name": 5, "pattern": "[0-9]"}]}},
+     "the 'name' of a regex must be a string, found the value 5"),
+    # not a name, and Rasa's schema has no rule for it: a number is read as its text
+    ({"rasa_nlu_data": {"entity_synonyms": [{"value": 5, "synonyms": "five"}]}},
+     "'synonyms' of the synonym '5' must be a list"),
 ])
 def test_a_wrong_shape_should_be_a_schema_error_naming_file_and_line(tmp_path, content, problem):
     path = tmp_path / "nlu.json"

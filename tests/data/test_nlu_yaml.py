@@ -92,6 +92,18 @@ def test_write_then_read_should_give_the_same_data():
         ("nlu: {intent: a}\n", "f.yml:1: 'nlu' must be a list (- item), found a mapping."),
         ("nlu:\n- intent: a\n  examples:\n  - txt: hi\n",
          "f.yml:4: unknown key 'txt' in an example of 'a'. Did you mean 'text'?"),
+        # names YAML reads as numbers: Rasa's schema refuses them, they were read as '42'
+        ("nlu:\n- examples: |\n    - x\n  intent: 42\n",
+         'f.yml:4: the intent name must be a string, found the value 42. Quote it ("42") if '
+         "it is meant as text."),
+        ("nlu:\n- intent: 4.5\n  examples: |\n    - x\n",
+         "f.yml:2: the intent name must be a string, found the value 4.5."),
+        ("nlu:\n- synonym: 42\n  examples: |\n    - forty two\n",
+         "f.yml:2: the synonym name must be a string, found the value 42."),
+        ("nlu:\n- regex: 7\n  examples: |\n    - \\d+\n",
+         "f.yml:2: the regex name must be a string, found the value 7."),
+        ("nlu:\n- lookup: 1\n  examples: |\n    - x\n",
+         "f.yml:2: the lookup name must be a string, found the value 1."),
     ],
 )
 def test_should_reject_schema_errors_with_file_line_and_what_is_allowed(text, message):

@@ -343,7 +343,7 @@ def test_should_raise_when_a_checkpoint_condition_has_no_value():
 
 @pytest.mark.parametrize(("item", "line", "found"), [
     ("~: x", 5, "found nothing (null)"),  # a null key has no line of its own: the item's
-    ("5: x", 6, "found the value 5"),
+    ("5: x", 6, 'found the value 5. Quote it ("5") if it is meant as text'),
 ])
 def test_should_raise_when_a_slot_name_in_slot_was_set_is_not_a_string(item, line, found):
     text = f"stories:\n- story: s\n  steps:\n  - slot_was_set:\n    - a: 1\n      {item}\n"

@@ -110,11 +110,22 @@ ERROR_CASES = [
      "Add it under 'forms:' in the domain."),
     (("stories", "- active_loop: null", "- slot_was_set:\n          - town: x"),
      "stories.yml:10: the slot 'town' is not in the domain. Add it under 'slots:' in the domain."),
+    # at the line naming the slot, entity or intent, not the form's or the slot's (16, 10)
     (("domain", "required_slots: [city]", "required_slots: [cty]"),
-     "domain.yml:16: the form 'weather_form' requires the slot 'cty', which is not in the "
+     "domain.yml:17: the form 'weather_form' requires the slot 'cty', which is not in the "
      "domain. Did you mean 'city'?"),
+    (("domain", "required_slots: [city]", "required_slots:\n      - city\n      - cty"),
+     "domain.yml:19: the form 'weather_form' requires the slot 'cty', which is not in the "
+     "domain. Did you mean 'city'?"),
+    (("domain", "required_slots: [city]",
+      "required_slots: [city]\n    ignored_intents:\n      - greet\n      - chitchat"),
+     "domain.yml:20: the intent 'chitchat' is not in the domain. The form 'weather_form' "
+     "ignores it."),
     (("domain", "entity: city", "entity: town"),
-     "domain.yml:10: the entity 'town' is not in the domain. The slot 'city' is filled from it."),
+     "domain.yml:14: the entity 'town' is not in the domain. The slot 'city' is filled from it."),
+    (("domain", "entity: city", "entity: city\n        not_intent: [greet, bye]"),
+     "domain.yml:15: the intent 'bye' is not in the domain. A mapping of the slot 'city' "
+     "names it."),
     (("stories", "      - action: utter_greet\n", ""),
      "stories.yml:6: "),  # two user turns in a row: reported by the structure check
 ]

@@ -18,7 +18,9 @@ from typing import Any
 
 from parley.data.domain import Action, Domain, EntityType, Form, Intent, SessionConfig
 from parley.data.formats.responses import read_responses
-from parley.data.formats.schema import check_keys, describe, expect_list, expect_mapping, expect_type
+from parley.data.formats.schema import (
+    check_keys, describe, expect_list, expect_mapping, expect_type, quote_hint,
+)
 from parley.data.formats.version import file_version, is_readable_version
 from parley.data.formats.project_files import yaml_files_below
 from parley.data.formats.yaml_io import dump_yaml, line_of, parse_yaml, read_yaml_file
@@ -169,7 +171,7 @@ class _Section:
             if not isinstance(name, str):
                 form = "a name" if plain_only else "a name or 'name: {settings}'"
                 raise SchemaError(f"each item of '{key}' must be {form}, found {describe(name)}.",
-                                  self.file, line)
+                                  self.file, line, hint=quote_hint(name))
             if name in seen:
                 raise SchemaError(f"{noun} '{name}' is listed twice in '{key}'.", self.file, line,
                                   hint="Remove one of the two entries.")
@@ -195,8 +197,10 @@ def _names(value: Any, file: File, line: int | None, where: str, one_allowed: bo
     """A list of names (or, where Rasa allows it, one name) checked item by item."""
     if value is None:
         return []
-    if one_allowed and isinstance(value, str):
-        return [value]
+    if one_allowed:  # a name or a list of names: said so when it is neither
+        expect_type(value, (str, list), file, line, where)
+        if isinstance(value, str):
+            return [value]
     items = expect_list(value, file, line, where)
     for i, item in enumerate(items):
         expect_type(item, str, file, line_of(items, i), f"each name in {where}")
@@ -273,9 +277,14 @@ def _read_form(name: str, data: Any, file: File, line: int | None) -> Form:
                 file, line_of(raw, i),
                 hint="In Rasa 3 a slot's mappings belong under the slot's own `mappings:`.")
     form.required_slots = list(raw or [])
-    form.ignored_intents = _names(data.get("ignored_intents"), file,
-                                  line_of(data, "ignored_intents"), f"ignored_intents of {where}",
+    form.lines.update((("required_slots", slot), line_of(raw, i) or slots_line)
+                      for i, slot in enumerate(form.required_slots))
+    intents = data.get("ignored_intents")
+    intents_line = line_of(data, "ignored_intents")
+    form.ignored_intents = _names(intents, file, intents_line, f"ignored_intents of {where}",
                                   one_allowed=True)
+    form.lines.update((("ignored_intents", intent), line_of(intents, i) or intents_line)
+                      for i, intent in enumerate(form.ignored_intents))
     return form
 
 

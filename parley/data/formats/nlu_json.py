@@ -111,10 +111,13 @@ def _section(body: LineDict, key: str, file: str | Path | None) -> list[Any]:
     return expect_list(value, file, line_of(body, key), f"'{key}'")
 
 
-def _text(item: LineDict, key: str, file: str | Path | None, where: str) -> str:
-    """A required non-empty string; numbers are read as their text, as in YAML names."""
+def _text(item: LineDict, key: str, file: str | Path | None, where: str,
+          numbers: bool = True) -> str:
+    """A required non-empty string; numbers are read as their text where Rasa's schema
+    lets them pass (a synonym's value), not in a name (``numbers=False``)."""
     value = item[key]
-    expect_type(value, (str, int, float), file, line_of(item, key), f"the '{key}' of {where}")
+    expect_type(value, (str, int, float) if numbers else str, file, line_of(item, key),
+                f"the '{key}' of {where}")
     text = str(value)
     if not text.strip():
         raise SchemaError(f"the '{key}' of {where} is empty.", file, line_of(item, key))
@@ -167,7 +170,7 @@ def _read_entity(raw: Any, line: int | None, text: str, file: str | Path | None)
     start, end = item["start"], item["end"]
     expect_type(start, int, file, line_of(item, "start"), f"'start' in {where}")
     expect_type(end, int, file, line_of(item, "end"), f"'end' in {where}")
-    name = _text(item, "entity", file, where)
+    name = _text(item, "entity", file, where, numbers=False)
     if not 0 <= start < end <= len(text):
         raise SchemaError(
             f"the entity '{name}' has start {start} and end {end}, outside the example "
@@ -189,7 +192,7 @@ def _read_entity(raw: Any, line: int | None, text: str, file: str | Path | None)
 def _label(item: LineDict, key: str, file: str | Path | None, where: str) -> str | None:
     if item.get(key) is None:
         return None
-    return _text(item, key, file, where)
+    return _text(item, key, file, where, numbers=False)
 
 
 # --- synonyms, regexes, lookup tables ------------------------------------------------------
@@ -210,7 +213,7 @@ def _read_regexes(body: LineDict, file: str | None, data: TrainingData) -> None:
         item = expect_mapping(raw, file, line_of(section, index), "an entry of 'regex_features'")
         check_keys(item, ("name", "pattern"), file, "an entry of 'regex_features'",
                    required=("name", "pattern"))
-        name = _text(item, "name", file, "a regex")
+        name = _text(item, "name", file, "a regex", numbers=False)
         pattern = _text(item, "pattern", file, f"the regex '{name}'")
         _add(data, data.regexes, "regex", name, [pattern], file, line_of(section, index))
 
@@ -221,7 +224,7 @@ def _read_lookups(body: LineDict, file: str | None, data: TrainingData) -> None:
         item = expect_mapping(raw, file, line_of(section, index), "an entry of 'lookup_tables'")
         check_keys(item, ("name", "elements"), file, "an entry of 'lookup_tables'",
                    required=("name", "elements"))
-        name = _text(item, "name", file, "a lookup table")
+        name = _text(item, "name", file, "a lookup table", numbers=False)
         if isinstance(item["elements"], str):
             elements = _lookup_file(item["elements"], file, line_of(item, "elements"))
         else:

@@ -70,8 +70,8 @@ def _read_item(item: Any, line: int | None, file: str | None, data: TrainingData
     kind = kinds[0]
     check_keys(item, _ITEM_KEYS[kind], file, f"the '{kind}' item", required=("examples",))
     name = item[kind]
-    expect_type(name, (str, int, float), file, line_of(item, kind), f"the {kind} name")
-    name = str(name)
+    # A string, as Rasa's schema has it: `intent: 42` is refused there, not read as '42'.
+    expect_type(name, str, file, line_of(item, kind), f"the {kind} name")
     if kind == "intent":
         _read_intent(name, item, file, data)
         return

@@ -84,7 +84,17 @@ def expect_type(
     )
     if not ok:
         wanted = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
-        raise SchemaError(f"{where} must be {wanted}, found {describe(value)}.", file, line)
+        raise SchemaError(f"{where} must be {wanted}, found {describe(value)}.", file, line,
+                          hint=quote_hint(value) if str in types else None)
+
+
+def quote_hint(value: Any) -> str | None:
+    """YAML reads ``intent: 42`` or ``action: true`` as a number or a boolean, not as
+    text: how to write it as text, when ``value`` is one of those."""
+    if not isinstance(value, (int, float)):
+        return None
+    text = str(value).lower() if isinstance(value, bool) else shorten(repr(value))
+    return f"Quote it (\"{text}\") if it is meant as text." if "…" not in text else None
 
 
 def expect_mapping(value: Any, file: str | Path | None, line: int | None, where: str) -> LineDict:

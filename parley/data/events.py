@@ -329,9 +329,12 @@ class DefinePrevUserUtteredFeaturization(Event):
 
 @dataclass
 class EntitiesAdded(Event):
-    """Entities a policy found in the latest user message (TEDPolicy's, when it predicted
-    from the message's text); the tracker adds those the message lacks to it, as Rasa's
-    does. The logged message itself stays as it was parsed."""
+    """Entities found in the latest user message after it was parsed (TEDPolicy's, when it
+    predicted from the message's text; or sent by a client or an action): the tracker adds
+    those the message lacks to it, as Rasa's does, only while ``action_listen`` is the
+    latest action (right after the message); after another action it changes nothing. The
+    logged message itself stays as it was parsed, and no slot is set (Rasa 3's
+    ``action_extract_slots`` fills slots, from messages)."""
 
     type_name: ClassVar[str] = "entities"
 
@@ -498,8 +501,14 @@ def _check_shape(name: str, data: dict[str, Any], prefix: str) -> None:
                             f"{str(intent.get('name'))[:40]!r}.")
         if not all(isinstance(e, dict) for e in parse.get("entities") or []):
             raise DataError(f"{where}entities must be objects (entity, value, start, end).")
-    if name == "entities" and not all(isinstance(e, dict) for e in data.get("entities") or []):
-        raise DataError(f"{where}entities must be objects (entity, value, start, end).")
+    if name == "entities":
+        # Rasa's event schema requires the list, of entities that name their type.
+        if data.get("entities") is None:
+            raise DataError(f"{where}'entities' is missing (a list of entities).")
+        if not all(isinstance(e, dict) for e in data["entities"]):
+            raise DataError(f"{where}entities must be objects (entity, value, start, end).")
+        if not all(isinstance(e.get("entity"), str) for e in data["entities"]):
+            raise DataError(f"{where}each entity must be an object with an 'entity' name.")
     if name == "reminder":
         for key, what in (("intent", "the intent to trigger"),
                           ("date_time", "when, in ISO 8601 as rasa-sdk writes it")):

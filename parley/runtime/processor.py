@@ -172,6 +172,13 @@ class MessageProcessor:
     def context(self, channel: str | None) -> ActionContext:
         return ActionContext(self.domain, self.nlg, self.executor, channel)
 
+    @staticmethod
+    def output_channel(tracker: DialogueStateTracker, requested: str | None) -> str | None:
+        """The channel ``requested`` names, ``latest`` being the one the user last wrote
+        from, as Rasa resolves it: its response variations are used, and the reminders
+        set now answer through it."""
+        return latest_input_channel(tracker) if requested == LATEST_CHANNEL else requested
+
     # ---- entry points ------------------------------------------------------------
 
     async def handle_message(self, message: UserMessage) -> list[dict[str, Any]]:
@@ -217,11 +224,11 @@ class MessageProcessor:
                                                                list[dict[str, Any]]]:
         """Run one named action (as Rasa's ``/execute`` endpoint does); nothing is
         predicted after it. The bot's messages come whole (:meth:`answer`'s), for the
-        caller to render for its channel."""
+        caller to render for its channel (``output_channel``: :meth:`output_channel`)."""
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
             start = len(tracker.events)
-            context = self.context(output_channel)
+            context = self.context(self.output_channel(tracker, output_channel))
             await self.update_session(tracker, context)
             await self.run_action(action_for_name(action, self.domain), tracker, context,
                                   prediction_for(self.domain, action, policy, confidence))
@@ -241,7 +248,7 @@ class MessageProcessor:
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
             start = len(tracker.events)
-            context = self.context(output_channel)
+            context = self.context(self.output_channel(tracker, output_channel))
             await self.update_session(tracker, context)
             await self.log_external_message(tracker, context, intent, entities)
             await self.save(tracker, start)
@@ -331,9 +338,8 @@ class MessageProcessor:
             self.apply(tracker, list(events))
             await self.save(tracker, start)
             if execute_side_effects:
-                channel = (latest_input_channel(tracker) if output_channel == LATEST_CHANNEL
-                           else output_channel)
-                self.schedule_reminders(events, sender_id, channel)
+                self.schedule_reminders(events, sender_id,
+                                        self.output_channel(tracker, output_channel))
         return tracker
 
     async def replace_events(self, sender_id: str, events: list[Event],

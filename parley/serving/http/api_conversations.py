@@ -36,8 +36,7 @@ from parley.data.events import BotUttered, event_from_dict
 from parley.errors import DataError
 from parley.data.tracker import DialogueStateTracker
 from parley.runtime.output import bot_message, collect
-from parley.runtime.processor import LATEST_CHANNEL, MessageProcessor, UserMessage
-from parley.runtime.tracker_state import latest_input_channel
+from parley.runtime.processor import MessageProcessor, UserMessage
 from parley.serving.http.auth import Auth
 from parley.serving.http.body import (
     bool_param, json_body, json_object, optional_text, query_value,
@@ -100,8 +99,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         if side_effects:
             # As Rasa: the events' bot messages go to the output channel when it sends on
             # its own; a collecting channel (none, REST) keeps them to itself.
-            channel = latest_input_channel(tracker) if requested == LATEST_CHANNEL \
-                else requested
+            channel = MessageProcessor.output_channel(tracker, requested)
             push = state.push_channels.get(channel) if channel else None
             messages = [bot_message(event) for event in events if isinstance(event, BotUttered)]
             if push is not None and messages:
@@ -165,7 +163,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
                             reason="NotFound")
         await must_exist(processor, conversation_id)
         tracker, messages = await state.within_timeout(processor.execute_action(
-            conversation_id, name, _output_channel(request), policy,
+            conversation_id, name, query_value(request, "output_channel"), policy,
             float(confidence)))
         return JSONResponse(await deliver(request, tracker, messages, verbosity))
 
@@ -188,7 +186,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
             raise HTTPError(404, f"The intent {name[:80]} does not exist in the domain.",
                             reason="NotFound")
         tracker, messages = await state.within_timeout(processor.trigger_intent(
-            conversation_id, name, entities, _output_channel(request)))
+            conversation_id, name, entities, query_value(request, "output_channel")))
         return JSONResponse(await deliver(request, tracker, messages, verbosity))
 
     async def deliver(request: Request, tracker: DialogueStateTracker,
@@ -196,8 +194,8 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         """The answer to execute / trigger_intent, the bot's ``messages`` sent through the
         channel ``output_channel`` names (``latest``: the conversation's) when it sends
         on its own, else in the answer."""
-        requested = query_value(request, "output_channel")
-        channel = latest_input_channel(tracker) if requested == "latest" else requested
+        channel = MessageProcessor.output_channel(tracker,
+                                                  query_value(request, "output_channel"))
         push = state.push_channels.get(channel) if channel else None
         answer: dict[str, Any] = {"tracker": tracker_json(tracker, verbosity)}
         if push is None:
@@ -229,13 +227,6 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
             Route(f"{PREFIX}/execute", execute, methods=["POST"]),
             Route(f"{PREFIX}/trigger_intent", trigger_intent, methods=["POST"]),
             Route(f"{PREFIX}/story", story, methods=["GET"])]
-
-
-def _output_channel(request: Request) -> str | None:
-    """The channel whose response variations to use; ``latest`` (Rasa: the channel the
-    user last wrote from) leaves the choice to the conversation."""
-    channel = query_value(request, "output_channel")
-    return None if channel == "latest" else channel
 
 
 def _check_parse_data(parse_data: Any, text: str | None) -> None:

@@ -297,6 +297,11 @@ class MessageProcessor:
         self.apply(tracker, [UserUttered(
             text=f"EXTERNAL: {intent}", intent={"name": intent}, entities=list(entities or []),
             input_channel=latest_input_channel(tracker), metadata={IS_EXTERNAL: True})])
+        if not self.model.has_core:
+            # A reminder come due after PUT /model loaded an NLU-only model: as a message.
+            logger.warning("the model has no dialogue part: the external intent '%s' is "
+                           "stored, and no action runs.", intent)
+            return
         await self.extract_slots(tracker, context)
         await self.run_prediction_loop(tracker, context)
 

@@ -134,3 +134,26 @@ def test_a_rest_client_should_not_send_a_reminders_answer_through_another_channe
              "the reminder")
     time.sleep(0.3)
     assert posted(callback_server) == {}
+
+
+def test_a_reminder_due_while_an_nlu_only_model_is_served_should_not_fail(
+        client, callback_server, tmp_path, caplog):
+    from parley.model_training import train_nlu
+
+    (tmp_path / "config.yml").write_text(
+        "language: en\npipeline:\n  - name: WhitespaceTokenizer\n"
+        "  - name: CountVectorsFeaturizer\n  - name: LogisticRegressionClassifier\n")
+    nlu_only = train_nlu(str(tmp_path / "config.yml"),
+                         str(BOTS / "rasa-example-reminderbot" / "data"),
+                         str(tmp_path / "models"))
+    say(client, "n", "/greet")
+    schedule(client, "n", reminder(0.3))
+    assert client.put("/model", json={"model_file": str(nlu_only)}).status_code == 204
+    with caplog.at_level(logging.WARNING):
+        wait_for(lambda: ("user", "EXTERNAL: EXTERNAL_dry_plant") in logged(client, "n"),
+                 "the reminder")
+    # As a message to that model: the intent is recorded, no action runs, nothing fails.
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "the model has no dialogue part" in caplog.text
+    assert logged(client, "n")[-1] == ("user", "EXTERNAL: EXTERNAL_dry_plant")
+    assert texts(callback_server, "n") == [GREETING]

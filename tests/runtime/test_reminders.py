@@ -349,3 +349,20 @@ def test_cancelling_should_not_look_at_other_conversations_jobs():
         assert len(bot.scheduler.pending()) == 201
 
     run(test)
+
+
+def test_jobs_fired_cancelled_or_replaced_should_leave_nothing_behind():
+    # Memory holds the waiting jobs only: no trace of a conversation whose reminders are
+    # gone, however many conversations there were.
+    async def test(bot: Bot) -> None:
+        for number in range(100):
+            sender = f"user{number}"
+            bot.scheduler.schedule(sender, reminder("a", seconds=0.05))
+            bot.scheduler.schedule(sender, reminder("a", seconds=0.05))  # replaces
+            bot.scheduler.schedule(sender, reminder("b", seconds=60))
+            bot.scheduler.cancel(sender, ReminderCancelled(name="b"))
+        await asyncio.sleep(0.3)
+        assert len(bot.fired) == 100 and bot.scheduler.pending() == []
+        assert bot.scheduler._jobs == {}  # noqa: SLF001 - what memory holds
+
+    run(test)

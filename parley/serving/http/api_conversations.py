@@ -94,16 +94,18 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         side_effects = bool_param(request, "execute_side_effects", False)
         events = events_from_body(await json_body(request, "an event or a list of events"))
         requested = query_value(request, "output_channel")
-        tracker = await processor.append_events(conversation_id, events, side_effects,
-                                                requested)
-        if side_effects:
-            # As Rasa: the events' bot messages go to the output channel when it sends on
-            # its own; a collecting channel (none, REST) keeps them to itself.
-            channel = MessageProcessor.output_channel(tracker, requested)
-            push = state.push_channels.get(channel) if channel else None
-            messages = [bot_message(event) for event in events if isinstance(event, BotUttered)]
-            if push is not None and messages:
-                await push(conversation_id, messages)
+        async with state.turn_order.turn(conversation_id):
+            tracker = await processor.append_events(conversation_id, events, side_effects,
+                                                    requested)
+            if side_effects:
+                # As Rasa: the events' bot messages go to the output channel when it sends
+                # on its own; a collecting channel (none, REST) keeps them to itself.
+                channel = MessageProcessor.output_channel(tracker, requested)
+                push = state.push_channels.get(channel) if channel else None
+                messages = [bot_message(event) for event in events
+                            if isinstance(event, BotUttered)]
+                if push is not None and messages:
+                    await push(conversation_id, messages)
         return JSONResponse(tracker_json(tracker, verbosity))
 
     async def replace_events(request: Request) -> JSONResponse:
@@ -162,10 +164,11 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
             raise HTTPError(404, f"The action '{name[:80]}' is not in the domain.",
                             reason="NotFound")
         await must_exist(processor, conversation_id)
-        tracker, messages = await state.within_timeout(processor.execute_action(
-            conversation_id, name, query_value(request, "output_channel"), policy,
-            float(confidence)))
-        return JSONResponse(await deliver(request, tracker, messages, verbosity))
+        async with state.turn_order.turn(conversation_id):
+            tracker, messages = await state.within_timeout(processor.execute_action(
+                conversation_id, name, query_value(request, "output_channel"), policy,
+                float(confidence)))
+            return JSONResponse(await deliver(request, tracker, messages, verbosity))
 
     async def trigger_intent(request: Request) -> JSONResponse:
         conversation_id, processor = begin(request, core=True)
@@ -185,9 +188,10 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         if name not in processor.domain.intent_names:
             raise HTTPError(404, f"The intent {name[:80]} does not exist in the domain.",
                             reason="NotFound")
-        tracker, messages = await state.within_timeout(processor.trigger_intent(
-            conversation_id, name, entities, query_value(request, "output_channel")))
-        return JSONResponse(await deliver(request, tracker, messages, verbosity))
+        async with state.turn_order.turn(conversation_id):
+            tracker, messages = await state.within_timeout(processor.trigger_intent(
+                conversation_id, name, entities, query_value(request, "output_channel")))
+            return JSONResponse(await deliver(request, tracker, messages, verbosity))
 
     async def deliver(request: Request, tracker: DialogueStateTracker,
                       messages: list[dict[str, Any]], verbosity: str) -> dict[str, Any]:

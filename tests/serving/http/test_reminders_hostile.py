@@ -4,7 +4,8 @@ server, the callback channel as the user's, reminders a fraction of a second ahe
 
 Besides the reminderbot's actions (tests/serving/http/test_reminders.py), its
 ``action_tell_id`` is implemented here as the slow, scriptable action these tests need:
-it waits ``slow`` seconds and returns ``events``, both read from the message's metadata
+it waits ``slow`` seconds, says the id and the texts ``also``, and returns ``events``, all
+read from the message's metadata
 (``{"options": {…}}``) or, for an intent a reminder triggers, from its ``options``
 entity."""
 
@@ -44,6 +45,8 @@ SLOW_ACTION = textwrap.dedent('''
                 tracker.get_latest_entity_values("options"), {})
             await asyncio.sleep(wanted.get("slow", 0))
             dispatcher.utter_message(f"The ID of this conversation is {tracker.sender_id}.")
+            for text in wanted.get("also", []):
+                dispatcher.utter_message(text)
             return wanted.get("events", [])
 ''')
 WATER = "Your plant needs some water!"
@@ -173,6 +176,19 @@ def test_a_reminder_due_during_a_slow_action_should_fire_once_it_is_done(
         ("bot", "The ID of this conversation is slow."), ("action", "action_listen"),
         ("user", "EXTERNAL: EXTERNAL_dry_plant"), ("user_featurization", None),
         ("action", "action_warn_dry"), ("bot", WATER)]
+
+
+def test_a_reminder_due_at_once_should_reach_the_user_after_the_answer_that_set_it(
+        client, callback_server):
+    # The callback takes 0.3 s over each message: the turn's second message is still on
+    # its way when the reminder's turn is done. As in Rasa (whose channels send during
+    # the turn), a conversation's messages leave in the order of its turns.
+    callback_server.delay = 0.3
+    say(client, "order", "/ask_id", options={"also": ["And that is all."], "events": [
+        reminder(0, intent="greet", name="at_once")]})
+    wait_for(lambda: len(texts(callback_server, "order")) == 3, "the reminder")
+    assert texts(callback_server, "order") == [
+        "The ID of this conversation is order.", "And that is all.", GREETING]
 
 
 def test_reminders_of_one_name_in_many_conversations_should_each_fire_in_their_own(

@@ -94,7 +94,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         side_effects = bool_param(request, "execute_side_effects", False)
         events = events_from_body(await json_body(request, "an event or a list of events"))
         requested = query_value(request, "output_channel")
-        async with state.turn_order.turn(conversation_id):
+        async with state.send_order.turn(conversation_id):
             tracker = await processor.append_events(conversation_id, events, side_effects,
                                                     requested)
             if side_effects:
@@ -164,7 +164,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
             raise HTTPError(404, f"The action '{name[:80]}' is not in the domain.",
                             reason="NotFound")
         await must_exist(processor, conversation_id)
-        async with state.turn_order.turn(conversation_id):
+        async with state.send_order.turn(conversation_id):
             tracker, messages = await state.within_timeout(processor.execute_action(
                 conversation_id, name, query_value(request, "output_channel"), policy,
                 float(confidence)))
@@ -188,7 +188,7 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         if name not in processor.domain.intent_names:
             raise HTTPError(404, f"The intent {name[:80]} does not exist in the domain.",
                             reason="NotFound")
-        async with state.turn_order.turn(conversation_id):
+        async with state.send_order.turn(conversation_id):
             tracker, messages = await state.within_timeout(processor.trigger_intent(
                 conversation_id, name, entities, query_value(request, "output_channel")))
             return JSONResponse(await deliver(request, tracker, messages, verbosity))

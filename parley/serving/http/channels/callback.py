@@ -76,7 +76,7 @@ class CallbackChannel(PlatformChannel):
         async def receive(request: Request) -> PlainTextResponse:
             message = await read_user_message(request, state, self.name)
             processor = state.require_processor()
-            async with state.turn_order.turn(message.sender_id):
+            async with state.send_order.turn(message.sender_id):
                 await self.post(message.sender_id,
                                 await state.within_timeout(processor.answer(message)))
             return PlainTextResponse("success")

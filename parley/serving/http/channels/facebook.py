@@ -254,7 +254,7 @@ class FacebookChannel(PlatformChannel):
         await self.sender_action(sender, "mark_seen")
         await self.sender_action(sender, "typing_on")
         try:
-            async with state.turn_order.turn(sender):
+            async with state.send_order.turn(sender):
                 replies = await run_turn(state, UserMessage(
                     text, sender, input_channel=self.name, output_channel=self.name))
                 await self._send_replies(sender, replies)

@@ -172,7 +172,7 @@ class SlackChannel(PlatformChannel):
 
     async def _turn(self, state: ServerState, message: UserMessage, channel: str,
                     thread: str | None) -> None:
-        async with state.turn_order.turn(message.sender_id):
+        async with state.send_order.turn(message.sender_id):
             for reply in await run_turn(state, message):
                 for body in slack_posts(reply, channel):
                     await self.post({**body, "thread_ts": thread} if thread else body)

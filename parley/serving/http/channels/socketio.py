@@ -176,7 +176,7 @@ def socketio_app(state: ServerState, options: dict[str, Any],
         if processor is None:
             logger.error("socket.io: no model is loaded; the message is dropped.")
             return
-        async with state.turn_order.turn(sender):
+        async with state.send_order.turn(sender):
             try:
                 replies = await state.within_timeout(processor.answer(UserMessage(
                     text if isinstance(text, str) else "", sender, input_channel=NAME,

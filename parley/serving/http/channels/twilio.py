@@ -128,7 +128,7 @@ class TwilioChannel(PlatformChannel):
                                          keep_blank_values=True)
             sender, text = form.get("From", [None])[0], form.get("Body", [None])[0]
             if sender and text is not None:
-                async with state.turn_order.turn(sender):
+                async with state.send_order.turn(sender):
                     replies = await run_turn(state, UserMessage(
                         text.replace("¡", "@"), sender, input_channel=self.name,
                         output_channel=self.name))

@@ -507,8 +507,10 @@ def _check_shape(name: str, data: dict[str, Any], prefix: str) -> None:
             raise DataError(f"{where}'entities' is missing (a list of entities).")
         if not all(isinstance(e, dict) for e in data["entities"]):
             raise DataError(f"{where}entities must be objects (entity, value, start, end).")
-        if not all(isinstance(e.get("entity"), str) for e in data["entities"]):
-            raise DataError(f"{where}each entity must be an object with an 'entity' name.")
+        for number, entity in enumerate(data["entities"], 1):
+            problem = _entity_problem(entity)
+            if problem:
+                raise DataError(f"{where}entity {number}: {problem}.")
     if name == "reminder":
         for key, what in (("intent", "the intent to trigger"),
                           ("date_time", "when, in ISO 8601 as rasa-sdk writes it")):
@@ -519,6 +521,24 @@ def _check_shape(name: str, data: dict[str, Any], prefix: str) -> None:
             and not all(isinstance(e, dict) for e in data["entities"]):
         raise DataError(f"{where}entities must be objects (entity, value), or one object "
                         "{entity: value}.")
+
+
+def _entity_problem(entity: dict[str, Any]) -> str | None:
+    """What Rasa's event schema (ENTITIES_SCHEMA) refuses in an entity, or None."""
+    if not isinstance(entity.get("entity"), str):
+        return "each entity must be an object with an 'entity' name"
+    if "value" not in entity:
+        return "an entity needs its 'value'"
+    for key, kinds, what in (("start", (int,), "an integer offset"),
+                             ("end", (int,), "an integer offset"),
+                             ("confidence", (numbers.Real,), "a number"),
+                             ("extractor", (str, type(None)), "a string or null"),
+                             ("role", (str, type(None)), "a string or null"),
+                             ("group", (str, type(None)), "a string or null")):
+        value = entity.get(key)
+        if key in entity and (isinstance(value, bool) or not isinstance(value, kinds)):
+            return f"an entity's '{key}' must be {what}, found {str(value)[:40]!r}"
+    return None
 
 
 def _date_time(text: str, where: str = "") -> datetime:

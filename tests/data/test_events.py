@@ -203,6 +203,17 @@ def test_entities_added_should_count_only_right_after_the_user_message_as_in_ras
      "each entity must be an object with an 'entity' name"),
     ({"event": "entities", "entities": [{"entity": 3, "value": "sushi"}]},
      "each entity must be an object with an 'entity' name"),
+    ({"event": "entities", "entities": [{"entity": "food"}]},
+     "entity 1: an entity needs its 'value'"),
+    ({"event": "entities", "entities": [{"entity": "food", "value": 1, "end": None}]},
+     "an entity's 'end' must be an integer offset"),
+    ({"event": "entities", "entities": [{"entity": "food", "value": 1, "start": True}]},
+     "an entity's 'start' must be an integer offset"),
+    ({"event": "entities", "entities": [{"entity": "food", "value": 1, "group": True}]},
+     "an entity's 'group' must be a string or null"),
+    ({"event": "entities", "entities": [{"entity": "food", "value": 1,
+                                         "confidence": "high"}]},
+     "an entity's 'confidence' must be a number"),
 ])
 def test_a_malformed_entities_event_should_be_named(data, problem):
     with pytest.raises(DataError, match=problem):

@@ -151,12 +151,6 @@ def reminder_fields(spec: dict[str, Any]) -> None:
             own["required"] = required
 
 
-def entities_event_fields(spec: dict[str, Any]) -> None:
-    own = _schemas(spec)["EntitiesAddedEvent"]["allOf"][1]
-    own["required"] = ["entities"]
-    own["properties"]["entities"]["items"]["required"] = ["entity"]
-
-
 def story_evaluation_numbers(spec: dict[str, Any]) -> None:
     action = _schemas(spec)["EvaluationStoriesResult"]["properties"]["actions"]["items"]
     action["properties"]["confidence"] = {"type": "number"}
@@ -194,8 +188,6 @@ CORRECTIONS: list[Correction] = [
     ("Rasa's reminder needs its intent and an ISO 8601 date_time (without them Rasa answers "
      "500, Parley 400); the keys of both reminder events have rasa-sdk's types",
      reminder_fields),
-    ("Rasa's entities event needs its list, of entities with a type (Rasa's event schema)",
-     entities_event_fields),
     ("Parley does not keep export, agent and legacy form events",
      events_parley_keeps),
     ("Parley answers in Rasa's format only (no emulation_mode)", no_emulation),

@@ -329,9 +329,12 @@ class DefinePrevUserUtteredFeaturization(Event):
 
 @dataclass
 class EntitiesAdded(Event):
-    """Entities a policy found in the latest user message (TEDPolicy's, when it predicted
-    from the message's text); the tracker adds those the message lacks to it, as Rasa's
-    does. The logged message itself stays as it was parsed."""
+    """Entities found in the latest user message after it was parsed (TEDPolicy's, when it
+    predicted from the message's text; or sent by a client or an action): the tracker adds
+    those the message lacks to it, as Rasa's does, only while ``action_listen`` is the
+    latest action (right after the message); after another action it changes nothing. The
+    logged message itself stays as it was parsed, and no slot is set (Rasa 3's
+    ``action_extract_slots`` fills slots, from messages)."""
 
     type_name: ClassVar[str] = "entities"
 
@@ -498,8 +501,16 @@ def _check_shape(name: str, data: dict[str, Any], prefix: str) -> None:
                             f"{str(intent.get('name'))[:40]!r}.")
         if not all(isinstance(e, dict) for e in parse.get("entities") or []):
             raise DataError(f"{where}entities must be objects (entity, value, start, end).")
-    if name == "entities" and not all(isinstance(e, dict) for e in data.get("entities") or []):
-        raise DataError(f"{where}entities must be objects (entity, value, start, end).")
+    if name == "entities":
+        # Rasa's event schema requires the list, of entities that name their type.
+        if data.get("entities") is None:
+            raise DataError(f"{where}'entities' is missing (a list of entities).")
+        if not all(isinstance(e, dict) for e in data["entities"]):
+            raise DataError(f"{where}entities must be objects (entity, value, start, end).")
+        for number, entity in enumerate(data["entities"], 1):
+            problem = _entity_problem(entity)
+            if problem:
+                raise DataError(f"{where}entity {number}: {problem}.")
     if name == "reminder":
         for key, what in (("intent", "the intent to trigger"),
                           ("date_time", "when, in ISO 8601 as rasa-sdk writes it")):
@@ -510,6 +521,24 @@ def _check_shape(name: str, data: dict[str, Any], prefix: str) -> None:
             and not all(isinstance(e, dict) for e in data["entities"]):
         raise DataError(f"{where}entities must be objects (entity, value), or one object "
                         "{entity: value}.")
+
+
+def _entity_problem(entity: dict[str, Any]) -> str | None:
+    """What Rasa's event schema (ENTITIES_SCHEMA) refuses in an entity, or None."""
+    if not isinstance(entity.get("entity"), str):
+        return "each entity must be an object with an 'entity' name"
+    if "value" not in entity:
+        return "an entity needs its 'value'"
+    for key, kinds, what in (("start", (int,), "an integer offset"),
+                             ("end", (int,), "an integer offset"),
+                             ("confidence", (numbers.Real,), "a number"),
+                             ("extractor", (str, type(None)), "a string or null"),
+                             ("role", (str, type(None)), "a string or null"),
+                             ("group", (str, type(None)), "a string or null")):
+        value = entity.get(key)
+        if key in entity and (isinstance(value, bool) or not isinstance(value, kinds)):
+            return f"an entity's '{key}' must be {what}, found {str(value)[:40]!r}"
+    return None
 
 
 def _date_time(text: str, where: str = "") -> datetime:

@@ -220,9 +220,11 @@ class DialogueStateTracker:
             self.latest_message_uses_text = None
             self.followup_action = None
         elif isinstance(event, EntitiesAdded):
-            # a copy: the logged UserUttered keeps what NLU parsed (Rasa's does too)
+            # Only right after the message, as Rasa's (a user turn follows action_listen).
+            # A copy: the logged UserUttered keeps what NLU parsed (Rasa's does too).
             added = [e for e in event.entities if e not in self.latest_message.entities]
-            if added and not self.latest_message.is_empty():
+            if added and self.latest_action.get(ACTION_NAME) == ACTION_LISTEN and \
+                    not self.latest_message.is_empty():
                 self.latest_message = dataclasses.replace(
                     self.latest_message, entities=[*self.latest_message.entities, *added])
         elif isinstance(event, DefinePrevUserUtteredFeaturization):

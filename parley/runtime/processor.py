@@ -94,7 +94,11 @@ LATEST_CHANNEL = "latest"
 @dataclass
 class UserMessage:
     """One incoming message. ``output_channel`` names the channel the answer goes to (it
-    picks channel-specific response variations); ``parse_data`` skips NLU when given.
+    picks channel-specific response variations); ``reply_channel`` is the server's channel
+    that received the message, through which the reminders set while handling it answer
+    (None: ``output_channel``; a channel whose clients may name ``output_channel`` sets it,
+    so that a client cannot have reminders sent through another channel to anyone it
+    names); ``parse_data`` skips NLU when given.
     A message without ``message_id`` gets a new one (32 hex digits), as Rasa's
     ``UserMessage`` does, so that every stored ``user`` event names its message; its text
     loses surrounding whitespace, as in Rasa (NLU, the stored event and ``from_text``
@@ -107,6 +111,7 @@ class UserMessage:
     metadata: dict[str, Any] | None = None
     message_id: str | None = None
     parse_data: dict[str, Any] | None = field(default=None, repr=False)
+    reply_channel: str | None = None
 
     def __post_init__(self) -> None:
         self.message_id = str(self.message_id) if self.message_id else uuid.uuid4().hex
@@ -169,8 +174,18 @@ class MessageProcessor:
         # metadata, so that a broker's consumer or a tracker store can tell them apart.
         self.event_metadata = model_event_metadata(model)
 
-    def context(self, channel: str | None) -> ActionContext:
-        return ActionContext(self.domain, self.nlg, self.executor, channel)
+    def context(self, channel: str | None, reply_channel: str | None = None) -> ActionContext:
+        """What actions run with: ``channel``'s response variations; reminders they set
+        answer through ``reply_channel`` (None: ``channel``)."""
+        return ActionContext(self.domain, self.nlg, self.executor, channel,
+                             reply_channel if reply_channel is not None else channel)
+
+    @staticmethod
+    def output_channel(tracker: DialogueStateTracker, requested: str | None) -> str | None:
+        """The channel ``requested`` names, ``latest`` being the one the user last wrote
+        from, as Rasa resolves it: its response variations are used, and the reminders
+        set now answer through it."""
+        return latest_input_channel(tracker) if requested == LATEST_CHANNEL else requested
 
     # ---- entry points ------------------------------------------------------------
 
@@ -185,7 +200,7 @@ class MessageProcessor:
         async with self.lock_store.lock(message.sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(message.sender_id)
             start = len(tracker.events)
-            context = self.context(message.output_channel)
+            context = self.context(message.output_channel, message.reply_channel)
             await self.update_session(tracker, context, message.metadata)
             await self.log_user_message(tracker, message)
             if self.model.has_core:
@@ -217,11 +232,11 @@ class MessageProcessor:
                                                                list[dict[str, Any]]]:
         """Run one named action (as Rasa's ``/execute`` endpoint does); nothing is
         predicted after it. The bot's messages come whole (:meth:`answer`'s), for the
-        caller to render for its channel."""
+        caller to render for its channel (``output_channel``: :meth:`output_channel`)."""
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
             start = len(tracker.events)
-            context = self.context(output_channel)
+            context = self.context(self.output_channel(tracker, output_channel))
             await self.update_session(tracker, context)
             await self.run_action(action_for_name(action, self.domain), tracker, context,
                                   prediction_for(self.domain, action, policy, confidence))
@@ -241,7 +256,7 @@ class MessageProcessor:
         async with self.lock_store.lock(sender_id, self.lock_lifetime):
             tracker = await self.tracker_store.get_or_create_tracker(sender_id)
             start = len(tracker.events)
-            context = self.context(output_channel)
+            context = self.context(self.output_channel(tracker, output_channel))
             await self.update_session(tracker, context)
             await self.log_external_message(tracker, context, intent, entities)
             await self.save(tracker, start)
@@ -282,6 +297,11 @@ class MessageProcessor:
         self.apply(tracker, [UserUttered(
             text=f"EXTERNAL: {intent}", intent={"name": intent}, entities=list(entities or []),
             input_channel=latest_input_channel(tracker), metadata={IS_EXTERNAL: True})])
+        if not self.model.has_core:
+            # A reminder come due after PUT /model loaded an NLU-only model: as a message.
+            logger.warning("the model has no dialogue part: the external intent '%s' is "
+                           "stored, and no action runs.", intent)
+            return
         await self.extract_slots(tracker, context)
         await self.run_prediction_loop(tracker, context)
 
@@ -331,9 +351,8 @@ class MessageProcessor:
             self.apply(tracker, list(events))
             await self.save(tracker, start)
             if execute_side_effects:
-                channel = (latest_input_channel(tracker) if output_channel == LATEST_CHANNEL
-                           else output_channel)
-                self.schedule_reminders(events, sender_id, channel)
+                self.schedule_reminders(events, sender_id,
+                                        self.output_channel(tracker, output_channel))
         return tracker
 
     async def replace_events(self, sender_id: str, events: list[Event],
@@ -558,8 +577,9 @@ class MessageProcessor:
         self.apply(tracker, events)
         if any(isinstance(event, UserUttered) for event in events):
             # An action put words in the user's mouth (a clarified fallback): fill slots.
-            await self.extract_slots(tracker, self.context(context.channel))
-        self.schedule_reminders(events, tracker.sender_id, context.channel)
+            await self.extract_slots(tracker, self.context(context.channel,
+                                                           context.reply_channel))
+        self.schedule_reminders(events, tracker.sender_id, context.reply_channel)
         return action.name not in ENDS_TURN
 
     def schedule_reminders(self, events: list[Event], sender_id: str,

@@ -6,4 +6,4 @@ from __future__ import annotations
 
 __all__ = ["RASA_ONLY_EVENTS"]
 
-RASA_ONLY_EVENTS = ("export", "agent", "entities", "form", "form_validation")
+RASA_ONLY_EVENTS = ("export", "agent", "form", "form_validation")

@@ -16,7 +16,10 @@ passed fires at once.
 
 Jobs live in the memory of the serving process, as Rasa's in-memory APScheduler keeps
 them: a restarted server has lost them. Timers are the event loop's own
-(``loop.call_later``): no thread, no dependency.
+(``loop.call_later``): no thread, no dependency. Jobs are kept per conversation, so that
+cancelling or listing one conversation's reminders costs nothing for the others'. Once
+the scheduler closes (the server stops), it lets the jobs already firing finish and
+schedules nothing more: a reminder set by such a job would only fire into closed stores.
 """
 
 from __future__ import annotations
@@ -61,51 +64,67 @@ class ReminderScheduler:
     def __init__(self, fire: Fire, clock: Callable[[], float] = time.time) -> None:
         self.fire = fire
         self.clock = clock
-        self._jobs: dict[tuple[str, str], ReminderJob] = {}
+        # conversation → reminder name → its job
+        self._jobs: dict[str, dict[str, ReminderJob]] = {}
         self._running: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     def schedule(self, sender_id: str, event: ReminderScheduled,
-                 output_channel: str | None = None) -> ReminderJob:
-        """Set ``event``'s job; a job of the same name in the conversation is replaced."""
-        key = (sender_id, event.name)
-        self._drop(key)
+                 output_channel: str | None = None) -> ReminderJob | None:
+        """Set ``event``'s job; a job of the same name in the conversation is replaced.
+        None once the scheduler is closed: the reminder is logged and not scheduled."""
+        if self._closed:
+            logger.warning("conversation '%s': the reminder '%s' is not scheduled: the "
+                           "server is stopping, and reminders live in its memory.",
+                           sender_id, event.name)
+            return None
+        self._drop(sender_id, event.name)
         job = ReminderJob(sender_id, event, output_channel)
         delay = max(0.0, event.trigger_time - self.clock())
         if math.isfinite(delay):  # a time past the calendar's end never comes
-            job.handle = asyncio.get_running_loop().call_later(delay, self._start, key, job)
-        self._jobs[key] = job
+            job.handle = asyncio.get_running_loop().call_later(delay, self._start, job)
+        self._jobs.setdefault(sender_id, {})[event.name] = job
         return job
 
     def cancel(self, sender_id: str, event: ReminderCancelled) -> list[ReminderJob]:
         """Cancel the conversation's jobs ``event`` matches; the jobs cancelled."""
-        matching = [key for key, job in self._jobs.items()
-                    if key[0] == sender_id and event.cancels(job.event)]
-        return [job for job in map(self._drop, matching) if job is not None]
+        matching = [name for name, job in self._jobs.get(sender_id, {}).items()
+                    if event.cancels(job.event)]
+        return [job for job in (self._drop(sender_id, name) for name in matching)
+                if job is not None]
 
     def pending(self, sender_id: str | None = None) -> list[ReminderJob]:
         """The jobs waiting (of one conversation, or all), soonest first."""
-        jobs = [job for (sender, _), job in self._jobs.items()
-                if sender_id is None or sender == sender_id]
+        if sender_id is None:
+            jobs = [job for named in self._jobs.values() for job in named.values()]
+        else:
+            jobs = list(self._jobs.get(sender_id, {}).values())
         return sorted(jobs, key=lambda job: job.event.trigger_time)
 
     async def close(self) -> None:
         """Drop the waiting jobs and let those already firing finish (they hold the
-        conversation's lock and save it), as a stopping server finishes its turns."""
-        for key in list(self._jobs):
-            self._drop(key)
-        if self._running:
+        conversation's lock and save it), as a stopping server finishes its turns; from
+        now on nothing is scheduled. Closing again does nothing more."""
+        self._closed = True
+        for sender_id, named in list(self._jobs.items()):
+            for name in list(named):
+                self._drop(sender_id, name)
+        while self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
-    def _drop(self, key: tuple[str, str]) -> ReminderJob | None:
-        job = self._jobs.pop(key, None)
+    def _drop(self, sender_id: str, name: str) -> ReminderJob | None:
+        named = self._jobs.get(sender_id)
+        job = named.pop(name, None) if named is not None else None
+        if named is not None and not named:
+            del self._jobs[sender_id]  # no empty entry per conversation ever seen
         if job is not None and job.handle is not None:
             job.handle.cancel()
         return job
 
-    def _start(self, key: tuple[str, str], job: ReminderJob) -> None:
-        if self._jobs.get(key) is not job:  # replaced or cancelled meanwhile
-            return
-        del self._jobs[key]
+    def _start(self, job: ReminderJob) -> None:
+        if self._jobs.get(job.sender_id, {}).get(job.event.name) is not job:
+            return  # replaced or cancelled meanwhile
+        self._drop(job.sender_id, job.event.name)
         task = asyncio.get_running_loop().create_task(self._run(job))
         self._running.add(task)
         task.add_done_callback(self._running.discard)

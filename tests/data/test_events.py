@@ -147,19 +147,77 @@ def test_event_dicts_should_use_rasa_names_and_keys():
     assert EVENTS[-1].to_dict()["entities"][0]["value"] == "sushi"
 
 
+ENTITY_DOMAIN = """
+version: "3.1"
+intents: [eat]
+entities: [cuisine, x]
+slots:
+  cuisine: {type: text, mappings: [{type: from_entity, entity: cuisine}]}
+"""
+
+
 def test_entities_added_should_extend_the_latest_message_not_the_logged_one():
     from parley.data.domain import Domain
     from parley.data.tracker import DialogueStateTracker
 
-    domain = Domain.from_yaml('version: "3.1"\nintents: [eat]\nentities: [cuisine]\n')
+    domain = Domain.from_yaml(ENTITY_DOMAIN)
     parsed = UserUttered(text="some sushi", entities=[{"entity": "x", "value": "some"}])
-    tracker = DialogueStateTracker.from_domain("t", domain, [parsed])
+    tracker = DialogueStateTracker.from_domain(
+        "t", domain, [ActionExecuted(action_name="action_listen"), parsed])
     sushi = {"entity": "cuisine", "value": "sushi", "start": 5, "end": 10}
     tracker.update(EntitiesAdded(entities=[sushi, {"entity": "x", "value": "some"}]))
     assert tracker.latest_message.entities == [{"entity": "x", "value": "some"}, sushi]
     assert parsed.entities == [{"entity": "x", "value": "some"}]
+    # As Rasa 3.6: the event fills no slot (action_extract_slots does, from messages).
+    assert tracker.get_slot("cuisine") is None
     with pytest.raises(DataError, match="entities must be objects"):
         event_from_dict({"event": "entities", "entities": ["sushi"]})
+
+
+def test_entities_added_should_count_only_right_after_the_user_message_as_in_rasa():
+    from parley.data.domain import Domain
+    from parley.data.tracker import DialogueStateTracker
+
+    # Rasa's EntitiesAdded.apply_to: "entities belong only to the last user message", so
+    # they are added only while action_listen is the latest action (a turn just began, or
+    # the bot listens again); after any other action, e.g. from a custom action, the
+    # event is logged and changes nothing.
+    domain = Domain.from_yaml(ENTITY_DOMAIN)
+    sushi = {"entity": "cuisine", "value": "sushi"}
+    tracker = DialogueStateTracker.from_domain("t", domain, [
+        ActionExecuted(action_name="action_listen"), UserUttered(text="food", intent={
+            "name": "eat", "confidence": 1.0}),
+        ActionExecuted(action_name="utter_ok"), EntitiesAdded(entities=[sushi])])
+    assert tracker.latest_message.entities == []
+    tracker.update(ActionExecuted(action_name="action_listen"))
+    tracker.update(EntitiesAdded(entities=[sushi]))
+    assert tracker.latest_message.entities == [sushi]
+    replayed = DialogueStateTracker.from_domain("t", domain, tracker.events)
+    assert replayed.latest_message.entities == [sushi]
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    ({"event": "entities"}, "'entities' is missing"),
+    ({"event": "entities", "entities": None}, "'entities' is missing"),
+    ({"event": "entities", "entities": [{"value": "sushi"}]},
+     "each entity must be an object with an 'entity' name"),
+    ({"event": "entities", "entities": [{"entity": 3, "value": "sushi"}]},
+     "each entity must be an object with an 'entity' name"),
+    ({"event": "entities", "entities": [{"entity": "food"}]},
+     "entity 1: an entity needs its 'value'"),
+    ({"event": "entities", "entities": [{"entity": "food", "value": 1, "end": None}]},
+     "an entity's 'end' must be an integer offset"),
+    ({"event": "entities", "entities": [{"entity": "food", "value": 1, "start": True}]},
+     "an entity's 'start' must be an integer offset"),
+    ({"event": "entities", "entities": [{"entity": "food", "value": 1, "group": True}]},
+     "an entity's 'group' must be a string or null"),
+    ({"event": "entities", "entities": [{"entity": "food", "value": 1,
+                                         "confidence": "high"}]},
+     "an entity's 'confidence' must be a number"),
+])
+def test_a_malformed_entities_event_should_be_named(data, problem):
+    with pytest.raises(DataError, match=problem):
+        event_from_dict(data, "event 1")
 
 
 def test_events_should_read_rasa_json_with_timestamps():

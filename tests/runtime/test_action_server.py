@@ -17,7 +17,8 @@ import pytest
 
 from parley.data.domain import Domain
 from parley.data.events import (
-    ActionExecuted, ActiveLoop, BotUttered, ConversationPaused, FollowupAction,
+    ActionExecuted, ActiveLoop, BotUttered, ConversationPaused, EntitiesAdded,
+    FollowupAction,
     ReminderCancelled, ReminderScheduled, SlotSet, UserUttered)
 from parley.data.tracker import DialogueStateTracker
 from parley.errors import ActionError, ActionRejected, SchemaError
@@ -217,6 +218,22 @@ def test_rasa_sdks_reminder_and_pause_events_should_be_read(server: Server) -> N
     assert isinstance(reminder, ReminderScheduled) and reminder.intent == "EXTERNAL_reminder"
     assert reminder.name  # rasa-sdk sends none: a new one, as Rasa gives
     assert cancel == ReminderCancelled(name="r1") and pause == ConversationPaused()
+
+
+def test_an_entities_event_should_be_read(server: Server) -> None:
+    # rasa-sdk has no class for it: an action returns Rasa's JSON as a dict.
+    entity = {"entity": "name", "value": "Grace", "extractor": "action_hello"}
+    server.reply = lambda body: (200, {"events": [
+        {"event": "entities", "timestamp": None, "entities": [entity]}]})
+    [added] = run(client_for(server)).events
+    assert isinstance(added, EntitiesAdded) and added.entities == [entity]
+    # A malformed one is the action server's mistake, not a Rasa event Parley lacks.
+    server.reply = lambda body: (200, {"events": [{"event": "entities", "entities": [
+        {"value": "Grace"}]}]})
+    with pytest.raises(ActionError, match="each entity must be an object with an 'entity' "
+                                          "name") as caught:
+        run(client_for(server))
+    assert "does not implement" not in str(caught.value)
 
 
 def test_a_slow_server_should_time_out_with_a_clear_message(server: Server) -> None:

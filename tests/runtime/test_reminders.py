@@ -305,3 +305,64 @@ def test_closing_the_scheduler_should_drop_the_waiting_jobs():
         assert bot.fired == []
 
     run(test)
+
+
+def test_closing_should_wait_for_firing_jobs_and_schedule_nothing_they_set():
+    # A reminder whose action sets the next one at once (a chain), closed while firing:
+    # close() returns once the firing one is done, and what it set is not scheduled.
+    async def test(bot: Bot) -> None:
+        bot.actions.next["action_set"] = lambda tracker: [reminder(seconds=0, intent="set")]
+        await bot.say("/set")
+        await asyncio.sleep(0.05)  # the first link fires
+        await bot.scheduler.close()
+        fired = len(bot.fired)
+        assert bot.scheduler.pending() == []
+        await asyncio.sleep(0.1)
+        assert len(bot.fired) == fired  # nothing fires after close
+
+    run(test)
+
+
+def test_cancelling_should_not_look_at_other_conversations_jobs():
+    # With a reminder in each of many conversations, a turn that cancels its own must not
+    # walk through everyone's (it holds the event loop meanwhile). The other conversations'
+    # ids count every comparison made with them.
+    class Watched(str):
+        compared = 0
+
+        def __eq__(self, other: object) -> bool:
+            Watched.compared += 1
+            return str.__eq__(self, other)
+
+        __hash__ = str.__hash__
+
+    async def test(bot: Bot) -> None:
+        for number in range(200):
+            bot.scheduler.schedule(Watched(f"user{number}"), reminder(seconds=60))
+        bot.scheduler.schedule("ada", reminder("a", seconds=60))
+        bot.scheduler.schedule("ada", reminder("b", seconds=60))
+        Watched.compared = 0
+        cancelled = bot.scheduler.cancel("ada", ReminderCancelled(name="a"))
+        assert [job.event.name for job in bot.scheduler.pending("ada")] == ["b"]
+        assert Watched.compared == 0
+        assert [job.event.name for job in cancelled] == ["a"]
+        assert len(bot.scheduler.pending()) == 201
+
+    run(test)
+
+
+def test_jobs_fired_cancelled_or_replaced_should_leave_nothing_behind():
+    # Memory holds the waiting jobs only: no trace of a conversation whose reminders are
+    # gone, however many conversations there were.
+    async def test(bot: Bot) -> None:
+        for number in range(100):
+            sender = f"user{number}"
+            bot.scheduler.schedule(sender, reminder("a", seconds=0.05))
+            bot.scheduler.schedule(sender, reminder("a", seconds=0.05))  # replaces
+            bot.scheduler.schedule(sender, reminder("b", seconds=60))
+            bot.scheduler.cancel(sender, ReminderCancelled(name="b"))
+        await asyncio.sleep(0.3)
+        assert len(bot.fired) == 100 and bot.scheduler.pending() == []
+        assert bot.scheduler._jobs == {}  # noqa: SLF001 - what memory holds
+
+    run(test)

@@ -26,13 +26,15 @@ UTTER_PREFIX = "utter_"
 @dataclass
 class ActionContext:
     """What actions need besides the conversation: the domain, the response generator, the
-    executor for custom actions (None: no action server configured) and the name of the
-    output channel (it picks channel-specific response variations)."""
+    executor for custom actions (None: no action server configured), the name of the
+    output channel (it picks channel-specific response variations) and the channel the
+    reminders the actions set answer through (None: they answer into the conversation)."""
 
     domain: Domain
     nlg: ResponseGenerator
     executor: ActionExecutor | None = None
     channel: str | None = None
+    reply_channel: str | None = None
 
 
 class Action(ABC):

@@ -36,8 +36,7 @@ from parley.data.events import BotUttered, event_from_dict
 from parley.errors import DataError
 from parley.data.tracker import DialogueStateTracker
 from parley.runtime.output import bot_message, collect
-from parley.runtime.processor import LATEST_CHANNEL, MessageProcessor, UserMessage
-from parley.runtime.tracker_state import latest_input_channel
+from parley.runtime.processor import MessageProcessor, UserMessage
 from parley.serving.http.auth import Auth
 from parley.serving.http.body import (
     bool_param, json_body, json_object, optional_text, query_value,
@@ -95,17 +94,18 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         side_effects = bool_param(request, "execute_side_effects", False)
         events = events_from_body(await json_body(request, "an event or a list of events"))
         requested = query_value(request, "output_channel")
-        tracker = await processor.append_events(conversation_id, events, side_effects,
-                                                requested)
-        if side_effects:
-            # As Rasa: the events' bot messages go to the output channel when it sends on
-            # its own; a collecting channel (none, REST) keeps them to itself.
-            channel = latest_input_channel(tracker) if requested == LATEST_CHANNEL \
-                else requested
-            push = state.push_channels.get(channel) if channel else None
-            messages = [bot_message(event) for event in events if isinstance(event, BotUttered)]
-            if push is not None and messages:
-                await push(conversation_id, messages)
+        async with state.send_order.turn(conversation_id):
+            tracker = await processor.append_events(conversation_id, events, side_effects,
+                                                    requested)
+            if side_effects:
+                # As Rasa: the events' bot messages go to the output channel when it sends
+                # on its own; a collecting channel (none, REST) keeps them to itself.
+                channel = MessageProcessor.output_channel(tracker, requested)
+                push = state.push_channels.get(channel) if channel else None
+                messages = [bot_message(event) for event in events
+                            if isinstance(event, BotUttered)]
+                if push is not None and messages:
+                    await push(conversation_id, messages)
         return JSONResponse(tracker_json(tracker, verbosity))
 
     async def replace_events(request: Request) -> JSONResponse:
@@ -164,10 +164,11 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
             raise HTTPError(404, f"The action '{name[:80]}' is not in the domain.",
                             reason="NotFound")
         await must_exist(processor, conversation_id)
-        tracker, messages = await state.within_timeout(processor.execute_action(
-            conversation_id, name, _output_channel(request), policy,
-            float(confidence)))
-        return JSONResponse(await deliver(request, tracker, messages, verbosity))
+        async with state.send_order.turn(conversation_id):
+            tracker, messages = await state.within_timeout(processor.execute_action(
+                conversation_id, name, query_value(request, "output_channel"), policy,
+                float(confidence)))
+            return JSONResponse(await deliver(request, tracker, messages, verbosity))
 
     async def trigger_intent(request: Request) -> JSONResponse:
         conversation_id, processor = begin(request, core=True)
@@ -187,17 +188,18 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
         if name not in processor.domain.intent_names:
             raise HTTPError(404, f"The intent {name[:80]} does not exist in the domain.",
                             reason="NotFound")
-        tracker, messages = await state.within_timeout(processor.trigger_intent(
-            conversation_id, name, entities, _output_channel(request)))
-        return JSONResponse(await deliver(request, tracker, messages, verbosity))
+        async with state.send_order.turn(conversation_id):
+            tracker, messages = await state.within_timeout(processor.trigger_intent(
+                conversation_id, name, entities, query_value(request, "output_channel")))
+            return JSONResponse(await deliver(request, tracker, messages, verbosity))
 
     async def deliver(request: Request, tracker: DialogueStateTracker,
                       messages: list[dict[str, Any]], verbosity: str) -> dict[str, Any]:
         """The answer to execute / trigger_intent, the bot's ``messages`` sent through the
         channel ``output_channel`` names (``latest``: the conversation's) when it sends
         on its own, else in the answer."""
-        requested = query_value(request, "output_channel")
-        channel = latest_input_channel(tracker) if requested == "latest" else requested
+        channel = MessageProcessor.output_channel(tracker,
+                                                  query_value(request, "output_channel"))
         push = state.push_channels.get(channel) if channel else None
         answer: dict[str, Any] = {"tracker": tracker_json(tracker, verbosity)}
         if push is None:
@@ -229,13 +231,6 @@ def routes(state: ServerState, auth: Auth) -> list[BaseRoute]:
             Route(f"{PREFIX}/execute", execute, methods=["POST"]),
             Route(f"{PREFIX}/trigger_intent", trigger_intent, methods=["POST"]),
             Route(f"{PREFIX}/story", story, methods=["GET"])]
-
-
-def _output_channel(request: Request) -> str | None:
-    """The channel whose response variations to use; ``latest`` (Rasa: the channel the
-    user last wrote from) leaves the choice to the conversation."""
-    channel = query_value(request, "output_channel")
-    return None if channel == "latest" else channel
 
 
 def _check_parse_data(parse_data: Any, text: str | None) -> None:

@@ -29,6 +29,7 @@ from parley.serving.agent import Agent
 from parley.serving.http.compute import PredictionPool
 from parley.serving.http.errors import HTTPError
 from parley.serving.http.model_server import ModelServer
+from parley.serving.http.send_order import SendOrder
 from parley.serving.http.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_MESSAGE_CHARS
 
 __all__ = ["DEFAULT_RESPONSE_TIMEOUT", "Push", "ServerSettings", "ServerState"]
@@ -89,6 +90,8 @@ class ServerState:
         # the channels register themselves as the app is made.
         self.push_channels: dict[str, Push] = {}
         self.reminders = ReminderScheduler(self.fire_reminder)
+        # A reminder's answer is sent after those of the turns before it.
+        self.send_order = SendOrder()
         self.agent: Agent | None = None
         self.model_file: str | None = None
         self.processor: MessageProcessor | None = None
@@ -137,17 +140,20 @@ class ServerState:
         """Run a reminder whose time came, and send the bot's answer through the channel
         of the message that set it when that channel sends on its own (callback,
         socket.io …); otherwise the answer is in the conversation only, as Rasa's
-        collecting channel (REST) keeps it to itself."""
+        collecting channel (REST) keeps it to itself. It is sent after the answers of the
+        conversation's turns that began before it (:mod:`~parley.serving.http.send_order`)."""
         processor = self.processor
         if processor is None:
             logger.warning("conversation '%s': no model is loaded; the reminder '%s' is "
                            "dropped.", job.sender_id, job.event.name)
             return
-        messages = await processor.handle_reminder(job.event, job.sender_id,
-                                                   job.output_channel)
-        push = self.push_channels.get(job.output_channel or "")
-        if messages and push is not None:
-            await push(job.sender_id, messages)
+        async with self.send_order.turn(job.sender_id) as after_earlier:
+            messages = await processor.handle_reminder(job.event, job.sender_id,
+                                                       job.output_channel)
+            push = self.push_channels.get(job.output_channel or "")
+            if messages and push is not None:
+                await after_earlier()
+                await push(job.sender_id, messages)
 
     def require_processor(self, core: bool = False) -> MessageProcessor:
         """The processor, or Rasa's 409 when no model (with dialogue, if ``core``) is loaded."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,11 +31,13 @@ class Recorded:
 
 class FakePlatform:
     """``with FakePlatform() as api:`` — ``api.url`` to point a channel at, ``api.requests``
-    what it was sent, ``api.answers[path] = (status, json)`` to answer a path otherwise."""
+    what it was sent, ``api.answers[path] = (status, json)`` to answer a path otherwise,
+    ``api.delay`` seconds to take over each answer (a slow platform)."""
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.answers: dict[str, tuple[int, Any]] = {}
+        self.delay = 0.0
         platform = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -46,6 +49,7 @@ class FakePlatform:
                     {k.lower(): v for k, v in self.headers.items()}, body))
                 status, answer = platform.answers.get(parts.path, (200, {"ok": True}))
                 data = json.dumps(answer).encode()
+                time.sleep(platform.delay)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))

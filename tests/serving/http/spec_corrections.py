@@ -20,8 +20,7 @@ SPEC = SHARED_DATA.parent / "spec" / "rasa-http-api.yml"
 # Operations Rasa has and Parley does not.
 NOT_IMPLEMENTED: set[tuple[str, str]] = set()
 # Rasa's events Parley does not keep: posting one is a 400 that says so.
-EVENTS_NOT_IMPLEMENTED = ("ExportEvent", "AgentEvent", "EntitiesAddedEvent", "FormEvent",
-                          "FormValidationEvent")
+EVENTS_NOT_IMPLEMENTED = ("ExportEvent", "AgentEvent", "FormEvent", "FormValidationEvent")
 
 
 def _schemas(spec: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +188,7 @@ CORRECTIONS: list[Correction] = [
     ("Rasa's reminder needs its intent and an ISO 8601 date_time (without them Rasa answers "
      "500, Parley 400); the keys of both reminder events have rasa-sdk's types",
      reminder_fields),
-    ("Parley does not keep export, agent, entities and legacy form events",
+    ("Parley does not keep export, agent and legacy form events",
      events_parley_keeps),
     ("Parley answers in Rasa's format only (no emulation_mode)", no_emulation),
     ("Rasa's story evaluation gives each action's confidence as a number",

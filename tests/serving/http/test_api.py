@@ -138,6 +138,24 @@ def test_events_should_append_and_replace(client):
         .status_code == 400
 
 
+def test_an_entities_event_should_add_to_the_latest_message_as_rasas(client):
+    client.post("/webhooks/rest/webhook", json={"sender": "ent", "message": "/greet"})
+    entity = {"entity": "mood", "value": "great", "extractor": "a human"}
+    added = client.post("/conversations/ent/tracker/events",
+                        json={"event": "entities", "entities": [entity]})
+    assert added.status_code == 200, added.text
+    tracker = added.json()
+    assert tracker["latest_message"]["intent"]["name"] == "greet"
+    assert tracker["latest_message"]["entities"] == [entity]
+    last = tracker["events"][-1]
+    assert last["event"] == "entities" and last["entities"] == [entity]
+    again = client.get("/conversations/ent/tracker").json()  # read back from the store
+    assert again["latest_message"]["entities"] == [entity]
+    missing = client.post("/conversations/ent/tracker/events", json={"event": "entities"})
+    assert missing.status_code == 400
+    assert "'entities' is missing" in missing.json()["message"]
+
+
 def test_messages_should_log_a_message_and_predict_should_not_run_anything(client):
     logged = client.post("/conversations/m/messages", json={"text": "hello", "sender": "user"})
     assert logged.status_code == 200

@@ -258,3 +258,28 @@ def test_a_malformed_reminder_should_be_a_400_naming_the_key(client):
                                "date_time": "in a minute"})
     assert answer.status_code == 400
     assert "'date_time' must be a date and time in ISO 8601" in answer.json()["message"]
+
+
+def test_a_reminder_set_through_execute_or_trigger_intent_with_latest_should_reach_the_user(
+        client, callback_server):
+    # Rasa resolves output_channel=latest to the channel the user last wrote from: the
+    # reminder the action sets answers there too, not only into the tracker.
+    say(client, "ext", "/greet")
+    say(client, "exe", "/greet", reminder={"seconds": 1, "name": "by_execute"})
+    triggered = client.post("/conversations/ext/trigger_intent?output_channel=latest",
+                            json={"name": "ask_remind_call", "entities": {"PERSON": "Kim"}})
+    executed = client.post("/conversations/exe/execute?output_channel=latest",
+                           json={"name": "action_set_reminder"})
+    assert triggered.status_code == 200 and executed.status_code == 200
+    # The bot listens again, so that the reminder's rule (intent after a listen) applies.
+    client.post("/conversations/exe/tracker/events",
+                json={"event": "action", "name": "action_listen"})
+    state = client.app.state.parley  # type: ignore[attr-defined]
+    assert sorted((job.sender_id, job.output_channel) for job in state.reminders.pending()) \
+        == [("exe", "callback"), ("ext", "callback")]
+    wait_for(lambda: posted(callback_server)["ext"][-1] == "Remember to call Kim!",
+             "the reminder set through trigger_intent")
+    wait_for(lambda: posted(callback_server)["exe"][-1] == "Remember to call someone!",
+             "the reminder set through execute")
+    assert posted(callback_server)["ext"] == [
+        "What can I do for you?", "I will remind you in 1 seconds.", "Remember to call Kim!"]

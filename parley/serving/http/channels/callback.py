@@ -76,8 +76,9 @@ class CallbackChannel(PlatformChannel):
         async def receive(request: Request) -> PlainTextResponse:
             message = await read_user_message(request, state, self.name)
             processor = state.require_processor()
-            await self.post(message.sender_id,
-                            await state.within_timeout(processor.answer(message)))
+            async with state.send_order.turn(message.sender_id):
+                await self.post(message.sender_id,
+                                await state.within_timeout(processor.answer(message)))
             return PlainTextResponse("success")
 
         return [health_route(self.prefix),

@@ -254,9 +254,10 @@ class FacebookChannel(PlatformChannel):
         await self.sender_action(sender, "mark_seen")
         await self.sender_action(sender, "typing_on")
         try:
-            replies = await run_turn(state, UserMessage(
-                text, sender, input_channel=self.name, output_channel=self.name))
-            await self._send_replies(sender, replies)
+            async with state.send_order.turn(sender):
+                replies = await run_turn(state, UserMessage(
+                    text, sender, input_channel=self.name, output_channel=self.name))
+                await self._send_replies(sender, replies)
         finally:
             await self.sender_action(sender, "typing_off")
 

@@ -9,8 +9,9 @@ answers with the bot's messages of that turn::
 (``text``, ``buttons``, ``image``, ``attachment``, ``custom``, see
 :mod:`parley.runtime.output`). ``sender`` defaults to ``"default"`` as in Rasa;
 ``input_channel`` / ``output_channel`` in the body name other channels (they pick
-channel-specific response variations). ``GET /webhooks/rest/`` is the channel's health
-check: ``{"status": "ok"}``.
+channel-specific response variations); the reminders a message sets answer through this
+channel all the same (REST: into the conversation only, as in Rasa), never through one a
+client names. ``GET /webhooks/rest/`` is the channel's health check: ``{"status": "ok"}``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ async def read_user_message(request: Request, state: ServerState, channel: str) 
         text=text, sender_id=optional_text(data, "sender") or DEFAULT_SENDER,
         input_channel=optional_text(data, "input_channel") or channel,
         output_channel=optional_text(data, "output_channel") or channel,
+        reply_channel=channel,
         # As Rasa's REST channel, no message id is read from the body: each message
         # gets a new one (UserMessage).
         metadata=metadata)

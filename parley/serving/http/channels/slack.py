@@ -172,9 +172,10 @@ class SlackChannel(PlatformChannel):
 
     async def _turn(self, state: ServerState, message: UserMessage, channel: str,
                     thread: str | None) -> None:
-        for reply in await run_turn(state, message):
-            for body in slack_posts(reply, channel):
-                await self.post({**body, "thread_ts": thread} if thread else body)
+        async with state.send_order.turn(message.sender_id):
+            for reply in await run_turn(state, message):
+                for body in slack_posts(reply, channel):
+                    await self.post({**body, "thread_ts": thread} if thread else body)
 
     def _start_turn(self, request: Request, state: ServerState, text: str, sender: str,
                     metadata: dict[str, Any]) -> Response:

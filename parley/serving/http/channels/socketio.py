@@ -176,14 +176,16 @@ def socketio_app(state: ServerState, options: dict[str, Any],
         if processor is None:
             logger.error("socket.io: no model is loaded; the message is dropped.")
             return
-        try:
-            replies = await state.within_timeout(processor.answer(UserMessage(
-                text if isinstance(text, str) else "", sender, input_channel=NAME,
-                output_channel=NAME, metadata=metadata if isinstance(metadata, dict) else {})))
-        except Exception:  # noqa: BLE001 - a socket has nobody to answer an error to
-            logger.exception("socket.io: handling a message of %s failed", sender)
-            return
-        await push(sender, replies)
+        async with state.send_order.turn(sender):
+            try:
+                replies = await state.within_timeout(processor.answer(UserMessage(
+                    text if isinstance(text, str) else "", sender, input_channel=NAME,
+                    output_channel=NAME,
+                    metadata=metadata if isinstance(metadata, dict) else {})))
+            except Exception:  # noqa: BLE001 - a socket has nobody to answer an error to
+                logger.exception("socket.io: handling a message of %s failed", sender)
+                return
+            await push(sender, replies)
 
     async def push(recipient_id: str, replies: list[dict[str, Any]]) -> None:
         """The bot's messages to the room of ``recipient_id``: the session's (with

@@ -242,9 +242,10 @@ class TelegramChannel(PlatformChannel):
                 return PlainTextResponse("success")
             chat_id, text = found
             for turn in ([RESTART, START] if text == RESTART else [text]):
-                replies = await run_turn(state, UserMessage(
-                    turn, chat_id, input_channel=self.name, output_channel=self.name))
-                await self.send(chat_id, replies)
+                async with state.send_order.turn(chat_id):
+                    replies = await run_turn(state, UserMessage(
+                        turn, chat_id, input_channel=self.name, output_channel=self.name))
+                    await self.send(chat_id, replies)
             return PlainTextResponse("success")
 
         return [health_route(self.prefix),

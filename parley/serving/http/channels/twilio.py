@@ -128,10 +128,11 @@ class TwilioChannel(PlatformChannel):
                                          keep_blank_values=True)
             sender, text = form.get("From", [None])[0], form.get("Body", [None])[0]
             if sender and text is not None:
-                replies = await run_turn(state, UserMessage(
-                    text.replace("¡", "@"), sender, input_channel=self.name,
-                    output_channel=self.name))
-                await self._send_replies(sender, replies)
+                async with state.send_order.turn(sender):
+                    replies = await run_turn(state, UserMessage(
+                        text.replace("¡", "@"), sender, input_channel=self.name,
+                        output_channel=self.name))
+                    await self._send_replies(sender, replies)
             else:
                 logger.debug("twilio: a request without From and Body was ignored.")
             return Response(status_code=204)

@@ -17,7 +17,7 @@ from parley.data.formats.nlu_yaml import nlu_to_yaml
 from parley.data.importer import TrainingDataImporter
 from parley.data.validation import validate_for_training
 from parley.engine.cache import cache_from_env
-from parley.engine.naming import default_model_name, resolve_model_path
+from parley.engine.naming import resolve_model_path
 from parley.ml.numpy_net import blas_threads
 from parley.model_archive import read_metadata, resolve_model
 from parley.recipe import build_recipe
@@ -130,8 +130,8 @@ def _train(importer: TrainingDataImporter, request: TrainingRequest) -> Training
         return TrainingResult(None, code, plan.dry_run_results())
     if code == CODE_NOTHING and plan.previous_model is not None:
         return TrainingResult(str(_reuse(plan.previous_model, request)), 0)
-    target = resolve_model_path(request.output, request.fixed_model_name
-                                or default_model_name(request.archive_prefix))
+    target = resolve_model_path(request.output, request.fixed_model_name,
+                                request.archive_prefix)
     target.parent.mkdir(parents=True, exist_ok=True)
     holder = extract_model(finetune_from) if finetune_from else extract_previous(plan)
     try:

@@ -51,9 +51,22 @@ def resolve_model_path(
     A ``fixed_model_name`` is used as given, with ``.tar.gz`` appended when missing; one
     with a directory part (``"experiments/v2"``) stays inside ``output_dir``, like Rasa;
     an absolute one is taken as it is.
-    Without it a :func:`default_model_name` is made with ``prefix``.
+    Without it a :func:`default_model_name` is made with ``prefix``, one no file in
+    ``output_dir`` has yet: two trainings in the same second (a finetuning the cache makes
+    quick) must not write over each other's model by drawing the same two words.
     """
-    name = fixed_model_name or default_model_name(prefix)
-    if not name.endswith(ARCHIVE_SUFFIX):
-        name += ARCHIVE_SUFFIX
-    return Path(output_dir) / name
+    if fixed_model_name:
+        return Path(output_dir) / _with_suffix(fixed_model_name)
+    for _ in range(_FRESH_NAME_TRIES):
+        target = Path(output_dir) / _with_suffix(default_model_name(prefix))
+        if not target.exists():
+            break
+    return target
+
+
+# 900 word pairs a second: 20 draws that all land on taken names do not happen by chance.
+_FRESH_NAME_TRIES = 20
+
+
+def _with_suffix(name: str) -> str:
+    return name if name.endswith(ARCHIVE_SUFFIX) else name + ARCHIVE_SUFFIX

@@ -54,3 +54,15 @@ def test_without_a_fixed_name_a_default_name_should_be_made(tmp_path: Path) -> N
     assert path.parent == tmp_path / "models"
     assert re.fullmatch(r"core-\d{8}-\d{6}-[a-z]+-[a-z]+\.tar\.gz", path.name)
     assert resolve_model_path(tmp_path, "").name.endswith(".tar.gz")
+
+
+def test_a_default_name_should_never_be_one_a_model_in_the_output_has(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two trainings in one second drawing the same words: the second must not overwrite.
+    taken = tmp_path / "20240131-154502-tidy-river.tar.gz"
+    taken.write_bytes(b"an earlier model")
+    draws = iter(["20240131-154502-tidy-river", "20240131-154502-calm-otter"])
+    monkeypatch.setattr("parley.engine.naming.default_model_name", lambda prefix: next(draws))
+    assert resolve_model_path(tmp_path).name == "20240131-154502-calm-otter.tar.gz"
+    assert taken.read_bytes() == b"an earlier model"

@@ -16,6 +16,9 @@
  * on every call, thread and run — not MKL's bits, so models trained with this kernel differ
  * in their last bits from those trained without (the model's fingerprint says which).
  *
+ * The same module's bfloat16 products (AVX512_BF16) live in _grouped_bf16.c: forward and
+ * backward below check the arguments for both and hand a bfloat16 call over (``bf16``).
+ *
  * Buffers only (no numpy headers): parley/ml/grouped_kernel.py hands over C-contiguous
  * arrays of the right types and sizes and checks the shapes; this file checks sizes again.
  * The products let go of the interpreter lock: a training's lanes, or a bot's DIET and TED,
@@ -28,17 +31,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "_grouped.h"
+
 /* Raised when the Python side's calls and this file disagree (see grouped_kernel.py). */
-#define GROUPED_KERNEL_VERSION 1
+#define GROUPED_KERNEL_VERSION 2
 
 #define TILE_ROWS 6   /* a register tile: 6 rows × 16 columns = 12 of the 16 registers */
 #define WIDTH 16
 #define CHUNK 128      /* kernel gradient: rows packed at a time, kept in cache across a group's tiles */
 #define FIELDS 5      /* a group's entry: fan-in K, width N, first output column, kernel offset, column-list offset */
 
-typedef struct {
-    int64_t k, n, o0, koff, coff;
-} Group;
 
 static int check(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t count, const char *name)
 {
@@ -185,25 +187,63 @@ static void group_rows(const float *a, int64_t lda, const int32_t *acols, int64_
     }
 }
 
-/* forward(x, cols, kernel, bias, groups, out, rows, in, out_features, has_bias) */
+/* The bfloat16 products gather with 32-bit offsets: a kernel gradient's chunk of rows
+ * (CHUNK · in) and a row's columns must stay below 2^31, and the CPU must have them. */
+static int bf16_ready(Py_ssize_t rows, Py_ssize_t in_f)
+{
+    if (!grouped_bf16_supported()) {
+        PyErr_SetString(PyExc_RuntimeError, "this CPU has no AVX512_BF16: ask supported_bf16() first");
+        return 0;
+    }
+    if (in_f > (INT32_MAX / 2) / 129 || rows > INT64_MAX / 2) {
+        PyErr_SetString(PyExc_ValueError, "the layer is too wide for the bfloat16 kernel");
+        return 0;
+    }
+    return 1;
+}
+
+/* forward(x, cols, kernel, bias, groups, out, packed, rows, in, out_features, has_bias, bf16,
+ * x_half, out_half): bf16 true multiplies in bfloat16 (_grouped_bf16.c), x and out may then be
+ * bfloat16 (x_half, out_half), and x packed for the backward goes into ``packed``; else all
+ * float32 and ``packed`` empty */
 static PyObject *forward(PyObject *self, PyObject *args)
 {
-    Py_buffer xb, cb, kb, bb, gb, ob;
+    Py_buffer xb, cb, kb, bb, gb, ob, pb;
     Py_ssize_t rows, in_f, out_f;
-    int has_bias;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*nnnp", &xb, &cb, &kb, &bb, &gb, &ob,
-                          &rows, &in_f, &out_f, &has_bias))
+    int has_bias, bf16, x_half, out_half;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*nnnpppp", &xb, &cb, &kb, &bb, &gb, &ob, &pb,
+                          &rows, &in_f, &out_f, &has_bias, &bf16, &x_half, &out_half))
         return NULL;
     PyObject *result = NULL;
     Group *groups = NULL;
     int64_t count = 0;
     Py_ssize_t ncols = cb.len / 4, nkernel = kb.len / 4;
-    if (rows <= 0 || !check(&xb, 4, rows * in_f, "x") || !check(&ob, 4, rows * out_f, "out")
+    if (!bf16 && (x_half || out_half)) {
+        PyErr_SetString(PyExc_ValueError, "bfloat16 x or out need the bfloat16 products");
+        goto done;
+    }
+    if (rows <= 0 || !check(&xb, x_half ? 2 : 4, rows * in_f, "x")
+        || !check(&ob, out_half ? 2 : 4, rows * out_f, "out")
         || cb.itemsize != 4 || kb.itemsize != 4
         || (has_bias && !check(&bb, 4, out_f, "bias"))
         || !columns_inside((const int32_t *)cb.buf, ncols, in_f)
-        || !read_groups(&gb, in_f, out_f, nkernel, ncols, &groups, &count))
+        || !read_groups(&gb, in_f, out_f, nkernel, ncols, &groups, &count)
+        || (bf16 && !bf16_ready(rows, in_f))
+        || (bf16 && !check(&pb, 2, rows * grouped_bf16_words(groups, count), "packed")))
         goto done;
+    if (bf16) {
+        int ok;
+        Py_BEGIN_ALLOW_THREADS
+        ok = grouped_bf16_forward(xb.buf, (const int32_t *)cb.buf, (const float *)kb.buf,
+                                  has_bias ? (const float *)bb.buf : NULL, groups, count, ob.buf,
+                                  rows, in_f, out_f, x_half, out_half, (uint16_t *)pb.buf);
+        Py_END_ALLOW_THREADS
+        if (ok)
+            result = Py_NewRef(Py_None);
+        else
+            PyErr_NoMemory();
+        goto done;
+    }
     int64_t largest = 0;
     for (int64_t g = 0; g < count; g++) {
         int64_t size = groups[g].k * ((groups[g].n + WIDTH - 1) / WIDTH) * WIDTH
@@ -242,6 +282,7 @@ done:
     PyBuffer_Release(&bb);
     PyBuffer_Release(&gb);
     PyBuffer_Release(&ob);
+    PyBuffer_Release(&pb);
     return result;
 }
 
@@ -336,26 +377,51 @@ static void group_kernel_grad(const float *x, int64_t ldx, const int32_t *cols,
     }
 }
 
-/* backward(x, cols, kernel, grad, groups, grad_x or b"", grad_kernel or b"", rows, in, out) */
+/* backward(x, cols, kernel, grad, groups, grad_x or b"", grad_kernel or b"", rows, in, out,
+ * bf16, x_half, grad_half): with bf16, x is what the forward packed and grad_x comes in the
+ * forward's x type (x_half) */
 static PyObject *backward(PyObject *self, PyObject *args)
 {
     Py_buffer xb, cb, kb, gb, tb, xgb, kgb;
     Py_ssize_t rows, in_f, out_f;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*nnn", &xb, &cb, &kb, &gb, &tb, &xgb, &kgb,
-                          &rows, &in_f, &out_f))
+    int bf16, x_half, grad_half;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*nnnppp", &xb, &cb, &kb, &gb, &tb, &xgb, &kgb,
+                          &rows, &in_f, &out_f, &bf16, &x_half, &grad_half))
         return NULL;
     PyObject *result = NULL;
     Group *groups = NULL;
     int64_t count = 0;
     Py_ssize_t ncols = cb.len / 4, nkernel = kb.len / 4;
     int want_x = xgb.len > 0, want_kernel = kgb.len > 0;
-    if (rows <= 0 || !check(&xb, 4, rows * in_f, "x") || !check(&gb, 4, rows * out_f, "grad")
+    if (!bf16 && (x_half || grad_half)) {
+        PyErr_SetString(PyExc_ValueError, "bfloat16 x or grad need the bfloat16 products");
+        goto done;
+    }
+    if (rows <= 0 || !check(&gb, grad_half ? 2 : 4, rows * out_f, "grad")
         || cb.itemsize != 4 || kb.itemsize != 4
-        || (want_x && !check(&xgb, 4, rows * in_f, "grad_x"))
+        || (want_x && !check(&xgb, x_half ? 2 : 4, rows * in_f, "grad_x"))
         || (want_kernel && !check(&kgb, 4, nkernel, "grad_kernel"))
         || !columns_inside((const int32_t *)cb.buf, ncols, in_f)
-        || !read_groups(&tb, in_f, out_f, nkernel, ncols, &groups, &count))
+        || !read_groups(&tb, in_f, out_f, nkernel, ncols, &groups, &count)
+        || (bf16 && !bf16_ready(rows, in_f))
+        || !check(&xb, bf16 ? 2 : 4, rows * (bf16 ? grouped_bf16_words(groups, count) : in_f),
+                  bf16 ? "packed x" : "x"))
         goto done;
+    if (bf16) {
+        int ok;
+        Py_BEGIN_ALLOW_THREADS
+        ok = grouped_bf16_backward((const uint16_t *)xb.buf, (const int32_t *)cb.buf,
+                                   (const float *)kb.buf,
+                                   gb.buf, groups, count, want_x ? xgb.buf : NULL,
+                                   want_kernel ? (float *)kgb.buf : NULL, rows, in_f, out_f,
+                                   x_half, grad_half);
+        Py_END_ALLOW_THREADS
+        if (ok)
+            result = Py_NewRef(Py_None);
+        else
+            PyErr_NoMemory();
+        goto done;
+    }
     int64_t largest = 0;
     for (int64_t g = 0; g < count; g++) {
         int64_t size = (groups[g].n + 1) * ((groups[g].k + WIDTH - 1) / WIDTH) * WIDTH;
@@ -427,6 +493,11 @@ done:
     return result;
 }
 
+static PyObject *supported_bf16(PyObject *self, PyObject *args)
+{
+    return PyBool_FromLong(grouped_bf16_supported());
+}
+
 /* Whether this CPU runs the kernel's instructions (AVX2 and FMA). */
 static PyObject *supported(PyObject *self, PyObject *args)
 {
@@ -438,6 +509,8 @@ static PyMethodDef methods[] = {
     {"forward", forward, METH_VARARGS, "A grouped layer's products, all groups."},
     {"backward", backward, METH_VARARGS, "A grouped layer's input and kernel gradients."},
     {"supported", supported, METH_NOARGS, "Whether the CPU has AVX2 and FMA."},
+    {"supported_bf16", supported_bf16, METH_NOARGS,
+     "Whether the CPU has AVX-512 with AVX512_BF16 (the bfloat16 products)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -4,8 +4,11 @@
 :class:`_GroupedProduct` its forward and backward by hand: in training the groups run as one
 batched product (:func:`_batched_product`) in bfloat16 where the CPU has it, or else group by
 group in float32 on row-major activations, in place (:func:`_row_major_forward`), or — on
-AMX tiles — as one dense product with a zero-filled kernel (:func:`_dense_forward`); prediction
-without gradients multiplies group by group, each product writing straight into one output.
+AMX tiles — as one dense product with a zero-filled kernel (:func:`_dense_forward`); where
+Parley's C kernel runs them (:mod:`parley.ml.grouped_kernel`: float32 on AVX2 CPUs, bfloat16
+on AVX512_BF16 ones without AMX), every group of a layer in one call
+(:func:`_kernel_forward`); prediction without gradients multiplies group by group, each
+product writing straight into one output.
 """
 
 from __future__ import annotations
@@ -133,10 +136,12 @@ class _GroupedProduct(torch.autograd.Function):
             ctx.dense = True
             return _dense_forward(ctx, x, layer, bias, kernel, keep_product_dtype)
         ctx.row_major = ctx.in_c = False
-        if (dtype == torch.float32 and x.dtype == torch.float32 and grouped_kernel.WANTED
-                and IN_C):
+        if IN_C and x.dtype in (torch.float32, dtype) and (
+                (dtype == torch.float32 and grouped_kernel.WANTED)
+                or (dtype == torch.bfloat16 and grouped_kernel.WANTED_BF16)):
             ctx.in_c = True
-            return _kernel_forward(ctx, x, layer, bias, kernel)
+            return _kernel_forward(ctx, x, layer, bias, kernel, dtype,
+                                   dtype if keep_product_dtype else kernel.dtype)
         if dtype != torch.bfloat16 and ROW_MAJOR:
             ctx.row_major = True
             return _row_major_forward(ctx, x, layer, bias, kernel)
@@ -306,29 +311,41 @@ _dense: bool | None = None
 DENSE_DTYPES = (torch.bfloat16,)  # products that run dense where dense_products() (tests add float64)
 
 
-# --- float32, every group in one call of the C kernel (AVX2) -------------------------------
+# --- every group in one call of the C kernel (float32 on AVX2, bfloat16 on AVX512_BF16) ---
 def _kernel_forward(ctx: Any, x: torch.Tensor, layer: GroupedLinear,
-                    bias: torch.Tensor | None, kernel: torch.Tensor) -> torch.Tensor:
-    """Training's forward where the products run in float32 through the C kernel
-    (:mod:`parley.ml.grouped_kernel`): the shuffle read through each group's column list,
-    so the input is kept as it is, not gathered; the bias starts the sums."""
+                    bias: torch.Tensor | None, kernel: torch.Tensor, dtype: torch.dtype,
+                    out_dtype: torch.dtype) -> torch.Tensor:
+    """Training's forward where the products run through the C kernel
+    (:mod:`parley.ml.grouped_kernel`), in float32 or bfloat16 (``dtype``): the shuffle read
+    through each group's column list, so the input is kept as it is, not gathered; the bias
+    starts the sums. With bfloat16 products, input and output may be bfloat16 as torch's
+    path leaves them (``keep_product_dtype``: attention and the feed-forward's hidden layer
+    then run in bfloat16, as they do without the kernel); the kernel rounds the rest."""
     x = x.contiguous()
     kernel = kernel.detach()
-    out = grouped_kernel.forward(layer, x, kernel, bias.detach() if bias is not None else None)
+    bf16 = dtype == torch.bfloat16
+    out, saved = grouped_kernel.forward(layer, x, kernel,
+                                        bias.detach() if bias is not None else None, bf16,
+                                        out_dtype)
+    ctx.bf16 = bf16
+    ctx.x_dtype = x.dtype
     ctx.layer = layer
     ctx.has_bias = bias is not None
-    ctx.save_for_backward(x, kernel)
+    ctx.save_for_backward(saved, kernel)
     return out
 
 
 def _kernel_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
     layer: GroupedLinear = ctx.layer
-    x, kernel = ctx.saved_tensors
+    saved, kernel = ctx.saved_tensors
+    if grad.dtype != torch.float32 and not ctx.bf16:
+        grad = grad.float()
     grad = grad.contiguous()
-    grad_x, grad_kernel = grouped_kernel.backward(layer, x, kernel, grad,
+    grad_x, grad_kernel = grouped_kernel.backward(layer, saved, kernel, grad,
                                                   ctx.needs_input_grad[0],
-                                                  ctx.needs_input_grad[3])
-    grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+                                                  ctx.needs_input_grad[3], ctx.bf16, ctx.x_dtype)
+    grad_bias = (grad.sum(0, dtype=torch.float32) if ctx.has_bias and ctx.needs_input_grad[2]
+                 else None)
     return grad_x, None, grad_bias, grad_kernel, None
 
 

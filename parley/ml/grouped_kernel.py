@@ -1,11 +1,15 @@
-"""A grouped layer's float32 training products through the C kernel ``parley/ml/_grouped.c``:
-all groups in one call, forward and backward (see :mod:`parley.ml.grouped`).
+"""A grouped layer's training products through the C kernel ``parley/ml/_grouped.c``: all
+groups in one call, forward and backward (see :mod:`parley.ml.grouped`), float32 in and out.
 
-Used where :func:`parley.ml.torch_env.grouped_kernel_products` says so — an x86 CPU with
-AVX2 and FMA and no AVX-512 (whose float32 products MKL runs twice as wide), the kernel
-built, ``PARLEY_GROUPED_KERNEL`` not ``0`` — and training multiplies in float32. Its sums run
-in another order than MKL's, so a model trained with it differs in the last bits; the
-DIET model's fingerprint names the kernel (``runtime_fingerprint``).
+Two flavours. In float32 (AVX2 + FMA) where
+:func:`parley.ml.torch_env.grouped_kernel_products` says so — an x86 CPU with AVX2 and FMA
+and no AVX-512 (whose float32 products MKL runs twice as wide), the kernel built,
+``PARLEY_GROUPED_KERNEL`` not ``0`` — and training multiplies in float32. In bfloat16
+(``_grouped_bf16.c``, AVX512_BF16) where :func:`parley.ml.torch_env.grouped_kernel_bf16_products`
+says so — training multiplies in bfloat16 and the CPU has no AMX tiles (where one dense
+product is faster). Their sums run in another order than MKL's or oneDNN's, so a model
+trained with them differs in the last bits; the DIET model's fingerprint names the kernel
+(``runtime_fingerprint``).
 """
 
 from __future__ import annotations
@@ -16,14 +20,20 @@ import numpy as np
 import torch
 
 from parley.ml.c_kernels import load_kernel
-from parley.ml.torch_env import GROUPED_KERNEL_VERSION, grouped_kernel_products
+from parley.ml.torch_env import (
+    GROUPED_KERNEL_VERSION,
+    grouped_kernel_bf16_products,
+    grouped_kernel_products,
+)
 
 if TYPE_CHECKING:
     from parley.ml.grouped import GroupedLinear
 
 _kernel = load_kernel("_grouped", version=GROUPED_KERNEL_VERSION)
 AVAILABLE = _kernel is not None and bool(_kernel.supported())
-WANTED = AVAILABLE and grouped_kernel_products()  # what training uses
+WANTED = AVAILABLE and grouped_kernel_products()  # what float32 training uses
+AVAILABLE_BF16 = _kernel is not None and bool(_kernel.supported_bf16())
+WANTED_BF16 = AVAILABLE_BF16 and grouped_kernel_bf16_products()  # what bfloat16 training uses
 _NOTHING = np.zeros(0, dtype=np.float32)
 
 
@@ -53,41 +63,65 @@ def layout(layer: GroupedLinear) -> tuple[np.ndarray, np.ndarray]:
     return value
 
 
+def packed_words(layer: GroupedLinear) -> int:
+    """The bfloat16 words a row of the layer's inputs packs into for the bfloat16 products:
+    each group's fan-in, rounded up to even (a group's pairs start on a 32-bit word)."""
+    return sum(fan_in + fan_in % 2 for fan_in, _ in layer.shapes)
+
+
 def forward(layer: GroupedLinear, x: torch.Tensor, kernel: torch.Tensor,
-            bias: torch.Tensor | None) -> torch.Tensor:
-    """``x @ (the groups' kernels) + bias`` for row-major float32 ``x`` (rows × in)."""
+            bias: torch.Tensor | None, bf16: bool = False,
+            out_dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x @ (the groups' kernels) + bias`` for row-major float32 ``x`` (rows × in), and what
+    :func:`backward` takes for ``x``. With ``bf16`` the products take ``x`` and the kernel
+    rounded to bfloat16 (sums in float32), ``x`` and the output (``out_dtype``) may be
+    bfloat16, and the backward takes ``x`` as the products read it: rounded, in the groups'
+    order (:func:`packed_words` a row; half of a float32 ``x``'s bytes or fewer)."""
     assert _kernel is not None, "the C kernel is not built: check AVAILABLE first"
     table, columns = layout(layer)
     rows = x.shape[0]
-    out = x.new_empty(rows, layer.out_features)
+    out = x.new_empty(rows, layer.out_features, dtype=out_dtype)
+    packed = (x.new_empty(rows, packed_words(layer), dtype=torch.bfloat16) if bf16
+              else x)
     if rows:
         _kernel.forward(_array(x), columns, _array(kernel),
                         _NOTHING if bias is None else _array(bias), table, _array(out),
-                        rows, layer.in_features, layer.out_features, bias is not None)
-    return out
+                        _array(packed) if bf16 else _NOTHING,
+                        rows, layer.in_features, layer.out_features, bias is not None, bf16,
+                        x.dtype == torch.bfloat16, out_dtype == torch.bfloat16)
+    return out, packed
 
 
-def backward(layer: GroupedLinear, x: torch.Tensor, kernel: torch.Tensor, grad: torch.Tensor,
-             want_x: bool, want_kernel: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+def backward(layer: GroupedLinear, saved: torch.Tensor, kernel: torch.Tensor, grad: torch.Tensor,
+             want_x: bool, want_kernel: bool, bf16: bool = False,
+             x_dtype: torch.dtype = torch.float32
+             ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """The input and kernel gradients (None where not wanted) of :func:`forward`, for the
-    row-major float32 ``grad`` of its output."""
+    row-major float32 ``grad`` of its output; ``saved``: what the forward returned beside its
+    output. With ``bf16`` the gradient is rounded to bfloat16 as torch's bfloat16 backward
+    rounds it (and may come as bfloat16), and so is the input gradient, which comes in
+    ``x_dtype`` (the forward's ``x``'s); the kernel's in float32."""
     assert _kernel is not None, "the C kernel is not built: check AVAILABLE first"
     table, columns = layout(layer)
-    rows = x.shape[0]
-    grad_x = x.new_empty(x.shape) if want_x else None
+    rows = saved.shape[0]
+    grad_x = saved.new_empty(rows, layer.in_features, dtype=x_dtype) if want_x else None
     grad_kernel = torch.empty_like(kernel) if want_kernel else None
     if rows == 0:
         return (grad_x.zero_() if grad_x is not None else None,
                 grad_kernel.zero_() if grad_kernel is not None else None)
     if want_x or want_kernel:
-        _kernel.backward(_array(x), columns, _array(kernel), _array(grad), table,
+        _kernel.backward(_array(saved), columns, _array(kernel), _array(grad), table,
                          _NOTHING if grad_x is None else _array(grad_x),
                          _NOTHING if grad_kernel is None else _array(grad_kernel),
-                         rows, layer.in_features, layer.out_features)
+                         rows, layer.in_features, layer.out_features, bf16,
+                         x_dtype == torch.bfloat16, grad.dtype == torch.bfloat16)
     return grad_x, grad_kernel
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
-    """The tensor's memory as a numpy array (no copy: C-contiguous float32 already)."""
-    assert tensor.dtype == torch.float32 and tensor.is_contiguous()
+    """The tensor's memory as a numpy array (no copy: C-contiguous float32 already, or
+    bfloat16, which numpy lacks, seen as 16-bit integers)."""
+    assert tensor.dtype in (torch.float32, torch.bfloat16) and tensor.is_contiguous()
+    if tensor.dtype == torch.bfloat16:
+        return tensor.detach().view(torch.int16).numpy()
     return tensor.detach().numpy()

@@ -146,7 +146,26 @@ def grouped_kernel_products() -> bool:
     return kernel is not None and bool(kernel.supported())
 
 
-GROUPED_KERNEL_VERSION = 1  # ``GROUPED_KERNEL_VERSION`` in _grouped.c
+def grouped_kernel_bf16_products() -> bool:
+    """Whether the grouped layers' bfloat16 training products run through Parley's C kernel
+    (parley/ml/_grouped_bf16.c: every group of a layer in one call, ``vdpbf16ps`` on a
+    register tile): an x86 CPU with AVX512_BF16 and oneDNN's ``avx512_core`` where the
+    products are surely bfloat16 (:func:`bfloat16_certain`), no AMX tiles (one dense product
+    each is faster there: :func:`dense_grouped_products`), the kernel built,
+    ``PARLEY_GROUPED_KERNEL`` not ``0``. Decided without PyTorch: the model's fingerprint
+    names it."""
+    if os.environ.get("PARLEY_GROUPED_KERNEL", "1") == "0" or dense_grouped_products():
+        return False
+    flags = _cpu_flags()
+    if flags is None or "avx512_bf16" not in flags or not bfloat16_certain():
+        return False
+    from parley.ml.c_kernels import load_kernel
+
+    kernel = load_kernel("_grouped", version=GROUPED_KERNEL_VERSION)
+    return kernel is not None and bool(kernel.supported_bf16())
+
+
+GROUPED_KERNEL_VERSION = 2  # ``GROUPED_KERNEL_VERSION`` in _grouped.c
 
 
 def _cpu_flags() -> set[str] | None:

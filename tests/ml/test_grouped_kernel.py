@@ -1,8 +1,9 @@
-"""The C kernel of the grouped layers' float32 training products (parley/ml/_grouped.c)
-against the layer's meaning (a dense product with the unconnected weights zero, computed in
-float64): the output and both gradients, for every shape of group the layers have; the same
-bits on every call and thread; used by training where wanted, and named in DIET's
-fingerprint."""
+"""The C kernel of the grouped layers' training products (parley/ml/_grouped.c, float32 on
+AVX2; parley/ml/_grouped_bf16.c, bfloat16 on AVX512_BF16) against the layer's meaning (a
+dense product with the unconnected weights zero, computed in float64 — on the bfloat16
+flavour, of the inputs rounded to bfloat16 as it rounds them): the output and both
+gradients, for every shape of group the layers have; the same bits on every call and
+thread; used by training where wanted, and named in DIET's fingerprint."""
 
 from __future__ import annotations
 
@@ -18,20 +19,37 @@ from parley.ml import grouped, grouped_kernel  # noqa: E402
 
 needs_kernel = pytest.mark.skipif(not grouped_kernel.AVAILABLE,
                                   reason="the grouped C kernel is not built, or the CPU lacks AVX2/FMA")
+FLAVOURS = [
+    pytest.param(False, id="float32", marks=needs_kernel),
+    pytest.param(True, id="bfloat16", marks=pytest.mark.skipif(
+        not grouped_kernel.AVAILABLE_BF16,
+        reason="the grouped C kernel is not built, or the CPU lacks AVX512_BF16")),
+]
 
 
-def _dense(layer: grouped.GroupedLinear) -> torch.Tensor:
-    """The layer's weights as a dense in × out float64 kernel (zeros where unconnected)."""
+def _dense(layer: grouped.GroupedLinear, bf16: bool = False) -> torch.Tensor:
+    """The layer's weights as a dense in × out float64 kernel (zeros where unconnected),
+    rounded to bfloat16 first with ``bf16``."""
     kernel = torch.zeros(layer.in_features, layer.out_features, dtype=torch.float64)
-    for slices, o0, o1, weight in layer.groups_of(layer.kernel.detach().double()):
+    weights = layer.kernel.detach()
+    weights = (weights.bfloat16() if bf16 else weights).double()
+    for slices, o0, o1, weight in layer.groups_of(weights):
         for a, b, r in slices:
             kernel[layer.order[a:b], o0:o1] = weight[r:r + b - a]
     return kernel
 
 
-@needs_kernel
+def _as_multiplied(t: torch.Tensor, bf16: bool) -> torch.Tensor:
+    return (t.bfloat16() if bf16 else t).double()
+
+
+def _close(found: torch.Tensor, expected: torch.Tensor, rtol: float, atol: float) -> bool:
+    return torch.allclose(found.double(), expected, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("bf16", FLAVOURS)
 @pytest.mark.parametrize(("in_features", "out_features", "shuffle"), [
-    (23, 17, True),      # groups of two sizes, all narrower than a tile
+    (23, 17, True),      # groups of two sizes (odd fan-ins), all narrower than a tile
     (23, 17, False),     # shifted groups: one wraps around the inputs (two pieces)
     (256, 256, True),    # DIET's attention layers: 5 groups of 51–52
     (256, 1024, True),   # the feed-forward layer in (groups 205 wide: 12 full panels + 13)
@@ -40,24 +58,26 @@ def _dense(layer: grouped.GroupedLinear) -> torch.Tensor:
 ])
 @pytest.mark.parametrize("rows", [1, 5, 7, 129, 300])  # around the 6-row tile and 128-row chunk
 def test_the_kernel_computes_the_layers_product_and_gradients(in_features, out_features,
-                                                              shuffle, rows):
+                                                              shuffle, rows, bf16):
     torch.manual_seed(rows)
     layer = grouped.GroupedLinear(in_features, out_features, density=0.2, shuffle=shuffle)
     with torch.no_grad():
         layer.bias.normal_()
     x = torch.randn(rows, in_features)
     grad = torch.randn(rows, out_features)
-    dense = _dense(layer)
+    dense = _dense(layer, bf16)
     kernel = layer.kernel.detach()
 
-    out = grouped_kernel.forward(layer, x, kernel, layer.bias.detach())
-    expected = x.double() @ dense + layer.bias.detach().double()
-    assert torch.allclose(out.double(), expected, rtol=1e-5, atol=1e-5)
+    out, saved = grouped_kernel.forward(layer, x, kernel, layer.bias.detach(), bf16)
+    expected = _as_multiplied(x, bf16) @ dense + layer.bias.detach().double()
+    assert _close(out, expected, rtol=1e-5, atol=1e-5)
 
-    grad_x, grad_kernel = grouped_kernel.backward(layer, x, kernel, grad, True, True)
-    assert torch.allclose(grad_x.double(), grad.double() @ dense.t(), rtol=1e-5, atol=1e-5)
-    full = x.double().t() @ grad.double()  # every weight's gradient, connected or not
-    assert torch.allclose(grad_kernel.double(), _flat_by_group(layer, full), rtol=1e-4, atol=1e-4)
+    grad_x, grad_kernel = grouped_kernel.backward(layer, saved, kernel, grad, True, True, bf16)
+    # the bfloat16 flavour rounds the input gradient to bfloat16, as torch's bfloat16 path does
+    rtol = 2 ** -8 if bf16 else 1e-5
+    assert _close(grad_x, _as_multiplied(grad, bf16) @ dense.t(), rtol=rtol, atol=1e-5)
+    full = _as_multiplied(x, bf16).t() @ _as_multiplied(grad, bf16)  # every weight's gradient
+    assert _close(grad_kernel, _flat_by_group(layer, full), rtol=1e-4, atol=1e-4)
 
 
 def _flat_by_group(layer: grouped.GroupedLinear, full: torch.Tensor) -> torch.Tensor:
@@ -70,29 +90,61 @@ def _flat_by_group(layer: grouped.GroupedLinear, full: torch.Tensor) -> torch.Te
     return torch.cat(parts)
 
 
-@needs_kernel
-def test_only_the_gradients_asked_for_are_computed():
+@pytest.mark.parametrize("bf16", FLAVOURS[1:])
+@pytest.mark.parametrize(("in_features", "out_features", "shuffle"),
+                         [(256, 256, True), (1024, 256, False), (23, 17, True)])
+def test_bfloat16_activations_go_in_and_come_out_as_torchs_bfloat16_path_leaves_them(
+        in_features, out_features, shuffle, bf16):
+    """Attention and the feed-forward's hidden layer keep bfloat16 between layers: the
+    kernel takes bfloat16 inputs and gradients as they are, gives bfloat16 outputs (rounded
+    once, from float32 sums) and a bfloat16 input gradient."""
+    torch.manual_seed(9)
+    layer = grouped.GroupedLinear(in_features, out_features, density=0.2, shuffle=shuffle)
+    x = torch.randn(37, in_features).bfloat16()
+    grad = torch.randn(37, out_features).bfloat16()
+    kernel = layer.kernel.detach()
+    dense = _dense(layer, bf16=True)
+    out, saved = grouped_kernel.forward(layer, x, kernel, layer.bias.detach(), True,
+                                        torch.bfloat16)
+    assert out.dtype == torch.bfloat16
+    expected = (x.double() @ dense + layer.bias.detach().double()).bfloat16().double()
+    assert _close(out, expected, rtol=2 ** -7, atol=1e-3)
+    # the same as float32 inputs of the same values
+    wide, _ = grouped_kernel.forward(layer, x.float(), kernel, layer.bias.detach(), True)
+    assert torch.equal(out, wide.bfloat16())
+    grad_x, grad_kernel = grouped_kernel.backward(layer, saved, kernel, grad, True, True, True,
+                                                  torch.bfloat16)
+    assert grad_x.dtype == torch.bfloat16 and grad_kernel.dtype == torch.float32
+    float_grad = grouped_kernel.backward(layer, saved, kernel, grad.float(), True, True, True,
+                                         torch.bfloat16)
+    assert torch.equal(grad_x, float_grad[0]) and torch.equal(grad_kernel, float_grad[1])
+    assert _close(grad_x, grad.double() @ dense.t(), rtol=2 ** -7, atol=1e-3)
+
+
+@pytest.mark.parametrize("bf16", FLAVOURS)
+def test_only_the_gradients_asked_for_are_computed(bf16):
     layer = grouped.GroupedLinear(64, 64, density=0.2)
     x, grad = torch.randn(9, 64), torch.randn(9, 64)
     kernel = layer.kernel.detach()
-    both = grouped_kernel.backward(layer, x, kernel, grad, True, True)
-    only_x = grouped_kernel.backward(layer, x, kernel, grad, True, False)
-    only_kernel = grouped_kernel.backward(layer, x, kernel, grad, False, True)
+    _, saved = grouped_kernel.forward(layer, x, kernel, None, bf16)
+    both = grouped_kernel.backward(layer, saved, kernel, grad, True, True, bf16)
+    only_x = grouped_kernel.backward(layer, saved, kernel, grad, True, False, bf16)
+    only_kernel = grouped_kernel.backward(layer, saved, kernel, grad, False, True, bf16)
     assert only_x[1] is None and only_kernel[0] is None
     assert torch.equal(only_x[0], both[0]) and torch.equal(only_kernel[1], both[1])
-    assert grouped_kernel.backward(layer, x, kernel, grad, False, False) == (None, None)
+    assert grouped_kernel.backward(layer, saved, kernel, grad, False, False, bf16) == (None, None)
 
 
-@needs_kernel
-def test_the_same_inputs_give_the_same_bits_on_every_call_and_thread():
+@pytest.mark.parametrize("bf16", FLAVOURS)
+def test_the_same_inputs_give_the_same_bits_on_every_call_and_thread(bf16):
     torch.manual_seed(3)
     layer = grouped.GroupedLinear(256, 1024, density=0.2)
     x, grad = torch.randn(333, 256), torch.randn(333, 1024)
     kernel = layer.kernel.detach()
 
     def run() -> tuple[torch.Tensor, ...]:
-        out = grouped_kernel.forward(layer, x, kernel, layer.bias.detach())
-        return (out, *grouped_kernel.backward(layer, x, kernel, grad, True, True))
+        out, saved = grouped_kernel.forward(layer, x, kernel, layer.bias.detach(), bf16)
+        return (out, *grouped_kernel.backward(layer, saved, kernel, grad, True, True, bf16))
 
     first = run()
     found: list[tuple[torch.Tensor, ...]] = []
@@ -105,12 +157,14 @@ def test_the_same_inputs_give_the_same_bits_on_every_call_and_thread():
         assert all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
 
 
-@needs_kernel
-def test_training_takes_the_kernel_where_wanted_and_its_gradients_check(monkeypatch):
-    """Through autograd: a float32 layer in training runs the kernel (no MKL product is
-    called), its gradients match the finite differences of the float64 layer."""
-    monkeypatch.setattr(grouped_kernel, "WANTED", True)
-    monkeypatch.setattr(grouped, "matmul_dtype", lambda: torch.float32)
+@pytest.mark.parametrize("bf16", FLAVOURS)
+def test_training_takes_the_kernel_where_wanted_and_its_gradients_check(monkeypatch, bf16):
+    """Through autograd: a layer in training runs the kernel (no torch product is called),
+    its gradients match the finite differences of the float64 layer (of the bfloat16-rounded
+    one for the bfloat16 flavour, within its rounding)."""
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    monkeypatch.setattr(grouped_kernel, "WANTED_BF16" if bf16 else "WANTED", True)
+    monkeypatch.setattr(grouped, "matmul_dtype", lambda: dtype)
     torch.manual_seed(4)
     layer = grouped.GroupedLinear(40, 30, density=0.2).train()
     x = torch.randn(11, 40, requires_grad=True)
@@ -119,12 +173,16 @@ def test_training_takes_the_kernel_where_wanted_and_its_gradients_check(monkeypa
     monkeypatch.setattr(grouped_kernel, "forward",
                         lambda *a: called.append(1) or real_forward(*a))
     out = layer(x)
+    assert out.dtype == torch.float32
     (out * torch.arange(out.numel()).view(out.shape)).sum().backward()
     assert called
-    dense = _dense(layer)
+    dense = _dense(layer, bf16)
     weights = torch.arange(out.numel(), dtype=torch.float64).view(out.shape)
-    assert torch.allclose(x.grad.double(), weights @ dense.t(), rtol=1e-5, atol=1e-4)
+    assert torch.allclose(x.grad.double(), _as_multiplied(weights, bf16) @ dense.t(),
+                          rtol=2 ** -8 if bf16 else 1e-5, atol=1e-2 if bf16 else 1e-4)
     assert torch.allclose(layer.bias.grad.double(), weights.sum(0))
+    # a bfloat16 output where the next layer takes the products' dtype (attention's q, k, v)
+    assert layer(x, keep_product_dtype=True).dtype == dtype
 
 
 def test_bad_buffers_are_refused_not_read_past():
@@ -136,31 +194,62 @@ def test_bad_buffers_are_refused_not_read_past():
     cols = np.arange(8, dtype=np.int32)
     weights = np.zeros(64, np.float32)
     good = np.array([8, 8, 0, 0, 0], np.int64)
-    kernel.forward(x, cols, weights, np.zeros(0, np.float32), good, out, 4, 8, 8, False)
+    none = np.zeros(0, np.float32)
+
+    def forward(x=x, cols=cols, groups=good, packed=none, bf16=False, x_half=False) -> None:
+        kernel.forward(x, cols, weights, none, groups, out, packed, 4, 8, 8, False, bf16,
+                       x_half, False)
+
+    forward()
     with pytest.raises(ValueError, match="outside"):  # a group past the outputs
-        kernel.forward(x, cols, weights, np.zeros(0, np.float32),
-                       np.array([8, 8, 1, 0, 0], np.int64), out, 4, 8, 8, False)
+        forward(groups=np.array([8, 8, 1, 0, 0], np.int64))
     with pytest.raises(ValueError, match="outside"):  # a column past the input
-        kernel.forward(x, np.full(8, 8, np.int32), weights, np.zeros(0, np.float32), good,
-                       out, 4, 8, 8, False)
+        forward(cols=np.full(8, 8, np.int32))
     with pytest.raises(ValueError, match="x"):  # fewer rows than said
-        kernel.forward(x[:-1], cols, weights, np.zeros(0, np.float32), good, out, 4, 8, 8, False)
+        forward(x=x[:-1])
+    with pytest.raises(ValueError, match="bfloat16"):  # bfloat16 x without bfloat16 products
+        forward(x=np.zeros(4 * 8, np.int16), x_half=True)
+    if grouped_kernel.AVAILABLE_BF16:
+        forward(packed=np.zeros(4 * 8, np.int16), bf16=True)
+        with pytest.raises(ValueError, match="packed"):  # no room for the packed inputs
+            forward(packed=np.zeros(4 * 8 - 1, np.int16), bf16=True)
+        with pytest.raises(ValueError, match="packed x"):  # the backward's packed inputs short
+            kernel.backward(np.zeros(4 * 8 - 1, np.int16), cols, weights, out, good,
+                            np.zeros(4 * 8, np.float32), np.zeros(64, np.float32), 4, 8, 8,
+                            True, False, False)
 
 
-def test_the_fingerprint_names_the_kernel_where_training_takes_it(monkeypatch):
+@pytest.mark.parametrize(("dtype", "flag", "name"), [
+    ("torch.float32", "grouped_kernel_products", "c-avx2"),
+    ("torch.bfloat16", "grouped_kernel_bf16_products", "c-avx512bf16"),
+])
+def test_the_fingerprint_names_the_kernel_where_training_takes_it(monkeypatch, dtype, flag,
+                                                                  name):
     from parley.ml import torch_env
     from parley.nlu.neural.diet import DIETClassifier
 
-    monkeypatch.setattr(torch_env, "known_matmul_dtype", lambda: "torch.float32")
+    monkeypatch.setattr(torch_env, "known_matmul_dtype", lambda: dtype)
+    monkeypatch.setattr(torch_env, "dense_grouped_products", lambda: False)
     for wanted in (True, False):
-        monkeypatch.setattr(torch_env, "grouped_kernel_products", lambda w=wanted: w)
+        monkeypatch.setattr(torch_env, flag, lambda w=wanted: w)
         found = DIETClassifier.runtime_fingerprint()
-        assert (found.get("grouped_products") == "c-avx2") is wanted
+        assert (found.get("grouped_products") == name) is wanted
+
+
+def test_the_bfloat16_kernel_is_wanted_only_where_no_amx_tiles_multiply(monkeypatch):
+    """On AMX CPUs one dense product a layer is faster: the kernel stays out there."""
+    from parley.ml import torch_env
+
+    monkeypatch.setattr(torch_env, "dense_grouped_products", lambda: True)
+    assert not torch_env.grouped_kernel_bf16_products()
+    monkeypatch.setattr(torch_env, "dense_grouped_products", lambda: False)
+    monkeypatch.setenv("PARLEY_GROUPED_KERNEL", "0")
+    assert not torch_env.grouped_kernel_bf16_products()
 
 
 def test_ci_should_have_built_the_grouped_kernel():
-    """CI sets PARLEY_REQUIRE_C_KERNEL: a build that quietly failed would leave float32
-    training on MKL's slower small products (and the tests above skipped)."""
+    """CI sets PARLEY_REQUIRE_C_KERNEL: a build that quietly failed would leave training on
+    the slower torch products (and the tests above skipped)."""
     if not os.environ.get("PARLEY_REQUIRE_C_KERNEL"):
         pytest.skip("PARLEY_REQUIRE_C_KERNEL is not set (CI sets it)")
     assert grouped_kernel._kernel is not None, "parley/ml/_grouped.c was not built (pip install -e .)"

@@ -42,11 +42,31 @@
 #define FIELDS 5      /* a group's entry: fan-in K, width N, first output column, kernel offset, column-list offset */
 
 
-static int check(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t count, const char *name)
+/* b holds rows × per_row items of itemsize bytes. The sizes come from the caller: their
+ * product is checked before it is taken (rows = 2^61 of 8 columns wrapped to 0 bytes, and an
+ * empty buffer passed for 2^61 rows). */
+static int check(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t rows, Py_ssize_t per_row,
+                 const char *name)
 {
-    if (b->itemsize != itemsize || b->len != itemsize * count) {
+    if (rows < 0 || per_row < 0 || (per_row > 0 && rows > PY_SSIZE_T_MAX / itemsize / per_row)) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd rows of %zd items: negative, or past memory",
+                     name, rows, per_row);
+        return 0;
+    }
+    if (b->itemsize != itemsize || b->len != itemsize * rows * per_row) {
         PyErr_Format(PyExc_ValueError, "%s: expected %zd items of %zd bytes, got %zd bytes",
-                     name, count, itemsize, b->len);
+                     name, rows * per_row, itemsize, b->len);
+        return 0;
+    }
+    return 1;
+}
+
+/* A buffer read as items of itemsize bytes (its length is its own). */
+static int items_of(Py_buffer *b, Py_ssize_t itemsize, const char *name)
+{
+    if (b->itemsize != itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s: expected items of %zd bytes, got %zd", name,
+                     itemsize, b->itemsize);
         return 0;
     }
     return 1;
@@ -73,15 +93,19 @@ static int read_groups(Py_buffer *gb, int64_t in_features, int64_t out_features,
         g[i].o0 = raw[i * FIELDS + 2];
         g[i].koff = raw[i * FIELDS + 3];
         g[i].coff = raw[i * FIELDS + 4];
-        if (g[i].k <= 0 || g[i].n <= 0 || g[i].o0 < 0 || g[i].o0 + g[i].n > out_features
-            || g[i].koff < 0 || g[i].koff + g[i].k * g[i].n > kernel_size
-            || g[i].coff < 0 || g[i].coff + g[i].k > cols_size) {
+        /* each offset against the room left past it: offset + size wraps negative for an
+         * offset near INT64_MAX (the sizes are checked and not negative); a group reads at
+         * most every input once (the float32 input gradient's column list has in + 16 slots) */
+        if (g[i].k <= 0 || g[i].k > in_features || g[i].n <= 0 || g[i].o0 < 0
+            || g[i].o0 > out_features - g[i].n
+            || g[i].koff < 0 || g[i].koff > kernel_size
+            || g[i].k > (kernel_size - g[i].koff) / g[i].n
+            || g[i].coff < 0 || g[i].coff > cols_size - g[i].k) {
             free(g);
             PyErr_SetString(PyExc_ValueError, "groups: an entry lies outside the layer");
             return 0;
         }
     }
-    (void)in_features;
     *groups = g;
     *count = n;
     return 1;
@@ -187,8 +211,9 @@ static void group_rows(const float *a, int64_t lda, const int32_t *acols, int64_
     }
 }
 
-/* The bfloat16 products gather with 32-bit offsets: a kernel gradient's chunk of rows
- * (CHUNK · in) and a row's columns must stay below 2^31, and the CPU must have them. */
+/* The CPU must have the bfloat16 products. Their offsets are all 64-bit (the shuffle runs
+ * as permutes, not 32-bit gathers): the width bound is a sanity limit only; the permutation
+ * tables grow as in² / 30 bytes, and a width too large for memory gets a MemoryError. */
 static int bf16_ready(Py_ssize_t rows, Py_ssize_t in_f)
 {
     if (!grouped_bf16_supported()) {
@@ -222,14 +247,18 @@ static PyObject *forward(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "bfloat16 x or out need the bfloat16 products");
         goto done;
     }
-    if (rows <= 0 || !check(&xb, x_half ? 2 : 4, rows * in_f, "x")
-        || !check(&ob, out_half ? 2 : 4, rows * out_f, "out")
-        || cb.itemsize != 4 || kb.itemsize != 4
-        || (has_bias && !check(&bb, 4, out_f, "bias"))
+    if (rows <= 0) {  /* (grouped_kernel.py makes no call for no rows) */
+        PyErr_SetString(PyExc_ValueError, "rows: expected at least one");
+        goto done;
+    }
+    if (!check(&xb, x_half ? 2 : 4, rows, in_f, "x")
+        || !check(&ob, out_half ? 2 : 4, rows, out_f, "out")
+        || !items_of(&cb, 4, "cols") || !items_of(&kb, 4, "kernel")
+        || (has_bias && !check(&bb, 4, 1, out_f, "bias"))
         || !columns_inside((const int32_t *)cb.buf, ncols, in_f)
         || !read_groups(&gb, in_f, out_f, nkernel, ncols, &groups, &count)
         || (bf16 && !bf16_ready(rows, in_f))
-        || (bf16 && !check(&pb, 2, rows * grouped_bf16_words(groups, count), "packed")))
+        || (bf16 && !check(&pb, 2, rows, grouped_bf16_words(groups, count), "packed")))
         goto done;
     if (bf16) {
         int ok;
@@ -397,14 +426,18 @@ static PyObject *backward(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "bfloat16 x or grad need the bfloat16 products");
         goto done;
     }
-    if (rows <= 0 || !check(&gb, grad_half ? 2 : 4, rows * out_f, "grad")
-        || cb.itemsize != 4 || kb.itemsize != 4
-        || (want_x && !check(&xgb, x_half ? 2 : 4, rows * in_f, "grad_x"))
-        || (want_kernel && !check(&kgb, 4, nkernel, "grad_kernel"))
+    if (rows <= 0) {
+        PyErr_SetString(PyExc_ValueError, "rows: expected at least one");
+        goto done;
+    }
+    if (!check(&gb, grad_half ? 2 : 4, rows, out_f, "grad")
+        || !items_of(&cb, 4, "cols") || !items_of(&kb, 4, "kernel")
+        || (want_x && !check(&xgb, x_half ? 2 : 4, rows, in_f, "grad_x"))
+        || (want_kernel && !check(&kgb, 4, 1, nkernel, "grad_kernel"))
         || !columns_inside((const int32_t *)cb.buf, ncols, in_f)
         || !read_groups(&tb, in_f, out_f, nkernel, ncols, &groups, &count)
         || (bf16 && !bf16_ready(rows, in_f))
-        || !check(&xb, bf16 ? 2 : 4, rows * (bf16 ? grouped_bf16_words(groups, count) : in_f),
+        || !check(&xb, bf16 ? 2 : 4, rows, bf16 ? grouped_bf16_words(groups, count) : in_f,
                   bf16 ? "packed x" : "x"))
         goto done;
     if (bf16) {

@@ -136,7 +136,8 @@ class _GroupedProduct(torch.autograd.Function):
             ctx.dense = True
             return _dense_forward(ctx, x, layer, bias, kernel, keep_product_dtype)
         ctx.row_major = ctx.in_c = False
-        if IN_C and x.dtype in (torch.float32, dtype) and (
+        # (the kernel takes float32 weights: a layer cast to bfloat16 stays with torch)
+        if IN_C and kernel.dtype == torch.float32 and x.dtype in (torch.float32, dtype) and (
                 (dtype == torch.float32 and grouped_kernel.WANTED)
                 or (dtype == torch.bfloat16 and grouped_kernel.WANTED_BF16)):
             ctx.in_c = True

@@ -227,6 +227,12 @@ static int bf16_ready(Py_ssize_t rows, Py_ssize_t in_f)
     return 1;
 }
 
+/* None after a bfloat16 call that went through, else the MemoryError it ran into. */
+static PyObject *none_or_no_memory(int ok)
+{
+    return ok ? Py_NewRef(Py_None) : PyErr_NoMemory();
+}
+
 /* forward(x, cols, kernel, bias, groups, out, packed, rows, in, out_features, has_bias, bf16,
  * x_half, out_half): bf16 true multiplies in bfloat16 (_grouped_bf16.c), x and out may then be
  * bfloat16 (x_half, out_half), and x packed for the backward goes into ``packed``; else all
@@ -267,10 +273,7 @@ static PyObject *forward(PyObject *self, PyObject *args)
                                   has_bias ? (const float *)bb.buf : NULL, groups, count, ob.buf,
                                   rows, in_f, out_f, x_half, out_half, (uint16_t *)pb.buf);
         Py_END_ALLOW_THREADS
-        if (ok)
-            result = Py_NewRef(Py_None);
-        else
-            PyErr_NoMemory();
+        result = none_or_no_memory(ok);
         goto done;
     }
     int64_t largest = 0;
@@ -449,10 +452,7 @@ static PyObject *backward(PyObject *self, PyObject *args)
                                    want_kernel ? (float *)kgb.buf : NULL, rows, in_f, out_f,
                                    x_half, grad_half);
         Py_END_ALLOW_THREADS
-        if (ok)
-            result = Py_NewRef(Py_None);
-        else
-            PyErr_NoMemory();
+        result = none_or_no_memory(ok);
         goto done;
     }
     int64_t largest = 0;

@@ -57,6 +57,9 @@ def test_should_leave_plain_brackets_alone():
          'must be a string, found 42. Quote it: "entity": "42".'),
         ('[x]{"entity": "a", "group": [1]}', 'f.yml:3: the "group" of the entity annotation '
          '{"entity": "a", "group": [1]} must be a string, found [1].'),
+        # so must a value: [5]{"entity": "number", "value": 5} kept the number 5 as its value
+        ('[5]{"entity": "number", "value": 5}', 'f.yml:3: the "value" of the entity annotation '
+         '{"entity": "number", "value": 5} must be a string, found 5. Quote it: "value": "5".'),
     ],
 )
 def test_should_reject_malformed_annotations_with_file_and_line(example, message):
@@ -73,7 +76,7 @@ def test_should_reject_malformed_annotations_with_file_and_line(example, message
         "tips for [orchids](plant:orchid)",
         'from [Berlin]{"entity": "city", "role": "departure", "group": "1"}',
         'a [b][{"entity": "x"}, {"entity": "y", "value": "z"}]',
-        '[5]{"entity": "number", "value": 5}',
+        '[x]{"entity": "smiley", "value": ":)"}',  # a value with ")" is written as JSON
     ],
 )
 def test_annotate_should_invert_parsing(annotated):

@@ -25,7 +25,7 @@ _ANNOTATION = re.compile(
 # Left-overs that look like an annotation but did not parse: "[x](", "](", "]{".
 _BROKEN = re.compile(r"\](\(|\{)")
 _DICT_KEYS = ("entity", "value", "role", "group")
-_NAME_KEYS = ("entity", "role", "group")
+_STRING_KEYS = ("entity", "role", "group", "value")  # strings in Rasa's schema
 _HINT = 'Write [text](entity), [text](entity:value) or [text]{"entity": "name", "role": "r"}.'
 
 
@@ -49,7 +49,7 @@ def _entity_dicts(raw: str, file: str | Path | None, line: int | None) -> list[d
                 f"the entity annotation {raw} has unknown key(s) {', '.join(unknown)}.",
                 file, line, hint=f"Allowed keys: {', '.join(_DICT_KEYS)}.",
             )
-        for key in _NAME_KEYS:  # strings, as Rasa's schema has them: 42 is not read as '42'
+        for key in _STRING_KEYS:  # strings, as Rasa's schema has them: 42 is not read as '42'
             name = item.get(key)
             if name is not None and not isinstance(name, str):
                 found = json.dumps(name)
@@ -88,7 +88,8 @@ def parse_annotated_text(
         raw = match.group("dict")
         raw = "{" + raw + "}" if raw is not None else "[" + match.group("dicts") + "]"
         for item in _entity_dicts(raw, file, line):
-            value = item.get("value", surface)
+            value = item.get("value")
+            value = surface if value is None else value
             entities.append(Entity(start, end, value, item["entity"],
                                    item.get("role"), item.get("group")))
     plain.append(text[cursor:])

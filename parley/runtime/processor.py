@@ -591,8 +591,9 @@ class MessageProcessor:
                 continue
             if self.reminders is None:
                 logger.warning("conversation '%s': a '%s' event was logged, but this "
-                               "processor has no reminder scheduler (`parley run` has one): "
-                               "nothing is scheduled or cancelled.", sender_id,
+                               "processor has no reminder scheduler (`parley run` and "
+                               "`parley shell` have one): nothing is scheduled or "
+                               "cancelled.", sender_id,
                                event.type_name)
             elif isinstance(event, ReminderScheduled):
                 self.reminders.schedule(sender_id, event, channel)

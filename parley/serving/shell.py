@@ -4,14 +4,22 @@ Each line you type is a message to the assistant; its answers follow, as Rasa's 
 shows them (text, ``Image:``, ``Attachment:``, custom JSON, and buttons numbered so that
 typing the number sends the button's payload). ``/stop`` or end of input (Ctrl-D) ends the
 conversation. ``parley shell nlu`` only parses: each line's parse result as JSON.
+
+Reminders a custom action sets fire while the shell waits for your next line, and their
+answers are printed then (Rasa's console, a REST client, never shows them: its reminderbot
+is tried through a callback channel). Lines are read on a thread of their own so that the
+event loop keeps time meanwhile; the reminders still waiting when the conversation ends
+end with it, as a server's do when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, TextIO
 
 from parley.runtime.endpoints import EndpointConfig
@@ -19,12 +27,16 @@ from parley.runtime.executor import ActionExecutor
 from parley.runtime.nlg_server import NLGServerClient
 from parley.runtime.stores.base import LockStore, TrackerStore
 from parley.runtime.processor import MessageProcessor, UserMessage
+from parley.runtime.reminders import ReminderJob, ReminderScheduler
 from parley.serving.agent import Agent
 
 __all__ = ["CHANNEL", "STOP", "format_message", "run_nlu_shell", "run_shell"]
 
 CHANNEL = "cmdline"  # Rasa's name for its console channel (responses may target it)
 STOP = "/stop"
+PROMPT = "Your input -> "
+
+logger = logging.getLogger(__name__)
 
 
 def format_message(message: dict[str, Any]) -> list[str]:
@@ -58,17 +70,50 @@ def _typed_lines(prompt: str, stdin: TextIO, stdout: TextIO) -> Iterator[str]:
     input (which ends the prompt's line, as a terminal would not)."""
     while True:
         print(prompt, end="", file=stdout, flush=True)
-        line = stdin.readline()
-        if not line:
-            print(file=stdout)
-            return
-        # A C.UTF-8 terminal is read with surrogateescape: bytes that are not UTF-8 come
-        # as lone surrogates, which no store or JSON writer can encode. Typed text: U+FFFD.
-        text = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace").strip()
-        if text == STOP:
+        text = _typed(stdin.readline(), stdout)
+        if text is None:
             return
         if text:
             yield text
+
+
+async def _typed_lines_async(prompt: str, stdin: TextIO, stdout: TextIO) -> AsyncIterator[str]:
+    """:func:`_typed_lines` with the event loop running while a line is awaited: a daemon
+    thread reads them (not the loop's executor, whose shutdown would wait for a read that
+    Ctrl-C interrupted until the user typed one more line)."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def read() -> None:
+        while True:
+            line = stdin.readline()
+            try:
+                loop.call_soon_threadsafe(lines.put_nowait, line)
+            except RuntimeError:  # the conversation ended and its loop closed
+                return
+            if not line:
+                return
+
+    threading.Thread(target=read, name="parley-shell-input", daemon=True).start()
+    while True:
+        print(prompt, end="", file=stdout, flush=True)
+        text = _typed(await lines.get(), stdout)
+        if text is None:
+            return
+        if text:
+            yield text
+
+
+def _typed(line: str, stdout: TextIO) -> str | None:
+    """A line as typed, stripped; None when it ends the conversation (``/stop``, or end of
+    input, which also ends the prompt's line)."""
+    if not line:
+        print(file=stdout)
+        return None
+    # A C.UTF-8 terminal is read with surrogateescape: bytes that are not UTF-8 come as lone
+    # surrogates, which no store or JSON writer can encode. Typed text: U+FFFD.
+    text = line.encode("utf-8", "surrogateescape").decode("utf-8", "replace").strip()
+    return None if text == STOP else text
 
 
 def run_shell(agent: Agent, stdin: TextIO, stdout: TextIO, sender_id: str | None = None,
@@ -85,31 +130,49 @@ def run_shell(agent: Agent, stdin: TextIO, stdout: TextIO, sender_id: str | None
     print(f"Bot loaded. Type a message and press enter (use '{STOP}' to exit):",
           file=stdout, flush=True)
 
+    buttons: list[dict[str, Any]] = []
+
+    def show(replies: list[dict[str, Any]]) -> None:
+        nonlocal buttons
+        buttons = []
+        for reply in replies:
+            buttons = reply.get("buttons") or buttons
+            for shown in format_message(reply):
+                print(shown, file=stdout)
+        stdout.flush()
+
+    async def remind(job: ReminderJob) -> None:
+        replies = await processor.handle_reminder(job.event, job.sender_id, job.output_channel)
+        if replies:
+            print(file=stdout)  # off the prompt's line, where the user may be typing
+            show(replies)
+            print(PROMPT, end="", file=stdout, flush=True)
+
     async def converse() -> int:
         from parley.runtime.brokers.factory import create_event_broker
 
         processor.event_broker = await create_event_broker(event_broker,
                                                            processor.tracker_store)
+        processor.reminders = ReminderScheduler(remind)
         try:
             return await talk()
         finally:
+            waiting = processor.reminders.pending()
+            if waiting:
+                logger.info("the conversation ends with %d reminder(s) still to come (%s): "
+                            "they end with it.", len(waiting),
+                            ", ".join(job.event.name for job in waiting))
+            await processor.reminders.close()
             if processor.event_broker is not None:
                 await processor.event_broker.close()
 
     async def talk() -> int:
         count = 0
-        buttons: list[dict[str, Any]] = []
-        for text in _typed_lines("Your input -> ", stdin, stdout):
-            text = _chosen_payload(text, buttons)
+        async for text in _typed_lines_async(PROMPT, stdin, stdout):
             count += 1
-            replies = await processor.handle_message(UserMessage(
-                text, sender, input_channel=CHANNEL, output_channel=CHANNEL))
-            buttons = []
-            for reply in replies:
-                buttons = reply.get("buttons") or buttons
-                for shown in format_message(reply):
-                    print(shown, file=stdout)
-            stdout.flush()
+            show(await processor.handle_message(UserMessage(
+                _chosen_payload(text, buttons), sender, input_channel=CHANNEL,
+                output_channel=CHANNEL)))
         return count
 
     return asyncio.run(converse())

@@ -364,8 +364,11 @@ static void plan_free(Plan *plan)
     perm_free(&plan->back);
 }
 
+/* The plan's words and starts, and the permutations asked for: ``in`` for the forward's
+ * packing, ``back`` for the input gradient (the backward reads the forward's packed rows,
+ * so it never needs ``in``). */
 static int plan_make(Plan *plan, const Group *groups, int64_t count, const int32_t *cols,
-                     int64_t in_f, int back)
+                     int64_t in_f, int in, int back)
 {
     memset(plan, 0, sizeof(*plan));
     int64_t words = 0;
@@ -383,12 +386,15 @@ static int plan_make(Plan *plan, const Group *groups, int64_t count, const int32
         plan_free(plan);
         return 0;
     }
-    for (int64_t w = 0; w < words; w++)
-        from[w] = -1;
-    for (int64_t g = 0; g < count; g++)
-        for (int64_t d = 0; d < groups[g].k; d++)
-            from[plan->start[g] + d] = cols[groups[g].coff + d];
-    int ok = perm_make(&plan->in, from, words, in_f, 32);
+    int ok = 1;
+    if (in) {
+        for (int64_t w = 0; w < words; w++)
+            from[w] = -1;
+        for (int64_t g = 0; g < count; g++)
+            for (int64_t d = 0; d < groups[g].k; d++)
+                from[plan->start[g] + d] = cols[groups[g].coff + d];
+        ok = perm_make(&plan->in, from, words, in_f, 32);
+    }
     if (ok && back) {
         for (int64_t c = 0; c < in_f; c++)
             from[c] = -1;
@@ -429,7 +435,7 @@ BF16 int grouped_bf16_forward(const void *x, const int32_t *cols, const float *k
     int64_t kmax, nmax;
     widest(groups, count, &kmax, &nmax);
     Plan plan;
-    if (!plan_make(&plan, groups, count, cols, in_f, 0))
+    if (!plan_make(&plan, groups, count, cols, in_f, 1, 0))
         return 0;
     const int64_t lda = plan.words / 2;
     pair *ap = (pair *)packed;
@@ -539,7 +545,7 @@ BF16 int grouped_bf16_backward(const uint16_t *packed, const int32_t *cols, cons
     widest(groups, count, &kmax, &nmax);
     const int64_t half = CHUNK / 2;
     Plan plan;
-    if (!plan_make(&plan, groups, count, cols, in_f, grad_x != NULL))
+    if (!plan_make(&plan, groups, count, cols, in_f, 0, grad_x != NULL))
         return 0;
     pair *ap = grad_x ? aligned_pairs(rows * ((nmax + 1) / 2)) : NULL;
     pair *bp = grad_x ? aligned_pairs(panels_of(kmax) * ((nmax + 1) / 2) * LANES) : NULL;

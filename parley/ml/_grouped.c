@@ -34,7 +34,9 @@
 #include "_grouped.h"
 
 /* Raised when the Python side's calls and this file disagree (see grouped_kernel.py). */
-#define GROUPED_KERNEL_VERSION 2
+#define GROUPED_KERNEL_VERSION 3
+#define BF16_REGISTERS 1  /* forward's and backward's bf16: AVX-512 register tiles */
+#define BF16_AMX 2        /* AMX tiles */
 
 #define TILE_ROWS 6   /* a register tile: 6 rows × 16 columns = 12 of the 16 registers */
 #define WIDTH 16
@@ -214,10 +216,18 @@ static void group_rows(const float *a, int64_t lda, const int32_t *acols, int64_
 /* The CPU must have the bfloat16 products. Their offsets are all 64-bit (the shuffle runs
  * as permutes, not 32-bit gathers): the width bound is a sanity limit only; the permutation
  * tables grow as in² / 30 bytes, and a width too large for memory gets a MemoryError. */
-static int bf16_ready(Py_ssize_t rows, Py_ssize_t in_f)
+static int bf16_ready(int bf16, Py_ssize_t rows, Py_ssize_t in_f)
 {
+    if (bf16 != BF16_REGISTERS && bf16 != BF16_AMX) {
+        PyErr_SetString(PyExc_ValueError, "bf16: expected 0 (float32), 1 (AVX-512) or 2 (AMX)");
+        return 0;
+    }
     if (!grouped_bf16_supported()) {
         PyErr_SetString(PyExc_RuntimeError, "this CPU has no AVX512_BF16: ask supported_bf16() first");
+        return 0;
+    }
+    if (bf16 == BF16_AMX && !grouped_amx_supported()) {
+        PyErr_SetString(PyExc_RuntimeError, "this CPU (or OS) gives no AMX tiles: ask supported_amx() first");
         return 0;
     }
     if (in_f > (INT32_MAX / 2) / 129 || rows > INT64_MAX / 2) {
@@ -234,15 +244,15 @@ static PyObject *none_or_no_memory(int ok)
 }
 
 /* forward(x, cols, kernel, bias, groups, out, packed, rows, in, out_features, has_bias, bf16,
- * x_half, out_half): bf16 true multiplies in bfloat16 (_grouped_bf16.c), x and out may then be
- * bfloat16 (x_half, out_half), and x packed for the backward goes into ``packed``; else all
- * float32 and ``packed`` empty */
+ * x_half, out_half): bf16 1 multiplies in bfloat16 (_grouped_bf16.c; 2: on AMX tiles,
+ * _grouped_amx.c), x and out may then be bfloat16 (x_half, out_half), and x packed for the
+ * backward goes into ``packed``; 0: all float32 and ``packed`` empty */
 static PyObject *forward(PyObject *self, PyObject *args)
 {
     Py_buffer xb, cb, kb, bb, gb, ob, pb;
     Py_ssize_t rows, in_f, out_f;
     int has_bias, bf16, x_half, out_half;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*nnnpppp", &xb, &cb, &kb, &bb, &gb, &ob, &pb,
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*nnnpipp", &xb, &cb, &kb, &bb, &gb, &ob, &pb,
                           &rows, &in_f, &out_f, &has_bias, &bf16, &x_half, &out_half))
         return NULL;
     PyObject *result = NULL;
@@ -263,15 +273,17 @@ static PyObject *forward(PyObject *self, PyObject *args)
         || (has_bias && !check(&bb, 4, 1, out_f, "bias"))
         || !columns_inside((const int32_t *)cb.buf, ncols, in_f)
         || !read_groups(&gb, in_f, out_f, nkernel, ncols, &groups, &count)
-        || (bf16 && !bf16_ready(rows, in_f))
-        || (bf16 && !check(&pb, 2, rows, grouped_bf16_words(groups, count), "packed")))
+        || (bf16 && !bf16_ready(bf16, rows, in_f))
+        || (bf16 && !check(&pb, 2, rows, grouped_bf16_words(groups, count, bf16 == BF16_AMX),
+                           "packed")))
         goto done;
     if (bf16) {
         int ok;
         Py_BEGIN_ALLOW_THREADS
         ok = grouped_bf16_forward(xb.buf, (const int32_t *)cb.buf, (const float *)kb.buf,
                                   has_bias ? (const float *)bb.buf : NULL, groups, count, ob.buf,
-                                  rows, in_f, out_f, x_half, out_half, (uint16_t *)pb.buf);
+                                  rows, in_f, out_f, x_half, out_half, (uint16_t *)pb.buf,
+                                  bf16 == BF16_AMX);
         Py_END_ALLOW_THREADS
         result = none_or_no_memory(ok);
         goto done;
@@ -417,7 +429,7 @@ static PyObject *backward(PyObject *self, PyObject *args)
     Py_buffer xb, cb, kb, gb, tb, xgb, kgb;
     Py_ssize_t rows, in_f, out_f;
     int bf16, x_half, grad_half;
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*nnnppp", &xb, &cb, &kb, &gb, &tb, &xgb, &kgb,
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*nnnipp", &xb, &cb, &kb, &gb, &tb, &xgb, &kgb,
                           &rows, &in_f, &out_f, &bf16, &x_half, &grad_half))
         return NULL;
     PyObject *result = NULL;
@@ -439,8 +451,9 @@ static PyObject *backward(PyObject *self, PyObject *args)
         || (want_kernel && !check(&kgb, 4, 1, nkernel, "grad_kernel"))
         || !columns_inside((const int32_t *)cb.buf, ncols, in_f)
         || !read_groups(&tb, in_f, out_f, nkernel, ncols, &groups, &count)
-        || (bf16 && !bf16_ready(rows, in_f))
-        || !check(&xb, bf16 ? 2 : 4, rows, bf16 ? grouped_bf16_words(groups, count) : in_f,
+        || (bf16 && !bf16_ready(bf16, rows, in_f))
+        || !check(&xb, bf16 ? 2 : 4, rows,
+                  bf16 ? grouped_bf16_words(groups, count, bf16 == BF16_AMX) : in_f,
                   bf16 ? "packed x" : "x"))
         goto done;
     if (bf16) {
@@ -450,7 +463,7 @@ static PyObject *backward(PyObject *self, PyObject *args)
                                    (const float *)kb.buf,
                                    gb.buf, groups, count, want_x ? xgb.buf : NULL,
                                    want_kernel ? (float *)kgb.buf : NULL, rows, in_f, out_f,
-                                   x_half, grad_half);
+                                   x_half, grad_half, bf16 == BF16_AMX);
         Py_END_ALLOW_THREADS
         result = none_or_no_memory(ok);
         goto done;
@@ -531,6 +544,11 @@ static PyObject *supported_bf16(PyObject *self, PyObject *args)
     return PyBool_FromLong(grouped_bf16_supported());
 }
 
+static PyObject *supported_amx(PyObject *self, PyObject *args)
+{
+    return PyBool_FromLong(grouped_amx_supported());
+}
+
 /* Whether this CPU runs the kernel's instructions (AVX2 and FMA). */
 static PyObject *supported(PyObject *self, PyObject *args)
 {
@@ -544,6 +562,8 @@ static PyMethodDef methods[] = {
     {"supported", supported, METH_NOARGS, "Whether the CPU has AVX2 and FMA."},
     {"supported_bf16", supported_bf16, METH_NOARGS,
      "Whether the CPU has AVX-512 with AVX512_BF16 (the bfloat16 products)."},
+    {"supported_amx", supported_amx, METH_NOARGS,
+     "Whether the CPU and OS give AMX tiles with bfloat16 (the products on tiles)."},
     {NULL, NULL, 0, NULL},
 };
 

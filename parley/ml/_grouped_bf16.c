@@ -87,21 +87,33 @@ BF16 static inline __m512i side_by_side(__m512 a, __m512 b)
     return _mm512_permutexvar_epi16(_mm512_load_si512(SIDE_BY_SIDE), in_order(a, b));
 }
 
-/* A product's left operand, pairs along its depth: ap[r · pairs + q] = (a[r, c + 2q],
- * a[r, c + 2q + 1]) for r < rows, c = first_col, zero past ``depth``; pairs = ⌈depth / 2⌉. */
-BF16 static void pack_rows(pair *ap, const void *a, int half, int64_t lda, int64_t rows,
-                           int64_t first_col, int64_t depth)
+/* A product's left operand, pairs along its depth: ap[r · ldp + q] = (a[r, c + 2q],
+ * a[r, c + 2q + 1]) for r < rows, c = first_col, zero past ``depth`` up to ldp pairs
+ * (≥ ⌈depth / 2⌉). */
+BF16 static void pack_rows(pair *ap, int64_t ldp, const void *a, int half, int64_t lda,
+                           int64_t rows, int64_t first_col, int64_t depth)
 {
     const int64_t pairs = (depth + 1) / 2;
     for (int64_t r = 0; r < rows; r++) {
         const int64_t row = r * lda + first_col;
-        pair *to = ap + r * pairs;
+        pair *to = ap + r * ldp;
+        memset(to + pairs, 0, (size_t)(ldp - pairs) * sizeof(pair));
         for (int64_t d = 0; d < depth; d += 2 * LANES)
             _mm512_mask_storeu_epi32(to + d / 2, first((depth - d + 1) / 2),
                                      in_order(load(a, row + d, first(depth - d), half),
                                               load(a, row + d + LANES, first(depth - d - LANES),
                                                    half)));
     }
+}
+
+/* Each of ``panels`` panels (stride pairs apart) zero from its pair ``pairs`` on: the
+ * pairs an AMX tile reads past a panel's real ones (none with the register tile). */
+static void zero_pads(pair *bp, int64_t stride, int64_t panels, int64_t pairs)
+{
+    if (stride > pairs * LANES)
+        for (int64_t p = 0; p < panels; p++)
+            memset(bp + p * stride + pairs * LANES, 0,
+                   (size_t)(stride - pairs * LANES) * sizeof(pair));
 }
 
 /* A product's right operand from a row-major matrix (depth rows × width columns): panels
@@ -127,14 +139,15 @@ BF16 static void pack_panels(pair *bp, int64_t stride, const void *w, int half, 
  * panel p, pair e, lane t hold (w[16p + t, 2e], w[16p + t, 2e + 1]) — in a row of w its
  * pairs lie side by side already: each row is converted in order into ``row`` (⌈n / 2⌉
  * pairs), then its pairs are dealt to their lane (a gather a pair cost ~30 cycles). */
-BF16 static void pack_panels_transposed(pair *bp, const float *w, int64_t k, int64_t n,
-                                       pair *row)
+BF16 static void pack_panels_transposed(pair *bp, int64_t stride, const float *w, int64_t k,
+                                       int64_t n, pair *row)
 {
     const int64_t panels = (k + LANES - 1) / LANES, pairs = (n + 1) / 2;
+    zero_pads(bp, stride, panels, pairs);
     for (int64_t p = 0; p < panels; p++)
         for (int64_t t = 0; t < LANES; t++) {
             const int64_t d = p * LANES + t;
-            pair *to = bp + p * pairs * LANES + t;
+            pair *to = bp + p * stride + t;
             if (d >= k) {
                 for (int64_t e = 0; e < pairs; e++)
                     to[e * LANES] = 0;
@@ -223,12 +236,24 @@ BF16 static void products(const pair *ap, int64_t lda, int64_t as, int64_t pairs
     }
 }
 
-int64_t grouped_bf16_words(const Group *groups, int64_t count)
+/* Where each group's words start in a packed row (start[g], when not NULL), and the words a
+ * row has: each group's fan-in rounded up to even — to a whole number of AMX tile rows (32
+ * words) with ``amx``, the gaps zero. */
+static int64_t group_starts(const Group *groups, int64_t count, int amx, int64_t *start)
 {
+    const int64_t align = amx ? 2 * AMX_PAIRS : 2;
     int64_t words = 0;
-    for (int64_t g = 0; g < count; g++)
-        words += groups[g].k + (groups[g].k & 1);
+    for (int64_t g = 0; g < count; g++) {
+        if (start)
+            start[g] = words;
+        words += (groups[g].k + align - 1) / align * align;
+    }
     return words;
+}
+
+int64_t grouped_bf16_words(const Group *groups, int64_t count, int amx)
+{
+    return group_starts(groups, count, amx, NULL);
 }
 
 static void widest(const Group *groups, int64_t count, int64_t *k, int64_t *n)
@@ -368,17 +393,13 @@ static void plan_free(Plan *plan)
  * packing, ``back`` for the input gradient (the backward reads the forward's packed rows,
  * so it never needs ``in``). */
 static int plan_make(Plan *plan, const Group *groups, int64_t count, const int32_t *cols,
-                     int64_t in_f, int in, int back)
+                     int64_t in_f, int in, int back, int amx)
 {
     memset(plan, 0, sizeof(*plan));
-    int64_t words = 0;
     plan->start = (int64_t *)malloc((size_t)count * sizeof(int64_t));
     if (!plan->start)
         return 0;
-    for (int64_t g = 0; g < count; g++) {
-        plan->start[g] = words;
-        words += groups[g].k + (groups[g].k & 1);
-    }
+    const int64_t words = group_starts(groups, count, amx, plan->start);
     plan->words = words;
     plan->sources = (in_f + 31) / 32;
     int64_t *from = (int64_t *)malloc((size_t)(words > in_f ? words : in_f) * sizeof(int64_t));
@@ -427,36 +448,67 @@ BF16 static void plan_row(const Plan *plan, const void *x, int half, int64_t row
     perm_words(&plan->in, src, to);
 }
 
+/* The pairs a product's operands are laid out with along its depth: ⌈depth / 2⌉, or with
+ * ``amx`` that rounded up to whole tiles (zeros after the real pairs). */
+static int64_t depth_pairs(int64_t depth, int amx)
+{
+    const int64_t pairs = (depth + 1) / 2;
+    return amx ? (pairs + AMX_PAIRS - 1) / AMX_PAIRS * AMX_PAIRS : pairs;
+}
+
+/* out = a · b (+ init) on the register tile, or on AMX tiles (operands padded as
+ * depth_pairs says; scratch: AMX_PAIRS rows of their pairs). */
+BF16 static void multiply(int amx, const pair *ap, int64_t lda, int64_t pairs, int64_t rows,
+                          const pair *bp, int64_t stride, int64_t width, const float *init,
+                          int64_t ld_init, void *out, int half, int64_t ldo, int64_t ocol0,
+                          pair *scratch)
+{
+    if (amx)
+        grouped_amx_products(ap, lda, pairs / AMX_PAIRS, rows, bp, stride, width, init,
+                             ld_init, out, half, ldo, ocol0, scratch);
+    else
+        products(ap, lda, 1, pairs, rows, bp, stride, width, init, ld_init, out, half, ldo,
+                 ocol0);
+}
+
 BF16 int grouped_bf16_forward(const void *x, const int32_t *cols, const float *kernel,
                               const float *bias, const Group *groups, int64_t count, void *out,
                               int64_t rows, int64_t in_f, int64_t out_f, int x_half, int out_half,
-                              uint16_t *packed)
+                              uint16_t *packed, int amx)
 {
     int64_t kmax, nmax;
     widest(groups, count, &kmax, &nmax);
     Plan plan;
-    if (!plan_make(&plan, groups, count, cols, in_f, 1, 0))
+    if (!plan_make(&plan, groups, count, cols, in_f, 1, 0, amx))
         return 0;
     const int64_t lda = plan.words / 2;
     pair *ap = (pair *)packed;
-    pair *bp = aligned_pairs(panels_of(nmax) * ((kmax + 1) / 2) * LANES);
+    pair *bp = aligned_pairs(panels_of(nmax) * depth_pairs(kmax, amx) * LANES);
+    pair *scratch = amx ? aligned_pairs(AMX_PAIRS * depth_pairs(kmax, amx)) : NULL;
     __m512i *src = (__m512i *)aligned_pairs((plan.sources + 1) * LANES);
-    if (!bp || !src) {
+    if (!bp || !src || (amx && !scratch)) {
         free(bp);
+        free(scratch);
         free(src);
         plan_free(&plan);
         return 0;
     }
     for (int64_t r = 0; r < rows; r++)
         plan_row(&plan, x, x_half, r, in_f, (uint16_t *)(ap + r * lda), src);
+    if (amx)
+        grouped_amx_begin();
     for (int64_t g = 0; g < count; g++) {
         const Group *G = &groups[g];
-        const int64_t pairs = (G->k + 1) / 2;
+        const int64_t pairs = depth_pairs(G->k, amx);
         pack_panels(bp, pairs * LANES, kernel + G->koff, 0, G->n, G->k, G->n);
-        products(ap + plan.start[g] / 2, lda, 1, pairs, rows, bp, pairs * LANES, G->n,
-                 bias ? bias + G->o0 : NULL, 0, out, out_half, out_f, G->o0);
+        zero_pads(bp, pairs * LANES, panels_of(G->n), (G->k + 1) / 2);
+        multiply(amx, ap + plan.start[g] / 2, lda, pairs, rows, bp, pairs * LANES, G->n,
+                 bias ? bias + G->o0 : NULL, 0, out, out_half, out_f, G->o0, scratch);
     }
+    if (amx)
+        grouped_amx_end();
     free(bp);
+    free(scratch);
     free(src);
     plan_free(&plan);
     return 1;
@@ -513,6 +565,84 @@ BF16 static void kernel_grads(const Plan *plan, const uint16_t *packed, const vo
     }
 }
 
+/* 16 × 16 32-bit elements transposed in registers: r[c] becomes what was column c. */
+BF16 static inline void transpose16(__m512i r[LANES])
+{
+    __m512i t[LANES], u[LANES];
+    for (int k = 0; k < 8; k++) {
+        t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+    }
+    /* u[4k + m], 128-bit lane L: rows 4k … 4k + 3 of column 4L + m */
+    for (int k = 0; k < 4; k++) {
+        u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+        u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+        u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+    }
+    for (int m = 0; m < 4; m++) {
+        const __m512i x0 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0x44);
+        const __m512i x1 = _mm512_shuffle_i32x4(u[m], u[4 + m], 0xEE);
+        const __m512i y0 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0x44);
+        const __m512i y1 = _mm512_shuffle_i32x4(u[8 + m], u[12 + m], 0xEE);
+        r[m] = _mm512_shuffle_i32x4(x0, y0, 0x88);
+        r[4 + m] = _mm512_shuffle_i32x4(x0, y0, 0xDD);
+        r[8 + m] = _mm512_shuffle_i32x4(x1, y1, 0x88);
+        r[12 + m] = _mm512_shuffle_i32x4(x1, y1, 0xDD);
+    }
+}
+
+/* Words w0 … w0 + 15 of 16 pairs of packed rows from ``first`` (rows from ``end`` on read as
+ * zero), transposed: to[t · ld + i] = (row first + 2i, row first + 2i + 1) of word w0 + t. */
+BF16 static void transposed_block(const uint16_t *packed, int64_t words, int64_t first,
+                                  int64_t end, int64_t w0, pair *to, int64_t ld)
+{
+    __m512i r[LANES];
+    for (int i = 0; i < LANES; i++) {
+        const int64_t even = first + 2 * i;
+        const __m512i e = even < end ? _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                           (const __m256i *)(packed + even * words + w0)))
+                                     : _mm512_setzero_si512();
+        const __m512i o = even + 1 < end ? _mm512_cvtepu16_epi32(_mm256_loadu_si256(
+                                               (const __m256i *)(packed + (even + 1) * words + w0)))
+                                         : _mm512_setzero_si512();
+        r[i] = _mm512_or_si512(e, _mm512_slli_epi32(o, 16));
+    }
+    transpose16(r);
+    for (int t = 0; t < LANES; t++)
+        _mm512_storeu_si512(to + t * ld, r[t]);
+}
+
+/* kernel_grads on AMX tiles: the same sums, a chunk's rows transposed instead —
+ * xt[w · half + q] = (row 2q, row 2q + 1) of word w, zero past the chunk's rows — so that a
+ * group's kernel rows are a tile's rows with their row pairs side by side. */
+BF16 static void kernel_grads_amx(const Plan *plan, const uint16_t *packed, const void *grad,
+                                  int grad_half, int64_t out_f, const Group *groups,
+                                  int64_t count, float *grad_kernel, int64_t rows, pair *xt,
+                                  pair *gp, pair *scratch)
+{
+    const int64_t half = CHUNK / 2, words = plan->words;
+    for (int64_t start = 0; start < rows; start += CHUNK) {
+        const int64_t n_rows = start + CHUNK < rows ? CHUNK : rows - start;
+        const int64_t pairs = depth_pairs(n_rows, 1);
+        for (int64_t q0 = 0; q0 < pairs; q0 += LANES)
+            for (int64_t w0 = 0; w0 < words; w0 += LANES)
+                transposed_block(packed, words, start + 2 * q0, start + n_rows, w0,
+                                 xt + w0 * half + q0, half);
+        for (int64_t g = 0; g < count; g++) {
+            const Group *G = &groups[g];
+            float *gw = grad_kernel + G->koff;
+            pack_panels(gp, half * LANES,
+                        (const char *)grad + (start * out_f + G->o0) * (grad_half ? 2 : 4),
+                        grad_half, out_f, n_rows, G->n);
+            zero_pads(gp, half * LANES, panels_of(G->n), (n_rows + 1) / 2);
+            grouped_amx_products(xt + plan->start[g] * half, half, pairs / AMX_PAIRS, G->k, gp,
+                                 half * LANES, G->n, start ? gw : NULL, G->n, gw, 0, G->n, 0,
+                                 scratch);
+        }
+    }
+}
+
 /* grad_x's rows from gl's (the groups' order in bfloat16, ldl words apart, as torch's
  * bfloat16 products round the input gradient too), widened to float32 unless ``half``;
  * src and row: scratch. */
@@ -539,17 +669,18 @@ BF16 static void put_back(const Plan *plan, const uint16_t *gl, int64_t ldl, voi
 BF16 int grouped_bf16_backward(const uint16_t *packed, const int32_t *cols, const float *kernel,
                                const void *grad, const Group *groups, int64_t count,
                                void *grad_x, float *grad_kernel, int64_t rows, int64_t in_f,
-                               int64_t out_f, int x_half, int grad_half)
+                               int64_t out_f, int x_half, int grad_half, int amx)
 {
     int64_t kmax, nmax;
     widest(groups, count, &kmax, &nmax);
     const int64_t half = CHUNK / 2;
     Plan plan;
-    if (!plan_make(&plan, groups, count, cols, in_f, 0, grad_x != NULL))
+    if (!plan_make(&plan, groups, count, cols, in_f, 0, grad_x != NULL, amx))
         return 0;
-    pair *ap = grad_x ? aligned_pairs(rows * ((nmax + 1) / 2)) : NULL;
-    pair *bp = grad_x ? aligned_pairs(panels_of(kmax) * ((nmax + 1) / 2) * LANES) : NULL;
-    pair *row = grad_x ? aligned_pairs((nmax + 1) / 2 + LANES) : NULL;
+    const int64_t npairs = depth_pairs(nmax, amx);
+    pair *ap = grad_x ? aligned_pairs(rows * npairs) : NULL;
+    pair *bp = grad_x ? aligned_pairs(panels_of(kmax) * npairs * LANES) : NULL;
+    pair *row = grad_x ? aligned_pairs(npairs + LANES) : NULL;
     /* gl's rows an odd number of cache lines apart: rows a multiple of 4 KB apart (or
      * nearly) land in the same cache sets, and a tile's six stores evict each other */
     const int64_t lines = (plan.words + 31) / 32, ldl = 32 * (lines + (lines % 2 ? 0 : 1));
@@ -558,22 +689,34 @@ BF16 int grouped_bf16_backward(const uint16_t *packed, const int32_t *cols, cons
     __m512i *back = grad_x ? (__m512i *)aligned_pairs(((plan.words + 31) / 32 + 2) * LANES) : NULL;
     pair *xq = grad_kernel ? aligned_pairs(half * plan.words) : NULL;
     pair *gp = grad_kernel ? aligned_pairs(panels_of(nmax) * half * LANES) : NULL;
-    int ok = (!grad_x || (ap && bp && row && gl && back && wide)) && (!grad_kernel || (xq && gp));
+    const int64_t widest_pairs = depth_pairs(nmax > CHUNK ? nmax : CHUNK, amx);
+    pair *scratch = amx ? aligned_pairs(AMX_PAIRS * widest_pairs) : NULL;
+    int ok = (!grad_x || (ap && bp && row && gl && back && wide)) && (!grad_kernel || (xq && gp))
+             && (!amx || scratch);
+    if (ok && amx)
+        grouped_amx_begin();
     for (int64_t g = 0; ok && grad_x && g < count; g++) {
         /* grad_x[m, cols[d]] = Σ_j grad[m, o0 + j] · kernel[d, j], written in the groups'
          * order (gl, the forward's packed words in float32), then put back in place */
         const Group *G = &groups[g];
-        const int64_t pairs = (G->n + 1) / 2;
-        pack_rows(ap, grad, grad_half, out_f, rows, G->o0, G->n);
-        pack_panels_transposed(bp, kernel + G->koff, G->k, G->n, row);
-        products(ap, pairs, 1, pairs, rows, bp, pairs * LANES, G->k, NULL, 0, gl, 1, ldl,
-                 plan.start[g]);
+        const int64_t pairs = depth_pairs(G->n, amx);
+        pack_rows(ap, pairs, grad, grad_half, out_f, rows, G->o0, G->n);
+        pack_panels_transposed(bp, pairs * LANES, kernel + G->koff, G->k, G->n, row);
+        multiply(amx, ap, pairs, pairs, rows, bp, pairs * LANES, G->k, NULL, 0, gl, 1, ldl,
+                 plan.start[g], scratch);
     }
     if (ok && grad_x)
         put_back(&plan, gl, ldl, grad_x, x_half, in_f, rows, back, wide);
-    if (ok && grad_kernel)
-        kernel_grads(&plan, packed, grad, grad_half, out_f, groups, count, grad_kernel, rows, xq,
-                     gp);
+    if (ok && grad_kernel) {
+        if (amx)
+            kernel_grads_amx(&plan, packed, grad, grad_half, out_f, groups, count, grad_kernel,
+                             rows, xq, gp, scratch);
+        else
+            kernel_grads(&plan, packed, grad, grad_half, out_f, groups, count, grad_kernel,
+                         rows, xq, gp);
+    }
+    if (ok && amx)
+        grouped_amx_end();
     free(ap);
     free(bp);
     free(row);
@@ -582,6 +725,7 @@ BF16 int grouped_bf16_backward(const uint16_t *packed, const int32_t *cols, cons
     free(wide);
     free(xq);
     free(gp);
+    free(scratch);
     plan_free(&plan);
     return ok;
 }

@@ -325,10 +325,12 @@ def _kernel_forward(ctx: Any, x: torch.Tensor, layer: GroupedLinear,
     x = x.contiguous()
     kernel = kernel.detach()
     bf16 = dtype == torch.bfloat16
+    amx = bf16 and grouped_kernel.AMX
     out, saved = grouped_kernel.forward(layer, x, kernel,
                                         bias.detach() if bias is not None else None, bf16,
-                                        out_dtype)
+                                        out_dtype, amx)
     ctx.bf16 = bf16
+    ctx.amx = amx
     ctx.x_dtype = x.dtype
     ctx.layer = layer
     ctx.has_bias = bias is not None
@@ -344,7 +346,8 @@ def _kernel_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
     grad = grad.contiguous()
     grad_x, grad_kernel = grouped_kernel.backward(layer, saved, kernel, grad,
                                                   ctx.needs_input_grad[0],
-                                                  ctx.needs_input_grad[3], ctx.bf16, ctx.x_dtype)
+                                                  ctx.needs_input_grad[3], ctx.bf16, ctx.x_dtype,
+                                                  ctx.amx)
     grad_bias = (grad.sum(0, dtype=torch.float32) if ctx.has_bias and ctx.needs_input_grad[2]
                  else None)
     return grad_x, None, grad_bias, grad_kernel, None

@@ -117,15 +117,36 @@ def known_matmul_dtype() -> str | None:
 
 
 def dense_grouped_products() -> bool:
-    """Whether the grouped layers' bfloat16 training products run as one dense product each:
-    where the CPU has AMX tiles (``PARLEY_GROUPED_DENSE`` ``0``/``1`` overrides). Where
-    bfloat16 dot products come from AVX-512 alone they are ~2× float32's, not 5×: 1/density
-    times the arithmetic would cost more than the gathers it saves."""
+    """Whether the grouped layers' bfloat16 training products run as one dense product each
+    (oneDNN's AMX kernels, multiplying by the zeros too): where the CPU has AMX tiles and
+    Parley's C kernel cannot use them (:func:`grouped_kernel_amx_products`);
+    ``PARLEY_GROUPED_DENSE`` ``0``/``1`` overrides. Where bfloat16 dot products come from
+    AVX-512 alone they are ~2× float32's, not 5×: 1/density times the arithmetic would cost
+    more than the gathers it saves."""
     wanted = os.environ.get("PARLEY_GROUPED_DENSE", "")
     if wanted in ("0", "1"):
         return wanted == "1"
     flags = _cpu_flags()
-    return flags is not None and "amx_bf16" in flags
+    return flags is not None and "amx_bf16" in flags and not grouped_kernel_amx_products()
+
+
+def grouped_kernel_amx_products() -> bool:
+    """Whether the C kernel's bfloat16 products (:func:`grouped_kernel_bf16_products`) run on
+    AMX tiles (parley/ml/_grouped_amx.c: only the groups' blocks, where the dense product
+    multiplies 1/density times as much): a CPU with AMX-BF16 whose OS lends the process
+    the tiles, the kernel built, ``PARLEY_GROUPED_KERNEL`` not ``0`` and
+    ``PARLEY_GROUPED_DENSE`` not ``1``. Decided without PyTorch: the model's fingerprint
+    names it."""
+    if (os.environ.get("PARLEY_GROUPED_KERNEL", "1") == "0"
+            or os.environ.get("PARLEY_GROUPED_DENSE", "") == "1"):
+        return False
+    flags = _cpu_flags()
+    if flags is None or "amx_bf16" not in flags or "avx512_bf16" not in flags:
+        return False
+    from parley.ml.c_kernels import load_kernel
+
+    kernel = load_kernel("_grouped", version=GROUPED_KERNEL_VERSION)
+    return kernel is not None and bool(kernel.supported_amx())
 
 
 def grouped_kernel_products() -> bool:
@@ -149,9 +170,9 @@ def grouped_kernel_products() -> bool:
 def grouped_kernel_bf16_products() -> bool:
     """Whether the grouped layers' bfloat16 training products run through Parley's C kernel
     (parley/ml/_grouped_bf16.c: every group of a layer in one call, ``vdpbf16ps`` on a
-    register tile): an x86 CPU with AVX512_BF16 and oneDNN's ``avx512_core`` where the
-    products are surely bfloat16 (:func:`bfloat16_certain`), no AMX tiles (one dense product
-    each is faster there: :func:`dense_grouped_products`), the kernel built,
+    register tile, or on AMX tiles where :func:`grouped_kernel_amx_products`): an x86 CPU
+    with AVX512_BF16 and oneDNN's ``avx512_core`` where the products are surely bfloat16
+    (:func:`bfloat16_certain`), not run dense (:func:`dense_grouped_products`), the kernel built,
     ``PARLEY_GROUPED_KERNEL`` not ``0``. Decided without PyTorch: the model's fingerprint
     names it."""
     if os.environ.get("PARLEY_GROUPED_KERNEL", "1") == "0" or dense_grouped_products():
@@ -165,7 +186,7 @@ def grouped_kernel_bf16_products() -> bool:
     return kernel is not None and bool(kernel.supported_bf16())
 
 
-GROUPED_KERNEL_VERSION = 2  # ``GROUPED_KERNEL_VERSION`` in _grouped.c
+GROUPED_KERNEL_VERSION = 3  # ``GROUPED_KERNEL_VERSION`` in _grouped.c
 
 
 def _cpu_flags() -> set[str] | None:

@@ -1,5 +1,6 @@
 """The C kernel of the grouped layers' training products (parley/ml/_grouped.c, float32 on
-AVX2; parley/ml/_grouped_bf16.c, bfloat16 on AVX512_BF16) against the layer's meaning (a
+AVX2; parley/ml/_grouped_bf16.c, bfloat16 on AVX512_BF16, its products on AMX tiles with
+parley/ml/_grouped_amx.c) against the layer's meaning (a
 dense product with the unconnected weights zero, computed in float64 — on the bfloat16
 flavour, of the inputs rounded to bfloat16 as it rounds them): the output and both
 gradients, for every shape of group the layers have; the same bits on every call and
@@ -19,12 +20,31 @@ from parley.ml import grouped, grouped_kernel  # noqa: E402
 
 needs_kernel = pytest.mark.skipif(not grouped_kernel.AVAILABLE,
                                   reason="the grouped C kernel is not built, or the CPU lacks AVX2/FMA")
+# The flavour a test runs: 0 float32, 1 bfloat16 on AVX-512 registers, 2 bfloat16 on AMX
+# tiles (the C call's ``bf16``; true where a test asks "bfloat16?").
 FLAVOURS = [
-    pytest.param(False, id="float32", marks=needs_kernel),
-    pytest.param(True, id="bfloat16", marks=pytest.mark.skipif(
+    pytest.param(0, id="float32", marks=needs_kernel),
+    pytest.param(1, id="bfloat16", marks=pytest.mark.skipif(
         not grouped_kernel.AVAILABLE_BF16,
         reason="the grouped C kernel is not built, or the CPU lacks AVX512_BF16")),
+    pytest.param(2, id="amx", marks=pytest.mark.skipif(
+        not grouped_kernel.AVAILABLE_AMX,
+        reason="the grouped C kernel is not built, or the CPU (or OS) gives no AMX tiles")),
 ]
+
+
+def _forward(layer: grouped.GroupedLinear, x: torch.Tensor, kernel: torch.Tensor,
+             bias: torch.Tensor | None, flavour: int,
+             out_dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    return grouped_kernel.forward(layer, x, kernel, bias, flavour > 0, out_dtype,
+                                  amx=flavour == 2)
+
+
+def _backward(layer: grouped.GroupedLinear, saved: torch.Tensor, kernel: torch.Tensor,
+              grad: torch.Tensor, want_x: bool, want_kernel: bool, flavour: int,
+              x_dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor | None, ...]:
+    return grouped_kernel.backward(layer, saved, kernel, grad, want_x, want_kernel, flavour > 0,
+                                   x_dtype, amx=flavour == 2)
 
 
 def _dense(layer: grouped.GroupedLinear, bf16: bool = False) -> torch.Tensor:
@@ -68,11 +88,11 @@ def test_the_kernel_computes_the_layers_product_and_gradients(in_features, out_f
     dense = _dense(layer, bf16)
     kernel = layer.kernel.detach()
 
-    out, saved = grouped_kernel.forward(layer, x, kernel, layer.bias.detach(), bf16)
+    out, saved = _forward(layer, x, kernel, layer.bias.detach(), bf16)
     expected = _as_multiplied(x, bf16) @ dense + layer.bias.detach().double()
     assert _close(out, expected, rtol=1e-5, atol=1e-5)
 
-    grad_x, grad_kernel = grouped_kernel.backward(layer, saved, kernel, grad, True, True, bf16)
+    grad_x, grad_kernel = _backward(layer, saved, kernel, grad, True, True, bf16)
     # the bfloat16 flavour rounds the input gradient to bfloat16, as torch's bfloat16 path does
     rtol = 2 ** -8 if bf16 else 1e-5
     assert _close(grad_x, _as_multiplied(grad, bf16) @ dense.t(), rtol=rtol, atol=1e-5)
@@ -104,19 +124,16 @@ def test_bfloat16_activations_go_in_and_come_out_as_torchs_bfloat16_path_leaves_
     grad = torch.randn(37, out_features).bfloat16()
     kernel = layer.kernel.detach()
     dense = _dense(layer, bf16=True)
-    out, saved = grouped_kernel.forward(layer, x, kernel, layer.bias.detach(), True,
-                                        torch.bfloat16)
+    out, saved = _forward(layer, x, kernel, layer.bias.detach(), bf16, torch.bfloat16)
     assert out.dtype == torch.bfloat16
     expected = (x.double() @ dense + layer.bias.detach().double()).bfloat16().double()
     assert _close(out, expected, rtol=2 ** -7, atol=1e-3)
     # the same as float32 inputs of the same values
-    wide, _ = grouped_kernel.forward(layer, x.float(), kernel, layer.bias.detach(), True)
+    wide, _ = _forward(layer, x.float(), kernel, layer.bias.detach(), bf16)
     assert torch.equal(out, wide.bfloat16())
-    grad_x, grad_kernel = grouped_kernel.backward(layer, saved, kernel, grad, True, True, True,
-                                                  torch.bfloat16)
+    grad_x, grad_kernel = _backward(layer, saved, kernel, grad, True, True, bf16, torch.bfloat16)
     assert grad_x.dtype == torch.bfloat16 and grad_kernel.dtype == torch.float32
-    float_grad = grouped_kernel.backward(layer, saved, kernel, grad.float(), True, True, True,
-                                         torch.bfloat16)
+    float_grad = _backward(layer, saved, kernel, grad.float(), True, True, bf16, torch.bfloat16)
     assert torch.equal(grad_x, float_grad[0]) and torch.equal(grad_kernel, float_grad[1])
     assert _close(grad_x, grad.double() @ dense.t(), rtol=2 ** -7, atol=1e-3)
 
@@ -126,13 +143,13 @@ def test_only_the_gradients_asked_for_are_computed(bf16):
     layer = grouped.GroupedLinear(64, 64, density=0.2)
     x, grad = torch.randn(9, 64), torch.randn(9, 64)
     kernel = layer.kernel.detach()
-    _, saved = grouped_kernel.forward(layer, x, kernel, None, bf16)
-    both = grouped_kernel.backward(layer, saved, kernel, grad, True, True, bf16)
-    only_x = grouped_kernel.backward(layer, saved, kernel, grad, True, False, bf16)
-    only_kernel = grouped_kernel.backward(layer, saved, kernel, grad, False, True, bf16)
+    _, saved = _forward(layer, x, kernel, None, bf16)
+    both = _backward(layer, saved, kernel, grad, True, True, bf16)
+    only_x = _backward(layer, saved, kernel, grad, True, False, bf16)
+    only_kernel = _backward(layer, saved, kernel, grad, False, True, bf16)
     assert only_x[1] is None and only_kernel[0] is None
     assert torch.equal(only_x[0], both[0]) and torch.equal(only_kernel[1], both[1])
-    assert grouped_kernel.backward(layer, saved, kernel, grad, False, False, bf16) == (None, None)
+    assert _backward(layer, saved, kernel, grad, False, False, bf16) == (None, None)
 
 
 @pytest.mark.parametrize("bf16", FLAVOURS)
@@ -143,8 +160,8 @@ def test_the_same_inputs_give_the_same_bits_on_every_call_and_thread(bf16):
     kernel = layer.kernel.detach()
 
     def run() -> tuple[torch.Tensor, ...]:
-        out, saved = grouped_kernel.forward(layer, x, kernel, layer.bias.detach(), bf16)
-        return (out, *grouped_kernel.backward(layer, saved, kernel, grad, True, True, bf16))
+        out, saved = _forward(layer, x, kernel, layer.bias.detach(), bf16)
+        return (out, *_backward(layer, saved, kernel, grad, True, True, bf16))
 
     first = run()
     found: list[tuple[torch.Tensor, ...]] = []
@@ -164,6 +181,7 @@ def test_training_takes_the_kernel_where_wanted_and_its_gradients_check(monkeypa
     one for the bfloat16 flavour, within its rounding)."""
     dtype = torch.bfloat16 if bf16 else torch.float32
     monkeypatch.setattr(grouped_kernel, "WANTED_BF16" if bf16 else "WANTED", True)
+    monkeypatch.setattr(grouped_kernel, "AMX", bf16 == 2)
     monkeypatch.setattr(grouped, "matmul_dtype", lambda: dtype)
     torch.manual_seed(4)
     layer = grouped.GroupedLinear(40, 30, density=0.2).train()
@@ -171,11 +189,11 @@ def test_training_takes_the_kernel_where_wanted_and_its_gradients_check(monkeypa
     called = []
     real_forward = grouped_kernel.forward
     monkeypatch.setattr(grouped_kernel, "forward",
-                        lambda *a: called.append(1) or real_forward(*a))
+                        lambda *a: called.append(a[-1]) or real_forward(*a))
     out = layer(x)
     assert out.dtype == torch.float32
     (out * torch.arange(out.numel()).view(out.shape)).sum().backward()
-    assert called
+    assert called and all(amx == (bf16 == 2) for amx in called)  # (its last argument)
     dense = _dense(layer, bf16)
     weights = torch.arange(out.numel(), dtype=torch.float64).view(out.shape)
     assert torch.allclose(x.grad.double(), _as_multiplied(weights, bf16) @ dense.t(),
@@ -219,25 +237,28 @@ def test_bad_buffers_are_refused_not_read_past():
                             True, False, False)
 
 
-@pytest.mark.parametrize(("dtype", "flag", "name"), [
-    ("torch.float32", "grouped_kernel_products", "c-avx2"),
-    ("torch.bfloat16", "grouped_kernel_bf16_products", "c-avx512bf16"),
+@pytest.mark.parametrize(("dtype", "flag", "amx", "name"), [
+    ("torch.float32", "grouped_kernel_products", False, "c-avx2"),
+    ("torch.bfloat16", "grouped_kernel_bf16_products", False, "c-avx512bf16"),
+    ("torch.bfloat16", "grouped_kernel_bf16_products", True, "c-amx"),
 ])
 def test_the_fingerprint_names_the_kernel_where_training_takes_it(monkeypatch, dtype, flag,
-                                                                  name):
+                                                                  amx, name):
     from parley.ml import torch_env
     from parley.nlu.neural.diet import DIETClassifier
 
     monkeypatch.setattr(torch_env, "known_matmul_dtype", lambda: dtype)
     monkeypatch.setattr(torch_env, "dense_grouped_products", lambda: False)
+    monkeypatch.setattr(torch_env, "grouped_kernel_amx_products", lambda: amx)
     for wanted in (True, False):
         monkeypatch.setattr(torch_env, flag, lambda w=wanted: w)
         found = DIETClassifier.runtime_fingerprint()
         assert (found.get("grouped_products") == name) is wanted
 
 
-def test_the_bfloat16_kernel_is_wanted_only_where_no_amx_tiles_multiply(monkeypatch):
-    """On AMX CPUs one dense product a layer is faster: the kernel stays out there."""
+def test_the_bfloat16_kernel_is_wanted_only_where_the_products_do_not_run_dense(monkeypatch):
+    """Where the dense product is asked for (``PARLEY_GROUPED_DENSE=1``, or AMX tiles the
+    kernel cannot have), the kernel stays out; ``PARLEY_GROUPED_KERNEL=0`` keeps it out."""
     from parley.ml import torch_env
 
     monkeypatch.setattr(torch_env, "dense_grouped_products", lambda: True)
@@ -245,6 +266,29 @@ def test_the_bfloat16_kernel_is_wanted_only_where_no_amx_tiles_multiply(monkeypa
     monkeypatch.setattr(torch_env, "dense_grouped_products", lambda: False)
     monkeypatch.setenv("PARLEY_GROUPED_KERNEL", "0")
     assert not torch_env.grouped_kernel_bf16_products()
+
+
+def test_on_amx_cpus_the_kernel_takes_the_tiles_unless_dense_is_asked_for(monkeypatch):
+    """An AMX CPU whose OS lends the tiles runs the kernel's products on them, not one dense
+    product a layer; ``PARLEY_GROUPED_DENSE=1`` or ``PARLEY_GROUPED_KERNEL=0`` turn back to
+    the dense product; a CPU without AMX never takes the tiles."""
+    from parley.ml import torch_env
+
+    flags = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_bf16",
+             "amx_tile"}
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: flags)
+    monkeypatch.delenv("PARLEY_GROUPED_DENSE", raising=False)
+    monkeypatch.delenv("PARLEY_GROUPED_KERNEL", raising=False)
+    if grouped_kernel.AVAILABLE_AMX:  # (the OS must lend this process the tiles)
+        assert torch_env.grouped_kernel_amx_products() and not torch_env.dense_grouped_products()
+    monkeypatch.setenv("PARLEY_GROUPED_DENSE", "1")
+    assert not torch_env.grouped_kernel_amx_products() and torch_env.dense_grouped_products()
+    monkeypatch.setenv("PARLEY_GROUPED_DENSE", "")
+    monkeypatch.setenv("PARLEY_GROUPED_KERNEL", "0")
+    assert not torch_env.grouped_kernel_amx_products() and torch_env.dense_grouped_products()
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: flags - {"amx_bf16", "amx_tile"})
+    monkeypatch.delenv("PARLEY_GROUPED_KERNEL")
+    assert not torch_env.grouped_kernel_amx_products() and not torch_env.dense_grouped_products()
 
 
 def test_ci_should_have_built_the_grouped_kernel():

@@ -177,28 +177,30 @@ def test_a_cpu_with_avx512_should_be_known_as_bfloat16_without_importing_torch()
 
     code = textwrap.dedent("""
         import json, sys
-        from parley.ml.torch_env import (dense_grouped_products, grouped_kernel_bf16_products,
-                                         grouped_kernel_products, known_matmul_dtype)
+        from parley.ml.torch_env import (dense_grouped_products, grouped_kernel_amx_products,
+                                         grouped_kernel_bf16_products, grouped_kernel_products,
+                                         known_matmul_dtype)
         from parley.registry import get_class
         print(json.dumps([known_matmul_dtype(),
                           get_class("DIETClassifier").runtime_fingerprint(),
                           "torch" in sys.modules, dense_grouped_products(),
-                          grouped_kernel_products(), grouped_kernel_bf16_products()]))
+                          grouped_kernel_products(), grouped_kernel_bf16_products(),
+                          grouped_kernel_amx_products()]))
     """)
     env = {k: v for k, v in os.environ.items()
            if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, env={**env, "PARLEY_BF16": "1"})
-    known, fingerprint, imported, dense, in_c, in_c_bf16 = json.loads(done.stdout)
+    known, fingerprint, imported, dense, in_c, in_c_bf16, on_tiles = json.loads(done.stdout)
     if known is None:
         pytest.skip("the flags leave the answer to PyTorch on this CPU")
     expected = {"matmul_dtype": known}
-    if known == "torch.bfloat16" and dense:  # AMX: the grouped layers' products run dense
+    if known == "torch.bfloat16" and dense:  # AMX the kernel cannot have: they run dense
         expected["grouped_products"] = "dense"
     if known == "torch.float32" and in_c:  # AVX2: in Parley's C kernel
         expected["grouped_products"] = "c-avx2"
-    if known == "torch.bfloat16" and in_c_bf16:  # AVX512_BF16 without AMX: its bfloat16 one
-        expected["grouped_products"] = "c-avx512bf16"
+    if known == "torch.bfloat16" and in_c_bf16:  # AVX512_BF16: its bfloat16 one (on AMX tiles)
+        expected["grouped_products"] = "c-amx" if on_tiles else "c-avx512bf16"
     assert not imported and fingerprint == expected
     pytest.importorskip("torch")
     asked = subprocess.run(

@@ -176,6 +176,7 @@ class DIETClassifier(NLUComponent, Finetunable):
     def runtime_fingerprint(cls) -> dict[str, Any]:
         from parley.ml.torch_env import (
             dense_grouped_products,
+            grouped_kernel_amx_products,
             grouped_kernel_bf16_products,
             grouped_kernel_products,
             known_matmul_dtype,
@@ -192,7 +193,8 @@ class DIETClassifier(NLUComponent, Finetunable):
         if dtype == "torch.float32" and grouped_kernel_products():  # Parley's sums, not MKL's
             return {"matmul_dtype": dtype, "grouped_products": "c-avx2"}
         if dtype == "torch.bfloat16" and grouped_kernel_bf16_products():  # nor oneDNN's
-            return {"matmul_dtype": dtype, "grouped_products": "c-avx512bf16"}
+            tiles = "c-amx" if grouped_kernel_amx_products() else "c-avx512bf16"
+            return {"matmul_dtype": dtype, "grouped_products": tiles}
         return {"matmul_dtype": dtype}
 
     def __init__(

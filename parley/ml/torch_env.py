@@ -119,15 +119,18 @@ def known_matmul_dtype() -> str | None:
 def dense_grouped_products() -> bool:
     """Whether the grouped layers' bfloat16 training products run as one dense product each
     (oneDNN's AMX kernels, multiplying by the zeros too): where the CPU has AMX tiles and
-    Parley's C kernel cannot use them (:func:`grouped_kernel_amx_products`);
-    ``PARLEY_GROUPED_DENSE`` ``0``/``1`` overrides. Where bfloat16 dot products come from
-    AVX-512 alone they are ~2× float32's, not 5×: 1/density times the arithmetic would cost
-    more than the gathers it saves."""
+    Parley's C kernel does not run them on the tiles (:func:`grouped_kernel_amx_products`)
+    — nor at all where the products are not surely bfloat16 (:func:`bfloat16_certain`,
+    which :func:`grouped_kernel_bf16_products` asks: the layers would run batched, slower
+    than dense on AMX); ``PARLEY_GROUPED_DENSE`` ``0``/``1`` overrides. Where bfloat16 dot
+    products come from AVX-512 alone they are ~2× float32's, not 5×: 1/density times the
+    arithmetic would cost more than the gathers it saves."""
     wanted = os.environ.get("PARLEY_GROUPED_DENSE", "")
     if wanted in ("0", "1"):
         return wanted == "1"
     flags = _cpu_flags()
-    return flags is not None and "amx_bf16" in flags and not grouped_kernel_amx_products()
+    return (flags is not None and "amx_bf16" in flags
+            and not (grouped_kernel_amx_products() and bfloat16_certain()))
 
 
 def grouped_kernel_amx_products() -> bool:

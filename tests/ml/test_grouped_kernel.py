@@ -274,9 +274,10 @@ def test_on_amx_cpus_the_kernel_takes_the_tiles_unless_dense_is_asked_for(monkey
     the dense product; a CPU without AMX never takes the tiles."""
     from parley.ml import torch_env
 
-    flags = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_bf16", "amx_bf16",
-             "amx_tile"}
+    flags = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16",
+             "amx_bf16", "amx_tile"}
     monkeypatch.setattr(torch_env, "_cpu_flags", lambda: flags)
+    monkeypatch.setattr(torch_env, "_torch_has_onednn", lambda: True)  # (bfloat16 surely)
     monkeypatch.delenv("PARLEY_GROUPED_DENSE", raising=False)
     monkeypatch.delenv("PARLEY_GROUPED_KERNEL", raising=False)
     if grouped_kernel.AVAILABLE_AMX:  # (the OS must lend this process the tiles)
@@ -289,6 +290,30 @@ def test_on_amx_cpus_the_kernel_takes_the_tiles_unless_dense_is_asked_for(monkey
     monkeypatch.setattr(torch_env, "_cpu_flags", lambda: flags - {"amx_bf16", "amx_tile"})
     monkeypatch.delenv("PARLEY_GROUPED_KERNEL")
     assert not torch_env.grouped_kernel_amx_products() and not torch_env.dense_grouped_products()
+
+
+def test_an_amx_cpu_whose_kernel_products_are_not_taken_keeps_the_dense_product(monkeypatch):
+    """The kernel's bfloat16 products are taken only where the products are surely bfloat16
+    (:func:`torch_env.bfloat16_certain`): with a cap on oneDNN's instruction set, or a
+    PyTorch without oneDNN's headers, an AMX CPU whose tiles the kernel could use ran its
+    grouped layers neither through the kernel nor as the dense product, but batched — the
+    slowest of the three there (docs/lab-notes/diet-training-profile.md)."""
+    from parley.ml import torch_env
+
+    flags = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_bf16",
+             "amx_bf16", "amx_tile"}
+    monkeypatch.setattr(torch_env, "_cpu_flags", lambda: flags)
+    monkeypatch.setattr(torch_env, "grouped_kernel_amx_products", lambda: True)
+    monkeypatch.setattr(torch_env, "_torch_has_onednn", lambda: True)
+    for name in ("PARLEY_GROUPED_DENSE", "PARLEY_GROUPED_KERNEL", "PARLEY_BF16",
+                 "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(name, raising=False)
+    assert not torch_env.dense_grouped_products()  # the kernel takes the tiles
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert torch_env.dense_grouped_products() and not torch_env.grouped_kernel_bf16_products()
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    monkeypatch.setattr(torch_env, "_torch_has_onednn", lambda: False)
+    assert torch_env.dense_grouped_products() and not torch_env.grouped_kernel_bf16_products()
 
 
 def test_ci_should_have_built_the_grouped_kernel():

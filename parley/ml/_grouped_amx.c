@@ -14,7 +14,9 @@
  * 32-word boundary, zero-filled between groups), so a tile never reads another group's
  * numbers. Each output's sum runs over its tiles in order, then the bias (or the sums of
  * earlier row chunks) is added: the same bits on every call and thread, not oneDNN's, so
- * the model's fingerprint names this kernel.
+ * the model's fingerprint names this kernel. (That addition is an ordinary AVX-512 one:
+ * a thread that flushes denormals — torch.set_flush_denormal — flushes a denormal bias
+ * there; the tiles' own products always do, as the register tiles' ``vdpbf16ps`` does.)
  */
 #include <cpuid.h>
 #include <immintrin.h>
@@ -128,6 +130,10 @@ AMX void grouped_amx_products(const uint32_t *ap, int64_t lda, int64_t ktiles, i
         /* (the scratch holds one block: only the last block can need it) */
         const uint32_t *a1 = two_rows ? block(ap, lda, ktiles, rows, m0 + TILE, scratch, &ld1)
                                       : NULL;
+        /* (GCC's tile loads and stores are asm with no memory operand: without a barrier the
+         * copy into the scratch could be moved past the loads that read it, and the reads of
+         * ``c`` before the stores that fill it) */
+        __asm__ volatile("" : : : "memory");
         const int live0 = (int)(rows - m0 < TILE ? rows - m0 : TILE);
         const int live1 = two_rows ? (int)(rows - m0 - TILE < TILE ? rows - m0 - TILE : TILE) : 0;
         for (int64_t p = 0; p < panels; p += 2) {
@@ -156,6 +162,7 @@ AMX void grouped_amx_products(const uint32_t *ap, int64_t lda, int64_t ktiles, i
             _tile_stored(1, c[1], 64);
             _tile_stored(2, c[2], 64);
             _tile_stored(3, c[3], 64);
+            __asm__ volatile("" : : : "memory");
             put(c[0], live0, m0, p * TILE, width, init, ld_init, out, half, ldo, ocol0);
             if (two)
                 put(c[1], live0, m0, (p + 1) * TILE, width, init, ld_init, out, half, ldo, ocol0);

@@ -524,6 +524,17 @@ static const uint16_t INTERLEAVE_HIGH[32] __attribute__((aligned(64))) = {
     24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61, 30, 62, 31, 63,
 };
 
+/* Rows start … start + n_rows of the gradient's columns of group G in panels (gp: CHUNK / 2
+ * pairs each, zero past the rows' pairs — what an AMX tile reads past them). */
+BF16 static void pack_grad_chunk(pair *gp, const void *grad, int grad_half, int64_t out_f,
+                                 int64_t start, int64_t n_rows, const Group *G)
+{
+    const int64_t stride = CHUNK / 2 * LANES;
+    pack_panels(gp, stride, (const char *)grad + (start * out_f + G->o0) * (grad_half ? 2 : 4),
+                grad_half, out_f, n_rows, G->n);
+    zero_pads(gp, stride, panels_of(G->n), (n_rows + 1) / 2);
+}
+
 /* The kernel gradients of every group: gw[d, j] = Σ_m x[m, cols[d]] · grad[m, o0 + j], the
  * rows in chunks of CHUNK. The inputs come as the forward packed them (``packed``: a row's
  * words in the groups' order, plan->words a row); a chunk's rows are laid side by side in
@@ -556,9 +567,7 @@ BF16 static void kernel_grads(const Plan *plan, const uint16_t *packed, const vo
         for (int64_t g = 0; g < count; g++) {
             const Group *G = &groups[g];
             float *gw = grad_kernel + G->koff;
-            pack_panels(gp, half * LANES,
-                        (const char *)grad + (start * out_f + G->o0) * (grad_half ? 2 : 4),
-                        grad_half, out_f, n_rows, G->n);
+            pack_grad_chunk(gp, grad, grad_half, out_f, start, n_rows, G);
             products(xq + plan->start[g], 1, words, pairs, G->k, gp, half * LANES, G->n,
                      start ? gw : NULL, G->n, gw, 0, G->n, 0);
         }
@@ -632,10 +641,7 @@ BF16 static void kernel_grads_amx(const Plan *plan, const uint16_t *packed, cons
         for (int64_t g = 0; g < count; g++) {
             const Group *G = &groups[g];
             float *gw = grad_kernel + G->koff;
-            pack_panels(gp, half * LANES,
-                        (const char *)grad + (start * out_f + G->o0) * (grad_half ? 2 : 4),
-                        grad_half, out_f, n_rows, G->n);
-            zero_pads(gp, half * LANES, panels_of(G->n), (n_rows + 1) / 2);
+            pack_grad_chunk(gp, grad, grad_half, out_f, start, n_rows, G);
             grouped_amx_products(xt + plan->start[g] * half, half, pairs / AMX_PAIRS, G->k, gp,
                                  half * LANES, G->n, start ? gw : NULL, G->n, gw, 0, G->n, 0,
                                  scratch);

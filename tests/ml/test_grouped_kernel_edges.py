@@ -147,7 +147,7 @@ def test_a_bfloat16_layer_in_training_leaves_its_products_to_torch(monkeypatch):
     assert torch.allclose(out.double(), expected, rtol=2 ** -6, atol=1e-2)
 
 
-@needs_bf16
+@pytest.mark.parametrize("bf16", FLAVOURS[1:])  # the register tiles and the AMX tiles
 @pytest.mark.parametrize(("in_features", "out_features", "density", "shuffle"), [
     (1, 1, 1.0, True),        # one group of one
     (3, 65, 0.1, True),       # three groups of fan-in 1
@@ -161,11 +161,12 @@ def test_a_bfloat16_layer_in_training_leaves_its_products_to_torch(monkeypatch):
 @pytest.mark.parametrize("rows", [1, 2, 127, 257])
 def test_odd_shapes_match_the_float64_layer_through_autograd(monkeypatch, in_features,
                                                             out_features, density, shuffle,
-                                                            rows):
+                                                            rows, bf16):
     """Training through autograd with bfloat16 products on transposed (non-contiguous)
     inputs and gradients: output, input, kernel and bias gradients against the float64
     layer of the bfloat16-rounded values."""
     monkeypatch.setattr(grouped_kernel, "WANTED_BF16", True)
+    monkeypatch.setattr(grouped_kernel, "AMX", bf16 == 2)
     monkeypatch.setattr(grouped, "matmul_dtype", lambda: torch.bfloat16)
     torch.manual_seed(rows + in_features)
     layer = grouped.GroupedLinear(in_features, out_features, density, shuffle=shuffle).train()
@@ -197,6 +198,7 @@ def test_two_layers_trained_on_two_threads_give_the_bits_of_one_thread(monkeypat
     layer, end with the same outputs and weights, bit for bit, as one after the other."""
     dtype = torch.bfloat16 if bf16 else torch.float32
     monkeypatch.setattr(grouped_kernel, "WANTED_BF16" if bf16 else "WANTED", True)
+    monkeypatch.setattr(grouped_kernel, "AMX", bf16 == 2)
     monkeypatch.setattr(grouped, "matmul_dtype", lambda: dtype)
     torch.manual_seed(6)
     layers = [grouped.GroupedLinear(256, 1024, density=0.2).train(),

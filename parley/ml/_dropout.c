@@ -27,7 +27,7 @@
 #include <string.h>
 
 /* Raised when the Python side's checks and this file disagree (see dropout_kernel.py). */
-#define DROPOUT_KERNEL_VERSION 2
+#define DROPOUT_KERNEL_VERSION 3
 
 static int check(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t count, const char *name)
 {
@@ -236,6 +236,354 @@ done:
     return result;
 }
 
+/* --- GELU and the dropout after it, in one pass -------------------------------------------
+ *
+ * gelu(x) = x · (1 + erf(x / √2)) / 2 with erf the rational function of
+ * parley/ml/numpy_net.py (Eigen's float32 minimax approximation, |error| < 5e-7): the same
+ * operations in the same order, each rounded once (no fused multiply-adds in this file), so a
+ * trained network's activations are the numpy predictor's bit for bit, and
+ * parley/ml/layers.py's torch fallback computes them too. The slope is the derivative of that
+ * function (its rational erf's, written out), not of the exact GELU: at most ~7e-6 apart,
+ * and the gradient of what the forward pass computed. torch's gelu costs ~1.3 ns an element
+ * forward and ~2 backward on an AVX2 core (Sleef's erf and exp, then a separate dropout
+ * pass); these ~0.2. */
+static const float ERF_P[7] = {
+    (float)-2.72614225801306e-10, (float)2.77068142495902e-08, (float)-2.10102402082508e-06,
+    (float)-5.69250639462346e-05, (float)-7.34990630326855e-04, (float)-2.95459980854025e-03,
+    (float)-1.60960333262415e-02};
+static const float ERF_Q[5] = {
+    (float)-1.45660718464996e-05, (float)-2.13374055278905e-04, (float)-1.68282697438203e-03,
+    (float)-7.37332916720468e-03, (float)-1.42647390514189e-02};
+#define SQRT_HALF ((float)0.7071067811865476)
+
+/* erf's argument x / √2 held to [-4, 4] (erf is ±1 in float32 beyond); a NaN stays NaN. */
+static inline float erf_argument(float x)
+{
+    float z = x * SQRT_HALF;
+    z = z < -4.0f ? -4.0f : z;
+    return z > 4.0f ? 4.0f : z;
+}
+
+static inline float erf_numerator(float w)  /* P(w), w = z² */
+{
+    float p = w * ERF_P[0];
+    for (int k = 1; k < 6; k++)
+        p = (p + ERF_P[k]) * w;
+    return p + ERF_P[6];
+}
+
+static inline float erf_denominator(float w)  /* Q(w) */
+{
+    float q = w * ERF_Q[0];
+    for (int k = 1; k < 4; k++)
+        q = (q + ERF_Q[k]) * w;
+    return q + ERF_Q[4];
+}
+
+static inline float gelu_of(float x)
+{
+    float z = erf_argument(x), w = z * z;
+    float erf = erf_numerator(w) * z / erf_denominator(w);
+    return (erf + 1.0f) * x * 0.5f;
+}
+
+/* d gelu / dx = (1 + E(z)) / 2 + x · E'(z) / (2√2), E(z) = z·P(w)/Q(w) and
+ * E'(z) = ((P + 2w·P')·Q − 2w·P·Q') / Q²; 0 where the argument was held. */
+static inline float gelu_slope_of(float x)
+{
+    float z = erf_argument(x), w = z * z;
+    float p = erf_numerator(w), q = erf_denominator(w);
+    float dp = 6.0f * ERF_P[0];
+    for (int k = 1; k < 6; k++)
+        dp = dp * w + (float)(6 - k) * ERF_P[k];
+    float dq = 4.0f * ERF_Q[0];
+    for (int k = 1; k < 4; k++)
+        dq = dq * w + (float)(4 - k) * ERF_Q[k];
+    float erf = p * z / q;
+    float slope_of_erf = ((p + 2.0f * w * dp) * q - 2.0f * w * p * dq) / (q * q);
+    float inside = x * SQRT_HALF;
+    slope_of_erf = (inside > -4.0f && inside < 4.0f) ? slope_of_erf : 0.0f;
+    return (erf + 1.0f) * 0.5f + x * slope_of_erf * (SQRT_HALF * 0.5f);
+}
+
+/* One element at a time: the vector loops' tails, and CPUs without AVX2. Float32, or
+ * bfloat16 patterns (bf16) computed in float32 and rounded as torch's bfloat16 kernels round
+ * each result — the activation, then its product with the dropout's (bfloat16) factor. */
+static inline float load_one(const void *p, int bf16, Py_ssize_t m)
+{
+    return bf16 ? from_bfloat16(((const uint16_t *)p)[m]) : ((const float *)p)[m];
+}
+
+static inline void store_one(void *p, int bf16, Py_ssize_t m, float value)
+{
+    if (bf16)
+        ((uint16_t *)p)[m] = to_bfloat16(value);
+    else
+        ((float *)p)[m] = value;
+}
+
+static inline float rounded_as(int bf16, float value)
+{
+    return bf16 ? from_bfloat16(to_bfloat16(value)) : value;
+}
+
+static void gelu_tail(const void *x, const uint8_t *bytes, int bf16, int dropped,
+                      unsigned threshold, uint32_t factor_bits, Py_ssize_t from, Py_ssize_t n,
+                      void *out)
+{
+    for (Py_ssize_t m = from; m < n; m++) {
+        float value = gelu_of(load_one(x, bf16, m));
+        if (dropped)
+            value = rounded_as(bf16, value) * FACTOR(bytes[m]);
+        store_one(out, bf16, m, value);
+    }
+}
+
+static void gelu_grad_tail(const void *x, const void *grad, const uint8_t *bytes, int bf16,
+                           int dropped, unsigned threshold, uint32_t factor_bits,
+                           Py_ssize_t from, Py_ssize_t n, void *out)
+{
+    for (Py_ssize_t m = from; m < n; m++) {
+        float through = load_one(grad, bf16, m);
+        if (dropped)
+            through = rounded_as(bf16, through * FACTOR(bytes[m]));
+        store_one(out, bf16, m, through * gelu_slope_of(load_one(x, bf16, m)));
+    }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2")))
+
+/* Eight elements: gelu_of and gelu_slope_of with the same operations in the same order
+ * (max(−4, z) and min(4, z) keep a NaN, as the comparisons there do). */
+AVX2 static inline __m256 erf_argument8(__m256 x)
+{
+    __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(SQRT_HALF));
+    z = _mm256_max_ps(_mm256_set1_ps(-4.0f), z);
+    return _mm256_min_ps(_mm256_set1_ps(4.0f), z);
+}
+
+AVX2 static inline __m256 erf_numerator8(__m256 w)
+{
+    __m256 p = _mm256_mul_ps(w, _mm256_set1_ps(ERF_P[0]));
+    for (int k = 1; k < 6; k++)
+        p = _mm256_mul_ps(_mm256_add_ps(p, _mm256_set1_ps(ERF_P[k])), w);
+    return _mm256_add_ps(p, _mm256_set1_ps(ERF_P[6]));
+}
+
+AVX2 static inline __m256 erf_denominator8(__m256 w)
+{
+    __m256 q = _mm256_mul_ps(w, _mm256_set1_ps(ERF_Q[0]));
+    for (int k = 1; k < 4; k++)
+        q = _mm256_mul_ps(_mm256_add_ps(q, _mm256_set1_ps(ERF_Q[k])), w);
+    return _mm256_add_ps(q, _mm256_set1_ps(ERF_Q[4]));
+}
+
+AVX2 static inline __m256 gelu8(__m256 x)
+{
+    __m256 z = erf_argument8(x), w = _mm256_mul_ps(z, z);
+    __m256 erf = _mm256_div_ps(_mm256_mul_ps(erf_numerator8(w), z), erf_denominator8(w));
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_add_ps(erf, _mm256_set1_ps(1.0f)), x),
+                         _mm256_set1_ps(0.5f));
+}
+
+AVX2 static inline __m256 gelu_slope8(__m256 x)
+{
+    __m256 z = erf_argument8(x), w = _mm256_mul_ps(z, z);
+    __m256 p = erf_numerator8(w), q = erf_denominator8(w);
+    __m256 dp = _mm256_set1_ps(6.0f * ERF_P[0]);
+    for (int k = 1; k < 6; k++)
+        dp = _mm256_add_ps(_mm256_mul_ps(dp, w), _mm256_set1_ps((float)(6 - k) * ERF_P[k]));
+    __m256 dq = _mm256_set1_ps(4.0f * ERF_Q[0]);
+    for (int k = 1; k < 4; k++)
+        dq = _mm256_add_ps(_mm256_mul_ps(dq, w), _mm256_set1_ps((float)(4 - k) * ERF_Q[k]));
+    __m256 erf = _mm256_div_ps(_mm256_mul_ps(p, z), q);
+    __m256 two_w = _mm256_mul_ps(_mm256_set1_ps(2.0f), w);
+    __m256 upper = _mm256_sub_ps(
+        _mm256_mul_ps(_mm256_add_ps(p, _mm256_mul_ps(two_w, dp)), q),
+        _mm256_mul_ps(_mm256_mul_ps(two_w, p), dq));
+    __m256 slope_of_erf = _mm256_div_ps(upper, _mm256_mul_ps(q, q));
+    __m256 inside = _mm256_mul_ps(x, _mm256_set1_ps(SQRT_HALF));
+    __m256 held = _mm256_and_ps(_mm256_cmp_ps(inside, _mm256_set1_ps(-4.0f), _CMP_GT_OQ),
+                                _mm256_cmp_ps(inside, _mm256_set1_ps(4.0f), _CMP_LT_OQ));
+    slope_of_erf = _mm256_and_ps(slope_of_erf, held);
+    return _mm256_add_ps(
+        _mm256_mul_ps(_mm256_add_ps(erf, _mm256_set1_ps(1.0f)), _mm256_set1_ps(0.5f)),
+        _mm256_mul_ps(_mm256_mul_ps(x, slope_of_erf), _mm256_set1_ps(SQRT_HALF * 0.5f)));
+}
+
+AVX2 static inline __m256 load8(const void *p, int bf16, Py_ssize_t m)
+{
+    if (!bf16)
+        return _mm256_loadu_ps((const float *)p + m);
+    __m128i half = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + m));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(half), 16));
+}
+
+/* to_bfloat16's rounding, left in the high halves: nearest even, a NaN the quiet 0x7fc0. */
+AVX2 static inline __m256i bfloat16_high8(__m256 v)
+{
+    __m256i bits = _mm256_castps_si256(v);
+    __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    __m256i sum = _mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), odd);
+    sum = _mm256_and_si256(sum, _mm256_set1_epi32((int)0xffff0000u));
+    __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    return _mm256_castps_si256(_mm256_blendv_ps(
+        _mm256_castsi256_ps(sum), _mm256_castsi256_ps(_mm256_set1_epi32(0x7fc00000)), nan));
+}
+
+AVX2 static inline __m256 rounded_as8(int bf16, __m256 v)
+{
+    return bf16 ? _mm256_castsi256_ps(bfloat16_high8(v)) : v;
+}
+
+AVX2 static inline void store8(void *p, int bf16, Py_ssize_t m, __m256 v)
+{
+    if (!bf16) {
+        _mm256_storeu_ps((float *)p + m, v);
+        return;
+    }
+    __m256i low = _mm256_srli_epi32(bfloat16_high8(v), 16);
+    __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(low, low), 0x08);
+    _mm_storeu_si128((__m128i *)((uint16_t *)p + m), _mm256_castsi256_si128(packed));
+}
+
+/* The factors of bytes m..m+7 (see factor_of). */
+AVX2 static inline __m256 factor8(const uint8_t *bytes, Py_ssize_t m, unsigned threshold,
+                                  float factor)
+{
+    __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(bytes + m)));
+    __m256i kept = _mm256_cmpgt_epi32(b, _mm256_set1_epi32((int)threshold - 1));
+    return _mm256_and_ps(_mm256_castsi256_ps(kept), _mm256_set1_ps(factor));
+}
+
+AVX2 static Py_ssize_t gelu_avx2(const void *x, const uint8_t *bytes, int bf16, int dropped,
+                                 unsigned threshold, float factor, Py_ssize_t n, void *out)
+{
+    Py_ssize_t m = 0;
+    for (; m + 8 <= n; m += 8) {
+        __m256 value = gelu8(load8(x, bf16, m));
+        if (dropped)
+            value = _mm256_mul_ps(rounded_as8(bf16, value), factor8(bytes, m, threshold, factor));
+        store8(out, bf16, m, value);
+    }
+    return m;
+}
+
+AVX2 static Py_ssize_t gelu_grad_avx2(const void *x, const void *grad, const uint8_t *bytes,
+                                      int bf16, int dropped, unsigned threshold, float factor,
+                                      Py_ssize_t n, void *out)
+{
+    Py_ssize_t m = 0;
+    for (; m + 8 <= n; m += 8) {
+        __m256 through = load8(grad, bf16, m);
+        if (dropped)
+            through = rounded_as8(bf16, _mm256_mul_ps(through,
+                                                      factor8(bytes, m, threshold, factor)));
+        store8(out, bf16, m, _mm256_mul_ps(through, gelu_slope8(load8(x, bf16, m))));
+    }
+    return m;
+}
+
+static int has_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+#else
+static int has_avx2(void) { return 0; }
+#define gelu_avx2(...) 0
+#define gelu_grad_avx2(...) 0
+#endif
+
+/* With no bytes there is no dropout: every factor is 1. */
+static void gelu_pass(const void *x, const uint8_t *bytes, int bf16, int dropped,
+                      unsigned threshold, float factor, Py_ssize_t n, void *out)
+{
+    FACTOR_BITS;
+    Py_ssize_t done = has_avx2() ? gelu_avx2(x, bytes, bf16, dropped, threshold, factor, n, out)
+                                 : 0;
+    gelu_tail(x, bytes, bf16, dropped, threshold, factor_bits, done, n, out);
+}
+
+/* The gradient: the incoming one through the dropout (× factor), then × the slope. */
+static void gelu_grad_pass(const void *x, const void *grad, const uint8_t *bytes, int bf16,
+                           int dropped, unsigned threshold, float factor, Py_ssize_t n, void *out)
+{
+    FACTOR_BITS;
+    Py_ssize_t done = has_avx2() ? gelu_grad_avx2(x, grad, bytes, bf16, dropped, threshold,
+                                                  factor, n, out)
+                                 : 0;
+    gelu_grad_tail(x, grad, bytes, bf16, dropped, threshold, factor_bits, done, n, out);
+}
+
+/* gelu(x, bytes u8[n] or empty, threshold, scale f32, bfloat16, out) -> None
+ * out = gelu(x) * (byte >= threshold ? scale : 0), or gelu(x) with no bytes; contiguous
+ * float32 or (bfloat16) 16-bit patterns. */
+static PyObject *gelu(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, bb, ob;
+    int threshold, bfloat16;
+    float factor;
+    if (!PyArg_ParseTuple(args, "y*y*ifpw*", &xb, &bb, &threshold, &factor, &bfloat16, &ob))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t size = bfloat16 ? 2 : 4, n = xb.len / size;
+    int dropped = bb.len > 0;
+    if (!check(&xb, size, n, "x") || !check(&ob, size, n, "out") ||
+        (dropped && !check(&bb, 1, n, "bytes")))
+        goto done;
+    if (threshold < 0 || threshold > 256) {
+        PyErr_SetString(PyExc_ValueError, "gelu: threshold outside 0..256");
+        goto done;
+    }
+    PyThreadState *released = let_go(n);
+    gelu_pass(xb.buf, bb.buf, bfloat16, dropped, (unsigned)threshold, factor, n, ob.buf);
+    take_back(released);
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&bb);
+    PyBuffer_Release(&ob);
+    return result;
+}
+
+/* gelu_grad(x, grad, bytes u8[n] or empty, threshold, scale f32, bfloat16, out) -> None
+ * out = grad * (byte >= threshold ? scale : 0) * gelu'(x) (see gelu_slope_of). */
+static PyObject *gelu_grad(PyObject *self, PyObject *args)
+{
+    Py_buffer xb, gb, bb, ob;
+    int threshold, bfloat16;
+    float factor;
+    if (!PyArg_ParseTuple(args, "y*y*y*ifpw*", &xb, &gb, &bb, &threshold, &factor, &bfloat16,
+                          &ob))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t size = bfloat16 ? 2 : 4, n = xb.len / size;
+    int dropped = bb.len > 0;
+    if (!check(&xb, size, n, "x") || !check(&gb, size, n, "grad") ||
+        !check(&ob, size, n, "out") || (dropped && !check(&bb, 1, n, "bytes")))
+        goto done;
+    if (threshold < 0 || threshold > 256) {
+        PyErr_SetString(PyExc_ValueError, "gelu_grad: threshold outside 0..256");
+        goto done;
+    }
+    PyThreadState *released = let_go(n);
+    gelu_grad_pass(xb.buf, gb.buf, bb.buf, bfloat16, dropped, (unsigned)threshold, factor, n,
+                   ob.buf);
+    take_back(released);
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyBuffer_Release(&xb);
+    PyBuffer_Release(&gb);
+    PyBuffer_Release(&bb);
+    PyBuffer_Release(&ob);
+    return result;
+}
+
 static PyObject *has_fma(PyObject *self, PyObject *args)
 {
     __builtin_cpu_init();
@@ -246,6 +594,8 @@ static PyMethodDef methods[] = {
     {"stream", stream, METH_VARARGS, "The first bytes of an SFC64 state's stream."},
     {"scale", scale, METH_VARARGS, "x times the kept bytes' scale (float32 or bfloat16)."},
     {"add_scaled", add_scaled, METH_VARARGS, "x + y times the kept bytes' scale, fused."},
+    {"gelu", gelu, METH_VARARGS, "gelu(x), times the kept bytes' scale if bytes are given."},
+    {"gelu_grad", gelu_grad, METH_VARARGS, "The gradient of gelu (and its dropout) at x."},
     {"has_fma", has_fma, METH_NOARGS, "Whether add_scaled runs on this CPU."},
     {NULL, NULL, 0, NULL},
 };

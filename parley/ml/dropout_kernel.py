@@ -19,7 +19,7 @@ import torch
 from parley.ml.c_kernels import load_kernel
 
 # ``DROPOUT_KERNEL_VERSION`` in _dropout.c
-_kernel = load_kernel("_dropout", version=2)
+_kernel = load_kernel("_dropout", version=3)
 AVAILABLE = _kernel is not None
 
 _DTYPES = (torch.float32, torch.bfloat16)
@@ -153,3 +153,44 @@ class AddDropped(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
         grad_y = scaled(grad, *ctx.drop) if ctx.needs_input_grad[1] else None
         return grad, grad_y, None, None, None
+
+
+def gelu_scaled(x: torch.Tensor, keep: np.ndarray | None, threshold: int,
+                scale: float) -> torch.Tensor:
+    """``gelu(x)`` (:mod:`parley.ml.gelu`'s) times ``scale`` or 0 where ``keep`` is at least
+    or below ``threshold``; without ``keep``, ``gelu(x)``. A new contiguous tensor."""
+    assert _kernel is not None
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    bfloat16 = x.dtype == torch.bfloat16
+    _kernel.gelu(_array(x), b"" if keep is None else keep, threshold,
+                 _in_bfloat16(scale) if bfloat16 else scale, bfloat16, _array(out))
+    return out
+
+
+def gelu_grad_scaled(x: torch.Tensor, grad: torch.Tensor, keep: np.ndarray | None,
+                     threshold: int, scale: float) -> torch.Tensor:
+    """The gradient at ``x`` of :func:`gelu_scaled`, given the output's ``grad``."""
+    assert _kernel is not None
+    grad = grad.contiguous()
+    out = torch.empty_like(grad)
+    bfloat16 = x.dtype == torch.bfloat16
+    _kernel.gelu_grad(_array(x), _array(grad), b"" if keep is None else keep, threshold,
+                      _in_bfloat16(scale) if bfloat16 else scale, bfloat16, _array(out))
+    return out
+
+
+class GeluDropped(torch.autograd.Function):
+    """``gelu(x) × mask`` (no mask: ``gelu(x)``), the mask kept as bytes; x contiguous."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, keep: np.ndarray | None,  # type: ignore[override]
+                threshold: int, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.drop = (keep, threshold, scale)
+        return gelu_scaled(x, keep, threshold, scale)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return gelu_grad_scaled(x, grad, *ctx.drop), None, None, None

@@ -18,6 +18,7 @@ from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
 from parley.ml import dropout_kernel
 from parley.ml.batching import Chunk, SparseRows
+from parley.ml.gelu import RationalGelu
 from parley.ml.grouped import GroupedLinear
 from parley.ml.torch_env import generator
 
@@ -98,6 +99,28 @@ def add_dropout(x: torch.Tensor, y: torch.Tensor, rate: float, training: bool) -
         return dropout_kernel.AddDropped.apply(x, y, keep, threshold,  # type: ignore[no-any-return]
                                                _scale(threshold))
     return torch.addcmul(x, y, dropout_mask(y, rate))
+
+
+def gelu_dropout(x: torch.Tensor, rate: float, training: bool) -> torch.Tensor:
+    """``dropout(gelu(x))`` with :mod:`parley.ml.gelu`'s GELU (the numpy predictor's), in
+    one pass of the C kernel where it runs: on a feed-forward layer's 4×-wide activation
+    torch's gelu and a dropout after it were ~8% of a DIET step on an AVX2 CPU. The same
+    bytes and the same results without the kernel."""
+    dropped = training and rate > 0 and x.numel() > 0
+    if not (dropout_kernel.AVAILABLE and dropout_kernel.takes(x)):
+        return dropout(RationalGelu.apply(x), rate, training)  # type: ignore[no-untyped-call]
+    x = x.contiguous()  # (the backward reads it as a buffer)
+    if not dropped:
+        return dropout_kernel.GeluDropped.apply(x, None, 0, 1.0)  # type: ignore[no-any-return]
+    threshold = _threshold(rate)
+    keep = dropout_kernel.stream_bytes(_seed(), x.numel())
+    return dropout_kernel.GeluDropped.apply(x, keep, threshold,  # type: ignore[no-any-return]
+                                            _scale(threshold))
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """:mod:`parley.ml.gelu`'s GELU of ``x`` (no dropout)."""
+    return gelu_dropout(x, 0.0, False)
 
 
 class Dropout(nn.Module):
@@ -311,13 +334,13 @@ class TransformerBlock(nn.Module):
         x = add_dropout(x if keep is None else x[keep], attended, self.drop_rate, self.training)
         # The 4×-wide hidden layer stays in the products' dtype (half the bytes in bfloat16)
         # and, with bfloat16 products, column-major (see GroupedLinear); gelu and dropout
-        # run on its contiguous transpose — on the column-major view torch's elementwise
-        # kernels are 2× slower. float32 products keep it row-major.
+        # (one pass) run on its contiguous transpose — on the column-major view elementwise
+        # passes are 2× slower. float32 products keep it row-major.
         hidden = self.ffn_in(self.norm_ffn(x), keep_product_dtype=True)
         if hidden.is_contiguous():
-            hidden = self.dropout(F.gelu(hidden))
+            hidden = gelu_dropout(hidden, self.drop_rate, self.training)
         else:
-            hidden = self.dropout(F.gelu(hidden.t())).t()
+            hidden = gelu_dropout(hidden.t(), self.drop_rate, self.training).t()
         return add_dropout(x, self.ffn_out(hidden), self.drop_rate, self.training)
 
 

@@ -31,7 +31,7 @@ from torch.nn import functional as F  # noqa: N812
 from parley.dialogue.neural.architecture import ENCODED, ORDER, Architecture
 from parley.dialogue.neural.entities import EntityHead, EntityShape
 from parley.ml.grouped import RandomlyConnectedLinear
-from parley.ml.layers import Dropout, FeedForward, Grid, TransformerEncoder
+from parley.ml.layers import Dropout, FeedForward, Grid, TransformerEncoder, gelu
 from parley.ml.similarity import label_loss
 
 __all__ = ["ENCODED", "ORDER", "Architecture", "AttributeEncoder", "DialogueBatch", "TEDModel"]
@@ -143,7 +143,7 @@ class TEDModel(nn.Module):
         it holds (in training, one dropout mask per state and step)."""
         rows = self.states(batch.states)[batch.row_states]
         if self.encoder is not None:
-            return F.gelu(self.encoder(rows, batch.grid, batch.keep))
+            return gelu(self.encoder(rows, batch.grid, batch.keep))
         return rows[batch.keep]
 
     def embed_dialogues(self, outputs: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,7 @@ The C kernel (``gelu`` in parley/ml/_dropout.c, with the dropout after it in the
 runs it where it was built; :class:`RationalGelu` is the same arithmetic in torch — one
 IEEE operation at a time in the same order, so the bits agree — for where it was not. Its
 slope is the derivative of that function (of the rational erf, written out), within ~7e-6
-of the exact GELU's. Rasa activates with TensorFlow Addons' gelu (the tanh
-approximation, ~5e-4 from either).
+of the exact GELU's. Rasa activates with ``tf.nn.gelu``, the exact GELU.
 """
 
 from __future__ import annotations

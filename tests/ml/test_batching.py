@@ -45,9 +45,9 @@ def test_sparse_features_reach_the_model_as_sparse_rows():
     batch = table.batch(torch, np.array([0, 3]))
     assert all(isinstance(block, SparseRows) for block in batch.sequence + batch.sentence)
     assert batch.lengths.tolist() == [5, 1]
-    # per example its tokens, then its sentence; both share one attention block of 64 rows
-    assert [(c.start, c.count, c.width) for c in batch.chunks] == [(0, 1, 64)]
-    assert batch.rows == 64
+    # per example its tokens, then its sentence; both share one attention block of BLOCK rows
+    assert [(c.start, c.count, c.width) for c in batch.chunks] == [(0, 1, BLOCK)]
+    assert batch.rows == BLOCK
     assert batch.token_rows.tolist() == [0, 1, 2, 3, 4, 6]
     assert batch.sentence_rows.tolist() == [5, 7]
     blocked = batch.chunks[0].blocked[0, 0]
@@ -81,20 +81,29 @@ def test_examples_with_different_blocks_are_refused():
 
 def test_messages_are_packed_whole_into_attention_blocks():
     lengths = np.array([3, 40, 5, 63, 20, 70, 1, 22, 9, 100, 30])
-    first, runs = pack_blocks(lengths)
+    first, runs = pack_blocks(lengths, 64)
     covered = np.zeros(runs[-1][0] + runs[-1][1] * runs[-1][2], dtype=int)
     for start, count, width in runs:
-        assert width == BLOCK or width % 32 == 0
+        assert width == 64 or width % 32 == 0
         for n in np.flatnonzero((first >= start) & (first < start + count * width)):
             block = (first[n] - start) // width  # a message lies inside one block
             assert (first[n] + lengths[n] - start) // width == block
-            assert width >= lengths[n] + 1 and (width == BLOCK or width < lengths[n] + 33)
+            assert width >= lengths[n] + 1 and (width == 64 or width < lengths[n] + 33)
             covered[first[n]:first[n] + lengths[n] + 1] += 1
     assert covered.max() == 1 and covered.sum() == (lengths + 1).sum()  # no overlaps
     assert [w for _, _, w in runs] == [64, 96, 128]  # 70 and 100 tokens get wider blocks
     assert runs[0][1] == 4  # 182 rows of short messages in four 64-row blocks
     # Best fit: 40 + 24 and 30 + 20 + 14 rows fill two blocks exactly (topping up the
     # longest with the shortest would take three).
-    first, runs = pack_blocks(np.array([39, 29, 23, 19, 13]))
+    first, runs = pack_blocks(np.array([39, 29, 23, 19, 13]), 64)
     assert runs == [(0, 2, 64)]
     assert sorted(first.tolist()) == [0, 0 + 40, 64, 64 + 30, 64 + 50]
+
+
+def test_short_messages_share_blocks_of_the_default_width():
+    """BLOCK rows (32): five 10-row messages take two blocks of three and two, and each
+    row's attention spans 32 rows, not 64; a 40-row message gets a block of 64 to itself."""
+    first, runs = pack_blocks(np.full(5, 9))
+    assert BLOCK == 32 and runs == [(0, 2, BLOCK)]
+    first, runs = pack_blocks(np.array([9, 39]))
+    assert runs == [(0, 1, 32), (32, 1, 64)] and first.tolist() == [0, 32]

@@ -123,9 +123,8 @@ class DIETModel(nn.Module):
         the transformer's last block then works on one row a message instead of all."""
         out = self.text_ffnn(rows)
         if self.encoder is not None:
-            # Rasa activates the transformer's output with tfa's gelu, the tanh approximation;
-            # this is the GELU with a rational erf (parley.ml.gelu: ~5e-4 from tfa's), the
-            # numpy predictor's, in one C pass.
+            # as Rasa's tf.nn.gelu: the exact GELU, here with a float32 rational erf
+            # (parley.ml.gelu), the numpy predictor's
             return gelu(self.encoder(out, grid, keep))
         return out if keep is None else out[keep]
 

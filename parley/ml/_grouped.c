@@ -190,6 +190,39 @@ static void tile(const float *const a[TILE_ROWS], const int32_t *acols, int64_t 
     }
 }
 
+/* tile() for a last panel of at most 8 columns (a 51-wide group ends in 3): one vector a
+ * row, half the multiply-adds. Each lane is one output's sum, added in the same order: the
+ * same bits as the 16-wide tile. */
+__attribute__((target("avx2,fma")))
+static void tile8(const float *const a[TILE_ROWS], const int32_t *acols, int64_t depth,
+                  const float *panel, const float *init, float *const o[TILE_ROWS], int live,
+                  int64_t ocol0, const int32_t *ocols, int64_t width)
+{
+    __m256 c0 = _mm256_load_ps(init);
+    __m256 c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    for (int64_t d = 0; d < depth; d++) {
+        const __m256 b = _mm256_load_ps(panel + d * WIDTH);
+        const int32_t c = acols[d];
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + c), b, c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + c), b, c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + c), b, c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + c), b, c3);
+        c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a4 + c), b, c4);
+        c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a5 + c), b, c5);
+    }
+    const __m256 sums[TILE_ROWS] = {c0, c1, c2, c3, c4, c5};
+    for (int i = 0; i < live; i++) {
+        float t[8] __attribute__((aligned(32)));
+        _mm256_store_ps(t, sums[i]);
+        if (ocols == NULL)
+            memcpy(o[i] + ocol0, t, (size_t)width * sizeof(float));
+        else
+            for (int64_t j = 0; j < width; j++)
+                o[i][ocols[j]] = t[j];
+    }
+}
+
 /* rows × panels of one group: out[m, cols] = init + a[m, acols] · panels, for m < rows. */
 static void group_rows(const float *a, int64_t lda, const int32_t *acols, int64_t depth,
                        const float *packed, int64_t panels, const float *init, float *out,
@@ -207,8 +240,9 @@ static void group_rows(const float *a, int64_t lda, const int32_t *acols, int64_
         }
         for (int64_t p = 0; p < panels; p++) {
             int64_t width = outputs - p * WIDTH < WIDTH ? outputs - p * WIDTH : WIDTH;
-            tile(ar, acols, depth, packed + p * depth * WIDTH, init + p * WIDTH, orow, live,
-                 ocol0 + p * WIDTH, ocols ? ocols + p * WIDTH : NULL, width);
+            (width <= 8 ? tile8 : tile)(ar, acols, depth, packed + p * depth * WIDTH,
+                                        init + p * WIDTH, orow, live, ocol0 + p * WIDTH,
+                                        ocols ? ocols + p * WIDTH : NULL, width);
         }
     }
 }
@@ -373,6 +407,30 @@ static void group_kernel_grad(const float *x, int64_t ldx, const int32_t *cols,
                         memcpy(t + i * WIDTH, gw + (d0 + i) * G->n + p * WIDTH,
                                (size_t)width * sizeof(float));
                 }
+                const float *panel = gp + p * CHUNK * WIDTH;
+                if (width <= 8) {  /* half a tile, as tile8: the same sums */
+                    __m256 h[TILE_ROWS];
+                    for (int i = 0; i < TILE_ROWS; i++)
+                        h[i] = start > 0 ? _mm256_load_ps(t + i * WIDTH) : _mm256_setzero_ps();
+                    __m256 h0 = h[0], h1 = h[1], h2 = h[2], h3 = h[3], h4 = h[4], h5 = h[5];
+                    for (int64_t m = 0; m < count; m++) {
+                        const float *xr = xp + m * K;
+                        const __m256 b = _mm256_load_ps(panel + m * WIDTH);
+                        h0 = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + c[0]), b, h0);
+                        h1 = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + c[1]), b, h1);
+                        h2 = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + c[2]), b, h2);
+                        h3 = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + c[3]), b, h3);
+                        h4 = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + c[4]), b, h4);
+                        h5 = _mm256_fmadd_ps(_mm256_broadcast_ss(xr + c[5]), b, h5);
+                    }
+                    _mm256_store_ps(t, h0); _mm256_store_ps(t + 16, h1);
+                    _mm256_store_ps(t + 32, h2); _mm256_store_ps(t + 48, h3);
+                    _mm256_store_ps(t + 64, h4); _mm256_store_ps(t + 80, h5);
+                    for (int i = 0; i < live; i++)
+                        memcpy(gw + (d0 + i) * G->n + p * WIDTH, t + i * WIDTH,
+                               (size_t)width * sizeof(float));
+                    continue;
+                }
                 __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
                 if (start > 0) {
                     c00 = _mm256_load_ps(t); c01 = _mm256_load_ps(t + 8);
@@ -385,7 +443,6 @@ static void group_kernel_grad(const float *x, int64_t ldx, const int32_t *cols,
                     c00 = c01 = c10 = c11 = c20 = c21 = _mm256_setzero_ps();
                     c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
                 }
-                const float *panel = gp + p * CHUNK * WIDTH;
                 for (int64_t m = 0; m < count; m++) {
                     const float *xr = xp + m * K, *gr = panel + m * WIDTH;
                     const __m256 b0 = _mm256_load_ps(gr), b1 = _mm256_load_ps(gr + 8);

@@ -39,6 +39,15 @@ static int check(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t count, const char
     return 1;
 }
 
+/* A kept byte is at least the threshold: 0 keeps every element, 256 none. */
+static int threshold_in_range(int threshold, const char *name)
+{
+    if (threshold >= 0 && threshold <= 256)
+        return 1;
+    PyErr_Format(PyExc_ValueError, "%s: threshold outside 0..256", name);
+    return 0;
+}
+
 /* A pass over this many elements or more lets go of the interpreter lock while it runs
  * (the buffers stay held): another thread's Python runs meanwhile. Below, the hand-over
  * would cost more than the pass (a few microseconds when the other thread waits for it). */
@@ -157,39 +166,6 @@ CLONES static void scale_bf16(const uint16_t *restrict x, const uint8_t *restric
         out[m] = to_bfloat16(from_bfloat16(x[m]) * FACTOR(bytes[m]));
 }
 
-/* scale(x, bytes u8[n], threshold, scale f32, bfloat16, out) -> None
- * out = x * (byte >= threshold ? scale : 0), x and out contiguous float32 or (bfloat16)
- * 16-bit patterns. */
-static PyObject *scale(PyObject *self, PyObject *args)
-{
-    Py_buffer xb, bb, ob;
-    int threshold, bfloat16;
-    float factor;
-    if (!PyArg_ParseTuple(args, "y*y*ifpw*", &xb, &bb, &threshold, &factor, &bfloat16, &ob))
-        return NULL;
-    PyObject *result = NULL;
-    Py_ssize_t size = bfloat16 ? 2 : 4, n = bb.len;
-    if (!check(&bb, 1, n, "bytes") || !check(&xb, size, n, "x") || !check(&ob, size, n, "out"))
-        goto done;
-    if (threshold < 0 || threshold > 256) {
-        PyErr_SetString(PyExc_ValueError, "scale: threshold outside 0..256");
-        goto done;
-    }
-    PyThreadState *released = let_go(n);
-    if (bfloat16)
-        scale_bf16(xb.buf, bb.buf, (unsigned)threshold, factor, n, ob.buf);
-    else
-        scale_f32(xb.buf, bb.buf, (unsigned)threshold, factor, n, ob.buf);
-    take_back(released);
-    result = Py_None;
-    Py_INCREF(result);
-done:
-    PyBuffer_Release(&xb);
-    PyBuffer_Release(&bb);
-    PyBuffer_Release(&ob);
-    return result;
-}
-
 /* x + y * factor, rounded once: torch's addcmul on a CPU with fused multiply-adds. */
 __attribute__((target("avx2,fma"))) static void fused_add(
     const float *restrict x, const float *restrict y, const uint8_t *restrict bytes,
@@ -212,12 +188,8 @@ static PyObject *add_scaled(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     Py_ssize_t n = bb.len;
     if (!check(&bb, 1, n, "bytes") || !check(&xb, 4, n, "x") || !check(&yb, 4, n, "y") ||
-        !check(&ob, 4, n, "out"))
+        !check(&ob, 4, n, "out") || !threshold_in_range(threshold, "add_scaled"))
         goto done;
-    if (threshold < 0 || threshold > 256) {
-        PyErr_SetString(PyExc_ValueError, "add_scaled: threshold outside 0..256");
-        goto done;
-    }
     __builtin_cpu_init();
     if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) {
         PyErr_SetString(PyExc_RuntimeError, "add_scaled: this CPU has no fused multiply-add");
@@ -518,10 +490,12 @@ static void gelu_grad_pass(const void *x, const void *grad, const uint8_t *bytes
     gelu_grad_tail(x, grad, bytes, bf16, dropped, threshold, factor_bits, done, n, out);
 }
 
-/* gelu(x, bytes u8[n] or empty, threshold, scale f32, bfloat16, out) -> None
- * out = gelu(x) * (byte >= threshold ? scale : 0), or gelu(x) with no bytes; contiguous
- * float32 or (bfloat16) 16-bit patterns. */
-static PyObject *gelu(PyObject *self, PyObject *args)
+/* scale(x, bytes u8[n], threshold, scale f32, bfloat16, out) -> None
+ * out = x * (byte >= threshold ? scale : 0), x and out contiguous float32 or (bfloat16)
+ * 16-bit patterns.
+ * gelu(x, bytes u8[n] or empty, threshold, scale f32, bfloat16, out) -> None
+ * out = gelu(x) * (byte >= threshold ? scale : 0), or gelu(x) with no bytes. */
+static PyObject *one_input_pass(PyObject *args, int activate, const char *name)
 {
     Py_buffer xb, bb, ob;
     int threshold, bfloat16;
@@ -530,16 +504,17 @@ static PyObject *gelu(PyObject *self, PyObject *args)
         return NULL;
     PyObject *result = NULL;
     Py_ssize_t size = bfloat16 ? 2 : 4, n = xb.len / size;
-    int dropped = bb.len > 0;
+    int dropped = bb.len > 0 || !activate;
     if (!check(&xb, size, n, "x") || !check(&ob, size, n, "out") ||
-        (dropped && !check(&bb, 1, n, "bytes")))
+        (dropped && !check(&bb, 1, n, "bytes")) || !threshold_in_range(threshold, name))
         goto done;
-    if (threshold < 0 || threshold > 256) {
-        PyErr_SetString(PyExc_ValueError, "gelu: threshold outside 0..256");
-        goto done;
-    }
     PyThreadState *released = let_go(n);
-    gelu_pass(xb.buf, bb.buf, bfloat16, dropped, (unsigned)threshold, factor, n, ob.buf);
+    if (activate)
+        gelu_pass(xb.buf, bb.buf, bfloat16, dropped, (unsigned)threshold, factor, n, ob.buf);
+    else if (bfloat16)
+        scale_bf16(xb.buf, bb.buf, (unsigned)threshold, factor, n, ob.buf);
+    else
+        scale_f32(xb.buf, bb.buf, (unsigned)threshold, factor, n, ob.buf);
     take_back(released);
     result = Py_None;
     Py_INCREF(result);
@@ -548,6 +523,16 @@ done:
     PyBuffer_Release(&bb);
     PyBuffer_Release(&ob);
     return result;
+}
+
+static PyObject *scale(PyObject *self, PyObject *args)
+{
+    return one_input_pass(args, 0, "scale");
+}
+
+static PyObject *gelu(PyObject *self, PyObject *args)
+{
+    return one_input_pass(args, 1, "gelu");
 }
 
 /* gelu_grad(x, grad, bytes u8[n] or empty, threshold, scale f32, bfloat16, out) -> None
@@ -564,12 +549,9 @@ static PyObject *gelu_grad(PyObject *self, PyObject *args)
     Py_ssize_t size = bfloat16 ? 2 : 4, n = xb.len / size;
     int dropped = bb.len > 0;
     if (!check(&xb, size, n, "x") || !check(&gb, size, n, "grad") ||
-        !check(&ob, size, n, "out") || (dropped && !check(&bb, 1, n, "bytes")))
+        !check(&ob, size, n, "out") || (dropped && !check(&bb, 1, n, "bytes")) ||
+        !threshold_in_range(threshold, "gelu_grad"))
         goto done;
-    if (threshold < 0 || threshold > 256) {
-        PyErr_SetString(PyExc_ValueError, "gelu_grad: threshold outside 0..256");
-        goto done;
-    }
     PyThreadState *released = let_go(n);
     gelu_grad_pass(xb.buf, gb.buf, bb.buf, bfloat16, dropped, (unsigned)threshold, factor, n,
                    ob.buf);

@@ -208,7 +208,9 @@ def test_finetuning_should_keep_and_train_the_entity_head(trained, tmp_path):
 
 
 def test_a_ted_with_a_max_history_should_tag_the_deciding_turn_too():
-    ted = train(max_history=3)
+    # (six stories: on some seeds the tags settle only after 300 epochs — seed 1 with
+    # 32-row attention blocks tagged no city at all by then, the training texts' included)
+    ted = train(max_history=3, epochs=2 * EPOCHS)
     assert [e["value"] for e in found_entities(ted, "I want to go to london")] == ["london"]
     assert found_entities(ted, "I feel great today") == []
 

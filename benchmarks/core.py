@@ -72,9 +72,15 @@ DASH = "—"
 
 # --- the two child processes -----------------------------------------------------------
 def _peak_mb() -> float:
+    """This process's peak resident memory, plus the private memory of the processes it
+    forked to train in (a policy's, parley/training/policy_process.py; a training's second
+    lane, parley/ml/lane_process.py): their pages shared with this process are in its own
+    figure already. Each child's own peak is added, as if all had peaked at once."""
     status = Path("/proc/self/status").read_text()
     match = re.search(r"VmHWM:\s+(\d+)", status)
-    return int(match.group(1)) / 1024 if match else float("nan")
+    extra_kb = sum(getattr(sys.modules.get(name), "peak_private_kb", 0)
+                   for name in ("parley.ml.lane_process", "parley.training.policy_process"))
+    return (int(match.group(1)) + extra_kb) / 1024 if match else float("nan")
 
 
 def _child_train(argv: list[str]) -> int:
@@ -83,9 +89,10 @@ def _child_train(argv: list[str]) -> int:
 
     code = main(["train", *argv])
     sys.stdout.flush()
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    print("RESULT " + json.dumps({"code": code, "peak_mb": _peak_mb(),
-                                  "cpu_s": usage.ru_utime + usage.ru_stime}))
+    # (with the processes it forked to train in, all reaped by now)
+    cpu_s = sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
+    print("RESULT " + json.dumps({"code": code, "peak_mb": _peak_mb(), "cpu_s": cpu_s}))
     gc.freeze()  # the process ends here, as `parley train` does (parley.cli.main)
     return 0
 

@@ -18,6 +18,7 @@ is built. Modules:
   held-out evaluation, checkpoints) over a model-specific loss;
 - ``cores``: the process's cores shared out among its trainings step by step;
 - ``lane_process``: a step's second lane in a forked process (Linux), bitwise as a thread;
+- ``forking``: what a forked child of a training needs (messages, signals, sockets, memory);
 - ``quasi_newton``: numpy L-BFGS and OWL-QN for the linear models (no torch).
 """
 

@@ -12,6 +12,7 @@ depends on it, never what is computed.
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,3 +37,14 @@ def collector_paused() -> Iterator[None]:
             _PAUSES[0] -= 1
             if _PAUSES[0] == 0 and _WAS_ON[0]:
                 gc.enable()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's other threads: none of their pauses."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    _PAUSES[0] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -14,10 +14,14 @@ same on one thread or two), so the pool decides only how fast, never the model.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+
+SHARDS = 2  # a training batch runs as this many shards, each on its own thread when cores allow
 
 
 class CorePool:
@@ -38,6 +42,11 @@ class CorePool:
     """
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """As new: in a forked child, whose copy of the pool counts the parent's trainings
+        and may hold a lock one of the parent's other threads held at the fork."""
         self._lock = threading.Condition()
         self._taken = 0
         self._line: deque[object] = deque()
@@ -75,6 +84,25 @@ class CorePool:
             self._lock.notify_all()  # the next in line may find cores left
             return granted
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """All the cores, once no step holds any, for the ``with`` block: no training of this
+        process runs a step meanwhile (a fork then copies no lock held inside torch by a
+        step's thread). Steps asking meanwhile wait."""
+        ticket = object()
+        with self._lock:
+            self._line.append(ticket)
+            while self._line[0] is not ticket or self._taken:
+                self._lock.wait()
+            self._line.popleft()
+            self._taken += _ALL
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._taken -= _ALL
+                self._lock.notify_all()
+
     def give(self, lanes: int, threads: int) -> None:
         with self._lock:
             self._taken -= lanes * threads
@@ -94,6 +122,8 @@ class CorePool:
     def taken(self) -> int:
         return self._taken
 
+
+_ALL = 1 << 20  # cores taken by :meth:`CorePool.exclusive`: more than any limit
 
 CORES = CorePool()  # the process's one pool: every training's steps take from it
 
@@ -122,3 +152,13 @@ def lanes_in_processes_permitted() -> bool:
 
 _permits = 0
 _permits_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _permits, _permits_lock
+    CORES.reset()
+    _permits, _permits_lock = 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

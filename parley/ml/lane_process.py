@@ -22,22 +22,17 @@ have on a thread).
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import mmap
 import os
-import select
-import signal
-import stat
-import struct
-import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+
+from parley.ml import forking
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +63,7 @@ Lane = Callable[[list[np.ndarray], list[torch.Generator], int], LaneResult]
 def wanted() -> bool:
     """Whether lanes may run in processes here: Linux (fork, /proc) and not turned off by
     ``PARLEY_LANE_PROCESS=0``."""
-    return (sys.platform.startswith("linux") and hasattr(os, "fork")
-            and os.environ.get("PARLEY_LANE_PROCESS", "1") != "0")
+    return forking.wanted("PARLEY_LANE_PROCESS")
 
 
 class LaneProcess:
@@ -110,7 +104,7 @@ class LaneProcess:
             try:
                 os.close(self._jobs)
                 os.close(self._results)
-                _close_sockets()
+                forking.close_sockets()
                 code = _serve(jobs_read, results_write, self.params, self.grads, lane,
                               after_job() if after_job is not None else None)
             finally:
@@ -125,7 +119,7 @@ class LaneProcess:
         job = {"shards": [s.tolist() for s in shards], "total": total,
                "states": [_state(g) for g in generators]}
         try:
-            _send(self._jobs, job)
+            forking.send(self._jobs, job)
         except OSError:
             return False
         self._pending = generators
@@ -138,7 +132,7 @@ class LaneProcess:
         generators, self._pending = self._pending, None
         assert generators is not None, "collect() without submit()"
         try:
-            reply = _receive(self._results, timeout)
+            reply = forking.receive(self._results, timeout)
         except (OSError, EOFError, TimeoutError, ValueError) as error:
             logger.warning("the training's second process stopped answering (%s): its shards "
                            "run in this process from now on; the model is the same", error)
@@ -160,7 +154,7 @@ class LaneProcess:
         except OSError:
             pass
         try:
-            reply = _receive(self._results, CLOSE_WAIT_S)
+            reply = forking.receive(self._results, CLOSE_WAIT_S)
             peak_private_kb = max(peak_private_kb, int(reply.get("private_kb", 0)))
         except (OSError, EOFError, TimeoutError, ValueError):
             pass
@@ -169,7 +163,7 @@ class LaneProcess:
         except OSError:
             pass
         try:
-            _reap(self.pid)
+            forking.reap(self.pid)
         finally:
             self._own_memory_again()
 
@@ -184,24 +178,18 @@ class LaneProcess:
 def _serve(jobs: int, results: int, params: list[torch.nn.Parameter],
            grads: list[torch.Tensor], lane: Lane, after_job: Callable[[], None] | None) -> int:
     """The child's loop: a job in, the lane's gradients into ``grads``, a reply out."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    # The parent's own handlers are not the child's to run: a server's SIGTERM handler (as
-    # uvicorn's) would only flag a shutdown in the child's copy of the server, and the child
-    # would outlive a `kill`. Any other signal ends it as it would any process; the parent
-    # then computes the lane itself.
-    for number in signal.valid_signals():
-        if number != signal.SIGINT and callable(signal.getsignal(number)):
-            signal.signal(number, signal.SIG_DFL)
-    signal.set_wakeup_fd(-1)  # (the parent's event loop is woken by its signals, not ours)
+    # (any other signal ends it as it would any process; the parent then computes the
+    # lane itself)
+    forking.leave_signals_to_parent()
     most = served = 0
     while True:
         try:
-            job = _receive(jobs, None)
+            job = forking.receive(jobs, None)
         except EOFError:
-            _send(results, {"private_kb": max(most, _private_kb())})
+            forking.send(results, {"private_kb": max(most, forking.private_kb())})
             return 0
         if served % MEMORY_EVERY == 0:
-            most = max(most, _private_kb())
+            most = max(most, forking.private_kb())
         served += 1
         try:
             # The parent changed the weights in place since the last job: what is kept while
@@ -223,40 +211,9 @@ def _serve(jobs: int, results: int, params: list[torch.nn.Parameter],
                                      "states": [_state(g) for g in generators]}
         except Exception:  # noqa: BLE001 - the parent recomputes the lane and raises it there
             reply = {"error": traceback.format_exc(limit=5)}
-        _send(results, reply)
+        forking.send(results, reply)
         if after_job is not None:
             after_job()
-
-
-# --- messages: a 4-byte length, then JSON ----------------------------------------------------
-def _send(fd: int, message: dict[str, Any]) -> None:
-    data = json.dumps(message).encode()
-    view = memoryview(struct.pack("<I", len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _receive(fd: int, timeout: float | None) -> dict[str, Any]:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    (length,) = struct.unpack("<I", _read(fd, 4, deadline))
-    message = json.loads(_read(fd, length, deadline))
-    if not isinstance(message, dict):
-        raise ValueError("a message that is not a JSON object")
-    return message
-
-
-def _read(fd: int, count: int, deadline: float | None) -> bytes:
-    data = b""
-    while len(data) < count:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError("no answer in time")
-        chunk = os.read(fd, count - len(data))
-        if not chunk:
-            raise EOFError("the other side closed")
-        data += chunk
-    return data
 
 
 def _state(generator: torch.Generator) -> str:
@@ -265,56 +222,3 @@ def _state(generator: torch.Generator) -> str:
 
 def _from_state(text: str) -> torch.Tensor:
     return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
-
-
-def _close_sockets() -> None:
-    """Let go of the sockets the child inherited (a server's connections, its listening
-    socket, a database's): a connection the parent closes ends only when no process holds
-    it any more, so the child would keep each one open, its peer waiting for the end, until
-    the training is over. Each number is pointed at /dev/null rather than closed: the
-    child's copies of the parent's socket objects still name it, and must not reach a file
-    the child opens later under the same number."""
-    try:
-        names = os.listdir("/proc/self/fd")
-        null = os.open(os.devnull, os.O_RDWR)
-    except OSError:
-        return
-    try:
-        for name in names:
-            try:
-                fd = int(name)
-                if fd != null and stat.S_ISSOCK(os.fstat(fd).st_mode):
-                    os.dup2(null, fd)
-            except (ValueError, OSError):  # (the listing's own descriptor, gone by now)
-                pass
-    finally:
-        os.close(null)
-
-
-def _private_kb() -> int:
-    """This process's private memory now (kB): the pages it does not share with its parent."""
-    try:
-        with open("/proc/self/smaps_rollup", encoding="ascii") as status:
-            text = status.read()
-    except OSError:
-        return 0
-    return sum(int(line.split()[1]) for line in text.splitlines()
-               if line.startswith(("Private_Clean:", "Private_Dirty:")))
-
-
-def _reap(pid: int) -> None:
-    """Wait for the child a moment, then kill it. (Already reaped — SIGCHLD ignored, or
-    a ``waitpid(-1)`` of other code got it — it is gone all the same.)"""
-    try:
-        for _ in range(50):
-            done, _status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return
-            time.sleep(0.01)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass

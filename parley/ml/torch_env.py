@@ -232,6 +232,14 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def no_seeding() -> Iterator[None]:
+    """No other thread seeds or builds a model (:func:`seeded`) while the ``with`` block runs:
+    for a fork, which would copy the locks torch takes on the way held."""
+    with _SEEDING:
+        yield
+
+
 _draws = threading.local()
 
 
@@ -256,6 +264,13 @@ def drawing_from(source: Any) -> Iterator[None]:
         _draws.generator = before
 
 
+def configured_threads() -> int:
+    """The torch threads a training runs with: ``PARLEY_TORCH_THREADS``, else one per
+    available core, at most :data:`MAX_THREADS`."""
+    wanted = os.environ.get("PARLEY_TORCH_THREADS", "")
+    return max(1, int(wanted)) if wanted else min(available_cores(), MAX_THREADS)
+
+
 @contextmanager
 def torch_threads(count: int | None = None) -> Iterator[None]:
     """Run with ``count`` threads, else ``PARLEY_TORCH_THREADS``; by default one per available
@@ -268,8 +283,7 @@ def torch_threads(count: int | None = None) -> Iterator[None]:
     faster — set ``PARLEY_TORCH_THREADS=1`` (``--num-threads 1``) then; the model is the
     same.
     """
-    wanted = os.environ.get("PARLEY_TORCH_THREADS", "")
-    threads = count or (int(wanted) if wanted else min(available_cores(), MAX_THREADS))
+    threads = count or configured_threads()
     torch = import_torch("training")
     before = torch.get_num_threads()
     if before == threads:  # the usual case when predicting: nothing to switch
@@ -344,6 +358,18 @@ _HEAP_LOCK = threading.Lock()
 _HEAP_USERS = [0]  # trainings inside roomy_heap now
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 _DEFAULT_THRESHOLD = 128 * 1024
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's other threads: a lock one of them held at
+    the fork would stay held, and their trainings are not the child's."""
+    global _SEEDING, _HEAP_LOCK
+    _SEEDING, _HEAP_LOCK = threading.RLock(), threading.Lock()
+    _HEAP_USERS[0] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def release_free_memory() -> None:

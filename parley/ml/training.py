@@ -15,12 +15,13 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,7 +32,7 @@ from parley.errors import ConfigError
 from parley.ml import lane_process
 from parley.ml.adam import Adam
 from parley.ml.batching import FeatureTable
-from parley.ml.cores import CORES, lanes_in_processes_permitted
+from parley.ml.cores import CORES, SHARDS, lanes_in_processes_permitted
 from parley.ml.grouped import matmul_dtype
 from parley.ml.lane_process import LaneProcess
 from parley.ml.torch_env import HeapTrimmer, drawing_from, roomy_heap
@@ -42,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 ROW_QUANTUM = 128  # training batches are padded to a multiple of this many rows
 KEEP_QUANTUM = 32  # and the sentence rows the last transformer block keeps, to this many
-SHARDS = 2  # a training batch runs as this many shards, each on its own thread when cores allow
 MIN_SHARD = 4  # messages: a batch too small to give every shard this many is one shard
 # Rows (tokens and sentences, or dialogue states): a batch too small to give every shard this
 # many is one shard. Below it a step is mostly fixed cost per operation, which a second shard
@@ -194,7 +194,7 @@ class Trainer(ABC):
 
     def light(self) -> bool:
         """Whether every batch of this training is one shard (all examples together are):
-        a training so small that it runs beside any other (see :func:`_room`), and one
+        a training so small that it runs beside any other (see :func:`room`), and one
         thread is all it uses well."""
         return len(self.shards(np.arange(len(self.table)))) == 1
 
@@ -403,11 +403,11 @@ class Trainer(ABC):
 
         Runs beside the other trainings of this process, sharing the cores with them step
         by step (:data:`~parley.ml.cores.CORES`), once there is room for its working memory
-        beside theirs (:func:`_room`)."""
+        beside theirs (:func:`room`)."""
         light = self.light()
         rows = 0 if light else self.largest_batch_rows()
         asked = time.perf_counter()
-        with _room(rows):
+        with _room_keeper[0](rows):
             # (the run's timeline: which trainings ran beside which, and who waited)
             logger.debug("%s: %s, %d examples, %d rows, largest batch %d rows; waited %.2f s "
                          "for room", self.description,
@@ -502,7 +502,7 @@ BESIDE_ROWS = 4096
 
 
 @contextmanager
-def _room(rows: int) -> Iterator[None]:
+def room(rows: int) -> Iterator[None]:
     """Wait until a training of ``rows`` (its largest batch) fits beside those running
     (:data:`BESIDE_ROWS`), or none runs; hold its place while it trains."""
     with _ROOM:
@@ -517,7 +517,15 @@ def _room(rows: int) -> Iterator[None]:
             _ROOM.notify_all()
 
 
-_FORKING = threading.Lock()  # held while a training forks its lane process
+_FORKING = threading.Lock()  # held while a training forks its lane process, or a policy's
+
+
+@contextmanager
+def forking() -> Iterator[None]:
+    """Held while this process forks (a policy's process): trainings starting meanwhile
+    wait for its end (:func:`_after_forks`)."""
+    with _FORKING:
+        yield
 
 
 @contextmanager
@@ -533,6 +541,29 @@ def _after_forks(alone: bool) -> Iterator[None]:
 
 _ROOM = threading.Condition()
 _ROWS_RUNNING = [0]  # the largest batches' rows of the trainings running now (under _ROOM)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's other threads: their trainings hold no room
+    in it, and a lock one of them held at the fork would stay held."""
+    global _ROOM, _FORKING
+    _ROOM, _FORKING = threading.Condition(), threading.Lock()
+    _ROWS_RUNNING[0] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# How a training waits for room (:func:`room`); a policy trained in a forked child asks its
+# parent instead, whose other trainings it runs beside (``parley.training.policy_process``).
+RoomKeeper = Callable[[int], AbstractContextManager[None]]
+_room_keeper: list[RoomKeeper] = [lambda rows: room(rows)]
+
+
+def keep_rooms_with(keeper: RoomKeeper) -> None:
+    """From now on this process's trainings wait for room with ``keeper`` (in a child)."""
+    _room_keeper[0] = keeper
 
 
 def _use_threads(count: int) -> None:

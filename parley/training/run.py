@@ -37,7 +37,7 @@ from parley.engine.cache import TrainingCache
 from parley.engine.runner import LocalRunner, Runner, Task
 from parley.engine.leftovers import sweep_temp_dirs, temp_prefix
 from parley.errors import ModelArchiveError, warn
-from parley.ml.cores import lanes_in_processes
+from parley.ml.cores import SHARDS, lanes_in_processes
 from parley.model_archive import (
     COMPONENTS_DIR, METADATA_FILE, MODEL_FORMAT, check_format, component_digest, component_dir,
     read_extracted_metadata)
@@ -96,6 +96,7 @@ class TrainingRun:
     progress: Callable[[str], None] = field(default=logger.info)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _restored: dict[str, Path] = field(default_factory=dict, repr=False)
+    _in_processes: set[str] = field(default_factory=set, repr=False)  # see _policy_processes
 
     @property
     def _finetune_dir(self) -> Path | None:
@@ -193,18 +194,44 @@ class TrainingRun:
     def node_dirs(self, workdir: Path, runner: Runner | None = None) -> dict[str, Path]:
         """Train or restore every node; returns where each one's files are."""
         tasks = self.tasks(workdir)
-        # A run that trains one node at a time (an NLU pipeline alone, or one policy) may
-        # give a training's second lane a process of its own (parley/ml/lane_process.py).
-        training = [s for s in self.statuses if s.status == TRAIN]
-        alone = (all(s.node.kind == NLU for s in training)
-                 or (len(training) == 1 and training[0].node.kind != NLU))
-        with lanes_in_processes(alone):
+        self._in_processes = self._policy_processes()
+        # A run that trains one model by epochs at a time in this process (an NLU pipeline
+        # trains its nodes one after another) may give that training's second lane a
+        # process of its own (parley/ml/lane_process.py).
+        here = [s for s in self.statuses if s.node.kind == NLU and s.status == TRAIN][:1] + \
+            [s for s in self._epoch_policies() if s.node.name not in self._in_processes]
+        with lanes_in_processes(len(here) <= 1):
             results = (runner or LocalRunner()).run(tasks)
         dirs: dict[str, Path] = dict(results["nlu"])
         for status in self.statuses:
             if status.node.kind != NLU:
                 dirs[status.node.name] = results[status.node.name]
         return dirs
+
+    def _epoch_policies(self) -> list[NodeStatus]:
+        """The policies this run trains (or finetunes) by epochs: TED, UnexpecTED."""
+        from parley.dialogue.policies.base import FinetunablePolicy
+
+        return [s for s in self.statuses if s.node.kind != NLU
+                and (s.status == TRAIN or self._finetune_dir is not None)
+                and issubclass(component_class(s.node.kind, s.node.component),
+                               FinetunablePolicy)]
+
+    def _policy_processes(self) -> set[str]:
+        """The policies that train in processes of their own (parley/training/
+        policy_process.py): those that learn by epochs, when another training by epochs (the
+        NLU pipeline's, another such policy) would share this process with them — where
+        forking is possible and a training's lanes run on one thread each (the child's
+        model is then bitwise the thread's)."""
+        from parley.ml.torch_env import configured_threads
+        from parley.training import policy_process
+
+        epochs = self._epoch_policies()
+        nlu = any(s.node.kind == NLU and s.status == TRAIN for s in self.statuses)
+        if (not policy_process.wanted() or len(epochs) + int(nlu) < 2
+                or configured_threads() >= 2 * SHARDS):
+            return set()
+        return {s.node.name for s in epochs}
 
     def _put(self, status: NodeStatus, directory: Path) -> Path:
         """Cache what was trained; the run goes on with its own copy, which no other
@@ -329,30 +356,45 @@ class TrainingRun:
         started = time.perf_counter()
         texts = {"text_features": inputs.pop(TEXT_FEATURES)[node.name]} \
             if TEXT_FEATURES in inputs else {}
-        if self._finetune_dir is not None:
-            with blamed_on(node, "training"):
-                policy = self._finetuned_policy(node, inputs.pop("trackers"), texts)
-                policy.save(workdir / node.name)
-            found = workdir / node.name  # not cached: it depends on the old model
-        elif status.status == TRAIN:
-            cls: Any = component_class(node.kind, node.component)
-            with blamed_on(node, "training"):
-                # Handed over, not kept here: a policy that trains long (TED) lets go of
-                # the trackers once it has learned its examples from them. (No ``**``: the
-                # argument tuple it builds would hold them for the whole call.)
-                policy = cls.from_params(node.params)
-                if texts:
-                    policy = policy.fit(inputs.pop("trackers"), self.importer.domain,
-                                        text_features=texts["text_features"])
-                else:
-                    policy = policy.fit(inputs.pop("trackers"), self.importer.domain)
-                target = workdir / node.name
-                policy.save(target)
-            found = self._put(status, target)
+        if self._finetune_dir is not None or status.status == TRAIN:
+            # (in a box: handed over, not kept here — see _fit_and_save)
+            trackers = [inputs.pop("trackers")] if "trackers" in inputs else []
+            fit = partial(self._fit_and_save, status, workdir / node.name, trackers, texts)
+            if node.name not in self._in_processes or not _in_child(fit, trackers, node):
+                fit()
+            found = workdir / node.name
+            if self._finetune_dir is None:  # (finetuned: not cached, it depends on the old model)
+                found = self._put(status, found)
         else:
             found = self._restored[node.name]
         self._say(status, time.perf_counter() - started)
         return found
+
+    def _fit_and_save(self, status: NodeStatus, target: Path, trackers: list[Any],
+                      texts: dict[str, Any]) -> None:
+        """Train (or finetune) the policy on the trackers in ``trackers`` and save it in
+        ``target``. Handed over, not kept: a policy that trains long (TED) lets go of the
+        trackers once it has learned its examples from them (no ``**``: the argument tuple
+        it builds would hold them for the whole call). An empty box — the trackers were let
+        go of here while a process of its own trained it, and it failed — makes them
+        again."""
+        node = status.node
+        with blamed_on(node, "training"):
+            if self._finetune_dir is not None:
+                policy = self._finetuned_policy(
+                    node, trackers.pop() if trackers else self._training_trackers(), texts)
+            else:
+                cls: Any = component_class(node.kind, node.component)
+                policy = cls.from_params(node.params)
+                if texts:
+                    policy = policy.fit(
+                        trackers.pop() if trackers else self._training_trackers(),
+                        self.importer.domain, text_features=texts["text_features"])
+                else:
+                    policy = policy.fit(
+                        trackers.pop() if trackers else self._training_trackers(),
+                        self.importer.domain)
+            policy.save(target)
 
     def _finetuned_policy(self, node: Node, trackers: list[Any],
                           texts: dict[str, Any]) -> Any:
@@ -445,3 +487,11 @@ def predict_graph(recipe: Recipe) -> dict[str, list[dict[str, str]]]:
         return [{"name": n.name, "kind": n.kind, "component": n.component} for n in part]
 
     return {"nlu": nodes(recipe.nlu), "policies": nodes(recipe.policies)}
+
+
+def _in_child(fit: Callable[[], None], trackers: list[Any], node: Node) -> bool:
+    """``fit`` in a process of its own (parley/training/policy_process.py); this process
+    lets go of the trackers meanwhile. False: it is to run here."""
+    from parley.training import policy_process
+
+    return policy_process.train_in_child(fit, node.name, forget=trackers.clear)

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch", reason="parley.ml needs PyTorch (pip instal
 if not sys.platform.startswith("linux"):
     pytest.skip("lanes run in processes on Linux only", allow_module_level=True)
 
-from parley.ml import lane_process, training  # noqa: E402
+from parley.ml import forking, lane_process, training  # noqa: E402
 from parley.ml.batching import FeatureTable  # noqa: E402
 from parley.ml.cores import lanes_in_processes  # noqa: E402
 from parley.ml.layers import Dropout, dropout  # noqa: E402
@@ -251,13 +251,13 @@ def test_an_error_of_the_lane_itself_is_raised_in_the_parent(monkeypatch):
 
 def test_messages_are_framed_json_and_a_closed_pipe_says_so():
     read, write = os.pipe()
-    lane_process._send(write, {"shards": [[1, 2]], "total": 2, "states": []})
-    assert lane_process._receive(read, 1.0) == {"shards": [[1, 2]], "total": 2, "states": []}
+    forking.send(write, {"shards": [[1, 2]], "total": 2, "states": []})
+    assert forking.receive(read, 1.0) == {"shards": [[1, 2]], "total": 2, "states": []}
     with pytest.raises(TimeoutError):
-        lane_process._receive(read, 0.05)
+        forking.receive(read, 0.05)
     os.close(write)
     with pytest.raises(EOFError):
-        lane_process._receive(read, 1.0)
+        forking.receive(read, 1.0)
     os.close(read)
 
 

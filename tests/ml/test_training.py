@@ -212,7 +212,7 @@ def test_a_training_should_wait_for_room_beside_those_running(monkeypatch):
     order: list[str] = []
 
     def run(name: str, rows: int, hold: threading.Event | None = None) -> None:
-        with training._room(rows):
+        with training.room(rows):
             order.append(name)
             started.set()
             if hold is not None:
@@ -231,7 +231,7 @@ def test_a_training_should_wait_for_room_beside_those_running(monkeypatch):
         first.result(timeout=30)
         large.result(timeout=30)
     assert order == ["first", "beside", "large"]
-    with training._room(10 * training.BESIDE_ROWS):  # alone, any size runs
+    with training.room(10 * training.BESIDE_ROWS):  # alone, any size runs
         pass
 
 

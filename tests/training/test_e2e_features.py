@@ -217,8 +217,10 @@ def _training_run(project: Path) -> Any:
     return TrainingRun(request, importer, recipe, plan.statuses, plan.model_fingerprint, cache)
 
 
-def test_ted_should_start_once_the_featurizers_are_trained_not_after_diet(project):
+def test_ted_should_start_once_the_featurizers_are_trained_not_after_diet(project, monkeypatch):
     (project / "config.yml").write_text(DIET_CONFIG)
+    # (TED on a thread: the spies below see this process's calls only)
+    monkeypatch.setenv("PARLEY_POLICY_PROCESS", "0")
     run = _training_run(project)
     needs = {task.name: task.needs for task in run.tasks(project / "graph")}
     assert needs[NLU_FEATURIZERS] == () and needs["nlu"] == (NLU_FEATURIZERS,)

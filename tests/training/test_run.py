@@ -50,11 +50,32 @@ def test_progress_should_go_to_logging_not_stdout(training_run, tmp_path, caplog
     assert all(" trained in " in line for line in lines)
 
 
-@pytest.mark.parametrize(("kind", "alone"), [("both", False), ("nlu", True)])
+TED_CONFIG = """recipe: default.v1
+language: en
+pipeline:
+  - name: WhitespaceTokenizer
+  - name: CountVectorsFeaturizer
+  - name: DIETClassifier
+    epochs: 1
+policies:
+  - name: MemoizationPolicy
+  - name: TEDPolicy
+    epochs: 1
+  - name: RulePolicy
+"""
+
+
+@pytest.mark.parametrize(("kind", "ted", "policy_process", "alone"), [
+    ("both", False, "1", True),  # memoization and rules learn no epochs: DIET alone
+    ("both", True, "0", False),  # DIET and TED on threads side by side
+    ("both", True, "1", True),  # TED in a process of its own: DIET alone here
+    ("nlu", True, "1", True),
+])
 def test_a_training_may_fork_its_second_lane_only_where_the_run_trains_one_model_at_a_time(
-        tmp_path, monkeypatch, kind, alone):
+        tmp_path, monkeypatch, kind, ted, policy_process, alone):
     """parley/ml/lane_process.py: an NLU pipeline alone trains one model at a time; a bot's
-    NLU and policies train side by side, sharing the cores already."""
+    NLU and TED train side by side, sharing the cores already — unless TED trains in a
+    process of its own (parley/training/policy_process.py)."""
     from contextlib import contextmanager
 
     from parley.training import run as run_module
@@ -69,7 +90,11 @@ def test_a_training_may_fork_its_second_lane_only_where_the_run_trains_one_model
             yield
 
     monkeypatch.setattr(run_module, "lanes_in_processes", spy)
+    monkeypatch.setenv("PARLEY_POLICY_PROCESS", policy_process)
+    monkeypatch.setenv("PARLEY_TORCH_THREADS", "2")
     create_starter_project(tmp_path)
+    if ted:
+        (tmp_path / "config.yml").write_text(TED_CONFIG)
     importer = TrainingDataImporter(tmp_path / "domain.yml", tmp_path / "config.yml",
                                     [tmp_path / "data"])
     recipe = build_recipe(importer.config, kind)

@@ -123,5 +123,8 @@ def test_the_trackers_should_be_freed_before_ted_trains(tmp_path, monkeypatch):
     monkeypatch.setattr(generator, "generate_trackers", watched)
     monkeypatch.setattr(TEDTrainer, "train", train_watched)
     monkeypatch.setenv("PARLEY_CACHE_DIR", str(tmp_path / "cache"))
+    # (TED on a thread of this process, whose memory this test watches; in a process of its
+    # own, parley/training/policy_process.py, this process lets go of them once it started)
+    monkeypatch.setenv("PARLEY_POLICY_PROCESS", "0")
     _digests(tmp_path / "bot", "bot")
     assert made and seen == [0]

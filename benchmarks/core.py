@@ -6,7 +6,9 @@
 
 For each bot under ../shared/data/bots that has test stories (tests/, test/ or
 test_stories/) and each config: ``parley train`` in a fresh process and a fresh folder (a
-cold training cache) — wall time of the whole process, peak memory (VmHWM), and the time
+cold training cache) — wall time of the whole process, its CPU time and that of the
+processes it forks to train in, peak memory (VmHWM, or more where the sampled sum of the
+process and those children's own memory was larger), and the time
 of each policy from the training log — then ``parley test core``'s function on the test
 stories in a second process: stories passed (``user:`` texts parsed by the model) and
 action accuracy (``NLU s`` is the pipeline's share of the training, all its nodes). Beside
@@ -46,6 +48,9 @@ REPO = Path(__file__).resolve().parents[1]
 BOTS = REPO.parent / "shared" / "data" / "bots"
 CONFIGS = Path(__file__).resolve().parent / "configs"
 TEST_FOLDERS = ("tests", "test", "test_stories")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _tree_memory import TreePeak  # noqa: E402
+
 CACHE_DIR_ENV = "PARLEY_CACHE_DIR"  # parley.engine.cache's; this parent imports no parley
 WITHOUT_TED = ("TEDPolicy", "UnexpecTEDIntentPolicy")
 DERIVED = ("no-ted", "with-unexpected")  # configs made from the bot's own
@@ -72,15 +77,11 @@ DASH = "—"
 
 # --- the two child processes -----------------------------------------------------------
 def _peak_mb() -> float:
-    """This process's peak resident memory, plus the private memory of the processes it
-    forked to train in (a policy's, parley/training/policy_process.py; a training's second
-    lane, parley/ml/lane_process.py): their pages shared with this process are in its own
-    figure already. Each child's own peak is added, as if all had peaked at once."""
+    """This process's own peak resident memory (the processes it forks to train in are
+    sampled with it by the parent: see _spawn)."""
     status = Path("/proc/self/status").read_text()
     match = re.search(r"VmHWM:\s+(\d+)", status)
-    extra_kb = sum(getattr(sys.modules.get(name), "peak_private_kb", 0)
-                   for name in ("parley.ml.lane_process", "parley.training.policy_process"))
-    return (int(match.group(1)) + extra_kb) / 1024 if match else float("nan")
+    return int(match.group(1)) / 1024 if match else float("nan")
 
 
 def _child_train(argv: list[str]) -> int:
@@ -129,15 +130,24 @@ def _spawn(args: list[str], cwd: Path, timeout: float | None) -> tuple[float, st
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env.setdefault("PARLEY_QUIET", "1")  # no progress bars in captured output
     start = time.perf_counter()
-    try:
-        done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", *args],
-                              cwd=cwd, env=env, capture_output=True, text=True, check=False,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise RunFailed(f"{args[0]} took longer than {timeout:g} s") from None
+    process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--child", *args],
+                               cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    # (the sum of the process's memory and its forked children's own — a policy trained in
+    # a process of its own, a training's second lane — sampled: see _tree_memory.py)
+    with TreePeak(process.pid) as tree:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise RunFailed(f"{args[0]} took longer than {timeout:g} s") from None
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     wall = time.perf_counter() - start
     result = next((json.loads(line.removeprefix("RESULT ")) for line in done.stdout.splitlines()
                    if line.startswith("RESULT ")), None)
+    if result is not None and "peak_mb" in result:
+        result["peak_mb"] = max(result["peak_mb"], tree.mb)
     if result is None or result.get("code", 0) != 0:
         lines = [line.removeprefix("ERROR ") for line in done.stderr.strip().splitlines()]
         errors = [line for line in lines if line.startswith("error:")] or lines[-1:] or \

@@ -24,6 +24,9 @@ from contextlib import contextmanager
 SHARDS = 2  # a training batch runs as this many shards, each on its own thread when cores allow
 
 
+_ALL = 1 << 20  # cores taken by :meth:`CorePool.exclusive`: more than any limit
+
+
 class CorePool:
     """Cores handed out first come, first served.
 
@@ -52,6 +55,7 @@ class CorePool:
         self._line: deque[object] = deque()
         self.most_taken = 0  # the most cores taken at once so far (for tests and the log)
         self._trainings = 0  # trainings running now (see :meth:`training`)
+        self._cap = _ALL  # the cores this process may keep busy at all (see :meth:`cap`)
 
     @contextmanager
     def training(self) -> Iterator[bool]:
@@ -74,9 +78,11 @@ class CorePool:
         ticket = object()
         with self._lock:
             self._line.append(ticket)
-            while self._line[0] is not ticket or (self._taken and self._taken + threads > limit):
+            while self._line[0] is not ticket or (
+                    self._taken and self._taken + threads > min(limit, self._cap)):
                 self._lock.wait()
             self._line.popleft()
+            limit = min(limit, self._cap)
             share = limit // (threads * max(1, self._trainings))
             granted = max(1, min(lanes, share, (limit - self._taken) // threads))
             self._taken += granted * threads
@@ -122,8 +128,19 @@ class CorePool:
     def taken(self) -> int:
         return self._taken
 
+    @property
+    def trainings(self) -> int:
+        """The trainings running in this process now."""
+        return self._trainings
 
-_ALL = 1 << 20  # cores taken by :meth:`CorePool.exclusive`: more than any limit
+    def cap(self, cores: int) -> None:
+        """From now on this process's trainings keep at most ``cores`` busy together: in a
+        policy's own process, as many as its parent leaves it (it says so as its own
+        trainings start and end)."""
+        with self._lock:
+            self._cap = max(1, cores)
+            self._lock.notify_all()
+
 
 CORES = CorePool()  # the process's one pool: every training's steps take from it
 

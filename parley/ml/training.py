@@ -333,7 +333,9 @@ class Trainer(ABC):
         The torch threads of this thread (set by the caller: ``torch_threads``) are also
         what all the trainings of the process together may keep busy: a step takes its
         cores from :data:`~parley.ml.cores.CORES` within that limit."""
-        threads = torch.get_num_threads()  # this thread's (torch keeps them per thread)
+        threads = before = torch.get_num_threads()  # this thread's (torch keeps them per thread)
+        if _process_cores[0] and not light:  # (lanes of one thread, as many as it says)
+            threads = max(threads, _process_cores[0])
         self._core_limit = threads
         if threads < SHARDS and not light:
             self._lane_threads = threads
@@ -356,7 +358,7 @@ class Trainer(ABC):
             if self._helpers is not None:
                 self._helpers.shutdown()
                 self._helpers = None
-            torch.set_num_threads(threads)
+            torch.set_num_threads(before)
 
     def _start_lane_process(self) -> None:
         try:
@@ -553,6 +555,19 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# The cores this process's trainings may run lanes on, each lane on one torch thread, when
+# they run on one torch thread (a policy's own process: no OpenMP thread pool after a fork).
+_process_cores: list[int | None] = [None]
+
+
+def lanes_on_cores(cores: int) -> None:
+    """From now on this process's trainings run on one torch thread but up to ``cores`` lanes
+    of one thread at once (:data:`~parley.ml.cores.CORES` deciding how many), a lane in a
+    process of its own where lanes may: what a 2-core process's trainings run, lane for
+    lane, so the same model."""
+    _process_cores[0] = cores
 
 
 # How a training waits for room (:func:`room`); a policy trained in a forked child asks its

@@ -28,7 +28,9 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import queue
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -65,6 +67,10 @@ MEMORY_EVERY_S = 1.0
 # The largest private memory (kB) each policy process reached, summed over them: what they
 # added to this process's own peak (their pages shared with it are counted in its own).
 peak_private_kb = 0
+
+# The policy processes running now: the cores are the parent's trainings' and theirs.
+_running = [0]
+_running_lock = threading.Lock()
 
 
 def wanted() -> bool:
@@ -119,9 +125,13 @@ def _fork(fit_and_save: Callable[[], None], description: str,
             os._exit(code)
     os.close(to_child_read)
     os.close(from_child_write)
+    with _running_lock:
+        _running[0] += 1
     try:
         return _parent(pid, to_child, from_child, description, forget)
     finally:
+        with _running_lock:
+            _running[0] -= 1
         for fd in (to_child, from_child):
             os.close(fd)
         forking.reap(pid)
@@ -150,14 +160,20 @@ def _train(fit_and_save: Callable[[], None], orders: int, answers: int) -> None:
     import torch
 
     from parley.ml import training
+    from parley.ml.cores import CORES, SHARDS, lanes_in_processes
 
-    # One torch thread: the lanes one after another, each on the one thread it would have
-    # had on a thread of the parent (see the module's docstring); and no OpenMP thread pool,
-    # which is not to be used across a fork.
+    # One torch thread (no OpenMP thread pool, which is not to be used across a fork: a
+    # child's parallel product waits for ever), and lanes of one thread each, as on a thread
+    # of the parent (see the module's docstring): on one core while the parent trains, on
+    # two — the second lane in a process of its own — once the parent says it is done.
     os.environ["PARLEY_TORCH_THREADS"] = "1"
     torch.set_num_threads(1)
-    training.keep_rooms_with(lambda rows: _room_from_parent(rows, orders, answers))
-    with warnings.catch_warnings(record=True) as caught:
+    training.lanes_on_cores(SHARDS)
+    CORES.cap(1)
+    go: queue.SimpleQueue[bool] = queue.SimpleQueue()
+    threading.Thread(target=_read_orders, args=(orders, go), daemon=True).start()
+    training.keep_rooms_with(lambda rows: _room_from_parent(rows, go, answers))
+    with warnings.catch_warnings(record=True) as caught, lanes_in_processes(True):
         fit_and_save()
     forking.send(answers, {"done": True, "private_kb": forking.private_kb(),
                            "warnings": [_warning(w) for w in caught]})
@@ -178,11 +194,26 @@ def _own_standard_streams() -> None:
                 pass
 
 
+def _read_orders(orders: int, go: queue.SimpleQueue[bool]) -> None:
+    """The child's reader of its parent's word: a go for room, or the cores it may use."""
+    from parley.ml.cores import CORES
+
+    while True:
+        try:
+            message = forking.receive(orders, None)
+        except (OSError, EOFError, ValueError):
+            return
+        if "cores" in message:
+            CORES.cap(int(message["cores"]))
+        else:
+            go.put(True)
+
+
 @contextmanager
-def _room_from_parent(rows: int, orders: int, answers: int) -> Iterator[None]:
+def _room_from_parent(rows: int, go: queue.SimpleQueue[bool], answers: int) -> Iterator[None]:
     """Room beside the parent's trainings, kept by the parent (see ``training.room``)."""
     forking.send(answers, {"room": rows})
-    forking.receive(orders, None)  # the parent's go
+    go.get()  # the parent's go
     try:
         yield
     finally:
@@ -201,7 +232,10 @@ def _parent(pid: int, orders: int, answers: int, description: str,
             forget: Callable[[], None] | None) -> bool | None:
     from parley.ml import training
 
+    from parley.ml.cores import CORES, SHARDS
+
     global peak_private_kb
+    cores = 1  # what the child may use: one core while this process trains too
     most = 0
     heard, asked = False, False
     started = time.monotonic()
@@ -218,6 +252,10 @@ def _parent(pid: int, orders: int, answers: int, description: str,
                                "a step); it trains in this process instead (the same model)",
                                description, now - (moved if heard else started))
                 return False
+            wanted = SHARDS if CORES.trainings == 0 and _running[0] == 1 else 1
+            if wanted != cores:
+                forking.send(orders, {"cores": wanted})
+                cores = wanted
             try:
                 message = forking.receive(answers, MEMORY_EVERY_S)
             except TimeoutError:

@@ -122,6 +122,32 @@ def test_a_child_stuck_on_a_lock_should_leave_the_work_to_the_caller(monkeypatch
     held.release()
 
 
+def test_the_child_should_get_a_second_core_once_the_parent_trains_nothing(tmp_path):
+    """One core while a training of the parent runs beside it, two once none does."""
+    from parley.ml.cores import CORES
+
+    seen = tmp_path / "caps"
+
+    def work():
+        caps = [CORES._cap]
+        deadline = time.monotonic() + 20
+        while CORES._cap < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        seen.write_text(f"{caps[0]} {CORES._cap}")
+
+    with CORES.training():  # a training of this process runs: the child keeps to one core
+        done = threading.Event()
+        result = []
+        thread = threading.Thread(target=lambda: (
+            result.append(policy_process.train_in_child(work, "test")), done.set()))
+        thread.start()
+        time.sleep(2.5)
+        assert not done.is_set()  # still on one core
+    thread.join(30)
+    assert result == [True]
+    assert seen.read_text() == "1 2"
+
+
 def test_warnings_in_the_child_should_be_given_again_here():
     def work():
         warnings.warn(ParleyWarning("a story is odd", "data/stories.yml", 7), stacklevel=1)

@@ -83,7 +83,9 @@ def pack_blocks(lengths: np.ndarray, block: int | None = None
     than opening each block with the longest message and topping it up with the shortest,
     within half a block of the least possible.
     """
-    block = block or BLOCK
+    block = BLOCK if block is None else block
+    if block < 1:
+        raise ValueError(f"attention blocks of {block} rows: at least 1")
     need = lengths.astype(np.int64) + 1
     # BLOCK rows, or a block of its own rounded up to 32 rows for a longer message
     widths = np.where(need <= block, block, -(-need // 32) * 32)

@@ -25,6 +25,8 @@ _SQRT_HALF = float(np.float32(math.sqrt(0.5)))
 # the derivatives' coefficients, as the C kernel's compiler folds them (one float32 product)
 _ERF_DP = [float(np.float32(len(ERF_P) - 1 - k) * c) for k, c in enumerate(ERF_P[:-1])]
 _ERF_DQ = [float(np.float32(len(ERF_Q) - 1 - k) * c) for k, c in enumerate(ERF_Q[:-1])]
+_ERF_P_LIST = [float(c) for c in ERF_P]  # (as Python floats once, not at every call)
+_ERF_Q_LIST = [float(c) for c in ERF_Q]
 
 
 def _horner(coefficients: list[float], w: torch.Tensor) -> torch.Tensor:
@@ -44,7 +46,7 @@ def _derivative(coefficients: list[float], w: torch.Tensor) -> torch.Tensor:
 def _parts(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     z = torch.clamp(x * _SQRT_HALF, -4.0, 4.0)
     w = z * z
-    return z, w, _horner([float(c) for c in ERF_P], w), _horner([float(c) for c in ERF_Q], w)
+    return z, w, _horner(_ERF_P_LIST, w), _horner(_ERF_Q_LIST, w)
 
 
 def gelu_values(x: torch.Tensor) -> torch.Tensor:

@@ -324,8 +324,7 @@ class TransformerBlock(nn.Module):
         self.norm_ffn = nn.LayerNorm(units, eps=1e-6)
         self.ffn_in = linear(units, 4 * units, density, column_major=True)
         self.ffn_out = linear(4 * units, units, density, shuffle=False)
-        self.drop_rate = drop_rate
-        self.dropout = Dropout(drop_rate)
+        self.drop_rate = drop_rate  # (its dropouts run fused: add_dropout, gelu_dropout)
 
     def forward(self, x: torch.Tensor, grid: Grid, keep: torch.Tensor | None = None) -> torch.Tensor:
         """With ``keep``, only those rows go on past attention (every row is still a key and

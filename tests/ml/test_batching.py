@@ -107,3 +107,8 @@ def test_short_messages_share_blocks_of_the_default_width():
     assert BLOCK == 32 and runs == [(0, 2, BLOCK)]
     first, runs = pack_blocks(np.array([9, 39]))
     assert runs == [(0, 1, 32), (32, 1, 64)] and first.tolist() == [0, 32]
+
+
+def test_blocks_of_no_rows_should_be_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        pack_blocks(np.array([3, 4]), block=0)

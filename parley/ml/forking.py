@@ -39,6 +39,23 @@ def leave_signals_to_parent() -> None:
     signal.set_wakeup_fd(-1)  # (the parent's event loop is woken by its signals, not ours)
 
 
+def die_with_parent(parent: int) -> None:
+    """End this child when the thread that forked it ends (its process killed, say): the
+    kernel's parent-death signal (Linux). A child whose parent was already gone ends now."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # prctl's option number (linux/prctl.h)
+
+
 def close_sockets() -> None:
     """Let go of the sockets the child inherited (a server's connections, its listening
     socket, a database's): a connection the parent closes ends only when no process holds

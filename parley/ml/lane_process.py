@@ -90,6 +90,7 @@ class LaneProcess:
                 p.data = shared
                 self.grads.append(grads[offset:offset + n].view(p.shape))
                 offset += n
+        parent = os.getpid()
         jobs_read, self._jobs = os.pipe()
         self._results, results_write = os.pipe()
         try:
@@ -102,6 +103,7 @@ class LaneProcess:
         if self.pid == 0:  # the child: serve, then leave without running the parent's code
             code = 1
             try:
+                forking.die_with_parent(parent)
                 os.close(self._jobs)
                 os.close(self._results)
                 forking.close_sockets()

@@ -102,6 +102,7 @@ def _fork(fit_and_save: Callable[[], None], description: str,
     from parley.ml.cores import CORES
     from parley.ml.torch_env import no_seeding
 
+    parent = os.getpid()
     to_child_read, to_child = os.pipe()
     from_child, from_child_write = os.pipe()
     try:
@@ -118,6 +119,7 @@ def _fork(fit_and_save: Callable[[], None], description: str,
     if pid == 0:  # the child: train, answer, leave without running the parent's code
         code = 1
         try:
+            forking.die_with_parent(parent)
             os.close(to_child)
             os.close(from_child)
             code = _child(fit_and_save, to_child_read, from_child_write)
@@ -202,7 +204,9 @@ def _read_orders(orders: int, go: queue.SimpleQueue[bool]) -> None:
         try:
             message = forking.receive(orders, None)
         except (OSError, EOFError, ValueError):
-            return
+            # The parent closed its end: it is gone, or trains the policy itself now. (Its
+            # death also ends this process: forking.die_with_parent.)
+            os._exit(1)
         if "cores" in message:
             CORES.cap(int(message["cores"]))
         else:
@@ -221,10 +225,14 @@ def _room_from_parent(rows: int, go: queue.SimpleQueue[bool], answers: int) -> I
 
 
 def _warning(message: warnings.WarningMessage) -> dict[str, Any]:
-    category = message.category
-    return {"module": category.__module__, "name": category.__qualname__,
-            "message": str(message.message), "filename": message.filename,
-            "lineno": message.lineno}
+    from parley.errors import ParleyWarning
+
+    category, found = message.category, message.message
+    out = {"module": category.__module__, "name": category.__qualname__,
+           "message": str(found), "filename": message.filename, "lineno": message.lineno}
+    if isinstance(found, ParleyWarning):  # its own parts: it is made again from them
+        out["parley"] = [found.message, found.file, found.line]
+    return out
 
 
 # --- the parent ------------------------------------------------------------------------
@@ -253,8 +261,7 @@ def _parent(pid: int, orders: int, answers: int, description: str,
                                description, now - (moved if heard else started))
                 return False
             wanted = SHARDS if CORES.trainings == 0 and _running[0] == 1 else 1
-            if wanted != cores:
-                forking.send(orders, {"cores": wanted})
+            if wanted != cores and _tell(orders, {"cores": wanted}):
                 cores = wanted
             try:
                 message = forking.receive(answers, MEMORY_EVERY_S)
@@ -278,7 +285,7 @@ def _parent(pid: int, orders: int, answers: int, description: str,
             elif "room" in message:
                 asked = True
                 room.enter_context(training.room(int(message["room"])))
-                forking.send(orders, {"go": True})
+                _tell(orders, {"go": True})
             elif "room_done" in message:
                 room.close()
             elif "failed" in message:
@@ -292,6 +299,16 @@ def _parent(pid: int, orders: int, answers: int, description: str,
                 return True
 
 
+def _tell(orders: int, message: dict[str, Any]) -> bool:
+    """Send the child ``message``; False if it is gone (what it said last, or the end of its
+    answers, then tells the parent's loop so)."""
+    try:
+        forking.send(orders, message)
+        return True
+    except OSError:
+        return False
+
+
 def _cpu_ticks(pid: int) -> int:
     """The CPU time a process has used so far (clock ticks; -1 when unknown)."""
     try:
@@ -303,6 +320,8 @@ def _cpu_ticks(pid: int) -> int:
 
 
 def _warn_again(found: dict[str, Any]) -> None:
+    from parley.errors import ParleyWarning
+
     category: Any = UserWarning
     try:
         module = __import__(found["module"], fromlist=["_"])
@@ -311,4 +330,7 @@ def _warn_again(found: dict[str, Any]) -> None:
             category = named
     except ImportError:
         pass
-    warnings.warn_explicit(found["message"], category, found["filename"], found["lineno"])
+    text: Any = found["message"]
+    if "parley" in found and isinstance(category, type) and issubclass(category, ParleyWarning):
+        text = category(*found["parley"])
+    warnings.warn_explicit(text, category, found["filename"], found["lineno"])

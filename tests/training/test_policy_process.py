@@ -36,6 +36,8 @@ pipeline:
     epochs: 3
 policies:
   - name: MemoizationPolicy
+  - name: UnexpecTEDIntentPolicy
+    epochs: 3
   - name: TEDPolicy
     epochs: 3
   - name: RulePolicy
@@ -68,14 +70,28 @@ def test_a_policy_trained_in_its_own_process_should_be_the_one_a_thread_trains(
     threaded = train("domain.yml", "config.yml", ["data"], "threaded", force_training=True)
     assert not any("trains in process" in r.getMessage() for r in caplog.records)
     files = _archive_files(forked.model)
-    assert any("TEDPolicy" in name for name in files)
+    # (UnexpecTED's thresholds too: computed after its training, on one thread either way)
+    assert any("UnexpecTEDIntentPolicy" in name and name.endswith(".json") for name in files)
+    assert any(name.split("/")[-2:][0].endswith("_TEDPolicy") for name in files)
     assert files == _archive_files(threaded.model)
 
 
 def test_a_policy_trained_alone_should_train_on_a_thread(project, caplog):
+    (project / "config.yml").write_text(CONFIG.replace(
+        "  - name: UnexpecTEDIntentPolicy\n    epochs: 3\n", ""))
     caplog.set_level(logging.DEBUG, logger="parley.training.policy_process")
     assert train_core("domain.yml", "config.yml", "data", "core_only") is not None
     assert not any("trains in process" in r.getMessage() for r in caplog.records)
+
+
+def test_two_policies_by_epochs_should_each_train_in_a_process_of_their_own(project, caplog):
+    """UnexpecTED and TED without the NLU pipeline: two trainings by epochs still."""
+    caplog.set_level(logging.DEBUG, logger="parley.training.policy_process")
+    from parley.model_training import train_core as core
+
+    assert core("domain.yml", "config.yml", "data", "core_only") is not None
+    forked = [r.getMessage() for r in caplog.records if "trains in process" in r.getMessage()]
+    assert len(forked) == 2
 
 
 # --- train_in_child itself -------------------------------------------------------------
@@ -152,8 +168,12 @@ def test_warnings_in_the_child_should_be_given_again_here():
     def work():
         warnings.warn(ParleyWarning("a story is odd", "data/stories.yml", 7), stacklevel=1)
 
-    with pytest.warns(ParleyWarning, match="a story is odd"):
+    with pytest.warns(ParleyWarning, match="a story is odd") as caught:
         assert policy_process.train_in_child(work, "test")
+    again = caught[0].message
+    assert isinstance(again, ParleyWarning)  # made again from its parts: the same text
+    assert (again.file, again.line, str(again)) == (
+        "data/stories.yml", 7, str(ParleyWarning("a story is odd", "data/stories.yml", 7)))
 
 
 def test_a_module_half_imported_at_the_fork_should_fork_again(tmp_path, monkeypatch, caplog):
@@ -199,3 +219,72 @@ def test_a_stopped_run_should_end_the_child():
     with pytest.raises(StopRequested):
         under_flag(stop, policy_process.train_in_child)(lambda: time.sleep(60), "test")
     assert time.monotonic() - started < 10
+
+
+def test_a_child_gone_before_the_parent_speaks_should_not_break_the_run():
+    """The parent tells the child its cores and its go; a child already gone (it asked to be
+    forked again, or died) must not end the parent's run with a broken pipe."""
+    from parley.ml import forking
+
+    orders_read, orders = os.pipe()
+    answers, answers_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(orders_read)
+            forking.send(answers_write, {"fork_again": ["somewhere"]})
+        finally:
+            os._exit(1)
+    os.close(orders_read)
+    os.close(answers_write)
+    try:
+        os.waitpid(pid, 0)  # gone before the parent's first word
+        assert policy_process._parent(pid, orders, answers, "test", None) is None
+    finally:
+        os.close(orders)
+        os.close(answers)
+
+
+CHILD_OF_A_KILLED_PARENT = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from parley.training import policy_process
+print("ready", flush=True)
+policy_process.train_in_child(lambda: time.sleep(60), "test")
+"""
+
+
+def test_a_child_should_end_with_the_process_that_forked_it(tmp_path):
+    import signal
+    import subprocess
+
+    script = tmp_path / "parent.py"
+    script.write_text(CHILD_OF_A_KILLED_PARENT.format(repo=str(Path(__file__).parents[2])))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        children: list[int] = []
+        deadline = time.monotonic() + 30
+        while not children and time.monotonic() < deadline:
+            time.sleep(0.1)
+            for listing in Path(f"/proc/{parent.pid}/task").glob("*/children"):
+                children += [int(c) for c in listing.read_text().split()]
+        assert children, "no child forked"
+        time.sleep(0.5)  # (past its start)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(c) for c in children):
+            time.sleep(0.1)
+        assert not any(_alive(c) for c in children)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

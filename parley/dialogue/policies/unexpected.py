@@ -247,6 +247,10 @@ class UnexpecTEDIntentPolicy(TEDPolicy):
         # ~4% of the CPU of a loop of e2ebot's TED steps under perf)
         with torch_threads(), collector_paused():
             trainer.train()
+        # The thresholds' pass on one thread, wherever it trains: its sums follow the
+        # count of threads, and a policy trained in a process of its own runs one
+        # (parley/training/policy_process.py).
+        with torch_threads(1), collector_paused():
             scores = similarities(self.model_, dialogues, self._label_inputs())
         intents = self.featurizer_.intents
         self.quantiles_ = {intents[label]: values

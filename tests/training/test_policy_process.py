@@ -24,23 +24,18 @@ from parley.model_training import train, train_core  # noqa: E402
 from parley.starter import create_starter_project  # noqa: E402
 from parley.stopping import StopRequested, under_flag  # noqa: E402
 from parley.training import policy_process  # noqa: E402
+from tests.training.tiny_configs import TINY_PIPELINE  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not policy_process.wanted(), reason="needs fork (Linux)")
 
-CONFIG = """recipe: default.v1
-language: en
-pipeline:
-  - name: WhitespaceTokenizer
-  - name: CountVectorsFeaturizer
-  - name: DIETClassifier
-    epochs: 3
+CONFIG = "recipe: default.v1\n" + TINY_PIPELINE + """\
 policies:
-  - name: MemoizationPolicy
-  - name: UnexpecTEDIntentPolicy
-    epochs: 3
-  - name: TEDPolicy
-    epochs: 3
-  - name: RulePolicy
+- name: MemoizationPolicy
+- name: UnexpecTEDIntentPolicy
+  epochs: 3
+- name: TEDPolicy
+  epochs: 3
+- name: RulePolicy
 """
 
 
@@ -78,7 +73,7 @@ def test_a_policy_trained_in_its_own_process_should_be_the_one_a_thread_trains(
 
 def test_a_policy_trained_alone_should_train_on_a_thread(project, caplog):
     (project / "config.yml").write_text(CONFIG.replace(
-        "  - name: UnexpecTEDIntentPolicy\n    epochs: 3\n", ""))
+        "- name: UnexpecTEDIntentPolicy\n  epochs: 3\n", ""))
     caplog.set_level(logging.DEBUG, logger="parley.training.policy_process")
     assert train_core("domain.yml", "config.yml", "data", "core_only") is not None
     assert not any("trains in process" in r.getMessage() for r in caplog.records)

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("torch", reason="DIET and TED need PyTorch (pip install 'parley[torch]')")
 
 from parley.model_training import train  # noqa: E402
+from tests.training.tiny_configs import TINY_PIPELINE  # noqa: E402
 
 DOMAIN = """\
 version: "3.1"
@@ -57,13 +58,7 @@ stories:
   - intent: ask_weather
   - action: utter_weather
 """
-CONFIG = """\
-language: en
-pipeline:
-- name: WhitespaceTokenizer
-- name: CountVectorsFeaturizer
-- name: DIETClassifier
-  epochs: 3
+CONFIG = TINY_PIPELINE + """\
 policies:
 - name: TEDPolicy
   epochs: 3

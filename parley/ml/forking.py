@@ -9,6 +9,7 @@ they held of their own: its pages shared with the parent are counted in the pare
 
 from __future__ import annotations
 
+import ctypes  # (imported here, not in a child: an import another thread began would wait)
 import json
 import os
 import select
@@ -43,8 +44,6 @@ def die_with_parent(parent: int) -> None:
     """End this child when the thread that forked it ends (its process killed, say): the
     kernel's parent-death signal (Linux). A child whose parent was already gone ends now."""
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):

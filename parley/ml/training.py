@@ -573,7 +573,7 @@ def lanes_on_cores(cores: int) -> None:
 # How a training waits for room (:func:`room`); a policy trained in a forked child asks its
 # parent instead, whose other trainings it runs beside (``parley.training.policy_process``).
 RoomKeeper = Callable[[int], AbstractContextManager[None]]
-_room_keeper: list[RoomKeeper] = [lambda rows: room(rows)]
+_room_keeper: list[RoomKeeper] = [room]
 
 
 def keep_rooms_with(keeper: RoomKeeper) -> None:

@@ -381,20 +381,20 @@ class TrainingRun:
         node = status.node
         with blamed_on(node, "training"):
             if self._finetune_dir is not None:
-                policy = self._finetuned_policy(
-                    node, trackers.pop() if trackers else self._training_trackers(), texts)
+                policy = self._finetuned_policy(node, self._handed(trackers), texts)
             else:
                 cls: Any = component_class(node.kind, node.component)
                 policy = cls.from_params(node.params)
                 if texts:
-                    policy = policy.fit(
-                        trackers.pop() if trackers else self._training_trackers(),
-                        self.importer.domain, text_features=texts["text_features"])
+                    policy = policy.fit(self._handed(trackers), self.importer.domain,
+                                        text_features=texts["text_features"])
                 else:
-                    policy = policy.fit(
-                        trackers.pop() if trackers else self._training_trackers(),
-                        self.importer.domain)
+                    policy = policy.fit(self._handed(trackers), self.importer.domain)
             policy.save(target)
+
+    def _handed(self, trackers: list[Any]) -> list[Any]:
+        """The trackers out of their box (which then holds them no more), or made again."""
+        return trackers.pop() if trackers else self._training_trackers()
 
     def _finetuned_policy(self, node: Node, trackers: list[Any],
                           texts: dict[str, Any]) -> Any:

@@ -463,10 +463,173 @@ static int has_avx2(void)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2");
 }
+
+/* Sixteen elements a register, two registers an iteration: the same operations as the
+ * eight-wide ones above, lane for lane, so the same bits. The erf's Horner chains are long
+ * (a dozen dependent operations); at eight elements an iteration the CPU could not overlap
+ * enough of them to keep its units busy. On a Zen 4 core, 393,216 bfloat16 elements with
+ * dropout: forward 0.48 → 0.31 ms, backward 0.67 → 0.51 ms (four registers an iteration:
+ * no faster). */
+#define AVX512 __attribute__((target("avx512f")))
+
+AVX512 static inline __m512 erf_argument16(__m512 x)
+{
+    __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(SQRT_HALF));
+    z = _mm512_max_ps(_mm512_set1_ps(-4.0f), z);
+    return _mm512_min_ps(_mm512_set1_ps(4.0f), z);
+}
+
+AVX512 static inline __m512 erf_numerator16(__m512 w)
+{
+    __m512 p = _mm512_mul_ps(w, _mm512_set1_ps(ERF_P[0]));
+    for (int k = 1; k < 6; k++)
+        p = _mm512_mul_ps(_mm512_add_ps(p, _mm512_set1_ps(ERF_P[k])), w);
+    return _mm512_add_ps(p, _mm512_set1_ps(ERF_P[6]));
+}
+
+AVX512 static inline __m512 erf_denominator16(__m512 w)
+{
+    __m512 q = _mm512_mul_ps(w, _mm512_set1_ps(ERF_Q[0]));
+    for (int k = 1; k < 4; k++)
+        q = _mm512_mul_ps(_mm512_add_ps(q, _mm512_set1_ps(ERF_Q[k])), w);
+    return _mm512_add_ps(q, _mm512_set1_ps(ERF_Q[4]));
+}
+
+AVX512 static inline __m512 gelu16(__m512 x)
+{
+    __m512 z = erf_argument16(x), w = _mm512_mul_ps(z, z);
+    __m512 erf = _mm512_div_ps(_mm512_mul_ps(erf_numerator16(w), z), erf_denominator16(w));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_add_ps(erf, _mm512_set1_ps(1.0f)), x),
+                         _mm512_set1_ps(0.5f));
+}
+
+AVX512 static inline __m512 gelu_slope16(__m512 x)
+{
+    __m512 z = erf_argument16(x), w = _mm512_mul_ps(z, z);
+    __m512 p = erf_numerator16(w), q = erf_denominator16(w);
+    __m512 dp = _mm512_set1_ps(6.0f * ERF_P[0]);
+    for (int k = 1; k < 6; k++)
+        dp = _mm512_add_ps(_mm512_mul_ps(dp, w), _mm512_set1_ps((float)(6 - k) * ERF_P[k]));
+    __m512 dq = _mm512_set1_ps(4.0f * ERF_Q[0]);
+    for (int k = 1; k < 4; k++)
+        dq = _mm512_add_ps(_mm512_mul_ps(dq, w), _mm512_set1_ps((float)(4 - k) * ERF_Q[k]));
+    __m512 erf = _mm512_div_ps(_mm512_mul_ps(p, z), q);
+    __m512 two_w = _mm512_mul_ps(_mm512_set1_ps(2.0f), w);
+    __m512 upper = _mm512_sub_ps(
+        _mm512_mul_ps(_mm512_add_ps(p, _mm512_mul_ps(two_w, dp)), q),
+        _mm512_mul_ps(_mm512_mul_ps(two_w, p), dq));
+    __m512 slope_of_erf = _mm512_div_ps(upper, _mm512_mul_ps(q, q));
+    __m512 inside = _mm512_mul_ps(x, _mm512_set1_ps(SQRT_HALF));
+    __mmask16 held = _mm512_cmp_ps_mask(inside, _mm512_set1_ps(-4.0f), _CMP_GT_OQ) &
+                     _mm512_cmp_ps_mask(inside, _mm512_set1_ps(4.0f), _CMP_LT_OQ);
+    slope_of_erf = _mm512_maskz_mov_ps(held, slope_of_erf);
+    return _mm512_add_ps(
+        _mm512_mul_ps(_mm512_add_ps(erf, _mm512_set1_ps(1.0f)), _mm512_set1_ps(0.5f)),
+        _mm512_mul_ps(_mm512_mul_ps(x, slope_of_erf), _mm512_set1_ps(SQRT_HALF * 0.5f)));
+}
+
+AVX512 static inline __m512 load16(const void *p, int bf16, Py_ssize_t m)
+{
+    if (!bf16)
+        return _mm512_loadu_ps((const float *)p + m);
+    __m256i half = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + m));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+}
+
+/* bfloat16_high8's rounding, sixteen wide. */
+AVX512 static inline __m512i bfloat16_high16(__m512 v)
+{
+    __m512i bits = _mm512_castps_si512(v);
+    __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    __m512i sum = _mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7fff)), odd);
+    sum = _mm512_and_si512(sum, _mm512_set1_epi32((int)0xffff0000u));
+    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_mask_blend_epi32(nan, sum, _mm512_set1_epi32(0x7fc00000));
+}
+
+AVX512 static inline __m512 rounded_as16(int bf16, __m512 v)
+{
+    return bf16 ? _mm512_castsi512_ps(bfloat16_high16(v)) : v;
+}
+
+AVX512 static inline void store16(void *p, int bf16, Py_ssize_t m, __m512 v)
+{
+    if (!bf16) {
+        _mm512_storeu_ps((float *)p + m, v);
+        return;
+    }
+    __m512i low = _mm512_srli_epi32(bfloat16_high16(v), 16);
+    _mm256_storeu_si256((__m256i *)((uint16_t *)p + m), _mm512_cvtepi32_epi16(low));
+}
+
+AVX512 static inline __m512 factor16(const uint8_t *bytes, Py_ssize_t m, unsigned threshold,
+                                     float factor)
+{
+    __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(bytes + m)));
+    __mmask16 kept = _mm512_cmpgt_epi32_mask(b, _mm512_set1_epi32((int)threshold - 1));
+    return _mm512_maskz_mov_ps(kept, _mm512_set1_ps(factor));
+}
+
+AVX512 static inline void gelu_at16(const void *x, const uint8_t *bytes, int bf16, int dropped,
+                                    unsigned threshold, float factor, Py_ssize_t m, void *out)
+{
+    __m512 value = gelu16(load16(x, bf16, m));
+    if (dropped)
+        value = _mm512_mul_ps(rounded_as16(bf16, value), factor16(bytes, m, threshold, factor));
+    store16(out, bf16, m, value);
+}
+
+AVX512 static inline void gelu_grad_at16(const void *x, const void *grad, const uint8_t *bytes,
+                                         int bf16, int dropped, unsigned threshold,
+                                         float factor, Py_ssize_t m, void *out)
+{
+    __m512 through = load16(grad, bf16, m);
+    if (dropped)
+        through = rounded_as16(bf16, _mm512_mul_ps(through,
+                                                   factor16(bytes, m, threshold, factor)));
+    store16(out, bf16, m, _mm512_mul_ps(through, gelu_slope16(load16(x, bf16, m))));
+}
+
+AVX512 static Py_ssize_t gelu_avx512(const void *x, const uint8_t *bytes, int bf16,
+                                     int dropped, unsigned threshold, float factor,
+                                     Py_ssize_t n, void *out)
+{
+    Py_ssize_t m = 0;
+    for (; m + 32 <= n; m += 32) {
+        gelu_at16(x, bytes, bf16, dropped, threshold, factor, m, out);
+        gelu_at16(x, bytes, bf16, dropped, threshold, factor, m + 16, out);
+    }
+    for (; m + 16 <= n; m += 16)
+        gelu_at16(x, bytes, bf16, dropped, threshold, factor, m, out);
+    return m;
+}
+
+AVX512 static Py_ssize_t gelu_grad_avx512(const void *x, const void *grad, const uint8_t *bytes,
+                                          int bf16, int dropped, unsigned threshold,
+                                          float factor, Py_ssize_t n, void *out)
+{
+    Py_ssize_t m = 0;
+    for (; m + 32 <= n; m += 32) {
+        gelu_grad_at16(x, grad, bytes, bf16, dropped, threshold, factor, m, out);
+        gelu_grad_at16(x, grad, bytes, bf16, dropped, threshold, factor, m + 16, out);
+    }
+    for (; m + 16 <= n; m += 16)
+        gelu_grad_at16(x, grad, bytes, bf16, dropped, threshold, factor, m, out);
+    return m;
+}
+
+static int has_avx512(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
 #else
 static int has_avx2(void) { return 0; }
+static int has_avx512(void) { return 0; }
 #define gelu_avx2(...) 0
 #define gelu_grad_avx2(...) 0
+#define gelu_avx512(...) 0
+#define gelu_grad_avx512(...) 0
 #endif
 
 /* With no bytes there is no dropout: every factor is 1. */
@@ -474,8 +637,10 @@ static void gelu_pass(const void *x, const uint8_t *bytes, int bf16, int dropped
                       unsigned threshold, float factor, Py_ssize_t n, void *out)
 {
     FACTOR_BITS;
-    Py_ssize_t done = has_avx2() ? gelu_avx2(x, bytes, bf16, dropped, threshold, factor, n, out)
-                                 : 0;
+    Py_ssize_t done =
+        has_avx512() ? gelu_avx512(x, bytes, bf16, dropped, threshold, factor, n, out)
+        : has_avx2() ? gelu_avx2(x, bytes, bf16, dropped, threshold, factor, n, out)
+                     : 0;
     gelu_tail(x, bytes, bf16, dropped, threshold, factor_bits, done, n, out);
 }
 
@@ -484,9 +649,10 @@ static void gelu_grad_pass(const void *x, const void *grad, const uint8_t *bytes
                            int dropped, unsigned threshold, float factor, Py_ssize_t n, void *out)
 {
     FACTOR_BITS;
-    Py_ssize_t done = has_avx2() ? gelu_grad_avx2(x, grad, bytes, bf16, dropped, threshold,
-                                                  factor, n, out)
-                                 : 0;
+    Py_ssize_t done =
+        has_avx512() ? gelu_grad_avx512(x, grad, bytes, bf16, dropped, threshold, factor, n, out)
+        : has_avx2() ? gelu_grad_avx2(x, grad, bytes, bf16, dropped, threshold, factor, n, out)
+                     : 0;
     gelu_grad_tail(x, grad, bytes, bf16, dropped, threshold, factor_bits, done, n, out);
 }
 

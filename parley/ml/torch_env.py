@@ -190,6 +190,16 @@ def grouped_kernel_bf16_products() -> bool:
 
 
 GROUPED_KERNEL_VERSION = 3  # ``GROUPED_KERNEL_VERSION`` in _grouped.c
+ATTENTION_KERNEL_VERSION = 1  # ``ATTENTION_KERNEL_VERSION`` in _attention.c
+
+
+def attention_kernel_built() -> bool:
+    """Whether attention runs message by message in Parley's C kernel
+    (parley/ml/_attention.c; other last bits than torch's blocks). Decided without PyTorch:
+    the model's fingerprint names it."""
+    from parley.ml.c_kernels import load_kernel
+
+    return load_kernel("_attention", version=ATTENTION_KERNEL_VERSION) is not None
 
 
 def _cpu_flags() -> set[str] | None:

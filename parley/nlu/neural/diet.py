@@ -174,6 +174,16 @@ class DIETClassifier(NLUComponent, Finetunable):
 
     @classmethod
     def runtime_fingerprint(cls) -> dict[str, Any]:
+        from parley.ml.torch_env import attention_kernel_built
+
+        found = cls._products_fingerprint()
+        if attention_kernel_built():  # message by message in C: other last bits
+            found["attention"] = "c-runs"
+        return found
+
+    @classmethod
+    def _products_fingerprint(cls) -> dict[str, Any]:
+        """What runs the grouped layers' products, in which dtype."""
         from parley.ml.torch_env import (
             dense_grouped_products,
             grouped_kernel_amx_products,

@@ -17,7 +17,7 @@ from setuptools import Extension, setup
 FLAGS = ["-O3", "-ffp-contract=off"]
 
 # each kernel's sources; _grouped's bfloat16 products are a file of their own
-SOURCES = {"_chain": [], "_linear": [], "_dropout": [], "_attention": [],
+SOURCES = {"_chain": [], "_linear": [], "_dropout": [], "_attention": [], "_sparse": [],
            "_grouped": ["_grouped_bf16.c", "_grouped_amx.c"]}
 
 setup(ext_modules=[

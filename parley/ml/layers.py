@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812 - torch's own convention
 
-from parley.ml import attention_kernel, dropout_kernel
+from parley.ml import attention_kernel, dropout_kernel, sparse_kernel
 from parley.ml.batching import Chunk, SparseRows
 from parley.ml.gelu import RationalGelu
 from parley.ml.grouped import GroupedLinear
@@ -153,10 +153,11 @@ class Grid:
 MESSAGE_ATTENTION_IN_C = True
 
 
-# Weights this large (columns × units) or larger get _SparseProduct's backward: it costs a
-# few more calls than torch's, which pays off only where torch's zeroing of the whole
-# gradient is large (char n-gram blocks: thousands of columns). Paired timings on
-# helpdesk-assistant: with it on every block a step cost 2% more, not less.
+# Without the C kernel (parley/ml/_sparse.c: one pass, every block takes it), weights this
+# large (columns × units) or larger get _SparseProduct's torch backward: it costs a few more
+# calls than torch's, which pays off only where torch's zeroing of the whole gradient is
+# large (char n-gram blocks: thousands of columns). Paired timings on helpdesk-assistant:
+# with it on every block a step cost 2% more, not less.
 OWN_SPARSE_BACKWARD = 100_000
 
 
@@ -174,7 +175,7 @@ class SparseDense(nn.Module):
         values = rows.values
         values = dropout(values, self.drop_rate, self.training)
         if (torch.is_grad_enabled() and self.weight.requires_grad
-                and self.weight.numel() >= OWN_SPARSE_BACKWARD):
+                and (sparse_kernel.AVAILABLE or self.weight.numel() >= OWN_SPARSE_BACKWARD)):
             out = _SparseProduct.apply(rows.indices, rows.offsets, values, self.weight)
         else:
             out = F.embedding_bag(rows.indices, self.weight, rows.offsets, mode="sum",
@@ -192,7 +193,9 @@ class _SparseProduct(torch.autograd.Function):
     features (2,575 columns) 1.3 ms where this takes 0.2–0.3 ms. The non-zeros of a column
     are visited in the order of torch's ``sort`` of the indices, as torch's backward visits
     them, and both sum with fused multiply-adds: the gradient is bitwise the same
-    (tests/ml/test_layers.py).
+    (tests/ml/test_layers.py). Where the C kernel is built it makes the gradient instead,
+    in one pass over the non-zeros in row order (:mod:`parley.ml.sparse_kernel`): the
+    sorting's six torch calls a layer gone, 1.2 → 0.55 ms a DIET step on helpdesk-assistant.
     """
 
     @staticmethod
@@ -208,6 +211,9 @@ class _SparseProduct(torch.autograd.Function):
         indices, offsets, values = ctx.saved_tensors
         if not ctx.needs_input_grad[3]:
             return None, None, None, None
+        if sparse_kernel.AVAILABLE:
+            return None, None, None, sparse_kernel.weight_grad(indices, offsets, values, grad,
+                                                               ctx.columns)
         by_column, order = indices.sort()
         # the row each non-zero lies in, in that order
         counts = torch.diff(offsets, append=offsets.new_tensor([indices.shape[0]]))

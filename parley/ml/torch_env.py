@@ -191,15 +191,22 @@ def grouped_kernel_bf16_products() -> bool:
 
 GROUPED_KERNEL_VERSION = 3  # ``GROUPED_KERNEL_VERSION`` in _grouped.c
 ATTENTION_KERNEL_VERSION = 1  # ``ATTENTION_KERNEL_VERSION`` in _attention.c
+SPARSE_KERNEL_VERSION = 1  # ``SPARSE_KERNEL_VERSION`` in _sparse.c
 
 
-def attention_kernel_built() -> bool:
-    """Whether attention runs message by message in Parley's C kernel
-    (parley/ml/_attention.c; other last bits than torch's blocks). Decided without PyTorch:
-    the model's fingerprint names it."""
+def training_kernels() -> dict[str, str]:
+    """Which of Parley's C kernels training takes here beside the grouped products' (each
+    sums in another order than torch: other last bits) — attention message by message
+    (parley/ml/_attention.c), the sparse layers' weight gradient (parley/ml/_sparse.c).
+    Decided without PyTorch: the model's fingerprint names them."""
     from parley.ml.c_kernels import load_kernel
 
-    return load_kernel("_attention", version=ATTENTION_KERNEL_VERSION) is not None
+    found = {}
+    if load_kernel("_attention", version=ATTENTION_KERNEL_VERSION) is not None:
+        found["attention"] = "c-runs"
+    if load_kernel("_sparse", version=SPARSE_KERNEL_VERSION) is not None:
+        found["sparse_gradient"] = "c"
+    return found
 
 
 def _cpu_flags() -> set[str] | None:

@@ -131,23 +131,22 @@ def test_a_cpu_without_bfloat16_should_be_known_without_importing_torch():
 
     code = textwrap.dedent("""
         import json, sys
-        from parley.ml.torch_env import (attention_kernel_built, float32_certain,
-                                         grouped_kernel_products)
+        from parley.ml.torch_env import (float32_certain, grouped_kernel_products,
+                                         training_kernels)
         from parley.registry import get_class
         print(json.dumps([float32_certain(), get_class("DIETClassifier").runtime_fingerprint(),
                           "torch" in sys.modules, grouped_kernel_products(),
-                          attention_kernel_built()]))
+                          training_kernels()]))
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, env={**os.environ, "PARLEY_BF16": "1"})
-    certain, fingerprint, imported, in_c, attention_in_c = json.loads(done.stdout)
+    certain, fingerprint, imported, in_c, in_c_too = json.loads(done.stdout)
     if not certain:
         pytest.skip("this CPU may do bfloat16: PyTorch is asked, as before")
     expected = {"matmul_dtype": "torch.float32"}
     if in_c:  # AVX2: the grouped layers' products run in Parley's C kernel (other last bits)
         expected["grouped_products"] = "c-avx2"
-    if attention_in_c:  # attention message by message in C (other last bits too)
-        expected["attention"] = "c-runs"
+    expected.update(in_c_too)  # attention, sparse gradients in C (other last bits too)
     assert not imported and fingerprint == expected
     torch = pytest.importorskip("torch")
     from parley.ml import grouped
@@ -181,8 +180,8 @@ def test_a_cpu_with_avx512_should_be_known_as_bfloat16_without_importing_torch()
 
     code = textwrap.dedent("""
         import json, sys
-        from parley.ml.torch_env import (attention_kernel_built, dense_grouped_products,
-                                         grouped_kernel_amx_products,
+        from parley.ml.torch_env import (dense_grouped_products, grouped_kernel_amx_products,
+                                         training_kernels,
                                          grouped_kernel_bf16_products, grouped_kernel_products,
                                          known_matmul_dtype)
         from parley.registry import get_class
@@ -190,14 +189,14 @@ def test_a_cpu_with_avx512_should_be_known_as_bfloat16_without_importing_torch()
                           get_class("DIETClassifier").runtime_fingerprint(),
                           "torch" in sys.modules, dense_grouped_products(),
                           grouped_kernel_products(), grouped_kernel_bf16_products(),
-                          grouped_kernel_amx_products(), attention_kernel_built()]))
+                          grouped_kernel_amx_products(), training_kernels()]))
     """)
     env = {k: v for k, v in os.environ.items()
            if k not in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, env={**env, "PARLEY_BF16": "1"})
     (known, fingerprint, imported, dense, in_c, in_c_bf16, on_tiles,
-     attention_in_c) = json.loads(done.stdout)
+     in_c_too) = json.loads(done.stdout)
     if known is None:
         pytest.skip("the flags leave the answer to PyTorch on this CPU")
     expected = {"matmul_dtype": known}
@@ -207,8 +206,7 @@ def test_a_cpu_with_avx512_should_be_known_as_bfloat16_without_importing_torch()
         expected["grouped_products"] = "c-avx2"
     if known == "torch.bfloat16" and in_c_bf16:  # AVX512_BF16: its bfloat16 one (on AMX tiles)
         expected["grouped_products"] = "c-amx" if on_tiles else "c-avx512bf16"
-    if attention_in_c:
-        expected["attention"] = "c-runs"
+    expected.update(in_c_too)
     assert not imported and fingerprint == expected
     pytest.importorskip("torch")
     asked = subprocess.run(

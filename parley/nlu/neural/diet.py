@@ -174,12 +174,9 @@ class DIETClassifier(NLUComponent, Finetunable):
 
     @classmethod
     def runtime_fingerprint(cls) -> dict[str, Any]:
-        from parley.ml.torch_env import attention_kernel_built
+        from parley.ml.torch_env import training_kernels
 
-        found = cls._products_fingerprint()
-        if attention_kernel_built():  # message by message in C: other last bits
-            found["attention"] = "c-runs"
-        return found
+        return {**cls._products_fingerprint(), **training_kernels()}
 
     @classmethod
     def _products_fingerprint(cls) -> dict[str, Any]:

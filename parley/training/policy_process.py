@@ -285,6 +285,7 @@ def _parent(pid: int, orders: int, answers: int, description: str,
             elif "room" in message:
                 asked = True
                 room.enter_context(training.room(int(message["room"])))
+                room.enter_context(CORES.lent(1))  # its core while it trains (see lent)
                 _tell(orders, {"go": True})
             elif "room_done" in message:
                 room.close()

@@ -32,6 +32,20 @@ def test_while_two_trainings_run_a_step_takes_its_share_of_the_cores():
         pool.give(2, 1)
 
 
+def test_while_a_core_is_lent_to_a_forked_training_steps_take_one_lane_fewer():
+    pool = CorePool()
+    with pool.lent(1):
+        assert pool.take(2, 1, 2) == 1  # the other core is the policy process's
+        pool.give(1, 1)
+        assert pool.take(2, 1, 8) == 2  # of eight, seven are left
+        pool.give(2, 1)
+        with pool.lent(1):
+            assert pool.take(2, 1, 2) == 1  # never fewer than one
+            pool.give(1, 1)
+    assert pool.take(2, 1, 2) == 2  # given back: both
+    pool.give(2, 1)
+
+
 def test_a_step_waits_while_the_cores_are_taken_and_the_first_in_line_goes_first():
     pool = CorePool()
     pool.take(2, 1, 2)

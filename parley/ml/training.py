@@ -180,18 +180,21 @@ class Trainer(ABC):
     # memory grows with its rows, so a larger batch runs as more shards, one after another on
     # each thread (their gradients add up to the batch's). None: one shard per thread.
     max_shard_rows: int | None = None
+    # A model whose shards cost more fixed time may ask more rows. None: MIN_SHARD_ROWS.
+    min_shard_rows: int | None = None
 
     def shards(self, index: np.ndarray) -> list[np.ndarray]:
         """The batch's messages dealt alternately, shortest to longest, into shards of about
         the same rows: :data:`SHARDS` of them, or one when the batch is too small to give
-        each :data:`MIN_SHARD` messages and :data:`MIN_SHARD_ROWS` rows; or more — a
+        each :data:`MIN_SHARD` messages and :attr:`min_shard_rows` rows; or more — a
         multiple of :data:`SHARDS` — to keep each under :attr:`max_shard_rows`.
 
         The shards depend on the batch alone, never on the cores or on what else runs: they
         decide the model (each draws its own randomness), the threads only how fast."""
         rows = self.rows(index)
         big = len(index) >= SHARDS * MIN_SHARD
-        count = SHARDS if big and rows >= SHARDS * MIN_SHARD_ROWS else 1
+        least = MIN_SHARD_ROWS if self.min_shard_rows is None else self.min_shard_rows
+        count = SHARDS if big and rows >= SHARDS * least else 1
         if self.max_shard_rows and big and rows > self.max_shard_rows:
             count = max(SHARDS, SHARDS * math.ceil(rows / (self.max_shard_rows * SHARDS)))
             count = min(count, SHARDS * max(1, len(index) // (SHARDS * MIN_SHARD)))

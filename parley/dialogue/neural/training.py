@@ -104,9 +104,16 @@ class TEDTrainer(Trainer):
     # A step holds ~20 KB per dialogue row (the transformer's activations and their
     # gradients, and what the heap keeps of them): on financial-demo, batches of 256
     # dialogues (~6,700 rows) took TED's training from 395 to 734 MB in two shards, to
-    # 556 MB in shards of this size, and 12% less CPU time (smaller products stay in cache;
-    # at 256 rows the per-shard overhead costs 15% more instead).
-    max_shard_rows = 512
+    # 556 MB in shards of 512 rows, and 12% less CPU time (smaller products stay in cache).
+    # But a TED shard's fixed cost is most of a small one's: in shards of up to 1,024 rows,
+    # and one shard below 2,048 rows (DIET's two from 512), helpdesk-assistant's TED took
+    # 25% less CPU on one thread, and whole trainings, alternating: helpdesk-assistant
+    # 16.8 -> 16.0 s, rasa-example-e2ebot 26.2 -> 23.0-23.8 s, financial-demo 33.5 -> 33.1 s,
+    # rasa-example-formbot 8.2 -> 7.9 s, peaks the same. (One shard a step at any size:
+    # helpdesk-assistant 15.8 s, but e2ebot 26.0 s — its TED trains on after the NLU
+    # pipeline, and one shard runs on one core.)
+    max_shard_rows = 1024
+    min_shard_rows = 1024
 
     def __init__(self, model: TEDModel, dialogues: Dialogues,
                  label_inputs: dict[str, torch.Tensor], schedule: Schedule, seed: int,

@@ -240,3 +240,18 @@ def test_bfloat16_is_certain_only_with_avx512_core_onednn_and_no_cap(monkeypatch
     assert torch_env.known_matmul_dtype() is None
     monkeypatch.setenv("PARLEY_BF16", "0")
     assert torch_env.known_matmul_dtype() == "torch.float32"
+
+
+def test_teds_fingerprint_names_its_attention_in_c_where_built(monkeypatch):
+    """A TED cached where the attention kernel was built is not reused where it was not
+    (other last bits); the sparse kernel, which TED does not take, does not count."""
+    from parley.dialogue.policies.ted import TEDPolicy
+    from parley.dialogue.policies.unexpected import UnexpecTEDIntentPolicy
+    from parley.ml import torch_env
+
+    monkeypatch.setattr(torch_env, "training_kernels",
+                        lambda: {"attention": "c-runs", "sparse_gradient": "c"})
+    assert TEDPolicy.runtime_fingerprint() == {"attention": "c-runs"}
+    assert UnexpecTEDIntentPolicy.runtime_fingerprint() == {"attention": "c-runs"}
+    monkeypatch.setattr(torch_env, "training_kernels", lambda: {"sparse_gradient": "c"})
+    assert TEDPolicy.runtime_fingerprint() == {}

@@ -112,6 +112,16 @@ class TEDPolicy(Policy, FinetunablePolicy):
     default_priority: ClassVar[int] = 1
     uses_text_features: ClassVar[bool] = True
 
+    @classmethod
+    def runtime_fingerprint(cls) -> dict[str, Any]:
+        """What this machine decides that changes what TED learns: its attention runs
+        message by message in Parley's C kernel where it was built (other last bits than
+        torch's blocks). Its products are float32, in torch's kernels everywhere."""
+        from parley.ml.torch_env import training_kernels
+
+        found = training_kernels()
+        return {"attention": found["attention"]} if "attention" in found else {}
+
     param_constraints: ClassVar[dict[str, Constraint]] = {
         "max_history": NoneOr(Int(min=1)),
         "priority": Int(),

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from parley.ml.c_kernels import load_kernel
+from parley.ml.tensor_memory import as_array
 from parley.ml.torch_env import ATTENTION_KERNEL_VERSION
 
 _kernel = load_kernel("_attention", version=ATTENTION_KERNEL_VERSION)
@@ -60,8 +61,8 @@ class _MessageAttention(torch.autograd.Function):
         out = projected.new_empty(rows, heads * depth)
         bf16 = projected.dtype == torch.bfloat16
         scale = 1.0 / float(np.sqrt(depth))
-        _kernel.forward(_array(projected), starts, heads, depth, scale, causal, bf16,
-                        _array(out), weights)
+        _kernel.forward(as_array(projected), starts, heads, depth, scale, causal, bf16,
+                        as_array(out), weights)
         ctx.save_for_backward(projected)
         ctx.attention = (starts, heads, depth, scale, causal, bf16, weights)
         return out
@@ -75,14 +76,6 @@ class _MessageAttention(torch.autograd.Function):
             grad = grad.float()
         grad = grad.contiguous()
         out = torch.empty_like(projected)
-        _kernel.backward(_array(projected), starts, heads, depth, scale, causal, bf16, weights,
-                         _array(grad), grad.dtype == torch.bfloat16, _array(out))
+        _kernel.backward(as_array(projected), starts, heads, depth, scale, causal, bf16, weights,
+                         as_array(grad), grad.dtype == torch.bfloat16, as_array(out))
         return out, None, None, None, None
-
-
-def _array(tensor: torch.Tensor) -> np.ndarray:
-    """A contiguous float32 or bfloat16 tensor's memory as a numpy array (bfloat16 seen as
-    16-bit integers, which numpy has)."""
-    if tensor.requires_grad:
-        tensor = tensor.detach()
-    return (tensor.view(torch.int16) if tensor.dtype == torch.bfloat16 else tensor).numpy()

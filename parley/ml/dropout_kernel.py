@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from parley.ml.c_kernels import load_kernel
+from parley.ml.tensor_memory import as_array
 
 # ``DROPOUT_KERNEL_VERSION`` in _dropout.c
 _kernel = load_kernel("_dropout", version=3)
@@ -75,15 +76,6 @@ def fused_add_usable() -> bool:
     return usable() and _fused
 
 
-def _array(t: torch.Tensor) -> np.ndarray:
-    """A contiguous float32 or bfloat16 tensor's memory as a numpy array (the kernel takes
-    any C-contiguous buffer). As few torch calls as may be: a dropout is a few dozen
-    microseconds on a small activation, and each call costs one or two."""
-    if t.requires_grad:
-        t = t.detach()
-    return (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy()
-
-
 def takes(t: torch.Tensor) -> bool:
     """Whether the kernel multiplies ``t``'s dtype."""
     return t.dtype in _DTYPES
@@ -100,8 +92,8 @@ def scaled(x: torch.Tensor, keep: np.ndarray, threshold: int, scale: float) -> t
     x = x.contiguous()
     out = torch.empty_like(x)
     bfloat16 = x.dtype == torch.bfloat16
-    _kernel.scale(_array(x), keep, threshold, _in_bfloat16(scale) if bfloat16 else scale,
-                  bfloat16, _array(out))
+    _kernel.scale(as_array(x), keep, threshold, _in_bfloat16(scale) if bfloat16 else scale,
+                  bfloat16, as_array(out))
     return out
 
 
@@ -122,7 +114,7 @@ def add_scaled(x: torch.Tensor, y: torch.Tensor, keep: np.ndarray, threshold: in
     float32 of one shape."""
     assert _kernel is not None
     out = torch.empty_like(x)
-    _kernel.add_scaled(_array(x), _array(y), keep, threshold, scale, _array(out))
+    _kernel.add_scaled(as_array(x), as_array(y), keep, threshold, scale, as_array(out))
     return out
 
 
@@ -163,8 +155,8 @@ def gelu_scaled(x: torch.Tensor, keep: np.ndarray | None, threshold: int,
     x = x.contiguous()
     out = torch.empty_like(x)
     bfloat16 = x.dtype == torch.bfloat16
-    _kernel.gelu(_array(x), b"" if keep is None else keep, threshold,
-                 _in_bfloat16(scale) if bfloat16 else scale, bfloat16, _array(out))
+    _kernel.gelu(as_array(x), b"" if keep is None else keep, threshold,
+                 _in_bfloat16(scale) if bfloat16 else scale, bfloat16, as_array(out))
     return out
 
 
@@ -175,8 +167,8 @@ def gelu_grad_scaled(x: torch.Tensor, grad: torch.Tensor, keep: np.ndarray | Non
     grad = grad.contiguous()
     out = torch.empty_like(grad)
     bfloat16 = x.dtype == torch.bfloat16
-    _kernel.gelu_grad(_array(x), _array(grad), b"" if keep is None else keep, threshold,
-                      _in_bfloat16(scale) if bfloat16 else scale, bfloat16, _array(out))
+    _kernel.gelu_grad(as_array(x), as_array(grad), b"" if keep is None else keep, threshold,
+                      _in_bfloat16(scale) if bfloat16 else scale, bfloat16, as_array(out))
     return out
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from parley.ml.c_kernels import load_kernel
+from parley.ml.tensor_memory import as_array
 from parley.ml.torch_env import (
     GROUPED_KERNEL_VERSION,
     grouped_kernel_amx_products,
@@ -91,9 +92,9 @@ def forward(layer: GroupedLinear, x: torch.Tensor, kernel: torch.Tensor,
     packed = (x.new_empty(rows, packed_words(layer, amx), dtype=torch.bfloat16) if bf16
               else x)
     if rows:
-        _kernel.forward(_array(x), columns, _array(kernel),
-                        _NOTHING if bias is None else _array(bias), table, _array(out),
-                        _array(packed) if bf16 else _NOTHING,
+        _kernel.forward(as_array(x), columns, as_array(kernel),
+                        _NOTHING if bias is None else as_array(bias), table, as_array(out),
+                        as_array(packed) if bf16 else _NOTHING,
                         rows, layer.in_features, layer.out_features, bias is not None,
                         _flavour(bf16, amx), x.dtype == torch.bfloat16,
                         out_dtype == torch.bfloat16)
@@ -118,9 +119,9 @@ def backward(layer: GroupedLinear, saved: torch.Tensor, kernel: torch.Tensor, gr
         return (grad_x.zero_() if grad_x is not None else None,
                 grad_kernel.zero_() if grad_kernel is not None else None)
     if want_x or want_kernel:
-        _kernel.backward(_array(saved), columns, _array(kernel), _array(grad), table,
-                         _NOTHING if grad_x is None else _array(grad_x),
-                         _NOTHING if grad_kernel is None else _array(grad_kernel),
+        _kernel.backward(as_array(saved), columns, as_array(kernel), as_array(grad), table,
+                         _NOTHING if grad_x is None else as_array(grad_x),
+                         _NOTHING if grad_kernel is None else as_array(grad_kernel),
                          rows, layer.in_features, layer.out_features, _flavour(bf16, amx),
                          x_dtype == torch.bfloat16, grad.dtype == torch.bfloat16)
     return grad_x, grad_kernel
@@ -131,12 +132,3 @@ def _flavour(bf16: bool, amx: bool) -> int:
     if amx and not bf16:
         raise ValueError("the AMX products are bfloat16 ones: amx needs bf16")
     return 2 if amx else int(bf16)
-
-
-def _array(tensor: torch.Tensor) -> np.ndarray:
-    """The tensor's memory as a numpy array (no copy: C-contiguous float32 already, or
-    bfloat16, which numpy lacks, seen as 16-bit integers)."""
-    assert tensor.dtype in (torch.float32, torch.bfloat16) and tensor.is_contiguous()
-    if tensor.requires_grad:  # (a torch call each: ~240 a DIET step went to these)
-        tensor = tensor.detach()
-    return (tensor.view(torch.int16) if tensor.dtype == torch.bfloat16 else tensor).numpy()
